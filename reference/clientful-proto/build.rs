@@ -1,0 +1,24 @@
+//! Compiles `proto/clientful/**.proto` with protox (pure Rust): no `protoc` binary is
+//! needed on any machine.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest.join("../../proto");
+    let files = [
+        "clientful/v1/errors.proto",
+        "clientful/v1/envelope.proto",
+        "clientful/v1/identity.proto",
+    ];
+    let fds = protox::compile(files, [&proto_root])?;
+    let mut config = prost_build::Config::new();
+    config.btree_map(["."]);
+    config.compile_fds(fds)?;
+    // protox emits no rerun-if-changed lines itself.
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    for f in files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(f).display());
+    }
+    Ok(())
+}

@@ -1,1 +1,193 @@
-fn main() {}
+//! `clientful`: the command-line tool of the Clientful reference suite.
+//!
+//! Today it verifies and regenerates the test vectors; later issues add identities,
+//! spaces, documents, sync, the broker and the demo.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use clientful_vectors::{CHECKSUM_FILE, IDS_LOCK_FILE, generate, verify};
+
+#[derive(Parser)]
+#[command(
+    name = "clientful",
+    version,
+    about = "Clientful protocol reference tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Test vectors: verify them against this implementation, or regenerate them.
+    Vectors {
+        #[command(subcommand)]
+        action: VectorsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum VectorsAction {
+    /// Check checksums, schema, id registry and every case; prints `N passed, N failed`.
+    Verify {
+        /// The vectors directory.
+        #[arg(default_value = "test-vectors")]
+        dir: PathBuf,
+        /// Print every failure, not only the first 20.
+        #[arg(long)]
+        all_failures: bool,
+    },
+    /// Regenerate every vector file and the checksum file (deterministic), and
+    /// register new case ids in `ids.lock`.
+    Generate {
+        /// The vectors directory.
+        #[arg(default_value = "test-vectors")]
+        dir: PathBuf,
+        /// Only report whether the files on disk are up to date; write nothing.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Vectors { action } => match action {
+            VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
+            VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
+        },
+    }
+}
+
+fn verify_cmd(dir: &Path, all_failures: bool) -> Result<ExitCode> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let report = verify::verify_dir(dir);
+    for (family, (passed, failed)) in &report.per_family {
+        println!("{family:>14}: {passed} passed, {failed} failed");
+    }
+    let shown = if all_failures { usize::MAX } else { 20 };
+    for f in report.failures.iter().take(shown) {
+        println!("FAIL {f}");
+    }
+    if report.failures.len() > shown {
+        println!(
+            "... and {} more (use --all-failures)",
+            report.failures.len() - shown
+        );
+    }
+    println!("{} passed, {} failed", report.passed, report.failed);
+    Ok(if report.failed == 0 && report.passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn generate_cmd(dir: &Path, check: bool) -> Result<ExitCode> {
+    let files = generate::generate_all().map_err(anyhow::Error::msg)?;
+    let mut stale = Vec::new();
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            stale.push(name.clone());
+        }
+    }
+    let ids = generate::case_ids(&files).map_err(anyhow::Error::msg)?;
+    let lock_path = dir.join(IDS_LOCK_FILE);
+    let lock_text = std::fs::read_to_string(&lock_path).unwrap_or_default();
+    let lock = verify::parse_ids_lock(&lock_text);
+    let new_ids: Vec<&String> = ids.iter().filter(|id| !lock.active.contains(*id)).collect();
+    if check {
+        for name in &stale {
+            println!("stale: {name}");
+        }
+        for id in &new_ids {
+            println!("unregistered id: {id}");
+        }
+        let problems = verify::check_ids(&ids, &lock);
+        for p in &problems {
+            println!("{p}");
+        }
+        return Ok(if stale.is_empty() && problems.is_empty() {
+            println!("test vectors are up to date");
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for name in &stale {
+        let bytes = &files[name];
+        write_atomic(&dir.join(name), bytes)?;
+        println!("wrote {name} ({} bytes)", bytes.len());
+    }
+    if !new_ids.is_empty() {
+        let mut text = if lock_text.is_empty() {
+            "# Registry of test-vector case ids. Append-only: an id is never reused.\n\
+             # Retire an id by writing `<id> tombstoned`; never delete a line.\n"
+                .to_string()
+        } else {
+            lock_text.clone()
+        };
+        for id in &new_ids {
+            text.push_str(id);
+            text.push('\n');
+        }
+        write_atomic(&lock_path, text.as_bytes())?;
+        println!("registered {} new id(s) in {IDS_LOCK_FILE}", new_ids.len());
+    }
+    // The checksum file covers the family files and the id registry, as on disk.
+    let mut covered = std::collections::BTreeMap::new();
+    for name in generate::checksummed_files() {
+        let bytes = std::fs::read(dir.join(&name)).with_context(|| format!("reading {name}"))?;
+        covered.insert(name, bytes);
+    }
+    let sums = generate::checksums(&covered);
+    let sums_path = dir.join(CHECKSUM_FILE);
+    if std::fs::read_to_string(&sums_path).ok().as_deref() != Some(sums.as_str()) {
+        write_atomic(&sums_path, sums.as_bytes())?;
+        println!("wrote {CHECKSUM_FILE}");
+    }
+    let problems = verify::check_ids(
+        &ids,
+        &verify::parse_ids_lock(&std::fs::read_to_string(&lock_path).unwrap_or_default()),
+    );
+    for p in &problems {
+        println!("{p}");
+    }
+    println!(
+        "{} files up to date, {} rewritten, {} ids",
+        files.len() - stale.len(),
+        stale.len(),
+        ids.len()
+    );
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves a
+/// half-written vector file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

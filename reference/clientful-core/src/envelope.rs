@@ -194,7 +194,10 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedEnvelope, Error> {
     let doc_id = fixed::<ID_LEN>(&h.doc_id, "EnvelopeHeader.doc_id")?;
     let author = fixed::<ID_LEN>(&h.author, "EnvelopeHeader.author")?;
     if h.seq == 0 {
-        return Err(Error::malformed("EnvelopeHeader.seq", "missing (must be >= 1)"));
+        return Err(Error::malformed(
+            "EnvelopeHeader.seq",
+            "missing (must be >= 1)",
+        ));
     }
     if h.seq > MAX_SEQ {
         return Err(Error::LimitExceeded {
@@ -277,7 +280,9 @@ pub fn open(bytes: &[u8], ctx: &impl OpenContext) -> Result<OpenedEnvelope, Erro
     if let Some(doc) = ctx.doc_id()
         && &h.doc_id != doc
     {
-        return Err(Error::WrongContext { what: "document id" });
+        return Err(Error::WrongContext {
+            what: "document id",
+        });
     }
     // 8. Signer (ENV-15).
     if !ctx.is_known_signer(&h.author) {
@@ -376,7 +381,10 @@ pub fn seal<R: CryptoRng + ?Sized>(
         ));
     }
     if req.content_type == 0 {
-        return Err(Error::malformed("seal request", "content type 0 is invalid"));
+        return Err(Error::malformed(
+            "seal request",
+            "content type 0 is invalid",
+        ));
     }
     let mut preds = req.preds.clone();
     preds.sort_unstable();
@@ -549,16 +557,28 @@ mod tests {
         let sealed = seal(&fx.author, &fx.epoch, &request(b"x"), &mut rng).expect("seal");
         let mut ctx = fx.ctx.clone();
         ctx.doc_id = Some([6u8; 32]);
-        assert_eq!(open(&sealed.bytes, &ctx).unwrap_err().class(), ErrorClass::WrongContext);
+        assert_eq!(
+            open(&sealed.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::WrongContext
+        );
         let mut ctx = fx.ctx.clone();
         ctx.epochs.clear();
-        assert_eq!(open(&sealed.bytes, &ctx).unwrap_err().class(), ErrorClass::UnknownEpoch);
+        assert_eq!(
+            open(&sealed.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::UnknownEpoch
+        );
         let mut ctx = fx.ctx.clone();
         ctx.epochs = alloc::vec![EpochKey::new([2u8; 32], [0u8; 32])];
-        assert_eq!(open(&sealed.bytes, &ctx).unwrap_err().class(), ErrorClass::DecryptFailed);
+        assert_eq!(
+            open(&sealed.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::DecryptFailed
+        );
         let mut ctx = fx.ctx.clone();
         ctx.signers.clear();
-        assert_eq!(open(&sealed.bytes, &ctx).unwrap_err().class(), ErrorClass::UnknownSigner);
+        assert_eq!(
+            open(&sealed.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::UnknownSigner
+        );
     }
 
     #[test]
@@ -568,9 +588,92 @@ mod tests {
         let a = seal(&fx.author, &fx.epoch, &request(b"a"), &mut rng).expect("seal");
         let b = seal(&fx.author, &fx.epoch, &request(b"b"), &mut rng).expect("seal");
         let mut ctx = fx.ctx.clone();
-        ctx.accepted.push((fx.author.public_bytes(), [5u8; 32], 1, a.id));
+        ctx.accepted
+            .push((fx.author.public_bytes(), [5u8; 32], 1, a.id));
         open(&a.bytes, &ctx).expect("duplicate opens");
-        assert_eq!(open(&b.bytes, &ctx).unwrap_err().class(), ErrorClass::Equivocation);
+        assert_eq!(
+            open(&b.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::Equivocation
+        );
+    }
+
+    /// The sealer refuses bad requests and canonicalizes predecessors.
+    /// spec: ENV-21, ENV-9.
+    #[test]
+    fn seal_request_checks() {
+        let fx = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut req = request(b"x");
+        req.seq = 0;
+        assert_eq!(
+            seal(&fx.author, &fx.epoch, &req, &mut rng)
+                .unwrap_err()
+                .class(),
+            ErrorClass::Malformed
+        );
+        let mut req = request(b"x");
+        req.seq = 2;
+        assert_eq!(
+            seal(&fx.author, &fx.epoch, &req, &mut rng)
+                .unwrap_err()
+                .class(),
+            ErrorClass::Malformed
+        );
+        let mut req = request(b"x");
+        req.content_type = 0;
+        assert_eq!(
+            seal(&fx.author, &fx.epoch, &req, &mut rng)
+                .unwrap_err()
+                .class(),
+            ErrorClass::Malformed
+        );
+        let mut req = request(b"x");
+        req.preds = (0..=MAX_PREDECESSORS as u8).map(|i| [i; 32]).collect();
+        assert_eq!(
+            seal(&fx.author, &fx.epoch, &req, &mut rng)
+                .unwrap_err()
+                .class(),
+            ErrorClass::LimitExceeded
+        );
+        let big = alloc::vec![0u8; MAX_ENVELOPE_BYTES];
+        assert_eq!(
+            seal(&fx.author, &fx.epoch, &request(&big), &mut rng)
+                .unwrap_err()
+                .class(),
+            ErrorClass::LimitExceeded
+        );
+        // Duplicates collapse, order is canonical, and the result opens.
+        let mut req = request(b"x");
+        req.preds = alloc::vec![[3u8; 32], [1u8; 32], [3u8; 32], [2u8; 32]];
+        let sealed = seal(&fx.author, &fx.epoch, &req, &mut rng).expect("seal");
+        let opened = open(&sealed.bytes, &fx.ctx).expect("open");
+        assert_eq!(
+            opened.header.preds,
+            alloc::vec![[1u8; 32], [2u8; 32], [3u8; 32]]
+        );
+        // Two seals of the same request differ (fresh nonce) but both open.
+        let again = seal(&fx.author, &fx.epoch, &req, &mut rng).expect("seal");
+        assert_ne!(again.bytes, sealed.bytes);
+        assert_ne!(again.id, sealed.id);
+    }
+
+    /// Steps 1 to 6 alone succeed on an envelope whose opening fails: decoding
+    /// makes no claim about authenticity, and a failed open yields nothing.
+    /// spec: ENV-23, ENV-20.
+    #[test]
+    fn decode_alone_is_not_acceptance() {
+        let fx = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let sealed = seal(&fx.author, &fx.epoch, &request(b"x"), &mut rng).expect("seal");
+        let mut forged = sealed.bytes.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1; // inside the signature
+        let decoded = decode(&forged).expect("structure is fine");
+        assert_eq!(decoded.id, sealed.id);
+        assert_eq!(
+            open(&forged, &fx.ctx).unwrap_err().class(),
+            ErrorClass::BadSignature
+        );
     }
 
     #[test]

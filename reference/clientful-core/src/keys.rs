@@ -77,8 +77,10 @@ impl SigningKey {
 
     /// `SignWithLabel(self, label, content)`.
     pub fn sign_with_label(&self, label: &str, content: &[u8]) -> Result<[u8; 64], Error> {
-        let msg = labels::labeled(label, content)
-            .ok_or(Error::malformed("labelled input", "label or content too long"))?;
+        let msg = labels::labeled(label, content).ok_or(Error::malformed(
+            "labelled input",
+            "label or content too long",
+        ))?;
         Ok(self.inner.sign(&msg).to_bytes())
     }
 }
@@ -150,19 +152,17 @@ impl PublicKey {
         let sig: [u8; SIGNATURE_LEN] = signature
             .try_into()
             .map_err(|_| Error::malformed("signature", "length is not 64"))?;
-        let msg = labels::labeled(label, content)
-            .ok_or(Error::malformed("labelled input", "label or content too long"))?;
+        let msg = labels::labeled(label, content).ok_or(Error::malformed(
+            "labelled input",
+            "label or content too long",
+        ))?;
         verify_pinned(&self.key, &msg, &sig).map_err(|_| Error::BadSignature { what })
     }
 }
 
 /// SIG-3 on an already validated key: `R` canonical and not small order, `S < L`,
 /// cofactorless equation. (`A` was checked when the key was constructed.)
-fn verify_pinned(
-    key: &ed25519_dalek::VerifyingKey,
-    msg: &[u8],
-    sig: &[u8; 64],
-) -> Result<(), ()> {
+fn verify_pinned(key: &ed25519_dalek::VerifyingKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), ()> {
     let mut r = [0u8; 32];
     let mut s = [0u8; 32];
     let (r_part, s_part) = sig.split_at(32);
@@ -343,7 +343,9 @@ mod tests {
     fn sign_verify_with_label() {
         let sk = SigningKey::from_seed(&[1u8; 32]);
         let pk = sk.public_key().expect("valid");
-        let sig = sk.sign_with_label("sig/envelope", b"payload").expect("sign");
+        let sig = sk
+            .sign_with_label("sig/envelope", b"payload")
+            .expect("sign");
         pk.verify_with_label("sig/envelope", b"payload", &sig, "t")
             .expect("verifies");
         let err = pk

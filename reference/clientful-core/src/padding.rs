@@ -52,9 +52,10 @@ pub fn frame(content: &[u8], padded_len: usize) -> Result<Vec<u8>, Error> {
 /// Removes the framing: `MALFORMED` if the length prefix does not fit,
 /// `NON_CANONICAL` if any padding byte is not zero.
 pub fn unframe(plaintext: &[u8]) -> Result<&[u8], Error> {
-    let (len_bytes, rest) = plaintext
-        .split_first_chunk::<4>()
-        .ok_or(Error::malformed("envelope plaintext", "shorter than its length prefix"))?;
+    let (len_bytes, rest) = plaintext.split_first_chunk::<4>().ok_or(Error::malformed(
+        "envelope plaintext",
+        "shorter than its length prefix",
+    ))?;
     let len = u32::from_be_bytes(*len_bytes) as usize;
     if len > rest.len() {
         return Err(Error::malformed(
@@ -64,7 +65,10 @@ pub fn unframe(plaintext: &[u8]) -> Result<&[u8], Error> {
     }
     let (content, padding) = rest.split_at(len);
     if padding.iter().any(|b| *b != 0) {
-        return Err(Error::non_canonical("envelope plaintext", "non-zero padding"));
+        return Err(Error::non_canonical(
+            "envelope plaintext",
+            "non-zero padding",
+        ));
     }
     Ok(content)
 }
@@ -103,8 +107,14 @@ mod tests {
 
     #[test]
     fn unframe_errors() {
-        assert_eq!(unframe(&[0, 0]).unwrap_err().class(), crate::ErrorClass::Malformed);
-        assert_eq!(unframe(&[0, 0, 0, 9, 1]).unwrap_err().class(), crate::ErrorClass::Malformed);
+        assert_eq!(
+            unframe(&[0, 0]).unwrap_err().class(),
+            crate::ErrorClass::Malformed
+        );
+        assert_eq!(
+            unframe(&[0, 0, 0, 9, 1]).unwrap_err().class(),
+            crate::ErrorClass::Malformed
+        );
         assert_eq!(
             unframe(&[0, 0, 0, 1, 1, 0, 2]).unwrap_err().class(),
             crate::ErrorClass::NonCanonical

@@ -24,8 +24,10 @@ pub type Hash32 = [u8; 32];
 
 /// `SHA-256(M(label, content))`.
 pub fn hash_with_label(label: &str, content: &[u8]) -> Result<Hash32, Error> {
-    let prefix = labels::prefix(label, content.len())
-        .ok_or(Error::malformed("labelled input", "label or content too long"))?;
+    let prefix = labels::prefix(label, content.len()).ok_or(Error::malformed(
+        "labelled input",
+        "label or content too long",
+    ))?;
     let mut h = Sha256::new();
     h.update(&prefix);
     h.update(content);
@@ -50,8 +52,10 @@ pub fn derive_with_label(
     context: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    let info = labels::labeled(label, context)
-        .ok_or(Error::malformed("labelled input", "label or context too long"))?;
+    let info = labels::labeled(label, context).ok_or(Error::malformed(
+        "labelled input",
+        "label or context too long",
+    ))?;
     let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
     hk.expand(&info, out).map_err(|_| Error::LimitExceeded {
         what: "derived key length",
@@ -128,7 +132,10 @@ mod tests {
         let key = [7u8; 32];
         let nonce = [9u8; 24];
         let ct = aead_seal(&key, &nonce, b"aad", b"hello").expect("seal");
-        assert_eq!(aead_open(&key, &nonce, b"aad", &ct).expect("open"), b"hello");
+        assert_eq!(
+            aead_open(&key, &nonce, b"aad", &ct).expect("open"),
+            b"hello"
+        );
         assert!(aead_open(&key, &nonce, b"aad!", &ct).is_err());
         let mut bad = ct.clone();
         bad[0] ^= 1;

@@ -192,10 +192,29 @@ fn varint_error(what: &'static str, e: VarintError) -> Error {
     }
 }
 
+/// The value of one record, as the canonical scan read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    /// A `uint32` or `uint64` value.
+    Varint(u64),
+    /// A `bytes` value or one element of a `repeated bytes` field.
+    Bytes(&'a [u8]),
+}
+
 /// The canonical scan (CAN-1..CAN-9). Returns `Ok(())` iff `bytes` is the canonical
 /// encoding of some value of `schema`.
 pub fn scan(bytes: &[u8], schema: &Schema) -> Result<(), Error> {
+    records(bytes, schema).map(|_| ())
+}
+
+/// The canonical scan, returning the records in order (field, value). Used by
+/// tools that show a message generically (`inspect`, the wire-codec vectors).
+pub fn records<'a, 's>(
+    bytes: &'a [u8],
+    schema: &'s Schema,
+) -> Result<Vec<(&'s Field, FieldValue<'a>)>, Error> {
     let what = schema.name;
+    let mut out = Vec::new();
     let mut pos = 0usize;
     let mut last: u64 = 0;
     while pos < bytes.len() {
@@ -225,7 +244,7 @@ pub fn scan(bytes: &[u8], schema: &Schema) -> Result<(), Error> {
             return Err(Error::non_canonical(what, "duplicate field"));
         }
         last = number;
-        // CAN-7..CAN-9: the value.
+        // CAN-7..CAN-8: the value.
         match field.kind {
             FieldKind::Uint32 | FieldKind::Uint64 => {
                 let v = read_varint(bytes, &mut pos).map_err(|e| varint_error(what, e))?;
@@ -235,22 +254,25 @@ pub fn scan(bytes: &[u8], schema: &Schema) -> Result<(), Error> {
                 if v == 0 {
                     return Err(Error::non_canonical(what, "default value encoded"));
                 }
+                out.push((field, FieldValue::Varint(v)));
             }
             FieldKind::Bytes | FieldKind::RepeatedBytes => {
                 let len = read_varint(bytes, &mut pos).map_err(|e| varint_error(what, e))?;
-                let remaining = (bytes.len() - pos) as u64;
-                if len > remaining {
+                let remaining = bytes.get(pos..).unwrap_or_default();
+                if len > remaining.len() as u64 {
                     return Err(Error::malformed(what, "length exceeds input"));
                 }
                 if len == 0 && field.kind == FieldKind::Bytes {
                     return Err(Error::non_canonical(what, "default value encoded"));
                 }
-                // len <= remaining <= usize::MAX, so the cast is exact.
-                pos += len as usize;
+                // len <= remaining.len(), so the cast is exact.
+                let (value, _) = remaining.split_at(len as usize);
+                pos += value.len();
+                out.push((field, FieldValue::Bytes(value)));
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Decodes a v1 message: the canonical scan, then prost. Errors are `MALFORMED` or
@@ -296,13 +318,25 @@ mod tests {
     fn classes_of_classic_deviations() {
         let s = &SIGNED_ENVELOPE;
         // Unknown field 3.
-        assert_eq!(class(&[0x0a, 1, 0, 0x1a, 1, 0], s), Some(ErrorClass::NonCanonical));
+        assert_eq!(
+            class(&[0x0a, 1, 0, 0x1a, 1, 0], s),
+            Some(ErrorClass::NonCanonical)
+        );
         // Duplicate field 1.
-        assert_eq!(class(&[0x0a, 1, 0, 0x0a, 1, 0], s), Some(ErrorClass::NonCanonical));
+        assert_eq!(
+            class(&[0x0a, 1, 0, 0x0a, 1, 0], s),
+            Some(ErrorClass::NonCanonical)
+        );
         // Out of order.
-        assert_eq!(class(&[0x12, 1, 0, 0x0a, 1, 0], s), Some(ErrorClass::NonCanonical));
+        assert_eq!(
+            class(&[0x12, 1, 0, 0x0a, 1, 0], s),
+            Some(ErrorClass::NonCanonical)
+        );
         // Non-minimal length varint.
-        assert_eq!(class(&[0x0a, 0x81, 0x00, 7], s), Some(ErrorClass::NonCanonical));
+        assert_eq!(
+            class(&[0x0a, 0x81, 0x00, 7], s),
+            Some(ErrorClass::NonCanonical)
+        );
         // Explicit empty bytes.
         assert_eq!(class(&[0x0a, 0x00], s), Some(ErrorClass::NonCanonical));
         // Truncated.

@@ -1,0 +1,9 @@
+//! The four vector families: each has `generate()` (build the file) and `run()`
+//! (execute one case against the reference implementation).
+
+pub mod envelope_open;
+pub mod identity;
+pub mod primitives;
+pub mod wire_codec;
+
+mod edge;

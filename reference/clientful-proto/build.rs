@@ -12,6 +12,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clientful/v1/identity.proto",
     ];
     let fds = protox::compile(files, [&proto_root])?;
+    // Keep the descriptor set: tests check the canonical-scan schemas against it,
+    // and the conformance tooling reflects on it.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("clientful_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     let mut config = prost_build::Config::new();
     config.btree_map(["."]);
     config.compile_fds(fds)?;

@@ -14,3 +14,7 @@ extern crate alloc;
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/clientful.v1.rs"));
 }
+
+/// The compiled `FileDescriptorSet` of every `.proto` file in `proto/clientful/`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/clientful_descriptor.bin"));

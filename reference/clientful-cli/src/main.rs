@@ -131,8 +131,7 @@ fn generate_cmd(dir: &Path, check: bool) -> Result<ExitCode> {
         });
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for name in &stale {
-        let bytes = &files[name];
+    for (name, bytes) in files.iter().filter(|(name, _)| stale.contains(name)) {
         write_atomic(&dir.join(name), bytes)?;
         println!("wrote {name} ({} bytes)", bytes.len());
     }

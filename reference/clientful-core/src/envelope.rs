@@ -479,8 +479,9 @@ pub mod raw {
         suite::derive_with_label(doc_key, nonce, labels::KDF_ENVELOPE_KEYS, &[], okm.as_mut())?;
         let mut enc = Zeroizing::new([0u8; 32]);
         let mut commitment = [0u8; 32];
-        enc.copy_from_slice(&okm[..32]);
-        commitment.copy_from_slice(&okm[32..]);
+        let (enc_part, commitment_part) = okm.split_at(32);
+        enc.copy_from_slice(enc_part);
+        commitment.copy_from_slice(commitment_part);
         Ok((enc, commitment))
     }
 

@@ -260,8 +260,8 @@ const FIELD_P: [u8; 32] = {
 
 /// `bytes` as a little-endian integer is `< p`.
 fn below_field_prime(bytes: &[u8; 32]) -> bool {
-    for i in (0..32).rev() {
-        let (a, b) = (bytes[i], FIELD_P[i]);
+    // Compare as little-endian integers: most significant byte first.
+    for (a, b) in bytes.iter().rev().zip(FIELD_P.iter().rev()) {
         if a != b {
             return a < b;
         }
@@ -285,7 +285,7 @@ impl X25519Public {
             });
         }
         let eight = Scalar::from(8u8);
-        if (&MontgomeryPoint(arr) * &eight).to_bytes() == [0u8; 32] {
+        if (MontgomeryPoint(arr) * eight).to_bytes() == [0u8; 32] {
             return Err(Error::InvalidKey {
                 what: "X25519 public key",
                 reason: "small-order point",

@@ -4,6 +4,13 @@
 //! is not made in the code too fails here (one change, four places).
 //! spec: ENC-1, CAN-9.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use clientful_core::wire::{ALL_SCHEMAS, FieldKind};
 use prost::Message;
 use prost_types::field_descriptor_proto::{Label, Type};

@@ -42,7 +42,7 @@ pub fn get_u64(obj: &Value, key: &str) -> Result<u64, String> {
 
 /// An integer as JSON: a number up to 2^53 - 1, a decimal string above.
 pub fn json_u64(v: u64) -> Value {
-    if v <= (1u64 << 53) - 1 {
+    if v < (1u64 << 53) {
         Value::from(v)
     } else {
         Value::from(v.to_string())

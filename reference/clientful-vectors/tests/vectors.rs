@@ -2,6 +2,13 @@
 //! produces, corrupting any byte of them is detected, and every requirement of the
 //! envelope chapter is cited by a vector or a test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

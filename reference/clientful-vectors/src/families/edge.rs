@@ -1,5 +1,7 @@
 //! Deliberately bad key material for negative vectors: small-order and
 //! non-canonical Ed25519 points, and signatures valid only under other rules.
+//! Generator-only code: it reads no outside input.
+#![allow(clippy::indexing_slicing)]
 
 use clientful_core::labels;
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
@@ -51,9 +53,9 @@ pub fn not_on_curve() -> [u8; 32] {
 pub fn add_order(s: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let mut carry = 0u16;
-    for i in 0..32 {
-        let v = u16::from(*s.get(i).unwrap_or(&0)) + u16::from(ORDER_L[i]) + carry;
-        out[i] = (v & 0xff) as u8;
+    for (i, (o, l)) in out.iter_mut().zip(ORDER_L).enumerate() {
+        let v = u16::from(s.get(i).copied().unwrap_or(0)) + u16::from(l) + carry;
+        *o = (v & 0xff) as u8;
         carry = v >> 8;
     }
     out
@@ -75,8 +77,9 @@ pub fn forgery_under_identity(r_seed: u8) -> [u8; 64] {
     let r = Scalar::from(u64::from(r_seed) + 1);
     let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
     let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(&big_r);
-    sig[32..].copy_from_slice(r.as_bytes());
+    let (r_half, s_half) = sig.split_at_mut(32);
+    r_half.copy_from_slice(&big_r);
+    s_half.copy_from_slice(r.as_bytes());
     sig
 }
 
@@ -94,11 +97,12 @@ pub fn mixed_order_signature(label: &str, content: &[u8]) -> ([u8; 32], [u8; 64]
         let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
         let k = challenge(&big_r, &a_bytes, &msg);
         // Cofactorless holds iff [k]T = 0 iff k = 0 mod 8: skip those.
-        if k.as_bytes()[0] % 8 != 0 {
+        if !k.as_bytes()[0].is_multiple_of(8) {
             let s = r + k * a;
             let mut sig = [0u8; 64];
-            sig[..32].copy_from_slice(&big_r);
-            sig[32..].copy_from_slice(s.as_bytes());
+            let (r_half, s_half) = sig.split_at_mut(32);
+            r_half.copy_from_slice(&big_r);
+            s_half.copy_from_slice(s.as_bytes());
             return (a_bytes, sig);
         }
         r_val += 1;

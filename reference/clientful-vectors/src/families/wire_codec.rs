@@ -56,7 +56,20 @@ fn decode_case(message: &str, bytes: &[u8]) -> Value {
     json!({"message": message, "bytes": hex(bytes)})
 }
 
+/// An invalid decode case: name, message, bytes, class, flag, spec refs, description.
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    Vec<u8>,
+    ErrorClass,
+    &'a str,
+    &'a [&'a str],
+    &'a str,
+);
+
 /// Builds the file.
+// The generator indexes and slices values it built itself; it reads no outside input.
+#[allow(clippy::indexing_slicing)]
 pub fn generate() -> Result<VectorFile, String> {
     let mut f = FileBuilder::new(
         "wire-codec",
@@ -253,7 +266,7 @@ pub fn generate() -> Result<VectorFile, String> {
     let ct = "clientful.v1.EnvelopeContent";
     let db = "clientful.v1.DeviceBinding";
     let h = wire::encode(&header);
-    let mut cases: Vec<(&str, &str, Vec<u8>, ErrorClass, &str, &[&str], &str)> = Vec::new();
+    let mut cases: Vec<BadCase<'_>> = Vec::new();
     let mut with = |name, msg, bytes, class, flag, refs, desc| {
         cases.push((name, msg, bytes, class, flag, refs, desc))
     };

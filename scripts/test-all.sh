@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every check of the repository: formatting, lints, unit/property/vector/fuzz-corpus
+# tests, the wasm32 build of the sans-IO core, the fuzz targets' build, and the vector
+# verifier. This is the README's test command and exactly what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build cache outside the clone (CI runs in a fresh clone each time).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clientful/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+step "format (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests: unit, property, vector, fuzz-corpus replay, CLI"
+cargo test --workspace --locked 2>&1 | tee "$log"
+read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
+  | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+
+step "sans-IO core builds for wasm32-unknown-unknown"
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+  cargo build -p clientful-core --target wasm32-unknown-unknown --locked
+else
+  echo "skipped: the wasm32-unknown-unknown target is not installed and could not be added"
+fi
+
+step "fuzz targets build on stable"
+cargo check --manifest-path fuzz/Cargo.toml --locked --bins
+
+step "test vectors verify against the reference (clientful vectors verify test-vectors/)"
+cargo run -q -p clientful-cli --locked -- vectors verify test-vectors/ | tee "$log"
+read -r vec_passed vec_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
+
+echo
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${vec_passed} vector cases"
+echo "total: $(( test_passed + vec_passed )) passed, $(( test_failed + vec_failed )) failed"

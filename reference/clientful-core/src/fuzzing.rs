@@ -43,6 +43,7 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::EnvelopeContent>(data, &wire::ENVELOPE_CONTENT);
     check_schema::<pb::DeviceBinding>(data, &wire::DEVICE_BINDING);
     check_schema::<pb::DeviceCertificate>(data, &wire::DEVICE_CERTIFICATE);
+    check_schema::<pb::SyncMessage>(data, &wire::SYNC_MESSAGE);
 }
 
 fn check_schema<M: prost::Message + Default>(data: &[u8], schema: &wire::Schema) {

@@ -28,6 +28,15 @@ pub const KDF_ENVELOPE_KEYS: &str = "kdf/envelope-keys";
 /// AEAD associated data of an envelope (ENV-13).
 pub const AAD_ENVELOPE: &str = "aad/envelope";
 
+/// Yjs client id of a device in a document (DOC-3).
+pub const ID_YJS_CLIENT: &str = "id/yjs-client";
+/// Automerge actor id of a device in a document (DOC-3).
+pub const ID_AUTOMERGE_ACTOR: &str = "id/automerge-actor";
+/// `StateDigest` of a document (DOC-12).
+pub const DIGEST_STATE: &str = "digest/state";
+/// `HistoryDigest` of a document (DOC-13).
+pub const DIGEST_HISTORY: &str = "digest/history";
+
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
     SIG_ENVELOPE,
@@ -38,6 +47,10 @@ pub const ALL: &[&str] = &[
     KDF_DOC_KEY,
     KDF_ENVELOPE_KEYS,
     AAD_ENVELOPE,
+    ID_YJS_CLIENT,
+    ID_AUTOMERGE_ACTOR,
+    DIGEST_STATE,
+    DIGEST_HISTORY,
 ];
 
 /// The prefix of `M(label, content)` up to (not including) the content.

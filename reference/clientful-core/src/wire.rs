@@ -135,6 +135,20 @@ pub const DEVICE_CERTIFICATE: Schema = Schema {
     ],
 };
 
+/// `clientful.v1.SyncMessage`.
+pub const SYNC_MESSAGE: Schema = Schema {
+    name: "clientful.v1.SyncMessage",
+    fields: &[
+        f(1, "kind", FieldKind::Uint32),
+        f(2, "doc_id", FieldKind::Bytes),
+        f(3, "heads", FieldKind::RepeatedBytes),
+        f(4, "clock", FieldKind::RepeatedBytes),
+        f(5, "want", FieldKind::RepeatedBytes),
+        f(6, "envelopes", FieldKind::RepeatedBytes),
+        f(7, "more", FieldKind::Uint32),
+    ],
+};
+
 /// Every schema, for the descriptor cross-check and the wire-codec vectors.
 pub const ALL_SCHEMAS: &[Schema] = &[
     SIGNED_ENVELOPE,
@@ -143,6 +157,7 @@ pub const ALL_SCHEMAS: &[Schema] = &[
     ENVELOPE_CONTENT,
     DEVICE_BINDING,
     DEVICE_CERTIFICATE,
+    SYNC_MESSAGE,
 ];
 
 /// Looks a schema up by its fully qualified name.

@@ -1,0 +1,570 @@
+//! The two CRDT adapters (spec §8.2–§8.4): Yjs through `yrs` and Automerge.
+//!
+//! An adapter applies *remote* payloads only after checking them against the
+//! author's binding (DOC-3) and the author's chain state (DOC-4): a Yjs update may
+//! insert only under the author's client id, in one range that starts exactly where
+//! the author's previous envelope ended; Automerge changes must carry the author's
+//! actor id with consecutive sequence numbers. It also collects the device's own
+//! local edits until they are committed into an envelope, and materializes the
+//! document as canonical JSON for `StateDigest`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValueRef, TextEncoding, ValueRef};
+use yrs::updates::decoder::Decode;
+use yrs::{
+    Any, Array, ArrayRef, Doc, GetString, Map, MapRef, OffsetKind, Options, Out, ReadTxn, TextRef,
+    Transact, Update,
+};
+
+use crate::binding;
+use crate::canonical_json::Json;
+use crate::content;
+use crate::error::DocError;
+
+/// What an author's chain has written into the CRDT so far (after a given envelope).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActorProgress {
+    /// Yjs: the next clock of the author's client id. Automerge: the last seq.
+    pub next: u64,
+}
+
+/// The interface the replica uses; implemented by [`YjsDoc`] and [`AutomergeDoc`].
+pub trait CrdtDoc {
+    /// `"yjs"` or `"automerge"`.
+    fn name(&self) -> &'static str;
+    /// Validates a remote payload of `author` against its binding and `progress`
+    /// (the author's state after the envelope's `prev`), without touching the
+    /// document, and returns the author's progress after it. The verdict depends only
+    /// on the payload and `progress`, so every replica reaches the same one (DOC-4).
+    fn validate(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<ActorProgress, DocError>;
+    /// Applies a payload that [`CrdtDoc::validate`] accepted. An error here is
+    /// reported but does not change the verdict.
+    fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError>;
+    /// Takes the local edits made since the last call, as `(content_type, body)`,
+    /// or `None` if there are none.
+    fn take_local(&mut self) -> Option<(u32, Vec<u8>)>;
+    /// The device's own progress after its local edits (for its own envelopes).
+    fn local_progress(&mut self) -> ActorProgress;
+    /// The materialized document as canonical JSON.
+    fn materialize(&mut self) -> Json;
+}
+
+fn malformed(crdt: &'static str, reason: impl Into<String>) -> DocError {
+    DocError::MalformedPayload {
+        crdt,
+        reason: reason.into(),
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> DocError {
+    DocError::InvalidOperation(reason.into())
+}
+
+// ---------------------------------------------------------------- Yjs
+
+/// The kind of a declared Yjs root type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YjsRootKind {
+    /// `Y.Text`
+    Text,
+    /// `Y.Map`
+    Map,
+    /// `Y.Array`
+    Array,
+    /// `Y.XmlFragment`
+    XmlFragment,
+}
+
+/// The declared root types of a Yjs document (spec DOC-10): they are instantiated
+/// on every replica and make up the materialized document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YjsSchema {
+    /// `(name, kind)` of each root.
+    pub roots: Vec<(String, YjsRootKind)>,
+}
+
+impl Default for YjsSchema {
+    /// One text named `text` and one map named `data`.
+    fn default() -> Self {
+        YjsSchema {
+            roots: vec![
+                ("text".into(), YjsRootKind::Text),
+                ("data".into(), YjsRootKind::Map),
+            ],
+        }
+    }
+}
+
+const REMOTE_ORIGIN: &str = "clientful/remote";
+
+/// A Yjs document (yrs with UTF-16 offsets, as in JavaScript).
+pub struct YjsDoc {
+    doc: Doc,
+    doc_id: [u8; 32],
+    client_id: u64,
+    schema: YjsSchema,
+    local_updates: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for YjsDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YjsDoc")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl YjsDoc {
+    /// A new, empty document whose local client id is bound to `device` in `doc_id`.
+    pub fn new(device: &[u8; 32], doc_id: &[u8; 32], schema: YjsSchema) -> Self {
+        let client_id = binding::yjs_client_id(device, doc_id);
+        let mut options = Options::with_client_id(yrs::block::ClientID::new(client_id));
+        options.offset_kind = OffsetKind::Utf16;
+        let doc = Doc::with_options(options);
+        for (name, kind) in &schema.roots {
+            match kind {
+                YjsRootKind::Text => {
+                    doc.get_or_insert_text(name.as_str());
+                }
+                YjsRootKind::Map => {
+                    doc.get_or_insert_map(name.as_str());
+                }
+                YjsRootKind::Array => {
+                    doc.get_or_insert_array(name.as_str());
+                }
+                YjsRootKind::XmlFragment => {
+                    doc.get_or_insert_xml_fragment(name.as_str());
+                }
+            }
+        }
+        let local_updates: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let sink = Arc::clone(&local_updates);
+        // Keyed subscription: lives as long as the document.
+        let _ = doc.observe_update_v1("clientful/local", move |txn, event| {
+            let remote = txn
+                .origin()
+                .is_some_and(|o| o.as_ref() == REMOTE_ORIGIN.as_bytes());
+            if !remote && let Ok(mut v) = sink.lock() {
+                v.push(event.update.clone());
+            }
+        });
+        YjsDoc {
+            doc,
+            doc_id: *doc_id,
+            client_id,
+            schema,
+            local_updates,
+        }
+    }
+
+    /// The yrs document, for editing with the yrs API (`doc.transact_mut()`).
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// A declared text root.
+    pub fn text(&self, name: &str) -> TextRef {
+        self.doc.get_or_insert_text(name)
+    }
+
+    /// A declared map root.
+    pub fn map(&self, name: &str) -> MapRef {
+        self.doc.get_or_insert_map(name)
+    }
+
+    /// A declared array root.
+    pub fn array(&self, name: &str) -> ArrayRef {
+        self.doc.get_or_insert_array(name)
+    }
+
+    /// This device's Yjs client id.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    fn decode(content_type: u32, body: &[u8]) -> Result<Update, DocError> {
+        // yrs has had panics on malformed input: contain them.
+        let decoded = catch_unwind(AssertUnwindSafe(|| match content_type {
+            content::YJS_UPDATE_V1 => Update::decode_v1(body),
+            _ => Update::decode_v2(body),
+        }));
+        match decoded {
+            Ok(Ok(u)) => Ok(u),
+            Ok(Err(e)) => Err(malformed("yjs", e.to_string())),
+            Err(_) => Err(malformed("yjs", "decoder panicked")),
+        }
+    }
+}
+
+fn any_to_json(a: &Any) -> Json {
+    match a {
+        Any::Null | Any::Undefined => Json::Null,
+        Any::Bool(b) => Json::Bool(*b),
+        Any::Number(yrs::any::Number::Int(i)) => Json::Int(*i),
+        Any::Number(yrs::any::Number::Float(f)) => Json::Number(*f),
+        Any::String(s) => Json::String(s.to_string()),
+        Any::Buffer(b) => bytes_json(b),
+        Any::Array(items) => Json::Array(items.iter().map(any_to_json).collect()),
+        Any::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), any_to_json(v))).collect()),
+    }
+}
+
+fn out_to_json<T: ReadTxn>(out: &Out, txn: &T) -> Json {
+    match out {
+        Out::Any(a) => any_to_json(a),
+        Out::YText(t) => Json::String(t.get_string(txn)),
+        Out::YArray(a) => Json::Array(a.iter(txn).map(|v| out_to_json(&v, txn)).collect()),
+        Out::YMap(m) => Json::Object(
+            m.iter(txn)
+                .map(|(k, v)| (k.to_string(), out_to_json(&v, txn)))
+                .collect(),
+        ),
+        Out::YXmlElement(x) => Json::String(x.get_string(txn)),
+        Out::YXmlFragment(x) => Json::String(x.get_string(txn)),
+        Out::YXmlText(x) => Json::String(x.get_string(txn)),
+        _ => Json::Null,
+    }
+}
+
+impl CrdtDoc for YjsDoc {
+    fn name(&self) -> &'static str {
+        "yjs"
+    }
+
+    fn validate(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<ActorProgress, DocError> {
+        if content_type != content::YJS_UPDATE_V1 && content_type != content::YJS_UPDATE_V2 {
+            return Err(invalid(format!(
+                "content type {content_type} is not a Yjs update"
+            )));
+        }
+        let update = Self::decode(content_type, body)?;
+        // DOC-3, DOC-4: only the author's client, one range, continuing its chain.
+        let bound = binding::yjs_client_id(author, &self.doc_id);
+        let mut next = progress.next;
+        for (client, ranges) in update.insertions(true).iter() {
+            if client.get() != bound {
+                return Err(invalid(format!(
+                    "update inserts as Yjs client {} but its author is bound to {bound}",
+                    client.get()
+                )));
+            }
+            let mut iter = ranges.iter();
+            let first = iter
+                .next()
+                .ok_or_else(|| invalid("empty insertion range"))?;
+            if iter.next().is_some() {
+                return Err(invalid(
+                    "insertions of the author are not one contiguous range",
+                ));
+            }
+            if u64::from(first.start) != progress.next {
+                return Err(invalid(format!(
+                    "insertions start at clock {} but the author's chain is at {}",
+                    first.start, progress.next
+                )));
+            }
+            next = u64::from(first.end);
+        }
+        Ok(ActorProgress { next })
+    }
+
+    fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError> {
+        let update = Self::decode(content_type, body)?;
+        let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+        let applied = catch_unwind(AssertUnwindSafe(|| txn.apply_update(update)));
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(malformed("yjs", e.to_string())),
+            Err(_) => Err(malformed("yjs", "apply panicked")),
+        }
+    }
+
+    fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {
+        let updates: Vec<Vec<u8>> = self
+            .local_updates
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        match updates.len() {
+            0 => None,
+            1 => updates
+                .into_iter()
+                .next()
+                .map(|u| (content::YJS_UPDATE_V1, u)),
+            _ => yrs::merge_updates_v1(&updates)
+                .ok()
+                .map(|u| (content::YJS_UPDATE_V1, u)),
+        }
+    }
+
+    fn local_progress(&mut self) -> ActorProgress {
+        let sv = self.doc.transact().state_vector();
+        ActorProgress {
+            next: u64::from(sv.get(&yrs::block::ClientID::new(self.client_id))),
+        }
+    }
+
+    fn materialize(&mut self) -> Json {
+        let txn = self.doc.transact();
+        let mut members = Vec::new();
+        for (name, _) in &self.schema.roots {
+            let value = txn
+                .root_refs()
+                .find(|(n, _)| *n == name.as_str())
+                .map(|(_, out)| out_to_json(&out, &txn))
+                .unwrap_or(Json::Null);
+            members.push((name.clone(), value));
+        }
+        Json::Object(members)
+    }
+}
+
+// ---------------------------------------------------------------- Automerge
+
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_TYPE_CHANGE: u8 = 1;
+
+/// Splits concatenated Automerge chunks; only uncompressed change chunks are
+/// allowed in envelopes (DOC-5), which also rules out decompression bombs.
+pub fn split_change_chunks(body: &[u8]) -> Result<Vec<&[u8]>, DocError> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let header = rest
+            .get(..9)
+            .ok_or_else(|| malformed("automerge", "truncated chunk header"))?;
+        if header.get(..4) != Some(&CHUNK_MAGIC[..]) {
+            return Err(malformed("automerge", "bad chunk magic"));
+        }
+        if header.get(8) != Some(&CHUNK_TYPE_CHANGE) {
+            return Err(invalid(
+                "only uncompressed change chunks may appear in an envelope",
+            ));
+        }
+        // uLEB128 length after the 9-byte header.
+        let mut len: u64 = 0;
+        let mut pos = 9usize;
+        let mut shift = 0u32;
+        loop {
+            let byte = *rest
+                .get(pos)
+                .ok_or_else(|| malformed("automerge", "truncated chunk length"))?;
+            if shift > 56 {
+                return Err(malformed("automerge", "chunk length too long"));
+            }
+            len |= u64::from(byte & 0x7f) << shift;
+            pos += 1;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| pos.checked_add(l))
+            .filter(|e| *e <= rest.len())
+            .ok_or_else(|| malformed("automerge", "chunk length exceeds body"))?;
+        let (chunk, tail) = rest.split_at(end);
+        out.push(chunk);
+        rest = tail;
+    }
+    if out.is_empty() {
+        return Err(malformed("automerge", "no change in body"));
+    }
+    Ok(out)
+}
+
+fn decode_changes(body: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
+    split_change_chunks(body)?
+        .into_iter()
+        .map(|chunk| {
+            catch_unwind(AssertUnwindSafe(|| {
+                automerge::Change::from_bytes(chunk.to_vec())
+            }))
+            .map_err(|_| malformed("automerge", "decoder panicked"))?
+            .map_err(|e| malformed("automerge", e.to_string()))
+        })
+        .collect()
+}
+
+/// An Automerge document (UTF-16 text indexing, as in JavaScript).
+pub struct AutomergeDoc {
+    doc: AutoCommit,
+    doc_id: [u8; 32],
+    actor: [u8; 16],
+    flushed_heads: Vec<automerge::ChangeHash>,
+}
+
+impl std::fmt::Debug for AutomergeDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutomergeDoc")
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AutomergeDoc {
+    /// A new, empty document whose actor is bound to `device` in `doc_id`.
+    pub fn new(device: &[u8; 32], doc_id: &[u8; 32]) -> Self {
+        let actor = binding::automerge_actor(device, doc_id);
+        let doc = AutoCommit::new_with_encoding(TextEncoding::Utf16CodeUnit)
+            .with_actor(automerge::ActorId::from(actor.to_vec()));
+        AutomergeDoc {
+            doc,
+            doc_id: *doc_id,
+            actor,
+            flushed_heads: Vec::new(),
+        }
+    }
+
+    /// The Automerge document, for editing with the automerge API.
+    pub fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    /// This device's actor id.
+    pub fn actor(&self) -> [u8; 16] {
+        self.actor
+    }
+}
+
+fn bytes_json(b: &[u8]) -> Json {
+    Json::Array(b.iter().map(|x| Json::Int(i64::from(*x))).collect())
+}
+
+fn scalar_to_json(v: &ScalarValueRef<'_>) -> Json {
+    match v {
+        ScalarValueRef::Bytes(b) => bytes_json(b),
+        ScalarValueRef::Str(s) => Json::String(s.to_string()),
+        ScalarValueRef::Int(i) => Json::Int(*i),
+        ScalarValueRef::Uint(u) => i64::try_from(*u).map_or(Json::Number(*u as f64), Json::Int),
+        ScalarValueRef::F64(f) => Json::Number(*f),
+        ScalarValueRef::Counter(c) => Json::Int(*c),
+        ScalarValueRef::Timestamp(t) => Json::Int(*t),
+        ScalarValueRef::Boolean(b) => Json::Bool(*b),
+        ScalarValueRef::Null => Json::Null,
+        ScalarValueRef::Unknown { bytes, .. } => bytes_json(bytes),
+    }
+}
+
+fn am_value_to_json(
+    doc: &AutoCommit,
+    value: &ValueRef<'_>,
+    id: &automerge::ObjId,
+    depth: usize,
+) -> Json {
+    match value {
+        ValueRef::Scalar(s) => scalar_to_json(s),
+        ValueRef::Object(_) => am_obj_to_json(doc, id, depth + 1),
+    }
+}
+
+fn am_obj_to_json(doc: &AutoCommit, obj: &automerge::ObjId, depth: usize) -> Json {
+    if depth > 64 {
+        return Json::Null;
+    }
+    match doc.object_type(obj) {
+        Ok(ObjType::Text) => Json::String(doc.text(obj).unwrap_or_default()),
+        Ok(ObjType::List) => Json::Array(
+            doc.list_range(obj, ..)
+                .map(|item| am_value_to_json(doc, &item.value, &item.id(), depth))
+                .collect(),
+        ),
+        Ok(ObjType::Map) | Ok(ObjType::Table) => Json::Object(
+            doc.map_range(obj, ..)
+                .map(|item| {
+                    (
+                        item.key.to_string(),
+                        am_value_to_json(doc, &item.value, &item.id(), depth),
+                    )
+                })
+                .collect(),
+        ),
+        Err(_) => Json::Null,
+    }
+}
+
+impl CrdtDoc for AutomergeDoc {
+    fn name(&self) -> &'static str {
+        "automerge"
+    }
+
+    fn validate(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<ActorProgress, DocError> {
+        if content_type != content::AUTOMERGE_CHANGES {
+            return Err(invalid(format!(
+                "content type {content_type} is not Automerge changes"
+            )));
+        }
+        let bound = binding::automerge_actor(author, &self.doc_id);
+        let mut next = progress.next;
+        for change in decode_changes(body)? {
+            // DOC-3, DOC-4: the author's actor, consecutive sequence numbers.
+            if change.actor_id().to_bytes() != bound.as_slice() {
+                return Err(invalid("change by an actor other than the author's"));
+            }
+            if change.seq() != next + 1 {
+                return Err(invalid(format!(
+                    "change seq {} does not follow the author's chain at {next}",
+                    change.seq()
+                )));
+            }
+            next = change.seq();
+        }
+        Ok(ActorProgress { next })
+    }
+
+    fn apply(&mut self, _content_type: u32, body: &[u8]) -> Result<(), DocError> {
+        let changes = decode_changes(body)?;
+        let applied = catch_unwind(AssertUnwindSafe(|| self.doc.apply_changes(changes)));
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(malformed("automerge", e.to_string())),
+            Err(_) => Err(malformed("automerge", "apply panicked")),
+        }
+    }
+
+    fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {
+        let own = automerge::ActorId::from(self.actor.to_vec());
+        let changes = self.doc.get_changes(&self.flushed_heads);
+        let mut body = Vec::new();
+        for c in changes.iter().filter(|c| *c.actor_id() == own) {
+            body.extend_from_slice(c.raw_bytes());
+        }
+        self.flushed_heads = self.doc.get_heads();
+        (!body.is_empty()).then_some((content::AUTOMERGE_CHANGES, body))
+    }
+
+    fn local_progress(&mut self) -> ActorProgress {
+        let own = automerge::ActorId::from(self.actor.to_vec());
+        let seq = self
+            .doc
+            .get_last_local_change()
+            .filter(|c| *c.actor_id() == own)
+            .map_or(0, |c| c.seq());
+        ActorProgress { next: seq }
+    }
+
+    fn materialize(&mut self) -> Json {
+        am_obj_to_json(&self.doc, &automerge::ROOT, 0)
+    }
+}

@@ -1,0 +1,41 @@
+//! Errors of the document layer. Every one maps to a spec error class.
+
+use clientful_core::{Error as CoreError, ErrorClass};
+
+/// Why the document layer rejected an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    /// The envelope itself failed to open (spec §6.8).
+    #[error(transparent)]
+    Envelope(#[from] CoreError),
+    /// The CRDT payload does not decode.
+    #[error("malformed {crdt} payload: {reason}")]
+    MalformedPayload {
+        /// `yjs` or `automerge`.
+        crdt: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Authentic and well-formed, but breaks a rule of spec §8 (actor binding,
+    /// clock ranges, chain links, content type).
+    #[error("invalid operation: {0}")]
+    InvalidOperation(String),
+    /// A bound of the document layer is exceeded (buffer, message size).
+    #[error("limit exceeded: {what}")]
+    LimitExceeded {
+        /// Which bound.
+        what: &'static str,
+    },
+}
+
+impl DocError {
+    /// The spec error class.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DocError::Envelope(e) => e.class(),
+            DocError::MalformedPayload { .. } => ErrorClass::Malformed,
+            DocError::InvalidOperation(_) => ErrorClass::InvalidOperation,
+            DocError::LimitExceeded { .. } => ErrorClass::LimitExceeded,
+        }
+    }
+}

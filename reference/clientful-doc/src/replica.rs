@@ -1,0 +1,552 @@
+//! A document replica (spec §8): one document of one space on one device.
+//!
+//! Local edits are made with the CRDT library's own API ([`Replica::yjs`],
+//! [`Replica::automerge_mut`]) and sealed into an envelope by [`Replica::commit`]
+//! (the caller decides when: a debounce window batches many edits into one
+//! envelope). Remote envelopes go through [`Replica::receive`], which answers
+//! applied, buffered, duplicate or rejected with an error class. The replica never
+//! does I/O: sealed envelopes wait in the outbox until the caller takes them.
+
+use std::collections::BTreeSet;
+
+use clientful_core::envelope::{self, EnvelopeId, SealRequest, StaticContext};
+use clientful_core::keys::{EpochKey, SigningKey};
+use clientful_core::limits::MAX_PREDECESSORS;
+use clientful_core::{ErrorClass, error::class_name};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::canonical_json::Json;
+use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, YjsDoc, YjsSchema};
+use crate::dag::{Dag, Node};
+use crate::digest;
+use crate::error::DocError;
+
+/// Which CRDT a document uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrdtKind {
+    /// Yjs (yrs).
+    Yjs,
+    /// Automerge.
+    Automerge,
+}
+
+/// Everything a replica is built from.
+#[derive(Debug)]
+pub struct ReplicaConfig {
+    /// Space id.
+    pub space_id: [u8; 32],
+    /// Document id.
+    pub doc_id: [u8; 32],
+    /// This device's signing key.
+    pub device: SigningKey,
+    /// The current key epoch (membership, spec §11, supplies it).
+    pub epoch: EpochKey,
+    /// Earlier epochs still readable.
+    pub old_epochs: Vec<EpochKey>,
+    /// Device keys accepted as authors (membership supplies them).
+    pub signers: Vec<[u8; 32]>,
+    /// The CRDT.
+    pub crdt: CrdtKind,
+    /// Declared Yjs roots (ignored for Automerge).
+    pub yjs_schema: YjsSchema,
+    /// Seed of the replica's nonce generator (from the OS RNG in production; fixed
+    /// in simulations so runs replay exactly).
+    pub rng_seed: [u8; 32],
+}
+
+/// What [`Replica::receive`] did with an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Integrated and applied; `unblocked` envelopes were integrated after it.
+    Applied {
+        /// The envelope.
+        id: EnvelopeId,
+        /// Buffered envelopes this one released, in integration order.
+        unblocked: Vec<EnvelopeId>,
+    },
+    /// Authentic, waiting for predecessors.
+    Buffered {
+        /// The envelope.
+        id: EnvelopeId,
+        /// The ids it waits for.
+        missing: Vec<EnvelopeId>,
+    },
+    /// Already integrated or buffered: nothing changed.
+    Duplicate {
+        /// The envelope.
+        id: EnvelopeId,
+    },
+    /// Not applied. `id` is `None` when the bytes are not even an envelope.
+    /// An envelope rejected as `EQUIVOCATION` is still kept as evidence.
+    Rejected {
+        /// The envelope, if it decoded.
+        id: Option<EnvelopeId>,
+        /// The spec error class.
+        class: ErrorClass,
+        /// Human-readable detail.
+        reason: String,
+    },
+}
+
+/// The current verdict on one envelope id (spec DOC-7): what every honest
+/// replica agrees on once it has the same envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Integrated and part of the materialized document.
+    Applied,
+    /// Integrated as evidence, excluded from the document: its author equivocated.
+    Excluded,
+    /// Rejected by the document rules.
+    Rejected(ErrorClass),
+    /// Waiting for predecessors.
+    Buffered,
+    /// Never seen (or failed to open, which is not recorded).
+    Unknown,
+}
+
+enum Crdt {
+    Yjs(YjsDoc),
+    Automerge(AutomergeDoc),
+}
+
+impl Crdt {
+    fn new(cfg: &ReplicaConfig) -> Self {
+        let device = cfg.device.public_bytes();
+        match cfg.crdt {
+            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::new(&device, &cfg.doc_id, cfg.yjs_schema.clone())),
+            CrdtKind::Automerge => Crdt::Automerge(AutomergeDoc::new(&device, &cfg.doc_id)),
+        }
+    }
+
+    fn as_dyn(&mut self) -> &mut dyn CrdtDoc {
+        match self {
+            Crdt::Yjs(d) => d,
+            Crdt::Automerge(d) => d,
+        }
+    }
+
+    fn as_dyn_ref(&self) -> &dyn CrdtDoc {
+        match self {
+            Crdt::Yjs(d) => d,
+            Crdt::Automerge(d) => d,
+        }
+    }
+}
+
+/// One document replica. See the module documentation.
+pub struct Replica {
+    cfg: ReplicaConfig,
+    ctx: StaticContext,
+    crdt: Crdt,
+    dag: Dag,
+    rng: ChaCha20Rng,
+    outbox: Vec<(EnvelopeId, Vec<u8>)>,
+    apply_errors: u64,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("doc_id", &self.cfg.doc_id)
+            .field("integrated", &self.dag.nodes.len())
+            .field("buffered", &self.dag.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// A new, empty replica.
+    pub fn new(cfg: ReplicaConfig) -> Self {
+        let mut epochs = vec![cfg.epoch.clone()];
+        epochs.extend(cfg.old_epochs.iter().cloned());
+        let ctx = StaticContext {
+            space_id: cfg.space_id,
+            doc_id: Some(cfg.doc_id),
+            signers: cfg.signers.clone(),
+            epochs,
+            accepted: Vec::new(),
+        };
+        Replica {
+            crdt: Crdt::new(&cfg),
+            rng: ChaCha20Rng::from_seed(cfg.rng_seed),
+            ctx,
+            cfg,
+            dag: Dag::default(),
+            outbox: Vec::new(),
+            apply_errors: 0,
+        }
+    }
+
+    /// A replica restored from its persisted envelopes (any order; the DAG sorts
+    /// them out). This is how a device restarts after a crash.
+    pub fn restore(cfg: ReplicaConfig, envelopes: &[Vec<u8>]) -> Self {
+        let mut r = Replica::new(cfg);
+        for e in envelopes {
+            r.receive(e);
+        }
+        r.outbox.clear();
+        r
+    }
+
+    /// The document id.
+    pub fn doc_id(&self) -> &[u8; 32] {
+        &self.cfg.doc_id
+    }
+
+    /// This device's key.
+    pub fn device_key(&self) -> [u8; 32] {
+        self.cfg.device.public_bytes()
+    }
+
+    /// The Yjs document, for editing (`None` for an Automerge replica).
+    pub fn yjs(&self) -> Option<&YjsDoc> {
+        match &self.crdt {
+            Crdt::Yjs(d) => Some(d),
+            Crdt::Automerge(_) => None,
+        }
+    }
+
+    /// The Automerge document, for editing (`None` for a Yjs replica).
+    pub fn automerge_mut(&mut self) -> Option<&mut AutomergeDoc> {
+        match &mut self.crdt {
+            Crdt::Automerge(d) => Some(d),
+            Crdt::Yjs(_) => None,
+        }
+    }
+
+    fn own_chain(&self) -> (u64, Option<EnvelopeId>) {
+        let me = self.cfg.device.public_bytes();
+        self.dag
+            .chains
+            .get(&me)
+            .and_then(|c| c.iter().next_back())
+            .and_then(|(seq, ids)| ids.first().map(|id| (*seq, Some(*id))))
+            .unwrap_or((0, None))
+    }
+
+    /// Seals the local edits made since the last commit into one envelope, puts it
+    /// in the outbox and returns its id; `None` if there were no edits.
+    pub fn commit(&mut self) -> Result<Option<EnvelopeId>, DocError> {
+        let Some((content_type, body)) = self.crdt.as_dyn().take_local() else {
+            return Ok(None);
+        };
+        let (seq, prev) = self.own_chain();
+        let preds: Vec<EnvelopeId> = self
+            .dag
+            .heads
+            .iter()
+            .take(MAX_PREDECESSORS)
+            .copied()
+            .collect();
+        let req = SealRequest {
+            space_id: self.cfg.space_id,
+            doc_id: self.cfg.doc_id,
+            seq: seq + 1,
+            prev,
+            preds: preds.clone(),
+            content_type,
+            body: &body,
+        };
+        let sealed = envelope::seal(&self.cfg.device, &self.cfg.epoch, &req, &mut self.rng)?;
+        let progress = self.crdt.as_dyn().local_progress();
+        let mut sorted = preds;
+        sorted.sort_unstable();
+        let node = Node {
+            id: sealed.id,
+            author: self.cfg.device.public_bytes(),
+            seq: seq + 1,
+            prev,
+            preds: sorted,
+            content_type,
+            body,
+            bytes: sealed.bytes.clone(),
+            progress,
+        };
+        self.dag.integrate(node);
+        self.outbox.push((sealed.id, sealed.bytes));
+        Ok(Some(sealed.id))
+    }
+
+    /// Takes every sealed envelope waiting to be sent. The caller must have stored
+    /// them durably before sending (DOC-15).
+    pub fn drain_outbox(&mut self) -> Vec<(EnvelopeId, Vec<u8>)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Handles one envelope from a peer, a relay or storage.
+    pub fn receive(&mut self, bytes: &[u8]) -> Disposition {
+        let decoded = match envelope::decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                return Disposition::Rejected {
+                    id: None,
+                    class: e.class(),
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let id = decoded.id;
+        if self.dag.nodes.contains_key(&id) || self.dag.pending.contains_key(&id) {
+            return Disposition::Duplicate { id };
+        }
+        if let Some(class) = self.dag.rejected.get(&id) {
+            return Disposition::Rejected {
+                id: Some(id),
+                class: *class,
+                reason: "rejected before".into(),
+            };
+        }
+        // Equivocation is detected by the DAG (both envelopes are kept), so the
+        // context does not report it (ENV-16 is applied in DOC-9 form).
+        let opened = match envelope::open(bytes, &self.ctx) {
+            Ok(o) => o,
+            Err(e) => {
+                // Not recorded: an unauthenticated input must never make an id
+                // rejected for the envelope that really has it.
+                return Disposition::Rejected {
+                    id: Some(id),
+                    class: e.class(),
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let node = Node {
+            id,
+            author: opened.header.author,
+            seq: opened.header.seq,
+            prev: opened.header.prev,
+            preds: opened.header.preds,
+            content_type: opened.content_type,
+            body: opened.body,
+            bytes: bytes.to_vec(),
+            progress: ActorProgress::default(),
+        };
+        if let Some(dep) = node
+            .deps()
+            .find(|d| self.dag.rejected.contains_key(*d))
+            .copied()
+        {
+            return self.reject_node(
+                &node,
+                ErrorClass::InvalidOperation,
+                format!("depends on rejected envelope {}", hex8(&dep)),
+            );
+        }
+        let missing: BTreeSet<EnvelopeId> = node
+            .deps()
+            .filter(|d| !self.dag.nodes.contains_key(*d))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let missing_list = missing.iter().copied().collect();
+            return match self.dag.buffer(node, missing) {
+                Ok(()) => Disposition::Buffered {
+                    id,
+                    missing: missing_list,
+                },
+                Err(reason) => Disposition::Rejected {
+                    id: Some(id),
+                    class: ErrorClass::LimitExceeded,
+                    reason: reason.into(),
+                },
+            };
+        }
+        let first = self.integrate(node);
+        let mut unblocked = Vec::new();
+        let mut work: Vec<EnvelopeId> = self.dag.resolve(&id);
+        while let Some(next) = work.pop() {
+            let Some(n) = self.dag.unbuffer(&next) else {
+                continue;
+            };
+            let nid = n.id;
+            match self.integrate(n) {
+                Disposition::Applied { .. } => unblocked.push(nid),
+                Disposition::Rejected { .. } => {}
+                _ => {}
+            }
+            work.extend(self.dag.resolve(&nid));
+        }
+        match first {
+            Disposition::Applied { id, .. } => Disposition::Applied { id, unblocked },
+            other => other,
+        }
+    }
+
+    fn reject_node(&mut self, node: &Node, class: ErrorClass, reason: String) -> Disposition {
+        self.dag.reject(node.id, class);
+        // Descendants waiting for it are rejected too (their causal past is invalid).
+        let mut work = self.dag.resolve(&node.id);
+        while let Some(w) = work.pop() {
+            if let Some(n) = self.dag.unbuffer(&w) {
+                self.dag.reject(n.id, ErrorClass::InvalidOperation);
+                work.extend(self.dag.resolve(&n.id));
+            }
+        }
+        Disposition::Rejected {
+            id: Some(node.id),
+            class,
+            reason,
+        }
+    }
+
+    /// Integrates a node whose dependencies are all integrated (DOC-6, DOC-9).
+    fn integrate(&mut self, mut node: Node) -> Disposition {
+        // Chain link: prev must be the author's envelope at seq - 1.
+        let before = match (node.seq, node.prev) {
+            (1, None) => ActorProgress::default(),
+            (_, Some(p)) => match self.dag.nodes.get(&p) {
+                Some(pn) if pn.author == node.author && pn.seq + 1 == node.seq => pn.progress,
+                _ => {
+                    return self.reject_node(
+                        &node,
+                        ErrorClass::InvalidOperation,
+                        "prev is not the author's envelope at seq - 1".into(),
+                    );
+                }
+            },
+            _ => {
+                return self.reject_node(
+                    &node,
+                    ErrorClass::InvalidOperation,
+                    "bad chain link".into(),
+                );
+            }
+        };
+        let progress = match self.crdt.as_dyn_ref().validate(
+            &node.author,
+            node.content_type,
+            &node.body,
+            before,
+        ) {
+            Ok(p) => p,
+            Err(e) => return self.reject_node(&node, e.class(), e.to_string()),
+        };
+        node.progress = progress;
+        let (id, author, seq, content_type) = (node.id, node.author, node.seq, node.content_type);
+        let body = node.body.clone();
+        let already_excluded = self.dag.excluded(&author, seq);
+        let new_fork = self.dag.integrate(node);
+        if let Some(fork_seq) = new_fork {
+            // Some envelopes of this author may already be in the document.
+            if self.has_applied_from(&author, fork_seq) || !already_excluded {
+                self.rebuild();
+            }
+            return Disposition::Rejected {
+                id: Some(id),
+                class: ErrorClass::Equivocation,
+                reason: format!("author equivocated at seq {fork_seq}; kept as evidence"),
+            };
+        }
+        if self.dag.excluded(&author, seq) {
+            return Disposition::Rejected {
+                id: Some(id),
+                class: ErrorClass::Equivocation,
+                reason: "author equivocated earlier; kept as evidence".into(),
+            };
+        }
+        if self.crdt.as_dyn().apply(content_type, &body).is_err() {
+            self.apply_errors += 1;
+        }
+        Disposition::Applied {
+            id,
+            unblocked: Vec::new(),
+        }
+    }
+
+    fn has_applied_from(&self, author: &[u8; 32], seq: u64) -> bool {
+        self.dag
+            .chains
+            .get(author)
+            .is_some_and(|c| c.range(seq..).next().is_some())
+    }
+
+    /// Rebuilds the document from the DAG, leaving out excluded envelopes. Local
+    /// edits not yet committed are committed first so nothing is lost.
+    fn rebuild(&mut self) {
+        let _ = self.commit();
+        let mut fresh = Crdt::new(&self.cfg);
+        for id in &self.dag.order {
+            if let Some(n) = self.dag.nodes.get(id)
+                && !self.dag.excluded(&n.author, n.seq)
+                && fresh.as_dyn().apply(n.content_type, &n.body).is_err()
+            {
+                self.apply_errors += 1;
+            }
+        }
+        self.crdt = fresh;
+        // The fresh document has no pending local edits; drop the echo of re-applying
+        // our own envelopes.
+        let _ = self.crdt.as_dyn().take_local();
+    }
+
+    /// The verdict on `id` (DOC-7).
+    pub fn verdict(&self, id: &EnvelopeId) -> Verdict {
+        if let Some(n) = self.dag.nodes.get(id) {
+            if self.dag.excluded(&n.author, n.seq) {
+                Verdict::Excluded
+            } else {
+                Verdict::Applied
+            }
+        } else if let Some(c) = self.dag.rejected.get(id) {
+            Verdict::Rejected(*c)
+        } else if self.dag.pending.contains_key(id) {
+            Verdict::Buffered
+        } else {
+            Verdict::Unknown
+        }
+    }
+
+    /// The materialized document as canonical JSON.
+    pub fn materialize(&mut self) -> Json {
+        self.crdt.as_dyn().materialize()
+    }
+
+    /// `StateDigest` (DOC-12).
+    pub fn state_digest(&mut self) -> [u8; 32] {
+        digest::state_digest(&self.materialize())
+    }
+
+    /// `HistoryDigest` (DOC-13).
+    pub fn history_digest(&self) -> [u8; 32] {
+        digest::history_digest(self.dag.nodes.keys())
+    }
+
+    /// The DAG heads.
+    pub fn heads(&self) -> Vec<EnvelopeId> {
+        self.dag.heads.iter().copied().collect()
+    }
+
+    /// Read access to the DAG (sync, storage, inspection).
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    /// Authors flagged as equivocating, with the seq where they forked.
+    pub fn equivocators(&self) -> Vec<([u8; 32], u64)> {
+        self.dag.forks.iter().map(|(a, s)| (*a, *s)).collect()
+    }
+
+    /// Every integrated envelope, in integration order: what a device persists.
+    pub fn persisted_envelopes(&self) -> Vec<Vec<u8>> {
+        self.dag
+            .order
+            .iter()
+            .filter_map(|id| self.dag.nodes.get(id).map(|n| n.bytes.clone()))
+            .collect()
+    }
+
+    /// CRDT apply errors seen (validated payloads the library refused).
+    pub fn apply_errors(&self) -> u64 {
+        self.apply_errors
+    }
+}
+
+fn hex8(id: &EnvelopeId) -> String {
+    id.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Short class name, for logs and tests.
+pub fn class_str(class: ErrorClass) -> &'static str {
+    class_name(class)
+}

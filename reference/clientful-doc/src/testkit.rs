@@ -1,0 +1,84 @@
+//! Helpers to build a shared world of devices and replicas, for tests, the
+//! simulator and the benchmarks. Not for production: keys come from fixed seeds.
+
+use clientful_core::keys::{EpochKey, SigningKey};
+
+use crate::crdt::YjsSchema;
+use crate::replica::{CrdtKind, Replica, ReplicaConfig};
+
+/// A space with one document, one epoch and `n` member devices.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// Space id.
+    pub space_id: [u8; 32],
+    /// Document id.
+    pub doc_id: [u8; 32],
+    /// Epoch id and secret.
+    pub epoch: ([u8; 32], [u8; 32]),
+    /// Device key seeds, one per member device.
+    pub device_seeds: Vec<[u8; 32]>,
+    /// The CRDT of the document.
+    pub crdt: CrdtKind,
+}
+
+impl World {
+    /// A world with `devices` member devices; everything derives from `seed`.
+    pub fn new(seed: u64, devices: usize, crdt: CrdtKind) -> Self {
+        let b = seed.to_be_bytes();
+        let mut base = [0u8; 32];
+        base[..8].copy_from_slice(&b);
+        let derive = |tag: u8, i: u8| {
+            let mut x = base;
+            x[30] = tag;
+            x[31] = i;
+            clientful_core::suite::sha256(&x)
+        };
+        World {
+            space_id: derive(1, 0),
+            doc_id: derive(2, 0),
+            epoch: (derive(3, 0), derive(4, 0)),
+            device_seeds: (0..devices).map(|i| derive(5, i as u8)).collect(),
+            crdt,
+        }
+    }
+
+    /// The signing key of device `i`.
+    pub fn device(&self, i: usize) -> SigningKey {
+        SigningKey::from_seed(&self.device_seeds[i % self.device_seeds.len()])
+    }
+
+    /// Public keys of every member device.
+    pub fn signers(&self) -> Vec<[u8; 32]> {
+        (0..self.device_seeds.len())
+            .map(|i| self.device(i).public_bytes())
+            .collect()
+    }
+
+    /// The epoch key.
+    pub fn epoch_key(&self) -> EpochKey {
+        EpochKey::new(self.epoch.0, self.epoch.1)
+    }
+
+    /// The configuration of device `i`'s replica; `incarnation` varies the nonce
+    /// seed across restarts.
+    pub fn config(&self, i: usize, incarnation: u64) -> ReplicaConfig {
+        let mut rng_seed = self.device_seeds[i % self.device_seeds.len()];
+        rng_seed[..8].copy_from_slice(&incarnation.to_be_bytes());
+        ReplicaConfig {
+            space_id: self.space_id,
+            doc_id: self.doc_id,
+            device: self.device(i),
+            epoch: self.epoch_key(),
+            old_epochs: Vec::new(),
+            signers: self.signers(),
+            crdt: self.crdt,
+            yjs_schema: YjsSchema::default(),
+            rng_seed,
+        }
+    }
+
+    /// A fresh replica for device `i`.
+    pub fn replica(&self, i: usize) -> Replica {
+        Replica::new(self.config(i, 0))
+    }
+}

@@ -158,6 +158,8 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::identity::generate()?,
         families::wire_codec::generate()?,
         families::envelope_open::generate()?,
+        families::crdt_merge::generate()?,
+        families::passive_replica::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

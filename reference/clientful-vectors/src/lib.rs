@@ -1,8 +1,8 @@
 //! Clientful test vectors: the shared file schema, the deterministic generator and
 //! the verifier.
 //!
-//! Four families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`. Every file has the same envelope
+//! Six families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -22,7 +22,14 @@ pub mod schema;
 pub mod verify;
 
 /// Names of the families, in file order.
-pub const FAMILIES: &[&str] = &["primitives", "identity", "wire-codec", "envelope-open"];
+pub const FAMILIES: &[&str] = &[
+    "primitives",
+    "identity",
+    "wire-codec",
+    "envelope-open",
+    "crdt-merge",
+    "passive-replica",
+];
 
 /// Name of the checksum file in the vectors directory.
 pub const CHECKSUM_FILE: &str = "SHA256SUMS";

@@ -144,6 +144,10 @@ fn run_case(file: &VectorFile, group: &Group, case: &Case) -> Result<(), String>
         "envelope-open" => {
             families::envelope_open::run(&group.operation, &group.params, &case.input)
         }
+        "crdt-merge" => families::crdt_merge::run(&group.operation, &group.params, &case.input),
+        "passive-replica" => {
+            families::passive_replica::run(&group.operation, &group.params, &case.input)
+        }
         other => Err(format!("unknown family {other}")),
     }?;
     match (case.result.as_str(), outcome) {

@@ -1,7 +1,11 @@
 //! The four vector families: each has `generate()` (build the file) and `run()`
 //! (execute one case against the reference implementation).
 
+pub mod crdt_merge;
 pub mod envelope_open;
+pub mod passive_replica;
+
+mod docworld;
 pub mod identity;
 pub mod primitives;
 pub mod wire_codec;

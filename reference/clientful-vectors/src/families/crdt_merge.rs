@@ -11,7 +11,7 @@ use super::docworld::{
     am_put, am_splice, commit, deliver, observer, world_params, yjs_delete, yjs_insert, yjs_set,
 };
 use crate::generate::FileBuilder;
-use crate::hexutil::{get_hex_list, get_u64, hex};
+use crate::hexutil::{get_hex_list, hex};
 use crate::schema::VectorFile;
 use crate::verify::Outcome;
 
@@ -37,7 +37,8 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// The delivery orders a case is checked under (deterministic from `order_seed`).
+/// The delivery orders the generator lists for a case (deterministic from
+/// `order_seed`).
 pub fn orders(n: usize, order_seed: u64) -> Vec<Vec<usize>> {
     if n <= ALL_PERMUTATIONS_UP_TO {
         return permutations(n);
@@ -55,8 +56,15 @@ pub fn orders(n: usize, order_seed: u64) -> Vec<Vec<usize>> {
     out
 }
 
+/// The case input: the envelopes and the delivery orders, as `"all-permutations"`
+/// or an explicit list of index arrays (language-neutral: no RNG to reproduce).
 fn case_input(envs: &[&Vec<u8>], order_seed: u64) -> Value {
-    json!({"envelopes": envs.iter().map(hex).collect::<Vec<_>>(), "orderSeed": order_seed})
+    let orders_json = if envs.len() <= ALL_PERMUTATIONS_UP_TO {
+        json!("all-permutations")
+    } else {
+        json!(orders(envs.len(), order_seed))
+    };
+    json!({"envelopes": envs.iter().map(hex).collect::<Vec<_>>(), "orders": orders_json})
 }
 
 /// Builds the file.
@@ -276,9 +284,33 @@ pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, St
         return Err(format!("unknown operation {operation}"));
     }
     let envs = get_hex_list(input, "envelopes")?;
-    let order_seed = get_u64(input, "orderSeed")?;
+    let all_orders: Vec<Vec<usize>> = match input.get("orders") {
+        Some(Value::String(s)) if s == "all-permutations" => {
+            if envs.len() > 8 {
+                return Err("all-permutations is for at most 8 envelopes".into());
+            }
+            permutations(envs.len())
+        }
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|o| {
+                let order: Vec<usize> = o
+                    .as_array()
+                    .ok_or("an order is not an array")?
+                    .iter()
+                    .map(|i| i.as_u64().map(|i| i as usize).ok_or("bad index"))
+                    .collect::<Result<_, _>>()?;
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                if sorted != (0..envs.len()).collect::<Vec<_>>() {
+                    return Err("an order is not a permutation of the envelopes");
+                }
+                Ok(order)
+            })
+            .collect::<Result<_, &str>>()?,
+        _ => return Err("missing orders".into()),
+    };
     let mut first: Option<Value> = None;
-    let all_orders = orders(envs.len(), order_seed);
     for order in &all_orders {
         let mut r = observer(params)?;
         for &i in order.iter().chain(order.iter()) {

@@ -14,8 +14,8 @@ pub enum Json {
     Bool(bool),
     /// A number (IEEE double, as in JavaScript).
     Number(f64),
-    /// An integer outside what a double holds exactly is written as a string by
-    /// the materializers; this variant is for exact integers.
+    /// An exact integer, written in decimal (CRDT integers are 64-bit; they are
+    /// not rounded to a double, DOC-11).
     Int(i64),
     /// A string.
     String(String),

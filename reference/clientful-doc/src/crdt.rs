@@ -217,14 +217,24 @@ fn any_to_json(a: &Any) -> Json {
     }
 }
 
-fn out_to_json<T: ReadTxn>(out: &Out, txn: &T) -> Json {
+/// Nesting below which shared types materialize as `null` (DOC-10).
+pub const MAX_MATERIALIZE_DEPTH: usize = 64;
+
+fn out_to_json<T: ReadTxn>(out: &Out, txn: &T, depth: usize) -> Json {
+    if depth > MAX_MATERIALIZE_DEPTH {
+        return Json::Null;
+    }
     match out {
         Out::Any(a) => any_to_json(a),
         Out::YText(t) => Json::String(t.get_string(txn)),
-        Out::YArray(a) => Json::Array(a.iter(txn).map(|v| out_to_json(&v, txn)).collect()),
+        Out::YArray(a) => Json::Array(
+            a.iter(txn)
+                .map(|v| out_to_json(&v, txn, depth + 1))
+                .collect(),
+        ),
         Out::YMap(m) => Json::Object(
             m.iter(txn)
-                .map(|(k, v)| (k.to_string(), out_to_json(&v, txn)))
+                .map(|(k, v)| (k.to_string(), out_to_json(&v, txn, depth + 1)))
                 .collect(),
         ),
         Out::YXmlElement(x) => Json::String(x.get_string(txn)),
@@ -325,7 +335,7 @@ impl CrdtDoc for YjsDoc {
             let value = txn
                 .root_refs()
                 .find(|(n, _)| *n == name.as_str())
-                .map(|(_, out)| out_to_json(&out, &txn))
+                .map(|(_, out)| out_to_json(&out, &txn, 0))
                 .unwrap_or(Json::Null);
             members.push((name.clone(), value));
         }
@@ -407,6 +417,10 @@ pub struct AutomergeDoc {
     doc_id: [u8; 32],
     actor: [u8; 16],
     flushed_heads: Vec<automerge::ChangeHash>,
+    /// Highest seq of the own actor already committed or applied from an envelope
+    /// (after a restore or a rebuild the own changes arrive through `apply`, and
+    /// must not be taken again as local edits).
+    flushed_seq: u64,
 }
 
 impl std::fmt::Debug for AutomergeDoc {
@@ -428,6 +442,7 @@ impl AutomergeDoc {
             doc_id: *doc_id,
             actor,
             flushed_heads: Vec::new(),
+            flushed_seq: 0,
         }
     }
 
@@ -474,7 +489,7 @@ fn am_value_to_json(
 }
 
 fn am_obj_to_json(doc: &AutoCommit, obj: &automerge::ObjId, depth: usize) -> Json {
-    if depth > 64 {
+    if depth > MAX_MATERIALIZE_DEPTH {
         return Json::Null;
     }
     match doc.object_type(obj) {
@@ -535,6 +550,10 @@ impl CrdtDoc for AutomergeDoc {
 
     fn apply(&mut self, _content_type: u32, body: &[u8]) -> Result<(), DocError> {
         let changes = decode_changes(body)?;
+        let own = automerge::ActorId::from(self.actor.to_vec());
+        for c in changes.iter().filter(|c| *c.actor_id() == own) {
+            self.flushed_seq = self.flushed_seq.max(c.seq());
+        }
         let applied = catch_unwind(AssertUnwindSafe(|| self.doc.apply_changes(changes)));
         match applied {
             Ok(Ok(())) => Ok(()),
@@ -547,8 +566,13 @@ impl CrdtDoc for AutomergeDoc {
         let own = automerge::ActorId::from(self.actor.to_vec());
         let changes = self.doc.get_changes(&self.flushed_heads);
         let mut body = Vec::new();
-        for c in changes.iter().filter(|c| *c.actor_id() == own) {
+        let flushed = self.flushed_seq;
+        for c in changes
+            .iter()
+            .filter(|c| *c.actor_id() == own && c.seq() > flushed)
+        {
             body.extend_from_slice(c.raw_bytes());
+            self.flushed_seq = self.flushed_seq.max(c.seq());
         }
         self.flushed_heads = self.doc.get_heads();
         (!body.is_empty()).then_some((content::AUTOMERGE_CHANGES, body))

@@ -2,7 +2,7 @@
 //! per-author chains, equivocation evidence, the bounded buffer of envelopes whose
 //! predecessors are missing, and the record of rejected envelopes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use clientful_core::ErrorClass;
 use clientful_core::envelope::EnvelopeId;
@@ -15,6 +15,8 @@ pub const MAX_PENDING: usize = 4096;
 pub const MAX_PENDING_PER_AUTHOR: usize = 1024;
 /// Most bytes the buffer holds (DOC-8).
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+/// Most buffered bytes of one author (DOC-8).
+pub const MAX_PENDING_BYTES_PER_AUTHOR: usize = 16 * 1024 * 1024;
 /// Most rejected ids remembered (so their descendants are rejected too).
 pub const MAX_REJECTED: usize = 65_536;
 
@@ -69,9 +71,11 @@ pub struct Dag {
     pub pending_per_author: HashMap<[u8; 32], usize>,
     /// Buffered bytes.
     pub pending_bytes: usize,
+    /// Buffered bytes per author.
+    pub pending_bytes_per_author: HashMap<[u8; 32], usize>,
     /// Authenticated envelopes rejected by the document rules, with their class.
     pub rejected: HashMap<EnvelopeId, ErrorClass>,
-    rejected_order: Vec<EnvelopeId>,
+    rejected_order: VecDeque<EnvelopeId>,
 }
 
 impl Dag {
@@ -91,9 +95,10 @@ impl Dag {
     /// Records an authenticated envelope as rejected.
     pub fn reject(&mut self, id: EnvelopeId, class: ErrorClass) {
         if self.rejected.insert(id, class).is_none() {
-            self.rejected_order.push(id);
-            if self.rejected_order.len() > MAX_REJECTED {
-                let old = self.rejected_order.remove(0);
+            self.rejected_order.push_back(id);
+            if self.rejected_order.len() > MAX_REJECTED
+                && let Some(old) = self.rejected_order.pop_front()
+            {
                 self.rejected.remove(&old);
             }
         }
@@ -149,6 +154,16 @@ impl Dag {
         if self.pending_bytes + size > MAX_PENDING_BYTES {
             return Err("missing-predecessor buffer is out of bytes");
         }
+        let author_bytes = self
+            .pending_bytes_per_author
+            .get(&node.author)
+            .copied()
+            .unwrap_or(0);
+        if author_bytes + size > MAX_PENDING_BYTES_PER_AUTHOR {
+            return Err("missing-predecessor buffer is out of bytes for this author");
+        }
+        self.pending_bytes_per_author
+            .insert(node.author, author_bytes + size);
         for m in &missing {
             self.waiting.entry(*m).or_default().push(node.id);
         }
@@ -191,6 +206,13 @@ impl Dag {
             }
         }
         ready
+    }
+
+    /// Every buffered envelope waiting for `id`, whatever else it misses; the
+    /// waiting list of `id` is dropped. Used when `id` is rejected: everything that
+    /// depends on it is rejected too (DOC-16).
+    pub fn take_waiters(&mut self, id: &EnvelopeId) -> Vec<EnvelopeId> {
+        self.waiting.remove(id).unwrap_or_default()
     }
 
     /// Every id some buffered envelope is missing and nobody has (for WANT).

@@ -142,6 +142,7 @@ pub struct Replica {
     dag: Dag,
     rng: ChaCha20Rng,
     outbox: Vec<(EnvelopeId, Vec<u8>)>,
+    unsent: Option<(u32, Vec<u8>)>,
     apply_errors: u64,
 }
 
@@ -174,6 +175,7 @@ impl Replica {
             cfg,
             dag: Dag::default(),
             outbox: Vec::new(),
+            unsent: None,
             apply_errors: 0,
         }
     }
@@ -186,6 +188,9 @@ impl Replica {
             r.receive(e);
         }
         r.outbox.clear();
+        // Our own envelopes came back through the remote path: they are not local
+        // edits to commit again.
+        let _ = r.crdt.as_dyn().take_local();
         r
     }
 
@@ -228,7 +233,8 @@ impl Replica {
     /// Seals the local edits made since the last commit into one envelope, puts it
     /// in the outbox and returns its id; `None` if there were no edits.
     pub fn commit(&mut self) -> Result<Option<EnvelopeId>, DocError> {
-        let Some((content_type, body)) = self.crdt.as_dyn().take_local() else {
+        let taken = self.crdt.as_dyn().take_local();
+        let Some((content_type, body)) = merge_unsent(self.unsent.take(), taken) else {
             return Ok(None);
         };
         let (seq, prev) = self.own_chain();
@@ -248,7 +254,15 @@ impl Replica {
             content_type,
             body: &body,
         };
-        let sealed = envelope::seal(&self.cfg.device, &self.cfg.epoch, &req, &mut self.rng)?;
+        let sealed = match envelope::seal(&self.cfg.device, &self.cfg.epoch, &req, &mut self.rng) {
+            Ok(s) => s,
+            Err(e) => {
+                // Keep the edits: they go out with the next successful commit, so
+                // the chain never skips a clock or sequence number.
+                self.unsent = Some((content_type, body));
+                return Err(e.into());
+            }
+        };
         let progress = self.crdt.as_dyn().local_progress();
         let mut sorted = preds;
         sorted.sort_unstable();
@@ -375,12 +389,13 @@ impl Replica {
 
     fn reject_node(&mut self, node: &Node, class: ErrorClass, reason: String) -> Disposition {
         self.dag.reject(node.id, class);
-        // Descendants waiting for it are rejected too (their causal past is invalid).
-        let mut work = self.dag.resolve(&node.id);
+        // Every buffered descendant is rejected too, whatever else it still misses:
+        // its causal past holds an invalid envelope (DOC-16).
+        let mut work = self.dag.take_waiters(&node.id);
         while let Some(w) = work.pop() {
             if let Some(n) = self.dag.unbuffer(&w) {
                 self.dag.reject(n.id, ErrorClass::InvalidOperation);
-                work.extend(self.dag.resolve(&n.id));
+                work.extend(self.dag.take_waiters(&n.id));
             }
         }
         Disposition::Rejected {
@@ -425,11 +440,12 @@ impl Replica {
         node.progress = progress;
         let (id, author, seq, content_type) = (node.id, node.author, node.seq, node.content_type);
         let body = node.body.clone();
-        let already_excluded = self.dag.excluded(&author, seq);
+        let old_fork = self.dag.forks.get(&author).copied();
         let new_fork = self.dag.integrate(node);
         if let Some(fork_seq) = new_fork {
-            // Some envelopes of this author may already be in the document.
-            if self.has_applied_from(&author, fork_seq) || !already_excluded {
+            // Rebuild only if envelopes of this author that are now excluded were in
+            // the document: seq in [fork_seq, old fork), other than this one.
+            if self.applied_between(&author, fork_seq, old_fork, &id) {
                 self.rebuild();
             }
             return Disposition::Rejected {
@@ -454,11 +470,17 @@ impl Replica {
         }
     }
 
-    fn has_applied_from(&self, author: &[u8; 32], seq: u64) -> bool {
-        self.dag
-            .chains
-            .get(author)
-            .is_some_and(|c| c.range(seq..).next().is_some())
+    fn applied_between(
+        &self,
+        author: &[u8; 32],
+        from: u64,
+        until: Option<u64>,
+        except: &EnvelopeId,
+    ) -> bool {
+        self.dag.chains.get(author).is_some_and(|c| {
+            c.range(from..until.unwrap_or(u64::MAX))
+                .any(|(_, ids)| ids.iter().any(|i| i != except))
+        })
     }
 
     /// Rebuilds the document from the DAG, leaving out excluded envelopes. Local
@@ -539,6 +561,22 @@ impl Replica {
     /// CRDT apply errors seen (validated payloads the library refused).
     pub fn apply_errors(&self) -> u64 {
         self.apply_errors
+    }
+}
+
+/// Local edits that failed to seal, merged with the edits taken now.
+fn merge_unsent(
+    unsent: Option<(u32, Vec<u8>)>,
+    taken: Option<(u32, Vec<u8>)>,
+) -> Option<(u32, Vec<u8>)> {
+    match (unsent, taken) {
+        (None, t) | (t, None) => t,
+        (Some((ct, old)), Some((_, new))) if ct == crate::content::AUTOMERGE_CHANGES => {
+            Some((ct, [old, new].concat()))
+        }
+        (Some((ct, old)), Some((_, new))) => yrs::merge_updates_v1([old, new])
+            .ok()
+            .map(|merged| (ct, merged)),
     }
 }
 

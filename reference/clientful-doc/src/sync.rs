@@ -41,13 +41,17 @@ pub struct SyncSession {
     wanted: HashSet<EnvelopeId>,
 }
 
+fn malformed(what: &'static str, reason: &'static str) -> DocError {
+    DocError::Envelope(clientful_core::Error::Malformed { what, reason })
+}
+
+fn non_canonical(what: &'static str, reason: &'static str) -> DocError {
+    DocError::Envelope(clientful_core::Error::NonCanonical { what, reason })
+}
+
 fn id32(b: &[u8]) -> Result<EnvelopeId, DocError> {
-    b.try_into().map_err(|_| {
-        DocError::Envelope(clientful_core::Error::Malformed {
-            what: "SyncMessage",
-            reason: "id is not 32 bytes",
-        })
-    })
+    b.try_into()
+        .map_err(|_| malformed("SyncMessage", "id is not 32 bytes"))
 }
 
 fn limit(what: &'static str, n: usize) -> Result<(), DocError> {
@@ -124,6 +128,12 @@ impl SyncSession {
             });
         }
         let msg: pb::SyncMessage = wire::decode(bytes, &wire::SYNC_MESSAGE)?;
+        if msg.kind == 0 {
+            return Err(malformed("SyncMessage.kind", "missing (0 is invalid)"));
+        }
+        if msg.more > 1 {
+            return Err(malformed("SyncMessage.more", "must be 0 or 1"));
+        }
         if msg.doc_id.as_slice() != replica.doc_id().as_slice() {
             return Err(DocError::Envelope(clientful_core::Error::WrongContext {
                 what: "document id",
@@ -135,18 +145,32 @@ impl SyncSession {
             KIND_HELLO => {
                 limit("heads", msg.heads.len())?;
                 limit("clock entries", msg.clock.len())?;
+                let heads: Vec<EnvelopeId> = msg
+                    .heads
+                    .iter()
+                    .map(|h| id32(h))
+                    .collect::<Result<_, _>>()?;
+                if heads.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
+                    return Err(non_canonical("SyncMessage.heads", "not strictly ascending"));
+                }
                 let mut clock = BTreeMap::new();
+                let mut last_author: Option<EnvelopeId> = None;
                 for e in &msg.clock {
                     if e.len() != 40 {
-                        return Err(DocError::Envelope(clientful_core::Error::Malformed {
-                            what: "SyncMessage.clock",
-                            reason: "entry is not 40 bytes",
-                        }));
+                        return Err(malformed("SyncMessage.clock", "entry is not 40 bytes"));
                     }
                     let (a, s) = e.split_at(32);
+                    let author = id32(a)?;
+                    if last_author.is_some_and(|l| l >= author) {
+                        return Err(non_canonical(
+                            "SyncMessage.clock",
+                            "authors not strictly ascending",
+                        ));
+                    }
+                    last_author = Some(author);
                     let mut seq = [0u8; 8];
                     seq.copy_from_slice(s);
-                    clock.insert(id32(a)?, u64::from_be_bytes(seq));
+                    clock.insert(author, u64::from_be_bytes(seq));
                 }
                 let dag = replica.dag();
                 let mut envs = Vec::new();
@@ -169,10 +193,8 @@ impl SyncSession {
                 if !envs.is_empty() {
                     out.push(Self::envelopes_msg(replica, envs, more));
                 }
-                let unknown: Vec<EnvelopeId> = msg
-                    .heads
-                    .iter()
-                    .filter_map(|h| id32(h).ok())
+                let unknown: Vec<EnvelopeId> = heads
+                    .into_iter()
                     .filter(|h| !replica.dag().knows(h))
                     .collect();
                 if let Some(w) = self.want_msg(replica, unknown) {
@@ -184,15 +206,22 @@ impl SyncSession {
             }
             KIND_WANT => {
                 limit("wanted ids", msg.want.len())?;
+                let wanted: HashSet<EnvelopeId> =
+                    msg.want.iter().map(|w| id32(w)).collect::<Result<_, _>>()?;
+                // Every wanted envelope we have is sent, in budget-sized messages and
+                // in integration order (so each message is causally deliverable).
                 let dag = replica.dag();
                 let mut envs = Vec::new();
                 let mut size = 0usize;
-                for w in &msg.want {
-                    if let Ok(id) = id32(w)
-                        && let Some(n) = dag.nodes.get(&id)
-                    {
+                for id in dag.order.iter().filter(|id| wanted.contains(*id)) {
+                    if let Some(n) = dag.nodes.get(id) {
                         if size + n.bytes.len() > ENVELOPES_BUDGET && !envs.is_empty() {
-                            break;
+                            out.push(Self::envelopes_msg(
+                                replica,
+                                std::mem::take(&mut envs),
+                                false,
+                            ));
+                            size = 0;
                         }
                         size += n.bytes.len();
                         envs.push(n.bytes.clone());
@@ -214,12 +243,6 @@ impl SyncSession {
                 if msg.more == 1 {
                     out.push(self.hello(replica));
                 }
-            }
-            0 => {
-                return Err(DocError::Envelope(clientful_core::Error::Malformed {
-                    what: "SyncMessage.kind",
-                    reason: "missing (0 is invalid)",
-                }));
             }
             _ => {} // Unknown kinds are ignored (forward compatibility).
         }

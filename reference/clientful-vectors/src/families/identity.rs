@@ -25,14 +25,18 @@ fn binding(user: &[u8], device: &[u8], x: &[u8]) -> pb::DeviceBinding {
     }
 }
 
-fn expected(cert: &[u8]) -> Result<Value, String> {
-    let v = identity::verify_certificate(cert, None).map_err(|e| e.to_string())?;
-    Ok(json!({
+fn device_json(v: &identity::VerifiedDevice) -> Value {
+    json!({
         "deviceId": hex(v.device_id),
         "userKey": hex(v.user_key.as_bytes()),
         "deviceKey": hex(v.device_key.as_bytes()),
         "deviceX25519": hex(v.device_x25519.as_bytes()),
-    }))
+    })
+}
+
+fn expected(cert: &[u8]) -> Result<Value, String> {
+    let v = identity::verify_certificate(cert, None).map_err(|e| e.to_string())?;
+    Ok(device_json(&v))
 }
 
 fn input(cert: &[u8]) -> Value {
@@ -401,12 +405,7 @@ pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, St
     let cert = get_bytes_input(input, "certificate")?;
     Ok(
         match identity::verify_certificate(&cert, expected_user.as_ref()) {
-            Ok(v) => Outcome::Accepted(json!({
-                "deviceId": hex(v.device_id),
-                "userKey": hex(v.user_key.as_bytes()),
-                "deviceKey": hex(v.device_key.as_bytes()),
-                "deviceX25519": hex(v.device_x25519.as_bytes()),
-            })),
+            Ok(v) => Outcome::Accepted(device_json(&v)),
             Err(e) => Outcome::Rejected(e.class()),
         },
     )

@@ -191,6 +191,12 @@ impl YjsDoc {
     }
 
     fn decode(content_type: u32, body: &[u8]) -> Result<Update, DocError> {
+        // yrs reserves a hash map sized by the leading client count before reading
+        // any client: a few garbage bytes would make it allocate megabytes. Each
+        // client takes at least one byte, so a count above the length is malformed.
+        if content_type == content::YJS_UPDATE_V1 && leading_varint(body) > body.len() as u64 {
+            return Err(malformed("yjs", "client count exceeds the update length"));
+        }
         // yrs has had panics on malformed input: contain them.
         let decoded = catch_unwind(AssertUnwindSafe(|| match content_type {
             content::YJS_UPDATE_V1 => Update::decode_v1(body),
@@ -202,6 +208,20 @@ impl YjsDoc {
             Err(_) => Err(malformed("yjs", "decoder panicked")),
         }
     }
+}
+
+/// The unsigned LEB128 number at the start of `b` (saturating; 0 if empty).
+fn leading_varint(b: &[u8]) -> u64 {
+    let mut n: u64 = 0;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        n |= u64::from(byte & 0x7f)
+            .checked_shl(7 * i as u32)
+            .unwrap_or(0);
+        if byte & 0x80 == 0 {
+            return n;
+        }
+    }
+    u64::MAX
 }
 
 fn any_to_json(a: &Any) -> Json {

@@ -24,9 +24,11 @@ use crate::content;
 use crate::error::DocError;
 
 /// What an author's chain has written into the CRDT so far (after a given envelope).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ActorProgress {
-    /// Yjs: the next clock of the author's client id. Automerge: the last seq.
+    /// The actor incarnation in use (DOC-3).
+    pub incarnation: u32,
+    /// Yjs: the next clock of the incarnation's client id. Automerge: its last seq.
     pub next: u64,
 }
 
@@ -109,6 +111,7 @@ const REMOTE_ORIGIN: &str = "clientful/remote";
 pub struct YjsDoc {
     doc: Doc,
     doc_id: [u8; 32],
+    incarnation: u32,
     client_id: u64,
     schema: YjsSchema,
     local_updates: Arc<Mutex<Vec<Vec<u8>>>>,
@@ -123,9 +126,10 @@ impl std::fmt::Debug for YjsDoc {
 }
 
 impl YjsDoc {
-    /// A new, empty document whose local client id is bound to `device` in `doc_id`.
-    pub fn new(device: &[u8; 32], doc_id: &[u8; 32], schema: YjsSchema) -> Self {
-        let client_id = binding::yjs_client_id(device, doc_id);
+    /// A new, empty document whose local client id is bound to `device` in `doc_id`
+    /// at `incarnation`.
+    pub fn new(device: &[u8; 32], doc_id: &[u8; 32], schema: YjsSchema, incarnation: u32) -> Self {
+        let client_id = binding::yjs_client_id_at(device, doc_id, incarnation);
         let mut options = Options::with_client_id(yrs::block::ClientID::new(client_id));
         options.offset_kind = OffsetKind::Utf16;
         let doc = Doc::with_options(options);
@@ -159,6 +163,7 @@ impl YjsDoc {
         YjsDoc {
             doc,
             doc_id: *doc_id,
+            incarnation,
             client_id,
             schema,
             local_updates,
@@ -282,16 +287,31 @@ impl CrdtDoc for YjsDoc {
             )));
         }
         let update = Self::decode(content_type, body)?;
-        // DOC-3, DOC-4: only the author's client, one range, continuing its chain.
-        let bound = binding::yjs_client_id(author, &self.doc_id);
-        let mut next = progress.next;
-        for (client, ranges) in update.insertions(true).iter() {
-            if client.get() != bound {
-                return Err(invalid(format!(
-                    "update inserts as Yjs client {} but its author is bound to {bound}",
-                    client.get()
-                )));
+        // DOC-3, DOC-4: only one client, bound to the author at the chain's
+        // incarnation or a later one; one range, continuing the chain (or starting
+        // at 0 in a new incarnation).
+        let insertions = update.insertions(true);
+        let mut result = progress;
+        let mut seen_client = false;
+        for (client, ranges) in insertions.iter() {
+            if seen_client {
+                return Err(invalid("update inserts under more than one Yjs client"));
             }
+            seen_client = true;
+            let k = binding::find_incarnation(progress.incarnation, |k| {
+                binding::yjs_client_id_at(author, &self.doc_id, k) == client.get()
+            })
+            .ok_or_else(|| {
+                invalid(format!(
+                    "update inserts as Yjs client {}, which is not bound to its author",
+                    client.get()
+                ))
+            })?;
+            let start = if k == progress.incarnation {
+                progress.next
+            } else {
+                0
+            };
             let mut iter = ranges.iter();
             let first = iter
                 .next()
@@ -301,15 +321,18 @@ impl CrdtDoc for YjsDoc {
                     "insertions of the author are not one contiguous range",
                 ));
             }
-            if u64::from(first.start) != progress.next {
+            if u64::from(first.start) != start {
                 return Err(invalid(format!(
-                    "insertions start at clock {} but the author's chain is at {}",
-                    first.start, progress.next
+                    "insertions start at clock {} but the author's chain is at {start}",
+                    first.start
                 )));
             }
-            next = u64::from(first.end);
+            result = ActorProgress {
+                incarnation: k,
+                next: u64::from(first.end),
+            };
         }
-        Ok(ActorProgress { next })
+        Ok(result)
     }
 
     fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError> {
@@ -344,6 +367,7 @@ impl CrdtDoc for YjsDoc {
     fn local_progress(&mut self) -> ActorProgress {
         let sv = self.doc.transact().state_vector();
         ActorProgress {
+            incarnation: self.incarnation,
             next: u64::from(sv.get(&yrs::block::ClientID::new(self.client_id))),
         }
     }
@@ -435,6 +459,7 @@ fn decode_changes(body: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
 pub struct AutomergeDoc {
     doc: AutoCommit,
     doc_id: [u8; 32],
+    incarnation: u32,
     actor: [u8; 16],
     flushed_heads: Vec<automerge::ChangeHash>,
     /// Highest seq of the own actor already committed or applied from an envelope
@@ -452,14 +477,16 @@ impl std::fmt::Debug for AutomergeDoc {
 }
 
 impl AutomergeDoc {
-    /// A new, empty document whose actor is bound to `device` in `doc_id`.
-    pub fn new(device: &[u8; 32], doc_id: &[u8; 32]) -> Self {
-        let actor = binding::automerge_actor(device, doc_id);
+    /// A new, empty document whose actor is bound to `device` in `doc_id` at
+    /// `incarnation`.
+    pub fn new(device: &[u8; 32], doc_id: &[u8; 32], incarnation: u32) -> Self {
+        let actor = binding::automerge_actor_at(device, doc_id, incarnation);
         let doc = AutoCommit::new_with_encoding(TextEncoding::Utf16CodeUnit)
             .with_actor(automerge::ActorId::from(actor.to_vec()));
         AutomergeDoc {
             doc,
             doc_id: *doc_id,
+            incarnation,
             actor,
             flushed_heads: Vec::new(),
             flushed_seq: 0,
@@ -550,22 +577,42 @@ impl CrdtDoc for AutomergeDoc {
                 "content type {content_type} is not Automerge changes"
             )));
         }
-        let bound = binding::automerge_actor(author, &self.doc_id);
-        let mut next = progress.next;
+        // DOC-3, DOC-4: one actor, bound to the author at the chain's incarnation
+        // or a later one; consecutive seqs continuing the chain (or from 1 in a new
+        // incarnation).
+        let mut result = progress;
+        let mut actor: Option<Vec<u8>> = None;
         for change in decode_changes(body)? {
-            // DOC-3, DOC-4: the author's actor, consecutive sequence numbers.
-            if change.actor_id().to_bytes() != bound.as_slice() {
-                return Err(invalid("change by an actor other than the author's"));
+            let this = change.actor_id().to_bytes().to_vec();
+            if actor.as_ref().is_some_and(|a| *a != this) {
+                return Err(invalid("changes of more than one actor in one envelope"));
             }
-            if change.seq() != next + 1 {
+            if actor.is_none() {
+                let k = binding::find_incarnation(progress.incarnation, |k| {
+                    binding::automerge_actor_at(author, &self.doc_id, k).as_slice()
+                        == this.as_slice()
+                })
+                .ok_or_else(|| invalid("change by an actor not bound to its author"))?;
+                result = ActorProgress {
+                    incarnation: k,
+                    next: if k == progress.incarnation {
+                        progress.next
+                    } else {
+                        0
+                    },
+                };
+                actor = Some(this);
+            }
+            if change.seq() != result.next + 1 {
                 return Err(invalid(format!(
-                    "change seq {} does not follow the author's chain at {next}",
-                    change.seq()
+                    "change seq {} does not follow the author's chain at {}",
+                    change.seq(),
+                    result.next
                 )));
             }
-            next = change.seq();
+            result.next = change.seq();
         }
-        Ok(ActorProgress { next })
+        Ok(result)
     }
 
     fn apply(&mut self, _content_type: u32, body: &[u8]) -> Result<(), DocError> {
@@ -605,7 +652,10 @@ impl CrdtDoc for AutomergeDoc {
             .get_last_local_change()
             .filter(|c| *c.actor_id() == own)
             .map_or(0, |c| c.seq());
-        ActorProgress { next: seq }
+        ActorProgress {
+            incarnation: self.incarnation,
+            next: seq,
+        }
     }
 
     fn materialize(&mut self) -> Json {

@@ -107,29 +107,38 @@ pub enum Verdict {
 
 enum Crdt {
     Yjs(YjsDoc),
-    Automerge(AutomergeDoc),
+    Automerge(Box<AutomergeDoc>),
 }
 
 impl Crdt {
-    fn new(cfg: &ReplicaConfig) -> Self {
+    fn new(cfg: &ReplicaConfig, incarnation: u32) -> Self {
         let device = cfg.device.public_bytes();
         match cfg.crdt {
-            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::new(&device, &cfg.doc_id, cfg.yjs_schema.clone())),
-            CrdtKind::Automerge => Crdt::Automerge(AutomergeDoc::new(&device, &cfg.doc_id)),
+            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::new(
+                &device,
+                &cfg.doc_id,
+                cfg.yjs_schema.clone(),
+                incarnation,
+            )),
+            CrdtKind::Automerge => Crdt::Automerge(Box::new(AutomergeDoc::new(
+                &device,
+                &cfg.doc_id,
+                incarnation,
+            ))),
         }
     }
 
     fn as_dyn(&mut self) -> &mut dyn CrdtDoc {
         match self {
             Crdt::Yjs(d) => d,
-            Crdt::Automerge(d) => d,
+            Crdt::Automerge(d) => d.as_mut(),
         }
     }
 
     fn as_dyn_ref(&self) -> &dyn CrdtDoc {
         match self {
             Crdt::Yjs(d) => d,
-            Crdt::Automerge(d) => d,
+            Crdt::Automerge(d) => d.as_ref(),
         }
     }
 }
@@ -143,6 +152,7 @@ pub struct Replica {
     rng: ChaCha20Rng,
     outbox: Vec<(EnvelopeId, Vec<u8>)>,
     unsent: Option<(u32, Vec<u8>)>,
+    incarnation: u32,
     apply_errors: u64,
 }
 
@@ -169,13 +179,14 @@ impl Replica {
             accepted: Vec::new(),
         };
         Replica {
-            crdt: Crdt::new(&cfg),
+            crdt: Crdt::new(&cfg, 0),
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
             ctx,
             cfg,
             dag: Dag::default(),
             outbox: Vec::new(),
             unsent: None,
+            incarnation: 0,
             apply_errors: 0,
         }
     }
@@ -191,6 +202,7 @@ impl Replica {
         // Our own envelopes came back through the remote path: they are not local
         // edits to commit again.
         let _ = r.crdt.as_dyn().take_local();
+        r.reconcile_incarnation();
         r
     }
 
@@ -215,7 +227,7 @@ impl Replica {
     /// The Automerge document, for editing (`None` for a Yjs replica).
     pub fn automerge_mut(&mut self) -> Option<&mut AutomergeDoc> {
         match &mut self.crdt {
-            Crdt::Automerge(d) => Some(d),
+            Crdt::Automerge(d) => Some(d.as_mut()),
             Crdt::Yjs(_) => None,
         }
     }
@@ -487,7 +499,51 @@ impl Replica {
     /// edits not yet committed are committed first so nothing is lost.
     fn rebuild(&mut self) {
         let _ = self.commit();
-        let mut fresh = Crdt::new(&self.cfg);
+        self.rebuild_doc();
+        self.reconcile_incarnation();
+    }
+
+    /// The device's own progress according to its envelope chain (the last own
+    /// envelope's progress), if it has written anything.
+    fn own_chain_progress(&self) -> Option<ActorProgress> {
+        let me = self.cfg.device.public_bytes();
+        self.dag
+            .chains
+            .get(&me)?
+            .iter()
+            .next_back()
+            .and_then(|(_, ids)| ids.first())
+            .and_then(|id| self.dag.nodes.get(id))
+            .map(|n| n.progress)
+    }
+
+    /// Keeps the local CRDT actor consistent with the device's envelope chain
+    /// (DOC-18): after a rebuild left some of the device's own operations pending
+    /// inside the CRDT (they built on excluded content), the local clock or seq
+    /// would fall behind the chain and the next envelope would be invalid. The
+    /// replica then moves to the next actor incarnation, whose clock starts afresh.
+    fn reconcile_incarnation(&mut self) {
+        let Some(chain) = self.own_chain_progress() else {
+            return;
+        };
+        if chain.incarnation > self.incarnation {
+            self.incarnation = chain.incarnation;
+            self.rebuild_doc();
+        }
+        let local = self.crdt.as_dyn().local_progress();
+        if chain.incarnation == self.incarnation
+            && local.next < chain.next
+            && self.incarnation < crate::binding::MAX_INCARNATION
+        {
+            self.incarnation += 1;
+            self.rebuild_doc();
+        }
+    }
+
+    /// A fresh CRDT document for the current incarnation, with every integrated,
+    /// non-excluded envelope applied in integration order.
+    fn rebuild_doc(&mut self) {
+        let mut fresh = Crdt::new(&self.cfg, self.incarnation);
         for id in &self.dag.order {
             if let Some(n) = self.dag.nodes.get(id)
                 && !self.dag.excluded(&n.author, n.seq)

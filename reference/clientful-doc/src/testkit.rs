@@ -42,9 +42,15 @@ impl World {
         }
     }
 
+    /// The seed of device `i` (indices wrap around; an empty world uses zeros).
+    fn seed(&self, i: usize) -> [u8; 32] {
+        let n = self.device_seeds.len().max(1);
+        self.device_seeds.get(i % n).copied().unwrap_or_default()
+    }
+
     /// The signing key of device `i`.
     pub fn device(&self, i: usize) -> SigningKey {
-        SigningKey::from_seed(&self.device_seeds[i % self.device_seeds.len()])
+        SigningKey::from_seed(&self.seed(i))
     }
 
     /// Public keys of every member device.
@@ -62,7 +68,7 @@ impl World {
     /// The configuration of device `i`'s replica; `incarnation` varies the nonce
     /// seed across restarts.
     pub fn config(&self, i: usize, incarnation: u64) -> ReplicaConfig {
-        let mut rng_seed = self.device_seeds[i % self.device_seeds.len()];
+        let mut rng_seed = self.seed(i);
         rng_seed[..8].copy_from_slice(&incarnation.to_be_bytes());
         ReplicaConfig {
             space_id: self.space_id,

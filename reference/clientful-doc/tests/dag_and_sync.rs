@@ -4,7 +4,12 @@
 //! old changes (DOC-17).
 //! spec: DOC-7, DOC-16, DOC-17, SYNC-2, SYNC-3.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use automerge::transaction::Transactable;
 use clientful_core::envelope::{self, EnvelopeId, SealRequest};
@@ -25,11 +30,27 @@ fn yjs_update_as(client: u64, text: &str) -> Vec<u8> {
     yrs::ReadTxn::encode_state_as_update_v1(&doc.transact(), &yrs::StateVector::default())
 }
 
-fn seal(w: &World, dev: usize, seq: u64, prev: Option<EnvelopeId>, preds: Vec<EnvelopeId>, body: &[u8], n: u64) -> (EnvelopeId, Vec<u8>) {
+fn seal(
+    w: &World,
+    dev: usize,
+    seq: u64,
+    prev: Option<EnvelopeId>,
+    preds: Vec<EnvelopeId>,
+    body: &[u8],
+    n: u64,
+) -> (EnvelopeId, Vec<u8>) {
     let s = envelope::seal(
         &w.device(dev),
         &EpochKey::new(w.epoch.0, w.epoch.1),
-        &SealRequest { space_id: w.space_id, doc_id: w.doc_id, seq, prev, preds, content_type: content::YJS_UPDATE_V1, body },
+        &SealRequest {
+            space_id: w.space_id,
+            doc_id: w.doc_id,
+            seq,
+            prev,
+            preds,
+            content_type: content::YJS_UPDATE_V1,
+            body,
+        },
         &mut ChaCha20Rng::seed_from_u64(n),
     )
     .unwrap();
@@ -44,7 +65,15 @@ fn rejection_cascades_to_buffered_descendants_in_any_order() {
     // X: device 2 writes as device 0 (invalid). Y: device 2's seq 2 on top of X,
     // also waiting for an id nobody has.
     let (x_id, x) = seal(&w, 2, 1, None, vec![], &yjs_update_as(victim, "spoof"), 1);
-    let (y_id, y) = seal(&w, 2, 2, Some(x_id), vec![[9; 32], x_id], &yjs_update_as(own, "y"), 2);
+    let (y_id, y) = seal(
+        &w,
+        2,
+        2,
+        Some(x_id),
+        vec![[9; 32], x_id],
+        &yjs_update_as(own, "y"),
+        2,
+    );
 
     let mut first = w.replica(1);
     assert!(matches!(first.receive(&y), Disposition::Buffered { .. }));
@@ -117,25 +146,33 @@ fn sync_fetches_missing_predecessors_by_want() {
     let w = World::new(9, 3, CrdtKind::Yjs);
     let (mut a, mut b, mut c) = (w.replica(0), w.replica(1), w.replica(2));
     let y = a.yjs().unwrap();
-    y.text("text").insert(&mut y.doc().transact_mut(), 0, "root");
+    y.text("text")
+        .insert(&mut y.doc().transact_mut(), 0, "root");
     a.commit().unwrap();
     let root = a.drain_outbox();
     for (_, e) in &root {
         b.receive(e);
     }
     let y = b.yjs().unwrap();
-    y.text("text").insert(&mut y.doc().transact_mut(), 4, " child");
+    y.text("text")
+        .insert(&mut y.doc().transact_mut(), 4, " child");
     b.commit().unwrap();
     let child = b.drain_outbox();
     // C gets only the child: buffered; syncing with A (who lacks the child) and B fills in.
-    assert!(matches!(c.receive(&child[0].1), Disposition::Buffered { .. }));
+    assert!(matches!(
+        c.receive(&child[0].1),
+        Disposition::Buffered { .. }
+    ));
     sync_pair(&mut c, &mut a);
     sync_pair(&mut c, &mut b);
     sync_pair(&mut a, &mut b);
     assert!(c.dag().pending.is_empty());
     assert_eq!(a.state_digest(), c.state_digest());
     assert_eq!(b.state_digest(), c.state_digest());
-    assert_eq!(c.materialize().to_canonical_string(), r#"{"data":{},"text":"root child"}"#);
+    assert_eq!(
+        c.materialize().to_canonical_string(),
+        r#"{"data":{},"text":"root child"}"#
+    );
 }
 
 #[test]
@@ -144,7 +181,9 @@ fn restored_automerge_device_does_not_resend_old_changes() {
     let mut a = w.replica(0);
     let mut b = w.replica(1);
     let doc = a.automerge_mut().unwrap().doc_mut();
-    let text = doc.put_object(automerge::ROOT, "text", automerge::ObjType::Text).unwrap();
+    let text = doc
+        .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
+        .unwrap();
     doc.splice_text(&text, 0, 0, "before crash").unwrap();
     a.commit().unwrap();
     for (_, e) in a.drain_outbox() {
@@ -153,7 +192,11 @@ fn restored_automerge_device_does_not_resend_old_changes() {
     // Restart A from its persisted envelopes, edit again, and deliver to B.
     let persisted = a.persisted_envelopes();
     let mut a = Replica::restore(w.config(0, 1), &persisted);
-    assert_eq!(a.commit().unwrap(), None, "nothing new to commit after a restore");
+    assert_eq!(
+        a.commit().unwrap(),
+        None,
+        "nothing new to commit after a restore"
+    );
     let doc = a.automerge_mut().unwrap().doc_mut();
     doc.splice_text(&text, 0, 0, "after: ").unwrap();
     a.commit().unwrap().unwrap();
@@ -162,5 +205,92 @@ fn restored_automerge_device_does_not_resend_old_changes() {
         assert!(matches!(d, Disposition::Applied { .. }), "{d:?}");
     }
     assert_eq!(a.state_digest(), b.state_digest());
-    assert_eq!(b.materialize().to_canonical_string(), r#"{"text":"after: before crash"}"#);
+    assert_eq!(
+        b.materialize().to_canonical_string(),
+        r#"{"text":"after: before crash"}"#
+    );
+}
+
+/// An honest author builds on one branch of an equivocator; when the fork is
+/// found, its stranded operations must not break its chain: it moves to a new
+/// actor incarnation, its next envelope is valid everywhere, and all converge.
+/// spec: DOC-9, DOC-18, DOC-3, DOC-4.
+#[test]
+fn honest_author_survives_building_on_an_excluded_branch() {
+    for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
+        let w = World::new(11, 4, crdt);
+        // Device 3 equivocates: two different seq-1 envelopes from two replicas
+        // of itself (same key, same seq).
+        let mut byz1 = w.replica(3);
+        let mut byz2 = Replica::new(w.config(3, 1));
+        edit(&mut byz1, 0, "XXXX");
+        edit(&mut byz2, 0, "YY");
+        let e1 = byz1
+            .commit()
+            .unwrap()
+            .map(|_| byz1.drain_outbox().remove(0).1)
+            .unwrap();
+        let e2 = byz2
+            .commit()
+            .unwrap()
+            .map(|_| byz2.drain_outbox().remove(0).1)
+            .unwrap();
+        let (mut a, mut c) = (w.replica(0), w.replica(2));
+        assert!(matches!(a.receive(&e1), Disposition::Applied { .. }));
+        assert!(matches!(c.receive(&e2), Disposition::Applied { .. }));
+        // A edits right after the equivocator's text (its operations reference it).
+        edit(&mut a, 2, "aa");
+        a.commit().unwrap().unwrap();
+        let a1 = a.drain_outbox();
+        // A learns of the other branch: fork, exclusion, rebuild.
+        assert!(matches!(a.receive(&e2), Disposition::Rejected { .. }));
+        assert_eq!(a.equivocators().len(), 1);
+        // A keeps writing; its envelope must be valid for C.
+        edit(&mut a, 0, "after");
+        a.commit().unwrap().unwrap();
+        let a2 = a.drain_outbox();
+        for env in [&e1]
+            .into_iter()
+            .chain(a1.iter().map(|x| &x.1))
+            .chain(a2.iter().map(|x| &x.1))
+        {
+            let d = c.receive(env);
+            assert!(
+                !matches!(d, Disposition::Rejected { class, .. } if class != clientful_core::ErrorClass::Equivocation),
+                "{crdt:?}: {d:?}"
+            );
+        }
+        for (_, env) in a2.iter() {
+            assert_eq!(
+                c.verdict(&envelope::decode(env).unwrap().id),
+                Verdict::Applied,
+                "{crdt:?}"
+            );
+        }
+        assert_eq!(a.history_digest(), c.history_digest(), "{crdt:?}");
+        assert_eq!(a.state_digest(), c.state_digest(), "{crdt:?}");
+        let text = a.materialize().to_canonical_string();
+        assert!(
+            text.contains("after") && !text.contains('X') && !text.contains('Y'),
+            "{crdt:?}: {text}"
+        );
+    }
+}
+
+fn edit(r: &mut Replica, pos: u32, s: &str) {
+    if let Some(y) = r.yjs() {
+        let t = y.text("text");
+        t.insert(&mut y.doc().transact_mut(), pos, s);
+        return;
+    }
+    let doc = r.automerge_mut().unwrap().doc_mut();
+    let text = match automerge::ReadDoc::get(doc, automerge::ROOT, "text").unwrap() {
+        Some((_, id)) => id,
+        None => doc
+            .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
+            .unwrap(),
+    };
+    let len = automerge::ReadDoc::length(doc, &text);
+    doc.splice_text(&text, (pos as usize).min(len), 0, s)
+        .unwrap();
 }

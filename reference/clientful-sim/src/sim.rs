@@ -92,11 +92,7 @@ impl SimConfig {
             max_down_len: 4,
             byzantine: 0.25,
             max_flood: 16,
-            behaviours: ALL_BEHAVIOURS
-                .iter()
-                .copied()
-                .filter(|b| *b != Behaviour::Equivocate)
-                .collect(),
+            behaviours: ALL_BEHAVIOURS.to_vec(),
             max_sync_rounds: 12,
             trace: false,
         }

@@ -126,10 +126,10 @@ fn automerge_restore_then_edit_is_accepted() {
     assert_eq!(a.state_digest(), b.state_digest());
 }
 
-/// Known issue (see the README): equivocation combined with concurrent honest
-/// edits breaks convergence. Run with `cargo test -p clientful-sim -- --ignored`.
+/// Equivocation combined with concurrent honest edits: the seeds that first
+/// showed honest changes stranded behind excluded content (fixed by actor
+/// incarnations, DOC-18).
 #[test]
-#[ignore = "known issue: excluded equivocator content strands honest CRDT changes"]
 fn equivocation_with_concurrent_edits_converges() {
     for (seed, crdt) in [(321u64, CrdtKind::Yjs), (321, CrdtKind::Automerge)] {
         let r = run(seed, &SimConfig::small_with_equivocation(crdt));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, unit/property/vector/fuzz-corpus
-# tests, the wasm32 build of the sans-IO core, the fuzz targets' build, and the vector
-# verifier. This is the README's test command and exactly what .ci/run calls.
+# tests, the document simulator (1,000 random schedules) and editing-trace replays, the
+# wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
+# (npm packages installed here), and the vector verifier. This is the README's test
+# command and exactly what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,7 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests: unit, property, vector, fuzz-corpus replay, CLI"
+step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, CLI"
 cargo test --workspace --locked 2>&1 | tee "$log"
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
   | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
@@ -36,10 +38,15 @@ fi
 step "fuzz targets build on stable"
 cargo check --manifest-path fuzz/Cargo.toml --locked --bins
 
+step "JavaScript interop: yjs and @automerge/automerge (npm) against the reference"
+bash scripts/interop-js.sh 2>&1 | tee "$log"
+read -r js_passed js_failed < <(sed -nE 's/^[#ℹ] (pass|fail) ([0-9]+)$/\1 \2/p' "$log" \
+  | awk '$1 == "pass" {p = $2} $1 == "fail" {f = $2} END {print p + 0, f + 0}')
+
 step "test vectors verify against the reference (clientful vectors verify test-vectors/)"
 cargo run -q -p clientful-cli --locked -- vectors verify test-vectors/ | tee "$log"
 read -r vec_passed vec_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${vec_passed} vector cases"
-echo "total: $(( test_passed + vec_passed )) passed, $(( test_failed + vec_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${vec_passed} vector cases"
+echo "total: $(( test_passed + js_passed + vec_passed )) passed, $(( test_failed + js_failed + vec_failed )) failed"

@@ -18,6 +18,7 @@ pub mod crdt;
 pub mod dag;
 pub mod digest;
 pub mod error;
+pub mod fuzzing;
 pub mod replica;
 pub mod sync;
 pub mod testkit;

@@ -110,7 +110,7 @@ pub fn generate() -> Result<VectorFile, String> {
     );
 
     // ---- Yjs ----
-    let w = World::new(0x6d65_7267_65, 3, CrdtKind::Yjs);
+    let w = World::new(0x6d65726765, 3, CrdtKind::Yjs);
     f.group(
         "merge",
         "Yjs document; three member devices; orders from orderSeed.",
@@ -218,7 +218,7 @@ pub fn generate() -> Result<VectorFile, String> {
     }
 
     // ---- Automerge ----
-    let w = World::new(0x6d65_7267_66, 3, CrdtKind::Automerge);
+    let w = World::new(0x6d65726766, 3, CrdtKind::Automerge);
     f.group(
         "merge",
         "Automerge document; three member devices; orders from orderSeed.",

@@ -158,6 +158,7 @@ pub fn deliver(r: &mut Replica, envs: &[&Vec<u8>]) -> Result<(), String> {
 
 /// Seals an arbitrary payload as device `signer` of the world (a Byzantine
 /// member can do exactly this).
+#[allow(clippy::too_many_arguments)]
 pub fn seal_raw(
     w: &World,
     signer: usize,

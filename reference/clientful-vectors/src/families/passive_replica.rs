@@ -148,7 +148,7 @@ pub fn generate() -> Result<VectorFile, String> {
     }
 
     // ---- Yjs ----
-    let w = World::new(0x7061_7373, 4, CrdtKind::Yjs);
+    let w = World::new(0x70617373, 4, CrdtKind::Yjs);
     let params = world_params(&w);
     f.group(
         "replay",
@@ -337,7 +337,7 @@ pub fn generate() -> Result<VectorFile, String> {
 
     // Garbage, unknown signer, wrong content type.
     let garbage = vec![0x0a, 0x03, 0xde, 0xad];
-    let outsider = World::new(0x6f75_7473, 1, CrdtKind::Yjs);
+    let outsider = World::new(0x6f757473, 1, CrdtKind::Yjs);
     let mut alien_world = w.clone();
     alien_world.device_seeds = outsider.device_seeds.clone();
     let (_, alien) = seal_raw(
@@ -376,7 +376,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // ---- Automerge ----
-    let w = World::new(0x7061_7374, 4, CrdtKind::Automerge);
+    let w = World::new(0x70617374, 4, CrdtKind::Automerge);
     let params = world_params(&w);
     f.group(
         "replay",

@@ -1,0 +1,111 @@
+//! Writes seed corpora for the document fuzz targets (`replica_receive`,
+//! `sync_message`) into `fuzz/corpus/<target>/`, named by SHA-256. Deterministic.
+//!
+//! `cargo run -p clientful-doc --example fuzz_seed -- fuzz/corpus`
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use automerge::transaction::Transactable;
+use clientful_core::suite::sha256;
+use clientful_doc::fuzzing::fuzz_world;
+use clientful_doc::sync::SyncSession;
+use clientful_doc::{CrdtKind, Replica};
+use yrs::{Text, Transact};
+
+fn frame(msgs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&m[..usize::from(n)]);
+    }
+    out
+}
+
+fn write(dir: &Path, data: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let name: String = sha256(data).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join(name), data).unwrap();
+}
+
+fn edit(r: &mut Replica, s: &str) {
+    if let Some(y) = r.yjs() {
+        y.text("text").insert(&mut y.doc().transact_mut(), 0, s);
+        return;
+    }
+    let doc = r.automerge_mut().unwrap().doc_mut();
+    let text = match automerge::ReadDoc::get(doc, automerge::ROOT, "text").unwrap() {
+        Some((_, id)) => id,
+        None => doc
+            .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
+            .unwrap(),
+    };
+    doc.splice_text(&text, 0, 0, s).unwrap();
+}
+
+fn main() {
+    let root = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/corpus".into()),
+    );
+    for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
+        let w = fuzz_world(crdt);
+        let (mut a, mut b) = (w.replica(0), w.replica(1));
+        let mut envs = Vec::new();
+        for (i, s) in ["héllo", " wörld 🌍", "!"].iter().enumerate() {
+            edit(if i % 2 == 0 { &mut a } else { &mut b }, s);
+            for r in [&mut a, &mut b] {
+                r.commit().unwrap();
+            }
+            let out: Vec<Vec<u8>> = a
+                .drain_outbox()
+                .into_iter()
+                .chain(b.drain_outbox())
+                .map(|(_, e)| e)
+                .collect();
+            for e in &out {
+                let _ = a.receive(e);
+                let _ = b.receive(e);
+            }
+            envs.extend(out);
+        }
+        let recv = root.join("replica_receive");
+        write(&recv, &frame(&envs));
+        let mut reversed = envs.clone();
+        reversed.reverse();
+        write(&recv, &frame(&reversed));
+        for e in &envs {
+            write(&recv, &frame(std::slice::from_ref(e)));
+        }
+        // Sync: a HELLO, a WANT and an ENVELOPES message from a real session.
+        let sync = root.join("sync_message");
+        let mut s = SyncSession::new();
+        let hello = s.hello(&a);
+        let mut fresh = w.replica(2);
+        let mut t = SyncSession::new();
+        let (replies, _) = t.handle(&mut fresh, &hello).unwrap();
+        write(&sync, &frame(std::slice::from_ref(&hello)));
+        for r in &replies {
+            write(&sync, &frame(std::slice::from_ref(r)));
+        }
+        let (answers, _) = s.handle(&mut a, replies.last().unwrap()).unwrap();
+        let mut all = vec![hello];
+        all.extend(replies);
+        all.extend(answers);
+        write(&sync, &frame(&all));
+    }
+    for target in ["replica_receive", "sync_message"] {
+        write(&root.join(target), &[]);
+        write(&root.join(target), &[0, 1, 0]);
+        write(&root.join(target), &[0, 3, 0x08, 0x81, 0x00]);
+    }
+    println!("seeded {}", root.display());
+}

@@ -43,10 +43,17 @@ bash scripts/interop-js.sh 2>&1 | tee "$log"
 read -r js_passed js_failed < <(sed -nE 's/^[#ℹ] (pass|fail) ([0-9]+)$/\1 \2/p' "$log" \
   | awk '$1 == "pass" {p = $2} $1 == "fail" {f = $2} END {print p + 0, f + 0}')
 
+step "conformance suite against the reference, in-process and over stdio"
+cargo run -q -p clientful-conformance --locked -- run --impl reference | tail -n 3
+cargo build -q -p clientful-conformance --locked
+cargo run -q -p clientful-conformance --locked -- run \
+  --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | tail -n 3
+read -r conf_passed conf_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
+
 step "test vectors verify against the reference (clientful vectors verify test-vectors/)"
 cargo run -q -p clientful-cli --locked -- vectors verify test-vectors/ | tee "$log"
 read -r vec_passed vec_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${vec_passed} vector cases"
-echo "total: $(( test_passed + js_passed + vec_passed )) passed, $(( test_failed + js_failed + vec_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${vec_passed} vector cases"
+echo "total: $(( test_passed + js_passed + conf_passed + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + vec_failed )) failed"

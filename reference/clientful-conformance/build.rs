@@ -1,0 +1,20 @@
+//! Compiles the conformance harness protocol with protox (no protoc needed).
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest.join("../../proto");
+    let file = "clientful/conformance/v1/harness.proto";
+    let fds = protox::compile([file], [&root])?;
+    let mut config = prost_build::Config::new();
+    // The ErrorClass enum comes from clientful-proto.
+    config.extern_path(".clientful.v1", "::clientful_core::error");
+    config.compile_fds(fds)?;
+    println!("cargo:rerun-if-changed={}", root.join(file).display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("clientful/v1/errors.proto").display()
+    );
+    Ok(())
+}

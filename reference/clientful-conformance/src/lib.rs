@@ -1,0 +1,20 @@
+//! The Clientful conformance suite (spec §12): the harness protocol, the stdio
+//! framing, the adapters (the reference in-process, any implementation as a child
+//! process over stdio), and the runner, which is the network between replicas.
+
+#![forbid(unsafe_code)]
+
+pub mod adapter;
+pub mod framing;
+pub mod reference;
+pub mod runner;
+pub mod scenario;
+
+/// Generated harness messages (`clientful.conformance.v1`).
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/clientful.conformance.v1.rs"));
+}
+
+/// The harness protocol version this runner speaks.
+pub const HARNESS_VERSION: u32 = 1;

@@ -1,0 +1,369 @@
+//! The reference implementation as a harness adapter: in-process
+//! ([`ReferenceAdapter`]) and over stdio ([`serve_stdio`], what
+//! `clientful-conformance serve-reference` runs).
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+
+use automerge::ReadDoc;
+use automerge::transaction::Transactable;
+use clientful_core::ErrorClass;
+use clientful_core::keys::{EpochKey, SigningKey};
+use clientful_doc::crdt::YjsSchema;
+use clientful_doc::{CrdtKind, Disposition as DocDisposition, Replica, ReplicaConfig};
+use clientful_vectors::verify::Outcome;
+use prost::Message;
+use serde_json::Value;
+use yrs::{Map, Text, Transact};
+
+use crate::adapter::{Adapter, HarnessError};
+use crate::framing::{read_frame, write_frame};
+use crate::pb::{self, request::Command, response::Result as R};
+
+struct Slot {
+    replica: Replica,
+    world_json: String,
+    device_seed: [u8; 32],
+    rng_seed: [u8; 32],
+    restarts: u8,
+}
+
+/// The reference implementation behind the harness protocol.
+#[derive(Default)]
+pub struct ReferenceAdapter {
+    replicas: BTreeMap<u32, Slot>,
+    next: u32,
+}
+
+fn arr<const N: usize>(v: &Value, key: &str) -> Result<[u8; N], String> {
+    let s = v
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or(format!("missing {key}"))?;
+    hex::decode(s)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| format!("{key} must be {N} bytes"))
+}
+
+/// A replica configuration from the world JSON of the document vector families.
+pub fn config_from_world(
+    world_json: &str,
+    device_seed: [u8; 32],
+    rng_seed: [u8; 32],
+) -> Result<ReplicaConfig, String> {
+    let w: Value = serde_json::from_str(world_json).map_err(|e| e.to_string())?;
+    let crdt = match w.get("crdt").and_then(Value::as_str) {
+        Some("yjs") => CrdtKind::Yjs,
+        Some("automerge") => CrdtKind::Automerge,
+        other => return Err(format!("unknown crdt {other:?}")),
+    };
+    let epoch = w.get("epoch").ok_or("missing epoch")?;
+    let signers = w
+        .get("signers")
+        .and_then(Value::as_array)
+        .ok_or("missing signers")?
+        .iter()
+        .map(|s| {
+            let b = hex::decode(s.as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+            b.try_into()
+                .map_err(|_| "signer must be 32 bytes".to_string())
+        })
+        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+    Ok(ReplicaConfig {
+        space_id: arr(&w, "spaceId")?,
+        doc_id: arr(&w, "docId")?,
+        device: SigningKey::from_seed(&device_seed),
+        epoch: EpochKey::new(arr(epoch, "epochId")?, arr(epoch, "secret")?),
+        old_epochs: Vec::new(),
+        signers,
+        crdt,
+        yjs_schema: YjsSchema::default(),
+        rng_seed,
+    })
+}
+
+fn seed32(b: &[u8]) -> Result<[u8; 32], String> {
+    b.try_into()
+        .map_err(|_| "seed must be 32 bytes".to_string())
+}
+
+fn edit(r: &mut Replica, e: &pb::local_edit::Edit) -> Result<(), String> {
+    if let Some(y) = r.yjs() {
+        // Root refs first: yrs takes the document lock for them, so they cannot be
+        // fetched while a transaction is open.
+        let (text, data) = (y.text("text"), y.map("data"));
+        let len = text.len(&y.doc().transact());
+        let mut txn = y.doc().transact_mut();
+        match e {
+            pb::local_edit::Edit::Insert(i) if i.index <= len => {
+                text.insert(&mut txn, i.index, &i.text)
+            }
+            pb::local_edit::Edit::Delete(d) if d.index.saturating_add(d.length) <= len => {
+                text.remove_range(&mut txn, d.index, d.length)
+            }
+            pb::local_edit::Edit::MapSet(m) => {
+                data.insert(&mut txn, m.key.as_str(), m.value.as_str());
+            }
+            _ => return Err("edit position out of range".into()),
+        }
+        return Ok(());
+    }
+    let doc = r.automerge_mut().ok_or("no document")?.doc_mut();
+    match e {
+        pb::local_edit::Edit::MapSet(m) => doc
+            .put(automerge::ROOT, m.key.as_str(), m.value.as_str())
+            .map_err(|e| e.to_string()),
+        pb::local_edit::Edit::Insert(_) | pb::local_edit::Edit::Delete(_) => {
+            let id = match doc
+                .get(automerge::ROOT, "text")
+                .map_err(|e| e.to_string())?
+            {
+                Some((_, id)) => id,
+                None => doc
+                    .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
+                    .map_err(|e| e.to_string())?,
+            };
+            match e {
+                pb::local_edit::Edit::Insert(i) => {
+                    doc.splice_text(&id, i.index as usize, 0, &i.text)
+                }
+                pb::local_edit::Edit::Delete(d) => {
+                    doc.splice_text(&id, d.index as usize, d.length as isize, "")
+                }
+                pb::local_edit::Edit::MapSet(_) => Ok(()),
+            }
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn encode_state(envs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in envs {
+        out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+fn decode_state(mut b: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    while let Some((len, rest)) = b.split_first_chunk::<4>() {
+        let n = u32::from_le_bytes(*len) as usize;
+        if n > rest.len() {
+            return Err("truncated state".into());
+        }
+        let (e, tail) = rest.split_at(n);
+        out.push(e.to_vec());
+        b = tail;
+    }
+    Ok(out)
+}
+
+fn capabilities() -> Vec<String> {
+    let mut caps: Vec<String> = clientful_vectors::FAMILIES
+        .iter()
+        .map(|f| format!("vectors/{f}"))
+        .collect();
+    caps.extend(["replica/yjs", "replica/automerge", "replica/restart"].map(String::from));
+    caps
+}
+
+fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
+    use clientful_vectors::families as f;
+    let params: Value = serde_json::from_str(&v.params_json).map_err(|e| e.to_string())?;
+    let input: Value = serde_json::from_str(&v.input_json).map_err(|e| e.to_string())?;
+    let op = v.operation.as_str();
+    match v.family.as_str() {
+        "primitives" => f::primitives::run(op, &params, &input),
+        "identity" => f::identity::run(op, &params, &input),
+        "wire-codec" => f::wire_codec::run(op, &params, &input),
+        "envelope-open" => f::envelope_open::run(op, &params, &input),
+        "crdt-merge" => f::crdt_merge::run(op, &params, &input),
+        "passive-replica" => f::passive_replica::run(op, &params, &input),
+        other => Err(format!("unknown family {other}")),
+    }
+}
+
+impl ReferenceAdapter {
+    /// A fresh adapter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn slot(&mut self, h: u32) -> Result<&mut Slot, String> {
+        self.replicas.get_mut(&h).ok_or(format!("no replica {h}"))
+    }
+
+    fn add(&mut self, slot: Slot) -> R {
+        self.next += 1;
+        self.replicas.insert(self.next, slot);
+        R::Replica(pb::ReplicaHandle { replica: self.next })
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, req: pb::Request) -> pb::Response {
+        let id = req.id;
+        let result = match req.command {
+            None => Ok(R::Unsupported(pb::Unsupported {
+                command: "unknown".into(),
+            })),
+            Some(cmd) => self.command(cmd),
+        };
+        pb::Response {
+            id,
+            result: Some(result.unwrap_or_else(|message| R::Error(pb::InternalError { message }))),
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<R, String> {
+        Ok(match cmd {
+            Command::Hello(_) => R::Hello(pb::HelloResult {
+                harness_version: crate::HARNESS_VERSION,
+                implementation: "clientful-reference".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                capabilities: capabilities(),
+            }),
+            Command::RunVector(v) => match run_vector(&v)? {
+                Outcome::Accepted(out) => R::Vector(pb::VectorResult {
+                    outcome: Some(pb::vector_result::Outcome::OutputJson(out.to_string())),
+                }),
+                Outcome::Rejected(class) => R::Vector(pb::VectorResult {
+                    outcome: Some(pb::vector_result::Outcome::Rejected(class as i32)),
+                }),
+            },
+            Command::CreateReplica(c) => {
+                let device_seed = seed32(&c.device_seed)?;
+                let rng_seed = seed32(&c.rng_seed)?;
+                let cfg = config_from_world(&c.world_json, device_seed, rng_seed)?;
+                self.add(Slot {
+                    replica: Replica::new(cfg),
+                    world_json: c.world_json,
+                    device_seed,
+                    rng_seed,
+                    restarts: 0,
+                })
+            }
+            Command::LocalEdit(e) => {
+                let s = self.slot(e.replica)?;
+                edit(&mut s.replica, e.edit.as_ref().ok_or("no edit")?)?;
+                R::Done(pb::Done {})
+            }
+            Command::Commit(c) => {
+                let id = self
+                    .slot(c.replica)?
+                    .replica
+                    .commit()
+                    .map_err(|e| e.to_string())?;
+                R::Commit(pb::CommitResult {
+                    envelope_id: id.map(|i| i.to_vec()).unwrap_or_default(),
+                })
+            }
+            Command::TakeOutbox(t) => R::Outbox(pb::Outbox {
+                envelopes: self
+                    .slot(t.replica)?
+                    .replica
+                    .drain_outbox()
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect(),
+            }),
+            Command::Deliver(d) => {
+                let disp = self.slot(d.replica)?.replica.receive(&d.envelope);
+                let (disposition, error) = match disp {
+                    DocDisposition::Applied { .. } => {
+                        (pb::Disposition::Applied, ErrorClass::Unspecified)
+                    }
+                    DocDisposition::Buffered { .. } => {
+                        (pb::Disposition::Buffered, ErrorClass::Unspecified)
+                    }
+                    DocDisposition::Duplicate { .. } => {
+                        (pb::Disposition::Duplicate, ErrorClass::Unspecified)
+                    }
+                    DocDisposition::Rejected { class, .. } => (pb::Disposition::Rejected, class),
+                };
+                R::Deliver(pb::DeliverResult {
+                    disposition: disposition as i32,
+                    error: error as i32,
+                })
+            }
+            Command::Observe(o) => {
+                let r = &mut self.slot(o.replica)?.replica;
+                R::Observation(pb::Observation {
+                    state_digest: r.state_digest().to_vec(),
+                    history_digest: r.history_digest().to_vec(),
+                    materialized_json: r.materialize().to_canonical_string(),
+                })
+            }
+            Command::Persist(p) => R::Persisted(pb::PersistedState {
+                state: encode_state(&self.slot(p.replica)?.replica.persisted_envelopes()),
+            }),
+            Command::Restart(r) => {
+                let old = self
+                    .replicas
+                    .remove(&r.replica)
+                    .ok_or(format!("no replica {}", r.replica))?;
+                let restarts = old.restarts.wrapping_add(1);
+                let mut rng_seed = old.rng_seed;
+                rng_seed[31] ^= restarts;
+                let cfg = config_from_world(&old.world_json, old.device_seed, rng_seed)?;
+                let replica = Replica::restore(cfg, &decode_state(&r.state)?);
+                self.add(Slot {
+                    replica,
+                    world_json: old.world_json,
+                    device_seed: old.device_seed,
+                    rng_seed: old.rng_seed,
+                    restarts,
+                })
+            }
+            Command::Shutdown(_) => R::Done(pb::Done {}),
+        })
+    }
+}
+
+impl Adapter for ReferenceAdapter {
+    fn call(&mut self, req: pb::Request) -> Result<pb::Response, HarnessError> {
+        Ok(self.handle(req))
+    }
+
+    fn call_raw(&mut self, id: u64, bytes: Vec<u8>) -> Result<pb::Response, HarnessError> {
+        match pb::Request::decode(bytes.as_slice()) {
+            Ok(req) => Ok(self.handle(req)),
+            Err(e) => Ok(pb::Response {
+                id,
+                result: Some(R::Error(pb::InternalError {
+                    message: e.to_string(),
+                })),
+            }),
+        }
+    }
+}
+
+/// Serves the reference over stdio until end of input or `shutdown`.
+pub fn serve_stdio(input: impl Read, output: impl Write) -> std::io::Result<()> {
+    let mut r = BufReader::new(input);
+    let mut w = BufWriter::new(output);
+    let mut adapter = ReferenceAdapter::new();
+    while let Some(frame) = read_frame(&mut r)? {
+        let resp = match pb::Request::decode(frame.as_slice()) {
+            Ok(req) => {
+                let stop = matches!(req.command, Some(Command::Shutdown(_)));
+                let resp = adapter.handle(req);
+                write_frame(&mut w, &resp.encode_to_vec())?;
+                if stop {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => pb::Response {
+                id: 0,
+                result: Some(R::Error(pb::InternalError {
+                    message: e.to_string(),
+                })),
+            },
+        };
+        write_frame(&mut w, &resp.encode_to_vec())?;
+    }
+    Ok(())
+}

@@ -70,6 +70,20 @@ fn invalid(reason: impl Into<String>) -> DocError {
     DocError::InvalidOperation(reason.into())
 }
 
+/// Runs a CRDT library call on untrusted input with panics contained: both
+/// libraries have had panics on malformed input. An error or a panic is MALFORMED.
+fn contained<T, E: std::fmt::Display>(
+    crdt: &'static str,
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, DocError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(malformed(crdt, e.to_string())),
+        Err(_) => Err(malformed(crdt, format!("{what} panicked"))),
+    }
+}
+
 // ---------------------------------------------------------------- Yjs
 
 /// The kind of a declared Yjs root type.
@@ -202,16 +216,10 @@ impl YjsDoc {
         if content_type == content::YJS_UPDATE_V1 && leading_varint(body) > body.len() as u64 {
             return Err(malformed("yjs", "client count exceeds the update length"));
         }
-        // yrs has had panics on malformed input: contain them.
-        let decoded = catch_unwind(AssertUnwindSafe(|| match content_type {
+        contained("yjs", "decoder", || match content_type {
             content::YJS_UPDATE_V1 => Update::decode_v1(body),
             _ => Update::decode_v2(body),
-        }));
-        match decoded {
-            Ok(Ok(u)) => Ok(u),
-            Ok(Err(e)) => Err(malformed("yjs", e.to_string())),
-            Err(_) => Err(malformed("yjs", "decoder panicked")),
-        }
+        })
     }
 }
 
@@ -338,12 +346,7 @@ impl CrdtDoc for YjsDoc {
     fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError> {
         let update = Self::decode(content_type, body)?;
         let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
-        let applied = catch_unwind(AssertUnwindSafe(|| txn.apply_update(update)));
-        match applied {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(malformed("yjs", e.to_string())),
-            Err(_) => Err(malformed("yjs", "apply panicked")),
-        }
+        contained("yjs", "apply", || txn.apply_update(update))
     }
 
     fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {
@@ -446,11 +449,9 @@ fn decode_changes(body: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
     split_change_chunks(body)?
         .into_iter()
         .map(|chunk| {
-            catch_unwind(AssertUnwindSafe(|| {
+            contained("automerge", "decoder", || {
                 automerge::Change::from_bytes(chunk.to_vec())
-            }))
-            .map_err(|_| malformed("automerge", "decoder panicked"))?
-            .map_err(|e| malformed("automerge", e.to_string()))
+            })
         })
         .collect()
 }
@@ -621,12 +622,7 @@ impl CrdtDoc for AutomergeDoc {
         for c in changes.iter().filter(|c| *c.actor_id() == own) {
             self.flushed_seq = self.flushed_seq.max(c.seq());
         }
-        let applied = catch_unwind(AssertUnwindSafe(|| self.doc.apply_changes(changes)));
-        match applied {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(malformed("automerge", e.to_string())),
-            Err(_) => Err(malformed("automerge", "apply panicked")),
-        }
+        contained("automerge", "apply", || self.doc.apply_changes(changes))
     }
 
     fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {

@@ -5,16 +5,13 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 
-use automerge::ReadDoc;
-use automerge::transaction::Transactable;
 use clientful_core::ErrorClass;
-use clientful_core::keys::{EpochKey, SigningKey};
-use clientful_doc::crdt::YjsSchema;
-use clientful_doc::{CrdtKind, Disposition as DocDisposition, Replica, ReplicaConfig};
+use clientful_doc::testkit;
+use clientful_doc::{Disposition as DocDisposition, Replica, ReplicaConfig};
+use clientful_vectors::families::docworld;
 use clientful_vectors::verify::Outcome;
 use prost::Message;
 use serde_json::Value;
-use yrs::{Map, Text, Transact};
 
 use crate::adapter::{Adapter, HarnessError};
 use crate::framing::{read_frame, write_frame};
@@ -35,17 +32,6 @@ pub struct ReferenceAdapter {
     next: u32,
 }
 
-fn arr<const N: usize>(v: &Value, key: &str) -> Result<[u8; N], String> {
-    let s = v
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or(format!("missing {key}"))?;
-    hex::decode(s)
-        .map_err(|e| e.to_string())?
-        .try_into()
-        .map_err(|_| format!("{key} must be {N} bytes"))
-}
-
 /// A replica configuration from the world JSON of the document vector families.
 pub fn config_from_world(
     world_json: &str,
@@ -53,34 +39,7 @@ pub fn config_from_world(
     rng_seed: [u8; 32],
 ) -> Result<ReplicaConfig, String> {
     let w: Value = serde_json::from_str(world_json).map_err(|e| e.to_string())?;
-    let crdt = match w.get("crdt").and_then(Value::as_str) {
-        Some("yjs") => CrdtKind::Yjs,
-        Some("automerge") => CrdtKind::Automerge,
-        other => return Err(format!("unknown crdt {other:?}")),
-    };
-    let epoch = w.get("epoch").ok_or("missing epoch")?;
-    let signers = w
-        .get("signers")
-        .and_then(Value::as_array)
-        .ok_or("missing signers")?
-        .iter()
-        .map(|s| {
-            let b = hex::decode(s.as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
-            b.try_into()
-                .map_err(|_| "signer must be 32 bytes".to_string())
-        })
-        .collect::<Result<Vec<[u8; 32]>, String>>()?;
-    Ok(ReplicaConfig {
-        space_id: arr(&w, "spaceId")?,
-        doc_id: arr(&w, "docId")?,
-        device: SigningKey::from_seed(&device_seed),
-        epoch: EpochKey::new(arr(epoch, "epochId")?, arr(epoch, "secret")?),
-        old_epochs: Vec::new(),
-        signers,
-        crdt,
-        yjs_schema: YjsSchema::default(),
-        rng_seed,
-    })
+    docworld::replica_config(&w, device_seed, rng_seed)
 }
 
 fn seed32(b: &[u8]) -> Result<[u8; 32], String> {
@@ -89,52 +48,10 @@ fn seed32(b: &[u8]) -> Result<[u8; 32], String> {
 }
 
 fn edit(r: &mut Replica, e: &pb::local_edit::Edit) -> Result<(), String> {
-    if let Some(y) = r.yjs() {
-        // Root refs first: yrs takes the document lock for them, so they cannot be
-        // fetched while a transaction is open.
-        let (text, data) = (y.text("text"), y.map("data"));
-        let len = text.len(&y.doc().transact());
-        let mut txn = y.doc().transact_mut();
-        match e {
-            pb::local_edit::Edit::Insert(i) if i.index <= len => {
-                text.insert(&mut txn, i.index, &i.text)
-            }
-            pb::local_edit::Edit::Delete(d) if d.index.saturating_add(d.length) <= len => {
-                text.remove_range(&mut txn, d.index, d.length)
-            }
-            pb::local_edit::Edit::MapSet(m) => {
-                data.insert(&mut txn, m.key.as_str(), m.value.as_str());
-            }
-            _ => return Err("edit position out of range".into()),
-        }
-        return Ok(());
-    }
-    let doc = r.automerge_mut().ok_or("no document")?.doc_mut();
     match e {
-        pb::local_edit::Edit::MapSet(m) => doc
-            .put(automerge::ROOT, m.key.as_str(), m.value.as_str())
-            .map_err(|e| e.to_string()),
-        pb::local_edit::Edit::Insert(_) | pb::local_edit::Edit::Delete(_) => {
-            let id = match doc
-                .get(automerge::ROOT, "text")
-                .map_err(|e| e.to_string())?
-            {
-                Some((_, id)) => id,
-                None => doc
-                    .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
-                    .map_err(|e| e.to_string())?,
-            };
-            match e {
-                pb::local_edit::Edit::Insert(i) => {
-                    doc.splice_text(&id, i.index as usize, 0, &i.text)
-                }
-                pb::local_edit::Edit::Delete(d) => {
-                    doc.splice_text(&id, d.index as usize, d.length as isize, "")
-                }
-                pb::local_edit::Edit::MapSet(_) => Ok(()),
-            }
-            .map_err(|e| e.to_string())
-        }
+        pb::local_edit::Edit::Insert(i) => testkit::insert_text(r, i.index, &i.text),
+        pb::local_edit::Edit::Delete(d) => testkit::delete_text(r, d.index, d.length),
+        pb::local_edit::Edit::MapSet(m) => testkit::set_value(r, &m.key, &m.value),
     }
 }
 

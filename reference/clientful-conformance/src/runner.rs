@@ -6,12 +6,12 @@ use std::path::Path;
 use clientful_core::envelope::{self, SealRequest};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, binding, content};
+use clientful_vectors::families::docworld;
 use clientful_vectors::schema::VectorFile;
 use prost::Message;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
-use yrs::{Text, Transact};
 
 use crate::adapter::{Adapter, HarnessError};
 use crate::pb::{self, request::Command, response::Result as R};
@@ -306,36 +306,22 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
         author.public_bytes()
     };
     let (ct, body) = match world.crdt {
-        CrdtKind::Yjs => {
-            let doc = yrs::Doc::with_client_id(binding::yjs_client_id(&actor_of, &world.doc_id));
-            let t = doc.get_or_insert_text("text");
-            t.insert(&mut doc.transact_mut(), 0, "forged");
-            (
-                content::YJS_UPDATE_V1,
-                yrs::ReadTxn::encode_state_as_update_v1(
-                    &doc.transact(),
-                    &yrs::StateVector::default(),
-                ),
-            )
-        }
-        CrdtKind::Automerge => {
-            let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(
-                binding::automerge_actor(&actor_of, &world.doc_id).to_vec(),
-            ));
-            let _ = automerge::transaction::Transactable::put(
-                &mut doc,
-                automerge::ROOT,
+        CrdtKind::Yjs => (
+            content::YJS_UPDATE_V1,
+            docworld::yjs_update_as(
+                binding::yjs_client_id(&actor_of, &world.doc_id),
                 "forged",
-                "yes",
-            );
-            (
-                content::AUTOMERGE_CHANGES,
-                doc.get_changes(&[])
-                    .iter()
-                    .flat_map(|c| c.raw_bytes().to_vec())
-                    .collect(),
-            )
-        }
+                0,
+            ),
+        ),
+        CrdtKind::Automerge => (
+            content::AUTOMERGE_CHANGES,
+            docworld::automerge_changes_as(
+                binding::automerge_actor(&actor_of, &world.doc_id),
+                1,
+                0,
+            ),
+        ),
     };
     let preds = if kind == "forgedPredecessor" {
         vec![[0x42; 32]]

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use clientful_doc::CrdtKind;
 use clientful_doc::testkit::World;
+use clientful_vectors::families::docworld;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::adapter::{Adapter, HarnessError};
 use crate::pb::{self, request::Command, response::Result as R};
@@ -37,15 +38,7 @@ fn fail(msg: impl Into<String>) -> ScenarioError {
 
 /// The world JSON (as in the document vector families) of a scenario's world.
 pub fn world_json(w: &World) -> String {
-    json!({
-        "crdt": match w.crdt { CrdtKind::Yjs => "yjs", CrdtKind::Automerge => "automerge" },
-        "spaceId": hex::encode(w.space_id),
-        "docId": hex::encode(w.doc_id),
-        "epoch": {"epochId": hex::encode(w.epoch.0), "secret": hex::encode(w.epoch.1)},
-        "signers": w.signers().iter().map(hex::encode).collect::<Vec<_>>(),
-        "yjsRoots": [{"name": "text", "kind": "text"}, {"name": "data", "kind": "map"}],
-    })
-    .to_string()
+    docworld::world_params(w).to_string()
 }
 
 struct Run<'a> {

@@ -271,7 +271,12 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedEnvelope, Error> {
 /// `(author, doc, seq)` opens normally: duplicates are idempotent, and the caller
 /// decides what to do with them.
 pub fn open(bytes: &[u8], ctx: &impl OpenContext) -> Result<OpenedEnvelope, Error> {
-    let d = decode(bytes)?;
+    open_decoded(decode(bytes)?, ctx)
+}
+
+/// Steps 7 to 15 of spec §6.8 on an envelope [`decode`] already accepted, for
+/// callers that decode first (to deduplicate by id) and must not decode twice.
+pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<OpenedEnvelope, Error> {
     let h = &d.header;
     // 7. Context (ENV-14).
     if &h.space_id != ctx.space_id() {

@@ -12,12 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
-use automerge::transaction::Transactable;
 use clientful_core::suite::sha256;
 use clientful_doc::fuzzing::fuzz_world;
 use clientful_doc::sync::SyncSession;
+use clientful_doc::testkit;
 use clientful_doc::{CrdtKind, Replica};
-use yrs::{Text, Transact};
 
 fn frame(msgs: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -36,18 +35,7 @@ fn write(dir: &Path, data: &[u8]) {
 }
 
 fn edit(r: &mut Replica, s: &str) {
-    if let Some(y) = r.yjs() {
-        y.text("text").insert(&mut y.doc().transact_mut(), 0, s);
-        return;
-    }
-    let doc = r.automerge_mut().unwrap().doc_mut();
-    let text = match automerge::ReadDoc::get(doc, automerge::ROOT, "text").unwrap() {
-        Some((_, id)) => id,
-        None => doc
-            .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
-            .unwrap(),
-    };
-    doc.splice_text(&text, 0, 0, s).unwrap();
+    testkit::insert_text(r, 0, s).unwrap();
 }
 
 fn main() {

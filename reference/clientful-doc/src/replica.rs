@@ -325,7 +325,7 @@ impl Replica {
         }
         // Equivocation is detected by the DAG (both envelopes are kept), so the
         // context does not report it (ENV-16 is applied in DOC-9 form).
-        let opened = match envelope::open(bytes, &self.ctx) {
+        let opened = match envelope::open_decoded(decoded, &self.ctx) {
             Ok(o) => o,
             Err(e) => {
                 // Not recorded: an unauthenticated input must never make an id

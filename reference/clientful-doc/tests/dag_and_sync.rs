@@ -278,19 +278,5 @@ fn honest_author_survives_building_on_an_excluded_branch() {
 }
 
 fn edit(r: &mut Replica, pos: u32, s: &str) {
-    if let Some(y) = r.yjs() {
-        let t = y.text("text");
-        t.insert(&mut y.doc().transact_mut(), pos, s);
-        return;
-    }
-    let doc = r.automerge_mut().unwrap().doc_mut();
-    let text = match automerge::ReadDoc::get(doc, automerge::ROOT, "text").unwrap() {
-        Some((_, id)) => id,
-        None => doc
-            .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
-            .unwrap(),
-    };
-    let len = automerge::ReadDoc::length(doc, &text);
-    doc.splice_text(&text, (pos as usize).min(len), 0, s)
-        .unwrap();
+    clientful_doc::testkit::insert_text(r, pos, s).unwrap();
 }

@@ -59,7 +59,7 @@ fn is_slug(s: &str) -> bool {
 
 /// A requirement id: uppercase letters, digits and hyphens, at least one hyphen,
 /// ending in a digit (`ENV-7`, `ENV-LIM-1`, `ID-V4`).
-fn is_spec_ref(s: &str) -> bool {
+pub fn is_spec_ref(s: &str) -> bool {
     s.contains('-')
         && s.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
         && s.bytes().last().is_some_and(|b| b.is_ascii_digit())

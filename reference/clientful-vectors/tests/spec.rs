@@ -15,17 +15,10 @@ use std::path::{Path, PathBuf};
 
 use clientful_vectors::FAMILIES;
 use clientful_vectors::schema::VectorFile;
+use clientful_vectors::verify::is_spec_ref as is_id;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn is_id(s: &str) -> bool {
-    s.contains('-')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Ids defined as `**ID.**` in the chapters, with the file defining each.

@@ -119,9 +119,9 @@ pub fn generate() -> Result<VectorFile, String> {
     let refs = &["DOC-6", "DOC-11", "DOC-12", "DOC-13"];
     {
         let (mut a, mut b, mut c) = (w.replica(0), w.replica(1), w.replica(2));
-        yjs_insert(&a, 0, "abc");
-        yjs_insert(&b, 0, "xyz");
-        yjs_insert(&c, 0, "123");
+        yjs_insert(&mut a, 0, "abc");
+        yjs_insert(&mut b, 0, "xyz");
+        yjs_insert(&mut c, 0, "123");
         let (ea, eb, ec) = (commit(&mut a)?.1, commit(&mut b)?.1, commit(&mut c)?.1);
         let envs = [&ea, &eb, &ec];
         f.valid(
@@ -135,15 +135,15 @@ pub fn generate() -> Result<VectorFile, String> {
     }
     {
         let (mut a, mut b, mut c) = (w.replica(0), w.replica(1), w.replica(2));
-        yjs_insert(&a, 0, "hello world");
+        yjs_insert(&mut a, 0, "hello world");
         let a1 = commit(&mut a)?.1;
         deliver(&mut b, &[&a1])?;
         deliver(&mut c, &[&a1])?;
-        yjs_delete(&b, 6, 5);
+        yjs_delete(&mut b, 6, 5);
         let b1 = commit(&mut b)?.1;
-        yjs_insert(&a, 11, "!");
+        yjs_insert(&mut a, 11, "!");
         let a2 = commit(&mut a)?.1;
-        yjs_insert(&c, 6, "big ");
+        yjs_insert(&mut c, 6, "big ");
         let c1 = commit(&mut c)?.1;
         let envs = [&a1, &a2, &b1, &c1];
         f.valid(
@@ -157,9 +157,9 @@ pub fn generate() -> Result<VectorFile, String> {
     }
     {
         let (mut a, mut b, mut c) = (w.replica(0), w.replica(1), w.replica(2));
-        yjs_set(&a, "title", "from A");
-        yjs_set(&b, "title", "from B");
-        yjs_set(&c, "other", "from C");
+        yjs_set(&mut a, "title", "from A");
+        yjs_set(&mut b, "title", "from B");
+        yjs_set(&mut c, "other", "from C");
         let (ea, eb, ec) = (commit(&mut a)?.1, commit(&mut b)?.1, commit(&mut c)?.1);
         let envs = [&ea, &eb, &ec];
         f.valid(
@@ -173,12 +173,12 @@ pub fn generate() -> Result<VectorFile, String> {
     }
     {
         let (mut a, mut b) = (w.replica(0), w.replica(1));
-        yjs_insert(&a, 0, "🌍é");
+        yjs_insert(&mut a, 0, "🌍é");
         let a1 = commit(&mut a)?.1;
         deliver(&mut b, &[&a1])?;
-        yjs_insert(&b, 2, "x"); // after the emoji (2 UTF-16 units)
+        yjs_insert(&mut b, 2, "x"); // after the emoji (2 UTF-16 units)
         let b1 = commit(&mut b)?.1;
-        yjs_insert(&a, 3, "→"); // after é
+        yjs_insert(&mut a, 3, "→"); // after é
         let a2 = commit(&mut a)?.1;
         let envs = [&a1, &b1, &a2];
         f.valid(

@@ -3,16 +3,15 @@
 //! produce honest and Byzantine envelopes with the reference replica.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc};
 use clientful_core::envelope::{self, EnvelopeId, SealRequest};
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_doc::crdt::YjsSchema;
-use clientful_doc::testkit::World;
+use clientful_doc::testkit::{self, World};
 use clientful_doc::{CrdtKind, Disposition, Replica, ReplicaConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
-use yrs::{Map, ReadTxn, Text, Transact};
+use yrs::{ReadTxn, Text, Transact};
 
 use crate::hexutil::{get_arr, get_hex_list, get_str, hex};
 
@@ -34,6 +33,18 @@ pub fn world_params(w: &World) -> Value {
 
 /// The observer replica the parameters describe.
 pub fn observer(params: &Value) -> Result<Replica, String> {
+    let seed = get_arr(params, "observerSeed")?;
+    Ok(Replica::new(replica_config(params, seed, [0; 32])?))
+}
+
+/// The configuration of a replica of device `device_seed` in the world the
+/// parameters describe (also what the conformance harness's `create_replica`
+/// carries).
+pub fn replica_config(
+    params: &Value,
+    device_seed: [u8; 32],
+    rng_seed: [u8; 32],
+) -> Result<ReplicaConfig, String> {
     let crdt = match get_str(params, "crdt")? {
         "yjs" => CrdtKind::Yjs,
         "automerge" => CrdtKind::Automerge,
@@ -55,17 +66,17 @@ pub fn observer(params: &Value) -> Result<Replica, String> {
     {
         return Err("unsupported yjsRoots".into());
     }
-    Ok(Replica::new(ReplicaConfig {
+    Ok(ReplicaConfig {
         space_id: get_arr(params, "spaceId")?,
         doc_id: get_arr(params, "docId")?,
-        device: SigningKey::from_seed(&get_arr(params, "observerSeed")?),
+        device: SigningKey::from_seed(&device_seed),
         epoch: EpochKey::new(get_arr(epoch, "epochId")?, get_arr(epoch, "secret")?),
         old_epochs: Vec::new(),
         signers,
         crdt,
         yjs_schema: YjsSchema::default(),
-        rng_seed: [0; 32],
-    }))
+        rng_seed,
+    })
 }
 
 /// A disposition as JSON.
@@ -85,56 +96,34 @@ pub fn disposition_json(d: &Disposition) -> Value {
     }
 }
 
-/// Inserts text in a Yjs replica (UTF-16 offset).
-pub fn yjs_insert(r: &Replica, pos: u32, s: &str) {
-    if let Some(y) = r.yjs() {
-        let t = y.text("text");
-        let mut txn = y.doc().transact_mut();
-        t.insert(&mut txn, pos, s);
-    }
+/// Inserts text (UTF-16 offset); see [`testkit::insert_text`].
+pub fn yjs_insert(r: &mut Replica, pos: u32, s: &str) {
+    let _ = testkit::insert_text(r, pos, s);
 }
 
-/// Deletes text in a Yjs replica (UTF-16 offsets).
-pub fn yjs_delete(r: &Replica, pos: u32, len: u32) {
-    if let Some(y) = r.yjs() {
-        let t = y.text("text");
-        let mut txn = y.doc().transact_mut();
-        t.remove_range(&mut txn, pos, len);
-    }
+/// Deletes text (UTF-16 offsets); see [`testkit::delete_text`].
+pub fn yjs_delete(r: &mut Replica, pos: u32, len: u32) {
+    let _ = testkit::delete_text(r, pos, len);
 }
 
-/// Sets a string in the Yjs `data` map.
-pub fn yjs_set(r: &Replica, key: &str, value: &str) {
-    if let Some(y) = r.yjs() {
-        let m = y.map("data");
-        let mut txn = y.doc().transact_mut();
-        m.insert(&mut txn, key, value);
-    }
+/// Sets a string in the Yjs `data` map; see [`testkit::set_value`].
+pub fn yjs_set(r: &mut Replica, key: &str, value: &str) {
+    let _ = testkit::set_value(r, key, value);
 }
 
-/// The Automerge `text` object, created if absent.
-fn am_text(r: &mut Replica) -> Option<automerge::ObjId> {
-    let doc = r.automerge_mut()?.doc_mut();
-    if let Ok(Some((_, id))) = doc.get(automerge::ROOT, "text") {
-        return Some(id);
+/// Splices the Automerge text (UTF-16 code units): a deletion, then an insertion.
+pub fn am_splice(r: &mut Replica, pos: u32, del: u32, s: &str) {
+    if del > 0 {
+        let _ = testkit::delete_text(r, pos, del);
     }
-    doc.put_object(automerge::ROOT, "text", ObjType::Text).ok()
-}
-
-/// Splices the Automerge text (UTF-16 code units).
-pub fn am_splice(r: &mut Replica, pos: usize, del: isize, s: &str) {
-    if let Some(t) = am_text(r)
-        && let Some(a) = r.automerge_mut()
-    {
-        let _ = a.doc_mut().splice_text(&t, pos, del, s);
+    if !s.is_empty() {
+        let _ = testkit::insert_text(r, pos, s);
     }
 }
 
 /// Puts a string at a root key of an Automerge replica.
 pub fn am_put(r: &mut Replica, key: &str, value: &str) {
-    if let Some(a) = r.automerge_mut() {
-        let _ = a.doc_mut().put(automerge::ROOT, key, value);
-    }
+    let _ = testkit::set_value(r, key, value);
 }
 
 /// Commits and returns the sealed envelope.

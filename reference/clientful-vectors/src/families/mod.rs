@@ -5,7 +5,7 @@ pub mod crdt_merge;
 pub mod envelope_open;
 pub mod passive_replica;
 
-mod docworld;
+pub mod docworld;
 pub mod identity;
 pub mod primitives;
 pub mod wire_codec;

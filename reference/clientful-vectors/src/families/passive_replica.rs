@@ -156,12 +156,12 @@ pub fn generate() -> Result<VectorFile, String> {
         params.clone(),
     );
     let (mut a, mut b) = (w.replica(0), w.replica(1));
-    yjs_insert(&a, 0, "hello");
+    yjs_insert(&mut a, 0, "hello");
     let (a1_id, a1) = commit(&mut a)?;
-    yjs_insert(&a, 5, " world");
+    yjs_insert(&mut a, 5, " world");
     let (_, a2) = commit(&mut a)?;
     deliver(&mut b, &[&a1, &a2])?;
-    yjs_insert(&b, 0, "B: ");
+    yjs_insert(&mut b, 0, "B: ");
     let (b1_id, b1) = commit(&mut b)?;
     case(
         &mut f,

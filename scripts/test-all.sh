@@ -47,13 +47,18 @@ step "conformance suite against the reference, in-process and over stdio"
 cargo run -q -p clientful-conformance --locked -- run --impl reference | tail -n 3
 cargo build -q -p clientful-conformance --locked
 cargo run -q -p clientful-conformance --locked -- run \
-  --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | tail -n 3
+  --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" --level strict | tee "$log" | tail -n 3
 read -r conf_passed conf_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
+
+step "conformance kill matrix: every saboteur, over stdio, must be caught"
+"$CARGO_TARGET_DIR/debug/clientful-conformance" saboteurs \
+  --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | tail -n 1
+read -r sab_caught sab_missed < <(sed -nE 's/^([0-9]+) caught, ([0-9]+) not caught$/\1 \2/p' "$log" | tail -n 1)
 
 step "test vectors verify against the reference (clientful vectors verify test-vectors/)"
 cargo run -q -p clientful-cli --locked -- vectors verify test-vectors/ | tee "$log"
 read -r vec_passed vec_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${vec_passed} vector cases"
-echo "total: $(( test_passed + js_passed + conf_passed + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + vec_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${sab_caught} saboteurs caught, ${vec_passed} vector cases"
+echo "total: $(( test_passed + js_passed + conf_passed + sab_caught + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + sab_missed + vec_failed )) failed"

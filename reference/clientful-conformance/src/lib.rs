@@ -5,9 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod expected;
 pub mod framing;
+pub mod killmatrix;
 pub mod reference;
+pub mod report;
 pub mod runner;
+pub mod saboteur;
 pub mod scenario;
 
 /// Generated harness messages (`clientful.conformance.v1`).

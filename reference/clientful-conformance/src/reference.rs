@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::adapter::{Adapter, HarnessError};
 use crate::framing::{read_frame, write_frame};
 use crate::pb::{self, request::Command, response::Result as R};
+use crate::saboteur::Saboteur;
 
 struct Slot {
     replica: Replica,
@@ -30,6 +31,7 @@ struct Slot {
 pub struct ReferenceAdapter {
     replicas: BTreeMap<u32, Slot>,
     next: u32,
+    saboteur: Option<Saboteur>,
 }
 
 /// A replica configuration from the world JSON of the document vector families.
@@ -109,6 +111,19 @@ impl ReferenceAdapter {
         Self::default()
     }
 
+    /// A fresh adapter with a saboteur switched on (§12.11): a deliberately
+    /// broken reference, for the kill matrix.
+    pub fn with_saboteur(saboteur: Option<Saboteur>) -> Self {
+        ReferenceAdapter {
+            saboteur,
+            ..Self::default()
+        }
+    }
+
+    fn sabotaged(&self, s: Saboteur) -> bool {
+        self.saboteur == Some(s)
+    }
+
     fn slot(&mut self, h: u32) -> Result<&mut Slot, String> {
         self.replicas.get_mut(&h).ok_or(format!("no replica {h}"))
     }
@@ -123,6 +138,7 @@ impl ReferenceAdapter {
     pub fn handle(&mut self, req: pb::Request) -> pb::Response {
         let id = req.id;
         let result = match req.command {
+            None if self.sabotaged(Saboteur::AnswersUnknownCommands) => Ok(R::Done(pb::Done {})),
             None => Ok(R::Unsupported(pb::Unsupported {
                 command: "unknown".into(),
             })),
@@ -146,9 +162,19 @@ impl ReferenceAdapter {
                 Outcome::Accepted(out) => R::Vector(pb::VectorResult {
                     outcome: Some(pb::vector_result::Outcome::OutputJson(out.to_string())),
                 }),
-                Outcome::Rejected(class) => R::Vector(pb::VectorResult {
-                    outcome: Some(pb::vector_result::Outcome::Rejected(class as i32)),
-                }),
+                Outcome::Rejected(class) => {
+                    match self.saboteur.and_then(|s| s.on_rejection(class)) {
+                        Some(None) => R::Vector(pb::VectorResult {
+                            outcome: Some(pb::vector_result::Outcome::OutputJson("{}".into())),
+                        }),
+                        Some(Some(other)) => R::Vector(pb::VectorResult {
+                            outcome: Some(pb::vector_result::Outcome::Rejected(other as i32)),
+                        }),
+                        None => R::Vector(pb::VectorResult {
+                            outcome: Some(pb::vector_result::Outcome::Rejected(class as i32)),
+                        }),
+                    }
+                }
             },
             Command::CreateReplica(c) => {
                 let device_seed = seed32(&c.device_seed)?;
@@ -163,8 +189,13 @@ impl ReferenceAdapter {
                 })
             }
             Command::LocalEdit(e) => {
+                let bytes_for_utf16 = self.sabotaged(Saboteur::ByteOffsetPositions);
                 let s = self.slot(e.replica)?;
-                edit(&mut s.replica, e.edit.as_ref().ok_or("no edit")?)?;
+                let mut ed = e.edit.ok_or("no edit")?;
+                if bytes_for_utf16 {
+                    byte_offsets(&mut s.replica, &mut ed);
+                }
+                edit(&mut s.replica, &ed)?;
                 R::Done(pb::Done {})
             }
             Command::Commit(c) => {
@@ -173,9 +204,13 @@ impl ReferenceAdapter {
                     .replica
                     .commit()
                     .map_err(|e| e.to_string())?;
-                R::Commit(pb::CommitResult {
-                    envelope_id: id.map(|i| i.to_vec()).unwrap_or_default(),
-                })
+                let mut envelope_id = id.map(|i| i.to_vec()).unwrap_or_default();
+                if self.sabotaged(Saboteur::CommitIdMismatch)
+                    && let Some(b) = envelope_id.last_mut()
+                {
+                    *b ^= 1;
+                }
+                R::Commit(pb::CommitResult { envelope_id })
             }
             Command::TakeOutbox(t) => R::Outbox(pb::Outbox {
                 envelopes: self
@@ -187,7 +222,9 @@ impl ReferenceAdapter {
                     .collect(),
             }),
             Command::Deliver(d) => {
+                let sab = self.saboteur;
                 let disp = self.slot(d.replica)?.replica.receive(&d.envelope);
+                let disp = sabotage_disposition(sab, disp);
                 let (disposition, error) = match disp {
                     DocDisposition::Applied { .. } => {
                         (pb::Disposition::Applied, ErrorClass::Unspecified)
@@ -206,16 +243,45 @@ impl ReferenceAdapter {
                 })
             }
             Command::Observe(o) => {
+                let sab = self.saboteur;
                 let r = &mut self.slot(o.replica)?.replica;
-                R::Observation(pb::Observation {
+                let mut obs = pb::Observation {
                     state_digest: r.state_digest().to_vec(),
                     history_digest: r.history_digest().to_vec(),
                     materialized_json: r.materialize().to_canonical_string(),
+                };
+                match sab {
+                    Some(Saboteur::NonCanonicalJson) => {
+                        let v: Value = serde_json::from_str(&obs.materialized_json)
+                            .map_err(|e| e.to_string())?;
+                        obs.materialized_json =
+                            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+                        obs.state_digest = clientful_core::suite::hash_with_label(
+                            clientful_core::labels::DIGEST_STATE,
+                            obs.materialized_json.as_bytes(),
+                        )
+                        .map_err(|e| e.to_string())?
+                        .to_vec();
+                    }
+                    Some(Saboteur::WrongStateDigest) => {
+                        use sha2::Digest;
+                        obs.state_digest =
+                            sha2::Sha256::digest(obs.materialized_json.as_bytes()).to_vec();
+                    }
+                    _ => {}
+                }
+                R::Observation(obs)
+            }
+            Command::Persist(p) => {
+                let lose = self.sabotaged(Saboteur::LoseStateOnRestart);
+                let mut envs = self.slot(p.replica)?.replica.persisted_envelopes();
+                if lose {
+                    envs.pop();
+                }
+                R::Persisted(pb::PersistedState {
+                    state: encode_state(&envs),
                 })
             }
-            Command::Persist(p) => R::Persisted(pb::PersistedState {
-                state: encode_state(&self.slot(p.replica)?.replica.persisted_envelopes()),
-            }),
             Command::Restart(r) => {
                 let old = self
                     .replicas
@@ -223,7 +289,9 @@ impl ReferenceAdapter {
                     .ok_or(format!("no replica {}", r.replica))?;
                 let restarts = old.restarts.wrapping_add(1);
                 let mut rng_seed = old.rng_seed;
-                rng_seed[31] ^= restarts;
+                if !self.sabotaged(Saboteur::ReuseNonceAfterRestart) {
+                    rng_seed[31] ^= restarts;
+                }
                 let cfg = config_from_world(&old.world_json, old.device_seed, rng_seed)?;
                 let replica = Replica::restore(cfg, &decode_state(&r.state)?);
                 self.add(Slot {
@@ -257,11 +325,109 @@ impl Adapter for ReferenceAdapter {
     }
 }
 
+/// The disposition a saboteur reports instead of the reference's.
+fn sabotage_disposition(sab: Option<Saboteur>, d: DocDisposition) -> DocDisposition {
+    let Some(s) = sab else { return d };
+    match d {
+        DocDisposition::Rejected {
+            id: Some(id),
+            class,
+            reason,
+        } => match s.on_rejection(class) {
+            Some(None) => DocDisposition::Applied {
+                id,
+                unblocked: vec![],
+            },
+            Some(Some(other)) => DocDisposition::Rejected {
+                id: Some(id),
+                class: other,
+                reason,
+            },
+            None => DocDisposition::Rejected {
+                id: Some(id),
+                class,
+                reason,
+            },
+        },
+        DocDisposition::Rejected {
+            id: None,
+            class,
+            reason,
+        } => match s.on_rejection(class) {
+            Some(None) => DocDisposition::Applied {
+                id: [0; 32],
+                unblocked: vec![],
+            },
+            Some(Some(other)) => DocDisposition::Rejected {
+                id: None,
+                class: other,
+                reason,
+            },
+            None => DocDisposition::Rejected {
+                id: None,
+                class,
+                reason,
+            },
+        },
+        DocDisposition::Buffered { id, .. } if s == Saboteur::ApplyOutOfCausalOrder => {
+            DocDisposition::Applied {
+                id,
+                unblocked: vec![],
+            }
+        }
+        DocDisposition::Duplicate { id } if s == Saboteur::DuplicateAsNew => {
+            DocDisposition::Applied {
+                id,
+                unblocked: vec![],
+            }
+        }
+        other => other,
+    }
+}
+
+/// The `byte-offset-positions` saboteur: reads the index of an edit as a UTF-8
+/// byte offset into the current text and hands the library the UTF-16 offset of
+/// the character boundary it lands on.
+fn byte_offsets(r: &mut Replica, e: &mut pb::local_edit::Edit) {
+    let text = match r.materialize() {
+        clientful_doc::canonical_json::Json::Object(members) => members
+            .into_iter()
+            .find(|(k, _)| k == "text")
+            .and_then(|(_, v)| match v {
+                clientful_doc::canonical_json::Json::String(s) => Some(s),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let to_utf16 = |byte: u32| -> u32 {
+        let mut b = (byte as usize).min(text.len());
+        while !text.is_char_boundary(b) {
+            b -= 1;
+        }
+        text.get(..b).map(|p| p.encode_utf16().count()).unwrap_or(0) as u32
+    };
+    match e {
+        pb::local_edit::Edit::Insert(i) => i.index = to_utf16(i.index),
+        pb::local_edit::Edit::Delete(d) => d.index = to_utf16(d.index),
+        pb::local_edit::Edit::MapSet(_) => {}
+    }
+}
+
 /// Serves the reference over stdio until end of input or `shutdown`.
 pub fn serve_stdio(input: impl Read, output: impl Write) -> std::io::Result<()> {
+    serve_stdio_with(input, output, None)
+}
+
+/// Serves the reference, or one of its saboteurs, over stdio.
+pub fn serve_stdio_with(
+    input: impl Read,
+    output: impl Write,
+    saboteur: Option<Saboteur>,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(input);
     let mut w = BufWriter::new(output);
-    let mut adapter = ReferenceAdapter::new();
+    let mut adapter = ReferenceAdapter::with_saboteur(saboteur);
     while let Some(frame) = read_frame(&mut r)? {
         let resp = match pb::Request::decode(frame.as_slice()) {
             Ok(req) => {

@@ -1,10 +1,20 @@
 //! Scenarios as data files (`conformance/scenarios/*.json`, format in its README):
 //! replicas, edit intents, and the runner as the network — it moves envelopes with
-//! seeded drops, duplicates and reordering, tampers with them, restarts replicas
-//! from persisted state, and checks dispositions, convergence and content.
+//! seeded drops, duplicates and reordering, tampers with them, forges and
+//! equivocates as a malicious member, restarts replicas from persisted state, and
+//! checks dispositions, convergence and content. Replicas of one scenario may live
+//! in different implementations (a mixed run, CONF-39): the runner assigns them in
+//! turn and carries the bytes between them.
+//!
+//! Besides the scenario's own assertions (required), the runner collects evidence
+//! (CONF-32, CONF-38): every observation's JSON must be canonical and hash to its
+//! `state_digest`, every commit id must be the id of the envelope the outbox then
+//! holds, every sealed nonce must be fresh, and a restart must not change what a
+//! replica reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use clientful_core::envelope;
 use clientful_doc::CrdtKind;
 use clientful_doc::testkit::World;
 use clientful_vectors::families::docworld;
@@ -36,22 +46,43 @@ fn fail(msg: impl Into<String>) -> ScenarioError {
     ScenarioError::Failed(msg.into())
 }
 
+/// What playing a scenario found.
+#[derive(Debug)]
+pub struct ScenarioRun {
+    /// The scenario's own assertions (required level).
+    pub result: Result<(), ScenarioError>,
+    /// SHOULD-level evidence problems found on the way (CONF-32): empty if none.
+    pub evidence: Vec<String>,
+    /// Whether the run got far enough for the evidence to mean something.
+    pub completed: bool,
+}
+
 /// The world JSON (as in the document vector families) of a scenario's world.
 pub fn world_json(w: &World) -> String {
     docworld::world_params(w).to_string()
 }
 
-struct Run<'a> {
-    adapter: &'a mut dyn Adapter,
+/// Name under which the runner's own malicious envelopes are logged, so that
+/// `sync` spreads them like any other.
+const FORGER: &str = "#forger";
+
+struct Run<'a, 'b> {
+    adapters: &'a mut [&'b mut dyn Adapter],
     next_id: u64,
-    handles: BTreeMap<String, u32>,
-    /// Every envelope each replica has sent (for `sync`, `tamper`, `replay`).
+    /// Replica name -> (adapter index, handle).
+    handles: BTreeMap<String, (usize, u32)>,
+    /// Every envelope each replica has sent (for `sync`, `tamper`, `redeliver`).
     sent: BTreeMap<String, Vec<Vec<u8>>>,
     /// Envelopes in flight: (to, bytes).
     queue: Vec<(String, Vec<u8>)>,
     rng: ChaCha20Rng,
     drop: f64,
     duplicate: f64,
+    /// Replicas with local edits not yet committed.
+    dirty: BTreeSet<String>,
+    /// Every nonce sealed so far, per author key (CONF-38).
+    nonces: BTreeMap<[u8; 32], BTreeSet<[u8; 24]>>,
+    evidence: Vec<String>,
 }
 
 fn str_of<'v>(step: &'v Value, key: &str) -> Result<&'v str, ScenarioError> {
@@ -80,10 +111,35 @@ fn u32_of(step: &Value, key: &str) -> Result<u32, ScenarioError> {
         .ok_or_else(|| fail(format!("step needs integer `{key}`")))
 }
 
-impl Run<'_> {
-    fn call(&mut self, cmd: Command) -> Result<R, ScenarioError> {
+/// The canonical form (DOC-11) of a JSON text, if it parses.
+pub fn canonical_form(text: &str) -> Option<String> {
+    use clientful_doc::canonical_json::Json;
+    fn conv(v: &Value) -> Json {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Json::Int(i),
+                None => Json::Number(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Json::String(s.clone()),
+            Value::Array(a) => Json::Array(a.iter().map(conv).collect()),
+            Value::Object(o) => Json::Object(o.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+        }
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .map(|v| conv(&v).to_canonical_string())
+}
+
+impl Run<'_, '_> {
+    fn call_on(&mut self, adapter: usize, cmd: Command) -> Result<R, ScenarioError> {
         self.next_id += 1;
-        let resp = self.adapter.call(pb::Request {
+        let a = self
+            .adapters
+            .get_mut(adapter)
+            .ok_or_else(|| fail("no such implementation"))?;
+        let resp = a.call(pb::Request {
             id: self.next_id,
             command: Some(cmd),
         })?;
@@ -97,7 +153,7 @@ impl Run<'_> {
         }
     }
 
-    fn handle(&self, name: &str) -> Result<u32, ScenarioError> {
+    fn handle(&self, name: &str) -> Result<(usize, u32), ScenarioError> {
         self.handles
             .get(name)
             .copied()
@@ -105,11 +161,14 @@ impl Run<'_> {
     }
 
     fn deliver(&mut self, to: &str, env: Vec<u8>) -> Result<(String, String), ScenarioError> {
-        let replica = self.handle(to)?;
-        match self.call(Command::Deliver(pb::Deliver {
-            replica,
-            envelope: env,
-        }))? {
+        let (a, replica) = self.handle(to)?;
+        match self.call_on(
+            a,
+            Command::Deliver(pb::Deliver {
+                replica,
+                envelope: env,
+            }),
+        )? {
             R::Deliver(d) => {
                 let disp = match pb::Disposition::try_from(d.disposition) {
                     Ok(pb::Disposition::Applied) => "applied",
@@ -131,11 +190,34 @@ impl Run<'_> {
     }
 
     fn observe(&mut self, name: &str) -> Result<(Vec<u8>, Vec<u8>, String), ScenarioError> {
-        let replica = self.handle(name)?;
-        match self.call(Command::Observe(pb::Observe { replica }))? {
+        let (a, replica) = self.handle(name)?;
+        match self.call_on(a, Command::Observe(pb::Observe { replica }))? {
             R::Observation(o) => {
                 if o.state_digest.len() != 32 || o.history_digest.len() != 32 {
                     return Err(fail("digests must be 32 bytes"));
+                }
+                // CONF-32 evidence: canonical JSON, and the digest recomputed from it.
+                match canonical_form(&o.materialized_json) {
+                    None => self.evidence.push(format!(
+                        "{name}: materialized_json is not JSON: {}",
+                        o.materialized_json
+                    )),
+                    Some(c) if c != o.materialized_json => self.evidence.push(format!(
+                        "{name}: materialized_json is not canonical (DOC-11): {:?}",
+                        o.materialized_json
+                    )),
+                    Some(_) => {}
+                }
+                let recomputed = clientful_core::suite::hash_with_label(
+                    clientful_core::labels::DIGEST_STATE,
+                    o.materialized_json.as_bytes(),
+                )
+                .map(|h| h.to_vec())
+                .unwrap_or_default();
+                if recomputed != o.state_digest {
+                    self.evidence.push(format!(
+                        "{name}: state_digest is not HashWithLabel(\"digest/state\", materialized_json) (DOC-12)"
+                    ));
                 }
                 Ok((o.state_digest, o.history_digest, o.materialized_json))
             }
@@ -143,11 +225,34 @@ impl Run<'_> {
         }
     }
 
+    /// CONF-38: a nonce sealed twice by one author is a failure (required).
+    fn check_nonces(&mut self, name: &str, envs: &[Vec<u8>]) -> Result<(), ScenarioError> {
+        for e in envs {
+            let d = envelope::decode(e).map_err(|err| {
+                fail(format!(
+                    "{name} sent an envelope that does not decode: {err}"
+                ))
+            })?;
+            if !self
+                .nonces
+                .entry(d.header.author)
+                .or_default()
+                .insert(d.header.nonce)
+            {
+                return Err(fail(format!(
+                    "{name} sealed two envelopes with the same nonce (ENV-21 step 3)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn step(&mut self, world: &World, step: &Value) -> Result<(), ScenarioError> {
         let op = str_of(step, "op")?;
         match op {
             "insert" | "delete" | "set" => {
-                let replica = self.handle(str_of(step, "replica")?)?;
+                let name = str_of(step, "replica")?.to_string();
+                let (a, replica) = self.handle(&name)?;
                 let edit = match op {
                     "insert" => pb::local_edit::Edit::Insert(pb::TextInsert {
                         index: u32_of(step, "index")?,
@@ -162,18 +267,50 @@ impl Run<'_> {
                         value: str_of(step, "value")?.into(),
                     }),
                 };
-                self.call(Command::LocalEdit(pb::LocalEdit {
-                    replica,
-                    edit: Some(edit),
-                }))?;
+                self.call_on(
+                    a,
+                    Command::LocalEdit(pb::LocalEdit {
+                        replica,
+                        edit: Some(edit),
+                    }),
+                )?;
+                self.dirty.insert(name);
             }
             "commit" => {
                 let name = str_of(step, "replica")?.to_string();
-                let replica = self.handle(&name)?;
-                self.call(Command::Commit(pb::Commit { replica }))?;
-                if let R::Outbox(o) = self.call(Command::TakeOutbox(pb::TakeOutbox { replica }))? {
-                    self.sent.entry(name).or_default().extend(o.envelopes);
+                let (a, replica) = self.handle(&name)?;
+                let id = match self.call_on(a, Command::Commit(pb::Commit { replica }))? {
+                    R::Commit(c) => c.envelope_id,
+                    _ => return Err(fail("commit answered with another result")),
+                };
+                self.dirty.remove(&name);
+                let envs = match self.call_on(a, Command::TakeOutbox(pb::TakeOutbox { replica }))? {
+                    R::Outbox(o) => o.envelopes,
+                    _ => return Err(fail("take_outbox answered with another result")),
+                };
+                // CONF-32 evidence: the commit id is the id of the envelope sealed for it.
+                match (id.is_empty(), envs.last()) {
+                    (true, None) => {}
+                    (false, Some(last)) => {
+                        let ok = envelope::decode(last).is_ok_and(|d| d.id.as_slice() == id);
+                        if !ok {
+                            self.evidence.push(format!(
+                                "{name}: commit id {} is not the id (ENV-4) of the envelope in the outbox",
+                                hex::encode(&id)
+                            ));
+                        }
+                    }
+                    (true, Some(_)) => self.evidence.push(format!(
+                        "{name}: commit returned no id but sealed an envelope"
+                    )),
+                    (false, None) => {
+                        return Err(fail(format!(
+                            "{name}: commit returned an id but the outbox is empty (CONF-17)"
+                        )));
+                    }
                 }
+                self.check_nonces(&name, &envs)?;
+                self.sent.entry(name).or_default().extend(envs);
             }
             "send" => {
                 // Queue everything `from` has sent so far to `to`, through the faulty network.
@@ -213,16 +350,32 @@ impl Run<'_> {
             }
             "restart" => {
                 let name = str_of(step, "replica")?.to_string();
-                let replica = self.handle(&name)?;
-                let state = match self.call(Command::Persist(pb::Persist { replica }))? {
+                let (a, replica) = self.handle(&name)?;
+                // CONF-21: with nothing uncommitted, a restart changes no observable.
+                let before = if self.dirty.contains(&name) {
+                    None
+                } else {
+                    Some(self.observe(&name)?)
+                };
+                let state = match self.call_on(a, Command::Persist(pb::Persist { replica }))? {
                     R::Persisted(p) => p.state,
                     _ => return Err(fail("persist answered with another result")),
                 };
-                match self.call(Command::Restart(pb::Restart { replica, state }))? {
+                match self.call_on(a, Command::Restart(pb::Restart { replica, state }))? {
                     R::Replica(h) if h.replica != 0 => {
-                        self.handles.insert(name, h.replica);
+                        self.handles.insert(name.clone(), (a, h.replica));
                     }
                     _ => return Err(fail("restart must answer a non-zero handle")),
+                }
+                self.dirty.remove(&name);
+                if let Some(before) = before {
+                    let after = self.observe(&name)?;
+                    if before != after {
+                        return Err(fail(format!(
+                            "{name} reports other observables after a restart (CONF-21): {} became {}",
+                            before.2, after.2
+                        )));
+                    }
                 }
             }
             "tamper" => {
@@ -244,6 +397,17 @@ impl Run<'_> {
                 }
                 self.expect_delivery(str_of(step, "to")?, env, step)?;
             }
+            "redeliver" => {
+                // Deliver one envelope `from` already sent again, directly.
+                let from = str_of(step, "from")?;
+                let sent = self.sent.get(from).cloned().unwrap_or_default();
+                let env = match step.get("index").and_then(Value::as_u64) {
+                    Some(i) => sent.get(i as usize).cloned(),
+                    None => sent.last().cloned(),
+                }
+                .ok_or_else(|| fail("no such sent envelope"))?;
+                self.expect_delivery(str_of(step, "to")?, env, step)?;
+            }
             "deliverRaw" => {
                 let bytes = hex::decode(str_of(step, "hex")?).map_err(|e| fail(e.to_string()))?;
                 self.expect_delivery(str_of(step, "to")?, bytes, step)?;
@@ -253,6 +417,21 @@ impl Run<'_> {
                 let env = crate::runner::forge(world, step).map_err(fail)?;
                 self.expect_delivery(str_of(step, "to")?, env, step)?;
             }
+            "equivocate" => {
+                // Member `by` seals two different envelopes with seq 1 and shows one to
+                // each side; both join the runner's log so `sync` spreads them.
+                let (one, two) = crate::runner::fork(world, step).map_err(fail)?;
+                for to in names(step, "first")? {
+                    self.expect_delivery(&to, one.clone(), step)?;
+                }
+                for to in names(step, "second")? {
+                    self.expect_delivery(&to, two.clone(), step)?;
+                }
+                self.sent
+                    .entry(FORGER.to_string())
+                    .or_default()
+                    .extend([one, two]);
+            }
             "expectConverged" => {
                 let replicas = names(step, "replicas")?;
                 let mut first: Option<(Vec<u8>, Vec<u8>, String, String)> = None;
@@ -260,7 +439,7 @@ impl Run<'_> {
                     let (s, h, m) = self.observe(&r)?;
                     match &first {
                         None => first = Some((s, h, m, r)),
-                        Some((s0, h0, m0, r0)) if (s0, h0) != (&s, &h) => {
+                        Some((s0, h0, m0, r0)) if (s0, h0, m0) != (&s, &h, &m) => {
                             return Err(fail(format!("{r} differs from {r0}: {m} vs {m0}")));
                         }
                         Some(_) => {}
@@ -301,8 +480,7 @@ impl Run<'_> {
     }
 }
 
-/// Runs one scenario file's JSON against an adapter.
-pub fn run_scenario(adapter: &mut dyn Adapter, scenario: &Value) -> Result<(), ScenarioError> {
+fn play(run: &mut Run<'_, '_>, scenario: &Value) -> Result<(), ScenarioError> {
     let world_spec = scenario.get("world").ok_or_else(|| fail("missing world"))?;
     let crdt = match world_spec.get("crdt").and_then(Value::as_str) {
         Some("yjs") => CrdtKind::Yjs,
@@ -316,34 +494,33 @@ pub fn run_scenario(adapter: &mut dyn Adapter, scenario: &Value) -> Result<(), S
     let seed = world_spec.get("seed").and_then(Value::as_u64).unwrap_or(1);
     let world = World::new(seed, devices, crdt);
     let net = scenario.get("network").cloned().unwrap_or(Value::Null);
-    let mut run = Run {
-        adapter,
-        next_id: 1000,
-        handles: BTreeMap::new(),
-        sent: BTreeMap::new(),
-        queue: Vec::new(),
-        rng: ChaCha20Rng::seed_from_u64(net.get("seed").and_then(Value::as_u64).unwrap_or(seed)),
-        drop: net.get("drop").and_then(Value::as_f64).unwrap_or(0.0),
-        duplicate: net.get("duplicate").and_then(Value::as_f64).unwrap_or(0.0),
-    };
+    run.rng = ChaCha20Rng::seed_from_u64(net.get("seed").and_then(Value::as_u64).unwrap_or(seed));
+    run.drop = net.get("drop").and_then(Value::as_f64).unwrap_or(0.0);
+    run.duplicate = net.get("duplicate").and_then(Value::as_f64).unwrap_or(0.0);
     let wj = world_json(&world);
     let replicas = scenario
         .get("replicas")
         .and_then(Value::as_object)
         .ok_or_else(|| fail("missing replicas"))?;
-    for (name, dev) in replicas {
+    let n_impls = run.adapters.len().max(1);
+    for (i, (name, dev)) in replicas.iter().enumerate() {
         let d = dev.as_u64().ok_or_else(|| fail("replica device index"))? as usize;
         let mut rng_seed = [0u8; 32];
         rng_seed[0] = d as u8;
         rng_seed[1..9].copy_from_slice(&seed.to_be_bytes());
         let device_seed = world.device_seeds.get(d).copied().unwrap_or([0xee; 32]);
-        match run.call(Command::CreateReplica(pb::CreateReplica {
-            world_json: wj.clone(),
-            device_seed: device_seed.to_vec(),
-            rng_seed: rng_seed.to_vec(),
-        }))? {
+        // Mixed runs (CONF-39): replicas go to the implementations in turn.
+        let a = i % n_impls;
+        match run.call_on(
+            a,
+            Command::CreateReplica(pb::CreateReplica {
+                world_json: wj.clone(),
+                device_seed: device_seed.to_vec(),
+                rng_seed: rng_seed.to_vec(),
+            }),
+        )? {
             R::Replica(h) if h.replica != 0 => {
-                run.handles.insert(name.clone(), h.replica);
+                run.handles.insert(name.clone(), (a, h.replica));
             }
             _ => return Err(fail("create_replica must answer a non-zero handle")),
         }
@@ -361,4 +538,42 @@ pub fn run_scenario(adapter: &mut dyn Adapter, scenario: &Value) -> Result<(), S
         })?;
     }
     Ok(())
+}
+
+/// Plays one scenario file's JSON against one implementation, or several (a
+/// mixed run).
+pub fn run_scenario(adapters: &mut [&mut dyn Adapter], scenario: &Value) -> ScenarioRun {
+    let mut run = Run {
+        adapters,
+        next_id: 1000,
+        handles: BTreeMap::new(),
+        sent: BTreeMap::new(),
+        queue: Vec::new(),
+        rng: ChaCha20Rng::seed_from_u64(0),
+        drop: 0.0,
+        duplicate: 0.0,
+        dirty: BTreeSet::new(),
+        nonces: BTreeMap::new(),
+        evidence: Vec::new(),
+    };
+    let result = play(&mut run, scenario);
+    ScenarioRun {
+        completed: result.is_ok(),
+        result,
+        evidence: run.evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_sorts_and_strips() {
+        assert_eq!(
+            canonical_form("{ \"b\": 1, \"a\": [true, null, \"x\"] }").as_deref(),
+            Some("{\"a\":[true,null,\"x\"],\"b\":1}")
+        );
+        assert_eq!(canonical_form("nope"), None);
+    }
 }

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use clientful_conformance::adapter::{Adapter, StdioAdapter};
-use clientful_conformance::reference::{ReferenceAdapter, serve_stdio};
-use clientful_conformance::runner::{self, Outcome};
+use clientful_conformance::expected::ExpectedFailures;
+use clientful_conformance::killmatrix::{Mode, run_matrix};
+use clientful_conformance::reference::{ReferenceAdapter, serve_stdio_with};
+use clientful_conformance::report::{Level, Outcome, Report};
+use clientful_conformance::runner::{self, RunOptions};
+use clientful_conformance::saboteur::Saboteur;
 
 #[derive(Parser)]
 #[command(
@@ -27,11 +31,13 @@ enum Cmd {
     /// 2 harness error, 3 nothing ran.
     Run {
         /// `reference`: the in-process reference implementation.
-        #[arg(long = "impl", conflicts_with = "impl_cmd")]
+        #[arg(long = "impl")]
         implementation: Option<String>,
-        /// A command that speaks the harness protocol on stdio.
+        /// A command that speaks the harness protocol on stdio. Given twice, or
+        /// with `--impl reference`, the run is mixed: each scenario's replicas are
+        /// spread over the implementations.
         #[arg(long)]
-        impl_cmd: Option<String>,
+        impl_cmd: Vec<String>,
         /// Vectors directory.
         #[arg(long, default_value = "test-vectors")]
         vectors: PathBuf,
@@ -41,68 +47,248 @@ enum Cmd {
         /// Write report.json here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Write every report (results.jsonl, streamed; report.json; junit.xml;
+        /// report.md) into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Conformance level: `required` (MUSTs) or `strict` (MUSTs and SHOULDs).
+        #[arg(long, default_value = "required")]
+        level: String,
+        /// The implementation's expected-failures file (a stale entry fails the run).
+        #[arg(long)]
+        expected_failures: Option<PathBuf>,
+        /// Run the reference with a saboteur switched on (`--impl reference` only).
+        #[arg(long)]
+        saboteur: Option<String>,
         /// Seconds to wait for each answer.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
     /// Serve the reference implementation over stdio (framed harness protocol).
-    ServeReference,
+    ServeReference {
+        /// Serve a deliberately broken variant instead (see `conformance/saboteurs.json`).
+        #[arg(long)]
+        saboteur: Option<String>,
+    },
+    /// Run every saboteur through the suite; fails if any survives (the kill matrix).
+    Saboteurs {
+        /// The list of saboteurs and the tests that must catch each.
+        #[arg(long, default_value = "conformance/saboteurs.json")]
+        list: PathBuf,
+        /// Vectors directory.
+        #[arg(long, default_value = "test-vectors")]
+        vectors: PathBuf,
+        /// Scenarios directory.
+        #[arg(long, default_value = "conformance/scenarios")]
+        scenarios: PathBuf,
+        /// Serve each saboteur through this stdio command (given `--saboteur NAME`)
+        /// instead of in-process.
+        #[arg(long)]
+        impl_cmd: Option<String>,
+    },
+}
+
+/// Shortens the object lifetime of a boxed adapter for a borrow.
+fn shorten(b: &mut Box<dyn Adapter>) -> &mut dyn Adapter {
+    &mut **b
+}
+
+fn fail_start(msg: &str) -> ExitCode {
+    eprintln!("{msg}");
+    println!("0 passed, 0 failed");
+    ExitCode::from(2)
+}
+
+fn write_reports(r: &Report, out: Option<&PathBuf>, report: Option<&PathBuf>) {
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(dir) = out {
+        files.push((dir.join("report.json"), format!("{:#}\n", r.to_json())));
+        files.push((dir.join("junit.xml"), r.to_junit()));
+        files.push((dir.join("report.md"), r.to_markdown()));
+    }
+    if let Some(p) = report {
+        files.push((p.clone(), format!("{:#}\n", r.to_json())));
+    }
+    for (path, text) in files {
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cmd(
+    implementation: Option<String>,
+    impl_cmd: Vec<String>,
+    vectors: PathBuf,
+    scenarios: PathBuf,
+    report: Option<PathBuf>,
+    out: Option<PathBuf>,
+    level: String,
+    expected_failures: Option<PathBuf>,
+    saboteur: Option<String>,
+    timeout_secs: u64,
+) -> ExitCode {
+    let Some(level) = Level::parse(&level) else {
+        return fail_start("--level must be `required` or `strict`");
+    };
+    let sab = match saboteur.as_deref() {
+        None => None,
+        Some(n) => match Saboteur::parse(n) {
+            Some(s) => Some(s),
+            None => return fail_start(&format!("unknown saboteur {n}")),
+        },
+    };
+    let expected = match expected_failures {
+        None => None,
+        Some(p) => match std::fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| ExpectedFailures::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok(x) => Some(x),
+            Err(e) => return fail_start(&format!("harness error: {}: {e}", p.display())),
+        },
+    };
+    let mut adapters: Vec<Box<dyn Adapter>> = Vec::new();
+    match implementation.as_deref() {
+        Some("reference") => adapters.push(Box::new(ReferenceAdapter::with_saboteur(sab))),
+        Some(other) => return fail_start(&format!("unknown --impl {other} (only `reference`)")),
+        None => {}
+    }
+    for cmd in &impl_cmd {
+        match StdioAdapter::spawn(cmd, Duration::from_secs(timeout_secs)) {
+            Ok(a) => adapters.push(Box::new(a)),
+            Err(e) => return fail_start(&format!("harness error: {e}")),
+        }
+    }
+    if adapters.is_empty() {
+        return fail_start("give --impl reference and/or --impl-cmd \"<command>\"");
+    }
+    let log = match &out {
+        None => None,
+        Some(dir) => match std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::File::create(dir.join("results.jsonl")))
+        {
+            Ok(f) => Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn std::io::Write>),
+            Err(e) => return fail_start(&format!("cannot write to {}: {e}", dir.display())),
+        },
+    };
+    let mut refs: Vec<&mut dyn Adapter> = adapters.iter_mut().map(shorten).collect();
+    let mut r = runner::run_with(
+        &mut refs,
+        RunOptions {
+            vectors: Some(vectors),
+            scenarios: Some(scenarios),
+            level,
+            expected_failures: expected,
+            log,
+        },
+    );
+    for t in &r.results {
+        match &t.outcome {
+            Outcome::Fail(m) | Outcome::Unsupported(m) => {
+                let tag = if t.level <= r.level { "FAIL" } else { "WARN" };
+                println!("{tag} {} [{}]: {m}", t.id, t.outcome.as_str());
+            }
+            Outcome::ExpectedFailure(m) => println!("XFAIL {}: {m}", t.id),
+            _ => {}
+        }
+    }
+    if let Some(e) = &r.harness_error {
+        println!("harness error: {e}");
+    }
+    r.log = None;
+    write_reports(&r, out.as_ref(), report.as_ref());
+    println!("implementation: {}", r.implementations.join(" + "));
+    println!(
+        "level: {}; {} warnings, {} expected failures",
+        r.level.as_str(),
+        r.warnings(),
+        r.expected_failures()
+    );
+    println!("{} passed, {} failed", r.passed(), r.failed());
+    ExitCode::from(r.exit_code())
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::ServeReference => match serve_stdio(std::io::stdin(), std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("serve-reference: {e}");
-                ExitCode::from(2)
+        Cmd::ServeReference { saboteur } => {
+            let sab = match saboteur.as_deref() {
+                None => None,
+                Some(n) => match Saboteur::parse(n) {
+                    Some(s) => Some(s),
+                    None => {
+                        eprintln!("unknown saboteur {n}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            match serve_stdio_with(std::io::stdin(), std::io::stdout(), sab) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("serve-reference: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
+        Cmd::Saboteurs {
+            list,
+            vectors,
+            scenarios,
+            impl_cmd,
+        } => {
+            let mode = match impl_cmd {
+                Some(c) => Mode::Stdio(c),
+                None => Mode::InProcess,
+            };
+            match run_matrix(&list, &vectors, &scenarios, &mode) {
+                Ok(rows) => {
+                    let bad = rows.iter().filter(|r| r.problem.is_some()).count();
+                    for r in &rows {
+                        println!(
+                            "{:<28} exit {}  {:>4} failed  {}",
+                            r.name,
+                            r.exit_code,
+                            r.failed,
+                            r.problem.as_deref().unwrap_or("caught")
+                        );
+                    }
+                    println!("{} caught, {} not caught", rows.len() - bad, bad);
+                    if bad == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("harness error: {e}");
+                    println!("0 caught, 0 not caught");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Run {
             implementation,
             impl_cmd,
             vectors,
             scenarios,
             report,
+            out,
+            level,
+            expected_failures,
+            saboteur,
             timeout_secs,
-        } => {
-            let mut adapter: Box<dyn Adapter> = match (implementation.as_deref(), impl_cmd) {
-                (Some("reference"), None) => Box::new(ReferenceAdapter::new()),
-                (None, Some(cmd)) => {
-                    match StdioAdapter::spawn(&cmd, Duration::from_secs(timeout_secs)) {
-                        Ok(a) => Box::new(a),
-                        Err(e) => {
-                            eprintln!("harness error: {e}");
-                            println!("0 passed, 0 failed");
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-                _ => {
-                    eprintln!("give --impl reference or --impl-cmd \"<command>\"");
-                    println!("0 passed, 0 failed");
-                    return ExitCode::from(2);
-                }
-            };
-            let r = runner::run(adapter.as_mut(), Some(&vectors), Some(&scenarios));
-            for (id, o) in &r.results {
-                match o {
-                    Outcome::Fail(m) => println!("FAIL {id}: {m}"),
-                    Outcome::Unsupported(m) => println!("UNSUPPORTED {id}: {m}"),
-                    _ => {}
-                }
-            }
-            if let Some(e) = &r.harness_error {
-                println!("harness error: {e}");
-            }
-            if let Some(path) = report
-                && let Err(e) = std::fs::write(&path, format!("{:#}\n", r.to_json()))
-            {
-                eprintln!("cannot write {}: {e}", path.display());
-            }
-            println!("implementation: {}", r.implementation);
-            println!("{} passed, {} failed", r.passed(), r.failed());
-            ExitCode::from(r.exit_code())
-        }
+        } => run_cmd(
+            implementation,
+            impl_cmd,
+            vectors,
+            scenarios,
+            report,
+            out,
+            level,
+            expected_failures,
+            saboteur,
+            timeout_secs,
+        ),
     }
 }

@@ -1,0 +1,151 @@
+//! Saboteurs (spec §12.11): deliberately broken variants of the reference
+//! implementation, switched on at run time (`serve-reference --saboteur NAME`,
+//! `run --impl reference --saboteur NAME`). Each one models a real bug that
+//! implementations are known to ship: a check skipped, a wrong class, nonce reuse,
+//! byte offsets where UTF-16 is required, a digest over the wrong bytes. The suite
+//! must catch every one of them: `conformance/saboteurs.json` lists, for each, the
+//! tests that must fail, and `clientful-conformance saboteurs` (run by CI) fails
+//! if any saboteur survives.
+//!
+//! A saboteur changes the reference only at the boundary where the bug would show:
+//! a verdict it should not give, a byte it should not write. The reference's own
+//! code paths are untouched, so a saboteur can never leak into a normal run.
+
+use clientful_core::ErrorClass;
+
+/// One broken variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saboteur {
+    /// Accepts envelopes and vectors whose signature does not verify.
+    SkipSignatureCheck,
+    /// Accepts authors that are not known signers of the space.
+    AcceptUnknownSigner,
+    /// Accepts small-order and non-canonical public keys.
+    AcceptWeakKeys,
+    /// Accepts non-canonical encodings (unknown fields, non-minimal varints, ...).
+    AcceptNonCanonical,
+    /// Accepts envelopes of another space or document.
+    AcceptWrongContext,
+    /// Accepts envelopes under an epoch it does not know.
+    AcceptUnknownEpoch,
+    /// Skips the key commitment and ignores AEAD failures.
+    IgnoreDecryptFailure,
+    /// Accepts inputs over the size, count and depth limits.
+    AcceptOversized,
+    /// Accepts protocol and cipher-suite versions it does not implement.
+    AcceptFutureVersion,
+    /// Rejects what it should, but with the wrong error class.
+    WrongErrorClass,
+    /// Applies both sides of an author's fork instead of excluding the author.
+    IgnoreEquivocation,
+    /// Applies CRDT operations that claim another device's actor.
+    IgnoreActorBinding,
+    /// Applies envelopes before their predecessors have arrived.
+    ApplyOutOfCausalOrder,
+    /// Treats a redelivered envelope as new.
+    DuplicateAsNew,
+    /// Restarts its nonce generator from the same seed after a restart.
+    ReuseNonceAfterRestart,
+    /// Loses the newest integrated envelope when it persists.
+    LoseStateOnRestart,
+    /// Reads edit positions as UTF-8 byte offsets instead of UTF-16 code units.
+    ByteOffsetPositions,
+    /// Serializes the materialized document with insignificant white space.
+    NonCanonicalJson,
+    /// Hashes the materialized JSON without the digest label.
+    WrongStateDigest,
+    /// Reports a commit id that is not the id of the envelope it sealed.
+    CommitIdMismatch,
+    /// Answers commands it does not know with `done` instead of `unsupported`.
+    AnswersUnknownCommands,
+}
+
+/// Every saboteur, with its command-line name.
+pub const ALL: &[(&str, Saboteur)] = &[
+    ("skip-signature-check", Saboteur::SkipSignatureCheck),
+    ("accept-unknown-signer", Saboteur::AcceptUnknownSigner),
+    ("accept-weak-keys", Saboteur::AcceptWeakKeys),
+    ("accept-non-canonical", Saboteur::AcceptNonCanonical),
+    ("accept-wrong-context", Saboteur::AcceptWrongContext),
+    ("accept-unknown-epoch", Saboteur::AcceptUnknownEpoch),
+    ("ignore-decrypt-failure", Saboteur::IgnoreDecryptFailure),
+    ("accept-oversized", Saboteur::AcceptOversized),
+    ("accept-future-version", Saboteur::AcceptFutureVersion),
+    ("wrong-error-class", Saboteur::WrongErrorClass),
+    ("ignore-equivocation", Saboteur::IgnoreEquivocation),
+    ("ignore-actor-binding", Saboteur::IgnoreActorBinding),
+    ("apply-out-of-causal-order", Saboteur::ApplyOutOfCausalOrder),
+    ("duplicate-as-new", Saboteur::DuplicateAsNew),
+    (
+        "reuse-nonce-after-restart",
+        Saboteur::ReuseNonceAfterRestart,
+    ),
+    ("lose-state-on-restart", Saboteur::LoseStateOnRestart),
+    ("byte-offset-positions", Saboteur::ByteOffsetPositions),
+    ("non-canonical-json", Saboteur::NonCanonicalJson),
+    ("wrong-state-digest", Saboteur::WrongStateDigest),
+    ("commit-id-mismatch", Saboteur::CommitIdMismatch),
+    ("answers-unknown-commands", Saboteur::AnswersUnknownCommands),
+];
+
+impl Saboteur {
+    /// The saboteur named `name`.
+    pub fn parse(name: &str) -> Option<Saboteur> {
+        ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+
+    /// The saboteur's command-line name.
+    pub fn name(self) -> &'static str {
+        ALL.iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("unknown")
+    }
+
+    /// What this saboteur does to a rejection with `class`: `None` keeps the
+    /// rejection, `Some(None)` turns it into acceptance, `Some(Some(c))` reports
+    /// class `c` instead.
+    pub fn on_rejection(self, class: ErrorClass) -> Option<Option<ErrorClass>> {
+        use ErrorClass as E;
+        let accepts = match self {
+            Saboteur::SkipSignatureCheck => class == E::BadSignature,
+            Saboteur::AcceptUnknownSigner => class == E::UnknownSigner,
+            Saboteur::AcceptWeakKeys => class == E::InvalidKey,
+            Saboteur::AcceptNonCanonical => class == E::NonCanonical,
+            Saboteur::AcceptWrongContext => class == E::WrongContext,
+            Saboteur::AcceptUnknownEpoch => class == E::UnknownEpoch,
+            Saboteur::IgnoreDecryptFailure => class == E::DecryptFailed,
+            Saboteur::AcceptOversized => class == E::LimitExceeded,
+            Saboteur::AcceptFutureVersion => class == E::UnsupportedVersion,
+            Saboteur::IgnoreEquivocation => class == E::Equivocation,
+            Saboteur::IgnoreActorBinding => class == E::InvalidOperation,
+            Saboteur::WrongErrorClass => {
+                return Some(Some(if class == E::Malformed {
+                    E::NonCanonical
+                } else {
+                    E::Malformed
+                }));
+            }
+            _ => false,
+        };
+        accepts.then_some(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut names: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
+        for (n, s) in ALL {
+            assert_eq!(Saboteur::parse(n), Some(*s));
+            assert_eq!(s.name(), *n);
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ALL.len() >= 15);
+    }
+}

@@ -10,7 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // The ErrorClass enum comes from clientful-proto.
     config.extern_path(".clientful.v1", "::clientful_core::error");
-    config.compile_fds(fds)?;
+    // Messages and the gRPC service (tonic) from the same descriptors.
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(false)
+        .compile_fds_with_config(fds, config)?;
     println!("cargo:rerun-if-changed={}", root.join(file).display());
     println!(
         "cargo:rerun-if-changed={}",

@@ -7,6 +7,7 @@
 pub mod adapter;
 pub mod expected;
 pub mod framing;
+pub mod grpc;
 pub mod killmatrix;
 pub mod reference;
 pub mod report;

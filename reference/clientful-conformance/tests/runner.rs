@@ -306,3 +306,58 @@ fn a_saboteur_list_naming_a_test_that_passes_fails_the_matrix() {
         "{text}"
     );
 }
+
+/// Starts `serve-reference --grpc 127.0.0.1:0 [extra]` and returns it with its URL.
+fn grpc_server(extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .args(["serve-reference", "--grpc", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (child, url)
+}
+
+#[test]
+fn reference_over_grpc_passes_everything_and_stops_on_shutdown() {
+    // spec: CONF-10, CONF-50
+    let (mut child, url) = grpc_server(&[]);
+    let (code, out) = run(&["--grpc", &url, "--level", "strict"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (passed, failed) = counts(&out);
+    assert_eq!(failed, 0);
+    assert!(passed >= 280, "{out}");
+    // The runner ends with `shutdown`, after which the server exits by itself.
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn grpc_mixed_with_stdio_and_grpc_saboteur_is_caught() {
+    let cmd = format!("{} serve-reference", bin());
+    let (mut child, url) = grpc_server(&[]);
+    let (code, out) = run(&["--impl-cmd", &cmd, "--grpc", &url]);
+    assert_eq!(code, Some(0), "{out}");
+    let _ = child.wait();
+    let (mut child, url) = grpc_server(&["--saboteur", "answers-unknown-commands"]);
+    let (code, out) = run(&["--grpc", &url]);
+    assert_eq!(code, Some(2), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn grpc_to_nothing_is_a_harness_error() {
+    let (code, out) = run(&["--grpc", "http://127.0.0.1:1", "--timeout-secs", "2"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(counts(&out), (0, 0));
+}

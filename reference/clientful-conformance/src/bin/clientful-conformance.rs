@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use clientful_conformance::adapter::{Adapter, StdioAdapter};
 use clientful_conformance::expected::ExpectedFailures;
+use clientful_conformance::grpc::{GrpcAdapter, serve_reference};
 use clientful_conformance::killmatrix::{Mode, run_matrix};
 use clientful_conformance::reference::{ReferenceAdapter, serve_stdio_with};
 use clientful_conformance::report::{Level, Outcome, Report};
@@ -25,50 +26,61 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// `reference`: the in-process reference implementation.
+    #[arg(long = "impl")]
+    implementation: Option<String>,
+    /// A command that speaks the harness protocol on stdio. Given twice, or
+    /// with `--impl reference`, the run is mixed: each scenario's replicas are
+    /// spread over the implementations.
+    #[arg(long)]
+    impl_cmd: Vec<String>,
+    /// An implementation serving the harness over gRPC (`http://host:port`);
+    /// may be repeated and combined with the others for a mixed run.
+    #[arg(long)]
+    grpc: Vec<String>,
+    /// Vectors directory.
+    #[arg(long, default_value = "test-vectors")]
+    vectors: PathBuf,
+    /// Scenarios directory.
+    #[arg(long, default_value = "conformance/scenarios")]
+    scenarios: PathBuf,
+    /// Write report.json here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write every report (results.jsonl, streamed; report.json; junit.xml;
+    /// report.md) into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Conformance level: `required` (MUSTs) or `strict` (MUSTs and SHOULDs).
+    #[arg(long, default_value = "required")]
+    level: String,
+    /// The implementation's expected-failures file (a stale entry fails the run).
+    #[arg(long)]
+    expected_failures: Option<PathBuf>,
+    /// Run the reference with a saboteur switched on (`--impl reference` only).
+    #[arg(long)]
+    saboteur: Option<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the suite; prints `N passed, N failed`. Exit: 0 pass, 1 failures,
     /// 2 harness error, 3 nothing ran.
-    Run {
-        /// `reference`: the in-process reference implementation.
-        #[arg(long = "impl")]
-        implementation: Option<String>,
-        /// A command that speaks the harness protocol on stdio. Given twice, or
-        /// with `--impl reference`, the run is mixed: each scenario's replicas are
-        /// spread over the implementations.
-        #[arg(long)]
-        impl_cmd: Vec<String>,
-        /// Vectors directory.
-        #[arg(long, default_value = "test-vectors")]
-        vectors: PathBuf,
-        /// Scenarios directory.
-        #[arg(long, default_value = "conformance/scenarios")]
-        scenarios: PathBuf,
-        /// Write report.json here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Write every report (results.jsonl, streamed; report.json; junit.xml;
-        /// report.md) into this directory.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Conformance level: `required` (MUSTs) or `strict` (MUSTs and SHOULDs).
-        #[arg(long, default_value = "required")]
-        level: String,
-        /// The implementation's expected-failures file (a stale entry fails the run).
-        #[arg(long)]
-        expected_failures: Option<PathBuf>,
-        /// Run the reference with a saboteur switched on (`--impl reference` only).
-        #[arg(long)]
-        saboteur: Option<String>,
-        /// Seconds to wait for each answer.
-        #[arg(long, default_value_t = 30)]
-        timeout_secs: u64,
-    },
+    Run(RunArgs),
     /// Serve the reference implementation over stdio (framed harness protocol).
     ServeReference {
         /// Serve a deliberately broken variant instead (see `conformance/saboteurs.json`).
         #[arg(long)]
         saboteur: Option<String>,
+        /// Serve over gRPC on this address (port 0: any free port) instead of stdio;
+        /// prints `listening on http://ADDR` once bound, and exits after `shutdown`.
+        #[arg(long)]
+        grpc: Option<std::net::SocketAddr>,
     },
     /// Run every saboteur through the suite; fails if any survives (the kill matrix).
     Saboteurs {
@@ -116,19 +128,20 @@ fn write_reports(r: &Report, out: Option<&PathBuf>, report: Option<&PathBuf>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_cmd(
-    implementation: Option<String>,
-    impl_cmd: Vec<String>,
-    vectors: PathBuf,
-    scenarios: PathBuf,
-    report: Option<PathBuf>,
-    out: Option<PathBuf>,
-    level: String,
-    expected_failures: Option<PathBuf>,
-    saboteur: Option<String>,
-    timeout_secs: u64,
-) -> ExitCode {
+fn run_cmd(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        implementation,
+        impl_cmd,
+        grpc,
+        vectors,
+        scenarios,
+        report,
+        out,
+        level,
+        expected_failures,
+        saboteur,
+        timeout_secs,
+    } = args;
     let Some(level) = Level::parse(&level) else {
         return fail_start("--level must be `required` or `strict`");
     };
@@ -161,8 +174,14 @@ fn run_cmd(
             Err(e) => return fail_start(&format!("harness error: {e}")),
         }
     }
+    for url in &grpc {
+        match GrpcAdapter::connect(url, Duration::from_secs(timeout_secs)) {
+            Ok(a) => adapters.push(Box::new(a)),
+            Err(e) => return fail_start(&format!("harness error: {e}")),
+        }
+    }
     if adapters.is_empty() {
-        return fail_start("give --impl reference and/or --impl-cmd \"<command>\"");
+        return fail_start("give --impl reference, --impl-cmd \"<command>\" and/or --grpc URL");
     }
     let log = match &out {
         None => None,
@@ -212,7 +231,7 @@ fn run_cmd(
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::ServeReference { saboteur } => {
+        Cmd::ServeReference { saboteur, grpc } => {
             let sab = match saboteur.as_deref() {
                 None => None,
                 Some(n) => match Saboteur::parse(n) {
@@ -223,6 +242,19 @@ fn main() -> ExitCode {
                     }
                 },
             };
+            if let Some(addr) = grpc {
+                let served = serve_reference(addr, sab, |bound| {
+                    println!("listening on http://{bound}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                });
+                return match served {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("serve-reference --grpc: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             match serve_stdio_with(std::io::stdin(), std::io::stdout(), sab) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -267,28 +299,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run {
-            implementation,
-            impl_cmd,
-            vectors,
-            scenarios,
-            report,
-            out,
-            level,
-            expected_failures,
-            saboteur,
-            timeout_secs,
-        } => run_cmd(
-            implementation,
-            impl_cmd,
-            vectors,
-            scenarios,
-            report,
-            out,
-            level,
-            expected_failures,
-            saboteur,
-            timeout_secs,
-        ),
+        Cmd::Run(args) => run_cmd(args),
     }
 }

@@ -36,6 +36,8 @@ pub const ID_AUTOMERGE_ACTOR: &str = "id/automerge-actor";
 pub const DIGEST_STATE: &str = "digest/state";
 /// `HistoryDigest` of a document (DOC-13).
 pub const DIGEST_HISTORY: &str = "digest/history";
+/// Pseudonyms of documents and authors in diagnostic bundles (APP-13).
+pub const DIAG_PSEUDONYM: &str = "diag/pseudonym";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -51,6 +53,7 @@ pub const ALL: &[&str] = &[
     ID_AUTOMERGE_ACTOR,
     DIGEST_STATE,
     DIGEST_HISTORY,
+    DIAG_PSEUDONYM,
 ];
 
 /// The prefix of `M(label, content)` up to (not including) the content.

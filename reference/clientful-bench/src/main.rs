@@ -1,0 +1,208 @@
+//! `clientful-bench`: every figure is a ratio against a baseline measured side by
+//! side in the same run (baseline and candidate alternated over several rounds;
+//! medians). Prints a table and writes JSON. `docs/performance.md` records one
+//! run and says which targets are met.
+//!
+//! `cargo run --release -p clientful-bench -- --quick` (under 2 minutes) or without
+//! `--quick` (under 10 minutes on 2 cores).
+
+#![forbid(unsafe_code)]
+
+mod pipeline;
+mod stats;
+mod trace;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use clientful_doc::CrdtKind;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    name = "clientful-bench",
+    version,
+    about = "Clientful benchmarks: ratios against the anchors, side by side"
+)]
+struct Cli {
+    /// Smaller inputs and fewer rounds (under 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Write the results as JSON here.
+    #[arg(long, default_value = "target/clientful-bench.json")]
+    json: PathBuf,
+    /// Repository root (for the editing traces).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+/// One figure of the table.
+struct Figure {
+    name: String,
+    baseline: f64,
+    candidate: f64,
+    unit: &'static str,
+    /// The ratio must be at most this.
+    target: Option<f64>,
+    note: String,
+}
+
+impl Figure {
+    fn ratio(&self) -> f64 {
+        if self.baseline > 0.0 {
+            self.candidate / self.baseline
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn met(&self) -> Option<bool> {
+        self.target.map(|t| self.ratio() <= t)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "unit": self.unit,
+            "ratio": self.ratio(),
+            "target": self.target,
+            "met": self.met(),
+            "note": self.note,
+        })
+    }
+}
+
+struct Sizes {
+    rounds: usize,
+    yjs_batched: usize,
+    yjs_unbatched: usize,
+    am_batched: usize,
+    am_unbatched: usize,
+}
+
+/// Edits per envelope in the batched runs: a debounce window (spec §8.8) of
+/// about 150 ms at a typing speed of 7 keystrokes a second would hold 1; a burst
+/// of fast typing or a paste holds more. The trace has no timestamps, so the
+/// batch is a fixed count of edits, the one the trace replay tests use.
+const BATCH: usize = 64;
+
+fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> anyhow::Result<()> {
+    for (crdt, name, batched_n, unbatched_n) in [
+        (CrdtKind::Yjs, "Yjs", sizes.yjs_batched, sizes.yjs_unbatched),
+        (
+            CrdtKind::Automerge,
+            "Automerge",
+            sizes.am_batched,
+            sizes.am_unbatched,
+        ),
+    ] {
+        for (label, n, batch, target) in [
+            ("batched", batched_n, BATCH, 1.3),
+            ("unbatched", unbatched_n, 1, 6.0),
+        ] {
+            let p = patches.get(..n.min(patches.len())).unwrap_or(patches);
+            eprintln!(
+                "pipeline {name} {label}: {} edits, {} rounds",
+                p.len(),
+                sizes.rounds
+            );
+            let (tb, tc, mb, mc) = stats::alternate(
+                sizes.rounds,
+                || match crdt {
+                    CrdtKind::Yjs => pipeline::raw_yjs(p, batch),
+                    CrdtKind::Automerge => pipeline::raw_automerge(p, batch),
+                },
+                || pipeline::clientful(crdt, p, batch),
+            )?;
+            out.push(Figure {
+                name: format!("pipeline {name} {label} (seal+open+apply vs encode+apply)"),
+                baseline: tb,
+                candidate: tc,
+                unit: "s",
+                target: Some(target),
+                note: format!(
+                    "{} edits of automerge-paper, {} per message",
+                    p.len(),
+                    batch
+                ),
+            });
+            out.push(Figure {
+                name: format!("bytes {name} {label} (envelopes vs raw updates)"),
+                baseline: mb.bytes as f64,
+                candidate: mc.bytes as f64,
+                unit: "B",
+                target: (batch > 1).then_some(1.3),
+                note: format!(
+                    "{:.1} bytes of overhead per message ({} messages)",
+                    (mc.bytes as f64 - mb.bytes as f64) / mc.messages.max(1) as f64,
+                    mc.messages
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sizes = if cli.quick {
+        Sizes {
+            rounds: 3,
+            yjs_batched: 30_000,
+            yjs_unbatched: 5_000,
+            am_batched: 10_000,
+            am_unbatched: 1_000,
+        }
+    } else {
+        Sizes {
+            rounds: 5,
+            yjs_batched: usize::MAX,
+            yjs_unbatched: 50_000,
+            am_batched: 60_000,
+            am_unbatched: 5_000,
+        }
+    };
+    let (patches, _) = trace::load(&cli.root)?;
+    let mut figures = Vec::new();
+    pipeline(&sizes, &patches, &mut figures)?;
+
+    println!(
+        "| figure | baseline | Clientful | ratio | target | met |\n|---|---:|---:|---:|---:|---|"
+    );
+    for f in &figures {
+        println!(
+            "| {} | {:.4} {} | {:.4} {} | {:.2}x | {} | {} |",
+            f.name,
+            f.baseline,
+            f.unit,
+            f.candidate,
+            f.unit,
+            f.ratio(),
+            f.target
+                .map(|t| format!("≤ {t}x"))
+                .unwrap_or_else(|| "-".into()),
+            match f.met() {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+        );
+    }
+    let report = json!({
+        "mode": if cli.quick { "quick" } else { "full" },
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "os": std::env::consts::OS,
+            "arch": std::env::consts::ARCH,
+        },
+        "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = cli.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&cli.json, format!("{report:#}\n"))?;
+    eprintln!("wrote {}", cli.json.display());
+    Ok(())
+}

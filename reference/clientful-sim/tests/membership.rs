@@ -2,6 +2,7 @@
 //! concurrent case of §11.4 and security cases 22–29 of the security anchors,
 //! over many seeded random delivery schedules (reordering, duplicates), with the
 //! documented outcome asserted identically on every replica.
+//! spec: MEM-15, MEM-17, MEM-18, MEM-20, MEM-21, MEM-22, KEY-1, KEY-4, KEY-6, KEY-7, KEY-8, KEY-11, KEY-12.
 
 #![allow(
     clippy::unwrap_used,

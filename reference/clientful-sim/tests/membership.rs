@@ -910,3 +910,160 @@ fn device_forgery_and_global_revocation() {
         }
     }
 }
+
+mod documents {
+    //! Per-envelope write permission in document replicas (MEM-18, §11.7).
+    //! spec: MEM-18, DOC-7.
+    use super::*;
+    use clientful_core::membership::space::Identity as _Identity;
+    use clientful_doc::authority::Membership;
+    use clientful_doc::crdt::YjsSchema;
+    use clientful_doc::testkit::insert_text;
+    use clientful_doc::{CrdtKind, Replica, ReplicaConfig};
+    use clientful_sim::rng::shuffle;
+
+    fn membership(net: &MemberNet, n: usize) -> Membership {
+        let sp = &net.nodes[n].space;
+        Membership {
+            view: sp.write_view(),
+            keys: sp.keys().all(),
+            current: sp.current_epoch().unwrap(),
+            folders: vec![],
+        }
+    }
+
+    fn replica(net: &MemberNet, n: usize, doc: [u8; 32]) -> Replica {
+        let sp = &net.nodes[n].space;
+        let mut r = Replica::new(ReplicaConfig {
+            space_id: *sp.space_id(),
+            doc_id: doc,
+            device: SigningKey::from_seed(&sp.identity().device.signing.seed()),
+            epoch: sp.current_epoch().unwrap(),
+            old_epochs: vec![],
+            signers: vec![],
+            crdt: CrdtKind::Yjs,
+            yjs_schema: YjsSchema::default(),
+            rng_seed: [n as u8 + 1; 32],
+        });
+        r.set_membership(membership(net, n));
+        r
+    }
+
+    fn edit(r: &mut Replica, text: &str) -> Vec<u8> {
+        insert_text(r, 0, text).unwrap();
+        r.commit().unwrap().unwrap();
+        r.drain_outbox().pop().unwrap().1
+    }
+
+    /// A write concurrent with the writer's removal stands, a write under the
+    /// epoch after it is excluded, a reader's write is NOT_A_MEMBER; the
+    /// documents of every remaining replica are identical, whether the removal
+    /// arrives before or after the writes.
+    #[test]
+    fn document_writes_follow_membership() {
+        let _ = std::marker::PhantomData::<_Identity>;
+        for seed in 0..12 {
+            let (mut net, idx) = group(
+                seed,
+                &[
+                    ("B", Role::Writer),
+                    ("C", Role::Writer),
+                    ("R", Role::Reader),
+                ],
+            );
+            let (a, b, c, r) = (idx[0], idx[1], idx[2], idx[3]);
+            let doc = [0x42u8; 32];
+            let mut reps: Vec<Replica> = idx.iter().map(|&n| replica(&net, n, doc)).collect();
+            let mut envs = vec![
+                edit(&mut reps[0], "a"),
+                edit(&mut reps[2], "c"),
+                edit(&mut reps[1], "b-before"),
+            ];
+            // Concurrently: A removes B; B writes; the reader writes.
+            let bu = net.user_key(b);
+            net.nodes[a]
+                .space
+                .remove_member(&mut net.crypto, &bu)
+                .unwrap();
+            let concurrent = edit(&mut reps[1], "b-concurrent");
+            let by_reader = edit(&mut reps[3], "reader");
+            envs.push(concurrent.clone());
+            envs.push(by_reader.clone());
+            let removal_first = seed % 2 == 0;
+            if removal_first {
+                net.flush_all();
+                net.run_random();
+                net.settle(&[a, c, r]);
+                for (i, &n) in idx.iter().enumerate() {
+                    if n != b {
+                        reps[i].set_membership(membership(&net, n));
+                    }
+                }
+            }
+            let mut order = envs.clone();
+            shuffle(&mut net.rng, &mut order);
+            for e in &order {
+                for (i, rep) in reps.iter_mut().enumerate() {
+                    if idx[i] != b {
+                        rep.receive(e);
+                    }
+                }
+            }
+            if !removal_first {
+                net.flush_all();
+                net.run_random();
+                net.settle(&[a, c, r]);
+            }
+            // B gets the new key from a colluder and writes under it.
+            let to = epoch::Recipient {
+                device_id: net.device_id(b),
+                x25519: net.nodes[b].space.identity().device.x25519.public(),
+            };
+            let (sid, all) = (
+                *net.nodes[a].space.space_id(),
+                net.nodes[a].space.keys().all(),
+            );
+            let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
+            net.nodes[b].space.receive_welcome(&leak).unwrap();
+            net.full_sync();
+            reps[1].set_membership(membership(&net, b));
+            let after = edit(&mut reps[1], "b-after");
+            for (i, rep) in reps.iter_mut().enumerate() {
+                if idx[i] != b {
+                    rep.set_membership(membership(&net, idx[i]));
+                    rep.receive(&after);
+                }
+            }
+            let id = |e: &Vec<u8>| envelope::decode(e).unwrap().id;
+            let first = reps[0].materialize();
+            for (i, rep) in reps.iter_mut().enumerate() {
+                if idx[i] == b {
+                    continue;
+                }
+                assert_eq!(rep.materialize(), first, "replica {i} differs");
+                assert_eq!(
+                    rep.verdict(&id(&concurrent)),
+                    clientful_doc::Verdict::Applied
+                );
+                assert_eq!(
+                    rep.verdict(&id(&after)),
+                    clientful_doc::Verdict::Rejected(ErrorClass::RemovedMember)
+                );
+                assert_eq!(
+                    rep.verdict(&id(&by_reader)),
+                    clientful_doc::Verdict::Rejected(ErrorClass::NotAMember)
+                );
+            }
+            let text = format!("{first:?}");
+            assert!(
+                text.contains("b-concurrent") && text.contains("b-before"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("b-after") && !text.contains("reader"),
+                "{text}"
+            );
+            let _ = c;
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`authority`] | document write authority as plain data (MEM-18) |
 //! | [`ops`] | content types, roles, scopes, the typed operation bodies and their decoding |
 //! | [`state`] | the resolved state: members, devices, epochs, invites, void operations |
 //! | [`resolve`] | verdicts from the causal past, and the deterministic resolution of concurrent operations |
@@ -17,6 +18,7 @@
 //! Every verdict and every resolved state is a pure function of the set of
 //! operations: no clock is read and arrival order does not matter.
 
+pub mod authority;
 pub mod epoch;
 pub mod invite;
 pub mod ops;
@@ -25,6 +27,7 @@ pub mod seal;
 pub mod space;
 pub mod state;
 
+pub use authority::WriteView;
 pub use ops::{Role, Scope};
 pub use space::{Outgoing, Received, SpaceReplica, Verdict};
 pub use state::State;

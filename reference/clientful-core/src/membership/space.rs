@@ -18,6 +18,7 @@ use crate::keys::{EpochKey, SigningKey};
 use crate::limits::MAX_PREDECESSORS;
 use crate::{labels, suite};
 
+use super::authority::{DeviceWrite, Ended, WriteView};
 use super::epoch::{self, Delivery, KeyRing, Recipient};
 use super::invite;
 use super::ops::{self, BodyBuilder, Op, OpBody, Role, Rotation, Scope};
@@ -1074,15 +1075,46 @@ impl SpaceReplica {
         })
     }
 
+    /// The write authority of every device (MEM-18), as plain data for
+    /// document replicas.
+    pub fn write_view(&self) -> WriteView {
+        let s = &self.state;
+        let mut devices = BTreeMap::new();
+        for d in s.devices.values() {
+            let current = s
+                .device_status(&d.device_key)
+                .ok()
+                .map(|(_, _, m)| (m.role, m.scope.clone()));
+            let ending = d
+                .revoked_by
+                .or_else(|| s.removed.get(&d.user).copied())
+                .or_else(|| s.members.get(&d.user).map(|m| m.granted_by));
+            let ended = ending.and_then(|r| self.entries.get(&r)).map(|r| {
+                let before = resolve::resolve(&self.entries, &r.past);
+                Ended {
+                    before: before
+                        .device_status(&d.device_key)
+                        .ok()
+                        .map(|(_, _, m)| (m.role, m.scope.clone())),
+                    grace: s
+                        .epochs
+                        .iter()
+                        .filter(|(_, e)| r.past.contains(&e.created_by))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                }
+            });
+            devices.insert(d.device_key, DeviceWrite { current, ended });
+        }
+        WriteView {
+            epochs: s.epochs.keys().copied().collect(),
+            devices,
+        }
+    }
+
     /// The verdict on a document envelope's authority (MEM-18): may the device
     /// `author` write document `doc_id` (in `folders`) under epoch `epoch_id`,
     /// given the epochs of the envelopes in its causal past (`seen_epochs`)?
-    ///
-    /// A current writer with the scope: yes. An author whose capability was ended
-    /// by a standing removal, revocation or role change R: yes only if the
-    /// envelope's epoch and every epoch it saw were created strictly before R
-    /// (written before R or concurrently with it, under the old keys);
-    /// otherwise `REMOVED_MEMBER`. Anyone else: `NOT_A_MEMBER`.
     pub fn write_verdict(
         &self,
         author: &[u8; 32],
@@ -1091,53 +1123,11 @@ impl SpaceReplica {
         epoch_id: &EpochId,
         seen_epochs: &[EpochId],
     ) -> Result<(), Error> {
-        let s = &self.state;
-        if !s.epochs.contains_key(epoch_id) {
+        if !self.state.epochs.contains_key(epoch_id) {
             return Err(Error::UnknownEpoch);
         }
-        if s.can_write(author, doc_id, folders).is_ok() {
-            return Ok(());
-        }
-        let device = s
-            .device_ids
-            .get(author)
-            .and_then(|id| s.devices.get(id))
-            .ok_or(Error::NotAMember {
-                what: "device was never added",
-            })?;
-        // The standing operation that ended the capability.
-        let ended_by: Option<OpId> = device
-            .revoked_by
-            .or_else(|| s.removed.get(&device.user).copied())
-            .or_else(|| {
-                let m = s.members.get(&device.user)?;
-                // A role or scope change that took writing away.
-                (m.role < Role::Writer || !m.scope.covers(doc_id, folders)).then_some(m.granted_by)
-            });
-        let Some(r) = ended_by.and_then(|r| self.entries.get(&r)) else {
-            return Err(Error::NotAMember {
-                what: "no write capability for this document",
-            });
-        };
-        // Did the author have it before R? Evaluate in R's causal past.
-        let before = resolve::resolve(&self.entries, &r.past);
-        if before.can_write(author, doc_id, folders).is_err() {
-            return Err(Error::NotAMember {
-                what: "no write capability for this document",
-            });
-        }
-        let created_before = |e: &EpochId| {
-            s.epochs
-                .get(e)
-                .is_some_and(|ep| r.past.contains(&ep.created_by))
-        };
-        if created_before(epoch_id) && seen_epochs.iter().all(created_before) {
-            Ok(())
-        } else {
-            Err(Error::RemovedMember {
-                what: "written after the author's capability ended",
-            })
-        }
+        self.write_view()
+            .verdict(author, doc_id, folders, epoch_id, seen_epochs)
     }
 
     /// Whether this device is the one that heals the space now (KEY-12): the

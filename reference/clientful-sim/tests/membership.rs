@@ -608,6 +608,18 @@ fn device_onboarding_and_revocation() {
         let cur = s.current_epoch().unwrap();
         assert!(!net.nodes[b].space.keys().contains(&cur));
         assert!(net.nodes[b2].space.keys().contains(&cur));
+        // Storage and broker follow the epoch (KEY-13): the change is reported,
+        // and the chain of held keys ends with the current one.
+        for n in [a, c, b2] {
+            let events = net.nodes[n].space.take_epoch_events();
+            assert_eq!(events.last(), Some(&cur));
+            let chain = net.nodes[n].space.epoch_chain();
+            assert_eq!(chain.last().map(|k| *k.id()), Some(cur));
+            assert!(chain.len() >= 3);
+        }
+        // The revoked device's view differs from the members': no current key,
+        // so no authenticator to match theirs (KEY-10).
+        assert!(net.nodes[b].space.authenticator() != net.nodes[a].space.authenticator());
     }
 }
 

@@ -232,10 +232,14 @@ fn admin_adds_while_being_removed() {
             .space
             .add_member(&mut net.crypto, &cu, Role::Writer, &Scope::whole(), &[cert])
             .unwrap();
-        // B, not knowing it is removed, welcomes C as soon as it can.
+        // B, not knowing it is removed, would welcome C as soon as C is settled:
+        // it is not (A never acknowledged the addition), so B sends nothing.
+        assert_eq!(net.nodes[b].space.welcomes(&mut net.crypto).unwrap(), 0);
         net.flush_all();
         net.run_random();
         net.settle(&[a, d]);
+        assert_eq!(net.nodes[b].space.welcomes(&mut net.crypto).unwrap(), 0);
+        assert!(!net.nodes[b].space.state().members[&cu].settled);
         let s = net.assert_converged(&[a, d]);
         assert!(!s.members.contains_key(&cu));
         assert!(!s.members.contains_key(&bu));

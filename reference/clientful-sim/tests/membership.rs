@@ -1082,4 +1082,71 @@ mod documents {
             let _ = c;
         }
     }
+
+    /// A write accepted before a concurrent removal is known (under an epoch
+    /// another admin created concurrently with the removal, which still reached
+    /// the writer) is excluded once the removal arrives: the document is rebuilt
+    /// without it, identically on the replica that saw it early and on one that
+    /// saw the removal first (MEM-18, DOC-7).
+    #[test]
+    fn verdict_changes_when_the_removal_arrives() {
+        for seed in 0..12 {
+            let (mut net, idx) = group(
+                seed,
+                &[("C", Role::Admin), ("B", Role::Writer), ("D", Role::Writer)],
+            );
+            let (a, c, b, d) = (idx[0], idx[1], idx[2], idx[3]);
+            let doc = [0x24u8; 32];
+            let bu = net.user_key(b);
+            net.nodes[a]
+                .space
+                .remove_member(&mut net.crypto, &bu)
+                .unwrap();
+            let held_back = net.nodes[a].space.drain_outbox();
+            net.nodes[c].space.rotate(&mut net.crypto).unwrap();
+            net.flush(c);
+            net.run_random();
+            // B holds C's epoch and writes under it.
+            let mut rb = replica(&net, b, doc);
+            let early = edit(&mut rb, "b-under-concurrent-epoch");
+            let mut rd = replica(&net, d, doc);
+            rd.receive(&early);
+            assert_eq!(
+                rd.verdict(&envelope::decode(&early).unwrap().id),
+                clientful_doc::Verdict::Applied
+            );
+            let mut rc = replica(&net, c, doc);
+            let by_c = edit(&mut rc, "c");
+            rd.receive(&by_c);
+            // Now the removal reaches everyone.
+            for o in held_back {
+                match o {
+                    clientful_core::membership::Outgoing::Envelope(e) => {
+                        net.broadcast(a, Item::Envelope(e))
+                    }
+                    clientful_core::membership::Outgoing::KeyMessage(k) => {
+                        net.broadcast(a, Item::KeyMessage(k))
+                    }
+                    clientful_core::membership::Outgoing::Welcome { .. } => {}
+                }
+            }
+            net.run_random();
+            net.settle(&[a, c, d]);
+            net.assert_converged(&[a, c, d]);
+            rd.set_membership(membership(&net, d));
+            let mut ra = replica(&net, a, doc);
+            ra.receive(&by_c);
+            ra.receive(&early);
+            let id = envelope::decode(&early).unwrap().id;
+            for r in [&rd, &ra] {
+                assert_eq!(
+                    r.verdict(&id),
+                    clientful_doc::Verdict::Rejected(ErrorClass::RemovedMember)
+                );
+            }
+            let (md, ma) = (rd.materialize(), ra.materialize());
+            assert_eq!(md, ma);
+            assert!(!format!("{md:?}").contains("b-under"), "{md:?}");
+        }
+    }
 }

@@ -100,6 +100,7 @@ fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
         "wire-codec" => f::wire_codec::run(op, &params, &input),
         "envelope-open" => f::envelope_open::run(op, &params, &input),
         "crdt-merge" => f::crdt_merge::run(op, &params, &input),
+        "membership" => f::membership::run(op, &params, &input),
         "passive-replica" => f::passive_replica::run(op, &params, &input),
         other => Err(format!("unknown family {other}")),
     }

@@ -283,6 +283,89 @@ fn certificates(seeds: &mut Seeds) -> Result<()> {
     Ok(())
 }
 
+/// Membership inputs (spec §11): operation bodies prefixed with their content
+/// type's selector byte, key messages, sealed keys, welcomes to the fuzz device and
+/// invite codes, from a small real space.
+fn membership_seeds() -> Result<Vec<Vec<u8>>> {
+    use clientful_core::fuzzing::{FUZZ_DOC_ID, FUZZ_EPOCH_SECRET, FUZZ_SPACE_ID};
+    use clientful_core::keys::X25519Secret;
+    use clientful_core::membership::space::{Identity, Outgoing};
+    use clientful_core::membership::{Role, Scope, SpaceReplica, epoch};
+    let mut rng = ChaCha20Rng::seed_from_u64(0x3e3b);
+    let mut out = Vec::new();
+    let a = SigningKey::generate(&mut rng);
+    let b = SigningKey::generate(&mut rng);
+    let ida = Identity::new(&a, DeviceKeys::generate(&mut rng))?;
+    let idb = Identity::new(&b, DeviceKeys::generate(&mut rng))?;
+    let bcert = idb.certificate.clone();
+    let mut ra = SpaceReplica::create(&mut rng, ida)?;
+    ra.add_member(
+        &mut rng,
+        &b.public_bytes(),
+        Role::Writer,
+        &Scope(vec![[7u8; 32]]),
+        &[bcert],
+    )?;
+    ra.change_role(&mut rng, &b.public_bytes(), Role::Reader, &Scope::whole())?;
+    out.push(ra.create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 5)?);
+    ra.rotate(&mut rng)?;
+    ra.remove_member(&mut rng, &b.public_bytes())?;
+    ra.ack(&mut rng)?;
+    let space_id = *ra.space_id();
+    for o in ra.drain_outbox() {
+        match o {
+            Outgoing::Envelope(e) => {
+                let opened = envelope::open(
+                    &e,
+                    &envelope::StaticContext {
+                        space_id,
+                        doc_id: None,
+                        signers: vec![ra.identity().device.signing.public_bytes()],
+                        epochs: ra.keys().all(),
+                        accepted: vec![],
+                    },
+                )?;
+                let mut body = vec![u8::try_from(opened.content_type - 32).unwrap_or(0)];
+                body.extend_from_slice(&opened.body);
+                out.push(body);
+            }
+            Outgoing::KeyMessage(k) => {
+                if let Ok(m) = epoch::decode_key_message(&k) {
+                    for b in &m.boxes {
+                        out.push(wire::encode(&pb::SealedKey {
+                            device_id: b.device_id.to_vec(),
+                            ephemeral: b.ephemeral.as_bytes().to_vec(),
+                            ciphertext: b.ciphertext.clone(),
+                        }));
+                    }
+                }
+                out.push(k);
+            }
+            Outgoing::Welcome { bytes, .. } => out.push(bytes),
+        }
+    }
+    let fuzz_device = epoch::Recipient {
+        device_id: FUZZ_DOC_ID,
+        x25519: X25519Secret::from_bytes(&FUZZ_EPOCH_SECRET).public(),
+    };
+    let keys = ra.keys().all();
+    let fuzz_space_keys: Vec<_> = keys
+        .iter()
+        .filter_map(|k| epoch::epoch_key(&FUZZ_SPACE_ID, k.secret()).ok())
+        .collect();
+    out.push(epoch::welcome(
+        &mut rng,
+        &FUZZ_SPACE_ID,
+        &fuzz_device,
+        &fuzz_space_keys,
+    )?);
+    if let Some(first) = fuzz_space_keys.first() {
+        let (km, _) = epoch::key_message(&mut rng, &FUZZ_SPACE_ID, first, &[fuzz_device])?;
+        out.push(km);
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let out = std::env::args_os()
         .nth(1)
@@ -329,7 +412,12 @@ fn main() -> Result<()> {
     plaintext_frame.extend(&seeds.plaintexts);
     plaintext_frame.extend(&seeds.contents);
 
+    let mut membership_messages = Corpus::default();
+    membership_messages.extend(&edge);
+    membership_messages.extend(&membership_seeds()?);
+
     for (target, corpus) in [
+        ("membership_messages", &membership_messages),
         ("canonical_codec", &canonical_codec),
         ("decode_envelope", &decode_envelope),
         ("open_envelope", &open_envelope),

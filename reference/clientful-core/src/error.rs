@@ -96,6 +96,24 @@ pub enum Error {
         /// The sequence number both envelopes claim.
         seq: u64,
     },
+    /// The signer is not a member with the capability the operation needs (§11).
+    #[error("not a member: {what}")]
+    NotAMember {
+        /// Which capability is missing.
+        what: &'static str,
+    },
+    /// The signer was removed (or its device revoked) in the causal past (§11).
+    #[error("removed member: {what}")]
+    RemovedMember {
+        /// What was removed.
+        what: &'static str,
+    },
+    /// Well-formed and authentic, but breaks a semantic rule of its layer.
+    #[error("invalid operation: {reason}")]
+    InvalidOperation {
+        /// Which rule is broken.
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -113,6 +131,9 @@ impl Error {
             Error::UnknownEpoch => ErrorClass::UnknownEpoch,
             Error::DecryptFailed { .. } => ErrorClass::DecryptFailed,
             Error::Equivocation { .. } => ErrorClass::Equivocation,
+            Error::NotAMember { .. } => ErrorClass::NotAMember,
+            Error::RemovedMember { .. } => ErrorClass::RemovedMember,
+            Error::InvalidOperation { .. } => ErrorClass::InvalidOperation,
         }
     }
 

@@ -44,6 +44,11 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::DeviceBinding>(data, &wire::DEVICE_BINDING);
     check_schema::<pb::DeviceCertificate>(data, &wire::DEVICE_CERTIFICATE);
     check_schema::<pb::SyncMessage>(data, &wire::SYNC_MESSAGE);
+    check_schema::<pb::MembershipOp>(data, &wire::MEMBERSHIP_OP);
+    check_schema::<pb::KeyMessage>(data, &wire::KEY_MESSAGE);
+    check_schema::<pb::SealedKey>(data, &wire::SEALED_KEY);
+    check_schema::<pb::Welcome>(data, &wire::WELCOME);
+    check_schema::<pb::InviteCode>(data, &wire::INVITE_CODE);
 }
 
 fn check_schema<M: prost::Message + Default>(data: &[u8], schema: &wire::Schema) {
@@ -99,5 +104,36 @@ pub fn plaintext_frame(data: &[u8]) {
     if let Ok(content) = padding::unframe(data) {
         let again = padding::frame(content, data.len()).expect("content fits");
         assert_eq!(again.as_slice(), data);
+    }
+}
+
+/// The membership decoders (spec §11): an operation body (the first byte picks
+/// the content type 32 + b % 11, the rest is the body), a key message, a sealed
+/// key, a welcome for a fixed device and an invite code. No panic; a decoded key
+/// message lists its recipients strictly ascending.
+pub fn membership_messages(data: &[u8]) {
+    use crate::keys::X25519Secret;
+    use crate::membership::{epoch, invite, ops, seal};
+    if let Some((first, body)) = data.split_first() {
+        let _ = ops::decode_body(32 + u32::from(*first % 11), body);
+    }
+    if let Ok(m) = epoch::decode_key_message(data) {
+        let r = m.recipients();
+        assert!(r.windows(2).all(|w| matches!(w, [a, b] if a < b)));
+        let _ = epoch::open_key_message(
+            &m,
+            &FUZZ_DOC_ID,
+            &X25519Secret::from_bytes(&FUZZ_EPOCH_SECRET),
+        );
+    }
+    let _ = seal::decode(data);
+    let _ = epoch::open_welcome(
+        data,
+        &FUZZ_SPACE_ID,
+        &FUZZ_DOC_ID,
+        &X25519Secret::from_bytes(&FUZZ_EPOCH_SECRET),
+    );
+    if let Ok(code) = invite::decode(data) {
+        assert_eq!(invite::encode(&code).as_slice(), data);
     }
 }

@@ -56,6 +56,51 @@ pub const ALL: &[&str] = &[
     DIAG_PSEUDONYM,
 ];
 
+/// Space id from the creator's user key and a nonce (MEM-6).
+pub const ID_SPACE: &str = "id/space";
+/// Document id of a space's membership log (MEM-2).
+pub const ID_MEMBERSHIP_DOC: &str = "id/membership-doc";
+/// Epoch id: the commitment to an epoch secret (KEY-2).
+pub const ID_EPOCH: &str = "id/epoch";
+/// Id of a `KeyMessage` (KEY-5).
+pub const ID_KEY_MESSAGE: &str = "id/key-message";
+/// Key and nonce of a secret sealed to a device (KEY-3).
+pub const KDF_SEAL: &str = "kdf/seal";
+/// Associated data of a secret sealed to a device (KEY-3).
+pub const AAD_SEAL: &str = "aad/seal";
+/// Key and nonce of an epoch chain link (KEY-6).
+pub const KDF_EPOCH_CHAIN: &str = "kdf/epoch-chain";
+/// Associated data of an epoch chain link (KEY-6).
+pub const AAD_EPOCH_CHAIN: &str = "aad/epoch-chain";
+/// Invite key seed from an invite secret (MEM-20).
+pub const KDF_INVITE_KEY: &str = "kdf/invite-key";
+/// Invite epoch secret from an invite secret (KEY-9).
+pub const KDF_INVITE_EPOCH: &str = "kdf/invite-epoch";
+/// The invitee's proof of possession of the invite key (MEM-21).
+pub const SIG_INVITE_REDEEM: &str = "sig/invite-redeem";
+/// The key-epoch authenticator compared out of band (KEY-10).
+pub const KDF_EPOCH_AUTHENTICATOR: &str = "kdf/epoch-authenticator";
+/// Digest of a resolved membership state (MEM-16).
+pub const DIGEST_MEMBERSHIP: &str = "digest/membership";
+
+/// The labels chapter 11 (membership and keys) registers. Kept apart from [`ALL`],
+/// whose order the primitive test vectors depend on.
+pub const MEMBERSHIP: &[&str] = &[
+    ID_SPACE,
+    ID_MEMBERSHIP_DOC,
+    ID_EPOCH,
+    ID_KEY_MESSAGE,
+    KDF_SEAL,
+    AAD_SEAL,
+    KDF_EPOCH_CHAIN,
+    AAD_EPOCH_CHAIN,
+    KDF_INVITE_KEY,
+    KDF_INVITE_EPOCH,
+    SIG_INVITE_REDEEM,
+    KDF_EPOCH_AUTHENTICATOR,
+    DIGEST_MEMBERSHIP,
+];
+
 /// The prefix of `M(label, content)` up to (not including) the content.
 ///
 /// Returns `None` when the label is longer than 255 bytes or the content longer
@@ -85,10 +130,11 @@ mod tests {
 
     #[test]
     fn labels_are_unique_and_short() {
-        for (i, a) in ALL.iter().enumerate() {
+        let all: Vec<&str> = ALL.iter().chain(MEMBERSHIP.iter()).copied().collect();
+        for (i, a) in all.iter().enumerate() {
             assert!(a.is_ascii() && !a.is_empty());
             assert!(LABEL_PREFIX.len() + a.len() <= 255);
-            for b in ALL.iter().skip(i + 1) {
+            for b in all.iter().skip(i + 1) {
                 assert_ne!(a, b);
             }
         }

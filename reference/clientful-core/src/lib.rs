@@ -23,6 +23,7 @@ pub mod identity;
 pub mod keys;
 pub mod labels;
 pub mod limits;
+pub mod membership;
 pub mod padding;
 pub mod suite;
 pub mod wire;

@@ -149,6 +149,68 @@ pub const SYNC_MESSAGE: Schema = Schema {
     ],
 };
 
+/// `clientful.v1.MembershipOp` (spec §11).
+pub const MEMBERSHIP_OP: Schema = Schema {
+    name: "clientful.v1.MembershipOp",
+    fields: &[
+        f(1, "user_key", FieldKind::Bytes),
+        f(2, "role", FieldKind::Uint32),
+        f(3, "scope", FieldKind::RepeatedBytes),
+        f(4, "certificates", FieldKind::RepeatedBytes),
+        f(5, "device_id", FieldKind::Bytes),
+        f(6, "invite_key", FieldKind::Bytes),
+        f(7, "single_use", FieldKind::Uint32),
+        f(8, "invite_secret", FieldKind::Bytes),
+        f(9, "invite_proof", FieldKind::Bytes),
+        f(10, "expires_at_ms", FieldKind::Uint64),
+        f(11, "nonce", FieldKind::Bytes),
+        f(12, "epoch_id", FieldKind::Bytes),
+        f(13, "prev_epochs", FieldKind::RepeatedBytes),
+        f(14, "chain_links", FieldKind::RepeatedBytes),
+        f(15, "recipients", FieldKind::RepeatedBytes),
+        f(16, "key_message", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.KeyMessage` (spec §11).
+pub const KEY_MESSAGE: Schema = Schema {
+    name: "clientful.v1.KeyMessage",
+    fields: &[
+        f(1, "space_id", FieldKind::Bytes),
+        f(2, "epoch_id", FieldKind::Bytes),
+        f(3, "boxes", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.SealedKey` (spec §11).
+pub const SEALED_KEY: Schema = Schema {
+    name: "clientful.v1.SealedKey",
+    fields: &[
+        f(1, "device_id", FieldKind::Bytes),
+        f(2, "ephemeral", FieldKind::Bytes),
+        f(3, "ciphertext", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.Welcome` (spec §11).
+pub const WELCOME: Schema = Schema {
+    name: "clientful.v1.Welcome",
+    fields: &[
+        f(1, "space_id", FieldKind::Bytes),
+        f(2, "secrets", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.InviteCode` (spec §11).
+pub const INVITE_CODE: Schema = Schema {
+    name: "clientful.v1.InviteCode",
+    fields: &[
+        f(1, "space_id", FieldKind::Bytes),
+        f(2, "secret", FieldKind::Bytes),
+        f(3, "create_op", FieldKind::Bytes),
+    ],
+};
+
 /// Every schema, for the descriptor cross-check and the wire-codec vectors.
 pub const ALL_SCHEMAS: &[Schema] = &[
     SIGNED_ENVELOPE,
@@ -158,6 +220,11 @@ pub const ALL_SCHEMAS: &[Schema] = &[
     DEVICE_BINDING,
     DEVICE_CERTIFICATE,
     SYNC_MESSAGE,
+    MEMBERSHIP_OP,
+    KEY_MESSAGE,
+    SEALED_KEY,
+    WELCOME,
+    INVITE_CODE,
 ];
 
 /// Looks a schema up by its fully qualified name.

@@ -92,3 +92,11 @@ fn device_certificate() {
 fn plaintext_frame() {
     replay("plaintext_frame", clientful_core::fuzzing::plaintext_frame);
 }
+
+#[test]
+fn membership_messages() {
+    replay(
+        "membership_messages",
+        clientful_core::fuzzing::membership_messages,
+    );
+}

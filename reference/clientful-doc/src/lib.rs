@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod binding;
 pub mod canonical_json;
 pub mod content;

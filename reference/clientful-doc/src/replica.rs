@@ -16,6 +16,7 @@ use clientful_core::{ErrorClass, error::class_name};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use crate::authority::{Authority, Membership};
 use crate::canonical_json::Json;
 use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, YjsDoc, YjsSchema};
 use crate::dag::{Dag, Node};
@@ -154,6 +155,7 @@ pub struct Replica {
     unsent: Option<(u32, Vec<u8>)>,
     incarnation: u32,
     apply_errors: u64,
+    authority: Option<Authority>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -188,6 +190,7 @@ impl Replica {
             unsent: None,
             incarnation: 0,
             apply_errors: 0,
+            authority: None,
         }
     }
 
@@ -290,6 +293,17 @@ impl Replica {
             progress,
         };
         self.dag.integrate(node);
+        // A device without write authority keeps its envelope as evidence only:
+        // its own edit leaves the document, as on every other replica (MEM-18).
+        if self
+            .authority
+            .as_mut()
+            .and_then(|a| a.check(&self.dag, &sealed.id))
+            .is_some()
+        {
+            self.rebuild_doc();
+            self.reconcile_incarnation();
+        }
         self.outbox.push((sealed.id, sealed.bytes));
         Ok(Some(sealed.id))
     }
@@ -473,6 +487,17 @@ impl Replica {
                 reason: "author equivocated earlier; kept as evidence".into(),
             };
         }
+        if let Some(class) = self
+            .authority
+            .as_mut()
+            .and_then(|a| a.check(&self.dag, &id))
+        {
+            return Disposition::Rejected {
+                id: Some(id),
+                class,
+                reason: "author lacks write authority (MEM-18); kept as evidence".into(),
+            };
+        }
         if self.crdt.as_dyn().apply(content_type, &body).is_err() {
             self.apply_errors += 1;
         }
@@ -547,6 +572,10 @@ impl Replica {
         for id in &self.dag.order {
             if let Some(n) = self.dag.nodes.get(id)
                 && !self.dag.excluded(&n.author, n.seq)
+                && !self
+                    .authority
+                    .as_ref()
+                    .is_some_and(|a| a.denied.contains_key(id))
                 && fresh.as_dyn().apply(n.content_type, &n.body).is_err()
             {
                 self.apply_errors += 1;
@@ -561,7 +590,9 @@ impl Replica {
     /// The verdict on `id` (DOC-7).
     pub fn verdict(&self, id: &EnvelopeId) -> Verdict {
         if let Some(n) = self.dag.nodes.get(id) {
-            if self.dag.excluded(&n.author, n.seq) {
+            if let Some(c) = self.authority.as_ref().and_then(|a| a.denied.get(id)) {
+                Verdict::Rejected(*c)
+            } else if self.dag.excluded(&n.author, n.seq) {
                 Verdict::Excluded
             } else {
                 Verdict::Applied
@@ -572,6 +603,37 @@ impl Replica {
             Verdict::Buffered
         } else {
             Verdict::Unknown
+        }
+    }
+
+    /// Feeds the space's membership (spec §11.7): the known signers and epoch
+    /// keys for opening, the current epoch for sealing, and the write authority
+    /// every envelope is checked against (MEM-18). Called again whenever the
+    /// membership changes; envelopes whose verdict changed are excluded from (or
+    /// restored to) the document by a rebuild, as for equivocation (DOC-7).
+    pub fn set_membership(&mut self, membership: Membership) {
+        self.ctx.signers = membership.view.signers();
+        self.ctx.epochs = membership.keys.clone();
+        if !self
+            .ctx
+            .epochs
+            .iter()
+            .any(|k| k.id() == membership.current.id())
+        {
+            self.ctx.epochs.push(membership.current.clone());
+        }
+        self.cfg.epoch = membership.current.clone();
+        let old = self
+            .authority
+            .as_ref()
+            .map(|a| a.denied.clone())
+            .unwrap_or_default();
+        let mut authority = Authority::new(membership);
+        authority.recheck_all(&self.dag);
+        let changed = authority.denied != old;
+        self.authority = Some(authority);
+        if changed {
+            self.rebuild();
         }
     }
 

@@ -19,6 +19,7 @@
 
 pub mod byzantine;
 pub mod edit;
+pub mod membership;
 pub mod net;
 pub mod rng;
 pub mod sim;

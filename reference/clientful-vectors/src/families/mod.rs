@@ -1,8 +1,9 @@
-//! The four vector families: each has `generate()` (build the file) and `run()`
+//! The vector families: each has `generate()` (build the file) and `run()`
 //! (execute one case against the reference implementation).
 
 pub mod crdt_merge;
 pub mod envelope_open;
+pub mod membership;
 pub mod passive_replica;
 
 pub mod docworld;

@@ -1,0 +1,1197 @@
+//! One device's replica of a space's membership log (spec §11): receives
+//! operations (envelopes), key messages and welcomes in any order, keeps the
+//! causal buffer and the held envelopes it cannot open yet, resolves the state,
+//! learns the epoch keys addressed to it, and authors operations. Sans-IO: the
+//! caller moves the bytes in [`SpaceReplica::outbox`] and supplies randomness.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use clientful_proto::v1 as pb;
+use rand_core::CryptoRng;
+
+use crate::ErrorClass;
+use crate::envelope::{self, EnvelopeId, OpenContext, SealRequest};
+use crate::error::Error;
+use crate::identity::{self, DeviceKeys, VerifiedDevice};
+use crate::keys::{EpochKey, SigningKey};
+use crate::limits::MAX_PREDECESSORS;
+use crate::{labels, suite};
+
+use super::authority::{DeviceWrite, Ended, WriteView};
+use super::epoch::{self, Delivery, KeyRing, Recipient};
+use super::invite;
+use super::ops::{self, BodyBuilder, Op, OpBody, Role, Rotation, Scope};
+use super::resolve::{self, Entry};
+use super::state::{DeviceId, EpochId, OpId, State, UserKey};
+
+/// Most envelopes held for a key the device does not have yet (MEM-LIM-4).
+pub const MAX_HELD: usize = 4096;
+/// Most operations in one membership log (MEM-LIM-5).
+pub const MAX_OPS: usize = 4096;
+
+/// The document id of a space's membership log (MEM-2).
+pub fn membership_doc_id(space_id: &[u8; 32]) -> Result<[u8; 32], Error> {
+    suite::hash_with_label(labels::ID_MEMBERSHIP_DOC, space_id)
+}
+
+/// Something to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// An operation envelope for every member (broadcast and storage).
+    Envelope(Vec<u8>),
+    /// A key message (broadcast and storage), sent before its operation.
+    KeyMessage(Vec<u8>),
+    /// A welcome for one device.
+    Welcome {
+        /// Recipient device.
+        device_id: DeviceId,
+        /// Encoded `SealedKey`.
+        bytes: Vec<u8>,
+    },
+}
+
+/// What [`SpaceReplica::receive`] did with an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Accepted (with every buffered operation it released).
+    Accepted(Vec<OpId>),
+    /// Waiting for predecessors.
+    Buffered,
+    /// Sealed under an epoch this device does not hold (yet): held (ERR-7).
+    Held,
+    /// Seen before.
+    Duplicate,
+    /// Rejected with a class; `id` is `None` if not even an envelope.
+    Rejected {
+        /// The envelope id.
+        id: Option<OpId>,
+        /// Class.
+        class: ErrorClass,
+    },
+}
+
+/// The verdict on one operation (MEM-17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted and standing.
+    Accepted,
+    /// Accepted from its causal past, but void in the resolved state.
+    Void(ErrorClass),
+    /// Rejected from its causal past.
+    Rejected(ErrorClass),
+    /// Not (yet) integrated.
+    Unknown,
+}
+
+/// Something the device must report to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alarm {
+    /// A key message gave this device a secret that does not match the epoch id
+    /// committed to (KEY-7).
+    KeyMismatch {
+        /// The epoch.
+        epoch_id: EpochId,
+        /// The key message.
+        key_message: [u8; 32],
+    },
+}
+
+/// The device's identity in the space.
+#[derive(Debug)]
+pub struct Identity {
+    /// User key (public).
+    pub user: UserKey,
+    /// Device keys.
+    pub device: DeviceKeys,
+    /// Device certificate bytes.
+    pub certificate: Vec<u8>,
+    /// The verified certificate.
+    pub verified: VerifiedDevice,
+}
+
+impl Identity {
+    /// Certifies `device` with `user` and verifies the result.
+    pub fn new(user: &SigningKey, device: DeviceKeys) -> Result<Identity, Error> {
+        let certificate = identity::issue_certificate(user, &device)?;
+        let verified = identity::verify_certificate(&certificate, Some(&user.public_bytes()))?;
+        Ok(Identity {
+            user: user.public_bytes(),
+            device,
+            certificate,
+            verified,
+        })
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.verified.device_id
+    }
+}
+
+struct Ctx<'a> {
+    space_id: [u8; 32],
+    doc_id: [u8; 32],
+    keys: &'a KeyRing,
+    invite_keys: &'a BTreeMap<EpochId, EpochKey>,
+}
+
+impl OpenContext for Ctx<'_> {
+    fn space_id(&self) -> &[u8; 32] {
+        &self.space_id
+    }
+    fn doc_id(&self) -> Option<&[u8; 32]> {
+        Some(&self.doc_id)
+    }
+    // Every signer opens: authority is decided by MEM-17 (NOT_A_MEMBER), and the
+    // redeeming device is new by definition.
+    fn is_known_signer(&self, _author: &[u8; 32]) -> bool {
+        true
+    }
+    fn epoch_key(&self, epoch_id: &[u8; 32]) -> Option<&EpochKey> {
+        self.keys
+            .get(epoch_id)
+            .or_else(|| self.invite_keys.get(epoch_id))
+    }
+}
+
+/// A device's replica of one space's membership. See the module documentation.
+pub struct SpaceReplica {
+    space_id: [u8; 32],
+    doc_id: [u8; 32],
+    me: Identity,
+    entries: BTreeMap<OpId, Entry>,
+    bytes: BTreeMap<OpId, Vec<u8>>,
+    heads: BTreeSet<OpId>,
+    pending: BTreeMap<OpId, (Op, Vec<u8>)>,
+    rejected: BTreeMap<OpId, ErrorClass>,
+    held: Vec<Vec<u8>>,
+    keys: KeyRing,
+    invite_keys: BTreeMap<EpochId, EpochKey>,
+    key_messages: BTreeMap<[u8; 32], Vec<u8>>,
+    welcomed: BTreeSet<(DeviceId, EpochId)>,
+    alarms: Vec<Alarm>,
+    state: State,
+    current: Option<EpochId>,
+    epoch_events: Vec<EpochId>,
+    outbox: Vec<Outgoing>,
+}
+
+impl core::fmt::Debug for SpaceReplica {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpaceReplica")
+            .field("space_id", &self.space_id)
+            .field("ops", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpaceReplica {
+    /// A replica of `space_id` for a device that has no keys yet: it learns them
+    /// from a welcome or redeems an invite.
+    pub fn new(space_id: [u8; 32], me: Identity) -> Result<SpaceReplica, Error> {
+        Ok(SpaceReplica {
+            space_id,
+            doc_id: membership_doc_id(&space_id)?,
+            me,
+            entries: BTreeMap::new(),
+            bytes: BTreeMap::new(),
+            heads: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            held: Vec::new(),
+            keys: KeyRing::default(),
+            invite_keys: BTreeMap::new(),
+            key_messages: BTreeMap::new(),
+            welcomed: BTreeSet::new(),
+            alarms: Vec::new(),
+            state: State::default(),
+            current: None,
+            epoch_events: Vec::new(),
+            outbox: Vec::new(),
+        })
+    }
+
+    /// Creates a space (MEM-6): the creator's device writes `CREATE_SPACE`.
+    pub fn create<R: CryptoRng + ?Sized>(rng: &mut R, me: Identity) -> Result<SpaceReplica, Error> {
+        let mut nonce = [0u8; 32];
+        rng.fill_bytes(&mut nonce);
+        let mut c = [0u8; 64];
+        c[..32].copy_from_slice(&me.user);
+        c[32..].copy_from_slice(&nonce);
+        let space_id = suite::hash_with_label(labels::ID_SPACE, &c)?;
+        let mut r = SpaceReplica::new(space_id, me)?;
+        let e0 = epoch::new_epoch(rng, &space_id)?;
+        let to = [Recipient {
+            device_id: r.me.device_id(),
+            x25519: r.me.verified.device_x25519,
+        }];
+        let (km, km_id) = epoch::key_message(rng, &space_id, &e0, &to)?;
+        let rotation = Rotation {
+            epoch_id: *e0.id(),
+            prev_epochs: Vec::new(),
+            chain_links: Vec::new(),
+            recipients: alloc::vec![r.me.device_id()],
+            key_message: km_id,
+        };
+        let body = BodyBuilder(pb::MembershipOp {
+            user_key: r.me.user.to_vec(),
+            certificates: alloc::vec![r.me.certificate.clone()],
+            nonce: nonce.to_vec(),
+            ..Default::default()
+        })
+        .rotation(&rotation)
+        .encode();
+        r.keys.insert(e0.clone());
+        r.key_messages.insert(km_id, km.clone());
+        r.outbox.push(Outgoing::KeyMessage(km));
+        r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
+        Ok(r)
+    }
+
+    /// Redeems an invite code (MEM-21): a replica for the invitee's device whose
+    /// outbox holds the `REDEEM_INVITE` operation. The device learns the space's
+    /// keys from a welcome once its addition is settled.
+    pub fn redeem<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        code: &[u8],
+        me: Identity,
+        role: Role,
+    ) -> Result<SpaceReplica, Error> {
+        let code = invite::decode(code)?;
+        let keys = invite::derive(&code.space_id, &code.secret)?;
+        let mut r = SpaceReplica::new(code.space_id, me)?;
+        let inv_epoch = epoch::epoch_key(&code.space_id, &keys.epoch_secret)?;
+        r.invite_keys.insert(*inv_epoch.id(), inv_epoch.clone());
+        let ids = [r.me.device_id()];
+        let proof = keys.signing.sign_with_label(
+            labels::SIG_INVITE_REDEEM,
+            &resolve::redeem_statement(&code.space_id, &r.me.user, &ids),
+        )?;
+        let body = BodyBuilder(pb::MembershipOp {
+            user_key: r.me.user.to_vec(),
+            role: role.as_u32(),
+            certificates: alloc::vec![r.me.certificate.clone()],
+            invite_key: keys.signing.public_bytes().to_vec(),
+            invite_proof: proof.to_vec(),
+            ..Default::default()
+        })
+        .encode();
+        let sealed = envelope::seal(
+            &r.me.device.signing,
+            &inv_epoch,
+            &SealRequest {
+                space_id: code.space_id,
+                doc_id: r.doc_id,
+                seq: 1,
+                prev: None,
+                preds: alloc::vec![code.create_op],
+                content_type: ops::CT_REDEEM_INVITE,
+                body: &body,
+            },
+            rng,
+        )?;
+        r.receive(&sealed.bytes);
+        r.outbox.push(Outgoing::Envelope(sealed.bytes));
+        Ok(r)
+    }
+
+    // ----- reading -----
+
+    /// The space id.
+    pub fn space_id(&self) -> &[u8; 32] {
+        &self.space_id
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.me
+    }
+
+    /// The resolved state over every accepted operation.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The verdict on `id`.
+    pub fn verdict(&self, id: &OpId) -> Verdict {
+        if let Some(c) = self.rejected.get(id) {
+            Verdict::Rejected(*c)
+        } else if let Some(c) = self.state.void.get(id) {
+            Verdict::Void(*c)
+        } else if self.entries.contains_key(id) {
+            Verdict::Accepted
+        } else {
+            Verdict::Unknown
+        }
+    }
+
+    /// Every operation id with a verdict (accepted, void or rejected).
+    pub fn decided(&self) -> Vec<(OpId, Verdict)> {
+        let ids: BTreeSet<OpId> = self
+            .entries
+            .keys()
+            .chain(self.rejected.keys())
+            .copied()
+            .collect();
+        ids.into_iter().map(|id| (id, self.verdict(&id))).collect()
+    }
+
+    /// The accepted operation `id`.
+    pub fn op(&self, id: &OpId) -> Option<&Op> {
+        self.entries.get(id).map(|e| &e.op)
+    }
+
+    /// Every accepted operation's envelope bytes, in a causal order.
+    pub fn envelopes(&self) -> Vec<Vec<u8>> {
+        let mut es: Vec<&Entry> = self.entries.values().collect();
+        es.sort_by_key(|e| (e.depth, e.op.id));
+        es.iter()
+            .filter_map(|e| self.bytes.get(&e.op.id).cloned())
+            .collect()
+    }
+
+    /// Every key message received.
+    pub fn key_messages(&self) -> Vec<Vec<u8>> {
+        self.key_messages.values().cloned().collect()
+    }
+
+    /// Envelopes held for a key not held yet.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Alarms to show the user.
+    pub fn alarms(&self) -> &[Alarm] {
+        &self.alarms
+    }
+
+    /// The epoch keys this device holds.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The current epoch's key (KEY-11), if the device holds it.
+    pub fn current_epoch(&self) -> Option<EpochKey> {
+        self.state
+            .current_epoch()
+            .and_then(|e| self.keys.get(&e).cloned())
+    }
+
+    /// Every epoch key held, oldest first (by the causal depth of the creating
+    /// operation): what storage and broker derive their keys from (KEY-13).
+    pub fn epoch_chain(&self) -> Vec<EpochKey> {
+        let mut es: Vec<(u64, EpochId, EpochKey)> = self
+            .keys
+            .all()
+            .into_iter()
+            .map(|k| {
+                let depth = self
+                    .state
+                    .epochs
+                    .get(k.id())
+                    .and_then(|e| self.entries.get(&e.created_by))
+                    .map(|e| e.depth)
+                    .unwrap_or(u64::MAX);
+                (depth, *k.id(), k)
+            })
+            .collect();
+        es.sort_by_key(|(d, id, _)| (*d, *id));
+        es.into_iter().map(|(_, _, k)| k).collect()
+    }
+
+    /// Current-epoch changes since the last call (KEY-13).
+    pub fn take_epoch_events(&mut self) -> Vec<EpochId> {
+        core::mem::take(&mut self.epoch_events)
+    }
+
+    /// The key-epoch authenticator of the current epoch (KEY-10).
+    pub fn authenticator(&self) -> Option<[u8; 32]> {
+        let k = self.current_epoch()?;
+        let d = self.state.digest().ok()?;
+        epoch::authenticator(&self.space_id, &k, &d).ok()
+    }
+
+    /// Takes what must be sent.
+    pub fn drain_outbox(&mut self) -> Vec<Outgoing> {
+        core::mem::take(&mut self.outbox)
+    }
+
+    // ----- receiving -----
+
+    /// Handles one operation envelope from a peer, relay or storage.
+    pub fn receive(&mut self, bytes: &[u8]) -> Received {
+        let decoded = match envelope::decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                return Received::Rejected {
+                    id: None,
+                    class: e.class(),
+                };
+            }
+        };
+        let id = decoded.id;
+        if self.entries.contains_key(&id) || self.pending.contains_key(&id) {
+            return Received::Duplicate;
+        }
+        if let Some(c) = self.rejected.get(&id) {
+            return Received::Rejected {
+                id: Some(id),
+                class: *c,
+            };
+        }
+        let ctx = Ctx {
+            space_id: self.space_id,
+            doc_id: self.doc_id,
+            keys: &self.keys,
+            invite_keys: &self.invite_keys,
+        };
+        let opened = match envelope::open_decoded(decoded, &ctx) {
+            Ok(o) => o,
+            Err(Error::UnknownEpoch) => {
+                if !self.held.iter().any(|h| h == bytes) && self.held.len() < MAX_HELD {
+                    self.held.push(bytes.to_vec());
+                }
+                return Received::Held;
+            }
+            Err(e) => {
+                return Received::Rejected {
+                    id: Some(id),
+                    class: e.class(),
+                };
+            }
+        };
+        let op = match Op::from_envelope(&opened) {
+            Ok(op) => op,
+            Err(e) => {
+                self.rejected.insert(id, e.class());
+                return Received::Rejected {
+                    id: Some(id),
+                    class: e.class(),
+                };
+            }
+        };
+        if self.entries.len() + self.pending.len() >= MAX_OPS {
+            return Received::Rejected {
+                id: Some(id),
+                class: ErrorClass::LimitExceeded,
+            };
+        }
+        let walks_back = op.body.rotation().is_some_and(|r| {
+            self.keys.contains(&r.epoch_id) && r.prev_epochs.iter().any(|p| !self.keys.contains(p))
+        });
+        self.pending.insert(id, (op, bytes.to_vec()));
+        let done = self.process();
+        if walks_back {
+            self.learn_and_retry();
+        }
+        match self.rejected.get(&id) {
+            Some(c) => Received::Rejected {
+                id: Some(id),
+                class: *c,
+            },
+            None if self.entries.contains_key(&id) => Received::Accepted(done),
+            None => Received::Buffered,
+        }
+    }
+
+    /// Handles a key message (KEY-5, KEY-7).
+    pub fn receive_key_message(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let msg = epoch::decode_key_message(bytes)?;
+        if msg.space_id != self.space_id {
+            return Err(Error::WrongContext { what: "space id" });
+        }
+        if self.key_messages.contains_key(&msg.id) {
+            return Ok(());
+        }
+        self.key_messages.insert(msg.id, bytes.to_vec());
+        match epoch::open_key_message(&msg, &self.me.device_id(), &self.me.device.x25519)? {
+            Delivery::Key(k) => {
+                self.keys.insert(k);
+            }
+            Delivery::NotAddressed => return Ok(()),
+            Delivery::Mismatch => {
+                self.alarms.push(Alarm::KeyMismatch {
+                    epoch_id: msg.epoch_id,
+                    key_message: msg.id,
+                });
+                return Ok(());
+            }
+        }
+        self.learn_and_retry();
+        Ok(())
+    }
+
+    /// Handles a welcome sealed to this device (KEY-8).
+    pub fn receive_welcome(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let keys = epoch::open_welcome(
+            bytes,
+            &self.space_id,
+            &self.me.device_id(),
+            &self.me.device.x25519,
+        )?;
+        for k in keys {
+            self.keys.insert(k);
+        }
+        self.learn_and_retry();
+        Ok(())
+    }
+
+    /// Imports epoch keys the device got another way (a backup, a test vector's
+    /// key ring) and opens what they unlock.
+    pub fn import_keys(&mut self, keys: &[EpochKey]) {
+        for k in keys {
+            self.keys.insert(k.clone());
+        }
+        self.learn_and_retry();
+    }
+
+    fn learn_and_retry(&mut self) {
+        loop {
+            self.learn_chain();
+            let held = core::mem::take(&mut self.held);
+            let before = held.len();
+            for h in held {
+                self.receive(&h);
+            }
+            if self.held.len() >= before {
+                break;
+            }
+        }
+    }
+
+    /// Walks chain links back from every epoch key held (KEY-6).
+    fn learn_chain(&mut self) {
+        loop {
+            let mut new = Vec::new();
+            // Buffered operations count: a device that holds only the newest
+            // epoch walks back before it can integrate anything older.
+            let ops = self
+                .entries
+                .values()
+                .map(|e| &e.op)
+                .chain(self.pending.values().map(|(op, _)| op));
+            for op in ops {
+                let Some(r) = op.body.rotation() else {
+                    continue;
+                };
+                let Some(k) = self.keys.get(&r.epoch_id) else {
+                    continue;
+                };
+                for (p, link) in r.prev_epochs.iter().zip(r.chain_links.iter()) {
+                    if !self.keys.contains(p)
+                        && let Ok(pk) = epoch::open_chain_link(&self.space_id, k, p, link)
+                    {
+                        new.push(pk);
+                    }
+                }
+            }
+            let mut grew = false;
+            for k in new {
+                grew |= self.keys.insert(k);
+            }
+            if !grew {
+                break;
+            }
+        }
+    }
+
+    fn process(&mut self) -> Vec<OpId> {
+        let mut accepted = Vec::new();
+        loop {
+            let ready: Option<OpId> = self.pending.iter().find_map(|(id, (op, _))| {
+                let all = op
+                    .deps()
+                    .all(|d| self.entries.contains_key(d) || self.rejected.contains_key(d));
+                all.then_some(*id)
+            });
+            let Some(id) = ready else {
+                break;
+            };
+            let Some((op, bytes)) = self.pending.remove(&id) else {
+                break;
+            };
+            if op.deps().any(|d| self.rejected.contains_key(d)) {
+                self.rejected.insert(id, ErrorClass::InvalidOperation);
+                continue;
+            }
+            match self.integrate(op, bytes) {
+                Ok(()) => accepted.push(id),
+                Err(c) => {
+                    self.rejected.insert(id, c);
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            self.refresh();
+        }
+        accepted
+    }
+
+    fn integrate(&mut self, op: Op, bytes: Vec<u8>) -> Result<(), ErrorClass> {
+        // Author chain (as DOC-6): prev is the author's operation seq - 1.
+        if let Some(p) = op.prev {
+            match self.entries.get(&p) {
+                Some(pe) if pe.op.author == op.author && pe.op.seq + 1 == op.seq => {}
+                _ => return Err(ErrorClass::InvalidOperation),
+            }
+        }
+        let mut past = BTreeSet::new();
+        let mut depth = 0u64;
+        for d in op.deps() {
+            if let Some(de) = self.entries.get(d) {
+                past.insert(*d);
+                past.extend(de.past.iter().copied());
+                depth = depth.max(de.depth + 1);
+            }
+        }
+        let s = resolve::resolve(&self.entries, &past);
+        let new_key = op
+            .body
+            .rotation()
+            .and_then(|r| self.keys.get(&r.epoch_id).cloned());
+        let (deps, user) =
+            resolve::authorize(&self.space_id, &op, &s, new_key.as_ref()).map_err(|e| e.class())?;
+        if let OpBody::CreateInvite { invite_secret, .. } = &op.body
+            && let Ok(k) = epoch::epoch_key(&self.space_id, invite_secret)
+        {
+            self.invite_keys.insert(*k.id(), k);
+        }
+        for d in op.deps() {
+            self.heads.remove(d);
+        }
+        self.heads.insert(op.id);
+        self.bytes.insert(op.id, bytes);
+        self.entries.insert(
+            op.id,
+            Entry {
+                op,
+                past,
+                depth,
+                deps,
+                user,
+            },
+        );
+        Ok(())
+    }
+
+    fn refresh(&mut self) {
+        let all: BTreeSet<OpId> = self.entries.keys().copied().collect();
+        self.state = resolve::resolve(&self.entries, &all);
+        let cur = self.state.current_epoch();
+        if cur != self.current {
+            self.current = cur;
+            if let Some(c) = cur {
+                self.epoch_events.push(c);
+            }
+        }
+        // Invite epochs learned from CREATE_INVITE may open held redemptions.
+        let held = core::mem::take(&mut self.held);
+        let mut again = Vec::new();
+        for h in held {
+            if let Ok(d) = envelope::decode(&h)
+                && self.invite_keys.contains_key(&d.header.epoch_id)
+            {
+                again.push(h);
+            } else {
+                self.held.push(h);
+            }
+        }
+        for h in again {
+            self.receive(&h);
+        }
+    }
+
+    // ----- authoring -----
+
+    fn publish<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        content_type: u32,
+        body: &[u8],
+        epoch_key: &EpochKey,
+    ) -> Result<OpId, Error> {
+        let me = self.me.device.signing.public_bytes();
+        let (seq, prev) = self
+            .entries
+            .values()
+            .filter(|e| e.op.author == me)
+            .map(|e| (e.op.seq, e.op.id))
+            .max()
+            .map(|(s, id)| (s, Some(id)))
+            .unwrap_or((0, None));
+        let preds: Vec<EnvelopeId> = self.heads.iter().take(MAX_PREDECESSORS).copied().collect();
+        let sealed = envelope::seal(
+            &self.me.device.signing,
+            epoch_key,
+            &SealRequest {
+                space_id: self.space_id,
+                doc_id: self.doc_id,
+                seq: seq + 1,
+                prev,
+                preds,
+                content_type,
+                body,
+            },
+            rng,
+        )?;
+        match self.receive(&sealed.bytes) {
+            Received::Accepted(_) => {
+                self.outbox.push(Outgoing::Envelope(sealed.bytes));
+                Ok(sealed.id)
+            }
+            Received::Rejected { class, .. } => Err(class_error(class)),
+            _ => Err(Error::InvalidOperation {
+                reason: "own operation did not integrate",
+            }),
+        }
+    }
+
+    /// Seals an operation as this device would (next sequence number, current
+    /// heads) *without* checking or integrating it: for simulations of Byzantine
+    /// members and for tests that show every replica rejects it.
+    pub fn seal_unchecked<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        content_type: u32,
+        body: &[u8],
+        epoch_key: &EpochKey,
+    ) -> Result<Vec<u8>, Error> {
+        let me = self.me.device.signing.public_bytes();
+        let (seq, prev) = self
+            .entries
+            .values()
+            .filter(|e| e.op.author == me)
+            .map(|e| (e.op.seq, e.op.id))
+            .max()
+            .map(|(s, id)| (s, Some(id)))
+            .unwrap_or((0, None));
+        let preds: Vec<EnvelopeId> = self.heads.iter().take(MAX_PREDECESSORS).copied().collect();
+        Ok(envelope::seal(
+            &self.me.device.signing,
+            epoch_key,
+            &SealRequest {
+                space_id: self.space_id,
+                doc_id: self.doc_id,
+                seq: seq + 1,
+                prev,
+                preds,
+                content_type,
+                body,
+            },
+            rng,
+        )?
+        .bytes)
+    }
+
+    fn current_for_writing(&self) -> Result<EpochKey, Error> {
+        self.current_epoch().ok_or(Error::UnknownEpoch)
+    }
+
+    fn rotation<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        excluded: &[DeviceId],
+    ) -> Result<(Rotation, EpochKey), Error> {
+        let new = epoch::new_epoch(rng, &self.space_id)?;
+        let prev_epochs = self.state.frontier.clone();
+        let mut chain_links = Vec::with_capacity(prev_epochs.len());
+        for p in &prev_epochs {
+            let pk = self.keys.get(p).ok_or(Error::UnknownEpoch)?;
+            chain_links.push(epoch::chain_link(&self.space_id, &new, pk)?);
+        }
+        let to = self.state.expected_recipients(excluded);
+        let (km, km_id) = epoch::key_message(rng, &self.space_id, &new, &to)?;
+        self.keys.insert(new.clone());
+        self.key_messages.insert(km_id, km.clone());
+        self.outbox.push(Outgoing::KeyMessage(km));
+        Ok((
+            Rotation {
+                epoch_id: *new.id(),
+                prev_epochs,
+                chain_links,
+                recipients: to.iter().map(|r| r.device_id).collect(),
+                key_message: km_id,
+            },
+            new,
+        ))
+    }
+
+    fn sorted_certs(certs: &[Vec<u8>], user: &UserKey) -> Result<Vec<Vec<u8>>, Error> {
+        let mut v: Vec<(DeviceId, Vec<u8>)> = Vec::with_capacity(certs.len());
+        for c in certs {
+            v.push((
+                identity::verify_certificate(c, Some(user))?.device_id,
+                c.clone(),
+            ));
+        }
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// `ADD_MEMBER` (MEM-8).
+    pub fn add_member<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        user: &UserKey,
+        role: Role,
+        scope: &Scope,
+        certificates: &[Vec<u8>],
+    ) -> Result<OpId, Error> {
+        let body = BodyBuilder(pb::MembershipOp {
+            user_key: user.to_vec(),
+            role: role.as_u32(),
+            scope: scope.0.iter().map(|s| s.to_vec()).collect(),
+            certificates: Self::sorted_certs(certificates, user)?,
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_ADD_MEMBER, &body, &k)
+    }
+
+    /// `CHANGE_ROLE` (MEM-9).
+    pub fn change_role<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        user: &UserKey,
+        role: Role,
+        scope: &Scope,
+    ) -> Result<OpId, Error> {
+        let body = BodyBuilder(pb::MembershipOp {
+            user_key: user.to_vec(),
+            role: role.as_u32(),
+            scope: scope.0.iter().map(|s| s.to_vec()).collect(),
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_CHANGE_ROLE, &body, &k)
+    }
+
+    /// `REMOVE_MEMBER` with its rotation (MEM-10, KEY-1).
+    pub fn remove_member<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        user: &UserKey,
+    ) -> Result<OpId, Error> {
+        let excluded: Vec<DeviceId> = self
+            .state
+            .devices
+            .iter()
+            .filter(|(_, d)| &d.user == user)
+            .map(|(id, _)| *id)
+            .collect();
+        let (rot, k) = self.rotation(rng, &excluded)?;
+        let body = BodyBuilder(pb::MembershipOp {
+            user_key: user.to_vec(),
+            ..Default::default()
+        })
+        .rotation(&rot)
+        .encode();
+        self.publish(rng, ops::CT_REMOVE_MEMBER, &body, &k)
+    }
+
+    /// `ADD_DEVICE` (MEM-11): `certificate` certifies a new device of this
+    /// device's own user. Follow with [`SpaceReplica::welcomes`].
+    pub fn add_device<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        certificate: &[u8],
+    ) -> Result<OpId, Error> {
+        let body = BodyBuilder(pb::MembershipOp {
+            certificates: alloc::vec![certificate.to_vec()],
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_ADD_DEVICE, &body, &k)
+    }
+
+    /// `REVOKE_DEVICE` with its rotation (MEM-12, KEY-1).
+    pub fn revoke_device<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        device_id: &DeviceId,
+    ) -> Result<OpId, Error> {
+        let (rot, k) = self.rotation(rng, &[*device_id])?;
+        let body = BodyBuilder(pb::MembershipOp {
+            device_id: device_id.to_vec(),
+            ..Default::default()
+        })
+        .rotation(&rot)
+        .encode();
+        self.publish(rng, ops::CT_REVOKE_DEVICE, &body, &k)
+    }
+
+    /// `ROTATE_KEYS` (MEM-13): on demand, or to merge or heal (KEY-12).
+    pub fn rotate<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<OpId, Error> {
+        let (rot, k) = self.rotation(rng, &[])?;
+        let body = BodyBuilder::default().rotation(&rot).encode();
+        self.publish(rng, ops::CT_ROTATE_KEYS, &body, &k)
+    }
+
+    /// `ACK` (MEM-14).
+    pub fn ack<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<OpId, Error> {
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_ACK, &[], &k)
+    }
+
+    /// `CREATE_INVITE` (MEM-19); returns the encoded invite code to share.
+    pub fn create_invite<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        role: Role,
+        scope: &Scope,
+        single_use: bool,
+        expires_at_ms: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let secret = invite::new_secret(rng);
+        let keys = invite::derive(&self.space_id, &secret)?;
+        let body = BodyBuilder(pb::MembershipOp {
+            invite_key: keys.signing.public_bytes().to_vec(),
+            role: role.as_u32(),
+            scope: scope.0.iter().map(|s| s.to_vec()).collect(),
+            single_use: u32::from(single_use),
+            invite_secret: keys.epoch_secret.to_vec(),
+            expires_at_ms,
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        let create_op = self.publish(rng, ops::CT_CREATE_INVITE, &body, &k)?;
+        Ok(invite::encode(&invite::InviteCode {
+            space_id: self.space_id,
+            secret,
+            create_op,
+        }))
+    }
+
+    /// `REVOKE_INVITE` (MEM-19). Honest admins also log it when an invite's
+    /// advisory expiry passes on their clock (MEM-22).
+    pub fn revoke_invite<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        invite_key: &[u8; 32],
+    ) -> Result<OpId, Error> {
+        let body = BodyBuilder(pb::MembershipOp {
+            invite_key: invite_key.to_vec(),
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_REVOKE_INVITE, &body, &k)
+    }
+
+    /// Invites whose advisory expiry is before `now_ms` (the caller's clock) and
+    /// which are still open: an admin revokes them (MEM-22).
+    pub fn expired_invites(&self, now_ms: u64) -> Vec<[u8; 32]> {
+        self.state
+            .invites
+            .iter()
+            .filter(|(_, i)| {
+                !i.revoked
+                    && i.expires_at_ms != 0
+                    && i.expires_at_ms <= now_ms
+                    && (!i.single_use || i.redeemed_by.is_empty())
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Welcomes (KEY-8): for each active device of a settled member that cannot
+    /// hold some epoch created in the space (it is not a recipient of that epoch
+    /// or of any later epoch chained to it: a new device, a member added after a
+    /// rotation, or an epoch a concurrently removed admin created without it),
+    /// every epoch key this device holds, sealed to it. A member whose addition
+    /// is not settled (MEM-15) gets none. Returns how many were queued.
+    pub fn welcomes<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<usize, Error> {
+        let targets: Vec<Recipient> = self
+            .state
+            .expected_recipients(&[])
+            .into_iter()
+            .filter(|r| r.device_id != self.me.device_id())
+            .collect();
+        let all = self.epoch_chain();
+        let mut n = 0;
+        for t in targets {
+            let reach = self.reachable(&t.device_id);
+            let missing: Vec<EpochId> = self
+                .state
+                .epochs
+                .keys()
+                .filter(|e| !reach.contains(*e) && self.keys.contains(e))
+                .filter(|e| !self.welcomed.contains(&(t.device_id, **e)))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let bytes = epoch::welcome(rng, &self.space_id, &t, &all)?;
+            for e in missing {
+                self.welcomed.insert((t.device_id, e));
+            }
+            self.outbox.push(Outgoing::Welcome {
+                device_id: t.device_id,
+                bytes,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The epochs a device can hold from the log alone: those sealed to it, and
+    /// every epoch chained back from them.
+    fn reachable(&self, device: &DeviceId) -> BTreeSet<EpochId> {
+        let mut out: BTreeSet<EpochId> = self
+            .state
+            .epochs
+            .iter()
+            .filter(|(_, e)| e.recipients.contains(device))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut work: Vec<EpochId> = out.iter().copied().collect();
+        while let Some(e) = work.pop() {
+            if let Some(ep) = self.state.epochs.get(&e) {
+                for p in &ep.prev {
+                    if out.insert(*p) {
+                        work.push(*p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether this device's user is an admin who has not yet acknowledged the
+    /// addition of a member that is not settled (MEM-15): it should write `ACK`.
+    pub fn needs_my_ack(&self) -> bool {
+        let me = self.me.user;
+        let admin = self
+            .state
+            .members
+            .get(&me)
+            .is_some_and(|m| m.role == Role::Admin);
+        if !admin {
+            return false;
+        }
+        self.state.members.iter().any(|(u, m)| {
+            u != &me
+                && !m.settled
+                && !self.entries.values().any(|e| {
+                    e.user == me && (e.op.id == m.joined_by || e.past.contains(&m.joined_by))
+                })
+        })
+    }
+
+    /// The write authority of every device (MEM-18), as plain data for
+    /// document replicas.
+    pub fn write_view(&self) -> WriteView {
+        let s = &self.state;
+        let mut devices = BTreeMap::new();
+        for d in s.devices.values() {
+            let current = s
+                .device_status(&d.device_key)
+                .ok()
+                .map(|(_, _, m)| (m.role, m.scope.clone()));
+            let ending = d
+                .revoked_by
+                .or_else(|| s.removed.get(&d.user).copied())
+                .or_else(|| s.members.get(&d.user).map(|m| m.granted_by));
+            let ended = ending.and_then(|r| self.entries.get(&r)).map(|r| {
+                let before = resolve::resolve(&self.entries, &r.past);
+                Ended {
+                    before: before
+                        .device_status(&d.device_key)
+                        .ok()
+                        .map(|(_, _, m)| (m.role, m.scope.clone())),
+                    grace: s
+                        .epochs
+                        .iter()
+                        .filter(|(_, e)| r.past.contains(&e.created_by))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                }
+            });
+            devices.insert(d.device_key, DeviceWrite { current, ended });
+        }
+        WriteView {
+            epochs: s.epochs.keys().copied().collect(),
+            devices,
+        }
+    }
+
+    /// The verdict on a document envelope's authority (MEM-18): may the device
+    /// `author` write document `doc_id` (in `folders`) under epoch `epoch_id`,
+    /// given the epochs of the envelopes in its causal past (`seen_epochs`)?
+    pub fn write_verdict(
+        &self,
+        author: &[u8; 32],
+        doc_id: &[u8; 32],
+        folders: &[[u8; 32]],
+        epoch_id: &EpochId,
+        seen_epochs: &[EpochId],
+    ) -> Result<(), Error> {
+        if !self.state.epochs.contains_key(epoch_id) {
+            return Err(Error::UnknownEpoch);
+        }
+        self.write_view()
+            .verdict(author, doc_id, folders, epoch_id, seen_epochs)
+    }
+
+    /// Whether this device is the one that heals the space now (KEY-12): the
+    /// space needs a rotation and this device's user is the most senior active
+    /// admin (lowest admin-grant position), this device its lowest device id.
+    pub fn should_heal(&self) -> bool {
+        if !self.state.needs_rotation() {
+            return false;
+        }
+        let healer = self
+            .state
+            .members
+            .iter()
+            .filter(|(_, m)| m.role == Role::Admin && m.scope.is_whole())
+            .filter_map(|(u, m)| {
+                let pos = self
+                    .entries
+                    .get(&m.granted_by)
+                    .map(|e| (e.depth, e.op.id))?;
+                let dev = self.state.user_devices(u).into_iter().min()?;
+                Some((pos, dev))
+            })
+            .min()
+            .map(|(_, d)| d);
+        healer == Some(self.me.device_id())
+    }
+}
+
+/// Revokes `device_id` in every space it belongs to (KEY-1, security case 29):
+/// each replica (of another device of the same user, or of an admin) writes a
+/// `REVOKE_DEVICE`, which rotates that space's keys. Returns the operation id per
+/// space, or the error that space gave.
+pub fn revoke_device_everywhere<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    spaces: &mut [&mut SpaceReplica],
+    device_id: &DeviceId,
+) -> Vec<Result<OpId, Error>> {
+    spaces
+        .iter_mut()
+        .filter(|s| s.state().devices.contains_key(device_id))
+        .map(|s| s.revoke_device(rng, device_id))
+        .collect()
+}
+
+fn class_error(class: ErrorClass) -> Error {
+    match class {
+        ErrorClass::NotAMember => Error::NotAMember {
+            what: "own operation",
+        },
+        ErrorClass::RemovedMember => Error::RemovedMember {
+            what: "own operation",
+        },
+        ErrorClass::UnknownEpoch => Error::UnknownEpoch,
+        _ => Error::InvalidOperation {
+            reason: "own operation rejected",
+        },
+    }
+}

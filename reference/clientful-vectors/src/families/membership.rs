@@ -1,0 +1,700 @@
+//! `membership`: verdict fixtures for the membership log (spec chapter 11). Each
+//! case is a set of signed operations, delivered to an observer that holds every
+//! epoch key, in a given order; the output is the verdict of each operation
+//! (accepted, void or rejected, with its class) and the resulting members, roles,
+//! scopes, removed users, frontier and membership digest. Most scenarios appear
+//! twice, in causal order and shuffled: the outputs are equal (MEM-17).
+
+use clientful_core::ErrorClass;
+use clientful_core::envelope;
+use clientful_core::error::class_name;
+use clientful_core::identity::DeviceKeys;
+use clientful_core::keys::{EpochKey, SigningKey};
+use clientful_core::membership::ops::{self, BodyBuilder};
+use clientful_core::membership::space::{Identity, Outgoing};
+use clientful_core::membership::{Received, Role, Scope, SpaceReplica, Verdict};
+use clientful_proto::v1 as pb;
+use rand_chacha::ChaCha20Rng;
+use serde_json::{Value, json};
+
+use crate::generate::{FileBuilder, family_rng};
+use crate::hexutil::{get_arr, get_hex_list, hex};
+use crate::schema::VectorFile;
+use crate::verify::Outcome;
+
+const SEED: &str = "clientful/v1/vectors/membership";
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A few devices exchanging operations reliably, in order.
+struct Group {
+    rng: ChaCha20Rng,
+    reps: Vec<SpaceReplica>,
+    users: Vec<SigningKey>,
+    log: Vec<Vec<u8>>,
+}
+
+impl Group {
+    fn new(rng: ChaCha20Rng) -> Result<Group, String> {
+        let mut g = Group {
+            rng,
+            reps: Vec::new(),
+            users: Vec::new(),
+            log: Vec::new(),
+        };
+        let user = SigningKey::generate(&mut g.rng);
+        let me = Identity::new(&user, DeviceKeys::generate(&mut g.rng)).map_err(err)?;
+        let r = SpaceReplica::create(&mut g.rng, me).map_err(err)?;
+        g.reps.push(r);
+        g.users.push(user);
+        g.flush(0);
+        Ok(g)
+    }
+
+    fn space_id(&self) -> [u8; 32] {
+        self.reps.first().map(|r| *r.space_id()).unwrap_or_default()
+    }
+
+    /// A new user's device (not yet a member); returns its index and certificate.
+    fn newcomer(&mut self) -> Result<(usize, Vec<u8>), String> {
+        let user = SigningKey::generate(&mut self.rng);
+        let me = Identity::new(&user, DeviceKeys::generate(&mut self.rng)).map_err(err)?;
+        let cert = me.certificate.clone();
+        self.reps
+            .push(SpaceReplica::new(self.space_id(), me).map_err(err)?);
+        self.users.push(user);
+        Ok((self.reps.len() - 1, cert))
+    }
+
+    fn user(&self, i: usize) -> [u8; 32] {
+        self.users
+            .get(i)
+            .map(SigningKey::public_bytes)
+            .unwrap_or_default()
+    }
+
+    /// Takes `from`'s outbox; records envelopes in the log; delivers nothing.
+    fn take(&mut self, from: usize) -> Vec<Outgoing> {
+        let out = self
+            .reps
+            .get_mut(from)
+            .map(SpaceReplica::drain_outbox)
+            .unwrap_or_default();
+        for o in &out {
+            if let Outgoing::Envelope(e) = o {
+                self.log.push(e.clone());
+            }
+        }
+        out
+    }
+
+    fn deliver(&mut self, to: usize, out: &[Outgoing]) {
+        let Some(r) = self.reps.get_mut(to) else {
+            return;
+        };
+        let device = r.identity().device_id();
+        for o in out {
+            match o {
+                Outgoing::KeyMessage(k) => {
+                    let _ = r.receive_key_message(k);
+                }
+                Outgoing::Envelope(e) => {
+                    r.receive(e);
+                }
+                Outgoing::Welcome { device_id, bytes } if *device_id == device => {
+                    let _ = r.receive_welcome(bytes);
+                }
+                Outgoing::Welcome { .. } => {}
+            }
+        }
+    }
+
+    /// Sends `from`'s outbox to `to` only (a partition).
+    fn flush_to(&mut self, from: usize, to: &[usize]) {
+        let out = self.take(from);
+        for &t in to {
+            if t != from {
+                self.deliver(t, &out);
+            }
+        }
+    }
+
+    fn flush(&mut self, from: usize) {
+        let all: Vec<usize> = (0..self.reps.len()).collect();
+        self.flush_to(from, &all);
+    }
+
+    /// Reliable exchange among `who` until quiet, with acks and welcomes.
+    fn settle(&mut self, who: &[usize]) -> Result<(), String> {
+        for _ in 0..8 {
+            for &i in who {
+                self.flush_to(i, who);
+            }
+            // Full sync: every envelope and key message to everyone in `who`.
+            for &i in who {
+                let Some(r) = self.reps.get(i) else { continue };
+                let mut out: Vec<Outgoing> = r
+                    .key_messages()
+                    .into_iter()
+                    .map(Outgoing::KeyMessage)
+                    .collect();
+                out.extend(r.envelopes().into_iter().map(Outgoing::Envelope));
+                for &t in who {
+                    if t != i {
+                        self.deliver(t, &out);
+                    }
+                }
+            }
+            let mut progress = false;
+            for &i in who {
+                let Some(r) = self.reps.get_mut(i) else {
+                    continue;
+                };
+                if r.needs_my_ack() {
+                    r.ack(&mut self.rng).map_err(err)?;
+                    progress = true;
+                }
+                if r.welcomes(&mut self.rng).map_err(err)? > 0 {
+                    progress = true;
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn rep(&mut self, i: usize) -> Result<&mut SpaceReplica, String> {
+        self.reps
+            .get_mut(i)
+            .ok_or_else(|| "no such device".to_string())
+    }
+
+    fn add(&mut self, by: usize, role: Role, scope: &Scope) -> Result<usize, String> {
+        let (n, cert) = self.newcomer()?;
+        let user = self.user(n);
+        let mut rng = self.rng.clone();
+        self.rep(by)?
+            .add_member(&mut rng, &user, role, scope, &[cert])
+            .map_err(err)?;
+        self.rng = rng;
+        Ok(n)
+    }
+
+    fn all_keys(&self) -> Vec<EpochKey> {
+        let mut keys: Vec<EpochKey> = Vec::new();
+        for r in &self.reps {
+            for k in r.keys().all() {
+                if !keys.iter().any(|x| x.id() == k.id()) {
+                    keys.push(k);
+                }
+            }
+        }
+        keys.sort_by_key(|k| *k.id());
+        keys
+    }
+
+    /// The case input: the log in the given order and every epoch key.
+    fn input(&self, order: &[usize]) -> Value {
+        json!({
+            "spaceId": hex(self.space_id()),
+            "epochSecrets": self.all_keys().iter().map(|k| hex(k.secret())).collect::<Vec<_>>(),
+            "log": order.iter().filter_map(|i| self.log.get(*i)).map(hex).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Admin => "admin",
+    }
+}
+
+/// Replays a case: the observer's output.
+fn replay(input: &Value) -> Result<Value, String> {
+    let space_id: [u8; 32] = get_arr(input, "spaceId")?;
+    let secrets = get_hex_list(input, "epochSecrets")?;
+    let log = get_hex_list(input, "log")?;
+    let mut keys = Vec::new();
+    for s in &secrets {
+        let s: [u8; 32] = s.as_slice().try_into().map_err(|_| "secret length")?;
+        keys.push(clientful_core::membership::epoch::epoch_key(&space_id, &s).map_err(err)?);
+    }
+    // The observer: a device of nobody, holding every key.
+    let user = SigningKey::from_seed(&[0x0b; 32]);
+    let me = Identity::new(
+        &user,
+        DeviceKeys {
+            signing: SigningKey::from_seed(&[0x0d; 32]),
+            x25519: clientful_core::keys::X25519Secret::from_bytes(&[0x0e; 32]),
+        },
+    )
+    .map_err(err)?;
+    let mut obs = SpaceReplica::new(space_id, me).map_err(err)?;
+    obs.import_keys(&keys);
+    let mut received = Vec::new();
+    for e in &log {
+        received.push(obs.receive(e));
+    }
+    let mut verdicts = Vec::new();
+    for (e, rcv) in log.iter().zip(&received) {
+        let id = envelope::decode(e).map(|d| d.id).ok();
+        let v = id.map(|id| obs.verdict(&id)).unwrap_or(Verdict::Unknown);
+        let (name, class) = match (v, rcv) {
+            (Verdict::Accepted, _) => ("accepted", None),
+            (Verdict::Void(c), _) => ("void", Some(c)),
+            (Verdict::Rejected(c), _) => ("rejected", Some(c)),
+            (Verdict::Unknown, Received::Rejected { class, .. }) => ("rejected", Some(*class)),
+            (Verdict::Unknown, _) => ("pending", None),
+        };
+        let mut j = json!({"id": id.map(hex), "verdict": name});
+        if let Some(c) = class
+            && let Some(o) = j.as_object_mut()
+        {
+            o.insert("error".into(), json!(class_name(c)));
+        }
+        verdicts.push(j);
+    }
+    let s = obs.state();
+    let members: Vec<Value> = s
+        .members
+        .iter()
+        .map(|(u, m)| {
+            json!({
+                "user": hex(u),
+                "role": role_name(m.role),
+                "scope": m.scope.0.iter().map(hex).collect::<Vec<_>>(),
+                "devices": s.user_devices(u).iter().map(hex).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "verdicts": verdicts,
+        "members": members,
+        "removed": s.removed.keys().map(hex).collect::<Vec<_>>(),
+        "frontier": s.frontier.iter().map(hex).collect::<Vec<_>>(),
+        "currentEpoch": s.current_epoch().map(hex),
+        "digest": hex(s.digest().map_err(err)?),
+    }))
+}
+
+/// Runs one case.
+pub fn run(operation: &str, _params: &Value, input: &Value) -> Result<Outcome, String> {
+    match operation {
+        "resolve" => Ok(Outcome::Accepted(replay(input)?)),
+        other => Err(format!("unknown operation {other}")),
+    }
+}
+
+/// Checks the reference against the intended verdict classes, in log order.
+fn intend(out: &Value, intended: &[&str]) -> Result<(), String> {
+    let vs = out
+        .get("verdicts")
+        .and_then(Value::as_array)
+        .ok_or("no verdicts")?;
+    let got: Vec<String> = vs
+        .iter()
+        .map(|v| {
+            let verdict = v.get("verdict").and_then(Value::as_str).unwrap_or("?");
+            match v.get("error").and_then(Value::as_str) {
+                Some(e) => format!("{verdict}:{e}"),
+                None => verdict.to_string(),
+            }
+        })
+        .collect();
+    let want: Vec<String> = intended.iter().map(|s| s.to_string()).collect();
+    if got != want {
+        return Err(format!("intended {want:?}, reference says {got:?}"));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(
+    f: &mut FileBuilder,
+    g: &Group,
+    name: &str,
+    desc: &str,
+    refs: &[&str],
+    flags: &[&str],
+    order: &[usize],
+    intended: &[&str],
+) -> Result<(), String> {
+    let input = g.input(order);
+    let out = replay(&input)?;
+    intend(&out, intended).map_err(|e| format!("{name}: {e}"))?;
+    f.valid(name, desc, refs, flags, input, out);
+    Ok(())
+}
+
+/// Both orders of one scenario: causal, and reversed (the observer buffers).
+#[allow(clippy::too_many_arguments)]
+fn both(
+    f: &mut FileBuilder,
+    g: &Group,
+    name: &str,
+    desc: &str,
+    refs: &[&str],
+    flags: &[&str],
+    intended: &[&str],
+) -> Result<(), String> {
+    let n = g.log.len();
+    let fwd: Vec<usize> = (0..n).collect();
+    case(f, g, name, desc, refs, flags, &fwd, intended)?;
+    let rev: Vec<usize> = (0..n).rev().collect();
+    let rev_intended: Vec<&str> = intended.iter().rev().copied().collect();
+    let mut flags2: Vec<&str> = flags.to_vec();
+    flags2.push("Reordered");
+    case(
+        f,
+        g,
+        &format!("{name}-reversed"),
+        &format!("{desc} Delivered in reverse order: same verdicts and state."),
+        refs,
+        &flags2,
+        &rev,
+        &rev_intended,
+    )
+}
+
+const A: &str = "accepted";
+
+/// Sets the intended verdict of the `back`-th operation from the end (1: last).
+fn mark<'a>(intended: &mut [&'a str], back: usize, verdict: &'a str) {
+    let i = intended.len().checked_sub(back);
+    if let Some(slot) = i.and_then(|i| intended.get_mut(i)) {
+        *slot = verdict;
+    }
+}
+
+/// Builds the file.
+#[allow(clippy::too_many_lines)]
+pub fn generate() -> Result<VectorFile, String> {
+    let mut f = FileBuilder::new(
+        "membership",
+        SEED,
+        "Membership logs: signed operations in (with every epoch secret), the verdict of each \
+         (accepted, void or rejected, with its class) and the resulting members, roles, scopes, \
+         removed users, frontier, current epoch and membership digest out.",
+    );
+    for (flag, bug, desc) in [
+        (
+            "Basic",
+            "BASIC",
+            "Ordinary operations by authorised members.",
+        ),
+        (
+            "Reordered",
+            "DEFINED",
+            "The log delivered out of causal order.",
+        ),
+        (
+            "Unauthorized",
+            "AUTH_BYPASS",
+            "An operation by someone without the capability.",
+        ),
+        (
+            "PostRemoval",
+            "AUTH_BYPASS",
+            "An operation whose causal past holds its author's removal.",
+        ),
+        (
+            "StrongRemoval",
+            "DEFINED",
+            "Operations concurrent with their author's removal are void.",
+        ),
+        (
+            "MutualRemoval",
+            "DEFINED",
+            "Two admins remove each other: seniority decides.",
+        ),
+        (
+            "SingleUse",
+            "DEFINED",
+            "A single-use invite redeemed twice concurrently.",
+        ),
+        (
+            "Escalation",
+            "AUTH_BYPASS",
+            "A redemption asking for more than the invite grants.",
+        ),
+        (
+            "ConcurrentRotation",
+            "DEFINED",
+            "Two rotations at once: a forked frontier.",
+        ),
+        (
+            "Malformed",
+            "MALFORMED",
+            "An operation body that breaks the shape rules.",
+        ),
+    ] {
+        f.note(flag, bug, desc);
+    }
+    f.group(
+        "resolve",
+        "Deliver `log` (hex envelopes) in order to an observer holding the epochs of \
+         `epochSecrets`; report each operation's verdict and the resolved state (MEM-17).",
+        json!({}),
+    );
+
+    // 1. Basic: create, add a writer, a reader, change a role, rotate.
+    let mut g = Group::new(family_rng(&format!("{SEED}/basic")))?;
+    let b = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let c = g.add(0, Role::Reader, &Scope(vec![[0x11; 32]]))?;
+    g.settle(&[0, b, c])?;
+    let bu = g.user(b);
+    let mut rng = g.rng.clone();
+    g.rep(0)?
+        .change_role(&mut rng, &bu, Role::Admin, &Scope::whole())
+        .map_err(err)?;
+    g.rep(0)?.rotate(&mut rng).map_err(err)?;
+    g.rng = rng;
+    g.settle(&[0, b, c])?;
+    let intended: Vec<&str> = vec![A; g.log.len()];
+    both(
+        &mut f,
+        &g,
+        "create-add-change-rotate",
+        "A space is created, a writer and a scoped reader are added, the writer is made admin and \
+         keys rotate; acknowledgements settle the additions.",
+        &[
+            "MEM-6", "MEM-8", "MEM-9", "MEM-13", "MEM-14", "MEM-15", "MEM-17", "KEY-4",
+        ],
+        &["Basic"],
+        &intended,
+    )?;
+
+    // 2. Unauthorized: a reader adds a member; a removed member writes after its removal.
+    let mut g = Group::new(family_rng(&format!("{SEED}/unauthorized")))?;
+    let r = g.add(0, Role::Reader, &Scope::whole())?;
+    let w = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, r, w])?;
+    let (x, xcert) = g.newcomer()?;
+    let xu = g.user(x);
+    let body = BodyBuilder(pb::MembershipOp {
+        user_key: xu.to_vec(),
+        role: 2,
+        certificates: vec![xcert],
+        ..Default::default()
+    })
+    .encode();
+    let key = g.rep(r)?.current_epoch().ok_or("no epoch")?;
+    let mut rng = g.rng.clone();
+    let forged = g
+        .rep(r)?
+        .seal_unchecked(&mut rng, ops::CT_ADD_MEMBER, &body, &key)
+        .map_err(err)?;
+    g.log.push(forged);
+    let wu = g.user(w);
+    g.rep(0)?.remove_member(&mut rng, &wu).map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    // The removed writer, given the new key by a colluder, acknowledges after it.
+    let keys = g.all_keys();
+    g.rep(w)?.import_keys(&keys);
+    let log_now: Vec<Outgoing> = g
+        .reps
+        .first()
+        .map(|r0| r0.envelopes().into_iter().map(Outgoing::Envelope).collect())
+        .unwrap_or_default();
+    g.deliver(w, &log_now);
+    let cur = g.rep(0)?.current_epoch().ok_or("no epoch")?;
+    let mut rng = g.rng.clone();
+    let late = g
+        .rep(w)?
+        .seal_unchecked(&mut rng, ops::CT_ACK, &[], &cur)
+        .map_err(err)?;
+    g.rng = rng;
+    g.log.push(late);
+    let n = g.log.len();
+    let mut intended = vec![A; n];
+    mark(&mut intended, 3, "rejected:NOT_A_MEMBER");
+    mark(&mut intended, 1, "rejected:REMOVED_MEMBER");
+    let fwd: Vec<usize> = (0..n).collect();
+    case(
+        &mut f,
+        &g,
+        "reader-adds-and-removed-writes",
+        "A reader's ADD_MEMBER is NOT_A_MEMBER; an ACK by a removed member whose causal past holds \
+         its removal is REMOVED_MEMBER.",
+        &["MEM-17", "MEM-10", "MEM-8"],
+        &["Unauthorized", "PostRemoval"],
+        &fwd,
+        &intended,
+    )?;
+
+    // 3. Mutual removal: the senior admin's removal stands.
+    let mut g = Group::new(family_rng(&format!("{SEED}/mutual")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let c = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b, c])?;
+    let (bu, cu) = (g.user(b), g.user(c));
+    let mut rng = g.rng.clone();
+    g.rep(b)?.remove_member(&mut rng, &cu).map_err(err)?;
+    g.rep(c)?.remove_member(&mut rng, &bu).map_err(err)?;
+    g.rng = rng;
+    g.flush(b);
+    g.flush(c);
+    let n = g.log.len();
+    let mut intended = vec![A; n];
+    mark(&mut intended, 1, "void:REMOVED_MEMBER");
+    both(
+        &mut f,
+        &g,
+        "mutual-removal-seniority",
+        "Two admins remove each other concurrently; the one made admin first stands, the other's \
+         removal is void.",
+        &["MEM-17", "MEM-10", "KEY-11"],
+        &["MutualRemoval"],
+        &intended,
+    )?;
+
+    // 4. An admin adds someone while being removed: the addition is void.
+    let mut g = Group::new(family_rng(&format!("{SEED}/add-while-removed")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let (c, ccert) = g.newcomer()?;
+    let (bu, cu) = (g.user(b), g.user(c));
+    let mut rng = g.rng.clone();
+    g.rep(0)?.remove_member(&mut rng, &bu).map_err(err)?;
+    g.rep(b)?
+        .add_member(&mut rng, &cu, Role::Writer, &Scope::whole(), &[ccert])
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    g.flush(b);
+    let n = g.log.len();
+    let mut intended = vec![A; n];
+    mark(&mut intended, 1, "void:REMOVED_MEMBER");
+    both(
+        &mut f,
+        &g,
+        "add-by-concurrently-removed-admin",
+        "An admin adds a user concurrently with its own removal: strong removal voids the addition.",
+        &["MEM-17", "MEM-8", "MEM-15"],
+        &["StrongRemoval"],
+        &intended,
+    )?;
+
+    // 5. Single-use invite redeemed twice; and an escalating redemption.
+    let mut g = Group::new(family_rng(&format!("{SEED}/invites")))?;
+    let mut rng = g.rng.clone();
+    let code = g
+        .rep(0)?
+        .create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 0)
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    for role in [Role::Writer, Role::Writer, Role::Admin] {
+        let user = SigningKey::generate(&mut g.rng);
+        let me = Identity::new(&user, DeviceKeys::generate(&mut g.rng)).map_err(err)?;
+        let mut rng = g.rng.clone();
+        let r = SpaceReplica::redeem(&mut rng, &code, me, role).map_err(err)?;
+        g.rng = rng;
+        g.reps.push(r);
+        g.users.push(user);
+        let i = g.reps.len() - 1;
+        let _ = g.take(i);
+    }
+    let n = g.log.len();
+    let ids: Vec<[u8; 32]> = g
+        .log
+        .iter()
+        .skip(n - 3)
+        .take(2)
+        .filter_map(|e| envelope::decode(e).ok().map(|d| d.id))
+        .collect();
+    let first_wins = ids.first() < ids.get(1);
+    let mut intended = vec![A; n];
+    mark(
+        &mut intended,
+        3,
+        if first_wins {
+            A
+        } else {
+            "void:INVALID_OPERATION"
+        },
+    );
+    mark(
+        &mut intended,
+        2,
+        if first_wins {
+            "void:INVALID_OPERATION"
+        } else {
+            A
+        },
+    );
+    mark(&mut intended, 1, "rejected:INVALID_OPERATION");
+    both(
+        &mut f,
+        &g,
+        "single-use-twice-and-escalation",
+        "A single-use invite redeemed by two users concurrently: the lower id stands. A third \
+         redemption asks for admin with a writer invite: rejected.",
+        &["MEM-17", "MEM-19", "MEM-21"],
+        &["SingleUse", "Escalation"],
+        &intended,
+    )?;
+
+    // 6. Concurrent rotations: the frontier forks.
+    let mut g = Group::new(family_rng(&format!("{SEED}/rotations")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let mut rng = g.rng.clone();
+    g.rep(0)?.rotate(&mut rng).map_err(err)?;
+    g.rep(b)?.rotate(&mut rng).map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    g.flush(b);
+    let intended: Vec<&str> = vec![A; g.log.len()];
+    both(
+        &mut f,
+        &g,
+        "concurrent-rotations",
+        "Two admins rotate concurrently: both epochs are in the frontier and the current epoch is \
+         the lower id.",
+        &["MEM-13", "KEY-4", "KEY-11", "KEY-12"],
+        &["ConcurrentRotation"],
+        &intended,
+    )?;
+
+    // 7. Malformed: an ACK with a field it does not use.
+    let mut g = Group::new(family_rng(&format!("{SEED}/malformed")))?;
+    let body = BodyBuilder(pb::MembershipOp {
+        role: 1,
+        ..Default::default()
+    })
+    .encode();
+    let key = g.rep(0)?.current_epoch().ok_or("no epoch")?;
+    let mut rng = g.rng.clone();
+    let bad = g
+        .rep(0)?
+        .seal_unchecked(&mut rng, ops::CT_ACK, &body, &key)
+        .map_err(err)?;
+    g.rng = rng;
+    g.log.push(bad);
+    let n = g.log.len();
+    let mut intended = vec![A; n];
+    mark(&mut intended, 1, "rejected:MALFORMED");
+    let fwd: Vec<usize> = (0..n).collect();
+    case(
+        &mut f,
+        &g,
+        "unused-field",
+        "An ACK that carries a role: MALFORMED.",
+        &["MEM-4", "MEM-23"],
+        &["Malformed"],
+        &fwd,
+        &intended,
+    )?;
+    let _ = ErrorClass::Malformed;
+    Ok(f.finish())
+}

@@ -37,11 +37,11 @@ pub const DIGEST_STATE: &str = "digest/state";
 /// `HistoryDigest` of a document (DOC-13).
 pub const DIGEST_HISTORY: &str = "digest/history";
 
-/// Storage root key of one (space, epoch) from the epoch secret (STO-4).
+/// Storage root key of one (space, epoch) from the epoch secret (STO-3).
 pub const KDF_STORAGE_KEY: &str = "kdf/storage-key";
-/// Path tags derived from a storage root key (STO-4).
+/// Path tags derived from a storage root key (STO-3).
 pub const KDF_STORAGE_PATH: &str = "kdf/storage-path";
-/// AEAD key of stored objects derived from a storage root key (STO-6).
+/// AEAD key of stored objects derived from a storage root key (STO-3).
 pub const KDF_STORAGE_SEAL: &str = "kdf/storage-seal";
 /// Content address of a stored object (STO-5).
 pub const ID_STORAGE_OBJECT: &str = "id/storage-object";
@@ -49,13 +49,13 @@ pub const ID_STORAGE_OBJECT: &str = "id/storage-object";
 pub const AAD_STORAGE_OBJECT: &str = "aad/storage-object";
 /// AEAD associated data of a file chunk (STO-17).
 pub const AAD_STORAGE_CHUNK: &str = "aad/storage-chunk";
-/// Signature over a head manifest (STO-8).
+/// Signature over a head manifest (STO-6).
 pub const SIG_STORAGE_HEAD: &str = "sig/storage-head";
-/// Signature over a segment (STO-10).
+/// Signature over a segment (STO-6).
 pub const SIG_STORAGE_SEGMENT: &str = "sig/storage-segment";
-/// Signature over a snapshot (STO-12).
+/// Signature over a snapshot (STO-6).
 pub const SIG_STORAGE_SNAPSHOT: &str = "sig/storage-snapshot";
-/// Signature over a file manifest (STO-16).
+/// Signature over a file manifest (STO-6).
 pub const SIG_STORAGE_FILE: &str = "sig/storage-file";
 
 /// Every label the protocol defines, for registry checks.

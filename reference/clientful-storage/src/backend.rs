@@ -1,4 +1,4 @@
-//! The storage backends (spec §9.10): one small [`BlobStore`] trait and its
+//! The storage backends (spec §9.10, STO-19): one small [`BlobStore`] trait and its
 //! implementation over Apache OpenDAL for a local folder (the default), memory
 //! (tests), any S3-compatible service and WebDAV. Google Drive, Dropbox and
 //! OneDrive are reachable through [`OpendalStore::from_config`] with the user's own

@@ -1,4 +1,4 @@
-//! Causal ordering of a set of envelopes, pure (spec §9.8): the order in which a
+//! Causal ordering of a set of envelopes, pure (spec §9.7, STO-12): the order in which a
 //! snapshot lists its envelopes (every envelope after the envelopes it names in
 //! `prev` and `preds`, ties broken by id) and the DAG heads it covers.
 

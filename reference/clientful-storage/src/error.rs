@@ -1,4 +1,4 @@
-//! The crate's typed errors and their spec error classes (spec §4, §9.8).
+//! The crate's typed errors and their spec error classes (spec §4, §9.13).
 
 use clientful_core::ErrorClass;
 

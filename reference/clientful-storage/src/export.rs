@@ -1,4 +1,4 @@
-//! Export and copy (spec §9.12): the documents of a space as plain JSON files in a
+//! Export and copy (spec §9.12, STO-21): the documents of a space as plain JSON files in a
 //! folder the user owns, and the whole encrypted store copied object for object
 //! between any two backends (the copy is verified by loading it like any storage).
 

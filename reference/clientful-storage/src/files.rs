@@ -1,4 +1,4 @@
-//! Large files (spec §9.9): photos, video, audio, PDF, streamed in fixed-size
+//! Large files (spec §9.9: STO-16 to STO-18): photos, video, audio, PDF, streamed in fixed-size
 //! chunks with bounded memory (two chunk buffers), each chunk sealed under a random
 //! per-file key and stored under its content address, listed by a signed,
 //! encrypted file manifest. Documents reference a file by its [`FileRef`].

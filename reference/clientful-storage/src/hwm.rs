@@ -1,4 +1,4 @@
-//! High-water marks (spec §9.7), pure: what a device remembers of every head
+//! High-water marks (spec §9.5, STO-9) and the snapshot choice (§9.7, STO-13), pure: what a device remembers of every head
 //! manifest it has seen, and the check that detects rollback, fork and withholding
 //! of a head manifest against it.
 

@@ -1,4 +1,5 @@
-//! Paths and keys of the storage layout (spec §9.2–§9.4), pure functions.
+//! Paths and keys of the storage layout (spec §9.2, §9.3: STO-2, STO-3, STO-4), pure
+//! functions.
 //!
 //! ```text
 //! clientful-format                      StorageFormat { version: 1 }        (plaintext)

@@ -1,4 +1,4 @@
-//! The device-local store (spec §9.11) over redb: every envelope the device knows,
+//! The device-local store (spec §9.11, STO-20) over redb: every envelope the device knows,
 //! its outbox (own envelopes not yet in an uploaded segment), keys, and sync cursors
 //! (high-water marks, segment progress, the device's own head manifest). Every
 //! method is one ACID transaction, committed with immediate durability before it

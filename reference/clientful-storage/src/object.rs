@@ -1,4 +1,4 @@
-//! Stored objects (spec §9.5–§9.9), pure: sealing and opening the `StoredObject`
+//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16), pure: sealing and opening the `StoredObject`
 //! container, and the validated typed bodies (head manifest, segment, snapshot, file
 //! manifest). Nothing is re-encoded to verify: signatures cover the body bytes as
 //! stored, object ids the file bytes as stored.

@@ -1,4 +1,4 @@
-//! One space on one storage backend (spec §9.6–§9.8): the IO shell around the
+//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-14, STO-15): the IO shell around the
 //! pure layout. A device records its envelopes locally (durable before anything
 //! is sent), flushes them as a segment plus a new head manifest, pulls other
 //! devices' manifests and segments (checking every head against its high-water

@@ -2,7 +2,12 @@
 //! the redb local store and prints each acknowledged write; the test SIGKILLs it at
 //! random points, reopens the store, and checks that every acknowledged envelope
 //! is present and the store is consistent. Repeated many times on the same store.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -79,6 +84,13 @@ fn killed_writer_loses_nothing_acknowledged_and_corrupts_nothing() {
         rounds += 1;
     }
     assert!(rounds >= 10, "only {rounds} rounds ran");
-    assert!(acked.len() >= 200, "only {} acknowledged writes", acked.len());
-    eprintln!("{rounds} kills, {} acknowledged envelopes, all present", acked.len());
+    assert!(
+        acked.len() >= 200,
+        "only {} acknowledged writes",
+        acked.len()
+    );
+    eprintln!(
+        "{rounds} kills, {} acknowledged envelopes, all present",
+        acked.len()
+    );
 }

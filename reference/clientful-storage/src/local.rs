@@ -42,7 +42,18 @@ pub type CursorWrite = (String, Option<Vec<u8>>);
 impl LocalStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = Database::create(path).map_err(local)?;
+        Self::init(Database::create(path).map_err(local)?)
+    }
+
+    /// A store in memory (vectors, tests): same tables and transactions, no file.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(local)?;
+        Self::init(db)
+    }
+
+    fn init(db: Database) -> Result<Self, StorageError> {
         let tx = db.begin_write().map_err(local)?;
         {
             tx.open_table(ENVELOPES).map_err(local)?;

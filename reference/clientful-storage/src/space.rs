@@ -111,6 +111,21 @@ impl<S: BlobStore> Space<S> {
         })
     }
 
+    /// The same space and local store over another backend (a copy of the storage,
+    /// or the storage seen again later).
+    pub fn with_store<T: BlobStore>(self, store: T) -> Space<T> {
+        Space {
+            store,
+            local: self.local,
+            space_id: self.space_id,
+            device: self.device,
+            current: self.current,
+            epochs: self.epochs,
+            signers: self.signers,
+            rng: self.rng,
+        }
+    }
+
     /// The backend.
     pub fn store(&self) -> &S {
         &self.store

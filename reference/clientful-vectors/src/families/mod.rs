@@ -4,6 +4,7 @@
 pub mod crdt_merge;
 pub mod envelope_open;
 pub mod passive_replica;
+pub mod storage;
 
 pub mod docworld;
 pub mod identity;

@@ -126,6 +126,12 @@ impl<S: BlobStore> Space<S> {
         }
     }
 
+    /// The backend and the local store, e.g. to reopen the space with another set
+    /// of epochs after a key rotation.
+    pub fn into_parts(self) -> (S, LocalStore) {
+        (self.store, self.local)
+    }
+
     /// The backend.
     pub fn store(&self) -> &S {
         &self.store

@@ -13,9 +13,12 @@
 mod common;
 
 use clientful_core::ErrorClass;
+use clientful_core::keys::EpochKey;
+use clientful_doc::replica::Replica;
+use clientful_doc::testkit::insert_text;
 use clientful_storage::export::{copy_store, export_json};
 use clientful_storage::files::FileRef;
-use clientful_storage::{BlobStore, OpendalStore, StorageError};
+use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space, StorageError};
 use common::{backend, device, world};
 
 fn has(errors: &[StorageError], class: ErrorClass, words: &[&str]) -> bool {
@@ -299,6 +302,77 @@ async fn export_and_copy(store: OpendalStore) {
     assert!(text.contains("text exported"), "{text}");
 }
 
+/// Storage keys follow the epoch: after a rotation the device writes into the new
+/// epoch's directory; a reader holding every epoch finds everything, a reader
+/// holding only the old one finds only the old data.
+async fn epochs(store: OpendalStore) {
+    let w = world();
+    let e1 = w.epoch_key();
+    let e2 = EpochKey::new([0xe2; 32], [0x22; 32]);
+    let mut a = device(&w, &store, 0).await;
+    a.edit("first ");
+    a.space.flush().await.unwrap();
+    let old_dir = a.space.current().dir().to_owned();
+
+    // Rotation: same device and local store, epoch 2 current, epoch 1 still read.
+    let (backend_a, local_a) = a.space.into_parts();
+    let mut cfg = common::space_config(&w, 0);
+    cfg.epoch = e2.clone();
+    cfg.old_epochs = vec![e1.clone()];
+    let mut space_a = Space::new(backend_a, local_a, cfg).unwrap();
+    assert_ne!(space_a.current().dir(), old_dir);
+    let mut rcfg = w.config(0, 1);
+    rcfg.epoch = e2.clone();
+    rcfg.old_epochs = vec![e1.clone()];
+    let envs = space_a.documents().unwrap().remove(&w.doc_id).unwrap();
+    let mut replica_a = Replica::restore(rcfg, &envs);
+    insert_text(&mut replica_a, 0, "second ").unwrap();
+    replica_a.commit().unwrap();
+    let out: Vec<Vec<u8>> = replica_a
+        .drain_outbox()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    space_a.record(&out).unwrap();
+    space_a.flush().await.unwrap();
+    let paths = store.list("").await.unwrap();
+    assert!(paths.iter().any(|p| p.starts_with(space_a.current().dir())));
+    assert!(paths.iter().any(|p| p.starts_with(&old_dir)));
+
+    // A reader with both epochs.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = common::space_config(&w, 2);
+    cfg.epoch = e2.clone();
+    cfg.old_epochs = vec![e1.clone()];
+    let mut both = Space::new(
+        store.clone(),
+        LocalStore::open(&tmp.path().join("b.redb")).unwrap(),
+        cfg,
+    )
+    .unwrap();
+    let r = both.pull().await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let mut rcfg = w.config(2, 0);
+    rcfg.epoch = e2.clone();
+    rcfg.old_epochs = vec![e1.clone()];
+    let envs = both.documents().unwrap().remove(&w.doc_id).unwrap();
+    assert_eq!(
+        Replica::restore(rcfg, &envs).state_digest(),
+        replica_a.state_digest()
+    );
+
+    // A reader holding only epoch 1 sees only the epoch-1 data.
+    let mut old = Space::new(
+        store.clone(),
+        LocalStore::open(&tmp.path().join("o.redb")).unwrap(),
+        common::space_config(&w, 3),
+    )
+    .unwrap();
+    let r = old.pull().await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(old.local().all_envelopes().unwrap().len(), 1);
+}
+
 /// A layout version this implementation does not know is refused.
 async fn format_version(store: OpendalStore) {
     let w = world();
@@ -348,6 +422,13 @@ macro_rules! suite {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
                 super::export_and_copy(s).await;
+            }
+
+            #[tokio::test]
+            async fn epochs() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                super::epochs(s).await;
             }
 
             #[tokio::test]

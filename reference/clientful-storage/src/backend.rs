@@ -197,3 +197,35 @@ impl BlobStore for OpendalStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn configured_services_are_reached_by_scheme() {
+        let s = OpendalStore::from_config("memory", Vec::new()).expect("memory by scheme");
+        s.put_immutable("a/b", b"x".to_vec()).await.expect("put");
+        assert_eq!(s.get("a/b").await.expect("get"), Some(b"x".to_vec()));
+        assert_eq!(s.list("").await.expect("list"), vec!["a/b".to_owned()]);
+        s.delete("a/b").await.expect("delete");
+        assert_eq!(s.get("a/b").await.expect("get"), None);
+        // Without the crate feature the consumer-cloud services are not compiled in.
+        #[cfg(not(feature = "gdrive"))]
+        assert!(OpendalStore::from_config("gdrive", Vec::new()).is_err());
+    }
+
+    /// With the features on, the consumer-cloud services build from the user's own
+    /// credentials (no request is made here; real use needs real OAuth tokens).
+    #[cfg(all(feature = "gdrive", feature = "dropbox", feature = "onedrive"))]
+    #[test]
+    fn consumer_cloud_services_are_wired() {
+        for scheme in ["gdrive", "dropbox", "onedrive"] {
+            let cfg = vec![
+                ("root".to_owned(), "/clientful".to_owned()),
+                ("access_token".to_owned(), "user-token".to_owned()),
+            ];
+            OpendalStore::from_config(scheme, cfg).expect(scheme);
+        }
+    }
+}

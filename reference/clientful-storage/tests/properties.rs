@@ -1,7 +1,12 @@
 //! Property tests of the pure layout code: decoders never panic and refuse
 //! arbitrary or mutated bytes, manifests round-trip, and the causal order of a
 //! snapshot does not depend on the order the envelopes were held in.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashSet;
 use std::sync::OnceLock;

@@ -264,6 +264,7 @@ impl<S: BlobStore> Space<S> {
     /// Uploads the outbox as one segment and publishes a new head manifest
     /// (STO-10, STO-8). Returns the segment id, `None` if the outbox was empty.
     pub async fn flush(&mut self) -> Result<Option<ObjectId>, StorageError> {
+        self.adopt_own_head().await?;
         self.put_pending_manifest().await?;
         let outbox = self.local.outbox()?;
         let Some(upto) = outbox.last().map(|(k, _)| *k) else {
@@ -291,6 +292,25 @@ impl<S: BlobStore> Space<S> {
         self.commit_manifest(&own, Some(upto))?;
         self.put_pending_manifest().await?;
         Ok(Some(id))
+    }
+
+    /// A device that lost its local store (or is restored from a backup) must not
+    /// restart its counter (STO-8): before its first write it pulls, which loads its
+    /// own earlier segments, and continues from its head manifest in storage.
+    async fn adopt_own_head(&mut self) -> Result<(), StorageError> {
+        let es = self.current.clone();
+        if self.local.cursor(&Self::key("own", &es, None))?.is_some() {
+            return Ok(());
+        }
+        let me = self.device.public_bytes();
+        let Some((m, _)) = self.read_head(&es, &me).await? else {
+            return Ok(());
+        };
+        // Verdicts about other devices surface on the caller's next pull; this
+        // device's own objects are what matters here.
+        let _report = self.pull().await?;
+        self.local
+            .set_cursors(&[(Self::key("own", &es, None), Some(m.encode(&self.space_id)))])
     }
 
     async fn read_head(

@@ -373,6 +373,39 @@ async fn epochs(store: OpendalStore) {
     assert_eq!(old.local().all_envelopes().unwrap().len(), 1);
 }
 
+/// A device that lost its local store continues its counter and keeps its
+/// earlier segments instead of rolling its own head back.
+async fn lost_local_store(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("one ");
+    a.space.flush().await.unwrap();
+    a.edit("two ");
+    a.space.flush().await.unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    drop(a);
+    // Same device key, empty local store: it loads its history back before editing.
+    let mut a = device(&w, &store, 0).await;
+    a.pull().await;
+    a.edit("three ");
+    a.space.flush().await.unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "no rollback: {:?}", r.errors);
+    assert_eq!(
+        a.envelope_count(),
+        3,
+        "its earlier envelopes were loaded back"
+    );
+    assert_eq!(b.envelope_count(), 3);
+    assert!(b.replica.equivocators().is_empty());
+    let mut c = device(&w, &store, 2).await;
+    let r = c.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(c.replica.state_digest(), b.replica.state_digest());
+}
+
 /// A layout version this implementation does not know is refused.
 async fn format_version(store: OpendalStore) {
     let w = world();
@@ -429,6 +462,13 @@ macro_rules! suite {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
                 super::epochs(s).await;
+            }
+
+            #[tokio::test]
+            async fn lost_local_store() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                super::lost_local_store(s).await;
             }
 
             #[tokio::test]

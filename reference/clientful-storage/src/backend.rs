@@ -12,6 +12,9 @@
 use std::future::Future;
 use std::path::Path;
 
+use std::time::Duration;
+
+use opendal::layers::RetryLayer;
 use opendal::{ErrorKind, Operator, services};
 
 use crate::error::StorageError;
@@ -72,6 +75,19 @@ fn backend_err(path: &str, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// Every operator retries temporary failures (a dropped connection, a 503) a few
+/// times with jittered backoff. Every write of the layout is idempotent: objects are
+/// content-addressed and a head manifest is rewritten with the same bytes.
+fn with_retry(op: Operator) -> Operator {
+    op.layer(
+        RetryLayer::new()
+            .with_jitter()
+            .with_max_times(4)
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2)),
+    )
+}
+
 impl OpendalStore {
     /// A local folder (the default backend). Writes go through a temporary file and
     /// a rename, so a reader never sees a torn head manifest.
@@ -85,7 +101,10 @@ impl OpendalStore {
                 .atomic_write_dir(&tmp.to_string_lossy()),
         )
         .map_err(|e| backend_err(&root_s, e))?;
-        Ok(OpendalStore { op, name: "fs" })
+        Ok(OpendalStore {
+            op: with_retry(op),
+            name: "fs",
+        })
     }
 
     /// In-memory storage, for tests.
@@ -109,7 +128,10 @@ impl OpendalStore {
                 .disable_ec2_metadata(),
         )
         .map_err(|e| backend_err(&cfg.endpoint, e))?;
-        Ok(OpendalStore { op, name: "s3" })
+        Ok(OpendalStore {
+            op: with_retry(op),
+            name: "s3",
+        })
     }
 
     /// A WebDAV server.
@@ -124,7 +146,10 @@ impl OpendalStore {
             b = b.username(username).password(password);
         }
         let op = Operator::new(b).map_err(|e| backend_err(endpoint, e))?;
-        Ok(OpendalStore { op, name: "webdav" })
+        Ok(OpendalStore {
+            op: with_retry(op),
+            name: "webdav",
+        })
     }
 
     /// Any OpenDAL service by scheme and its configuration pairs: `gdrive`,
@@ -137,7 +162,7 @@ impl OpendalStore {
     ) -> Result<Self, StorageError> {
         let op = Operator::via_iter(scheme, config).map_err(|e| backend_err(scheme, e))?;
         Ok(OpendalStore {
-            op,
+            op: with_retry(op),
             name: "configured",
         })
     }

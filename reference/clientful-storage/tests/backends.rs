@@ -429,53 +429,53 @@ macro_rules! suite {
                 backend(stringify!($kind), tmp.path())
             }
 
-            #[tokio::test]
-            async fn cold_start_and_compaction() {
+            #[test]
+            fn cold_start_and_compaction() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::cold_start_and_compaction(s).await;
+                common::block_on(super::cold_start_and_compaction(s));
             }
 
-            #[tokio::test]
-            async fn detects_rollback_withholding_substitution() {
+            #[test]
+            fn detects_rollback_withholding_substitution() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::detects_rollback_withholding_substitution(s).await;
+                common::block_on(super::detects_rollback_withholding_substitution(s));
             }
 
-            #[tokio::test]
-            async fn files() {
+            #[test]
+            fn files() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::files(s).await;
+                common::block_on(super::files(s));
             }
 
-            #[tokio::test]
-            async fn export_and_copy() {
+            #[test]
+            fn export_and_copy() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::export_and_copy(s).await;
+                common::block_on(super::export_and_copy(s));
             }
 
-            #[tokio::test]
-            async fn epochs() {
+            #[test]
+            fn epochs() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::epochs(s).await;
+                common::block_on(super::epochs(s));
             }
 
-            #[tokio::test]
-            async fn lost_local_store() {
+            #[test]
+            fn lost_local_store() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::lost_local_store(s).await;
+                common::block_on(super::lost_local_store(s));
             }
 
-            #[tokio::test]
-            async fn format_version() {
+            #[test]
+            fn format_version() {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
-                super::format_version(s).await;
+                common::block_on(super::format_version(s));
             }
         }
     )*};

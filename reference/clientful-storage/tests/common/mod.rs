@@ -9,6 +9,21 @@ use clientful_doc::testkit::{World, insert_text};
 use clientful_storage::space::{PullReport, Space, SpaceConfig};
 use clientful_storage::{LocalStore, OpendalStore, S3Config};
 
+/// Runs a test body on the one runtime all tests share. OpenDAL's HTTP transport
+/// is a process-wide reqwest client whose pooled connections belong to the runtime
+/// that opened them; a runtime per test would leave dead connections in the pool.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+    .block_on(f)
+}
+
 /// A unique name for one test's root folder on a shared server.
 pub fn unique(tag: &str) -> String {
     let mut b = [0u8; 8];

@@ -3,7 +3,9 @@
 # tests, the document simulator (1,000 random schedules) and editing-trace replays, the
 # wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
 # (npm packages installed here), and the vector verifier. This is the README's test
-# command and exactly what .ci/run calls.
+# command and exactly what .ci/run calls. The storage suite runs against real S3
+# (SeaweedFS) and WebDAV (WsgiDAV) servers that this script starts on loopback and
+# always stops (scripts/services/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +16,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+services=$(mktemp -d)
+stop_services() {
+  bash scripts/services/s3.sh stop "$services" || true
+  bash scripts/services/webdav.sh stop "$services" || true
+}
+trap 'stop_services; rm -rf "$log" "$services"' EXIT
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -22,8 +29,19 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, CLI"
+step "storage services: SeaweedFS (S3) and WsgiDAV (WebDAV) on loopback, random ports"
+svc_started=$(date +%s)
+s3_env=$(bash scripts/services/s3.sh start "$services")
+eval "$s3_env"
+webdav_env=$(bash scripts/services/webdav.sh start "$services")
+eval "$webdav_env"
+# The storage tests fail (never skip) if an endpoint is missing.
+export CLIENTFUL_REQUIRE_SERVICES=1
+echo "S3 at $CLIENTFUL_S3_ENDPOINT, WebDAV at $CLIENTFUL_WEBDAV_ENDPOINT, up in $(( $(date +%s) - svc_started ))s"
+
+step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI"
 cargo test --workspace --locked 2>&1 | tee "$log"
+stop_services
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
   | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 

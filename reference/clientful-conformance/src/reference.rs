@@ -102,6 +102,7 @@ fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
         "crdt-merge" => f::crdt_merge::run(op, &params, &input),
         "membership" => f::membership::run(op, &params, &input),
         "passive-replica" => f::passive_replica::run(op, &params, &input),
+        "storage" => f::storage::run(op, &params, &input),
         other => Err(format!("unknown family {other}")),
     }
 }

@@ -39,6 +39,27 @@ pub const DIGEST_HISTORY: &str = "digest/history";
 /// Pseudonyms of documents and authors in diagnostic bundles (APP-13).
 pub const DIAG_PSEUDONYM: &str = "diag/pseudonym";
 
+/// Storage root key of one (space, epoch) from the epoch secret (STO-3).
+pub const KDF_STORAGE_KEY: &str = "kdf/storage-key";
+/// Path tags derived from a storage root key (STO-3).
+pub const KDF_STORAGE_PATH: &str = "kdf/storage-path";
+/// AEAD key of stored objects derived from a storage root key (STO-3).
+pub const KDF_STORAGE_SEAL: &str = "kdf/storage-seal";
+/// Content address of a stored object (STO-5).
+pub const ID_STORAGE_OBJECT: &str = "id/storage-object";
+/// AEAD associated data of a stored object (STO-6).
+pub const AAD_STORAGE_OBJECT: &str = "aad/storage-object";
+/// AEAD associated data of a file chunk (STO-17).
+pub const AAD_STORAGE_CHUNK: &str = "aad/storage-chunk";
+/// Signature over a head manifest (STO-6).
+pub const SIG_STORAGE_HEAD: &str = "sig/storage-head";
+/// Signature over a segment (STO-6).
+pub const SIG_STORAGE_SEGMENT: &str = "sig/storage-segment";
+/// Signature over a snapshot (STO-6).
+pub const SIG_STORAGE_SNAPSHOT: &str = "sig/storage-snapshot";
+/// Signature over a file manifest (STO-6).
+pub const SIG_STORAGE_FILE: &str = "sig/storage-file";
+
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
     SIG_ENVELOPE,
@@ -54,6 +75,29 @@ pub const ALL: &[&str] = &[
     DIGEST_STATE,
     DIGEST_HISTORY,
     DIAG_PSEUDONYM,
+    KDF_STORAGE_KEY,
+    KDF_STORAGE_PATH,
+    KDF_STORAGE_SEAL,
+    ID_STORAGE_OBJECT,
+    AAD_STORAGE_OBJECT,
+    AAD_STORAGE_CHUNK,
+    SIG_STORAGE_HEAD,
+    SIG_STORAGE_SEGMENT,
+    SIG_STORAGE_SNAPSHOT,
+    SIG_STORAGE_FILE,
+    ID_SPACE,
+    ID_MEMBERSHIP_DOC,
+    ID_EPOCH,
+    ID_KEY_MESSAGE,
+    KDF_SEAL,
+    AAD_SEAL,
+    KDF_EPOCH_CHAIN,
+    AAD_EPOCH_CHAIN,
+    KDF_INVITE_KEY,
+    KDF_INVITE_EPOCH,
+    SIG_INVITE_REDEEM,
+    KDF_EPOCH_AUTHENTICATOR,
+    DIGEST_MEMBERSHIP,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).
@@ -83,8 +127,7 @@ pub const KDF_EPOCH_AUTHENTICATOR: &str = "kdf/epoch-authenticator";
 /// Digest of a resolved membership state (MEM-16).
 pub const DIGEST_MEMBERSHIP: &str = "digest/membership";
 
-/// The labels chapter 11 (membership and keys) registers. Kept apart from [`ALL`],
-/// whose order the primitive test vectors depend on.
+/// The labels chapter 11 (membership and keys) registers. Also in [`ALL`].
 pub const MEMBERSHIP: &[&str] = &[
     ID_SPACE,
     ID_MEMBERSHIP_DOC,

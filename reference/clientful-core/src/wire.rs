@@ -211,6 +211,91 @@ pub const INVITE_CODE: Schema = Schema {
     ],
 };
 
+/// `clientful.v1.StorageFormat` (spec §9).
+pub const STORAGE_FORMAT: Schema = Schema {
+    name: "clientful.v1.StorageFormat",
+    fields: &[f(1, "version", FieldKind::Uint32)],
+};
+
+/// `clientful.v1.StoredObject` (spec §9).
+pub const STORED_OBJECT: Schema = Schema {
+    name: "clientful.v1.StoredObject",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "kind", FieldKind::Uint32),
+        f(3, "epoch_id", FieldKind::Bytes),
+        f(4, "nonce", FieldKind::Bytes),
+        f(5, "ciphertext", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.SignedObject` (spec §9).
+pub const SIGNED_OBJECT: Schema = Schema {
+    name: "clientful.v1.SignedObject",
+    fields: &[
+        f(1, "body", FieldKind::Bytes),
+        f(2, "signer", FieldKind::Bytes),
+        f(3, "signature", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.HeadManifest` (spec §9).
+pub const HEAD_MANIFEST: Schema = Schema {
+    name: "clientful.v1.HeadManifest",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "space_id", FieldKind::Bytes),
+        f(3, "device", FieldKind::Bytes),
+        f(4, "counter", FieldKind::Uint64),
+        f(5, "segment_count", FieldKind::Uint64),
+        f(6, "segments", FieldKind::RepeatedBytes),
+        f(7, "gc_floor", FieldKind::Uint64),
+        f(8, "base_snapshot", FieldKind::Bytes),
+        f(9, "snapshots", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.Segment` (spec §9).
+pub const SEGMENT: Schema = Schema {
+    name: "clientful.v1.Segment",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "space_id", FieldKind::Bytes),
+        f(3, "device", FieldKind::Bytes),
+        f(4, "index", FieldKind::Uint64),
+        f(5, "envelopes", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.Snapshot` (spec §9).
+pub const SNAPSHOT: Schema = Schema {
+    name: "clientful.v1.Snapshot",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "space_id", FieldKind::Bytes),
+        f(3, "device", FieldKind::Bytes),
+        f(4, "covers", FieldKind::RepeatedBytes),
+        f(5, "heads", FieldKind::RepeatedBytes),
+        f(6, "envelopes", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.FileManifest` (spec §9).
+pub const FILE_MANIFEST: Schema = Schema {
+    name: "clientful.v1.FileManifest",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "space_id", FieldKind::Bytes),
+        f(3, "device", FieldKind::Bytes),
+        f(4, "size", FieldKind::Uint64),
+        f(5, "chunk_size", FieldKind::Uint32),
+        f(6, "chunks", FieldKind::RepeatedBytes),
+        f(7, "file_key", FieldKind::Bytes),
+        f(8, "content_hash", FieldKind::Bytes),
+        f(9, "media_type", FieldKind::Bytes),
+    ],
+};
+
 /// Every schema, for the descriptor cross-check and the wire-codec vectors.
 pub const ALL_SCHEMAS: &[Schema] = &[
     SIGNED_ENVELOPE,
@@ -225,6 +310,13 @@ pub const ALL_SCHEMAS: &[Schema] = &[
     SEALED_KEY,
     WELCOME,
     INVITE_CODE,
+    STORAGE_FORMAT,
+    STORED_OBJECT,
+    SIGNED_OBJECT,
+    HEAD_MANIFEST,
+    SEGMENT,
+    SNAPSHOT,
+    FILE_MANIFEST,
 ];
 
 /// Looks a schema up by its fully qualified name.

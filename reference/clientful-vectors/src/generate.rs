@@ -161,6 +161,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::crdt_merge::generate()?,
         families::passive_replica::generate()?,
         families::membership::generate()?,
+        families::storage::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

@@ -2,7 +2,7 @@
 //! the verifier.
 //!
 //! Seven families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`. Every file has the same envelope
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -30,6 +30,7 @@ pub const FAMILIES: &[&str] = &[
     "crdt-merge",
     "passive-replica",
     "membership",
+    "storage",
 ];
 
 /// Name of the checksum file in the vectors directory.

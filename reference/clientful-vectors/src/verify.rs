@@ -149,6 +149,7 @@ fn run_case(file: &VectorFile, group: &Group, case: &Case) -> Result<(), String>
             families::passive_replica::run(&group.operation, &group.params, &case.input)
         }
         "membership" => families::membership::run(&group.operation, &group.params, &case.input),
+        "storage" => families::storage::run(&group.operation, &group.params, &case.input),
         other => Err(format!("unknown family {other}")),
     }?;
     match (case.result.as_str(), outcome) {

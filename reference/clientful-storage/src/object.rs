@@ -1,0 +1,644 @@
+//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16), pure: sealing and opening the `StoredObject`
+//! container, and the validated typed bodies (head manifest, segment, snapshot, file
+//! manifest). Nothing is re-encoded to verify: signatures cover the body bytes as
+//! stored, object ids the file bytes as stored.
+
+use clientful_core::keys::{PublicKey, SigningKey};
+use clientful_core::limits::{ID_LEN, MAX_ENVELOPE_BYTES, NONCE_LEN};
+use clientful_core::{labels, suite, wire};
+use clientful_proto::v1 as pb;
+use rand_core::CryptoRng;
+
+use crate::error::StorageError;
+use crate::layout::{EpochStorage, LAYOUT_VERSION, ObjectId};
+
+/// Largest stored object (head manifest, segment, snapshot, file manifest) a reader
+/// accepts (STO-7).
+pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
+/// Most envelopes in one segment or snapshot.
+pub const MAX_ENVELOPES_PER_OBJECT: usize = 1 << 20;
+/// Most live segments or snapshots one head manifest lists.
+pub const MAX_LISTED: usize = 1 << 20;
+
+/// What a stored object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A head manifest.
+    Head = 1,
+    /// A segment.
+    Segment = 2,
+    /// A snapshot.
+    Snapshot = 3,
+    /// A file manifest.
+    File = 4,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Head => labels::SIG_STORAGE_HEAD,
+            Kind::Segment => labels::SIG_STORAGE_SEGMENT,
+            Kind::Snapshot => labels::SIG_STORAGE_SNAPSHOT,
+            Kind::File => labels::SIG_STORAGE_FILE,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Head => "head manifest",
+            Kind::Segment => "segment",
+            Kind::Snapshot => "snapshot",
+            Kind::File => "file manifest",
+        }
+    }
+}
+
+fn aad(kind: Kind, epoch_id: &[u8; 32]) -> Result<Vec<u8>, StorageError> {
+    let mut content = Vec::with_capacity(40);
+    content.extend_from_slice(&LAYOUT_VERSION.to_be_bytes());
+    content.extend_from_slice(&(kind as u32).to_be_bytes());
+    content.extend_from_slice(epoch_id);
+    labels::labeled(labels::AAD_STORAGE_OBJECT, &content)
+        .ok_or_else(|| StorageError::corrupt("aad", "too long"))
+}
+
+/// Signs `body` with `signer` and seals it under the epoch's storage key: the bytes
+/// of the object file.
+pub fn seal_object<R: CryptoRng + ?Sized>(
+    es: &EpochStorage,
+    kind: Kind,
+    signer: &SigningKey,
+    body: Vec<u8>,
+    rng: &mut R,
+) -> Result<Vec<u8>, StorageError> {
+    let signature = signer.sign_with_label(kind.label(), &body)?;
+    let signed = wire::encode(&pb::SignedObject {
+        body,
+        signer: signer.public_bytes().to_vec(),
+        signature: signature.to_vec(),
+    });
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    let ciphertext = suite::aead_seal(es.seal_key(), &nonce, &aad(kind, es.epoch_id())?, &signed)?;
+    Ok(wire::encode(&pb::StoredObject {
+        version: LAYOUT_VERSION,
+        kind: kind as u32,
+        epoch_id: es.epoch_id().to_vec(),
+        nonce: nonce.to_vec(),
+        ciphertext,
+    }))
+}
+
+/// An opened, signature-checked object body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The signing device.
+    pub signer: [u8; 32],
+    /// The exact body bytes the signature covers.
+    pub body: Vec<u8>,
+}
+
+/// Opens an object file: canonical decoding, version, kind, epoch, AEAD, signer
+/// membership and signature, in that order (STO-7).
+pub fn open_object(
+    es: &EpochStorage,
+    kind: Kind,
+    bytes: &[u8],
+    signers: &[[u8; 32]],
+) -> Result<Opened, StorageError> {
+    let what = kind.name();
+    if bytes.len() > MAX_OBJECT_BYTES {
+        return Err(StorageError::corrupt(
+            what,
+            "larger than the object size limit",
+        ));
+    }
+    let obj: pb::StoredObject = wire::decode(bytes, &wire::STORED_OBJECT)
+        .map_err(|e| StorageError::corrupt(what, e.to_string()))?;
+    if obj.version != LAYOUT_VERSION {
+        return Err(StorageError::Version {
+            found: u64::from(obj.version),
+        });
+    }
+    if obj.kind != kind as u32 {
+        return Err(StorageError::corrupt(what, format!("kind is {}", obj.kind)));
+    }
+    if obj.epoch_id.as_slice() != es.epoch_id() {
+        return Err(StorageError::corrupt(what, "sealed under another epoch"));
+    }
+    let nonce: [u8; NONCE_LEN] = obj
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| StorageError::corrupt(what, "nonce is not 24 bytes"))?;
+    let plain = suite::aead_open(
+        es.seal_key(),
+        &nonce,
+        &aad(kind, es.epoch_id())?,
+        &obj.ciphertext,
+    )
+    .map_err(|_| StorageError::corrupt(what, "AEAD authentication failed"))?;
+    let signed: pb::SignedObject = wire::decode(&plain, &wire::SIGNED_OBJECT)
+        .map_err(|e| StorageError::corrupt(what, e.to_string()))?;
+    let signer: [u8; 32] = signed
+        .signer
+        .as_slice()
+        .try_into()
+        .map_err(|_| StorageError::corrupt(what, "signer is not 32 bytes"))?;
+    if !signers.contains(&signer) {
+        return Err(StorageError::corrupt(
+            what,
+            "signed by a device that is not a member",
+        ));
+    }
+    let key =
+        PublicKey::from_bytes(&signer).map_err(|e| StorageError::corrupt(what, e.to_string()))?;
+    key.verify_with_label(
+        kind.label(),
+        &signed.body,
+        &signed.signature,
+        "stored object",
+    )
+    .map_err(|_| StorageError::corrupt(what, "bad signature"))?;
+    Ok(Opened {
+        signer,
+        body: signed.body,
+    })
+}
+
+fn id32(v: &[u8], what: &str, field: &str) -> Result<[u8; 32], StorageError> {
+    v.try_into()
+        .map_err(|_| StorageError::corrupt(what, format!("{field} is not {ID_LEN} bytes")))
+}
+
+fn check_version(v: u32) -> Result<(), StorageError> {
+    if v == LAYOUT_VERSION {
+        Ok(())
+    } else {
+        Err(StorageError::Version {
+            found: u64::from(v),
+        })
+    }
+}
+
+fn check_envelopes(envelopes: &[Vec<u8>], what: &str) -> Result<(), StorageError> {
+    if envelopes.len() > MAX_ENVELOPES_PER_OBJECT {
+        return Err(StorageError::corrupt(what, "too many envelopes"));
+    }
+    if envelopes
+        .iter()
+        .any(|e| e.is_empty() || e.len() > MAX_ENVELOPE_BYTES)
+    {
+        return Err(StorageError::corrupt(what, "envelope of invalid size"));
+    }
+    Ok(())
+}
+
+fn u64be(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(a)
+}
+
+/// A validated head manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadManifest {
+    /// Owning device.
+    pub device: [u8; 32],
+    /// Monotonic counter.
+    pub counter: u64,
+    /// Segments ever written.
+    pub segment_count: u64,
+    /// Live segments `(index, object id)`, ascending, contiguous from `gc_floor`.
+    pub segments: Vec<(u64, ObjectId)>,
+    /// Segments below this index are collected.
+    pub gc_floor: u64,
+    /// The device's snapshot covering `[0, gc_floor)`.
+    pub base_snapshot: Option<ObjectId>,
+    /// Live snapshots written by the device, ascending.
+    pub snapshots: Vec<ObjectId>,
+}
+
+impl HeadManifest {
+    /// The first manifest of a device.
+    pub fn empty(device: [u8; 32]) -> Self {
+        HeadManifest {
+            device,
+            counter: 0,
+            segment_count: 0,
+            segments: Vec::new(),
+            gc_floor: 0,
+            base_snapshot: None,
+            snapshots: Vec::new(),
+        }
+    }
+
+    /// Canonical body bytes.
+    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+        wire::encode(&pb::HeadManifest {
+            version: LAYOUT_VERSION,
+            space_id: space_id.to_vec(),
+            device: self.device.to_vec(),
+            counter: self.counter,
+            segment_count: self.segment_count,
+            segments: self
+                .segments
+                .iter()
+                .map(|(i, id)| [i.to_be_bytes().as_slice(), id].concat())
+                .collect(),
+            gc_floor: self.gc_floor,
+            base_snapshot: self.base_snapshot.map(|s| s.to_vec()).unwrap_or_default(),
+            snapshots: self.snapshots.iter().map(|s| s.to_vec()).collect(),
+        })
+    }
+
+    /// Decodes and validates a body signed by `signer` (STO-8).
+    pub fn decode(
+        body: &[u8],
+        space_id: &[u8; 32],
+        signer: &[u8; 32],
+    ) -> Result<Self, StorageError> {
+        let w = "head manifest";
+        let m: pb::HeadManifest = wire::decode(body, &wire::HEAD_MANIFEST)
+            .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
+        check_version(m.version)?;
+        if m.space_id.as_slice() != space_id {
+            return Err(StorageError::corrupt(w, "belongs to another space"));
+        }
+        let device = id32(&m.device, w, "device")?;
+        if &device != signer {
+            return Err(StorageError::corrupt(w, "not signed by its owner"));
+        }
+        if m.counter == 0 {
+            return Err(StorageError::corrupt(w, "counter is 0"));
+        }
+        if m.gc_floor > m.segment_count {
+            return Err(StorageError::corrupt(w, "gc_floor above segment_count"));
+        }
+        if m.segments.len() > MAX_LISTED || m.snapshots.len() > MAX_LISTED {
+            return Err(StorageError::corrupt(w, "too many entries"));
+        }
+        if (m.segments.len() as u64) != m.segment_count - m.gc_floor {
+            return Err(StorageError::corrupt(
+                w,
+                "live segments do not span [gc_floor, segment_count)",
+            ));
+        }
+        let mut segments = Vec::with_capacity(m.segments.len());
+        for (k, s) in m.segments.iter().enumerate() {
+            if s.len() != 40 {
+                return Err(StorageError::corrupt(w, "segment entry is not 40 bytes"));
+            }
+            let index = u64be(s);
+            if index != m.gc_floor + k as u64 {
+                return Err(StorageError::corrupt(
+                    w,
+                    "segment indices are not contiguous",
+                ));
+            }
+            segments.push((
+                index,
+                id32(s.get(8..).unwrap_or_default(), w, "segment id")?,
+            ));
+        }
+        let base_snapshot = match (m.gc_floor, m.base_snapshot.is_empty()) {
+            (0, true) => None,
+            (0, false) => return Err(StorageError::corrupt(w, "base snapshot without gc_floor")),
+            (_, true) => return Err(StorageError::corrupt(w, "gc_floor without base snapshot")),
+            (_, false) => Some(id32(&m.base_snapshot, w, "base snapshot")?),
+        };
+        let mut snapshots = Vec::with_capacity(m.snapshots.len());
+        for s in &m.snapshots {
+            let id = id32(s, w, "snapshot id")?;
+            if snapshots.last().is_some_and(|p: &ObjectId| *p >= id) {
+                return Err(StorageError::corrupt(w, "snapshots not strictly ascending"));
+            }
+            snapshots.push(id);
+        }
+        Ok(HeadManifest {
+            device,
+            counter: m.counter,
+            segment_count: m.segment_count,
+            segments,
+            gc_floor: m.gc_floor,
+            base_snapshot,
+            snapshots,
+        })
+    }
+}
+
+/// A validated segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Writing device.
+    pub device: [u8; 32],
+    /// Index in the device's sequence.
+    pub index: u64,
+    /// Envelope bytes.
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+impl Segment {
+    /// Canonical body bytes.
+    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+        wire::encode(&pb::Segment {
+            version: LAYOUT_VERSION,
+            space_id: space_id.to_vec(),
+            device: self.device.to_vec(),
+            index: self.index,
+            envelopes: self.envelopes.clone(),
+        })
+    }
+
+    /// Decodes and validates a body signed by `signer` (STO-10).
+    pub fn decode(
+        body: &[u8],
+        space_id: &[u8; 32],
+        signer: &[u8; 32],
+    ) -> Result<Self, StorageError> {
+        let w = "segment";
+        let m: pb::Segment = wire::decode(body, &wire::SEGMENT)
+            .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
+        check_version(m.version)?;
+        if m.space_id.as_slice() != space_id {
+            return Err(StorageError::corrupt(w, "belongs to another space"));
+        }
+        let device = id32(&m.device, w, "device")?;
+        if &device != signer {
+            return Err(StorageError::corrupt(w, "not signed by its writer"));
+        }
+        check_envelopes(&m.envelopes, w)?;
+        Ok(Segment {
+            device,
+            index: m.index,
+            envelopes: m.envelopes,
+        })
+    }
+}
+
+/// A validated snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Compacting device.
+    pub device: [u8; 32],
+    /// Per-device segment coverage, ascending by device.
+    pub covers: Vec<([u8; 32], u64)>,
+    /// Covered DAG heads `(doc_id, envelope id)`, ascending.
+    pub heads: Vec<([u8; 32], [u8; 32])>,
+    /// Covered envelopes, predecessors first.
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+impl Snapshot {
+    /// How many segments of `device` it covers.
+    pub fn cover(&self, device: &[u8; 32]) -> u64 {
+        self.covers
+            .iter()
+            .find(|(d, _)| d == device)
+            .map(|(_, c)| *c)
+            .unwrap_or(0)
+    }
+
+    /// Canonical body bytes.
+    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+        wire::encode(&pb::Snapshot {
+            version: LAYOUT_VERSION,
+            space_id: space_id.to_vec(),
+            device: self.device.to_vec(),
+            covers: self
+                .covers
+                .iter()
+                .map(|(d, c)| [d.as_slice(), &c.to_be_bytes()].concat())
+                .collect(),
+            heads: self
+                .heads
+                .iter()
+                .map(|(d, h)| [d.as_slice(), h.as_slice()].concat())
+                .collect(),
+            envelopes: self.envelopes.clone(),
+        })
+    }
+
+    /// Decodes and validates a body signed by `signer` (STO-12).
+    pub fn decode(
+        body: &[u8],
+        space_id: &[u8; 32],
+        signer: &[u8; 32],
+    ) -> Result<Self, StorageError> {
+        let w = "snapshot";
+        let m: pb::Snapshot = wire::decode(body, &wire::SNAPSHOT)
+            .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
+        check_version(m.version)?;
+        if m.space_id.as_slice() != space_id {
+            return Err(StorageError::corrupt(w, "belongs to another space"));
+        }
+        let device = id32(&m.device, w, "device")?;
+        if &device != signer {
+            return Err(StorageError::corrupt(w, "not signed by its writer"));
+        }
+        if m.covers.len() > MAX_LISTED || m.heads.len() > MAX_LISTED {
+            return Err(StorageError::corrupt(w, "too many entries"));
+        }
+        let mut covers: Vec<([u8; 32], u64)> = Vec::with_capacity(m.covers.len());
+        for c in &m.covers {
+            if c.len() != 40 {
+                return Err(StorageError::corrupt(w, "cover entry is not 40 bytes"));
+            }
+            let d = id32(c.get(..32).unwrap_or_default(), w, "cover device")?;
+            if covers.last().is_some_and(|(p, _)| *p >= d) {
+                return Err(StorageError::corrupt(w, "covers not strictly ascending"));
+            }
+            covers.push((d, u64be(c.get(32..).unwrap_or_default())));
+        }
+        let mut heads: Vec<([u8; 32], [u8; 32])> = Vec::with_capacity(m.heads.len());
+        for h in &m.heads {
+            if h.len() != 64 {
+                return Err(StorageError::corrupt(w, "head entry is not 64 bytes"));
+            }
+            let e = (
+                id32(h.get(..32).unwrap_or_default(), w, "head doc")?,
+                id32(h.get(32..).unwrap_or_default(), w, "head id")?,
+            );
+            if heads.last().is_some_and(|p| *p >= e) {
+                return Err(StorageError::corrupt(w, "heads not strictly ascending"));
+            }
+            heads.push(e);
+        }
+        check_envelopes(&m.envelopes, w)?;
+        Ok(Snapshot {
+            device,
+            covers,
+            heads,
+            envelopes: m.envelopes,
+        })
+    }
+}
+
+/// Plaintext chunk size of files written by this implementation.
+pub const CHUNK_SIZE: u32 = 1024 * 1024;
+/// Largest chunk size a reader accepts.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+/// Most chunks in one file.
+pub const MAX_CHUNKS: u64 = 1 << 22;
+
+/// A validated file manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileManifest {
+    /// Writing device.
+    pub device: [u8; 32],
+    /// Plaintext size.
+    pub size: u64,
+    /// Plaintext chunk size.
+    pub chunk_size: u32,
+    /// Chunk object ids in order.
+    pub chunks: Vec<ObjectId>,
+    /// Chunk key.
+    pub file_key: [u8; 32],
+    /// SHA-256 of the plaintext.
+    pub content_hash: [u8; 32],
+    /// Media type.
+    pub media_type: String,
+}
+
+impl FileManifest {
+    /// Canonical body bytes.
+    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+        wire::encode(&pb::FileManifest {
+            version: LAYOUT_VERSION,
+            space_id: space_id.to_vec(),
+            device: self.device.to_vec(),
+            size: self.size,
+            chunk_size: self.chunk_size,
+            chunks: self.chunks.iter().map(|c| c.to_vec()).collect(),
+            file_key: self.file_key.to_vec(),
+            content_hash: self.content_hash.to_vec(),
+            media_type: self.media_type.as_bytes().to_vec(),
+        })
+    }
+
+    /// Decodes and validates a body signed by `signer` (STO-16).
+    pub fn decode(
+        body: &[u8],
+        space_id: &[u8; 32],
+        signer: &[u8; 32],
+    ) -> Result<Self, StorageError> {
+        let w = "file manifest";
+        let m: pb::FileManifest = wire::decode(body, &wire::FILE_MANIFEST)
+            .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
+        check_version(m.version)?;
+        if m.space_id.as_slice() != space_id {
+            return Err(StorageError::corrupt(w, "belongs to another space"));
+        }
+        let device = id32(&m.device, w, "device")?;
+        if &device != signer {
+            return Err(StorageError::corrupt(w, "not signed by its writer"));
+        }
+        if m.chunk_size == 0 || m.chunk_size > MAX_CHUNK_SIZE {
+            return Err(StorageError::corrupt(w, "chunk size out of range"));
+        }
+        let expected = m.size.div_ceil(u64::from(m.chunk_size));
+        if expected > MAX_CHUNKS || m.chunks.len() as u64 != expected {
+            return Err(StorageError::corrupt(
+                w,
+                "chunk count does not match the size",
+            ));
+        }
+        let chunks = m
+            .chunks
+            .iter()
+            .map(|c| id32(c, w, "chunk id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if m.media_type.len() > 255 {
+            return Err(StorageError::corrupt(w, "media type longer than 255 bytes"));
+        }
+        let media_type = String::from_utf8(m.media_type)
+            .map_err(|_| StorageError::corrupt(w, "media type is not UTF-8"))?;
+        Ok(FileManifest {
+            device,
+            size: m.size,
+            chunk_size: m.chunk_size,
+            chunks,
+            file_key: id32(&m.file_key, w, "file key")?,
+            content_hash: id32(&m.content_hash, w, "content hash")?,
+            media_type,
+        })
+    }
+}
+
+/// The canonical bytes of the format-version file.
+pub fn format_file() -> Vec<u8> {
+    wire::encode(&pb::StorageFormat {
+        version: LAYOUT_VERSION,
+    })
+}
+
+/// Checks the format-version file (STO-2).
+pub fn check_format_file(bytes: &[u8]) -> Result<(), StorageError> {
+    let m: pb::StorageFormat = wire::decode(bytes, &wire::STORAGE_FORMAT)
+        .map_err(|e| StorageError::corrupt("format file", e.to_string()))?;
+    check_version(m.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clientful_core::keys::EpochKey;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn setup() -> (EpochStorage, SigningKey, ChaCha20Rng) {
+        let es = EpochStorage::derive(&[1; 32], &EpochKey::new([2; 32], [3; 32])).expect("derive");
+        (
+            es,
+            SigningKey::from_seed(&[9; 32]),
+            ChaCha20Rng::from_seed([0; 32]),
+        )
+    }
+
+    #[test]
+    fn head_manifest_round_trip_and_tamper() {
+        let (es, sk, mut rng) = setup();
+        let me = sk.public_bytes();
+        let mut m = HeadManifest::empty(me);
+        m.counter = 3;
+        m.segment_count = 2;
+        m.segments = vec![(0, [4; 32]), (1, [5; 32])];
+        let bytes =
+            seal_object(&es, Kind::Head, &sk, m.encode(es.space_id()), &mut rng).expect("seal");
+        let opened = open_object(&es, Kind::Head, &bytes, &[me]).expect("open");
+        assert_eq!(
+            HeadManifest::decode(&opened.body, es.space_id(), &opened.signer).expect("decode"),
+            m
+        );
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            if let Some(b) = bad.get_mut(i) {
+                *b ^= 0x40;
+            }
+            let err = open_object(&es, Kind::Head, &bad, &[me]).expect_err("tampered");
+            assert!(
+                matches!(
+                    err,
+                    StorageError::Corrupt { .. } | StorageError::Version { .. }
+                ),
+                "{err}"
+            );
+        }
+        assert!(open_object(&es, Kind::Segment, &bytes, &[me]).is_err());
+        assert!(open_object(&es, Kind::Head, &bytes, &[[8; 32]]).is_err());
+    }
+
+    #[test]
+    fn format_file_versions() {
+        check_format_file(&format_file()).expect("v1");
+        let v2 = wire::encode(&pb::StorageFormat { version: 2 });
+        assert!(matches!(
+            check_format_file(&v2),
+            Err(StorageError::Version { found: 2 })
+        ));
+        assert!(matches!(
+            check_format_file(&[0xff]),
+            Err(StorageError::Corrupt { .. })
+        ));
+    }
+}

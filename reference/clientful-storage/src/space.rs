@@ -1,0 +1,656 @@
+//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-14, STO-15): the IO shell around the
+//! pure layout. A device records its envelopes locally (durable before anything
+//! is sent), flushes them as a segment plus a new head manifest, pulls other
+//! devices' manifests and segments (checking every head against its high-water
+//! mark), cold-starts from the chosen snapshot plus later segments, and compacts.
+
+use std::collections::BTreeMap;
+
+use clientful_core::envelope;
+use clientful_core::keys::{EpochKey, SigningKey};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::backend::BlobStore;
+use crate::causal;
+use crate::error::StorageError;
+use crate::hwm::{HighWater, check_head, select_snapshot};
+use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
+use crate::local::{CursorWrite, LocalStore};
+use crate::object::{
+    HeadManifest, Kind, Opened, Segment, Snapshot, check_format_file, format_file, open_object,
+    seal_object,
+};
+
+/// Everything a [`Space`] is built from (membership supplies epochs and signers).
+#[derive(Debug)]
+pub struct SpaceConfig {
+    /// Space id.
+    pub space_id: [u8; 32],
+    /// This device's signing key.
+    pub device: SigningKey,
+    /// The current epoch: new objects are written under it.
+    pub epoch: EpochKey,
+    /// Older epochs, still read.
+    pub old_epochs: Vec<EpochKey>,
+    /// Member device keys: the only accepted signers of stored objects.
+    pub signers: Vec<[u8; 32]>,
+    /// Seed of the nonce generator; `None` draws one from the OS.
+    pub rng_seed: Option<[u8; 32]>,
+}
+
+/// What one [`Space::pull`] did.
+#[derive(Debug, Default)]
+pub struct PullReport {
+    /// Envelopes stored locally that were new.
+    pub new_envelopes: usize,
+    /// Segments fetched.
+    pub segments: usize,
+    /// Snapshots loaded.
+    pub snapshots: Vec<ObjectId>,
+    /// Protocol verdicts (rollback, fork, withholding, corruption), one per
+    /// failing object; everything else was still loaded and nothing local removed.
+    pub errors: Vec<StorageError>,
+}
+
+/// A space on one backend, for one device.
+pub struct Space<S: BlobStore> {
+    store: S,
+    local: LocalStore,
+    space_id: [u8; 32],
+    device: SigningKey,
+    current: EpochStorage,
+    epochs: Vec<EpochStorage>,
+    signers: Vec<[u8; 32]>,
+    rng: ChaCha20Rng,
+}
+
+impl<S: BlobStore> std::fmt::Debug for Space<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Space")
+            .field("epochs", &self.epochs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn short(b: &[u8]) -> String {
+    hex::encode(b.get(..4).unwrap_or(b))
+}
+
+fn u64_cursor(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+impl<S: BlobStore> Space<S> {
+    /// Opens a space over `store` with the device-local store `local`.
+    pub fn new(store: S, local: LocalStore, cfg: SpaceConfig) -> Result<Self, StorageError> {
+        let current = EpochStorage::derive(&cfg.space_id, &cfg.epoch)?;
+        let mut epochs = vec![current.clone()];
+        for e in &cfg.old_epochs {
+            epochs.push(EpochStorage::derive(&cfg.space_id, e)?);
+        }
+        let seed = match cfg.rng_seed {
+            Some(s) => s,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::fill(&mut s).map_err(|e| StorageError::Local(e.to_string()))?;
+                s
+            }
+        };
+        Ok(Space {
+            store,
+            local,
+            space_id: cfg.space_id,
+            device: cfg.device,
+            current,
+            epochs,
+            signers: cfg.signers,
+            rng: ChaCha20Rng::from_seed(seed),
+        })
+    }
+
+    /// The same space and local store over another backend (a copy of the storage,
+    /// or the storage seen again later).
+    pub fn with_store<T: BlobStore>(self, store: T) -> Space<T> {
+        Space {
+            store,
+            local: self.local,
+            space_id: self.space_id,
+            device: self.device,
+            current: self.current,
+            epochs: self.epochs,
+            signers: self.signers,
+            rng: self.rng,
+        }
+    }
+
+    /// The backend and the local store, e.g. to reopen the space with another set
+    /// of epochs after a key rotation.
+    pub fn into_parts(self) -> (S, LocalStore) {
+        (self.store, self.local)
+    }
+
+    /// The backend.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The device-local store.
+    pub fn local(&self) -> &LocalStore {
+        &self.local
+    }
+
+    /// The storage keys of the current epoch.
+    pub fn current(&self) -> &EpochStorage {
+        &self.current
+    }
+
+    /// Every epoch's storage keys, current first.
+    pub fn epochs(&self) -> &[EpochStorage] {
+        &self.epochs
+    }
+
+    /// The space id.
+    pub fn space_id(&self) -> &[u8; 32] {
+        &self.space_id
+    }
+
+    pub(crate) fn device(&self) -> &SigningKey {
+        &self.device
+    }
+
+    pub(crate) fn rng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.rng
+    }
+
+    pub(crate) fn seal(
+        &mut self,
+        es: &EpochStorage,
+        kind: Kind,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
+        seal_object(es, kind, &self.device, body, &mut self.rng)
+    }
+
+    /// Writes the format-version file if absent and checks it (STO-2).
+    pub async fn init(&self) -> Result<(), StorageError> {
+        match self.store.get(FORMAT_PATH).await? {
+            Some(b) => check_format_file(&b),
+            None => self.store.put_owned(FORMAT_PATH, format_file()).await,
+        }
+    }
+
+    /// Checks the format-version file; `Ok(false)` if the storage is empty.
+    pub async fn check_format(&self) -> Result<bool, StorageError> {
+        match self.store.get(FORMAT_PATH).await? {
+            Some(b) => check_format_file(&b).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Records this device's own envelopes: durable locally and queued for upload
+    /// before the call returns (DOC-15).
+    pub fn record(&self, envelopes: &[Vec<u8>]) -> Result<usize, StorageError> {
+        Ok(self.local.put_envelopes(envelopes, true, &[])?.len())
+    }
+
+    fn key(kind: &str, es: &EpochStorage, device: Option<&[u8; 32]>) -> String {
+        match device {
+            Some(d) => format!("{kind}/{}/{}", es.dir(), hex::encode(d)),
+            None => format!("{kind}/{}", es.dir()),
+        }
+    }
+
+    fn own_manifest(&self) -> Result<HeadManifest, StorageError> {
+        let es = &self.current;
+        match self.local.cursor(&Self::key("own", es, None))? {
+            Some(b) => HeadManifest::decode(&b, &self.space_id, &self.device.public_bytes()),
+            None => Ok(HeadManifest::empty(self.device.public_bytes())),
+        }
+    }
+
+    /// Seals `own` as the next head manifest and commits it locally (with the
+    /// outbox entries up to `upto` removed) before it is uploaded.
+    fn commit_manifest(
+        &mut self,
+        own: &HeadManifest,
+        upto: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let me = self.device.public_bytes();
+        let body = own.encode(&self.space_id);
+        let es = self.current.clone();
+        let file = seal_object(&es, Kind::Head, &self.device, body.clone(), &mut self.rng)?;
+        let hw = HighWater {
+            counter: own.counter,
+            digest: object_id(&file)?,
+            segment_count: own.segment_count,
+        };
+        let writes: Vec<CursorWrite> = vec![
+            (Self::key("own", &es, None), Some(body)),
+            (Self::key("ownfile", &es, None), Some(file)),
+            (Self::key("owndirty", &es, None), Some(vec![1])),
+            (
+                Self::key("hwm", &es, Some(&me)),
+                Some(hw.to_bytes().to_vec()),
+            ),
+            (
+                Self::key("have", &es, Some(&me)),
+                Some(own.segment_count.to_be_bytes().to_vec()),
+            ),
+        ];
+        self.local.complete_outbox(upto, &writes)
+    }
+
+    /// Uploads the committed own head manifest if it is not known to be uploaded.
+    async fn put_pending_manifest(&self) -> Result<(), StorageError> {
+        let es = &self.current;
+        if self
+            .local
+            .cursor(&Self::key("owndirty", es, None))?
+            .is_none()
+        {
+            return Ok(());
+        }
+        if let Some(file) = self.local.cursor(&Self::key("ownfile", es, None))? {
+            let path = es.head_path(&self.device.public_bytes())?;
+            self.store.put_owned(&path, file).await?;
+        }
+        self.local
+            .set_cursors(&[(Self::key("owndirty", es, None), None)])
+    }
+
+    /// Uploads the outbox as one segment and publishes a new head manifest
+    /// (STO-10, STO-8). Returns the segment id, `None` if the outbox was empty.
+    pub async fn flush(&mut self) -> Result<Option<ObjectId>, StorageError> {
+        self.adopt_own_head().await?;
+        self.put_pending_manifest().await?;
+        let outbox = self.local.outbox()?;
+        let Some(upto) = outbox.last().map(|(k, _)| *k) else {
+            return Ok(None);
+        };
+        let mut own = self.own_manifest()?;
+        let seg = Segment {
+            device: self.device.public_bytes(),
+            index: own.segment_count,
+            envelopes: outbox.into_iter().map(|(_, b)| b).collect(),
+        };
+        let es = self.current.clone();
+        let file = seal_object(
+            &es,
+            Kind::Segment,
+            &self.device,
+            seg.encode(&self.space_id),
+            &mut self.rng,
+        )?;
+        let id = object_id(&file)?;
+        self.store.put_immutable(&es.object_path(&id), file).await?;
+        own.segments.push((own.segment_count, id));
+        own.segment_count += 1;
+        own.counter += 1;
+        self.commit_manifest(&own, Some(upto))?;
+        self.put_pending_manifest().await?;
+        Ok(Some(id))
+    }
+
+    /// A device that lost its local store (or is restored from a backup) must not
+    /// restart its counter (STO-8): before its first write it pulls, which loads its
+    /// own earlier segments, and continues from its head manifest in storage.
+    async fn adopt_own_head(&mut self) -> Result<(), StorageError> {
+        let es = self.current.clone();
+        if self.local.cursor(&Self::key("own", &es, None))?.is_some() {
+            return Ok(());
+        }
+        let me = self.device.public_bytes();
+        let Some((m, _)) = self.read_head(&es, &me).await? else {
+            return Ok(());
+        };
+        // Verdicts about other devices surface on the caller's next pull; this
+        // device's own objects are what matters here.
+        let _report = self.pull().await?;
+        self.local
+            .set_cursors(&[(Self::key("own", &es, None), Some(m.encode(&self.space_id)))])
+    }
+
+    async fn read_head(
+        &self,
+        es: &EpochStorage,
+        device: &[u8; 32],
+    ) -> Result<Option<(HeadManifest, ObjectId)>, StorageError> {
+        let path = es.head_path(device)?;
+        let Some(bytes) = self.store.get(&path).await? else {
+            return Ok(None);
+        };
+        let opened = open_object(es, Kind::Head, &bytes, &self.signers)?;
+        if &opened.signer != device {
+            return Err(StorageError::corrupt(
+                format!("head manifest of device {}", short(device)),
+                "signed by another device",
+            ));
+        }
+        let m = HeadManifest::decode(&opened.body, &self.space_id, &opened.signer)?;
+        Ok(Some((m, object_id(&bytes)?)))
+    }
+
+    /// Fetches an object named by a signed manifest and checks its address.
+    pub(crate) async fn fetch_object(
+        &self,
+        es: &EpochStorage,
+        kind: Kind,
+        id: &ObjectId,
+        what: &str,
+    ) -> Result<Opened, StorageError> {
+        let bytes = self.store.get(&es.object_path(id)).await?.ok_or_else(|| {
+            StorageError::corrupt(what, "withheld: listed in a signed manifest but missing")
+        })?;
+        if &object_id(&bytes)? != id {
+            return Err(StorageError::corrupt(
+                what,
+                "substituted: content does not match its address",
+            ));
+        }
+        open_object(es, kind, &bytes, &self.signers)
+    }
+
+    async fn fetch_snapshot(
+        &self,
+        es: &EpochStorage,
+        owner: &[u8; 32],
+        id: &ObjectId,
+    ) -> Result<Snapshot, StorageError> {
+        let what = format!("snapshot {} of device {}", short(id), short(owner));
+        let o = self.fetch_object(es, Kind::Snapshot, id, &what).await?;
+        if &o.signer != owner {
+            return Err(StorageError::corrupt(
+                what,
+                "not signed by the device listing it",
+            ));
+        }
+        Snapshot::decode(&o.body, &self.space_id, &o.signer)
+    }
+
+    /// Stores envelopes from storage with cursor updates; undecodable ones are
+    /// reported, never stored.
+    fn ingest(
+        &self,
+        what: &str,
+        envelopes: Vec<Vec<u8>>,
+        cursors: &[CursorWrite],
+        report: &mut PullReport,
+    ) -> Result<(), StorageError> {
+        let (good, bad): (Vec<_>, Vec<_>) = envelopes
+            .into_iter()
+            .partition(|e| envelope::decode(e).is_ok());
+        if !bad.is_empty() {
+            report.errors.push(StorageError::corrupt(
+                what,
+                format!("{} entries are not envelopes", bad.len()),
+            ));
+        }
+        report.new_envelopes += self.local.put_envelopes(&good, false, cursors)?.len();
+        Ok(())
+    }
+
+    fn load_snapshot(
+        &self,
+        es: &EpochStorage,
+        id: &ObjectId,
+        snap: Snapshot,
+        have: &mut BTreeMap<[u8; 32], u64>,
+        report: &mut PullReport,
+    ) -> Result<(), StorageError> {
+        let mut writes = Vec::new();
+        for (d, c) in &snap.covers {
+            if let Some(h) = have.get_mut(d)
+                && *c > *h
+            {
+                *h = *c;
+                writes.push((
+                    Self::key("have", es, Some(d)),
+                    Some(c.to_be_bytes().to_vec()),
+                ));
+            }
+        }
+        self.ingest(
+            &format!("snapshot {}", short(id)),
+            snap.envelopes,
+            &writes,
+            report,
+        )?;
+        report.snapshots.push(*id);
+        Ok(())
+    }
+
+    /// Reads every member's head manifest in every known epoch, checks each against
+    /// its high-water mark, and loads what is new: the chosen snapshot when
+    /// starting cold or when segments were collected, then later segments
+    /// (STO-9, STO-13, STO-14). Verdicts are collected in the report; local data is
+    /// never removed.
+    pub async fn pull(&mut self) -> Result<PullReport, StorageError> {
+        let mut report = PullReport::default();
+        for es in self.epochs.clone() {
+            self.pull_epoch(&es, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn pull_epoch(
+        &self,
+        es: &EpochStorage,
+        report: &mut PullReport,
+    ) -> Result<(), StorageError> {
+        let mut heads = Vec::new();
+        for dev in self.signers.clone() {
+            let what = format!("head manifest of device {}", short(&dev));
+            let prev = self
+                .local
+                .cursor(&Self::key("hwm", es, Some(&dev)))?
+                .and_then(|b| HighWater::from_bytes(&b));
+            let cur = match self.read_head(es, &dev).await {
+                Ok(c) => c,
+                Err(e) if e.class().is_some() => {
+                    report.errors.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match check_head(&what, prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
+                Ok(Some(hw)) => {
+                    self.local.set_cursors(&[(
+                        Self::key("hwm", es, Some(&dev)),
+                        Some(hw.to_bytes().to_vec()),
+                    )])?;
+                    if let Some((m, _)) = cur {
+                        heads.push(m);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => report.errors.push(e),
+            }
+        }
+        let mut have = BTreeMap::new();
+        for dev in &self.signers {
+            have.insert(
+                *dev,
+                u64_cursor(self.local.cursor(&Self::key("have", es, Some(dev)))?),
+            );
+        }
+        let cold = have.values().all(|h| *h == 0);
+        let behind = heads
+            .iter()
+            .any(|m| have.get(&m.device).copied().unwrap_or(0) < m.gc_floor);
+        if behind || (cold && heads.iter().any(|m| !m.snapshots.is_empty())) {
+            let mut cands: Vec<(ObjectId, Snapshot)> = Vec::new();
+            for m in &heads {
+                for sid in &m.snapshots {
+                    match self.fetch_snapshot(es, &m.device, sid).await {
+                        Ok(s) => cands.push((*sid, s)),
+                        Err(e) if e.class().is_some() => report.errors.push(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let totals: Vec<(ObjectId, u64)> = cands
+                .iter()
+                .map(|(id, s)| {
+                    (
+                        *id,
+                        s.covers
+                            .iter()
+                            .map(|(_, c)| *c)
+                            .fold(0u64, u64::saturating_add),
+                    )
+                })
+                .collect();
+            if let Some(chosen) = select_snapshot(&totals)
+                && let Some(pos) = cands.iter().position(|(id, _)| *id == chosen)
+            {
+                let (id, snap) = cands.swap_remove(pos);
+                self.load_snapshot(es, &id, snap, &mut have, report)?;
+            }
+            for m in &heads {
+                if have.get(&m.device).copied().unwrap_or(0) >= m.gc_floor {
+                    continue;
+                }
+                let Some(base) = m.base_snapshot else {
+                    continue;
+                };
+                let snap = match cands.iter().position(|(id, _)| *id == base) {
+                    Some(pos) => Ok(cands.swap_remove(pos).1),
+                    None => self.fetch_snapshot(es, &m.device, &base).await,
+                };
+                match snap {
+                    Ok(s) if s.cover(&m.device) >= m.gc_floor => {
+                        self.load_snapshot(es, &base, s, &mut have, report)?
+                    }
+                    Ok(_) => report.errors.push(StorageError::corrupt(
+                        format!("snapshot {}", short(&base)),
+                        "does not cover the segments its device collected",
+                    )),
+                    Err(e) if e.class().is_some() => report.errors.push(e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for m in &heads {
+            let mut h = have.get(&m.device).copied().unwrap_or(0);
+            if h < m.gc_floor {
+                report.errors.push(StorageError::corrupt(
+                    format!(
+                        "segments {h}..{} of device {}",
+                        m.gc_floor,
+                        short(&m.device)
+                    ),
+                    "withheld: collected, and no loadable snapshot covers them",
+                ));
+                continue;
+            }
+            let start = h;
+            for (index, sid) in m.segments.iter().filter(|(i, _)| *i >= start) {
+                let what = format!("segment {index} of device {}", short(&m.device));
+                let opened = match self.fetch_object(es, Kind::Segment, sid, &what).await {
+                    Ok(o) => o,
+                    Err(e) if e.class().is_some() => {
+                        report.errors.push(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if opened.signer != m.device {
+                    report
+                        .errors
+                        .push(StorageError::corrupt(what, "not signed by its device"));
+                    break;
+                }
+                let seg = match Segment::decode(&opened.body, &self.space_id, &opened.signer) {
+                    Ok(s) if s.index == *index => s,
+                    Ok(_) => {
+                        report.errors.push(StorageError::corrupt(
+                            what,
+                            "index does not match the manifest",
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        report.errors.push(e);
+                        break;
+                    }
+                };
+                h = index + 1;
+                let cursor = (
+                    Self::key("have", es, Some(&m.device)),
+                    Some(h.to_be_bytes().to_vec()),
+                );
+                self.ingest(&what, seg.envelopes, &[cursor], report)?;
+                report.segments += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compacts: writes a snapshot of every envelope this device holds, covering the
+    /// segments it has loaded, checks it reads back, then publishes a head manifest
+    /// that collects this device's own segments and older snapshots, and deletes
+    /// them (STO-15). Other devices' objects are never touched, so an edit made
+    /// concurrently stays in its segment and is loaded after the snapshot.
+    pub async fn compact(&mut self) -> Result<ObjectId, StorageError> {
+        self.flush().await?;
+        let es = self.current.clone();
+        let me = self.device.public_bytes();
+        let mut covers = Vec::new();
+        let mut signers = self.signers.clone();
+        signers.sort_unstable();
+        signers.dedup();
+        for d in &signers {
+            let c = u64_cursor(self.local.cursor(&Self::key("have", &es, Some(d)))?);
+            if c > 0 {
+                covers.push((*d, c));
+            }
+        }
+        let (envelopes, heads) = causal::order(self.local.all_envelopes()?);
+        let snap = Snapshot {
+            device: me,
+            covers,
+            heads,
+            envelopes,
+        };
+        let file = seal_object(
+            &es,
+            Kind::Snapshot,
+            &self.device,
+            snap.encode(&self.space_id),
+            &mut self.rng,
+        )?;
+        let id = object_id(&file)?;
+        self.store.put_immutable(&es.object_path(&id), file).await?;
+        // Durable and readable before anything is collected.
+        self.fetch_snapshot(&es, &me, &id).await?;
+        let mut own = self.own_manifest()?;
+        let old_segments = std::mem::take(&mut own.segments);
+        let old_snapshots = std::mem::replace(&mut own.snapshots, vec![id]);
+        own.gc_floor = own.segment_count;
+        own.base_snapshot = Some(id);
+        own.counter += 1;
+        self.commit_manifest(&own, None)?;
+        self.put_pending_manifest().await?;
+        for (_, sid) in old_segments {
+            self.store.delete(&es.object_path(&sid)).await?;
+        }
+        for sid in old_snapshots.into_iter().filter(|s| *s != id) {
+            self.store.delete(&es.object_path(&sid)).await?;
+        }
+        Ok(id)
+    }
+
+    /// The envelopes held locally, grouped by document, in stored order (from
+    /// which `Replica::restore` rebuilds each document).
+    pub fn documents(&self) -> Result<BTreeMap<[u8; 32], Vec<Vec<u8>>>, StorageError> {
+        let mut out: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
+        for e in self.local.all_envelopes()? {
+            let d = envelope::decode(&e)?;
+            out.entry(d.header.doc_id).or_default().push(e);
+        }
+        Ok(out)
+    }
+}

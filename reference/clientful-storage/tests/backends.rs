@@ -1,0 +1,484 @@
+//! The storage test suite, run unchanged against every backend: a local folder,
+//! memory, a real S3-compatible server (SeaweedFS) and a real WebDAV server
+//! (WsgiDAV), both started on loopback by `scripts/test-all.sh`
+//! (`scripts/services/`). With `CLIENTFUL_REQUIRE_SERVICES=1` a missing server is
+//! a failure, never a skip.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use clientful_core::ErrorClass;
+use clientful_core::keys::EpochKey;
+use clientful_doc::replica::Replica;
+use clientful_doc::testkit::insert_text;
+use clientful_storage::export::{copy_store, export_json};
+use clientful_storage::files::FileRef;
+use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space, StorageError};
+use common::{backend, device, world};
+
+fn has(errors: &[StorageError], class: ErrorClass, words: &[&str]) -> bool {
+    errors.iter().any(|e| {
+        let s = e.to_string();
+        e.class() == Some(class) && words.iter().all(|w| s.contains(w))
+    })
+}
+
+/// Writers edit, one compacts while another edits concurrently, both compact
+/// (concurrent snapshots); brand-new devices that reach only storage load the
+/// chosen snapshot plus later segments and reach the writers' digests.
+async fn cold_start_and_compaction(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("hello ");
+    let a_seg0 = a.space.flush().await.unwrap().unwrap();
+    b.pull().await;
+    b.edit("world ");
+    b.space.flush().await.unwrap();
+    a.pull().await;
+    a.edit("again ");
+    a.space.flush().await.unwrap();
+    b.pull().await;
+    // B edits while A compacts without having seen that edit.
+    b.edit("concurrent ");
+    b.space.flush().await.unwrap();
+    let snap_a = a.space.compact().await.unwrap();
+    let es = a.space.current().clone();
+    assert!(
+        store.get(&es.object_path(&a_seg0)).await.unwrap().is_none(),
+        "A's covered segment is collected"
+    );
+    a.edit("after ");
+    a.space.flush().await.unwrap();
+
+    // A cold device loads A's snapshot plus every later segment, B's concurrent edit included.
+    let mut c = device(&w, &store, 2).await;
+    let report = c.pull().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.snapshots, vec![snap_a]);
+    a.pull().await;
+    b.pull().await;
+    let digest = a.replica.state_digest();
+    assert_eq!(b.replica.state_digest(), digest);
+    assert_eq!(c.replica.state_digest(), digest);
+    assert_eq!(c.restored(&w).state_digest(), digest);
+    assert_eq!(c.replica.history_digest(), a.replica.history_digest());
+    let text = a.replica.materialize().to_canonical_string();
+    assert!(text.contains("concurrent"), "{text}");
+
+    // B compacts too: two concurrent snapshots; B edits after.
+    b.space.compact().await.unwrap();
+    b.edit("final ");
+    b.space.flush().await.unwrap();
+    a.pull().await;
+    let digest = a.replica.state_digest();
+    let mut d = device(&w, &store, 3).await;
+    let report = d.pull().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!report.snapshots.is_empty());
+    assert_eq!(d.replica.state_digest(), digest);
+    assert_eq!(d.restored(&w).state_digest(), digest);
+
+    // The cold-started replica keeps accepting later envelopes.
+    a.edit("later ");
+    a.space.flush().await.unwrap();
+    a.pull().await;
+    let report = d.pull().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(d.replica.state_digest(), a.replica.state_digest());
+}
+
+/// Rollback of a head manifest, a withheld segment and a substituted segment are
+/// each detected with a clear error, and no local data is lost.
+async fn detects_rollback_withholding_substitution(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    let es = a.space.current().clone();
+    let head = es.head_path(&w.device(0).public_bytes()).unwrap();
+    a.edit("one ");
+    a.space.flush().await.unwrap();
+    let old_head = store.get(&head).await.unwrap().unwrap();
+    a.edit("two ");
+    let seg1 = a.space.flush().await.unwrap().unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let before = b.envelope_count();
+    let digest_before = b.replica.state_digest();
+
+    // Rollback: storage serves A's older head manifest.
+    store.put_owned(&head, old_head).await.unwrap();
+    let r = b.pull().await;
+    assert!(
+        has(
+            &r.errors,
+            ErrorClass::Rollback,
+            &["rolled back", "counter 1", "below the 2"]
+        ),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(b.envelope_count(), before, "no local data lost");
+    assert_eq!(b.restored(&w).state_digest(), digest_before);
+
+    // A publishes again; B accepts the newer head.
+    a.edit("three ");
+    let seg2 = a.space.flush().await.unwrap().unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    // Withheld segment: a cold device finds segment 2 listed but missing.
+    let seg2_path = es.object_path(&seg2);
+    let seg2_bytes = store.get(&seg2_path).await.unwrap().unwrap();
+    store.delete(&seg2_path).await.unwrap();
+    let mut c = device(&w, &store, 2).await;
+    let r = c.pull().await;
+    assert!(
+        has(
+            &r.errors,
+            ErrorClass::StorageCorrupt,
+            &["segment 2 of device", "withheld"]
+        ),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(c.envelope_count(), 2, "segments 0 and 1 still loaded");
+
+    // Substituted segment: another segment's bytes under segment 2's address.
+    let seg1_bytes = store.get(&es.object_path(&seg1)).await.unwrap().unwrap();
+    store.put_immutable(&seg2_path, seg1_bytes).await.unwrap();
+    let r = c.pull().await;
+    assert!(
+        has(
+            &r.errors,
+            ErrorClass::StorageCorrupt,
+            &["segment 2 of device", "substituted"]
+        ),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(c.envelope_count(), 2);
+
+    // Storage repaired: everything loads and converges.
+    store.put_immutable(&seg2_path, seg2_bytes).await.unwrap();
+    let r = c.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(c.replica.state_digest(), a.replica.state_digest());
+
+    // Withheld head manifest: B has seen it, storage now hides it.
+    store.delete(&head).await.unwrap();
+    let r = b.pull().await;
+    assert!(
+        has(&r.errors, ErrorClass::Rollback, &["withheld"]),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(b.replica.state_digest(), a.replica.state_digest());
+}
+
+/// Files stream in chunks with progress; a changed chunk, a missing chunk and a
+/// substituted file are detected and named.
+async fn files(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let b = device(&w, &store, 1).await;
+    let data: Vec<u8> = (0..(5 * 1024 * 1024 / 2 + 7))
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut progress = Vec::new();
+    let file = a
+        .space
+        .put_file(&data[..], "image/jpeg", |d| progress.push(d))
+        .await
+        .unwrap();
+    assert_eq!(progress, vec![1 << 20, 2 << 20, data.len() as u64]);
+    let file = FileRef::from_bytes(&file.to_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    let m = b
+        .space
+        .get_file(&file, &mut out, |d, t| seen.push((d, t)))
+        .await
+        .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(m.media_type, "image/jpeg");
+    assert_eq!(seen.last(), Some(&(data.len() as u64, data.len() as u64)));
+    assert_eq!(m.chunks.len(), 3);
+
+    let es = a.space.current().clone();
+    let chunk = |i: usize| es.object_path(&m.chunks[i]);
+    let c0 = store.get(&chunk(0)).await.unwrap().unwrap();
+    let c1 = store.get(&chunk(1)).await.unwrap().unwrap();
+    // Changed chunk.
+    store.put_immutable(&chunk(1), c0.clone()).await.unwrap();
+    let err = b
+        .space
+        .get_file(&file, &mut Vec::new(), |_, _| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), Some(ErrorClass::StorageCorrupt));
+    assert!(
+        err.to_string().contains("chunk 1 of 3") && err.to_string().contains("changed"),
+        "{err}"
+    );
+    store.put_immutable(&chunk(1), c1).await.unwrap();
+    // Missing chunk.
+    store.delete(&chunk(2)).await.unwrap();
+    let err = b
+        .space
+        .get_file(&file, &mut Vec::new(), |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("chunk 2 of 3") && err.to_string().contains("missing"),
+        "{err}"
+    );
+    // Substituted file: another file's manifest under this file's address.
+    let other = a
+        .space
+        .put_file(&b"another file"[..], "application/pdf", |_| {})
+        .await
+        .unwrap();
+    let other_manifest = store
+        .get(&es.object_path(&other.manifest))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .put_immutable(&es.object_path(&file.manifest), other_manifest)
+        .await
+        .unwrap();
+    let err = b
+        .space
+        .get_file(&file, &mut Vec::new(), |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("manifest") && err.to_string().contains("substituted"),
+        "{err}"
+    );
+    // The other file still reads.
+    let mut out = Vec::new();
+    b.space.get_file(&other, &mut out, |_, _| {}).await.unwrap();
+    assert_eq!(out, b"another file");
+}
+
+/// The encrypted store copies to another backend and back, and loads there; the
+/// documents export as plain JSON.
+async fn export_and_copy(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    a.edit("exported ");
+    a.space.flush().await.unwrap();
+    a.space.compact().await.unwrap();
+    a.edit("text ");
+    a.space.flush().await.unwrap();
+    let digest = a.replica.state_digest();
+
+    let mem = OpendalStore::memory().unwrap();
+    let n = copy_store(&store, &mem).await.unwrap();
+    assert!(n >= 4, "format file, head, snapshot, segment: {n}");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("copy")).unwrap();
+    let folder = OpendalStore::fs(&tmp.path().join("copy")).unwrap();
+    assert_eq!(copy_store(&mem, &folder).await.unwrap(), n);
+    for copy in [&mem, &folder] {
+        let mut c = device(&w, copy, 2).await;
+        let r = c.pull().await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(c.replica.state_digest(), digest);
+    }
+    let mut restored = vec![a.restored(&w)];
+    let files = export_json(&w.space_id, &mut restored, tmp.path()).unwrap();
+    assert_eq!(files.len(), 1);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("text exported"), "{text}");
+}
+
+/// Storage keys follow the epoch: after a rotation the device writes into the new
+/// epoch's directory; a reader holding every epoch finds everything, a reader
+/// holding only the old one finds only the old data.
+async fn epochs(store: OpendalStore) {
+    let w = world();
+    let e1 = w.epoch_key();
+    let e2 = EpochKey::new([0xe2; 32], [0x22; 32]);
+    let mut a = device(&w, &store, 0).await;
+    a.edit("first ");
+    a.space.flush().await.unwrap();
+    let old_dir = a.space.current().dir().to_owned();
+
+    // Rotation: same device and local store, epoch 2 current, epoch 1 still read.
+    let (backend_a, local_a) = a.space.into_parts();
+    let mut cfg = common::space_config(&w, 0);
+    cfg.epoch = e2.clone();
+    cfg.old_epochs = vec![e1.clone()];
+    let mut space_a = Space::new(backend_a, local_a, cfg).unwrap();
+    assert_ne!(space_a.current().dir(), old_dir);
+    let mut rcfg = w.config(0, 1);
+    rcfg.epoch = e2.clone();
+    rcfg.old_epochs = vec![e1.clone()];
+    let envs = space_a.documents().unwrap().remove(&w.doc_id).unwrap();
+    let mut replica_a = Replica::restore(rcfg, &envs);
+    insert_text(&mut replica_a, 0, "second ").unwrap();
+    replica_a.commit().unwrap();
+    let out: Vec<Vec<u8>> = replica_a
+        .drain_outbox()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    space_a.record(&out).unwrap();
+    space_a.flush().await.unwrap();
+    let paths = store.list("").await.unwrap();
+    assert!(paths.iter().any(|p| p.starts_with(space_a.current().dir())));
+    assert!(paths.iter().any(|p| p.starts_with(&old_dir)));
+
+    // A reader with both epochs.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = common::space_config(&w, 2);
+    cfg.epoch = e2.clone();
+    cfg.old_epochs = vec![e1.clone()];
+    let mut both = Space::new(
+        store.clone(),
+        LocalStore::open(&tmp.path().join("b.redb")).unwrap(),
+        cfg,
+    )
+    .unwrap();
+    let r = both.pull().await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let mut rcfg = w.config(2, 0);
+    rcfg.epoch = e2.clone();
+    rcfg.old_epochs = vec![e1.clone()];
+    let envs = both.documents().unwrap().remove(&w.doc_id).unwrap();
+    assert_eq!(
+        Replica::restore(rcfg, &envs).state_digest(),
+        replica_a.state_digest()
+    );
+
+    // A reader holding only epoch 1 sees only the epoch-1 data.
+    let mut old = Space::new(
+        store.clone(),
+        LocalStore::open(&tmp.path().join("o.redb")).unwrap(),
+        common::space_config(&w, 3),
+    )
+    .unwrap();
+    let r = old.pull().await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(old.local().all_envelopes().unwrap().len(), 1);
+}
+
+/// A device that lost its local store continues its counter and keeps its
+/// earlier segments instead of rolling its own head back.
+async fn lost_local_store(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("one ");
+    a.space.flush().await.unwrap();
+    a.edit("two ");
+    a.space.flush().await.unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    drop(a);
+    // Same device key, empty local store: it loads its history back before editing.
+    let mut a = device(&w, &store, 0).await;
+    a.pull().await;
+    a.edit("three ");
+    a.space.flush().await.unwrap();
+    let r = b.pull().await;
+    assert!(r.errors.is_empty(), "no rollback: {:?}", r.errors);
+    assert_eq!(
+        a.envelope_count(),
+        3,
+        "its earlier envelopes were loaded back"
+    );
+    assert_eq!(b.envelope_count(), 3);
+    assert!(b.replica.equivocators().is_empty());
+    let mut c = device(&w, &store, 2).await;
+    let r = c.pull().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(c.replica.state_digest(), b.replica.state_digest());
+}
+
+/// A layout version this implementation does not know is refused.
+async fn format_version(store: OpendalStore) {
+    let w = world();
+    let a = device(&w, &store, 0).await;
+    assert!(a.space.check_format().await.unwrap());
+    let v2 = [0x08, 0x02];
+    store
+        .put_owned(clientful_storage::layout::FORMAT_PATH, v2.to_vec())
+        .await
+        .unwrap();
+    let err = a.space.check_format().await.unwrap_err();
+    assert_eq!(err.class(), Some(ErrorClass::StorageVersion), "{err}");
+}
+
+macro_rules! suite {
+    ($($kind:ident),*) => {$(
+        mod $kind {
+            use super::*;
+
+            fn store(tmp: &tempfile::TempDir) -> Option<OpendalStore> {
+                backend(stringify!($kind), tmp.path())
+            }
+
+            #[test]
+            fn cold_start_and_compaction() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::cold_start_and_compaction(s));
+            }
+
+            #[test]
+            fn detects_rollback_withholding_substitution() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::detects_rollback_withholding_substitution(s));
+            }
+
+            #[test]
+            fn files() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::files(s));
+            }
+
+            #[test]
+            fn export_and_copy() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::export_and_copy(s));
+            }
+
+            #[test]
+            fn epochs() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::epochs(s));
+            }
+
+            #[test]
+            fn lost_local_store() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::lost_local_store(s));
+            }
+
+            #[test]
+            fn format_version() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::format_version(s));
+            }
+        }
+    )*};
+}
+
+suite!(fs, memory, s3, webdav);

@@ -1,0 +1,474 @@
+//! `storage`: small stores laid out byte for byte (spec §9). A reader device with
+//! an empty local store loads each listed storage state in turn (the whole set of
+//! files, path and bytes) and reports the first storage verdict, or, when every
+//! load is clean, the digests and canonical JSON of the document rebuilt from what
+//! it loaded. Variants corrupt, truncate, withhold, roll back or version-bump
+//! files of a valid store.
+
+use std::collections::BTreeMap;
+
+use clientful_core::ErrorClass;
+use clientful_core::wire;
+use clientful_doc::testkit::{World, insert_text};
+use clientful_doc::{CrdtKind, Replica};
+use clientful_proto::v1 as pb;
+use clientful_storage::space::{Space, SpaceConfig};
+use clientful_storage::{BlobStore, LocalStore, OpendalStore, StorageError};
+use serde_json::{Value, json};
+
+use super::docworld::{replica_config, world_params};
+use crate::generate::FileBuilder;
+use crate::hexutil::{get_arr, get_hex, get_str, hex};
+use crate::schema::VectorFile;
+use crate::verify::Outcome;
+
+const SEED: &str = "clientful/v1/vectors/storage";
+
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn space_config(params: &Value, device_seed: [u8; 32], rng: u8) -> Result<SpaceConfig, String> {
+    let cfg = replica_config(params, device_seed, [0; 32])?;
+    Ok(SpaceConfig {
+        space_id: cfg.space_id,
+        device: cfg.device,
+        epoch: cfg.epoch,
+        old_epochs: Vec::new(),
+        signers: cfg.signers,
+        rng_seed: Some([rng; 32]),
+    })
+}
+
+struct Writer {
+    replica: Replica,
+    space: Space<OpendalStore>,
+}
+
+impl Writer {
+    fn new(w: &World, params: &Value, store: &OpendalStore, i: usize) -> Result<Self, String> {
+        let seed = w.device_seeds.get(i).copied().ok_or("no such device")?;
+        let space = Space::new(
+            store.clone(),
+            LocalStore::in_memory().map_err(|e| e.to_string())?,
+            space_config(params, seed, i as u8 + 1)?,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Writer {
+            replica: w.replica(i),
+            space,
+        })
+    }
+
+    fn edit(&mut self, text: &str) -> Result<(), String> {
+        insert_text(&mut self.replica, 0, text)?;
+        self.replica.commit().map_err(|e| e.to_string())?;
+        let out: Vec<Vec<u8>> = self
+            .replica
+            .drain_outbox()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        self.space.record(&out).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), String> {
+        self.space.pull().await.map_err(|e| e.to_string())?;
+        for envs in self.space.documents().map_err(|e| e.to_string())?.values() {
+            for e in envs {
+                self.replica.receive(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn dump(store: &OpendalStore) -> Result<Files, String> {
+    let mut out = Files::new();
+    for p in store.list("").await.map_err(|e| e.to_string())? {
+        if let Some(b) = store.get(&p).await.map_err(|e| e.to_string())? {
+            out.insert(p, b);
+        }
+    }
+    Ok(out)
+}
+
+fn files_json(files: &Files) -> Value {
+    json!({"files": files.iter().map(|(p, b)| json!({"path": p, "bytes": hex(b)})).collect::<Vec<_>>()})
+}
+
+fn loads(states: &[&Files]) -> Value {
+    json!({"loads": states.iter().map(|f| files_json(f)).collect::<Vec<_>>()})
+}
+
+/// The states a generator case is built from.
+struct Stores {
+    /// After the writers' first round (segments only).
+    early: Files,
+    /// The final, valid store (snapshots and segments).
+    full: Files,
+}
+
+/// Two writers edit; one compacts while the other edits; both publish more.
+async fn build(w: &World, params: &Value) -> Result<Stores, String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    let mut a = Writer::new(w, params, &store, 0)?;
+    let mut b = Writer::new(w, params, &store, 1)?;
+    a.space.init().await.map_err(|e| e.to_string())?;
+    a.edit("hello ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    b.sync().await?;
+    b.edit("world ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    let early = dump(&store).await?;
+    a.sync().await?;
+    a.edit("snapshot ")?;
+    b.edit("concurrent ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    a.space.compact().await.map_err(|e| e.to_string())?;
+    a.edit("later ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    let full = dump(&store).await?;
+    Ok(Stores { early, full })
+}
+
+fn path_where(files: &Files, what: impl Fn(&str, &[u8]) -> bool) -> Result<String, String> {
+    files
+        .iter()
+        .find(|(p, b)| what(p, b))
+        .map(|(p, _)| p.clone())
+        .ok_or_else(|| "no such file".to_string())
+}
+
+fn kind_of(bytes: &[u8]) -> Option<u32> {
+    wire::decode::<pb::StoredObject>(bytes, &wire::STORED_OBJECT)
+        .ok()
+        .map(|o| o.kind)
+}
+
+/// Builds the file.
+#[allow(clippy::too_many_lines)]
+pub fn generate() -> Result<VectorFile, String> {
+    let mut f = FileBuilder::new(
+        "storage",
+        SEED,
+        "Stores laid out byte for byte (spec §9): a reader with an empty local store loads each \
+         storage state in turn; a clean load gives the document's digests, a damaged one the first \
+         storage verdict.",
+    );
+    for (flag, bug, desc) in [
+        (
+            "ColdStart",
+            "BASIC",
+            "A new device loads a store from scratch.",
+        ),
+        (
+            "Snapshot",
+            "DEFINED",
+            "The store holds a snapshot and later segments.",
+        ),
+        (
+            "Corrupted",
+            "MODIFIED_CIPHERTEXT",
+            "A stored object has a flipped bit.",
+        ),
+        (
+            "Truncated",
+            "MODIFIED_CIPHERTEXT",
+            "A stored object is cut short.",
+        ),
+        ("Withheld", "MISSING_STEP", "A listed object is absent."),
+        (
+            "Substituted",
+            "MODIFIED_CIPHERTEXT",
+            "An object is replaced by another valid object.",
+        ),
+        (
+            "Rollback",
+            "MISSING_STEP",
+            "An older head manifest is served after a newer one was seen.",
+        ),
+        (
+            "Version",
+            "DEFINED",
+            "A layout version this implementation does not support.",
+        ),
+    ] {
+        f.note(flag, bug, desc);
+    }
+    let w = World::new(0x5707, 3, CrdtKind::Yjs);
+    let params = world_params(&w);
+    f.group(
+        "load",
+        "Load each storage state in turn into one reader (observerSeed) and report the result.",
+        params.clone(),
+    );
+    let stores = runtime()?.block_on(build(&w, &params))?;
+    let full = &stores.full;
+
+    let valid = |f: &mut FileBuilder,
+                 name: &str,
+                 desc: &str,
+                 refs: &[&str],
+                 flags: &[&str],
+                 input: Value|
+     -> Result<(), String> {
+        match run("load", &params, &input)? {
+            Outcome::Accepted(out) => {
+                f.valid(name, desc, refs, flags, input, out);
+                Ok(())
+            }
+            Outcome::Rejected(c) => Err(format!(
+                "{name}: intended valid, reference rejects with {c:?}"
+            )),
+        }
+    };
+    valid(
+        &mut f,
+        "segments-only",
+        "Two devices' segments and head manifests; no snapshot.",
+        &["STO-2", "STO-8", "STO-10", "STO-14"],
+        &["ColdStart"],
+        loads(&[&stores.early]),
+    )?;
+    valid(
+        &mut f,
+        "snapshot-plus-later-segments",
+        "One device compacted while the other edited: the snapshot plus every later segment.",
+        &["STO-12", "STO-13", "STO-14", "STO-15"],
+        &["ColdStart", "Snapshot"],
+        loads(&[full]),
+    )?;
+    valid(
+        &mut f,
+        "early-then-full",
+        "A reader that loaded the early store loads the full one (collected segments come from the base snapshot).",
+        &["STO-9", "STO-14"],
+        &["Snapshot"],
+        loads(&[&stores.early, full]),
+    )?;
+
+    let invalid = |f: &mut FileBuilder,
+                   name: &str,
+                   desc: &str,
+                   refs: &[&str],
+                   class: ErrorClass,
+                   flags: &[&str],
+                   input: Value|
+     -> Result<(), String> {
+        match run("load", &params, &input)? {
+            Outcome::Rejected(c) if c == class => {
+                f.invalid(name, desc, refs, class, flags, input);
+                Ok(())
+            }
+            other => Err(format!(
+                "{name}: intended {class:?}, reference gives {other:?}"
+            )),
+        }
+    };
+    let seg = path_where(full, |p, b| p.contains("/o/") && kind_of(b) == Some(2))?;
+    let snap = path_where(full, |p, b| p.contains("/o/") && kind_of(b) == Some(3))?;
+    let head = path_where(full, |p, _| p.contains("/h/"))?;
+    let edit = |path: &str, change: &dyn Fn(&mut Vec<u8>)| -> Files {
+        let mut files = full.clone();
+        if let Some(b) = files.get_mut(path) {
+            change(b);
+        }
+        files
+    };
+    let flip = |b: &mut Vec<u8>| {
+        let mid = b.len() / 2;
+        if let Some(x) = b.get_mut(mid) {
+            *x ^= 0x01;
+        }
+    };
+    let cut = |b: &mut Vec<u8>| b.truncate(b.len() / 2);
+    invalid(
+        &mut f,
+        "segment-bit-flip",
+        "One bit of a segment's ciphertext is flipped.",
+        &["STO-5"],
+        ErrorClass::StorageCorrupt,
+        &["Corrupted"],
+        loads(&[&edit(&seg, &flip)]),
+    )?;
+    invalid(
+        &mut f,
+        "segment-truncated",
+        "A segment file is cut in half.",
+        &["STO-5"],
+        ErrorClass::StorageCorrupt,
+        &["Truncated"],
+        loads(&[&edit(&seg, &cut)]),
+    )?;
+    let mut withheld = full.clone();
+    withheld.remove(&seg);
+    invalid(
+        &mut f,
+        "segment-withheld",
+        "A segment listed in a head manifest is absent.",
+        &["STO-5", "STO-14"],
+        ErrorClass::StorageCorrupt,
+        &["Withheld"],
+        loads(&[&withheld]),
+    )?;
+    let snap_bytes = full.get(&snap).cloned().unwrap_or_default();
+    invalid(
+        &mut f,
+        "segment-substituted",
+        "A segment's path holds the snapshot's bytes.",
+        &["STO-5"],
+        ErrorClass::StorageCorrupt,
+        &["Substituted"],
+        loads(&[&edit(&seg, &|b: &mut Vec<u8>| *b = snap_bytes.clone())]),
+    )?;
+    invalid(
+        &mut f,
+        "snapshot-bit-flip",
+        "One bit of the snapshot is flipped.",
+        &["STO-5", "STO-12"],
+        ErrorClass::StorageCorrupt,
+        &["Corrupted", "Snapshot"],
+        loads(&[&edit(&snap, &flip)]),
+    )?;
+    invalid(
+        &mut f,
+        "head-truncated",
+        "A head manifest is cut in half.",
+        &["STO-7"],
+        ErrorClass::StorageCorrupt,
+        &["Truncated"],
+        loads(&[&edit(&head, &cut)]),
+    )?;
+    invalid(
+        &mut f,
+        "head-bit-flip",
+        "One bit of a head manifest is flipped (AEAD fails).",
+        &["STO-7"],
+        ErrorClass::StorageCorrupt,
+        &["Corrupted"],
+        loads(&[&edit(&head, &flip)]),
+    )?;
+    let old_head = stores
+        .early
+        .get(&head)
+        .cloned()
+        .ok_or("head missing in the early store")?;
+    invalid(
+        &mut f,
+        "head-rolled-back",
+        "After the full store, storage serves the head manifest of the early store.",
+        &["STO-9"],
+        ErrorClass::Rollback,
+        &["Rollback"],
+        loads(&[full, &edit(&head, &|b: &mut Vec<u8>| *b = old_head.clone())]),
+    )?;
+    let mut no_head = full.clone();
+    no_head.remove(&head);
+    invalid(
+        &mut f,
+        "head-withheld",
+        "After the full store, a head manifest seen before is absent.",
+        &["STO-9"],
+        ErrorClass::Rollback,
+        &["Rollback", "Withheld"],
+        loads(&[full, &no_head]),
+    )?;
+    let v2 = wire::encode(&pb::StorageFormat { version: 2 });
+    invalid(
+        &mut f,
+        "format-version-2",
+        "The format file says layout version 2.",
+        &["STO-2"],
+        ErrorClass::StorageVersion,
+        &["Version"],
+        loads(&[&edit(
+            clientful_storage::layout::FORMAT_PATH,
+            &|b: &mut Vec<u8>| *b = v2.clone(),
+        )]),
+    )?;
+    let bump = |b: &mut Vec<u8>| {
+        if let Ok(mut o) = wire::decode::<pb::StoredObject>(b, &wire::STORED_OBJECT) {
+            o.version = 2;
+            *b = wire::encode(&o);
+        }
+    };
+    invalid(
+        &mut f,
+        "head-object-version-2",
+        "A head manifest's StoredObject says layout version 2.",
+        &["STO-7"],
+        ErrorClass::StorageVersion,
+        &["Version"],
+        loads(&[&edit(&head, &bump)]),
+    )?;
+    Ok(f.finish())
+}
+
+fn class_of(e: &StorageError) -> Result<ErrorClass, String> {
+    e.class().ok_or_else(|| format!("operational error: {e}"))
+}
+
+async fn load(params: &Value, input: &Value) -> Result<Outcome, String> {
+    let states = input
+        .get("loads")
+        .and_then(Value::as_array)
+        .ok_or("missing loads")?;
+    let mut space = Space::new(
+        OpendalStore::memory().map_err(|e| e.to_string())?,
+        LocalStore::in_memory().map_err(|e| e.to_string())?,
+        space_config(params, get_arr(params, "observerSeed")?, 0)?,
+    )
+    .map_err(|e| e.to_string())?;
+    for state in states {
+        let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+        for file in state
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or("missing files")?
+        {
+            let path = get_str(file, "path")?;
+            let bytes = get_hex(file, "bytes")?;
+            store
+                .put_owned(path, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        space = space.with_store(store);
+        if let Err(e) = space.check_format().await {
+            return Ok(Outcome::Rejected(class_of(&e)?));
+        }
+        let report = space.pull().await.map_err(|e| e.to_string())?;
+        if let Some(e) = report.errors.first() {
+            return Ok(Outcome::Rejected(class_of(e)?));
+        }
+    }
+    let doc_id: [u8; 32] = get_arr(params, "docId")?;
+    let envs = space
+        .documents()
+        .map_err(|e| e.to_string())?
+        .remove(&doc_id)
+        .unwrap_or_default();
+    let mut r = Replica::restore(
+        replica_config(params, get_arr(params, "observerSeed")?, [0; 32])?,
+        &envs,
+    );
+    Ok(Outcome::Accepted(json!({
+        "stateDigest": hex(r.state_digest()),
+        "historyDigest": hex(r.history_digest()),
+        "materialized": r.materialize().to_canonical_string(),
+    })))
+}
+
+/// Runs one case.
+pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, String> {
+    if operation != "load" {
+        return Err(format!("unknown operation {operation}"));
+    }
+    runtime()?.block_on(load(params, input))
+}

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod labels;
 pub mod limits;
 pub mod padding;
+pub mod room;
 pub mod suite;
 pub mod wire;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, unit/property/vector/fuzz-corpus
-# tests, the document simulator (1,000 random schedules) and editing-trace replays, the
+# tests, the broker integration tests (real broker processes, a real NATS server started
+# here), the document simulator (1,000 random schedules) and editing-trace replays, the
 # wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
 # (npm packages installed here), and the vector verifier. This is the README's test
 # command and exactly what .ci/run calls.
@@ -14,7 +15,16 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+nats_dir=$(mktemp -d)
+export CLIENTFUL_NATS_DIR="$nats_dir"
+trap 'bash scripts/services/nats.sh stop >/dev/null 2>&1 || true; rm -rf "$log" "$nats_dir"' EXIT
+
+step "services: NATS server on loopback (scripts/services/nats.sh; broker fan-out tests)"
+nats_env=$(bash scripts/services/nats.sh start)
+export "${nats_env?}"
+echo "$CLIENTFUL_NATS_URL"
+# Tests that need a service fail, rather than skip, when it is missing.
+export CLIENTFUL_REQUIRE_SERVICES=1
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -22,7 +32,7 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, CLI"
+step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, CLI, broker"
 cargo test --workspace --locked 2>&1 | tee "$log"
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
   | awk '{p += $1; f += $2} END {print p + 0, f + 0}')

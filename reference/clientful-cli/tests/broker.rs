@@ -610,6 +610,97 @@ async fn abuse_slow_reader_is_dropped_and_others_carry_on() {
     assert_capture_clean(&broker.capture, &needles(&world));
 }
 
+/// Ephemeral messages: relayed between members (QUIC datagram to WebSocket and back),
+/// never numbered or stored; members reject a replayed or stale one with REPLAY.
+/// spec: BRK-14, BRK-15, BRK-16.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_relayed_never_stored_and_replays_rejected() {
+    use clientful_core::ErrorClass;
+    use clientful_core::room::EphemeralReceiver;
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(dir.path(), "eph", 0, 0, &[]);
+    let world = World::new(8, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let (a, mut a_ev) = RoomClient::spawn(broker.quic(), room.clone(), fast_options());
+    let (b, mut b_ev) = RoomClient::spawn(broker.ws(), room.clone(), fast_options());
+    wait_joined(&mut a_ev).await;
+    wait_joined(&mut b_ev).await;
+    let now_ms = || {
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis(),
+        )
+        .expect("ms")
+    };
+    let members = world.signers();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let dev0 = world.device(0);
+    let body = format!("cursor at 42: {SECRET_TEXT}");
+    let m1 = room
+        .seal_ephemeral(&mut rng, &dev0, 1, now_ms(), body.as_bytes())
+        .expect("seal");
+    async fn next_ephemeral(ev: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<u8> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
+                Ok(Some(Event::Ephemeral(p))) => return p,
+                Ok(Some(_)) => {}
+                other => panic!("no ephemeral message: {other:?}"),
+            }
+        }
+    }
+    let mut rx = EphemeralReceiver::new();
+    a.ephemeral(m1.clone()).await;
+    let got = next_ephemeral(&mut b_ev).await;
+    assert_eq!(got, m1, "relayed byte for byte");
+    let opened = rx
+        .open(&room, &members, &got, now_ms())
+        .expect("fresh and authentic");
+    assert_eq!(opened.body, body.as_bytes());
+    assert_eq!(opened.sender, dev0.public_bytes());
+    // The same message again (a replaying broker or network): REPLAY.
+    a.ephemeral(m1.clone()).await;
+    let again = next_ephemeral(&mut b_ev).await;
+    assert_eq!(
+        rx.open(&room, &members, &again, now_ms())
+            .err()
+            .map(|e| e.class()),
+        Some(ErrorClass::Replay)
+    );
+    // A stale one: REPLAY.
+    let stale = room
+        .seal_ephemeral(&mut rng, &dev0, 2, now_ms() - 120_000, b"old")
+        .expect("seal");
+    b.ephemeral(stale).await;
+    let got = next_ephemeral(&mut a_ev).await;
+    assert_eq!(
+        EphemeralReceiver::new()
+            .open(&room, &members, &got, now_ms())
+            .err()
+            .map(|e| e.class()),
+        Some(ErrorClass::Replay)
+    );
+    // Never stored: a member joining with a resume cursor from 1 gets no backlog.
+    let mut late = RawWs::connect(&broker.ws_url).await;
+    let challenge = late.hello().await;
+    let mut join = join_frame(&room, &challenge, 1);
+    join.cursor = 1;
+    late.send(join).await;
+    let joined = late.recv().await.expect("joined");
+    assert_eq!(
+        (joined.kind, joined.cursor),
+        (kind::JOINED, 1),
+        "nothing was numbered"
+    );
+    assert!(late.recv_within(Duration::from_millis(500)).await.is_none());
+    let (_, m) = http_get(broker.http, "/metrics").await;
+    assert_eq!(metric(&m, "clientful_broker_published_total"), 0);
+    a.close().await;
+    b.close().await;
+    assert_capture_clean(&broker.capture, &needles(&world));
+}
+
 /// SIGTERM: connected clients get SHUTTING_DOWN, the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_tells_clients_and_exits_zero() {

@@ -99,6 +99,7 @@ fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
         "envelope-open" => f::envelope_open::run(op, &params, &input),
         "crdt-merge" => f::crdt_merge::run(op, &params, &input),
         "passive-replica" => f::passive_replica::run(op, &params, &input),
+        "room" => f::room::run(op, &params, &input),
         other => Err(format!("unknown family {other}")),
     }
 }

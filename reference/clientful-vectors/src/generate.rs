@@ -160,6 +160,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::envelope_open::generate()?,
         families::crdt_merge::generate()?,
         families::passive_replica::generate()?,
+        families::room::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

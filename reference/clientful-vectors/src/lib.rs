@@ -1,8 +1,8 @@
 //! Clientful test vectors: the shared file schema, the deterministic generator and
 //! the verifier.
 //!
-//! Six families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`. Every file has the same envelope
+//! Seven families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `room`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -29,6 +29,7 @@ pub const FAMILIES: &[&str] = &[
     "envelope-open",
     "crdt-merge",
     "passive-replica",
+    "room",
 ];
 
 /// Name of the checksum file in the vectors directory.

@@ -148,6 +148,7 @@ fn run_case(file: &VectorFile, group: &Group, case: &Case) -> Result<(), String>
         "passive-replica" => {
             families::passive_replica::run(&group.operation, &group.params, &case.input)
         }
+        "room" => families::room::run(&group.operation, &group.params, &case.input),
         other => Err(format!("unknown family {other}")),
     }?;
     match (case.result.as_str(), outcome) {

@@ -194,11 +194,14 @@ impl RawWs {
 
     /// The next frame, or None when the connection ended (or nothing in 5 s).
     pub async fn recv(&mut self) -> Option<BrokerFrame> {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    /// The next frame, or None when the connection ended or nothing came in `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<BrokerFrame> {
         use futures_util::StreamExt;
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .ok()??;
+            let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
             match msg {
                 Ok(tokio_tungstenite::tungstenite::Message::Binary(b)) => {
                     return Some(frame::decode(&b, usize::MAX).expect("broker sends valid frames"));

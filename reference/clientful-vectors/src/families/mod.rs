@@ -8,6 +8,7 @@ pub mod passive_replica;
 pub mod docworld;
 pub mod identity;
 pub mod primitives;
+pub mod room;
 pub mod wire_codec;
 
 mod edge;

@@ -736,6 +736,64 @@ mod tests {
         }));
     }
 
+    proptest::proptest! {
+        /// Any sequence of frames (valid handshakes, joins and publishes mixed with
+        /// garbage) from several connections: no panic, frames only go to open
+        /// connections, and a payload is delivered only to connections that joined.
+        #[test]
+        fn arbitrary_traffic_is_handled_totally(
+            ops in proptest::collection::vec(
+                (0u64..4, 0u8..6, proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                0..60,
+            )
+        ) {
+            let c = creds();
+            let mut b = Broker::new(Limits { burst: 20, max_strikes: 5, ..Limits::default() }, [0; 16]);
+            let mut open = std::collections::HashSet::new();
+            let mut joined = std::collections::HashSet::new();
+            for (step, (conn, what, junk)) in ops.into_iter().enumerate() {
+                let mut out = Vec::new();
+                if open.insert(conn) {
+                    b.open(conn, [conn as u8; 32], 0);
+                }
+                let bytes = match what {
+                    0 => hello(),
+                    1 => join(&c, &[conn as u8; 32]),
+                    2 => enc(BrokerFrame {
+                        kind: kind::PUBLISH,
+                        room_id: c.room_id().to_vec(),
+                        payload: junk.clone(),
+                        ..Default::default()
+                    }),
+                    3 => enc(BrokerFrame { kind: kind::PING, ..Default::default() }),
+                    _ => junk.clone(),
+                };
+                b.frame(conn, &bytes, false, step as u64, &mut out);
+                for a in &out {
+                    match a {
+                        Action::Close { conn, .. } => {
+                            open.remove(conn);
+                            joined.remove(conn);
+                        }
+                        Action::Send { conn: to, frame, .. } => {
+                            proptest::prop_assert!(open.contains(to));
+                            let f = frame::decode(frame, usize::MAX).expect("decodes");
+                            if f.kind == kind::JOINED {
+                                joined.insert(*to);
+                            }
+                            if f.kind == kind::DELIVER {
+                                proptest::prop_assert!(joined.contains(to));
+                                proptest::prop_assert!(*to != conn);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                proptest::prop_assert_eq!(b.connections(), open.len());
+            }
+        }
+    }
+
     #[test]
     fn idle_and_hello_timeouts() {
         let mut b = Broker::new(Limits::default(), [0; 16]);

@@ -121,14 +121,12 @@ impl Shared {
                 },
             );
         }
-        let mut out = Vec::new();
-        if let Ok(mut b) = self.broker.lock() {
+        self.step(|b, out| {
             b.open(id, random(), self.now_ms());
             if b.is_shutting_down() {
-                b.shutdown(&mut out);
+                b.shutdown(out);
             }
-        }
-        self.dispatch(out);
+        });
         (id, rx, kill)
     }
 
@@ -137,20 +135,16 @@ impl Shared {
         if let Some(c) = &self.capture {
             c.record(b'I', carrier, conn, bytes);
         }
-        let mut out = Vec::new();
-        if let Ok(mut b) = self.broker.lock() {
-            b.frame(conn, bytes, datagram, self.now_ms(), &mut out);
-        }
-        self.dispatch(out);
+        self.step(|b, out| {
+            b.frame(conn, bytes, datagram, self.now_ms(), out);
+        });
     }
 
     /// A QUIC length prefix over the limit.
     pub(crate) fn on_oversized(&self, conn: ConnId) {
-        let mut out = Vec::new();
-        if let Ok(mut b) = self.broker.lock() {
-            b.oversized(conn, &mut out);
-        }
-        self.dispatch(out);
+        self.step(|b, out| {
+            b.oversized(conn, out);
+        });
     }
 
     /// The connection's tasks ended.
@@ -165,11 +159,9 @@ impl Shared {
             };
             counter.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut out = Vec::new();
-        if let Ok(mut b) = self.broker.lock() {
-            b.close(conn, &mut out);
-        }
-        self.dispatch(out);
+        self.step(|b, out| {
+            b.close(conn, out);
+        });
     }
 
     pub(crate) fn opened(&self, carrier: u8) {
@@ -184,16 +176,26 @@ impl Shared {
     /// A payload from another broker.
     pub(crate) fn on_remote(&self, room: [u8; 32], ephemeral: bool, payload: Bytes) {
         self.stats.bus_in.fetch_add(1, Ordering::Relaxed);
+        self.step(|b, out| {
+            b.remote(room, ephemeral, payload, out);
+        });
+    }
+
+    /// Runs one step of the state machine and carries out its actions while still
+    /// holding the broker lock, so every connection's queue receives frames in the
+    /// order the state machine produced them (sequence numbers never overtake).
+    pub(crate) fn step(&self, f: impl FnOnce(&mut Broker, &mut Vec<Action>)) {
+        let Ok(mut b) = self.broker.lock() else {
+            return;
+        };
         let mut out = Vec::new();
-        if let Ok(mut b) = self.broker.lock() {
-            b.remote(room, ephemeral, payload, &mut out);
-        }
-        self.dispatch(out);
+        f(&mut b, &mut out);
+        self.dispatch(&mut b, out);
     }
 
     /// Carries out actions; slow readers found on the way are dropped and their
-    /// consequences carried out too.
-    pub(crate) fn dispatch(&self, mut actions: Vec<Action>) {
+    /// consequences carried out too. Lock order: broker, then handles.
+    fn dispatch(&self, b: &mut Broker, mut actions: Vec<Action>) {
         while !actions.is_empty() {
             let mut slow = Vec::new();
             {
@@ -268,9 +270,6 @@ impl Shared {
                 }
             }
             if !slow.is_empty() {
-                let Ok(mut b) = self.broker.lock() else {
-                    return;
-                };
                 for conn in slow {
                     tracing::warn!(conn, "slow reader dropped: send queue full");
                     self.stats.slow_reader_drops.fetch_add(1, Ordering::Relaxed);
@@ -402,21 +401,14 @@ pub async fn run(config: Config) -> Result<()> {
         let mut iv = tokio::time::interval(Duration::from_millis(500));
         loop {
             iv.tick().await;
-            let mut out = Vec::new();
-            if let Ok(mut b) = tick_shared.broker.lock() {
-                b.tick(tick_shared.now_ms(), &mut out);
-            }
-            tick_shared.dispatch(out);
+            let now = tick_shared.now_ms();
+            tick_shared.step(|b, out| b.tick(now, out));
         }
     });
 
     wait_for_signal().await;
     tracing::info!("shutting down");
-    let mut out = Vec::new();
-    if let Ok(mut b) = shared.broker.lock() {
-        b.shutdown(&mut out);
-    }
-    shared.dispatch(out);
+    shared.step(|b, out| b.shutdown(out));
     stop.notify_waiters();
     let deadline = Instant::now() + config.shutdown_grace;
     while Instant::now() < deadline

@@ -115,7 +115,10 @@ pub fn spawn_broker(
         std::thread::sleep(Duration::from_millis(200));
         let log =
             std::fs::read_to_string(dir.join(format!("broker-{tag}.log"))).unwrap_or_default();
-        panic!("broker {tag} did not start:\n{log}");
+        panic!(
+            "broker {tag} did not start:\n{log}\n(if another checkout shares CARGO_TARGET_DIR, \
+             its build of `clientful` may have replaced this one)"
+        );
     }
     let field = |name: &str| -> String {
         line.split_whitespace()

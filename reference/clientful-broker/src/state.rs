@@ -124,6 +124,10 @@ struct Room {
     members: HashSet<ConnId>,
     next_seq: u64,
     backlog: VecDeque<(u64, Bytes)>,
+    /// With a bus: the subscription is confirmed; JOINED waits for it (BRK-21).
+    subscribed: bool,
+    /// JOINED and backlog frames held until the subscription is confirmed.
+    waiting: Vec<(ConnId, Vec<Bytes>)>,
 }
 
 /// The broker state machine.
@@ -134,6 +138,7 @@ pub struct Broker {
     rooms: HashMap<RoomId, Room>,
     stats: Stats,
     shutting_down: bool,
+    bus: bool,
 }
 
 impl Broker {
@@ -147,6 +152,32 @@ impl Broker {
             rooms: HashMap::new(),
             stats: Stats::default(),
             shutting_down: false,
+            bus: false,
+        }
+    }
+
+    /// A broker that shares rooms over a bus: JOINED is sent only once the shell
+    /// reports the room's subscription with [`Broker::subscribed`], so a member
+    /// never misses what other brokers publish after its JOINED (BRK-21).
+    pub fn with_bus(mut self) -> Self {
+        self.bus = true;
+        self
+    }
+
+    /// The bus subscription of `room` is in place: release the held JOINED frames.
+    pub fn subscribed(&mut self, room: RoomId, out: &mut Vec<Action>) {
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        r.subscribed = true;
+        let waiting = std::mem::take(&mut r.waiting);
+        let members = r.members.clone();
+        for (conn, frames) in waiting {
+            if members.contains(&conn) {
+                for f in frames {
+                    self.send(out, conn, f, false);
+                }
+            }
         }
     }
 
@@ -347,8 +378,11 @@ impl Broker {
             next_seq: 1,
             ..Default::default()
         });
-        if r.members.is_empty() {
+        if r.members.is_empty() && !r.subscribed && r.waiting.is_empty() {
             out.push(Action::Subscribe(room));
+        }
+        if !self.bus {
+            r.subscribed = true;
         }
         r.members.insert(conn);
         let next = r.next_seq;
@@ -369,9 +403,15 @@ impl Broker {
             stream: self.stream.to_vec(),
             ..Default::default()
         });
-        self.send(out, conn, joined, false);
-        for b in backlog {
-            self.send(out, conn, b, false);
+        if r.subscribed {
+            self.send(out, conn, joined, false);
+            for b in backlog {
+                self.send(out, conn, b, false);
+            }
+        } else {
+            let mut frames = vec![joined];
+            frames.extend(backlog);
+            r.waiting.push((conn, frames));
         }
     }
 
@@ -388,8 +428,10 @@ impl Broker {
     fn leave_room(&mut self, conn: ConnId, room: RoomId, out: &mut Vec<Action>) {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&conn);
+            r.waiting.retain(|(c, _)| *c != conn);
             if r.members.is_empty() {
                 out.push(Action::Unsubscribe(room));
+                r.subscribed = false;
                 // The backlog outlives its members only while it is non-empty;
                 // an empty room is forgotten.
                 if r.backlog.is_empty() {
@@ -792,6 +834,29 @@ mod tests {
                 proptest::prop_assert_eq!(b.connections(), open.len());
             }
         }
+    }
+
+    #[test]
+    fn with_a_bus_joined_waits_for_the_subscription() {
+        let mut b = Broker::new(Limits::default(), [0; 16]).with_bus();
+        let c = creds();
+        let mut out = Vec::new();
+        b.open(1, [1; 32], 0);
+        b.frame(1, &hello(), false, 0, &mut out);
+        out.clear();
+        b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+        assert!(out.contains(&Action::Subscribe(*c.room_id())));
+        assert!(frames_to(&out, 1).is_empty(), "JOINED held");
+        out.clear();
+        b.subscribed(*c.room_id(), &mut out);
+        assert_eq!(frames_to(&out, 1)[0].kind, kind::JOINED);
+        // A second member joins at once: the room is subscribed.
+        out.clear();
+        b.open(2, [2; 32], 0);
+        b.frame(2, &hello(), false, 0, &mut out);
+        b.frame(2, &join(&c, &[2; 32]), false, 0, &mut out);
+        assert_eq!(frames_to(&out, 2)[1].kind, kind::JOINED);
+        assert!(!out.contains(&Action::Subscribe(*c.room_id())));
     }
 
     #[test]

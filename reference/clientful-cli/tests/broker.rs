@@ -84,8 +84,8 @@ async fn exactly_once(endpoints: Vec<Endpoint>, world: &World, per: usize) {
         wait_joined(&mut ev).await;
         clients.push((c, ev));
     }
-    // Every membership is in place (and, across brokers, subscribed) first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No wait here: a broker sends JOINED only once its bus subscription is in
+    // place (BRK-21), so every JOINED member sees every later publish.
     let mut rng = ChaCha20Rng::seed_from_u64(99);
     for (i, (c, _)) in clients.iter().enumerate() {
         for k in 0..per {

@@ -19,11 +19,16 @@ enum Cmd {
     Unsubscribe([u8; 32]),
 }
 
-/// A payload from another broker.
-pub(crate) struct Remote {
-    room: [u8; 32],
-    ephemeral: bool,
-    payload: Bytes,
+/// What the bus reports to the broker.
+pub(crate) enum Remote {
+    /// A payload from another broker.
+    Payload {
+        room: [u8; 32],
+        ephemeral: bool,
+        payload: Bytes,
+    },
+    /// The subscription to a room is in place (the server confirmed it).
+    Subscribed([u8; 32]),
 }
 
 /// The bus handle: commands go to one task, in order.
@@ -59,9 +64,15 @@ impl Bus {
                     Cmd::Subscribe(room) => {
                         let Ok(mut sub) = client.subscribe(subject(&room)).await else {
                             tracing::warn!("NATS subscribe failed");
+                            // Joins must not hang: members catch up by sync.
+                            let _ = remote_tx.send(Remote::Subscribed(room)).await;
                             continue;
                         };
-                        let _ = client.flush().await;
+                        // The flush round-trip means the server has the SUB.
+                        if let Err(e) = client.flush().await {
+                            tracing::warn!(error = %e, "NATS flush failed");
+                        }
+                        let _ = remote_tx.send(Remote::Subscribed(room)).await;
                         let remote_tx = remote_tx.clone();
                         let task = tokio::spawn(async move {
                             while let Some(msg) = sub.next().await {
@@ -72,7 +83,7 @@ impl Bus {
                                 let ephemeral = p.get(16) == Some(&b'E');
                                 let payload = msg.payload.slice(17..);
                                 if remote_tx
-                                    .try_send(Remote {
+                                    .try_send(Remote::Payload {
                                         room,
                                         ephemeral,
                                         payload,
@@ -131,6 +142,13 @@ impl Bus {
 /// Hands payloads from other brokers to the state machine.
 pub(crate) async fn deliver_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Remote>) {
     while let Some(r) = rx.recv().await {
-        shared.on_remote(r.room, r.ephemeral, r.payload);
+        match r {
+            Remote::Payload {
+                room,
+                ephemeral,
+                payload,
+            } => shared.on_remote(room, ephemeral, payload),
+            Remote::Subscribed(room) => shared.step(|b, out| b.subscribed(room, out)),
+        }
     }
 }

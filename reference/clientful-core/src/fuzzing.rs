@@ -44,6 +44,10 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::DeviceBinding>(data, &wire::DEVICE_BINDING);
     check_schema::<pb::DeviceCertificate>(data, &wire::DEVICE_CERTIFICATE);
     check_schema::<pb::SyncMessage>(data, &wire::SYNC_MESSAGE);
+    check_schema::<pb::BrokerFrame>(data, &wire::BROKER_FRAME);
+    check_schema::<pb::RoomMessage>(data, &wire::ROOM_MESSAGE);
+    check_schema::<pb::EphemeralPayload>(data, &wire::EPHEMERAL_PAYLOAD);
+    check_schema::<pb::SignedEphemeral>(data, &wire::SIGNED_EPHEMERAL);
 }
 
 fn check_schema<M: prost::Message + Default>(data: &[u8], schema: &wire::Schema) {

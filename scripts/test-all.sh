@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, unit/property/vector/fuzz-corpus
-# tests, the document simulator (1,000 random schedules) and editing-trace replays, the
+# tests, the broker integration tests (real broker processes, a real NATS server started
+# here), the document simulator (1,000 random schedules) and editing-trace replays, the
 # wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
 # (npm packages installed here), and the vector verifier. This is the README's test
 # command and exactly what .ci/run calls. The storage suite runs against real S3
@@ -17,11 +18,14 @@ step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 log=$(mktemp)
 services=$(mktemp -d)
+nats_dir=$(mktemp -d)
+export CLIENTFUL_NATS_DIR="$nats_dir"
 stop_services() {
   bash scripts/services/s3.sh stop "$services" || true
   bash scripts/services/webdav.sh stop "$services" || true
+  bash scripts/services/nats.sh stop >/dev/null 2>&1 || true
 }
-trap 'stop_services; rm -rf "$log" "$services"' EXIT
+trap 'stop_services; rm -rf "$log" "$services" "$nats_dir"' EXIT
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -39,7 +43,12 @@ eval "$webdav_env"
 export CLIENTFUL_REQUIRE_SERVICES=1
 echo "S3 at $CLIENTFUL_S3_ENDPOINT, WebDAV at $CLIENTFUL_WEBDAV_ENDPOINT, up in $(( $(date +%s) - svc_started ))s"
 
-step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI"
+step "services: NATS server on loopback (scripts/services/nats.sh; broker fan-out tests)"
+nats_env=$(bash scripts/services/nats.sh start)
+export "${nats_env?}"
+echo "$CLIENTFUL_NATS_URL"
+
+step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI, broker"
 cargo test --workspace --locked 2>&1 | tee "$log"
 stop_services
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \

@@ -28,6 +28,67 @@ enum Command {
         #[command(subcommand)]
         action: VectorsAction,
     },
+    /// Run the realtime broker: WebSocket and QUIC in one process (spec §10).
+    Broker(BrokerArgs),
+}
+
+/// Flags of `clientful broker`.
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// HTTP listener: WebSocket at /v1/ws, /healthz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    ws_listen: std::net::SocketAddr,
+    /// QUIC (UDP) listener.
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    quic_listen: std::net::SocketAddr,
+    /// PEM certificate for QUIC; generated (self-signed) and written here if absent.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key for QUIC; generated and written here if absent.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024 + 1024)]
+    max_frame: usize,
+    /// Rooms one connection may join.
+    #[arg(long, default_value_t = 64)]
+    max_rooms: usize,
+    /// Sustained frames per second per connection.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Frames a connection may send at once (token bucket size).
+    #[arg(long, default_value_t = 400)]
+    burst: u32,
+    /// Frames in a row over the rate before the connection is closed.
+    #[arg(long, default_value_t = 400)]
+    max_strikes: u32,
+    /// Frames kept per room for clients that resume (0: no backlog).
+    #[arg(long, default_value_t = 256)]
+    backlog: usize,
+    /// Frames queued per connection before it is dropped as a slow reader.
+    #[arg(long, default_value_t = 1024)]
+    send_queue: usize,
+    /// Seconds without any frame before a connection is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
+    /// NATS server URL: share rooms with other brokers on it.
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Append every frame seen to this file (for tests and audits).
+    #[arg(long)]
+    capture: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Seconds to let connections drain at shutdown.
+    #[arg(long, default_value_t = 5)]
+    shutdown_grace: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -69,7 +130,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
         },
+        Command::Broker(args) => broker_cmd(args),
     }
+}
+
+fn broker_cmd(a: BrokerArgs) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match a.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let config = clientful_broker::server::Config {
+        ws_listen: a.ws_listen,
+        quic_listen: a.quic_listen,
+        cert: a.cert,
+        key: a.key,
+        limits: clientful_broker::state::Limits {
+            max_frame: a.max_frame,
+            max_rooms: a.max_rooms,
+            rate_per_sec: a.rate,
+            burst: a.burst,
+            max_strikes: a.max_strikes,
+            backlog: a.backlog,
+            idle_timeout_ms: a.idle_timeout.saturating_mul(1000),
+            ..Default::default()
+        },
+        send_queue: a.send_queue,
+        nats_url: a.nats_url,
+        capture: a.capture,
+        shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(clientful_broker::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify_cmd(dir: &Path, all_failures: bool) -> Result<ExitCode> {

@@ -103,6 +103,7 @@ fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
         "membership" => f::membership::run(op, &params, &input),
         "passive-replica" => f::passive_replica::run(op, &params, &input),
         "storage" => f::storage::run(op, &params, &input),
+        "room" => f::room::run(op, &params, &input),
         other => Err(format!("unknown family {other}")),
     }
 }

@@ -89,6 +89,12 @@ pub enum Error {
         /// Commitment or tag.
         reason: &'static str,
     },
+    /// An ephemeral message outside its freshness window, or replayed (spec §10.6).
+    #[error("replay: {reason}")]
+    Replay {
+        /// Stale, from the future, or a counter already seen.
+        reason: &'static str,
+    },
     /// A different envelope with the same author, document and sequence number was
     /// already accepted.
     #[error("equivocation at sequence number {seq}")]
@@ -130,6 +136,7 @@ impl Error {
             Error::WrongContext { .. } => ErrorClass::WrongContext,
             Error::UnknownEpoch => ErrorClass::UnknownEpoch,
             Error::DecryptFailed { .. } => ErrorClass::DecryptFailed,
+            Error::Replay { .. } => ErrorClass::Replay,
             Error::Equivocation { .. } => ErrorClass::Equivocation,
             Error::NotAMember { .. } => ErrorClass::NotAMember,
             Error::RemovedMember { .. } => ErrorClass::RemovedMember,

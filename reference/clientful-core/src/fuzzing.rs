@@ -49,6 +49,10 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::SealedKey>(data, &wire::SEALED_KEY);
     check_schema::<pb::Welcome>(data, &wire::WELCOME);
     check_schema::<pb::InviteCode>(data, &wire::INVITE_CODE);
+    check_schema::<pb::BrokerFrame>(data, &wire::BROKER_FRAME);
+    check_schema::<pb::RoomMessage>(data, &wire::ROOM_MESSAGE);
+    check_schema::<pb::EphemeralPayload>(data, &wire::EPHEMERAL_PAYLOAD);
+    check_schema::<pb::SignedEphemeral>(data, &wire::SIGNED_EPHEMERAL);
 }
 
 fn check_schema<M: prost::Message + Default>(data: &[u8], schema: &wire::Schema) {

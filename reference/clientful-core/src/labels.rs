@@ -60,6 +60,23 @@ pub const SIG_STORAGE_SNAPSHOT: &str = "sig/storage-snapshot";
 /// Signature over a file manifest (STO-6).
 pub const SIG_STORAGE_FILE: &str = "sig/storage-file";
 
+/// Room seed from an epoch secret (BRK-5).
+pub const KDF_ROOM_SEED: &str = "kdf/room-seed";
+/// Room id from the room public key (BRK-5).
+pub const ID_ROOM: &str = "id/room";
+/// Join proof: the room key's signature over the broker's challenge (BRK-6).
+pub const SIG_ROOM_JOIN: &str = "sig/room-join";
+/// Key that seals room messages (BRK-12).
+pub const KDF_ROOM_MESSAGE: &str = "kdf/room-message";
+/// AEAD associated data of a room message (BRK-12).
+pub const AAD_ROOM_MESSAGE: &str = "aad/room-message";
+/// Key that seals ephemeral messages (BRK-14).
+pub const KDF_EPHEMERAL: &str = "kdf/ephemeral";
+/// AEAD associated data of an ephemeral message (BRK-14).
+pub const AAD_EPHEMERAL: &str = "aad/ephemeral";
+/// Device signature over an ephemeral payload (BRK-14).
+pub const SIG_EPHEMERAL: &str = "sig/ephemeral";
+
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
     SIG_ENVELOPE,
@@ -98,6 +115,14 @@ pub const ALL: &[&str] = &[
     SIG_INVITE_REDEEM,
     KDF_EPOCH_AUTHENTICATOR,
     DIGEST_MEMBERSHIP,
+    KDF_ROOM_SEED,
+    ID_ROOM,
+    SIG_ROOM_JOIN,
+    KDF_ROOM_MESSAGE,
+    AAD_ROOM_MESSAGE,
+    KDF_EPHEMERAL,
+    AAD_EPHEMERAL,
+    SIG_EPHEMERAL,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

@@ -25,6 +25,7 @@ pub mod labels;
 pub mod limits;
 pub mod membership;
 pub mod padding;
+pub mod room;
 pub mod suite;
 pub mod wire;
 

@@ -296,6 +296,58 @@ pub const FILE_MANIFEST: Schema = Schema {
     ],
 };
 
+/// `clientful.v1.BrokerFrame` (spec §10.3).
+pub const BROKER_FRAME: Schema = Schema {
+    name: "clientful.v1.BrokerFrame",
+    fields: &[
+        f(1, "kind", FieldKind::Uint32),
+        f(2, "version", FieldKind::Uint32),
+        f(3, "request", FieldKind::Uint32),
+        f(4, "room_id", FieldKind::Bytes),
+        f(5, "room_key", FieldKind::Bytes),
+        f(6, "proof", FieldKind::Bytes),
+        f(7, "cursor", FieldKind::Uint64),
+        f(8, "stream", FieldKind::Bytes),
+        f(9, "nonce", FieldKind::Bytes),
+        f(10, "code", FieldKind::Uint32),
+        f(11, "max_frame", FieldKind::Uint32),
+        f(12, "max_rooms", FieldKind::Uint32),
+        f(13, "rate", FieldKind::Uint32),
+        f(14, "payload", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.RoomMessage` (spec §10.5).
+pub const ROOM_MESSAGE: Schema = Schema {
+    name: "clientful.v1.RoomMessage",
+    fields: &[
+        f(1, "kind", FieldKind::Uint32),
+        f(2, "session", FieldKind::Bytes),
+        f(3, "body", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.EphemeralPayload` (spec §10.6).
+pub const EPHEMERAL_PAYLOAD: Schema = Schema {
+    name: "clientful.v1.EphemeralPayload",
+    fields: &[
+        f(1, "room_id", FieldKind::Bytes),
+        f(2, "sender", FieldKind::Bytes),
+        f(3, "counter", FieldKind::Uint64),
+        f(4, "time_ms", FieldKind::Uint64),
+        f(5, "body", FieldKind::Bytes),
+    ],
+};
+
+/// `clientful.v1.SignedEphemeral` (spec §10.6).
+pub const SIGNED_EPHEMERAL: Schema = Schema {
+    name: "clientful.v1.SignedEphemeral",
+    fields: &[
+        f(1, "payload", FieldKind::Bytes),
+        f(2, "signature", FieldKind::Bytes),
+    ],
+};
+
 /// Every schema, for the descriptor cross-check and the wire-codec vectors.
 pub const ALL_SCHEMAS: &[Schema] = &[
     SIGNED_ENVELOPE,
@@ -317,6 +369,10 @@ pub const ALL_SCHEMAS: &[Schema] = &[
     SEGMENT,
     SNAPSHOT,
     FILE_MANIFEST,
+    BROKER_FRAME,
+    ROOM_MESSAGE,
+    EPHEMERAL_PAYLOAD,
+    SIGNED_EPHEMERAL,
 ];
 
 /// Looks a schema up by its fully qualified name.

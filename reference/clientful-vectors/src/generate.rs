@@ -162,6 +162,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::passive_replica::generate()?,
         families::membership::generate()?,
         families::storage::generate()?,
+        families::room::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

@@ -2,7 +2,7 @@
 //! the verifier.
 //!
 //! Seven families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`. Every file has the same envelope
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`, `room`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -31,6 +31,7 @@ pub const FAMILIES: &[&str] = &[
     "passive-replica",
     "membership",
     "storage",
+    "room",
 ];
 
 /// Name of the checksum file in the vectors directory.

@@ -150,6 +150,7 @@ fn run_case(file: &VectorFile, group: &Group, case: &Case) -> Result<(), String>
         }
         "membership" => families::membership::run(&group.operation, &group.params, &case.input),
         "storage" => families::storage::run(&group.operation, &group.params, &case.input),
+        "room" => families::room::run(&group.operation, &group.params, &case.input),
         other => Err(format!("unknown family {other}")),
     }?;
     match (case.result.as_str(), outcome) {

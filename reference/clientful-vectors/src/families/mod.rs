@@ -10,6 +10,7 @@ pub mod storage;
 pub mod docworld;
 pub mod identity;
 pub mod primitives;
+pub mod room;
 pub mod wire_codec;
 
 mod edge;

@@ -1,0 +1,462 @@
+//! The tokio shell around [`crate::state::Broker`]: one process serving WebSocket
+//! (axum, with `/healthz` and `/metrics` on the same HTTP listener) and QUIC
+//! (quinn), carrying out the state machine's actions over bounded per-connection
+//! queues, with optional NATS fan-out, frame capture and graceful shutdown.
+
+pub mod bus;
+pub mod capture;
+pub mod quic;
+pub mod tls;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::frame::code;
+use crate::state::{Action, Broker, ConnId, Limits};
+
+/// Everything `clientful broker` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listener: WebSocket at `/v1/ws`, `/healthz`, `/metrics`.
+    pub ws_listen: SocketAddr,
+    /// QUIC listener (UDP).
+    pub quic_listen: SocketAddr,
+    /// PEM certificate for QUIC (generated if absent).
+    pub cert: Option<PathBuf>,
+    /// PEM key for QUIC (generated if absent).
+    pub key: Option<PathBuf>,
+    /// Limits enforced per connection.
+    pub limits: Limits,
+    /// Frames queued per connection before it counts as a slow reader.
+    pub send_queue: usize,
+    /// NATS server URL for fan-out between brokers.
+    pub nats_url: Option<String>,
+    /// Capture file.
+    pub capture: Option<PathBuf>,
+    /// Seconds to let connections drain at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A connection's sending half as the shell sees it.
+pub(crate) enum Out {
+    Frame(Bytes),
+    Close,
+}
+
+pub(crate) struct Handle {
+    tx: mpsc::Sender<Out>,
+    kill: Arc<Notify>,
+    /// QUIC connections get ephemeral frames as datagrams when they fit.
+    datagram: Option<quinn::Connection>,
+    carrier: u8,
+}
+
+/// Counters only the shell sees.
+#[derive(Default)]
+pub(crate) struct ShellStats {
+    ws_connections: AtomicU64,
+    quic_connections: AtomicU64,
+    slow_reader_drops: AtomicU64,
+    bus_in: AtomicU64,
+    bus_out: AtomicU64,
+    bus_drops: AtomicU64,
+}
+
+/// State shared by every task of the server.
+pub(crate) struct Shared {
+    broker: Mutex<Broker>,
+    handles: Mutex<HashMap<ConnId, Handle>>,
+    next_id: AtomicU64,
+    start: Instant,
+    send_queue: usize,
+    capture: Option<capture::Capture>,
+    bus: Option<bus::Bus>,
+    stats: ShellStats,
+    max_frame: usize,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The OS RNG failing is not recoverable; a zero challenge would still be
+    // unique per connection only by luck, so refuse to run instead.
+    if getrandom::fill(&mut b).is_err() {
+        tracing::error!("OS random number generator failed");
+        std::process::abort();
+    }
+    b
+}
+
+impl Shared {
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Registers a connection; returns its id, queue receiver and kill switch.
+    pub(crate) fn register(
+        &self,
+        carrier: u8,
+        datagram: Option<quinn::Connection>,
+    ) -> (ConnId, mpsc::Receiver<Out>, Arc<Notify>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::channel(self.send_queue);
+        let kill = Arc::new(Notify::new());
+        if let Ok(mut h) = self.handles.lock() {
+            h.insert(
+                id,
+                Handle {
+                    tx,
+                    kill: kill.clone(),
+                    datagram,
+                    carrier,
+                },
+            );
+        }
+        self.step(|b, out| {
+            b.open(id, random(), self.now_ms());
+            if b.is_shutting_down() {
+                b.shutdown(out);
+            }
+        });
+        (id, rx, kill)
+    }
+
+    /// A frame arrived on `conn`.
+    pub(crate) fn on_frame(&self, conn: ConnId, carrier: u8, bytes: &[u8], datagram: bool) {
+        if let Some(c) = &self.capture {
+            c.record(b'I', carrier, conn, bytes);
+        }
+        self.step(|b, out| {
+            b.frame(conn, bytes, datagram, self.now_ms(), out);
+        });
+    }
+
+    /// A QUIC length prefix over the limit.
+    pub(crate) fn on_oversized(&self, conn: ConnId) {
+        self.step(|b, out| {
+            b.oversized(conn, out);
+        });
+    }
+
+    /// The connection's tasks ended.
+    pub(crate) fn on_closed(&self, conn: ConnId) {
+        if let Ok(mut h) = self.handles.lock()
+            && let Some(handle) = h.remove(&conn)
+        {
+            let counter = if handle.carrier == b'W' {
+                &self.stats.ws_connections
+            } else {
+                &self.stats.quic_connections
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.step(|b, out| {
+            b.close(conn, out);
+        });
+    }
+
+    pub(crate) fn opened(&self, carrier: u8) {
+        let counter = if carrier == b'W' {
+            &self.stats.ws_connections
+        } else {
+            &self.stats.quic_connections
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A payload from another broker.
+    pub(crate) fn on_remote(&self, room: [u8; 32], ephemeral: bool, payload: Bytes) {
+        self.stats.bus_in.fetch_add(1, Ordering::Relaxed);
+        self.step(|b, out| {
+            b.remote(room, ephemeral, payload, out);
+        });
+    }
+
+    /// Runs one step of the state machine and carries out its actions while still
+    /// holding the broker lock, so every connection's queue receives frames in the
+    /// order the state machine produced them (sequence numbers never overtake).
+    pub(crate) fn step(&self, f: impl FnOnce(&mut Broker, &mut Vec<Action>)) {
+        let Ok(mut b) = self.broker.lock() else {
+            return;
+        };
+        let mut out = Vec::new();
+        f(&mut b, &mut out);
+        self.dispatch(&mut b, out);
+    }
+
+    /// Carries out actions; slow readers found on the way are dropped and their
+    /// consequences carried out too. Lock order: broker, then handles.
+    fn dispatch(&self, b: &mut Broker, mut actions: Vec<Action>) {
+        while !actions.is_empty() {
+            let mut slow = Vec::new();
+            {
+                let Ok(handles) = self.handles.lock() else {
+                    return;
+                };
+                for a in actions.drain(..) {
+                    match a {
+                        Action::Send {
+                            conn,
+                            frame,
+                            ephemeral,
+                        } => {
+                            let Some(h) = handles.get(&conn) else {
+                                continue;
+                            };
+                            if ephemeral
+                                && let Some(q) = &h.datagram
+                                && q.max_datagram_size().is_some_and(|m| frame.len() <= m)
+                            {
+                                if let Some(c) = &self.capture {
+                                    c.record(b'O', b'D', conn, &frame);
+                                }
+                                // Datagrams are best effort by definition (BRK-16).
+                                let _ = q.send_datagram(frame);
+                                continue;
+                            }
+                            if let Some(c) = &self.capture {
+                                c.record(b'O', h.carrier, conn, &frame);
+                            }
+                            if h.tx.try_send(Out::Frame(frame)).is_err() {
+                                h.kill.notify_one();
+                                slow.push(conn);
+                            }
+                        }
+                        Action::Close { conn, code: why } => {
+                            if let Some(h) = handles.get(&conn) {
+                                tracing::info!(
+                                    conn,
+                                    reason = code::name(why),
+                                    "closing connection"
+                                );
+                                if h.tx.try_send(Out::Close).is_err() {
+                                    h.kill.notify_one();
+                                }
+                            }
+                        }
+                        Action::Subscribe(room) => {
+                            if let Some(bus) = &self.bus {
+                                bus.subscribe(room);
+                            }
+                        }
+                        Action::Unsubscribe(room) => {
+                            if let Some(bus) = &self.bus {
+                                bus.unsubscribe(room);
+                            }
+                        }
+                        Action::BusPublish {
+                            room,
+                            ephemeral,
+                            payload,
+                        } => {
+                            if let Some(bus) = &self.bus {
+                                if bus.publish(room, ephemeral, payload) {
+                                    self.stats.bus_out.fetch_add(1, Ordering::Relaxed);
+                                } else {
+                                    self.stats.bus_drops.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !slow.is_empty() {
+                for conn in slow {
+                    tracing::warn!(conn, "slow reader dropped: send queue full");
+                    self.stats.slow_reader_drops.fetch_add(1, Ordering::Relaxed);
+                    b.slow_reader(conn, &mut actions);
+                }
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of the metrics.
+    pub(crate) fn metrics(&self) -> String {
+        let mut s = String::new();
+        let (stats, conns, rooms) = match self.broker.lock() {
+            Ok(b) => (b.stats().clone(), b.connections(), b.rooms()),
+            Err(_) => return s,
+        };
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(s, "# TYPE clientful_broker_connections gauge");
+        let _ = writeln!(
+            s,
+            "clientful_broker_connections{{transport=\"websocket\"}} {}",
+            ld(&self.stats.ws_connections)
+        );
+        let _ = writeln!(
+            s,
+            "clientful_broker_connections{{transport=\"quic\"}} {}",
+            ld(&self.stats.quic_connections)
+        );
+        let _ = writeln!(s, "# TYPE clientful_broker_sessions gauge");
+        let _ = writeln!(s, "clientful_broker_sessions {conns}");
+        let _ = writeln!(s, "# TYPE clientful_broker_rooms gauge");
+        let _ = writeln!(s, "clientful_broker_rooms {rooms}");
+        let _ = writeln!(s, "# TYPE clientful_broker_frames_in_total counter");
+        let _ = writeln!(s, "clientful_broker_frames_in_total {}", stats.frames_in);
+        let _ = writeln!(s, "# TYPE clientful_broker_frames_out_total counter");
+        let _ = writeln!(s, "clientful_broker_frames_out_total {}", stats.frames_out);
+        let _ = writeln!(s, "# TYPE clientful_broker_published_total counter");
+        let _ = writeln!(s, "clientful_broker_published_total {}", stats.published);
+        let _ = writeln!(s, "# TYPE clientful_broker_drops_total counter");
+        let _ = writeln!(
+            s,
+            "clientful_broker_drops_total{{reason=\"discarded_frame\"}} {}",
+            stats.drops
+        );
+        let _ = writeln!(
+            s,
+            "clientful_broker_drops_total{{reason=\"slow_reader\"}} {}",
+            ld(&self.stats.slow_reader_drops)
+        );
+        let _ = writeln!(
+            s,
+            "clientful_broker_drops_total{{reason=\"bus\"}} {}",
+            ld(&self.stats.bus_drops)
+        );
+        let _ = writeln!(s, "# TYPE clientful_broker_rejections_total counter");
+        for c in code::ALL {
+            let _ = writeln!(
+                s,
+                "clientful_broker_rejections_total{{code=\"{}\"}} {}",
+                code::name(*c),
+                stats.rejections.get(c).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(s, "# TYPE clientful_broker_bus_messages_total counter");
+        let _ = writeln!(
+            s,
+            "clientful_broker_bus_messages_total{{direction=\"in\"}} {}",
+            ld(&self.stats.bus_in)
+        );
+        let _ = writeln!(
+            s,
+            "clientful_broker_bus_messages_total{{direction=\"out\"}} {}",
+            ld(&self.stats.bus_out)
+        );
+        s
+    }
+}
+
+/// Runs the broker until SIGINT or SIGTERM, then shuts down gracefully: every
+/// connection gets ERROR SHUTTING_DOWN, queues drain for up to the grace period.
+///
+/// Prints one line to stdout once both listeners are bound:
+/// `clientful-broker listening ws=<addr> quic=<addr> cert-sha256=<hex>`.
+pub async fn run(config: Config) -> Result<()> {
+    let identity = tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
+    let stream: [u8; 16] = random();
+    let capture = match &config.capture {
+        Some(p) => Some(capture::Capture::open(p).context("opening capture file")?),
+        None => None,
+    };
+    let (bus, bus_rx) = match &config.nats_url {
+        Some(url) => {
+            let (b, rx) = bus::Bus::connect(url, stream).await?;
+            (Some(b), Some(rx))
+        }
+        None => (None, None),
+    };
+    let shared = Arc::new(Shared {
+        broker: Mutex::new({
+            let b = Broker::new(config.limits.clone(), stream);
+            if config.nats_url.is_some() {
+                b.with_bus()
+            } else {
+                b
+            }
+        }),
+        handles: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        start: Instant::now(),
+        send_queue: config.send_queue.max(1),
+        capture,
+        bus,
+        stats: ShellStats::default(),
+        max_frame: config.limits.max_frame,
+    });
+    if let Some(rx) = bus_rx {
+        tokio::spawn(bus::deliver_loop(shared.clone(), rx));
+    }
+    let http = tokio::net::TcpListener::bind(config.ws_listen)
+        .await
+        .with_context(|| format!("binding {}", config.ws_listen))?;
+    let ws_addr = http.local_addr()?;
+    let endpoint = quic::endpoint(config.quic_listen, &identity)?;
+    let quic_addr = endpoint.local_addr()?;
+    println!(
+        "clientful-broker listening ws={ws_addr} quic={quic_addr} cert-sha256={}",
+        hex::encode(identity.pin)
+    );
+    tracing::info!(%ws_addr, %quic_addr, pin = %hex::encode(identity.pin), nats = config.nats_url.is_some(), "broker started");
+
+    let stop = Arc::new(Notify::new());
+    let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));
+    let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
+    let tick_shared = shared.clone();
+    let ticker = tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            iv.tick().await;
+            let now = tick_shared.now_ms();
+            tick_shared.step(|b, out| b.tick(now, out));
+        }
+    });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    shared.step(|b, out| b.shutdown(out));
+    stop.notify_waiters();
+    let deadline = Instant::now() + config.shutdown_grace;
+    while Instant::now() < deadline
+        && shared
+            .handles
+            .lock()
+            .map(|h| !h.is_empty())
+            .unwrap_or(false)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    endpoint.close(0u32.into(), b"shutdown");
+    ticker.abort();
+    quic_task.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws_task).await;
+    endpoint.wait_idle().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

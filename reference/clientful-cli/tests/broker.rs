@@ -1,0 +1,751 @@
+//! Integration tests of the broker (spec §10) with real `clientful broker`
+//! processes over real loopback sockets, WebSocket and QUIC, and (for fan-out) a
+//! real NATS server started by `scripts/services/nats.sh`. Every broker captures
+//! every frame it sees, and each test checks its capture holds no plaintext, no
+//! document name, no user id and no space, document or device identifier.
+//! spec: BRK-1, BRK-2, BRK-6, BRK-7, BRK-9, BRK-10, BRK-17, BRK-18, BRK-19, BRK-21.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod broker_common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker_common::*;
+use clientful_broker::frame::{code, kind};
+use clientful_core::room::RoomCredentials;
+use clientful_doc::replica::CrdtKind;
+use clientful_doc::testkit::{World, insert_text, set_value};
+use clientful_net::client::{ClientOptions, Event, RoomClient};
+use clientful_net::docsync::{DocClient, DocPeer};
+use clientful_net::transport::Endpoint;
+use clientful_proto::v1::BrokerFrame;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const DOC_NAME: &str = "Quarterly roadmap (confidential)";
+const USER_ID: &str = "user:alice@example.org";
+const SECRET_TEXT: &str = "the launch date is March 3rd";
+
+fn fast_options() -> ClientOptions {
+    ClientOptions {
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        keepalive: Duration::from_millis(500),
+    }
+}
+
+fn room_of(world: &World) -> Arc<RoomCredentials> {
+    Arc::new(RoomCredentials::derive(&world.space_id, &world.epoch_key()).expect("room"))
+}
+
+/// Identifiers and plaintext that must never appear in a frame.
+fn needles(world: &World) -> Vec<(&'static str, Vec<u8>)> {
+    let mut n = vec![
+        ("document text", SECRET_TEXT.as_bytes().to_vec()),
+        ("document name", DOC_NAME.as_bytes().to_vec()),
+        ("user id", USER_ID.as_bytes().to_vec()),
+        ("space id", world.space_id.to_vec()),
+        ("document id", world.doc_id.to_vec()),
+        ("epoch id", world.epoch.0.to_vec()),
+        ("epoch secret", world.epoch.1.to_vec()),
+    ];
+    for k in world.signers() {
+        n.push(("device key", k.to_vec()));
+    }
+    n
+}
+
+async fn wait_joined(events: &mut tokio::sync::mpsc::Receiver<Event>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), events.recv()).await {
+            Ok(Some(Event::Joined { .. })) => return,
+            Ok(Some(_)) => {}
+            other => panic!("no JOINED: {other:?}"),
+        }
+    }
+}
+
+/// `n` clients on the given endpoints publish `per` sealed messages each; every
+/// client must receive every other client's messages exactly once.
+async fn exactly_once(endpoints: Vec<Endpoint>, world: &World, per: usize) {
+    let room = room_of(world);
+    let n = endpoints.len();
+    let mut clients = Vec::new();
+    for e in endpoints {
+        let (c, mut ev) = RoomClient::spawn(e, room.clone(), fast_options());
+        wait_joined(&mut ev).await;
+        clients.push((c, ev));
+    }
+    // No wait here: a broker sends JOINED only once its bus subscription is in
+    // place (BRK-21), so every JOINED member sees every later publish.
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    for (i, (c, _)) in clients.iter().enumerate() {
+        for k in 0..per {
+            let text = format!("{i}/{k} {SECRET_TEXT} from {USER_ID} in {DOC_NAME}");
+            c.publish(room.seal_message(&mut rng, text.as_bytes()).expect("seal"))
+                .await;
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, (c, mut ev)) in clients.into_iter().enumerate() {
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            let want = (n - 1) * per;
+            let mut got: HashMap<(usize, usize), u32> = HashMap::new();
+            let mut total = 0usize;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while total < want {
+                match tokio::time::timeout_at(deadline, ev.recv()).await {
+                    Ok(Some(Event::Deliver(p))) => {
+                        let plain =
+                            String::from_utf8(room.open_message(&p).expect("opens")).expect("utf8");
+                        let (ids, _) = plain.split_once(' ').expect("id prefix");
+                        let (a, b) = ids.split_once('/').expect("i/k");
+                        *got.entry((a.parse().expect("i"), b.parse().expect("k")))
+                            .or_default() += 1;
+                        total += 1;
+                    }
+                    Ok(Some(Event::Joined { .. })) => {
+                        panic!("client {i} reconnected during the test")
+                    }
+                    Ok(Some(_)) => {}
+                    _ => panic!("client {i} got {total} of {want} messages"),
+                }
+            }
+            // Nothing more arrives: no duplicates.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Ok(e) = ev.try_recv() {
+                assert!(
+                    !matches!(e, Event::Deliver(_)),
+                    "client {i} got an extra message"
+                );
+            }
+            let expected: HashSet<(usize, usize)> = (0..n)
+                .filter(|s| *s != i)
+                .flat_map(|s| (0..per).map(move |k| (s, k)))
+                .collect();
+            assert_eq!(
+                got.keys().copied().collect::<HashSet<_>>(),
+                expected,
+                "client {i}"
+            );
+            assert!(got.values().all(|c| *c == 1), "client {i}: duplicates");
+            c.close().await;
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+}
+
+/// 50 clients in one room, WebSocket and QUIC mixed, one broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_mixed_transports_exactly_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(dir.path(), "fifty", 0, 0, &[]);
+    let world = World::new(1, 2, CrdtKind::Yjs);
+    let endpoints = (0..50)
+        .map(|i| {
+            if i % 2 == 0 {
+                broker.ws()
+            } else {
+                broker.quic()
+            }
+        })
+        .collect();
+    exactly_once(endpoints, &world, 3).await;
+    let (_, m) = http_get(broker.http, "/metrics").await;
+    assert_eq!(metric(&m, "clientful_broker_published_total"), 150);
+    let frames = assert_capture_clean(&broker.capture, &needles(&world));
+    // 150 publishes in, 150 * 49 deliveries out, at least.
+    assert!(frames >= 150 + 150 * 49, "capture has only {frames} frames");
+}
+
+/// Two brokers joined through a real NATS server; 50 clients split across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_through_nats_exactly_once() {
+    let Some(url) = std::env::var("CLIENTFUL_NATS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("CLIENTFUL_REQUIRE_SERVICES").is_err(),
+            "CLIENTFUL_NATS_URL is not set but CLIENTFUL_REQUIRE_SERVICES is: \
+             start NATS with scripts/services/nats.sh"
+        );
+        eprintln!("skipped: CLIENTFUL_NATS_URL not set (scripts/test-all.sh starts NATS)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = spawn_broker(dir.path(), "nats-a", 0, 0, &["--nats-url", &url]);
+    let b = spawn_broker(dir.path(), "nats-b", 0, 0, &["--nats-url", &url]);
+    let world = World::new(2, 2, CrdtKind::Yjs);
+    let endpoints = (0..50)
+        .map(|i| match i % 4 {
+            0 => a.ws(),
+            1 => a.quic(),
+            2 => b.ws(),
+            _ => b.quic(),
+        })
+        .collect();
+    exactly_once(endpoints, &world, 2).await;
+    // Broker a has 26 clients and b 24; each publishes 2 messages, and each broker
+    // must have received the other broker's publishes over NATS.
+    for (broker, name, remote_publishes) in [(&a, "a", 24 * 2), (&b, "b", 26 * 2)] {
+        let (_, m) = http_get(broker.http, "/metrics").await;
+        assert_eq!(
+            metric(&m, "clientful_broker_bus_messages_total{direction=\"in\"}"),
+            remote_publishes,
+            "broker {name}: publishes received over NATS"
+        );
+        assert_capture_clean(&broker.capture, &needles(&world));
+    }
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn text_of(c: &DocClient) -> String {
+    c.with(|p| p.replica().materialize().to_canonical_string())
+        .expect("peer")
+}
+
+fn digest_of(c: &DocClient) -> [u8; 32] {
+    c.with(|p| p.replica().state_digest()).expect("peer")
+}
+
+/// Two editors; the broker is SIGKILLed mid-session and restarted on the same
+/// ports; both reconnect, catch up through the sync exchange and converge with
+/// every edit present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_and_restarted_clients_converge() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ws_port, quic_port) = (free_port(), free_port());
+    let mut broker = spawn_broker(dir.path(), "restart", ws_port, quic_port, &[]);
+    let world = World::new(3, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let c0 = DocClient::spawn(
+        broker.ws(),
+        DocPeer::new(world.replica(0), room.clone(), [10; 32]),
+        fast_options(),
+    );
+    let c1 = DocClient::spawn(
+        broker.quic(),
+        DocPeer::new(world.replica(1), room.clone(), [11; 32]),
+        fast_options(),
+    );
+    wait_until("both joined", || c0.joins() >= 1 && c1.joins() >= 1).await;
+    c0.edit(|r| set_value(r, "title", DOC_NAME))
+        .await
+        .expect("edit");
+    c0.edit(|r| insert_text(r, 0, "zero-1 "))
+        .await
+        .expect("edit");
+    c1.edit(|r| set_value(r, "owner", USER_ID))
+        .await
+        .expect("edit");
+    c1.edit(|r| insert_text(r, 0, "one-1 "))
+        .await
+        .expect("edit");
+    wait_until("first convergence", || {
+        let t = text_of(&c0);
+        t.contains("zero-1") && t.contains("one-1") && digest_of(&c0) == digest_of(&c1)
+    })
+    .await;
+
+    broker.kill();
+    // Both keep editing while the broker is gone.
+    c0.edit(|r| insert_text(r, 0, &format!("zero-2 {SECRET_TEXT} ")))
+        .await
+        .expect("edit");
+    c1.edit(|r| insert_text(r, 0, "one-2 "))
+        .await
+        .expect("edit");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c1.edit(|r| insert_text(r, 0, "one-3 "))
+        .await
+        .expect("edit");
+
+    let broker2 = spawn_broker(dir.path(), "restart", ws_port, quic_port, &[]);
+    assert_eq!(broker2.pin, broker.pin, "certificate kept across restarts");
+    wait_until("both rejoined", || c0.joins() >= 2 && c1.joins() >= 2).await;
+    wait_until("convergence after restart", || {
+        digest_of(&c0) == digest_of(&c1)
+            && ["zero-1", "zero-2", "one-1", "one-2", "one-3", SECRET_TEXT]
+                .iter()
+                .all(|s| text_of(&c0).contains(s) && text_of(&c1).contains(s))
+    })
+    .await;
+    assert_eq!(text_of(&c0), text_of(&c1));
+    assert!(text_of(&c1).contains(DOC_NAME) && text_of(&c0).contains(USER_ID));
+    c0.close().await;
+    c1.close().await;
+    assert_capture_clean(&broker2.capture, &needles(&world));
+}
+
+fn join_frame(room: &RoomCredentials, challenge: &[u8], request: u32) -> BrokerFrame {
+    BrokerFrame {
+        kind: kind::JOIN,
+        request,
+        room_id: room.room_id().to_vec(),
+        room_key: room.room_public_key().to_vec(),
+        proof: room.join_proof(challenge).expect("proof").to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Two healthy members (WebSocket and QUIC) that must keep working.
+struct Healthy {
+    a: RoomClient,
+    a_ev: tokio::sync::mpsc::Receiver<Event>,
+    b: RoomClient,
+    b_ev: tokio::sync::mpsc::Receiver<Event>,
+    room: Arc<RoomCredentials>,
+    n: u32,
+}
+
+impl Healthy {
+    async fn start(broker: &BrokerProc, room: Arc<RoomCredentials>) -> Self {
+        let (a, mut a_ev) = RoomClient::spawn(broker.ws(), room.clone(), fast_options());
+        let (b, mut b_ev) = RoomClient::spawn(broker.quic(), room.clone(), fast_options());
+        wait_joined(&mut a_ev).await;
+        wait_joined(&mut b_ev).await;
+        Healthy {
+            a,
+            a_ev,
+            b,
+            b_ev,
+            room,
+            n: 0,
+        }
+    }
+
+    /// Each sends one message; each receives the other's.
+    async fn still_served(&mut self) {
+        self.n += 1;
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(self.n));
+        let ma = self
+            .room
+            .seal_message(&mut rng, format!("a{}", self.n).as_bytes())
+            .expect("seal");
+        let mb = self
+            .room
+            .seal_message(&mut rng, format!("b{}", self.n).as_bytes())
+            .expect("seal");
+        self.a.publish(ma.clone()).await;
+        self.b.publish(mb.clone()).await;
+        for (ev, want) in [(&mut self.a_ev, mb), (&mut self.b_ev, ma)] {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
+                    Ok(Some(Event::Deliver(p))) if p == want => break,
+                    Ok(Some(Event::Deliver(_) | Event::Ephemeral(_))) => {}
+                    other => panic!("healthy client not served: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Garbage, oversized frames (WebSocket and QUIC), floods, bad proofs and an
+/// unsupported version: each gets its documented error, and the broker keeps
+/// serving the other clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_each_case_gets_its_error_and_others_carry_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(
+        dir.path(),
+        "abuse",
+        0,
+        0,
+        &[
+            "--max-frame",
+            "65536",
+            "--rate",
+            "50",
+            "--burst",
+            "50",
+            "--max-strikes",
+            "100",
+        ],
+    );
+    let world = World::new(4, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let mut healthy = Healthy::start(&broker, room.clone()).await;
+    healthy.still_served().await;
+
+    // Garbage bytes: MALFORMED, then the connection is closed.
+    let mut g = RawWs::connect(&broker.ws_url).await;
+    g.send_bytes(b"\xff\xfe\x00 definitely not a frame".to_vec())
+        .await;
+    let e = g.recv().await.expect("error frame");
+    assert_eq!((e.kind, e.code), (kind::ERROR, code::MALFORMED));
+    assert!(g.closed().await);
+    // A text message is not a frame either.
+    let mut t = RawWs::connect(&broker.ws_url).await;
+    t.hello().await;
+    {
+        use futures_util::SinkExt;
+        t.ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            "hello?".into(),
+        ))
+        .await
+        .expect("send");
+    }
+    assert_eq!(t.recv().await.expect("error").code, code::MALFORMED);
+    healthy.still_served().await;
+
+    // Garbage over a QUIC stream.
+    let (qconn, mut qs, mut qr) = raw_quic(&broker).await;
+    qs.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .expect("write");
+    let f = read_quic_frame(&mut qr).await.expect("error frame");
+    assert_eq!((f.kind, f.code), (kind::ERROR, code::MALFORMED));
+    drop(qconn);
+
+    // Oversized frame on WebSocket: FRAME_TOO_LARGE and close.
+    let mut o = RawWs::connect(&broker.ws_url).await;
+    o.hello().await;
+    o.send_bytes(vec![0x08; 70_000]).await;
+    assert_eq!(o.recv().await.expect("error").code, code::FRAME_TOO_LARGE);
+    assert!(o.closed().await);
+    // Oversized length prefix on QUIC: answered without reading the body.
+    let (qconn, mut qs, mut qr) = raw_quic(&broker).await;
+    qs.write_all(&[0x7f, 0xff, 0xff, 0xff])
+        .await
+        .expect("write");
+    let f = read_quic_frame(&mut qr).await.expect("error frame");
+    assert_eq!(f.code, code::FRAME_TOO_LARGE);
+    drop(qconn);
+    healthy.still_served().await;
+
+    // Join with a bad proof: BAD_PROOF for that request; the connection stays and
+    // a correct join then succeeds.
+    let mut j = RawWs::connect(&broker.ws_url).await;
+    let challenge = j.hello().await;
+    j.send(join_frame(&room, &[0u8; 32], 7)).await;
+    let e = j.recv().await.expect("error");
+    assert_eq!(
+        (e.kind, e.code, e.request),
+        (kind::ERROR, code::BAD_PROOF, 7)
+    );
+    let other_room = room_of(&World::new(5, 1, CrdtKind::Yjs));
+    let mut mismatched = join_frame(&other_room, &challenge, 8);
+    mismatched.room_id = room.room_id().to_vec();
+    j.send(mismatched).await;
+    assert_eq!(j.recv().await.expect("error").code, code::BAD_PROOF);
+    j.send(join_frame(&room, &challenge, 9)).await;
+    let ok = j.recv().await.expect("joined");
+    assert_eq!((ok.kind, ok.request), (kind::JOINED, 9));
+    // Publishing to a room not joined is refused.
+    j.send(BrokerFrame {
+        kind: kind::PUBLISH,
+        request: 10,
+        room_id: other_room.room_id().to_vec(),
+        payload: b"x".to_vec(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(j.recv().await.expect("error").code, code::NOT_JOINED);
+    healthy.still_served().await;
+
+    // Unsupported version: REFUSE naming the version the broker speaks.
+    let mut v = RawWs::connect(&broker.ws_url).await;
+    v.send(BrokerFrame {
+        kind: kind::HELLO,
+        version: 2,
+        ..Default::default()
+    })
+    .await;
+    let r = v.recv().await.expect("refuse");
+    assert_eq!(
+        (r.kind, r.version, r.code),
+        (kind::REFUSE, 1, code::UNSUPPORTED_VERSION)
+    );
+    assert!(v.closed().await);
+    // A frame before HELLO: NOT_READY.
+    let mut nr = RawWs::connect(&broker.ws_url).await;
+    nr.send(join_frame(&room, &[0; 32], 1)).await;
+    assert_eq!(nr.recv().await.expect("error").code, code::NOT_READY);
+
+    // Flood over the rate limit: RATE_LIMITED, then disconnected.
+    let mut fl = RawWs::connect(&broker.ws_url).await;
+    fl.hello().await;
+    let ping = clientful_core::wire::encode(&BrokerFrame {
+        kind: kind::PING,
+        ..Default::default()
+    });
+    for _ in 0..400 {
+        use futures_util::SinkExt;
+        if fl
+            .ws
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                ping.clone().into(),
+            ))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut saw_rate_limited = false;
+    while let Some(f) = fl.recv().await {
+        if f.kind == kind::ERROR && f.code == code::RATE_LIMITED {
+            saw_rate_limited = true;
+        }
+    }
+    assert!(saw_rate_limited, "flood answered RATE_LIMITED");
+    healthy.still_served().await;
+
+    let (status, _) = http_get(broker.http, "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    let (_, m) = http_get(broker.http, "/metrics").await;
+    for c in [
+        "malformed",
+        "frame_too_large",
+        "bad_proof",
+        "rate_limited",
+        "unsupported_version",
+        "not_ready",
+        "not_joined",
+    ] {
+        assert!(
+            metric(
+                &m,
+                &format!("clientful_broker_rejections_total{{code=\"{c}\"}}")
+            ) >= 1,
+            "no {c} rejection counted"
+        );
+    }
+    assert_capture_clean(&broker.capture, &needles(&world));
+}
+
+/// A member that stops reading is dropped once its bounded send queue is full;
+/// the publisher and the other readers carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_slow_reader_is_dropped_and_others_carry_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(
+        dir.path(),
+        "slow",
+        0,
+        0,
+        &[
+            "--send-queue",
+            "32",
+            "--rate",
+            "100000",
+            "--burst",
+            "100000",
+            "--backlog",
+            "0",
+        ],
+    );
+    let world = World::new(6, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let mut healthy = Healthy::start(&broker, room.clone()).await;
+    // The slow reader joins, then never reads again.
+    let mut slow = RawWs::connect(&broker.ws_url).await;
+    let challenge = slow.hello().await;
+    slow.send(join_frame(&room, &challenge, 1)).await;
+    assert_eq!(slow.recv().await.expect("joined").kind, kind::JOINED);
+
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let count = 1500usize;
+    for i in 0..count {
+        let mut body = format!("{i:06}").into_bytes();
+        body.resize(16 * 1024, b'.');
+        healthy
+            .a
+            .publish(room.seal_message(&mut rng, &body).expect("seal"))
+            .await;
+    }
+    // The other reader gets all of them.
+    let mut got = 0usize;
+    while got < count {
+        match tokio::time::timeout(Duration::from_secs(30), healthy.b_ev.recv()).await {
+            Ok(Some(Event::Deliver(_))) => got += 1,
+            Ok(Some(_)) => {}
+            other => panic!("healthy reader got {got} of {count}: {other:?}"),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, m) = http_get(broker.http, "/metrics").await;
+        if metric(&m, "clientful_broker_drops_total{reason=\"slow_reader\"}") >= 1 {
+            assert_eq!(
+                metric(
+                    &m,
+                    "clientful_broker_rejections_total{code=\"slow_reader\"}"
+                ),
+                1
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slow reader never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its connection is gone: reading now drains what the socket held, then ends.
+    assert!(slow.closed().await, "slow reader's connection closed");
+    healthy.still_served().await;
+    assert_capture_clean(&broker.capture, &needles(&world));
+}
+
+/// Ephemeral messages: relayed between members (QUIC datagram to WebSocket and back),
+/// never numbered or stored; members reject a replayed or stale one with REPLAY.
+/// spec: BRK-14, BRK-15, BRK-16.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_relayed_never_stored_and_replays_rejected() {
+    use clientful_core::ErrorClass;
+    use clientful_core::room::EphemeralReceiver;
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(dir.path(), "eph", 0, 0, &[]);
+    let world = World::new(8, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let (a, mut a_ev) = RoomClient::spawn(broker.quic(), room.clone(), fast_options());
+    let (b, mut b_ev) = RoomClient::spawn(broker.ws(), room.clone(), fast_options());
+    wait_joined(&mut a_ev).await;
+    wait_joined(&mut b_ev).await;
+    let now_ms = || {
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis(),
+        )
+        .expect("ms")
+    };
+    let members = world.signers();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let dev0 = world.device(0);
+    let body = format!("cursor at 42: {SECRET_TEXT}");
+    let m1 = room
+        .seal_ephemeral(&mut rng, &dev0, 1, now_ms(), body.as_bytes())
+        .expect("seal");
+    async fn next_ephemeral(ev: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<u8> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
+                Ok(Some(Event::Ephemeral(p))) => return p,
+                Ok(Some(_)) => {}
+                other => panic!("no ephemeral message: {other:?}"),
+            }
+        }
+    }
+    let mut rx = EphemeralReceiver::new();
+    a.ephemeral(m1.clone()).await;
+    let got = next_ephemeral(&mut b_ev).await;
+    assert_eq!(got, m1, "relayed byte for byte");
+    let opened = rx
+        .open(&room, &members, &got, now_ms())
+        .expect("fresh and authentic");
+    assert_eq!(opened.body, body.as_bytes());
+    assert_eq!(opened.sender, dev0.public_bytes());
+    // The same message again (a replaying broker or network): REPLAY.
+    a.ephemeral(m1.clone()).await;
+    let again = next_ephemeral(&mut b_ev).await;
+    assert_eq!(
+        rx.open(&room, &members, &again, now_ms())
+            .err()
+            .map(|e| e.class()),
+        Some(ErrorClass::Replay)
+    );
+    // A stale one: REPLAY.
+    let stale = room
+        .seal_ephemeral(&mut rng, &dev0, 2, now_ms() - 120_000, b"old")
+        .expect("seal");
+    b.ephemeral(stale).await;
+    let got = next_ephemeral(&mut a_ev).await;
+    assert_eq!(
+        EphemeralReceiver::new()
+            .open(&room, &members, &got, now_ms())
+            .err()
+            .map(|e| e.class()),
+        Some(ErrorClass::Replay)
+    );
+    // Never stored: a member joining with a resume cursor from 1 gets no backlog.
+    let mut late = RawWs::connect(&broker.ws_url).await;
+    let challenge = late.hello().await;
+    let mut join = join_frame(&room, &challenge, 1);
+    join.cursor = 1;
+    late.send(join).await;
+    let joined = late.recv().await.expect("joined");
+    assert_eq!(
+        (joined.kind, joined.cursor),
+        (kind::JOINED, 1),
+        "nothing was numbered"
+    );
+    assert!(late.recv_within(Duration::from_millis(500)).await.is_none());
+    let (_, m) = http_get(broker.http, "/metrics").await;
+    assert_eq!(metric(&m, "clientful_broker_published_total"), 0);
+    a.close().await;
+    b.close().await;
+    assert_capture_clean(&broker.capture, &needles(&world));
+}
+
+/// SIGTERM: connected clients get SHUTTING_DOWN, the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_tells_clients_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut broker = spawn_broker(dir.path(), "term", 0, 0, &[]);
+    let mut c = RawWs::connect(&broker.ws_url).await;
+    c.hello().await;
+    let (status, _) = http_get(broker.http, "/healthz").await;
+    assert!(status.contains("200"));
+    let exit = tokio::task::spawn_blocking(move || {
+        let s = broker.terminate();
+        (s, broker)
+    });
+    let f = c.recv().await.expect("shutdown notice");
+    assert_eq!((f.kind, f.code), (kind::ERROR, code::SHUTTING_DOWN));
+    let (status, _broker) = exit.await.expect("join");
+    assert!(status.success(), "exit status {status}");
+}
+
+async fn raw_quic(
+    broker: &BrokerProc,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
+    let mut ep = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).expect("endpoint");
+    ep.set_default_client_config(
+        clientful_net::transport::quic_client_config(broker.pin).expect("config"),
+    );
+    let conn = ep
+        .connect(broker.quic, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let (s, r) = conn.open_bi().await.expect("stream");
+    (conn, s, r)
+}
+
+async fn read_quic_frame(r: &mut quinn::RecvStream) -> Option<BrokerFrame> {
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), r.read_exact(&mut len))
+        .await
+        .ok()?
+        .ok()?;
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    tokio::time::timeout(Duration::from_secs(5), r.read_exact(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    clientful_broker::frame::decode(&buf, usize::MAX).ok()
+}

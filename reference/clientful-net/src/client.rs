@@ -1,0 +1,263 @@
+//! The tokio driver of one room membership (BRK-19): connects, runs a
+//! [`ClientSession`], keeps the [`Outbox`] across disconnects, pings to keep the
+//! connection alive, and reconnects with [`Backoff`] when the connection is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clientful_core::room::RoomCredentials;
+use tokio::sync::mpsc;
+
+use crate::backoff::Backoff;
+use crate::outbox::Outbox;
+use crate::session::{ClientSession, Output, Resume, is_fatal};
+use crate::transport::{self, Endpoint};
+
+/// Tuning of a [`RoomClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// First reconnection delay.
+    pub backoff_base: Duration,
+    /// Largest reconnection delay.
+    pub backoff_max: Duration,
+    /// PING interval.
+    pub keepalive: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What happens to the membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The room is joined (again); `resumed` as in [`Output::Joined`].
+    Joined {
+        /// Same broker instance as before.
+        resumed: bool,
+    },
+    /// A payload another member published.
+    Deliver(Vec<u8>),
+    /// An ephemeral payload.
+    Ephemeral(Vec<u8>),
+    /// The broker reported an error.
+    Error(u32),
+    /// The connection was lost; reconnecting.
+    Disconnected,
+    /// The broker refused the protocol version; the client stopped.
+    Refused,
+}
+
+enum Cmd {
+    Publish(Vec<u8>),
+    Ephemeral(Vec<u8>),
+    Close,
+}
+
+/// Handle to a running membership.
+#[derive(Clone)]
+pub struct RoomClient {
+    cmd: mpsc::Sender<Cmd>,
+}
+
+impl RoomClient {
+    /// Starts keeping `room` joined at `endpoint`. Events arrive on the receiver.
+    pub fn spawn(
+        endpoint: Endpoint,
+        room: Arc<RoomCredentials>,
+        options: ClientOptions,
+    ) -> (RoomClient, mpsc::Receiver<Event>) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(4096);
+        let (ev_tx, ev_rx) = mpsc::channel(65_536);
+        tokio::spawn(drive(endpoint, room, options, cmd_rx, ev_tx));
+        (RoomClient { cmd: cmd_tx }, ev_rx)
+    }
+
+    /// Publishes a payload: queued in the outbox until the broker acknowledges it.
+    pub async fn publish(&self, payload: Vec<u8>) {
+        let _ = self.cmd.send(Cmd::Publish(payload)).await;
+    }
+
+    /// Sends an ephemeral payload now, or drops it when not joined.
+    pub async fn ephemeral(&self, payload: Vec<u8>) {
+        let _ = self.cmd.send(Cmd::Ephemeral(payload)).await;
+    }
+
+    /// Leaves and stops reconnecting.
+    pub async fn close(&self) {
+        let _ = self.cmd.send(Cmd::Close).await;
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // Without OS randomness the jitter is 0; the backoff still grows.
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+enum End {
+    Lost,
+    Closed,
+}
+
+async fn drive(
+    endpoint: Endpoint,
+    room: Arc<RoomCredentials>,
+    options: ClientOptions,
+    mut cmds: mpsc::Receiver<Cmd>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut outbox = Outbox::new();
+    let mut resume = Resume::default();
+    let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
+    loop {
+        if let Ok(conn) = transport::connect(&endpoint).await {
+            backoff.reset();
+            let mut session = ClientSession::new(room.clone(), resume.clone());
+            let end = run(
+                conn,
+                &mut session,
+                &mut outbox,
+                &options,
+                &mut cmds,
+                &events,
+            )
+            .await;
+            resume = session.resume().clone();
+            match end {
+                End::Closed => return,
+                End::Lost => {
+                    if events.send(Event::Disconnected).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        } else {
+            tracing::debug!("connect failed; backing off");
+        }
+        let delay = backoff.next_delay(random_u64());
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        // While waiting, publishes go to the outbox; ephemeral ones are dropped.
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Publish(p)) => {
+                        if outbox.push(p).is_err() {
+                            tracing::warn!("outbox full; publish dropped");
+                        }
+                    }
+                    Some(Cmd::Ephemeral(_)) => {}
+                    Some(Cmd::Close) | None => return,
+                },
+            }
+        }
+    }
+}
+
+async fn run(
+    mut conn: transport::Connection,
+    session: &mut ClientSession,
+    outbox: &mut Outbox,
+    options: &ClientOptions,
+    cmds: &mut mpsc::Receiver<Cmd>,
+    events: &mpsc::Sender<Event>,
+) -> End {
+    if conn.tx.send(session.start()).await.is_err() {
+        return End::Lost;
+    }
+    let mut keepalive = tokio::time::interval(options.keepalive);
+    keepalive.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            frame = conn.rx.recv() => {
+                let Some(frame) = frame else { return End::Lost };
+                last_heard = tokio::time::Instant::now();
+                let mut out = Vec::new();
+                if let Err(e) = session.handle(&frame, &mut out) {
+                    tracing::warn!(error = %e, "bad frame from broker; reconnecting");
+                    return End::Lost;
+                }
+                for o in out {
+                    let ev = match o {
+                        Output::Send(b) => {
+                            if conn.tx.send(b).await.is_err() {
+                                return End::Lost;
+                            }
+                            continue;
+                        }
+                        Output::Joined { resumed } => {
+                            for (request, payload) in outbox.pending() {
+                                if conn.tx.send(session.publish(request, payload)).await.is_err() {
+                                    return End::Lost;
+                                }
+                            }
+                            Event::Joined { resumed }
+                        }
+                        Output::Deliver { payload, .. } => Event::Deliver(payload),
+                        Output::Ephemeral(p) => Event::Ephemeral(p),
+                        Output::Acked(r) => {
+                            outbox.ack(r);
+                            continue;
+                        }
+                        Output::Error { code, .. } => {
+                            if is_fatal(code) {
+                                tracing::info!(code, "broker closed the connection");
+                            }
+                            Event::Error(code)
+                        }
+                        Output::Refused { .. } => {
+                            let _ = events.send(Event::Refused).await;
+                            return End::Closed;
+                        }
+                    };
+                    if events.send(ev).await.is_err() {
+                        return End::Closed;
+                    }
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                Some(Cmd::Publish(p)) => {
+                    let copy = p.clone();
+                    let request = match outbox.push(p) {
+                        Ok(r) => r,
+                        Err(_) => {
+                            // Full outbox: send without retry rather than not at all.
+                            tracing::warn!("outbox full; publishing without retry");
+                            0
+                        }
+                    };
+                    if session.is_joined() && conn.tx.send(session.publish(request, &copy)).await.is_err() {
+                        return End::Lost;
+                    }
+                }
+                Some(Cmd::Ephemeral(p)) => {
+                    if session.is_joined() && conn.send_ephemeral(session.ephemeral(&p)).await.is_err() {
+                        return End::Lost;
+                    }
+                }
+                Some(Cmd::Close) | None => return End::Closed,
+            },
+            _ = keepalive.tick() => {
+                // BRK-17: a broker that answered nothing, not even PONG, for three
+                // intervals is gone (a killed broker sends no FIN over QUIC).
+                if last_heard.elapsed() > options.keepalive.saturating_mul(3) {
+                    tracing::info!("broker silent; reconnecting");
+                    return End::Lost;
+                }
+                if conn.tx.send(session.ping()).await.is_err() {
+                    return End::Lost;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Client side of the Clientful broker protocol (spec §10).
+//!
+//! - [`session`]: the sans-IO client session (HELLO, JOIN with proof, publish with
+//!   acknowledgement, deliver, keepalive) and [`outbox`], the publishes not yet
+//!   acknowledged, which survive disconnects and are sent again after a re-join;
+//! - [`backoff`]: reconnection delays with exponential backoff and jitter;
+//! - [`transport`]: WebSocket (tokio-tungstenite) and QUIC (quinn, pinned
+//!   certificate) carriers;
+//! - [`client`]: the tokio driver that keeps one room joined across reconnects;
+//! - [`docsync`]: a document replica synchronised over a room with the sync
+//!   exchange of spec §8.7, sealed end to end.
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod client;
+pub mod docsync;
+pub mod outbox;
+pub mod session;
+pub mod transport;

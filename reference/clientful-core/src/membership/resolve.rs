@@ -448,17 +448,10 @@ fn invalid(reason: &'static str) -> Error {
 fn check_rotation(
     s: &State,
     space_id: &[u8; 32],
-    op: &Op,
     r: &Rotation,
     excluded: &[[u8; 32]],
     new_key: Option<&EpochKey>,
 ) -> Result<(), Error> {
-    if op.epoch_id != r.epoch_id {
-        return Err(invalid("a rotation is sealed under the epoch it creates"));
-    }
-    if s.epochs.contains_key(&r.epoch_id) {
-        return Err(invalid("epoch already exists"));
-    }
     if r.prev_epochs != s.frontier {
         return Err(invalid("rotation does not supersede exactly the frontier"));
     }
@@ -598,10 +591,20 @@ pub fn authorize(
             })
         }
     };
-    if op.body.rotation().is_none() && !s.epochs.contains_key(&op.epoch_id) {
-        return Err(invalid(
-            "sealed under an epoch not created in the causal past",
-        ));
+    // MEM-17 step 1.3: the epoch the envelope is sealed under.
+    match op.body.rotation() {
+        None if !s.epochs.contains_key(&op.epoch_id) => {
+            return Err(invalid(
+                "sealed under an epoch not created in the causal past",
+            ));
+        }
+        Some(r) if op.epoch_id != r.epoch_id => {
+            return Err(invalid("a rotation is sealed under the epoch it creates"));
+        }
+        Some(r) if s.epochs.contains_key(&r.epoch_id) => {
+            return Err(invalid("epoch already exists"));
+        }
+        _ => {}
     }
     match &op.body {
         OpBody::AddMember {
@@ -650,7 +653,7 @@ pub fn authorize(
                 .filter(|(_, d)| &d.user == target)
                 .map(|(id, _)| *id)
                 .collect();
-            check_rotation(s, space_id, op, rotation, &excluded, new_key)?;
+            check_rotation(s, space_id, rotation, &excluded, new_key)?;
         }
         OpBody::AddDevice { device } => {
             if device.user_key.as_bytes() != &user {
@@ -672,11 +675,11 @@ pub fn authorize(
                 admin()?;
             }
             let _ = author_id;
-            check_rotation(s, space_id, op, rotation, &[*device_id], new_key)?;
+            check_rotation(s, space_id, rotation, &[*device_id], new_key)?;
         }
         OpBody::RotateKeys { rotation } => {
             admin()?;
-            check_rotation(s, space_id, op, rotation, &[], new_key)?;
+            check_rotation(s, space_id, rotation, &[], new_key)?;
         }
         OpBody::CreateInvite {
             invite_key,

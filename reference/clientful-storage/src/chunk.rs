@@ -25,6 +25,30 @@ fn aad(index: u64, last: bool) -> Result<Vec<u8>, StorageError> {
 // than through `clientful_core::suite` so that this hot loop is compiled with this
 // crate's optimisation level.
 
+/// Suite 1's XChaCha20-Poly1305 seal (`ciphertext || tag`), compiled in this crate.
+pub(crate) fn aead_seal(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    aad: &[u8],
+    plain: &[u8],
+) -> Result<Vec<u8>, StorageError> {
+    XChaCha20Poly1305::new(&Key::from(*key))
+        .encrypt(&XNonce::from(*nonce), Payload { msg: plain, aad })
+        .map_err(|_| StorageError::corrupt("AEAD input", "too large to seal"))
+}
+
+/// Suite 1's XChaCha20-Poly1305 open; `None` if it does not authenticate.
+pub(crate) fn aead_open(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    XChaCha20Poly1305::new(&Key::from(*key))
+        .decrypt(&XNonce::from(*nonce), Payload { msg: sealed, aad })
+        .ok()
+}
+
 /// Seals chunk `index` of a file.
 pub fn seal_chunk(
     file_key: &[u8; 32],
@@ -32,32 +56,12 @@ pub fn seal_chunk(
     last: bool,
     plain: &[u8],
 ) -> Result<Vec<u8>, StorageError> {
-    let cipher = XChaCha20Poly1305::new(&Key::from(*file_key));
-    let aad = aad(index, last)?;
-    cipher
-        .encrypt(
-            &XNonce::from(nonce(index)),
-            Payload {
-                msg: plain,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| StorageError::corrupt("chunk", "too large to seal"))
+    aead_seal(file_key, &nonce(index), &aad(index, last)?, plain)
 }
 
 /// Opens chunk `index` of a file; `None` if it does not authenticate.
 pub fn open_chunk(file_key: &[u8; 32], index: u64, last: bool, sealed: &[u8]) -> Option<Vec<u8>> {
-    let cipher = XChaCha20Poly1305::new(&Key::from(*file_key));
-    let aad = aad(index, last).ok()?;
-    cipher
-        .decrypt(
-            &XNonce::from(nonce(index)),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
-        )
-        .ok()
+    aead_open(file_key, &nonce(index), &aad(index, last).ok()?, sealed)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use clientful_core::keys::{PublicKey, SigningKey};
 use clientful_core::limits::{ID_LEN, MAX_ENVELOPE_BYTES, NONCE_LEN};
-use clientful_core::{labels, suite, wire};
+use clientful_core::{labels, wire};
 use clientful_proto::v1 as pb;
 use rand_core::CryptoRng;
 
@@ -79,7 +79,8 @@ pub fn seal_object<R: CryptoRng + ?Sized>(
     });
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let ciphertext = suite::aead_seal(es.seal_key(), &nonce, &aad(kind, es.epoch_id())?, &signed)?;
+    let ciphertext =
+        crate::chunk::aead_seal(es.seal_key(), &nonce, &aad(kind, es.epoch_id())?, &signed)?;
     Ok(wire::encode(&pb::StoredObject {
         version: LAYOUT_VERSION,
         kind: kind as u32,
@@ -131,13 +132,13 @@ pub fn open_object(
         .as_slice()
         .try_into()
         .map_err(|_| StorageError::corrupt(what, "nonce is not 24 bytes"))?;
-    let plain = suite::aead_open(
+    let plain = crate::chunk::aead_open(
         es.seal_key(),
         &nonce,
         &aad(kind, es.epoch_id())?,
         &obj.ciphertext,
     )
-    .map_err(|_| StorageError::corrupt(what, "AEAD authentication failed"))?;
+    .ok_or_else(|| StorageError::corrupt(what, "AEAD authentication failed"))?;
     let signed: pb::SignedObject = wire::decode(&plain, &wire::SIGNED_OBJECT)
         .map_err(|e| StorageError::corrupt(what, e.to_string()))?;
     let signer: [u8; 32] = signed

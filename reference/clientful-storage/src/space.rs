@@ -18,9 +18,13 @@ use crate::hwm::{HighWater, check_head, select_snapshot};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
-    HeadManifest, Kind, Opened, Segment, Snapshot, check_format_file, format_file, open_object,
-    seal_object,
+    HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Segment, Snapshot, check_format_file,
+    format_file, open_object, seal_object,
 };
+
+/// Envelope bytes per segment a writer aims for: well under the 64 MiB object limit
+/// (STO-7) once framing, signature and AEAD are added.
+pub const SEGMENT_TARGET_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything a [`Space`] is built from (membership supplies epochs and signers).
 #[derive(Debug)]
@@ -266,15 +270,35 @@ impl<S: BlobStore> Space<S> {
     pub async fn flush(&mut self) -> Result<Option<ObjectId>, StorageError> {
         self.adopt_own_head().await?;
         self.put_pending_manifest().await?;
-        let outbox = self.local.outbox()?;
-        let Some(upto) = outbox.last().map(|(k, _)| *k) else {
-            return Ok(None);
-        };
+        let mut outbox = self.local.outbox()?.into_iter().peekable();
+        let mut last = None;
+        while outbox.peek().is_some() {
+            // Split a large outbox so that no segment exceeds what readers accept.
+            let mut batch = Vec::new();
+            let mut size = 0usize;
+            let mut upto = 0u64;
+            while let Some((k, bytes)) = outbox.next_if(|(_, b)| {
+                batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES
+            }) {
+                size = size.saturating_add(bytes.len());
+                upto = k;
+                batch.push(bytes);
+            }
+            last = Some(self.publish_segment(batch, upto).await?);
+        }
+        Ok(last)
+    }
+
+    async fn publish_segment(
+        &mut self,
+        envelopes: Vec<Vec<u8>>,
+        upto: u64,
+    ) -> Result<ObjectId, StorageError> {
         let mut own = self.own_manifest()?;
         let seg = Segment {
             device: self.device.public_bytes(),
             index: own.segment_count,
-            envelopes: outbox.into_iter().map(|(_, b)| b).collect(),
+            envelopes,
         };
         let es = self.current.clone();
         let file = seal_object(
@@ -291,7 +315,7 @@ impl<S: BlobStore> Space<S> {
         own.counter += 1;
         self.commit_manifest(&own, Some(upto))?;
         self.put_pending_manifest().await?;
-        Ok(Some(id))
+        Ok(id)
     }
 
     /// A device that lost its local store (or is restored from a backup) must not
@@ -622,6 +646,14 @@ impl<S: BlobStore> Space<S> {
             snap.encode(&self.space_id),
             &mut self.rng,
         )?;
+        if file.len() > MAX_OBJECT_BYTES {
+            // Readers refuse objects above the limit (STO-7): writing it would lose
+            // nothing but would collect segments into an unreadable snapshot.
+            return Err(StorageError::Local(format!(
+                "snapshot of {} bytes exceeds the {MAX_OBJECT_BYTES}-byte object limit; not compacting",
+                file.len()
+            )));
+        }
         let id = object_id(&file)?;
         self.store.put_immutable(&es.object_path(&id), file).await?;
         // Durable and readable before anything is collected.

@@ -279,8 +279,8 @@ mod tests {
         }
         // Both rejoin: SYNC_JOIN from each, answered by the sync exchange.
         let mut queue = Vec::new();
-        for i in 0..2 {
-            for m in peers[i].on_joined().expect("hello") {
+        for (i, peer) in peers.iter_mut().enumerate() {
+            for m in peer.on_joined().expect("hello") {
                 queue.push((i, m));
             }
         }

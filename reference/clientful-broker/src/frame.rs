@@ -46,7 +46,8 @@ pub mod code {
     pub const UNSUPPORTED_VERSION: u32 = 2;
     /// The frame is larger than the broker's frame limit. Fatal.
     pub const FRAME_TOO_LARGE: u32 = 3;
-    /// Over the connection's rate; the frame was discarded. Fatal on persistence.
+    /// Over the connection's rate; the frame was discarded. Fatal on persistence
+    /// (BRK-LIM-3).
     pub const RATE_LIMITED: u32 = 4;
     /// The connection already joined as many rooms as allowed; join refused.
     pub const TOO_MANY_ROOMS: u32 = 5;

@@ -31,7 +31,7 @@ pub struct Limits {
     pub rate_per_sec: u32,
     /// Token bucket size (frames that may arrive at once).
     pub burst: u32,
-    /// Frames in a row over the rate before the connection is closed.
+    /// Discarded frames, less accepted ones, before the connection is closed.
     pub max_strikes: u32,
     /// DELIVER frames kept per room for resume (0: no backlog).
     pub backlog: usize,
@@ -286,7 +286,9 @@ impl Broker {
             }
             return;
         }
-        c.strikes = 0;
+        // An accepted frame takes one strike back: a sender that stays near the rate
+        // is only throttled; one far above it accumulates strikes and is closed.
+        c.strikes = c.strikes.saturating_sub(1);
         let f = match frame::decode(bytes, self.limits.max_frame) {
             Ok(f) => f,
             Err(FrameError::TooLarge(_)) => {

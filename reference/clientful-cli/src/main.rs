@@ -59,7 +59,7 @@ struct BrokerArgs {
     /// Frames a connection may send at once (token bucket size).
     #[arg(long, default_value_t = 400)]
     burst: u32,
-    /// Frames in a row over the rate before the connection is closed.
+    /// Discarded frames (less accepted ones) before a flooding connection is closed.
     #[arg(long, default_value_t = 400)]
     max_strikes: u32,
     /// Frames kept per room for clients that resume (0: no backlog).

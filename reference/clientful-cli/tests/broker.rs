@@ -491,26 +491,30 @@ async fn abuse_each_case_gets_its_error_and_others_carry_on() {
         kind: kind::PING,
         ..Default::default()
     });
-    for _ in 0..400 {
+    // 60 frames against a bucket of 50: the first frame over the rate is answered.
+    // (Read before flooding further: once the broker closes, unread data can be lost
+    // to a TCP reset.)
+    async fn flood(ws: &mut RawWs, frame: &[u8], n: usize) {
         use futures_util::SinkExt;
-        if fl
-            .ws
-            .send(tokio_tungstenite::tungstenite::Message::Binary(
-                ping.clone().into(),
-            ))
-            .await
-            .is_err()
-        {
-            break;
+        for _ in 0..n {
+            let msg = tokio_tungstenite::tungstenite::Message::Binary(frame.to_vec().into());
+            if ws.ws.send(msg).await.is_err() {
+                break;
+            }
         }
     }
+    flood(&mut fl, &ping, 60).await;
     let mut saw_rate_limited = false;
     while let Some(f) = fl.recv().await {
         if f.kind == kind::ERROR && f.code == code::RATE_LIMITED {
             saw_rate_limited = true;
+            break;
         }
     }
     assert!(saw_rate_limited, "flood answered RATE_LIMITED");
+    // Keeping on past max_strikes: disconnected.
+    flood(&mut fl, &ping, 1000).await;
+    assert!(fl.closed().await, "flooder disconnected");
     healthy.still_served().await;
 
     let (status, _) = http_get(broker.http, "/healthz").await;
@@ -696,6 +700,78 @@ async fn ephemeral_relayed_never_stored_and_replays_rejected() {
     assert!(late.recv_within(Duration::from_millis(500)).await.is_none());
     let (_, m) = http_get(broker.http, "/metrics").await;
     assert_eq!(metric(&m, "clientful_broker_published_total"), 0);
+    a.close().await;
+    b.close().await;
+    assert_capture_clean(&broker.capture, &needles(&world));
+}
+
+/// A member dropped by the broker (idle TIMEOUT) reconnects to the same broker
+/// instance, resumes from its cursor, and gets what was published meanwhile from
+/// the backlog, exactly once. spec: BRK-8, BRK-17, BRK-19, BRK-22.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_resumes_from_the_backlog() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = spawn_broker(dir.path(), "resume", 0, 0, &["--idle-timeout", "1"]);
+    let world = World::new(9, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let (a, mut a_ev) = RoomClient::spawn(broker.ws(), room.clone(), fast_options());
+    // B pings too rarely for the broker's 1 s idle timeout, and waits a second before
+    // reconnecting.
+    let slow_pinger = ClientOptions {
+        backoff_base: Duration::from_millis(1500),
+        backoff_max: Duration::from_millis(2000),
+        keepalive: Duration::from_secs(30),
+    };
+    let (b, mut b_ev) = RoomClient::spawn(broker.quic(), room.clone(), slow_pinger);
+    wait_joined(&mut a_ev).await;
+    wait_joined(&mut b_ev).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let seal = |rng: &mut ChaCha20Rng, s: &str| room.seal_message(rng, s.as_bytes()).expect("seal");
+    let first = seal(&mut rng, "before");
+    a.publish(first.clone()).await;
+    let mut got = Vec::new();
+    let mut saw_timeout = false;
+    // B receives the first message, then is dropped for idleness.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), b_ev.recv()).await {
+            Ok(Some(Event::Deliver(p))) => got.push(p),
+            Ok(Some(Event::Error(c))) => saw_timeout |= c == code::TIMEOUT,
+            Ok(Some(Event::Disconnected)) => break,
+            other => panic!("expected a disconnect: {other:?}"),
+        }
+    }
+    assert!(saw_timeout, "the broker said TIMEOUT");
+    let missed: Vec<Vec<u8>> = (0..3)
+        .map(|i| seal(&mut rng, &format!("missed {i}")))
+        .collect();
+    for m in &missed {
+        a.publish(m.clone()).await;
+    }
+    let resumed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), b_ev.recv()).await {
+            Ok(Some(Event::Joined { resumed })) => break resumed,
+            Ok(Some(Event::Deliver(p))) => got.push(p),
+            Ok(Some(_)) => {}
+            other => panic!("B did not rejoin: {other:?}"),
+        }
+    };
+    assert!(resumed, "same broker instance: resumed from the backlog");
+    while got.len() < 4 {
+        match tokio::time::timeout(Duration::from_secs(10), b_ev.recv()).await {
+            Ok(Some(Event::Deliver(p))) => got.push(p),
+            Ok(Some(_)) => {}
+            other => panic!("B got {} of 4: {other:?}", got.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(e) = b_ev.try_recv() {
+        if let Event::Deliver(p) = e {
+            got.push(p);
+        }
+    }
+    let mut want = vec![first];
+    want.extend(missed);
+    assert_eq!(got, want, "every message once, in order");
     a.close().await;
     b.close().await;
     assert_capture_clean(&broker.capture, &needles(&world));

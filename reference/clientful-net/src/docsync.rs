@@ -233,3 +233,78 @@ impl DocClient {
         self.client.close().await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use clientful_doc::replica::CrdtKind;
+    use clientful_doc::testkit::{World, insert_text};
+
+    /// A room that delivers every payload to every other peer (the broker's fan-out),
+    /// until quiet.
+    fn deliver_all(peers: &mut [DocPeer], mut queue: Vec<(usize, Vec<u8>)>) {
+        let mut rounds = 0;
+        while let Some((from, payload)) = queue.pop() {
+            rounds += 1;
+            assert!(rounds < 10_000, "sync does not terminate");
+            for (i, p) in peers.iter_mut().enumerate() {
+                if i != from {
+                    for reply in p.on_deliver(&payload).expect("valid room message") {
+                        queue.push((i, reply));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn peers_converge_after_offline_edits_through_sync_join() {
+        let world = World::new(11, 2, CrdtKind::Automerge);
+        let room =
+            Arc::new(RoomCredentials::derive(&world.space_id, &world.epoch_key()).expect("room"));
+        let mut peers = vec![
+            DocPeer::new(world.replica(0), room.clone(), [1; 32]),
+            DocPeer::new(world.replica(1), room.clone(), [2; 32]),
+        ];
+        // Online: an edit travels as ENVELOPE.
+        insert_text(peers[0].replica(), 0, "online ").expect("edit");
+        let msgs = peers[0].commit().expect("commit");
+        deliver_all(&mut peers, msgs.into_iter().map(|m| (0, m)).collect());
+        assert_eq!(peers[1].received(), 1);
+        // Offline: both edit, nothing is delivered.
+        for (i, t) in [(0usize, "zero "), (1, "one "), (1, "one-b ")] {
+            insert_text(peers[i].replica(), 0, t).expect("edit");
+            let _lost = peers[i].commit().expect("commit");
+        }
+        // Both rejoin: SYNC_JOIN from each, answered by the sync exchange.
+        let mut queue = Vec::new();
+        for (i, peer) in peers.iter_mut().enumerate() {
+            for m in peer.on_joined().expect("hello") {
+                queue.push((i, m));
+            }
+        }
+        deliver_all(&mut peers, queue);
+        let d0 = peers[0].replica().state_digest();
+        let d1 = peers[1].replica().state_digest();
+        assert_eq!(d0, d1);
+        let text = peers[0].replica().materialize().to_canonical_string();
+        for t in ["online", "zero", "one", "one-b"] {
+            assert!(text.contains(t), "{t} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn foreign_and_garbage_payloads_are_errors_not_panics() {
+        let world = World::new(12, 1, CrdtKind::Yjs);
+        let room =
+            Arc::new(RoomCredentials::derive(&world.space_id, &world.epoch_key()).expect("room"));
+        let other = Arc::new(RoomCredentials::derive(&[9; 32], &world.epoch_key()).expect("room"));
+        let mut p = DocPeer::new(world.replica(0), room, [3; 32]);
+        let mut q = DocPeer::new(world.replica(0), other, [4; 32]);
+        let foreign = q.seal_app(b"x".to_vec()).expect("seal");
+        assert!(p.on_deliver(&foreign).is_err());
+        assert!(p.on_deliver(b"garbage").is_err());
+        assert!(p.on_deliver(&[]).is_err());
+    }
+}

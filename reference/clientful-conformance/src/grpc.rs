@@ -153,8 +153,13 @@ impl Adapter for GrpcAdapter {
     }
 }
 
+/// A request for the worker thread, with where to send the answer.
+type Job = (pb::Request, tokio::sync::oneshot::Sender<pb::Response>);
+
 struct Service {
-    adapter: Arc<Mutex<ReferenceAdapter>>,
+    /// The reference runs on its own thread: some commands (the storage vectors)
+    /// run their own async runtime, which cannot start inside the server's.
+    worker: Mutex<std::sync::mpsc::Sender<Job>>,
     shutdown: Arc<tokio::sync::Notify>,
 }
 
@@ -166,11 +171,15 @@ impl harness_server::Harness for Service {
     ) -> Result<tonic::Response<pb::Response>, Status> {
         let req = request.into_inner();
         let stop = matches!(req.command, Some(pb::request::Command::Shutdown(_)));
-        let resp = self
-            .adapter
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.worker
             .lock()
-            .map_err(|_| Status::internal("adapter poisoned"))?
-            .handle(req);
+            .map_err(|_| Status::internal("worker poisoned"))?
+            .send((req, tx))
+            .map_err(|_| Status::internal("the reference worker stopped"))?;
+        let resp = rx
+            .await
+            .map_err(|_| Status::internal("the reference worker dropped the request"))?;
         if stop {
             self.shutdown.notify_one();
         }
@@ -192,8 +201,15 @@ pub fn serve_reference(
         let listener = tokio::net::TcpListener::bind(addr).await?;
         on_bound(listener.local_addr()?);
         let shutdown = Arc::new(tokio::sync::Notify::new());
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            let mut adapter = ReferenceAdapter::with_saboteur(saboteur);
+            while let Ok((req, reply)) = queue.recv() {
+                let _ = reply.send(adapter.handle(req));
+            }
+        });
         let svc = Service {
-            adapter: Arc::new(Mutex::new(ReferenceAdapter::with_saboteur(saboteur))),
+            worker: Mutex::new(jobs),
             shutdown: shutdown.clone(),
         };
         let server = harness_server::HarnessServer::new(svc)

@@ -14,6 +14,7 @@ pub mod report;
 pub mod runner;
 pub mod saboteur;
 pub mod scenario;
+pub mod space;
 
 /// Generated harness messages (`clientful.conformance.v1`).
 #[allow(missing_docs, clippy::all)]

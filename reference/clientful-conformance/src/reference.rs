@@ -31,6 +31,8 @@ struct Slot {
 pub struct ReferenceAdapter {
     replicas: BTreeMap<u32, Slot>,
     next: u32,
+    spaces: BTreeMap<u32, crate::space::SpaceSlot>,
+    next_space: u32,
     saboteur: Option<Saboteur>,
 }
 
@@ -85,7 +87,15 @@ fn capabilities() -> Vec<String> {
         .iter()
         .map(|f| format!("vectors/{f}"))
         .collect();
-    caps.extend(["replica/yjs", "replica/automerge", "replica/restart"].map(String::from));
+    caps.extend(
+        [
+            "replica/yjs",
+            "replica/automerge",
+            "replica/restart",
+            "space/membership",
+        ]
+        .map(String::from),
+    );
     caps
 }
 
@@ -129,6 +139,19 @@ impl ReferenceAdapter {
 
     fn slot(&mut self, h: u32) -> Result<&mut Slot, String> {
         self.replicas.get_mut(&h).ok_or(format!("no replica {h}"))
+    }
+
+    fn space(&mut self, h: u32) -> Result<&mut crate::space::SpaceSlot, String> {
+        self.spaces
+            .get_mut(&h)
+            .ok_or(format!("no space replica {h}"))
+    }
+
+    fn add_space(&mut self, slot: crate::space::SpaceSlot) -> R {
+        self.next_space += 1;
+        let handle = slot.handle(self.next_space);
+        self.spaces.insert(self.next_space, slot);
+        R::Space(handle)
     }
 
     fn add(&mut self, slot: Slot) -> R {
@@ -304,6 +327,39 @@ impl ReferenceAdapter {
                     rng_seed: old.rng_seed,
                     restarts,
                 })
+            }
+            Command::CreateSpace(c) => self.add_space(crate::space::SpaceSlot::create(&c)?),
+            Command::JoinSpace(j) => self.add_space(crate::space::SpaceSlot::join(&j)?),
+            Command::RedeemInvite(r) => self.add_space(crate::space::SpaceSlot::redeem(&r)?),
+            Command::SpaceIntent(i) => {
+                let intent = i.intent.ok_or("no intent")?;
+                R::SpaceIntent(self.space(i.space)?.intent(&intent)?)
+            }
+            Command::TakeSpaceOutbox(t) => R::SpaceOutbox(self.space(t.space)?.outbox()),
+            Command::DeliverSpace(d) => {
+                let sab = self.saboteur;
+                let item = d.item.ok_or("no item")?;
+                let (mut disposition, mut error) = self.space(d.space)?.deliver(&item)?;
+                if disposition == pb::Disposition::Rejected
+                    && let Some(s) = sab
+                {
+                    match s.on_rejection(error) {
+                        Some(None) => {
+                            disposition = pb::Disposition::Applied;
+                            error = ErrorClass::Unspecified;
+                        }
+                        Some(Some(other)) => error = other,
+                        None => {}
+                    }
+                }
+                R::Deliver(pb::DeliverResult {
+                    disposition: disposition as i32,
+                    error: error as i32,
+                })
+            }
+            Command::ObserveSpace(o) => {
+                let sab = self.saboteur;
+                R::SpaceObservation(self.space(o.space)?.observe(sab)?)
             }
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })

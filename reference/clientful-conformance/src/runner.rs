@@ -138,7 +138,12 @@ pub struct RunOptions {
 }
 
 /// The capabilities this runner knows (CONF-34, CONF-41).
-pub const KNOWN_CAPABILITIES: &[&str] = &["replica/yjs", "replica/automerge", "replica/restart"];
+pub const KNOWN_CAPABILITIES: &[&str] = &[
+    "replica/yjs",
+    "replica/automerge",
+    "replica/restart",
+    "space/membership",
+];
 
 fn elapsed(t: Instant) -> u64 {
     t.elapsed().as_millis().min(u64::MAX as u128) as u64
@@ -152,6 +157,9 @@ fn probe_capability(
     cap: &str,
     id: &mut u64,
 ) -> Result<Outcome, HarnessError> {
+    if cap == "space/membership" {
+        return probe_space(adapter, id);
+    }
     let crdt = if cap == "replica/automerge" {
         CrdtKind::Automerge
     } else {
@@ -202,6 +210,42 @@ fn probe_capability(
         }
         Some(R::Unsupported(u)) => Ok(Outcome::Unsupported(u.command)),
         other => Ok(Outcome::Fail(format!("observe answered {other:?}"))),
+    }
+}
+
+/// Probes `space/membership`: a space is created and observed; the digest is 32
+/// bytes, the state canonical JSON, and the creator holds the current epoch.
+fn probe_space(adapter: &mut dyn Adapter, id: &mut u64) -> Result<Outcome, HarnessError> {
+    let mut call = |cmd: Command| -> Result<Option<R>, HarnessError> {
+        *id += 1;
+        Ok(adapter
+            .call(pb::Request {
+                id: *id,
+                command: Some(cmd),
+            })?
+            .result)
+    };
+    let space = match call(Command::CreateSpace(pb::CreateSpace {
+        seeds: Some(pb::DeviceSeeds {
+            user_seed: [1; 32].to_vec(),
+            device_seed: [2; 32].to_vec(),
+            rng_seed: [3; 32].to_vec(),
+        }),
+    }))? {
+        Some(R::Space(h)) if h.space != 0 && h.space_id.len() == 32 => h.space,
+        Some(R::Unsupported(u)) => return Ok(Outcome::Unsupported(u.command)),
+        other => return Ok(Outcome::Fail(format!("create_space answered {other:?}"))),
+    };
+    match call(Command::ObserveSpace(pb::ObserveSpace { space }))? {
+        Some(R::SpaceObservation(o))
+            if o.digest.len() == 32
+                && o.current_epoch.len() == 32
+                && crate::scenario::canonical_form(&o.state_json).as_deref()
+                    == Some(o.state_json.as_str()) =>
+        {
+            Ok(Outcome::Pass)
+        }
+        other => Ok(Outcome::Fail(format!("observe_space answered {other:?}"))),
     }
 }
 

@@ -58,6 +58,8 @@ pub enum Saboteur {
     CommitIdMismatch,
     /// Answers commands it does not know with `done` instead of `unsupported`.
     AnswersUnknownCommands,
+    /// Keeps treating removed members as members.
+    IgnoresRemoval,
 }
 
 /// Every saboteur, with its command-line name.
@@ -86,6 +88,7 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("wrong-state-digest", Saboteur::WrongStateDigest),
     ("commit-id-mismatch", Saboteur::CommitIdMismatch),
     ("answers-unknown-commands", Saboteur::AnswersUnknownCommands),
+    ("ignores-removal", Saboteur::IgnoresRemoval),
 ];
 
 impl Saboteur {

@@ -83,6 +83,37 @@ struct Run<'a, 'b> {
     /// Every nonce sealed so far, per author key (CONF-38).
     nonces: BTreeMap<[u8; 32], BTreeSet<[u8; 24]>>,
     evidence: Vec<String>,
+    /// World seed (for device seeds of space replicas).
+    seed: u64,
+    /// Space replica name -> (adapter index, handle).
+    spaces: BTreeMap<String, (usize, u32)>,
+    /// What each space replica's create/join/redeem answered.
+    space_info: BTreeMap<String, pb::SpaceHandle>,
+    /// Invite codes by name.
+    invites: BTreeMap<String, Vec<u8>>,
+    /// Every operation envelope and key message a space replica sent: (from, item).
+    space_log: Vec<(String, pb::SpaceItem)>,
+    /// Welcomes not yet delivered.
+    welcomes: Vec<pb::SpaceItem>,
+    /// Space items in flight: (to, item).
+    space_queue: Vec<(String, pb::SpaceItem)>,
+}
+
+fn seed_of(tag: &str, name: &str, seed: u64) -> Vec<u8> {
+    let mut input = tag.as_bytes().to_vec();
+    input.push(0);
+    input.extend_from_slice(name.as_bytes());
+    input.extend_from_slice(&seed.to_be_bytes());
+    clientful_core::suite::sha256(&input).to_vec()
+}
+
+fn role_of(step: &Value) -> Result<i32, ScenarioError> {
+    Ok(match str_of(step, "role")? {
+        "reader" => pb::Role::Reader as i32,
+        "writer" => pb::Role::Writer as i32,
+        "admin" => pb::Role::Admin as i32,
+        other => return Err(fail(format!("unknown role {other}"))),
+    })
 }
 
 fn str_of<'v>(step: &'v Value, key: &str) -> Result<&'v str, ScenarioError> {
@@ -247,8 +278,493 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    fn seeds(&self, name: &str, user: u64) -> pb::DeviceSeeds {
+        pb::DeviceSeeds {
+            user_seed: seed_of("user", &user.to_string(), self.seed),
+            device_seed: seed_of("device", name, self.seed),
+            rng_seed: seed_of("rng", name, self.seed),
+        }
+    }
+
+    fn space(&self, name: &str) -> Result<(usize, u32), ScenarioError> {
+        self.spaces
+            .get(name)
+            .copied()
+            .ok_or_else(|| fail(format!("unknown space replica {name}")))
+    }
+
+    fn info(&self, name: &str) -> Result<&pb::SpaceHandle, ScenarioError> {
+        self.space_info
+            .get(name)
+            .ok_or_else(|| fail(format!("unknown space replica {name}")))
+    }
+
+    fn new_space(&mut self, name: &str, cmd: Command) -> Result<(), ScenarioError> {
+        let a = self.spaces.len() % self.adapters.len().max(1);
+        match self.call_on(a, cmd)? {
+            R::Space(h) if h.space != 0 && h.space_id.len() == 32 && h.user_key.len() == 32 => {
+                self.spaces.insert(name.to_string(), (a, h.space));
+                self.space_info.insert(name.to_string(), h);
+                self.collect(name).map(|_| ())
+            }
+            other => Err(fail(format!("space command answered {other:?}"))),
+        }
+    }
+
+    /// Takes `name`'s space outbox into the log (and the pending welcomes).
+    fn collect(&mut self, name: &str) -> Result<usize, ScenarioError> {
+        let (a, space) = self.space(name)?;
+        let items =
+            match self.call_on(a, Command::TakeSpaceOutbox(pb::TakeSpaceOutbox { space }))? {
+                R::SpaceOutbox(o) => o.items,
+                _ => return Err(fail("take_space_outbox answered with another result")),
+            };
+        let n = items.len();
+        for item in items {
+            match pb::SpaceItemKind::try_from(item.kind) {
+                Ok(pb::SpaceItemKind::Welcome) => self.welcomes.push(item),
+                Ok(pb::SpaceItemKind::Envelope | pb::SpaceItemKind::KeyMessage) => {
+                    self.space_log.push((name.to_string(), item))
+                }
+                _ => return Err(fail(format!("invalid space item kind {}", item.kind))),
+            }
+        }
+        Ok(n)
+    }
+
+    fn deliver_space(&mut self, to: &str, item: pb::SpaceItem) -> Result<String, ScenarioError> {
+        let (a, space) = self.space(to)?;
+        match self.call_on(
+            a,
+            Command::DeliverSpace(pb::DeliverSpace {
+                space,
+                item: Some(item),
+            }),
+        )? {
+            R::Deliver(d) => {
+                let disp = match pb::Disposition::try_from(d.disposition) {
+                    Ok(pb::Disposition::Applied) => "applied".to_string(),
+                    Ok(pb::Disposition::Buffered) => "buffered".to_string(),
+                    Ok(pb::Disposition::Duplicate) => "duplicate".to_string(),
+                    Ok(pb::Disposition::Rejected) => {
+                        let class = clientful_core::ErrorClass::try_from(d.error)
+                            .ok()
+                            .filter(|c| *c != clientful_core::ErrorClass::Unspecified)
+                            .ok_or_else(|| fail("rejected without an error class"))?;
+                        format!("rejected:{}", clientful_core::error::class_name(class))
+                    }
+                    _ => return Err(fail(format!("invalid disposition {}", d.disposition))),
+                };
+                Ok(disp)
+            }
+            _ => Err(fail("deliver_space answered with another result")),
+        }
+    }
+
+    /// Reliable catch-up for `targets`: every logged key message, then every
+    /// logged envelope, then the welcomes addressed to their devices.
+    fn space_sync(&mut self, targets: &[String]) -> Result<(), ScenarioError> {
+        for _ in 0..2 {
+            let mut log = self.space_log.clone();
+            log.sort_by_key(|(_, i)| i.kind != pb::SpaceItemKind::KeyMessage as i32);
+            for to in targets {
+                for (from, item) in &log {
+                    if from != to {
+                        self.deliver_space(to, item.clone())?;
+                    }
+                }
+            }
+            let welcomes = std::mem::take(&mut self.welcomes);
+            for w in welcomes {
+                let to = self
+                    .space_info
+                    .iter()
+                    .find(|(_, h)| h.device_id == w.device_id)
+                    .map(|(n, _)| n.clone());
+                match to {
+                    Some(to) if targets.contains(&to) => {
+                        self.deliver_space(&to, w)?;
+                    }
+                    _ => self.welcomes.push(w),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn intent(
+        &mut self,
+        by: &str,
+        intent: pb::space_intent::Intent,
+    ) -> Result<pb::SpaceIntentResult, ScenarioError> {
+        let (a, space) = self.space(by)?;
+        let r = match self.call_on(
+            a,
+            Command::SpaceIntent(pb::SpaceIntent {
+                space,
+                intent: Some(intent),
+            }),
+        )? {
+            R::SpaceIntent(r) => r,
+            _ => return Err(fail("space_intent answered with another result")),
+        };
+        self.collect(by)?;
+        Ok(r)
+    }
+
+    fn observe_space(&mut self, name: &str) -> Result<pb::SpaceObservation, ScenarioError> {
+        let (a, space) = self.space(name)?;
+        match self.call_on(a, Command::ObserveSpace(pb::ObserveSpace { space }))? {
+            R::SpaceObservation(o) => {
+                if o.digest.len() != 32 {
+                    return Err(fail("the membership digest must be 32 bytes"));
+                }
+                if !(o.current_epoch.is_empty() || o.current_epoch.len() == 32) {
+                    return Err(fail("current_epoch must be empty or 32 bytes"));
+                }
+                if canonical_form(&o.state_json).as_deref() != Some(o.state_json.as_str()) {
+                    self.evidence
+                        .push(format!("{name}: state_json is not canonical JSON"));
+                }
+                Ok(o)
+            }
+            _ => Err(fail("observe_space answered with another result")),
+        }
+    }
+
+    fn space_names(&self, step: &Value) -> Result<Vec<String>, ScenarioError> {
+        match step.get("replicas") {
+            Some(_) => names(step, "replicas"),
+            None => Ok(self.spaces.keys().cloned().collect()),
+        }
+    }
+
+    fn space_step(&mut self, op: &str, step: &Value) -> Result<bool, ScenarioError> {
+        use pb::space_intent::Intent as I;
+        let user = |step: &Value| step.get("user").and_then(Value::as_u64).unwrap_or(0);
+        match op {
+            "createSpace" => {
+                let name = str_of(step, "as")?.to_string();
+                let seeds = self.seeds(&name, user(step));
+                self.new_space(
+                    &name,
+                    Command::CreateSpace(pb::CreateSpace { seeds: Some(seeds) }),
+                )?;
+            }
+            "joinSpace" => {
+                let name = str_of(step, "as")?.to_string();
+                let space_id = self
+                    .space_info
+                    .values()
+                    .next()
+                    .map(|h| h.space_id.clone())
+                    .ok_or_else(|| fail("joinSpace before createSpace"))?;
+                let seeds = self.seeds(&name, user(step));
+                self.new_space(
+                    &name,
+                    Command::JoinSpace(pb::JoinSpace {
+                        space_id,
+                        seeds: Some(seeds),
+                    }),
+                )?;
+            }
+            "redeemInvite" => {
+                let name = str_of(step, "as")?.to_string();
+                let code = self
+                    .invites
+                    .get(str_of(step, "invite")?)
+                    .cloned()
+                    .ok_or_else(|| fail("unknown invite"))?;
+                let seeds = self.seeds(&name, user(step));
+                let role = role_of(step)?;
+                self.new_space(
+                    &name,
+                    Command::RedeemInvite(pb::RedeemInvite {
+                        code,
+                        seeds: Some(seeds),
+                        role,
+                    }),
+                )?;
+            }
+            "addMember" => {
+                let member = str_of(step, "member")?;
+                let devices = match step.get("devices") {
+                    Some(_) => names(step, "devices")?,
+                    None => vec![member.to_string()],
+                };
+                let mut certificates = Vec::new();
+                for d in &devices {
+                    certificates.push(self.info(d)?.certificate.clone());
+                }
+                let intent = I::AddMember(pb::AddMember {
+                    user_key: self.info(member)?.user_key.clone(),
+                    role: role_of(step)?,
+                    certificates,
+                });
+                self.intent(str_of(step, "by")?, intent)?;
+            }
+            "changeRole" => {
+                let intent = I::ChangeRole(pb::ChangeRole {
+                    user_key: self.info(str_of(step, "member")?)?.user_key.clone(),
+                    role: role_of(step)?,
+                });
+                self.intent(str_of(step, "by")?, intent)?;
+            }
+            "removeMember" => {
+                let intent = I::RemoveMember(pb::RemoveMember {
+                    user_key: self.info(str_of(step, "member")?)?.user_key.clone(),
+                });
+                self.intent(str_of(step, "by")?, intent)?;
+            }
+            "addDevice" => {
+                let intent = I::AddDevice(pb::AddDevice {
+                    certificate: self.info(str_of(step, "device")?)?.certificate.clone(),
+                });
+                self.intent(str_of(step, "by")?, intent)?;
+            }
+            "revokeDevice" => {
+                let intent = I::RevokeDevice(pb::RevokeDevice {
+                    device_id: self.info(str_of(step, "device")?)?.device_id.clone(),
+                });
+                self.intent(str_of(step, "by")?, intent)?;
+            }
+            "rotateKeys" => {
+                self.intent(str_of(step, "by")?, I::RotateKeys(pb::RotateKeys {}))?;
+            }
+            "createInvite" => {
+                let single_use = step
+                    .get("singleUse")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                let r = self.intent(
+                    str_of(step, "by")?,
+                    I::CreateInvite(pb::CreateInvite {
+                        role: role_of(step)?,
+                        single_use,
+                    }),
+                )?;
+                if r.invite_code.is_empty() {
+                    return Err(fail("create_invite returned no code"));
+                }
+                self.invites
+                    .insert(str_of(step, "as")?.to_string(), r.invite_code);
+            }
+            "revokeInvite" => {
+                let code = self
+                    .invites
+                    .get(str_of(step, "invite")?)
+                    .cloned()
+                    .ok_or_else(|| fail("unknown invite"))?;
+                self.intent(
+                    str_of(step, "by")?,
+                    I::RevokeInvite(pb::RevokeInvite { code }),
+                )?;
+            }
+            "followUp" => {
+                self.intent(str_of(step, "by")?, I::FollowUp(pb::FollowUp {}))?;
+            }
+            "spaceSend" => {
+                let from = str_of(step, "from")?.to_string();
+                let items: Vec<pb::SpaceItem> = self
+                    .space_log
+                    .iter()
+                    .filter(|(f, _)| *f == from)
+                    .map(|(_, i)| i.clone())
+                    .collect();
+                for to in names(step, "to")? {
+                    for i in &items {
+                        self.space_queue.push((to.clone(), i.clone()));
+                    }
+                }
+            }
+            "spaceFlush" => {
+                let mut q = std::mem::take(&mut self.space_queue);
+                for i in (1..q.len()).rev() {
+                    let j = (self.rng.next_u64() % (i as u64 + 1)) as usize;
+                    q.swap(i, j);
+                }
+                for (to, item) in q {
+                    self.deliver_space(&to, item.clone())?;
+                    if (self.rng.next_u64() as f64 / u64::MAX as f64) < self.duplicate {
+                        self.deliver_space(&to, item)?;
+                    }
+                }
+            }
+            "spaceSync" => {
+                let targets = self.space_names(step)?;
+                self.space_sync(&targets)?;
+            }
+            "spaceSettle" => {
+                // The honest follow-ups of every listed replica, with reliable
+                // catch-up, until nothing is due (bounded).
+                let targets = self.space_names(step)?;
+                let mut quiet = false;
+                for _ in 0..16 {
+                    self.space_sync(&targets)?;
+                    let mut wrote = 0;
+                    for t in &targets {
+                        wrote += self.intent(t, I::FollowUp(pb::FollowUp {}))?.written;
+                    }
+                    if wrote == 0 && self.welcomes.is_empty() {
+                        self.space_sync(&targets)?;
+                        quiet = true;
+                        break;
+                    }
+                }
+                if !quiet {
+                    return Err(fail("membership did not settle in 16 rounds"));
+                }
+            }
+            "deliverSpace" => {
+                let from = str_of(step, "from")?;
+                let envs: Vec<pb::SpaceItem> = self
+                    .space_log
+                    .iter()
+                    .filter(|(f, i)| f == from && i.kind == pb::SpaceItemKind::Envelope as i32)
+                    .map(|(_, i)| i.clone())
+                    .collect();
+                let item = match step.get("index").and_then(Value::as_u64) {
+                    Some(i) => envs.get(i as usize).cloned(),
+                    None => envs.last().cloned(),
+                }
+                .ok_or_else(|| fail("no such envelope"))?;
+                let got = self.deliver_space(str_of(step, "to")?, item)?;
+                let want = str_of(step, "expect")?;
+                if got != want {
+                    return Err(fail(format!("expected {want}, got {got}")));
+                }
+            }
+            "expectSpaceConverged" => {
+                let mut first: Option<(String, pb::SpaceObservation)> = None;
+                for r in names(step, "replicas")? {
+                    let o = self.observe_space(&r)?;
+                    if o.held != 0 {
+                        return Err(fail(format!(
+                            "{r} holds {} envelopes it cannot open",
+                            o.held
+                        )));
+                    }
+                    match &first {
+                        None => first = Some((r, o)),
+                        Some((r0, o0)) => {
+                            if (&o0.digest, &o0.state_json, &o0.current_epoch)
+                                != (&o.digest, &o.state_json, &o.current_epoch)
+                            {
+                                return Err(fail(format!(
+                                    "{r} differs from {r0}: {} vs {}",
+                                    o.state_json, o0.state_json
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+            "expectMembers" => {
+                let name = str_of(step, "replica")?.to_string();
+                let o = self.observe_space(&name)?;
+                let state: Value = serde_json::from_str(&o.state_json)
+                    .map_err(|e| fail(format!("state_json is not JSON: {e}")))?;
+                let user_name = |hexkey: &str| -> String {
+                    self.space_info
+                        .iter()
+                        .find(|(_, h)| hex::encode(&h.user_key) == hexkey)
+                        .map(|(n, _)| n.clone())
+                        .unwrap_or_else(|| format!("unknown user {hexkey}"))
+                };
+                let mut got = BTreeMap::new();
+                for m in state
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let u = m.get("user").and_then(Value::as_str).unwrap_or_default();
+                    let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+                    got.insert(user_name(u), role.to_string());
+                }
+                // Expected members are named by any device of the user: map each to the
+                // name the lookup above finds for that user.
+                let mut want = BTreeMap::new();
+                for (n, r) in step
+                    .get("members")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| fail("step needs `members`"))?
+                {
+                    let key = hex::encode(&self.info(n)?.user_key);
+                    want.insert(user_name(&key), r.as_str().unwrap_or_default().to_string());
+                }
+                // `oneOf`: exactly one of these users is also a member, with role
+                // `oneOfRole` (which one depends on envelope ids, so on the implementation).
+                if let Some(alts) = step.get("oneOf").and_then(Value::as_array) {
+                    let role = step
+                        .get("oneOfRole")
+                        .and_then(Value::as_str)
+                        .unwrap_or("writer");
+                    let mut present = Vec::new();
+                    for a in alts.iter().filter_map(Value::as_str) {
+                        let key = hex::encode(&self.info(a)?.user_key);
+                        let n = user_name(&key);
+                        if got.get(&n).map(String::as_str) == Some(role) {
+                            present.push(n);
+                        }
+                    }
+                    if present.len() != 1 {
+                        return Err(fail(format!(
+                            "{name}: exactly one of {alts:?} must be a {role}, found {present:?}"
+                        )));
+                    }
+                    for p in present {
+                        want.insert(p, role.to_string());
+                    }
+                }
+                if got != want {
+                    return Err(fail(format!(
+                        "{name} has members {got:?}, expected {want:?}"
+                    )));
+                }
+            }
+            "expectOtherEpoch" => {
+                // `replica` does not have the current epoch of `than` (it was removed
+                // or revoked before that epoch, or has not learnt it).
+                let name = str_of(step, "replica")?.to_string();
+                let than = str_of(step, "than")?.to_string();
+                let a = self.observe_space(&name)?;
+                let b = self.observe_space(&than)?;
+                if b.current_epoch.is_empty() {
+                    return Err(fail(format!("{than} holds no current epoch key")));
+                }
+                if a.current_epoch == b.current_epoch {
+                    return Err(fail(format!("{name} holds {than}'s current epoch")));
+                }
+                let min = step.get("held").and_then(Value::as_u64).unwrap_or(0);
+                if u64::from(a.held) < min {
+                    return Err(fail(format!(
+                        "{name} holds {} unopened envelopes, expected at least {min}",
+                        a.held
+                    )));
+                }
+            }
+            "expectCurrentKey" => {
+                let name = str_of(step, "replica")?.to_string();
+                let holds = step.get("holds").and_then(Value::as_bool).unwrap_or(true);
+                let o = self.observe_space(&name)?;
+                if o.current_epoch.is_empty() == holds {
+                    return Err(fail(format!(
+                        "{name} {} the current epoch's key",
+                        if holds { "lacks" } else { "holds" }
+                    )));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     fn step(&mut self, world: &World, step: &Value) -> Result<(), ScenarioError> {
         let op = str_of(step, "op")?;
+        if self.space_step(op, step)? {
+            return Ok(());
+        }
         match op {
             "insert" | "delete" | "set" => {
                 let name = str_of(step, "replica")?.to_string();
@@ -346,6 +862,42 @@ impl Run<'_, '_> {
                     for e in &all {
                         self.deliver(&to, e.clone())?;
                     }
+                }
+            }
+            "coldStart" => {
+                // A brand-new device of member `device` with only storage reachable:
+                // the runner plays a content-addressed store and lists every envelope
+                // ever sent in the order of its address (not a causal order); the new
+                // replica loads them all (CONF-37).
+                let name = str_of(step, "as")?.to_string();
+                let d = step
+                    .get("device")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| fail("coldStart needs `device`"))?
+                    as usize;
+                let mut stored: Vec<Vec<u8>> = self.sent.values().flatten().cloned().collect();
+                stored.sort_by_key(|b| clientful_core::suite::sha256(b));
+                stored.dedup();
+                let mut rng_seed = [0u8; 32];
+                rng_seed[0] = d as u8;
+                rng_seed[1] = 0xc5;
+                let device_seed = world.device_seeds.get(d).copied().unwrap_or([0xee; 32]);
+                let a = self.handles.len() % self.adapters.len().max(1);
+                match self.call_on(
+                    a,
+                    Command::CreateReplica(pb::CreateReplica {
+                        world_json: world_json(world),
+                        device_seed: device_seed.to_vec(),
+                        rng_seed: rng_seed.to_vec(),
+                    }),
+                )? {
+                    R::Replica(h) if h.replica != 0 => {
+                        self.handles.insert(name.clone(), (a, h.replica));
+                    }
+                    _ => return Err(fail("create_replica must answer a non-zero handle")),
+                }
+                for e in stored {
+                    self.deliver(&name, e)?;
                 }
             }
             "restart" => {
@@ -493,15 +1045,17 @@ fn play(run: &mut Run<'_, '_>, scenario: &Value) -> Result<(), ScenarioError> {
         .unwrap_or(3) as usize;
     let seed = world_spec.get("seed").and_then(Value::as_u64).unwrap_or(1);
     let world = World::new(seed, devices, crdt);
+    run.seed = seed;
     let net = scenario.get("network").cloned().unwrap_or(Value::Null);
     run.rng = ChaCha20Rng::seed_from_u64(net.get("seed").and_then(Value::as_u64).unwrap_or(seed));
     run.drop = net.get("drop").and_then(Value::as_f64).unwrap_or(0.0);
     run.duplicate = net.get("duplicate").and_then(Value::as_f64).unwrap_or(0.0);
     let wj = world_json(&world);
+    let no_replicas = serde_json::Map::new();
     let replicas = scenario
         .get("replicas")
         .and_then(Value::as_object)
-        .ok_or_else(|| fail("missing replicas"))?;
+        .unwrap_or(&no_replicas);
     let n_impls = run.adapters.len().max(1);
     for (i, (name, dev)) in replicas.iter().enumerate() {
         let d = dev.as_u64().ok_or_else(|| fail("replica device index"))? as usize;
@@ -555,6 +1109,13 @@ pub fn run_scenario(adapters: &mut [&mut dyn Adapter], scenario: &Value) -> Scen
         dirty: BTreeSet::new(),
         nonces: BTreeMap::new(),
         evidence: Vec::new(),
+        seed: 0,
+        spaces: BTreeMap::new(),
+        space_info: BTreeMap::new(),
+        invites: BTreeMap::new(),
+        space_log: Vec::new(),
+        welcomes: Vec::new(),
+        space_queue: Vec::new(),
     };
     let result = play(&mut run, scenario);
     ScenarioRun {

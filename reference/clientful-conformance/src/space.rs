@@ -1,0 +1,289 @@
+//! Spaces and membership in the reference adapter (spec §11, CONF-51): space
+//! replicas built from the runner's seeds, membership intents, outboxes,
+//! deliveries and observations.
+
+use clientful_core::ErrorClass;
+use clientful_core::identity::DeviceKeys;
+use clientful_core::keys::SigningKey;
+use clientful_core::membership::space::{Identity, Outgoing};
+use clientful_core::membership::{Received, Role, Scope, SpaceReplica, invite};
+use clientful_doc::canonical_json::Json;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::pb;
+use crate::saboteur::Saboteur;
+
+/// One device's space replica and its randomness.
+pub struct SpaceSlot {
+    /// The replica.
+    pub replica: SpaceReplica,
+    rng: ChaCha20Rng,
+}
+
+fn seed32(b: &[u8], what: &str) -> Result<[u8; 32], String> {
+    b.try_into().map_err(|_| format!("{what} must be 32 bytes"))
+}
+
+fn identity(seeds: &pb::DeviceSeeds) -> Result<(Identity, ChaCha20Rng), String> {
+    let user = SigningKey::from_seed(&seed32(&seeds.user_seed, "user_seed")?);
+    let device = DeviceKeys::generate(&mut ChaCha20Rng::from_seed(seed32(
+        &seeds.device_seed,
+        "device_seed",
+    )?));
+    let me = Identity::new(&user, device).map_err(|e| e.to_string())?;
+    Ok((
+        me,
+        ChaCha20Rng::from_seed(seed32(&seeds.rng_seed, "rng_seed")?),
+    ))
+}
+
+fn role(r: i32) -> Result<Role, String> {
+    u32::try_from(r)
+        .ok()
+        .and_then(Role::from_u32)
+        .ok_or_else(|| format!("invalid role {r}"))
+}
+
+fn key32(b: &[u8], what: &str) -> Result<[u8; 32], String> {
+    b.try_into().map_err(|_| format!("{what} must be 32 bytes"))
+}
+
+impl SpaceSlot {
+    /// The handle answer for this replica.
+    pub fn handle(&self, space: u32) -> pb::SpaceHandle {
+        let me = self.replica.identity();
+        pb::SpaceHandle {
+            space,
+            space_id: self.replica.space_id().to_vec(),
+            user_key: me.user.to_vec(),
+            device_id: me.device_id().to_vec(),
+            certificate: me.certificate.clone(),
+        }
+    }
+
+    /// `create_space`.
+    pub fn create(c: &pb::CreateSpace) -> Result<SpaceSlot, String> {
+        let (me, mut rng) = identity(c.seeds.as_ref().ok_or("no seeds")?)?;
+        let replica = SpaceReplica::create(&mut rng, me).map_err(|e| e.to_string())?;
+        Ok(SpaceSlot { replica, rng })
+    }
+
+    /// `join_space`.
+    pub fn join(j: &pb::JoinSpace) -> Result<SpaceSlot, String> {
+        let (me, rng) = identity(j.seeds.as_ref().ok_or("no seeds")?)?;
+        let replica =
+            SpaceReplica::new(key32(&j.space_id, "space_id")?, me).map_err(|e| e.to_string())?;
+        Ok(SpaceSlot { replica, rng })
+    }
+
+    /// `redeem_invite`.
+    pub fn redeem(r: &pb::RedeemInvite) -> Result<SpaceSlot, String> {
+        let (me, mut rng) = identity(r.seeds.as_ref().ok_or("no seeds")?)?;
+        let replica = SpaceReplica::redeem(&mut rng, &r.code, me, role(r.role)?)
+            .map_err(|e| e.to_string())?;
+        Ok(SpaceSlot { replica, rng })
+    }
+
+    /// `space_intent`.
+    pub fn intent(
+        &mut self,
+        i: &pb::space_intent::Intent,
+    ) -> Result<pb::SpaceIntentResult, String> {
+        use pb::space_intent::Intent as I;
+        let rng = &mut self.rng;
+        let r = &mut self.replica;
+        let e = |e: clientful_core::Error| e.to_string();
+        let mut out = pb::SpaceIntentResult::default();
+        match i {
+            I::AddMember(a) => {
+                r.add_member(
+                    rng,
+                    &key32(&a.user_key, "user_key")?,
+                    role(a.role)?,
+                    &Scope::whole(),
+                    &a.certificates,
+                )
+                .map_err(e)?;
+                out.written = 1;
+            }
+            I::ChangeRole(c) => {
+                r.change_role(
+                    rng,
+                    &key32(&c.user_key, "user_key")?,
+                    role(c.role)?,
+                    &Scope::whole(),
+                )
+                .map_err(e)?;
+                out.written = 1;
+            }
+            I::RemoveMember(m) => {
+                r.remove_member(rng, &key32(&m.user_key, "user_key")?)
+                    .map_err(e)?;
+                out.written = 1;
+            }
+            I::AddDevice(d) => {
+                r.add_device(rng, &d.certificate).map_err(e)?;
+                out.written = 1;
+            }
+            I::RevokeDevice(d) => {
+                r.revoke_device(rng, &key32(&d.device_id, "device_id")?)
+                    .map_err(e)?;
+                out.written = 1;
+            }
+            I::RotateKeys(_) => {
+                r.rotate(rng).map_err(e)?;
+                out.written = 1;
+            }
+            I::CreateInvite(c) => {
+                out.invite_code = r
+                    .create_invite(rng, role(c.role)?, &Scope::whole(), c.single_use, 0)
+                    .map_err(e)?;
+                out.written = 1;
+            }
+            I::RevokeInvite(v) => {
+                let code = invite::decode(&v.code).map_err(e)?;
+                let keys = invite::derive(&code.space_id, &code.secret).map_err(e)?;
+                r.revoke_invite(rng, &keys.signing.public_bytes())
+                    .map_err(e)?;
+                out.written = 1;
+            }
+            I::FollowUp(_) => {
+                if r.needs_my_ack() && r.ack(rng).is_ok() {
+                    out.written += 1;
+                }
+                if r.should_heal() && r.rotate(rng).is_ok() {
+                    out.written += 1;
+                }
+                out.written += u32::try_from(r.welcomes(rng).unwrap_or(0)).unwrap_or(u32::MAX);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `take_space_outbox`.
+    pub fn outbox(&mut self) -> pb::SpaceOutbox {
+        use pb::SpaceItemKind as K;
+        let items = self
+            .replica
+            .drain_outbox()
+            .into_iter()
+            .map(|o| match o {
+                Outgoing::Envelope(b) => pb::SpaceItem {
+                    kind: K::Envelope as i32,
+                    bytes: b,
+                    device_id: vec![],
+                },
+                Outgoing::KeyMessage(b) => pb::SpaceItem {
+                    kind: K::KeyMessage as i32,
+                    bytes: b,
+                    device_id: vec![],
+                },
+                Outgoing::Welcome { device_id, bytes } => pb::SpaceItem {
+                    kind: K::Welcome as i32,
+                    bytes,
+                    device_id: device_id.to_vec(),
+                },
+            })
+            .collect();
+        pb::SpaceOutbox { items }
+    }
+
+    /// `deliver_space`: the disposition and class.
+    pub fn deliver(
+        &mut self,
+        item: &pb::SpaceItem,
+    ) -> Result<(pb::Disposition, ErrorClass), String> {
+        use pb::Disposition as D;
+        let r = &mut self.replica;
+        Ok(match pb::SpaceItemKind::try_from(item.kind) {
+            Ok(pb::SpaceItemKind::Envelope) => match r.receive(&item.bytes) {
+                Received::Accepted(_) => (D::Applied, ErrorClass::Unspecified),
+                Received::Buffered | Received::Held => (D::Buffered, ErrorClass::Unspecified),
+                Received::Duplicate => (D::Duplicate, ErrorClass::Unspecified),
+                Received::Rejected { class, .. } => (D::Rejected, class),
+            },
+            Ok(pb::SpaceItemKind::KeyMessage) => match r.receive_key_message(&item.bytes) {
+                Ok(()) => (D::Applied, ErrorClass::Unspecified),
+                Err(e) => (D::Rejected, e.class()),
+            },
+            Ok(pb::SpaceItemKind::Welcome) => match r.receive_welcome(&item.bytes) {
+                Ok(()) => (D::Applied, ErrorClass::Unspecified),
+                Err(e) => (D::Rejected, e.class()),
+            },
+            _ => return Err(format!("invalid space item kind {}", item.kind)),
+        })
+    }
+
+    /// `observe_space`.
+    pub fn observe(&self, sab: Option<Saboteur>) -> Result<pb::SpaceObservation, String> {
+        let st = self.replica.state();
+        let role_name = |r: Role| match r {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        };
+        let mut members: Vec<(String, Json)> = st
+            .members
+            .iter()
+            .map(|(user, m)| {
+                let mut devices: Vec<String> = st
+                    .devices
+                    .iter()
+                    .filter(|(_, d)| &d.user == user && d.revoked_by.is_none())
+                    .map(|(id, _)| hex::encode(id))
+                    .collect();
+                devices.sort();
+                (
+                    hex::encode(user),
+                    Json::Object(vec![
+                        ("user".into(), Json::String(hex::encode(user))),
+                        ("role".into(), Json::String(role_name(m.role).into())),
+                        ("settled".into(), Json::Bool(m.settled)),
+                        (
+                            "devices".into(),
+                            Json::Array(devices.into_iter().map(Json::String).collect()),
+                        ),
+                    ]),
+                )
+            })
+            .collect();
+        let mut removed: Vec<String> = st.removed.keys().map(hex::encode).collect();
+        if sab == Some(Saboteur::IgnoresRemoval) {
+            // Keeps showing removed users as the writers they were.
+            for u in std::mem::take(&mut removed) {
+                members.push((
+                    u.clone(),
+                    Json::Object(vec![
+                        ("user".into(), Json::String(u)),
+                        ("role".into(), Json::String("writer".into())),
+                        ("settled".into(), Json::Bool(true)),
+                        ("devices".into(), Json::Array(vec![])),
+                    ]),
+                ));
+            }
+        }
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        removed.sort();
+        let json = Json::Object(vec![
+            (
+                "members".into(),
+                Json::Array(members.into_iter().map(|(_, j)| j).collect()),
+            ),
+            (
+                "removed".into(),
+                Json::Array(removed.into_iter().map(Json::String).collect()),
+            ),
+        ]);
+        Ok(pb::SpaceObservation {
+            state_json: json.to_canonical_string(),
+            digest: st.digest().map_err(|e| e.to_string())?.to_vec(),
+            current_epoch: self
+                .replica
+                .current_epoch()
+                .map(|k| k.id().to_vec())
+                .unwrap_or_default(),
+            held: u32::try_from(self.replica.held_count()).unwrap_or(u32::MAX),
+        })
+    }
+}

@@ -1,7 +1,8 @@
 //! `clientful`: the command-line tool of the Clientful reference suite.
 //!
-//! Today it verifies and regenerates the test vectors; later issues add identities,
-//! spaces, documents, sync, the broker and the demo.
+//! Today it verifies and regenerates the test vectors, runs the broker, and compares
+//! diagnostic bundles; later issues add identities, spaces, documents, sync and the
+//! demo.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +31,23 @@ enum Command {
     },
     /// Run the realtime broker: WebSocket and QUIC in one process (spec §10).
     Broker(BrokerArgs),
+    /// Remote diagnosis (spec §13.5): compare two devices' diagnostic bundles.
+    Doctor {
+        #[command(subcommand)]
+        action: DoctorAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DoctorAction {
+    /// Compare two diagnostic bundles (JSON, as `Bundle::to_json` writes them) and
+    /// say where the devices diverge. Exit: 0 in sync, 1 diverged, 2 error.
+    Compare {
+        /// The first device's bundle.
+        a: PathBuf,
+        /// The second device's bundle.
+        b: PathBuf,
+    },
 }
 
 /// Flags of `clientful broker`.
@@ -131,7 +149,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
         },
         Command::Broker(args) => broker_cmd(args),
+        Command::Doctor {
+            action: DoctorAction::Compare { a, b },
+        } => doctor_compare(&a, &b),
     }
+}
+
+/// Largest bundle file read (a bundle holds ids and counts, never content).
+const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_bundle(path: &Path) -> Result<clientful_app::diagnose::Bundle> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    if len > MAX_BUNDLE_BYTES {
+        bail!("{}: {len} bytes, more than a bundle can be", path.display());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    clientful_app::diagnose::Bundle::from_json(&v)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn doctor_compare(a: &Path, b: &Path) -> Result<ExitCode> {
+    use clientful_app::diagnose::{Verdict, compare};
+    let d = compare(&read_bundle(a)?, &read_bundle(b)?);
+    let verdict = match d.verdict {
+        Verdict::InSync => "in sync",
+        Verdict::Behind => "missing envelopes (sync will fix it)",
+        Verdict::StateDiverged => "same envelopes, different states (a bug: report it)",
+        Verdict::NotComparable => "not comparable",
+    };
+    println!("verdict: {verdict}");
+    for f in &d.findings {
+        println!("- {f}");
+    }
+    Ok(if d.verdict == Verdict::InSync {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn broker_cmd(a: BrokerArgs) -> Result<ExitCode> {

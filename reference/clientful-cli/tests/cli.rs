@@ -64,3 +64,47 @@ fn generate_check_reports_up_to_date() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn doctor_compare_names_the_missing_envelopes_then_says_in_sync() {
+    // spec: APP-13, APP-14
+    use clientful_app::diagnose::Bundle;
+    use clientful_doc::CrdtKind;
+    use clientful_doc::testkit::{World, insert_text};
+    let w = World::new(21, 2, CrdtKind::Yjs);
+    let (mut a, mut b) = (w.replica(0), w.replica(1));
+    insert_text(&mut a, 0, "private words").unwrap();
+    a.commit().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let write = |p: &std::path::Path, r: &mut clientful_doc::Replica| {
+        std::fs::write(p, Bundle::capture(r, &[]).to_json().to_string()).unwrap()
+    };
+    write(&pa, &mut a);
+    write(&pb, &mut b);
+    let text = std::fs::read_to_string(&pa).unwrap();
+    assert!(!text.contains("private"), "plaintext in a bundle");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_clientful"))
+            .args(["doctor", "compare"])
+            .arg(&pa)
+            .arg(&pb)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("missing envelopes"), "{stdout}");
+    assert!(stdout.contains("lacks envelopes 1..=1"), "{stdout}");
+    for (_, env) in a.drain_outbox() {
+        b.receive(&env);
+    }
+    write(&pb, &mut b);
+    let out = run();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in sync"));
+    // A file that is not a bundle is an error, not a verdict.
+    std::fs::write(&pb, "{}").unwrap();
+    assert_eq!(run().status.code(), Some(2));
+}

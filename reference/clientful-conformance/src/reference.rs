@@ -34,6 +34,7 @@ pub struct ReferenceAdapter {
     spaces: BTreeMap<u32, crate::space::SpaceSlot>,
     next_space: u32,
     saboteur: Option<Saboteur>,
+    configured: Option<(u64, u64)>,
 }
 
 /// A replica configuration from the world JSON of the document vector families.
@@ -361,6 +362,14 @@ impl ReferenceAdapter {
                 let sab = self.saboteur;
                 R::SpaceObservation(self.space(o.space)?.observe(sab)?)
             }
+            Command::Configure(c) => {
+                // The reference draws every nonce from the per-replica seeds the
+                // runner gives and reads no clock in the harness; it records the
+                // configuration for its own diagnostics.
+                self.configured = Some((c.seed, c.clock_ms));
+                R::Done(pb::Done {})
+            }
+            Command::ExportSecrets(e) => R::Secrets(self.space(e.space)?.secrets()),
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })
     }

@@ -137,6 +137,11 @@ pub struct RunOptions {
     pub log: Option<Box<dyn std::io::Write>>,
 }
 
+/// The run seed sent in `configure` (CONF-52).
+pub const CONFIGURE_SEED: u64 = 0x636c_6965_6e74_6675;
+/// The fixed clock sent in `configure`: 2026-01-01T00:00:00Z.
+pub const CONFIGURE_CLOCK_MS: u64 = 1_767_225_600_000;
+
 /// The capabilities this runner knows (CONF-34, CONF-41).
 pub const KNOWN_CAPABILITIES: &[&str] = &[
     "replica/yjs",
@@ -286,6 +291,36 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
     }
     let caps = caps.unwrap_or_default();
     report.capabilities = caps.clone();
+    let mut id = 10u64;
+    // Run configuration (CONF-52): one seed and a fixed clock for every implementation.
+    for a in adapters.iter_mut() {
+        id += 1;
+        match a.call(pb::Request {
+            id,
+            command: Some(Command::Configure(pb::Configure {
+                seed: CONFIGURE_SEED,
+                clock_ms: CONFIGURE_CLOCK_MS,
+            })),
+        }) {
+            Ok(pb::Response {
+                result: Some(R::Done(_)),
+                ..
+            }) => {}
+            Ok(other) => {
+                report.harness_failed(format!(
+                    "configure must be answered `done`, got {:?}",
+                    other.result
+                ));
+                report.finished();
+                return report;
+            }
+            Err(e) => {
+                report.harness_failed(e.to_string());
+                report.finished();
+                return report;
+            }
+        }
+    }
     report.started();
     let mixed = adapters.len() > 1;
     let tag = |i: usize, id: &str| {
@@ -295,7 +330,6 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             id.to_string()
         }
     };
-    let mut id = 10u64;
     // Capability profiles declared at hello, probed (CONF-41).
     for (i, a) in adapters.iter_mut().enumerate() {
         for cap in per_impl.get(i).cloned().unwrap_or_default() {

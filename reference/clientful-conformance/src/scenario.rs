@@ -412,6 +412,14 @@ impl Run<'_, '_> {
         Ok(r)
     }
 
+    fn export_secrets(&mut self, name: &str) -> Result<pb::Secrets, ScenarioError> {
+        let (a, space) = self.space(name)?;
+        match self.call_on(a, Command::ExportSecrets(pb::ExportSecrets { space }))? {
+            R::Secrets(s) => Ok(s),
+            _ => Err(fail("export_secrets answered with another result")),
+        }
+    }
+
     fn observe_space(&mut self, name: &str) -> Result<pb::SpaceObservation, ScenarioError> {
         let (a, space) = self.space(name)?;
         match self.call_on(a, Command::ObserveSpace(pb::ObserveSpace { space }))? {
@@ -742,6 +750,45 @@ impl Run<'_, '_> {
                         "{name} holds {} unopened envelopes, expected at least {min}",
                         a.held
                     )));
+                }
+            }
+            "expectSecrets" => {
+                // Every epoch secret the listed replicas export matches its epoch id
+                // (KEY-2: the id commits to the secret); the replicas in `lacks` hold
+                // no secret of `currentOf`'s current epoch.
+                for r in names(step, "replicas")? {
+                    let space_id = self.info(&r)?.space_id.clone();
+                    for e in self.export_secrets(&r)?.epochs {
+                        let mut c = space_id.clone();
+                        c.extend_from_slice(&e.secret);
+                        let id = clientful_core::suite::hash_with_label(
+                            clientful_core::labels::ID_EPOCH,
+                            &c,
+                        )
+                        .map_err(|e| fail(e.to_string()))?;
+                        if id.as_slice() != e.epoch_id.as_slice() {
+                            return Err(fail(format!(
+                                "{r} exports a secret that does not match epoch {}",
+                                hex::encode(&e.epoch_id)
+                            )));
+                        }
+                    }
+                }
+                if let Some(of) = step.get("currentOf").and_then(Value::as_str) {
+                    let current = self.observe_space(of)?.current_epoch;
+                    if current.is_empty() {
+                        return Err(fail(format!("{of} holds no current epoch key")));
+                    }
+                    for r in names(step, "lacks")? {
+                        if self
+                            .export_secrets(&r)?
+                            .epochs
+                            .iter()
+                            .any(|e| e.epoch_id == current)
+                        {
+                            return Err(fail(format!("{r} holds {of}'s current epoch secret")));
+                        }
+                    }
                 }
             }
             "expectCurrentKey" => {

@@ -215,6 +215,21 @@ impl SpaceSlot {
         })
     }
 
+    /// `export_secrets`: every epoch key held.
+    pub fn secrets(&self) -> pb::Secrets {
+        pb::Secrets {
+            epochs: self
+                .replica
+                .epoch_chain()
+                .iter()
+                .map(|k| pb::EpochSecret {
+                    epoch_id: k.id().to_vec(),
+                    secret: k.secret().to_vec(),
+                })
+                .collect(),
+        }
+    }
+
     /// `observe_space`.
     pub fn observe(&self, sab: Option<Saboteur>) -> Result<pb::SpaceObservation, String> {
         let st = self.replica.state();

@@ -182,6 +182,32 @@ fn check_version(v: u32) -> Result<(), StorageError> {
     }
 }
 
+/// The checks every signed object body shares (STO-10): the layout version, the
+/// space, and that the device the body names is the one that signed it. Returns
+/// that device.
+fn check_signed_by(
+    what: &str,
+    version: u32,
+    body_space: &[u8],
+    body_device: &[u8],
+    space_id: &[u8; 32],
+    signer: &[u8; 32],
+    role: &str,
+) -> Result<[u8; 32], StorageError> {
+    check_version(version)?;
+    if body_space != space_id.as_slice() {
+        return Err(StorageError::corrupt(what, "belongs to another space"));
+    }
+    let device = id32(body_device, what, "device")?;
+    if &device != signer {
+        return Err(StorageError::corrupt(
+            what,
+            format!("not signed by its {role}"),
+        ));
+    }
+    Ok(device)
+}
+
 fn check_envelopes(envelopes: &[Vec<u8>], what: &str) -> Result<(), StorageError> {
     if envelopes.len() > MAX_ENVELOPES_PER_OBJECT {
         return Err(StorageError::corrupt(what, "too many envelopes"));
@@ -262,14 +288,15 @@ impl HeadManifest {
         let w = "head manifest";
         let m: pb::HeadManifest = wire::decode(body, &wire::HEAD_MANIFEST)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
-        check_version(m.version)?;
-        if m.space_id.as_slice() != space_id {
-            return Err(StorageError::corrupt(w, "belongs to another space"));
-        }
-        let device = id32(&m.device, w, "device")?;
-        if &device != signer {
-            return Err(StorageError::corrupt(w, "not signed by its owner"));
-        }
+        let device = check_signed_by(
+            w,
+            m.version,
+            &m.space_id,
+            &m.device,
+            space_id,
+            signer,
+            "owner",
+        )?;
         if m.counter == 0 {
             return Err(StorageError::corrupt(w, "counter is 0"));
         }
@@ -360,14 +387,15 @@ impl Segment {
         let w = "segment";
         let m: pb::Segment = wire::decode(body, &wire::SEGMENT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
-        check_version(m.version)?;
-        if m.space_id.as_slice() != space_id {
-            return Err(StorageError::corrupt(w, "belongs to another space"));
-        }
-        let device = id32(&m.device, w, "device")?;
-        if &device != signer {
-            return Err(StorageError::corrupt(w, "not signed by its writer"));
-        }
+        let device = check_signed_by(
+            w,
+            m.version,
+            &m.space_id,
+            &m.device,
+            space_id,
+            signer,
+            "writer",
+        )?;
         check_envelopes(&m.envelopes, w)?;
         Ok(Segment {
             device,
@@ -429,14 +457,15 @@ impl Snapshot {
         let w = "snapshot";
         let m: pb::Snapshot = wire::decode(body, &wire::SNAPSHOT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
-        check_version(m.version)?;
-        if m.space_id.as_slice() != space_id {
-            return Err(StorageError::corrupt(w, "belongs to another space"));
-        }
-        let device = id32(&m.device, w, "device")?;
-        if &device != signer {
-            return Err(StorageError::corrupt(w, "not signed by its writer"));
-        }
+        let device = check_signed_by(
+            w,
+            m.version,
+            &m.space_id,
+            &m.device,
+            space_id,
+            signer,
+            "writer",
+        )?;
         if m.covers.len() > MAX_LISTED || m.heads.len() > MAX_LISTED {
             return Err(StorageError::corrupt(w, "too many entries"));
         }
@@ -526,14 +555,15 @@ impl FileManifest {
         let w = "file manifest";
         let m: pb::FileManifest = wire::decode(body, &wire::FILE_MANIFEST)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
-        check_version(m.version)?;
-        if m.space_id.as_slice() != space_id {
-            return Err(StorageError::corrupt(w, "belongs to another space"));
-        }
-        let device = id32(&m.device, w, "device")?;
-        if &device != signer {
-            return Err(StorageError::corrupt(w, "not signed by its writer"));
-        }
+        let device = check_signed_by(
+            w,
+            m.version,
+            &m.space_id,
+            &m.device,
+            space_id,
+            signer,
+            "writer",
+        )?;
         if m.chunk_size == 0 || m.chunk_size > MAX_CHUNK_SIZE {
             return Err(StorageError::corrupt(w, "chunk size out of range"));
         }

@@ -307,8 +307,25 @@ fn a_saboteur_list_naming_a_test_that_passes_fails_the_matrix() {
     );
 }
 
+/// A server process that is killed when the test ends, passed or not.
+struct Server(std::process::Child);
+
+impl Server {
+    /// Waits for the process to exit by itself; whether it exited with status 0.
+    fn exits_cleanly(&mut self) -> bool {
+        self.0.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve-reference --grpc 127.0.0.1:0 [extra]` and returns it with its URL.
-fn grpc_server(extra: &[&str]) -> (std::process::Child, String) {
+fn grpc_server(extra: &[&str]) -> (Server, String) {
     use std::io::BufRead;
     let mut child = Command::new(bin())
         .args(["serve-reference", "--grpc", "127.0.0.1:0"])
@@ -325,34 +342,32 @@ fn grpc_server(extra: &[&str]) -> (std::process::Child, String) {
         .strip_prefix("listening on ")
         .unwrap()
         .to_string();
-    (child, url)
+    (Server(child), url)
 }
 
 #[test]
 fn reference_over_grpc_passes_everything_and_stops_on_shutdown() {
     // spec: CONF-10, CONF-50
-    let (mut child, url) = grpc_server(&[]);
+    let (mut server, url) = grpc_server(&[]);
     let (code, out) = run(&["--grpc", &url, "--level", "strict"]);
     assert_eq!(code, Some(0), "{out}");
     let (passed, failed) = counts(&out);
     assert_eq!(failed, 0);
     assert!(passed >= 280, "{out}");
     // The runner ends with `shutdown`, after which the server exits by itself.
-    assert!(child.wait().unwrap().success());
+    assert!(server.exits_cleanly());
 }
 
 #[test]
 fn grpc_mixed_with_stdio_and_grpc_saboteur_is_caught() {
     let cmd = format!("{} serve-reference", bin());
-    let (mut child, url) = grpc_server(&[]);
+    let (mut server, url) = grpc_server(&[]);
     let (code, out) = run(&["--impl-cmd", &cmd, "--grpc", &url]);
     assert_eq!(code, Some(0), "{out}");
-    let _ = child.wait();
-    let (mut child, url) = grpc_server(&["--saboteur", "answers-unknown-commands"]);
+    assert!(server.exits_cleanly());
+    let (_server, url) = grpc_server(&["--saboteur", "answers-unknown-commands"]);
     let (code, out) = run(&["--grpc", &url]);
     assert_eq!(code, Some(2), "{out}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub trait Adapter {
     fn call_raw(&mut self, id: u64, bytes: Vec<u8>) -> Result<Response, HarnessError>;
 }
 
+/// A boxed adapter borrowed as `&mut dyn Adapter` for a run.
+pub fn borrow(b: &mut Box<dyn Adapter>) -> &mut dyn Adapter {
+    &mut **b
+}
+
 /// An implementation running as a child process (CONF-2).
 pub struct StdioAdapter {
     child: Child,

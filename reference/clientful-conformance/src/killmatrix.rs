@@ -39,10 +39,6 @@ pub enum Mode {
     Stdio(String),
 }
 
-fn shorten(b: &mut Box<dyn Adapter>) -> &mut dyn Adapter {
-    &mut **b
-}
-
 /// Runs the matrix described by `list_file`.
 pub fn run_matrix(
     list_file: &Path,
@@ -93,7 +89,7 @@ pub fn run_matrix(
             ),
         };
         let report = run_with(
-            &mut [shorten(&mut adapter)],
+            &mut [crate::adapter::borrow(&mut adapter)],
             RunOptions {
                 vectors: Some(vectors.to_path_buf()),
                 scenarios: Some(scenarios.to_path_buf()),

@@ -171,15 +171,7 @@ fn probe_capability(
         CrdtKind::Yjs
     };
     let world = World::new(0x5052_4f42, 2, crdt);
-    let mut call = |cmd: Command| -> Result<Option<R>, HarnessError> {
-        *id += 1;
-        Ok(adapter
-            .call(pb::Request {
-                id: *id,
-                command: Some(cmd),
-            })?
-            .result)
-    };
+    let mut call = |cmd: Command| probe_call(adapter, id, cmd);
     let mut handle = match call(Command::CreateReplica(pb::CreateReplica {
         world_json: crate::scenario::world_json(&world),
         device_seed: world
@@ -218,18 +210,25 @@ fn probe_capability(
     }
 }
 
+/// Sends one probe command with the next id; the answer's result.
+fn probe_call(
+    adapter: &mut dyn Adapter,
+    id: &mut u64,
+    cmd: Command,
+) -> Result<Option<R>, HarnessError> {
+    *id += 1;
+    Ok(adapter
+        .call(pb::Request {
+            id: *id,
+            command: Some(cmd),
+        })?
+        .result)
+}
+
 /// Probes `space/membership`: a space is created and observed; the digest is 32
 /// bytes, the state canonical JSON, and the creator holds the current epoch.
 fn probe_space(adapter: &mut dyn Adapter, id: &mut u64) -> Result<Outcome, HarnessError> {
-    let mut call = |cmd: Command| -> Result<Option<R>, HarnessError> {
-        *id += 1;
-        Ok(adapter
-            .call(pb::Request {
-                id: *id,
-                command: Some(cmd),
-            })?
-            .result)
-    };
+    let mut call = |cmd: Command| probe_call(adapter, id, cmd);
     let space = match call(Command::CreateSpace(pb::CreateSpace {
         seeds: Some(pb::DeviceSeeds {
             user_seed: [1; 32].to_vec(),

@@ -142,6 +142,24 @@ fn u32_of(step: &Value, key: &str) -> Result<u32, ScenarioError> {
         .ok_or_else(|| fail(format!("step needs integer `{key}`")))
 }
 
+/// A delivery's answer as `applied`, `buffered`, `duplicate` or `rejected:<CLASS>`;
+/// an invalid disposition, or a rejection without a class, fails (CONF-23).
+fn delivery(d: &pb::DeliverResult) -> Result<String, ScenarioError> {
+    Ok(match pb::Disposition::try_from(d.disposition) {
+        Ok(pb::Disposition::Applied) => "applied".into(),
+        Ok(pb::Disposition::Buffered) => "buffered".into(),
+        Ok(pb::Disposition::Duplicate) => "duplicate".into(),
+        Ok(pb::Disposition::Rejected) => {
+            let class = clientful_core::ErrorClass::try_from(d.error)
+                .ok()
+                .filter(|c| *c != clientful_core::ErrorClass::Unspecified)
+                .ok_or_else(|| fail("rejected without an error class"))?;
+            format!("rejected:{}", clientful_core::error::class_name(class))
+        }
+        _ => return Err(fail(format!("invalid disposition {}", d.disposition))),
+    })
+}
+
 /// The canonical form (DOC-11) of a JSON text, if it parses.
 pub fn canonical_form(text: &str) -> Option<String> {
     use clientful_doc::canonical_json::Json;
@@ -191,7 +209,9 @@ impl Run<'_, '_> {
             .ok_or_else(|| fail(format!("unknown replica {name}")))
     }
 
-    fn deliver(&mut self, to: &str, env: Vec<u8>) -> Result<(String, String), ScenarioError> {
+    /// Delivers an envelope; the answer as `applied`, `buffered`, `duplicate` or
+    /// `rejected:<CLASS>`.
+    fn deliver(&mut self, to: &str, env: Vec<u8>) -> Result<String, ScenarioError> {
         let (a, replica) = self.handle(to)?;
         match self.call_on(
             a,
@@ -200,22 +220,7 @@ impl Run<'_, '_> {
                 envelope: env,
             }),
         )? {
-            R::Deliver(d) => {
-                let disp = match pb::Disposition::try_from(d.disposition) {
-                    Ok(pb::Disposition::Applied) => "applied",
-                    Ok(pb::Disposition::Buffered) => "buffered",
-                    Ok(pb::Disposition::Duplicate) => "duplicate",
-                    Ok(pb::Disposition::Rejected) => "rejected",
-                    _ => return Err(fail(format!("invalid disposition {}", d.disposition))),
-                };
-                let class = clientful_core::ErrorClass::try_from(d.error)
-                    .map(|c| clientful_core::error::class_name(c).to_string())
-                    .unwrap_or_default();
-                if disp == "rejected" && (class.is_empty() || class == "UNSPECIFIED") {
-                    return Err(fail("rejected without an error class"));
-                }
-                Ok((disp.to_string(), class))
-            }
+            R::Deliver(d) => delivery(&d),
             _ => Err(fail("deliver answered with another result")),
         }
     }
@@ -341,22 +346,7 @@ impl Run<'_, '_> {
                 item: Some(item),
             }),
         )? {
-            R::Deliver(d) => {
-                let disp = match pb::Disposition::try_from(d.disposition) {
-                    Ok(pb::Disposition::Applied) => "applied".to_string(),
-                    Ok(pb::Disposition::Buffered) => "buffered".to_string(),
-                    Ok(pb::Disposition::Duplicate) => "duplicate".to_string(),
-                    Ok(pb::Disposition::Rejected) => {
-                        let class = clientful_core::ErrorClass::try_from(d.error)
-                            .ok()
-                            .filter(|c| *c != clientful_core::ErrorClass::Unspecified)
-                            .ok_or_else(|| fail("rejected without an error class"))?;
-                        format!("rejected:{}", clientful_core::error::class_name(class))
-                    }
-                    _ => return Err(fail(format!("invalid disposition {}", d.disposition))),
-                };
-                Ok(disp)
-            }
+            R::Deliver(d) => delivery(&d),
             _ => Err(fail("deliver_space answered with another result")),
         }
     }
@@ -1065,12 +1055,7 @@ impl Run<'_, '_> {
         env: Vec<u8>,
         step: &Value,
     ) -> Result<(), ScenarioError> {
-        let (disp, class) = self.deliver(to, env)?;
-        let got = if disp == "rejected" {
-            format!("rejected:{class}")
-        } else {
-            disp
-        };
+        let got = self.deliver(to, env)?;
         let want = str_of(step, "expect")?;
         if got != want {
             return Err(fail(format!("expected {want}, got {got}")));

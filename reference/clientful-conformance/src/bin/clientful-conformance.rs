@@ -100,11 +100,6 @@ enum Cmd {
     },
 }
 
-/// Shortens the object lifetime of a boxed adapter for a borrow.
-fn shorten(b: &mut Box<dyn Adapter>) -> &mut dyn Adapter {
-    &mut **b
-}
-
 fn fail_start(msg: &str) -> ExitCode {
     eprintln!("{msg}");
     println!("0 passed, 0 failed");
@@ -192,7 +187,10 @@ fn run_cmd(args: RunArgs) -> ExitCode {
             Err(e) => return fail_start(&format!("cannot write to {}: {e}", dir.display())),
         },
     };
-    let mut refs: Vec<&mut dyn Adapter> = adapters.iter_mut().map(shorten).collect();
+    let mut refs: Vec<&mut dyn Adapter> = adapters
+        .iter_mut()
+        .map(clientful_conformance::adapter::borrow)
+        .collect();
     let mut r = runner::run_with(
         &mut refs,
         RunOptions {

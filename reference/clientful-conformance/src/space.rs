@@ -201,6 +201,7 @@ impl SpaceSlot {
                 Received::Accepted(_) => (D::Applied, ErrorClass::Unspecified),
                 Received::Buffered | Received::Held => (D::Buffered, ErrorClass::Unspecified),
                 Received::Duplicate => (D::Duplicate, ErrorClass::Unspecified),
+                Received::Delivered => (D::Applied, ErrorClass::Unspecified),
                 Received::Rejected { class, .. } => (D::Rejected, class),
             },
             Ok(pb::SpaceItemKind::KeyMessage) => match r.receive_key_message(&item.bytes) {

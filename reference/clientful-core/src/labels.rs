@@ -104,6 +104,7 @@ pub const ALL: &[&str] = &[
     SIG_STORAGE_FILE,
     ID_SPACE,
     ID_MEMBERSHIP_DOC,
+    ID_DELIVERY_DOC,
     ID_EPOCH,
     ID_KEY_MESSAGE,
     KDF_SEAL,
@@ -151,11 +152,14 @@ pub const SIG_INVITE_REDEEM: &str = "sig/invite-redeem";
 pub const KDF_EPOCH_AUTHENTICATOR: &str = "kdf/epoch-authenticator";
 /// Digest of a resolved membership state (MEM-16).
 pub const DIGEST_MEMBERSHIP: &str = "digest/membership";
+/// Document id of a space's key-delivery document (KEY-14).
+pub const ID_DELIVERY_DOC: &str = "id/delivery-doc";
 
 /// The labels chapter 11 (membership and keys) registers. Also in [`ALL`].
 pub const MEMBERSHIP: &[&str] = &[
     ID_SPACE,
     ID_MEMBERSHIP_DOC,
+    ID_DELIVERY_DOC,
     ID_EPOCH,
     ID_KEY_MESSAGE,
     KDF_SEAL,

@@ -107,6 +107,26 @@ pub fn open_object(
     bytes: &[u8],
     signers: &[[u8; 32]],
 ) -> Result<Opened, StorageError> {
+    open_checked(es, kind, bytes, Some(signers))
+}
+
+/// Opens an object in a lobby directory (STO-23): every check of STO-7 except
+/// signer membership, which a lobby cannot know in advance. The caller checks
+/// the path against the signer.
+pub fn open_lobby_object(
+    es: &EpochStorage,
+    kind: Kind,
+    bytes: &[u8],
+) -> Result<Opened, StorageError> {
+    open_checked(es, kind, bytes, None)
+}
+
+fn open_checked(
+    es: &EpochStorage,
+    kind: Kind,
+    bytes: &[u8],
+    signers: Option<&[[u8; 32]]>,
+) -> Result<Opened, StorageError> {
     let what = kind.name();
     if bytes.len() > MAX_OBJECT_BYTES {
         return Err(StorageError::corrupt(
@@ -146,7 +166,7 @@ pub fn open_object(
         .as_slice()
         .try_into()
         .map_err(|_| StorageError::corrupt(what, "signer is not 32 bytes"))?;
-    if !signers.contains(&signer) {
+    if signers.is_some_and(|s| !s.contains(&signer)) {
         return Err(StorageError::corrupt(
             what,
             "signed by a device that is not a member",

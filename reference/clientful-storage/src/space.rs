@@ -19,7 +19,7 @@ use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
     HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Segment, Snapshot, check_format_file,
-    format_file, open_object, seal_object,
+    format_file, open_lobby_object, open_object, seal_object,
 };
 
 /// Envelope bytes per segment a writer aims for: well under the 64 MiB object limit
@@ -685,4 +685,37 @@ impl<S: BlobStore> Space<S> {
         }
         Ok(out)
     }
+}
+
+/// The devices that wrote head manifests in a lobby directory (STO-23): the
+/// directory of an invite epoch or a device link epoch, whose writers are not
+/// members yet. Lists `dir/h/`, opens each head manifest (every STO-7 check but
+/// membership) and keeps the signers whose head tag is the file's path. A head
+/// that fails is reported, never fatal: storage can withhold, not forge.
+pub async fn lobby_writers<S: BlobStore>(
+    store: &S,
+    es: &EpochStorage,
+) -> Result<(Vec<[u8; 32]>, Vec<StorageError>), StorageError> {
+    let prefix = format!("{}/h/", es.dir());
+    let mut writers = Vec::new();
+    let mut errors = Vec::new();
+    for path in store.list(&prefix).await? {
+        let Some(bytes) = store.get(&path).await? else {
+            continue;
+        };
+        match open_lobby_object(es, Kind::Head, &bytes) {
+            Ok(o) if es.head_path(&o.signer)? == path => {
+                if !writers.contains(&o.signer) {
+                    writers.push(o.signer);
+                }
+            }
+            Ok(_) => errors.push(StorageError::corrupt(
+                format!("lobby head {path}"),
+                "stored under another device's path",
+            )),
+            Err(e) => errors.push(e),
+        }
+    }
+    writers.sort_unstable();
+    Ok((writers, errors))
 }

@@ -354,6 +354,35 @@ impl Shared {
 /// Prints one line to stdout once both listeners are bound:
 /// `clientful-broker listening ws=<addr> quic=<addr> cert-sha256=<hex>`.
 pub async fn run(config: Config) -> Result<()> {
+    run_until(config, wait_for_signal(), |b| {
+        println!(
+            "clientful-broker listening ws={} quic={} cert-sha256={}",
+            b.ws,
+            b.quic,
+            hex::encode(b.pin)
+        );
+    })
+    .await
+}
+
+/// Where a running broker listens, reported once it is bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// HTTP and WebSocket address.
+    pub ws: SocketAddr,
+    /// QUIC address.
+    pub quic: SocketAddr,
+    /// The pin clients use for QUIC (BRK-20).
+    pub pin: [u8; 32],
+}
+
+/// Runs a broker until `shutdown` completes (an embedded broker, e.g. the demo's),
+/// calling `on_ready` once both listeners are bound; then shuts down gracefully.
+pub async fn run_until(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_ready: impl FnOnce(Bound),
+) -> Result<()> {
     let identity = tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
     let stream: [u8; 16] = random();
     let capture = match &config.capture {
@@ -394,10 +423,11 @@ pub async fn run(config: Config) -> Result<()> {
     let ws_addr = http.local_addr()?;
     let endpoint = quic::endpoint(config.quic_listen, &identity)?;
     let quic_addr = endpoint.local_addr()?;
-    println!(
-        "clientful-broker listening ws={ws_addr} quic={quic_addr} cert-sha256={}",
-        hex::encode(identity.pin)
-    );
+    on_ready(Bound {
+        ws: ws_addr,
+        quic: quic_addr,
+        pin: identity.pin,
+    });
     tracing::info!(%ws_addr, %quic_addr, pin = %hex::encode(identity.pin), nats = config.nats_url.is_some(), "broker started");
 
     let stop = Arc::new(Notify::new());
@@ -413,7 +443,7 @@ pub async fn run(config: Config) -> Result<()> {
         }
     });
 
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     shared.step(|b, out| b.shutdown(out));
     stop.notify_waiters();

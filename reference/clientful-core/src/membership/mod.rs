@@ -7,6 +7,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`authority`] | document write authority as plain data (MEM-18) |
+//! | [`delivery`] | carriers of key messages and welcomes through storage and broker (KEY-14..17) |
 //! | [`ops`] | content types, roles, scopes, the typed operation bodies and their decoding |
 //! | [`state`] | the resolved state: members, devices, epochs, invites, void operations |
 //! | [`resolve`] | verdicts from the causal past, and the deterministic resolution of concurrent operations |
@@ -19,6 +20,7 @@
 //! operations: no clock is read and arrival order does not matter.
 
 pub mod authority;
+pub mod delivery;
 pub mod epoch;
 pub mod invite;
 pub mod ops;

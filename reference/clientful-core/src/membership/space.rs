@@ -19,6 +19,7 @@ use crate::limits::MAX_PREDECESSORS;
 use crate::{labels, suite};
 
 use super::authority::{DeviceWrite, Ended, WriteView};
+use super::delivery;
 use super::epoch::{self, Delivery, KeyRing, Recipient};
 use super::invite;
 use super::ops::{self, BodyBuilder, Op, OpBody, Role, Rotation, Scope};
@@ -62,6 +63,9 @@ pub enum Received {
     Held,
     /// Seen before.
     Duplicate,
+    /// A key-delivery carrier (KEY-16): its key message or welcome was handled
+    /// (learning a key if it was addressed to this device).
+    Delivered,
     /// Rejected with a class; `id` is `None` if not even an envelope.
     Rejected {
         /// The envelope id.
@@ -159,6 +163,9 @@ impl OpenContext for Ctx<'_> {
 pub struct SpaceReplica {
     space_id: [u8; 32],
     doc_id: [u8; 32],
+    delivery_doc: [u8; 32],
+    carriers: BTreeMap<OpId, Vec<u8>>,
+    not_addressed: BTreeSet<EpochId>,
     me: Identity,
     entries: BTreeMap<OpId, Entry>,
     bytes: BTreeMap<OpId, Vec<u8>>,
@@ -193,6 +200,9 @@ impl SpaceReplica {
         Ok(SpaceReplica {
             space_id,
             doc_id: membership_doc_id(&space_id)?,
+            delivery_doc: delivery::delivery_doc_id(&space_id)?,
+            carriers: BTreeMap::new(),
+            not_addressed: BTreeSet::new(),
             me,
             entries: BTreeMap::new(),
             bytes: BTreeMap::new(),
@@ -431,6 +441,9 @@ impl SpaceReplica {
             }
         };
         let id = decoded.id;
+        if decoded.header.doc_id == self.delivery_doc {
+            return self.receive_carrier(decoded, bytes);
+        }
         if self.entries.contains_key(&id) || self.pending.contains_key(&id) {
             return Received::Duplicate;
         }
@@ -495,6 +508,170 @@ impl SpaceReplica {
         }
     }
 
+    /// Handles a key-delivery carrier (KEY-16): opens it under an epoch this
+    /// device holds (held otherwise, like an operation), then hands the key
+    /// message or welcome it carries to [`Self::receive_key_message`] or
+    /// [`Self::receive_welcome`]. A welcome sealed to another device is not an
+    /// error: carriers are shared by everyone who can open them.
+    fn receive_carrier(&mut self, decoded: envelope::DecodedEnvelope, bytes: &[u8]) -> Received {
+        let id = decoded.id;
+        if self.carriers.contains_key(&id) {
+            return Received::Duplicate;
+        }
+        let ctx = Ctx {
+            space_id: self.space_id,
+            doc_id: self.delivery_doc,
+            keys: &self.keys,
+            invite_keys: &self.invite_keys,
+        };
+        let opened = match envelope::open_decoded(decoded, &ctx) {
+            Ok(o) => o,
+            Err(Error::UnknownEpoch) => {
+                if !self.held.iter().any(|h| h == bytes) && self.held.len() < MAX_HELD {
+                    self.held.push(bytes.to_vec());
+                }
+                return Received::Held;
+            }
+            Err(e) => {
+                return Received::Rejected {
+                    id: Some(id),
+                    class: e.class(),
+                };
+            }
+        };
+        let handled = match opened.content_type {
+            delivery::CT_KEY_MESSAGE => self.receive_key_message(&opened.body),
+            delivery::CT_WELCOME => match self.receive_welcome(&opened.body) {
+                Err(_) if !self.welcome_is_mine(&opened.body) => Ok(()),
+                r => r,
+            },
+            _ => Err(Error::InvalidOperation {
+                reason: "unknown key-delivery content type",
+            }),
+        };
+        match handled {
+            Ok(()) => {
+                self.carriers.insert(id, bytes.to_vec());
+                Received::Delivered
+            }
+            Err(e) => Received::Rejected {
+                id: Some(id),
+                class: e.class(),
+            },
+        }
+    }
+
+    fn welcome_is_mine(&self, bytes: &[u8]) -> bool {
+        super::seal::decode(bytes).is_ok_and(|s| s.device_id == self.me.device_id())
+    }
+
+    /// Epochs announced by key messages that give this device no box and that it
+    /// holds no key of: the space moved on without it (it was removed or
+    /// revoked, KEY-4), or it is waiting for a welcome.
+    pub fn locked_out_epochs(&self) -> Vec<EpochId> {
+        self.not_addressed
+            .iter()
+            .filter(|e| !self.keys.contains(e))
+            .copied()
+            .collect()
+    }
+
+    /// Every key-delivery carrier received or written (KEY-16), to store and
+    /// forward like any envelope.
+    pub fn carriers(&self) -> Vec<Vec<u8>> {
+        self.carriers.values().cloned().collect()
+    }
+
+    /// Carriers for a key message this device wrote (KEY-15): one per epoch the
+    /// rotation that committed to it replaces, sealed under that epoch, so every
+    /// recipient finds it where it already reads. Empty for the space's first
+    /// epoch, whose only recipient is its creator.
+    pub fn key_message_carriers<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        key_message: &[u8],
+    ) -> Result<Vec<(EpochId, Vec<u8>)>, Error> {
+        let km_id = suite::hash_with_label(labels::ID_KEY_MESSAGE, key_message)?;
+        let prev: Vec<EpochId> = self
+            .entries
+            .values()
+            .filter_map(|e| e.op.body.rotation())
+            .filter(|r| r.key_message == km_id)
+            .flat_map(|r| r.prev_epochs.iter().copied())
+            .collect();
+        let mut out = Vec::new();
+        for p in prev {
+            let Some(k) = self.keys.get(&p).cloned() else {
+                continue;
+            };
+            let c = delivery::seal_carrier(
+                rng,
+                &self.me.device.signing,
+                &self.space_id,
+                &k,
+                delivery::CT_KEY_MESSAGE,
+                key_message,
+            )?;
+            if let Ok(d) = envelope::decode(&c) {
+                self.carriers.insert(d.id, c.clone());
+            }
+            out.push((p, c));
+        }
+        Ok(out)
+    }
+
+    /// A carrier for a welcome this device wrote (KEY-15), sealed under `epoch`
+    /// (the invite epoch of the device's redemption, see
+    /// [`Self::invite_epoch_of`], or a device link epoch, MEM-24).
+    pub fn welcome_carrier<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        welcome: &[u8],
+        epoch: &EpochKey,
+    ) -> Result<Vec<u8>, Error> {
+        let c = delivery::seal_carrier(
+            rng,
+            &self.me.device.signing,
+            &self.space_id,
+            epoch,
+            delivery::CT_WELCOME,
+            welcome,
+        )?;
+        if let Ok(d) = envelope::decode(&c) {
+            self.carriers.insert(d.id, c.clone());
+        }
+        Ok(c)
+    }
+
+    /// The invite epoch (KEY-9) of the accepted redemption that added `device`,
+    /// if it joined by invite: where its welcome is carried (KEY-15).
+    pub fn invite_epoch_of(&self, device: &DeviceId) -> Option<EpochKey> {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.op.body, OpBody::RedeemInvite { .. }))
+            .filter(|e| e.op.body.devices().iter().any(|d| &d.device_id == device))
+            .find_map(|e| self.invite_keys.get(&e.op.epoch_id).cloned())
+    }
+
+    /// Adds an invite or link epoch key (KEY-9, MEM-24) this device derived from
+    /// a code, e.g. when it restarts after redeeming: envelopes and carriers
+    /// sealed under it open again.
+    pub fn add_invite_epoch(&mut self, key: EpochKey) {
+        self.invite_keys.insert(*key.id(), key);
+        self.learn_and_retry();
+    }
+
+    /// The `(device, epoch)` pairs this device already welcomed (KEY-8), to
+    /// persist across restarts with [`Self::restore_welcomed`].
+    pub fn welcomed(&self) -> Vec<(DeviceId, EpochId)> {
+        self.welcomed.iter().copied().collect()
+    }
+
+    /// Restores what [`Self::welcomed`] returned, so welcomes are not written again.
+    pub fn restore_welcomed(&mut self, pairs: &[(DeviceId, EpochId)]) {
+        self.welcomed.extend(pairs.iter().copied());
+    }
+
     /// Handles a key message (KEY-5, KEY-7).
     pub fn receive_key_message(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let msg = epoch::decode_key_message(bytes)?;
@@ -509,7 +686,10 @@ impl SpaceReplica {
             Delivery::Key(k) => {
                 self.keys.insert(k);
             }
-            Delivery::NotAddressed => return Ok(()),
+            Delivery::NotAddressed => {
+                self.not_addressed.insert(msg.epoch_id);
+                return Ok(());
+            }
             Delivery::Mismatch => {
                 self.alarms.push(Alarm::KeyMismatch {
                     epoch_id: msg.epoch_id,

@@ -1,0 +1,246 @@
+//! A document replica as an app edits it: text and JSON values through small
+//! helpers, or the full yrs / automerge API through [`Document::yjs`] and
+//! [`Document::automerge`]. Every edit is committed into one signed envelope by
+//! [`crate::SpaceSession::edit`].
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc};
+use clientful_doc::canonical_json::Json;
+use clientful_doc::crdt::{AutomergeDoc, YjsDoc};
+use clientful_doc::replica::{Replica, Verdict};
+use serde_json::Value;
+use yrs::{Any, GetString, Map, Text, Transact};
+
+/// One document replica.
+pub struct Document {
+    replica: Replica,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("id", &hex::encode(self.replica.doc_id()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// One envelope of a document's history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// Envelope id.
+    pub id: [u8; 32],
+    /// Author device key.
+    pub author: [u8; 32],
+    /// Author's sequence number.
+    pub seq: u64,
+    /// The verdict (applied, excluded, rejected).
+    pub verdict: String,
+}
+
+fn to_any(v: &Value) -> Any {
+    // Any deserializes from JSON (numbers: integers stay integers).
+    serde_json::from_value(v.clone()).unwrap_or(Any::Null)
+}
+
+fn am_put(
+    doc: &mut automerge::AutoCommit,
+    obj: &automerge::ObjId,
+    key: &str,
+    v: &Value,
+) -> Result<(), automerge::AutomergeError> {
+    match v {
+        Value::Null => doc.put(obj, key, ()),
+        Value::Bool(b) => doc.put(obj, key, *b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => doc.put(obj, key, i),
+            None => doc.put(obj, key, n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => doc.put(obj, key, s.as_str()),
+        Value::Array(a) => {
+            let list = doc.put_object(obj, key, ObjType::List)?;
+            for (i, x) in a.iter().enumerate() {
+                am_insert(doc, &list, i, x)?;
+            }
+            Ok(())
+        }
+        Value::Object(o) => {
+            let map = doc.put_object(obj, key, ObjType::Map)?;
+            for (k, x) in o {
+                am_put(doc, &map, k, x)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn am_insert(
+    doc: &mut automerge::AutoCommit,
+    list: &automerge::ObjId,
+    i: usize,
+    v: &Value,
+) -> Result<(), automerge::AutomergeError> {
+    match v {
+        Value::Array(_) | Value::Object(_) => {
+            let (ty, inner) = match v {
+                Value::Array(a) => (ObjType::List, Value::Array(a.clone())),
+                other => (ObjType::Map, other.clone()),
+            };
+            let o = doc.insert_object(list, i, ty)?;
+            match inner {
+                Value::Array(a) => {
+                    for (j, x) in a.iter().enumerate() {
+                        am_insert(doc, &o, j, x)?;
+                    }
+                }
+                Value::Object(m) => {
+                    for (k, x) in &m {
+                        am_put(doc, &o, k, x)?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        Value::Null => doc.insert(list, i, ()),
+        Value::Bool(b) => doc.insert(list, i, *b),
+        Value::Number(n) => match n.as_i64() {
+            Some(x) => doc.insert(list, i, x),
+            None => doc.insert(list, i, n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => doc.insert(list, i, s.as_str()),
+    }
+}
+
+impl Document {
+    pub(crate) fn new(replica: Replica) -> Self {
+        Document { replica }
+    }
+
+    /// The underlying replica.
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
+    /// The document id.
+    pub fn id(&self) -> [u8; 32] {
+        *self.replica.doc_id()
+    }
+
+    /// The yrs document (`None` for Automerge): edit it with the yrs API; the
+    /// replica encodes the changes when the edit is committed.
+    pub fn yjs(&self) -> Option<&YjsDoc> {
+        self.replica.yjs()
+    }
+
+    /// The Automerge document (`None` for Yjs).
+    pub fn automerge(&mut self) -> Option<&mut AutomergeDoc> {
+        self.replica.automerge_mut()
+    }
+
+    /// Inserts text at a UTF-16 offset of the document's text (Yjs root `text`,
+    /// Automerge root key `text`).
+    pub fn insert_text(&mut self, index: u32, text: &str) -> Result<(), String> {
+        clientful_doc::testkit::insert_text(&mut self.replica, index, text)
+    }
+
+    /// Appends text at the end of the document's text.
+    pub fn append_text(&mut self, text: &str) -> Result<(), String> {
+        let at = self.text_len();
+        self.insert_text(at, text)
+    }
+
+    /// Deletes `len` UTF-16 code units at `index`.
+    pub fn delete_text(&mut self, index: u32, len: u32) -> Result<(), String> {
+        clientful_doc::testkit::delete_text(&mut self.replica, index, len)
+    }
+
+    fn text_len(&mut self) -> u32 {
+        if let Some(y) = self.replica.yjs() {
+            let t = y.text("text");
+            return t.len(&y.doc().transact());
+        }
+        self.text().encode_utf16().count() as u32
+    }
+
+    /// Sets a JSON value under `key` (Yjs root map `data`, Automerge root).
+    pub fn set_json(&mut self, key: &str, value: &Value) -> Result<(), String> {
+        if let Some(y) = self.replica.yjs() {
+            let data = y.map("data");
+            data.insert(&mut y.doc().transact_mut(), key, to_any(value));
+            return Ok(());
+        }
+        let doc = self.replica.automerge_mut().ok_or("no document")?.doc_mut();
+        am_put(doc, &automerge::ROOT, key, value).map_err(|e| e.to_string())
+    }
+
+    /// The document as JSON (the materialized state, DOC-12).
+    pub fn json(&mut self) -> Value {
+        serde_json::from_str(&self.replica.materialize().to_canonical_string())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The document's text.
+    pub fn text(&mut self) -> String {
+        if let Some(y) = self.replica.yjs() {
+            let t = y.text("text");
+            return t.get_string(&y.doc().transact());
+        }
+        if let Some(am) = self.replica.automerge_mut() {
+            let doc = am.doc_mut();
+            if let Ok(Some((_, id))) = doc.get(automerge::ROOT, "text") {
+                return doc.text(&id).unwrap_or_default();
+            }
+        }
+        String::new()
+    }
+
+    /// The title set at creation.
+    pub fn title(&mut self) -> String {
+        let j = self.json();
+        j.get("data")
+            .and_then(|d| d.get("title"))
+            .or_else(|| j.get("title"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// `StateDigest` (DOC-12) in hex: equal on every replica with the same state.
+    pub fn state_digest(&mut self) -> String {
+        hex::encode(self.replica.state_digest())
+    }
+
+    /// `HistoryDigest` (DOC-13) in hex.
+    pub fn history_digest(&self) -> String {
+        hex::encode(self.replica.history_digest())
+    }
+
+    /// Every integrated envelope, oldest first by author and sequence.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        let mut out: Vec<HistoryEntry> = self
+            .replica
+            .dag()
+            .nodes
+            .values()
+            .map(|n| HistoryEntry {
+                id: n.id,
+                author: n.author,
+                seq: n.seq,
+                verdict: match self.replica.verdict(&n.id) {
+                    Verdict::Applied => "applied".into(),
+                    Verdict::Excluded => "excluded (equivocation)".into(),
+                    Verdict::Rejected(c) => format!("rejected ({c:?})"),
+                    Verdict::Buffered => "buffered".into(),
+                    Verdict::Unknown => "unknown".into(),
+                },
+            })
+            .collect();
+        out.sort_by_key(|e| (e.author, e.seq));
+        out
+    }
+
+    /// The materialized canonical JSON.
+    pub fn canonical(&mut self) -> Json {
+        self.replica.materialize()
+    }
+}

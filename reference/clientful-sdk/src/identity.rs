@@ -1,0 +1,367 @@
+//! A device's identity on disk, and the [`Client`] that owns a home folder.
+//!
+//! `identity.json` in the home folder holds the user key, this device's signing
+//! and key-agreement keys (ID-3) and a display name; it is written atomically
+//! with owner-only permissions. A **user backup** holds only the user key: a
+//! restored user gets new device keys, so two devices never share a device key
+//! (which would look like equivocation, DOC-7); an existing device then adds the
+//! new one (`devices add`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clientful_core::identity::DeviceKeys;
+use clientful_core::keys::{SigningKey, X25519Secret};
+use clientful_core::membership::space::Identity;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::ClientError;
+use crate::space::{SpaceFile, SpaceSession};
+
+const IDENTITY_FILE: &str = "identity.json";
+const BACKUP_KIND: &str = "clientful-user-backup";
+
+#[derive(Serialize, Deserialize)]
+struct IdentityFile {
+    version: u32,
+    name: String,
+    user_seed: String,
+    device_seed: String,
+    device_x25519: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupFile {
+    version: u32,
+    kind: String,
+    name: String,
+    user_seed: String,
+    user_key: String,
+}
+
+/// A fresh RNG seeded from the OS.
+pub(crate) fn os_rng() -> Result<ChaCha20Rng, ClientError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| ClientError::Invalid(format!("no OS randomness: {e}")))?;
+    Ok(ChaCha20Rng::from_seed(seed))
+}
+
+pub(crate) fn seed32(hex_str: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, ClientError> {
+    let v = Zeroizing::new(
+        hex::decode(hex_str).map_err(|_| ClientError::Invalid(format!("{what} is not hex")))?,
+    );
+    let mut out = Zeroizing::new([0u8; 32]);
+    if v.len() != 32 {
+        return Err(ClientError::Invalid(format!("{what} is not 32 bytes")));
+    }
+    out.copy_from_slice(&v);
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with
+/// owner-only permissions where the platform has them.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(|e| ClientError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| ClientError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| ClientError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| ClientError::io(path, e))
+}
+
+/// The keys of one device of one user.
+pub struct Profile {
+    /// Display name (local only; never sent anywhere in the clear).
+    pub name: String,
+    user_seed: Zeroizing<[u8; 32]>,
+    device_seed: Zeroizing<[u8; 32]>,
+    x25519: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("user", &hex::encode(self.user_key()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    fn generate(name: &str, user_seed: Option<Zeroizing<[u8; 32]>>) -> Result<Self, ClientError> {
+        let mut rng = os_rng()?;
+        let mut fresh = || {
+            let mut s = Zeroizing::new([0u8; 32]);
+            rand_core::Rng::fill_bytes(&mut rng, s.as_mut());
+            s
+        };
+        Ok(Profile {
+            name: name.to_owned(),
+            user_seed: match user_seed {
+                Some(s) => s,
+                None => fresh(),
+            },
+            device_seed: fresh(),
+            x25519: fresh(),
+        })
+    }
+
+    /// The user's public identity key.
+    pub fn user_key(&self) -> [u8; 32] {
+        SigningKey::from_seed(&self.user_seed).public_bytes()
+    }
+
+    /// This device's signing key (public).
+    pub fn device_key(&self) -> [u8; 32] {
+        SigningKey::from_seed(&self.device_seed).public_bytes()
+    }
+
+    pub(crate) fn device_seed_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(*self.device_seed)
+    }
+
+    /// The device's identity in a space: keys and certificate (ID-3).
+    pub fn identity(&self) -> Result<Identity, ClientError> {
+        let user = SigningKey::from_seed(&self.user_seed);
+        let device = DeviceKeys {
+            signing: SigningKey::from_seed(&self.device_seed),
+            x25519: X25519Secret::from_bytes(&self.x25519),
+        };
+        Identity::new(&user, device).map_err(|e| ClientError::core("device certificate", e))
+    }
+
+    /// This device's id (ID-5).
+    pub fn device_id(&self) -> Result<[u8; 32], ClientError> {
+        Ok(self.identity()?.device_id())
+    }
+
+    /// This device's certificate as a device request code, for `devices add` on
+    /// a device that is already a member.
+    pub fn device_request(&self) -> Result<String, ClientError> {
+        Ok(crate::codes::encode(
+            crate::codes::DEVICE,
+            &self.identity()?.certificate,
+        ))
+    }
+
+    /// The user backup (JSON text): the user key only. Keep it secret.
+    pub fn backup(&self) -> String {
+        let b = BackupFile {
+            version: 1,
+            kind: BACKUP_KIND.into(),
+            name: self.name.clone(),
+            user_seed: hex::encode(self.user_seed.as_ref()),
+            user_key: hex::encode(self.user_key()),
+        };
+        serde_json::to_string_pretty(&b).unwrap_or_default()
+    }
+
+    fn to_file(&self) -> IdentityFile {
+        IdentityFile {
+            version: 1,
+            name: self.name.clone(),
+            user_seed: hex::encode(self.user_seed.as_ref()),
+            device_seed: hex::encode(self.device_seed.as_ref()),
+            device_x25519: hex::encode(self.x25519.as_ref()),
+        }
+    }
+
+    fn from_file(f: &IdentityFile) -> Result<Self, ClientError> {
+        if f.version != 1 {
+            return Err(ClientError::Invalid(format!(
+                "identity file version {} is not supported by this client",
+                f.version
+            )));
+        }
+        Ok(Profile {
+            name: f.name.clone(),
+            user_seed: seed32(&f.user_seed, "user key")?,
+            device_seed: seed32(&f.device_seed, "device key")?,
+            x25519: seed32(&f.device_x25519, "device key-agreement key")?,
+        })
+    }
+}
+
+/// One device's client: its home folder and identity.
+#[derive(Debug)]
+pub struct Client {
+    home: PathBuf,
+    profile: Profile,
+}
+
+/// A space this device belongs to, as listed.
+#[derive(Debug, Clone)]
+pub struct SpaceInfo {
+    /// Space id.
+    pub space_id: [u8; 32],
+    /// Local name.
+    pub name: String,
+    /// Storage URL.
+    pub storage: String,
+}
+
+impl Client {
+    fn identity_path(home: &Path) -> PathBuf {
+        home.join(IDENTITY_FILE)
+    }
+
+    fn save(home: &Path, profile: Profile) -> Result<Client, ClientError> {
+        let path = Self::identity_path(home);
+        if path.exists() {
+            return Err(ClientError::IdentityExists(home.display().to_string()));
+        }
+        let text = serde_json::to_vec_pretty(&profile.to_file())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        write_private(&path, &text)?;
+        Ok(Client {
+            home: home.to_owned(),
+            profile,
+        })
+    }
+
+    /// Creates a new user with its first device in `home`.
+    pub fn init(home: &Path, name: &str) -> Result<Client, ClientError> {
+        Self::save(home, Profile::generate(name, None)?)
+    }
+
+    /// Restores a user from its backup as a new device in `home`.
+    pub fn restore(home: &Path, backup: &str) -> Result<Client, ClientError> {
+        let b: BackupFile = serde_json::from_str(backup)
+            .map_err(|e| ClientError::Invalid(format!("not a user backup: {e}")))?;
+        if b.kind != BACKUP_KIND || b.version != 1 {
+            return Err(ClientError::Invalid("not a version-1 user backup".into()));
+        }
+        let seed = seed32(&b.user_seed, "backup user key")?;
+        if hex::encode(SigningKey::from_seed(&seed).public_bytes()) != b.user_key {
+            return Err(ClientError::Invalid(
+                "backup is damaged: its user key does not match its seed".into(),
+            ));
+        }
+        Self::save(home, Profile::generate(&b.name, Some(seed))?)
+    }
+
+    /// Opens the client in `home`.
+    pub fn open(home: &Path) -> Result<Client, ClientError> {
+        let path = Self::identity_path(home);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ClientError::NoIdentity(home.display().to_string()));
+            }
+            Err(e) => return Err(ClientError::io(&path, e)),
+        };
+        let f: IdentityFile = serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::io(&path, format!("not an identity file: {e}")))?;
+        Ok(Client {
+            home: home.to_owned(),
+            profile: Profile::from_file(&f)?,
+        })
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The identity.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub(crate) fn spaces_dir(&self) -> PathBuf {
+        self.home.join("spaces")
+    }
+
+    /// The spaces this device belongs to (or is joining).
+    pub fn spaces(&self) -> Result<Vec<SpaceInfo>, ClientError> {
+        let dir = self.spaces_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ClientError::io(&dir, e)),
+        };
+        let mut out = BTreeMap::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| ClientError::io(&dir, e))?;
+            let f = SpaceFile::load(&entry.path())?;
+            out.insert(f.name.clone() + &f.space_id, f);
+        }
+        out.into_values()
+            .map(|f| {
+                Ok(SpaceInfo {
+                    space_id: *seed32(&f.space_id, "space id")?,
+                    name: f.name,
+                    storage: f.storage,
+                })
+            })
+            .collect()
+    }
+
+    /// Finds a space by local name or id prefix.
+    pub fn find_space(&self, selector: &str) -> Result<SpaceInfo, ClientError> {
+        let all = self.spaces()?;
+        if let Some(s) = all.iter().find(|s| s.name == selector) {
+            return Ok(s.clone());
+        }
+        let (_, s) = crate::codes::pick(
+            "space",
+            selector,
+            all.iter().map(|s| (&s.space_id, s.clone())),
+        )?;
+        Ok(s)
+    }
+
+    /// Creates a space on the storage at `storage_url`; this device is its
+    /// first admin (MEM-6).
+    pub async fn create_space(
+        &self,
+        name: &str,
+        storage_url: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        SpaceSession::create(self, name, storage_url).await
+    }
+
+    /// Redeems an invite code (MEM-21): the redemption is written to the invite's
+    /// lobby; the device becomes able to read once an admin's device has synced
+    /// and welcomed it (call [`SpaceSession::sync`] again later).
+    pub async fn accept_invite(
+        &self,
+        code: &str,
+        name: &str,
+        storage_url: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        SpaceSession::redeem(self, code, name, storage_url).await
+    }
+
+    /// Joins a space as a new device of a user who is a member, with the link
+    /// code `devices add` printed on one of the user's devices (MEM-24).
+    pub async fn join_device(
+        &self,
+        link_code: &str,
+        name: &str,
+        storage_url: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        SpaceSession::link(self, link_code, name, storage_url).await
+    }
+
+    /// Opens a space by local name or id prefix.
+    pub async fn open_space(&self, selector: &str) -> Result<SpaceSession, ClientError> {
+        let info = self.find_space(selector)?;
+        SpaceSession::open(self, &info.space_id).await
+    }
+}

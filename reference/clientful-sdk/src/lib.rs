@@ -1,0 +1,39 @@
+//! The Clientful client SDK: the small facade an app embeds.
+//!
+//! A [`Client`] is one device of one user, kept in a home folder: its identity
+//! ([`identity`]), and one folder per space it belongs to with the device-local
+//! store (spec §9.11). A [`SpaceSession`] opens a space over its storage (a URL,
+//! see [`storage_url`]): members, invites and devices (spec §11), documents edited
+//! with the yrs or automerge API ([`Document`]), files, and [`SpaceSession::sync`]
+//! through storage. [`live`] keeps a space in sync over a broker as well.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), clientful::ClientError> {
+//! use clientful::{Client, CrdtKind};
+//! let alice = Client::init("/tmp/alice".as_ref(), "alice")?;
+//! let mut space = alice.create_space("team", "file:///tmp/team-storage").await?;
+//! let doc = space.new_document(CrdtKind::Yjs, "Notes")?;
+//! space.edit(&doc, |d| d.insert_text(0, "hello"))?;
+//! space.sync().await?;
+//! println!("{}", space.document(&doc)?.json());
+//! # Ok(()) }
+//! ```
+//!
+//! Every method that changes the space writes to the device-local store before
+//! it returns; `sync` uploads and downloads. Nothing here trusts the storage or
+//! the broker: every byte read is verified again by the core.
+#![forbid(unsafe_code)]
+
+pub mod codes;
+pub mod document;
+pub mod error;
+pub mod identity;
+pub mod live;
+pub mod space;
+pub mod storage_url;
+
+pub use clientful_doc::replica::CrdtKind;
+pub use document::Document;
+pub use error::ClientError;
+pub use identity::{Client, Profile};
+pub use space::{SpaceSession, SyncReport};

@@ -1,0 +1,204 @@
+//! A space kept in sync live over a broker (spec §10), on top of storage sync.
+//!
+//! The device joins the room of the space's current epoch (BRK-5) and publishes
+//! every envelope it writes (documents, membership operations, key-delivery
+//! carriers) as a sealed room message (BRK-12); what others publish is stored
+//! and applied at once. Storage stays the source of truth: [`run`] also syncs
+//! with storage every `interval`, which catches up whatever the broker did not
+//! deliver (a backlog overflow, a broker restart, an epoch change).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clientful_core::room::RoomCredentials;
+use clientful_core::wire;
+use clientful_net::client::{ClientOptions, Event, RoomClient};
+use clientful_net::docsync::kind;
+use clientful_net::transport::Endpoint;
+use clientful_proto::v1::RoomMessage;
+use rand_chacha::ChaCha20Rng;
+use tokio::sync::mpsc;
+
+use crate::error::ClientError;
+use crate::identity::os_rng;
+use crate::space::{SpaceSession, SyncReport};
+
+/// What a live session reports.
+#[derive(Debug)]
+pub enum LiveEvent {
+    /// Joined the room of the current epoch.
+    Joined {
+        /// Room id (hex, short).
+        room: String,
+    },
+    /// Envelopes from other devices were applied.
+    Received(usize),
+    /// A storage sync ran.
+    Synced(SyncReport),
+    /// The broker connection dropped; reconnecting.
+    Disconnected,
+    /// A storage sync failed (the session goes on).
+    Warning(String),
+}
+
+/// A running room membership for one space.
+pub struct Live {
+    room: Arc<RoomCredentials>,
+    epoch: [u8; 32],
+    client: RoomClient,
+    events: mpsc::Receiver<Event>,
+    rng: ChaCha20Rng,
+    session: [u8; 16],
+}
+
+impl Live {
+    /// Joins the room of `space`'s current epoch at `endpoint`.
+    pub fn join(space: &SpaceSession, endpoint: Endpoint) -> Result<Live, ClientError> {
+        let epoch = space.membership().current_epoch().ok_or_else(|| {
+            ClientError::NoAccess("this device holds no current key of the space".into())
+        })?;
+        let room = Arc::new(
+            RoomCredentials::derive(space.space_id(), &epoch)
+                .map_err(|e| ClientError::core("room", e))?,
+        );
+        let (client, events) = RoomClient::spawn(endpoint, room.clone(), ClientOptions::default());
+        let mut rng = os_rng()?;
+        let mut session = [0u8; 16];
+        rand_core::Rng::fill_bytes(&mut rng, &mut session);
+        Ok(Live {
+            room,
+            epoch: *epoch.id(),
+            client,
+            events,
+            rng,
+            session,
+        })
+    }
+
+    /// The epoch whose room this is.
+    pub fn epoch(&self) -> &[u8; 32] {
+        &self.epoch
+    }
+
+    /// The room id.
+    pub fn room_id(&self) -> String {
+        hex::encode(&self.room.room_id()[..8])
+    }
+
+    /// Publishes what `space` wrote since the last call.
+    pub async fn publish(&mut self, space: &mut SpaceSession) -> Result<usize, ClientError> {
+        let out = space.take_live();
+        let n = out.len();
+        for e in out {
+            let msg = wire::encode(&RoomMessage {
+                kind: kind::ENVELOPE,
+                session: self.session.to_vec(),
+                body: e,
+            });
+            let sealed = self
+                .room
+                .seal_message(&mut self.rng, &msg)
+                .map_err(|e| ClientError::core("room message", e))?;
+            self.client.publish(sealed).await;
+        }
+        Ok(n)
+    }
+
+    /// Waits up to `wait` for broker events and applies them; returns what happened.
+    pub async fn poll(
+        &mut self,
+        space: &mut SpaceSession,
+        wait: Duration,
+    ) -> Result<Vec<LiveEvent>, ClientError> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.events.recv()).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err(ClientError::Broker("the room client stopped".into())),
+            Err(_) => return Ok(out),
+        };
+        let mut batch = vec![first];
+        while let Ok(e) = self.events.try_recv() {
+            batch.push(e);
+        }
+        let mut envelopes = Vec::new();
+        for ev in batch {
+            match ev {
+                Event::Joined { .. } => out.push(LiveEvent::Joined {
+                    room: self.room_id(),
+                }),
+                Event::Deliver(sealed) => {
+                    let Ok(plain) = self.room.open_message(&sealed) else {
+                        continue;
+                    };
+                    let Ok(msg) = wire::decode::<RoomMessage>(&plain, &wire::ROOM_MESSAGE) else {
+                        continue;
+                    };
+                    if msg.kind == kind::ENVELOPE {
+                        envelopes.push(msg.body);
+                    }
+                }
+                Event::Disconnected => out.push(LiveEvent::Disconnected),
+                Event::Refused => {
+                    return Err(ClientError::Broker(
+                        "the broker refused this protocol version".into(),
+                    ));
+                }
+                Event::Error(code) => out.push(LiveEvent::Warning(format!("broker error {code}"))),
+                Event::Ephemeral(_) => {}
+            }
+        }
+        if !envelopes.is_empty() {
+            let n = space.receive(&envelopes)?;
+            if n > 0 {
+                out.push(LiveEvent::Received(n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Leaves the room.
+    pub async fn close(self) {
+        self.client.close().await;
+    }
+}
+
+/// Keeps `space` in sync over the broker at `endpoint` and with storage every
+/// `interval`, until `until` completes; `on_event` sees what happens. Follows
+/// the current epoch: after a rotation the device moves to the new room.
+pub async fn run(
+    space: &mut SpaceSession,
+    endpoint: Endpoint,
+    interval: Duration,
+    until: impl std::future::Future<Output = ()>,
+    mut on_event: impl FnMut(&LiveEvent),
+) -> Result<(), ClientError> {
+    tokio::pin!(until);
+    let mut live = Live::join(space, endpoint.clone())?;
+    let mut next_sync = tokio::time::Instant::now();
+    loop {
+        if tokio::time::Instant::now() >= next_sync {
+            let ev = match space.sync().await {
+                Ok(r) => LiveEvent::Synced(r),
+                Err(e) => LiveEvent::Warning(e.to_string()),
+            };
+            on_event(&ev);
+            next_sync = tokio::time::Instant::now() + interval;
+        }
+        live.publish(space).await?;
+        if space.membership().current_epoch().map(|k| *k.id()) != Some(*live.epoch()) {
+            live.close().await;
+            live = Live::join(space, endpoint.clone())?;
+        }
+        tokio::select! {
+            () = &mut until => break,
+            r = live.poll(space, Duration::from_millis(200)) => {
+                for ev in r? {
+                    on_event(&ev);
+                }
+            }
+        }
+    }
+    live.publish(space).await?;
+    live.close().await;
+    Ok(())
+}

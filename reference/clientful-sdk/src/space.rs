@@ -1,0 +1,1179 @@
+//! One space on one device ([`SpaceSession`]): the IO shell that joins the
+//! sans-IO membership replica (spec §11), the document replicas (§8) and the
+//! storage layout (§9).
+//!
+//! What lives where:
+//! - `spaces/<space id>/space.json`: local settings (name, storage URL, lobby
+//!   and link secrets);
+//! - `spaces/<space id>/local.redb`: the device-local store (STO-20): every
+//!   envelope known (documents, membership log, key-delivery carriers), the
+//!   outbox, the epoch keys held, and sync cursors.
+//!
+//! Writing: document envelopes and membership operations go to the current
+//! epoch's directory; key-delivery carriers (KEY-15) go to the directory of the
+//! epoch they are sealed under (the replaced epoch for a rotation's key message,
+//! the lobby for a welcome), through a pending list that survives restarts.
+//! Reading ([`SpaceSession::sync`]): every epoch held, then every lobby
+//! (STO-23), until no new key is learned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use clientful_core::envelope::{self, StaticContext};
+use clientful_core::keys::{EpochKey, SigningKey};
+use clientful_core::membership::delivery;
+use clientful_core::membership::epoch;
+use clientful_core::membership::invite::{self, InviteCode};
+use clientful_core::membership::ops::{Role, Scope};
+use clientful_core::membership::space::{Outgoing, membership_doc_id};
+use clientful_core::membership::{SpaceReplica, State};
+use clientful_doc::authority::Membership;
+use clientful_doc::content;
+use clientful_doc::crdt::YjsSchema;
+use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
+use clientful_storage::files::FileRef;
+use clientful_storage::layout::EpochStorage;
+use clientful_storage::space::{SpaceConfig, lobby_writers};
+use clientful_storage::{LocalStore, OpendalStore, Space};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::codes;
+use crate::document::Document;
+use crate::error::ClientError;
+use crate::identity::{Client, os_rng, seed32, write_private};
+use crate::storage_url::StorageUrl;
+
+const SPACE_FILE: &str = "space.json";
+const KEY_EPOCHS: &str = "epochs";
+const KEY_WELCOMED: &str = "welcomed";
+const KEY_PENDING: &str = "pending-deliveries";
+/// Rounds of pull-and-learn in one sync: each round can learn the keys that
+/// open the next epoch's directory.
+const MAX_SYNC_ROUNDS: usize = 8;
+
+/// Local settings of one space (`space.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpaceFile {
+    pub(crate) version: u32,
+    pub(crate) space_id: String,
+    pub(crate) name: String,
+    pub(crate) storage: String,
+    /// Epoch secrets of the lobbies this device reads: the invite epoch of its
+    /// redemption or the link epoch it joined with (hex).
+    #[serde(default)]
+    pub(crate) lobbies: Vec<String>,
+    /// Link epoch secrets of devices this device added, by device id (hex).
+    #[serde(default)]
+    pub(crate) links: BTreeMap<String, String>,
+}
+
+impl SpaceFile {
+    pub(crate) fn load(dir: &Path) -> Result<Self, ClientError> {
+        let path = dir.join(SPACE_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| ClientError::io(&path, e))?;
+        let f: SpaceFile = serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::io(&path, format!("not a space settings file: {e}")))?;
+        if f.version != 1 {
+            return Err(ClientError::io(&path, "unsupported settings version"));
+        }
+        Ok(f)
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), ClientError> {
+        let text =
+            serde_json::to_vec_pretty(self).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        write_private(&dir.join(SPACE_FILE), &text)
+    }
+}
+
+/// What one [`SpaceSession::sync`] did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Envelopes new to this device.
+    pub received: usize,
+    /// Segments read.
+    pub segments: usize,
+    /// Segments written (current epoch, replaced epochs and lobbies).
+    pub uploaded: usize,
+    /// Storage verdicts (rollback, fork, withholding, corruption): reported,
+    /// never fatal; nothing local is removed.
+    pub warnings: Vec<String>,
+    /// Epoch keys held after the sync.
+    pub epochs_held: usize,
+    /// Whether this device can read and write the space (holds its current key).
+    pub has_access: bool,
+    /// Newer epochs this device was not given a key for (KEY-4): it was
+    /// removed or revoked, and reads nothing written under them.
+    pub locked_out: usize,
+}
+
+/// One document as listed.
+#[derive(Debug, Clone)]
+pub struct DocInfo {
+    /// Document id.
+    pub id: [u8; 32],
+    /// CRDT, if an envelope could be opened.
+    pub crdt: Option<CrdtKind>,
+    /// Envelopes held.
+    pub envelopes: usize,
+}
+
+/// A member as listed.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    /// User key.
+    pub user: [u8; 32],
+    /// Role.
+    pub role: Role,
+    /// Active device ids.
+    pub devices: Vec<[u8; 32]>,
+    /// Whether the member's addition is settled (MEM-15).
+    pub settled: bool,
+}
+
+struct Pending {
+    epoch: EpochKey,
+    bytes: Vec<u8>,
+}
+
+fn encode_pending(p: &[Pending]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in p {
+        out.extend_from_slice(e.epoch.id());
+        out.extend_from_slice(e.epoch.secret());
+        out.extend_from_slice(&(e.bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(&e.bytes);
+    }
+    out
+}
+
+fn decode_pending(mut b: &[u8]) -> Vec<Pending> {
+    let mut out = Vec::new();
+    while b.len() >= 68 {
+        let (id, rest) = b.split_at(32);
+        let (secret, rest) = rest.split_at(32);
+        let (len, rest) = rest.split_at(4);
+        let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if rest.len() < n {
+            break;
+        }
+        let (bytes, rest) = rest.split_at(n);
+        if let (Ok(id), Ok(secret)) = (<[u8; 32]>::try_from(id), <[u8; 32]>::try_from(secret)) {
+            out.push(Pending {
+                epoch: EpochKey::new(id, secret),
+                bytes: bytes.to_vec(),
+            });
+        }
+        b = rest;
+    }
+    out
+}
+
+/// One space opened on this device. See the module documentation.
+pub struct SpaceSession {
+    dir: PathBuf,
+    file: SpaceFile,
+    space_id: [u8; 32],
+    store: OpendalStore,
+    local: Option<LocalStore>,
+    replica: SpaceReplica,
+    device_seed: zeroize::Zeroizing<[u8; 32]>,
+    device_key: [u8; 32],
+    rng: ChaCha20Rng,
+    live: Vec<Vec<u8>>,
+    docs: BTreeMap<[u8; 32], Document>,
+}
+
+impl std::fmt::Debug for SpaceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpaceSession")
+            .field("space", &hex::encode(self.space_id))
+            .field("name", &self.file.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn space_dir(client: &Client, space_id: &[u8; 32]) -> PathBuf {
+    client.spaces_dir().join(hex::encode(space_id))
+}
+
+fn lobby_key(space_id: &[u8; 32], secret: &[u8; 32]) -> Result<EpochKey, ClientError> {
+    let keys = invite::derive(space_id, secret).map_err(|e| ClientError::core("lobby", e))?;
+    epoch::epoch_key(space_id, &keys.epoch_secret).map_err(|e| ClientError::core("lobby", e))
+}
+
+impl SpaceSession {
+    fn local(&self) -> Result<&LocalStore, ClientError> {
+        self.local
+            .as_ref()
+            .ok_or_else(|| ClientError::Invalid("local store is busy".into()))
+    }
+
+    fn device(&self) -> SigningKey {
+        SigningKey::from_seed(&self.device_seed)
+    }
+
+    async fn start(
+        client: &Client,
+        replica: SpaceReplica,
+        file: SpaceFile,
+    ) -> Result<SpaceSession, ClientError> {
+        let space_id = *replica.space_id();
+        let dir = space_dir(client, &space_id);
+        if dir.join(SPACE_FILE).exists() {
+            return Err(ClientError::Invalid(format!(
+                "this device already has space {} (`{}`)",
+                &hex::encode(space_id)[..12],
+                SpaceFile::load(&dir).map(|f| f.name).unwrap_or_default()
+            )));
+        }
+        let store = StorageUrl::parse(&file.storage)?.open()?;
+        std::fs::create_dir_all(&dir).map_err(|e| ClientError::io(&dir, e))?;
+        let local = LocalStore::open(&dir.join("local.redb"))?;
+        file.save(&dir)?;
+        let profile = client.profile();
+        let mut s = SpaceSession {
+            dir,
+            file,
+            space_id,
+            store,
+            local: Some(local),
+            replica,
+            device_seed: zeroize::Zeroizing::new(*profile_seed(profile)),
+            device_key: profile.device_key(),
+            rng: os_rng()?,
+            live: Vec::new(),
+            docs: BTreeMap::new(),
+        };
+        s.after_change()?;
+        Ok(s)
+    }
+
+    pub(crate) async fn create(
+        client: &Client,
+        name: &str,
+        storage: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        StorageUrl::parse(storage)?;
+        let mut rng = os_rng()?;
+        let replica = SpaceReplica::create(&mut rng, client.profile().identity()?)
+            .map_err(|e| ClientError::core("creating the space", e))?;
+        let file = SpaceFile {
+            version: 1,
+            space_id: hex::encode(replica.space_id()),
+            name: name.to_owned(),
+            storage: storage.to_owned(),
+            lobbies: Vec::new(),
+            links: BTreeMap::new(),
+        };
+        let mut s = Self::start(client, replica, file).await?;
+        s.sync().await?;
+        Ok(s)
+    }
+
+    pub(crate) async fn redeem(
+        client: &Client,
+        code: &str,
+        name: &str,
+        storage: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        StorageUrl::parse(storage)?;
+        let bytes = codes::decode(codes::INVITE, "an invite code", code)?;
+        let parsed = invite::decode(&bytes)
+            .map_err(|e| ClientError::Invalid(format!("invite code is damaged: {e}")))?;
+        let mut rng = os_rng()?;
+        let replica =
+            SpaceReplica::redeem(&mut rng, &bytes, client.profile().identity()?, Role::Writer)
+                .map_err(|e| ClientError::core("redeeming the invite", e))?;
+        let file = SpaceFile {
+            version: 1,
+            space_id: hex::encode(parsed.space_id),
+            name: name.to_owned(),
+            storage: storage.to_owned(),
+            lobbies: vec![hex::encode(parsed.secret.as_ref())],
+            links: BTreeMap::new(),
+        };
+        let mut s = Self::start(client, replica, file).await?;
+        s.sync().await?;
+        Ok(s)
+    }
+
+    pub(crate) async fn link(
+        client: &Client,
+        code: &str,
+        name: &str,
+        storage: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        StorageUrl::parse(storage)?;
+        let bytes = codes::decode(codes::LINK, "a device link code", code)?;
+        let parsed = invite::decode(&bytes)
+            .map_err(|e| ClientError::Invalid(format!("device link code is damaged: {e}")))?;
+        let mut replica = SpaceReplica::new(parsed.space_id, client.profile().identity()?)
+            .map_err(|e| ClientError::core("joining the space", e))?;
+        replica.add_invite_epoch(lobby_key(&parsed.space_id, &parsed.secret)?);
+        let file = SpaceFile {
+            version: 1,
+            space_id: hex::encode(parsed.space_id),
+            name: name.to_owned(),
+            storage: storage.to_owned(),
+            lobbies: vec![hex::encode(parsed.secret.as_ref())],
+            links: BTreeMap::new(),
+        };
+        let mut s = Self::start(client, replica, file).await?;
+        s.sync().await?;
+        Ok(s)
+    }
+
+    pub(crate) async fn open(
+        client: &Client,
+        space_id: &[u8; 32],
+    ) -> Result<SpaceSession, ClientError> {
+        let dir = space_dir(client, space_id);
+        let file = SpaceFile::load(&dir)?;
+        let store = StorageUrl::parse(&file.storage)?.open()?;
+        let local = LocalStore::open(&dir.join("local.redb"))?;
+        let mut replica = SpaceReplica::new(*space_id, client.profile().identity()?)
+            .map_err(|e| ClientError::core("opening the space", e))?;
+        if let Some(b) = local.key(KEY_EPOCHS)? {
+            let keys: Vec<EpochKey> = b
+                .chunks_exact(64)
+                .filter_map(|c| {
+                    let id: [u8; 32] = c.get(..32)?.try_into().ok()?;
+                    let secret: [u8; 32] = c.get(32..)?.try_into().ok()?;
+                    Some(EpochKey::new(id, secret))
+                })
+                .collect();
+            replica.import_keys(&keys);
+        }
+        for l in &file.lobbies {
+            replica.add_invite_epoch(lobby_key(space_id, &*seed32(l, "lobby secret")?)?);
+        }
+        if let Some(b) = local.key(KEY_WELCOMED)? {
+            let pairs: Vec<([u8; 32], [u8; 32])> = b
+                .chunks_exact(64)
+                .filter_map(|c| {
+                    Some((c.get(..32)?.try_into().ok()?, c.get(32..)?.try_into().ok()?))
+                })
+                .collect();
+            replica.restore_welcomed(&pairs);
+        }
+        let profile = client.profile();
+        let mut s = SpaceSession {
+            dir,
+            file,
+            space_id: *space_id,
+            store,
+            local: Some(local),
+            replica,
+            device_seed: zeroize::Zeroizing::new(*profile_seed(profile)),
+            device_key: profile.device_key(),
+            rng: os_rng()?,
+            live: Vec::new(),
+            docs: BTreeMap::new(),
+        };
+        s.feed_local()?;
+        // Our own earlier operations came back from the local store; nothing new to send.
+        let _ = s.replica.drain_outbox();
+        Ok(s)
+    }
+
+    // ----- reading -----
+
+    /// The space id.
+    pub fn space_id(&self) -> &[u8; 32] {
+        &self.space_id
+    }
+
+    /// The local name.
+    pub fn name(&self) -> &str {
+        &self.file.name
+    }
+
+    /// The storage URL.
+    pub fn storage_url(&self) -> &str {
+        &self.file.storage
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &OpendalStore {
+        &self.store
+    }
+
+    /// The membership replica.
+    pub fn membership(&self) -> &SpaceReplica {
+        &self.replica
+    }
+
+    /// The resolved membership.
+    pub fn state(&self) -> &State {
+        self.replica.state()
+    }
+
+    /// This device's key.
+    pub fn device_key(&self) -> [u8; 32] {
+        self.device_key
+    }
+
+    /// Whether this device holds the current epoch's key (can read and write).
+    pub fn has_access(&self) -> bool {
+        self.replica.current_epoch().is_some()
+            && self.replica.locked_out_epochs().is_empty()
+            && self
+                .replica
+                .state()
+                .device_ids
+                .get(&self.device_key)
+                .and_then(|d| self.replica.state().active_device(d))
+                .is_some()
+    }
+
+    /// The current members.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let st = self.replica.state();
+        st.members
+            .iter()
+            .map(|(user, m)| MemberInfo {
+                user: *user,
+                role: m.role,
+                settled: m.settled,
+                devices: st
+                    .devices
+                    .iter()
+                    .filter(|(id, d)| &d.user == user && st.active_device(id).is_some())
+                    .map(|(id, _)| *id)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The local store.
+    pub fn local_store(&self) -> Result<&LocalStore, ClientError> {
+        self.local()
+    }
+
+    /// Takes the envelopes written since the last call, to publish over a broker.
+    pub fn take_live(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.live)
+    }
+
+    // ----- membership -----
+
+    fn feed_local(&mut self) -> Result<usize, ClientError> {
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let keys_before = self.replica.keys().all().len();
+        let ops_before = self.replica.state().ops.len();
+        for e in self.local()?.all_envelopes()? {
+            let Ok(d) = envelope::decode(&e) else {
+                continue;
+            };
+            if d.header.doc_id == mem || d.header.doc_id == del {
+                self.replica.receive(&e);
+            }
+        }
+        let changed = self.replica.keys().all().len() != keys_before
+            || self.replica.state().ops.len() != ops_before;
+        if changed {
+            self.docs.clear();
+        }
+        Ok(usize::from(changed))
+    }
+
+    /// Receives envelopes from a peer (the broker): stored, then applied.
+    pub fn receive(&mut self, envelopes: &[Vec<u8>]) -> Result<usize, ClientError> {
+        let fresh = self.local()?.put_envelopes(envelopes, false, &[])?.len();
+        if fresh == 0 {
+            return Ok(0);
+        }
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let mut membership = false;
+        for e in envelopes {
+            let Ok(d) = envelope::decode(e) else { continue };
+            if d.header.doc_id == mem || d.header.doc_id == del {
+                self.replica.receive(e);
+                membership = true;
+            } else if let Some(doc) = self.docs.get_mut(&d.header.doc_id) {
+                doc.replica_mut().receive(e);
+            }
+        }
+        if membership {
+            self.docs.clear();
+            self.react()?;
+        }
+        Ok(fresh)
+    }
+
+    /// What a member device does after the membership changed: acknowledge
+    /// additions it must settle (MEM-15), heal the epoch frontier (KEY-12) and
+    /// welcome new devices (KEY-8).
+    fn react(&mut self) -> Result<(), ClientError> {
+        if self.replica.needs_my_ack() {
+            self.replica
+                .ack(&mut self.rng)
+                .map_err(|e| ClientError::core("acknowledging an addition", e))?;
+        }
+        if self.replica.should_heal() {
+            self.replica
+                .rotate(&mut self.rng)
+                .map_err(|e| ClientError::core("healing the key epochs", e))?;
+        }
+        if self.replica.current_epoch().is_some() {
+            self.replica
+                .welcomes(&mut self.rng)
+                .map_err(|e| ClientError::core("welcoming devices", e))?;
+        }
+        self.after_change()
+    }
+
+    fn lobby_epochs(&self) -> Result<Vec<EpochKey>, ClientError> {
+        let mut out = Vec::new();
+        for l in &self.file.lobbies {
+            out.push(lobby_key(&self.space_id, &*seed32(l, "lobby secret")?)?);
+        }
+        Ok(out)
+    }
+
+    fn is_lobby(&self, epoch_id: &[u8; 32]) -> Result<Option<EpochKey>, ClientError> {
+        Ok(self
+            .lobby_epochs()?
+            .into_iter()
+            .find(|k| k.id() == epoch_id))
+    }
+
+    fn pending(&self) -> Result<Vec<Pending>, ClientError> {
+        Ok(self
+            .local()?
+            .key(KEY_PENDING)?
+            .map(|b| decode_pending(&b))
+            .unwrap_or_default())
+    }
+
+    fn add_pending(&mut self, add: Vec<Pending>) -> Result<(), ClientError> {
+        if add.is_empty() {
+            return Ok(());
+        }
+        let mut p = self.pending()?;
+        for a in add {
+            if !p
+                .iter()
+                .any(|x| x.bytes == a.bytes && x.epoch.id() == a.epoch.id())
+            {
+                p.push(a);
+            }
+        }
+        self.local()?.put_key(KEY_PENDING, &encode_pending(&p))?;
+        Ok(())
+    }
+
+    /// Moves the membership replica's outbox to the local store (durable before
+    /// anything is sent, DOC-15) and the pending deliveries; persists keys.
+    fn after_change(&mut self) -> Result<(), ClientError> {
+        let mut pending = Vec::new();
+        for o in self.replica.drain_outbox() {
+            match o {
+                Outgoing::Envelope(b) => {
+                    let epoch_id = envelope::decode(&b)
+                        .map(|d| d.header.epoch_id)
+                        .map_err(|e| ClientError::core("own operation", e))?;
+                    if let Some(lobby) = self.is_lobby(&epoch_id)? {
+                        // A redemption: only the lobby can carry it (MEM-21).
+                        self.local()?
+                            .put_envelopes(std::slice::from_ref(&b), false, &[])?;
+                        pending.push(Pending {
+                            epoch: lobby,
+                            bytes: b.clone(),
+                        });
+                    } else {
+                        self.local()?
+                            .put_envelopes(std::slice::from_ref(&b), true, &[])?;
+                    }
+                    self.live.push(b);
+                }
+                Outgoing::KeyMessage(km) => {
+                    let carriers = self
+                        .replica
+                        .key_message_carriers(&mut self.rng, &km)
+                        .map_err(|e| ClientError::core("key message", e))?;
+                    for (epoch_id, c) in carriers {
+                        let Some(k) = self.replica.keys().get(&epoch_id).cloned() else {
+                            continue;
+                        };
+                        self.local()?
+                            .put_envelopes(std::slice::from_ref(&c), false, &[])?;
+                        self.live.push(c.clone());
+                        pending.push(Pending { epoch: k, bytes: c });
+                    }
+                }
+                Outgoing::Welcome { device_id, bytes } => {
+                    let lobby = match self.replica.invite_epoch_of(&device_id) {
+                        Some(k) => Some(k),
+                        None => match self.file.links.get(&hex::encode(device_id)) {
+                            Some(s) => {
+                                Some(lobby_key(&self.space_id, &*seed32(s, "link secret")?)?)
+                            }
+                            None => None,
+                        },
+                    };
+                    // A device added without an invite or a link from this device
+                    // is welcomed by the device that linked it.
+                    let Some(lobby) = lobby else { continue };
+                    let c = self
+                        .replica
+                        .welcome_carrier(&mut self.rng, &bytes, &lobby)
+                        .map_err(|e| ClientError::core("welcome", e))?;
+                    self.local()?
+                        .put_envelopes(std::slice::from_ref(&c), false, &[])?;
+                    pending.push(Pending {
+                        epoch: lobby.clone(),
+                        bytes: c,
+                    });
+                    // The newcomer learns the members (and so the signers of the
+                    // space's storage) from the log itself.
+                    for e in self.replica.envelopes() {
+                        pending.push(Pending {
+                            epoch: lobby.clone(),
+                            bytes: e,
+                        });
+                    }
+                }
+            }
+        }
+        self.add_pending(pending)?;
+        let mut keys = Vec::new();
+        for k in self.replica.keys().all() {
+            keys.extend_from_slice(k.id());
+            keys.extend_from_slice(k.secret());
+        }
+        self.local()?.put_key(KEY_EPOCHS, &keys)?;
+        let mut w = Vec::new();
+        for (d, e) in self.replica.welcomed() {
+            w.extend_from_slice(&d);
+            w.extend_from_slice(&e);
+        }
+        self.local()?.put_key(KEY_WELCOMED, &w)?;
+        Ok(())
+    }
+
+    fn signers(&self) -> Vec<[u8; 32]> {
+        let mut s = self.replica.write_view().signers();
+        if !s.contains(&self.device_key) {
+            s.push(self.device_key);
+        }
+        s
+    }
+
+    fn main_space(&mut self) -> Result<Option<Space<OpendalStore>>, ClientError> {
+        let Some(current) = self.replica.current_epoch() else {
+            return Ok(None);
+        };
+        let old: Vec<EpochKey> = self
+            .replica
+            .epoch_chain()
+            .into_iter()
+            .filter(|k| k.id() != current.id())
+            .collect();
+        let local = self
+            .local
+            .take()
+            .ok_or_else(|| ClientError::Invalid("local store is busy".into()))?;
+        let cfg = SpaceConfig {
+            space_id: self.space_id,
+            device: self.device(),
+            epoch: current,
+            old_epochs: old,
+            signers: self.signers(),
+            rng_seed: None,
+        };
+        match Space::new(self.store.clone(), local, cfg) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn give_back(&mut self, space: Space<OpendalStore>) {
+        let (_, local) = space.into_parts();
+        self.local = Some(local);
+    }
+
+    /// Runs `f` on the space opened at the current epoch (all held epochs
+    /// readable); `None` if the device holds no key of the space yet.
+    async fn with_main<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut Space<OpendalStore>) -> Result<T, clientful_storage::StorageError>,
+    ) -> Result<Option<T>, ClientError> {
+        let Some(mut space) = self.main_space()? else {
+            return Ok(None);
+        };
+        let r = f(&mut space).await;
+        self.give_back(space);
+        Ok(Some(r?))
+    }
+
+    async fn write_to(
+        &mut self,
+        epoch: &EpochKey,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Result<usize, ClientError> {
+        let cfg = SpaceConfig {
+            space_id: self.space_id,
+            device: self.device(),
+            epoch: epoch.clone(),
+            old_epochs: Vec::new(),
+            signers: vec![self.device_key],
+            rng_seed: None,
+        };
+        let mut space = Space::new(self.store.clone(), LocalStore::in_memory()?, cfg)?;
+        space.init().await?;
+        space.record(&envelopes)?;
+        Ok(usize::from(space.flush().await?.is_some()))
+    }
+
+    async fn flush_pending(&mut self, report: &mut SyncReport) -> Result<(), ClientError> {
+        let pending = self.pending()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut by_epoch: BTreeMap<[u8; 32], (EpochKey, Vec<Vec<u8>>)> = BTreeMap::new();
+        for p in pending {
+            by_epoch
+                .entry(*p.epoch.id())
+                .or_insert_with(|| (p.epoch.clone(), Vec::new()))
+                .1
+                .push(p.bytes);
+        }
+        let mut left = Vec::new();
+        let mut first_err = None;
+        for (_, (k, envs)) in by_epoch {
+            match self.write_to(&k, envs.clone()).await {
+                Ok(n) => report.uploaded += n,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    left.extend(envs.into_iter().map(|bytes| Pending {
+                        epoch: k.clone(),
+                        bytes,
+                    }));
+                }
+            }
+        }
+        self.local()?.put_key(KEY_PENDING, &encode_pending(&left))?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn pull_lobbies(&mut self, report: &mut SyncReport) -> Result<(), ClientError> {
+        let mut lobbies = self.lobby_epochs()?;
+        for inv in self.replica.state().invites.values().filter(|i| !i.revoked) {
+            if let Ok(k) = epoch::epoch_key(&self.space_id, &inv.invite_secret) {
+                lobbies.push(k);
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for k in lobbies {
+            if !seen.insert(*k.id()) {
+                continue;
+            }
+            let es = EpochStorage::derive(&self.space_id, &k)?;
+            let (mut writers, errors) = lobby_writers(&self.store, &es).await?;
+            report.warnings.extend(errors.iter().map(|e| e.to_string()));
+            writers.retain(|w| *w != self.device_key);
+            if writers.is_empty() {
+                continue;
+            }
+            writers.push(self.device_key);
+            let cfg = SpaceConfig {
+                space_id: self.space_id,
+                device: self.device(),
+                epoch: k,
+                old_epochs: Vec::new(),
+                signers: writers,
+                rng_seed: None,
+            };
+            let mut space = Space::new(self.store.clone(), LocalStore::in_memory()?, cfg)?;
+            let r = space.pull().await?;
+            report.segments += r.segments;
+            report
+                .warnings
+                .extend(r.errors.iter().map(|e| e.to_string()));
+            let envs = space.local().all_envelopes()?;
+            report.received += self.local()?.put_envelopes(&envs, false, &[])?.len();
+        }
+        Ok(())
+    }
+
+    /// Synchronises with storage: uploads what this device wrote, downloads
+    /// what others wrote, learns new keys (and reads the epochs they open), and
+    /// answers what membership asks of this device (acknowledgements, welcomes,
+    /// healing rotations).
+    pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
+        let mut report = SyncReport::default();
+        self.flush_pending(&mut report).await?;
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let keys_before = self.replica.keys().all().len();
+            let received_before = report.received;
+            if let Some(r) = self.with_main(async |s| s.pull().await).await? {
+                report.received += r.new_envelopes;
+                report.segments += r.segments;
+                report
+                    .warnings
+                    .extend(r.errors.iter().map(|e| e.to_string()));
+            }
+            self.pull_lobbies(&mut report).await?;
+            self.feed_local()?;
+            self.react()?;
+            if self.replica.keys().all().len() == keys_before && report.received == received_before
+            {
+                break;
+            }
+        }
+        self.flush_pending(&mut report).await?;
+        if let Some(r) = self
+            .with_main(async |s| {
+                s.init().await?;
+                s.flush().await
+            })
+            .await?
+        {
+            report.uploaded += usize::from(r.is_some());
+        }
+        self.docs.clear();
+        report.epochs_held = self.replica.keys().all().len();
+        report.locked_out = self.replica.locked_out_epochs().len();
+        report.has_access = self.has_access();
+        Ok(report)
+    }
+
+    // ----- members, invites, devices -----
+
+    /// Creates an invite (MEM-19) and returns its code. The code is a secret:
+    /// whoever holds it can join with the role given.
+    pub fn create_invite(&mut self, role: Role, single_use: bool) -> Result<String, ClientError> {
+        let code = self
+            .replica
+            .create_invite(&mut self.rng, role, &Scope::whole(), single_use, 0)
+            .map_err(|e| self.refused("creating an invite", e))?;
+        self.after_change()?;
+        Ok(codes::encode(codes::INVITE, &code))
+    }
+
+    fn refused(&self, what: &str, e: clientful_core::Error) -> ClientError {
+        if matches!(e, clientful_core::Error::UnknownEpoch) {
+            return ClientError::NoAccess(format!(
+                "{what}: this device holds no current key of the space (not welcomed yet, or removed); run `sync`"
+            ));
+        }
+        ClientError::core(what, e)
+    }
+
+    /// The member whose user key starts with `prefix`.
+    pub fn find_member(&self, prefix: &str) -> Result<[u8; 32], ClientError> {
+        let users: Vec<[u8; 32]> = self.replica.state().members.keys().copied().collect();
+        Ok(codes::pick("member", prefix, users.iter().map(|u| (u, ())))?.0)
+    }
+
+    /// Removes a member (MEM-12) with a key rotation that excludes every device
+    /// of theirs (KEY-4).
+    pub fn remove_member(&mut self, user: &[u8; 32]) -> Result<(), ClientError> {
+        self.replica
+            .remove_member(&mut self.rng, user)
+            .map_err(|e| self.refused("removing the member", e))?;
+        self.docs.clear();
+        self.after_change()
+    }
+
+    /// Adds a device of this device's user from its request code (ID-3) and
+    /// returns the link code for the new device (MEM-24).
+    pub fn add_device(&mut self, request: &str) -> Result<String, ClientError> {
+        let cert = codes::decode(codes::DEVICE, "a device request", request)?;
+        let verified = clientful_core::identity::verify_certificate(&cert, None)
+            .map_err(|e| ClientError::Invalid(format!("device request is not valid: {e}")))?;
+        let op = self
+            .replica
+            .add_device(&mut self.rng, &cert)
+            .map_err(|e| self.refused("adding the device", e))?;
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand_core::Rng::fill_bytes(&mut self.rng, secret.as_mut());
+        self.file.links.insert(
+            hex::encode(verified.device_id),
+            hex::encode(secret.as_ref()),
+        );
+        self.file.save(&self.dir)?;
+        let code = invite::encode(&InviteCode {
+            space_id: self.space_id,
+            secret,
+            create_op: op,
+        });
+        self.react()?;
+        Ok(codes::encode(codes::LINK, &code))
+    }
+
+    /// Revokes a device (MEM-13) with a rotation that excludes it.
+    pub fn revoke_device(&mut self, prefix: &str) -> Result<[u8; 32], ClientError> {
+        let ids: Vec<[u8; 32]> = self
+            .replica
+            .state()
+            .devices
+            .keys()
+            .filter(|d| self.replica.state().active_device(d).is_some())
+            .copied()
+            .collect();
+        let (id, ()) = codes::pick("device", prefix, ids.iter().map(|d| (d, ())))?;
+        self.replica
+            .revoke_device(&mut self.rng, &id)
+            .map_err(|e| self.refused("revoking the device", e))?;
+        self.docs.clear();
+        self.after_change()?;
+        Ok(id)
+    }
+
+    // ----- documents -----
+
+    fn doc_ids(&self) -> Result<Vec<[u8; 32]>, ClientError> {
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let mut ids = BTreeSet::new();
+        for e in self.local()?.all_envelopes()? {
+            if let Ok(d) = envelope::decode(&e)
+                && d.header.doc_id != mem
+                && d.header.doc_id != del
+            {
+                ids.insert(d.header.doc_id);
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    fn doc_envelopes(&self, id: &[u8; 32]) -> Result<Vec<Vec<u8>>, ClientError> {
+        Ok(self
+            .local()?
+            .all_envelopes()?
+            .into_iter()
+            .filter(|e| envelope::decode(e).is_ok_and(|d| &d.header.doc_id == id))
+            .collect())
+    }
+
+    fn crdt_of(&self, id: &[u8; 32], envs: &[Vec<u8>]) -> Option<CrdtKind> {
+        let ctx = StaticContext {
+            space_id: self.space_id,
+            doc_id: Some(*id),
+            signers: self.signers(),
+            epochs: self.replica.epoch_chain(),
+            accepted: Vec::new(),
+        };
+        envs.iter().find_map(|e| {
+            let o = envelope::open(e, &ctx).ok()?;
+            match o.content_type {
+                content::YJS_UPDATE_V1 | content::YJS_UPDATE_V2 | content::YJS_SNAPSHOT => {
+                    Some(CrdtKind::Yjs)
+                }
+                content::AUTOMERGE_CHANGES | content::AUTOMERGE_SNAPSHOT => {
+                    Some(CrdtKind::Automerge)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// The documents this device holds envelopes of.
+    pub fn documents(&self) -> Result<Vec<DocInfo>, ClientError> {
+        let mut out = Vec::new();
+        for id in self.doc_ids()? {
+            let envs = self.doc_envelopes(&id)?;
+            out.push(DocInfo {
+                id,
+                crdt: self.crdt_of(&id, &envs),
+                envelopes: envs.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The document whose id starts with `prefix`.
+    pub fn find_document(&self, prefix: &str) -> Result<[u8; 32], ClientError> {
+        let ids = self.doc_ids()?;
+        Ok(codes::pick("document", prefix, ids.iter().map(|d| (d, ())))?.0)
+    }
+
+    fn membership_view(&self) -> Result<Membership, ClientError> {
+        let current = self.replica.current_epoch().ok_or_else(|| {
+            ClientError::NoAccess(
+                "this device holds no current key of the space (not welcomed yet, or removed); run `sync`"
+                    .into(),
+            )
+        })?;
+        Ok(Membership {
+            view: self.replica.write_view(),
+            keys: self.replica.epoch_chain(),
+            current,
+            folders: Vec::new(),
+        })
+    }
+
+    fn replica_config(
+        &mut self,
+        id: [u8; 32],
+        crdt: CrdtKind,
+    ) -> Result<ReplicaConfig, ClientError> {
+        let m = self.membership_view()?;
+        let mut seed = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut self.rng, &mut seed);
+        Ok(ReplicaConfig {
+            space_id: self.space_id,
+            doc_id: id,
+            device: self.device(),
+            epoch: m.current,
+            old_epochs: m.keys,
+            signers: self.signers(),
+            crdt,
+            yjs_schema: YjsSchema::default(),
+            rng_seed: seed,
+        })
+    }
+
+    /// Creates a document with a title (stored in the document itself, so only
+    /// members read it) and returns its id.
+    pub fn new_document(&mut self, crdt: CrdtKind, title: &str) -> Result<[u8; 32], ClientError> {
+        let mut id = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut self.rng, &mut id);
+        let cfg = self.replica_config(id, crdt)?;
+        let mut r = Replica::new(cfg);
+        r.set_membership(self.membership_view()?);
+        self.docs.insert(id, Document::new(r));
+        self.edit(&id, |d| {
+            d.set_json("title", &serde_json::Value::String(title.into()))
+        })?;
+        Ok(id)
+    }
+
+    /// The document `id`, restored from the local store.
+    pub fn document(&mut self, id: &[u8; 32]) -> Result<&mut Document, ClientError> {
+        if !self.docs.contains_key(id) {
+            let envs = self.doc_envelopes(id)?;
+            if envs.is_empty() {
+                return Err(ClientError::NotFound(format!(
+                    "no document {}",
+                    hex::encode(id)
+                )));
+            }
+            let crdt = self.crdt_of(id, &envs).ok_or_else(|| {
+                ClientError::NoAccess(format!(
+                    "document {} is sealed under keys this device does not hold",
+                    &hex::encode(id)[..12]
+                ))
+            })?;
+            let cfg = self.replica_config(*id, crdt)?;
+            let mut r = Replica::restore(cfg, &envs);
+            r.set_membership(self.membership_view()?);
+            self.docs.insert(*id, Document::new(r));
+        }
+        self.docs
+            .get_mut(id)
+            .ok_or_else(|| ClientError::NotFound("document".into()))
+    }
+
+    /// Edits document `id` with `f`, commits the edit into one envelope and stores
+    /// it (durable before this returns, DOC-15); `sync` or a live session sends it.
+    pub fn edit(
+        &mut self,
+        id: &[u8; 32],
+        f: impl FnOnce(&mut Document) -> Result<(), String>,
+    ) -> Result<(), ClientError> {
+        let doc = self.document(id)?;
+        f(doc).map_err(ClientError::Invalid)?;
+        doc.replica_mut()
+            .commit()
+            .map_err(|e| ClientError::doc("sealing the edit", e))?;
+        let out: Vec<Vec<u8>> = doc
+            .replica_mut()
+            .drain_outbox()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        self.local()?.put_envelopes(&out, true, &[])?;
+        self.live.extend(out);
+        Ok(())
+    }
+
+    // ----- files -----
+
+    /// Stores a file (chunked, encrypted, STO-16) from `path`; `progress` gets the
+    /// bytes stored so far. Returns its reference (hex), to put in a document.
+    pub async fn put_file(
+        &mut self,
+        path: &Path,
+        media_type: &str,
+        progress: impl FnMut(u64),
+    ) -> Result<String, ClientError> {
+        let f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::io(path, e))?;
+        let media = media_type.to_owned();
+        let r = self
+            .with_main(async move |s| s.put_file(f, &media, progress).await)
+            .await?
+            .ok_or_else(|| {
+                ClientError::NoAccess("this device holds no current key of the space".into())
+            })?;
+        Ok(hex::encode(r.to_bytes()))
+    }
+
+    /// Fetches the file `reference` into `out` (written to a temporary file,
+    /// then renamed: a failed fetch leaves nothing behind); `progress` gets
+    /// `(written, total)`. Returns the media type.
+    pub async fn get_file(
+        &mut self,
+        reference: &str,
+        out: &Path,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<String, ClientError> {
+        let bytes = hex::decode(reference.trim())
+            .map_err(|_| ClientError::Invalid("file reference is not hex".into()))?;
+        let r = FileRef::from_bytes(&bytes)
+            .ok_or_else(|| ClientError::Invalid("file reference is not 64 bytes".into()))?;
+        if !self.replica.keys().contains(&r.epoch_id) {
+            return Err(ClientError::NoAccess(format!(
+                "file {} is sealed under an epoch this device does not hold (removed from the space, or not synced yet)",
+                &reference.trim()[..16.min(reference.trim().len())]
+            )));
+        }
+        let tmp = out.with_extension("clientful-partial");
+        let f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| ClientError::io(&tmp, e))?;
+        let res = self
+            .with_main(async move |s| {
+                let mut f = f;
+                let m = s.get_file(&r, &mut f, progress).await?;
+                tokio::io::AsyncWriteExt::flush(&mut f).await?;
+                f.sync_all().await?;
+                Ok(m)
+            })
+            .await;
+        match res {
+            Ok(Some(m)) => {
+                std::fs::rename(&tmp, out).map_err(|e| ClientError::io(out, e))?;
+                Ok(m.media_type)
+            }
+            Ok(None) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(ClientError::NoAccess(
+                    "this device holds no key of the space".into(),
+                ))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn profile_seed(p: &crate::identity::Profile) -> zeroize::Zeroizing<[u8; 32]> {
+    p.device_seed_bytes()
+}

@@ -1,0 +1,184 @@
+//! Storage given as a URL (spec §9.10 backends):
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `file:///abs/folder`, or a plain path | a local folder |
+//! | `s3://bucket/root?endpoint=http://host:port&region=us-east-1` | any S3-compatible service; keys from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` |
+//! | `webdav://host:port/root` (`webdavs://` for TLS) | a WebDAV server; credentials from `CLIENTFUL_WEBDAV_USER` and `CLIENTFUL_WEBDAV_PASSWORD` |
+//!
+//! Secrets never go in the URL: it is stored in the space's settings and
+//! printed in messages.
+
+use std::path::PathBuf;
+
+use clientful_storage::{OpendalStore, S3Config};
+
+use crate::error::ClientError;
+
+/// A parsed storage URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A local folder.
+    Folder(PathBuf),
+    /// S3-compatible.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Root inside the bucket.
+        root: String,
+        /// Endpoint URL.
+        endpoint: String,
+        /// Region.
+        region: String,
+    },
+    /// WebDAV.
+    Webdav {
+        /// `http(s)://host:port`.
+        endpoint: String,
+        /// Root folder.
+        root: String,
+    },
+}
+
+fn query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (p.to_owned(), String::new()),
+        })
+        .collect()
+}
+
+fn root_of(path: &str) -> String {
+    let p = path.trim_matches('/');
+    if p.is_empty() {
+        "/".into()
+    } else {
+        format!("/{p}/")
+    }
+}
+
+impl StorageUrl {
+    /// Parses `url`.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::Invalid(format!("storage URL `{url}`: {why}"));
+        if let Some(rest) = url.strip_prefix("file://") {
+            if rest.is_empty() {
+                return Err(bad("no folder"));
+            }
+            return Ok(StorageUrl::Folder(PathBuf::from(rest)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
+            let (bucket, path) = loc.split_once('/').unwrap_or((loc, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket"));
+            }
+            let q = query(q);
+            let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+            let endpoint = get("endpoint")
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                .ok_or_else(|| bad("give the service as `?endpoint=http://host:port`"))?;
+            return Ok(StorageUrl::S3 {
+                bucket: bucket.to_owned(),
+                root: root_of(path),
+                endpoint,
+                region: get("region").unwrap_or_else(|| "us-east-1".into()),
+            });
+        }
+        for (scheme, http) in [("webdav://", "http://"), ("webdavs://", "https://")] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                if host.is_empty() {
+                    return Err(bad("no host"));
+                }
+                return Ok(StorageUrl::Webdav {
+                    endpoint: format!("{http}{host}"),
+                    root: root_of(path),
+                });
+            }
+        }
+        if url.contains("://") {
+            return Err(bad(
+                "unknown scheme (use file://, s3://, webdav:// or webdavs://)",
+            ));
+        }
+        if url.is_empty() {
+            return Err(bad("empty"));
+        }
+        Ok(StorageUrl::Folder(PathBuf::from(url)))
+    }
+
+    /// Opens the backend.
+    pub fn open(&self) -> Result<OpendalStore, ClientError> {
+        Ok(match self {
+            StorageUrl::Folder(p) => {
+                std::fs::create_dir_all(p).map_err(|e| ClientError::io(p, e))?;
+                OpendalStore::fs(p)?
+            }
+            StorageUrl::S3 {
+                bucket,
+                root,
+                endpoint,
+                region,
+            } => {
+                let key = |k: &str| {
+                    std::env::var(k).map_err(|_| {
+                        ClientError::Invalid(format!("S3 storage needs {k} in the environment"))
+                    })
+                };
+                OpendalStore::s3(&S3Config {
+                    endpoint: endpoint.clone(),
+                    bucket: bucket.clone(),
+                    region: region.clone(),
+                    access_key_id: key("AWS_ACCESS_KEY_ID")?,
+                    secret_access_key: key("AWS_SECRET_ACCESS_KEY")?,
+                    root: root.clone(),
+                })?
+            }
+            StorageUrl::Webdav { endpoint, root } => OpendalStore::webdav(
+                endpoint,
+                &std::env::var("CLIENTFUL_WEBDAV_USER").unwrap_or_default(),
+                &std::env::var("CLIENTFUL_WEBDAV_PASSWORD").unwrap_or_default(),
+                root,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_form() {
+        assert_eq!(
+            StorageUrl::parse("file:///tmp/x").ok(),
+            Some(StorageUrl::Folder("/tmp/x".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("rel/dir").ok(),
+            Some(StorageUrl::Folder("rel/dir".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://b/team/a?endpoint=http://127.0.0.1:1&region=eu").ok(),
+            Some(StorageUrl::S3 {
+                bucket: "b".into(),
+                root: "/team/a/".into(),
+                endpoint: "http://127.0.0.1:1".into(),
+                region: "eu".into(),
+            })
+        );
+        assert_eq!(
+            StorageUrl::parse("webdavs://h:8/x").ok(),
+            Some(StorageUrl::Webdav {
+                endpoint: "https://h:8".into(),
+                root: "/x/".into()
+            })
+        );
+        assert!(StorageUrl::parse("ftp://x").is_err());
+        assert!(StorageUrl::parse("s3://?endpoint=x").is_err());
+        assert!(StorageUrl::parse("").is_err());
+    }
+}

@@ -1,8 +1,14 @@
 //! `clientful`: the command-line tool of the Clientful reference suite.
 //!
-//! Today it verifies and regenerates the test vectors, runs the broker, and compares
-//! diagnostic bundles; later issues add identities, spaces, documents, sync and the
-//! demo.
+//! `demo` plays the whole story on embedded defaults; identity, space, invite,
+//! devices, doc, files, sync, watch, export, inspect and doctor work on a device's
+//! home folder ([`settings`]); `broker` runs the realtime broker; `vectors`
+//! verifies and regenerates the test vectors.
+
+mod app;
+mod demo;
+mod inspect;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,12 +24,82 @@ use clientful_vectors::{CHECKSUM_FILE, IDS_LOCK_FILE, generate, verify};
     about = "Clientful protocol reference tools"
 )]
 struct Cli {
+    /// The device's home folder (identity and spaces). Default: $CLIENTFUL_HOME, else ~/.clientful.
+    #[arg(long, global = true)]
+    home: Option<PathBuf>,
+    /// Config file. Default: $CLIENTFUL_CONFIG, else <home>/config.toml.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The space (local name or id prefix). Default: $CLIENTFUL_SPACE, the config
+    /// file, or the only space.
+    #[arg(long, global = true)]
+    space: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Play the whole story on embedded defaults: in-process broker, local-folder
+    /// storage, 2 users, 3 devices, invite, concurrent edits, a photo, removal.
+    Demo {
+        /// Keep everything in this (empty or new) folder instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Your identity: create, show, back up, restore.
+    Identity {
+        #[command(subcommand)]
+        action: app::IdentityAction,
+    },
+    /// Spaces: create, list, members, remove a member.
+    Space {
+        #[command(subcommand)]
+        action: app::SpaceAction,
+    },
+    /// Invites: create one, accept one.
+    Invite {
+        #[command(subcommand)]
+        action: app::InviteAction,
+    },
+    /// Devices: request, add, join, list, revoke.
+    Devices {
+        #[command(subcommand)]
+        action: app::DevicesAction,
+    },
+    /// Documents: new, list, edit, print, history.
+    Doc {
+        #[command(subcommand)]
+        action: app::DocAction,
+    },
+    /// Files: put, get.
+    Files {
+        #[command(subcommand)]
+        action: app::FilesAction,
+    },
+    /// Synchronise with storage once.
+    Sync,
+    /// Stay in sync live over a broker (and with storage every --interval seconds).
+    Watch {
+        /// Broker URL: ws://host:port/v1/ws or quic://host:port?pin=<hex>.
+        #[arg(long)]
+        broker: Option<String>,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long = "for")]
+        seconds: Option<u64>,
+        /// Seconds between storage syncs.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+    },
+    /// Export every readable document as plain JSON files.
+    Export {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Decode this device's store: membership, epochs, documents (signatures
+    /// checked again), storage objects by epoch directory.
+    Inspect,
     /// Test vectors: verify them against this implementation, or regenerate them.
     Vectors {
         #[command(subcommand)]
@@ -40,6 +116,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DoctorAction {
+    /// Digests to compare with another device (no content).
+    Report,
+    /// Write a document's diagnostic bundle.
+    Capture {
+        /// Document id (hex prefix).
+        doc: String,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Compare two diagnostic bundles (JSON, as `Bundle::to_json` writes them) and
     /// say where the devices diverge. Exit: 0 in sync, 1 diverged, 2 error.
     Compare {
@@ -143,7 +229,30 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let settings = || settings::Settings::load(cli.home.clone(), cli.config.clone());
+    let sel = cli.space.clone();
     match cli.command {
+        Command::Demo { dir } => demo::run(dir),
+        Command::Identity { action } => app::identity(&settings()?, action),
+        Command::Space { action } => app::space(&settings()?, action, sel),
+        Command::Invite { action } => app::invite(&settings()?, action, sel),
+        Command::Devices { action } => app::devices(&settings()?, action, sel),
+        Command::Doc { action } => app::doc(&settings()?, action, sel),
+        Command::Files { action } => app::files(&settings()?, action, sel),
+        Command::Sync => app::sync(&settings()?, sel),
+        Command::Watch {
+            broker,
+            seconds,
+            interval,
+        } => app::watch(&settings()?, sel, broker, seconds, interval),
+        Command::Export { out } => app::export(&settings()?, sel, &out),
+        Command::Inspect => app::inspect(&settings()?, sel),
+        Command::Doctor {
+            action: DoctorAction::Report,
+        } => app::doctor(&settings()?, sel, app::DoctorCapture::Report),
+        Command::Doctor {
+            action: DoctorAction::Capture { doc, out },
+        } => app::doctor(&settings()?, sel, app::DoctorCapture::Capture { doc, out }),
         Command::Vectors { action } => match action {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),

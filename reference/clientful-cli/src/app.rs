@@ -1,0 +1,785 @@
+//! The user-facing commands: identity, spaces, invites, devices, documents,
+//! files, sync and watch, export, inspect and doctor. Each command opens the
+//! client's home folder, does one thing, and prints what it did; errors are one
+//! line and leave the stores as they were (every write is atomic).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use clientful::space::SpaceSession;
+use clientful::{Client, CrdtKind};
+use clientful_core::membership::Role;
+use clientful_net::transport::Endpoint;
+
+use crate::settings::Settings;
+
+/// `identity …`
+#[derive(Subcommand)]
+pub enum IdentityAction {
+    /// Create a new user with this device as its first device.
+    Create {
+        /// Your display name (kept on this device only).
+        #[arg(long)]
+        name: String,
+    },
+    /// Show the user key, this device's key and id.
+    Show,
+    /// Write a backup of the user key (a secret: keep it offline).
+    Backup {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a user from a backup as a new device (then add it from an existing
+    /// device with `devices add`).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+/// `space …`
+#[derive(Subcommand)]
+pub enum SpaceAction {
+    /// Create a space on a storage; you are its first admin.
+    Create {
+        /// Local name of the space.
+        name: String,
+        /// Storage URL (file://, s3://, webdav://).
+        #[arg(long)]
+        storage: Option<String>,
+    },
+    /// List the spaces of this device.
+    List,
+    /// List the members of a space.
+    Members,
+    /// Remove a member (by user key prefix); rotates the keys so they read nothing new.
+    Remove {
+        /// User key (hex prefix).
+        user: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Reader,
+    Writer,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Reader => Role::Reader,
+            RoleArg::Writer => Role::Writer,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// `invite …`
+#[derive(Subcommand)]
+pub enum InviteAction {
+    /// Create an invite; prints the code to send (a secret).
+    Create {
+        /// Role granted.
+        #[arg(long, value_enum, default_value = "writer")]
+        role: RoleArg,
+        /// Allow more than one redemption.
+        #[arg(long)]
+        reusable: bool,
+    },
+    /// Accept an invite code: join as a writer once an admin's device syncs.
+    Accept {
+        /// The invite code.
+        code: String,
+        /// Local name for the space.
+        #[arg(long, default_value = "shared")]
+        name: String,
+        /// Storage URL of the space.
+        #[arg(long)]
+        storage: Option<String>,
+    },
+}
+
+/// `devices …`
+#[derive(Subcommand)]
+pub enum DevicesAction {
+    /// On a new device: print its request code, for `devices add` on a device
+    /// that is already a member.
+    Request,
+    /// Add a device of yours from its request code; prints the link code for it.
+    Add {
+        /// The new device's request code.
+        request: String,
+    },
+    /// On the new device: join the space with the link code.
+    Join {
+        /// The link code.
+        code: String,
+        /// Local name for the space.
+        #[arg(long, default_value = "shared")]
+        name: String,
+        /// Storage URL of the space.
+        #[arg(long)]
+        storage: Option<String>,
+    },
+    /// List the active devices.
+    List,
+    /// Revoke a device (by id prefix); rotates the keys.
+    Revoke {
+        /// Device id (hex prefix).
+        device: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CrdtArg {
+    Yjs,
+    Automerge,
+}
+
+/// `doc …`
+#[derive(Subcommand)]
+pub enum DocAction {
+    /// Create a document.
+    New {
+        /// The CRDT.
+        #[arg(long, value_enum, default_value = "yjs")]
+        crdt: CrdtArg,
+        /// Title (stored encrypted in the document).
+        #[arg(long, default_value = "Untitled")]
+        title: String,
+    },
+    /// List documents.
+    List,
+    /// Edit a document's text or values.
+    Edit(EditArgs),
+    /// Print a document (JSON, or `--text` for its text).
+    Print {
+        /// Document id (hex prefix).
+        doc: String,
+        /// Print only the text.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Print a document's history: envelopes by author, with verdicts.
+    History {
+        /// Document id (hex prefix).
+        doc: String,
+    },
+}
+
+/// `doc edit` flags.
+#[derive(Args)]
+pub struct EditArgs {
+    /// Document id (hex prefix).
+    pub doc: String,
+    /// Append this text.
+    #[arg(long)]
+    pub append: Option<String>,
+    /// Insert this text at `--at`.
+    #[arg(long, requires = "at")]
+    pub insert: Option<String>,
+    /// Delete this many UTF-16 units at `--at`.
+    #[arg(long, requires = "at")]
+    pub delete: Option<u32>,
+    /// Offset (UTF-16 code units).
+    #[arg(long)]
+    pub at: Option<u32>,
+    /// Set a value: `key=<JSON>` (a bare word is taken as a string).
+    #[arg(long)]
+    pub set: Vec<String>,
+}
+
+/// `files …`
+#[derive(Subcommand)]
+pub enum FilesAction {
+    /// Store a file (encrypted, chunked); prints its reference.
+    Put {
+        /// The file.
+        path: PathBuf,
+        /// Media type.
+        #[arg(long, default_value = "application/octet-stream")]
+        media_type: String,
+        /// Also record the reference in this document under `--key`.
+        #[arg(long, requires = "key")]
+        doc: Option<String>,
+        /// Key for the reference in the document.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Fetch a stored file by reference.
+    Get {
+        /// The reference `files put` printed.
+        reference: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `doctor …` (beyond `compare`).
+#[derive(Subcommand)]
+pub enum DoctorCapture {
+    /// Print digests to compare with another device: per document StateDigest and
+    /// HistoryDigest, the membership digest and the key-epoch authenticator.
+    Report,
+    /// Write a document's diagnostic bundle (ids and counts, no content).
+    Capture {
+        /// Document id (hex prefix).
+        doc: String,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn rt() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn short(b: &[u8]) -> String {
+    hex::encode(b.get(..6).unwrap_or(b))
+}
+
+/// Progress on stderr when it is a terminal: `label [#####.....] 52% 1.2/2.3 MiB`.
+pub struct Progress {
+    label: String,
+    on: bool,
+}
+
+impl Progress {
+    pub fn new(label: &str) -> Progress {
+        Progress {
+            label: label.to_owned(),
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn update(&self, done: u64, total: u64) {
+        if !self.on {
+            return;
+        }
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let frac = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        let filled = (frac * 30.0) as usize;
+        eprint!(
+            "\r{} [{}{}] {:>3.0}% {:.1}/{:.1} MiB",
+            self.label,
+            "#".repeat(filled.min(30)),
+            ".".repeat(30 - filled.min(30)),
+            frac * 100.0,
+            mib(done),
+            mib(total)
+        );
+    }
+
+    pub fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+/// Parses a broker URL: `ws://host:port/v1/ws` or `quic://host:port?pin=<hex>`.
+pub fn endpoint(url: &str) -> Result<Endpoint> {
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        return Ok(Endpoint::WebSocket(url.to_owned()));
+    }
+    if let Some(rest) = url.strip_prefix("quic://") {
+        let (addr, q) = rest
+            .split_once("?pin=")
+            .context("a QUIC broker URL needs `?pin=<hex>` (the key hash the broker printed)")?;
+        let pin: [u8; 32] = hex::decode(q)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .context("the pin must be 64 hex digits")?;
+        let addr = addr
+            .parse()
+            .with_context(|| format!("`{addr}` is not host:port"))?;
+        return Ok(Endpoint::Quic { addr, pin });
+    }
+    bail!("broker URL `{url}`: use ws://host:port/v1/ws or quic://host:port?pin=<hex>")
+}
+
+fn client(s: &Settings) -> Result<Client> {
+    Ok(Client::open(s.home())?)
+}
+
+async fn open_space(s: &Settings, c: &Client, flag: Option<String>) -> Result<SpaceSession> {
+    let sel = match s.space(flag) {
+        Some(sel) => sel,
+        None => {
+            let all = c.spaces()?;
+            match all.as_slice() {
+                [one] => hex::encode(one.space_id),
+                [] => bail!(
+                    "this device has no space yet: `space create`, `invite accept` or `devices join`"
+                ),
+                _ => bail!(
+                    "this device has {} spaces: say which with --space NAME",
+                    all.len()
+                ),
+            }
+        }
+    };
+    Ok(c.open_space(&sel).await?)
+}
+
+pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
+    match action {
+        IdentityAction::Create { name } => {
+            let c = Client::init(s.home(), &name)?;
+            println!("created user {name}");
+            print_identity(&c)?;
+        }
+        IdentityAction::Show => print_identity(&client(s)?)?,
+        IdentityAction::Backup { out } => {
+            let c = client(s)?;
+            if out.exists() {
+                bail!("{} exists; refusing to overwrite it", out.display());
+            }
+            write_private(&out, c.profile().backup().as_bytes())?;
+            println!(
+                "wrote the user backup to {} (a secret: keep it offline)",
+                out.display()
+            );
+        }
+        IdentityAction::Restore { from } => {
+            let text =
+                std::fs::read_to_string(&from).with_context(|| format!("{}", from.display()))?;
+            let c = Client::restore(s.home(), &text)?;
+            println!("restored user {} as a new device", c.profile().name);
+            print_identity(&c)?;
+            println!(
+                "next: run `clientful devices request` here, then `devices add <request>` on a device that is a member"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn print_identity(c: &Client) -> Result<()> {
+    let p = c.profile();
+    println!("name:      {}", p.name);
+    println!("user key:  {}", hex::encode(p.user_key()));
+    println!("device:    {}", hex::encode(p.device_key()));
+    println!("device id: {}", hex::encode(p.device_id()?));
+    Ok(())
+}
+
+fn print_sync(r: &clientful::SyncReport) {
+    println!(
+        "synced: {} new envelopes from {} segments, {} segments written; {} epoch keys held; access: {}",
+        r.received,
+        r.segments,
+        r.uploaded,
+        r.epochs_held,
+        if r.has_access { "yes" } else { "no" }
+    );
+    if r.locked_out > 0 {
+        println!(
+            "note: {} newer key epoch(s) were not shared with this device: it was removed or revoked, and reads nothing written under them",
+            r.locked_out
+        );
+    } else if !r.has_access {
+        println!("note: not welcomed yet: an admin's device must sync first");
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+}
+
+pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        match action {
+            SpaceAction::Create { name, storage } => {
+                let url = s.storage(storage)?;
+                let sp = c.create_space(&name, &url).await?;
+                println!(
+                    "created space {name} ({}) on {url}",
+                    hex::encode(sp.space_id())
+                );
+            }
+            SpaceAction::List => {
+                for sp in c.spaces()? {
+                    println!("{}  {}  {}", hex::encode(sp.space_id), sp.name, sp.storage);
+                }
+            }
+            SpaceAction::Members => {
+                let sp = open_space(s, &c, sel).await?;
+                for m in sp.members() {
+                    let me = m.user == c.profile().user_key();
+                    println!(
+                        "{}  {:?}{}{}  devices: {}",
+                        hex::encode(m.user),
+                        m.role,
+                        if m.settled {
+                            ""
+                        } else {
+                            " (addition not settled)"
+                        },
+                        if me { " (you)" } else { "" },
+                        m.devices
+                            .iter()
+                            .map(|d| short(d))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            SpaceAction::Remove { user } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                let u = sp.find_member(&user)?;
+                if u == c.profile().user_key() {
+                    bail!("refusing to remove yourself");
+                }
+                sp.remove_member(&u)?;
+                println!("removed {} and rotated the keys", hex::encode(u));
+                print_sync(&sp.sync().await?);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn invite(s: &Settings, action: InviteAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        match action {
+            InviteAction::Create { role, reusable } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                let code = sp.create_invite(role.into(), !reusable)?;
+                let r = sp.sync().await?;
+                println!("{code}");
+                eprintln!(
+                    "invite created ({}); send the code above privately. The invitee runs `clientful invite accept <code> --storage {}`; then sync here to admit them.",
+                    if reusable { "reusable" } else { "single use" },
+                    sp.storage_url()
+                );
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            InviteAction::Accept {
+                code,
+                name,
+                storage,
+            } => {
+                let url = s.storage(storage)?;
+                let mut sp = c.accept_invite(&code, &name, &url).await?;
+                println!("redeemed the invite for space {} ({name})", hex::encode(sp.space_id()));
+                print_sync(&sp.sync().await?);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn devices(s: &Settings, action: DevicesAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        match action {
+            DevicesAction::Request => println!("{}", c.profile().device_request()?),
+            DevicesAction::Add { request } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                let link = sp.add_device(&request)?;
+                print_sync(&sp.sync().await?);
+                println!("{link}");
+                eprintln!("device added; on the new device run `clientful devices join <code> --storage {}`", sp.storage_url());
+            }
+            DevicesAction::Join {
+                code,
+                name,
+                storage,
+            } => {
+                let url = s.storage(storage)?;
+                let mut sp = c.join_device(&code, &name, &url).await?;
+                println!("joined space {} ({name})", hex::encode(sp.space_id()));
+                print_sync(&sp.sync().await?);
+            }
+            DevicesAction::List => {
+                let sp = open_space(s, &c, sel).await?;
+                for m in sp.members() {
+                    for d in &m.devices {
+                        println!("{}  user {}", hex::encode(d), short(&m.user));
+                    }
+                }
+            }
+            DevicesAction::Revoke { device } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                let id = sp.revoke_device(&device)?;
+                println!("revoked device {} and rotated the keys", hex::encode(id));
+                print_sync(&sp.sync().await?);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn parse_set(kv: &str) -> Result<(String, serde_json::Value)> {
+    let (k, v) = kv
+        .split_once('=')
+        .with_context(|| format!("`--set {kv}`: use key=value"))?;
+    if k.is_empty() {
+        bail!("`--set {kv}`: empty key");
+    }
+    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+    Ok((k.to_owned(), value))
+}
+
+pub fn doc(s: &Settings, action: DocAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        match action {
+            DocAction::New { crdt, title } => {
+                let kind = match crdt {
+                    CrdtArg::Yjs => CrdtKind::Yjs,
+                    CrdtArg::Automerge => CrdtKind::Automerge,
+                };
+                let id = sp.new_document(kind, &title)?;
+                println!("{}", hex::encode(id));
+            }
+            DocAction::List => {
+                for d in sp.documents()? {
+                    let title = match sp.document(&d.id) {
+                        Ok(doc) => doc.title(),
+                        Err(_) => "(sealed: no key)".into(),
+                    };
+                    let crdt = match d.crdt {
+                        Some(CrdtKind::Yjs) => "yjs",
+                        Some(CrdtKind::Automerge) => "automerge",
+                        None => "?",
+                    };
+                    println!(
+                        "{}  {crdt:<9}  {:>4} envelopes  {title}",
+                        hex::encode(d.id),
+                        d.envelopes
+                    );
+                }
+            }
+            DocAction::Edit(e) => {
+                let id = sp.find_document(&e.doc)?;
+                let sets = e
+                    .set
+                    .iter()
+                    .map(|kv| parse_set(kv))
+                    .collect::<Result<Vec<_>>>()?;
+                if e.append.is_none() && e.insert.is_none() && e.delete.is_none() && sets.is_empty()
+                {
+                    bail!("nothing to do: give --append, --insert, --delete or --set");
+                }
+                sp.edit(&id, |d| {
+                    if let (Some(n), Some(at)) = (e.delete, e.at) {
+                        d.delete_text(at, n)?;
+                    }
+                    if let (Some(t), Some(at)) = (&e.insert, e.at) {
+                        d.insert_text(at, t)?;
+                    }
+                    if let Some(t) = &e.append {
+                        d.append_text(t)?;
+                    }
+                    for (k, v) in &sets {
+                        d.set_json(k, v)?;
+                    }
+                    Ok(())
+                })?;
+                println!("edited {} (stored locally; `sync` sends it)", short(&id));
+            }
+            DocAction::Print { doc, text } => {
+                let id = sp.find_document(&doc)?;
+                let d = sp.document(&id)?;
+                if text {
+                    println!("{}", d.text());
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&d.json())?);
+                }
+            }
+            DocAction::History { doc } => {
+                let id = sp.find_document(&doc)?;
+                let d = sp.document(&id)?;
+                for h in d.history() {
+                    println!(
+                        "{}  author {}  seq {:>4}  {}",
+                        short(&h.id),
+                        short(&h.author),
+                        h.seq,
+                        h.verdict
+                    );
+                }
+                println!("state digest:   {}", d.state_digest());
+                println!("history digest: {}", d.history_digest());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn files(s: &Settings, action: FilesAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        match action {
+            FilesAction::Put {
+                path,
+                media_type,
+                doc,
+                key,
+            } => {
+                let total = std::fs::metadata(&path)
+                    .with_context(|| format!("{}", path.display()))?
+                    .len();
+                let bar = Progress::new(&format!("put {}", path.display()));
+                let r = sp
+                    .put_file(&path, &media_type, |n| bar.update(n, total))
+                    .await;
+                bar.done();
+                let r = r?;
+                if let (Some(d), Some(k)) = (doc, key) {
+                    let id = sp.find_document(&d)?;
+                    sp.edit(&id, |d| {
+                        d.set_json(&k, &serde_json::json!({"file": r, "type": media_type}))
+                    })?;
+                }
+                sp.sync().await?;
+                println!("{r}");
+            }
+            FilesAction::Get { reference, out } => {
+                let bar = Progress::new(&format!("get {}", out.display()));
+                let r = sp.get_file(&reference, &out, |n, t| bar.update(n, t)).await;
+                bar.done();
+                let media = r?;
+                println!("wrote {} ({media})", out.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn sync(s: &Settings, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        print_sync(&sp.sync().await?);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn watch(
+    s: &Settings,
+    sel: Option<String>,
+    broker: Option<String>,
+    seconds: Option<u64>,
+    interval: u64,
+) -> Result<ExitCode> {
+    let c = client(s)?;
+    let ep = endpoint(&s.broker(broker)?)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        let until = async move {
+            match seconds {
+                Some(n) => tokio::time::sleep(Duration::from_secs(n)).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        clientful::live::run(
+            &mut sp,
+            ep,
+            Duration::from_secs(interval.max(1)),
+            until,
+            |ev| {
+                use clientful::live::LiveEvent;
+                match ev {
+                    LiveEvent::Joined { room } => println!("joined room {room}"),
+                    LiveEvent::Received(n) => println!("received {n} envelopes"),
+                    LiveEvent::Synced(r) if r.received > 0 || r.uploaded > 0 => print_sync(r),
+                    LiveEvent::Synced(_) => {}
+                    LiveEvent::Disconnected => println!("broker connection lost; reconnecting"),
+                    LiveEvent::Warning(w) => println!("warning: {w}"),
+                }
+            },
+        )
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn export(s: &Settings, sel: Option<String>, out: &Path) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        let n = crate::inspect::export(&mut sp, out)?;
+        println!(
+            "exported {n} documents to {} (plain JSON: keep it private)",
+            out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn inspect(s: &Settings, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        crate::inspect::inspect(&mut sp).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn doctor(s: &Settings, sel: Option<String>, action: DoctorCapture) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        match action {
+            DoctorCapture::Report => crate::inspect::doctor_report(&mut sp)?,
+            DoctorCapture::Capture { doc, out } => {
+                let id = sp.find_document(&doc)?;
+                let d = sp.document(&id)?;
+                let b = clientful_app::diagnose::Bundle::capture(d.replica_mut(), &[]);
+                if out.exists() {
+                    bail!("{} exists; refusing to overwrite it", out.display());
+                }
+                std::fs::write(&out, serde_json::to_vec_pretty(&b.to_json())?)
+                    .with_context(|| format!("{}", out.display()))?;
+                println!(
+                    "wrote {} (no document content; safe to share)",
+                    out.display()
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -222,7 +222,14 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line, whatever the cause chain holds.
+            let msg = format!("{e:#}");
+            let one: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", one.join(" "));
             ExitCode::from(2)
         }
     }

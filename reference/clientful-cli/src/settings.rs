@@ -55,9 +55,17 @@ impl Settings {
         let explicit = config.or_else(|| env("CLIENTFUL_CONFIG").map(PathBuf::from));
         let path = explicit.clone().unwrap_or_else(|| home.join("config.toml"));
         let file = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
-            }
+            Ok(text) => toml::from_str(&text).map_err(|e: toml::de::Error| {
+                let line = e
+                    .span()
+                    .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+                    .unwrap_or(0);
+                anyhow::anyhow!(
+                    "config file {} line {line}: {}",
+                    path.display(),
+                    e.message().trim()
+                )
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
                 FileSettings::default()
             }

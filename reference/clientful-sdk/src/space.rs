@@ -832,6 +832,13 @@ impl SpaceSession {
             }
         }
         self.flush_pending(&mut report).await?;
+        // What goes to storage also goes to a live room, including edits made by
+        // an earlier process (`doc edit`, then `watch`).
+        for (_, b) in self.local()?.outbox()? {
+            if !self.live.contains(&b) {
+                self.live.push(b);
+            }
+        }
         if let Some(r) = self
             .with_main(async |s| {
                 s.init().await?;

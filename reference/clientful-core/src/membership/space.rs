@@ -541,9 +541,10 @@ impl SpaceReplica {
         };
         let handled = match opened.content_type {
             delivery::CT_KEY_MESSAGE => self.receive_key_message(&opened.body),
-            delivery::CT_WELCOME => match self.receive_welcome(&opened.body) {
-                Err(_) if !self.welcome_is_mine(&opened.body) => Ok(()),
-                r => r,
+            delivery::CT_WELCOME => match super::seal::decode(&opened.body) {
+                Err(e) => Err(e),
+                Ok(sk) if sk.device_id != self.me.device_id() => Ok(()),
+                Ok(_) => self.receive_welcome(&opened.body),
             },
             _ => Err(Error::InvalidOperation {
                 reason: "unknown key-delivery content type",
@@ -559,10 +560,6 @@ impl SpaceReplica {
                 class: e.class(),
             },
         }
-    }
-
-    fn welcome_is_mine(&self, bytes: &[u8]) -> bool {
-        super::seal::decode(bytes).is_ok_and(|s| s.device_id == self.me.device_id())
     }
 
     /// Epochs announced by key messages that give this device no box and that it

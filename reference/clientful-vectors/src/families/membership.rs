@@ -283,10 +283,68 @@ fn replay(input: &Value) -> Result<Value, String> {
     }))
 }
 
+/// Replays a key-delivery case (KEY-14 to KEY-17): a device given by its seeds,
+/// holding some epochs, receives the membership log and then the carriers, in
+/// order. The output is each carrier's disposition on arrival, the epochs the
+/// device holds at the end, the epochs announced without a box for it, and the
+/// current epoch of its resolved state.
+fn deliver(input: &Value) -> Result<Value, String> {
+    let space_id: [u8; 32] = get_arr(input, "spaceId")?;
+    let dev = input.get("device").ok_or("no device")?;
+    let user: [u8; 32] = get_arr(dev, "userSeed")?;
+    let signing: [u8; 32] = get_arr(dev, "signingSeed")?;
+    let x: [u8; 32] = get_arr(dev, "x25519")?;
+    let me = Identity::new(
+        &SigningKey::from_seed(&user),
+        DeviceKeys {
+            signing: SigningKey::from_seed(&signing),
+            x25519: clientful_core::keys::X25519Secret::from_bytes(&x),
+        },
+    )
+    .map_err(err)?;
+    let mut obs = SpaceReplica::new(space_id, me).map_err(err)?;
+    let mut keys = Vec::new();
+    for s in get_hex_list(input, "epochSecrets")? {
+        let s: [u8; 32] = s.as_slice().try_into().map_err(|_| "secret length")?;
+        keys.push(clientful_core::membership::epoch::epoch_key(&space_id, &s).map_err(err)?);
+    }
+    obs.import_keys(&keys);
+    for e in get_hex_list(input, "log")? {
+        obs.receive(&e);
+    }
+    let mut dispositions = Vec::new();
+    for c in get_hex_list(input, "carriers")? {
+        let id = envelope::decode(&c).map(|d| hex(d.id)).ok();
+        let (name, class) = match obs.receive(&c) {
+            Received::Delivered => ("delivered", None),
+            Received::Held => ("held", None),
+            Received::Duplicate => ("duplicate", None),
+            Received::Rejected { class, .. } => ("rejected", Some(class)),
+            Received::Accepted(_) | Received::Buffered => ("operation", None),
+        };
+        let mut j = json!({"id": id, "disposition": name});
+        if let Some(c) = class
+            && let Some(o) = j.as_object_mut()
+        {
+            o.insert("error".into(), json!(class_name(c)));
+        }
+        dispositions.push(j);
+    }
+    let mut held: Vec<String> = obs.keys().all().iter().map(|k| hex(k.id())).collect();
+    held.sort();
+    Ok(json!({
+        "carriers": dispositions,
+        "epochsHeld": held,
+        "lockedOut": obs.locked_out_epochs().iter().map(hex).collect::<Vec<_>>(),
+        "currentEpoch": obs.state().current_epoch().map(hex),
+    }))
+}
+
 /// Runs one case.
 pub fn run(operation: &str, _params: &Value, input: &Value) -> Result<Outcome, String> {
     match operation {
         "resolve" => Ok(Outcome::Accepted(replay(input)?)),
+        "deliver" => Ok(Outcome::Accepted(deliver(input)?)),
         other => Err(format!("unknown operation {other}")),
     }
 }
@@ -696,5 +754,170 @@ pub fn generate() -> Result<VectorFile, String> {
         &intended,
     )?;
     let _ = ErrorClass::Malformed;
+    delivery_cases(&mut f)?;
     Ok(f.finish())
+}
+
+/// The `deliver` group (KEY-14 to KEY-17): carriers of key messages and welcomes.
+fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
+    use clientful_core::membership::delivery;
+    use clientful_core::membership::epoch::{self, Recipient};
+    f.note(
+        "KeyDelivery",
+        "DEFINED",
+        "Key messages and welcomes carried as envelopes of the delivery document.",
+    );
+    f.group(
+        "deliver",
+        "A device (its seeds given) holding some epochs receives the membership log, then \
+         key-delivery carriers in order: each carrier's disposition, the epochs held at the end, \
+         the epochs announced without a box for it, and its current epoch.",
+        json!({}),
+    );
+    let mut g = Group::new(family_rng(&format!("{SEED}/deliver")))?;
+    let b = g.add(0, Role::Writer, &Scope::whole())?;
+    let c = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b, c])?;
+    let old = g.rep(0)?.current_epoch().ok_or("no epoch")?;
+    let user_c = g.user(c);
+    let mut rng = g.rng.clone();
+    g.rep(0)?.remove_member(&mut rng, &user_c).map_err(err)?;
+    let out = g.take(0);
+    let km = out
+        .iter()
+        .find_map(|o| match o {
+            Outgoing::KeyMessage(k) => Some(k.clone()),
+            _ => None,
+        })
+        .ok_or("no key message")?;
+    let carriers = g.rep(0)?.key_message_carriers(&mut rng, &km).map_err(err)?;
+    let (_, km_carrier) = carriers.first().cloned().ok_or("no carrier")?;
+    let new = g.rep(0)?.current_epoch().ok_or("no new epoch")?;
+    let me0 = g.reps.first().ok_or("no creator")?;
+    let device0 = SigningKey::from_seed(&me0.identity().device.signing.seed());
+    // A welcome sealed to c, carried under the new epoch (b opens the carrier, not the box).
+    let to_c = {
+        let r = g.reps.get(c).ok_or("no c")?;
+        Recipient {
+            device_id: r.identity().device_id(),
+            x25519: r.identity().verified.device_x25519,
+        }
+    };
+    let w =
+        epoch::welcome(&mut rng, &g.space_id(), &to_c, std::slice::from_ref(&old)).map_err(err)?;
+    let welcome_new = delivery::seal_carrier(
+        &mut rng,
+        &device0,
+        &g.space_id(),
+        &new,
+        delivery::CT_WELCOME,
+        &w,
+    )
+    .map_err(err)?;
+    // A carrier with a content type the delivery document does not define.
+    let bad = envelope::seal(
+        &device0,
+        &old,
+        &envelope::SealRequest {
+            space_id: g.space_id(),
+            doc_id: delivery::delivery_doc_id(&g.space_id()).map_err(err)?,
+            seq: 1,
+            prev: None,
+            preds: Vec::new(),
+            content_type: 45,
+            body: &km,
+        },
+        &mut rng,
+    )
+    .map_err(err)?
+    .bytes;
+    g.rng = rng;
+    let device_of = |i: usize| -> Result<Value, String> {
+        let r = g.reps.get(i).ok_or("no device")?;
+        let u = g.users.get(i).ok_or("no user")?;
+        Ok(json!({
+            "userSeed": hex(u.seed().as_ref()),
+            "signingSeed": hex(r.identity().device.signing.seed().as_ref()),
+            "x25519": hex(r.identity().device.x25519.to_bytes().as_ref()),
+        }))
+    };
+    let log: Vec<String> = g.log.iter().map(hex).collect();
+    let mk = |device: Value, carriers: &[&Vec<u8>]| {
+        json!({
+            "spaceId": hex(g.space_id()),
+            "device": device,
+            "epochSecrets": [hex(old.secret())],
+            "log": log,
+            "carriers": carriers.iter().map(|c| hex(c)).collect::<Vec<_>>(),
+        })
+    };
+    let cases: Vec<(&str, &str, &[&str], Value)> = vec![
+        (
+            "key-message-carrier-remaining-member",
+            "A remaining member holding the replaced epoch opens the carrier of the rotation's \
+             key message, learns the new epoch, and the removal held for it is integrated: the \
+             current epoch is the new one.",
+            &["KEY-14", "KEY-15", "KEY-16"],
+            mk(device_of(b)?, &[&km_carrier]),
+        ),
+        (
+            "key-message-carrier-removed-member",
+            "The removed member opens the same carrier (it holds the replaced epoch) but finds no \
+             box for itself: it learns no key, reports the new epoch as locked out, and keeps the \
+             old view.",
+            &["KEY-4", "KEY-16", "KEY-17"],
+            mk(device_of(c)?, &[&km_carrier]),
+        ),
+        (
+            "carrier-held-until-key",
+            "A welcome carrier under the new epoch arrives before the key message: held, then \
+             opened once the key message's carrier gives the epoch; a welcome sealed to another \
+             device is not an error.",
+            &["KEY-16", "ERR-7"],
+            mk(device_of(b)?, &[&welcome_new, &km_carrier]),
+        ),
+        (
+            "carrier-unknown-content-type",
+            "A delivery-document envelope with content type 45: INVALID_OPERATION.",
+            &["KEY-16"],
+            mk(device_of(b)?, &[&bad]),
+        ),
+    ];
+    let (old_id, new_id) = (hex(old.id()), hex(new.id()));
+    for (name, desc, refs, input) in cases {
+        let out = deliver(&input)?;
+        let disp: Vec<String> = out["carriers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        let d = c["disposition"].as_str().unwrap_or("?");
+                        match c["error"].as_str() {
+                            Some(e) => format!("{d}:{e}"),
+                            None => d.to_owned(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let current = out["currentEpoch"].as_str().unwrap_or("").to_owned();
+        let locked = out["lockedOut"].clone();
+        let ok = match name {
+            "key-message-carrier-remaining-member" => {
+                disp == ["delivered"] && current == new_id && locked == json!([])
+            }
+            "key-message-carrier-removed-member" => {
+                disp == ["delivered"] && current == old_id && locked == json!([new_id])
+            }
+            "carrier-held-until-key" => disp == ["held", "delivered"] && current == new_id,
+            _ => disp == ["rejected:INVALID_OPERATION"] && current == old_id,
+        };
+        if !ok {
+            return Err(format!(
+                "{name}: the reference gives an unintended result: {out}"
+            ));
+        }
+        f.valid(name, desc, refs, &["KeyDelivery"], input, out);
+    }
+    Ok(())
 }

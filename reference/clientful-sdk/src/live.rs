@@ -6,6 +6,11 @@
 //! and applied at once. Storage stays the source of truth: [`run`] also syncs
 //! with storage every `interval`, which catches up whatever the broker did not
 //! deliver (a backlog overflow, a broker restart, an epoch change).
+//!
+//! Catch-up between live peers: a device that (re)joins publishes a
+//! `SYNC_JOIN`; every peer answers by publishing again the envelopes it
+//! published recently (at most [`RECENT`]), so an edit published before the
+//! joiner arrived is not missed while it is not yet in storage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,9 @@ use tokio::sync::mpsc;
 use crate::error::ClientError;
 use crate::identity::os_rng;
 use crate::space::{SpaceSession, SyncReport};
+
+/// Envelopes a peer keeps to publish again when another device joins.
+pub const RECENT: usize = 256;
 
 /// What a live session reports.
 #[derive(Debug)]
@@ -49,6 +57,7 @@ pub struct Live {
     events: mpsc::Receiver<Event>,
     rng: ChaCha20Rng,
     session: [u8; 16],
+    recent: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl Live {
@@ -72,6 +81,7 @@ impl Live {
             events,
             rng,
             session,
+            recent: std::collections::VecDeque::new(),
         })
     }
 
@@ -85,21 +95,30 @@ impl Live {
         hex::encode(&self.room.room_id()[..8])
     }
 
+    async fn send(&mut self, kind: u32, body: Vec<u8>) -> Result<(), ClientError> {
+        let msg = wire::encode(&RoomMessage {
+            kind,
+            session: self.session.to_vec(),
+            body,
+        });
+        let sealed = self
+            .room
+            .seal_message(&mut self.rng, &msg)
+            .map_err(|e| ClientError::core("room message", e))?;
+        self.client.publish(sealed).await;
+        Ok(())
+    }
+
     /// Publishes what `space` wrote since the last call.
     pub async fn publish(&mut self, space: &mut SpaceSession) -> Result<usize, ClientError> {
         let out = space.take_live();
         let n = out.len();
         for e in out {
-            let msg = wire::encode(&RoomMessage {
-                kind: kind::ENVELOPE,
-                session: self.session.to_vec(),
-                body: e,
-            });
-            let sealed = self
-                .room
-                .seal_message(&mut self.rng, &msg)
-                .map_err(|e| ClientError::core("room message", e))?;
-            self.client.publish(sealed).await;
+            if self.recent.len() >= RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(e.clone());
+            self.send(kind::ENVELOPE, e).await?;
         }
         Ok(n)
     }
@@ -121,11 +140,15 @@ impl Live {
             batch.push(e);
         }
         let mut envelopes = Vec::new();
+        let mut answer = false;
         for ev in batch {
             match ev {
-                Event::Joined { .. } => out.push(LiveEvent::Joined {
-                    room: self.room_id(),
-                }),
+                Event::Joined { .. } => {
+                    self.send(kind::SYNC_JOIN, Vec::new()).await?;
+                    out.push(LiveEvent::Joined {
+                        room: self.room_id(),
+                    });
+                }
                 Event::Deliver(sealed) => {
                     let Ok(plain) = self.room.open_message(&sealed) else {
                         continue;
@@ -135,6 +158,8 @@ impl Live {
                     };
                     if msg.kind == kind::ENVELOPE {
                         envelopes.push(msg.body);
+                    } else if msg.kind == kind::SYNC_JOIN && msg.session != self.session {
+                        answer = true;
                     }
                 }
                 Event::Disconnected => out.push(LiveEvent::Disconnected),
@@ -145,6 +170,12 @@ impl Live {
                 }
                 Event::Error(code) => out.push(LiveEvent::Warning(format!("broker error {code}"))),
                 Event::Ephemeral(_) => {}
+            }
+        }
+        if answer {
+            let again: Vec<Vec<u8>> = self.recent.iter().cloned().collect();
+            for e in again {
+                self.send(kind::ENVELOPE, e).await?;
             }
         }
         if !envelopes.is_empty() {

@@ -108,6 +108,15 @@ pub struct SyncReport {
     pub locked_out: usize,
 }
 
+/// What changed, for subscribers ([`SpaceSession::subscribe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A document received envelopes from other devices.
+    Document([u8; 32]),
+    /// The membership changed (members, devices, epochs).
+    Membership,
+}
+
 /// One document as listed.
 #[derive(Debug, Clone)]
 pub struct DocInfo {
@@ -183,6 +192,7 @@ pub struct SpaceSession {
     rng: ChaCha20Rng,
     live: Vec<Vec<u8>>,
     docs: BTreeMap<[u8; 32], Document>,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 impl std::fmt::Debug for SpaceSession {
@@ -245,6 +255,7 @@ impl SpaceSession {
             rng: os_rng()?,
             live: Vec::new(),
             docs: BTreeMap::new(),
+            changes: tokio::sync::broadcast::channel(1024).0,
         };
         s.after_change()?;
         Ok(s)
@@ -371,6 +382,7 @@ impl SpaceSession {
             rng: os_rng()?,
             live: Vec::new(),
             docs: BTreeMap::new(),
+            changes: tokio::sync::broadcast::channel(1024).0,
         };
         s.feed_local()?;
         // Our own earlier operations came back from the local store; nothing new to send.
@@ -452,6 +464,28 @@ impl SpaceSession {
         self.local()
     }
 
+    /// Changes made by other devices, as they arrive (through [`Self::sync`] or a
+    /// live session, [`crate::live`]). A slow subscriber misses old changes
+    /// (`RecvError::Lagged`) and should re-read the documents it shows.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn notify(&self, c: Change) {
+        // No subscriber is fine.
+        let _ = self.changes.send(c);
+    }
+
+    fn doc_counts(&self) -> Result<BTreeMap<[u8; 32], usize>, ClientError> {
+        let mut out = BTreeMap::new();
+        for e in self.local()?.all_envelopes()? {
+            if let Ok(d) = envelope::decode(&e) {
+                *out.entry(d.header.doc_id).or_default() += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// Takes the envelopes written since the last call, to publish over a broker.
     pub fn take_live(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.live)
@@ -491,18 +525,26 @@ impl SpaceSession {
         let del =
             delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
         let mut membership = false;
+        let mut changed = BTreeSet::new();
         for e in envelopes {
             let Ok(d) = envelope::decode(e) else { continue };
             if d.header.doc_id == mem || d.header.doc_id == del {
                 self.replica.receive(e);
                 membership = true;
-            } else if let Some(doc) = self.docs.get_mut(&d.header.doc_id) {
-                doc.replica_mut().receive(e);
+            } else {
+                if let Some(doc) = self.docs.get_mut(&d.header.doc_id) {
+                    doc.replica_mut().receive(e);
+                }
+                changed.insert(d.header.doc_id);
             }
         }
         if membership {
             self.docs.clear();
             self.react()?;
+            self.notify(Change::Membership);
+        }
+        for id in changed {
+            self.notify(Change::Document(id));
         }
         Ok(fresh)
     }
@@ -812,6 +854,8 @@ impl SpaceSession {
     /// healing rotations).
     pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
         let mut report = SyncReport::default();
+        let counts_before = self.doc_counts()?;
+        let ops_before = self.replica.state().ops.len();
         self.flush_pending(&mut report).await?;
         for _ in 0..MAX_SYNC_ROUNDS {
             let keys_before = self.replica.keys().all().len();
@@ -849,6 +893,17 @@ impl SpaceSession {
             report.uploaded += usize::from(r.is_some());
         }
         self.docs.clear();
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        for (id, n) in self.doc_counts()? {
+            if id != mem && id != del && counts_before.get(&id).copied().unwrap_or(0) < n {
+                self.notify(Change::Document(id));
+            }
+        }
+        if self.replica.state().ops.len() != ops_before {
+            self.notify(Change::Membership);
+        }
         report.epochs_held = self.replica.keys().all().len();
         report.locked_out = self.replica.locked_out_epochs().len();
         report.has_access = self.has_access();

@@ -86,6 +86,12 @@ step "test vectors verify against the reference (clientful vectors verify test-v
 cargo run -q -p clientful-cli --locked -- vectors verify test-vectors/ | tee "$log"
 read -r vec_passed vec_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
 
+step "the README's run command (clientful demo) and the SDK examples"
+cargo run -q -p clientful-cli --locked -- demo | tee "$log" | tail -n 2
+grep -q "^demo complete" "$log"
+cargo run -q -p clientful --locked --example quickstart
+cargo run -q -p clientful --locked --example invite_and_subscribe
+
 echo
 echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${sab_caught} saboteurs caught, ${vec_passed} vector cases"
 echo "total: $(( test_passed + js_passed + conf_passed + sab_caught + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + sab_missed + vec_failed )) failed"

@@ -36,6 +36,17 @@ fn say(line: impl AsRef<str>) {
     println!("   {}", line.as_ref());
 }
 
+/// The first `n` characters.
+fn head(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The last `n` characters.
+fn tail(s: &str, n: usize) -> String {
+    let k = s.chars().count().saturating_sub(n);
+    s.chars().skip(k).collect()
+}
+
 fn short(b: &[u8]) -> String {
     hex::encode(b.get(..6).unwrap_or(b))
 }
@@ -159,7 +170,7 @@ async fn story(root: &Path) -> Result<ExitCode> {
     let bob = Client::init(&root.join("bob-laptop"), "bob")?;
     let code = a.create_invite(Role::Writer, true)?;
     a.sync().await?;
-    say(format!("invite code: {}…", &code[..24]));
+    say(format!("invite code: {}…", head(&code, 24)));
     let mut b = bob.accept_invite(&code, "team", &storage).await?;
     say(format!(
         "bob redeemed it; access before admission: {}",
@@ -232,7 +243,10 @@ async fn story(root: &Path) -> Result<ExitCode> {
         )
     })?;
     b.sync().await?;
-    say(format!("stored {size} bytes as file {}…", &file_ref[..16]));
+    say(format!(
+        "stored {size} bytes as file {}…",
+        head(&file_ref, 16)
+    ));
 
     p.step("The phone reconnects; everyone syncs; the digests prove convergence");
     ph.sync().await?;
@@ -259,12 +273,12 @@ async fn story(root: &Path) -> Result<ExitCode> {
         let t = sp.document(&tasks)?.state_digest();
         say(format!(
             "{who:<13} notes {}…  tasks {}…",
-            &n[..16],
-            &t[..16]
+            head(&n, 16),
+            head(&t, 16)
         ));
         digests.push((n, t));
     }
-    if digests.windows(2).any(|w| w[0] != w[1]) {
+    if digests.windows(2).any(|w| w.first() != w.get(1)) {
         bail!("the devices did not converge");
     }
     say(format!("notes: \"{}\"", text_of(&mut ph, &notes)));
@@ -294,14 +308,8 @@ async fn story(root: &Path) -> Result<ExitCode> {
     ));
     let bob_text = text_of(&mut b, &notes);
     let phone_text = text_of(&mut ph, &notes);
-    say(format!(
-        "the phone reads: \"…{}\"",
-        &phone_text[phone_text.len().saturating_sub(30)..]
-    ));
-    say(format!(
-        "bob reads:       \"…{}\"",
-        &bob_text[bob_text.len().saturating_sub(30)..]
-    ));
+    say(format!("the phone reads: \"…{}\"", tail(&phone_text, 30)));
+    say(format!("bob reads:       \"…{}\"", tail(&bob_text, 30)));
     if bob_text.contains("Confidential") || !phone_text.contains("Confidential") {
         bail!("the removal did not cut bob off");
     }

@@ -12,6 +12,16 @@ use clientful_core::membership::epoch::authenticator_display;
 use clientful_storage::BlobStore;
 use clientful_storage::layout::EpochStorage;
 
+/// Per document: envelopes that open and verify, that fail, that are sealed
+/// under epochs this device does not hold; distinct authors.
+#[derive(Default)]
+struct Tally {
+    verified: usize,
+    failed: usize,
+    sealed: usize,
+    authors: BTreeSet<[u8; 32]>,
+}
+
 fn short(b: &[u8]) -> String {
     hex::encode(b.get(..6).unwrap_or(b))
 }
@@ -135,29 +145,31 @@ pub async fn inspect(sp: &mut SpaceSession) -> Result<()> {
     };
     println!("\ndocuments:");
     let all = sp.local_store()?.all_envelopes()?;
-    let mut per_doc: BTreeMap<[u8; 32], (usize, usize, usize, BTreeSet<[u8; 32]>)> =
-        BTreeMap::new();
+    let mut per_doc: BTreeMap<[u8; 32], Tally> = BTreeMap::new();
     for e in &all {
         let Ok(d) = envelope::decode(e) else { continue };
         let entry = per_doc.entry(d.header.doc_id).or_default();
-        entry.3.insert(d.header.author);
+        entry.authors.insert(d.header.author);
         match envelope::open(e, &ctx) {
-            Ok(_) => entry.0 += 1,
-            Err(clientful_core::Error::UnknownEpoch) => entry.2 += 1,
-            Err(_) => entry.1 += 1,
+            Ok(_) => entry.verified += 1,
+            Err(clientful_core::Error::UnknownEpoch) => entry.sealed += 1,
+            Err(_) => entry.failed += 1,
         }
     }
     let docs: BTreeSet<[u8; 32]> = sp.documents()?.iter().map(|d| d.id).collect();
-    for (id, (ok, bad, sealed, authors)) in &per_doc {
+    for (id, t) in &per_doc {
         let what = if docs.contains(id) {
             "document"
         } else {
             "membership/keys"
         };
         println!(
-            "  {} {what:<15} {ok} verified, {bad} failed, {sealed} under epochs not held; {} authors",
+            "  {} {what:<15} {} verified, {} failed, {} under epochs not held; {} authors",
             short(id),
-            authors.len()
+            t.verified,
+            t.failed,
+            t.sealed,
+            t.authors.len()
         );
     }
 

@@ -197,7 +197,7 @@ fn two_users_over_s3_and_a_broker_process() {
 
     // Live: bob watches; alice's edit reaches him through the broker (his storage
     // sync runs only once, when the watch starts).
-    let mut watcher = bob
+    let watcher = bob
         .cmd(&[
             "watch",
             "--broker",

@@ -163,7 +163,10 @@ fn decode_pending(mut b: &[u8]) -> Vec<Pending> {
         let (id, rest) = b.split_at(32);
         let (secret, rest) = rest.split_at(32);
         let (len, rest) = rest.split_at(4);
-        let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Ok(len) = <[u8; 4]>::try_from(len) else {
+            break;
+        };
+        let n = u32::from_be_bytes(len) as usize;
         if rest.len() < n {
             break;
         }

@@ -848,7 +848,7 @@ fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
             "device": device,
             "epochSecrets": [hex(old.secret())],
             "log": log,
-            "carriers": carriers.iter().map(|c| hex(c)).collect::<Vec<_>>(),
+            "carriers": carriers.iter().map(hex).collect::<Vec<_>>(),
         })
     };
     let cases: Vec<(&str, &str, &[&str], Value)> = vec![
@@ -886,13 +886,14 @@ fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
     let (old_id, new_id) = (hex(old.id()), hex(new.id()));
     for (name, desc, refs, input) in cases {
         let out = deliver(&input)?;
-        let disp: Vec<String> = out["carriers"]
-            .as_array()
+        let disp: Vec<String> = out
+            .get("carriers")
+            .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
                     .map(|c| {
-                        let d = c["disposition"].as_str().unwrap_or("?");
-                        match c["error"].as_str() {
+                        let d = c.get("disposition").and_then(Value::as_str).unwrap_or("?");
+                        match c.get("error").and_then(Value::as_str) {
                             Some(e) => format!("{d}:{e}"),
                             None => d.to_owned(),
                         }
@@ -900,8 +901,12 @@ fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
                     .collect()
             })
             .unwrap_or_default();
-        let current = out["currentEpoch"].as_str().unwrap_or("").to_owned();
-        let locked = out["lockedOut"].clone();
+        let current = out
+            .get("currentEpoch")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let locked = out.get("lockedOut").cloned().unwrap_or_default();
         let ok = match name {
             "key-message-carrier-remaining-member" => {
                 disp == ["delivered"] && current == new_id && locked == json!([])

@@ -195,6 +195,34 @@ fn two_users_over_s3_and_a_broker_process() {
     );
     assert_eq!(alice.digests(), bob.digests());
 
+    // A reader reads but cannot write, and is told so in one line.
+    let carol = User {
+        home: tmp.path().join("carol"),
+    };
+    carol.run(&["identity", "create", "--name", "carol"]);
+    let reader_code = last_line(&alice.run(&["invite", "create", "--role", "reader"]));
+    assert!(
+        reader_code.starts_with("cfinvite1-reader-"),
+        "{reader_code}"
+    );
+    carol.run(&[
+        "invite",
+        "accept",
+        &reader_code,
+        "--name",
+        "team",
+        "--storage",
+        &storage,
+    ]);
+    alice.run(&["sync"]);
+    assert!(carol.run(&["sync"]).contains("access: yes"));
+    assert_eq!(
+        last_line(&carol.run(&["doc", "print", &notes, "--text"])),
+        "hello world"
+    );
+    let err = carol.fails(&["doc", "edit", &notes, "--append", "!!"]);
+    assert!(err.contains("Reader"), "{err}");
+
     // Live: bob watches; alice's edit reaches him through the broker (his storage
     // sync runs only once, when the watch starts).
     let watcher = bob

@@ -1,7 +1,12 @@
 //! Text forms of the codes people pass around out of band: invite codes
 //! (MEM-20), device link codes (MEM-24) and device requests (a device
 //! certificate, ID-3). Each is a prefix and the hex of the canonical bytes, so
-//! a truncated or mistyped code is refused with a clear message.
+//! a truncated or mistyped code is refused with a clear message. An invite
+//! code's text also names the role the invite grants
+//! (`cfinvite1-writer-<hex>`), which the invitee requests in its redemption: a
+//! redemption asking for more than the invite grants is rejected (MEM-21).
+
+use clientful_core::membership::Role;
 
 use crate::error::ClientError;
 
@@ -25,6 +30,38 @@ pub fn decode(prefix: &str, what: &str, code: &str) -> Result<Vec<u8>, ClientErr
     })?;
     hex::decode(rest)
         .map_err(|_| ClientError::Invalid(format!("{what} is damaged (not hexadecimal)")))
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Admin => "admin",
+    }
+}
+
+/// The text of an invite code granting `role`.
+pub fn encode_invite(role: Role, code: &[u8]) -> String {
+    format!("{INVITE}{}-{}", role_name(role), hex::encode(code))
+}
+
+/// The role and the canonical `InviteCode` bytes of an invite code's text.
+pub fn decode_invite(code: &str) -> Result<(Role, Vec<u8>), ClientError> {
+    let rest = code.trim().strip_prefix(INVITE).ok_or_else(|| {
+        ClientError::Invalid(format!("not an invite code: it must start with `{INVITE}`"))
+    })?;
+    let (role, hex_part) = rest
+        .split_once('-')
+        .ok_or_else(|| ClientError::Invalid("invite code is damaged (no role)".into()))?;
+    let role = [Role::Reader, Role::Writer, Role::Admin]
+        .into_iter()
+        .find(|r| role_name(*r) == role)
+        .ok_or_else(|| {
+            ClientError::Invalid(format!("invite code names an unknown role `{role}`"))
+        })?;
+    let bytes = hex::decode(hex_part)
+        .map_err(|_| ClientError::Invalid("invite code is damaged (not hexadecimal)".into()))?;
+    Ok((role, bytes))
 }
 
 /// A 32-byte id from (a prefix of) its hex form, among `candidates`.
@@ -68,6 +105,15 @@ mod tests {
         );
         assert!(decode(LINK, "a device link code", &c).is_err());
         assert!(decode(INVITE, "an invite code", "cfinvite1-zz").is_err());
+    }
+
+    #[test]
+    fn invite_codes_carry_their_role() {
+        let c = encode_invite(Role::Reader, &[9, 8]);
+        assert_eq!(c, "cfinvite1-reader-0908");
+        assert_eq!(decode_invite(&c).ok(), Some((Role::Reader, vec![9, 8])));
+        assert!(decode_invite("cfinvite1-owner-0908").is_err());
+        assert!(decode_invite("cfinvite1-0908").is_err());
     }
 
     #[test]

@@ -42,73 +42,63 @@ fn to_any(v: &Value) -> Any {
     serde_json::from_value(v.clone()).unwrap_or(Any::Null)
 }
 
-fn am_put(
-    doc: &mut automerge::AutoCommit,
-    obj: &automerge::ObjId,
-    key: &str,
-    v: &Value,
-) -> Result<(), automerge::AutomergeError> {
-    match v {
-        Value::Null => doc.put(obj, key, ()),
-        Value::Bool(b) => doc.put(obj, key, *b),
+/// A JSON scalar as an Automerge scalar; `None` for arrays and objects.
+fn am_scalar(v: &Value) -> Option<automerge::ScalarValue> {
+    use automerge::ScalarValue as S;
+    Some(match v {
+        Value::Null => S::Null,
+        Value::Bool(b) => S::Boolean(*b),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => doc.put(obj, key, i),
-            None => doc.put(obj, key, n.as_f64().unwrap_or(0.0)),
+            Some(i) => S::Int(i),
+            None => S::F64(n.as_f64().unwrap_or(0.0)),
         },
-        Value::String(s) => doc.put(obj, key, s.as_str()),
-        Value::Array(a) => {
-            let list = doc.put_object(obj, key, ObjType::List)?;
-            for (i, x) in a.iter().enumerate() {
-                am_insert(doc, &list, i, x)?;
-            }
-            Ok(())
-        }
-        Value::Object(o) => {
-            let map = doc.put_object(obj, key, ObjType::Map)?;
-            for (k, x) in o {
-                am_put(doc, &map, k, x)?;
-            }
-            Ok(())
-        }
-    }
+        Value::String(s) => S::Str(s.as_str().into()),
+        Value::Array(_) | Value::Object(_) => return None,
+    })
 }
 
-fn am_insert(
+/// Where a value goes: a key of a map, or an index of a list (inserted).
+enum Slot<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Writes a JSON value into an Automerge object, recursively.
+fn am_write(
     doc: &mut automerge::AutoCommit,
-    list: &automerge::ObjId,
-    i: usize,
+    obj: &automerge::ObjId,
+    slot: Slot<'_>,
     v: &Value,
 ) -> Result<(), automerge::AutomergeError> {
-    match v {
-        Value::Array(_) | Value::Object(_) => {
-            let (ty, inner) = match v {
-                Value::Array(a) => (ObjType::List, Value::Array(a.clone())),
-                other => (ObjType::Map, other.clone()),
-            };
-            let o = doc.insert_object(list, i, ty)?;
-            match inner {
-                Value::Array(a) => {
-                    for (j, x) in a.iter().enumerate() {
-                        am_insert(doc, &o, j, x)?;
-                    }
-                }
-                Value::Object(m) => {
-                    for (k, x) in &m {
-                        am_put(doc, &o, k, x)?;
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        }
-        Value::Null => doc.insert(list, i, ()),
-        Value::Bool(b) => doc.insert(list, i, *b),
-        Value::Number(n) => match n.as_i64() {
-            Some(x) => doc.insert(list, i, x),
-            None => doc.insert(list, i, n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => doc.insert(list, i, s.as_str()),
+    if let Some(sv) = am_scalar(v) {
+        return match slot {
+            Slot::Key(k) => doc.put(obj, k, sv),
+            Slot::Index(i) => doc.insert(obj, i, sv),
+        };
     }
+    let ty = if v.is_array() {
+        ObjType::List
+    } else {
+        ObjType::Map
+    };
+    let inner = match slot {
+        Slot::Key(k) => doc.put_object(obj, k, ty)?,
+        Slot::Index(i) => doc.insert_object(obj, i, ty)?,
+    };
+    match v {
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                am_write(doc, &inner, Slot::Index(i), x)?;
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                am_write(doc, &inner, Slot::Key(k), x)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Document {
@@ -170,7 +160,7 @@ impl Document {
             return Ok(());
         }
         let doc = self.replica.automerge_mut().ok_or("no document")?.doc_mut();
-        am_put(doc, &automerge::ROOT, key, value).map_err(|e| e.to_string())
+        am_write(doc, &automerge::ROOT, Slot::Key(key), value).map_err(|e| e.to_string())
     }
 
     /// The document as JSON (the materialized state, DOC-12).

@@ -264,26 +264,42 @@ impl SpaceSession {
         Ok(s)
     }
 
+    /// Creates the local space from a fresh replica, then syncs. If the sync fails
+    /// the space stays on the device (everything is stored locally) and the error
+    /// says to run `sync` again.
+    async fn start_and_sync(
+        client: &Client,
+        replica: SpaceReplica,
+        lobby: Option<&[u8; 32]>,
+        name: &str,
+        storage: &str,
+    ) -> Result<SpaceSession, ClientError> {
+        let file = SpaceFile {
+            version: 1,
+            space_id: hex::encode(replica.space_id()),
+            name: name.to_owned(),
+            storage: storage.to_owned(),
+            lobbies: lobby.map(hex::encode).into_iter().collect(),
+            links: BTreeMap::new(),
+        };
+        let mut s = Self::start(client, replica, file).await?;
+        if let Err(e) = s.sync().await {
+            return Err(ClientError::Invalid(format!(
+                "{e} (the space is kept on this device: run `sync` again when the storage is reachable)"
+            )));
+        }
+        Ok(s)
+    }
+
     pub(crate) async fn create(
         client: &Client,
         name: &str,
         storage: &str,
     ) -> Result<SpaceSession, ClientError> {
         StorageUrl::parse(storage)?;
-        let mut rng = os_rng()?;
-        let replica = SpaceReplica::create(&mut rng, client.profile().identity()?)
+        let replica = SpaceReplica::create(&mut os_rng()?, client.profile().identity()?)
             .map_err(|e| ClientError::core("creating the space", e))?;
-        let file = SpaceFile {
-            version: 1,
-            space_id: hex::encode(replica.space_id()),
-            name: name.to_owned(),
-            storage: storage.to_owned(),
-            lobbies: Vec::new(),
-            links: BTreeMap::new(),
-        };
-        let mut s = Self::start(client, replica, file).await?;
-        s.sync().await?;
-        Ok(s)
+        Self::start_and_sync(client, replica, None, name, storage).await
     }
 
     pub(crate) async fn redeem(
@@ -293,24 +309,13 @@ impl SpaceSession {
         storage: &str,
     ) -> Result<SpaceSession, ClientError> {
         StorageUrl::parse(storage)?;
-        let bytes = codes::decode(codes::INVITE, "an invite code", code)?;
+        let (role, bytes) = codes::decode_invite(code)?;
         let parsed = invite::decode(&bytes)
             .map_err(|e| ClientError::Invalid(format!("invite code is damaged: {e}")))?;
-        let mut rng = os_rng()?;
         let replica =
-            SpaceReplica::redeem(&mut rng, &bytes, client.profile().identity()?, Role::Writer)
+            SpaceReplica::redeem(&mut os_rng()?, &bytes, client.profile().identity()?, role)
                 .map_err(|e| ClientError::core("redeeming the invite", e))?;
-        let file = SpaceFile {
-            version: 1,
-            space_id: hex::encode(parsed.space_id),
-            name: name.to_owned(),
-            storage: storage.to_owned(),
-            lobbies: vec![hex::encode(parsed.secret.as_ref())],
-            links: BTreeMap::new(),
-        };
-        let mut s = Self::start(client, replica, file).await?;
-        s.sync().await?;
-        Ok(s)
+        Self::start_and_sync(client, replica, Some(&parsed.secret), name, storage).await
     }
 
     pub(crate) async fn link(
@@ -326,17 +331,7 @@ impl SpaceSession {
         let mut replica = SpaceReplica::new(parsed.space_id, client.profile().identity()?)
             .map_err(|e| ClientError::core("joining the space", e))?;
         replica.add_invite_epoch(lobby_key(&parsed.space_id, &parsed.secret)?);
-        let file = SpaceFile {
-            version: 1,
-            space_id: hex::encode(parsed.space_id),
-            name: name.to_owned(),
-            storage: storage.to_owned(),
-            lobbies: vec![hex::encode(parsed.secret.as_ref())],
-            links: BTreeMap::new(),
-        };
-        let mut s = Self::start(client, replica, file).await?;
-        s.sync().await?;
-        Ok(s)
+        Self::start_and_sync(client, replica, Some(&parsed.secret), name, storage).await
     }
 
     pub(crate) async fn open(
@@ -923,7 +918,7 @@ impl SpaceSession {
             .create_invite(&mut self.rng, role, &Scope::whole(), single_use, 0)
             .map_err(|e| self.refused("creating an invite", e))?;
         self.after_change()?;
-        Ok(codes::encode(codes::INVITE, &code))
+        Ok(codes::encode_invite(role, &code))
     }
 
     fn refused(&self, what: &str, e: clientful_core::Error) -> ClientError {
@@ -1101,9 +1096,26 @@ impl SpaceSession {
         })
     }
 
+    /// Refuses early what every replica would refuse (MEM-18): writing without
+    /// the writer or admin role.
+    fn check_writer(&self) -> Result<(), ClientError> {
+        let me = self.replica.identity().user;
+        match self.replica.state().members.get(&me) {
+            Some(m) if m.role >= Role::Writer => Ok(()),
+            Some(m) => Err(ClientError::NoAccess(format!(
+                "your role in this space is {:?}: it cannot write documents",
+                m.role
+            ))),
+            None => Err(ClientError::NoAccess(
+                "this device is not a member of the space (not admitted yet, or removed)".into(),
+            )),
+        }
+    }
+
     /// Creates a document with a title (stored in the document itself, so only
     /// members read it) and returns its id.
     pub fn new_document(&mut self, crdt: CrdtKind, title: &str) -> Result<[u8; 32], ClientError> {
+        self.check_writer()?;
         let mut id = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut self.rng, &mut id);
         let cfg = self.replica_config(id, crdt)?;
@@ -1149,6 +1161,7 @@ impl SpaceSession {
         id: &[u8; 32],
         f: impl FnOnce(&mut Document) -> Result<(), String>,
     ) -> Result<(), ClientError> {
+        self.check_writer()?;
         let doc = self.document(id)?;
         f(doc).map_err(ClientError::Invalid)?;
         doc.replica_mut()

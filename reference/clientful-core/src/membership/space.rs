@@ -453,26 +453,9 @@ impl SpaceReplica {
                 class: *c,
             };
         }
-        let ctx = Ctx {
-            space_id: self.space_id,
-            doc_id: self.doc_id,
-            keys: &self.keys,
-            invite_keys: &self.invite_keys,
-        };
-        let opened = match envelope::open_decoded(decoded, &ctx) {
+        let opened = match self.open_or_hold(decoded, self.doc_id, bytes) {
             Ok(o) => o,
-            Err(Error::UnknownEpoch) => {
-                if !self.held.iter().any(|h| h == bytes) && self.held.len() < MAX_HELD {
-                    self.held.push(bytes.to_vec());
-                }
-                return Received::Held;
-            }
-            Err(e) => {
-                return Received::Rejected {
-                    id: Some(id),
-                    class: e.class(),
-                };
-            }
+            Err(r) => return r,
         };
         let op = match Op::from_envelope(&opened) {
             Ok(op) => op,
@@ -508,6 +491,36 @@ impl SpaceReplica {
         }
     }
 
+    /// Opens an envelope of `doc_id` under the epochs held and the invite epochs
+    /// known; one sealed under an epoch not held yet is kept to retry (ERR-7).
+    fn open_or_hold(
+        &mut self,
+        decoded: envelope::DecodedEnvelope,
+        doc_id: [u8; 32],
+        bytes: &[u8],
+    ) -> Result<envelope::OpenedEnvelope, Received> {
+        let id = decoded.id;
+        let ctx = Ctx {
+            space_id: self.space_id,
+            doc_id,
+            keys: &self.keys,
+            invite_keys: &self.invite_keys,
+        };
+        match envelope::open_decoded(decoded, &ctx) {
+            Ok(o) => Ok(o),
+            Err(Error::UnknownEpoch) => {
+                if !self.held.iter().any(|h| h == bytes) && self.held.len() < MAX_HELD {
+                    self.held.push(bytes.to_vec());
+                }
+                Err(Received::Held)
+            }
+            Err(e) => Err(Received::Rejected {
+                id: Some(id),
+                class: e.class(),
+            }),
+        }
+    }
+
     /// Handles a key-delivery carrier (KEY-16): opens it under an epoch this
     /// device holds (held otherwise, like an operation), then hands the key
     /// message or welcome it carries to [`Self::receive_key_message`] or
@@ -518,26 +531,9 @@ impl SpaceReplica {
         if self.carriers.contains_key(&id) {
             return Received::Duplicate;
         }
-        let ctx = Ctx {
-            space_id: self.space_id,
-            doc_id: self.delivery_doc,
-            keys: &self.keys,
-            invite_keys: &self.invite_keys,
-        };
-        let opened = match envelope::open_decoded(decoded, &ctx) {
+        let opened = match self.open_or_hold(decoded, self.delivery_doc, bytes) {
             Ok(o) => o,
-            Err(Error::UnknownEpoch) => {
-                if !self.held.iter().any(|h| h == bytes) && self.held.len() < MAX_HELD {
-                    self.held.push(bytes.to_vec());
-                }
-                return Received::Held;
-            }
-            Err(e) => {
-                return Received::Rejected {
-                    id: Some(id),
-                    class: e.class(),
-                };
-            }
+            Err(r) => return r,
         };
         let handled = match opened.content_type {
             delivery::CT_KEY_MESSAGE => self.receive_key_message(&opened.body),

@@ -3,7 +3,7 @@
 //! real NATS server started by `scripts/services/nats.sh`. Every broker captures
 //! every frame it sees, and each test checks its capture holds no plaintext, no
 //! document name, no user id and no space, document or device identifier.
-//! spec: BRK-1, BRK-2, BRK-6, BRK-7, BRK-9, BRK-10, BRK-17, BRK-18, BRK-19, BRK-21.
+//! spec: BRK-1, BRK-2, BRK-6, BRK-7, BRK-9, BRK-10, BRK-17, BRK-18, BRK-19, BRK-20, BRK-21, BRK-22.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -794,6 +794,92 @@ async fn graceful_shutdown_tells_clients_and_exits_zero() {
     assert_eq!((f.kind, f.code), (kind::ERROR, code::SHUTTING_DOWN));
     let (status, _broker) = exit.await.expect("join");
     assert!(status.success(), "exit status {status}");
+}
+
+/// Whether a QUIC handshake with `pin` to the broker at `addr` succeeds.
+async fn quic_handshake(addr: std::net::SocketAddr, pin: [u8; 32]) -> bool {
+    let mut ep = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).expect("endpoint");
+    ep.set_default_client_config(
+        clientful_net::transport::quic_client_config(pin).expect("config"),
+    );
+    let ok = match ep.connect(addr, "localhost") {
+        Ok(connecting) => tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        Err(_) => false,
+    };
+    ep.close(0u32.into(), b"done");
+    ok
+}
+
+/// The QUIC pin is the SHA-256 of the certificate's SubjectPublicKeyInfo: the
+/// printed pin is that hash, a client pinning it connects, a certificate re-issued
+/// over the same key (certificate file removed, key kept) keeps the pin and the
+/// old pin still connects, and a new key changes the pin and the old pin fails.
+/// spec: BRK-20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_pin_is_the_key_hash_and_survives_reissue() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cert = dir.path().join("cert-pin.pem");
+    let key = dir.path().join("key-pin.pem");
+    let mut first = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    let pin = first.pin;
+    let der = |path: &std::path::Path| -> Vec<u8> {
+        let pem = std::fs::read_to_string(path).expect("cert pem");
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64_decode(&b64)
+    };
+    let first_der = der(&cert);
+    assert_eq!(
+        clientful_broker::pin::spki_sha256(&first_der).expect("spki"),
+        pin,
+        "the printed pin is the SPKI hash of the certificate on disk"
+    );
+    assert_ne!(
+        clientful_core::suite::sha256(&first_der),
+        pin,
+        "not the whole-certificate hash"
+    );
+    assert!(quic_handshake(first.quic, pin).await, "pinned key accepted");
+    let mut wrong = pin;
+    wrong[0] ^= 1;
+    assert!(!quic_handshake(first.quic, wrong).await, "another pin refused");
+    first.terminate();
+
+    // Re-issue: keep the key, drop the certificate.
+    std::fs::remove_file(&cert).expect("remove cert");
+    let mut reissued = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    let second_der = der(&cert);
+    assert_ne!(second_der, first_der, "a new certificate");
+    assert_eq!(reissued.pin, pin, "same key, same pin");
+    assert!(quic_handshake(reissued.quic, pin).await, "old pin still accepted");
+    reissued.terminate();
+
+    // A new key: the old pin no longer matches.
+    std::fs::remove_file(&cert).expect("remove cert");
+    std::fs::remove_file(&key).expect("remove key");
+    let rekeyed = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    assert_ne!(rekeyed.pin, pin, "new key, new pin");
+    assert!(!quic_handshake(rekeyed.quic, pin).await, "old pin refused");
+    assert!(quic_handshake(rekeyed.quic, rekeyed.pin).await, "new pin accepted");
+}
+
+/// Standard base64 (PEM bodies), without padding checks.
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
 
 async fn raw_quic(

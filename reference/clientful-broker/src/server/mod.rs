@@ -352,9 +352,20 @@ impl Shared {
 /// connection gets ERROR SHUTTING_DOWN, queues drain for up to the grace period.
 ///
 /// Prints one line to stdout once both listeners are bound:
-/// `clientful-broker listening ws=<addr> quic=<addr> cert-sha256=<hex>`.
+/// `clientful-broker listening ws=<addr> quic=<addr> spki-sha256=<hex>`, where
+/// `spki-sha256` is the key pin of BRK-20 (64 lowercase hex digits).
 pub async fn run(config: Config) -> Result<()> {
-    let identity = tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
+    let (identity, source) =
+        tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
+    match source {
+        tls::Source::Loaded => {}
+        tls::Source::Reissued => tracing::info!(
+            "no certificate file: issued a new self-signed certificate for the existing key (same pin)"
+        ),
+        tls::Source::Generated => {
+            tracing::info!("no key file: generated a new key and self-signed certificate (new pin)")
+        }
+    }
     let stream: [u8; 16] = random();
     let capture = match &config.capture {
         Some(p) => Some(capture::Capture::open(p).context("opening capture file")?),
@@ -395,10 +406,10 @@ pub async fn run(config: Config) -> Result<()> {
     let endpoint = quic::endpoint(config.quic_listen, &identity)?;
     let quic_addr = endpoint.local_addr()?;
     println!(
-        "clientful-broker listening ws={ws_addr} quic={quic_addr} cert-sha256={}",
+        "clientful-broker listening ws={ws_addr} quic={quic_addr} spki-sha256={}",
         hex::encode(identity.pin)
     );
-    tracing::info!(%ws_addr, %quic_addr, pin = %hex::encode(identity.pin), nats = config.nats_url.is_some(), "broker started");
+    tracing::info!(%ws_addr, %quic_addr, spki_sha256 = %hex::encode(identity.pin), nats = config.nats_url.is_some(), "broker started");
 
     let stop = Arc::new(Notify::new());
     let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));

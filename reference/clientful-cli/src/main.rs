@@ -59,10 +59,12 @@ struct BrokerArgs {
     /// QUIC (UDP) listener.
     #[arg(long, default_value = "127.0.0.1:7401")]
     quic_listen: std::net::SocketAddr,
-    /// PEM certificate for QUIC; generated (self-signed) and written here if absent.
+    /// PEM certificate for QUIC; if absent, a self-signed one over the key is
+    /// issued and written here (same key, same pin).
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
-    /// PEM private key for QUIC; generated and written here if absent.
+    /// PEM private key for QUIC; if absent, a new key (and certificate) is
+    /// generated and written here (a new pin).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Largest frame accepted, in bytes.

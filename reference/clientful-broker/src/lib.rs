@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod pin;
 pub mod rate;
 pub mod server;
 pub mod state;

@@ -5,6 +5,11 @@
 //!
 //! Fan-out is O(1) per receiver: a DELIVER frame is encoded once and shared
 //! ([`Bytes`] is reference-counted) by every receiver's queue.
+//!
+//! Three modes (BRK-21, BRK-22): alone (the broker numbers payloads and keeps the
+//! backlog in memory), on a bus (the same, and payloads are shared with other
+//! brokers), and on a bus with a shared backlog (NATS JetStream: the stream numbers
+//! payloads, keeps the backlog, and every broker delivers in stream order).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -19,6 +24,20 @@ use crate::rate::TokenBucket;
 pub type ConnId = u64;
 /// A 32-byte room id.
 pub type RoomId = [u8; 32];
+
+/// Live DELIVER frames held for a connection while its backlog is fetched from a
+/// shared backlog (BRK-22); beyond this the connection is a slow reader.
+pub const MAX_HELD: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No bus: numbering and backlog here.
+    Alone,
+    /// A bus without a shared backlog: numbering and backlog here.
+    Bus,
+    /// A bus with a shared backlog: the bus numbers and keeps payloads.
+    Shared,
+}
 
 /// The limits a broker enforces (BRK-LIM-*), announced in WELCOME.
 #[derive(Debug, Clone)]
@@ -79,11 +98,19 @@ pub enum Action {
         /// Why (an error code), for logs.
         code: u32,
     },
-    /// First local member of a room: subscribe to it on the bus.
-    Subscribe(RoomId),
+    /// First local member of a room: subscribe to it on the bus, tagging the
+    /// subscription's messages with `generation`, then report it with
+    /// [`Broker::subscribed`].
+    Subscribe {
+        /// Room.
+        room: RoomId,
+        /// Tags this subscription (a later one of the same room has a higher one).
+        generation: u64,
+    },
     /// Last local member left: unsubscribe.
     Unsubscribe(RoomId),
-    /// Forward a payload published here to the other brokers.
+    /// Forward a payload published here to the other brokers (and, with a shared
+    /// backlog, store it there: report the outcome with [`Broker::stored`]).
     BusPublish {
         /// Room.
         room: RoomId,
@@ -91,7 +118,43 @@ pub enum Action {
         ephemeral: bool,
         /// The opaque payload.
         payload: Bytes,
+        /// The publishing connection.
+        sender: ConnId,
+        /// The PUBLISH's `request` (0: no ACK wanted).
+        request: u32,
     },
+    /// Shared backlog: fetch the room's stored payloads with sequence numbers in
+    /// `from..to` and report them with [`Broker::replayed`] (also when the fetch
+    /// fails, with what was fetched).
+    Replay {
+        /// The connection that joined with a cursor.
+        conn: ConnId,
+        /// Room.
+        room: RoomId,
+        /// First sequence number wanted (the JOIN's cursor).
+        from: u64,
+        /// First sequence number delivered live (the JOINED's cursor).
+        to: u64,
+    },
+}
+
+/// A payload that arrived over the bus.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    /// Room.
+    pub room: RoomId,
+    /// The subscription it arrived on, as reported to [`Broker::subscribed`].
+    pub generation: u64,
+    /// With a shared backlog: its sequence number in the stream. Without: `None`
+    /// (this broker numbers it).
+    pub seq: Option<u64>,
+    /// With a shared backlog, for payloads this broker published: the publishing
+    /// connection, which gets no DELIVER of its own payload.
+    pub sender: Option<ConnId>,
+    /// An ephemeral payload.
+    pub ephemeral: bool,
+    /// The opaque payload.
+    pub payload: Bytes,
 }
 
 /// Counters exported as metrics.
@@ -126,8 +189,14 @@ struct Room {
     backlog: VecDeque<(u64, Bytes)>,
     /// With a bus: the subscription is confirmed; JOINED waits for it (BRK-21).
     subscribed: bool,
-    /// JOINED and backlog frames held until the subscription is confirmed.
-    waiting: Vec<(ConnId, Vec<Bytes>)>,
+    /// The bus subscription's generation; messages of older ones are ignored.
+    generation: u64,
+    /// JOINs (connection, request, cursor) answered once the subscription is
+    /// confirmed.
+    waiting: Vec<(ConnId, u32, u64)>,
+    /// Shared backlog: connections whose backlog is being fetched, with the first
+    /// live sequence number and the live frames held until the fetch ends.
+    catching_up: HashMap<ConnId, (u64, Vec<Bytes>)>,
 }
 
 /// The broker state machine.
@@ -138,7 +207,8 @@ pub struct Broker {
     rooms: HashMap<RoomId, Room>,
     stats: Stats,
     shutting_down: bool,
-    bus: bool,
+    mode: Mode,
+    generations: u64,
 }
 
 impl Broker {
@@ -152,7 +222,8 @@ impl Broker {
             rooms: HashMap::new(),
             stats: Stats::default(),
             shutting_down: false,
-            bus: false,
+            mode: Mode::Alone,
+            generations: 0,
         }
     }
 
@@ -160,23 +231,46 @@ impl Broker {
     /// reports the room's subscription with [`Broker::subscribed`], so a member
     /// never misses what other brokers publish after its JOINED (BRK-21).
     pub fn with_bus(mut self) -> Self {
-        self.bus = true;
+        self.mode = Mode::Bus;
         self
     }
 
-    /// The bus subscription of `room` is in place: release the held JOINED frames.
-    pub fn subscribed(&mut self, room: RoomId, out: &mut Vec<Action>) {
+    /// A broker on a bus that also keeps the backlog (BRK-22): payloads are
+    /// numbered by the bus's stream ([`BusMessage::seq`]), PUBLISH is answered by
+    /// ACK once the bus has stored it ([`Broker::stored`]), and a JOIN's cursor is
+    /// served from the bus ([`Action::Replay`]). `stream` (see [`Broker::new`])
+    /// must then identify the shared stream, the same on every broker.
+    pub fn with_shared_backlog(mut self) -> Self {
+        self.mode = Mode::Shared;
+        self
+    }
+
+    /// The bus subscription of `room` is in place: answer the waiting JOINs.
+    /// `generation` tags the subscription's messages; with a shared backlog,
+    /// `next_seq` is the first stream sequence number it will deliver.
+    pub fn subscribed(
+        &mut self,
+        room: RoomId,
+        generation: u64,
+        next_seq: Option<u64>,
+        out: &mut Vec<Action>,
+    ) {
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
+        // An answer to a subscription the room has since dropped (or replaced).
+        if r.members.is_empty() || r.generation != generation {
+            return;
+        }
         r.subscribed = true;
+        if let Some(n) = next_seq {
+            r.next_seq = n.max(1);
+        }
         let waiting = std::mem::take(&mut r.waiting);
         let members = r.members.clone();
-        for (conn, frames) in waiting {
+        for (conn, request, cursor) in waiting {
             if members.contains(&conn) {
-                for f in frames {
-                    self.send(out, conn, f, false);
-                }
+                self.admit(conn, room, request, cursor, out);
             }
         }
     }
@@ -376,45 +470,141 @@ impl Broker {
             return self.reject(out, conn, code::TOO_MANY_ROOMS, f.request, &room);
         }
         c.rooms.insert(room);
+        let generation = self.generations + 1;
         let r = self.rooms.entry(room).or_insert_with(|| Room {
             next_seq: 1,
             ..Default::default()
         });
         if r.members.is_empty() && !r.subscribed && r.waiting.is_empty() {
-            out.push(Action::Subscribe(room));
+            self.generations = generation;
+            r.generation = generation;
+            out.push(Action::Subscribe { room, generation });
         }
-        if !self.bus {
+        if self.mode == Mode::Alone {
             r.subscribed = true;
         }
         r.members.insert(conn);
+        if r.subscribed {
+            self.admit(conn, room, f.request, f.cursor, out);
+        } else {
+            r.waiting.push((conn, f.request, f.cursor));
+        }
+    }
+
+    /// Answers an accepted JOIN: JOINED with the room's next sequence number, then
+    /// the backlog from `cursor` (BRK-8): from memory, or with a shared backlog
+    /// fetched from the bus while live frames for `conn` are held.
+    fn admit(
+        &mut self,
+        conn: ConnId,
+        room: RoomId,
+        request: u32,
+        cursor: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let shared = self.mode == Mode::Shared;
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
         let next = r.next_seq;
-        let backlog: Vec<Bytes> = if f.cursor > 0 {
+        let mut replay = false;
+        let backlog: Vec<Bytes> = if cursor == 0 || cursor >= next {
+            Vec::new()
+        } else if shared {
+            // A repeated JOIN during a fetch waits for that fetch.
+            if let std::collections::hash_map::Entry::Vacant(e) = r.catching_up.entry(conn) {
+                e.insert((next, Vec::new()));
+                replay = true;
+            }
+            Vec::new()
+        } else {
             r.backlog
                 .iter()
-                .filter(|(seq, _)| *seq >= f.cursor)
+                .filter(|(seq, _)| *seq >= cursor)
                 .map(|(_, b)| b.clone())
                 .collect()
-        } else {
-            Vec::new()
         };
         let joined = frame::encode(&BrokerFrame {
             kind: kind::JOINED,
-            request: f.request,
+            request,
             room_id: room.to_vec(),
             cursor: next,
             stream: self.stream.to_vec(),
             ..Default::default()
         });
-        if r.subscribed {
-            self.send(out, conn, joined, false);
-            for b in backlog {
-                self.send(out, conn, b, false);
-            }
-        } else {
-            let mut frames = vec![joined];
-            frames.extend(backlog);
-            r.waiting.push((conn, frames));
+        self.send(out, conn, joined, false);
+        for b in backlog {
+            self.send(out, conn, b, false);
         }
+        if replay {
+            out.push(Action::Replay {
+                conn,
+                room,
+                from: cursor,
+                to: next,
+            });
+        }
+    }
+
+    /// Shared backlog: the payloads the bus holds for `room` from an
+    /// [`Action::Replay`] (sequence number, payload), in order. They are sent to
+    /// `conn` as DELIVER (at most the backlog size, below the live boundary), then
+    /// the live frames held meanwhile.
+    pub fn replayed(
+        &mut self,
+        conn: ConnId,
+        room: RoomId,
+        entries: Vec<(u64, Bytes)>,
+        out: &mut Vec<Action>,
+    ) {
+        let keep = self.limits.backlog;
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let Some((to, held)) = r.catching_up.remove(&conn) else {
+            return;
+        };
+        let mut entries: Vec<(u64, Bytes)> =
+            entries.into_iter().filter(|(seq, _)| *seq < to).collect();
+        entries.sort_by_key(|(seq, _)| *seq);
+        entries.dedup_by_key(|(seq, _)| *seq);
+        let skip = entries.len().saturating_sub(keep);
+        for (seq, payload) in entries.into_iter().skip(skip) {
+            let deliver = frame::encode(&BrokerFrame {
+                kind: kind::DELIVER,
+                room_id: room.to_vec(),
+                cursor: seq,
+                payload: payload.to_vec(),
+                ..Default::default()
+            });
+            self.send(out, conn, deliver, false);
+        }
+        for f in held {
+            self.send(out, conn, f, false);
+        }
+    }
+
+    /// Shared backlog: the bus stored a payload `conn` published as `seq`;
+    /// answers ACK if the PUBLISH asked for one.
+    pub fn stored(
+        &mut self,
+        conn: ConnId,
+        room: RoomId,
+        request: u32,
+        seq: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if request == 0 || !self.conns.contains_key(&conn) {
+            return;
+        }
+        let ack = frame::encode(&BrokerFrame {
+            kind: kind::ACK,
+            request,
+            room_id: room.to_vec(),
+            cursor: seq,
+            ..Default::default()
+        });
+        self.send(out, conn, ack, false);
     }
 
     fn leave(&mut self, conn: ConnId, f: &BrokerFrame, out: &mut Vec<Action>) {
@@ -430,7 +620,8 @@ impl Broker {
     fn leave_room(&mut self, conn: ConnId, room: RoomId, out: &mut Vec<Action>) {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&conn);
-            r.waiting.retain(|(c, _)| *c != conn);
+            r.waiting.retain(|(c, _, _)| *c != conn);
+            r.catching_up.remove(&conn);
             if r.members.is_empty() {
                 out.push(Action::Unsubscribe(room));
                 r.subscribed = false;
@@ -458,11 +649,25 @@ impl Broker {
             return self.reject(out, conn, code::NOT_JOINED, f.request, &room);
         }
         let payload = Bytes::from(f.payload);
-        let seq = self.fan_out(room, Some(conn), payload.clone(), out);
+        if self.mode == Mode::Shared {
+            // The stream numbers it; every broker, this one included, delivers it
+            // when the bus hands it back (BusMessage), and ACK follows `stored`.
+            out.push(Action::BusPublish {
+                room,
+                ephemeral: false,
+                payload,
+                sender: conn,
+                request: f.request,
+            });
+            return;
+        }
+        let seq = self.fan_out(room, Some(conn), payload.clone(), None, out);
         out.push(Action::BusPublish {
             room,
             ephemeral: false,
             payload,
+            sender: conn,
+            request: f.request,
         });
         if f.request != 0 {
             let ack = frame::encode(&BrokerFrame {
@@ -476,22 +681,33 @@ impl Broker {
         }
     }
 
-    /// Numbers a payload, keeps it in the backlog and queues it to every local
-    /// member but `from`. Returns its sequence number.
+    /// Numbers a payload (or, with a shared backlog, takes the stream's `numbered`
+    /// sequence number), keeps it in the backlog here unless the backlog is shared,
+    /// and queues it to every local member but `from`. Returns its sequence number.
     fn fan_out(
         &mut self,
         room: RoomId,
         from: Option<ConnId>,
         payload: Bytes,
+        numbered: Option<u64>,
         out: &mut Vec<Action>,
     ) -> u64 {
-        let backlog_max = self.limits.backlog;
+        let backlog_max = if numbered.is_some() {
+            0
+        } else {
+            self.limits.backlog
+        };
         let Some(r) = self.rooms.get_mut(&room) else {
             return 0;
         };
+        let seq = match numbered {
+            // Stream order: a number already passed is a duplicate.
+            Some(n) if n < r.next_seq => return n,
+            Some(n) => n,
+            None => r.next_seq,
+        };
         self.stats.published += 1;
-        let seq = r.next_seq;
-        r.next_seq += 1;
+        r.next_seq = seq.saturating_add(1);
         let deliver = frame::encode(&BrokerFrame {
             kind: kind::DELIVER,
             room_id: room.to_vec(),
@@ -505,14 +721,20 @@ impl Broker {
                 r.backlog.pop_front();
             }
         }
-        let receivers: Vec<ConnId> = r
-            .members
-            .iter()
-            .copied()
-            .filter(|m| Some(*m) != from)
-            .collect();
+        let mut receivers = Vec::new();
+        let mut overflow = Vec::new();
+        for m in r.members.iter().copied().filter(|m| Some(*m) != from) {
+            match r.catching_up.get_mut(&m) {
+                Some((_, held)) if held.len() >= MAX_HELD => overflow.push(m),
+                Some((_, held)) => held.push(deliver.clone()),
+                None => receivers.push(m),
+            }
+        }
         for m in receivers {
             self.send(out, m, deliver.clone(), false);
+        }
+        for m in overflow {
+            self.slow_reader(m, out);
         }
         seq
     }
@@ -534,6 +756,8 @@ impl Broker {
             room,
             ephemeral: true,
             payload,
+            sender: conn,
+            request: 0,
         });
     }
 
@@ -564,14 +788,35 @@ impl Broker {
         }
     }
 
-    /// A payload another broker published to `room` (through the bus).
-    pub fn remote(&mut self, room: RoomId, ephemeral: bool, payload: Bytes, out: &mut Vec<Action>) {
-        if ephemeral {
-            if payload.len() <= self.limits.max_ephemeral {
-                self.relay_ephemeral(room, None, &payload, out);
+    /// A payload from the bus: published by another broker or, with a shared
+    /// backlog, by any broker (this one included). Messages of a subscription
+    /// that is not the room's current one are ignored.
+    pub fn bus_message(&mut self, m: BusMessage, out: &mut Vec<Action>) {
+        let Some(r) = self.rooms.get(&m.room) else {
+            return;
+        };
+        if !r.subscribed || r.generation != m.generation {
+            return;
+        }
+        if m.ephemeral {
+            if m.payload.len() <= self.limits.max_ephemeral {
+                self.relay_ephemeral(m.room, None, &m.payload, out);
             }
-        } else if payload.len() <= self.limits.max_frame {
-            self.fan_out(room, None, payload, out);
+            return;
+        }
+        if m.payload.len() > self.limits.max_frame {
+            return;
+        }
+        match (self.mode, m.seq) {
+            (Mode::Shared, Some(seq)) => {
+                self.fan_out(m.room, m.sender, m.payload, Some(seq), out);
+            }
+            (Mode::Bus, None) => {
+                self.fan_out(m.room, None, m.payload, None, out);
+            }
+            // A numbered message without a shared backlog, or the reverse: not
+            // this broker's configuration.
+            _ => {}
         }
     }
 
@@ -847,10 +1092,16 @@ mod tests {
         b.frame(1, &hello(), false, 0, &mut out);
         out.clear();
         b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
-        assert!(out.contains(&Action::Subscribe(*c.room_id())));
+        assert!(out.contains(&Action::Subscribe {
+            room: *c.room_id(),
+            generation: 1
+        }));
         assert!(frames_to(&out, 1).is_empty(), "JOINED held");
         out.clear();
-        b.subscribed(*c.room_id(), &mut out);
+        // An answer for another subscription releases nothing.
+        b.subscribed(*c.room_id(), 7, None, &mut out);
+        assert!(frames_to(&out, 1).is_empty(), "JOINED still held");
+        b.subscribed(*c.room_id(), 1, None, &mut out);
         assert_eq!(frames_to(&out, 1)[0].kind, kind::JOINED);
         // A second member joins at once: the room is subscribed.
         out.clear();
@@ -858,7 +1109,176 @@ mod tests {
         b.frame(2, &hello(), false, 0, &mut out);
         b.frame(2, &join(&c, &[2; 32]), false, 0, &mut out);
         assert_eq!(frames_to(&out, 2)[1].kind, kind::JOINED);
-        assert!(!out.contains(&Action::Subscribe(*c.room_id())));
+        assert!(!out.iter().any(|a| matches!(a, Action::Subscribe { .. })));
+    }
+
+    fn publish(c: &RoomCredentials, request: u32, payload: &[u8]) -> Vec<u8> {
+        enc(BrokerFrame {
+            kind: kind::PUBLISH,
+            request,
+            room_id: c.room_id().to_vec(),
+            payload: payload.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn stored(
+        c: &RoomCredentials,
+        generation: u64,
+        seq: u64,
+        sender: Option<ConnId>,
+        p: &[u8],
+    ) -> BusMessage {
+        BusMessage {
+            room: *c.room_id(),
+            generation,
+            seq: Some(seq),
+            sender,
+            ephemeral: false,
+            payload: Bytes::copy_from_slice(p),
+        }
+    }
+
+    /// Shared backlog (BRK-21, BRK-22): PUBLISH goes to the bus unnumbered, ACK
+    /// carries the stream's number, deliveries use the stream's numbers (gaps
+    /// allowed, duplicates dropped, the sender skipped), and a JOIN with a cursor
+    /// gets JOINED, then the fetched backlog, then the live frames held meanwhile.
+    #[test]
+    fn shared_backlog_numbers_from_the_stream_and_replays_in_order() {
+        let mut b = Broker::new(Limits::default(), [5; 16]).with_shared_backlog();
+        let c = creds();
+        let room = *c.room_id();
+        let mut out = Vec::new();
+        b.open(1, [1; 32], 0);
+        b.frame(1, &hello(), false, 0, &mut out);
+        b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+        b.subscribed(room, 1, Some(40), &mut out);
+        let joined = frames_to(&out, 1);
+        assert_eq!((joined[1].kind, joined[1].cursor), (kind::JOINED, 40));
+        assert_eq!(joined[1].stream, vec![5; 16]);
+        out.clear();
+        b.frame(1, &publish(&c, 3, b"p1"), false, 0, &mut out);
+        assert!(
+            frames_to(&out, 1).is_empty(),
+            "no ACK before the bus stored it"
+        );
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::BusPublish {
+                ephemeral: false,
+                sender: 1,
+                request: 3,
+                ..
+            }
+        )));
+        out.clear();
+        b.stored(1, room, 3, 41, &mut out);
+        let ack = frames_to(&out, 1);
+        assert_eq!(
+            (ack[0].kind, ack[0].request, ack[0].cursor),
+            (kind::ACK, 3, 41)
+        );
+        // The stream hands the payload back: not echoed to its sender.
+        out.clear();
+        b.bus_message(stored(&c, 1, 41, Some(1), b"p1"), &mut out);
+        assert!(frames_to(&out, 1).is_empty());
+        // Another broker's payload, with a gap in the numbers: delivered as numbered.
+        b.bus_message(stored(&c, 1, 45, None, b"p2"), &mut out);
+        let d = frames_to(&out, 1);
+        assert_eq!(
+            (d[0].kind, d[0].cursor, d[0].payload.as_slice()),
+            (kind::DELIVER, 45, &b"p2"[..])
+        );
+        // A duplicate and a message of an old subscription are dropped.
+        out.clear();
+        b.bus_message(stored(&c, 1, 45, None, b"p2"), &mut out);
+        b.bus_message(stored(&c, 0, 46, None, b"old"), &mut out);
+        assert!(frames_to(&out, 1).is_empty());
+
+        // A member resuming from cursor 41 on this broker.
+        b.open(2, [2; 32], 0);
+        b.frame(2, &hello(), false, 0, &mut out);
+        out.clear();
+        let mut j = clientful_core::wire::decode::<BrokerFrame>(
+            &join(&c, &[2; 32]),
+            &clientful_core::wire::BROKER_FRAME,
+        )
+        .expect("decode");
+        j.cursor = 41;
+        b.frame(2, &enc(j), false, 0, &mut out);
+        assert!(out.contains(&Action::Replay {
+            conn: 2,
+            room,
+            from: 41,
+            to: 46
+        }));
+        assert_eq!(frames_to(&out, 2)[0].cursor, 46, "JOINED: next live number");
+        // A live message arrives during the fetch: held for member 2.
+        out.clear();
+        b.bus_message(stored(&c, 1, 50, None, b"p3"), &mut out);
+        assert_eq!(frames_to(&out, 1).len(), 1);
+        assert!(frames_to(&out, 2).is_empty(), "held");
+        out.clear();
+        // The fetch returns (out of order, and with one entry past the boundary).
+        b.replayed(
+            2,
+            room,
+            vec![
+                (45, Bytes::from_static(b"p2")),
+                (41, Bytes::from_static(b"p1")),
+                (50, Bytes::from_static(b"p3")),
+            ],
+            &mut out,
+        );
+        let got: Vec<(u64, Vec<u8>)> = frames_to(&out, 2)
+            .into_iter()
+            .map(|f| (f.cursor, f.payload))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (41, b"p1".to_vec()),
+                (45, b"p2".to_vec()),
+                (50, b"p3".to_vec())
+            ]
+        );
+        // A second answer for the same fetch sends nothing.
+        out.clear();
+        b.replayed(2, room, vec![(41, Bytes::from_static(b"p1"))], &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// A member whose fetch never returns is dropped as a slow reader once the held
+    /// frames reach MAX_HELD; the others keep receiving.
+    #[test]
+    fn shared_backlog_bounds_the_held_frames() {
+        let mut b = Broker::new(Limits::default(), [5; 16]).with_shared_backlog();
+        let c = creds();
+        let room = *c.room_id();
+        let mut out = Vec::new();
+        for id in [1u64, 2] {
+            b.open(id, [id as u8; 32], 0);
+            b.frame(id, &hello(), false, 0, &mut out);
+        }
+        b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+        b.subscribed(room, 1, Some(10), &mut out);
+        let mut j = clientful_core::wire::decode::<BrokerFrame>(
+            &join(&c, &[2; 32]),
+            &clientful_core::wire::BROKER_FRAME,
+        )
+        .expect("decode");
+        j.cursor = 3;
+        b.frame(2, &enc(j), false, 0, &mut out);
+        out.clear();
+        for seq in 10..10 + MAX_HELD as u64 + 1 {
+            b.bus_message(stored(&c, 1, seq, None, b"x"), &mut out);
+        }
+        assert!(out.contains(&Action::Close {
+            conn: 2,
+            code: code::SLOW_READER
+        }));
+        assert_eq!(frames_to(&out, 1).len(), MAX_HELD + 1);
+        assert_eq!(b.connections(), 1);
     }
 
     #[test]

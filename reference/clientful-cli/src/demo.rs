@@ -131,6 +131,8 @@ async fn story(root: &Path) -> Result<ExitCode> {
         limits: clientful_broker::state::Limits::default(),
         send_queue: 1024,
         nats_url: None,
+        nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
+        nats_backlog_max_age: Duration::from_secs(86_400),
         capture: Some(capture.clone()),
         shutdown_grace: Duration::from_millis(200),
     };

@@ -145,10 +145,12 @@ struct BrokerArgs {
     /// QUIC (UDP) listener.
     #[arg(long, default_value = "127.0.0.1:7401")]
     quic_listen: std::net::SocketAddr,
-    /// PEM certificate for QUIC; generated (self-signed) and written here if absent.
+    /// PEM certificate for QUIC; if absent, a self-signed one over the key is
+    /// issued and written here (same key, same pin).
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
-    /// PEM private key for QUIC; generated and written here if absent.
+    /// PEM private key for QUIC; if absent, a new key (and certificate) is
+    /// generated and written here (a new pin).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Largest frame accepted, in bytes.
@@ -166,7 +168,8 @@ struct BrokerArgs {
     /// Discarded frames (less accepted ones) before a flooding connection is closed.
     #[arg(long, default_value_t = 400)]
     max_strikes: u32,
-    /// Frames kept per room for clients that resume (0: no backlog).
+    /// Payloads kept per room for clients that resume (0: no backlog); in memory,
+    /// or with --nats-url in NATS JetStream, shared by the brokers.
     #[arg(long, default_value_t = 256)]
     backlog: usize,
     /// Frames queued per connection before it is dropped as a slow reader.
@@ -175,9 +178,16 @@ struct BrokerArgs {
     /// Seconds without any frame before a connection is closed.
     #[arg(long, default_value_t = 60)]
     idle_timeout: u64,
-    /// NATS server URL: share rooms with other brokers on it.
+    /// NATS server URL: share rooms with other brokers on it (and, with a
+    /// backlog, keep the backlog in its JetStream).
     #[arg(long)]
     nats_url: Option<String>,
+    /// JetStream storage of the shared backlog (with --nats-url).
+    #[arg(long, value_enum, default_value = "file")]
+    nats_storage: NatsStorage,
+    /// Seconds after which JetStream drops a shared backlog entry (0: never).
+    #[arg(long, default_value_t = 86_400)]
+    nats_backlog_max_age: u64,
     /// Append every frame seen to this file (for tests and audits).
     #[arg(long)]
     capture: Option<PathBuf>,
@@ -187,6 +197,12 @@ struct BrokerArgs {
     /// Seconds to let connections drain at shutdown.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NatsStorage {
+    File,
+    Memory,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -335,6 +351,11 @@ fn broker_cmd(a: BrokerArgs) -> Result<ExitCode> {
         },
         send_queue: a.send_queue,
         nats_url: a.nats_url,
+        nats_storage: match a.nats_storage {
+            NatsStorage::File => clientful_broker::server::bus::BacklogStorage::File,
+            NatsStorage::Memory => clientful_broker::server::bus::BacklogStorage::Memory,
+        },
+        nats_backlog_max_age: std::time::Duration::from_secs(a.nats_backlog_max_age),
         capture: a.capture,
         shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
     };

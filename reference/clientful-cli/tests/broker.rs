@@ -3,7 +3,7 @@
 //! real NATS server started by `scripts/services/nats.sh`. Every broker captures
 //! every frame it sees, and each test checks its capture holds no plaintext, no
 //! document name, no user id and no space, document or device identifier.
-//! spec: BRK-1, BRK-2, BRK-6, BRK-7, BRK-9, BRK-10, BRK-17, BRK-18, BRK-19, BRK-21.
+//! spec: BRK-1, BRK-2, BRK-6, BRK-7, BRK-9, BRK-10, BRK-17, BRK-18, BRK-19, BRK-20, BRK-21, BRK-22.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,6 +25,7 @@ use clientful_doc::replica::CrdtKind;
 use clientful_doc::testkit::{World, insert_text, set_value};
 use clientful_net::client::{ClientOptions, Event, RoomClient};
 use clientful_net::docsync::{DocClient, DocPeer};
+use clientful_net::session::{ClientSession, Output, Resume};
 use clientful_net::transport::Endpoint;
 use clientful_proto::v1::BrokerFrame;
 use rand_chacha::ChaCha20Rng;
@@ -169,26 +170,52 @@ async fn fifty_clients_mixed_transports_exactly_once() {
     assert!(frames >= 150 + 150 * 49, "capture has only {frames} frames");
 }
 
-/// Two brokers joined through a real NATS server; 50 clients split across them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_brokers_through_nats_exactly_once() {
-    let Some(url) = std::env::var("CLIENTFUL_NATS_URL")
+/// The NATS server's URL, or `None` (the test is skipped) when no server was
+/// started, which is an error when the test command requires the services.
+fn nats_url() -> Option<String> {
+    let url = std::env::var("CLIENTFUL_NATS_URL")
         .ok()
-        .filter(|u| !u.is_empty())
-    else {
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
         assert!(
             std::env::var("CLIENTFUL_REQUIRE_SERVICES").is_err(),
             "CLIENTFUL_NATS_URL is not set but CLIENTFUL_REQUIRE_SERVICES is: \
              start NATS with scripts/services/nats.sh"
         );
         eprintln!("skipped: CLIENTFUL_NATS_URL not set (scripts/test-all.sh starts NATS)");
+    }
+    url
+}
+
+/// Two brokers joined through a real NATS server; 50 clients split across them.
+/// With the default backlog, the brokers share it in JetStream and deliver in
+/// the stream's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_through_nats_exactly_once() {
+    let Some(url) = nats_url() else {
         return;
     };
+    two_brokers_exactly_once(&url, &[], 50, 2, World::new(2, 2, CrdtKind::Yjs)).await;
+}
+
+/// The same over core NATS only (`--backlog 0`: no shared backlog, each broker
+/// numbers payloads itself), with fewer clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_through_core_nats_without_backlog_exactly_once() {
+    let Some(url) = nats_url() else {
+        return;
+    };
+    let world = World::new(12, 2, CrdtKind::Yjs);
+    two_brokers_exactly_once(&url, &["--backlog", "0"], 12, 3, world).await;
+}
+
+async fn two_brokers_exactly_once(url: &str, extra: &[&str], n: usize, per: usize, world: World) {
     let dir = tempfile::tempdir().expect("tmp");
-    let a = spawn_broker(dir.path(), "nats-a", 0, 0, &["--nats-url", &url]);
-    let b = spawn_broker(dir.path(), "nats-b", 0, 0, &["--nats-url", &url]);
-    let world = World::new(2, 2, CrdtKind::Yjs);
-    let endpoints = (0..50)
+    let mut flags = vec!["--nats-url", url];
+    flags.extend_from_slice(extra);
+    let a = spawn_broker(dir.path(), "nats-a", 0, 0, &flags);
+    let b = spawn_broker(dir.path(), "nats-b", 0, 0, &flags);
+    let endpoints = (0..n)
         .map(|i| match i % 4 {
             0 => a.ws(),
             1 => a.quic(),
@@ -196,16 +223,178 @@ async fn two_brokers_through_nats_exactly_once() {
             _ => b.quic(),
         })
         .collect();
-    exactly_once(endpoints, &world, 2).await;
-    // Broker a has 26 clients and b 24; each publishes 2 messages, and each broker
-    // must have received the other broker's publishes over NATS.
-    for (broker, name, remote_publishes) in [(&a, "a", 24 * 2), (&b, "b", 26 * 2)] {
+    exactly_once(endpoints, &world, per).await;
+    // Each broker must have received the other broker's publishes over NATS.
+    let on_a = (0..n).filter(|i| i % 4 < 2).count();
+    let on_b = n - on_a;
+    for (broker, name, remote_publishes) in [(&a, "a", on_b * per), (&b, "b", on_a * per)] {
         let (_, m) = http_get(broker.http, "/metrics").await;
         assert_eq!(
             metric(&m, "clientful_broker_bus_messages_total{direction=\"in\"}"),
-            remote_publishes,
+            remote_publishes as u64,
             "broker {name}: publishes received over NATS"
         );
+        assert_capture_clean(&broker.capture, &needles(&world));
+    }
+}
+
+/// One client session over a real transport, driven by hand so the test sees
+/// sequence numbers and the resume point.
+struct Sess {
+    conn: clientful_net::transport::Connection,
+    session: ClientSession,
+}
+
+impl Sess {
+    /// Connects, joins with `resume`; returns the session and JOINED's `resumed`.
+    async fn join(endpoint: &Endpoint, room: Arc<RoomCredentials>, resume: Resume) -> (Self, bool) {
+        let conn = clientful_net::transport::connect(endpoint)
+            .await
+            .expect("connect");
+        let mut s = Sess {
+            conn,
+            session: ClientSession::new(room, resume),
+        };
+        let hello = s.session.start();
+        s.conn.tx.send(hello).await.expect("send");
+        loop {
+            for o in s
+                .next_outputs(Duration::from_secs(15))
+                .await
+                .expect("JOINED")
+            {
+                if let Output::Joined { resumed } = o {
+                    return (s, resumed);
+                }
+            }
+        }
+    }
+
+    /// Handles the next frame: sends what the session sends, returns the rest
+    /// (and the raw frame's ACK cursor, if an ACK), or None after `wait`.
+    async fn next_outputs(&mut self, wait: Duration) -> Option<Vec<Output>> {
+        Some(self.next_frame(wait).await?.1)
+    }
+
+    async fn next_frame(&mut self, wait: Duration) -> Option<(BrokerFrame, Vec<Output>)> {
+        let bytes = tokio::time::timeout(wait, self.conn.rx.recv())
+            .await
+            .ok()??;
+        let raw = clientful_broker::frame::decode(&bytes, usize::MAX).expect("frame");
+        let mut out = Vec::new();
+        self.session.handle(&bytes, &mut out).expect("valid frame");
+        let mut rest = Vec::new();
+        for o in out {
+            match o {
+                Output::Send(b) => self.conn.tx.send(b).await.expect("send"),
+                Output::Error { code, .. } => panic!("broker error {code}"),
+                other => rest.push(other),
+            }
+        }
+        Some((raw, rest))
+    }
+
+    /// Publishes and waits for the ACK; returns the sequence number assigned.
+    async fn publish(&mut self, request: u32, payload: &[u8]) -> u64 {
+        let f = self.session.publish(request, payload);
+        self.conn.tx.send(f).await.expect("send");
+        loop {
+            let (raw, _) = self.next_frame(Duration::from_secs(10)).await.expect("ACK");
+            if raw.kind == kind::ACK && raw.request == request {
+                return raw.cursor;
+            }
+        }
+    }
+
+    /// The next DELIVER (sequence number, payload), or None within `wait`.
+    async fn next_deliver(&mut self, wait: Duration) -> Option<(u64, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            for o in self.next_outputs(left).await? {
+                if let Output::Deliver { seq, payload } = o {
+                    return Some((seq, payload));
+                }
+            }
+        }
+    }
+}
+
+/// The backlog shared in NATS JetStream: client A publishes through broker 1
+/// while client B is offline; B reconnects to broker 2 (with no member of the
+/// room yet) with its last cursor and receives exactly the missed payloads, once,
+/// in order, under the sequence numbers broker 1 acknowledged (the stream's);
+/// live traffic then flows across the brokers. spec: BRK-8, BRK-19, BRK-21, BRK-22.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_backlog_resumes_on_another_broker() {
+    let Some(url) = nats_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let one = spawn_broker(dir.path(), "js-1", 0, 0, &["--nats-url", &url]);
+    let two = spawn_broker(dir.path(), "js-2", 0, 0, &["--nats-url", &url]);
+    let world = World::new(11, 2, CrdtKind::Yjs);
+    let room = room_of(&world);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let mut seal = |s: &str| {
+        room.seal_message(
+            &mut rng,
+            format!("{s} {SECRET_TEXT} {DOC_NAME} {USER_ID}").as_bytes(),
+        )
+        .expect("seal")
+    };
+    let (mut a, _) = Sess::join(&one.ws(), room.clone(), Resume::default()).await;
+    let (mut b, _) = Sess::join(&one.quic(), room.clone(), Resume::default()).await;
+    let first = seal("before");
+    let s0 = a.publish(1, &first).await;
+    assert_eq!(
+        b.next_deliver(Duration::from_secs(10)).await,
+        Some((s0, first)),
+        "B gets the first payload under the acknowledged number"
+    );
+    let resume = b.session.resume().clone();
+    assert_eq!(resume.next_seq, s0 + 1);
+    drop(b);
+
+    // B is offline; A publishes three payloads through broker 1.
+    let mut missed = Vec::new();
+    for i in 0..3u32 {
+        let m = seal(&format!("missed {i}"));
+        let seq = a.publish(2 + i, &m).await;
+        missed.push((seq, m));
+    }
+    assert!(
+        missed.windows(2).all(|w| w[0].0 < w[1].0) && missed[0].0 > s0,
+        "stream numbers grow"
+    );
+
+    // B comes back on broker 2 with its cursor.
+    let (mut b, resumed) = Sess::join(&two.quic(), room.clone(), resume).await;
+    assert!(resumed, "both brokers announce the shared stream's id");
+    let mut got = Vec::new();
+    while got.len() < missed.len() {
+        match b.next_deliver(Duration::from_secs(10)).await {
+            Some(d) => got.push(d),
+            None => panic!("B caught up {} of {}", got.len(), missed.len()),
+        }
+    }
+    assert_eq!(got, missed, "exactly the missed payloads, in order");
+    assert_eq!(
+        b.next_deliver(Duration::from_millis(500)).await,
+        None,
+        "nothing twice"
+    );
+
+    // Live traffic across the brokers, numbered by the stream.
+    let live = seal("live");
+    let sl = a.publish(9, &live).await;
+    assert_eq!(
+        b.next_deliver(Duration::from_secs(10)).await,
+        Some((sl, live))
+    );
+    assert_eq!(b.next_deliver(Duration::from_millis(500)).await, None);
+    drop((a, b));
+    for broker in [&one, &two] {
         assert_capture_clean(&broker.capture, &needles(&world));
     }
 }
@@ -794,6 +983,100 @@ async fn graceful_shutdown_tells_clients_and_exits_zero() {
     assert_eq!((f.kind, f.code), (kind::ERROR, code::SHUTTING_DOWN));
     let (status, _broker) = exit.await.expect("join");
     assert!(status.success(), "exit status {status}");
+}
+
+/// Whether a QUIC handshake with `pin` to the broker at `addr` succeeds.
+async fn quic_handshake(addr: std::net::SocketAddr, pin: [u8; 32]) -> bool {
+    let mut ep = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).expect("endpoint");
+    ep.set_default_client_config(
+        clientful_net::transport::quic_client_config(pin).expect("config"),
+    );
+    let ok = match ep.connect(addr, "localhost") {
+        Ok(connecting) => tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        Err(_) => false,
+    };
+    ep.close(0u32.into(), b"done");
+    ok
+}
+
+/// The QUIC pin is the SHA-256 of the certificate's SubjectPublicKeyInfo: the
+/// printed pin is that hash, a client pinning it connects, a certificate re-issued
+/// over the same key (certificate file removed, key kept) keeps the pin and the
+/// old pin still connects, and a new key changes the pin and the old pin fails.
+/// spec: BRK-20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_pin_is_the_key_hash_and_survives_reissue() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cert = dir.path().join("cert-pin.pem");
+    let key = dir.path().join("key-pin.pem");
+    let mut first = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    let pin = first.pin;
+    let der = |path: &std::path::Path| -> Vec<u8> {
+        let pem = std::fs::read_to_string(path).expect("cert pem");
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64_decode(&b64)
+    };
+    let first_der = der(&cert);
+    assert_eq!(
+        clientful_broker::pin::spki_sha256(&first_der).expect("spki"),
+        pin,
+        "the printed pin is the SPKI hash of the certificate on disk"
+    );
+    assert_ne!(
+        clientful_core::suite::sha256(&first_der),
+        pin,
+        "not the whole-certificate hash"
+    );
+    assert!(quic_handshake(first.quic, pin).await, "pinned key accepted");
+    let mut wrong = pin;
+    wrong[0] ^= 1;
+    assert!(
+        !quic_handshake(first.quic, wrong).await,
+        "another pin refused"
+    );
+    first.terminate();
+
+    // Re-issue: keep the key, drop the certificate.
+    std::fs::remove_file(&cert).expect("remove cert");
+    let mut reissued = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    let second_der = der(&cert);
+    assert_ne!(second_der, first_der, "a new certificate");
+    assert_eq!(reissued.pin, pin, "same key, same pin");
+    assert!(
+        quic_handshake(reissued.quic, pin).await,
+        "old pin still accepted"
+    );
+    reissued.terminate();
+
+    // A new key: the old pin no longer matches.
+    std::fs::remove_file(&cert).expect("remove cert");
+    std::fs::remove_file(&key).expect("remove key");
+    let rekeyed = spawn_broker(dir.path(), "pin", 0, 0, &[]);
+    assert_ne!(rekeyed.pin, pin, "new key, new pin");
+    assert!(!quic_handshake(rekeyed.quic, pin).await, "old pin refused");
+    assert!(
+        quic_handshake(rekeyed.quic, rekeyed.pin).await,
+        "new pin accepted"
+    );
+}
+
+/// Standard base64 (PEM bodies), without padding checks.
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
 
 async fn raw_quic(

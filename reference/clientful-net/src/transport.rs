@@ -1,7 +1,8 @@
 //! The carriers (BRK-1): WebSocket binary messages, or a QUIC connection with one
 //! bidirectional stream of u32be length-prefixed frames plus datagrams for
-//! ephemeral frames. The QUIC client pins the SHA-256 of the broker's certificate
-//! (BRK-20). Each connection is split into a reader task and a writer task joined
+//! ephemeral frames. The QUIC client pins the SHA-256 of the broker certificate's
+//! SubjectPublicKeyInfo (BRK-20), so a certificate re-issued over the same key
+//! still matches. Each connection is split into a reader task and a writer task joined
 //! by bounded channels.
 
 use std::net::SocketAddr;
@@ -13,8 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -28,11 +28,12 @@ pub const ALPN: &[u8] = b"clientful-broker/1";
 pub enum Endpoint {
     /// `ws://host:port/v1/ws`.
     WebSocket(String),
-    /// QUIC address and the pinned SHA-256 of the broker certificate.
+    /// QUIC address and the broker's key pin.
     Quic {
         /// UDP address.
         addr: SocketAddr,
-        /// SHA-256 of the certificate DER.
+        /// SHA-256 of the broker certificate's SubjectPublicKeyInfo DER, as the
+        /// broker prints it (`spki-sha256=`).
         pin: [u8; 32],
     },
 }
@@ -134,12 +135,15 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        // A certificate that does not parse cannot match; the handshake signature
+        // (verify_tls13_signature) then proves the broker holds the pinned key.
+        let got = clientful_broker::pin::spki_sha256(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if got == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(
-                "broker certificate does not match the pinned hash".into(),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
             ))
         }
     }
@@ -174,7 +178,8 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-/// A quinn client config that accepts exactly the certificate with `pin`.
+/// A quinn client config that accepts exactly a broker whose certificate's
+/// SubjectPublicKeyInfo hashes to `pin` (BRK-20).
 pub fn quic_client_config(pin: [u8; 32]) -> Result<quinn::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use crate::frame::code;
-use crate::state::{Action, Broker, ConnId, Limits};
+use crate::state::{Action, Broker, BusMessage, ConnId, Limits};
 
 /// Everything `clientful broker` can be told.
 #[derive(Debug, Clone)]
@@ -39,8 +39,13 @@ pub struct Config {
     pub limits: Limits,
     /// Frames queued per connection before it counts as a slow reader.
     pub send_queue: usize,
-    /// NATS server URL for fan-out between brokers.
+    /// NATS server URL for fan-out between brokers. With a non-zero backlog, the
+    /// backlog is kept in NATS JetStream and shared by the brokers (BRK-22).
     pub nats_url: Option<String>,
+    /// JetStream storage of the shared backlog.
+    pub nats_storage: bus::BacklogStorage,
+    /// Age after which JetStream drops shared backlog entries (zero: never).
+    pub nats_backlog_max_age: Duration,
     /// Capture file.
     pub capture: Option<PathBuf>,
     /// Seconds to let connections drain at shutdown.
@@ -173,12 +178,20 @@ impl Shared {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A payload from another broker.
-    pub(crate) fn on_remote(&self, room: [u8; 32], ephemeral: bool, payload: Bytes) {
-        self.stats.bus_in.fetch_add(1, Ordering::Relaxed);
+    /// A payload from the bus (another broker's, or with a shared backlog any
+    /// broker's, this one's included).
+    pub(crate) fn on_bus_message(&self, m: BusMessage) {
+        if m.sender.is_none() {
+            self.stats.bus_in.fetch_add(1, Ordering::Relaxed);
+        }
         self.step(|b, out| {
-            b.remote(room, ephemeral, payload, out);
+            b.bus_message(m, out);
         });
+    }
+
+    /// A payload the bus could not take or store.
+    pub(crate) fn on_bus_drop(&self) {
+        self.stats.bus_drops.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Runs one step of the state machine and carries out its actions while still
@@ -198,6 +211,7 @@ impl Shared {
     fn dispatch(&self, b: &mut Broker, mut actions: Vec<Action>) {
         while !actions.is_empty() {
             let mut slow = Vec::new();
+            let mut unfetched = Vec::new();
             {
                 let Ok(handles) = self.handles.lock() else {
                     return;
@@ -243,9 +257,25 @@ impl Shared {
                                 }
                             }
                         }
-                        Action::Subscribe(room) => {
-                            if let Some(bus) = &self.bus {
-                                bus.subscribe(room);
+                        Action::Subscribe { room, generation } => {
+                            if let Some(bus) = &self.bus
+                                && !bus.subscribe(room, generation)
+                            {
+                                tracing::warn!("bus queue full; subscription not made");
+                            }
+                        }
+                        Action::Replay {
+                            conn,
+                            room,
+                            from,
+                            to,
+                        } => {
+                            let queued = self
+                                .bus
+                                .as_ref()
+                                .is_some_and(|bus| bus.replay(conn, room, from, to));
+                            if !queued {
+                                unfetched.push((conn, room));
                             }
                         }
                         Action::Unsubscribe(room) => {
@@ -257,9 +287,11 @@ impl Shared {
                             room,
                             ephemeral,
                             payload,
+                            sender,
+                            request,
                         } => {
                             if let Some(bus) = &self.bus {
-                                if bus.publish(room, ephemeral, payload) {
+                                if bus.publish(room, ephemeral, sender, request, payload) {
                                     self.stats.bus_out.fetch_add(1, Ordering::Relaxed);
                                 } else {
                                     self.stats.bus_drops.fetch_add(1, Ordering::Relaxed);
@@ -269,12 +301,15 @@ impl Shared {
                     }
                 }
             }
-            if !slow.is_empty() {
-                for conn in slow {
-                    tracing::warn!(conn, "slow reader dropped: send queue full");
-                    self.stats.slow_reader_drops.fetch_add(1, Ordering::Relaxed);
-                    b.slow_reader(conn, &mut actions);
-                }
+            for conn in slow {
+                tracing::warn!(conn, "slow reader dropped: send queue full");
+                self.stats.slow_reader_drops.fetch_add(1, Ordering::Relaxed);
+                b.slow_reader(conn, &mut actions);
+            }
+            // A backlog fetch that could not be queued ends empty: the held live
+            // frames go out, and the member catches up by sync.
+            for (conn, room) in unfetched {
+                b.replayed(conn, room, Vec::new(), &mut actions);
             }
         }
     }
@@ -352,11 +387,12 @@ impl Shared {
 /// connection gets ERROR SHUTTING_DOWN, queues drain for up to the grace period.
 ///
 /// Prints one line to stdout once both listeners are bound:
-/// `clientful-broker listening ws=<addr> quic=<addr> cert-sha256=<hex>`.
+/// `clientful-broker listening ws=<addr> quic=<addr> spki-sha256=<hex>`, where
+/// `spki-sha256` is the key pin of BRK-20 (64 lowercase hex digits).
 pub async fn run(config: Config) -> Result<()> {
     run_until(config, wait_for_signal(), |b| {
         println!(
-            "clientful-broker listening ws={} quic={} cert-sha256={}",
+            "clientful-broker listening ws={} quic={} spki-sha256={}",
             b.ws,
             b.quic,
             hex::encode(b.pin)
@@ -383,26 +419,44 @@ pub async fn run_until(
     shutdown: impl std::future::Future<Output = ()>,
     on_ready: impl FnOnce(Bound),
 ) -> Result<()> {
-    let identity = tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
-    let stream: [u8; 16] = random();
+    let (identity, source) = tls::load_or_generate(config.cert.as_deref(), config.key.as_deref())?;
+    match source {
+        tls::Source::Loaded => {}
+        tls::Source::Reissued => tracing::info!(
+            "no certificate file: issued a new self-signed certificate for the existing key (same pin)"
+        ),
+        tls::Source::Generated => {
+            tracing::info!("no key file: generated a new key and self-signed certificate (new pin)")
+        }
+    }
+    // This process's instance tag on the bus, and the stream id of JOINED: the
+    // same random value, unless the backlog is shared (then the stream id comes
+    // from the JetStream stream, BRK-22).
+    let origin: [u8; 16] = random();
     let capture = match &config.capture {
         Some(p) => Some(capture::Capture::open(p).context("opening capture file")?),
         None => None,
     };
-    let (bus, bus_rx) = match &config.nats_url {
+    let shared_backlog = (config.limits.backlog > 0).then_some(bus::SharedBacklog {
+        per_room: config.limits.backlog,
+        storage: config.nats_storage,
+        max_age: config.nats_backlog_max_age,
+    });
+    let (bus, bus_rx, stream) = match &config.nats_url {
         Some(url) => {
-            let (b, rx) = bus::Bus::connect(url, stream).await?;
-            (Some(b), Some(rx))
+            let (b, rx, shared_id) =
+                bus::Bus::connect(url, origin, shared_backlog.as_ref()).await?;
+            (Some(b), Some(rx), shared_id)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let shared = Arc::new(Shared {
         broker: Mutex::new({
-            let b = Broker::new(config.limits.clone(), stream);
-            if config.nats_url.is_some() {
-                b.with_bus()
-            } else {
-                b
+            let b = Broker::new(config.limits.clone(), stream.unwrap_or(origin));
+            match (&config.nats_url, stream) {
+                (None, _) => b,
+                (Some(_), None) => b.with_bus(),
+                (Some(_), Some(_)) => b.with_shared_backlog(),
             }
         }),
         handles: Mutex::new(HashMap::new()),
@@ -428,7 +482,14 @@ pub async fn run_until(
         quic: quic_addr,
         pin: identity.pin,
     });
-    tracing::info!(%ws_addr, %quic_addr, pin = %hex::encode(identity.pin), nats = config.nats_url.is_some(), "broker started");
+    tracing::info!(
+        %ws_addr,
+        %quic_addr,
+        spki_sha256 = %hex::encode(identity.pin),
+        nats = config.nats_url.is_some(),
+        shared_backlog = stream.is_some(),
+        "broker started"
+    );
 
     let stop = Arc::new(Notify::new());
     let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));

@@ -128,7 +128,7 @@ pub fn spawn_broker(
     };
     let http: SocketAddr = field("ws").parse().expect("ws addr");
     let quic: SocketAddr = field("quic").parse().expect("quic addr");
-    let pin: [u8; 32] = hex::decode(field("cert-sha256"))
+    let pin: [u8; 32] = hex::decode(field("spki-sha256"))
         .expect("hex")
         .try_into()
         .expect("32 bytes");

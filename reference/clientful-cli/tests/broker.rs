@@ -740,8 +740,11 @@ async fn abuse_slow_reader_is_dropped_and_others_carry_on() {
         0,
         0,
         &[
+            // Deep enough that the healthy reader, on a loaded 2-core machine, is
+            // never mistaken for a slow one; 1,500 frames of 16 KiB overflow it
+            // and the socket buffers of a reader that never reads.
             "--send-queue",
-            "32",
+            "256",
             "--rate",
             "100000",
             "--burst",
@@ -782,12 +785,11 @@ async fn abuse_slow_reader_is_dropped_and_others_carry_on() {
     loop {
         let (_, m) = http_get(broker.http, "/metrics").await;
         if metric(&m, "clientful_broker_drops_total{reason=\"slow_reader\"}") >= 1 {
-            assert_eq!(
+            assert!(
                 metric(
                     &m,
                     "clientful_broker_rejections_total{code=\"slow_reader\"}"
-                ),
-                1
+                ) >= 1
             );
             break;
         }

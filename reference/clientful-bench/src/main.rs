@@ -34,6 +34,10 @@ struct Cli {
     /// Repository root (for the editing traces).
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Run only the figures whose name contains this (e.g. `Yjs batched`), for
+    /// profiling one of them.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// One figure of the table.
@@ -75,6 +79,7 @@ impl Figure {
 }
 
 struct Sizes {
+    only: Option<String>,
     rounds: usize,
     yjs_batched: usize,
     yjs_unbatched: usize,
@@ -102,6 +107,13 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
             ("batched", batched_n, BATCH, 1.3),
             ("unbatched", unbatched_n, 1, 6.0),
         ] {
+            if sizes
+                .only
+                .as_ref()
+                .is_some_and(|o| !format!("pipeline {name} {label}").contains(o.as_str()))
+            {
+                continue;
+            }
             let p = patches.get(..n.min(patches.len())).unwrap_or(patches);
             eprintln!(
                 "pipeline {name} {label}: {} edits, {} rounds",
@@ -149,6 +161,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let sizes = if cli.quick {
         Sizes {
+            only: cli.only.clone(),
             rounds: 3,
             yjs_batched: 30_000,
             yjs_unbatched: 5_000,
@@ -157,6 +170,7 @@ fn main() -> anyhow::Result<()> {
         }
     } else {
         Sizes {
+            only: cli.only.clone(),
             rounds: 5,
             yjs_batched: usize::MAX,
             yjs_unbatched: 50_000,

@@ -32,6 +32,15 @@ pub struct ActorProgress {
     pub next: u64,
 }
 
+/// A payload decoded by [`CrdtDoc::validate_prepared`], to apply without decoding
+/// it again. Kept on the stack of one receive call (a yrs `Update` is not `Send`).
+pub enum Prepared {
+    /// A decoded Yjs update.
+    Yjs(Update),
+    /// Nothing kept: apply decodes the body.
+    Raw,
+}
+
 /// The interface the replica uses; implemented by [`YjsDoc`] and [`AutomergeDoc`].
 pub trait CrdtDoc {
     /// `"yjs"` or `"automerge"`.
@@ -50,6 +59,30 @@ pub trait CrdtDoc {
     /// Applies a payload that [`CrdtDoc::validate`] accepted. An error here is
     /// reported but does not change the verdict.
     fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError>;
+    /// [`CrdtDoc::validate`], also returning the decoded payload so that
+    /// [`CrdtDoc::apply_prepared`] does not decode it again (the receive path).
+    fn validate_prepared(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<(ActorProgress, Prepared), DocError> {
+        Ok((
+            self.validate(author, content_type, body, progress)?,
+            Prepared::Raw,
+        ))
+    }
+    /// Applies what [`CrdtDoc::validate_prepared`] accepted.
+    fn apply_prepared(
+        &mut self,
+        prepared: Prepared,
+        content_type: u32,
+        body: &[u8],
+    ) -> Result<(), DocError> {
+        let _ = prepared;
+        self.apply(content_type, body)
+    }
     /// Takes the local edits made since the last call, as `(content_type, body)`,
     /// or `None` if there are none.
     fn take_local(&mut self) -> Option<(u32, Vec<u8>)>;
@@ -128,7 +161,16 @@ pub struct YjsDoc {
     incarnation: u32,
     client_id: u64,
     schema: YjsSchema,
-    local_updates: Arc<Mutex<Vec<Vec<u8>>>>,
+    local: Arc<Mutex<LocalBatch>>,
+}
+
+/// What local transactions changed since the last commit: the own clock before
+/// the first of them, and their deletions. The batch is encoded once, at commit,
+/// as one squashed diff (no per-transaction encoding or merging).
+#[derive(Default)]
+struct LocalBatch {
+    start: Option<u32>,
+    deleted: yrs::IdSet,
 }
 
 impl std::fmt::Debug for YjsDoc {
@@ -163,15 +205,22 @@ impl YjsDoc {
                 }
             }
         }
-        let local_updates: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let sink = Arc::clone(&local_updates);
+        let local: Arc<Mutex<LocalBatch>> = Arc::default();
+        let sink = Arc::clone(&local);
+        let own = yrs::block::ClientID::new(client_id);
         // Keyed subscription: lives as long as the document.
-        let _ = doc.observe_update_v1("clientful/local", move |txn, event| {
+        let _ = doc.observe_transaction_cleanup("clientful/local", move |txn, event| {
             let remote = txn
                 .origin()
                 .is_some_and(|o| o.as_ref() == REMOTE_ORIGIN.as_bytes());
-            if !remote && let Ok(mut v) = sink.lock() {
-                v.push(event.update.clone());
+            let before = event.before_state.get(&own);
+            let inserted = event.after_state.get(&own) != before;
+            if remote || (!inserted && event.delete_set.is_empty()) {
+                return;
+            }
+            if let Ok(mut b) = sink.lock() {
+                b.start.get_or_insert(before);
+                b.deleted.merge_with(event.delete_set.clone());
             }
         });
         YjsDoc {
@@ -180,7 +229,7 @@ impl YjsDoc {
             incarnation,
             client_id,
             schema,
-            local_updates,
+            local,
         }
     }
 
@@ -207,6 +256,114 @@ impl YjsDoc {
     /// This device's Yjs client id.
     pub fn client_id(&self) -> u64 {
         self.client_id
+    }
+
+    /// The batch as one update: the own blocks inserted since `start`, squashed as
+    /// yrs's own `encode_diff` squashes them (adjacent inserts coalesced), with
+    /// only the batch's deletions. `encode_diff` would append the whole
+    /// document's delete set; it is cut off (it is what an update with no blocks
+    /// encodes) and replaced by the batch's. The result is checked to insert
+    /// exactly `start..now` of this client and delete exactly `deleted`. (`encode_diff`
+    /// leaves out pending structs: after a rebuild, own operations stranded on
+    /// excluded content stay pending and must not be sent again, DOC-18.)
+    fn encode_batch(&self, start: u32, deleted: &yrs::IdSet) -> Option<Vec<u8>> {
+        use yrs::updates::encoder::Encode;
+        let own = yrs::block::ClientID::new(self.client_id);
+        let txn = self.doc.transact();
+        let now = txn.state_vector();
+        let mut out = if now.get(&own) > start {
+            let mut since = now.clone();
+            since.set_min(own, start);
+            let full = txn.encode_diff_v1(&since);
+            let empty = txn.encode_diff_v1(&now);
+            let (zero, doc_ds) = empty.split_first()?;
+            if *zero != 0 || !full.ends_with(doc_ds) {
+                return None;
+            }
+            full.get(..full.len() - doc_ds.len())?.to_vec()
+        } else {
+            vec![0]
+        };
+        out.extend_from_slice(&deleted.encode_v1());
+        let check = Update::decode_v1(&out).ok()?;
+        let ins = check.insertions(true);
+        let mut clients = ins.iter();
+        let ok_ins = match clients.next() {
+            None => now.get(&own) == start,
+            Some((c, ranges)) => {
+                let mut rs = ranges.iter();
+                *c == own
+                    && clients.next().is_none()
+                    && rs
+                        .next()
+                        .is_some_and(|r| r.start == start && r.end == now.get(&own))
+                    && rs.next().is_none()
+            }
+        };
+        (ok_ins && check.delete_set() == deleted).then_some(out)
+    }
+
+    fn decode_checked(content_type: u32, body: &[u8]) -> Result<Update, DocError> {
+        if content_type != content::YJS_UPDATE_V1 && content_type != content::YJS_UPDATE_V2 {
+            return Err(invalid(format!(
+                "content type {content_type} is not a Yjs update"
+            )));
+        }
+        Self::decode(content_type, body)
+    }
+
+    fn check_update(
+        &self,
+        author: &[u8; 32],
+        update: &Update,
+        progress: ActorProgress,
+    ) -> Result<ActorProgress, DocError> {
+        // DOC-3, DOC-4: only one client, bound to the author at the chain's
+        // incarnation or a later one; one range, continuing the chain (or starting
+        // at 0 in a new incarnation).
+        let insertions = update.insertions(true);
+        let mut result = progress;
+        let mut seen_client = false;
+        for (client, ranges) in insertions.iter() {
+            if seen_client {
+                return Err(invalid("update inserts under more than one Yjs client"));
+            }
+            seen_client = true;
+            let k = binding::find_incarnation(progress.incarnation, |k| {
+                binding::yjs_client_id_at(author, &self.doc_id, k) == client.get()
+            })
+            .ok_or_else(|| {
+                invalid(format!(
+                    "update inserts as Yjs client {}, which is not bound to its author",
+                    client.get()
+                ))
+            })?;
+            let start = if k == progress.incarnation {
+                progress.next
+            } else {
+                0
+            };
+            let mut iter = ranges.iter();
+            let first = iter
+                .next()
+                .ok_or_else(|| invalid("empty insertion range"))?;
+            if iter.next().is_some() {
+                return Err(invalid(
+                    "insertions of the author are not one contiguous range",
+                ));
+            }
+            if u64::from(first.start) != start {
+                return Err(invalid(format!(
+                    "insertions start at clock {} but the author's chain is at {start}",
+                    first.start
+                )));
+            }
+            result = ActorProgress {
+                incarnation: k,
+                next: u64::from(first.end),
+            };
+        }
+        Ok(result)
     }
 
     fn decode(content_type: u32, body: &[u8]) -> Result<Update, DocError> {
@@ -289,58 +446,35 @@ impl CrdtDoc for YjsDoc {
         body: &[u8],
         progress: ActorProgress,
     ) -> Result<ActorProgress, DocError> {
-        if content_type != content::YJS_UPDATE_V1 && content_type != content::YJS_UPDATE_V2 {
-            return Err(invalid(format!(
-                "content type {content_type} is not a Yjs update"
-            )));
+        let update = Self::decode_checked(content_type, body)?;
+        self.check_update(author, &update, progress)
+    }
+
+    fn validate_prepared(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<(ActorProgress, Prepared), DocError> {
+        let update = Self::decode_checked(content_type, body)?;
+        let p = self.check_update(author, &update, progress)?;
+        Ok((p, Prepared::Yjs(update)))
+    }
+
+    fn apply_prepared(
+        &mut self,
+        prepared: Prepared,
+        content_type: u32,
+        body: &[u8],
+    ) -> Result<(), DocError> {
+        match prepared {
+            Prepared::Yjs(update) => {
+                let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+                contained("yjs", "apply", || txn.apply_update(update))
+            }
+            Prepared::Raw => self.apply(content_type, body),
         }
-        let update = Self::decode(content_type, body)?;
-        // DOC-3, DOC-4: only one client, bound to the author at the chain's
-        // incarnation or a later one; one range, continuing the chain (or starting
-        // at 0 in a new incarnation).
-        let insertions = update.insertions(true);
-        let mut result = progress;
-        let mut seen_client = false;
-        for (client, ranges) in insertions.iter() {
-            if seen_client {
-                return Err(invalid("update inserts under more than one Yjs client"));
-            }
-            seen_client = true;
-            let k = binding::find_incarnation(progress.incarnation, |k| {
-                binding::yjs_client_id_at(author, &self.doc_id, k) == client.get()
-            })
-            .ok_or_else(|| {
-                invalid(format!(
-                    "update inserts as Yjs client {}, which is not bound to its author",
-                    client.get()
-                ))
-            })?;
-            let start = if k == progress.incarnation {
-                progress.next
-            } else {
-                0
-            };
-            let mut iter = ranges.iter();
-            let first = iter
-                .next()
-                .ok_or_else(|| invalid("empty insertion range"))?;
-            if iter.next().is_some() {
-                return Err(invalid(
-                    "insertions of the author are not one contiguous range",
-                ));
-            }
-            if u64::from(first.start) != start {
-                return Err(invalid(format!(
-                    "insertions start at clock {} but the author's chain is at {start}",
-                    first.start
-                )));
-            }
-            result = ActorProgress {
-                incarnation: k,
-                next: u64::from(first.end),
-            };
-        }
-        Ok(result)
     }
 
     fn apply(&mut self, content_type: u32, body: &[u8]) -> Result<(), DocError> {
@@ -350,21 +484,24 @@ impl CrdtDoc for YjsDoc {
     }
 
     fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {
-        let updates: Vec<Vec<u8>> = self
-            .local_updates
+        let batch = self
+            .local
             .lock()
-            .map(|mut v| std::mem::take(&mut *v))
+            .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default();
-        match updates.len() {
-            0 => None,
-            1 => updates
-                .into_iter()
-                .next()
-                .map(|u| (content::YJS_UPDATE_V1, u)),
-            _ => yrs::merge_updates_v1(&updates)
-                .ok()
-                .map(|u| (content::YJS_UPDATE_V1, u)),
-        }
+        let start = batch.start?;
+        let body = match self.encode_batch(start, &batch.deleted) {
+            Some(b) => b,
+            // Not expected; still a valid update: the own blocks since `start`
+            // with the document's whole delete set.
+            None => {
+                let txn = self.doc.transact();
+                let mut since = txn.state_vector();
+                since.set_min(yrs::block::ClientID::new(self.client_id), start);
+                txn.encode_diff_v1(&since)
+            }
+        };
+        Some((content::YJS_UPDATE_V1, body))
     }
 
     fn local_progress(&mut self) -> ActorProgress {
@@ -656,5 +793,93 @@ impl CrdtDoc for AutomergeDoc {
 
     fn materialize(&mut self) -> Json {
         am_obj_to_json(&self.doc, &automerge::ROOT, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{GetString, Text, Transact};
+
+    fn yjs(device: u8) -> YjsDoc {
+        YjsDoc::new(&[device; 32], &[7; 32], YjsSchema::default(), 0)
+    }
+
+    /// A batch of per-keystroke transactions is sent as one squashed diff: smaller
+    /// than the merge of the transactions' updates, with the same effect, and with
+    /// only the batch's own deletions.
+    #[test]
+    fn batched_yjs_edits_are_squashed() {
+        let mut a = yjs(1);
+        let text = a.text("text");
+        for (i, c) in "hello world, typed one key at a time".chars().enumerate() {
+            let mut txn = a.doc().transact_mut();
+            text.insert(&mut txn, i as u32, &c.to_string());
+        }
+        let first = a.take_local().map(|(_, b)| b).unwrap_or_default();
+        // What the transactions' own updates would be, for comparison.
+        let per_txn: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let sink = Arc::clone(&per_txn);
+        let _ = a
+            .doc()
+            .observe_update_v1("test", move |_, e: &yrs::UpdateEvent| {
+                if let Ok(mut v) = sink.lock() {
+                    v.push(e.update.clone());
+                }
+            });
+        {
+            let mut txn = a.doc().transact_mut();
+            text.remove_range(&mut txn, 0, 6);
+        }
+        for (i, c) in "HELLO ".chars().enumerate() {
+            let mut txn = a.doc().transact_mut();
+            text.insert(&mut txn, i as u32, &c.to_string());
+        }
+        let updates = per_txn.lock().map(|v| v.clone()).unwrap_or_default();
+        let merged = yrs::merge_updates_v1(&updates).unwrap_or_default();
+        let second = a.take_local().map(|(_, b)| b).unwrap_or_default();
+        assert!(
+            second.len() < merged.len(),
+            "squashed {} bytes, merged {}",
+            second.len(),
+            merged.len()
+        );
+        // A batch of deletions only.
+        {
+            let mut txn = a.doc().transact_mut();
+            text.remove_range(&mut txn, 5, 6);
+        }
+        let third = a.take_local().map(|(_, b)| b).unwrap_or_default();
+        assert!(a.take_local().is_none(), "nothing left after a commit");
+        let mut b = yjs(2);
+        for body in [&first, &second, &third] {
+            let p = b
+                .validate(
+                    &[1; 32],
+                    content::YJS_UPDATE_V1,
+                    body,
+                    ActorProgress {
+                        incarnation: 0,
+                        next: if body == &first {
+                            0
+                        } else {
+                            36 + u64::from(body == &third) * 6
+                        },
+                    },
+                )
+                .map_err(|e| e.to_string());
+            assert!(p.is_ok(), "{p:?}");
+            assert!(b.apply(content::YJS_UPDATE_V1, body).is_ok());
+        }
+        let got = b.text("text").get_string(&b.doc().transact());
+        assert_eq!(got, "HELLO, typed one key at a time");
+        // The second batch deletes only its own six characters.
+        let u = Update::decode_v1(&second).unwrap_or_default();
+        let deleted: u32 = u
+            .delete_set()
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(|r| r.end - r.start).collect::<Vec<_>>())
+            .sum();
+        assert_eq!(deleted, 6);
     }
 }

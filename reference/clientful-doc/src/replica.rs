@@ -454,7 +454,7 @@ impl Replica {
                 );
             }
         };
-        let progress = match self.crdt.as_dyn_ref().validate(
+        let (progress, prepared) = match self.crdt.as_dyn_ref().validate_prepared(
             &node.author,
             node.content_type,
             &node.body,
@@ -498,7 +498,12 @@ impl Replica {
                 reason: "author lacks write authority (MEM-18); kept as evidence".into(),
             };
         }
-        if self.crdt.as_dyn().apply(content_type, &body).is_err() {
+        if self
+            .crdt
+            .as_dyn()
+            .apply_prepared(prepared, content_type, &body)
+            .is_err()
+        {
             self.apply_errors += 1;
         }
         Disposition::Applied {

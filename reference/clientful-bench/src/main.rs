@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod coldjoin;
 mod pipeline;
 mod stats;
 mod trace;
@@ -157,6 +158,82 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
     Ok(())
 }
 
+/// Cold join (local folder, and the S3 server when `CLIENTFUL_S3_ENDPOINT` is
+/// set) and bytes at rest, for both CRDTs.
+fn coldjoin(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let tmp = std::env::temp_dir().join(format!("clientful-bench-{}", std::process::id()));
+    for (crdt, name, n) in [
+        (CrdtKind::Yjs, "Yjs", sizes.yjs_batched),
+        (CrdtKind::Automerge, "Automerge", sizes.am_batched),
+    ] {
+        let p = patches.get(..n.min(patches.len())).unwrap_or(patches);
+        let mut backends: Vec<(&str, clientful_storage::OpendalStore)> = Vec::new();
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir)?;
+        backends.push(("local folder", clientful_storage::OpendalStore::fs(&dir)?));
+        if let Ok(endpoint) = std::env::var("CLIENTFUL_S3_ENDPOINT") {
+            backends.push((
+                "S3",
+                clientful_storage::OpendalStore::s3(&clientful_storage::S3Config {
+                    endpoint,
+                    bucket: std::env::var("CLIENTFUL_S3_BUCKET")
+                        .unwrap_or_else(|_| "clientful-test".into()),
+                    region: "us-east-1".into(),
+                    access_key_id: "clientful".into(),
+                    secret_access_key: "clientful-secret".into(),
+                    root: format!("/bench-{}-{name}/", std::process::id()),
+                })?,
+            ));
+        } else {
+            eprintln!("cold join {name} S3: skipped (CLIENTFUL_S3_ENDPOINT not set)");
+        }
+        for (where_, store) in backends {
+            if sizes
+                .only
+                .as_ref()
+                .is_some_and(|o| !format!("cold join {name} {where_}").contains(o.as_str()))
+            {
+                continue;
+            }
+            eprintln!(
+                "cold join {name} {where_}: {} edits, {} rounds",
+                p.len(),
+                sizes.rounds
+            );
+            let prepared = rt.block_on(coldjoin::prepare(crdt, p, store))?;
+            let (tb, tc, (), ()) = stats::alternate(
+                sizes.rounds,
+                || rt.block_on(coldjoin::raw_load(&prepared)),
+                || rt.block_on(coldjoin::cold_join(&prepared)),
+            )?;
+            out.push(Figure {
+                name: format!("cold join {name} {where_} (pull+open+rebuild vs raw snapshot load)"),
+                baseline: tb,
+                candidate: tc,
+                unit: "s",
+                target: (where_ == "local folder").then_some(1.25),
+                note: format!("{} edits of automerge-paper compacted", p.len()),
+            });
+            if where_ == "local folder" {
+                let raw = prepared.raw_bytes as f64;
+                out.push(Figure {
+                    name: format!("bytes at rest {name} (storage snapshot vs raw snapshot)"),
+                    baseline: raw,
+                    candidate: prepared.stored_bytes as f64,
+                    unit: "B",
+                    target: Some((raw + 256.0) / raw.max(1.0)),
+                    note: "target: raw + 256 bytes".into(),
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let sizes = if cli.quick {
@@ -181,6 +258,7 @@ fn main() -> anyhow::Result<()> {
     let (patches, _) = trace::load(&cli.root)?;
     let mut figures = Vec::new();
     pipeline(&sizes, &patches, &mut figures)?;
+    coldjoin(&sizes, &patches, &mut figures)?;
 
     println!(
         "| figure | baseline | Clientful | ratio | target | met |\n|---|---:|---:|---:|---:|---|"

@@ -1,0 +1,182 @@
+//! Cold join: a new device loads a document from storage, against the raw
+//! library loading its own snapshot from a file on the same storage.
+//!
+//! The document is the first `n` edits of automerge-paper, written by one device
+//! in batches of 64 and compacted (spec §9.8). *Candidate*: a device with an
+//! empty local store pulls (reads head manifests, the chosen snapshot, later
+//! segments; STO-13), opens every envelope and rebuilds its replica. *Baseline*:
+//! the raw library's snapshot (yrs `encode_state_as_update_v1`; Automerge
+//! `save()`) read back from a file in the same backend and loaded. Storage
+//! snapshots carry the covered envelopes, not a CRDT state (storage README), so
+//! the candidate replays history: this is the figure that shows it.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ReadDoc};
+use clientful_doc::testkit::World;
+use clientful_doc::{CrdtKind, Replica};
+use clientful_storage::space::SpaceConfig;
+use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space};
+use yrs::updates::decoder::Decode;
+use yrs::{GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+use crate::trace::Patch;
+
+const BATCH: usize = 64;
+
+/// A prepared document: its storage, and the raw snapshot's path in it.
+pub struct Prepared {
+    store: OpendalStore,
+    world: World,
+    raw_path: String,
+    /// Bytes of the raw library's snapshot.
+    pub raw_bytes: usize,
+    /// Bytes of the storage snapshot object.
+    pub stored_bytes: usize,
+    text: String,
+}
+
+fn cfg(w: &World, i: usize) -> SpaceConfig {
+    let mut seed = [0u8; 32];
+    seed[0] = i as u8;
+    SpaceConfig {
+        space_id: w.space_id,
+        device: w.device(i),
+        epoch: w.epoch_key(),
+        old_epochs: Vec::new(),
+        signers: w.signers(),
+        rng_seed: Some(seed),
+    }
+}
+
+/// Writes the document (envelopes, compaction) and the raw snapshot into `store`.
+pub async fn prepare(
+    crdt: CrdtKind,
+    patches: &[Patch],
+    store: OpendalStore,
+) -> anyhow::Result<Prepared> {
+    let world = World::new(3, 2, crdt);
+    let mut a = world.replica(0);
+    let mut envelopes = Vec::new();
+    let yjs_text = a.yjs().map(|y| y.text("text"));
+    let am_text = match a.automerge_mut() {
+        Some(am) => Some(
+            am.doc_mut()
+                .put_object(automerge::ROOT, "text", ObjType::Text)?,
+        ),
+        None => None,
+    };
+    for (i, p) in patches.iter().enumerate() {
+        if let (Some(t), Some(y)) = (&yjs_text, a.yjs()) {
+            let mut txn = y.doc().transact_mut();
+            if p.1 > 0 {
+                t.remove_range(&mut txn, p.0 as u32, p.1 as u32);
+            }
+            if !p.2.is_empty() {
+                t.insert(&mut txn, p.0 as u32, &p.2);
+            }
+        } else if let (Some(id), Some(am)) = (&am_text, a.automerge_mut()) {
+            am.doc_mut().splice_text(id, p.0, p.1 as isize, &p.2)?;
+        }
+        if (i + 1) % BATCH == 0 || i + 1 == patches.len() {
+            a.commit()?;
+            envelopes.extend(a.drain_outbox().into_iter().map(|(_, e)| e));
+        }
+    }
+    let (raw, text) = if let Some(y) = a.yjs() {
+        // The root ref first: yrs takes the document's write lock for it.
+        let t = y.text("text");
+        let txn = y.doc().transact();
+        (
+            txn.encode_state_as_update_v1(&StateVector::default()),
+            t.get_string(&txn),
+        )
+    } else {
+        let am = a
+            .automerge_mut()
+            .ok_or_else(|| anyhow::anyhow!("no document"))?
+            .doc_mut();
+        let text = match am.get(automerge::ROOT, "text")? {
+            Some((_, id)) => am.text(&id)?,
+            None => String::new(),
+        };
+        (am.save(), text)
+    };
+    let raw_path = "raw-snapshot.bin".to_owned();
+    store.put_owned(&raw_path, raw.clone()).await?;
+    let mut writer = Space::new(store.clone(), LocalStore::in_memory()?, cfg(&world, 0))?;
+    writer.init().await?;
+    writer.record(&envelopes)?;
+    writer.flush().await?;
+    let snap = writer.compact().await?;
+    let stored_bytes = store
+        .get(&writer.current().object_path(&snap))
+        .await?
+        .map(|b| b.len())
+        .unwrap_or(0);
+    Ok(Prepared {
+        store,
+        world,
+        raw_path,
+        raw_bytes: raw.len(),
+        stored_bytes,
+        text,
+    })
+}
+
+/// Baseline: read the raw snapshot and load it with the library.
+pub async fn raw_load(p: &Prepared) -> anyhow::Result<()> {
+    let bytes = p
+        .store
+        .get(&p.raw_path)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("raw snapshot missing"))?;
+    let text = match p.world.crdt {
+        CrdtKind::Yjs => {
+            let doc = yrs::Doc::with_options({
+                let mut o = yrs::Options::with_client_id(yrs::block::ClientID::new(9));
+                o.offset_kind = yrs::OffsetKind::Utf16;
+                o
+            });
+            let t = doc.get_or_insert_text("text");
+            let mut txn = doc.transact_mut();
+            txn.apply_update(Update::decode_v1(&bytes)?)?;
+            t.get_string(&txn)
+        }
+        CrdtKind::Automerge => {
+            let doc = AutoCommit::load(&bytes)?;
+            match doc.get(automerge::ROOT, "text")? {
+                Some((_, id)) => doc.text(&id)?,
+                None => String::new(),
+            }
+        }
+    };
+    anyhow::ensure!(text == p.text, "raw load diverged");
+    Ok(())
+}
+
+/// Candidate: a device with an empty local store pulls and rebuilds its replica.
+pub async fn cold_join(p: &Prepared) -> anyhow::Result<()> {
+    let mut reader = Space::new(p.store.clone(), LocalStore::in_memory()?, cfg(&p.world, 1))?;
+    let report = reader.pull().await?;
+    anyhow::ensure!(report.errors.is_empty(), "pull: {:?}", report.errors);
+    let docs = reader.documents()?;
+    let envs = docs
+        .get(&p.world.doc_id)
+        .ok_or_else(|| anyhow::anyhow!("document not found"))?;
+    let mut r = Replica::restore(p.world.config(1, 0), envs);
+    let text = match r.yjs() {
+        Some(y) => y.text("text").get_string(&y.doc().transact()),
+        None => {
+            let am = r
+                .automerge_mut()
+                .ok_or_else(|| anyhow::anyhow!("no document"))?
+                .doc_mut();
+            match am.get(automerge::ROOT, "text")? {
+                Some((_, id)) => am.text(&id)?,
+                None => String::new(),
+            }
+        }
+    };
+    anyhow::ensure!(text == p.text, "cold join diverged");
+    Ok(())
+}

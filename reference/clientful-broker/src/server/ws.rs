@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
 
@@ -25,6 +26,14 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics))
         .with_state(shared);
     let stopped = async move { stop.notified().await };
+    // TCP_NODELAY: frames are small and latency-bound; with Nagle's algorithm a
+    // DELIVER waits for the ACK of the previous one (milliseconds with delayed
+    // ACKs; clientful-bench measured a 2.8 ms median fan-out latency without it).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stopped)
         .await

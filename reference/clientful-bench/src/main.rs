@@ -8,7 +8,9 @@
 
 #![forbid(unsafe_code)]
 
+mod fanout;
 mod pipeline;
+mod servers;
 mod stats;
 mod trace;
 
@@ -31,9 +33,25 @@ struct Cli {
     /// Write the results as JSON here.
     #[arg(long, default_value = "target/clientful-bench.json")]
     json: PathBuf,
-    /// Repository root (for the editing traces).
+    /// Repository root (for the editing traces and scripts).
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Sections to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    section: Vec<Section>,
+    /// Internal: run a server of the fan-out figures (`broker` or `bare`).
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Envelope pipeline and bytes against the raw CRDT libraries.
+    Pipeline,
+    /// Broker fan-out against y-websocket and a bare broadcast server; QUIC against WebSocket.
+    Fanout,
+    /// Broker memory per idle connection and per idle room.
+    Memory,
 }
 
 /// One figure of the table.
@@ -42,8 +60,10 @@ struct Figure {
     baseline: f64,
     candidate: f64,
     unit: &'static str,
-    /// The ratio must be at most this.
+    /// The ratio must be at most this (at least this when `at_least`).
     target: Option<f64>,
+    /// Higher is better (throughput): the target is a lower bound.
+    at_least: bool,
     note: String,
 }
 
@@ -57,7 +77,13 @@ impl Figure {
     }
 
     fn met(&self) -> Option<bool> {
-        self.target.map(|t| self.ratio() <= t)
+        self.target.map(|t| {
+            if self.at_least {
+                self.ratio() >= t
+            } else {
+                self.ratio() <= t
+            }
+        })
     }
 
     fn to_json(&self) -> Value {
@@ -68,6 +94,7 @@ impl Figure {
             "unit": self.unit,
             "ratio": self.ratio(),
             "target": self.target,
+            "target_is_lower_bound": self.at_least,
             "met": self.met(),
             "note": self.note,
         })
@@ -122,6 +149,7 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 candidate: tc,
                 unit: "s",
                 target: Some(target),
+                at_least: false,
                 note: format!(
                     "{} edits of automerge-paper, {} per message",
                     p.len(),
@@ -134,6 +162,7 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 candidate: mc.bytes as f64,
                 unit: "B",
                 target: (batch > 1).then_some(1.3),
+                at_least: false,
                 note: format!(
                     "{:.1} bytes of overhead per message ({} messages)",
                     (mc.bytes as f64 - mb.bytes as f64) / mc.messages.max(1) as f64,
@@ -145,8 +174,23 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
     Ok(())
 }
 
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
+    if let Some(kind) = &cli.serve {
+        return servers::serve(kind);
+    }
+    let run = |s: Section| cli.section.is_empty() || cli.section.contains(&s);
     let sizes = if cli.quick {
         Sizes {
             rounds: 3,
@@ -164,24 +208,73 @@ fn main() -> anyhow::Result<()> {
             am_unbatched: 5_000,
         }
     };
-    let (patches, _) = trace::load(&cli.root)?;
+    let fanout_sizes = if cli.quick {
+        fanout::Sizes {
+            rounds: 3,
+            clients: 16,
+            content: 100,
+            warmup: std::time::Duration::from_millis(300),
+            measure: std::time::Duration::from_secs(1),
+            window: 16 * 15 * 4,
+            mem_conns: 500,
+            mem_rooms: 2_000,
+        }
+    } else {
+        fanout::Sizes {
+            rounds: 5,
+            clients: 16,
+            content: 100,
+            warmup: std::time::Duration::from_millis(500),
+            measure: std::time::Duration::from_secs(3),
+            window: 16 * 15 * 4,
+            mem_conns: 2_000,
+            mem_rooms: 10_000,
+        }
+    };
     let mut figures = Vec::new();
-    pipeline(&sizes, &patches, &mut figures)?;
+    let mut sections = serde_json::Map::new();
+    if run(Section::Pipeline) {
+        let (patches, _) = trace::load(&cli.root)?;
+        pipeline(&sizes, &patches, &mut figures)?;
+    }
+    let push_rows = |rows: Vec<fanout::Row>, figures: &mut Vec<Figure>| {
+        for r in rows {
+            figures.push(Figure {
+                name: r.name,
+                baseline: r.baseline,
+                candidate: r.candidate,
+                unit: r.unit,
+                target: r.target.map(|(_, t)| t),
+                at_least: r.target.is_some_and(|(at_least, _)| at_least),
+                note: r.note,
+            });
+        }
+    };
+    if run(Section::Fanout) {
+        let (rows, details) = fanout::fanout(&fanout_sizes, &cli.root)?;
+        push_rows(rows, &mut figures);
+        sections.insert("fanout".into(), details);
+    }
+    if run(Section::Memory) {
+        let (rows, details) = fanout::memory(&fanout_sizes)?;
+        push_rows(rows, &mut figures);
+        sections.insert("memory".into(), details);
+    }
 
     println!(
         "| figure | baseline | Clientful | ratio | target | met |\n|---|---:|---:|---:|---:|---|"
     );
     for f in &figures {
         println!(
-            "| {} | {:.4} {} | {:.4} {} | {:.2}x | {} | {} |",
+            "| {} | {} {} | {} {} | {:.2}x | {} | {} |",
             f.name,
-            f.baseline,
+            value(f.baseline),
             f.unit,
-            f.candidate,
+            value(f.candidate),
             f.unit,
             f.ratio(),
             f.target
-                .map(|t| format!("≤ {t}x"))
+                .map(|t| format!("{} {t}x", if f.at_least { "≥" } else { "≤" }))
                 .unwrap_or_else(|| "-".into()),
             match f.met() {
                 Some(true) => "yes",
@@ -190,6 +283,8 @@ fn main() -> anyhow::Result<()> {
             }
         );
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("total {elapsed:.1} s");
     let report = json!({
         "mode": if cli.quick { "quick" } else { "full" },
         "machine": {
@@ -198,6 +293,8 @@ fn main() -> anyhow::Result<()> {
             "arch": std::env::consts::ARCH,
         },
         "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+        "sections": sections,
+        "elapsed_s": elapsed,
     });
     if let Some(dir) = cli.json.parent() {
         std::fs::create_dir_all(dir)?;

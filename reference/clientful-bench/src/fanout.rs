@@ -857,112 +857,166 @@ fn fanout_inner(sizes: &Sizes, root: &std::path::Path, pinned: bool) -> Result<(
     Ok((rows, details))
 }
 
-/// Broker memory per idle connection and per idle room: a fresh broker child.
-pub fn memory(sizes: &Sizes) -> Result<(Vec<Row>, Value)> {
-    let server = Server::spawn(Kind::Broker, None)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let settle = Duration::from_millis(300);
-    let (before, after_conns, after_rooms) = rt.block_on(async {
-        let room = Arc::new(room_credentials(2)?);
-        tokio::time::sleep(settle).await;
-        let before = server.rss()?;
-        let mut held = Vec::new();
-        for i in 0..sizes.mem_conns {
-            let (mut tx, mut rx) = connect_ws(&server.url("")).await?;
+/// Opens `n` idle connections to `server` (the broker: each joins `room`; y-websocket:
+/// to the document `doc(i)`), lets the server settle, and returns them with the RSS
+/// growth.
+async fn idle(
+    server: &Server,
+    n: usize,
+    room: &Arc<RoomCredentials>,
+    doc: impl Fn(usize) -> String,
+) -> Result<(Vec<(Tx, Rx)>, u64)> {
+    let settle = Duration::from_millis(500);
+    tokio::time::sleep(settle).await;
+    let before = server.rss()?;
+    let mut held = Vec::new();
+    for i in 0..n {
+        let (mut tx, mut rx) = connect_ws(&server.url(&doc(i))).await?;
+        if server.kind == Kind::Broker {
             let mut s = ClientSession::new(room.clone(), Resume::default());
             join(&mut tx, &mut rx, &mut s)
                 .await
                 .with_context(|| format!("idle connection {i}"))?;
-            held.push((tx, rx));
         }
-        tokio::time::sleep(settle).await;
-        let after_conns = server.rss()?;
-        // One more connection joins many rooms, one JOIN each.
-        let (mut tx, mut rx) = connect_ws(&server.url("")).await?;
-        let mut s = ClientSession::new(room.clone(), Resume::default());
-        tx.send(s.start()).await?;
-        let welcome = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
-        let challenge = clientful_broker::frame::decode(&welcome, usize::MAX)
-            .map_err(|e| anyhow!("{e}"))?
-            .nonce;
-        let rooms_before = server.rss()?;
-        let mut pending = 0usize;
-        for i in 0..sizes.mem_rooms {
-            let c = room_credentials_n(i)?;
-            let proof = c.join_proof(&challenge).map_err(|e| anyhow!("{e}"))?;
-            let f = clientful_core::wire::encode(&BrokerFrame {
-                kind: kind::JOIN,
-                request: u32::try_from(i + 1)?,
-                room_id: c.room_id().to_vec(),
-                room_key: c.room_public_key().to_vec(),
-                proof: proof.to_vec(),
-                ..Default::default()
-            });
-            tx.send(f).await?;
-            pending += 1;
-            // Keep the broker's queue to this connection short.
-            while pending > 256 {
-                let r = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
-                let f =
-                    clientful_broker::frame::decode(&r, usize::MAX).map_err(|e| anyhow!("{e}"))?;
-                if f.kind != kind::JOINED {
-                    bail!("room join refused: kind {} code {}", f.kind, f.code);
-                }
-                pending -= 1;
-            }
+        held.push((tx, rx));
+    }
+    tokio::time::sleep(settle).await;
+    Ok((held, server.rss()?.saturating_sub(before)))
+}
+
+/// RSS growth of the broker when one connection joins `m` rooms.
+async fn broker_rooms(server: &Server, m: usize) -> Result<u64> {
+    let room = Arc::new(room_credentials(2)?);
+    let (mut tx, mut rx) = connect_ws(&server.url("")).await?;
+    let mut s = ClientSession::new(room, Resume::default());
+    tx.send(s.start()).await?;
+    let welcome = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
+    let challenge = clientful_broker::frame::decode(&welcome, usize::MAX)
+        .map_err(|e| anyhow!("{e}"))?
+        .nonce;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss()?;
+    let mut pending = 0usize;
+    let answered = async |rx: &mut Rx| -> Result<()> {
+        let r = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
+        let f = clientful_broker::frame::decode(&r, usize::MAX).map_err(|e| anyhow!("{e}"))?;
+        if f.kind != kind::JOINED {
+            bail!("room join refused: kind {} code {}", f.kind, f.code);
         }
-        while pending > 0 {
-            let r = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
-            let f = clientful_broker::frame::decode(&r, usize::MAX).map_err(|e| anyhow!("{e}"))?;
-            if f.kind != kind::JOINED {
-                bail!("room join refused: kind {} code {}", f.kind, f.code);
-            }
+        Ok(())
+    };
+    for i in 0..m {
+        let c = room_credentials_n(i)?;
+        let proof = c.join_proof(&challenge).map_err(|e| anyhow!("{e}"))?;
+        let f = clientful_core::wire::encode(&BrokerFrame {
+            kind: kind::JOIN,
+            request: u32::try_from(i + 1)?,
+            room_id: c.room_id().to_vec(),
+            room_key: c.room_public_key().to_vec(),
+            proof: proof.to_vec(),
+            ..Default::default()
+        });
+        tx.send(f).await?;
+        pending += 1;
+        // Keep the broker's queue to this connection short.
+        while pending > 256 {
+            answered(&mut rx).await?;
             pending -= 1;
         }
-        tokio::time::sleep(settle).await;
-        let after_rooms = server.rss()?;
+    }
+    while pending > 0 {
+        answered(&mut rx).await?;
+        pending -= 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(server.rss()?.saturating_sub(before))
+}
+
+/// Memory per idle connection and per idle room: fresh server children, RSS
+/// (`/proc/<pid>/status` VmRSS) before and after.
+pub fn memory(sizes: &Sizes, root: &std::path::Path) -> Result<(Vec<Row>, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let room = Arc::new(room_credentials(2)?);
+    let (n, m) = (sizes.mem_conns, sizes.mem_rooms);
+    let per = |bytes: u64, k: usize| bytes as f64 / k.max(1) as f64;
+    // The broker: n connections in one room, then one connection joining m rooms.
+    let broker = Server::spawn(Kind::Broker, None)?;
+    let (b_conn, b_room) = rt.block_on(async {
+        let (held, grow) = idle(&broker, n, &room, |_| String::new()).await?;
+        let rooms = broker_rooms(&broker, m).await?;
         drop(held);
-        anyhow::Ok((before, after_conns, (rooms_before, after_rooms)))
+        anyhow::Ok((per(grow, n), per(rooms, m)))
     })?;
-    let per_conn = after_conns.saturating_sub(before) as f64 / sizes.mem_conns.max(1) as f64;
-    let per_room =
-        after_rooms.1.saturating_sub(after_rooms.0) as f64 / sizes.mem_rooms.max(1) as f64;
+    drop(broker);
+    // The bare server: n connections.
+    let bare = Server::spawn(Kind::Bare, None)?;
+    let bare_conn = rt.block_on(async {
+        let (held, grow) = idle(&bare, n, &room, |_| String::new()).await?;
+        drop(held);
+        anyhow::Ok(per(grow, n))
+    })?;
+    drop(bare);
+    // y-websocket: n connections to one document; then n connections to n new
+    // documents (a room is a document there), less the connections' own cost.
+    let mut y = None;
+    if let Ok(script) = crate::servers::ensure_node(root) {
+        let server = Server::spawn(Kind::YWebsocket, Some(&script))?;
+        y = Some(rt.block_on(async {
+            let (held, grow) = idle(&server, n, &room, |_| "one".into()).await?;
+            let (held2, grow2) = idle(&server, n, &room, |i| format!("doc-{i}")).await?;
+            drop((held, held2));
+            anyhow::Ok((per(grow, n), per(grow2.saturating_sub(grow), n)))
+        })?);
+    }
     eprintln!(
-        "broker memory: {per_conn:.0} B per idle connection ({} connections), {per_room:.0} B per idle room ({} rooms)",
-        sizes.mem_conns, sizes.mem_rooms
+        "memory per idle connection: broker {b_conn:.0} B, bare {bare_conn:.0} B, y-websocket {:?}; per idle room: broker {b_room:.0} B, y-websocket {:?}",
+        y.map(|v| v.0.round()),
+        y.map(|v| v.1.round())
     );
-    let rows = vec![
+    let nan = f64::NAN;
+    let mut rows = vec![
         Row {
-            name: "broker memory per idle connection (joined to one room)".into(),
-            baseline: f64::NAN,
-            candidate: per_conn,
-            unit: "B",
-            target: None,
-            note: format!("RSS growth over {} WebSocket connections", sizes.mem_conns),
-        },
-        Row {
-            name: "broker memory per idle room (one member, empty backlog)".into(),
-            baseline: f64::NAN,
-            candidate: per_room,
+            name: "memory per idle connection, Clientful broker vs y-websocket".into(),
+            baseline: y.map_or(nan, |v| v.0),
+            candidate: b_conn,
             unit: "B",
             target: None,
             note: format!(
-                "RSS growth over {} rooms joined by one connection",
-                sizes.mem_rooms
+                "RSS growth over {n} WebSocket connections (broker: each joined to one room)"
+            ),
+        },
+        Row {
+            name: "memory per idle connection, Clientful broker vs bare WS".into(),
+            baseline: bare_conn,
+            candidate: b_conn,
+            unit: "B",
+            target: None,
+            note: format!("RSS growth over {n} WebSocket connections"),
+        },
+        Row {
+            name: "memory per idle room, Clientful broker vs y-websocket (empty document)".into(),
+            baseline: y.map_or(nan, |v| v.1),
+            candidate: b_room,
+            unit: "B",
+            target: None,
+            note: format!(
+                "broker: {m} rooms joined by one connection; y-websocket: {n} connections to {n} documents less {n} to one"
             ),
         },
     ];
+    if y.is_none() {
+        rows.retain(|r| !r.name.contains("y-websocket") || !r.baseline.is_nan());
+    }
     let details = json!({
-        "rss_start": before,
-        "rss_after_connections": after_conns,
-        "rss_before_rooms": after_rooms.0,
-        "rss_after_rooms": after_rooms.1,
-        "connections": sizes.mem_conns,
-        "rooms": sizes.mem_rooms,
-        "bytes_per_connection": per_conn,
-        "bytes_per_room": per_room,
+        "connections": n,
+        "rooms": m,
+        "broker_bytes_per_connection": b_conn,
+        "broker_bytes_per_room": b_room,
+        "bare_bytes_per_connection": bare_conn,
+        "ywebsocket_bytes_per_connection": y.map(|v| v.0),
+        "ywebsocket_bytes_per_document": y.map(|v| v.1),
     });
     Ok((rows, details))
 }

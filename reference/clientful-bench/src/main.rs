@@ -256,7 +256,7 @@ fn main() -> anyhow::Result<()> {
         sections.insert("fanout".into(), details);
     }
     if run(Section::Memory) {
-        let (rows, details) = fanout::memory(&fanout_sizes)?;
+        let (rows, details) = fanout::memory(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);
         sections.insert("memory".into(), details);
     }

@@ -184,7 +184,23 @@ async fn bare_connection(socket: WebSocket, state: Arc<BareState>) {
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
-            if sink.send(Message::Binary(b)).await.is_err() {
+            if batched_writes() {
+                // As the broker does: what is queued goes out in one write.
+                let mut item = Some(b);
+                let mut n = 0;
+                while let Some(b) = item.take() {
+                    if sink.feed(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                    n += 1;
+                    if n < 64 {
+                        item = rx.try_recv().ok();
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    break;
+                }
+            } else if sink.send(Message::Binary(b)).await.is_err() {
                 break;
             }
         }
@@ -210,6 +226,13 @@ async fn bare_connection(socket: WebSocket, state: Arc<BareState>) {
         c.remove(&id);
     }
     writer.abort();
+}
+
+/// The bare server batches its writes like the broker unless
+/// `CLIENTFUL_BENCH_BARE_UNBATCHED` is set (one write per message, as the broker
+/// did before).
+fn batched_writes() -> bool {
+    std::env::var_os("CLIENTFUL_BENCH_BARE_UNBATCHED").is_none()
 }
 
 /// Whether `taskset` can pin processes here.

@@ -186,6 +186,7 @@ fn value(v: f64) -> String {
 
 fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cli = Cli::parse();
     if let Some(kind) = &cli.serve {
         return servers::serve(kind);
@@ -291,6 +292,12 @@ fn main() -> anyhow::Result<()> {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "os": std::env::consts::OS,
             "arch": std::env::consts::ARCH,
+            "cpu_model": std::fs::read_to_string("/proc/cpuinfo")
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("model name").and_then(|v| v.split_once(':')).map(|(_, m)| m.trim().to_string())),
+            "loadavg_start": load_start.trim(),
+            "loadavg_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         },
         "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
         "sections": sections,

@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 mod coldjoin;
+mod fanout;
 mod pipeline;
+mod servers;
 mod stats;
 mod trace;
 
@@ -32,13 +34,31 @@ struct Cli {
     /// Write the results as JSON here.
     #[arg(long, default_value = "target/clientful-bench.json")]
     json: PathBuf,
-    /// Repository root (for the editing traces).
+    /// Repository root (for the editing traces and scripts).
     #[arg(long, default_value = ".")]
     root: PathBuf,
     /// Run only the figures whose name contains this (e.g. `Yjs batched`), for
     /// profiling one of them.
     #[arg(long)]
     only: Option<String>,
+    /// Sections to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    section: Vec<Section>,
+    /// Internal: run a server of the fan-out figures (`broker` or `bare`).
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Envelope pipeline and bytes against the raw CRDT libraries.
+    Pipeline,
+    /// Broker fan-out against y-websocket and a bare broadcast server; QUIC against WebSocket.
+    Fanout,
+    /// Broker memory per idle connection and per idle room.
+    Memory,
+    /// Cold join from storage and bytes at rest against the raw libraries' snapshots.
+    Coldjoin,
 }
 
 /// One figure of the table.
@@ -47,8 +67,10 @@ struct Figure {
     baseline: f64,
     candidate: f64,
     unit: &'static str,
-    /// The ratio must be at most this.
+    /// The ratio must be at most this (at least this when `at_least`).
     target: Option<f64>,
+    /// Higher is better (throughput): the target is a lower bound.
+    at_least: bool,
     note: String,
 }
 
@@ -62,7 +84,13 @@ impl Figure {
     }
 
     fn met(&self) -> Option<bool> {
-        self.target.map(|t| self.ratio() <= t)
+        self.target.map(|t| {
+            if self.at_least {
+                self.ratio() >= t
+            } else {
+                self.ratio() <= t
+            }
+        })
     }
 
     fn to_json(&self) -> Value {
@@ -73,6 +101,7 @@ impl Figure {
             "unit": self.unit,
             "ratio": self.ratio(),
             "target": self.target,
+            "target_is_lower_bound": self.at_least,
             "met": self.met(),
             "note": self.note,
         })
@@ -135,6 +164,7 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 candidate: tc,
                 unit: "s",
                 target: Some(target),
+                at_least: false,
                 note: format!(
                     "{} edits of automerge-paper, {} per message",
                     p.len(),
@@ -147,6 +177,7 @@ fn pipeline(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 candidate: mc.bytes as f64,
                 unit: "B",
                 target: (batch > 1).then_some(1.3),
+                at_least: false,
                 note: format!(
                     "{:.1} bytes of overhead per message ({} messages)",
                     (mc.bytes as f64 - mb.bytes as f64) / mc.messages.max(1) as f64,
@@ -215,6 +246,7 @@ fn coldjoin(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 candidate: tc,
                 unit: "s",
                 target: (where_ == "local folder").then_some(1.25),
+                at_least: false,
                 note: format!("{} edits of automerge-paper compacted", p.len()),
             });
             if where_ == "local folder" {
@@ -225,6 +257,7 @@ fn coldjoin(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                     candidate: prepared.stored_bytes as f64,
                     unit: "B",
                     target: Some((raw + 256.0) / raw.max(1.0)),
+                    at_least: false,
                     note: "target: raw + 256 bytes".into(),
                 });
             }
@@ -234,8 +267,24 @@ fn coldjoin(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
     Ok(())
 }
 
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cli = Cli::parse();
+    if let Some(kind) = &cli.serve {
+        return servers::serve(kind);
+    }
+    let run = |s: Section| cli.section.is_empty() || cli.section.contains(&s);
     let sizes = if cli.quick {
         Sizes {
             only: cli.only.clone(),
@@ -255,25 +304,78 @@ fn main() -> anyhow::Result<()> {
             am_unbatched: 5_000,
         }
     };
-    let (patches, _) = trace::load(&cli.root)?;
+    let fanout_sizes = if cli.quick {
+        fanout::Sizes {
+            rounds: 3,
+            clients: 16,
+            content: 100,
+            warmup: std::time::Duration::from_millis(300),
+            measure: std::time::Duration::from_secs(1),
+            window: 16 * 15 * 4,
+            mem_conns: 500,
+            mem_rooms: 2_000,
+        }
+    } else {
+        fanout::Sizes {
+            rounds: 5,
+            clients: 16,
+            content: 100,
+            warmup: std::time::Duration::from_millis(500),
+            measure: std::time::Duration::from_secs(3),
+            window: 16 * 15 * 4,
+            mem_conns: 2_000,
+            mem_rooms: 10_000,
+        }
+    };
     let mut figures = Vec::new();
-    pipeline(&sizes, &patches, &mut figures)?;
-    coldjoin(&sizes, &patches, &mut figures)?;
+    let mut sections = serde_json::Map::new();
+    if run(Section::Pipeline) || run(Section::Coldjoin) {
+        let (patches, _) = trace::load(&cli.root)?;
+        if run(Section::Pipeline) {
+            pipeline(&sizes, &patches, &mut figures)?;
+        }
+        if run(Section::Coldjoin) {
+            coldjoin(&sizes, &patches, &mut figures)?;
+        }
+    }
+    let push_rows = |rows: Vec<fanout::Row>, figures: &mut Vec<Figure>| {
+        for r in rows {
+            figures.push(Figure {
+                name: r.name,
+                baseline: r.baseline,
+                candidate: r.candidate,
+                unit: r.unit,
+                target: r.target.map(|(_, t)| t),
+                at_least: r.target.is_some_and(|(at_least, _)| at_least),
+                note: r.note,
+            });
+        }
+    };
+    if run(Section::Fanout) {
+        let (rows, details) = fanout::fanout(&fanout_sizes, &cli.root)?;
+        push_rows(rows, &mut figures);
+        sections.insert("fanout".into(), details);
+    }
+    if run(Section::Memory) {
+        let (rows, details) = fanout::memory(&fanout_sizes, &cli.root)?;
+        push_rows(rows, &mut figures);
+        sections.insert("memory".into(), details);
+    }
 
     println!(
         "| figure | baseline | Clientful | ratio | target | met |\n|---|---:|---:|---:|---:|---|"
     );
     for f in &figures {
         println!(
-            "| {} | {:.4} {} | {:.4} {} | {:.2}x | {} | {} |",
+            "| {} | {} {} | {} {} | {:.2}x | {} | {} |",
             f.name,
-            f.baseline,
+            value(f.baseline),
             f.unit,
-            f.candidate,
+            value(f.candidate),
             f.unit,
             f.ratio(),
             f.target
-                .map(|t| format!("≤ {t}x"))
+                .map(|t| format!("{} {t}x", if f.at_least { "≥" } else { "≤" }))
                 .unwrap_or_else(|| "-".into()),
             match f.met() {
                 Some(true) => "yes",
@@ -282,14 +384,24 @@ fn main() -> anyhow::Result<()> {
             }
         );
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("total {elapsed:.1} s");
     let report = json!({
         "mode": if cli.quick { "quick" } else { "full" },
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "os": std::env::consts::OS,
             "arch": std::env::consts::ARCH,
+            "cpu_model": std::fs::read_to_string("/proc/cpuinfo")
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("model name").and_then(|v| v.split_once(':')).map(|(_, m)| m.trim().to_string())),
+            "loadavg_start": load_start.trim(),
+            "loadavg_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         },
         "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+        "sections": sections,
+        "elapsed_s": elapsed,
     });
     if let Some(dir) = cli.json.parent() {
         std::fs::create_dir_all(dir)?;

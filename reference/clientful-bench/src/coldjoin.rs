@@ -10,14 +10,13 @@
 //! snapshots carry the covered envelopes, not a CRDT state (storage README), so
 //! the candidate replays history: this is the figure that shows it.
 
-use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ReadDoc};
+use automerge::{AutoCommit, ReadDoc};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, Replica};
 use clientful_storage::space::SpaceConfig;
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space};
 use yrs::updates::decoder::Decode;
-use yrs::{GetString, ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{GetString, ReadTxn, StateVector, Transact, Update};
 
 use crate::trace::Patch;
 
@@ -57,26 +56,9 @@ pub async fn prepare(
     let world = World::new(3, 2, crdt);
     let mut a = world.replica(0);
     let mut envelopes = Vec::new();
-    let yjs_text = a.yjs().map(|y| y.text("text"));
-    let am_text = match a.automerge_mut() {
-        Some(am) => Some(
-            am.doc_mut()
-                .put_object(automerge::ROOT, "text", ObjType::Text)?,
-        ),
-        None => None,
-    };
+    let mut editor = crate::pipeline::Editor::new(&mut a)?;
     for (i, p) in patches.iter().enumerate() {
-        if let (Some(t), Some(y)) = (&yjs_text, a.yjs()) {
-            let mut txn = y.doc().transact_mut();
-            if p.1 > 0 {
-                t.remove_range(&mut txn, p.0 as u32, p.1 as u32);
-            }
-            if !p.2.is_empty() {
-                t.insert(&mut txn, p.0 as u32, &p.2);
-            }
-        } else if let (Some(id), Some(am)) = (&am_text, a.automerge_mut()) {
-            am.doc_mut().splice_text(id, p.0, p.1 as isize, &p.2)?;
-        }
+        editor.apply(&mut a, p)?;
         if (i + 1) % BATCH == 0 || i + 1 == patches.len() {
             a.commit()?;
             envelopes.extend(a.drain_outbox().into_iter().map(|(_, e)| e));

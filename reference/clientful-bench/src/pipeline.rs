@@ -108,23 +108,29 @@ pub fn raw_automerge(patches: &[Patch], batch: usize) -> anyhow::Result<Moved> {
     Ok(moved)
 }
 
-/// Clientful: the same edits through a replica; each batch is sealed into an
-/// envelope and received (opened, checked, applied) by a second replica.
-pub fn clientful(crdt: CrdtKind, patches: &[Patch], batch: usize) -> anyhow::Result<Moved> {
-    let w = World::new(1, 2, crdt);
-    let (mut a, mut b) = (w.replica(0), w.replica(1));
-    let yjs_text = a.yjs().map(|y| y.text("text"));
-    let am_text = match a.automerge_mut() {
-        Some(am) => {
-            let doc = am.doc_mut();
-            let id = doc.put_object(automerge::ROOT, "text", ObjType::Text)?;
-            Some(id)
-        }
-        None => None,
-    };
-    let mut moved = Moved::default();
-    for (i, p) in patches.iter().enumerate() {
-        if let (Some(t), Some(y)) = (&yjs_text, a.yjs()) {
+/// Makes trace edits on a replica's text with the library's own API.
+pub struct Editor {
+    yjs: Option<yrs::TextRef>,
+    automerge: Option<automerge::ObjId>,
+}
+
+impl Editor {
+    /// The text of `r` (created for Automerge).
+    pub fn new(r: &mut clientful_doc::Replica) -> anyhow::Result<Editor> {
+        let yjs = r.yjs().map(|y| y.text("text"));
+        let automerge = match r.automerge_mut() {
+            Some(am) => Some(
+                am.doc_mut()
+                    .put_object(automerge::ROOT, "text", ObjType::Text)?,
+            ),
+            None => None,
+        };
+        Ok(Editor { yjs, automerge })
+    }
+
+    /// Applies one patch as one transaction.
+    pub fn apply(&mut self, r: &mut clientful_doc::Replica, p: &Patch) -> anyhow::Result<()> {
+        if let (Some(t), Some(y)) = (&self.yjs, r.yjs()) {
             let mut txn = y.doc().transact_mut();
             if p.1 > 0 {
                 t.remove_range(&mut txn, p.0 as u32, p.1 as u32);
@@ -132,9 +138,22 @@ pub fn clientful(crdt: CrdtKind, patches: &[Patch], batch: usize) -> anyhow::Res
             if !p.2.is_empty() {
                 t.insert(&mut txn, p.0 as u32, &p.2);
             }
-        } else if let (Some(id), Some(am)) = (&am_text, a.automerge_mut()) {
+        } else if let (Some(id), Some(am)) = (&self.automerge, r.automerge_mut()) {
             am.doc_mut().splice_text(id, p.0, p.1 as isize, &p.2)?;
         }
+        Ok(())
+    }
+}
+
+/// Clientful: the same edits through a replica; each batch is sealed into an
+/// envelope and received (opened, checked, applied) by a second replica.
+pub fn clientful(crdt: CrdtKind, patches: &[Patch], batch: usize) -> anyhow::Result<Moved> {
+    let w = World::new(1, 2, crdt);
+    let (mut a, mut b) = (w.replica(0), w.replica(1));
+    let mut editor = Editor::new(&mut a)?;
+    let mut moved = Moved::default();
+    for (i, p) in patches.iter().enumerate() {
+        editor.apply(&mut a, p)?;
         if boundary(i, batch, patches.len()) {
             a.commit()?;
             for (_, env) in a.drain_outbox() {

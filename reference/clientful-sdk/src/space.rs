@@ -227,6 +227,31 @@ impl SpaceSession {
         SigningKey::from_seed(&self.device_seed)
     }
 
+    fn assemble(
+        client: &Client,
+        dir: PathBuf,
+        file: SpaceFile,
+        store: OpendalStore,
+        local: LocalStore,
+        replica: SpaceReplica,
+    ) -> Result<SpaceSession, ClientError> {
+        let profile = client.profile();
+        Ok(SpaceSession {
+            dir,
+            file,
+            space_id: *replica.space_id(),
+            store,
+            local: Some(local),
+            replica,
+            device_seed: profile_seed(profile),
+            device_key: profile.device_key(),
+            rng: os_rng()?,
+            live: Vec::new(),
+            docs: BTreeMap::new(),
+            changes: tokio::sync::broadcast::channel(1024).0,
+        })
+    }
+
     async fn start(
         client: &Client,
         replica: SpaceReplica,
@@ -245,21 +270,7 @@ impl SpaceSession {
         std::fs::create_dir_all(&dir).map_err(|e| ClientError::io(&dir, e))?;
         let local = LocalStore::open(&dir.join("local.redb"))?;
         file.save(&dir)?;
-        let profile = client.profile();
-        let mut s = SpaceSession {
-            dir,
-            file,
-            space_id,
-            store,
-            local: Some(local),
-            replica,
-            device_seed: zeroize::Zeroizing::new(*profile_seed(profile)),
-            device_key: profile.device_key(),
-            rng: os_rng()?,
-            live: Vec::new(),
-            docs: BTreeMap::new(),
-            changes: tokio::sync::broadcast::channel(1024).0,
-        };
+        let mut s = Self::assemble(client, dir, file, store, local, replica)?;
         s.after_change()?;
         Ok(s)
     }
@@ -367,21 +378,7 @@ impl SpaceSession {
                 .collect();
             replica.restore_welcomed(&pairs);
         }
-        let profile = client.profile();
-        let mut s = SpaceSession {
-            dir,
-            file,
-            space_id: *space_id,
-            store,
-            local: Some(local),
-            replica,
-            device_seed: zeroize::Zeroizing::new(*profile_seed(profile)),
-            device_key: profile.device_key(),
-            rng: os_rng()?,
-            live: Vec::new(),
-            docs: BTreeMap::new(),
-            changes: tokio::sync::broadcast::channel(1024).0,
-        };
+        let mut s = Self::assemble(client, dir, file, store, local, replica)?;
         s.feed_local()?;
         // Our own earlier operations came back from the local store; nothing new to send.
         let _ = s.replica.drain_outbox();

@@ -471,14 +471,30 @@ impl SpaceSession {
         let _ = self.changes.send(c);
     }
 
-    fn doc_counts(&self) -> Result<BTreeMap<[u8; 32], usize>, ClientError> {
-        let mut out = BTreeMap::new();
+    /// The local envelopes of every document (not the membership log or the
+    /// delivery document), grouped by document id in one scan of the store.
+    fn by_doc(&self) -> Result<BTreeMap<[u8; 32], Vec<Vec<u8>>>, ClientError> {
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let mut out: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
         for e in self.local()?.all_envelopes()? {
-            if let Ok(d) = envelope::decode(&e) {
-                *out.entry(d.header.doc_id).or_default() += 1;
+            if let Ok(d) = envelope::decode(&e)
+                && d.header.doc_id != mem
+                && d.header.doc_id != del
+            {
+                out.entry(d.header.doc_id).or_default().push(e);
             }
         }
         Ok(out)
+    }
+
+    fn doc_counts(&self) -> Result<BTreeMap<[u8; 32], usize>, ClientError> {
+        Ok(self
+            .by_doc()?
+            .into_iter()
+            .map(|(id, v)| (id, v.len()))
+            .collect())
     }
 
     /// Takes the envelopes written since the last call, to publish over a broker.
@@ -888,11 +904,8 @@ impl SpaceSession {
             report.uploaded += usize::from(r.is_some());
         }
         self.docs.clear();
-        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
-        let del =
-            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
         for (id, n) in self.doc_counts()? {
-            if id != mem && id != del && counts_before.get(&id).copied().unwrap_or(0) < n {
+            if counts_before.get(&id).copied().unwrap_or(0) < n {
                 self.notify(Change::Document(id));
             }
         }
@@ -991,28 +1004,11 @@ impl SpaceSession {
     // ----- documents -----
 
     fn doc_ids(&self) -> Result<Vec<[u8; 32]>, ClientError> {
-        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
-        let del =
-            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
-        let mut ids = BTreeSet::new();
-        for e in self.local()?.all_envelopes()? {
-            if let Ok(d) = envelope::decode(&e)
-                && d.header.doc_id != mem
-                && d.header.doc_id != del
-            {
-                ids.insert(d.header.doc_id);
-            }
-        }
-        Ok(ids.into_iter().collect())
+        Ok(self.by_doc()?.into_keys().collect())
     }
 
     fn doc_envelopes(&self, id: &[u8; 32]) -> Result<Vec<Vec<u8>>, ClientError> {
-        Ok(self
-            .local()?
-            .all_envelopes()?
-            .into_iter()
-            .filter(|e| envelope::decode(e).is_ok_and(|d| &d.header.doc_id == id))
-            .collect())
+        Ok(self.by_doc()?.remove(id).unwrap_or_default())
     }
 
     fn crdt_of(&self, id: &[u8; 32], envs: &[Vec<u8>]) -> Option<CrdtKind> {
@@ -1040,8 +1036,7 @@ impl SpaceSession {
     /// The documents this device holds envelopes of.
     pub fn documents(&self) -> Result<Vec<DocInfo>, ClientError> {
         let mut out = Vec::new();
-        for id in self.doc_ids()? {
-            let envs = self.doc_envelopes(&id)?;
+        for (id, envs) in self.by_doc()? {
             out.push(DocInfo {
                 id,
                 crdt: self.crdt_of(&id, &envs),

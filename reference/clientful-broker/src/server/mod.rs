@@ -390,7 +390,11 @@ impl Shared {
 /// `clientful-broker listening ws=<addr> quic=<addr> spki-sha256=<hex>`, where
 /// `spki-sha256` is the key pin of BRK-20 (64 lowercase hex digits).
 pub async fn run(config: Config) -> Result<()> {
-    run_until(config, wait_for_signal(), |b| {
+    // The handlers are installed before the listening line is printed: a
+    // supervisor (or a test) that sends SIGTERM as soon as it reads that line
+    // must get a graceful shutdown, not the default action of the signal.
+    let signalled = wait_for_signal();
+    run_until(config, signalled, |b| {
         println!(
             "clientful-broker listening ws={} quic={} spki-sha256={}",
             b.ws,
@@ -527,27 +531,34 @@ pub async fn run_until(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that
+/// completes on the first of them.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -59,6 +59,8 @@ pub const SIG_STORAGE_SEGMENT: &str = "sig/storage-segment";
 pub const SIG_STORAGE_SNAPSHOT: &str = "sig/storage-snapshot";
 /// Signature over a file manifest (STO-6).
 pub const SIG_STORAGE_FILE: &str = "sig/storage-file";
+/// Signature over a checkpoint (STO-6, STO-24).
+pub const SIG_STORAGE_CHECKPOINT: &str = "sig/storage-checkpoint";
 
 /// Room seed from an epoch secret (BRK-5).
 pub const KDF_ROOM_SEED: &str = "kdf/room-seed";
@@ -124,6 +126,7 @@ pub const ALL: &[&str] = &[
     KDF_EPHEMERAL,
     AAD_EPHEMERAL,
     SIG_EPHEMERAL,
+    SIG_STORAGE_CHECKPOINT,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

@@ -252,6 +252,7 @@ pub const HEAD_MANIFEST: Schema = Schema {
         f(7, "gc_floor", FieldKind::Uint64),
         f(8, "base_snapshot", FieldKind::Bytes),
         f(9, "snapshots", FieldKind::RepeatedBytes),
+        f(10, "checkpoints", FieldKind::RepeatedBytes),
     ],
 };
 
@@ -277,6 +278,22 @@ pub const SNAPSHOT: Schema = Schema {
         f(4, "covers", FieldKind::RepeatedBytes),
         f(5, "heads", FieldKind::RepeatedBytes),
         f(6, "envelopes", FieldKind::RepeatedBytes),
+    ],
+};
+
+/// `clientful.v1.Checkpoint` (spec §9).
+pub const CHECKPOINT: Schema = Schema {
+    name: "clientful.v1.Checkpoint",
+    fields: &[
+        f(1, "version", FieldKind::Uint32),
+        f(2, "space_id", FieldKind::Bytes),
+        f(3, "device", FieldKind::Bytes),
+        f(4, "doc_id", FieldKind::Bytes),
+        f(5, "content_type", FieldKind::Uint32),
+        f(6, "snapshot", FieldKind::Bytes),
+        f(7, "coverage", FieldKind::Uint64),
+        f(8, "state_digest", FieldKind::Bytes),
+        f(9, "state", FieldKind::Bytes),
     ],
 };
 
@@ -368,6 +385,7 @@ pub const ALL_SCHEMAS: &[Schema] = &[
     HEAD_MANIFEST,
     SEGMENT,
     SNAPSHOT,
+    CHECKPOINT,
     FILE_MANIFEST,
     BROKER_FRAME,
     ROOM_MESSAGE,

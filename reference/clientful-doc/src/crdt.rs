@@ -238,6 +238,23 @@ impl YjsDoc {
         &self.doc
     }
 
+    /// The whole state as a v1 update from the empty state vector: content type
+    /// 18, `YJS_SNAPSHOT` (checkpoints, spec STO-24).
+    pub fn encode_state(&self) -> Vec<u8> {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default())
+    }
+
+    /// Loads a full state from a checkpoint into this (empty) document as a remote
+    /// transaction, with no binding or chain checks: only for a provisional view
+    /// that nothing is built on (spec STO-26).
+    pub(crate) fn load_state(&self, state: &[u8]) -> Result<(), DocError> {
+        let update = contained("yjs", "state decoding", || Update::decode_v1(state))?;
+        let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
+        contained("yjs", "state loading", || txn.apply_update(update))
+    }
+
     /// A declared text root.
     pub fn text(&self, name: &str) -> TextRef {
         self.doc.get_or_insert_text(name)
@@ -640,6 +657,28 @@ impl AutomergeDoc {
     pub fn actor(&self) -> [u8; 16] {
         self.actor
     }
+
+    /// The whole document, `save()`: content type 25, `AUTOMERGE_SNAPSHOT`
+    /// (checkpoints, spec STO-24).
+    pub fn encode_state(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// A document loaded from a checkpoint's state, with no binding or chain
+    /// checks: only for a provisional view that nothing is built on (STO-26).
+    pub(crate) fn load_state(state: &[u8]) -> Result<AutoCommit, DocError> {
+        contained("automerge", "state loading", || {
+            AutoCommit::load_with_options(
+                state,
+                automerge::LoadOptions::new().text_encoding(TextEncoding::Utf16CodeUnit),
+            )
+        })
+    }
+}
+
+/// The materialized JSON of a loaded Automerge document (as [`CrdtDoc::materialize`]).
+pub(crate) fn automerge_json(doc: &AutoCommit) -> Json {
+    am_obj_to_json(doc, &automerge::ROOT, 0)
 }
 
 fn bytes_json(b: &[u8]) -> Json {

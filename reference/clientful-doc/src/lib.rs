@@ -14,6 +14,7 @@
 pub mod authority;
 pub mod binding;
 pub mod canonical_json;
+pub mod checkpoint;
 pub mod content;
 pub mod crdt;
 pub mod dag;

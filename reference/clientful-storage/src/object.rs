@@ -1,6 +1,6 @@
-//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16), pure: sealing and opening the `StoredObject`
+//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24), pure: sealing and opening the `StoredObject`
 //! container, and the validated typed bodies (head manifest, segment, snapshot, file
-//! manifest). Nothing is re-encoded to verify: signatures cover the body bytes as
+//! manifest, checkpoint). Nothing is re-encoded to verify: signatures cover the body bytes as
 //! stored, object ids the file bytes as stored.
 
 use clientful_core::keys::{PublicKey, SigningKey};
@@ -31,6 +31,8 @@ pub enum Kind {
     Snapshot = 3,
     /// A file manifest.
     File = 4,
+    /// A checkpoint (CRDT state of one document, §9.7a).
+    Checkpoint = 5,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Segment => labels::SIG_STORAGE_SEGMENT,
             Kind::Snapshot => labels::SIG_STORAGE_SNAPSHOT,
             Kind::File => labels::SIG_STORAGE_FILE,
+            Kind::Checkpoint => labels::SIG_STORAGE_CHECKPOINT,
         }
     }
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Segment => "segment",
             Kind::Snapshot => "snapshot",
             Kind::File => "file manifest",
+            Kind::Checkpoint => "checkpoint",
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct HeadManifest {
     pub base_snapshot: Option<ObjectId>,
     /// Live snapshots written by the device, ascending.
     pub snapshots: Vec<ObjectId>,
+    /// Live checkpoints written by the device, ascending (STO-24).
+    pub checkpoints: Vec<ObjectId>,
 }
 
 impl HeadManifest {
@@ -277,6 +283,7 @@ impl HeadManifest {
             gc_floor: 0,
             base_snapshot: None,
             snapshots: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 
@@ -296,6 +303,7 @@ impl HeadManifest {
             gc_floor: self.gc_floor,
             base_snapshot: self.base_snapshot.map(|s| s.to_vec()).unwrap_or_default(),
             snapshots: self.snapshots.iter().map(|s| s.to_vec()).collect(),
+            checkpoints: self.checkpoints.iter().map(|s| s.to_vec()).collect(),
         })
     }
 
@@ -323,7 +331,10 @@ impl HeadManifest {
         if m.gc_floor > m.segment_count {
             return Err(StorageError::corrupt(w, "gc_floor above segment_count"));
         }
-        if m.segments.len() > MAX_LISTED || m.snapshots.len() > MAX_LISTED {
+        if m.segments.len() > MAX_LISTED
+            || m.snapshots.len() > MAX_LISTED
+            || m.checkpoints.len() > MAX_LISTED
+        {
             return Err(StorageError::corrupt(w, "too many entries"));
         }
         if (m.segments.len() as u64) != m.segment_count - m.gc_floor {
@@ -355,14 +366,8 @@ impl HeadManifest {
             (_, true) => return Err(StorageError::corrupt(w, "gc_floor without base snapshot")),
             (_, false) => Some(id32(&m.base_snapshot, w, "base snapshot")?),
         };
-        let mut snapshots = Vec::with_capacity(m.snapshots.len());
-        for s in &m.snapshots {
-            let id = id32(s, w, "snapshot id")?;
-            if snapshots.last().is_some_and(|p: &ObjectId| *p >= id) {
-                return Err(StorageError::corrupt(w, "snapshots not strictly ascending"));
-            }
-            snapshots.push(id);
-        }
+        let snapshots = ascending_ids(&m.snapshots, w, "snapshot")?;
+        let checkpoints = ascending_ids(&m.checkpoints, w, "checkpoint")?;
         Ok(HeadManifest {
             device,
             counter: m.counter,
@@ -371,8 +376,25 @@ impl HeadManifest {
             gc_floor: m.gc_floor,
             base_snapshot,
             snapshots,
+            checkpoints,
         })
     }
+}
+
+/// 32-byte object ids in strictly ascending order.
+fn ascending_ids(list: &[Vec<u8>], w: &str, what: &str) -> Result<Vec<ObjectId>, StorageError> {
+    let mut ids: Vec<ObjectId> = Vec::with_capacity(list.len());
+    for s in list {
+        let id = id32(s, w, &format!("{what} id"))?;
+        if ids.last().is_some_and(|p| *p >= id) {
+            return Err(StorageError::corrupt(
+                w,
+                format!("{what}s not strictly ascending"),
+            ));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// A validated segment.
@@ -520,6 +542,101 @@ impl Snapshot {
             covers,
             heads,
             envelopes: m.envelopes,
+        })
+    }
+}
+
+/// Content type of a Yjs state in a checkpoint (`YJS_SNAPSHOT`, §8.2).
+pub const CONTENT_YJS_SNAPSHOT: u32 = 18;
+/// Content type of an Automerge state in a checkpoint (`AUTOMERGE_SNAPSHOT`, §8.2).
+pub const CONTENT_AUTOMERGE_SNAPSHOT: u32 = 25;
+
+/// A validated checkpoint (STO-24): one document's CRDT state as the envelopes
+/// of one snapshot produce it, a claim checked later (STO-27).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Writing device.
+    pub device: [u8; 32],
+    /// The document.
+    pub doc_id: [u8; 32],
+    /// 18 (Yjs) or 25 (Automerge).
+    pub content_type: u32,
+    /// The writer's snapshot whose envelopes produce the state.
+    pub snapshot: ObjectId,
+    /// That snapshot's total coverage.
+    pub coverage: u64,
+    /// `StateDigest` of the state.
+    pub state_digest: [u8; 32],
+    /// The CRDT state.
+    pub state: Vec<u8>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field(
+                "doc_id",
+                &hex::encode(self.doc_id.get(..4).unwrap_or_default()),
+            )
+            .field("content_type", &self.content_type)
+            .field("coverage", &self.coverage)
+            .field("state_bytes", &self.state.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpoint {
+    /// Canonical body bytes.
+    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+        wire::encode(&pb::Checkpoint {
+            version: LAYOUT_VERSION,
+            space_id: space_id.to_vec(),
+            device: self.device.to_vec(),
+            doc_id: self.doc_id.to_vec(),
+            content_type: self.content_type,
+            snapshot: self.snapshot.to_vec(),
+            coverage: self.coverage,
+            state_digest: self.state_digest.to_vec(),
+            state: self.state.clone(),
+        })
+    }
+
+    /// Decodes and validates a body signed by `signer` (STO-24). Whether its
+    /// snapshot is listed next to it is the caller's check (it holds the manifest).
+    pub fn decode(
+        body: &[u8],
+        space_id: &[u8; 32],
+        signer: &[u8; 32],
+    ) -> Result<Self, StorageError> {
+        let w = "checkpoint";
+        let m: pb::Checkpoint = wire::decode(body, &wire::CHECKPOINT)
+            .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
+        let device = check_signed_by(
+            w,
+            m.version,
+            &m.space_id,
+            &m.device,
+            space_id,
+            signer,
+            "writer",
+        )?;
+        if m.content_type != CONTENT_YJS_SNAPSHOT && m.content_type != CONTENT_AUTOMERGE_SNAPSHOT {
+            return Err(StorageError::corrupt(
+                w,
+                format!("content type {} is not 18 or 25", m.content_type),
+            ));
+        }
+        if m.state.is_empty() {
+            return Err(StorageError::corrupt(w, "empty state"));
+        }
+        Ok(Checkpoint {
+            device,
+            doc_id: id32(&m.doc_id, w, "doc_id")?,
+            content_type: m.content_type,
+            snapshot: id32(&m.snapshot, w, "snapshot")?,
+            coverage: m.coverage,
+            state_digest: id32(&m.state_digest, w, "state_digest")?,
+            state: m.state,
         })
     }
 }

@@ -3,11 +3,14 @@
 //! is sent), flushes them as a segment plus a new head manifest, pulls other
 //! devices' manifests and segments (checking every head against its high-water
 //! mark), cold-starts from the chosen snapshot plus later segments, and compacts.
+//! At compaction it can write CRDT-state checkpoints, and a device starting cold
+//! can read them for a provisional view and check them later (§9.7a).
 
 use std::collections::BTreeMap;
 
 use clientful_core::envelope;
 use clientful_core::keys::{EpochKey, SigningKey};
+pub use clientful_doc::checkpoint::State as CheckpointState;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -18,7 +21,7 @@ use crate::hwm::{HighWater, check_head, select_snapshot};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
-    HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Segment, Snapshot, check_format_file,
+    Checkpoint, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Segment, Snapshot, check_format_file,
     format_file, open_lobby_object, open_object, seal_object,
 };
 
@@ -55,6 +58,42 @@ pub struct PullReport {
     /// Protocol verdicts (rollback, fork, withholding, corruption), one per
     /// failing object; everything else was still loaded and nothing local removed.
     pub errors: Vec<StorageError>,
+}
+
+/// A checkpoint chosen for a provisional view (STO-26), and the epoch directory
+/// it was read from (where its snapshot is fetched to check it, STO-27).
+#[derive(Debug, Clone)]
+pub struct ChosenCheckpoint {
+    /// Its object id.
+    pub id: ObjectId,
+    /// The epoch whose directory holds it.
+    pub epoch_id: [u8; 32],
+    /// The validated checkpoint.
+    pub checkpoint: Checkpoint,
+}
+
+impl ChosenCheckpoint {
+    /// The state it carries, as the document layer loads it.
+    pub fn state(&self) -> CheckpointState {
+        CheckpointState {
+            content_type: self.checkpoint.content_type,
+            state: self.checkpoint.state.clone(),
+            state_digest: self.checkpoint.state_digest,
+        }
+    }
+}
+
+/// The outcome of checking a checkpoint against its envelopes (STO-27).
+#[derive(Debug)]
+pub enum CheckpointCheck {
+    /// The envelopes produce the state the checkpoint claims.
+    Matches,
+    /// They do not (or the snapshot's coverage is not the claimed one): a
+    /// `STORAGE_CORRUPT` verdict naming the checkpoint and its signer.
+    Mismatch(StorageError),
+    /// The snapshot could not be fetched (collected since, or withheld): the
+    /// check is undone, which is not a verdict about the checkpoint.
+    Undone(StorageError),
 }
 
 /// A space on one backend, for one device.
@@ -619,6 +658,18 @@ impl<S: BlobStore> Space<S> {
     /// them (STO-15). Other devices' objects are never touched, so an edit made
     /// concurrently stays in its segment and is loaded after the snapshot.
     pub async fn compact(&mut self) -> Result<ObjectId, StorageError> {
+        Ok(self.compact_with(|_, _| None).await?.0)
+    }
+
+    /// Compacts as [`Space::compact`] and also writes checkpoints (STO-25): for
+    /// each document with envelopes in the new snapshot, `checkpoint` is given the
+    /// document id and exactly the snapshot's envelopes of that document, in the
+    /// snapshot's order, and returns the state a replica reaches from them (or
+    /// `None` for no checkpoint). Returns the snapshot id and the checkpoint ids.
+    pub async fn compact_with(
+        &mut self,
+        mut checkpoint: impl FnMut(&[u8; 32], &[Vec<u8>]) -> Option<CheckpointState>,
+    ) -> Result<(ObjectId, Vec<ObjectId>), StorageError> {
         self.flush().await?;
         let es = self.current.clone();
         let me = self.device.public_bytes();
@@ -658,9 +709,53 @@ impl<S: BlobStore> Space<S> {
         self.store.put_immutable(&es.object_path(&id), file).await?;
         // Durable and readable before anything is collected.
         self.fetch_snapshot(&es, &me, &id).await?;
+        let coverage = snap
+            .covers
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(0u64, u64::saturating_add);
+        let mut by_doc: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
+        for e in snap.envelopes {
+            if let Ok(d) = envelope::decode(&e) {
+                by_doc.entry(d.header.doc_id).or_default().push(e);
+            }
+        }
+        let mut checkpoints = Vec::new();
+        for (doc_id, envs) in &by_doc {
+            let Some(st) = checkpoint(doc_id, envs) else {
+                continue;
+            };
+            let cp = Checkpoint {
+                device: me,
+                doc_id: *doc_id,
+                content_type: st.content_type,
+                snapshot: id,
+                coverage,
+                state_digest: st.state_digest,
+                state: st.state,
+            };
+            let file = seal_object(
+                &es,
+                Kind::Checkpoint,
+                &self.device,
+                cp.encode(&self.space_id),
+                &mut self.rng,
+            )?;
+            if file.len() > MAX_OBJECT_BYTES {
+                continue;
+            }
+            let cid = object_id(&file)?;
+            self.store
+                .put_immutable(&es.object_path(&cid), file)
+                .await?;
+            checkpoints.push(cid);
+        }
+        checkpoints.sort_unstable();
+        checkpoints.dedup();
         let mut own = self.own_manifest()?;
         let old_segments = std::mem::take(&mut own.segments);
         let old_snapshots = std::mem::replace(&mut own.snapshots, vec![id]);
+        let old_checkpoints = std::mem::replace(&mut own.checkpoints, checkpoints.clone());
         own.gc_floor = own.segment_count;
         own.base_snapshot = Some(id);
         own.counter += 1;
@@ -672,7 +767,155 @@ impl<S: BlobStore> Space<S> {
         for sid in old_snapshots.into_iter().filter(|s| *s != id) {
             self.store.delete(&es.object_path(&sid)).await?;
         }
-        Ok(id)
+        for cid in old_checkpoints
+            .into_iter()
+            .filter(|c| !checkpoints.contains(c))
+        {
+            self.store.delete(&es.object_path(&cid)).await?;
+        }
+        Ok((id, checkpoints))
+    }
+
+    /// The checkpoints a device starting cold may show (STO-26): per document, the
+    /// valid checkpoint with the greatest coverage, then the smallest id, from the
+    /// current epoch's directory, or for documents with none there from the older
+    /// epochs'. Heads are checked against the high-water marks but no mark is
+    /// moved (the pull does that). Verdicts on objects are returned, not fatal.
+    #[allow(clippy::type_complexity)]
+    pub async fn checkpoints(
+        &self,
+    ) -> Result<(BTreeMap<[u8; 32], ChosenCheckpoint>, Vec<StorageError>), StorageError> {
+        let mut chosen: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
+        let mut errors = Vec::new();
+        for es in &self.epochs {
+            let mut here: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
+            for dev in &self.signers {
+                let what = format!("head manifest of device {}", short(dev));
+                let prev = self
+                    .local
+                    .cursor(&Self::key("hwm", es, Some(dev)))?
+                    .and_then(|b| HighWater::from_bytes(&b));
+                let m = match self.read_head(es, dev).await {
+                    Ok(Some((m, hid))) => match check_head(&what, prev.as_ref(), Some((&m, hid))) {
+                        Ok(_) => m,
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
+                    },
+                    Ok(None) => continue,
+                    Err(e) if e.class().is_some() => {
+                        errors.push(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for cid in &m.checkpoints {
+                    let what = format!("checkpoint {} of device {}", short(cid), short(dev));
+                    let cp = match self.fetch_object(es, Kind::Checkpoint, cid, &what).await {
+                        Ok(o) if o.signer == m.device => {
+                            Checkpoint::decode(&o.body, &self.space_id, &o.signer)
+                        }
+                        Ok(_) => Err(StorageError::corrupt(
+                            what.clone(),
+                            "not signed by the device listing it",
+                        )),
+                        Err(e) => Err(e),
+                    };
+                    let cp = match cp {
+                        Ok(cp) if m.snapshots.contains(&cp.snapshot) => cp,
+                        Ok(_) => {
+                            errors.push(StorageError::corrupt(
+                                what,
+                                "its snapshot is not listed in the same head manifest",
+                            ));
+                            continue;
+                        }
+                        Err(e) if e.class().is_some() => {
+                            errors.push(e);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let better = here.get(&cp.doc_id).is_none_or(|c| {
+                        (cp.coverage, std::cmp::Reverse(*cid))
+                            > (c.checkpoint.coverage, std::cmp::Reverse(c.id))
+                    });
+                    if better {
+                        here.insert(
+                            cp.doc_id,
+                            ChosenCheckpoint {
+                                id: *cid,
+                                epoch_id: *es.epoch_id(),
+                                checkpoint: cp,
+                            },
+                        );
+                    }
+                }
+            }
+            for (doc, c) in here {
+                chosen.entry(doc).or_insert(c);
+            }
+        }
+        Ok((chosen, errors))
+    }
+
+    /// Checks a checkpoint that was shown (STO-27): fetches its snapshot through
+    /// the checkpoint device's listing, checks the claimed coverage, and gives
+    /// `rebuild` exactly the snapshot's envelopes of the document, in order; the
+    /// `StateDigest` it returns must be the checkpoint's.
+    pub async fn check_checkpoint(
+        &self,
+        chosen: &ChosenCheckpoint,
+        rebuild: impl FnOnce(&[Vec<u8>]) -> [u8; 32],
+    ) -> Result<CheckpointCheck, StorageError> {
+        let cp = &chosen.checkpoint;
+        let what = format!(
+            "checkpoint {} of device {}",
+            short(&chosen.id),
+            short(&cp.device)
+        );
+        let Some(es) = self
+            .epochs
+            .iter()
+            .find(|e| e.epoch_id() == &chosen.epoch_id)
+        else {
+            return Ok(CheckpointCheck::Undone(StorageError::Local(format!(
+                "{what}: its epoch is not held"
+            ))));
+        };
+        let snap = match self.fetch_snapshot(es, &cp.device, &cp.snapshot).await {
+            Ok(s) => s,
+            Err(e) if e.class().is_some() => return Ok(CheckpointCheck::Undone(e)),
+            Err(e) => return Err(e),
+        };
+        let coverage = snap
+            .covers
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(0u64, u64::saturating_add);
+        if coverage != cp.coverage {
+            return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
+                what,
+                format!(
+                    "checkpoint mismatch: claims coverage {}, its snapshot covers {coverage}",
+                    cp.coverage
+                ),
+            )));
+        }
+        let envs: Vec<Vec<u8>> = snap
+            .envelopes
+            .into_iter()
+            .filter(|e| envelope::decode(e).is_ok_and(|d| d.header.doc_id == cp.doc_id))
+            .collect();
+        if rebuild(&envs) == cp.state_digest {
+            Ok(CheckpointCheck::Matches)
+        } else {
+            Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
+                what,
+                "checkpoint mismatch: its snapshot's envelopes produce another state",
+            )))
+        }
     }
 
     /// The envelopes held locally, grouped by document, in stored order (from

@@ -14,10 +14,13 @@ mod common;
 
 use clientful_core::ErrorClass;
 use clientful_core::keys::EpochKey;
-use clientful_doc::replica::Replica;
+use clientful_doc::checkpoint::{Provisional, state_of};
+use clientful_doc::crdt::YjsSchema;
+use clientful_doc::replica::{CrdtKind, Replica};
 use clientful_doc::testkit::insert_text;
 use clientful_storage::export::{copy_store, export_json};
 use clientful_storage::files::FileRef;
+use clientful_storage::space::{CheckpointCheck, CheckpointState};
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space, StorageError};
 use common::{backend, device, world};
 
@@ -406,6 +409,130 @@ async fn lost_local_store(store: OpendalStore) {
     assert_eq!(c.replica.state_digest(), b.replica.state_digest());
 }
 
+/// Checkpoints (STO-24 to STO-27): a writer compacts with checkpoints; a new
+/// device shows the document from the checkpoint before loading any envelope,
+/// then pulls and checks it. A member's lying checkpoint (true signature, false
+/// state) is shown only provisionally and found by the check; a substituted one
+/// is refused; a checkpoint whose snapshot was collected since is left unchecked.
+async fn checkpoints(store: OpendalStore) {
+    let w = world();
+    let writer_state = |i: usize| {
+        let w = w.clone();
+        move |_: &[u8; 32], envs: &[Vec<u8>]| -> Option<CheckpointState> {
+            Some(state_of(&mut Replica::restore(w.config(i, 1), envs)))
+        }
+    };
+    let text_of = |p: &Provisional| p.materialize().to_canonical_string();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("checkpointed ");
+    a.space.flush().await.unwrap();
+    b.pull().await;
+    b.edit("together ");
+    b.space.flush().await.unwrap();
+    a.pull().await;
+    let at_compaction = a.replica.state_digest();
+    let (snap, cps) = a.space.compact_with(writer_state(0)).await.unwrap();
+    assert_eq!(cps.len(), 1, "one document, one checkpoint");
+    a.edit("later ");
+    a.space.flush().await.unwrap();
+
+    // A new device: the provisional view needs no envelope.
+    let mut c = device(&w, &store, 2).await;
+    let (chosen, errors) = c.space.checkpoints().await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let cp = chosen.get(&w.doc_id).expect("a checkpoint of the document");
+    assert_eq!((cp.id, cp.checkpoint.snapshot), (cps[0], snap));
+    assert_eq!(c.envelope_count(), 0, "nothing loaded yet");
+    let view =
+        Provisional::load(CrdtKind::Yjs, &w.doc_id, &YjsSchema::default(), &cp.state()).unwrap();
+    assert_eq!(cp.checkpoint.state_digest, at_compaction);
+    assert!(text_of(&view).contains("checkpointed"));
+    assert!(
+        !text_of(&view).contains("later"),
+        "provisional: as of the snapshot"
+    );
+    // Then the envelopes, and the check.
+    let report = c.pull().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    a.pull().await;
+    assert_eq!(c.replica.state_digest(), a.replica.state_digest());
+    let check = c
+        .space
+        .check_checkpoint(cp, |envs| {
+            Replica::restore(w.config(2, 1), envs).state_digest()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(check, CheckpointCheck::Matches), "{check:?}");
+
+    // B, a member, compacts with a lying state: its own signature, the state of
+    // other envelopes. Its coverage is the greatest, so a new device chooses it.
+    b.pull().await;
+    let forged = {
+        let mut r = Replica::new(w.config(3, 9));
+        clientful_doc::testkit::insert_text(&mut r, 0, "forged content").unwrap();
+        r.commit().unwrap();
+        state_of(&mut r)
+    };
+    let (_, lying) = b
+        .space
+        .compact_with(move |_, _| Some(forged.clone()))
+        .await
+        .unwrap();
+    let mut d = device(&w, &store, 3).await;
+    let (chosen, errors) = d.space.checkpoints().await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let cp = chosen.get(&w.doc_id).unwrap().clone();
+    assert_eq!(cp.id, lying[0]);
+    let view =
+        Provisional::load(CrdtKind::Yjs, &w.doc_id, &YjsSchema::default(), &cp.state()).unwrap();
+    assert!(text_of(&view).contains("forged"), "shown, as unverified");
+    let report = d.pull().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        d.replica.state_digest(),
+        a.replica.state_digest(),
+        "the envelopes win"
+    );
+    let check = d
+        .space
+        .check_checkpoint(&cp, |envs| {
+            Replica::restore(w.config(3, 1), envs).state_digest()
+        })
+        .await
+        .unwrap();
+    match check {
+        CheckpointCheck::Mismatch(e) => {
+            assert_eq!(e.class(), Some(ErrorClass::StorageCorrupt), "{e}");
+            assert!(e.to_string().contains("checkpoint mismatch"), "{e}");
+        }
+        other => panic!("the lie went unnoticed: {other:?}"),
+    }
+
+    // Storage substitutes B's checkpoint: refused, and A's is chosen instead.
+    let es = b.space.current().clone();
+    store
+        .put_owned(&es.object_path(&lying[0]), b"not a checkpoint".to_vec())
+        .await
+        .unwrap();
+    let e = device(&w, &store, 3).await;
+    let (chosen, errors) = e.space.checkpoints().await.unwrap();
+    assert!(
+        has(&errors, ErrorClass::StorageCorrupt, &["substituted"]),
+        "{errors:?}"
+    );
+    assert_eq!(chosen.get(&w.doc_id).unwrap().id, cps[0]);
+
+    // A compacts again: its old snapshot and checkpoint are collected, and a
+    // check of the old checkpoint is undone, not a verdict.
+    let old = chosen.get(&w.doc_id).unwrap().clone();
+    a.space.compact_with(writer_state(0)).await.unwrap();
+    assert!(store.get(&es.object_path(&old.id)).await.unwrap().is_none());
+    let check = e.space.check_checkpoint(&old, |_| [0; 32]).await.unwrap();
+    assert!(matches!(check, CheckpointCheck::Undone(_)), "{check:?}");
+}
+
 /// A layout version this implementation does not know is refused.
 async fn format_version(store: OpendalStore) {
     let w = world();
@@ -469,6 +596,13 @@ macro_rules! suite {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
                 common::block_on(super::lost_local_store(s));
+            }
+
+            #[test]
+            fn checkpoints() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::checkpoints(s));
             }
 
             #[test]

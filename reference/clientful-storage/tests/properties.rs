@@ -78,7 +78,7 @@ proptest! {
     }
 
     #[test]
-    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
+    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), cps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
         let sk = SigningKey::from_seed(&[4; 32]);
         let me = sk.public_bytes();
         let m = HeadManifest {
@@ -89,6 +89,7 @@ proptest! {
             gc_floor: floor,
             base_snapshot: (floor > 0).then_some([7; 32]),
             snapshots: snaps.into_iter().collect(),
+            checkpoints: cps.into_iter().collect(),
         };
         let space = [1; 32];
         prop_assert_eq!(HeadManifest::decode(&m.encode(&space), &space, &me).unwrap(), m);

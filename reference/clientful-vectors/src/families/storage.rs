@@ -4,15 +4,21 @@
 //! load is clean, the digests and canonical JSON of the document rebuilt from what
 //! it loaded. Variants corrupt, truncate, withhold, roll back or version-bump
 //! files of a valid store.
+//!
+//! Group `checkpoint` (§9.7a): the reader first shows the document from the
+//! chosen checkpoint (STO-26), then loads the store and checks that checkpoint
+//! against its snapshot's envelopes (STO-27); the output has both views, and a
+//! damaged, self-contradicting or lying checkpoint gives `STORAGE_CORRUPT`.
 
 use std::collections::BTreeMap;
 
 use clientful_core::ErrorClass;
 use clientful_core::wire;
+use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::testkit::{World, insert_text};
 use clientful_doc::{CrdtKind, Replica};
 use clientful_proto::v1 as pb;
-use clientful_storage::space::{Space, SpaceConfig};
+use clientful_storage::space::{CheckpointCheck, CheckpointState, Space, SpaceConfig};
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, StorageError};
 use serde_json::{Value, json};
 
@@ -135,6 +141,56 @@ async fn build(w: &World, params: &Value) -> Result<Stores, String> {
     a.space.flush().await.map_err(|e| e.to_string())?;
     let full = dump(&store).await?;
     Ok(Stores { early, full })
+}
+
+/// How the compacting writer of a checkpoint store computes its checkpoint.
+#[derive(Clone, Copy)]
+enum CheckpointMode {
+    /// The true state of the snapshot's envelopes.
+    Honest,
+    /// A state of other envelopes, with that state's own digest (a lying member).
+    Lying,
+    /// The true state with a digest that is not that state's.
+    WrongDigest,
+}
+
+/// Two writers edit; writer 0 compacts with a checkpoint (STO-25) and edits on.
+async fn build_checkpointed(
+    w: &World,
+    params: &Value,
+    mode: CheckpointMode,
+) -> Result<Files, String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    let mut a = Writer::new(w, params, &store, 0)?;
+    let mut b = Writer::new(w, params, &store, 1)?;
+    a.space.init().await.map_err(|e| e.to_string())?;
+    a.edit("checkpointed ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    b.sync().await?;
+    b.edit("together ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    a.sync().await?;
+    let forged = {
+        let mut r = w.replica(2);
+        insert_text(&mut r, 0, "forged content")?;
+        r.commit().map_err(|e| e.to_string())?;
+        state_of(&mut r)
+    };
+    a.space
+        .compact_with(|_, envs| -> Option<CheckpointState> {
+            let mut st = state_of(&mut Replica::restore(w.config(0, 1), envs));
+            match mode {
+                CheckpointMode::Honest => {}
+                CheckpointMode::Lying => st = forged.clone(),
+                CheckpointMode::WrongDigest => st.state_digest = forged.state_digest,
+            }
+            Some(st)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    a.edit("later ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    dump(&store).await
 }
 
 fn path_where(files: &Files, what: impl Fn(&str, &[u8]) -> bool) -> Result<String, String> {
@@ -407,7 +463,158 @@ pub fn generate() -> Result<VectorFile, String> {
         &["Version"],
         loads(&[&edit(&head, &bump)]),
     )?;
+    checkpoint_cases(&mut f, &w, &params)?;
     Ok(f.finish())
+}
+
+/// The `checkpoint` group.
+fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<(), String> {
+    f.group(
+        "checkpoint",
+        "Show the document from the chosen checkpoint (STO-26), then load the store and check \
+         the checkpoint against its snapshot (STO-27): report both views, or the first verdict.",
+        params.clone(),
+    );
+    let rt = runtime()?;
+    let honest = rt.block_on(build_checkpointed(w, params, CheckpointMode::Honest))?;
+    let lying = rt.block_on(build_checkpointed(w, params, CheckpointMode::Lying))?;
+    let wrong = rt.block_on(build_checkpointed(w, params, CheckpointMode::WrongDigest))?;
+    let input = |files: &Files| files_json(files);
+    let case = |f: &mut FileBuilder,
+                name: &str,
+                desc: &str,
+                refs: &[&str],
+                want: Option<ErrorClass>,
+                input: Value|
+     -> Result<(), String> {
+        match (run("checkpoint", params, &input)?, want) {
+            (Outcome::Accepted(out), None) => {
+                f.valid(name, desc, refs, &["ColdStart", "Snapshot"], input, out);
+                Ok(())
+            }
+            (Outcome::Rejected(c), Some(class)) if c == class => {
+                f.invalid(name, desc, refs, class, &["Corrupted"], input);
+                Ok(())
+            }
+            (other, _) => Err(format!(
+                "{name}: intended {want:?}, reference gives {other:?}"
+            )),
+        }
+    };
+    case(
+        f,
+        "checkpoint-provisional-then-checked",
+        "The provisional view is the document as of the snapshot; the store adds a later \
+         edit; the checkpoint matches its envelopes.",
+        &["STO-24", "STO-25", "STO-26", "STO-27"],
+        None,
+        input(&honest),
+    )?;
+    case(
+        f,
+        "checkpoint-lying-state",
+        "A member signed a checkpoint whose state (with its own digest) is not what its \
+         snapshot's envelopes produce: shown provisionally, then the check fails.",
+        &["STO-27"],
+        Some(ErrorClass::StorageCorrupt),
+        input(&lying),
+    )?;
+    case(
+        f,
+        "checkpoint-digest-not-its-state",
+        "A checkpoint's state_digest is not the digest of its state: not shown.",
+        &["STO-26"],
+        Some(ErrorClass::StorageCorrupt),
+        input(&wrong),
+    )?;
+    let cp_path = path_where(&honest, |p, b| p.contains("/o/") && kind_of(b) == Some(5))?;
+    let mut flipped = honest.clone();
+    if let Some(b) = flipped.get_mut(&cp_path) {
+        let mid = b.len() / 2;
+        if let Some(x) = b.get_mut(mid) {
+            *x ^= 0x01;
+        }
+    }
+    case(
+        f,
+        "checkpoint-bit-flip",
+        "One bit of the checkpoint object is flipped.",
+        &["STO-5", "STO-24"],
+        Some(ErrorClass::StorageCorrupt),
+        input(&flipped),
+    )?;
+    Ok(())
+}
+
+/// The `checkpoint` operation: provisional view, then load and check.
+async fn checkpoint(params: &Value, input: &Value) -> Result<Outcome, String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    for file in input
+        .get("files")
+        .and_then(Value::as_array)
+        .ok_or("missing files")?
+    {
+        store
+            .put_owned(get_str(file, "path")?, get_hex(file, "bytes")?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let observer = get_arr(params, "observerSeed")?;
+    let mut space = Space::new(
+        store,
+        LocalStore::in_memory().map_err(|e| e.to_string())?,
+        space_config(params, observer, 0)?,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Err(e) = space.check_format().await {
+        return Ok(Outcome::Rejected(class_of(&e)?));
+    }
+    let doc_id: [u8; 32] = get_arr(params, "docId")?;
+    let cfg = replica_config(params, observer, [0; 32])?;
+    let (chosen, errors) = space.checkpoints().await.map_err(|e| e.to_string())?;
+    if let Some(e) = errors.first() {
+        return Ok(Outcome::Rejected(class_of(e)?));
+    }
+    let cp = chosen.get(&doc_id).ok_or("no checkpoint of the document")?;
+    let view = match Provisional::load(cfg.crdt, &doc_id, &cfg.yjs_schema, &cp.state()) {
+        Ok(v) => v,
+        Err(_) => return Ok(Outcome::Rejected(ErrorClass::StorageCorrupt)),
+    };
+    let provisional = json!({
+        "checkpointId": hex(cp.id),
+        "stateDigest": hex(cp.checkpoint.state_digest),
+        "materialized": view.materialize().to_canonical_string(),
+    });
+    let report = space.pull().await.map_err(|e| e.to_string())?;
+    if let Some(e) = report.errors.first() {
+        return Ok(Outcome::Rejected(class_of(e)?));
+    }
+    let check_cfg = replica_config(params, observer, [0; 32])?;
+    let check = space
+        .check_checkpoint(cp, move |envs| {
+            Replica::restore(check_cfg, envs).state_digest()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    match check {
+        CheckpointCheck::Matches => {}
+        CheckpointCheck::Mismatch(e) => return Ok(Outcome::Rejected(class_of(&e)?)),
+        CheckpointCheck::Undone(e) => return Err(format!("check undone: {e}")),
+    }
+    let envs = space
+        .documents()
+        .map_err(|e| e.to_string())?
+        .remove(&doc_id)
+        .unwrap_or_default();
+    let mut r = Replica::restore(cfg, &envs);
+    Ok(Outcome::Accepted(json!({
+        "provisional": provisional,
+        "verified": {
+            "stateDigest": hex(r.state_digest()),
+            "historyDigest": hex(r.history_digest()),
+            "materialized": r.materialize().to_canonical_string(),
+        },
+    })))
 }
 
 fn class_of(e: &StorageError) -> Result<ErrorClass, String> {
@@ -467,8 +674,9 @@ async fn load(params: &Value, input: &Value) -> Result<Outcome, String> {
 
 /// Runs one case.
 pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, String> {
-    if operation != "load" {
-        return Err(format!("unknown operation {operation}"));
+    match operation {
+        "load" => runtime()?.block_on(load(params, input)),
+        "checkpoint" => runtime()?.block_on(checkpoint(params, input)),
+        other => Err(format!("unknown operation {other}")),
     }
-    runtime()?.block_on(load(params, input))
 }

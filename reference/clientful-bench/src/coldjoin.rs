@@ -8,9 +8,13 @@
 //! the raw library's snapshot (yrs `encode_state_as_update_v1`; Automerge
 //! `save()`) read back from a file in the same backend and loaded. Storage
 //! snapshots carry the covered envelopes, not a CRDT state (storage README), so
-//! the candidate replays history: this is the figure that shows it.
+//! the verified candidate replays history: this is the figure that shows it.
+//! The compaction also writes a checkpoint (spec §9.7a); the *provisional*
+//! candidate reads head manifests and the checkpoint and loads its state,
+//! which is what a device shows while the verified rebuild runs.
 
 use automerge::{AutoCommit, ReadDoc};
+use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, Replica};
 use clientful_storage::space::SpaceConfig;
@@ -31,6 +35,8 @@ pub struct Prepared {
     pub raw_bytes: usize,
     /// Bytes of the storage snapshot object.
     pub stored_bytes: usize,
+    /// Bytes of the checkpoint object.
+    pub checkpoint_bytes: usize,
     text: String,
 }
 
@@ -89,18 +95,31 @@ pub async fn prepare(
     writer.init().await?;
     writer.record(&envelopes)?;
     writer.flush().await?;
-    let snap = writer.compact().await?;
-    let stored_bytes = store
-        .get(&writer.current().object_path(&snap))
-        .await?
-        .map(|b| b.len())
-        .unwrap_or(0);
+    let (snap, checkpoints) = writer
+        .compact_with(|_, envs| Some(state_of(&mut Replica::restore(world.config(0, 1), envs))))
+        .await?;
+    let size = |id| {
+        let path = writer.current().object_path(id);
+        let store = store.clone();
+        async move {
+            store
+                .get(&path)
+                .await
+                .map(|b| b.map(|b| b.len()).unwrap_or(0))
+        }
+    };
+    let stored_bytes = size(&snap).await?;
+    let checkpoint_bytes = match checkpoints.first() {
+        Some(id) => size(id).await?,
+        None => anyhow::bail!("no checkpoint written"),
+    };
     Ok(Prepared {
         store,
         world,
         raw_path,
         raw_bytes: raw.len(),
         stored_bytes,
+        checkpoint_bytes,
         text,
     })
 }
@@ -133,6 +152,34 @@ pub async fn raw_load(p: &Prepared) -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(text == p.text, "raw load diverged");
+    Ok(())
+}
+
+/// Provisional candidate: a device with an empty local store reads the head
+/// manifests and the chosen checkpoint, and loads its state (STO-26).
+pub async fn provisional_join(p: &Prepared) -> anyhow::Result<()> {
+    let reader = Space::new(p.store.clone(), LocalStore::in_memory()?, cfg(&p.world, 1))?;
+    let (chosen, errors) = reader.checkpoints().await?;
+    anyhow::ensure!(errors.is_empty(), "checkpoints: {errors:?}");
+    let cp = chosen
+        .get(&p.world.doc_id)
+        .ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
+    let rc = p.world.config(1, 0);
+    let view = Provisional::load(rc.crdt, &p.world.doc_id, &rc.yjs_schema, &cp.state())?;
+    let text = match (view.yjs(), view.automerge()) {
+        (Some(doc), _) => {
+            // The root ref first: yrs takes the document's write lock for it.
+            let t = doc.get_or_insert_text("text");
+            let txn = doc.transact();
+            t.get_string(&txn)
+        }
+        (None, Some(am)) => match am.get(automerge::ROOT, "text")? {
+            Some((_, id)) => am.text(&id)?,
+            None => String::new(),
+        },
+        (None, None) => anyhow::bail!("empty view"),
+    };
+    anyhow::ensure!(text == p.text, "provisional view diverged");
     Ok(())
 }
 

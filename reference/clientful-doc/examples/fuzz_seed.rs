@@ -1,5 +1,5 @@
 //! Writes seed corpora for the document fuzz targets (`replica_receive`,
-//! `sync_message`) into `fuzz/corpus/<target>/`, named by SHA-256. Deterministic.
+//! `sync_message`, `checkpoint_state`) into `fuzz/corpus/<target>/`, named by SHA-256. Deterministic.
 //!
 //! `cargo run -p clientful-doc --example fuzz_seed -- fuzz/corpus`
 
@@ -89,8 +89,26 @@ fn main() {
         all.extend(replies);
         all.extend(answers);
         write(&sync, &frame(&all));
+        // Checkpoint states: whole, cut short, and with a flipped byte.
+        let cp = root.join("checkpoint_state");
+        for r in [&mut a, &mut b] {
+            let st = clientful_doc::checkpoint::state_of(r).state;
+            write(&cp, &st);
+            write(&cp, &st[..st.len() / 2]);
+            let mut flipped = st.clone();
+            let mid = flipped.len() / 2;
+            flipped[mid] ^= 0x40;
+            write(&cp, &flipped);
+        }
+        let mut c = w.replica(2);
+        write(&cp, &clientful_doc::checkpoint::state_of(&mut c).state);
+        edit(&mut c, "çheckpoint ✓");
+        c.commit().unwrap();
+        let st = clientful_doc::checkpoint::state_of(&mut c).state;
+        write(&cp, &st);
+        write(&cp, &st[..st.len().min(10)]);
     }
-    for target in ["replica_receive", "sync_message"] {
+    for target in ["replica_receive", "sync_message", "checkpoint_state"] {
         write(&root.join(target), &[]);
         write(&root.join(target), &[0, 1, 0]);
         write(&root.join(target), &[0, 3, 0x08, 0x81, 0x00]);

@@ -39,3 +39,8 @@ fn replica_receive_corpus() {
 fn sync_message_corpus() {
     replay("sync_message", clientful_doc::fuzzing::sync_message);
 }
+
+#[test]
+fn checkpoint_state_corpus() {
+    replay("checkpoint_state", clientful_doc::fuzzing::checkpoint_state);
+}

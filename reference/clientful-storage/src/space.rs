@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use clientful_core::envelope;
 use clientful_core::keys::{EpochKey, SigningKey};
 pub use clientful_doc::checkpoint::State as CheckpointState;
+use futures_util::future::join_all;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -376,6 +377,20 @@ impl<S: BlobStore> Space<S> {
             .set_cursors(&[(Self::key("own", &es, None), Some(m.encode(&self.space_id)))])
     }
 
+    /// Every member device's head manifest in the epoch, read concurrently (the
+    /// reads are independent; on remote storage their latencies would add up).
+    #[allow(clippy::type_complexity)]
+    async fn read_heads(
+        &self,
+        es: &EpochStorage,
+    ) -> Vec<(
+        [u8; 32],
+        Result<Option<(HeadManifest, ObjectId)>, StorageError>,
+    )> {
+        let reads = join_all(self.signers.iter().map(|d| self.read_head(es, d))).await;
+        self.signers.iter().copied().zip(reads).collect()
+    }
+
     async fn read_head(
         &self,
         es: &EpochStorage,
@@ -504,13 +519,13 @@ impl<S: BlobStore> Space<S> {
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
         let mut heads = Vec::new();
-        for dev in self.signers.clone() {
+        for (dev, read) in self.read_heads(es).await {
             let what = format!("head manifest of device {}", short(&dev));
             let prev = self
                 .local
                 .cursor(&Self::key("hwm", es, Some(&dev)))?
                 .and_then(|b| HighWater::from_bytes(&b));
-            let cur = match self.read_head(es, &dev).await {
+            let cur = match read {
                 Ok(c) => c,
                 Err(e) if e.class().is_some() => {
                     report.errors.push(e);
@@ -789,13 +804,14 @@ impl<S: BlobStore> Space<S> {
         let mut errors = Vec::new();
         for es in &self.epochs {
             let mut here: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
-            for dev in &self.signers {
-                let what = format!("head manifest of device {}", short(dev));
+            let mut listed = Vec::new();
+            for (dev, read) in self.read_heads(es).await {
+                let what = format!("head manifest of device {}", short(&dev));
                 let prev = self
                     .local
-                    .cursor(&Self::key("hwm", es, Some(dev)))?
+                    .cursor(&Self::key("hwm", es, Some(&dev)))?
                     .and_then(|b| HighWater::from_bytes(&b));
-                let m = match self.read_head(es, dev).await {
+                let m = match read {
                     Ok(Some((m, hid))) => match check_head(&what, prev.as_ref(), Some((&m, hid))) {
                         Ok(_) => m,
                         Err(e) => {
@@ -811,46 +827,55 @@ impl<S: BlobStore> Space<S> {
                     Err(e) => return Err(e),
                 };
                 for cid in &m.checkpoints {
-                    let what = format!("checkpoint {} of device {}", short(cid), short(dev));
-                    let cp = match self.fetch_object(es, Kind::Checkpoint, cid, &what).await {
-                        Ok(o) if o.signer == m.device => {
-                            Checkpoint::decode(&o.body, &self.space_id, &o.signer)
-                        }
-                        Ok(_) => Err(StorageError::corrupt(
-                            what.clone(),
-                            "not signed by the device listing it",
-                        )),
-                        Err(e) => Err(e),
-                    };
-                    let cp = match cp {
-                        Ok(cp) if m.snapshots.contains(&cp.snapshot) => cp,
-                        Ok(_) => {
-                            errors.push(StorageError::corrupt(
-                                what,
-                                "its snapshot is not listed in the same head manifest",
-                            ));
-                            continue;
-                        }
-                        Err(e) if e.class().is_some() => {
-                            errors.push(e);
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    let better = here.get(&cp.doc_id).is_none_or(|c| {
-                        (cp.coverage, std::cmp::Reverse(*cid))
-                            > (c.checkpoint.coverage, std::cmp::Reverse(c.id))
-                    });
-                    if better {
-                        here.insert(
-                            cp.doc_id,
-                            ChosenCheckpoint {
-                                id: *cid,
-                                epoch_id: *es.epoch_id(),
-                                checkpoint: cp,
-                            },
-                        );
+                    listed.push((m.clone(), *cid));
+                }
+            }
+            // The listed checkpoints are independent objects: fetched concurrently.
+            let fetched = join_all(listed.iter().map(|(m, cid)| async move {
+                let what = format!("checkpoint {} of device {}", short(cid), short(&m.device));
+                let got = self.fetch_object(es, Kind::Checkpoint, cid, &what).await;
+                (what, got)
+            }))
+            .await;
+            for ((m, cid), (what, got)) in listed.iter().zip(fetched) {
+                let cp = match got {
+                    Ok(o) if o.signer == m.device => {
+                        Checkpoint::decode(&o.body, &self.space_id, &o.signer)
                     }
+                    Ok(_) => Err(StorageError::corrupt(
+                        what.clone(),
+                        "not signed by the device listing it",
+                    )),
+                    Err(e) => Err(e),
+                };
+                let cp = match cp {
+                    Ok(cp) if m.snapshots.contains(&cp.snapshot) => cp,
+                    Ok(_) => {
+                        errors.push(StorageError::corrupt(
+                            what,
+                            "its snapshot is not listed in the same head manifest",
+                        ));
+                        continue;
+                    }
+                    Err(e) if e.class().is_some() => {
+                        errors.push(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let better = here.get(&cp.doc_id).is_none_or(|c| {
+                    (cp.coverage, std::cmp::Reverse(*cid))
+                        > (c.checkpoint.coverage, std::cmp::Reverse(c.id))
+                });
+                if better {
+                    here.insert(
+                        cp.doc_id,
+                        ChosenCheckpoint {
+                            id: *cid,
+                            epoch_id: *es.epoch_id(),
+                            checkpoint: cp,
+                        },
+                    );
                 }
             }
             for (doc, c) in here {

@@ -63,6 +63,9 @@ pub enum SpaceAction {
         /// User key (hex prefix).
         user: String,
     },
+    /// Sync, then replace this device's segments with one snapshot and write a
+    /// checkpoint of each document, so new devices show documents at once.
+    Compact,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -467,6 +470,19 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
                 sp.remove_member(&u)?;
                 println!("removed {} and rotated the keys", hex::encode(u));
                 print_sync(&sp.sync().await?);
+            }
+            SpaceAction::Compact => {
+                let mut sp = open_space(s, &c, sel).await?;
+                print_sync(&sp.sync().await?);
+                let done = sp.compact().await?;
+                match done.snapshot {
+                    Some(id) => println!(
+                        "compacted into snapshot {} with {} checkpoint(s)",
+                        &hex::encode(id)[..12],
+                        done.checkpoints
+                    ),
+                    None => bail!("this device holds no key of the space yet; run `sync`"),
+                }
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -273,6 +273,10 @@ fn two_users_over_s3_and_a_broker_process() {
     alice.run(&["sync"]);
     let members = alice.run(&["space", "members"]);
     assert!(!members.contains(&bob_user), "{members}");
+    // Compaction on the real S3 server: one snapshot with a checkpoint per
+    // document (spec §9.7a); everything below still reads through it.
+    let out = alice.run(&["space", "compact"]);
+    assert!(out.contains("checkpoint(s)"), "{out}");
 
     let out = bob.run(&["sync"]);
     assert!(out.contains("not shared with this device"), "{out}");

@@ -28,12 +28,13 @@ use clientful_core::membership::ops::{Role, Scope};
 use clientful_core::membership::space::{Outgoing, membership_doc_id};
 use clientful_core::membership::{SpaceReplica, State};
 use clientful_doc::authority::Membership;
+use clientful_doc::checkpoint::{self, Provisional};
 use clientful_doc::content;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
 use clientful_storage::files::FileRef;
 use clientful_storage::layout::EpochStorage;
-use clientful_storage::space::{SpaceConfig, lobby_writers};
+use clientful_storage::space::{CheckpointCheck, ChosenCheckpoint, SpaceConfig, lobby_writers};
 use clientful_storage::{LocalStore, OpendalStore, Space};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,26 @@ pub enum Change {
     Document([u8; 32]),
     /// The membership changed (members, devices, epochs).
     Membership,
+    /// A document this device holds no envelope of yet, shown from a checkpoint
+    /// (spec §9.7a) while the sync loads and verifies its envelopes: its canonical
+    /// JSON, **not verified**. A `Document` change follows once the verified
+    /// document replaces it; a checkpoint found false is reported in the sync's
+    /// warnings.
+    Preview {
+        /// The document.
+        doc: [u8; 32],
+        /// Its materialized state (canonical JSON, §8.6), unverified.
+        json: String,
+    },
+}
+
+/// What [`SpaceSession::compact`] did.
+#[derive(Debug, Clone, Default)]
+pub struct CompactReport {
+    /// The snapshot written (None when the device holds no key of the space).
+    pub snapshot: Option<[u8; 32]>,
+    /// Checkpoints written, one per document (spec §9.7a).
+    pub checkpoints: usize,
 }
 
 /// One document as listed.
@@ -868,9 +889,11 @@ impl SpaceSession {
         let counts_before = self.doc_counts()?;
         let ops_before = self.replica.state().ops.len();
         self.flush_pending(&mut report).await?;
+        let mut shown: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
         for _ in 0..MAX_SYNC_ROUNDS {
             let keys_before = self.replica.keys().all().len();
             let received_before = report.received;
+            self.show_previews(&mut shown, &mut report).await?;
             if let Some(r) = self.with_main(async |s| s.pull().await).await? {
                 report.received += r.new_envelopes;
                 report.segments += r.segments;
@@ -886,6 +909,7 @@ impl SpaceSession {
                 break;
             }
         }
+        self.check_previews(&shown, &mut report).await?;
         self.flush_pending(&mut report).await?;
         // What goes to storage also goes to a live room, including edits made by
         // an earlier process (`doc edit`, then `watch`).
@@ -916,6 +940,119 @@ impl SpaceSession {
         report.locked_out = self.replica.locked_out_epochs().len();
         report.has_access = self.has_access();
         Ok(report)
+    }
+
+    /// Shows, from checkpoints, the documents this device holds no envelope of
+    /// yet (STO-26): each as a `Change::Preview`, at most once per sync.
+    async fn show_previews(
+        &mut self,
+        shown: &mut BTreeMap<[u8; 32], ChosenCheckpoint>,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        // Only a device that holds no document yet (a new device or member):
+        // later syncs load new documents quickly enough, and reading every
+        // checkpoint on each sync would cost more than it saves.
+        let held = self.doc_counts()?;
+        if !held.is_empty() {
+            return Ok(());
+        }
+        let Some((chosen, errors)) = self.with_main(async |s| s.checkpoints().await).await? else {
+            return Ok(());
+        };
+        report.warnings.extend(errors.iter().map(|e| e.to_string()));
+        for (doc, cp) in chosen {
+            if held.contains_key(&doc) || shown.contains_key(&doc) {
+                continue;
+            }
+            let crdt = if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
+                CrdtKind::Yjs
+            } else {
+                CrdtKind::Automerge
+            };
+            match Provisional::load(crdt, &doc, &YjsSchema::default(), &cp.state()) {
+                Ok(view) => {
+                    self.notify(Change::Preview {
+                        doc,
+                        json: view.materialize().to_canonical_string(),
+                    });
+                    shown.insert(doc, cp);
+                }
+                Err(e) => report.warnings.push(format!(
+                    "checkpoint of document {} not shown: {e}",
+                    &hex::encode(doc)[..12]
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every checkpoint shown during this sync against its snapshot's
+    /// envelopes (STO-27); a false one is reported in the warnings.
+    async fn check_previews(
+        &mut self,
+        shown: &BTreeMap<[u8; 32], ChosenCheckpoint>,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        for (doc, cp) in shown {
+            let crdt = if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
+                CrdtKind::Yjs
+            } else {
+                CrdtKind::Automerge
+            };
+            let cfg = self.replica_config(*doc, crdt)?;
+            let m = self.membership_view()?;
+            let check = self
+                .with_main(async |s| {
+                    s.check_checkpoint(cp, move |envs| {
+                        let mut r = Replica::restore(cfg, envs);
+                        r.set_membership(m);
+                        r.state_digest()
+                    })
+                    .await
+                })
+                .await?;
+            match check {
+                Some(CheckpointCheck::Matches) | None => {}
+                Some(CheckpointCheck::Mismatch(e)) => report.warnings.push(e.to_string()),
+                Some(CheckpointCheck::Undone(e)) => {
+                    report.warnings.push(format!("checkpoint not checked: {e}"))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compacts this device's objects in the current epoch (spec §9.8): one
+    /// snapshot of every envelope it holds replaces its segments, and a
+    /// checkpoint of each document lets a new device show it at once (§9.7a).
+    /// Run `sync` first so the snapshot covers what others wrote.
+    pub async fn compact(&mut self) -> Result<CompactReport, ClientError> {
+        let mut configs = BTreeMap::new();
+        for (id, envs) in self.by_doc()? {
+            if let Some(crdt) = self.crdt_of(&id, &envs) {
+                let cfg = self.replica_config(id, crdt)?;
+                configs.insert(id, (cfg, self.membership_view()?));
+            }
+        }
+        let done = self
+            .with_main(async move |s| {
+                s.init().await?;
+                s.compact_with(|doc, envs| {
+                    let (cfg, m) = configs.remove(doc)?;
+                    let mut r = Replica::restore(cfg, envs);
+                    r.set_membership(m);
+                    Some(checkpoint::state_of(&mut r))
+                })
+                .await
+            })
+            .await?;
+        Ok(match done {
+            Some((snapshot, cps)) => CompactReport {
+                snapshot: Some(snapshot),
+                checkpoints: cps.len(),
+            },
+            None => CompactReport::default(),
+        })
     }
 
     // ----- members, invites, devices -----

@@ -110,3 +110,79 @@ fn invite_edit_link_remove() {
         assert_eq!(a.members().len(), 2);
     });
 }
+
+/// Compaction with checkpoints (spec §9.7a): a new member's first sync shows
+/// each document from its checkpoint (a `Preview`, unverified) before the
+/// verified document replaces it, and the checkpoints check clean.
+#[test]
+fn compact_then_a_new_member_previews() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let storage = format!("file://{}", tmp.path().join("storage").display());
+    rt().block_on(async {
+        let alice = Client::init(&tmp.path().join("alice"), "alice").expect("alice");
+        let bob = Client::init(&tmp.path().join("bob"), "bob").expect("bob");
+        let mut a = alice.create_space("team", &storage).await.expect("create");
+        let notes = a.new_document(CrdtKind::Yjs, "Notes").expect("doc");
+        a.edit(&notes, |d| d.insert_text(0, "checkpointed notes"))
+            .expect("edit");
+        let plan = a.new_document(CrdtKind::Automerge, "Plan").expect("doc");
+        a.edit(&plan, |d| d.set_json("items", &json!(["x", 2])))
+            .expect("edit");
+        let code = a
+            .create_invite(clientful_core::membership::Role::Reader, true)
+            .expect("invite");
+        a.sync().await.expect("sync");
+        let done = a.compact().await.expect("compact");
+        assert!(done.snapshot.is_some());
+        assert_eq!(done.checkpoints, 2, "one per document");
+        // Written after the compaction: in the verified document, not the preview.
+        a.edit(&notes, |d| d.append_text(" and more"))
+            .expect("edit");
+        a.sync().await.expect("sync");
+
+        let mut b = bob
+            .accept_invite(&code, "team", &storage)
+            .await
+            .expect("accept");
+        a.sync().await.expect("alice admits bob");
+        let mut changes = b.subscribe();
+        let r = b.sync().await.expect("bob syncs");
+        assert!(r.has_access, "{r:?}");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        let mut seen = Vec::new();
+        while let Ok(c) = changes.try_recv() {
+            seen.push(c);
+        }
+        let preview_of = |doc: [u8; 32]| {
+            seen.iter()
+                .position(|c| matches!(c, clientful::Change::Preview { doc: d, .. } if *d == doc))
+        };
+        let verified_of = |doc: [u8; 32]| {
+            seen.iter()
+                .position(|c| *c == clientful::Change::Document(doc))
+        };
+        for doc in [notes, plan] {
+            let (p, v) = (preview_of(doc), verified_of(doc));
+            assert!(p.is_some() && v.is_some() && p < v, "{seen:?}");
+        }
+        let notes_preview = seen
+            .iter()
+            .find_map(|c| match c {
+                clientful::Change::Preview { doc, json } if *doc == notes => Some(json.clone()),
+                _ => None,
+            })
+            .expect("preview");
+        assert!(notes_preview.contains("checkpointed notes"));
+        assert!(!notes_preview.contains("and more"), "as of the snapshot");
+        assert_eq!(
+            b.document(&notes).expect("notes").text(),
+            "checkpointed notes and more"
+        );
+        // A device that holds documents does not preview again.
+        let mut again = b.subscribe();
+        b.sync().await.expect("sync");
+        while let Ok(c) = again.try_recv() {
+            assert!(!matches!(c, clientful::Change::Preview { .. }), "{c:?}");
+        }
+    });
+}

@@ -129,6 +129,16 @@ pub enum Change {
     },
 }
 
+/// The CRDT whose state a checkpoint carries (its content type is checked to be
+/// 18 or 25 when it is read, STO-24).
+fn crdt_of_checkpoint(cp: &ChosenCheckpoint) -> CrdtKind {
+    if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
+        CrdtKind::Yjs
+    } else {
+        CrdtKind::Automerge
+    }
+}
+
 /// What [`SpaceSession::compact`] did.
 #[derive(Debug, Clone, Default)]
 pub struct CompactReport {
@@ -964,11 +974,7 @@ impl SpaceSession {
             if held.contains_key(&doc) || shown.contains_key(&doc) {
                 continue;
             }
-            let crdt = if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
-                CrdtKind::Yjs
-            } else {
-                CrdtKind::Automerge
-            };
+            let crdt = crdt_of_checkpoint(&cp);
             match Provisional::load(crdt, &doc, &YjsSchema::default(), &cp.state()) {
                 Ok(view) => {
                     self.notify(Change::Preview {
@@ -994,11 +1000,7 @@ impl SpaceSession {
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
         for (doc, cp) in shown {
-            let crdt = if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
-                CrdtKind::Yjs
-            } else {
-                CrdtKind::Automerge
-            };
+            let crdt = crdt_of_checkpoint(cp);
             let cfg = self.replica_config(*doc, crdt)?;
             let m = self.membership_view()?;
             let check = self

@@ -470,6 +470,14 @@ impl Snapshot {
             .unwrap_or(0)
     }
 
+    /// Total coverage: the sum of `count` over `covers` (STO-13, STO-24).
+    pub fn coverage(&self) -> u64 {
+        self.covers
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Canonical body bytes.
     pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
         wire::encode(&pb::Snapshot {

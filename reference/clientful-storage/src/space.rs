@@ -569,18 +569,8 @@ impl<S: BlobStore> Space<S> {
                     }
                 }
             }
-            let totals: Vec<(ObjectId, u64)> = cands
-                .iter()
-                .map(|(id, s)| {
-                    (
-                        *id,
-                        s.covers
-                            .iter()
-                            .map(|(_, c)| *c)
-                            .fold(0u64, u64::saturating_add),
-                    )
-                })
-                .collect();
+            let totals: Vec<(ObjectId, u64)> =
+                cands.iter().map(|(id, s)| (*id, s.coverage())).collect();
             if let Some(chosen) = select_snapshot(&totals)
                 && let Some(pos) = cands.iter().position(|(id, _)| *id == chosen)
             {
@@ -724,11 +714,7 @@ impl<S: BlobStore> Space<S> {
         self.store.put_immutable(&es.object_path(&id), file).await?;
         // Durable and readable before anything is collected.
         self.fetch_snapshot(&es, &me, &id).await?;
-        let coverage = snap
-            .covers
-            .iter()
-            .map(|(_, c)| *c)
-            .fold(0u64, u64::saturating_add);
+        let coverage = snap.coverage();
         let mut by_doc: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
         for e in snap.envelopes {
             if let Ok(d) = envelope::decode(&e) {
@@ -914,11 +900,7 @@ impl<S: BlobStore> Space<S> {
             Err(e) if e.class().is_some() => return Ok(CheckpointCheck::Undone(e)),
             Err(e) => return Err(e),
         };
-        let coverage = snap
-            .covers
-            .iter()
-            .map(|(_, c)| *c)
-            .fold(0u64, u64::saturating_add);
+        let coverage = snap.coverage();
         if coverage != cp.coverage {
             return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
                 what,

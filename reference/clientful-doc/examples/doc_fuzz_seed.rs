@@ -1,7 +1,7 @@
 //! Writes seed corpora for the document fuzz targets (`replica_receive`,
 //! `sync_message`, `checkpoint_state`) into `fuzz/corpus/<target>/`, named by SHA-256. Deterministic.
 //!
-//! `cargo run -p clientful-doc --example fuzz_seed -- fuzz/corpus`
+//! `cargo run -p clientful-doc --example doc_fuzz_seed -- fuzz/corpus`
 
 #![allow(
     clippy::unwrap_used,

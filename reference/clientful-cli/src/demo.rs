@@ -167,6 +167,11 @@ async fn story(root: &Path) -> Result<ExitCode> {
     a.sync().await?;
     say(format!("Yjs document {} \"Meeting notes\"", short(&notes)));
     say(format!("Automerge document {} \"Tasks\"", short(&tasks)));
+    let done = a.compact().await?;
+    say(format!(
+        "compacted: one snapshot and {} checkpoint(s), so new devices show documents at once",
+        done.checkpoints
+    ));
 
     p.step("Alice invites Bob; Bob accepts; Alice's device admits and welcomes him");
     let bob = Client::init(&root.join("bob-laptop"), "bob")?;
@@ -179,6 +184,7 @@ async fn story(root: &Path) -> Result<ExitCode> {
         b.has_access()
     ));
     a.sync().await?;
+    let mut changes = b.subscribe();
     let r = b.sync().await?;
     say(format!(
         "bob synced: access {}, {} epoch key(s)",
@@ -187,6 +193,24 @@ async fn story(root: &Path) -> Result<ExitCode> {
     if !r.has_access {
         bail!("bob was not welcomed");
     }
+    let mut previews = 0;
+    while let Ok(c) = changes.try_recv() {
+        if let clientful::Change::Preview { doc, json } = c {
+            previews += 1;
+            say(format!(
+                "preview of {} from its checkpoint (unverified): {}",
+                short(&doc),
+                head(&json, 48)
+            ));
+        }
+    }
+    if previews != 2 || !r.warnings.is_empty() {
+        bail!(
+            "bob did not preview both documents cleanly: {previews}, {:?}",
+            r.warnings
+        );
+    }
+    say("both checkpoints then matched the envelopes bob verified");
     say(format!("bob reads: \"{}\"", text_of(&mut b, &notes)));
 
     p.step("Alice adds her phone (user backup restored on the phone, then a device link)");

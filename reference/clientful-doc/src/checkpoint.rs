@@ -39,6 +39,15 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// The CRDT whose state content type `content_type` is: 18 Yjs, 25 Automerge.
+pub fn crdt_of(content_type: u32) -> Option<CrdtKind> {
+    match content_type {
+        content::YJS_SNAPSHOT => Some(CrdtKind::Yjs),
+        content::AUTOMERGE_SNAPSHOT => Some(CrdtKind::Automerge),
+        _ => None,
+    }
+}
+
 /// The checkpoint state of a replica (STO-25): call it on a replica that
 /// integrated exactly the envelopes of the snapshot the checkpoint names.
 pub fn state_of(replica: &mut Replica) -> State {
@@ -94,23 +103,24 @@ impl Provisional {
                 state.state.len()
             )));
         }
-        let (view, materialized) = match (crdt, state.content_type) {
-            (CrdtKind::Yjs, content::YJS_SNAPSHOT) => {
+        if crdt_of(state.content_type) != Some(crdt) {
+            return Err(DocError::InvalidOperation(format!(
+                "checkpoint content type {} is not this document's CRDT state",
+                state.content_type
+            )));
+        }
+        let (view, materialized) = match crdt {
+            CrdtKind::Yjs => {
                 // A read-only view: its client id is never used to write.
                 let mut doc = YjsDoc::new(&[0u8; 32], doc_id, schema.clone(), 0);
                 doc.load_state(&state.state)?;
                 let json = doc.materialize();
                 (View::Yjs(Box::new(doc)), json)
             }
-            (CrdtKind::Automerge, content::AUTOMERGE_SNAPSHOT) => {
+            CrdtKind::Automerge => {
                 let doc = AutomergeDoc::load_state(&state.state)?;
                 let json = crate::crdt::automerge_json(&doc);
                 (View::Automerge(Box::new(doc)), json)
-            }
-            (_, t) => {
-                return Err(DocError::InvalidOperation(format!(
-                    "checkpoint content type {t} is not this document's CRDT state"
-                )));
             }
         };
         if digest::state_digest(&materialized) != state.state_digest {

@@ -129,14 +129,11 @@ pub enum Change {
     },
 }
 
-/// The CRDT whose state a checkpoint carries (its content type is checked to be
-/// 18 or 25 when it is read, STO-24).
-fn crdt_of_checkpoint(cp: &ChosenCheckpoint) -> CrdtKind {
-    if cp.checkpoint.content_type == content::YJS_SNAPSHOT {
-        CrdtKind::Yjs
-    } else {
-        CrdtKind::Automerge
-    }
+/// A replica of one document rebuilt from `envs` under the space's membership.
+fn restored(cfg: ReplicaConfig, membership: Membership, envs: &[Vec<u8>]) -> Replica {
+    let mut r = Replica::restore(cfg, envs);
+    r.set_membership(membership);
+    r
 }
 
 /// What [`SpaceSession::compact`] did.
@@ -962,8 +959,7 @@ impl SpaceSession {
         // Only a device that holds no document yet (a new device or member):
         // later syncs load new documents quickly enough, and reading every
         // checkpoint on each sync would cost more than it saves.
-        let held = self.doc_counts()?;
-        if !held.is_empty() {
+        if !self.doc_counts()?.is_empty() {
             return Ok(());
         }
         let Some((chosen, errors)) = self.with_main(async |s| s.checkpoints().await).await? else {
@@ -971,10 +967,13 @@ impl SpaceSession {
         };
         report.warnings.extend(errors.iter().map(|e| e.to_string()));
         for (doc, cp) in chosen {
-            if held.contains_key(&doc) || shown.contains_key(&doc) {
+            if shown.contains_key(&doc) {
                 continue;
             }
-            let crdt = crdt_of_checkpoint(&cp);
+            // Checkpoint::decode admits only the two snapshot content types.
+            let Some(crdt) = checkpoint::crdt_of(cp.checkpoint.content_type) else {
+                continue;
+            };
             match Provisional::load(crdt, &doc, &YjsSchema::default(), &cp.state()) {
                 Ok(view) => {
                     self.notify(Change::Preview {
@@ -1000,17 +999,15 @@ impl SpaceSession {
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
         for (doc, cp) in shown {
-            let crdt = crdt_of_checkpoint(cp);
+            let Some(crdt) = checkpoint::crdt_of(cp.checkpoint.content_type) else {
+                continue;
+            };
             let cfg = self.replica_config(*doc, crdt)?;
             let m = self.membership_view()?;
             let check = self
                 .with_main(async |s| {
-                    s.check_checkpoint(cp, move |envs| {
-                        let mut r = Replica::restore(cfg, envs);
-                        r.set_membership(m);
-                        r.state_digest()
-                    })
-                    .await
+                    s.check_checkpoint(cp, move |envs| restored(cfg, m, envs).state_digest())
+                        .await
                 })
                 .await?;
             match check {
@@ -1041,9 +1038,7 @@ impl SpaceSession {
                 s.init().await?;
                 s.compact_with(|doc, envs| {
                     let (cfg, m) = configs.remove(doc)?;
-                    let mut r = Replica::restore(cfg, envs);
-                    r.set_membership(m);
-                    Some(checkpoint::state_of(&mut r))
+                    Some(checkpoint::state_of(&mut restored(cfg, m, envs)))
                 })
                 .await
             })
@@ -1276,8 +1271,7 @@ impl SpaceSession {
                 ))
             })?;
             let cfg = self.replica_config(*id, crdt)?;
-            let mut r = Replica::restore(cfg, &envs);
-            r.set_membership(self.membership_view()?);
+            let r = restored(cfg, self.membership_view()?, &envs);
             self.docs.insert(*id, Document::new(r));
         }
         self.docs

@@ -378,17 +378,42 @@ impl<S: BlobStore> Space<S> {
     }
 
     /// Every member device's head manifest in the epoch, read concurrently (the
-    /// reads are independent; on remote storage their latencies would add up).
-    #[allow(clippy::type_complexity)]
-    async fn read_heads(
+    /// reads are independent; on remote storage their latencies would add up)
+    /// and checked against its high-water mark (STO-9): the accepted manifests
+    /// with their new marks, which the caller persists or not. Verdicts go to
+    /// `errors`.
+    async fn checked_heads(
         &self,
         es: &EpochStorage,
-    ) -> Vec<(
-        [u8; 32],
-        Result<Option<(HeadManifest, ObjectId)>, StorageError>,
-    )> {
+        errors: &mut Vec<StorageError>,
+    ) -> Result<Vec<(HeadManifest, HighWater)>, StorageError> {
         let reads = join_all(self.signers.iter().map(|d| self.read_head(es, d))).await;
-        self.signers.iter().copied().zip(reads).collect()
+        let mut accepted = Vec::new();
+        for (dev, read) in self.signers.iter().zip(reads) {
+            let what = format!("head manifest of device {}", short(dev));
+            let prev = self
+                .local
+                .cursor(&Self::key("hwm", es, Some(dev)))?
+                .and_then(|b| HighWater::from_bytes(&b));
+            let cur = match read {
+                Ok(c) => c,
+                Err(e) if e.class().is_some() => {
+                    errors.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match check_head(&what, prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
+                Ok(Some(hw)) => {
+                    if let Some((m, _)) = cur {
+                        accepted.push((m, hw));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok(accepted)
     }
 
     async fn read_head(
@@ -519,33 +544,12 @@ impl<S: BlobStore> Space<S> {
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
         let mut heads = Vec::new();
-        for (dev, read) in self.read_heads(es).await {
-            let what = format!("head manifest of device {}", short(&dev));
-            let prev = self
-                .local
-                .cursor(&Self::key("hwm", es, Some(&dev)))?
-                .and_then(|b| HighWater::from_bytes(&b));
-            let cur = match read {
-                Ok(c) => c,
-                Err(e) if e.class().is_some() => {
-                    report.errors.push(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match check_head(&what, prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
-                Ok(Some(hw)) => {
-                    self.local.set_cursors(&[(
-                        Self::key("hwm", es, Some(&dev)),
-                        Some(hw.to_bytes().to_vec()),
-                    )])?;
-                    if let Some((m, _)) = cur {
-                        heads.push(m);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => report.errors.push(e),
-            }
+        for (m, hw) in self.checked_heads(es, &mut report.errors).await? {
+            self.local.set_cursors(&[(
+                Self::key("hwm", es, Some(&m.device)),
+                Some(hw.to_bytes().to_vec()),
+            )])?;
+            heads.push(m);
         }
         let mut have = BTreeMap::new();
         for dev in &self.signers {
@@ -715,12 +719,7 @@ impl<S: BlobStore> Space<S> {
         // Durable and readable before anything is collected.
         self.fetch_snapshot(&es, &me, &id).await?;
         let coverage = snap.coverage();
-        let mut by_doc: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
-        for e in snap.envelopes {
-            if let Ok(d) = envelope::decode(&e) {
-                by_doc.entry(d.header.doc_id).or_default().push(e);
-            }
-        }
+        let by_doc = by_document(snap.envelopes);
         let mut checkpoints = Vec::new();
         for (doc_id, envs) in &by_doc {
             let Some(st) = checkpoint(doc_id, envs) else {
@@ -790,28 +789,9 @@ impl<S: BlobStore> Space<S> {
         let mut errors = Vec::new();
         for es in &self.epochs {
             let mut here: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
+            // Heads are checked against the marks, but no mark moves: the pull does that.
             let mut listed = Vec::new();
-            for (dev, read) in self.read_heads(es).await {
-                let what = format!("head manifest of device {}", short(&dev));
-                let prev = self
-                    .local
-                    .cursor(&Self::key("hwm", es, Some(&dev)))?
-                    .and_then(|b| HighWater::from_bytes(&b));
-                let m = match read {
-                    Ok(Some((m, hid))) => match check_head(&what, prev.as_ref(), Some((&m, hid))) {
-                        Ok(_) => m,
-                        Err(e) => {
-                            errors.push(e);
-                            continue;
-                        }
-                    },
-                    Ok(None) => continue,
-                    Err(e) if e.class().is_some() => {
-                        errors.push(e);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
+            for (m, _) in self.checked_heads(es, &mut errors).await? {
                 for cid in &m.checkpoints {
                     listed.push((m.clone(), *cid));
                 }
@@ -910,11 +890,9 @@ impl<S: BlobStore> Space<S> {
                 ),
             )));
         }
-        let envs: Vec<Vec<u8>> = snap
-            .envelopes
-            .into_iter()
-            .filter(|e| envelope::decode(e).is_ok_and(|d| d.header.doc_id == cp.doc_id))
-            .collect();
+        let envs = by_document(snap.envelopes)
+            .remove(&cp.doc_id)
+            .unwrap_or_default();
         if rebuild(&envs) == cp.state_digest {
             Ok(CheckpointCheck::Matches)
         } else {
@@ -935,6 +913,18 @@ impl<S: BlobStore> Space<S> {
         }
         Ok(out)
     }
+}
+
+/// Envelopes grouped by document, each group in the given order; bytes that do
+/// not decode as an envelope are left out.
+fn by_document(envelopes: Vec<Vec<u8>>) -> BTreeMap<[u8; 32], Vec<Vec<u8>>> {
+    let mut out: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
+    for e in envelopes {
+        if let Ok(d) = envelope::decode(&e) {
+            out.entry(d.header.doc_id).or_default().push(e);
+        }
+    }
+    out
 }
 
 /// The devices that wrote head manifests in a lobby directory (STO-23): the

@@ -193,6 +193,30 @@ async fn build_checkpointed(
     dump(&store).await
 }
 
+/// Flips the lowest bit of the middle byte.
+fn flip_middle(b: &mut [u8]) {
+    let mid = b.len() / 2;
+    if let Some(x) = b.get_mut(mid) {
+        *x ^= 0x01;
+    }
+}
+
+/// A memory store holding the files of one storage state (`{"files": [{path, bytes}]}`).
+async fn store_of(state: &Value) -> Result<OpendalStore, String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    for file in state
+        .get("files")
+        .and_then(Value::as_array)
+        .ok_or("missing files")?
+    {
+        store
+            .put_owned(get_str(file, "path")?, get_hex(file, "bytes")?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(store)
+}
+
 fn path_where(files: &Files, what: impl Fn(&str, &[u8]) -> bool) -> Result<String, String> {
     files
         .iter()
@@ -337,12 +361,7 @@ pub fn generate() -> Result<VectorFile, String> {
         }
         files
     };
-    let flip = |b: &mut Vec<u8>| {
-        let mid = b.len() / 2;
-        if let Some(x) = b.get_mut(mid) {
-            *x ^= 0x01;
-        }
-    };
+    let flip = |b: &mut Vec<u8>| flip_middle(b);
     let cut = |b: &mut Vec<u8>| b.truncate(b.len() / 2);
     invalid(
         &mut f,
@@ -530,10 +549,7 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
     let cp_path = path_where(&honest, |p, b| p.contains("/o/") && kind_of(b) == Some(5))?;
     let mut flipped = honest.clone();
     if let Some(b) = flipped.get_mut(&cp_path) {
-        let mid = b.len() / 2;
-        if let Some(x) = b.get_mut(mid) {
-            *x ^= 0x01;
-        }
+        flip_middle(b);
     }
     case(
         f,
@@ -548,17 +564,7 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
 
 /// The `checkpoint` operation: provisional view, then load and check.
 async fn checkpoint(params: &Value, input: &Value) -> Result<Outcome, String> {
-    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
-    for file in input
-        .get("files")
-        .and_then(Value::as_array)
-        .ok_or("missing files")?
-    {
-        store
-            .put_owned(get_str(file, "path")?, get_hex(file, "bytes")?)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    let store = store_of(input).await?;
     let observer = get_arr(params, "observerSeed")?;
     let mut space = Space::new(
         store,
@@ -633,20 +639,7 @@ async fn load(params: &Value, input: &Value) -> Result<Outcome, String> {
     )
     .map_err(|e| e.to_string())?;
     for state in states {
-        let store = OpendalStore::memory().map_err(|e| e.to_string())?;
-        for file in state
-            .get("files")
-            .and_then(Value::as_array)
-            .ok_or("missing files")?
-        {
-            let path = get_str(file, "path")?;
-            let bytes = get_hex(file, "bytes")?;
-            store
-                .put_owned(path, bytes)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        space = space.with_store(store);
+        space = space.with_store(store_of(state).await?);
         if let Err(e) = space.check_format().await {
             return Ok(Outcome::Rejected(class_of(&e)?));
         }

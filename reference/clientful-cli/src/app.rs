@@ -108,6 +108,28 @@ pub enum InviteAction {
         #[arg(long)]
         storage: Option<String>,
     },
+    /// List the space's invites: key, role, use, state, admissions.
+    List,
+    /// Revoke an invite by (a prefix of) its key: nobody is admitted with it
+    /// afterwards.
+    Revoke {
+        /// Invite key prefix (from `invite list`).
+        key: String,
+    },
+    /// List redemptions waiting for an admin.
+    Pending,
+    /// Admit a waiting redemption by (a prefix of) its id (from `invite pending`).
+    Admit {
+        /// Redemption id prefix.
+        redemption: String,
+    },
+    /// Whether redemptions wait for `invite admit` (on) or are admitted on the
+    /// next sync of an admin's device (off, the default).
+    Confirm {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+    },
 }
 
 /// `devices …`
@@ -417,6 +439,33 @@ fn print_sync(r: &clientful::SyncReport) {
     } else if !r.has_access {
         println!("note: not welcomed yet: an admin's device must sync first");
     }
+    for u in &r.admitted {
+        println!("admitted {}", hex::encode(u));
+    }
+    for p in &r.awaiting_admission {
+        println!(
+            "waiting for admission: redemption {} by {} ({:?}{}); run `invite admit {}`",
+            short(&p.redemption),
+            short(&p.user),
+            p.role,
+            if p.rivals > 0 {
+                format!(", {} rival(s) for one single-use invite", p.rivals)
+            } else {
+                String::new()
+            },
+            short(&p.redemption)
+        );
+    }
+    for (u, id) in &r.refused {
+        println!(
+            "refused: redemption {} by {} (a used single-use invite, or a closed invite)",
+            short(id),
+            hex::encode(u)
+        );
+    }
+    if r.expired_invites > 0 {
+        println!("revoked {} expired invite(s)", r.expired_invites);
+    }
     for w in &r.warnings {
         println!("warning: {w}");
     }
@@ -514,8 +563,81 @@ pub fn invite(s: &Settings, action: InviteAction, sel: Option<String>) -> Result
             } => {
                 let url = s.storage(storage)?;
                 let mut sp = c.accept_invite(&code, &name, &url).await?;
-                println!("redeemed the invite for space {} ({name})", hex::encode(sp.space_id()));
+                println!(
+                    "redeemed the invite for space {} ({name}); waiting for an admin to admit this device",
+                    hex::encode(sp.space_id())
+                );
                 print_sync(&sp.sync().await?);
+            }
+            InviteAction::List => {
+                let mut sp = open_space(s, &c, sel).await?;
+                print_sync(&sp.sync().await?);
+                for i in sp.invites() {
+                    println!(
+                        "{}  {:?}  {}  {}  admitted: {}  waiting: {}{}",
+                        hex::encode(i.key),
+                        i.role,
+                        if i.single_use { "single-use" } else { "reusable" },
+                        if i.revoked {
+                            "revoked"
+                        } else if i.open {
+                            "open"
+                        } else {
+                            "closed"
+                        },
+                        i.admitted,
+                        i.waiting,
+                        if i.expires_at_ms > 0 {
+                            format!("  expires at {} ms", i.expires_at_ms)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            InviteAction::Revoke { key } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                sp.sync().await?;
+                let k = sp.revoke_invite(&key)?;
+                println!("revoked invite {}", hex::encode(k));
+                print_sync(&sp.sync().await?);
+            }
+            InviteAction::Pending => {
+                let mut sp = open_space(s, &c, sel).await?;
+                print_sync(&sp.sync().await?);
+                for p in sp.pending_admissions() {
+                    println!(
+                        "{}  user {}  {:?}  {}{}",
+                        hex::encode(p.redemption),
+                        hex::encode(p.user),
+                        p.role,
+                        if p.admissible { "admissible" } else { "not admissible" },
+                        if p.rivals > 0 {
+                            format!("  ({} rival(s) for one single-use invite)", p.rivals)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            InviteAction::Admit { redemption } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                sp.sync().await?;
+                let u = sp.admit(&redemption)?;
+                println!("admitted {}", hex::encode(u));
+                print_sync(&sp.sync().await?);
+            }
+            InviteAction::Confirm { mode } => {
+                let mut sp = open_space(s, &c, sel).await?;
+                sp.set_confirm_admissions(mode == "on")?;
+                println!(
+                    "admissions {}",
+                    if mode == "on" {
+                        "wait for `invite admit`"
+                    } else {
+                        "are automatic on sync"
+                    }
+                );
             }
         }
         Ok(ExitCode::SUCCESS)

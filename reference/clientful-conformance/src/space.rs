@@ -6,7 +6,7 @@ use clientful_core::ErrorClass;
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::SigningKey;
 use clientful_core::membership::space::{Identity, Outgoing};
-use clientful_core::membership::{Received, Role, Scope, SpaceReplica, invite};
+use clientful_core::membership::{FollowUpPolicy, Received, Role, Scope, SpaceReplica, invite};
 use clientful_doc::canonical_json::Json;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -118,7 +118,7 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::RemoveMember(m) => {
-                r.remove_member(rng, &key32(&m.user_key, "user_key")?)
+                r.remove_member(rng, &key32(&m.user_key, "user_key")?, &[])
                     .map_err(e)?;
                 out.written = 1;
             }
@@ -127,7 +127,7 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::RevokeDevice(d) => {
-                r.revoke_device(rng, &key32(&d.device_id, "device_id")?)
+                r.revoke_device(rng, &key32(&d.device_id, "device_id")?, &[])
                     .map_err(e)?;
                 out.written = 1;
             }
@@ -149,13 +149,14 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::FollowUp(_) => {
-                if r.needs_my_ack() && r.ack(rng).is_ok() {
-                    out.written += 1;
-                }
-                if r.should_heal() && r.rotate(rng).is_ok() {
-                    out.written += 1;
-                }
-                out.written += u32::try_from(r.welcomes(rng).unwrap_or(0)).unwrap_or(u32::MAX);
+                // The one follow-up policy (spec MEM-25, MEM-15, KEY-12, KEY-8),
+                // admitting automatically, with no clock (no expiry revocations).
+                let done = r.follow_up(rng, &FollowUpPolicy::default()).map_err(e)?;
+                let n = done.admitted.len()
+                    + usize::from(done.acked)
+                    + usize::from(done.healed)
+                    + done.welcomes;
+                out.written = u32::try_from(n).unwrap_or(u32::MAX);
             }
         }
         Ok(out)

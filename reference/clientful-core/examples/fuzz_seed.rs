@@ -309,7 +309,7 @@ fn membership_seeds() -> Result<Vec<Vec<u8>>> {
     ra.change_role(&mut rng, &b.public_bytes(), Role::Reader, &Scope::whole())?;
     out.push(ra.create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 5)?);
     ra.rotate(&mut rng)?;
-    ra.remove_member(&mut rng, &b.public_bytes())?;
+    ra.remove_member(&mut rng, &b.public_bytes(), &[])?;
     ra.ack(&mut rng)?;
     let space_id = *ra.space_id();
     for o in ra.drain_outbox() {

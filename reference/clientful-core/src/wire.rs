@@ -169,6 +169,8 @@ pub const MEMBERSHIP_OP: Schema = Schema {
         f(14, "chain_links", FieldKind::RepeatedBytes),
         f(15, "recipients", FieldKind::RepeatedBytes),
         f(16, "key_message", FieldKind::Bytes),
+        f(17, "redemption", FieldKind::Bytes),
+        f(18, "cuts", FieldKind::RepeatedBytes),
     ],
 };
 

@@ -97,8 +97,8 @@ fn scenario() -> &'static Log {
             users[2].public_bytes(),
             users[4].public_bytes(),
         );
-        reps[1].remove_member(&mut rng, &c).unwrap();
-        reps[2].remove_member(&mut rng, &b).unwrap();
+        reps[1].remove_member(&mut rng, &c, &[]).unwrap();
+        reps[2].remove_member(&mut rng, &b, &[]).unwrap();
         reps[0]
             .add_member(
                 &mut rng,

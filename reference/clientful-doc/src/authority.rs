@@ -71,7 +71,14 @@ impl Authority {
         let m = &self.membership;
         let verdict = m
             .view
-            .verdict(&node.author, &dag_doc(node), &m.folders, &own, &seen)
+            .verdict(
+                &node.author,
+                &dag_doc(node),
+                &m.folders,
+                &own,
+                &seen,
+                node.seq,
+            )
             .err()
             .map(|e| e.class());
         match verdict {

@@ -667,6 +667,18 @@ impl Replica {
         &self.dag
     }
 
+    /// The highest `seq` of each author's chain integrated here: what a device
+    /// that removes or revokes an author records as its removal cut for this
+    /// document (spec MEM-18).
+    pub fn chain_heights(&self) -> std::collections::BTreeMap<[u8; 32], u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for n in self.dag.nodes.values() {
+            let h = out.entry(n.author).or_insert(0u64);
+            *h = (*h).max(n.seq);
+        }
+        out
+    }
+
     /// Authors flagged as equivocating, with the seq where they forked.
     pub fn equivocators(&self) -> Vec<([u8; 32], u64)> {
         self.dag.forks.iter().map(|(a, s)| (*a, *s)).collect()

@@ -32,8 +32,9 @@ pub mod live;
 pub mod space;
 pub mod storage_url;
 
+pub use clientful_core::membership::PendingAdmission;
 pub use clientful_doc::replica::CrdtKind;
 pub use document::Document;
 pub use error::ClientError;
 pub use identity::{Client, Profile};
-pub use space::{Change, CompactReport, SpaceSession, SyncReport};
+pub use space::{Change, CompactReport, InviteInfo, SpaceSession, SyncReport};

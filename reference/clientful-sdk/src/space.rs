@@ -25,8 +25,8 @@ use clientful_core::membership::delivery;
 use clientful_core::membership::epoch;
 use clientful_core::membership::invite::{self, InviteCode};
 use clientful_core::membership::ops::{Role, Scope};
-use clientful_core::membership::space::{Outgoing, membership_doc_id};
-use clientful_core::membership::{SpaceReplica, State};
+use clientful_core::membership::space::{Outgoing, PendingAdmission, membership_doc_id};
+use clientful_core::membership::{Admission, Cut, FollowUpPolicy, SpaceReplica, State};
 use clientful_doc::authority::Membership;
 use clientful_doc::checkpoint::{self, Provisional};
 use clientful_doc::content;
@@ -67,6 +67,10 @@ pub(crate) struct SpaceFile {
     /// Link epoch secrets of devices this device added, by device id (hex).
     #[serde(default)]
     pub(crate) links: BTreeMap<String, String>,
+    /// Whether redemptions wait for [`SpaceSession::admit`] instead of being
+    /// admitted automatically (spec MEM-25).
+    #[serde(default)]
+    pub(crate) confirm_admissions: bool,
 }
 
 impl SpaceFile {
@@ -107,6 +111,40 @@ pub struct SyncReport {
     /// Newer epochs this device was not given a key for (KEY-4): it was
     /// removed or revoked, and reads nothing written under them.
     pub locked_out: usize,
+    /// Users this device admitted (MEM-25).
+    pub admitted: Vec<[u8; 32]>,
+    /// Redemptions waiting for an admin: rivals for one single-use invite, or
+    /// any while admissions need confirmation ([`SpaceSession::admit`]).
+    pub awaiting_admission: Vec<PendingAdmission>,
+    /// Redemptions refused (a used single-use invite, a closed invite, a lost
+    /// concurrent admission): the user and the redemption.
+    pub refused: Vec<([u8; 32], [u8; 32])>,
+    /// Invites this device revoked because their expiry passed (MEM-22).
+    pub expired_invites: usize,
+}
+
+/// An invite as listed ([`SpaceSession::invites`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteInfo {
+    /// The invite key (public): what `revoke_invite` takes a prefix of.
+    pub key: [u8; 32],
+    /// The role it grants.
+    pub role: Role,
+    /// Single-use.
+    pub single_use: bool,
+    /// Advisory expiry (Unix ms, 0: none).
+    pub expires_at_ms: u64,
+    /// The user who created it.
+    pub creator: [u8; 32],
+    /// Whether it can still admit anyone (not revoked, creator still an admin,
+    /// and not a used single-use invite): spec MEM-22.
+    pub open: bool,
+    /// Revoked by a `REVOKE_INVITE`.
+    pub revoked: bool,
+    /// Redemptions admitted.
+    pub admitted: usize,
+    /// Redemptions waiting.
+    pub waiting: usize,
 }
 
 /// What changed, for subscribers ([`SpaceSession::subscribe`]).
@@ -224,6 +262,8 @@ pub struct SpaceSession {
     live: Vec<Vec<u8>>,
     docs: BTreeMap<[u8; 32], Document>,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// What the follow-ups did since the last sync report.
+    follow: SyncReport,
 }
 
 impl std::fmt::Debug for SpaceSession {
@@ -277,6 +317,7 @@ impl SpaceSession {
             live: Vec::new(),
             docs: BTreeMap::new(),
             changes: tokio::sync::broadcast::channel(1024).0,
+            follow: SyncReport::default(),
         })
     }
 
@@ -320,6 +361,7 @@ impl SpaceSession {
             storage: storage.to_owned(),
             lobbies: lobby.map(hex::encode).into_iter().collect(),
             links: BTreeMap::new(),
+            confirm_admissions: false,
         };
         let mut s = Self::start(client, replica, file).await?;
         if let Err(e) = s.sync().await {
@@ -588,25 +630,37 @@ impl SpaceSession {
         Ok(fresh)
     }
 
-    /// What a member device does after the membership changed: acknowledge
-    /// additions it must settle (MEM-15), heal the epoch frontier (KEY-12) and
-    /// welcome new devices (KEY-8).
+    /// What a member device does after the membership changed: the one
+    /// follow-up policy of `clientful_core` (spec MEM-22 expiry revocations,
+    /// MEM-25 admissions, MEM-15 acknowledgements, KEY-12 healing, KEY-8
+    /// welcomes). Redemptions are admitted automatically unless this space
+    /// asks for confirmation ([`SpaceSession::set_confirm_admissions`]) or
+    /// rivals compete for one single-use invite.
     fn react(&mut self) -> Result<(), ClientError> {
-        if self.replica.needs_my_ack() {
-            self.replica
-                .ack(&mut self.rng)
-                .map_err(|e| ClientError::core("acknowledging an addition", e))?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_millis()).ok());
+        let policy = FollowUpPolicy {
+            admission: if self.file.confirm_admissions {
+                Admission::Never
+            } else {
+                Admission::Automatic
+            },
+            now_ms,
+        };
+        let done = self
+            .replica
+            .follow_up(&mut self.rng, &policy)
+            .map_err(|e| ClientError::core("following up a membership change", e))?;
+        let st = self.replica.state();
+        for r in &done.admitted {
+            if let Some(x) = st.redemptions.get(r) {
+                self.follow.admitted.push(x.user);
+            }
         }
-        if self.replica.should_heal() {
-            self.replica
-                .rotate(&mut self.rng)
-                .map_err(|e| ClientError::core("healing the key epochs", e))?;
-        }
-        if self.replica.current_epoch().is_some() {
-            self.replica
-                .welcomes(&mut self.rng)
-                .map_err(|e| ClientError::core("welcoming devices", e))?;
-        }
+        self.follow.expired_invites += done.revoked_invites.len();
+        self.follow.awaiting_admission = done.waiting;
         self.after_change()
     }
 
@@ -946,6 +1000,17 @@ impl SpaceSession {
         report.epochs_held = self.replica.keys().all().len();
         report.locked_out = self.replica.locked_out_epochs().len();
         report.has_access = self.has_access();
+        let follow = std::mem::take(&mut self.follow);
+        report.admitted = follow.admitted;
+        report.expired_invites = follow.expired_invites;
+        report.awaiting_admission = self.replica.pending_admissions();
+        report.awaiting_admission.retain(|p| p.admissible);
+        report.refused = self
+            .replica
+            .refused_redemptions()
+            .into_iter()
+            .map(|(id, user, _)| (user, id))
+            .collect();
         Ok(report)
     }
 
@@ -1065,6 +1130,91 @@ impl SpaceSession {
         Ok(codes::encode_invite(role, &code))
     }
 
+    /// Every invite recorded in the space (MEM-19), open or not.
+    pub fn invites(&self) -> Vec<InviteInfo> {
+        let st = self.replica.state();
+        st.invites
+            .iter()
+            .map(|(k, i)| {
+                let creator_admin = st
+                    .members
+                    .get(&i.creator)
+                    .is_some_and(|m| m.role == Role::Admin);
+                InviteInfo {
+                    key: *k,
+                    role: i.role,
+                    single_use: i.single_use,
+                    expires_at_ms: i.expires_at_ms,
+                    creator: i.creator,
+                    open: !i.revoked
+                        && !i.closed
+                        && creator_admin
+                        && !(i.single_use && !i.admitted.is_empty()),
+                    revoked: i.revoked,
+                    admitted: i.admitted.len(),
+                    waiting: i
+                        .redeemed_by
+                        .iter()
+                        .filter(|r| {
+                            st.redemptions
+                                .get(*r)
+                                .is_some_and(|x| x.admitted_by.is_empty())
+                        })
+                        .count(),
+                }
+            })
+            .collect()
+    }
+
+    /// Revokes the open invite whose key starts with `prefix` (MEM-19,
+    /// MEM-22): nobody is admitted with it afterwards, and a redemption
+    /// concurrent with the revocation is void. Returns the invite key.
+    pub fn revoke_invite(&mut self, prefix: &str) -> Result<[u8; 32], ClientError> {
+        let open: Vec<[u8; 32]> = self
+            .replica
+            .state()
+            .invites
+            .iter()
+            .filter(|(_, i)| !i.revoked)
+            .map(|(k, _)| *k)
+            .collect();
+        let (key, ()) = codes::pick("invite", prefix, open.iter().map(|k| (k, ())))?;
+        self.replica
+            .revoke_invite(&mut self.rng, &key)
+            .map_err(|e| self.refused("revoking the invite", e))?;
+        self.after_change()?;
+        Ok(key)
+    }
+
+    /// Redemptions waiting for an admin (MEM-25).
+    pub fn pending_admissions(&self) -> Vec<PendingAdmission> {
+        self.replica.pending_admissions()
+    }
+
+    /// Admits the waiting redemption whose id starts with `prefix` (MEM-25):
+    /// for spaces that confirm admissions, or to choose between rivals for
+    /// one single-use invite. Returns the admitted user.
+    pub fn admit(&mut self, prefix: &str) -> Result<[u8; 32], ClientError> {
+        let pending = self.replica.pending_admissions();
+        let (id, user) = codes::pick(
+            "redemption",
+            prefix,
+            pending.iter().map(|p| (&p.redemption, p.user)),
+        )?;
+        self.replica
+            .admit(&mut self.rng, &id)
+            .map_err(|e| self.refused("admitting the redemption", e))?;
+        self.react()?;
+        Ok(user)
+    }
+
+    /// Whether redemptions wait for [`Self::admit`] (true) or are admitted
+    /// automatically on sync (false, the default). Persisted.
+    pub fn set_confirm_admissions(&mut self, confirm: bool) -> Result<(), ClientError> {
+        self.file.confirm_admissions = confirm;
+        self.file.save(&self.dir)
+    }
+
     fn refused(&self, what: &str, e: clientful_core::Error) -> ClientError {
         if matches!(e, clientful_core::Error::UnknownEpoch) {
             return ClientError::NoAccess(format!(
@@ -1083,8 +1233,17 @@ impl SpaceSession {
     /// Removes a member (MEM-12) with a key rotation that excludes every device
     /// of theirs (KEY-4).
     pub fn remove_member(&mut self, user: &[u8; 32]) -> Result<(), ClientError> {
+        let devices: Vec<[u8; 32]> = self
+            .replica
+            .state()
+            .devices
+            .iter()
+            .filter(|(_, d)| &d.user == user)
+            .map(|(id, _)| *id)
+            .collect();
+        let cuts = self.removal_cuts(&devices)?;
         self.replica
-            .remove_member(&mut self.rng, user)
+            .remove_member(&mut self.rng, user, &cuts)
             .map_err(|e| self.refused("removing the member", e))?;
         self.docs.clear();
         self.after_change()
@@ -1127,12 +1286,44 @@ impl SpaceSession {
             .copied()
             .collect();
         let (id, ()) = codes::pick("device", prefix, ids.iter().map(|d| (d, ())))?;
+        let cuts = self.removal_cuts(&[id])?;
         self.replica
-            .revoke_device(&mut self.rng, &id)
+            .revoke_device(&mut self.rng, &id, &cuts)
             .map_err(|e| self.refused("revoking the device", e))?;
         self.docs.clear();
         self.after_change()?;
         Ok(id)
+    }
+
+    /// The removal cut for `devices` (spec MEM-18): for each document held
+    /// here and each of the devices that wrote in it, the highest `seq` of its
+    /// chain this device stores. Their writes beyond it are rejected everywhere
+    /// once the removal stands, so the caller syncs first.
+    fn removal_cuts(&self, devices: &[[u8; 32]]) -> Result<Vec<Cut>, ClientError> {
+        let st = self.replica.state();
+        let keys: Vec<([u8; 32], [u8; 32])> = devices
+            .iter()
+            .filter_map(|id| st.devices.get(id).map(|d| (d.device_key, *id)))
+            .collect();
+        let mut cuts = Vec::new();
+        for (doc_id, envs) in self.by_doc()? {
+            for (key, device_id) in &keys {
+                let seq = envs
+                    .iter()
+                    .filter_map(|e| envelope::decode(e).ok())
+                    .filter(|d| &d.header.author == key)
+                    .map(|d| d.header.seq)
+                    .max();
+                if let Some(seq) = seq {
+                    cuts.push(Cut {
+                        device_id: *device_id,
+                        doc_id,
+                        seq,
+                    });
+                }
+            }
+        }
+        Ok(cuts)
     }
 
     // ----- documents -----

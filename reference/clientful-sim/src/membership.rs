@@ -15,7 +15,7 @@ use clientful_core::identity::{self, DeviceKeys};
 use clientful_core::keys::SigningKey;
 use clientful_core::membership::space::{Identity, Outgoing};
 use clientful_core::membership::state::DeviceId;
-use clientful_core::membership::{SpaceReplica, State, Verdict};
+use clientful_core::membership::{Admission, FollowUpPolicy, SpaceReplica, State, Verdict};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -55,6 +55,8 @@ pub struct MemberNet {
     pub duplicate: f64,
     /// Nodes that are disconnected: items to them wait in the queue.
     pub offline: Vec<bool>,
+    /// Which redemptions admins admit in [`MemberNet::settle`] (MEM-25).
+    pub admission: Admission,
 }
 
 impl std::fmt::Debug for MemberNet {
@@ -85,6 +87,7 @@ impl MemberNet {
             crypto,
             duplicate: 0.2,
             offline: vec![false],
+            admission: Admission::Automatic,
         };
         net.flush(0);
         net
@@ -174,6 +177,11 @@ impl MemberNet {
         self.queue.push((to, item));
     }
 
+    /// Drops every queued item for node `to`: what storage withheld or lost.
+    pub fn drop_queued_to(&mut self, to: usize) {
+        self.queue.retain(|(t, _)| *t != to);
+    }
+
     /// Hands `item` to node `to` now.
     pub fn deliver(&mut self, to: usize, item: &Item) {
         let s = &mut self.nodes[to].space;
@@ -232,8 +240,10 @@ impl MemberNet {
         self.run_random();
     }
 
-    /// Honest follow-ups until quiescence: `actors` acknowledge unsettled
-    /// additions, send welcomes, and the designated healer rotates (KEY-12).
+    /// Honest follow-ups until quiescence: each of `actors` runs the one
+    /// follow-up policy (`SpaceReplica::follow_up`: admissions, acknowledgements,
+    /// healing rotations, welcomes) with the network's admission policy, then a
+    /// reliable full sync, until nobody writes anything.
     pub fn settle(&mut self, actors: &[usize]) {
         for _ in 0..32 {
             self.flush_all();
@@ -244,36 +254,20 @@ impl MemberNet {
                 if self.offline[a] {
                     continue;
                 }
-                if self.nodes[a].space.needs_my_ack()
-                    && self.nodes[a].space.ack(&mut self.crypto).is_ok()
+                let policy = FollowUpPolicy {
+                    admission: self.admission.clone(),
+                    now_ms: None,
+                };
+                if self.nodes[a]
+                    .space
+                    .follow_up(&mut self.crypto, &policy)
+                    .is_ok_and(|f| f.wrote())
                 {
                     progress = true;
                 }
                 self.flush(a);
+                self.run_random();
             }
-            self.run_random();
-            for &a in actors {
-                if self.offline[a] {
-                    continue;
-                }
-                if self.nodes[a].space.should_heal()
-                    && self.nodes[a].space.rotate(&mut self.crypto).is_ok()
-                {
-                    progress = true;
-                }
-                self.flush(a);
-            }
-            self.run_random();
-            for &a in actors {
-                if self.offline[a] {
-                    continue;
-                }
-                if self.nodes[a].space.welcomes(&mut self.crypto).unwrap_or(0) > 0 {
-                    progress = true;
-                }
-                self.flush(a);
-            }
-            self.run_random();
             if !progress {
                 self.full_sync();
                 return;

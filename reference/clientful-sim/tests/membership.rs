@@ -88,47 +88,68 @@ fn write_concurrent_with_removal() {
         let (mut net, idx) = group(seed, &[("B", Role::Writer), ("C", Role::Writer)]);
         let (a, b, c) = (idx[0], idx[1], idx[2]);
         let doc = [9u8; 32];
+        let other_doc = [10u8; 32];
         let old = net.nodes[b].space.current_epoch().unwrap();
-        // Concurrently: A removes B; B writes under the old epoch.
+        // A had integrated B's first two writes of `doc`; it removes B with
+        // that cut while B writes its third (MEM-18).
         let b_user = net.user_key(b);
+        let cut = clientful_core::membership::Cut {
+            device_id: net.device_id(b),
+            doc_id: doc,
+            seq: 2,
+        };
         net.nodes[a]
             .space
-            .remove_member(&mut net.crypto, &b_user)
+            .remove_member(&mut net.crypto, &b_user, &[cut])
             .unwrap();
-        let concurrent = seal_doc(&mut net, b, &old, doc, b"concurrent");
         net.flush_all();
         net.run_random();
         net.settle(&[a, c]);
         net.assert_converged(&[a, c]);
         let new = net.nodes[a].space.current_epoch().unwrap();
         assert_ne!(new.id(), old.id());
-        // B, colluding with someone who leaks the new key, writes under it.
-        let after = seal_doc(&mut net, b, &new, doc, b"after");
         let b_key = net.nodes[b].space.identity().device.signing.public_bytes();
+        let c_key = net.nodes[c].space.identity().device.signing.public_bytes();
         for &n in &[a, c] {
             let sp = &net.nodes[n].space;
-            let d1 = envelope::decode(&concurrent).unwrap();
+            // Up to the cut: stands, whatever epoch.
             assert!(
-                sp.write_verdict(&b_key, &doc, &[], &d1.header.epoch_id, &[])
+                sp.write_verdict(&b_key, &doc, &[], old.id(), &[], 2)
                     .is_ok()
             );
-            // Back-dated write that saw the new epoch in its causal past.
+            // Beyond the cut, under the old epoch (the concurrent write and
+            // every later one): rejected.
+            for seq in [3, 4, 100] {
+                assert_eq!(
+                    sp.write_verdict(&b_key, &doc, &[], old.id(), &[], seq)
+                        .unwrap_err()
+                        .class(),
+                    ErrorClass::RemovedMember
+                );
+            }
+            // A document the remover never saw B write: nothing stands.
             assert_eq!(
-                sp.write_verdict(&b_key, &doc, &[], old.id(), &[*new.id()])
+                sp.write_verdict(&b_key, &other_doc, &[], old.id(), &[], 1)
                     .unwrap_err()
                     .class(),
                 ErrorClass::RemovedMember
             );
-            let d2 = envelope::decode(&after).unwrap();
+            // Under the new epoch (a leaked key): rejected.
             assert_eq!(
-                sp.write_verdict(&b_key, &doc, &[], &d2.header.epoch_id, &[])
+                sp.write_verdict(&b_key, &doc, &[], new.id(), &[], 3)
                     .unwrap_err()
                     .class(),
                 ErrorClass::RemovedMember
             );
             // C, a current writer, writes under either epoch.
-            let c_key = net.nodes[c].space.identity().device.signing.public_bytes();
-            assert!(sp.write_verdict(&c_key, &doc, &[], new.id(), &[]).is_ok());
+            assert!(
+                sp.write_verdict(&c_key, &doc, &[], new.id(), &[], 7)
+                    .is_ok()
+            );
+            assert!(
+                sp.write_verdict(&c_key, &doc, &[], old.id(), &[], 7)
+                    .is_ok()
+            );
         }
         // B learns the removal (leaked key) and writes an ACK after it.
         let to = epoch::Recipient {
@@ -172,11 +193,11 @@ fn two_admins_remove_each_other() {
         let (bu, cu) = (net.user_key(b), net.user_key(c));
         let r1 = net.nodes[b]
             .space
-            .remove_member(&mut net.crypto, &cu)
+            .remove_member(&mut net.crypto, &cu, &[])
             .unwrap();
         let r2 = net.nodes[c]
             .space
-            .remove_member(&mut net.crypto, &bu)
+            .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         net.flush_all();
         net.run_random();
@@ -195,11 +216,11 @@ fn two_admins_remove_each_other() {
         let au = net.user_key(a);
         let x = net.nodes[a]
             .space
-            .remove_member(&mut net.crypto, &bu)
+            .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let y = net.nodes[b]
             .space
-            .remove_member(&mut net.crypto, &au)
+            .remove_member(&mut net.crypto, &au, &[])
             .unwrap();
         net.flush_all();
         net.run_random();
@@ -226,7 +247,7 @@ fn admin_adds_while_being_removed() {
         let (bu, cu) = (net.user_key(b), net.user_key(c));
         net.nodes[a]
             .space
-            .remove_member(&mut net.crypto, &bu)
+            .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let add = net.nodes[b]
             .space
@@ -279,20 +300,25 @@ fn single_use_invite_redeemed_twice() {
         let mut actors = idx.clone();
         actors.extend(&redeemers);
         net.settle(&actors);
+        // Two rivals for one single-use invite: nobody is admitted
+        // automatically; both wait for a person to choose (MEM-25).
+        let pending = net.nodes[0].space.pending_admissions();
+        assert_eq!(pending.len(), 2, "seed {seed}");
+        assert!(pending.iter().all(|p| p.rivals == 1 && p.admissible));
         let s = net.assert_converged(&idx);
-        let u1 = net.user_key(redeemers[0]);
-        let u2 = net.user_key(redeemers[1]);
-        assert!(s.members.contains_key(&u1) ^ s.members.contains_key(&u2));
-        let winner = if s.members.contains_key(&u1) {
-            redeemers[0]
-        } else {
-            redeemers[1]
-        };
-        let loser = if winner == redeemers[0] {
-            redeemers[1]
-        } else {
-            redeemers[0]
-        };
+        assert!(!s.members.contains_key(&net.user_key(redeemers[0])));
+        assert!(!s.members.contains_key(&net.user_key(redeemers[1])));
+        // The admin confirms the one with the higher id: ids decide nothing.
+        let pick = pending.iter().map(|p| p.redemption).max().unwrap();
+        net.nodes[0].space.admit(&mut net.crypto, &pick).unwrap();
+        net.settle(&actors);
+        let s = net.assert_converged(&idx);
+        let winner = *redeemers
+            .iter()
+            .find(|n| s.members.contains_key(&net.user_key(**n)))
+            .unwrap();
+        let loser = *redeemers.iter().find(|n| **n != winner).unwrap();
+        assert!(!s.members.contains_key(&net.user_key(loser)));
         let void: Vec<_> = s
             .void
             .values()
@@ -414,7 +440,7 @@ fn unauthorized_writers_are_rejected() {
                 (fk, vec![folder], None),
             ] {
                 let got = sp
-                    .write_verdict(&who, &doc, &folders, key.id(), &[])
+                    .write_verdict(&who, &doc, &folders, key.id(), &[], 1)
                     .err()
                     .map(|e| e.class());
                 assert_eq!(got, want);
@@ -443,12 +469,12 @@ fn removed_member_and_revoked_device_cannot_decrypt() {
         let bu = net.user_key(b);
         net.nodes[a]
             .space
-            .remove_member(&mut net.crypto, &bu)
+            .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let c2id = net.device_id(c2);
         net.nodes[c]
             .space
-            .revoke_device(&mut net.crypto, &c2id)
+            .revoke_device(&mut net.crypto, &c2id, &[])
             .unwrap();
         let mut recorded: Vec<clientful_core::membership::Outgoing> = Vec::new();
         for n in [a, c] {
@@ -570,7 +596,7 @@ fn device_onboarding_and_revocation() {
         net.settle(&[a, b, c, x]);
         net.nodes[c]
             .space
-            .remove_member(&mut net.crypto, &xu)
+            .remove_member(&mut net.crypto, &xu, &[])
             .unwrap();
         net.settle(&[a, b, c]);
         // B's new device B2, onboarded from B.
@@ -604,7 +630,7 @@ fn device_onboarding_and_revocation() {
         let bid = net.device_id(b);
         net.nodes[b2]
             .space
-            .revoke_device(&mut net.crypto, &bid)
+            .revoke_device(&mut net.crypto, &bid, &[])
             .unwrap();
         net.settle(&[a, c, b2]);
         let s = net.assert_converged(&[a, c, b2]);
@@ -860,12 +886,14 @@ fn device_forgery_and_global_revocation() {
         let before2 = other.nodes[0].space.state().frontier.clone();
         {
             let r1 = &mut net.nodes[b].space;
-            let results = revoke_device_everywhere(&mut net.crypto, &mut [r1], &b2id);
+            let results =
+                revoke_device_everywhere(&mut net.crypto, &mut [r1], &b2id, |_| Vec::new());
             assert!(results.iter().all(|r| r.is_ok()));
         }
         {
             let r2 = &mut other.nodes[0].space;
-            let results = revoke_device_everywhere(&mut other.crypto, &mut [r2], &b2id);
+            let results =
+                revoke_device_everywhere(&mut other.crypto, &mut [r2], &b2id, |_| Vec::new());
             assert!(results.iter().all(|r| r.is_ok()));
         }
         net.settle(&[a, b]);
@@ -995,11 +1023,21 @@ mod documents {
                 edit(&mut reps[2], "c"),
                 edit(&mut reps[1], "b-before"),
             ];
-            // Concurrently: A removes B; B writes; the reader writes.
+            // A integrates B's write, then removes B with that cut (MEM-18);
+            // concurrently B writes again and the reader writes.
+            for e in &envs {
+                reps[0].receive(e);
+            }
             let bu = net.user_key(b);
+            let b_key = net.nodes[b].space.identity().device.signing.public_bytes();
+            let cut = clientful_core::membership::Cut {
+                device_id: net.device_id(b),
+                doc_id: doc,
+                seq: reps[0].chain_heights()[&b_key],
+            };
             net.nodes[a]
                 .space
-                .remove_member(&mut net.crypto, &bu)
+                .remove_member(&mut net.crypto, &bu, &[cut])
                 .unwrap();
             let concurrent = edit(&mut reps[1], "b-concurrent");
             let by_reader = edit(&mut reps[3], "reader");
@@ -1059,7 +1097,7 @@ mod documents {
                 assert_eq!(rep.materialize(), first, "replica {i} differs");
                 assert_eq!(
                     rep.verdict(&id(&concurrent)),
-                    clientful_doc::Verdict::Applied
+                    clientful_doc::Verdict::Rejected(ErrorClass::RemovedMember)
                 );
                 assert_eq!(
                     rep.verdict(&id(&after)),
@@ -1071,12 +1109,11 @@ mod documents {
                 );
             }
             let text = format!("{first:?}");
+            assert!(text.contains("b-before"), "{text}");
             assert!(
-                text.contains("b-concurrent") && text.contains("b-before"),
-                "{text}"
-            );
-            assert!(
-                !text.contains("b-after") && !text.contains("reader"),
+                !text.contains("b-after")
+                    && !text.contains("reader")
+                    && !text.contains("b-concurrent"),
                 "{text}"
             );
             let _ = c;
@@ -1100,7 +1137,7 @@ mod documents {
             let bu = net.user_key(b);
             net.nodes[a]
                 .space
-                .remove_member(&mut net.crypto, &bu)
+                .remove_member(&mut net.crypto, &bu, &[])
                 .unwrap();
             let held_back = net.nodes[a].space.drain_outbox();
             net.nodes[c].space.rotate(&mut net.crypto).unwrap();

@@ -82,13 +82,16 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         // Alice removes Bob, and Carol's lost second device is revoked.
         let carol2_id = net.nodes[carol2].space.identity().device_id();
         let crypto = &mut net.crypto;
-        net.nodes[0].space.remove_member(crypto, &bob_user).unwrap();
+        net.nodes[0]
+            .space
+            .remove_member(crypto, &bob_user, &[])
+            .unwrap();
         net.flush(0);
         net.run_random();
         let crypto = &mut net.crypto;
         net.nodes[carol]
             .space
-            .revoke_device(crypto, &carol2_id)
+            .revoke_device(crypto, &carol2_id, &[])
             .unwrap();
         net.settle(&[0, carol]);
         // Bob and the revoked device still receive everything the others send.

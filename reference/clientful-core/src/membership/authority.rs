@@ -1,6 +1,7 @@
 //! Document write authority (spec MEM-18) as plain data: a [`WriteView`] is
 //! computed from a space's resolved membership and handed to document replicas,
-//! which check every envelope against it.
+//! which check every envelope against it. A removed or revoked device writes
+//! up to its removal cut and never after; a role change keeps the epoch grace.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -18,6 +19,10 @@ pub struct Ended {
     pub before: Option<(Role, Scope)>,
     /// The epochs created in the causal past of the ending operation.
     pub grace: BTreeSet<EpochId>,
+    /// For a removal or revocation, the removal cut for this device: document
+    /// id -> the last seq accepted (absent: 0). `None` for a role change, which
+    /// keeps the epoch grace of MEM-18 step 2.
+    pub cut: Option<BTreeMap<[u8; 32], u64>>,
 }
 
 /// One device's write authority.
@@ -50,8 +55,9 @@ impl WriteView {
         self.devices.keys().copied().collect()
     }
 
-    /// MEM-18: may `author` write `doc_id` (in `folders`) under `epoch_id`, with
-    /// `seen` the epochs of the envelopes in its causal past?
+    /// MEM-18: may `author` write its envelope `seq` of `doc_id` (in
+    /// `folders`) under `epoch_id`, with `seen` the epochs of the envelopes in
+    /// its causal past?
     pub fn verdict(
         &self,
         author: &[u8; 32],
@@ -59,6 +65,7 @@ impl WriteView {
         folders: &[[u8; 32]],
         epoch_id: &EpochId,
         seen: &[EpochId],
+        seq: u64,
     ) -> Result<(), Error> {
         let not_member = Error::NotAMember {
             what: "no write capability for this document",
@@ -74,6 +81,17 @@ impl WriteView {
         };
         if !writes(&e.before, doc_id, folders) {
             return Err(not_member);
+        }
+        if let Some(cut) = &e.cut {
+            // A removal or revocation: writes up to the cut stand, whatever
+            // epoch; later ones never do.
+            return if seq <= cut.get(doc_id).copied().unwrap_or(0) {
+                Ok(())
+            } else {
+                Err(Error::RemovedMember {
+                    what: "written after the removal cut",
+                })
+            };
         }
         if e.grace.contains(epoch_id) && seen.iter().all(|s| e.grace.contains(s)) {
             Ok(())

@@ -7,6 +7,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`authority`] | document write authority as plain data (MEM-18) |
+//! | [`followup`] | the follow-up policy after a change: expiry, admission, acknowledgement, healing, welcomes |
 //! | [`delivery`] | carriers of key messages and welcomes through storage and broker (KEY-14..17) |
 //! | [`ops`] | content types, roles, scopes, the typed operation bodies and their decoding |
 //! | [`state`] | the resolved state: members, devices, epochs, invites, void operations |
@@ -22,6 +23,7 @@
 pub mod authority;
 pub mod delivery;
 pub mod epoch;
+pub mod followup;
 pub mod invite;
 pub mod ops;
 pub mod resolve;
@@ -30,6 +32,8 @@ pub mod space;
 pub mod state;
 
 pub use authority::WriteView;
+pub use followup::{Admission, FollowUpPolicy, FollowUps};
+pub use ops::Cut;
 pub use ops::{Role, Scope};
-pub use space::{Outgoing, Received, SpaceReplica, Verdict};
+pub use space::{Outgoing, PendingAdmission, Received, SpaceReplica, Verdict};
 pub use state::State;

@@ -34,6 +34,8 @@ pub const CT_REVOKE_INVITE: u32 = 40;
 pub const CT_REDEEM_INVITE: u32 = 41;
 /// `ACK` (MEM-14).
 pub const CT_ACK: u32 = 42;
+/// `ADMIT` (MEM-25): an admin admits a redemption.
+pub const CT_ADMIT: u32 = 45;
 
 /// Most devices listed by one operation (MEM-LIM-1).
 pub const MAX_OP_DEVICES: usize = 16;
@@ -41,6 +43,50 @@ pub const MAX_OP_DEVICES: usize = 16;
 pub const MAX_SCOPE: usize = 64;
 /// Most epochs one rotation supersedes (MEM-LIM-3).
 pub const MAX_PREV_EPOCHS: usize = 16;
+/// Most removal-cut entries in one operation (MEM-LIM-6).
+pub const MAX_CUTS: usize = 1024;
+/// Bytes of one encoded removal-cut entry: device id, document id, `u64be` seq.
+pub const CUT_LEN: usize = 72;
+
+/// One entry of a removal cut (MEM-18): the highest `seq` of device
+/// `device_id`'s chain in document `doc_id` that the remover had integrated.
+/// Writes of a removed or revoked device beyond its cut are `REMOVED_MEMBER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cut {
+    /// The removed or revoked device.
+    pub device_id: [u8; 32],
+    /// The document.
+    pub doc_id: [u8; 32],
+    /// The last accepted sequence number (0: none).
+    pub seq: u64,
+}
+
+impl Cut {
+    /// The 72-byte wire form: `device_id || doc_id || u64be(seq)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CUT_LEN);
+        v.extend_from_slice(&self.device_id);
+        v.extend_from_slice(&self.doc_id);
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Cut, Error> {
+        let bad = || Error::malformed("MembershipOp.cuts", "an entry is not 72 bytes");
+        if bytes.len() != CUT_LEN {
+            return Err(bad());
+        }
+        let seq: [u8; 8] = bytes
+            .get(64..)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(bad)?;
+        Ok(Cut {
+            device_id: id32(bytes.get(..32).ok_or_else(bad)?, "MembershipOp.cuts")?,
+            doc_id: id32(bytes.get(32..64).ok_or_else(bad)?, "MembershipOp.cuts")?,
+            seq: u64::from_be_bytes(seq),
+        })
+    }
+}
 
 /// A member's role (MEM-7). Ordered by privilege.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -149,6 +195,8 @@ pub enum OpBody {
         user: [u8; 32],
         /// The new epoch.
         rotation: Rotation,
+        /// Where the removed devices' document writes end (MEM-18).
+        cuts: Vec<Cut>,
     },
     /// Adds a device to the author's own user.
     AddDevice {
@@ -161,6 +209,8 @@ pub enum OpBody {
         device_id: [u8; 32],
         /// The new epoch.
         rotation: Rotation,
+        /// Where the revoked device's document writes end (MEM-18).
+        cuts: Vec<Cut>,
     },
     /// Rotates on demand, or to merge concurrent epochs.
     RotateKeys {
@@ -187,7 +237,7 @@ pub enum OpBody {
         /// Invite public key.
         invite_key: [u8; 32],
     },
-    /// Redeems an invite: adds the author's user.
+    /// Redeems an invite: asks that the author's user be admitted (MEM-21).
     RedeemInvite {
         /// Invite public key.
         invite_key: [u8; 32],
@@ -202,6 +252,11 @@ pub enum OpBody {
     },
     /// Acknowledges the causal past (MEM-14).
     Ack,
+    /// Admits a redemption (MEM-25): the redeeming user joins.
+    Admit {
+        /// The id of the `REDEEM_INVITE` admitted.
+        redemption: EnvelopeId,
+    },
 }
 
 impl OpBody {
@@ -216,7 +271,16 @@ impl OpBody {
         }
     }
 
-    /// The devices this operation certifies, if any.
+    /// The removal cut of a `REMOVE_MEMBER` or `REVOKE_DEVICE` (MEM-18).
+    pub fn cuts(&self) -> &[Cut] {
+        match self {
+            OpBody::RemoveMember { cuts, .. } | OpBody::RevokeDevice { cuts, .. } => cuts,
+            _ => &[],
+        }
+    }
+
+    /// The devices this operation lists, if any. A redemption's devices are
+    /// added only when it is admitted (MEM-25).
     pub fn devices(&self) -> &[VerifiedDevice] {
         match self {
             OpBody::CreateSpace { devices, .. }
@@ -356,6 +420,33 @@ fn rotation(m: &pb::MembershipOp) -> Result<Rotation, Error> {
     })
 }
 
+fn cuts(m: &pb::MembershipOp) -> Result<Vec<Cut>, Error> {
+    if m.cuts.len() > MAX_CUTS {
+        return Err(Error::LimitExceeded {
+            what: "removal-cut entries",
+            max: MAX_CUTS as u64,
+            actual: m.cuts.len() as u64,
+        });
+    }
+    if m.cuts.iter().any(|c| c.len() != CUT_LEN) {
+        return Err(Error::malformed(
+            "MembershipOp.cuts",
+            "an entry is not 72 bytes",
+        ));
+    }
+    // Strictly ascending by (device, document): one entry per pair.
+    if m.cuts
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a.get(..64) >= b.get(..64)))
+    {
+        return Err(Error::non_canonical(
+            "MembershipOp.cuts",
+            "not strictly ascending by device and document",
+        ));
+    }
+    m.cuts.iter().map(|c| Cut::decode(c)).collect()
+}
+
 /// Which fields an operation kind uses (MEM-4): bit i set = field i+1 used.
 fn used_fields(content_type: u32) -> Option<u32> {
     const USER: u32 = 1 << 0;
@@ -370,18 +461,21 @@ fn used_fields(content_type: u32) -> Option<u32> {
     const EXPIRES: u32 = 1 << 9;
     const NONCE: u32 = 1 << 10;
     const ROT: u32 = (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
+    const REDEMPTION: u32 = 1 << 16;
+    const CUTS: u32 = 1 << 17;
     Some(match content_type {
         CT_CREATE_SPACE => USER | CERTS | NONCE | ROT,
         CT_ADD_MEMBER => USER | ROLE | SCOPE | CERTS,
         CT_CHANGE_ROLE => USER | ROLE | SCOPE,
-        CT_REMOVE_MEMBER => USER | ROT,
+        CT_REMOVE_MEMBER => USER | ROT | CUTS,
         CT_ADD_DEVICE => CERTS,
-        CT_REVOKE_DEVICE => DEVICE | ROT,
+        CT_REVOKE_DEVICE => DEVICE | ROT | CUTS,
         CT_ROTATE_KEYS => ROT,
         CT_CREATE_INVITE => INVITE_KEY | ROLE | SCOPE | SINGLE | INVITE_SECRET | EXPIRES,
         CT_REVOKE_INVITE => INVITE_KEY,
         CT_REDEEM_INVITE => INVITE_KEY | USER | ROLE | CERTS | PROOF,
         CT_ACK => 0,
+        CT_ADMIT => REDEMPTION,
         _ => return None,
     })
 }
@@ -404,6 +498,8 @@ fn present_fields(m: &pb::MembershipOp) -> u32 {
         !m.chain_links.is_empty(),
         !m.recipients.is_empty(),
         !m.key_message.is_empty(),
+        !m.redemption.is_empty(),
+        !m.cuts.is_empty(),
     ];
     flags
         .iter()
@@ -459,6 +555,7 @@ pub fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
         CT_REMOVE_MEMBER => OpBody::RemoveMember {
             user: user()?,
             rotation: rotation(&m)?,
+            cuts: cuts(&m)?,
         },
         CT_ADD_DEVICE => {
             if m.certificates.len() != 1 {
@@ -475,6 +572,7 @@ pub fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
         CT_REVOKE_DEVICE => OpBody::RevokeDevice {
             device_id: id32(&m.device_id, "MembershipOp.device_id")?,
             rotation: rotation(&m)?,
+            cuts: cuts(&m)?,
         },
         CT_ROTATE_KEYS => OpBody::RotateKeys {
             rotation: rotation(&m)?,
@@ -506,6 +604,9 @@ pub fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
                 user,
             }
         }
+        CT_ADMIT => OpBody::Admit {
+            redemption: id32(&m.redemption, "MembershipOp.redemption")?,
+        },
         _ => OpBody::Ack,
     })
 }
@@ -516,6 +617,16 @@ pub fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
 pub struct BodyBuilder(pub pb::MembershipOp);
 
 impl BodyBuilder {
+    /// Sets the removal cut (sorted here; entries are unique by device and
+    /// document).
+    pub fn cuts(mut self, cuts: &[Cut]) -> Self {
+        let mut v: Vec<Cut> = cuts.to_vec();
+        v.sort_unstable();
+        v.dedup_by_key(|c| (c.device_id, c.doc_id));
+        self.0.cuts = v.iter().map(Cut::encode).collect();
+        self
+    }
+
     /// Sets the rotation fields.
     pub fn rotation(mut self, r: &Rotation) -> Self {
         self.0.epoch_id = r.epoch_id.to_vec();

@@ -12,8 +12,9 @@ use crate::keys::{EpochKey, PublicKey};
 use crate::{labels, suite};
 
 use super::epoch;
-use super::ops::{Op, OpBody, Role, Rotation};
-use super::state::{Device, Epoch, Invite, Member, OpId, State, UserKey};
+use super::ops::{Op, OpBody, Role, Rotation, Scope};
+use super::state::{Device, Epoch, Invite, Member, OpId, Redemption, State, UserKey};
+use crate::identity::VerifiedDevice;
 
 /// An accepted operation with what resolution needs about it.
 #[derive(Debug, Clone)]
@@ -25,35 +26,161 @@ pub struct Entry {
     /// Longest path from a root (0 for roots).
     pub depth: u64,
     /// The operations its authority derives from (the author device's addition,
-    /// the author's role grant, the redeemed invite).
+    /// the author's role grant, the redeemed invite, the admitted redemption).
     pub deps: Vec<OpId>,
     /// The author's user.
     pub user: UserKey,
+    /// The admins of the state of its causal past: who must acknowledge it if
+    /// it adds a user (MEM-15), and whether a role change demotes an admin.
+    pub admins: BTreeSet<UserKey>,
 }
 
 fn sort_key(e: &Entry) -> (u64, OpId) {
     (e.depth, e.op.id)
 }
 
-fn grants_admin(body: &OpBody) -> Option<UserKey> {
-    match body {
-        OpBody::CreateSpace { user, .. } => Some(*user),
-        OpBody::AddMember {
-            user,
-            role: Role::Admin,
-            ..
+/// What a joining operation grants: the user, role, scope and devices.
+struct Grant<'a> {
+    user: UserKey,
+    role: Role,
+    scope: Scope,
+    devices: &'a [VerifiedDevice],
+}
+
+/// Facts about the whole set that hold whatever is void: operations by id,
+/// invites by key, the redemption an `ADMIT` names.
+struct Facts<'a> {
+    by_id: BTreeMap<OpId, &'a Entry>,
+    /// Invite key -> the `CREATE_INVITE` (lowest position first).
+    invites: BTreeMap<[u8; 32], &'a Entry>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(order: &[&'a Entry]) -> Self {
+        let mut invites = BTreeMap::new();
+        for e in order {
+            if let OpBody::CreateInvite { invite_key, .. } = &e.op.body {
+                invites.entry(*invite_key).or_insert(*e);
+            }
         }
-        | OpBody::ChangeRole {
-            user,
-            role: Role::Admin,
-            ..
+        Facts {
+            by_id: order.iter().map(|e| (e.op.id, *e)).collect(),
+            invites,
         }
-        | OpBody::RedeemInvite {
-            user,
-            role: Role::Admin,
-            ..
-        } => Some(*user),
-        _ => None,
+    }
+
+    /// The redemption an operation redeems or admits.
+    fn redemption(&self, e: &'a Entry) -> Option<&'a Entry> {
+        match &e.op.body {
+            OpBody::RedeemInvite { .. } => Some(e),
+            OpBody::Admit { redemption } => self.by_id.get(redemption).copied(),
+            _ => None,
+        }
+    }
+
+    /// The invite key an operation redeems or admits a redemption of.
+    fn invite_key(&self, e: &'a Entry) -> Option<[u8; 32]> {
+        match &self.redemption(e)?.op.body {
+            OpBody::RedeemInvite { invite_key, .. } => Some(*invite_key),
+            _ => None,
+        }
+    }
+
+    /// The `CREATE_INVITE` of the invite an operation redeems or admits.
+    fn invite(&self, e: &'a Entry) -> Option<&'a Entry> {
+        self.invites.get(&self.invite_key(e)?).copied()
+    }
+
+    /// What a joining operation (`CREATE_SPACE`, `ADD_MEMBER`, `ADMIT`) grants.
+    fn grant(&self, e: &'a Entry) -> Option<Grant<'a>> {
+        match &e.op.body {
+            OpBody::CreateSpace { user, devices, .. } => Some(Grant {
+                user: *user,
+                role: Role::Admin,
+                scope: Scope::whole(),
+                devices,
+            }),
+            OpBody::AddMember {
+                user,
+                role,
+                scope,
+                devices,
+            } => Some(Grant {
+                user: *user,
+                role: *role,
+                scope: scope.clone(),
+                devices,
+            }),
+            OpBody::Admit { .. } => {
+                let r = self.redemption(e)?;
+                let OpBody::RedeemInvite {
+                    user,
+                    role,
+                    devices,
+                    ..
+                } = &r.op.body
+                else {
+                    return None;
+                };
+                let scope = match &self.invite(e)?.op.body {
+                    OpBody::CreateInvite { scope, .. } => scope.clone(),
+                    _ => return None,
+                };
+                Some(Grant {
+                    user: *user,
+                    role: *role,
+                    scope,
+                    devices,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The user an operation makes admin, if it does (seniority, MEM-17 (b)).
+    fn grants_admin(&self, e: &'a Entry) -> Option<UserKey> {
+        match &e.op.body {
+            OpBody::ChangeRole {
+                user,
+                role: Role::Admin,
+                ..
+            } => Some(*user),
+            _ => self
+                .grant(e)
+                .filter(|g| g.role == Role::Admin)
+                .map(|g| g.user),
+        }
+    }
+
+    /// Whether `z` closes the invite created by `c` (MEM-22): a revocation of
+    /// it, or an operation ending its creator's admin role (removal, demotion,
+    /// revocation of the creating device) that the invite did not see.
+    fn closes(&self, z: &Entry, c: &Entry, invite_key: &[u8; 32]) -> bool {
+        if c.past.contains(&z.op.id) {
+            return false;
+        }
+        match &z.op.body {
+            OpBody::RevokeInvite { invite_key: k } => k == invite_key,
+            OpBody::RemoveMember { user, .. } => user == &c.user,
+            OpBody::ChangeRole { user, role, .. } => {
+                user == &c.user && *role < Role::Admin && z.admins.contains(user)
+            }
+            OpBody::RevokeDevice { device_id, .. } => self
+                .device_key_of(device_id)
+                .is_some_and(|k| k == c.op.author),
+            _ => false,
+        }
+    }
+
+    /// The signing key of device `id`, from any operation that lists it.
+    fn device_key_of(&self, id: &[u8; 32]) -> Option<[u8; 32]> {
+        self.by_id.values().find_map(|e| {
+            e.op.body
+                .devices()
+                .iter()
+                .find(|d| &d.device_id == id)
+                .map(|d| *d.device_key.as_bytes())
+        })
     }
 }
 
@@ -61,21 +188,18 @@ fn grants_admin(body: &OpBody) -> Option<UserKey> {
 pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
     let mut order: Vec<&Entry> = set.iter().filter_map(|id| entries.get(id)).collect();
     order.sort_by_key(|e| sort_key(e));
+    let facts = Facts::new(&order);
 
     // Static facts, whatever is void: who owns which device, seniority.
-    let mut device_key_user: BTreeMap<[u8; 32], UserKey> = BTreeMap::new();
     let mut device_id_key: BTreeMap<[u8; 32], [u8; 32]> = BTreeMap::new();
     let mut seniority: BTreeMap<UserKey, (u64, OpId)> = BTreeMap::new();
     for e in &order {
         for d in e.op.body.devices() {
-            device_key_user
-                .entry(*d.device_key.as_bytes())
-                .or_insert(*d.user_key.as_bytes());
             device_id_key
                 .entry(d.device_id)
                 .or_insert(*d.device_key.as_bytes());
         }
-        if let Some(u) = grants_admin(&e.op.body) {
+        if let Some(u) = facts.grants_admin(e) {
             seniority.entry(u).or_insert(sort_key(e));
         }
     }
@@ -102,18 +226,8 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
     }
     cascade(&mut void);
 
-    // Invites by key, with their creator's user and device.
-    let invite_creator: BTreeMap<[u8; 32], (UserKey, [u8; 32])> = order
-        .iter()
-        .filter_map(|e| match &e.op.body {
-            OpBody::CreateInvite { invite_key, .. } => Some((*invite_key, (e.user, e.op.author))),
-            _ => None,
-        })
-        .collect();
-    let redeemed_invite = |e: &Entry| match &e.op.body {
-        OpBody::RedeemInvite { invite_key, .. } => invite_creator.get(invite_key).copied(),
-        _ => None,
-    };
+    // The creator (user, device) of the invite an operation redeems or admits.
+    let invite_creator = |e: &Entry| facts.invite(e).map(|c| (c.user, c.op.author));
 
     // (b) Removals and revocations, most senior author first (MEM-17 (b)).
     let mut removals: Vec<&Entry> = order
@@ -134,11 +248,11 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         let hit = |e: &Entry| -> bool {
             match &r.op.body {
                 OpBody::RemoveMember { user, .. } => {
-                    &e.user == user || redeemed_invite(e).is_some_and(|(u, _)| &u == user)
+                    &e.user == user || invite_creator(e).is_some_and(|(u, _)| &u == user)
                 }
                 OpBody::RevokeDevice { device_id, .. } => {
                     device_id_key.get(device_id).is_some_and(|k| {
-                        &e.op.author == k || redeemed_invite(e).is_some_and(|(_, a)| &a == k)
+                        &e.op.author == k || invite_creator(e).is_some_and(|(_, a)| &a == k)
                     })
                 }
                 _ => false,
@@ -156,18 +270,55 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         cascade(&mut void);
     }
 
-    // (c) Redemptions concurrent with the invite's revocation.
-    for k in order.iter() {
-        let OpBody::RevokeInvite { invite_key } = &k.op.body else {
-            continue;
-        };
-        if void.contains_key(&k.op.id) {
+    // (c) Closed invites (MEM-22): a standing revocation of the invite, or a
+    // standing operation ending its creator's admin role, voids every
+    // redemption and admission of it that the closing operation did not see.
+    for (key, c) in &facts.invites {
+        if void.contains_key(&c.op.id) {
             continue;
         }
+        let closers: Vec<&Entry> = order
+            .iter()
+            .filter(|z| !void.contains_key(&z.op.id) && facts.closes(z, c, key))
+            .copied()
+            .collect();
+        for z in closers {
+            for e in &order {
+                if facts.invite_key(e).as_ref() == Some(key)
+                    && !z.past.contains(&e.op.id)
+                    && !void.contains_key(&e.op.id)
+                {
+                    void.insert(e.op.id, ErrorClass::InvalidOperation);
+                }
+            }
+        }
+    }
+    cascade(&mut void);
+
+    // (d) Single-use invites: the redemption admitted first (the standing
+    // ADMIT with the lowest position) is the only one; every other redemption
+    // of the invite, and every admission of one, is void.
+    for (key, c) in &facts.invites {
+        if !matches!(
+            c.op.body,
+            OpBody::CreateInvite {
+                single_use: true,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let winner = order
+            .iter()
+            .filter(|e| matches!(e.op.body, OpBody::Admit { .. }))
+            .filter(|e| !void.contains_key(&e.op.id) && facts.invite_key(e).as_ref() == Some(key))
+            .find_map(|e| facts.redemption(e).map(|r| r.op.id));
+        let Some(winner) = winner else {
+            continue;
+        };
         for e in &order {
-            if let OpBody::RedeemInvite { invite_key: ik, .. } = &e.op.body
-                && ik == invite_key
-                && !k.past.contains(&e.op.id)
+            if facts.invite_key(e).as_ref() == Some(key)
+                && facts.redemption(e).is_some_and(|r| r.op.id != winner)
                 && !void.contains_key(&e.op.id)
             {
                 void.insert(e.op.id, ErrorClass::InvalidOperation);
@@ -176,35 +327,15 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
     }
     cascade(&mut void);
 
-    // (d) Single-use invites: one standing redemption, the lowest id.
-    for c in order.iter() {
-        let OpBody::CreateInvite {
-            invite_key,
-            single_use: true,
-            ..
-        } = &c.op.body
-        else {
-            continue;
-        };
-        let mut reds: Vec<OpId> = order
-            .iter()
-            .filter(|e| {
-                matches!(&e.op.body, OpBody::RedeemInvite { invite_key: ik, .. } if ik == invite_key)
-                    && !void.contains_key(&e.op.id)
-            })
-            .map(|e| e.op.id)
-            .collect();
-        reds.sort_unstable();
-        for r in reds.iter().skip(1) {
-            void.insert(*r, ErrorClass::InvalidOperation);
-        }
-    }
-    cascade(&mut void);
-
-    build_state(&order, set, void)
+    build_state(&order, &facts, set, void)
 }
 
-fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, ErrorClass>) -> State {
+fn build_state(
+    order: &[&Entry],
+    facts: &Facts<'_>,
+    set: &BTreeSet<OpId>,
+    void: BTreeMap<OpId, ErrorClass>,
+) -> State {
     let standing: Vec<&Entry> = order
         .iter()
         .filter(|e| !void.contains_key(&e.op.id))
@@ -214,15 +345,21 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
         ops: set.clone(),
         ..State::default()
     };
-    let by_id: BTreeMap<OpId, &Entry> = order.iter().map(|e| (e.op.id, *e)).collect();
+    let by_id = &facts.by_id;
     let before = |a: &OpId, b: &OpId| by_id.get(b).is_some_and(|e| e.past.contains(a));
 
-    // Devices.
+    // Devices: listed by standing operations that add them (a redemption's
+    // devices once it is admitted).
     for e in &standing {
         if matches!(e.op.body, OpBody::CreateSpace { .. }) {
             s.genesis = Some(e.op.id);
         }
-        for d in e.op.body.devices() {
+        let listed: &[VerifiedDevice] = match &e.op.body {
+            OpBody::AddDevice { device } => core::slice::from_ref(device),
+            OpBody::RedeemInvite { .. } => &[],
+            _ => facts.grant(e).map(|g| g.devices).unwrap_or(&[]),
+        };
+        for d in listed {
             s.devices.entry(d.device_id).or_insert(Device {
                 user: *d.user_key.as_bytes(),
                 device_key: *d.device_key.as_bytes(),
@@ -244,16 +381,16 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
         }
     }
 
-    // Users: the maximal role-setting and removing operations decide (MEM-17 (e)).
+    // Users: the maximal role-setting and removing operations decide (MEM-17
+    // step 3).
     let mut per_user: BTreeMap<UserKey, Vec<&Entry>> = BTreeMap::new();
     for e in &standing {
         let u = match &e.op.body {
-            OpBody::CreateSpace { user, .. }
-            | OpBody::AddMember { user, .. }
-            | OpBody::ChangeRole { user, .. }
-            | OpBody::RedeemInvite { user, .. }
-            | OpBody::RemoveMember { user, .. } => *user,
-            _ => continue,
+            OpBody::ChangeRole { user, .. } | OpBody::RemoveMember { user, .. } => *user,
+            _ => match facts.grant(e) {
+                Some(g) => g.user,
+                None => continue,
+            },
         };
         per_user.entry(u).or_default().push(e);
     }
@@ -275,42 +412,13 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
         let pick = maximal
             .iter()
             .filter_map(|e| match &e.op.body {
-                OpBody::CreateSpace { .. } => {
-                    Some((Role::Admin, super::ops::Scope::whole(), e.op.id))
-                }
-                OpBody::AddMember { role, scope, .. } | OpBody::ChangeRole { role, scope, .. } => {
-                    Some((*role, scope.clone(), e.op.id))
-                }
-                OpBody::RedeemInvite {
-                    role, invite_key, ..
-                } => {
-                    let scope = list
-                        .iter()
-                        .chain(order.iter())
-                        .find_map(|c| match &c.op.body {
-                            OpBody::CreateInvite {
-                                invite_key: k,
-                                scope,
-                                ..
-                            } if k == invite_key => Some(scope.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default();
-                    Some((*role, scope, e.op.id))
-                }
-                _ => None,
+                OpBody::ChangeRole { role, scope, .. } => Some((*role, scope.clone(), e.op.id)),
+                _ => facts.grant(e).map(|g| (g.role, g.scope, e.op.id)),
             })
             .min_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
         let joined = list
             .iter()
-            .filter(|e| {
-                matches!(
-                    e.op.body,
-                    OpBody::CreateSpace { .. }
-                        | OpBody::AddMember { .. }
-                        | OpBody::RedeemInvite { .. }
-                )
-            })
+            .filter(|e| facts.grant(e).is_some())
             .max_by_key(|e| sort_key(e));
         if let (Some((role, scope, granted_by)), Some(j)) = (pick, joined) {
             s.members.insert(
@@ -326,8 +434,10 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
         }
     }
 
-    // Settlement (MEM-15): every admin acknowledged the addition.
-    let admins: Vec<UserKey> = s
+    // Settlement (MEM-15): every admin of the addition's causal past that is
+    // still an admin has acknowledged it (authored it, or some operation with
+    // it in its causal past). Monotone: acknowledgements only accumulate.
+    let admins: BTreeSet<UserKey> = s
         .members
         .iter()
         .filter(|(_, m)| m.role == Role::Admin)
@@ -343,15 +453,15 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
             if matches!(j.op.body, OpBody::CreateSpace { .. }) {
                 return true;
             }
-            admins.iter().filter(|a| a != u).all(|a| {
-                j.user == *a
-                    || s.members
-                        .get(a)
-                        .is_some_and(|am| before(&m.joined_by, &am.joined_by))
-                    || order
-                        .iter()
-                        .any(|o| o.user == *a && o.past.contains(&m.joined_by))
-            })
+            j.admins
+                .iter()
+                .filter(|a| *a != *u && admins.contains(*a))
+                .all(|a| {
+                    j.user == *a
+                        || order
+                            .iter()
+                            .any(|o| o.user == *a && o.past.contains(&m.joined_by))
+                })
         })
         .map(|(u, _)| *u)
         .collect();
@@ -387,7 +497,7 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
         .map(|(id, _)| *id)
         .collect();
 
-    // Invites.
+    // Invites and redemptions.
     for e in &standing {
         if let OpBody::CreateInvite {
             invite_key,
@@ -398,16 +508,20 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
             expires_at_ms,
         } = &e.op.body
         {
+            let closed = standing.iter().any(|z| facts.closes(z, e, invite_key));
             s.invites.entry(*invite_key).or_insert(Invite {
                 created_by: e.op.id,
                 creator: e.user,
+                creator_device: e.op.author,
                 role: *role,
                 scope: scope.clone(),
                 single_use: *single_use,
                 invite_secret: *invite_secret,
                 expires_at_ms: *expires_at_ms,
                 revoked: false,
+                closed,
                 redeemed_by: Vec::new(),
+                admitted: Vec::new(),
             });
         }
     }
@@ -418,12 +532,40 @@ fn build_state(order: &[&Entry], set: &BTreeSet<OpId>, void: BTreeMap<OpId, Erro
                     i.revoked = true;
                 }
             }
-            OpBody::RedeemInvite { invite_key, .. } => {
+            OpBody::RedeemInvite {
+                invite_key,
+                user,
+                role,
+                devices,
+                ..
+            } => {
                 if let Some(i) = s.invites.get_mut(invite_key) {
                     i.redeemed_by.push(e.op.id);
                 }
+                s.redemptions.insert(
+                    e.op.id,
+                    Redemption {
+                        invite_key: *invite_key,
+                        user: *user,
+                        role: *role,
+                        devices: devices.iter().map(|d| d.device_id).collect(),
+                        admitted_by: Vec::new(),
+                    },
+                );
             }
             _ => {}
+        }
+    }
+    for e in &standing {
+        if let OpBody::Admit { redemption } = &e.op.body
+            && let Some(r) = s.redemptions.get_mut(redemption)
+        {
+            r.admitted_by.push(e.op.id);
+            if let Some(i) = s.invites.get_mut(&r.invite_key)
+                && !i.admitted.contains(redemption)
+            {
+                i.admitted.push(*redemption);
+            }
         }
     }
     s.void = void;
@@ -443,6 +585,48 @@ pub fn redeem_statement(space_id: &[u8; 32], user: &UserKey, device_ids: &[[u8; 
 
 fn invalid(reason: &'static str) -> Error {
     Error::InvalidOperation { reason }
+}
+
+/// An invite that can still admit someone (MEM-21, MEM-22, MEM-25): recorded,
+/// not closed (revoked, or its creator removed, demoted or the creating device
+/// revoked), its creator an admin whose creating device is active, and, if
+/// single-use, no redemption of it admitted yet.
+fn open_invite<'s>(s: &'s State, invite_key: &[u8; 32]) -> Result<&'s Invite, Error> {
+    let inv = s
+        .invites
+        .get(invite_key)
+        .ok_or(invalid("no such invite in the causal past"))?;
+    if inv.revoked {
+        return Err(invalid("invite revoked"));
+    }
+    let creator_admin = s
+        .members
+        .get(&inv.creator)
+        .is_some_and(|m| m.role == Role::Admin);
+    let creator_device = s
+        .device_ids
+        .get(&inv.creator_device)
+        .and_then(|id| s.active_device(id))
+        .is_some();
+    if inv.closed || !creator_admin || !creator_device {
+        return Err(invalid(
+            "the invite's creator is no longer an admin (or its device is revoked)",
+        ));
+    }
+    if inv.single_use && !inv.admitted.is_empty() {
+        return Err(invalid("single-use invite already used"));
+    }
+    Ok(inv)
+}
+
+/// Every cut entry names a device the operation removes or revokes (MEM-18).
+fn check_cuts(cuts: &[super::ops::Cut], removed: &[[u8; 32]]) -> Result<(), Error> {
+    if cuts.iter().any(|c| !removed.contains(&c.device_id)) {
+        return Err(invalid(
+            "a cut names a device the operation does not remove or revoke",
+        ));
+    }
+    Ok(())
 }
 
 fn check_rotation(
@@ -533,23 +717,7 @@ pub fn authorize(
         proof,
     } = &op.body
     {
-        let inv = s
-            .invites
-            .get(invite_key)
-            .ok_or(invalid("no such invite in the causal past"))?;
-        if inv.revoked {
-            return Err(invalid("invite revoked"));
-        }
-        if inv.single_use && !inv.redeemed_by.is_empty() {
-            return Err(invalid("single-use invite already redeemed"));
-        }
-        let creator_admin = s
-            .members
-            .get(&inv.creator)
-            .is_some_and(|m| m.role == Role::Admin);
-        if !creator_admin {
-            return Err(invalid("the invite's creator is no longer an admin"));
-        }
+        let inv = open_invite(s, invite_key)?;
         if op.epoch_id != epoch::epoch_id(space_id, &inv.invite_secret)? {
             return Err(invalid("redemption must be sealed under the invite epoch"));
         }
@@ -640,6 +808,7 @@ pub fn authorize(
         OpBody::RemoveMember {
             user: target,
             rotation,
+            cuts,
         } => {
             if target != &user {
                 admin()?;
@@ -653,6 +822,7 @@ pub fn authorize(
                 .filter(|(_, d)| &d.user == target)
                 .map(|(id, _)| *id)
                 .collect();
+            check_cuts(cuts, &excluded)?;
             check_rotation(s, space_id, rotation, &excluded, new_key)?;
         }
         OpBody::AddDevice { device } => {
@@ -666,7 +836,9 @@ pub fn authorize(
         OpBody::RevokeDevice {
             device_id,
             rotation,
+            cuts,
         } => {
+            check_cuts(cuts, core::slice::from_ref(device_id))?;
             let target = s.devices.get(device_id).ok_or(invalid("no such device"))?;
             if target.revoked_by.is_some() {
                 return Err(invalid("device already revoked"));
@@ -701,6 +873,25 @@ pub fn authorize(
                 Some(i) if !i.revoked => {}
                 _ => return Err(invalid("no such unrevoked invite")),
             }
+        }
+        OpBody::Admit { redemption } => {
+            admin()?;
+            let r = s.redemptions.get(redemption).ok_or(invalid(
+                "no standing redemption of that id in the causal past",
+            ))?;
+            if !r.admitted_by.is_empty() {
+                return Err(invalid("redemption already admitted"));
+            }
+            open_invite(s, &r.invite_key)?;
+            if s.members.contains_key(&r.user) {
+                return Err(invalid("user is already a member"));
+            }
+            if r.devices.iter().any(|d| s.devices.contains_key(d)) {
+                return Err(invalid("device already added"));
+            }
+            let mut deps = deps;
+            deps.push(*redemption);
+            return Ok((deps, user));
         }
         OpBody::Ack => {}
         OpBody::CreateSpace { .. } | OpBody::RedeemInvite { .. } => {}

@@ -22,7 +22,7 @@ use super::authority::{DeviceWrite, Ended, WriteView};
 use super::delivery;
 use super::epoch::{self, Delivery, KeyRing, Recipient};
 use super::invite;
-use super::ops::{self, BodyBuilder, Op, OpBody, Role, Rotation, Scope};
+use super::ops::{self, BodyBuilder, Cut, Op, OpBody, Role, Rotation, Scope};
 use super::resolve::{self, Entry};
 use super::state::{DeviceId, EpochId, OpId, State, UserKey};
 
@@ -99,6 +99,27 @@ pub enum Alarm {
         /// The key message.
         key_message: [u8; 32],
     },
+}
+
+/// A redemption waiting for an admin's `ADMIT` (MEM-25), as
+/// [`SpaceReplica::pending_admissions`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAdmission {
+    /// The `REDEEM_INVITE` operation.
+    pub redemption: OpId,
+    /// The redeeming user.
+    pub user: UserKey,
+    /// The role asked for.
+    pub role: Role,
+    /// The invite redeemed.
+    pub invite_key: [u8; 32],
+    /// Whether the invite is single-use.
+    pub single_use: bool,
+    /// Other redemptions waiting for the same single-use invite: only one of
+    /// them can be admitted, so an application should ask a person which.
+    pub rivals: usize,
+    /// Whether an `ADMIT` would stand now.
+    pub admissible: bool,
 }
 
 /// The device's identity in the space.
@@ -825,6 +846,12 @@ impl SpaceReplica {
             .and_then(|r| self.keys.get(&r.epoch_id).cloned());
         let (deps, user) =
             resolve::authorize(&self.space_id, &op, &s, new_key.as_ref()).map_err(|e| e.class())?;
+        let admins = s
+            .members
+            .iter()
+            .filter(|(_, m)| m.role == Role::Admin)
+            .map(|(u, _)| *u)
+            .collect();
         if let OpBody::CreateInvite { invite_secret, .. } = &op.body
             && let Ok(k) = epoch::epoch_key(&self.space_id, invite_secret)
         {
@@ -843,6 +870,7 @@ impl SpaceReplica {
                 depth,
                 deps,
                 user,
+                admins,
             },
         );
         Ok(())
@@ -1042,11 +1070,16 @@ impl SpaceReplica {
         self.publish(rng, ops::CT_CHANGE_ROLE, &body, &k)
     }
 
-    /// `REMOVE_MEMBER` with its rotation (MEM-10, KEY-1).
+    /// `REMOVE_MEMBER` with its rotation (MEM-10, KEY-1). `cuts` is the removal
+    /// cut (MEM-18): for each of the user's devices and each document, the
+    /// highest seq of its chain this device integrated (the caller holds the
+    /// documents; see `clientful_doc`). Writes beyond it are rejected
+    /// everywhere; entries for other devices are dropped.
     pub fn remove_member<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         user: &UserKey,
+        cuts: &[Cut],
     ) -> Result<OpId, Error> {
         let excluded: Vec<DeviceId> = self
             .state
@@ -1055,12 +1088,18 @@ impl SpaceReplica {
             .filter(|(_, d)| &d.user == user)
             .map(|(id, _)| *id)
             .collect();
+        let cuts: Vec<Cut> = cuts
+            .iter()
+            .filter(|c| excluded.contains(&c.device_id))
+            .copied()
+            .collect();
         let (rot, k) = self.rotation(rng, &excluded)?;
         let body = BodyBuilder(pb::MembershipOp {
             user_key: user.to_vec(),
             ..Default::default()
         })
         .rotation(&rot)
+        .cuts(&cuts)
         .encode();
         self.publish(rng, ops::CT_REMOVE_MEMBER, &body, &k)
     }
@@ -1081,18 +1120,26 @@ impl SpaceReplica {
         self.publish(rng, ops::CT_ADD_DEVICE, &body, &k)
     }
 
-    /// `REVOKE_DEVICE` with its rotation (MEM-12, KEY-1).
+    /// `REVOKE_DEVICE` with its rotation (MEM-12, KEY-1), with the device's
+    /// removal cut (MEM-18; entries for other devices are dropped).
     pub fn revoke_device<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         device_id: &DeviceId,
+        cuts: &[Cut],
     ) -> Result<OpId, Error> {
+        let cuts: Vec<Cut> = cuts
+            .iter()
+            .filter(|c| &c.device_id == device_id)
+            .copied()
+            .collect();
         let (rot, k) = self.rotation(rng, &[*device_id])?;
         let body = BodyBuilder(pb::MembershipOp {
             device_id: device_id.to_vec(),
             ..Default::default()
         })
         .rotation(&rot)
+        .cuts(&cuts)
         .encode();
         self.publish(rng, ops::CT_REVOKE_DEVICE, &body, &k)
     }
@@ -1108,6 +1155,81 @@ impl SpaceReplica {
     pub fn ack<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<OpId, Error> {
         let k = self.current_for_writing()?;
         self.publish(rng, ops::CT_ACK, &[], &k)
+    }
+
+    /// `ADMIT` (MEM-25): admits the standing redemption `redemption`; its user
+    /// joins with the role it asked for and the invite's scope.
+    pub fn admit<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        redemption: &OpId,
+    ) -> Result<OpId, Error> {
+        let body = BodyBuilder(pb::MembershipOp {
+            redemption: redemption.to_vec(),
+            ..Default::default()
+        })
+        .encode();
+        let k = self.current_for_writing()?;
+        self.publish(rng, ops::CT_ADMIT, &body, &k)
+    }
+
+    /// The redemptions waiting for an admin (MEM-25), each with whether an
+    /// `ADMIT` by this device would stand now (its invite open, the user not a
+    /// member, no other redemption of a single-use invite admitted) and how
+    /// many other waiting redemptions compete for the same single-use invite.
+    pub fn pending_admissions(&self) -> Vec<PendingAdmission> {
+        let s = &self.state;
+        s.redemptions
+            .iter()
+            .filter(|(_, r)| r.admitted_by.is_empty())
+            .filter_map(|(id, r)| {
+                let inv = s.invites.get(&r.invite_key)?;
+                let rivals = if inv.single_use {
+                    inv.redeemed_by
+                        .iter()
+                        .filter(|o| *o != id)
+                        .filter(|o| {
+                            s.redemptions
+                                .get(*o)
+                                .is_some_and(|x| x.admitted_by.is_empty())
+                        })
+                        .count()
+                } else {
+                    0
+                };
+                let admissible = !inv.revoked
+                    && !inv.closed
+                    && (!inv.single_use || inv.admitted.is_empty())
+                    && !s.members.contains_key(&r.user)
+                    && s.members
+                        .get(&inv.creator)
+                        .is_some_and(|m| m.role == Role::Admin);
+                Some(PendingAdmission {
+                    redemption: *id,
+                    user: r.user,
+                    role: r.role,
+                    invite_key: r.invite_key,
+                    single_use: inv.single_use,
+                    rivals,
+                    admissible,
+                })
+            })
+            .collect()
+    }
+
+    /// Redemptions this replica saw that are void in the resolved state (a
+    /// used single-use invite, a closed invite, a lost concurrent admission):
+    /// the users refused, to tell the admins and the application.
+    pub fn refused_redemptions(&self) -> Vec<(OpId, UserKey, ErrorClass)> {
+        self.entries
+            .values()
+            .filter_map(|e| match &e.op.body {
+                OpBody::RedeemInvite { user, .. } => {
+                    self.state.void.get(&e.op.id).map(|c| (e.op.id, *user, *c))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// `CREATE_INVITE` (MEM-19); returns the encoded invite code to share.
@@ -1164,9 +1286,10 @@ impl SpaceReplica {
             .iter()
             .filter(|(_, i)| {
                 !i.revoked
+                    && !i.closed
                     && i.expires_at_ms != 0
                     && i.expires_at_ms <= now_ms
-                    && (!i.single_use || i.redeemed_by.is_empty())
+                    && (!i.single_use || i.admitted.is_empty())
             })
             .map(|(k, _)| *k)
             .collect()
@@ -1236,8 +1359,8 @@ impl SpaceReplica {
         out
     }
 
-    /// Whether this device's user is an admin who has not yet acknowledged the
-    /// addition of a member that is not settled (MEM-15): it should write `ACK`.
+    /// Whether this device's user is an admin whose acknowledgement an
+    /// unsettled addition waits for (MEM-15): it should write `ACK`.
     pub fn needs_my_ack(&self) -> bool {
         let me = self.me.user;
         let admin = self
@@ -1251,6 +1374,10 @@ impl SpaceReplica {
         self.state.members.iter().any(|(u, m)| {
             u != &me
                 && !m.settled
+                && self
+                    .entries
+                    .get(&m.joined_by)
+                    .is_some_and(|j| j.admins.contains(&me))
                 && !self.entries.values().any(|e| {
                     e.user == me && (e.op.id == m.joined_by || e.past.contains(&m.joined_by))
                 })
@@ -1271,8 +1398,20 @@ impl SpaceReplica {
                 .revoked_by
                 .or_else(|| s.removed.get(&d.user).copied())
                 .or_else(|| s.members.get(&d.user).map(|m| m.granted_by));
+            let device_id = s.device_ids.get(&d.device_key).copied();
             let ended = ending.and_then(|r| self.entries.get(&r)).map(|r| {
                 let before = resolve::resolve(&self.entries, &r.past);
+                let cut = match &r.op.body {
+                    OpBody::RemoveMember { .. } | OpBody::RevokeDevice { .. } => Some(
+                        r.op.body
+                            .cuts()
+                            .iter()
+                            .filter(|c| Some(c.device_id) == device_id)
+                            .map(|c| (c.doc_id, c.seq))
+                            .collect(),
+                    ),
+                    _ => None,
+                };
                 Ended {
                     before: before
                         .device_status(&d.device_key)
@@ -1284,6 +1423,7 @@ impl SpaceReplica {
                         .filter(|(_, e)| r.past.contains(&e.created_by))
                         .map(|(id, _)| *id)
                         .collect(),
+                    cut,
                 }
             });
             devices.insert(d.device_key, DeviceWrite { current, ended });
@@ -1295,8 +1435,9 @@ impl SpaceReplica {
     }
 
     /// The verdict on a document envelope's authority (MEM-18): may the device
-    /// `author` write document `doc_id` (in `folders`) under epoch `epoch_id`,
-    /// given the epochs of the envelopes in its causal past (`seen_epochs`)?
+    /// `author` write its envelope `seq` of document `doc_id` (in `folders`)
+    /// under epoch `epoch_id`, given the epochs of the envelopes in its causal
+    /// past (`seen_epochs`)?
     pub fn write_verdict(
         &self,
         author: &[u8; 32],
@@ -1304,12 +1445,13 @@ impl SpaceReplica {
         folders: &[[u8; 32]],
         epoch_id: &EpochId,
         seen_epochs: &[EpochId],
+        seq: u64,
     ) -> Result<(), Error> {
         if !self.state.epochs.contains_key(epoch_id) {
             return Err(Error::UnknownEpoch);
         }
         self.write_view()
-            .verdict(author, doc_id, folders, epoch_id, seen_epochs)
+            .verdict(author, doc_id, folders, epoch_id, seen_epochs, seq)
     }
 
     /// Whether this device is the one that heals the space now (KEY-12): the
@@ -1340,17 +1482,22 @@ impl SpaceReplica {
 
 /// Revokes `device_id` in every space it belongs to (KEY-1, security case 29):
 /// each replica (of another device of the same user, or of an admin) writes a
-/// `REVOKE_DEVICE`, which rotates that space's keys. Returns the operation id per
-/// space, or the error that space gave.
+/// `REVOKE_DEVICE`, which rotates that space's keys. `cuts_of` gives the
+/// removal cut of the device in each space (by space id, MEM-18). Returns the
+/// operation id per space, or the error that space gave.
 pub fn revoke_device_everywhere<R: CryptoRng + ?Sized>(
     rng: &mut R,
     spaces: &mut [&mut SpaceReplica],
     device_id: &DeviceId,
+    cuts_of: impl Fn(&[u8; 32]) -> Vec<Cut>,
 ) -> Vec<Result<OpId, Error>> {
     spaces
         .iter_mut()
         .filter(|s| s.state().devices.contains_key(device_id))
-        .map(|s| s.revoke_device(rng, device_id))
+        .map(|s| {
+            let cuts = cuts_of(s.space_id());
+            s.revoke_device(rng, device_id, &cuts)
+        })
         .collect()
 }
 

@@ -87,10 +87,34 @@ pub struct Invite {
     pub invite_secret: [u8; 32],
     /// Advisory expiry (Unix ms, 0: none).
     pub expires_at_ms: u64,
+    /// The device key that created it.
+    pub creator_device: [u8; 32],
     /// Revoked by a standing `REVOKE_INVITE`.
     pub revoked: bool,
-    /// Standing redemptions.
+    /// Closed (MEM-22): revoked, or its creator removed, demoted or the
+    /// creating device revoked by a standing operation it did not see. A closed
+    /// invite admits nobody.
+    pub closed: bool,
+    /// Standing redemptions (admitted or waiting).
     pub redeemed_by: Vec<OpId>,
+    /// The redemptions a standing `ADMIT` admitted.
+    pub admitted: Vec<OpId>,
+}
+
+/// A standing `REDEEM_INVITE`: a request to join (MEM-21), which an admin's
+/// `ADMIT` grants (MEM-25).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    /// The invite redeemed.
+    pub invite_key: [u8; 32],
+    /// The redeeming user.
+    pub user: UserKey,
+    /// The role asked for.
+    pub role: Role,
+    /// The user's devices listed.
+    pub devices: Vec<DeviceId>,
+    /// The standing `ADMIT` operations that admitted it (empty: waiting).
+    pub admitted_by: Vec<OpId>,
 }
 
 /// The resolved state.
@@ -112,6 +136,8 @@ pub struct State {
     pub frontier: Vec<EpochId>,
     /// Invites, by invite key.
     pub invites: BTreeMap<[u8; 32], Invite>,
+    /// Standing redemptions, by operation id.
+    pub redemptions: BTreeMap<OpId, Redemption>,
     /// Accepted operations that are void in this state, with the class their
     /// verdict reports (MEM-17).
     pub void: BTreeMap<OpId, ErrorClass>,

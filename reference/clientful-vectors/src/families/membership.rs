@@ -12,7 +12,7 @@ use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::ops::{self, BodyBuilder};
 use clientful_core::membership::space::{Identity, Outgoing};
-use clientful_core::membership::{Received, Role, Scope, SpaceReplica, Verdict};
+use clientful_core::membership::{FollowUpPolicy, Received, Role, Scope, SpaceReplica, Verdict};
 use clientful_proto::v1 as pb;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Value, json};
@@ -152,11 +152,11 @@ impl Group {
                 let Some(r) = self.reps.get_mut(i) else {
                     continue;
                 };
-                if r.needs_my_ack() {
-                    r.ack(&mut self.rng).map_err(err)?;
-                    progress = true;
-                }
-                if r.welcomes(&mut self.rng).map_err(err)? > 0 {
+                // The one follow-up policy (admissions, acks, healing, welcomes).
+                if r.follow_up(&mut self.rng, &FollowUpPolicy::default())
+                    .map_err(err)?
+                    .wrote()
+                {
                     progress = true;
                 }
             }
@@ -551,7 +551,7 @@ pub fn generate() -> Result<VectorFile, String> {
         .map_err(err)?;
     g.log.push(forged);
     let wu = g.user(w);
-    g.rep(0)?.remove_member(&mut rng, &wu).map_err(err)?;
+    g.rep(0)?.remove_member(&mut rng, &wu, &[]).map_err(err)?;
     g.rng = rng;
     g.flush(0);
     // The removed writer, given the new key by a colluder, acknowledges after it.
@@ -596,8 +596,8 @@ pub fn generate() -> Result<VectorFile, String> {
     g.settle(&[0, b, c])?;
     let (bu, cu) = (g.user(b), g.user(c));
     let mut rng = g.rng.clone();
-    g.rep(b)?.remove_member(&mut rng, &cu).map_err(err)?;
-    g.rep(c)?.remove_member(&mut rng, &bu).map_err(err)?;
+    g.rep(b)?.remove_member(&mut rng, &cu, &[]).map_err(err)?;
+    g.rep(c)?.remove_member(&mut rng, &bu, &[]).map_err(err)?;
     g.rng = rng;
     g.flush(b);
     g.flush(c);
@@ -622,7 +622,7 @@ pub fn generate() -> Result<VectorFile, String> {
     let (c, ccert) = g.newcomer()?;
     let (bu, cu) = (g.user(b), g.user(c));
     let mut rng = g.rng.clone();
-    g.rep(0)?.remove_member(&mut rng, &bu).map_err(err)?;
+    g.rep(0)?.remove_member(&mut rng, &bu, &[]).map_err(err)?;
     g.rep(b)?
         .add_member(&mut rng, &cu, Role::Writer, &Scope::whole(), &[ccert])
         .map_err(err)?;
@@ -643,64 +643,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 5. Single-use invite redeemed twice; and an escalating redemption.
-    let mut g = Group::new(family_rng(&format!("{SEED}/invites")))?;
-    let mut rng = g.rng.clone();
-    let code = g
-        .rep(0)?
-        .create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 0)
-        .map_err(err)?;
-    g.rng = rng;
-    g.flush(0);
-    for role in [Role::Writer, Role::Writer, Role::Admin] {
-        let user = SigningKey::generate(&mut g.rng);
-        let me = Identity::new(&user, DeviceKeys::generate(&mut g.rng)).map_err(err)?;
-        let mut rng = g.rng.clone();
-        let r = SpaceReplica::redeem(&mut rng, &code, me, role).map_err(err)?;
-        g.rng = rng;
-        g.reps.push(r);
-        g.users.push(user);
-        let i = g.reps.len() - 1;
-        let _ = g.take(i);
-    }
-    let n = g.log.len();
-    let ids: Vec<[u8; 32]> = g
-        .log
-        .iter()
-        .skip(n - 3)
-        .take(2)
-        .filter_map(|e| envelope::decode(e).ok().map(|d| d.id))
-        .collect();
-    let first_wins = ids.first() < ids.get(1);
-    let mut intended = vec![A; n];
-    mark(
-        &mut intended,
-        3,
-        if first_wins {
-            A
-        } else {
-            "void:INVALID_OPERATION"
-        },
-    );
-    mark(
-        &mut intended,
-        2,
-        if first_wins {
-            "void:INVALID_OPERATION"
-        } else {
-            A
-        },
-    );
-    mark(&mut intended, 1, "rejected:INVALID_OPERATION");
-    both(
-        &mut f,
-        &g,
-        "single-use-twice-and-escalation",
-        "A single-use invite redeemed by two users concurrently: the lower id stands. A third \
-         redemption asks for admin with a writer invite: rejected.",
-        &["MEM-17", "MEM-19", "MEM-21"],
-        &["SingleUse", "Escalation"],
-        &intended,
-    )?;
+    invite_cases(&mut f)?;
 
     // 6. Concurrent rotations: the frontier forks.
     let mut g = Group::new(family_rng(&format!("{SEED}/rotations")))?;
@@ -759,6 +702,263 @@ pub fn generate() -> Result<VectorFile, String> {
 }
 
 /// The `deliver` group (KEY-14 to KEY-17): carriers of key messages and welcomes.
+/// A new user's redemption of `code` asking for `role`: the redeemer's replica
+/// index; its envelope is in the log.
+fn redeem(g: &mut Group, code: &[u8], role: Role) -> Result<usize, String> {
+    let user = SigningKey::generate(&mut g.rng);
+    let me = Identity::new(&user, DeviceKeys::generate(&mut g.rng)).map_err(err)?;
+    let mut rng = g.rng.clone();
+    let r = SpaceReplica::redeem(&mut rng, code, me, role).map_err(err)?;
+    g.rng = rng;
+    g.reps.push(r);
+    g.users.push(user);
+    let i = g.reps.len() - 1;
+    let _ = g.take(i);
+    Ok(i)
+}
+
+/// The id of the `back`-th logged envelope from the end.
+fn logged_id(g: &Group, back: usize) -> Result<[u8; 32], String> {
+    g.log
+        .len()
+        .checked_sub(back)
+        .and_then(|i| g.log.get(i))
+        .and_then(|e| envelope::decode(e).ok())
+        .map(|d| d.id)
+        .ok_or_else(|| "no such logged envelope".to_string())
+}
+
+/// An `ADMIT` of `redemption` sealed by `by` without checks (a Byzantine or
+/// mistaken admin), logged.
+fn admit_unchecked(g: &mut Group, by: usize, redemption: &[u8; 32]) -> Result<(), String> {
+    let body = BodyBuilder(pb::MembershipOp {
+        redemption: redemption.to_vec(),
+        ..Default::default()
+    })
+    .encode();
+    let mut rng = g.rng.clone();
+    let r = g.rep(by)?;
+    let k = r.current_epoch().ok_or("no current epoch")?;
+    let bytes = r
+        .seal_unchecked(&mut rng, ops::CT_ADMIT, &body, &k)
+        .map_err(err)?;
+    g.rng = rng;
+    g.log.push(bytes);
+    Ok(())
+}
+
+/// Invites and admissions (MEM-21, MEM-22, MEM-25, MEM-17 (b)-(d)).
+#[allow(clippy::too_many_lines)]
+fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
+    // Two redemptions of one single-use invite and an escalating one; the
+    // admin admits the second: the first admitted is the only one.
+    let mut g = Group::new(family_rng(&format!("{SEED}/invites")))?;
+    let mut rng = g.rng.clone();
+    let code = g
+        .rep(0)?
+        .create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 0)
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    let mut reds = Vec::new();
+    for role in [Role::Writer, Role::Writer, Role::Admin] {
+        redeem(&mut g, &code, role)?;
+        reds.push(logged_id(&g, 1)?);
+    }
+    let all: Vec<Vec<u8>> = g.log.clone();
+    for e in &all {
+        g.rep(0)?.receive(e);
+    }
+    let second = *reds.get(1).ok_or("no redemption")?;
+    let mut rng = g.rng.clone();
+    g.rep(0)?.admit(&mut rng, &second).map_err(err)?;
+    g.rng = rng;
+    let _ = g.take(0);
+    let mut intended = vec![A; g.log.len()];
+    mark(&mut intended, 4, "void:INVALID_OPERATION");
+    mark(&mut intended, 2, "rejected:INVALID_OPERATION");
+    both(
+        f,
+        &g,
+        "single-use-twice-and-escalation",
+        "Two users redeem one single-use invite and a third asks for admin with a writer invite          (rejected). The admin admits the second redemption: it stands whatever the ids, and the          other redemption is void.",
+        &["MEM-17", "MEM-19", "MEM-21", "MEM-25"],
+        &["SingleUse", "Escalation"],
+        &intended,
+    )?;
+
+    // A used single-use invite: a stranger redeems it after the admission; an
+    // ADMIT of the stranger that saw the first admission is rejected.
+    let (stranger, stranger_id) = {
+        let i = redeem(&mut g, &code, Role::Writer)?;
+        (i, logged_id(&g, 1)?)
+    };
+    let last = g.log.last().cloned().ok_or("empty log")?;
+    g.rep(0)?.receive(&last);
+    admit_unchecked(&mut g, 0, &stranger_id)?;
+    let _ = stranger;
+    let mut intended = vec![A; g.log.len()];
+    mark(&mut intended, 6, "void:INVALID_OPERATION");
+    mark(&mut intended, 4, "rejected:INVALID_OPERATION");
+    mark(&mut intended, 2, "void:INVALID_OPERATION");
+    mark(&mut intended, 1, "rejected:INVALID_OPERATION");
+    both(
+        f,
+        &g,
+        "used-single-use-invite",
+        "After a single-use invite's redemption was admitted, a stranger holding the used code          redeems it: the redemption is void, and an ADMIT of it that saw the first admission is          rejected. The member who used the code stays.",
+        &["MEM-17", "MEM-21", "MEM-25"],
+        &["SingleUse"],
+        &intended,
+    )?;
+
+    // Two admins on two partitions admit two redemptions of one single-use
+    // invite concurrently: the admission with the lower position wins.
+    let mut g = Group::new(family_rng(&format!("{SEED}/concurrent-admissions")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let mut rng = g.rng.clone();
+    let code = g
+        .rep(0)?
+        .create_invite(&mut rng, Role::Writer, &Scope::whole(), true, 0)
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush_to(0, &[0, b]);
+    let r1 = {
+        redeem(&mut g, &code, Role::Writer)?;
+        logged_id(&g, 1)?
+    };
+    let r2 = {
+        redeem(&mut g, &code, Role::Writer)?;
+        logged_id(&g, 1)?
+    };
+    let (e1, e2) = (
+        g.log
+            .len()
+            .checked_sub(2)
+            .and_then(|i| g.log.get(i))
+            .cloned()
+            .ok_or("log")?,
+        g.log.last().cloned().ok_or("log")?,
+    );
+    g.rep(0)?.receive(&e1);
+    g.rep(b)?.receive(&e2);
+    let mut rng = g.rng.clone();
+    g.rep(0)?.admit(&mut rng, &r1).map_err(err)?;
+    g.rep(b)?.admit(&mut rng, &r2).map_err(err)?;
+    g.rng = rng;
+    let _ = g.take(0);
+    let _ = g.take(b);
+    let n = g.log.len();
+    let adm: Vec<[u8; 32]> = [2usize, 1]
+        .iter()
+        .map(|back| logged_id(&g, *back))
+        .collect::<Result<_, _>>()?;
+    // Equal depth: the lower id has the lower position.
+    let first_wins = adm.first() < adm.get(1);
+    let mut intended = vec![A; n];
+    let lose = "void:INVALID_OPERATION";
+    if first_wins {
+        mark(&mut intended, 3, lose);
+        mark(&mut intended, 1, lose);
+    } else {
+        mark(&mut intended, 4, lose);
+        mark(&mut intended, 2, lose);
+    }
+    both(
+        f,
+        &g,
+        "concurrent-admissions",
+        "Two admins on two partitions admit two redemptions of one single-use invite: the          admission with the lower position (depth, then id) stands; the other redemption and          its admission are void.",
+        &["MEM-17", "MEM-25"],
+        &["SingleUse"],
+        &intended,
+    )?;
+
+    // Seniority follows admission: an old admin invite redeemed late makes its
+    // redeemer junior to a member admitted earlier; mutual removal.
+    let mut g = Group::new(family_rng(&format!("{SEED}/seniority")))?;
+    let mut rng = g.rng.clone();
+    let old = g
+        .rep(0)?
+        .create_invite(&mut rng, Role::Admin, &Scope::whole(), true, 0)
+        .map_err(err)?;
+    let newer = g
+        .rep(0)?
+        .create_invite(&mut rng, Role::Admin, &Scope::whole(), true, 0)
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    let dave = redeem(&mut g, &newer, Role::Admin)?;
+    let last = g.log.last().cloned().ok_or("log")?;
+    g.rep(0)?.receive(&last);
+    g.settle(&[0, dave])?;
+    let eve = redeem(&mut g, &old, Role::Admin)?;
+    let last = g.log.last().cloned().ok_or("log")?;
+    g.rep(0)?.receive(&last);
+    g.settle(&[0, dave, eve])?;
+    let (du, eu) = (g.user(dave), g.user(eve));
+    let mut rng = g.rng.clone();
+    g.rep(dave)?
+        .remove_member(&mut rng, &eu, &[])
+        .map_err(err)?;
+    g.rep(eve)?.remove_member(&mut rng, &du, &[]).map_err(err)?;
+    g.rng = rng;
+    let _ = g.take(dave);
+    let _ = g.take(eve);
+    let mut intended = vec![A; g.log.len()];
+    mark(&mut intended, 1, "void:REMOVED_MEMBER");
+    both(
+        f,
+        &g,
+        "seniority-follows-admission",
+        "An admin invite created first but redeemed last: its redeemer is junior to the admin          admitted before, whose removal of it stands when they remove each other.",
+        &["MEM-17", "MEM-25"],
+        &["MutualRemoval"],
+        &intended,
+    )?;
+
+    // A demoted admin's invite admits nobody: the redemption concurrent with
+    // the demotion is void, and an ADMIT after it is rejected.
+    let mut g = Group::new(family_rng(&format!("{SEED}/closed-invite")))?;
+    let c = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, c])?;
+    let mut rng = g.rng.clone();
+    let code = g
+        .rep(c)?
+        .create_invite(&mut rng, Role::Writer, &Scope::whole(), false, 0)
+        .map_err(err)?;
+    g.rng = rng;
+    g.settle(&[0, c])?;
+    let cu = g.user(c);
+    let mut rng = g.rng.clone();
+    g.rep(0)?
+        .change_role(&mut rng, &cu, Role::Writer, &Scope::whole())
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush(0);
+    let red = {
+        redeem(&mut g, &code, Role::Writer)?;
+        logged_id(&g, 1)?
+    };
+    let last = g.log.last().cloned().ok_or("log")?;
+    g.rep(0)?.receive(&last);
+    admit_unchecked(&mut g, 0, &red)?;
+    let mut intended = vec![A; g.log.len()];
+    mark(&mut intended, 2, "void:INVALID_OPERATION");
+    mark(&mut intended, 1, "rejected:INVALID_OPERATION");
+    both(
+        f,
+        &g,
+        "demoted-admins-invite",
+        "An admin creates a reusable invite and is demoted: a redemption of it is void (the          demotion closed the invite) and an ADMIT of it is rejected.",
+        &["MEM-17", "MEM-22", "MEM-25"],
+        &["Unauthorized"],
+        &intended,
+    )?;
+    Ok(())
+}
+
 fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
     use clientful_core::membership::delivery;
     use clientful_core::membership::epoch::{self, Recipient};
@@ -781,7 +981,9 @@ fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
     let old = g.rep(0)?.current_epoch().ok_or("no epoch")?;
     let user_c = g.user(c);
     let mut rng = g.rng.clone();
-    g.rep(0)?.remove_member(&mut rng, &user_c).map_err(err)?;
+    g.rep(0)?
+        .remove_member(&mut rng, &user_c, &[])
+        .map_err(err)?;
     let out = g.take(0);
     let km = out
         .iter()

@@ -36,4 +36,4 @@ pub use clientful_doc::replica::CrdtKind;
 pub use document::Document;
 pub use error::ClientError;
 pub use identity::{Client, Profile};
-pub use space::{Change, CompactReport, SpaceSession, SyncReport};
+pub use space::{Alarm, Change, CompactReport, SpaceSession, StaleWriter, SyncReport, Withholding};

@@ -458,7 +458,7 @@ fn alert_lines(r: &clientful::SyncReport) -> Vec<String> {
     }
     if !r.withholding.is_empty() {
         out.push(format!(
-            "ALERT: storage withholds, rolls back or forks other devices' files: {}. Only their owners can put them back (they will when they sync); compare `doctor report` authenticators with them",
+            "ALERT: storage withholds, rolls back or forks head manifests: {}. Only a device can put back its own files (it does when it syncs); compare `doctor report` authenticators with the other members",
             alarm_list(&r.withholding)
         ));
     }

@@ -81,7 +81,6 @@ impl User {
             .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
             .expect("a current epoch")
     }
-
 }
 
 fn last_line(s: &str) -> String {
@@ -114,14 +113,35 @@ fn withheld_removal_is_repaired_and_reported() {
         u.run(&["identity", "create", "--name", n]);
     }
     let bob_user = bob.user_key();
+    let alice_device = alice
+        .run(&["identity", "show"])
+        .lines()
+        .find_map(|l| l.strip_prefix("device:").map(|k| k.trim().to_owned()))
+        .expect("device key");
 
     alice.run(&["space", "create", "team", "--storage", &storage]);
     let notes = last_line(&alice.run(&["doc", "new", "--crdt", "yjs", "--title", "Notes"]));
     alice.run(&["doc", "edit", &notes, "--append", "hello"]);
     let code_b = last_line(&alice.run(&["invite", "create"]));
     let code_c = last_line(&alice.run(&["invite", "create"]));
-    bob.run(&["invite", "accept", &code_b, "--name", "team", "--storage", &storage]);
-    carol.run(&["invite", "accept", &code_c, "--name", "team", "--storage", &storage]);
+    bob.run(&[
+        "invite",
+        "accept",
+        &code_b,
+        "--name",
+        "team",
+        "--storage",
+        &storage,
+    ]);
+    carol.run(&[
+        "invite",
+        "accept",
+        &code_c,
+        "--name",
+        "team",
+        "--storage",
+        &storage,
+    ]);
     for _ in 0..2 {
         for u in [&alice, &bob, &carol] {
             u.run(&["sync"]);
@@ -189,6 +209,35 @@ fn withheld_removal_is_repaired_and_reported() {
     assert_eq!(carol.authenticator(), alice.authenticator());
     let members = carol.run(&["space", "members"]);
     assert!(!members.contains(&bob_user), "{members}");
+
+    // Bob puts the old copy back again. Carol has now seen alice's newer head
+    // manifests: her sync says so loudly, names alice's device, exits 3, and
+    // keeps the new epoch (it also puts back her own write, also rolled back);
+    // alice's next sync repairs hers again.
+    std::fs::remove_dir_all(&folder).expect("delete storage");
+    copy_dir(&copy, &folder);
+    let r = carol.exec(&["sync"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    let alerts: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("ALERT: "))
+        .collect();
+    assert_eq!(alerts.len(), 2, "{}", r.stdout);
+    assert!(
+        alerts[0].contains("this device's files") && alerts[0].contains("rolled back"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        alerts[1].contains("head manifests") && alerts[1].contains(&alice_device[..12]),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(carol.current_epoch(), new_epoch);
+    assert_eq!(alice.exec(&["sync"]).code, 3);
+    let r = carol.exec(&["sync"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
     carol.run(&["doc", "edit", &notes, "--append", " carol2"]);
     carol.run(&["sync"]);
     let r = alice.exec(&["sync"]);

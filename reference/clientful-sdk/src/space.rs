@@ -39,8 +39,8 @@ use clientful_doc::content;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
 use clientful_storage::files::FileRef;
-use clientful_storage::layout::EpochStorage;
 pub use clientful_storage::hwm::Withholding;
+use clientful_storage::layout::EpochStorage;
 pub use clientful_storage::space::Alarm;
 use clientful_storage::space::{CheckpointCheck, ChosenCheckpoint, SpaceConfig, lobby_writers};
 use clientful_storage::{LocalStore, OpendalStore, Space};
@@ -933,7 +933,9 @@ impl SpaceSession {
             return Ok(());
         };
         report.reuploaded += r.heads + r.objects;
-        report.warnings.extend(r.errors.iter().map(|e| e.to_string()));
+        report
+            .warnings
+            .extend(r.errors.iter().map(|e| e.to_string()));
         for a in r.found {
             self.notify_alarm(&a);
             report.repaired.push(a);
@@ -1158,7 +1160,11 @@ impl SpaceSession {
     /// rotation replaced, when this device held the replacing epoch before the
     /// sync began, and that open and verify (so storage cannot make up a
     /// report). Counted per device and epoch.
-    fn stale_writers(&self, keys_before: &BTreeSet<[u8; 32]>, fresh: &[Vec<u8>]) -> Vec<StaleWriter> {
+    fn stale_writers(
+        &self,
+        keys_before: &BTreeSet<[u8; 32]>,
+        fresh: &[Vec<u8>],
+    ) -> Vec<StaleWriter> {
         let st = self.replica.state();
         let mut replaced: BTreeSet<[u8; 32]> = BTreeSet::new();
         for (id, e) in &st.epochs {

@@ -391,9 +391,9 @@ impl<S: BlobStore> Space<S> {
         while rest.peek().is_some() {
             let mut batch = Vec::new();
             let mut size = 0usize;
-            while let Some(bytes) = rest
-                .next_if(|b| batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES)
-            {
+            while let Some(bytes) = rest.next_if(|b| {
+                batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES
+            }) {
                 size = size.saturating_add(bytes.len());
                 batch.push(bytes);
             }
@@ -512,9 +512,10 @@ impl<S: BlobStore> Space<S> {
         ids.sort_unstable();
         ids.dedup();
         let store = &self.store;
-        let present = join_all(ids.iter().map(|id| async move {
-            store.exists(&es.object_path(id)).await
-        }))
+        let present = join_all(
+            ids.iter()
+                .map(|id| async move { store.exists(&es.object_path(id)).await }),
+        )
         .await;
         let mut missing = false;
         for (id, there) in ids.iter().zip(present) {
@@ -565,7 +566,10 @@ impl<S: BlobStore> Space<S> {
                         self.local.set_cursors(&[
                             (Self::key("own", es, None), Some(m.encode(&self.space_id))),
                             (Self::key("ownfile", es, None), Some(b)),
-                            (Self::key("hwm", es, Some(&me)), Some(hw.to_bytes().to_vec())),
+                            (
+                                Self::key("hwm", es, Some(&me)),
+                                Some(hw.to_bytes().to_vec()),
+                            ),
                         ])?;
                         report.adopted += 1;
                         return Ok(());

@@ -158,7 +158,10 @@ async fn repairs_each_kind(store: OpendalStore) {
     assert_eq!(kinds(&rep.found), want);
     assert!(rep.found.iter().all(|x| x.device == me));
     assert_eq!((rep.heads, rep.objects), (2, 4));
-    assert!(files(&store).await == complete, "every file is back as it was");
+    assert!(
+        files(&store).await == complete,
+        "every file is back as it was"
+    );
 
     // Idempotent.
     let again = a.space.repair().await.unwrap();
@@ -208,7 +211,11 @@ async fn fork_is_reported_and_newer_own_head_adopted(store: OpendalStore) {
         rep.errors
     );
     assert_eq!(rep.heads, 0);
-    assert_eq!(store.get(&head).await.unwrap().unwrap(), forked, "not overwritten");
+    assert_eq!(
+        store.get(&head).await.unwrap().unwrap(),
+        forked,
+        "not overwritten"
+    );
 
     // Garbage at the head path is not this device's manifest: replaced.
     store.put_owned(&head, b"junk".to_vec()).await.unwrap();

@@ -1,6 +1,7 @@
 //! High-water marks (spec §9.5, STO-9) and the snapshot choice (§9.7, STO-13), pure: what a device remembers of every head
 //! manifest it has seen, and the check that detects rollback, fork and withholding
-//! of a head manifest against it.
+//! of a head manifest against it, typed as [`Withholding`] (also what a device
+//! finds of its own files, STO-28).
 
 use crate::error::StorageError;
 use crate::layout::ObjectId;

@@ -797,7 +797,11 @@ pub fn watch(
                 match ev {
                     LiveEvent::Joined { room } => println!("joined room {room}"),
                     LiveEvent::Received(n) => println!("received {n} envelopes"),
-                    LiveEvent::Synced(r) if r.received > 0 || r.uploaded > 0 => print_sync(r),
+                    LiveEvent::Synced(r)
+                        if r.received > 0 || r.uploaded > 0 || !alert_lines(r).is_empty() =>
+                    {
+                        print_sync(r)
+                    }
                     LiveEvent::Synced(_) => {}
                     LiveEvent::Disconnected => println!("broker connection lost; reconnecting"),
                     LiveEvent::Warning(w) => println!("warning: {w}"),

@@ -862,13 +862,15 @@ impl SpaceSession {
         epochs: Vec<EpochKey>,
         f: impl AsyncFnOnce(&mut Space<OpendalStore>) -> Result<T, clientful_storage::StorageError>,
     ) -> Result<Option<T>, ClientError> {
+        // Checked before the local store is handed over, so that a failure
+        // cannot lose it.
+        for k in &epochs {
+            EpochStorage::derive(&self.space_id, k)?;
+        }
         let mut epochs = epochs.into_iter();
         let Some(epoch) = epochs.next() else {
             return Ok(None);
         };
-        // Checked before the local store is handed over, so that a failure
-        // cannot lose it.
-        EpochStorage::derive(&self.space_id, &epoch)?;
         let mut seed = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut self.rng, &mut seed);
         let cfg = SpaceConfig {

@@ -557,6 +557,9 @@ pub fn invite(s: &Settings, action: InviteAction, sel: Option<String>) -> Result
                 for w in &r.warnings {
                     eprintln!("warning: {w}");
                 }
+                for line in alert_lines(&r) {
+                    eprintln!("{line}");
+                }
             }
             InviteAction::Accept {
                 code,

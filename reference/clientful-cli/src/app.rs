@@ -469,6 +469,57 @@ fn print_sync(r: &clientful::SyncReport) {
     for w in &r.warnings {
         println!("warning: {w}");
     }
+    for line in alert_lines(r) {
+        println!("{line}");
+    }
+}
+
+/// Exit code of `sync` when storage withheld, rolled back or forked files
+/// (spec STO-9, STO-28): the sync itself completed.
+pub const EXIT_WITHHOLDING: u8 = 3;
+
+fn alarm_list(alarms: &[clientful::Alarm]) -> String {
+    alarms
+        .iter()
+        .map(|a| {
+            format!(
+                "{} (device {}, epoch {})",
+                a.kind.describe(),
+                short(&a.device),
+                short(&a.epoch_id)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One line for what storage withheld of this device's files (and put back),
+/// one for what it withheld of others', one per member writing under a
+/// replaced epoch.
+fn alert_lines(r: &clientful::SyncReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if !r.repaired.is_empty() {
+        out.push(format!(
+            "ALERT: storage withheld or rolled back this device's files: {}; uploaded {} file(s) again. Other members should sync now and compare `doctor report` authenticators",
+            alarm_list(&r.repaired),
+            r.reuploaded
+        ));
+    }
+    if !r.withholding.is_empty() {
+        out.push(format!(
+            "ALERT: storage withholds, rolls back or forks head manifests: {}. Only a device can put back its own files (it does when it syncs); compare `doctor report` authenticators with the other members",
+            alarm_list(&r.withholding)
+        ));
+    }
+    for w in &r.stale_writers {
+        out.push(format!(
+            "notice: device {} still writes under replaced epoch {} ({} envelope(s)): it has not seen the key rotation yet (offline, or storage withholds it from that device)",
+            short(&w.device),
+            short(&w.epoch),
+            w.envelopes
+        ));
+    }
+    out
 }
 
 pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<ExitCode> {
@@ -554,6 +605,9 @@ pub fn invite(s: &Settings, action: InviteAction, sel: Option<String>) -> Result
                 );
                 for w in &r.warnings {
                     eprintln!("warning: {w}");
+                }
+                for line in alert_lines(&r) {
+                    eprintln!("{line}");
                 }
             }
             InviteAction::Accept {
@@ -829,8 +883,13 @@ pub fn sync(s: &Settings, sel: Option<String>) -> Result<ExitCode> {
     let c = client(s)?;
     rt()?.block_on(async {
         let mut sp = open_space(s, &c, sel).await?;
-        print_sync(&sp.sync().await?);
-        Ok(ExitCode::SUCCESS)
+        let r = sp.sync().await?;
+        print_sync(&r);
+        Ok(if r.repaired.is_empty() && r.withholding.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_WITHHOLDING)
+        })
     })
 }
 
@@ -863,7 +922,11 @@ pub fn watch(
                 match ev {
                     LiveEvent::Joined { room } => println!("joined room {room}"),
                     LiveEvent::Received(n) => println!("received {n} envelopes"),
-                    LiveEvent::Synced(r) if r.received > 0 || r.uploaded > 0 => print_sync(r),
+                    LiveEvent::Synced(r)
+                        if r.received > 0 || r.uploaded > 0 || !alert_lines(r).is_empty() =>
+                    {
+                        print_sync(r)
+                    }
                     LiveEvent::Synced(_) => {}
                     LiveEvent::Disconnected => println!("broker connection lost; reconnecting"),
                     LiveEvent::Warning(w) => println!("warning: {w}"),

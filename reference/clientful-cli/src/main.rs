@@ -77,7 +77,9 @@ enum Command {
         #[command(subcommand)]
         action: app::FilesAction,
     },
-    /// Synchronise with storage once.
+    /// Synchronise with storage once. Exit: 0 done; 3 done, but storage withheld,
+    /// rolled back or forked files (an `ALERT:` line says whose; this device's
+    /// own were uploaded again); 2 error.
     Sync,
     /// Stay in sync live over a broker (and with storage every --interval seconds).
     Watch {

@@ -37,4 +37,6 @@ pub use clientful_doc::replica::CrdtKind;
 pub use document::Document;
 pub use error::ClientError;
 pub use identity::{Client, Profile};
-pub use space::{Change, CompactReport, InviteInfo, SpaceSession, SyncReport};
+pub use space::{
+    Alarm, Change, CompactReport, InviteInfo, SpaceSession, StaleWriter, SyncReport, Withholding,
+};

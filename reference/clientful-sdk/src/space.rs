@@ -15,6 +15,12 @@
 //! the lobby for a welcome), through a pending list that survives restarts.
 //! Reading ([`SpaceSession::sync`]): every epoch held, then every lobby
 //! (STO-23), until no new key is learned.
+//!
+//! Withholding: each sync first puts back what storage withheld or rolled back
+//! of this device's own files, in every directory it wrote (STO-28), and
+//! reports it, like a rollback or fork of anyone's head manifest (STO-9), as
+//! [`Change::Withholding`]; a member still writing under an epoch a rotation
+//! replaced is reported as [`Change::StaleEpoch`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -33,7 +39,9 @@ use clientful_doc::content;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
 use clientful_storage::files::FileRef;
+pub use clientful_storage::hwm::Withholding;
 use clientful_storage::layout::EpochStorage;
+pub use clientful_storage::space::Alarm;
 use clientful_storage::space::{CheckpointCheck, ChosenCheckpoint, SpaceConfig, lobby_writers};
 use clientful_storage::{LocalStore, OpendalStore, Space};
 use rand_chacha::ChaCha20Rng;
@@ -121,6 +129,23 @@ pub struct SyncReport {
     pub refused: Vec<([u8; 32], [u8; 32])>,
     /// Invites this device revoked because their expiry passed (MEM-22).
     pub expired_invites: usize,
+    /// Head manifests of other devices that storage withheld, rolled back or
+    /// forked, as this device's high-water marks show it (STO-9). Each also
+    /// comes as a [`Change::Withholding`]. Not an error of the sync, but
+    /// something the user must be told: members may be kept from a removal or
+    /// an edit, and only the owner of those files can put them back.
+    pub withholding: Vec<Alarm>,
+    /// This device's own files that storage had withheld or rolled back, found
+    /// and put back at the start of the sync (STO-28); each also comes as a
+    /// [`Change::Withholding`] naming this device.
+    pub repaired: Vec<Alarm>,
+    /// Files of this device (head manifests, segments, snapshots, checkpoints)
+    /// uploaded again for `repaired`.
+    pub reuploaded: usize,
+    /// Members still writing under an epoch that a rotation this device already
+    /// held had replaced: they have not seen the rotation (offline, or storage
+    /// withholds it from them). Each also comes as a [`Change::StaleEpoch`].
+    pub stale_writers: Vec<StaleWriter>,
 }
 
 /// An invite as listed ([`SpaceSession::invites`]).
@@ -147,6 +172,18 @@ pub struct InviteInfo {
     pub waiting: usize,
 }
 
+/// Envelopes of an active member's device, received in one sync, sealed under
+/// an epoch that a rotation had replaced before this device's sync began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleWriter {
+    /// The writing device.
+    pub device: [u8; 32],
+    /// The replaced epoch it sealed them under.
+    pub epoch: [u8; 32],
+    /// How many envelopes (authentic: opened and verified).
+    pub envelopes: usize,
+}
+
 /// What changed, for subscribers ([`SpaceSession::subscribe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -164,6 +201,29 @@ pub enum Change {
         doc: [u8; 32],
         /// Its materialized state (canonical JSON, §8.6), unverified.
         json: String,
+    },
+    /// Storage withheld, rolled back or forked a head manifest (STO-9), or
+    /// withheld this device's objects (STO-28). When `device` is this device,
+    /// the sync has uploaded its files again; for another device, only that
+    /// device can put them back, and members should compare their epoch
+    /// authenticators (KEY-10).
+    Withholding {
+        /// The device whose files storage withheld or rolled back.
+        device: [u8; 32],
+        /// The epoch whose directory holds them.
+        epoch: [u8; 32],
+        /// What storage did.
+        kind: Withholding,
+    },
+    /// An active member's device still writes under an epoch a rotation
+    /// replaced (see [`StaleWriter`]).
+    StaleEpoch {
+        /// The writing device.
+        device: [u8; 32],
+        /// The replaced epoch.
+        epoch: [u8; 32],
+        /// Envelopes received in this sync.
+        envelopes: usize,
     },
 }
 
@@ -848,23 +908,114 @@ impl SpaceSession {
         Ok(Some(r?))
     }
 
+    /// Runs `f` on the space opened over the device-local store at `epochs`
+    /// (the first is written to) with this device as the only signer: the
+    /// directories this device writes outside the current epoch's.
+    async fn with_own<T>(
+        &mut self,
+        epochs: Vec<EpochKey>,
+        f: impl AsyncFnOnce(&mut Space<OpendalStore>) -> Result<T, clientful_storage::StorageError>,
+    ) -> Result<Option<T>, ClientError> {
+        // Checked before the local store is handed over, so that a failure
+        // cannot lose it.
+        for k in &epochs {
+            EpochStorage::derive(&self.space_id, k)?;
+        }
+        let mut epochs = epochs.into_iter();
+        let Some(epoch) = epochs.next() else {
+            return Ok(None);
+        };
+        let mut seed = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut self.rng, &mut seed);
+        let cfg = SpaceConfig {
+            space_id: self.space_id,
+            device: self.device(),
+            epoch,
+            old_epochs: epochs.collect(),
+            signers: vec![self.device_key],
+            rng_seed: Some(seed),
+        };
+        let local = self
+            .local
+            .take()
+            .ok_or_else(|| ClientError::Invalid("local store is busy".into()))?;
+        let mut space = Space::new(self.store.clone(), local, cfg)?;
+        let r = f(&mut space).await;
+        self.give_back(space);
+        Ok(Some(r?))
+    }
+
+    /// Publishes carriers (already stored locally) into the directory of
+    /// `epoch`: a replaced epoch or a lobby (KEY-15). The head manifest and
+    /// segments are committed in the device-local store like the current
+    /// epoch's, so a rollback there is detected and repaired (STO-8, STO-28).
     async fn write_to(
         &mut self,
         epoch: &EpochKey,
         envelopes: Vec<Vec<u8>>,
     ) -> Result<usize, ClientError> {
-        let cfg = SpaceConfig {
-            space_id: self.space_id,
-            device: self.device(),
-            epoch: epoch.clone(),
-            old_epochs: Vec::new(),
-            signers: vec![self.device_key],
-            rng_seed: None,
+        let written = self
+            .with_own(vec![epoch.clone()], async move |space| {
+                space.init().await?;
+                space.publish(envelopes).await
+            })
+            .await?;
+        Ok(usize::from(written.flatten().is_some()))
+    }
+
+    /// Every directory this device may have written: the epochs it holds, its
+    /// own lobby, the lobbies of open invites and of the devices it linked.
+    fn written_epochs(&self) -> Result<Vec<EpochKey>, ClientError> {
+        let mut out = self.replica.keys().all();
+        out.extend(self.lobby_epochs()?);
+        for inv in self.replica.state().invites.values() {
+            if let Ok(k) = epoch::epoch_key(&self.space_id, &inv.invite_secret) {
+                out.push(k);
+            }
+        }
+        for s in self.file.links.values() {
+            out.push(lobby_key(&self.space_id, &*seed32(s, "link secret")?)?);
+        }
+        let mut seen = BTreeSet::new();
+        out.retain(|k| seen.insert(*k.id()));
+        Ok(out)
+    }
+
+    /// Puts back what storage withheld or rolled back of this device's own
+    /// files (STO-28) and reports it.
+    async fn repair_own(&mut self, report: &mut SyncReport) -> Result<(), ClientError> {
+        let epochs = self.written_epochs()?;
+        let Some(r) = self.with_own(epochs, async |s| s.repair().await).await? else {
+            return Ok(());
         };
-        let mut space = Space::new(self.store.clone(), LocalStore::in_memory()?, cfg)?;
-        space.init().await?;
-        space.record(&envelopes)?;
-        Ok(usize::from(space.flush().await?.is_some()))
+        report.reuploaded += r.heads + r.objects;
+        report
+            .warnings
+            .extend(r.errors.iter().map(|e| e.to_string()));
+        for a in r.found {
+            self.notify_alarm(&a);
+            report.repaired.push(a);
+        }
+        Ok(())
+    }
+
+    /// Records a withholding alarm once per sync and tells subscribers. This
+    /// device's own head was repaired before the pull, so it only shows here
+    /// when it could not be (a fork under its key).
+    fn alarm(&self, report: &mut SyncReport, a: Alarm) {
+        if report.withholding.contains(&a) || report.repaired.contains(&a) {
+            return;
+        }
+        report.withholding.push(a);
+        self.notify_alarm(&a);
+    }
+
+    fn notify_alarm(&self, a: &Alarm) {
+        self.notify(Change::Withholding {
+            device: a.device,
+            epoch: a.epoch_id,
+            kind: a.kind,
+        });
     }
 
     async fn flush_pending(&mut self, report: &mut SyncReport) -> Result<(), ClientError> {
@@ -947,8 +1098,11 @@ impl SpaceSession {
     /// healing rotations).
     pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
         let mut report = SyncReport::default();
-        let counts_before = self.doc_counts()?;
+        let (counts_before, ids_before) = self.index()?;
+        let keys_before: BTreeSet<[u8; 32]> =
+            self.replica.keys().all().iter().map(|k| *k.id()).collect();
         let ops_before = self.replica.state().ops.len();
+        self.repair_own(&mut report).await?;
         self.flush_pending(&mut report).await?;
         let mut shown: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
         for _ in 0..MAX_SYNC_ROUNDS {
@@ -961,6 +1115,9 @@ impl SpaceSession {
                 report
                     .warnings
                     .extend(r.errors.iter().map(|e| e.to_string()));
+                for a in r.alarms {
+                    self.alarm(&mut report, a);
+                }
             }
             self.pull_lobbies(&mut report).await?;
             self.feed_local()?;
@@ -989,10 +1146,32 @@ impl SpaceSession {
             report.uploaded += usize::from(r.is_some());
         }
         self.docs.clear();
-        for (id, n) in self.doc_counts()? {
+        let mut fresh = Vec::new();
+        let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+        let (mem, del) = self.log_doc_ids()?;
+        for e in self.local()?.all_envelopes()? {
+            let Ok(d) = envelope::decode(&e) else {
+                continue;
+            };
+            if d.header.doc_id != mem && d.header.doc_id != del {
+                *counts.entry(d.header.doc_id).or_default() += 1;
+            }
+            if d.header.doc_id != del && !ids_before.contains(&d.id) {
+                fresh.push(e);
+            }
+        }
+        for (id, n) in counts {
             if counts_before.get(&id).copied().unwrap_or(0) < n {
                 self.notify(Change::Document(id));
             }
+        }
+        report.stale_writers = self.stale_writers(&keys_before, &fresh);
+        for w in &report.stale_writers {
+            self.notify(Change::StaleEpoch {
+                device: w.device,
+                epoch: w.epoch,
+                envelopes: w.envelopes,
+            });
         }
         if self.replica.state().ops.len() != ops_before {
             self.notify(Change::Membership);
@@ -1012,6 +1191,88 @@ impl SpaceSession {
             .map(|(id, user, _)| (user, id))
             .collect();
         Ok(report)
+    }
+
+    /// The membership log's and the delivery document's ids.
+    fn log_doc_ids(&self) -> Result<([u8; 32], [u8; 32]), ClientError> {
+        let mem = membership_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        let del =
+            delivery::delivery_doc_id(&self.space_id).map_err(|e| ClientError::core("space", e))?;
+        Ok((mem, del))
+    }
+
+    /// In one scan of the local store: the envelopes held per document (not
+    /// the membership log or the delivery document), and every envelope id.
+    #[allow(clippy::type_complexity)]
+    fn index(
+        &self,
+    ) -> Result<(BTreeMap<[u8; 32], usize>, BTreeSet<envelope::EnvelopeId>), ClientError> {
+        let (mem, del) = self.log_doc_ids()?;
+        let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+        let mut ids = BTreeSet::new();
+        for e in self.local()?.all_envelopes()? {
+            if let Ok(d) = envelope::decode(&e) {
+                if d.header.doc_id != mem && d.header.doc_id != del {
+                    *counts.entry(d.header.doc_id).or_default() += 1;
+                }
+                ids.insert(d.id);
+            }
+        }
+        Ok((counts, ids))
+    }
+
+    /// Among envelopes new in this sync (documents and membership log, not
+    /// carriers, which KEY-15 seals under the replaced epoch on purpose): those
+    /// of another active member's device sealed under an epoch that a standing
+    /// rotation replaced, when this device held the replacing epoch before the
+    /// sync began, and that open and verify (so storage cannot make up a
+    /// report). Counted per device and epoch.
+    fn stale_writers(
+        &self,
+        keys_before: &BTreeSet<[u8; 32]>,
+        fresh: &[Vec<u8>],
+    ) -> Vec<StaleWriter> {
+        let st = self.replica.state();
+        let mut replaced: BTreeSet<[u8; 32]> = BTreeSet::new();
+        for (id, e) in &st.epochs {
+            if !e.void && keys_before.contains(id) {
+                replaced.extend(e.prev.iter().copied());
+            }
+        }
+        let mut counts: BTreeMap<([u8; 32], [u8; 32]), usize> = BTreeMap::new();
+        for e in fresh {
+            let Ok(d) = envelope::decode(e) else { continue };
+            let h = &d.header;
+            if h.author == self.device_key || !replaced.contains(&h.epoch_id) {
+                continue;
+            }
+            let active = st
+                .device_ids
+                .get(&h.author)
+                .and_then(|id| st.active_device(id))
+                .is_some();
+            let Some(key) = self.replica.keys().get(&h.epoch_id) else {
+                continue;
+            };
+            let ctx = StaticContext {
+                space_id: self.space_id,
+                doc_id: None,
+                signers: vec![h.author],
+                epochs: vec![key.clone()],
+                accepted: Vec::new(),
+            };
+            if active && envelope::open(e, &ctx).is_ok() {
+                *counts.entry((h.author, h.epoch_id)).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((device, epoch), envelopes)| StaleWriter {
+                device,
+                epoch,
+                envelopes,
+            })
+            .collect()
     }
 
     /// Shows, from checkpoints, the documents this device holds no envelope of

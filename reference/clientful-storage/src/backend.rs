@@ -42,6 +42,11 @@ pub trait BlobStore: Send + Sync {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
     /// Deletes a file; absent files are fine.
     fn delete(&self, path: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Whether a file exists, without reading it (a device checks that its own
+    /// objects are still there, STO-28). The default reads the file.
+    fn exists(&self, path: &str) -> impl Future<Output = Result<bool, StorageError>> + Send {
+        async move { Ok(self.get(path).await?.is_some()) }
+    }
 }
 
 /// A [`BlobStore`] over an OpenDAL operator.
@@ -212,6 +217,10 @@ impl BlobStore for OpendalStore {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, StorageError> {
+        self.op.exists(path).await.map_err(|e| backend_err(path, e))
     }
 
     async fn delete(&self, path: &str) -> Result<(), StorageError> {

@@ -1,6 +1,7 @@
 //! High-water marks (spec §9.5, STO-9) and the snapshot choice (§9.7, STO-13), pure: what a device remembers of every head
 //! manifest it has seen, and the check that detects rollback, fork and withholding
-//! of a head manifest against it.
+//! of a head manifest against it, typed as [`Withholding`] (also what a device
+//! finds of its own files, STO-28).
 
 use crate::error::StorageError;
 use crate::layout::ObjectId;
@@ -46,22 +47,45 @@ impl HighWater {
     }
 }
 
-/// Checks a freshly read head manifest (`None`: the file is absent) against the
-/// high-water mark kept for its device (STO-9). Returns the new mark.
-///
-/// * absent now, seen before: withheld (`ROLLBACK`);
-/// * lower counter: rolled back (`ROLLBACK`);
-/// * same counter, other bytes: forked (`ROLLBACK`);
-/// * higher counter but fewer segments: history rewritten (`ROLLBACK`).
-pub fn check_head(
-    what: &str,
+/// What storage did to a device's head manifest or objects, as the reader's
+/// high-water mark (STO-9) or the owner's own record (STO-28) shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Withholding {
+    /// The head manifest is absent although one was seen before.
+    HeadWithheld,
+    /// The head manifest has a lower counter than one seen before.
+    HeadRolledBack,
+    /// Two different head manifests carry the same counter.
+    HeadForked,
+    /// A higher counter lists fewer segments than seen before.
+    HistoryRewritten,
+    /// An object listed in the owner's committed head manifest is absent
+    /// (found by its owner, STO-28).
+    ObjectWithheld,
+}
+
+impl Withholding {
+    /// A short description, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Withholding::HeadWithheld => "head manifest withheld",
+            Withholding::HeadRolledBack => "head manifest rolled back",
+            Withholding::HeadForked => "head manifest forked",
+            Withholding::HistoryRewritten => "segment history rewritten",
+            Withholding::ObjectWithheld => "objects withheld",
+        }
+    }
+}
+
+/// [`check_head`] with the verdict typed: the new mark, or what storage did.
+pub fn classify_head(
     previous: Option<&HighWater>,
     current: Option<(&HeadManifest, ObjectId)>,
-) -> Result<Option<HighWater>, StorageError> {
+) -> Result<Option<HighWater>, (Withholding, String)> {
     match (previous, current) {
         (None, None) => Ok(None),
-        (Some(p), None) => Err(StorageError::rollback(
-            what,
+        (Some(p), None) => Err((
+            Withholding::HeadWithheld,
             format!(
                 "withheld: the head manifest is missing, counter {} was seen before",
                 p.counter
@@ -75,8 +99,8 @@ pub fn check_head(
             };
             let Some(p) = prev else { return Ok(Some(new)) };
             if m.counter < p.counter {
-                return Err(StorageError::rollback(
-                    what,
+                return Err((
+                    Withholding::HeadRolledBack,
                     format!(
                         "rolled back: counter {} is below the {} already seen",
                         m.counter, p.counter
@@ -84,14 +108,14 @@ pub fn check_head(
                 ));
             }
             if m.counter == p.counter && digest != p.digest {
-                return Err(StorageError::rollback(
-                    what,
+                return Err((
+                    Withholding::HeadForked,
                     format!("forked: two different manifests with counter {}", m.counter),
                 ));
             }
             if m.segment_count < p.segment_count {
-                return Err(StorageError::rollback(
-                    what,
+                return Err((
+                    Withholding::HistoryRewritten,
                     format!(
                         "rolled back: {} segments, {} already seen",
                         m.segment_count, p.segment_count
@@ -101,6 +125,21 @@ pub fn check_head(
             Ok(Some(new))
         }
     }
+}
+
+/// Checks a freshly read head manifest (`None`: the file is absent) against the
+/// high-water mark kept for its device (STO-9). Returns the new mark.
+///
+/// * absent now, seen before: withheld (`ROLLBACK`);
+/// * lower counter: rolled back (`ROLLBACK`);
+/// * same counter, other bytes: forked (`ROLLBACK`);
+/// * higher counter but fewer segments: history rewritten (`ROLLBACK`).
+pub fn check_head(
+    what: &str,
+    previous: Option<&HighWater>,
+    current: Option<(&HeadManifest, ObjectId)>,
+) -> Result<Option<HighWater>, StorageError> {
+    classify_head(previous, current).map_err(|(_, reason)| StorageError::rollback(what, reason))
 }
 
 /// The deterministic snapshot choice (STO-13): the candidate covering the most
@@ -143,6 +182,15 @@ mod tests {
             assert_eq!(err.class(), Some(clientful_core::ErrorClass::Rollback));
         }
         assert_eq!(check_head("d", None, None).expect("ok"), None);
+        for (cur, kind) in [
+            (Some((m(1, 1), [3; 32])), Withholding::HeadRolledBack),
+            (Some((m(2, 1), [3; 32])), Withholding::HeadForked),
+            (Some((m(3, 0), [3; 32])), Withholding::HistoryRewritten),
+            (None, Withholding::HeadWithheld),
+        ] {
+            let got = classify_head(Some(&first), cur.as_ref().map(|(h, d)| (h, *d)));
+            assert_eq!(got.map_err(|(k, _)| k), Err(kind));
+        }
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! mark), cold-starts from the chosen snapshot plus later segments, and compacts.
 //! At compaction it can write CRDT-state checkpoints, and a device starting cold
 //! can read them for a provisional view and check them later (§9.7a).
+//!
+//! It keeps, beside its committed head manifest, a copy of every object that
+//! manifest lists, and puts back what storage withheld or rolled back (STO-28,
+//! [`Space::repair`]); readers' findings are typed ([`PullReport::alarms`]).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +22,7 @@ use rand_core::SeedableRng;
 use crate::backend::BlobStore;
 use crate::causal;
 use crate::error::StorageError;
-use crate::hwm::{HighWater, check_head, select_snapshot};
+use crate::hwm::{HighWater, Withholding, classify_head, select_snapshot};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
@@ -58,6 +62,38 @@ pub struct PullReport {
     pub snapshots: Vec<ObjectId>,
     /// Protocol verdicts (rollback, fork, withholding, corruption), one per
     /// failing object; everything else was still loaded and nothing local removed.
+    pub errors: Vec<StorageError>,
+    /// The head-manifest verdicts among `errors`, typed (STO-9): what a caller
+    /// reports loudly.
+    pub alarms: Vec<Alarm>,
+}
+
+/// A head manifest that storage withheld, rolled back or forked (STO-9), or
+/// objects of this device it withheld (STO-28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Alarm {
+    /// The epoch whose directory it concerns.
+    pub epoch_id: [u8; 32],
+    /// The device whose head manifest or objects it concerns.
+    pub device: [u8; 32],
+    /// What storage did.
+    pub kind: Withholding,
+}
+
+/// What [`Space::repair`] found of this device's own files and put back (STO-28).
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    /// What storage had done, one alarm per epoch directory and kind.
+    pub found: Vec<Alarm>,
+    /// Head manifests uploaded again, byte for byte.
+    pub heads: usize,
+    /// Objects (segments, snapshots, checkpoints) uploaded again, byte for byte.
+    pub objects: usize,
+    /// Head manifests of this device found in storage with a higher counter than
+    /// the committed one (its local store is older than its writes), adopted (STO-8).
+    pub adopted: usize,
+    /// What could not be put back (an object with no local copy, a fork under
+    /// this device's key); nothing was overwritten for these.
     pub errors: Vec<StorageError>,
 }
 
@@ -119,6 +155,12 @@ impl<S: BlobStore> std::fmt::Debug for Space<S> {
 
 fn short(b: &[u8]) -> String {
     hex::encode(b.get(..4).unwrap_or(b))
+}
+
+/// The local-store key of this device's copy of its own object `id` in the
+/// epoch directory `es` (STO-28).
+fn obj_key(es: &EpochStorage, id: &ObjectId) -> String {
+    format!("obj/{}/{}", es.dir(), hex::encode(id))
 }
 
 fn u64_cursor(v: Option<Vec<u8>>) -> u64 {
@@ -256,11 +298,13 @@ impl<S: BlobStore> Space<S> {
     }
 
     /// Seals `own` as the next head manifest and commits it locally (with the
-    /// outbox entries up to `upto` removed) before it is uploaded.
+    /// outbox entries up to `upto` removed, and `objects`: the copies of the
+    /// objects it lists or no longer lists, STO-28) before it is uploaded.
     fn commit_manifest(
         &mut self,
         own: &HeadManifest,
         upto: Option<u64>,
+        objects: Vec<CursorWrite>,
     ) -> Result<(), StorageError> {
         let me = self.device.public_bytes();
         let body = own.encode(&self.space_id);
@@ -271,7 +315,7 @@ impl<S: BlobStore> Space<S> {
             digest: object_id(&file)?,
             segment_count: own.segment_count,
         };
-        let writes: Vec<CursorWrite> = vec![
+        let mut writes: Vec<CursorWrite> = vec![
             (Self::key("own", &es, None), Some(body)),
             (Self::key("ownfile", &es, None), Some(file)),
             (Self::key("owndirty", &es, None), Some(vec![1])),
@@ -284,6 +328,7 @@ impl<S: BlobStore> Space<S> {
                 Some(own.segment_count.to_be_bytes().to_vec()),
             ),
         ];
+        writes.extend(objects);
         self.local.complete_outbox(upto, &writes)
     }
 
@@ -324,7 +369,35 @@ impl<S: BlobStore> Space<S> {
                 upto = k;
                 batch.push(bytes);
             }
-            last = Some(self.publish_segment(batch, upto).await?);
+            last = Some(self.publish_segment(batch, Some(upto)).await?);
+        }
+        Ok(last)
+    }
+
+    /// Publishes `envelopes`, already stored locally, as segments of this epoch
+    /// and a new head manifest, without touching the outbox: what a device
+    /// writes into a directory other than its current epoch's (key-delivery
+    /// carriers under a replaced epoch, a lobby, KEY-15). The manifest and the
+    /// segments are committed to the local store like every other (STO-8,
+    /// STO-28). Returns the last segment id, `None` if there was nothing.
+    pub async fn publish(
+        &mut self,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Result<Option<ObjectId>, StorageError> {
+        self.adopt_own_head().await?;
+        self.put_pending_manifest().await?;
+        let mut rest = envelopes.into_iter().peekable();
+        let mut last = None;
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut size = 0usize;
+            while let Some(bytes) = rest.next_if(|b| {
+                batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES
+            }) {
+                size = size.saturating_add(bytes.len());
+                batch.push(bytes);
+            }
+            last = Some(self.publish_segment(batch, None).await?);
         }
         Ok(last)
     }
@@ -332,7 +405,7 @@ impl<S: BlobStore> Space<S> {
     async fn publish_segment(
         &mut self,
         envelopes: Vec<Vec<u8>>,
-        upto: u64,
+        upto: Option<u64>,
     ) -> Result<ObjectId, StorageError> {
         let mut own = self.own_manifest()?;
         let seg = Segment {
@@ -349,11 +422,12 @@ impl<S: BlobStore> Space<S> {
             &mut self.rng,
         )?;
         let id = object_id(&file)?;
+        let copy = (obj_key(&es, &id), Some(file.clone()));
         self.store.put_immutable(&es.object_path(&id), file).await?;
         own.segments.push((own.segment_count, id));
         own.segment_count += 1;
         own.counter += 1;
-        self.commit_manifest(&own, Some(upto))?;
+        self.commit_manifest(&own, upto, vec![copy])?;
         self.put_pending_manifest().await?;
         Ok(id)
     }
@@ -366,15 +440,150 @@ impl<S: BlobStore> Space<S> {
         if self.local.cursor(&Self::key("own", &es, None))?.is_some() {
             return Ok(());
         }
-        let me = self.device.public_bytes();
-        let Some((m, _)) = self.read_head(&es, &me).await? else {
+        let Some((m, file)) = self.own_head_file(&es).await? else {
             return Ok(());
         };
         // Verdicts about other devices surface on the caller's next pull; this
         // device's own objects are what matters here.
         let _report = self.pull().await?;
-        self.local
-            .set_cursors(&[(Self::key("own", &es, None), Some(m.encode(&self.space_id)))])
+        self.local.set_cursors(&[
+            (Self::key("own", &es, None), Some(m.encode(&self.space_id))),
+            (Self::key("ownfile", &es, None), Some(file)),
+        ])
+    }
+
+    /// This device's head manifest in `es` as storage holds it, with its file
+    /// bytes; `None` if absent.
+    async fn own_head_file(
+        &self,
+        es: &EpochStorage,
+    ) -> Result<Option<(HeadManifest, Vec<u8>)>, StorageError> {
+        let me = self.device.public_bytes();
+        let Some(bytes) = self.store.get(&es.head_path(&me)?).await? else {
+            return Ok(None);
+        };
+        let opened = open_object(es, Kind::Head, &bytes, &[me])?;
+        let m = HeadManifest::decode(&opened.body, &self.space_id, &me)?;
+        Ok(Some((m, bytes)))
+    }
+
+    /// Puts back what storage withheld or rolled back of this device's own files,
+    /// in every epoch directory where it has committed a head manifest (STO-28):
+    /// each object its committed manifest lists that is absent is uploaded
+    /// again from the local copy, then the committed manifest itself when its
+    /// path is absent, holds a lower counter, or holds bytes that are not this
+    /// device's manifest. Everything is uploaded byte for byte, never re-sealed,
+    /// so a reader's high-water mark (STO-9) accepts it; running it again
+    /// uploads nothing. A manifest of this device with a higher counter is
+    /// adopted (its local store is older than its writes, STO-8); one with the
+    /// same counter and other bytes is a fork under its key: reported, not
+    /// overwritten. Costs one read of the head and one existence check per
+    /// listed object, per directory.
+    pub async fn repair(&mut self) -> Result<RepairReport, StorageError> {
+        let mut report = RepairReport::default();
+        for es in self.epochs.clone() {
+            self.repair_epoch(&es, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn repair_epoch(
+        &mut self,
+        es: &EpochStorage,
+        report: &mut RepairReport,
+    ) -> Result<(), StorageError> {
+        let me = self.device.public_bytes();
+        let (Some(file), Some(body)) = (
+            self.local.cursor(&Self::key("ownfile", es, None))?,
+            self.local.cursor(&Self::key("own", es, None))?,
+        ) else {
+            return Ok(());
+        };
+        let own = HeadManifest::decode(&body, &self.space_id, &me)?;
+        let alarm = |kind| Alarm {
+            epoch_id: *es.epoch_id(),
+            device: me,
+            kind,
+        };
+        let mut ids: Vec<ObjectId> = own.segments.iter().map(|(_, id)| *id).collect();
+        ids.extend(own.base_snapshot);
+        ids.extend(own.snapshots.iter().copied());
+        ids.extend(own.checkpoints.iter().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        let store = &self.store;
+        let present = join_all(
+            ids.iter()
+                .map(|id| async move { store.exists(&es.object_path(id)).await }),
+        )
+        .await;
+        let mut missing = false;
+        for (id, there) in ids.iter().zip(present) {
+            if there? {
+                continue;
+            }
+            missing = true;
+            match self.local.cursor(&obj_key(es, id))? {
+                Some(bytes) => {
+                    self.store.put_immutable(&es.object_path(id), bytes).await?;
+                    report.objects += 1;
+                }
+                None => report.errors.push(StorageError::corrupt(
+                    format!("object {} of this device", short(id)),
+                    "withheld, and no local copy to upload again: compacting replaces it",
+                )),
+            }
+        }
+        if missing {
+            report.found.push(alarm(Withholding::ObjectWithheld));
+        }
+        let path = es.head_path(&me)?;
+        let fault = match self.store.get(&path).await? {
+            None => Withholding::HeadWithheld,
+            Some(b) if b == file => return Ok(()),
+            Some(b) => {
+                let opened = open_object(es, Kind::Head, &b, &[me])
+                    .and_then(|o| HeadManifest::decode(&o.body, &self.space_id, &me));
+                match opened {
+                    Ok(m) if m.counter < own.counter => Withholding::HeadRolledBack,
+                    Ok(m) if m.counter == own.counter => {
+                        report.found.push(alarm(Withholding::HeadForked));
+                        report.errors.push(StorageError::rollback(
+                            "head manifest of this device",
+                            format!(
+                                "forked: storage holds another manifest with counter {}, signed by this device's key",
+                                m.counter
+                            ),
+                        ));
+                        return Ok(());
+                    }
+                    Ok(m) => {
+                        let hw = HighWater {
+                            counter: m.counter,
+                            digest: object_id(&b)?,
+                            segment_count: m.segment_count,
+                        };
+                        self.local.set_cursors(&[
+                            (Self::key("own", es, None), Some(m.encode(&self.space_id))),
+                            (Self::key("ownfile", es, None), Some(b)),
+                            (
+                                Self::key("hwm", es, Some(&me)),
+                                Some(hw.to_bytes().to_vec()),
+                            ),
+                        ])?;
+                        report.adopted += 1;
+                        return Ok(());
+                    }
+                    // Whatever is there is not this device's manifest.
+                    Err(e) if e.class().is_some() => Withholding::HeadWithheld,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        self.store.put_owned(&path, file).await?;
+        report.heads += 1;
+        report.found.push(alarm(fault));
+        Ok(())
     }
 
     /// Every member device's head manifest in the epoch, read concurrently (the
@@ -386,6 +595,7 @@ impl<S: BlobStore> Space<S> {
         &self,
         es: &EpochStorage,
         errors: &mut Vec<StorageError>,
+        alarms: &mut Vec<Alarm>,
     ) -> Result<Vec<(HeadManifest, HighWater)>, StorageError> {
         let reads = join_all(self.signers.iter().map(|d| self.read_head(es, d))).await;
         let mut accepted = Vec::new();
@@ -403,14 +613,21 @@ impl<S: BlobStore> Space<S> {
                 }
                 Err(e) => return Err(e),
             };
-            match check_head(&what, prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
+            match classify_head(prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
                 Ok(Some(hw)) => {
                     if let Some((m, _)) = cur {
                         accepted.push((m, hw));
                     }
                 }
                 Ok(None) => {}
-                Err(e) => errors.push(e),
+                Err((kind, reason)) => {
+                    alarms.push(Alarm {
+                        epoch_id: *es.epoch_id(),
+                        device: *dev,
+                        kind,
+                    });
+                    errors.push(StorageError::rollback(what, reason));
+                }
             }
         }
         Ok(accepted)
@@ -544,7 +761,10 @@ impl<S: BlobStore> Space<S> {
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
         let mut heads = Vec::new();
-        for (m, hw) in self.checked_heads(es, &mut report.errors).await? {
+        for (m, hw) in self
+            .checked_heads(es, &mut report.errors, &mut report.alarms)
+            .await?
+        {
             self.local.set_cursors(&[(
                 Self::key("hwm", es, Some(&m.device)),
                 Some(hw.to_bytes().to_vec()),
@@ -715,6 +935,7 @@ impl<S: BlobStore> Space<S> {
             )));
         }
         let id = object_id(&file)?;
+        let mut copies: Vec<CursorWrite> = vec![(obj_key(&es, &id), Some(file.clone()))];
         self.store.put_immutable(&es.object_path(&id), file).await?;
         // Durable and readable before anything is collected.
         self.fetch_snapshot(&es, &me, &id).await?;
@@ -745,6 +966,7 @@ impl<S: BlobStore> Space<S> {
                 continue;
             }
             let cid = object_id(&file)?;
+            copies.push((obj_key(&es, &cid), Some(file.clone())));
             self.store
                 .put_immutable(&es.object_path(&cid), file)
                 .await?;
@@ -759,7 +981,19 @@ impl<S: BlobStore> Space<S> {
         own.gc_floor = own.segment_count;
         own.base_snapshot = Some(id);
         own.counter += 1;
-        self.commit_manifest(&own, None)?;
+        // The copies of what the new manifest no longer lists go with it.
+        let collected = old_segments
+            .iter()
+            .map(|(_, sid)| *sid)
+            .chain(old_snapshots.iter().copied().filter(|s| *s != id))
+            .chain(
+                old_checkpoints
+                    .iter()
+                    .copied()
+                    .filter(|c| !checkpoints.contains(c)),
+            );
+        copies.extend(collected.map(|o| (obj_key(&es, &o), None)));
+        self.commit_manifest(&own, None, copies)?;
         self.put_pending_manifest().await?;
         for (_, sid) in old_segments {
             self.store.delete(&es.object_path(&sid)).await?;
@@ -791,7 +1025,8 @@ impl<S: BlobStore> Space<S> {
             let mut here: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
             // Heads are checked against the marks, but no mark moves: the pull does that.
             let mut listed = Vec::new();
-            for (m, _) in self.checked_heads(es, &mut errors).await? {
+            // The caller's next pull reports the alarms; here they stay errors.
+            for (m, _) in self.checked_heads(es, &mut errors, &mut Vec::new()).await? {
                 for cid in &m.checkpoints {
                     listed.push((m.clone(), *cid));
                 }

@@ -23,10 +23,12 @@ mod common;
 use clientful_core::keys::EpochKey;
 use clientful_core::{ErrorClass, labels, suite, wire};
 use clientful_doc::Replica;
+use clientful_doc::checkpoint::state_of;
 use clientful_doc::testkit::insert_text;
 use clientful_proto::v1 as pb;
 use clientful_storage::layout::{EpochStorage, object_id};
-use clientful_storage::object::{HeadManifest, Kind, Snapshot, seal_object};
+use clientful_storage::object::{Checkpoint, HeadManifest, Kind, Snapshot, seal_object};
+use clientful_storage::space::CheckpointCheck;
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space, StorageError, causal};
 use common::{backend, device, world};
 use rand_chacha::ChaCha20Rng;
@@ -42,8 +44,9 @@ fn errors_of(errors: &[StorageError], class: ErrorClass) -> Vec<String> {
 
 /// Device 2 (any member, a reader would do) signs a snapshot that covers A's
 /// segment and claims `claim_b` segments of B while holding none of B's
-/// envelopes, and lists it in its own head manifest.
-async fn forge_snapshot(store: &OpendalStore, es: &EpochStorage, claim_b: u64) {
+/// envelopes, and lists it in its own head manifest; with `checkpoint`, also a
+/// checkpoint of the document built from exactly that snapshot's envelopes.
+async fn forge_snapshot(store: &OpendalStore, es: &EpochStorage, claim_b: u64, checkpoint: bool) {
     let w = world();
     let (a, b, m) = (
         w.device(0).public_bytes(),
@@ -84,6 +87,25 @@ async fn forge_snapshot(store: &OpendalStore, es: &EpochStorage, claim_b: u64) {
     let mut head = HeadManifest::empty(m.public_bytes());
     head.counter = 1;
     head.snapshots = vec![id];
+    if checkpoint {
+        let st = state_of(&mut Replica::restore(w.config(2, 1), &snap.envelopes));
+        let cp = Checkpoint {
+            device: m.public_bytes(),
+            doc_id: w.doc_id,
+            content_type: st.content_type,
+            snapshot: id,
+            coverage: snap.coverage(),
+            state_digest: st.state_digest,
+            state: st.state,
+        };
+        let file = seal_object(es, Kind::Checkpoint, &m, cp.encode(es), &mut rng).unwrap();
+        let cid = object_id(&file).unwrap();
+        store
+            .put_immutable(&es.object_path(&cid), file)
+            .await
+            .unwrap();
+        head.checkpoints = vec![cid];
+    }
     let file = seal_object(es, Kind::Head, &m, head.encode(es), &mut rng).unwrap();
     store
         .put_owned(&es.head_path(&m.public_bytes()).unwrap(), file)
@@ -104,7 +126,7 @@ async fn forged_snapshot_coverage(store: OpendalStore, claim_b: u64) {
     b.edit("removal ");
     b.space.flush().await.unwrap();
     let es = a.space.current().clone();
-    forge_snapshot(&store, &es, claim_b).await;
+    forge_snapshot(&store, &es, claim_b, false).await;
     b.edit("later ");
     b.space.flush().await.unwrap();
     b.pull().await;
@@ -123,6 +145,51 @@ async fn forged_snapshot_coverage(store: OpendalStore, claim_b: u64) {
         corrupt.iter().any(|e| e.contains("overclaimed")),
         "the forged snapshot is reported: {:?}",
         report.errors
+    );
+}
+
+/// Finding 2, the checkpoint built on a forged snapshot: it is shown only
+/// provisionally (its claimed coverage makes it the choice), and the check
+/// (STO-27) no longer passes it, because its snapshot's covers are refuted.
+async fn forged_checkpoint_fails_its_check(store: OpendalStore) {
+    let w = world();
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("hello ");
+    a.space.flush().await.unwrap();
+    b.pull().await;
+    b.edit("removal ");
+    b.space.flush().await.unwrap();
+    let es = a.space.current().clone();
+    forge_snapshot(&store, &es, 1, true).await;
+
+    let mut c = device(&w, &store, 3).await;
+    let (chosen, _) = c.space.checkpoints().await.unwrap();
+    let cp = chosen
+        .get(&w.doc_id)
+        .expect("the forged checkpoint is the only one");
+    assert_eq!(cp.checkpoint.device, w.device(2).public_bytes());
+    c.pull().await;
+    let check = c
+        .space
+        .check_checkpoint(cp, |envs| {
+            Replica::restore(w.config(3, 1), envs).state_digest()
+        })
+        .await
+        .unwrap();
+    match check {
+        CheckpointCheck::Mismatch(e) => {
+            assert_eq!(e.class(), Some(ErrorClass::StorageCorrupt));
+            assert!(e.to_string().contains("overclaimed"), "{e}");
+        }
+        other => panic!("the checkpoint of a forged snapshot passes its check: {other:?}"),
+    }
+    assert!(
+        c.replica
+            .materialize()
+            .to_canonical_string()
+            .contains("removal"),
+        "the verified document has B's edit"
     );
 }
 
@@ -311,6 +378,12 @@ macro_rules! suite {
             fn forged_snapshot_with_a_huge_claim() {
                 let tmp = tempfile::tempdir().unwrap();
                 super::common::block_on(super::forged_snapshot_coverage(store(&tmp), 1 << 40));
+            }
+
+            #[test]
+            fn forged_checkpoint_fails_its_check() {
+                let tmp = tempfile::tempdir().unwrap();
+                super::common::block_on(super::forged_checkpoint_fails_its_check(store(&tmp)));
             }
 
             #[test]

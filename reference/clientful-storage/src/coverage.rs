@@ -1,5 +1,5 @@
 //! Coverage attestations and the check of a snapshot's claimed coverage (spec §9.5,
-//! §9.7: STO-28, STO-29), pure.
+//! §9.7: STO-30, STO-31), pure.
 //!
 //! A snapshot's `covers` entry `(D, count)` is a claim by the snapshot's writer
 //! that it holds every envelope of device `D`'s segments `[0, count)`. Only `D`
@@ -18,7 +18,7 @@ use crate::error::StorageError;
 use crate::object::{HeadManifest, Snapshot, Tip};
 
 /// Updates a writer's own head manifest for a segment it is about to list at
-/// index `segment_count − 1` (STO-28): for each document in which `envelopes`
+/// index `segment_count − 1` (STO-30): for each document in which `envelopes`
 /// holds envelopes authored by `device`, an entry at `count = segment_count`
 /// widening that document's `first..=last` range, when it changes.
 pub fn attest_segment(own: &mut HeadManifest, envelopes: &[Vec<u8>]) {
@@ -59,7 +59,7 @@ pub fn attest_segment(own: &mut HeadManifest, envelopes: &[Vec<u8>]) {
 }
 
 /// After a compaction set `gc_floor = segment_count`: every document's latest
-/// entry, restated at `count = gc_floor` (STO-28), so that the attestation stays
+/// entry, restated at `count = gc_floor` (STO-30), so that the attestation stays
 /// one entry per document plus one per document and live segment.
 pub fn collapse_tips(own: &mut HeadManifest) {
     let floor = own.gc_floor;
@@ -75,7 +75,7 @@ pub fn collapse_tips(own: &mut HeadManifest) {
 }
 
 impl HeadManifest {
-    /// The device's attestation at segment count `count` (STO-28): per document,
+    /// The device's attestation at segment count `count` (STO-30): per document,
     /// the entry with the greatest count at most `count`. `None` when `count` is
     /// outside `[gc_floor, segment_count]` (the manifest no longer, or not yet,
     /// states it).
@@ -126,7 +126,7 @@ impl EnvelopeIndex {
     }
 }
 
-/// What a reader may believe of one `covers` entry (STO-29).
+/// What a reader may believe of one `covers` entry (STO-31).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cover {
     /// The device's attestation confirms the snapshot holds its segments `[0, n)`.
@@ -146,7 +146,7 @@ pub enum Cover {
 }
 
 /// Checks the claim "holds every envelope of `device`'s segments `[0, claimed)`"
-/// against `device`'s accepted head manifest (STO-29): the count is clamped to
+/// against `device`'s accepted head manifest (STO-31): the count is clamped to
 /// its `segment_count`; below its `gc_floor` it cannot be checked; otherwise the
 /// snapshot must hold every envelope the manifest's tips name at that count.
 pub fn check_cover(
@@ -174,7 +174,7 @@ pub fn check_cover(
     }
 }
 
-/// The covers of `snap` a reader may use (STO-29), given the head manifests it
+/// The covers of `snap` a reader may use (STO-31), given the head manifests it
 /// accepted in the snapshot's epoch: device → verified count (non-zero entries
 /// only). A refuted cover makes the whole snapshot `STORAGE_CORRUPT`: it is
 /// evidence that its signer lied, and it is not loaded.

@@ -1,4 +1,4 @@
-//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24, STO-28), pure: sealing and opening the `StoredObject`
+//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24, STO-30), pure: sealing and opening the `StoredObject`
 //! container, and the validated typed bodies (head manifest, segment, snapshot, file
 //! manifest, checkpoint). Nothing is re-encoded to verify: signatures cover the body bytes as
 //! stored, object ids the file bytes as stored.
@@ -280,11 +280,11 @@ pub struct HeadManifest {
     /// Live checkpoints written by the device, ascending (STO-24).
     pub checkpoints: Vec<ObjectId>,
     /// The device's attestation of its own segments, ascending by `(count,
-    /// doc_id)` (STO-28; see [`crate::coverage`]).
+    /// doc_id)` (STO-30; see [`crate::coverage`]).
     pub tips: Vec<Tip>,
 }
 
-/// One entry of a head manifest's coverage attestation (STO-28): the device's
+/// One entry of a head manifest's coverage attestation (STO-30): the device's
 /// segments `[0, count)` in the epoch hold, of its own envelopes in `doc_id`,
 /// exactly those with `seq` in `first..=last`, and the one with `seq = last` has
 /// id `id`.
@@ -430,7 +430,7 @@ impl HeadManifest {
     }
 }
 
-/// The coverage attestation of a head manifest (STO-28): 88-byte entries,
+/// The coverage attestation of a head manifest (STO-30): 88-byte entries,
 /// strictly ascending by `(count, doc_id)`, each with `gc_floor ≤ count ≤
 /// segment_count`, `count ≥ 1` and `1 ≤ first ≤ last ≤ 2^53 − 1`.
 fn decode_tips(

@@ -1,4 +1,4 @@
-//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-13, STO-14, STO-15, STO-29): the IO shell around the
+//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-13, STO-14, STO-15, STO-31): the IO shell around the
 //! pure layout. A device records its envelopes locally (durable before anything
 //! is sent), flushes them as a segment plus a new head manifest, pulls other
 //! devices' manifests and segments (checking every head against its high-water
@@ -465,7 +465,7 @@ impl<S: BlobStore> Space<S> {
     }
 
     /// Fetches a snapshot listed by `owner` and checks its covers against the
-    /// accepted head manifests `heads` (STO-29): the snapshot with the covers a
+    /// accepted head manifests `heads` (STO-31): the snapshot with the covers a
     /// reader may use, or `STORAGE_CORRUPT` when a cover is refuted.
     async fn fetch_verified_snapshot(
         &self,
@@ -520,7 +520,7 @@ impl<S: BlobStore> Space<S> {
     }
 
     /// Stores a snapshot's envelopes and moves `have(D)` up to its verified
-    /// covers (STO-14 step 2, STO-29), never to what it merely claims.
+    /// covers (STO-14 step 2, STO-31), never to what it merely claims.
     fn load_snapshot(
         &self,
         es: &EpochStorage,
@@ -591,7 +591,7 @@ impl<S: BlobStore> Space<S> {
             .any(|m| have.get(&m.device).copied().unwrap_or(0) < m.gc_floor);
         if behind || (cold && heads.iter().any(|m| !m.snapshots.is_empty())) {
             // Every listed snapshot is fetched and its covers checked against the
-            // devices' own attestations (STO-29); a refuted one is reported and
+            // devices' own attestations (STO-31); a refuted one is reported and
             // never loaded, and the choice compares verified coverage (STO-13).
             let mut cands: Vec<(ObjectId, Snapshot, BTreeMap<[u8; 32], u64>)> = Vec::new();
             for m in &heads {
@@ -923,7 +923,7 @@ impl<S: BlobStore> Space<S> {
             Err(e) => return Err(e),
         };
         // The snapshot's covers must hold against the devices' attestations
-        // (STO-29): a checkpoint built on an overclaiming snapshot is a lie too.
+        // (STO-31): a checkpoint built on an overclaiming snapshot is a lie too.
         let mut errors = Vec::new();
         let heads: Vec<HeadManifest> = self
             .checked_heads(es, &mut errors)

@@ -1,7 +1,7 @@
 //! Storage attacks by a malicious member (issue 22, findings 2 and 6), run against
 //! the local-folder and memory backends.
 //!
-//! * **Forged snapshot coverage (STO-13, STO-14, STO-28, STO-29).** A member device
+//! * **Forged snapshot coverage (STO-13, STO-14, STO-30, STO-31).** A member device
 //!   signs a snapshot that claims to cover another device's segments but omits
 //!   their envelopes. A new device must not believe the claim: it checks each
 //!   cover against the covered device's own attestation in its head manifest,

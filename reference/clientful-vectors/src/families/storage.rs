@@ -5,7 +5,7 @@
 //! it loaded. Variants corrupt, truncate, withhold, roll back or version-bump
 //! files of a valid store. Cases flagged `ForgedCoverage` carry a member's snapshot
 //! whose covers claim more of another device than it holds: the reader believes a
-//! cover only as far as that device's own attestation confirms it (STO-29).
+//! cover only as far as that device's own attestation confirms it (STO-31).
 //!
 //! Group `checkpoint` (§9.7a): the reader first shows the document from the
 //! chosen checkpoint (STO-26), then loads the store and checks that checkpoint
@@ -695,7 +695,7 @@ pub fn generate() -> Result<VectorFile, String> {
         "snapshot-omits-covered-envelopes",
         "A member's snapshot claims writer 1's segment but leaves its envelopes out; writer 1's \
          head manifest attests them, so the claim is refuted.",
-        &["STO-13", "STO-14", "STO-28", "STO-29"],
+        &["STO-13", "STO-14", "STO-30", "STO-31"],
         ErrorClass::StorageCorrupt,
         &["ForgedCoverage"],
         loads(&[&omitting]),
@@ -714,7 +714,7 @@ pub fn generate() -> Result<VectorFile, String> {
                 "A member's snapshot holds what it covers but claims 2^40 segments of writer 1; \
                  the claim counts only up to writer 1's attested segment count, so writer 1's \
                  later segment is still loaded.",
-                &["STO-14", "STO-28", "STO-29"],
+                &["STO-14", "STO-30", "STO-31"],
                 &["ForgedCoverage", "Snapshot"],
                 input,
                 out,

@@ -255,6 +255,8 @@ pub const HEAD_MANIFEST: Schema = Schema {
         f(8, "base_snapshot", FieldKind::Bytes),
         f(9, "snapshots", FieldKind::RepeatedBytes),
         f(10, "checkpoints", FieldKind::RepeatedBytes),
+        f(11, "epoch_id", FieldKind::Bytes),
+        f(12, "tips", FieldKind::RepeatedBytes),
     ],
 };
 
@@ -267,6 +269,7 @@ pub const SEGMENT: Schema = Schema {
         f(3, "device", FieldKind::Bytes),
         f(4, "index", FieldKind::Uint64),
         f(5, "envelopes", FieldKind::RepeatedBytes),
+        f(6, "epoch_id", FieldKind::Bytes),
     ],
 };
 
@@ -280,6 +283,7 @@ pub const SNAPSHOT: Schema = Schema {
         f(4, "covers", FieldKind::RepeatedBytes),
         f(5, "heads", FieldKind::RepeatedBytes),
         f(6, "envelopes", FieldKind::RepeatedBytes),
+        f(7, "epoch_id", FieldKind::Bytes),
     ],
 };
 
@@ -296,6 +300,7 @@ pub const CHECKPOINT: Schema = Schema {
         f(7, "coverage", FieldKind::Uint64),
         f(8, "state_digest", FieldKind::Bytes),
         f(9, "state", FieldKind::Bytes),
+        f(10, "epoch_id", FieldKind::Bytes),
     ],
 };
 
@@ -312,6 +317,7 @@ pub const FILE_MANIFEST: Schema = Schema {
         f(7, "file_key", FieldKind::Bytes),
         f(8, "content_hash", FieldKind::Bytes),
         f(9, "media_type", FieldKind::Bytes),
+        f(10, "epoch_id", FieldKind::Bytes),
     ],
 };
 

@@ -104,7 +104,7 @@ impl<S: BlobStore> Space<S> {
             content_hash: hasher.finalize().into(),
             media_type: media_type.to_owned(),
         };
-        let body = manifest.encode(self.space_id());
+        let body = manifest.encode(&es);
         let file = self.seal(&es, Kind::File, body)?;
         let id = object_id(&file)?;
         self.store()
@@ -139,7 +139,7 @@ impl<S: BlobStore> Space<S> {
         let opened = self
             .fetch_object(&es, Kind::File, &file.manifest, &format!("{name} manifest"))
             .await?;
-        let m = FileManifest::decode(&opened.body, self.space_id(), &opened.signer)?;
+        let m = FileManifest::decode(&opened.body, &es, &opened.signer)?;
         let n = m.chunks.len() as u64;
         let mut hasher = Sha256::new();
         let mut done = 0u64;

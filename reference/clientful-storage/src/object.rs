@@ -1,4 +1,4 @@
-//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24), pure: sealing and opening the `StoredObject`
+//! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24, STO-30), pure: sealing and opening the `StoredObject`
 //! container, and the validated typed bodies (head manifest, segment, snapshot, file
 //! manifest, checkpoint). Nothing is re-encoded to verify: signatures cover the body bytes as
 //! stored, object ids the file bytes as stored.
@@ -206,21 +206,30 @@ fn check_version(v: u32) -> Result<(), StorageError> {
     }
 }
 
-/// The checks every signed object body shares (STO-10): the layout version, the
-/// space, and that the device the body names is the one that signed it. Returns
-/// that device.
+/// The checks every signed object body shares (STO-7 step 8): the layout version,
+/// the space, the epoch the body names against the epoch it was sealed under
+/// (STO-6: a body moved into another epoch's directory is refused), and that the
+/// device the body names is the one that signed it. Returns that device.
+#[allow(clippy::too_many_arguments)]
 fn check_signed_by(
     what: &str,
     version: u32,
     body_space: &[u8],
+    body_epoch: &[u8],
     body_device: &[u8],
-    space_id: &[u8; 32],
+    es: &EpochStorage,
     signer: &[u8; 32],
     role: &str,
 ) -> Result<[u8; 32], StorageError> {
     check_version(version)?;
-    if body_space != space_id.as_slice() {
+    if body_space != es.space_id().as_slice() {
         return Err(StorageError::corrupt(what, "belongs to another space"));
+    }
+    if body_epoch != es.epoch_id().as_slice() {
+        return Err(StorageError::corrupt(
+            what,
+            "epoch mismatch: signed for another epoch than the one it is sealed under (transplanted)",
+        ));
     }
     let device = id32(body_device, what, "device")?;
     if &device != signer {
@@ -270,6 +279,43 @@ pub struct HeadManifest {
     pub snapshots: Vec<ObjectId>,
     /// Live checkpoints written by the device, ascending (STO-24).
     pub checkpoints: Vec<ObjectId>,
+    /// The device's attestation of its own segments, ascending by `(count,
+    /// doc_id)` (STO-30; see [`crate::coverage`]).
+    pub tips: Vec<Tip>,
+}
+
+/// One entry of a head manifest's coverage attestation (STO-30): the device's
+/// segments `[0, count)` in the epoch hold, of its own envelopes in `doc_id`,
+/// exactly those with `seq` in `first..=last`, and the one with `seq = last` has
+/// id `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tip {
+    /// The segment count the entry is stated at.
+    pub count: u64,
+    /// The document.
+    pub doc_id: [u8; 32],
+    /// The device's first `seq` in the document in these segments.
+    pub first: u64,
+    /// Its last `seq` there.
+    pub last: u64,
+    /// The id of its envelope with `seq = last`.
+    pub id: [u8; 32],
+}
+
+/// Bytes of one encoded [`Tip`].
+pub const TIP_LEN: usize = 88;
+
+impl Tip {
+    fn to_bytes(self) -> Vec<u8> {
+        [
+            self.count.to_be_bytes().as_slice(),
+            &self.doc_id,
+            &self.first.to_be_bytes(),
+            &self.last.to_be_bytes(),
+            &self.id,
+        ]
+        .concat()
+    }
 }
 
 impl HeadManifest {
@@ -284,14 +330,17 @@ impl HeadManifest {
             base_snapshot: None,
             snapshots: Vec::new(),
             checkpoints: Vec::new(),
+            tips: Vec::new(),
         }
     }
 
-    /// Canonical body bytes.
-    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+    /// Canonical body bytes for the epoch `es` (STO-6).
+    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
         wire::encode(&pb::HeadManifest {
             version: LAYOUT_VERSION,
-            space_id: space_id.to_vec(),
+            space_id: es.space_id().to_vec(),
+            epoch_id: es.epoch_id().to_vec(),
+            tips: self.tips.iter().map(|t| t.to_bytes()).collect(),
             device: self.device.to_vec(),
             counter: self.counter,
             segment_count: self.segment_count,
@@ -307,12 +356,8 @@ impl HeadManifest {
         })
     }
 
-    /// Decodes and validates a body signed by `signer` (STO-8).
-    pub fn decode(
-        body: &[u8],
-        space_id: &[u8; 32],
-        signer: &[u8; 32],
-    ) -> Result<Self, StorageError> {
+    /// Decodes and validates a body signed by `signer`, read in epoch `es` (STO-8).
+    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
         let w = "head manifest";
         let m: pb::HeadManifest = wire::decode(body, &wire::HEAD_MANIFEST)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
@@ -320,8 +365,9 @@ impl HeadManifest {
             w,
             m.version,
             &m.space_id,
+            &m.epoch_id,
             &m.device,
-            space_id,
+            es,
             signer,
             "owner",
         )?;
@@ -334,6 +380,7 @@ impl HeadManifest {
         if m.segments.len() > MAX_LISTED
             || m.snapshots.len() > MAX_LISTED
             || m.checkpoints.len() > MAX_LISTED
+            || m.tips.len() > MAX_LISTED
         {
             return Err(StorageError::corrupt(w, "too many entries"));
         }
@@ -368,6 +415,7 @@ impl HeadManifest {
         };
         let snapshots = ascending_ids(&m.snapshots, w, "snapshot")?;
         let checkpoints = ascending_ids(&m.checkpoints, w, "checkpoint")?;
+        let tips = decode_tips(&m.tips, m.gc_floor, m.segment_count)?;
         Ok(HeadManifest {
             device,
             counter: m.counter,
@@ -377,9 +425,54 @@ impl HeadManifest {
             base_snapshot,
             snapshots,
             checkpoints,
+            tips,
         })
     }
 }
+
+/// The coverage attestation of a head manifest (STO-30): 88-byte entries,
+/// strictly ascending by `(count, doc_id)`, each with `gc_floor ≤ count ≤
+/// segment_count`, `count ≥ 1` and `1 ≤ first ≤ last ≤ 2^53 − 1`.
+fn decode_tips(
+    list: &[Vec<u8>],
+    gc_floor: u64,
+    segment_count: u64,
+) -> Result<Vec<Tip>, StorageError> {
+    let w = "head manifest";
+    let mut tips: Vec<Tip> = Vec::with_capacity(list.len());
+    for t in list {
+        if t.len() != TIP_LEN {
+            return Err(StorageError::corrupt(w, "tip entry is not 88 bytes"));
+        }
+        let tip = Tip {
+            count: u64be(t),
+            doc_id: id32(t.get(8..40).unwrap_or_default(), w, "tip doc")?,
+            first: u64be(t.get(40..48).unwrap_or_default()),
+            last: u64be(t.get(48..56).unwrap_or_default()),
+            id: id32(t.get(56..).unwrap_or_default(), w, "tip id")?,
+        };
+        if tip.count == 0 || tip.count < gc_floor || tip.count > segment_count {
+            return Err(StorageError::corrupt(
+                w,
+                "tip count outside [max(gc_floor, 1), segment_count]",
+            ));
+        }
+        if tip.first == 0 || tip.first > tip.last || tip.last > MAX_SEQ {
+            return Err(StorageError::corrupt(w, "tip seq range invalid"));
+        }
+        if tips
+            .last()
+            .is_some_and(|p| (p.count, p.doc_id) >= (tip.count, tip.doc_id))
+        {
+            return Err(StorageError::corrupt(w, "tips not strictly ascending"));
+        }
+        tips.push(tip);
+    }
+    Ok(tips)
+}
+
+/// Largest envelope `seq` (ENV-8).
+const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// 32-byte object ids in strictly ascending order.
 fn ascending_ids(list: &[Vec<u8>], w: &str, what: &str) -> Result<Vec<ObjectId>, StorageError> {
@@ -409,11 +502,12 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Canonical body bytes.
-    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+    /// Canonical body bytes for the epoch `es` (STO-6).
+    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
         wire::encode(&pb::Segment {
             version: LAYOUT_VERSION,
-            space_id: space_id.to_vec(),
+            space_id: es.space_id().to_vec(),
+            epoch_id: es.epoch_id().to_vec(),
             device: self.device.to_vec(),
             index: self.index,
             envelopes: self.envelopes.clone(),
@@ -421,11 +515,7 @@ impl Segment {
     }
 
     /// Decodes and validates a body signed by `signer` (STO-10).
-    pub fn decode(
-        body: &[u8],
-        space_id: &[u8; 32],
-        signer: &[u8; 32],
-    ) -> Result<Self, StorageError> {
+    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
         let w = "segment";
         let m: pb::Segment = wire::decode(body, &wire::SEGMENT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
@@ -433,8 +523,9 @@ impl Segment {
             w,
             m.version,
             &m.space_id,
+            &m.epoch_id,
             &m.device,
-            space_id,
+            es,
             signer,
             "writer",
         )?;
@@ -478,11 +569,12 @@ impl Snapshot {
             .fold(0u64, u64::saturating_add)
     }
 
-    /// Canonical body bytes.
-    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+    /// Canonical body bytes for the epoch `es` (STO-6).
+    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
         wire::encode(&pb::Snapshot {
             version: LAYOUT_VERSION,
-            space_id: space_id.to_vec(),
+            space_id: es.space_id().to_vec(),
+            epoch_id: es.epoch_id().to_vec(),
             device: self.device.to_vec(),
             covers: self
                 .covers
@@ -499,11 +591,7 @@ impl Snapshot {
     }
 
     /// Decodes and validates a body signed by `signer` (STO-12).
-    pub fn decode(
-        body: &[u8],
-        space_id: &[u8; 32],
-        signer: &[u8; 32],
-    ) -> Result<Self, StorageError> {
+    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
         let w = "snapshot";
         let m: pb::Snapshot = wire::decode(body, &wire::SNAPSHOT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
@@ -511,8 +599,9 @@ impl Snapshot {
             w,
             m.version,
             &m.space_id,
+            &m.epoch_id,
             &m.device,
-            space_id,
+            es,
             signer,
             "writer",
         )?;
@@ -594,11 +683,12 @@ impl std::fmt::Debug for Checkpoint {
 }
 
 impl Checkpoint {
-    /// Canonical body bytes.
-    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+    /// Canonical body bytes for the epoch `es` (STO-6).
+    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
         wire::encode(&pb::Checkpoint {
             version: LAYOUT_VERSION,
-            space_id: space_id.to_vec(),
+            space_id: es.space_id().to_vec(),
+            epoch_id: es.epoch_id().to_vec(),
             device: self.device.to_vec(),
             doc_id: self.doc_id.to_vec(),
             content_type: self.content_type,
@@ -611,11 +701,7 @@ impl Checkpoint {
 
     /// Decodes and validates a body signed by `signer` (STO-24). Whether its
     /// snapshot is listed next to it is the caller's check (it holds the manifest).
-    pub fn decode(
-        body: &[u8],
-        space_id: &[u8; 32],
-        signer: &[u8; 32],
-    ) -> Result<Self, StorageError> {
+    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
         let w = "checkpoint";
         let m: pb::Checkpoint = wire::decode(body, &wire::CHECKPOINT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
@@ -623,8 +709,9 @@ impl Checkpoint {
             w,
             m.version,
             &m.space_id,
+            &m.epoch_id,
             &m.device,
-            space_id,
+            es,
             signer,
             "writer",
         )?;
@@ -676,11 +763,12 @@ pub struct FileManifest {
 }
 
 impl FileManifest {
-    /// Canonical body bytes.
-    pub fn encode(&self, space_id: &[u8; 32]) -> Vec<u8> {
+    /// Canonical body bytes for the epoch `es` (STO-6).
+    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
         wire::encode(&pb::FileManifest {
             version: LAYOUT_VERSION,
-            space_id: space_id.to_vec(),
+            space_id: es.space_id().to_vec(),
+            epoch_id: es.epoch_id().to_vec(),
             device: self.device.to_vec(),
             size: self.size,
             chunk_size: self.chunk_size,
@@ -692,11 +780,7 @@ impl FileManifest {
     }
 
     /// Decodes and validates a body signed by `signer` (STO-16).
-    pub fn decode(
-        body: &[u8],
-        space_id: &[u8; 32],
-        signer: &[u8; 32],
-    ) -> Result<Self, StorageError> {
+    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
         let w = "file manifest";
         let m: pb::FileManifest = wire::decode(body, &wire::FILE_MANIFEST)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
@@ -704,8 +788,9 @@ impl FileManifest {
             w,
             m.version,
             &m.space_id,
+            &m.epoch_id,
             &m.device,
-            space_id,
+            es,
             signer,
             "writer",
         )?;
@@ -779,11 +864,10 @@ mod tests {
         m.counter = 3;
         m.segment_count = 2;
         m.segments = vec![(0, [4; 32]), (1, [5; 32])];
-        let bytes =
-            seal_object(&es, Kind::Head, &sk, m.encode(es.space_id()), &mut rng).expect("seal");
+        let bytes = seal_object(&es, Kind::Head, &sk, m.encode(&es), &mut rng).expect("seal");
         let opened = open_object(&es, Kind::Head, &bytes, &[me]).expect("open");
         assert_eq!(
-            HeadManifest::decode(&opened.body, es.space_id(), &opened.signer).expect("decode"),
+            HeadManifest::decode(&opened.body, &es, &opened.signer).expect("decode"),
             m
         );
         for i in 0..bytes.len() {

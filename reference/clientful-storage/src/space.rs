@@ -1,4 +1,4 @@
-//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-14, STO-15): the IO shell around the
+//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-13, STO-14, STO-15, STO-31): the IO shell around the
 //! pure layout. A device records its envelopes locally (durable before anything
 //! is sent), flushes them as a segment plus a new head manifest, pulls other
 //! devices' manifests and segments (checking every head against its high-water
@@ -21,6 +21,7 @@ use rand_core::SeedableRng;
 
 use crate::backend::BlobStore;
 use crate::causal;
+use crate::coverage;
 use crate::error::StorageError;
 use crate::hwm::{HighWater, Withholding, classify_head, select_snapshot};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
@@ -292,7 +293,7 @@ impl<S: BlobStore> Space<S> {
     fn own_manifest(&self) -> Result<HeadManifest, StorageError> {
         let es = &self.current;
         match self.local.cursor(&Self::key("own", es, None))? {
-            Some(b) => HeadManifest::decode(&b, &self.space_id, &self.device.public_bytes()),
+            Some(b) => HeadManifest::decode(&b, es, &self.device.public_bytes()),
             None => Ok(HeadManifest::empty(self.device.public_bytes())),
         }
     }
@@ -307,8 +308,8 @@ impl<S: BlobStore> Space<S> {
         objects: Vec<CursorWrite>,
     ) -> Result<(), StorageError> {
         let me = self.device.public_bytes();
-        let body = own.encode(&self.space_id);
         let es = self.current.clone();
+        let body = own.encode(&es);
         let file = seal_object(&es, Kind::Head, &self.device, body.clone(), &mut self.rng)?;
         let hw = HighWater {
             counter: own.counter,
@@ -418,7 +419,7 @@ impl<S: BlobStore> Space<S> {
             &es,
             Kind::Segment,
             &self.device,
-            seg.encode(&self.space_id),
+            seg.encode(&es),
             &mut self.rng,
         )?;
         let id = object_id(&file)?;
@@ -426,6 +427,7 @@ impl<S: BlobStore> Space<S> {
         self.store.put_immutable(&es.object_path(&id), file).await?;
         own.segments.push((own.segment_count, id));
         own.segment_count += 1;
+        coverage::attest_segment(&mut own, &seg.envelopes);
         own.counter += 1;
         self.commit_manifest(&own, upto, vec![copy])?;
         self.put_pending_manifest().await?;
@@ -440,14 +442,20 @@ impl<S: BlobStore> Space<S> {
         if self.local.cursor(&Self::key("own", &es, None))?.is_some() {
             return Ok(());
         }
-        let Some((m, file)) = self.own_head_file(&es).await? else {
-            return Ok(());
+        // A head at its own path that fails the checks of STO-7 (damaged, or
+        // another epoch's manifest moved here, STO-6) is treated as absent: the
+        // device starts its manifest of this epoch afresh rather than stopping.
+        let (m, file) = match self.own_head_file(&es).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(()),
+            Err(e) if e.class().is_some() => return Ok(()),
+            Err(e) => return Err(e),
         };
         // Verdicts about other devices surface on the caller's next pull; this
         // device's own objects are what matters here.
         let _report = self.pull().await?;
         self.local.set_cursors(&[
-            (Self::key("own", &es, None), Some(m.encode(&self.space_id))),
+            (Self::key("own", &es, None), Some(m.encode(&es))),
             (Self::key("ownfile", &es, None), Some(file)),
         ])
     }
@@ -463,7 +471,7 @@ impl<S: BlobStore> Space<S> {
             return Ok(None);
         };
         let opened = open_object(es, Kind::Head, &bytes, &[me])?;
-        let m = HeadManifest::decode(&opened.body, &self.space_id, &me)?;
+        let m = HeadManifest::decode(&opened.body, es, &me)?;
         Ok(Some((m, bytes)))
     }
 
@@ -499,7 +507,7 @@ impl<S: BlobStore> Space<S> {
         ) else {
             return Ok(());
         };
-        let own = HeadManifest::decode(&body, &self.space_id, &me)?;
+        let own = HeadManifest::decode(&body, es, &me)?;
         let alarm = |kind| Alarm {
             epoch_id: *es.epoch_id(),
             device: me,
@@ -543,7 +551,7 @@ impl<S: BlobStore> Space<S> {
             Some(b) if b == file => return Ok(()),
             Some(b) => {
                 let opened = open_object(es, Kind::Head, &b, &[me])
-                    .and_then(|o| HeadManifest::decode(&o.body, &self.space_id, &me));
+                    .and_then(|o| HeadManifest::decode(&o.body, es, &me));
                 match opened {
                     Ok(m) if m.counter < own.counter => Withholding::HeadRolledBack,
                     Ok(m) if m.counter == own.counter => {
@@ -564,7 +572,7 @@ impl<S: BlobStore> Space<S> {
                             segment_count: m.segment_count,
                         };
                         self.local.set_cursors(&[
-                            (Self::key("own", es, None), Some(m.encode(&self.space_id))),
+                            (Self::key("own", es, None), Some(m.encode(es))),
                             (Self::key("ownfile", es, None), Some(b)),
                             (
                                 Self::key("hwm", es, Some(&me)),
@@ -649,7 +657,7 @@ impl<S: BlobStore> Space<S> {
                 "signed by another device",
             ));
         }
-        let m = HeadManifest::decode(&opened.body, &self.space_id, &opened.signer)?;
+        let m = HeadManifest::decode(&opened.body, es, &opened.signer)?;
         Ok(Some((m, object_id(&bytes)?)))
     }
 
@@ -673,6 +681,22 @@ impl<S: BlobStore> Space<S> {
         open_object(es, kind, &bytes, &self.signers)
     }
 
+    /// Fetches a snapshot listed by `owner` and checks its covers against the
+    /// accepted head manifests `heads` (STO-31): the snapshot with the covers a
+    /// reader may use, or `STORAGE_CORRUPT` when a cover is refuted.
+    async fn fetch_verified_snapshot(
+        &self,
+        es: &EpochStorage,
+        owner: &[u8; 32],
+        id: &ObjectId,
+        heads: &[HeadManifest],
+    ) -> Result<(Snapshot, BTreeMap<[u8; 32], u64>), StorageError> {
+        let snap = self.fetch_snapshot(es, owner, id).await?;
+        let what = format!("snapshot {} of device {}", short(id), short(owner));
+        let covers = coverage::verified_covers(&what, &snap, heads)?;
+        Ok((snap, covers))
+    }
+
     async fn fetch_snapshot(
         &self,
         es: &EpochStorage,
@@ -687,7 +711,7 @@ impl<S: BlobStore> Space<S> {
                 "not signed by the device listing it",
             ));
         }
-        Snapshot::decode(&o.body, &self.space_id, &o.signer)
+        Snapshot::decode(&o.body, es, &o.signer)
     }
 
     /// Stores envelopes from storage with cursor updates; undecodable ones are
@@ -712,16 +736,19 @@ impl<S: BlobStore> Space<S> {
         Ok(())
     }
 
+    /// Stores a snapshot's envelopes and moves `have(D)` up to its verified
+    /// covers (STO-14 step 2, STO-31), never to what it merely claims.
     fn load_snapshot(
         &self,
         es: &EpochStorage,
         id: &ObjectId,
         snap: Snapshot,
+        covers: &BTreeMap<[u8; 32], u64>,
         have: &mut BTreeMap<[u8; 32], u64>,
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
         let mut writes = Vec::new();
-        for (d, c) in &snap.covers {
+        for (d, c) in covers {
             if let Some(h) = have.get_mut(d)
                 && *c > *h
             {
@@ -783,23 +810,31 @@ impl<S: BlobStore> Space<S> {
             .iter()
             .any(|m| have.get(&m.device).copied().unwrap_or(0) < m.gc_floor);
         if behind || (cold && heads.iter().any(|m| !m.snapshots.is_empty())) {
-            let mut cands: Vec<(ObjectId, Snapshot)> = Vec::new();
+            // Every listed snapshot is fetched and its covers checked against the
+            // devices' own attestations (STO-31); a refuted one is reported and
+            // never loaded, and the choice compares verified coverage (STO-13).
+            let mut cands: Vec<(ObjectId, Snapshot, BTreeMap<[u8; 32], u64>)> = Vec::new();
             for m in &heads {
                 for sid in &m.snapshots {
-                    match self.fetch_snapshot(es, &m.device, sid).await {
-                        Ok(s) => cands.push((*sid, s)),
+                    match self
+                        .fetch_verified_snapshot(es, &m.device, sid, &heads)
+                        .await
+                    {
+                        Ok((s, covers)) => cands.push((*sid, s, covers)),
                         Err(e) if e.class().is_some() => report.errors.push(e),
                         Err(e) => return Err(e),
                     }
                 }
             }
-            let totals: Vec<(ObjectId, u64)> =
-                cands.iter().map(|(id, s)| (*id, s.coverage())).collect();
+            let totals: Vec<(ObjectId, u64)> = cands
+                .iter()
+                .map(|(id, _, covers)| (*id, coverage::total(covers)))
+                .collect();
             if let Some(chosen) = select_snapshot(&totals)
-                && let Some(pos) = cands.iter().position(|(id, _)| *id == chosen)
+                && let Some(pos) = cands.iter().position(|(id, _, _)| *id == chosen)
             {
-                let (id, snap) = cands.swap_remove(pos);
-                self.load_snapshot(es, &id, snap, &mut have, report)?;
+                let (id, snap, covers) = cands.swap_remove(pos);
+                self.load_snapshot(es, &id, snap, &covers, &mut have, report)?;
             }
             for m in &heads {
                 if have.get(&m.device).copied().unwrap_or(0) >= m.gc_floor {
@@ -808,13 +843,21 @@ impl<S: BlobStore> Space<S> {
                 let Some(base) = m.base_snapshot else {
                     continue;
                 };
-                let snap = match cands.iter().position(|(id, _)| *id == base) {
-                    Some(pos) => Ok(cands.swap_remove(pos).1),
-                    None => self.fetch_snapshot(es, &m.device, &base).await,
+                let snap = match cands.iter().position(|(id, _, _)| *id == base) {
+                    Some(pos) => {
+                        let (_, s, covers) = cands.swap_remove(pos);
+                        Ok((s, covers))
+                    }
+                    None => {
+                        self.fetch_verified_snapshot(es, &m.device, &base, &heads)
+                            .await
+                    }
                 };
                 match snap {
-                    Ok(s) if s.cover(&m.device) >= m.gc_floor => {
-                        self.load_snapshot(es, &base, s, &mut have, report)?
+                    Ok((s, covers))
+                        if covers.get(&m.device).copied().unwrap_or(0) >= m.gc_floor =>
+                    {
+                        self.load_snapshot(es, &base, s, &covers, &mut have, report)?
                     }
                     Ok(_) => report.errors.push(StorageError::corrupt(
                         format!("snapshot {}", short(&base)),
@@ -855,7 +898,7 @@ impl<S: BlobStore> Space<S> {
                         .push(StorageError::corrupt(what, "not signed by its device"));
                     break;
                 }
-                let seg = match Segment::decode(&opened.body, &self.space_id, &opened.signer) {
+                let seg = match Segment::decode(&opened.body, es, &opened.signer) {
                     Ok(s) if s.index == *index => s,
                     Ok(_) => {
                         report.errors.push(StorageError::corrupt(
@@ -923,7 +966,7 @@ impl<S: BlobStore> Space<S> {
             &es,
             Kind::Snapshot,
             &self.device,
-            snap.encode(&self.space_id),
+            snap.encode(&es),
             &mut self.rng,
         )?;
         if file.len() > MAX_OBJECT_BYTES {
@@ -959,7 +1002,7 @@ impl<S: BlobStore> Space<S> {
                 &es,
                 Kind::Checkpoint,
                 &self.device,
-                cp.encode(&self.space_id),
+                cp.encode(&es),
                 &mut self.rng,
             )?;
             if file.len() > MAX_OBJECT_BYTES {
@@ -979,6 +1022,7 @@ impl<S: BlobStore> Space<S> {
         let old_snapshots = std::mem::replace(&mut own.snapshots, vec![id]);
         let old_checkpoints = std::mem::replace(&mut own.checkpoints, checkpoints.clone());
         own.gc_floor = own.segment_count;
+        coverage::collapse_tips(&mut own);
         own.base_snapshot = Some(id);
         own.counter += 1;
         // The copies of what the new manifest no longer lists go with it.
@@ -1040,9 +1084,7 @@ impl<S: BlobStore> Space<S> {
             .await;
             for ((m, cid), (what, got)) in listed.iter().zip(fetched) {
                 let cp = match got {
-                    Ok(o) if o.signer == m.device => {
-                        Checkpoint::decode(&o.body, &self.space_id, &o.signer)
-                    }
+                    Ok(o) if o.signer == m.device => Checkpoint::decode(&o.body, es, &o.signer),
                     Ok(_) => Err(StorageError::corrupt(
                         what.clone(),
                         "not signed by the device listing it",
@@ -1115,6 +1157,21 @@ impl<S: BlobStore> Space<S> {
             Err(e) if e.class().is_some() => return Ok(CheckpointCheck::Undone(e)),
             Err(e) => return Err(e),
         };
+        // The snapshot's covers must hold against the devices' attestations
+        // (STO-31): a checkpoint built on an overclaiming snapshot is a lie too.
+        let mut errors = Vec::new();
+        let heads: Vec<HeadManifest> = self
+            .checked_heads(es, &mut errors)
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        if let Err(e) = coverage::verified_covers(&what, &snap, &heads) {
+            return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
+                what,
+                format!("checkpoint mismatch: its snapshot is refuted ({e})"),
+            )));
+        }
         let coverage = snap.coverage();
         if coverage != cp.coverage {
             return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(

@@ -17,7 +17,7 @@ use clientful_doc::CrdtKind;
 use clientful_doc::testkit::{World, insert_text};
 use clientful_storage::causal;
 use clientful_storage::layout::EpochStorage;
-use clientful_storage::object::{HeadManifest, Kind, open_object, seal_object};
+use clientful_storage::object::{HeadManifest, Kind, Tip, open_object, seal_object};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -71,14 +71,14 @@ proptest! {
         let mut m = HeadManifest::empty(me);
         m.counter = 1;
         let mut rng = ChaCha20Rng::from_seed(seed);
-        let mut file = seal_object(&es(), Kind::Head, &sk, m.encode(es().space_id()), &mut rng).unwrap();
+        let mut file = seal_object(&es(), Kind::Head, &sk, m.encode(&es()), &mut rng).unwrap();
         let i = pos.index(file.len());
         file[i] ^= 1 << bit;
         prop_assert!(open_object(&es(), Kind::Head, &file, &[me]).is_err());
     }
 
     #[test]
-    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), cps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
+    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), cps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), docs in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
         let sk = SigningKey::from_seed(&[4; 32]);
         let me = sk.public_bytes();
         let m = HeadManifest {
@@ -90,9 +90,14 @@ proptest! {
             base_snapshot: (floor > 0).then_some([7; 32]),
             snapshots: snaps.into_iter().collect(),
             checkpoints: cps.into_iter().collect(),
+            // One attestation entry per document at each count from the floor up.
+            tips: (floor.max(1)..=floor + live)
+                .flat_map(|count| {
+                    docs.iter().map(move |d| Tip { count, doc_id: *d, first: 1, last: count, id: [count as u8; 32] })
+                })
+                .collect(),
         };
-        let space = [1; 32];
-        prop_assert_eq!(HeadManifest::decode(&m.encode(&space), &space, &me).unwrap(), m);
+        prop_assert_eq!(HeadManifest::decode(&m.encode(&es()), &es(), &me).unwrap(), m);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! files, path and bytes) and reports the first storage verdict, or, when every
 //! load is clean, the digests and canonical JSON of the document rebuilt from what
 //! it loaded. Variants corrupt, truncate, withhold, roll back or version-bump
-//! files of a valid store.
+//! files of a valid store. Cases flagged `ForgedCoverage` carry a member's snapshot
+//! whose covers claim more of another device than it holds: the reader believes a
+//! cover only as far as that device's own attestation confirms it (STO-31).
 //!
 //! Group `checkpoint` (§9.7a): the reader first shows the document from the
 //! chosen checkpoint (STO-26), then loads the store and checks that checkpoint
@@ -13,13 +15,19 @@
 use std::collections::BTreeMap;
 
 use clientful_core::ErrorClass;
-use clientful_core::wire;
+use clientful_core::keys::EpochKey;
+use clientful_core::{envelope, labels, suite, wire};
 use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::testkit::{World, insert_text};
 use clientful_doc::{CrdtKind, Replica};
 use clientful_proto::v1 as pb;
+use clientful_storage::causal;
+use clientful_storage::layout::{EpochStorage, object_id};
+use clientful_storage::object::{HeadManifest, Kind, Snapshot, seal_object};
 use clientful_storage::space::{CheckpointCheck, CheckpointState, Space, SpaceConfig};
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, StorageError};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use serde_json::{Value, json};
 
 use super::docworld::{replica_config, world_params};
@@ -141,6 +149,182 @@ async fn build(w: &World, params: &Value) -> Result<Stores, String> {
     a.space.flush().await.map_err(|e| e.to_string())?;
     let full = dump(&store).await?;
     Ok(Stores { early, full })
+}
+
+/// A member (device 2, which writes nothing) signs a snapshot of what it loaded
+/// from two writers' first segments and lists it in its head manifest; it claims
+/// `claim` segments of writer 1 and, with `omit`, leaves writer 1's envelopes
+/// out. Writer 1 then publishes one more segment. Returns the store with the
+/// forged snapshot, and the store after writer 1's later segment.
+async fn build_forged(
+    w: &World,
+    params: &Value,
+    claim: u64,
+    omit: bool,
+) -> Result<(Files, Files), String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    let mut a = Writer::new(w, params, &store, 0)?;
+    let mut b = Writer::new(w, params, &store, 1)?;
+    a.space.init().await.map_err(|e| e.to_string())?;
+    a.edit("hello ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    b.sync().await?;
+    b.edit("world ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    let mut m = Writer::new(w, params, &store, 2)?;
+    m.sync().await?;
+    let (dev_a, dev_b, key_m) = (
+        w.device(0).public_bytes(),
+        w.device(1).public_bytes(),
+        w.device(2),
+    );
+    let envs: Vec<Vec<u8>> = m
+        .space
+        .local()
+        .all_envelopes()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| !omit || envelope::decode(e).is_ok_and(|d| d.header.author != dev_b))
+        .collect();
+    let (envelopes, heads) = causal::order(envs);
+    let mut covers = vec![(dev_a, 1), (dev_b, claim)];
+    covers.sort_unstable();
+    let es = m.space.current().clone();
+    let snap = Snapshot {
+        device: key_m.public_bytes(),
+        covers,
+        heads,
+        envelopes,
+    };
+    let mut rng = ChaCha20Rng::from_seed([0x66; 32]);
+    let file = seal_object(&es, Kind::Snapshot, &key_m, snap.encode(&es), &mut rng)
+        .map_err(|e| e.to_string())?;
+    let id = object_id(&file).map_err(|e| e.to_string())?;
+    store
+        .put_immutable(&es.object_path(&id), file)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = HeadManifest::empty(key_m.public_bytes());
+    head.counter = 1;
+    head.snapshots = vec![id];
+    let file = seal_object(&es, Kind::Head, &key_m, head.encode(&es), &mut rng)
+        .map_err(|e| e.to_string())?;
+    store
+        .put_owned(
+            &es.head_path(&key_m.public_bytes())
+                .map_err(|e| e.to_string())?,
+            file,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let forged = dump(&store).await?;
+    b.edit("later ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    Ok((forged, dump(&store).await?))
+}
+
+/// The storage seal key of an epoch (STO-3), as any member of it derives it.
+fn seal_key(space_id: &[u8; 32], epoch: &EpochKey) -> Result<[u8; 32], String> {
+    let mut root = [0u8; 32];
+    suite::derive_with_label(
+        epoch.secret(),
+        space_id,
+        labels::KDF_STORAGE_KEY,
+        epoch.id(),
+        &mut root,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut seal = [0u8; 32];
+    suite::derive_with_label(&root, &[], labels::KDF_STORAGE_SEAL, &[], &mut seal)
+        .map_err(|e| e.to_string())?;
+    Ok(seal)
+}
+
+fn object_aad(kind: u32, epoch_id: &[u8; 32]) -> Result<Vec<u8>, String> {
+    let content = [
+        &1u32.to_be_bytes(),
+        &kind.to_be_bytes(),
+        epoch_id.as_slice(),
+    ]
+    .concat();
+    labels::labeled(labels::AAD_STORAGE_OBJECT, &content).ok_or_else(|| "aad".to_string())
+}
+
+/// What a member holding both epochs can do: open a stored object under `from`
+/// and seal the same signed plaintext (body, signer and signature untouched)
+/// under `to`.
+fn transplant(
+    bytes: &[u8],
+    space_id: &[u8; 32],
+    from: &EpochKey,
+    to: &EpochKey,
+) -> Result<Vec<u8>, String> {
+    let obj: pb::StoredObject =
+        wire::decode(bytes, &wire::STORED_OBJECT).map_err(|e| e.to_string())?;
+    let nonce: [u8; 24] = obj.nonce.as_slice().try_into().map_err(|_| "nonce")?;
+    let signed = suite::aead_open(
+        &seal_key(space_id, from)?,
+        &nonce,
+        &object_aad(obj.kind, from.id())?,
+        &obj.ciphertext,
+    )
+    .map_err(|e| e.to_string())?;
+    let ciphertext = suite::aead_seal(
+        &seal_key(space_id, to)?,
+        &nonce,
+        &object_aad(obj.kind, to.id())?,
+        &signed,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(wire::encode(&pb::StoredObject {
+        version: 1,
+        kind: obj.kind,
+        epoch_id: to.id().to_vec(),
+        nonce: obj.nonce,
+        ciphertext,
+    }))
+}
+
+/// Writer 0's head manifest of another epoch (counter 1), moved by a member
+/// into writer 0's head path of the world's epoch.
+async fn moved_head(w: &World, params: &Value, full: &Files) -> Result<Files, String> {
+    let world_epoch = replica_config(params, [0; 32], [0; 32])?.epoch;
+    let other = EpochKey::new([0xe2; 32], [0x22; 32]);
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    let mut a = Writer::new(w, params, &store, 0)?;
+    let mut cfg = space_config(
+        params,
+        w.device_seeds.first().copied().ok_or("no device")?,
+        1,
+    )?;
+    cfg.epoch = other.clone();
+    a.space = Space::new(
+        store.clone(),
+        LocalStore::in_memory().map_err(|e| e.to_string())?,
+        cfg,
+    )
+    .map_err(|e| e.to_string())?;
+    a.space.init().await.map_err(|e| e.to_string())?;
+    a.edit("elsewhere ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    let me = w.device(0).public_bytes();
+    let other_head = store
+        .get(
+            &a.space
+                .current()
+                .head_path(&me)
+                .map_err(|e| e.to_string())?,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no head in the other epoch")?;
+    let here = EpochStorage::derive(&w.space_id, &world_epoch).map_err(|e| e.to_string())?;
+    let mut files = full.clone();
+    files.insert(
+        here.head_path(&me).map_err(|e| e.to_string())?,
+        transplant(&other_head, &w.space_id, &other, &world_epoch)?,
+    );
+    Ok(files)
 }
 
 /// How the compacting writer of a checkpoint store computes its checkpoint.
@@ -277,6 +461,16 @@ pub fn generate() -> Result<VectorFile, String> {
             "Version",
             "DEFINED",
             "A layout version this implementation does not support.",
+        ),
+        (
+            "Transplanted",
+            "MODIFIED_CIPHERTEXT",
+            "A member moved a signed object from one epoch's directory into another's.",
+        ),
+        (
+            "ForgedCoverage",
+            "MISSING_STEP",
+            "A member's snapshot claims more coverage of another device than it holds.",
         ),
     ] {
         f.note(flag, bug, desc);
@@ -482,6 +676,56 @@ pub fn generate() -> Result<VectorFile, String> {
         &["Version"],
         loads(&[&edit(&head, &bump)]),
     )?;
+    let rt = runtime()?;
+    let moved = rt.block_on(moved_head(&w, &params, full))?;
+    invalid(
+        &mut f,
+        "head-moved-from-another-epoch",
+        "After the full store, writer 0's head path holds its own head manifest of another epoch \
+         (counter 1), re-sealed under this epoch by a member holding both: the body names the \
+         other epoch, so it is refused as corrupt (a rollback verdict without the epoch check).",
+        &["STO-6", "STO-7"],
+        ErrorClass::StorageCorrupt,
+        &["Transplanted"],
+        loads(&[full, &moved]),
+    )?;
+    let (omitting, _) = rt.block_on(build_forged(&w, &params, 1, true))?;
+    invalid(
+        &mut f,
+        "snapshot-omits-covered-envelopes",
+        "A member's snapshot claims writer 1's segment but leaves its envelopes out; writer 1's \
+         head manifest attests them, so the claim is refuted.",
+        &["STO-13", "STO-14", "STO-30", "STO-31"],
+        ErrorClass::StorageCorrupt,
+        &["ForgedCoverage"],
+        loads(&[&omitting]),
+    )?;
+    let (huge, after) = rt.block_on(build_forged(&w, &params, 1 << 40, false))?;
+    let input = loads(&[&huge, &after]);
+    match run("load", &params, &input)? {
+        Outcome::Accepted(out)
+            if out
+                .get("materialized")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("later")) =>
+        {
+            f.valid(
+                "snapshot-huge-claim-clamped",
+                "A member's snapshot holds what it covers but claims 2^40 segments of writer 1; \
+                 the claim counts only up to writer 1's attested segment count, so writer 1's \
+                 later segment is still loaded.",
+                &["STO-14", "STO-30", "STO-31"],
+                &["ForgedCoverage", "Snapshot"],
+                input,
+                out,
+            );
+        }
+        other => {
+            return Err(format!(
+                "snapshot-huge-claim-clamped: intended valid with writer 1's later edit, reference gives {other:?}"
+            ));
+        }
+    }
     checkpoint_cases(&mut f, &w, &params)?;
     Ok(f.finish())
 }

@@ -7,7 +7,7 @@
 //! turn and carries the bytes between them.
 //!
 //! Besides the scenario's own assertions, the runner recomputes what it can
-//! (CONF-53, required): every observation's `state_digest` must be the digest of
+//! (CONF-54, required): every observation's `state_digest` must be the digest of
 //! its materialized JSON (DOC-12), and its `history_digest` the digest of the
 //! envelope ids the replica has integrated (DOC-13), which the runner knows from
 //! what the replica sealed, what it delivered and the dispositions it got back.
@@ -71,7 +71,7 @@ pub fn world_json(w: &World) -> String {
 const FORGER: &str = "#forger";
 
 /// The envelope ids one replica has integrated, as the runner knows them
-/// (CONF-53): what it sealed, what it answered `applied` (or rejected as
+/// (CONF-54): what it sealed, what it answered `applied` (or rejected as
 /// EQUIVOCATION, which stays integrated, DOC-9), and what it answered `buffered`
 /// once every predecessor is integrated (released by DOC-6 step 8). A restart
 /// loses the buffer (CONF-21).
@@ -151,7 +151,7 @@ struct Run<'a, 'b> {
     adapters: &'a mut [&'b mut dyn Adapter],
     /// Name and version of each implementation (for messages in mixed runs).
     impl_names: Vec<String>,
-    /// What each replica has integrated, as the runner knows it (CONF-53).
+    /// What each replica has integrated, as the runner knows it (CONF-54).
     histories: BTreeMap<String, History>,
     next_id: u64,
     /// Replica name -> (adapter index, handle).
@@ -348,7 +348,7 @@ impl Run<'_, '_> {
                         o.materialized_json
                     ));
                 }
-                // CONF-53 (MUST): both digests recomputed.
+                // CONF-54 (MUST): both digests recomputed.
                 let state = clientful_core::suite::hash_with_label(
                     clientful_core::labels::DIGEST_STATE,
                     canonical.as_bytes(),
@@ -357,7 +357,7 @@ impl Run<'_, '_> {
                 .unwrap_or_default();
                 if state != o.state_digest {
                     return Err(fail(format!(
-                        "{}: state_digest {} is not HashWithLabel(\"digest/state\", canonical JSON of materialized_json) = {} (DOC-12, CONF-53)",
+                        "{}: state_digest {} is not HashWithLabel(\"digest/state\", canonical JSON of materialized_json) = {} (DOC-12, CONF-54)",
                         self.host(name),
                         hex::encode(&o.state_digest),
                         hex::encode(&state)
@@ -367,7 +367,7 @@ impl Run<'_, '_> {
                 let want = history.digest();
                 if want != o.history_digest {
                     return Err(fail(format!(
-                        "{}: history_digest {} is not the digest of the {} envelope ids it has integrated (sealed, or delivered and answered applied) = {} (DOC-13, CONF-53)",
+                        "{}: history_digest {} is not the digest of the {} envelope ids it has integrated (sealed, or delivered and answered applied) = {} (DOC-13, CONF-54)",
                         self.host(name),
                         hex::encode(&o.history_digest),
                         history.integrated.len(),

@@ -174,10 +174,6 @@ pub struct RunOptions {
     pub log: Option<Box<dyn std::io::Write>>,
 }
 
-/// The run seed of library callers that give none (CONF-52); the command line
-/// draws a new one for every run unless `--seed` is given.
-pub const CONFIGURE_SEED: u64 = 0x636c_6965_6e74_6675;
-
 /// Fresh cases for the run seed `seed` (CONF-53), generated once and shared by
 /// the runs that use the same seed (the kill matrix).
 pub fn fresh_cases(seed: u64) -> Result<Rc<Fresh>, String> {

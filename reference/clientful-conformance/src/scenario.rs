@@ -1197,12 +1197,16 @@ impl Run<'_, '_> {
                 }
             }
             "expectContent" => {
-                let (_, _, m) = self.observe(str_of(step, "replica")?)?;
+                let name = str_of(step, "replica")?;
+                let (_, _, m) = self.observe(name)?;
                 let want = step.get("json").ok_or_else(|| fail("step needs `json`"))?;
                 let got: Value = serde_json::from_str(&m)
                     .map_err(|e| fail(format!("materialized is not JSON: {e}")))?;
                 if &got != want {
-                    return Err(fail(format!("content {got} != {want}")));
+                    return Err(fail(format!(
+                        "{}: content {got} != {want}",
+                        self.host(name)
+                    )));
                 }
             }
             other => return Err(fail(format!("unknown step op {other}"))),
@@ -1219,7 +1223,10 @@ impl Run<'_, '_> {
         let got = self.deliver(to, env)?;
         let want = str_of(step, "expect")?;
         if got != want {
-            return Err(fail(format!("expected {want}, got {got}")));
+            return Err(fail(format!(
+                "{}: expected {want}, got {got}",
+                self.host(to)
+            )));
         }
         Ok(())
     }

@@ -255,9 +255,13 @@ fn a_stray_line_on_stdout_is_named_as_text() {
 
 #[test]
 fn a_crash_names_the_pending_request_and_test() {
-    // spec: CONF-33. The adapter's input is cut after 600 bytes: it answers
-    // hello, the probe, configure and the first vector cases, then exits.
-    let cmd = format!("sh -c 'head -c 600 | {} serve-reference'", bin());
+    // spec: CONF-33. The adapter's input is cut after 4000 bytes (dd passes each
+    // byte on at once): it answers hello, the probes, configure and the first
+    // vector cases, then exits in the middle of a request.
+    let cmd = format!(
+        "sh -c 'dd bs=1 count=4000 2>/dev/null | {} serve-reference'",
+        bin()
+    );
     let (code, out) = run(&["--impl-cmd", &cmd]);
     assert_eq!(code, Some(2), "{out}");
     let line = out
@@ -267,6 +271,7 @@ fn a_crash_names_the_pending_request_and_test() {
     assert!(line.contains("primitives/"), "{line}");
     assert!(line.contains("(run_vector)"), "{line}");
     assert!(line.contains("while answering request"), "{line}");
+    assert!(line.contains("it exited with status 2"), "{line}");
 }
 
 #[test]

@@ -39,12 +39,15 @@ pub struct ReferenceAdapter {
     /// Where the `answers-from-vectors` saboteur reads the committed vectors.
     vectors_dir: Option<PathBuf>,
     /// Its lookup table: (family, operation, params, input) -> the file's answer.
-    echo: Option<BTreeMap<(String, String, String, String), R>>,
+    echo: Option<EchoTable>,
 }
+
+/// (family, operation, params, input) -> the vector file's answer.
+type EchoTable = BTreeMap<(String, String, String, String), R>;
 
 /// The answer a vector file gives for each case: `expected` of a valid case, the
 /// class of an invalid one, an empty object for an acceptable one.
-fn echo_table(dir: &Path) -> Result<BTreeMap<(String, String, String, String), R>, String> {
+fn echo_table(dir: &Path) -> Result<EchoTable, String> {
     let mut table = BTreeMap::new();
     for family in clientful_vectors::FAMILIES {
         let path = dir.join(format!("{family}.json"));

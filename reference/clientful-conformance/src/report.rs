@@ -113,6 +113,9 @@ impl Kind {
     }
 }
 
+/// Selects the results of one row of [`Report::per_implementation`].
+type Selector<'a> = Box<dyn Fn(&TestResult) -> bool + 'a>;
+
 /// One test's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
@@ -283,7 +286,7 @@ impl Report {
     pub fn per_implementation(&self) -> Vec<(String, usize, usize, usize, &'static str)> {
         let mixed = self.implementations.len() > 1;
         let mut rows = Vec::new();
-        let mut groups: Vec<(String, Box<dyn Fn(&TestResult) -> bool + '_>)> = Vec::new();
+        let mut groups: Vec<(String, Selector<'_>)> = Vec::new();
         if mixed {
             for (i, name) in self.implementations.iter().enumerate() {
                 let prefix = format!("impl{}/", i + 1);

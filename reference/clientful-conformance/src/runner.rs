@@ -389,7 +389,7 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             Some(dir) => ctx.scenarios(dir),
             None => Ok(()),
         });
-    let mut id = ctx.id;
+    let id = ctx.id;
     if let Err(e) = ran {
         report.harness_failed(e);
         report.finished();
@@ -398,11 +398,10 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
     if let Some(xf) = &opts.expected_failures {
         xf.apply(&mut report);
     }
-    for a in adapters.iter_mut() {
-        id += 1;
+    for (i, a) in adapters.iter_mut().enumerate() {
         // Best effort: the answer to shutdown does not change any verdict.
         let _ = a.call(pb::Request {
-            id,
+            id: id + 1 + i as u64,
             command: Some(Command::Shutdown(pb::Shutdown {})),
         });
     }

@@ -3,7 +3,8 @@
 # tests, the broker integration tests (real broker processes, a real NATS server started
 # here), the document simulator (1,000 random schedules) and editing-trace replays, the
 # wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
-# (npm packages installed here), and the vector verifier. This is the README's test
+# (npm packages installed here), the conformance suite with its kill matrix and the worked
+# Python adapter (PyPI packages installed here into a venv), and the vector verifier. This is the README's test
 # command and exactly what .ci/run calls. The storage suite runs against real S3
 # (SeaweedFS) and WebDAV (WsgiDAV) servers that this script starts on loopback and
 # always stops (scripts/services/).
@@ -75,7 +76,17 @@ cargo run -q -p clientful-conformance --locked -- run --impl reference | tail -n
 cargo build -q -p clientful-conformance --locked
 cargo run -q -p clientful-conformance --locked -- run \
   --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" --level strict | tee "$log" | tail -n 3
-read -r conf_passed conf_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
+read -r conf_passed conf_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
+
+step "conformance: the worked Python adapter (conformance/examples/python) over stdio"
+venv="$HOME/.cache/clientful/venv-conformance"
+if [ ! -x "$venv/bin/python3" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -r conformance/examples/python/requirements.txt
+"$CARGO_TARGET_DIR/debug/clientful-conformance" run \
+  --impl-cmd "$venv/bin/python3 conformance/examples/python/adapter.py" --level strict | tee "$log" | tail -n 4
+read -r py_passed py_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
 
 step "conformance kill matrix: every saboteur, over stdio, must be caught"
 "$CARGO_TARGET_DIR/debug/clientful-conformance" saboteurs \
@@ -93,5 +104,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${sab_caught} saboteurs caught, ${vec_passed} vector cases"
-echo "total: $(( test_passed + js_passed + conf_passed + sab_caught + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + sab_missed + vec_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases"
+echo "total: $(( test_passed + js_passed + conf_passed + py_passed + sab_caught + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + sab_missed + vec_failed )) failed"

@@ -17,9 +17,9 @@ pub enum HarnessError {
     /// The implementation exited, closed its output, or wrote a bad frame.
     #[error("the implementation stopped answering: {0}")]
     Gone(String),
-    /// No answer within the timeout.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    /// No answer within the timeout (and which request was pending).
+    #[error("no answer within {0:?} {1}")]
+    Timeout(Duration, String),
     /// An answer that is not a valid Response, or has the wrong id.
     #[error("invalid response: {0}")]
     Invalid(String),
@@ -31,6 +31,34 @@ pub trait Adapter {
     fn call(&mut self, req: Request) -> Result<Response, HarnessError>;
     /// Sends raw request bytes (for probes with unknown commands).
     fn call_raw(&mut self, id: u64, bytes: Vec<u8>) -> Result<Response, HarnessError>;
+}
+
+/// The name of a request's command, as in harness.proto.
+pub fn command_name(req: &Request) -> &'static str {
+    use crate::pb::request::Command as C;
+    match &req.command {
+        None => "no command",
+        Some(C::Hello(_)) => "hello",
+        Some(C::RunVector(_)) => "run_vector",
+        Some(C::CreateReplica(_)) => "create_replica",
+        Some(C::LocalEdit(_)) => "local_edit",
+        Some(C::Commit(_)) => "commit",
+        Some(C::TakeOutbox(_)) => "take_outbox",
+        Some(C::Deliver(_)) => "deliver",
+        Some(C::Observe(_)) => "observe",
+        Some(C::Persist(_)) => "persist",
+        Some(C::Restart(_)) => "restart",
+        Some(C::Shutdown(_)) => "shutdown",
+        Some(C::CreateSpace(_)) => "create_space",
+        Some(C::JoinSpace(_)) => "join_space",
+        Some(C::RedeemInvite(_)) => "redeem_invite",
+        Some(C::SpaceIntent(_)) => "space_intent",
+        Some(C::TakeSpaceOutbox(_)) => "take_space_outbox",
+        Some(C::DeliverSpace(_)) => "deliver_space",
+        Some(C::ObserveSpace(_)) => "observe_space",
+        Some(C::Configure(_)) => "configure",
+        Some(C::ExportSecrets(_)) => "export_secrets",
+    }
 }
 
 /// A boxed adapter borrowed as `&mut dyn Adapter` for a run.
@@ -90,16 +118,42 @@ impl StdioAdapter {
         })
     }
 
-    fn exchange(&mut self, id: u64, bytes: Vec<u8>) -> Result<Response, HarnessError> {
-        write_frame(&mut self.stdin, &bytes).map_err(|e| HarnessError::Gone(e.to_string()))?;
+    /// How the child ended, if it has (waits briefly for it).
+    fn exit_status(&mut self) -> String {
+        for _ in 0..20 {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return match st.code() {
+                    Some(c) => format!("; it exited with status {c}"),
+                    None => format!("; it was ended by a signal ({st})"),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        String::new()
+    }
+
+    fn exchange(&mut self, id: u64, bytes: Vec<u8>, what: &str) -> Result<Response, HarnessError> {
+        let pending = format!("while answering request {id} ({what})");
+        if let Err(e) = write_frame(&mut self.stdin, &bytes) {
+            let st = self.exit_status();
+            return Err(HarnessError::Gone(format!("{e} {pending}{st}")));
+        }
         let frame = match self.frames.recv_timeout(self.timeout) {
             Ok(Ok(f)) => f,
-            Ok(Err(e)) => return Err(HarnessError::Gone(e)),
-            Err(RecvTimeoutError::Timeout) => return Err(HarnessError::Timeout(self.timeout)),
-            Err(RecvTimeoutError::Disconnected) => return Err(HarnessError::Gone("exited".into())),
+            Ok(Err(e)) => {
+                let st = self.exit_status();
+                return Err(HarnessError::Gone(format!("{e} {pending}{st}")));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(HarnessError::Timeout(self.timeout, pending));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let st = self.exit_status();
+                return Err(HarnessError::Gone(format!("exited {pending}{st}")));
+            }
         };
-        let resp =
-            Response::decode(frame.as_slice()).map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        let resp = Response::decode(frame.as_slice())
+            .map_err(|e| HarnessError::Invalid(format!("{e} {pending}")))?;
         if resp.id != id {
             return Err(HarnessError::Invalid(format!(
                 "id {} answered to request {id}",
@@ -113,11 +167,11 @@ impl StdioAdapter {
 impl Adapter for StdioAdapter {
     fn call(&mut self, req: Request) -> Result<Response, HarnessError> {
         let id = req.id;
-        self.exchange(id, req.encode_to_vec())
+        self.exchange(id, req.encode_to_vec(), command_name(&req))
     }
 
     fn call_raw(&mut self, id: u64, bytes: Vec<u8>) -> Result<Response, HarnessError> {
-        self.exchange(id, bytes)
+        self.exchange(id, bytes, "the unknown-command probe")
     }
 }
 

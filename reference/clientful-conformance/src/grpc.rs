@@ -130,7 +130,7 @@ impl GrpcAdapter {
                     .map_err(|s| HarnessError::Gone(format!("gRPC status {s}")))
             })
             .await
-            .map_err(|_| HarnessError::Timeout(timeout))?
+            .map_err(|_| HarnessError::Timeout(timeout, format!("while answering request {id}")))?
         })?;
         if resp.id != id {
             return Err(HarnessError::Invalid(format!(

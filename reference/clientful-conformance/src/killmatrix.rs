@@ -45,7 +45,10 @@ pub fn run_matrix(
     vectors: &Path,
     scenarios: &Path,
     mode: &Mode,
+    seed: u64,
 ) -> Result<Vec<Row>, String> {
+    // One set of fresh cases for every saboteur (CONF-53).
+    let fresh = crate::runner::fresh_cases(seed)?;
     let list: Value = std::fs::read(list_file)
         .map_err(|e| format!("{}: {e}", list_file.display()))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))?;
@@ -82,7 +85,9 @@ pub fn run_matrix(
             continue;
         };
         let mut adapter: Box<dyn Adapter> = match mode {
-            Mode::InProcess => Box::new(ReferenceAdapter::with_saboteur(Some(sab))),
+            Mode::InProcess => {
+                Box::new(ReferenceAdapter::with_saboteur(Some(sab)).with_vectors_dir(vectors))
+            }
             Mode::Stdio(cmd) => Box::new(
                 StdioAdapter::spawn(&format!("{cmd} --saboteur {name}"), Duration::from_secs(30))
                     .map_err(|e| e.to_string())?,
@@ -91,6 +96,8 @@ pub fn run_matrix(
         let report = run_with(
             &mut [crate::adapter::borrow(&mut adapter)],
             RunOptions {
+                seed,
+                fresh: Some(fresh.clone()),
                 vectors: Some(vectors.to_path_buf()),
                 scenarios: Some(scenarios.to_path_buf()),
                 level: Level::Strict,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 use clientful_core::ErrorClass;
 use clientful_doc::testkit;
@@ -35,6 +36,50 @@ pub struct ReferenceAdapter {
     next_space: u32,
     saboteur: Option<Saboteur>,
     configured: Option<(u64, u64)>,
+    /// Where the `answers-from-vectors` saboteur reads the committed vectors.
+    vectors_dir: Option<PathBuf>,
+    /// Its lookup table: (family, operation, params, input) -> the file's answer.
+    echo: Option<EchoTable>,
+}
+
+/// (family, operation, params, input) -> the vector file's answer.
+type EchoTable = BTreeMap<(String, String, String, String), R>;
+
+/// The answer a vector file gives for each case: `expected` of a valid case, the
+/// class of an invalid one, an empty object for an acceptable one.
+fn echo_table(dir: &Path) -> Result<EchoTable, String> {
+    let mut table = BTreeMap::new();
+    for family in clientful_vectors::FAMILIES {
+        let path = dir.join(format!("{family}.json"));
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: clientful_vectors::schema::VectorFile =
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        for (g, c) in file.cases() {
+            let outcome = match c.result.as_str() {
+                "invalid" => pb::vector_result::Outcome::Rejected(
+                    c.error
+                        .as_deref()
+                        .and_then(clientful_core::error::class_from_name)
+                        .map(|k| k as i32)
+                        .unwrap_or(0),
+                ),
+                "valid" => pb::vector_result::Outcome::OutputJson(c.expected.to_string()),
+                _ => pb::vector_result::Outcome::OutputJson("{}".into()),
+            };
+            table.insert(
+                (
+                    family.to_string(),
+                    g.operation.clone(),
+                    g.params.to_string(),
+                    c.input.to_string(),
+                ),
+                R::Vector(pb::VectorResult {
+                    outcome: Some(outcome),
+                }),
+            );
+        }
+    }
+    Ok(table)
 }
 
 /// A replica configuration from the world JSON of the document vector families.
@@ -101,22 +146,9 @@ fn capabilities() -> Vec<String> {
 }
 
 fn run_vector(v: &pb::RunVector) -> Result<Outcome, String> {
-    use clientful_vectors::families as f;
     let params: Value = serde_json::from_str(&v.params_json).map_err(|e| e.to_string())?;
     let input: Value = serde_json::from_str(&v.input_json).map_err(|e| e.to_string())?;
-    let op = v.operation.as_str();
-    match v.family.as_str() {
-        "primitives" => f::primitives::run(op, &params, &input),
-        "identity" => f::identity::run(op, &params, &input),
-        "wire-codec" => f::wire_codec::run(op, &params, &input),
-        "envelope-open" => f::envelope_open::run(op, &params, &input),
-        "crdt-merge" => f::crdt_merge::run(op, &params, &input),
-        "membership" => f::membership::run(op, &params, &input),
-        "passive-replica" => f::passive_replica::run(op, &params, &input),
-        "storage" => f::storage::run(op, &params, &input),
-        "room" => f::room::run(op, &params, &input),
-        other => Err(format!("unknown family {other}")),
-    }
+    clientful_vectors::verify::run_operation(&v.family, &v.operation, &params, &input)
 }
 
 impl ReferenceAdapter {
@@ -132,6 +164,43 @@ impl ReferenceAdapter {
             saboteur,
             ..Self::default()
         }
+    }
+
+    /// Where the `answers-from-vectors` saboteur finds the committed vector
+    /// files (default `test-vectors`).
+    pub fn with_vectors_dir(mut self, dir: &Path) -> Self {
+        self.vectors_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The `answers-from-vectors` saboteur: the committed file's answer to this
+    /// request, or `unsupported`.
+    fn echo(&mut self, v: &pb::RunVector) -> Result<R, String> {
+        if self.echo.is_none() {
+            let dir = self
+                .vectors_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("test-vectors"));
+            self.echo = Some(echo_table(&dir)?);
+        }
+        let norm = |t: &str| {
+            serde_json::from_str::<Value>(t)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
+        let key = (
+            v.family.clone(),
+            v.operation.clone(),
+            norm(&v.params_json),
+            norm(&v.input_json),
+        );
+        Ok(self
+            .echo
+            .as_ref()
+            .and_then(|t| t.get(&key).cloned())
+            .unwrap_or(R::Unsupported(pb::Unsupported {
+                command: "run_vector (not in test-vectors/)".into(),
+            })))
     }
 
     fn sabotaged(&self, s: Saboteur) -> bool {
@@ -183,8 +252,18 @@ impl ReferenceAdapter {
                 harness_version: crate::HARNESS_VERSION,
                 implementation: "clientful-reference".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                capabilities: capabilities(),
+                capabilities: if self.sabotaged(Saboteur::AnswersFromVectors) {
+                    capabilities()
+                        .into_iter()
+                        .filter(|c| c.starts_with("vectors/"))
+                        .collect()
+                } else {
+                    capabilities()
+                },
             }),
+            Command::RunVector(v) if self.sabotaged(Saboteur::AnswersFromVectors) => {
+                self.echo(&v)?
+            }
             Command::RunVector(v) => match run_vector(&v)? {
                 Outcome::Accepted(out) => R::Vector(pb::VectorResult {
                     outcome: Some(pb::vector_result::Outcome::OutputJson(out.to_string())),
@@ -281,19 +360,23 @@ impl ReferenceAdapter {
                     Some(Saboteur::NonCanonicalJson) => {
                         let v: Value = serde_json::from_str(&obs.materialized_json)
                             .map_err(|e| e.to_string())?;
+                        // The digest stays that of the canonical JSON (DOC-12): only
+                        // the text is written with white space.
                         obs.materialized_json =
                             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
-                        obs.state_digest = clientful_core::suite::hash_with_label(
-                            clientful_core::labels::DIGEST_STATE,
-                            obs.materialized_json.as_bytes(),
-                        )
-                        .map_err(|e| e.to_string())?
-                        .to_vec();
                     }
                     Some(Saboteur::WrongStateDigest) => {
                         use sha2::Digest;
                         obs.state_digest =
                             sha2::Sha256::digest(obs.materialized_json.as_bytes()).to_vec();
+                    }
+                    Some(Saboteur::ConstantHistoryDigest) => {
+                        obs.history_digest = clientful_core::suite::hash_with_label(
+                            clientful_core::labels::DIGEST_HISTORY,
+                            &[],
+                        )
+                        .map_err(|e| e.to_string())?
+                        .to_vec();
                     }
                     _ => {}
                 }
@@ -493,9 +576,17 @@ pub fn serve_stdio_with(
     output: impl Write,
     saboteur: Option<Saboteur>,
 ) -> std::io::Result<()> {
+    serve_adapter(input, output, ReferenceAdapter::with_saboteur(saboteur))
+}
+
+/// Serves a configured reference adapter over stdio.
+pub fn serve_adapter(
+    input: impl Read,
+    output: impl Write,
+    mut adapter: ReferenceAdapter,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(input);
     let mut w = BufWriter::new(output);
-    let mut adapter = ReferenceAdapter::with_saboteur(saboteur);
     while let Some(frame) = read_frame(&mut r)? {
         let resp = match pb::Request::decode(frame.as_slice()) {
             Ok(req) => {

@@ -9,7 +9,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 /// Version of the `report.json` format (the schema's `reportVersion`).
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// Conformance level (CONF-40): `required` holds the MUST tests, `strict` adds the
 /// SHOULD tests.
@@ -113,6 +113,9 @@ impl Kind {
     }
 }
 
+/// Selects the results of one row of [`Report::per_implementation`].
+type Selector<'a> = Box<dyn Fn(&TestResult) -> bool + 'a>;
+
 /// One test's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
@@ -156,6 +159,10 @@ pub struct Report {
     pub implementations: Vec<String>,
     /// Capabilities declared by every implementation (their intersection).
     pub capabilities: Vec<String>,
+    /// Capabilities declared by each implementation, in adapter order.
+    pub declared: Vec<Vec<String>>,
+    /// The run's seed (CONF-3, CONF-53): `--seed` with this value replays the run.
+    pub seed: Option<u64>,
     /// The level the run is judged at.
     pub level: Level,
     /// The results, in the order they ended.
@@ -202,6 +209,7 @@ impl Report {
             "implementations": self.implementations,
             "capabilities": self.capabilities,
             "level": self.level.as_str(),
+            "seed": self.seed_hex(),
         });
         self.emit(event);
     }
@@ -228,6 +236,7 @@ impl Report {
             "event": "end",
             "passed": self.passed(),
             "failed": self.failed(),
+            "skipped": self.skipped(),
             "exitCode": self.exit_code(),
         });
         self.emit(event);
@@ -238,12 +247,110 @@ impl Report {
         r.level <= self.level
     }
 
-    /// Passed tests.
+    /// The seed as the 16 hex digits `--seed` takes.
+    pub fn seed_hex(&self) -> Option<String> {
+        self.seed.map(|s| format!("{s:016x}"))
+    }
+
+    /// Passed tests that count at the run's level: a passed `strict` test is not
+    /// a pass of a `required` run (CONF-40).
     pub fn passed(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| r.outcome == Outcome::Pass)
+            .filter(|r| r.outcome == Outcome::Pass && self.counts(r))
             .count()
+    }
+
+    /// Skipped tests (CONF-34): not selected by the declared capabilities.
+    pub fn skipped(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Skipped(_)))
+            .count()
+    }
+
+    /// The closing line (CONF-36): `N passed, M failed, K skipped`.
+    pub fn closing_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        )
+    }
+
+    /// Counts and status per implementation (CONF-39): its own tests (probes
+    /// and vectors, prefixed `implN/` in a mixed run) and, for every
+    /// implementation, the shared scenarios. Each row: name, passed, failed,
+    /// skipped, and `pass`, `fail` or `not-run`.
+    pub fn per_implementation(&self) -> Vec<(String, usize, usize, usize, &'static str)> {
+        let mixed = self.implementations.len() > 1;
+        let mut rows = Vec::new();
+        let mut groups: Vec<(String, Selector<'_>)> = Vec::new();
+        if mixed {
+            for (i, name) in self.implementations.iter().enumerate() {
+                let prefix = format!("impl{}/", i + 1);
+                groups.push((
+                    format!("impl{}: {name}", i + 1),
+                    Box::new(move |r: &TestResult| r.id.starts_with(&prefix)),
+                ));
+            }
+            groups.push((
+                "shared scenarios (every implementation)".into(),
+                Box::new(|r: &TestResult| !r.id.starts_with("impl")),
+            ));
+        } else {
+            groups.push((
+                self.implementations.join(" + "),
+                Box::new(|_: &TestResult| true),
+            ));
+        }
+        for (name, mine) in groups {
+            let of: Vec<&TestResult> = self.results.iter().filter(|r| mine(r)).collect();
+            let passed = of
+                .iter()
+                .filter(|r| r.outcome == Outcome::Pass && self.counts(r))
+                .count();
+            let failed = of
+                .iter()
+                .filter(|r| r.outcome.is_failure() && self.counts(r))
+                .count();
+            let skipped = of
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Skipped(_)))
+                .count();
+            let status = if failed > 0 || (self.harness_error.is_some() && !mixed) {
+                "fail"
+            } else if passed == 0 {
+                "not-run"
+            } else {
+                "pass"
+            };
+            rows.push((name, passed, failed, skipped, status));
+        }
+        rows
+    }
+
+    /// Profiles this runner knows that the run did not execute: not declared
+    /// (by every implementation), or declared with no test executed (CONF-47).
+    pub fn profiles_not_run(&self) -> Vec<String> {
+        let statuses = self.profiles();
+        let mut out = Vec::new();
+        for p in crate::runner::known_capabilities() {
+            // `vectors/<family>/<crdt>` is covered by a declared `vectors/<family>`.
+            let parent = p.rsplit_once('/').map(|(a, _)| a.to_string());
+            if p.matches('/').count() == 2 && parent.is_some_and(|a| statuses.contains_key(&a)) {
+                continue;
+            }
+            match statuses.get(&p) {
+                None => out.push(format!("{p} (not declared)")),
+                Some(l) if l.get("required") == Some(&"not-run") => {
+                    out.push(format!("{p} (declared, no test executed)"))
+                }
+                Some(_) => {}
+            }
+        }
+        out
     }
 
     /// Failed tests that count at the run's level (failures and unsupported
@@ -326,14 +433,19 @@ impl Report {
         json!({
             "reportVersion": REPORT_VERSION,
             "harnessVersion": crate::HARNESS_VERSION,
+            "seed": self.seed_hex(),
             "implementations": self.implementations,
+            "perImplementation": self.per_implementation().into_iter().map(|(name, p, f, k, status)| json!({
+                "implementation": name, "passed": p, "failed": f, "skipped": k, "status": status,
+            })).collect::<Vec<_>>(),
+            "profilesNotRun": self.profiles_not_run(),
             "capabilities": self.capabilities,
             "level": self.level.as_str(),
             "passed": self.passed(),
             "failed": self.failed(),
             "warnings": self.warnings(),
             "expectedFailures": self.expected_failures(),
-            "skipped": self.results.len() - self.executed(),
+            "skipped": self.skipped(),
             "harnessError": self.harness_error,
             "exitCode": self.exit_code(),
             "profiles": self.profiles(),
@@ -409,16 +521,25 @@ impl Report {
     pub fn to_markdown(&self) -> String {
         let mut m = String::from("# Clientful conformance report\n\n");
         m.push_str(&format!(
-            "Implementation: {}  \nLevel: {}  \nResult: {} passed, {} failed ({} warnings, {} expected failures, {} skipped); exit code {}\n\n",
+            "Implementation: {}  \nLevel: {}  \nSeed: {} (replay with `--seed {}`)  \nResult: {} passed, {} failed, {} skipped ({} warnings, {} expected failures); exit code {}\n\n",
             self.implementations.join(" + "),
             self.level.as_str(),
+            self.seed_hex().unwrap_or_else(|| "none".into()),
+            self.seed_hex().unwrap_or_default(),
             self.passed(),
             self.failed(),
+            self.skipped(),
             self.warnings(),
             self.expected_failures(),
-            self.results.len() - self.executed(),
             self.exit_code()
         ));
+        if self.implementations.len() > 1 {
+            m.push_str("| Implementation | Passed | Failed | Skipped | Status |\n|---|---:|---:|---:|---|\n");
+            for (name, p, f, k, status) in self.per_implementation() {
+                m.push_str(&format!("| {name} | {p} | {f} | {k} | {status} |\n"));
+            }
+            m.push('\n');
+        }
         if let Some(e) = &self.harness_error {
             m.push_str(&format!("**Harness error:** {e}\n\n"));
         }
@@ -438,6 +559,13 @@ impl Report {
                 levels.get("required").copied().unwrap_or("not-run"),
                 levels.get("strict").copied().unwrap_or("not-run"),
             ));
+        }
+        let not_run = self.profiles_not_run();
+        if !not_run.is_empty() {
+            m.push_str("\nProfiles not run (no claim can be made for them):\n\n");
+            for p in not_run {
+                m.push_str(&format!("- `{}\n", p.replacen(' ', "` ", 1)));
+            }
         }
         let bad: Vec<&TestResult> = self
             .results
@@ -460,11 +588,7 @@ impl Report {
                 ));
             }
         }
-        m.push_str(&format!(
-            "\n{} passed, {} failed\n",
-            self.passed(),
-            self.failed()
-        ));
+        m.push_str(&format!("\n{}\n", self.closing_line()));
         m
     }
 }
@@ -507,12 +631,14 @@ mod tests {
         r.capabilities = vec!["replica/yjs".into()];
         r.push(result("a", Level::Required, Outcome::Pass));
         r.push(result("b", Level::Strict, Outcome::Fail("x".into())));
+        r.push(result("c", Level::Strict, Outcome::Pass));
+        // A passed strict test is not a pass of a required run.
         assert_eq!((r.passed(), r.failed(), r.warnings()), (1, 0, 1));
         assert_eq!(r.exit_code(), 0);
         assert_eq!(r.profiles()["replica/yjs"]["required"], "conformant");
         assert_eq!(r.profiles()["replica/yjs"]["strict"], "failed");
         r.level = Level::Strict;
-        assert_eq!((r.failed(), r.warnings()), (1, 0));
+        assert_eq!((r.passed(), r.failed(), r.warnings()), (2, 1, 0));
         assert_eq!(r.exit_code(), 1);
     }
 
@@ -539,7 +665,7 @@ mod tests {
             x.contains("<failure type=\"fail\" message=\"&quot;q&quot;?\"/>"),
             "{x}"
         );
-        assert!(r.to_markdown().ends_with("0 passed, 1 failed\n"));
+        assert!(r.to_markdown().ends_with("0 passed, 1 failed, 0 skipped\n"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The runner (spec §12): start-up probes, vector families driven through the
-//! harness, scenarios, results, the closing line and the exit code.
+//! harness (the committed cases and fresh ones generated from the run's seed,
+//! CONF-53), scenarios, results, the closing line and the exit code.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use clientful_core::envelope::{self, SealRequest};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, binding, content};
 use clientful_vectors::families::docworld;
+use clientful_vectors::fresh::Fresh;
 use clientful_vectors::schema::VectorFile;
 use prost::Message;
 use rand_chacha::ChaCha20Rng;
@@ -18,7 +21,7 @@ use crate::adapter::{Adapter, HarnessError};
 use crate::expected::ExpectedFailures;
 use crate::pb::{self, request::Command, response::Result as R};
 use crate::report::{Kind, Level, Outcome, Report, TestResult};
-use crate::scenario::{ScenarioError, run_scenario};
+use crate::scenario::{ScenarioError, run_scenario_named};
 
 /// Request bytes with a command from the reserved probe range (field 1000, never
 /// defined): a conforming implementation answers `unsupported`.
@@ -27,6 +30,27 @@ pub fn probe_request(id: u64) -> Vec<u8> {
     bytes.extend_from_slice(&[0xc2, 0x3e, 0x00]); // field 1000, length-delimited, empty
     bytes
 }
+
+/// Every capability this runner knows (CONF-12, CONF-41): the replica and
+/// space profiles, `vectors/<family>` for every family, and
+/// `vectors/<family>/<crdt>` for the document families that can be claimed per
+/// CRDT. Declaring any other name is a harness error.
+pub fn known_capabilities() -> Vec<String> {
+    let mut all: Vec<String> = KNOWN_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    for f in clientful_vectors::FAMILIES {
+        all.push(format!("vectors/{f}"));
+        if PER_CRDT_FAMILIES.contains(f) {
+            for crdt in ["yjs", "automerge"] {
+                all.push(format!("vectors/{f}/{crdt}"));
+            }
+        }
+    }
+    all
+}
+
+/// Vector families whose cases can be claimed per CRDT
+/// (`vectors/crdt-merge/yjs`, ...): each group's `params.crdt` names its CRDT.
+pub const PER_CRDT_FAMILIES: &[&str] = &["crdt-merge", "passive-replica"];
 
 fn start(adapter: &mut dyn Adapter, report: &mut Report) -> Result<Vec<String>, HarnessError> {
     report.implementations.push("(no answer to hello)".into());
@@ -52,6 +76,13 @@ fn start(adapter: &mut dyn Adapter, report: &mut Report) -> Result<Vec<String>, 
     }
     if let Some(last) = report.implementations.last_mut() {
         *last = format!("{} {}", hello.implementation, hello.version);
+    }
+    let known = known_capabilities();
+    if let Some(bad) = hello.capabilities.iter().find(|c| !known.contains(c)) {
+        return Err(HarnessError::Invalid(format!(
+            "hello declares the unknown capability {bad:?} (CONF-41); known: {}",
+            known.join(", ")
+        )));
     }
     match adapter.call_raw(2, probe_request(2))?.result {
         Some(R::Unsupported(_)) => {}
@@ -125,6 +156,12 @@ fn vector_outcome(
 /// What a run selects and how it reports.
 #[derive(Default)]
 pub struct RunOptions {
+    /// The run's seed (CONF-3, CONF-53): sent in `configure`, and the seed the
+    /// fresh cases were generated from; recorded in every report.
+    pub seed: u64,
+    /// Fresh vector cases generated from `seed` (CONF-53); `None`: the committed
+    /// cases only.
+    pub fresh: Option<Rc<Fresh>>,
     /// Vector files directory (`None`: no vectors).
     pub vectors: Option<PathBuf>,
     /// Scenario files directory (`None`: no scenarios).
@@ -137,8 +174,19 @@ pub struct RunOptions {
     pub log: Option<Box<dyn std::io::Write>>,
 }
 
-/// The run seed sent in `configure` (CONF-52).
-pub const CONFIGURE_SEED: u64 = 0x636c_6965_6e74_6675;
+/// Fresh cases for the run seed `seed` (CONF-53), generated once and shared by
+/// the runs that use the same seed (the kill matrix).
+pub fn fresh_cases(seed: u64) -> Result<Rc<Fresh>, String> {
+    clientful_vectors::fresh::generate(seed).map(Rc::new)
+}
+
+/// A new run seed: not derived from the clock, different in every process.
+pub fn new_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
 /// The fixed clock sent in `configure`: 2026-01-01T00:00:00Z.
 pub const CONFIGURE_CLOCK_MS: u64 = 1_767_225_600_000;
 
@@ -270,145 +318,238 @@ pub fn run(adapter: &mut dyn Adapter, vectors: Option<&Path>, scenarios: Option<
 /// replicas are spread over all of them.
 pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
     let mut report = Report::new(opts.level, opts.log);
-    let mut caps: Option<Vec<String>> = None;
+    report.seed = Some(opts.seed);
     let mut per_impl = Vec::new();
-    for a in adapters.iter_mut() {
+    for (i, a) in adapters.iter_mut().enumerate() {
         match start(&mut **a, &mut report) {
-            Ok(c) => {
-                caps = Some(match caps {
-                    None => c.clone(),
-                    Some(prev) => prev.into_iter().filter(|x| c.contains(x)).collect(),
-                });
-                per_impl.push(c);
-            }
+            Ok(c) => per_impl.push(c),
             Err(e) => {
-                report.harness_failed(e.to_string());
+                report.harness_failed(format!("implementation {}: {e}", i + 1));
                 report.finished();
                 return report;
             }
         }
     }
-    let caps = caps.unwrap_or_default();
+    // Scenarios need every implementation: the intersection (CONF-39).
+    let caps: Vec<String> = per_impl
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .filter(|c| per_impl.iter().all(|other| other.contains(c)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     report.capabilities = caps.clone();
+    report.declared = per_impl.clone();
     let mut id = 10u64;
-    // Run configuration (CONF-52): one seed and a fixed clock for every implementation.
-    for a in adapters.iter_mut() {
+    // Run configuration (CONF-52): the run's seed and a fixed clock for every implementation.
+    for (i, a) in adapters.iter_mut().enumerate() {
         id += 1;
-        match a.call(pb::Request {
+        let answer = a.call(pb::Request {
             id,
             command: Some(Command::Configure(pb::Configure {
-                seed: CONFIGURE_SEED,
+                seed: opts.seed,
                 clock_ms: CONFIGURE_CLOCK_MS,
             })),
-        }) {
+        });
+        let problem = match answer {
             Ok(pb::Response {
                 result: Some(R::Done(_)),
                 ..
-            }) => {}
-            Ok(other) => {
-                report.harness_failed(format!(
-                    "configure must be answered `done`, got {:?}",
-                    other.result
-                ));
-                report.finished();
-                return report;
-            }
-            Err(e) => {
-                report.harness_failed(e.to_string());
-                report.finished();
-                return report;
-            }
+            }) => None,
+            Ok(other) => Some(format!(
+                "configure must be answered `done`, got {:?}",
+                other.result
+            )),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(p) = problem {
+            report.harness_failed(format!("implementation {}: {p}", i + 1));
+            report.finished();
+            return report;
         }
     }
     report.started();
-    let mixed = adapters.len() > 1;
-    let tag = |i: usize, id: &str| {
-        if mixed {
+    let mut ctx = Ctx {
+        adapters,
+        per_impl: &per_impl,
+        caps: &caps,
+        id,
+        report: &mut report,
+    };
+    let ran = ctx
+        .profiles()
+        .and_then(|()| match &opts.vectors {
+            Some(dir) => ctx.vectors(dir, opts.fresh.as_deref()),
+            None => Ok(()),
+        })
+        .and_then(|()| match &opts.scenarios {
+            Some(dir) => ctx.scenarios(dir),
+            None => Ok(()),
+        });
+    let id = ctx.id;
+    if let Err(e) = ran {
+        report.harness_failed(e);
+        report.finished();
+        return report;
+    }
+    if let Some(xf) = &opts.expected_failures {
+        xf.apply(&mut report);
+    }
+    for (i, a) in adapters.iter_mut().enumerate() {
+        // Best effort: the answer to shutdown does not change any verdict.
+        let _ = a.call(pb::Request {
+            id: id + 1 + i as u64,
+            command: Some(Command::Shutdown(pb::Shutdown {})),
+        });
+    }
+    report.finished();
+    report
+}
+
+/// The state of a run between its sections.
+struct Ctx<'r, 'a, 'b> {
+    adapters: &'r mut [&'a mut dyn Adapter],
+    per_impl: &'r [Vec<String>],
+    caps: &'r [String],
+    id: u64,
+    report: &'b mut Report,
+}
+
+/// The CRDT a document-family group is for (`params.crdt`), if any.
+fn group_crdt(family: &str, group: &clientful_vectors::schema::Group) -> Option<String> {
+    if !PER_CRDT_FAMILIES.contains(&family) {
+        return None;
+    }
+    group
+        .params
+        .get("crdt")
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+impl Ctx<'_, '_, '_> {
+    fn mixed(&self) -> bool {
+        self.adapters.len() > 1
+    }
+
+    fn tag(&self, i: usize, id: &str) -> String {
+        if self.mixed() {
             format!("impl{}/{id}", i + 1)
         } else {
             id.to_string()
         }
-    };
-    // Capability profiles declared at hello, probed (CONF-41).
-    for (i, a) in adapters.iter_mut().enumerate() {
-        for cap in per_impl.get(i).cloned().unwrap_or_default() {
-            if cap.starts_with("vectors/")
-                && clientful_vectors::FAMILIES
-                    .iter()
-                    .any(|f| cap == format!("vectors/{f}"))
-            {
-                continue;
-            }
-            let t = Instant::now();
-            let (outcome, level) = if KNOWN_CAPABILITIES.contains(&cap.as_str()) {
-                match probe_capability(&mut **a, &cap, &mut id) {
-                    Ok(o) => (o, Level::Required),
-                    Err(e) => {
-                        report.harness_failed(e.to_string());
-                        report.finished();
-                        return report;
-                    }
-                }
-            } else {
-                (
-                    Outcome::Fail(format!("unknown capability {cap:?} declared (CONF-41)")),
-                    Level::Strict,
-                )
-            };
-            report.push(TestResult {
-                id: tag(i, &format!("profile/{cap}")),
-                kind: Kind::Probe,
-                level,
-                profiles: vec![cap.clone()],
-                outcome,
-                millis: elapsed(t),
-            });
-        }
     }
-    if let Some(dir) = &opts.vectors {
+
+    /// Capability profiles declared at hello, probed (CONF-41).
+    fn profiles(&mut self) -> Result<(), String> {
+        for i in 0..self.adapters.len() {
+            for cap in self.per_impl.get(i).cloned().unwrap_or_default() {
+                if cap.starts_with("vectors/") {
+                    continue; // probed by their cases
+                }
+                let t = Instant::now();
+                let test = self.tag(i, &format!("profile/{cap}"));
+                let adapter = self.adapters.get_mut(i).ok_or("no such implementation")?;
+                let outcome = probe_capability(&mut **adapter, &cap, &mut self.id)
+                    .map_err(|e| format!("{test}: {e}"))?;
+                self.report.push(TestResult {
+                    id: test,
+                    kind: Kind::Probe,
+                    level: Level::Required,
+                    profiles: vec![cap.clone()],
+                    outcome,
+                    millis: elapsed(t),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every vector case of the committed files, then the fresh cases of the
+    /// run (CONF-28, CONF-53), to each implementation.
+    fn vectors(&mut self, dir: &Path, fresh: Option<&Fresh>) -> Result<(), String> {
         for family in clientful_vectors::FAMILIES {
-            let file: VectorFile = match std::fs::read(dir.join(format!("{family}.json")))
+            let path = dir.join(format!("{family}.json"));
+            let file: VectorFile = std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    format!(
+                        "cannot load the vector file {}: {e} (give the test-vectors directory with --vectors DIR)",
+                        path.display()
+                    )
+                })?;
+            self.vector_file(family, &file, "")?;
+            if let Some(fresh_file) =
+                fresh.and_then(|f| f.files.iter().find(|f| f.family == *family))
             {
-                Ok(f) => f,
-                Err(e) => {
-                    report.harness_failed(format!("cannot load {family}.json: {e}"));
-                    report.finished();
-                    return report;
-                }
-            };
-            let profile = format!("vectors/{family}");
-            for (i, a) in adapters.iter_mut().enumerate() {
-                let declared = per_impl.get(i).is_some_and(|c| c.contains(&profile));
-                for (group, case) in file.cases() {
-                    let t = Instant::now();
-                    let outcome = if !declared {
-                        Outcome::Skipped(format!("{profile} not declared"))
-                    } else {
-                        id += 1;
-                        match vector_outcome(&mut **a, id, family, group, case) {
-                            Ok(o) => o,
-                            Err(e) => {
-                                report.harness_failed(e.to_string());
-                                report.finished();
-                                return report;
-                            }
-                        }
-                    };
-                    report.push(TestResult {
-                        id: tag(i, &case.id),
-                        kind: Kind::Vector,
-                        level: Level::Required,
-                        profiles: vec![profile.clone()],
-                        outcome,
-                        millis: elapsed(t),
+                // Only cases whose input differs from every committed case: an
+                // adapter cannot answer them from the files.
+                let committed: std::collections::BTreeSet<(String, String, String)> = file
+                    .cases()
+                    .map(|(g, c)| {
+                        (
+                            g.operation.clone(),
+                            g.params.to_string(),
+                            c.input.to_string(),
+                        )
+                    })
+                    .collect();
+                let mut fresh_file = fresh_file.clone();
+                for g in fresh_file.groups.iter_mut() {
+                    let (op, params) = (g.operation.clone(), g.params.to_string());
+                    g.cases.retain(|c| {
+                        !committed.contains(&(op.clone(), params.clone(), c.input.to_string()))
                     });
                 }
+                self.vector_file(family, &fresh_file, "fresh/")?;
             }
         }
+        Ok(())
     }
-    if let Some(dir) = &opts.scenarios {
+
+    fn vector_file(&mut self, family: &str, file: &VectorFile, prefix: &str) -> Result<(), String> {
+        let profile = format!("vectors/{family}");
+        for i in 0..self.adapters.len() {
+            let declared = self.per_impl.get(i).cloned().unwrap_or_default();
+            for (group, case) in file.cases() {
+                let t = Instant::now();
+                let crdt = group_crdt(family, group);
+                let mut profiles = vec![profile.clone()];
+                let by_crdt = crdt.as_ref().map(|c| format!("{profile}/{c}"));
+                profiles.extend(by_crdt.clone());
+                let selected = declared.contains(&profile)
+                    || by_crdt.as_ref().is_some_and(|p| declared.contains(p));
+                let test = self.tag(i, &format!("{prefix}{}", case.id));
+                let outcome = if !selected {
+                    Outcome::Skipped(match &by_crdt {
+                        Some(p) => format!("capability {p} (or {profile}) not declared"),
+                        None => format!("capability {profile} not declared"),
+                    })
+                } else {
+                    self.id += 1;
+                    let adapter = self.adapters.get_mut(i).ok_or("no such implementation")?;
+                    vector_outcome(&mut **adapter, self.id, family, group, case)
+                        .map_err(|e| format!("{test}: {e}"))?
+                };
+                self.report.push(TestResult {
+                    id: test,
+                    kind: Kind::Vector,
+                    level: Level::Required,
+                    profiles,
+                    outcome,
+                    millis: elapsed(t),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every scenario file whose capabilities every implementation declared.
+    fn scenarios(&mut self, dir: &Path) -> Result<(), String> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map(|rd| {
                 rd.flatten()
@@ -419,9 +560,10 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             .unwrap_or_default();
         files.sort();
         if files.is_empty() {
-            report.harness_failed(format!("no scenario files in {}", dir.display()));
-            report.finished();
-            return report;
+            return Err(format!(
+                "no scenario files in {} (give the scenarios directory with --scenarios DIR)",
+                dir.display()
+            ));
         }
         for f in files {
             let name = format!(
@@ -431,17 +573,10 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
                     .unwrap_or_default()
             );
             let t = Instant::now();
-            let scenario: Value = match std::fs::read(&f)
+            let scenario: Value = std::fs::read(&f)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            {
-                Ok(v) => v,
-                Err(e) => {
-                    report.harness_failed(format!("unreadable scenario {}: {e}", f.display()));
-                    report.finished();
-                    return report;
-                }
-            };
+                .map_err(|e| format!("unreadable scenario {}: {e}", f.display()))?;
             let requires: Vec<String> = scenario
                 .get("requires")
                 .and_then(Value::as_array)
@@ -455,29 +590,47 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
                 Some("strict") => Level::Strict,
                 _ => Level::Required,
             };
-            if !requires.iter().all(|r| caps.contains(r)) {
-                report.push(TestResult {
+            let missing: Vec<String> = requires
+                .iter()
+                .filter(|r| !self.caps.contains(r))
+                .map(|r| {
+                    let lacking: Vec<String> = self
+                        .per_impl
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !c.contains(r))
+                        .map(|(i, _)| format!("impl{}", i + 1))
+                        .collect();
+                    if self.mixed() {
+                        format!("{r} (not declared by {})", lacking.join(", "))
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect();
+            if !missing.is_empty() {
+                self.report.push(TestResult {
                     id: name.clone(),
                     kind: Kind::Scenario,
                     level,
                     profiles: requires.clone(),
-                    outcome: Outcome::Skipped("a required capability is not declared".into()),
+                    outcome: Outcome::Skipped(format!(
+                        "capability not declared: {}",
+                        missing.join(", ")
+                    )),
                     millis: 0,
                 });
                 continue;
             }
-            let played = run_scenario(adapters, &scenario);
+            let names = self.report.implementations.clone();
+            let played = run_scenario_named(self.adapters, &names, &scenario);
             let outcome = match played.result {
                 Ok(()) => Outcome::Pass,
                 Err(ScenarioError::Failed(m)) => Outcome::Fail(m),
                 Err(ScenarioError::Unsupported(m)) => Outcome::Unsupported(m),
-                Err(ScenarioError::Harness(e)) => {
-                    report.harness_failed(format!("{name}: {e}"));
-                    report.finished();
-                    return report;
-                }
+                Err(ScenarioError::Harness(e)) => return Err(format!("{name}: {e}")),
             };
-            report.push(TestResult {
+            self.report.push(TestResult {
                 id: name.clone(),
                 kind: Kind::Scenario,
                 level,
@@ -492,7 +645,7 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             } else {
                 Outcome::Fail(played.evidence.join("; "))
             };
-            report.push(TestResult {
+            self.report.push(TestResult {
                 id: format!("{name}/evidence"),
                 kind: Kind::Evidence,
                 level: Level::Strict,
@@ -501,20 +654,8 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
                 millis: 0,
             });
         }
+        Ok(())
     }
-    if let Some(xf) = &opts.expected_failures {
-        xf.apply(&mut report);
-    }
-    for a in adapters.iter_mut() {
-        id += 1;
-        // Best effort: the answer to shutdown does not change any verdict.
-        let _ = a.call(pb::Request {
-            id,
-            command: Some(Command::Shutdown(pb::Shutdown {})),
-        });
-    }
-    report.finished();
-    report
 }
 
 /// The CRDT body of a malicious envelope written under `actor_of`'s actor;

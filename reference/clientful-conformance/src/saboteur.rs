@@ -60,6 +60,14 @@ pub enum Saboteur {
     AnswersUnknownCommands,
     /// Keeps treating removed members as members.
     IgnoresRemoval,
+    /// Implements nothing: answers each `run_vector` by looking the request up
+    /// in the committed `test-vectors/` files and echoing the expected answer
+    /// (`unsupported` for a case it cannot find); declares the vector families
+    /// only.
+    AnswersFromVectors,
+    /// Reports the same `HistoryDigest` (that of an empty history) whatever it
+    /// has integrated.
+    ConstantHistoryDigest,
 }
 
 /// Every saboteur, with its command-line name.
@@ -89,6 +97,8 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("commit-id-mismatch", Saboteur::CommitIdMismatch),
     ("answers-unknown-commands", Saboteur::AnswersUnknownCommands),
     ("ignores-removal", Saboteur::IgnoresRemoval),
+    ("answers-from-vectors", Saboteur::AnswersFromVectors),
+    ("constant-history-digest", Saboteur::ConstantHistoryDigest),
 ];
 
 impl Saboteur {

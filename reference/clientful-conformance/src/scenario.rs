@@ -6,11 +6,15 @@
 //! in different implementations (a mixed run, CONF-39): the runner assigns them in
 //! turn and carries the bytes between them.
 //!
-//! Besides the scenario's own assertions (required), the runner collects evidence
-//! (CONF-32, CONF-38): every observation's JSON must be canonical and hash to its
-//! `state_digest`, every commit id must be the id of the envelope the outbox then
-//! holds, every sealed nonce must be fresh, and a restart must not change what a
-//! replica reports.
+//! Besides the scenario's own assertions, the runner recomputes what it can
+//! (CONF-54, required): every observation's `state_digest` must be the digest of
+//! its materialized JSON (DOC-12), and its `history_digest` the digest of the
+//! envelope ids the replica has integrated (DOC-13), which the runner knows from
+//! what the replica sealed, what it delivered and the dispositions it got back.
+//! Every sealed nonce must be fresh, and a restart must not change what a replica
+//! reports (CONF-38). The SHOULD-level evidence (CONF-32) is that every
+//! observation's JSON is canonical and every commit id is the id of the envelope
+//! the outbox then holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,8 +70,89 @@ pub fn world_json(w: &World) -> String {
 /// `sync` spreads them like any other.
 const FORGER: &str = "#forger";
 
+/// The envelope ids one replica has integrated, as the runner knows them
+/// (CONF-54): what it sealed, what it answered `applied` (or rejected as
+/// EQUIVOCATION, which stays integrated, DOC-9), and what it answered `buffered`
+/// once every predecessor is integrated (released by DOC-6 step 8). A restart
+/// loses the buffer (CONF-21).
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    integrated: BTreeSet<[u8; 32]>,
+    /// Buffered envelope id -> the ids it waits for (`prev` and `preds`).
+    buffered: BTreeMap<[u8; 32], Vec<[u8; 32]>>,
+}
+
+impl History {
+    /// Records what the replica sealed itself.
+    pub fn sealed(&mut self, env: &[u8]) {
+        if let Ok(d) = envelope::decode(env) {
+            self.integrated.insert(d.id);
+            self.release();
+        }
+    }
+
+    /// Records a delivery and its answer (`applied`, `buffered`, `duplicate`,
+    /// `rejected:<CLASS>`).
+    pub fn delivered(&mut self, env: &[u8], answer: &str) {
+        let Ok(d) = envelope::decode(env) else {
+            return;
+        };
+        match answer {
+            "applied" | "rejected:EQUIVOCATION" => {
+                self.buffered.remove(&d.id);
+                self.integrated.insert(d.id);
+                self.release();
+            }
+            "buffered" if !self.integrated.contains(&d.id) => {
+                let mut deps = d.header.preds.clone();
+                deps.extend(d.header.prev);
+                self.buffered.insert(d.id, deps);
+                self.release();
+            }
+            _ => {}
+        }
+    }
+
+    /// Buffered envelopes whose predecessors are all integrated are integrated
+    /// (DOC-6 step 8), repeatedly.
+    fn release(&mut self) {
+        loop {
+            let ready: Vec<[u8; 32]> = self
+                .buffered
+                .iter()
+                .filter(|(_, deps)| deps.iter().all(|p| self.integrated.contains(p)))
+                .map(|(id, _)| *id)
+                .collect();
+            if ready.is_empty() {
+                return;
+            }
+            for id in ready {
+                self.buffered.remove(&id);
+                self.integrated.insert(id);
+            }
+        }
+    }
+
+    /// A restart drops the buffer.
+    pub fn restarted(&mut self) {
+        self.buffered.clear();
+    }
+
+    /// `HistoryDigest` (DOC-13) of the integrated ids.
+    pub fn digest(&self) -> Vec<u8> {
+        let ids: Vec<u8> = self.integrated.iter().flatten().copied().collect();
+        clientful_core::suite::hash_with_label(clientful_core::labels::DIGEST_HISTORY, &ids)
+            .map(|h| h.to_vec())
+            .unwrap_or_default()
+    }
+}
+
 struct Run<'a, 'b> {
     adapters: &'a mut [&'b mut dyn Adapter],
+    /// Name and version of each implementation (for messages in mixed runs).
+    impl_names: Vec<String>,
+    /// What each replica has integrated, as the runner knows it (CONF-54).
+    histories: BTreeMap<String, History>,
     next_id: u64,
     /// Replica name -> (adapter index, handle).
     handles: BTreeMap<String, (usize, u32)>,
@@ -213,15 +298,32 @@ impl Run<'_, '_> {
     /// `rejected:<CLASS>`.
     fn deliver(&mut self, to: &str, env: Vec<u8>) -> Result<String, ScenarioError> {
         let (a, replica) = self.handle(to)?;
-        match self.call_on(
+        let answer = match self.call_on(
             a,
             Command::Deliver(pb::Deliver {
                 replica,
-                envelope: env,
+                envelope: env.clone(),
             }),
         )? {
-            R::Deliver(d) => delivery(&d),
-            _ => Err(fail("deliver answered with another result")),
+            R::Deliver(d) => delivery(&d)?,
+            _ => return Err(fail("deliver answered with another result")),
+        };
+        self.histories
+            .entry(to.to_string())
+            .or_default()
+            .delivered(&env, &answer);
+        Ok(answer)
+    }
+
+    /// Which implementation hosts replica `name`, for messages (CONF-39).
+    fn host(&self, name: &str) -> String {
+        match self.handles.get(name).or_else(|| self.spaces.get(name)) {
+            Some((a, _)) if self.adapters.len() > 1 => format!(
+                "{name} (on impl{}: {})",
+                a + 1,
+                self.impl_names.get(*a).map(String::as_str).unwrap_or("?")
+            ),
+            _ => name.to_string(),
         }
     }
 
@@ -232,28 +334,45 @@ impl Run<'_, '_> {
                 if o.state_digest.len() != 32 || o.history_digest.len() != 32 {
                     return Err(fail("digests must be 32 bytes"));
                 }
-                // CONF-32 evidence: canonical JSON, and the digest recomputed from it.
-                match canonical_form(&o.materialized_json) {
-                    None => self.evidence.push(format!(
-                        "{name}: materialized_json is not JSON: {}",
+                // CONF-32 evidence (SHOULD): the JSON is canonical.
+                let canonical = canonical_form(&o.materialized_json).ok_or_else(|| {
+                    fail(format!(
+                        "{}: materialized_json is not JSON: {}",
+                        self.host(name),
                         o.materialized_json
-                    )),
-                    Some(c) if c != o.materialized_json => self.evidence.push(format!(
+                    ))
+                })?;
+                if canonical != o.materialized_json {
+                    self.evidence.push(format!(
                         "{name}: materialized_json is not canonical (DOC-11): {:?}",
                         o.materialized_json
-                    )),
-                    Some(_) => {}
+                    ));
                 }
-                let recomputed = clientful_core::suite::hash_with_label(
+                // CONF-54 (MUST): both digests recomputed.
+                let state = clientful_core::suite::hash_with_label(
                     clientful_core::labels::DIGEST_STATE,
-                    o.materialized_json.as_bytes(),
+                    canonical.as_bytes(),
                 )
                 .map(|h| h.to_vec())
                 .unwrap_or_default();
-                if recomputed != o.state_digest {
-                    self.evidence.push(format!(
-                        "{name}: state_digest is not HashWithLabel(\"digest/state\", materialized_json) (DOC-12)"
-                    ));
+                if state != o.state_digest {
+                    return Err(fail(format!(
+                        "{}: state_digest {} is not HashWithLabel(\"digest/state\", canonical JSON of materialized_json) = {} (DOC-12, CONF-54)",
+                        self.host(name),
+                        hex::encode(&o.state_digest),
+                        hex::encode(&state)
+                    )));
+                }
+                let history = self.histories.get(name).cloned().unwrap_or_default();
+                let want = history.digest();
+                if want != o.history_digest {
+                    return Err(fail(format!(
+                        "{}: history_digest {} is not the digest of the {} envelope ids it has integrated (sealed, or delivered and answered applied) = {} (DOC-13, CONF-54)",
+                        self.host(name),
+                        hex::encode(&o.history_digest),
+                        history.integrated.len(),
+                        hex::encode(&want)
+                    )));
                 }
                 Ok((o.state_digest, o.history_digest, o.materialized_json))
             }
@@ -648,9 +767,23 @@ impl Run<'_, '_> {
                             if (&o0.digest, &o0.state_json, &o0.current_epoch)
                                 != (&o.digest, &o.state_json, &o.current_epoch)
                             {
+                                let mut what = Vec::new();
+                                if o0.digest != o.digest {
+                                    what.push("membership digest");
+                                }
+                                if o0.current_epoch != o.current_epoch {
+                                    what.push("current epoch");
+                                }
+                                if o0.state_json != o.state_json {
+                                    what.push("state_json");
+                                }
                                 return Err(fail(format!(
-                                    "{r} differs from {r0}: {} vs {}",
-                                    o.state_json, o0.state_json
+                                    "{} differs from {} in {}: {} vs {}",
+                                    self.host(&r),
+                                    self.host(r0),
+                                    what.join(", "),
+                                    o.state_json,
+                                    o0.state_json
                                 )));
                             }
                         }
@@ -863,6 +996,10 @@ impl Run<'_, '_> {
                     }
                 }
                 self.check_nonces(&name, &envs)?;
+                let h = self.histories.entry(name.clone()).or_default();
+                for e in &envs {
+                    h.sealed(e);
+                }
                 self.sent.entry(name).or_default().extend(envs);
             }
             "send" => {
@@ -957,6 +1094,7 @@ impl Run<'_, '_> {
                     _ => return Err(fail("restart must answer a non-zero handle")),
                 }
                 self.dirty.remove(&name);
+                self.histories.entry(name.clone()).or_default().restarted();
                 if let Some(before) = before {
                     let after = self.observe(&name)?;
                     if before != after {
@@ -1029,19 +1167,46 @@ impl Run<'_, '_> {
                     match &first {
                         None => first = Some((s, h, m, r)),
                         Some((s0, h0, m0, r0)) if (s0, h0, m0) != (&s, &h, &m) => {
-                            return Err(fail(format!("{r} differs from {r0}: {m} vs {m0}")));
+                            let mut what = Vec::new();
+                            if h0 != &h {
+                                what.push(format!(
+                                    "history_digest {} vs {}",
+                                    hex::encode(&h),
+                                    hex::encode(h0)
+                                ));
+                            }
+                            if s0 != &s {
+                                what.push(format!(
+                                    "state_digest {} vs {}",
+                                    hex::encode(&s),
+                                    hex::encode(s0)
+                                ));
+                            }
+                            if m0 != &m {
+                                what.push(format!("materialized_json {m} vs {m0}"));
+                            }
+                            return Err(fail(format!(
+                                "{} differs from {} in {}",
+                                self.host(&r),
+                                self.host(r0),
+                                what.join("; ")
+                            )));
                         }
                         Some(_) => {}
                     }
                 }
             }
             "expectContent" => {
-                let (_, _, m) = self.observe(str_of(step, "replica")?)?;
+                let name = str_of(step, "replica")?;
+                let (_, _, m) = self.observe(name)?;
                 let want = step.get("json").ok_or_else(|| fail("step needs `json`"))?;
                 let got: Value = serde_json::from_str(&m)
                     .map_err(|e| fail(format!("materialized is not JSON: {e}")))?;
                 if &got != want {
-                    return Err(fail(format!("content {got} != {want}")));
+                    return Err(fail(format!(
+                        "{}: content {got} != {want}",
+                        self.host(name)
+                    )));
                 }
             }
             other => return Err(fail(format!("unknown step op {other}"))),
@@ -1058,7 +1223,10 @@ impl Run<'_, '_> {
         let got = self.deliver(to, env)?;
         let want = str_of(step, "expect")?;
         if got != want {
-            return Err(fail(format!("expected {want}, got {got}")));
+            return Err(fail(format!(
+                "{}: expected {want}, got {got}",
+                self.host(to)
+            )));
         }
         Ok(())
     }
@@ -1129,8 +1297,20 @@ fn play(run: &mut Run<'_, '_>, scenario: &Value) -> Result<(), ScenarioError> {
 /// Plays one scenario file's JSON against one implementation, or several (a
 /// mixed run).
 pub fn run_scenario(adapters: &mut [&mut dyn Adapter], scenario: &Value) -> ScenarioRun {
+    run_scenario_named(adapters, &[], scenario)
+}
+
+/// Plays one scenario, naming the implementations (name and version from
+/// `hello`, in adapter order) in failure messages of mixed runs.
+pub fn run_scenario_named(
+    adapters: &mut [&mut dyn Adapter],
+    impl_names: &[String],
+    scenario: &Value,
+) -> ScenarioRun {
     let mut run = Run {
         adapters,
+        impl_names: impl_names.to_vec(),
+        histories: BTreeMap::new(),
         next_id: 1000,
         handles: BTreeMap::new(),
         sent: BTreeMap::new(),

@@ -30,13 +30,21 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn counts(stdout: &str) -> (usize, usize) {
+/// The closing line `N passed, M failed, K skipped` (CONF-36) as numbers.
+fn closing(stdout: &str) -> (usize, usize, usize) {
     let last = stdout.lines().last().unwrap_or_default();
-    let (p, f) = last.split_once(" passed, ").expect("closing line");
+    let (p, rest) = last.split_once(" passed, ").expect("closing line");
+    let (f, k) = rest.split_once(" failed, ").expect("closing line");
     (
         p.parse().unwrap(),
-        f.trim_end_matches(" failed").parse().unwrap(),
+        f.parse().unwrap(),
+        k.trim_end_matches(" skipped").parse().unwrap(),
     )
+}
+
+fn counts(stdout: &str) -> (usize, usize) {
+    let (p, f, _) = closing(stdout);
+    (p, f)
 }
 
 #[test]
@@ -148,8 +156,133 @@ fn reports_are_written_and_report_json_matches_its_schema() {
     assert!(md.contains("| `replica/yjs` |"), "{md}");
     assert!(
         md.trim_end()
-            .ends_with(&format!("{passed} passed, 0 failed"))
+            .ends_with(&format!("{passed} passed, 0 failed, 0 skipped"))
     );
+    // The seed is recorded, and `--seed` replays the run: the same tests with
+    // the same outcomes, fresh cases included (CONF-3, CONF-53).
+    let seed = report["seed"].as_str().unwrap().to_string();
+    assert!(md.contains(&format!("--seed {seed}")), "{md}");
+    assert!(
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"].as_str().unwrap().starts_with("fresh/")),
+        "no fresh cases"
+    );
+    let again = tempdir("reports-again");
+    let (code, out2) = run(&[
+        "--impl",
+        "reference",
+        "--seed",
+        &seed,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out2}");
+    let replay: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("report.json")).unwrap()).unwrap();
+    let ids = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].to_string(), t["outcome"].to_string()))
+            .collect()
+    };
+    assert_eq!(replay["seed"], report["seed"]);
+    assert_eq!(ids(&replay), ids(&report));
+}
+
+#[test]
+fn an_adapter_answering_from_the_vector_files_fails_at_every_level() {
+    // spec: CONF-53. It looks every request up in test-vectors/ and echoes the
+    // expected answer: the committed cases pass, the fresh ones cannot.
+    for level in ["required", "strict"] {
+        let (code, out) = run(&[
+            "--impl",
+            "reference",
+            "--saboteur",
+            "answers-from-vectors",
+            "--level",
+            level,
+        ]);
+        assert_eq!(code, Some(1), "{level}: {out}");
+        assert!(out.contains("FAIL fresh/envelope-open/open/"), "{out}");
+    }
+    let cmd = format!("{} serve-reference --saboteur answers-from-vectors", bin());
+    let (code, out) = run(&["--impl-cmd", &cmd]);
+    assert_eq!(code, Some(1), "{out}");
+    // Without fresh cases (not a claim) the same adapter would pass: the check
+    // that catches it is the fresh generation.
+    let (code, out) = run(&[
+        "--impl",
+        "reference",
+        "--saboteur",
+        "answers-from-vectors",
+        "--no-fresh",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn a_constant_history_digest_fails_when_run_alone() {
+    // spec: DOC-13, CONF-54. Every replica reports the same digest, so they
+    // converge; the runner's own recomputation catches it.
+    let (code, out) = run(&[
+        "--impl",
+        "reference",
+        "--saboteur",
+        "constant-history-digest",
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL scenario/yjs-concurrent-edits [fail]") && out.contains("history_digest"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_stray_line_on_stdout_is_named_as_text() {
+    // spec: CONF-8, CONF-33
+    let (code, out) = run(&["--impl-cmd", "echo starting my adapter"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("a line of text on stdout"), "{out}");
+    assert!(out.contains("starting my adapter"), "{out}");
+    assert!(!out.contains("64 MiB"), "{out}");
+    assert_eq!(closing(&out), (0, 0, 0));
+}
+
+#[test]
+fn a_crash_names_the_pending_request_and_test() {
+    // spec: CONF-33. The adapter's input is cut after 4000 bytes (dd passes each
+    // byte on at once): it answers hello, the probes, configure and the first
+    // vector cases, then exits in the middle of a request.
+    let cmd = format!(
+        "sh -c 'dd bs=1 count=4000 2>/dev/null | {} serve-reference'",
+        bin()
+    );
+    let (code, out) = run(&["--impl-cmd", &cmd]);
+    assert_eq!(code, Some(2), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("harness error:"))
+        .unwrap_or_default();
+    assert!(line.contains("primitives/"), "{line}");
+    assert!(line.contains("(run_vector)"), "{line}");
+    assert!(line.contains("while answering request"), "{line}");
+    assert!(line.contains("it exited with status 2"), "{line}");
+}
+
+#[test]
+fn a_missing_vector_file_names_the_path_and_the_flag() {
+    let (code, out) = run(&["--impl", "reference", "--vectors", "/nonexistent-vectors"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("/nonexistent-vectors/primitives.json"),
+        "{out}"
+    );
+    assert!(out.contains("--vectors"), "{out}");
 }
 
 #[test]
@@ -173,21 +306,30 @@ fn a_failing_run_reports_its_failures_everywhere() {
 
 #[test]
 fn strict_level_counts_should_failures_required_level_warns() {
-    // spec: CONF-40. A wrong StateDigest that every replica shares converges, so
-    // only the SHOULD-level evidence catches it.
-    let (code, out) = run(&["--impl", "reference", "--saboteur", "wrong-state-digest"]);
+    // spec: CONF-40. JSON with white space whose digest is that of the canonical
+    // JSON converges when every replica writes it the same way, so only the
+    // SHOULD-level evidence catches it; and a passed strict test is not counted
+    // as a pass of a required run.
+    let (code, out) = run(&["--impl", "reference", "--saboteur", "non-canonical-json"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("WARN scenario/"), "{out}");
+    let required_passes = counts(&out).0;
     let (code, out) = run(&[
         "--impl",
         "reference",
         "--saboteur",
-        "wrong-state-digest",
+        "non-canonical-json",
         "--level",
         "strict",
     ]);
     assert_eq!(code, Some(1), "{out}");
     assert!(counts(&out).1 > 0);
+    let (_, strict) = run(&["--impl", "reference", "--level", "strict"]);
+    assert!(counts(&strict).0 > required_passes, "{strict}");
+    // A wrong StateDigest is recomputed by the runner: a required failure (CONF-54).
+    let (code, out) = run(&["--impl", "reference", "--saboteur", "wrong-state-digest"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("state_digest"), "{out}");
 }
 
 #[test]
@@ -266,6 +408,21 @@ fn mixed_run_spreads_replicas_over_two_implementations() {
         "strict",
     ]);
     assert_eq!(code, Some(1), "{out}");
+    // The failure names the implementation hosting each replica and what differs,
+    // and the summary gives counts per implementation.
+    assert!(
+        out.contains("(on impl2: clientful-reference 0.1.0)"),
+        "{out}"
+    );
+    assert!(out.contains("in materialized_json"), "{out}");
+    assert!(
+        out.contains("  impl1: clientful-reference 0.1.0: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("  shared scenarios (every implementation): "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -278,7 +435,7 @@ fn every_saboteur_is_caught_in_process() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("22 caught, 0 not caught"), "{text}");
+    assert!(text.contains("24 caught, 0 not caught"), "{text}");
 }
 
 #[test]

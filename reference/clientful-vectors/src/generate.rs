@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use clientful_core::ErrorClass;
 use clientful_core::error::class_name;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,75 @@ use crate::{SPEC_VERSION, families, verify};
 /// The RNG of a family: ChaCha20 seeded with `SHA-256(seed string)`.
 pub fn family_rng(seed: &str) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(Sha256::digest(seed.as_bytes()).into())
+}
+
+/// The seed string of a family's fresh cases for one conformance run (spec CONF-53):
+/// the family's fixed seed, then `/run/` and the run seed in hex.
+pub fn run_seed(family_seed: &str, run: u64) -> String {
+    format!("{family_seed}/run/{run:016x}")
+}
+
+/// What varies when a family is generated from another seed than its fixed one
+/// (the fresh cases of a conformance run, CONF-53). With the fixed seed every
+/// method returns the value it is given, so the committed files do not change.
+#[derive(Debug, Clone)]
+pub struct Variation {
+    rng: Option<ChaCha20Rng>,
+    seed: String,
+}
+
+impl Variation {
+    /// The variation of `seed` for a family whose fixed seed is `family_seed`.
+    pub fn new(seed: &str, family_seed: &str) -> Self {
+        Variation {
+            rng: (seed != family_seed).then(|| family_rng(&format!("{seed}/variation"))),
+            seed: seed.to_string(),
+        }
+    }
+
+    /// Whether this is a fresh generation (not the fixed seed).
+    pub fn is_fresh(&self) -> bool {
+        self.rng.is_some()
+    }
+
+    /// A world seed: `fixed`, or one derived from the fresh seed and `fixed`.
+    pub fn world(&self, fixed: u64) -> u64 {
+        if self.rng.is_none() {
+            return fixed;
+        }
+        let d = Sha256::digest(format!("{}/world/{fixed}", self.seed).as_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
+        u64::from_be_bytes(b)
+    }
+
+    /// A fill byte: `fixed`, or a random non-zero byte.
+    pub fn byte(&mut self, fixed: u8) -> u8 {
+        match self.rng.as_mut() {
+            None => fixed,
+            Some(r) => (r.next_u32() % 255) as u8 + 1,
+        }
+    }
+
+    /// A number: `fixed`, or a random one in `1..=max`.
+    pub fn number(&mut self, fixed: u64, max: u64) -> u64 {
+        match self.rng.as_mut() {
+            None => fixed,
+            Some(r) => r.next_u64() % max.max(1) + 1,
+        }
+    }
+
+    /// Content bytes: `fixed`, or as many random bytes.
+    pub fn bytes(&mut self, fixed: &[u8]) -> Vec<u8> {
+        match self.rng.as_mut() {
+            None => fixed.to_vec(),
+            Some(r) => {
+                let mut b = vec![0u8; fixed.len()];
+                r.fill_bytes(&mut b);
+                b
+            }
+        }
+    }
 }
 
 /// Builds one vector file.

@@ -16,6 +16,7 @@
 //! and then every case against the reference implementation.
 
 pub mod families;
+pub mod fresh;
 pub mod generate;
 pub mod hexutil;
 pub mod schema;

@@ -10,7 +10,7 @@ use clientful_conformance::adapter::{Adapter, StdioAdapter};
 use clientful_conformance::expected::ExpectedFailures;
 use clientful_conformance::grpc::{GrpcAdapter, serve_reference};
 use clientful_conformance::killmatrix::{Mode, run_matrix};
-use clientful_conformance::reference::{ReferenceAdapter, serve_stdio_with};
+use clientful_conformance::reference::{ReferenceAdapter, serve_adapter};
 use clientful_conformance::report::{Level, Outcome, Report};
 use clientful_conformance::runner::{self, RunOptions};
 use clientful_conformance::saboteur::Saboteur;
@@ -65,12 +65,20 @@ struct RunArgs {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// The run's seed (16 hex digits, as the report prints it): the fresh vector
+    /// cases and the `configure` seed derive from it. Default: a new seed every
+    /// run.
+    #[arg(long)]
+    seed: Option<String>,
+    /// Run the committed vector cases only, without fresh ones (not a claim).
+    #[arg(long)]
+    no_fresh: bool,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the suite; prints `N passed, N failed`. Exit: 0 pass, 1 failures,
-    /// 2 harness error, 3 nothing ran.
+    /// Run the suite; prints `N passed, M failed, K skipped`. Exit: 0 pass,
+    /// 1 failures, 2 harness error, 3 nothing ran.
     Run(RunArgs),
     /// Serve the reference implementation over stdio (framed harness protocol).
     ServeReference {
@@ -81,6 +89,9 @@ enum Cmd {
         /// prints `listening on http://ADDR` once bound, and exits after `shutdown`.
         #[arg(long)]
         grpc: Option<std::net::SocketAddr>,
+        /// Vectors directory (read by the `answers-from-vectors` saboteur).
+        #[arg(long, default_value = "test-vectors")]
+        vectors: PathBuf,
     },
     /// Run every saboteur through the suite; fails if any survives (the kill matrix).
     Saboteurs {
@@ -97,13 +108,31 @@ enum Cmd {
         /// instead of in-process.
         #[arg(long)]
         impl_cmd: Option<String>,
+        /// The seed of the fresh vector cases (16 hex digits); default: a new one.
+        #[arg(long)]
+        seed: Option<String>,
     },
 }
 
 fn fail_start(msg: &str) -> ExitCode {
     eprintln!("{msg}");
-    println!("0 passed, 0 failed");
+    println!("harness error: {msg}");
+    println!("0 passed, 0 failed, 0 skipped");
     ExitCode::from(2)
+}
+
+/// `--seed`: up to 16 hex digits (an optional `0x` prefix); none: a new seed.
+fn parse_seed(s: Option<&str>) -> Result<u64, String> {
+    match s {
+        None => Ok(runner::new_seed()),
+        Some(t) => {
+            let t = t.trim_start_matches("0x");
+            if t.is_empty() || t.len() > 16 {
+                return Err(format!("--seed takes 1 to 16 hex digits, got {t:?}"));
+            }
+            u64::from_str_radix(t, 16).map_err(|e| format!("--seed {t}: {e}"))
+        }
+    }
 }
 
 fn write_reports(r: &Report, out: Option<&PathBuf>, report: Option<&PathBuf>) {
@@ -136,7 +165,13 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         expected_failures,
         saboteur,
         timeout_secs,
+        seed,
+        no_fresh,
     } = args;
+    let seed = match parse_seed(seed.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail_start(&e),
+    };
     let Some(level) = Level::parse(&level) else {
         return fail_start("--level must be `required` or `strict`");
     };
@@ -157,9 +192,24 @@ fn run_cmd(args: RunArgs) -> ExitCode {
             Err(e) => return fail_start(&format!("harness error: {}: {e}", p.display())),
         },
     };
+    let fresh = if no_fresh {
+        None
+    } else {
+        match runner::fresh_cases(seed) {
+            Ok(f) => {
+                for d in &f.dropped {
+                    eprintln!("fresh case left out (the reference disagrees with its intent): {d}");
+                }
+                Some(f)
+            }
+            Err(e) => return fail_start(&format!("cannot generate fresh cases: {e}")),
+        }
+    };
     let mut adapters: Vec<Box<dyn Adapter>> = Vec::new();
     match implementation.as_deref() {
-        Some("reference") => adapters.push(Box::new(ReferenceAdapter::with_saboteur(sab))),
+        Some("reference") => adapters.push(Box::new(
+            ReferenceAdapter::with_saboteur(sab).with_vectors_dir(&vectors),
+        )),
         Some(other) => return fail_start(&format!("unknown --impl {other} (only `reference`)")),
         None => {}
     }
@@ -194,6 +244,8 @@ fn run_cmd(args: RunArgs) -> ExitCode {
     let mut r = runner::run_with(
         &mut refs,
         RunOptions {
+            seed,
+            fresh,
             vectors: Some(vectors),
             scenarios: Some(scenarios),
             level,
@@ -217,19 +269,35 @@ fn run_cmd(args: RunArgs) -> ExitCode {
     r.log = None;
     write_reports(&r, out.as_ref(), report.as_ref());
     println!("implementation: {}", r.implementations.join(" + "));
+    if r.implementations.len() > 1 {
+        for (name, p, f, k, status) in r.per_implementation() {
+            println!("  {name}: {p} passed, {f} failed, {k} skipped ({status})");
+        }
+    }
+    let not_run = r.profiles_not_run();
+    if !not_run.is_empty() {
+        println!("profiles not run: {}", not_run.join(", "));
+    }
+    if let Some(s) = r.seed_hex() {
+        println!("seed: {s} (replay this run with --seed {s})");
+    }
     println!(
         "level: {}; {} warnings, {} expected failures",
         r.level.as_str(),
         r.warnings(),
         r.expected_failures()
     );
-    println!("{} passed, {} failed", r.passed(), r.failed());
+    println!("{}", r.closing_line());
     ExitCode::from(r.exit_code())
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::ServeReference { saboteur, grpc } => {
+        Cmd::ServeReference {
+            saboteur,
+            grpc,
+            vectors,
+        } => {
             let sab = match saboteur.as_deref() {
                 None => None,
                 Some(n) => match Saboteur::parse(n) {
@@ -253,7 +321,8 @@ fn main() -> ExitCode {
                     }
                 };
             }
-            match serve_stdio_with(std::io::stdin(), std::io::stdout(), sab) {
+            let adapter = ReferenceAdapter::with_saboteur(sab).with_vectors_dir(&vectors);
+            match serve_adapter(std::io::stdin(), std::io::stdout(), adapter) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("serve-reference: {e}");
@@ -266,12 +335,22 @@ fn main() -> ExitCode {
             vectors,
             scenarios,
             impl_cmd,
+            seed,
         } => {
             let mode = match impl_cmd {
                 Some(c) => Mode::Stdio(c),
                 None => Mode::InProcess,
             };
-            match run_matrix(&list, &vectors, &scenarios, &mode) {
+            let seed = match parse_seed(seed.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("harness error: {e}");
+                    println!("0 caught, 0 not caught");
+                    return ExitCode::from(2);
+                }
+            };
+            println!("seed: {seed:016x} (replay with --seed {seed:016x})");
+            match run_matrix(&list, &vectors, &scenarios, &mode, seed) {
                 Ok(rows) => {
                     let bad = rows.iter().filter(|r| r.problem.is_some()).count();
                     for r in &rows {

@@ -430,12 +430,18 @@ fn mark<'a>(intended: &mut [&'a str], back: usize, verdict: &'a str) {
     }
 }
 
-/// Builds the file.
-#[allow(clippy::too_many_lines)]
+/// Builds the file from the family's fixed seed.
 pub fn generate() -> Result<VectorFile, String> {
+    generate_seeded(SEED)
+}
+
+/// Builds the file from `seed`: the fixed seed gives the committed file, any
+/// other seed fresh cases of the same shape (CONF-53).
+#[allow(clippy::too_many_lines)]
+pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let mut f = FileBuilder::new(
         "membership",
-        SEED,
+        seed,
         "Membership logs: signed operations in (with every epoch secret), the verdict of each \
          (accepted, void or rejected, with its class) and the resulting members, roles, scopes, \
          removed users, frontier, current epoch and membership digest out.",
@@ -502,7 +508,7 @@ pub fn generate() -> Result<VectorFile, String> {
     );
 
     // 1. Basic: create, add a writer, a reader, change a role, rotate.
-    let mut g = Group::new(family_rng(&format!("{SEED}/basic")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/basic")))?;
     let b = g.add(0, Role::Writer, &Scope::whole())?;
     g.settle(&[0, b])?;
     let c = g.add(0, Role::Reader, &Scope(vec![[0x11; 32]]))?;
@@ -530,7 +536,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 2. Unauthorized: a reader adds a member; a removed member writes after its removal.
-    let mut g = Group::new(family_rng(&format!("{SEED}/unauthorized")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/unauthorized")))?;
     let r = g.add(0, Role::Reader, &Scope::whole())?;
     let w = g.add(0, Role::Writer, &Scope::whole())?;
     g.settle(&[0, r, w])?;
@@ -589,7 +595,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 3. Mutual removal: the senior admin's removal stands.
-    let mut g = Group::new(family_rng(&format!("{SEED}/mutual")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/mutual")))?;
     let b = g.add(0, Role::Admin, &Scope::whole())?;
     g.settle(&[0, b])?;
     let c = g.add(0, Role::Admin, &Scope::whole())?;
@@ -616,7 +622,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 4. An admin adds someone while being removed: the addition is void.
-    let mut g = Group::new(family_rng(&format!("{SEED}/add-while-removed")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/add-while-removed")))?;
     let b = g.add(0, Role::Admin, &Scope::whole())?;
     g.settle(&[0, b])?;
     let (c, ccert) = g.newcomer()?;
@@ -643,10 +649,10 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 5. Single-use invite redeemed twice; and an escalating redemption.
-    invite_cases(&mut f)?;
+    invite_cases(&mut f, seed)?;
 
     // 6. Concurrent rotations: the frontier forks.
-    let mut g = Group::new(family_rng(&format!("{SEED}/rotations")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/rotations")))?;
     let b = g.add(0, Role::Admin, &Scope::whole())?;
     g.settle(&[0, b])?;
     let mut rng = g.rng.clone();
@@ -668,7 +674,7 @@ pub fn generate() -> Result<VectorFile, String> {
     )?;
 
     // 7. Malformed: an ACK with a field it does not use.
-    let mut g = Group::new(family_rng(&format!("{SEED}/malformed")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/malformed")))?;
     let body = BodyBuilder(pb::MembershipOp {
         role: 1,
         ..Default::default()
@@ -697,7 +703,7 @@ pub fn generate() -> Result<VectorFile, String> {
         &intended,
     )?;
     let _ = ErrorClass::Malformed;
-    delivery_cases(&mut f)?;
+    delivery_cases(&mut f, seed)?;
     Ok(f.finish())
 }
 
@@ -749,10 +755,10 @@ fn admit_unchecked(g: &mut Group, by: usize, redemption: &[u8; 32]) -> Result<()
 
 /// Invites and admissions (MEM-21, MEM-22, MEM-25, MEM-17 (b)-(d)).
 #[allow(clippy::too_many_lines)]
-fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
+fn invite_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     // Two redemptions of one single-use invite and an escalating one; the
     // admin admits the second: the first admitted is the only one.
-    let mut g = Group::new(family_rng(&format!("{SEED}/invites")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/invites")))?;
     let mut rng = g.rng.clone();
     let code = g
         .rep(0)?
@@ -814,7 +820,7 @@ fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
 
     // Two admins on two partitions admit two redemptions of one single-use
     // invite concurrently: the admission with the lower position wins.
-    let mut g = Group::new(family_rng(&format!("{SEED}/concurrent-admissions")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/concurrent-admissions")))?;
     let b = g.add(0, Role::Admin, &Scope::whole())?;
     g.settle(&[0, b])?;
     let mut rng = g.rng.clone();
@@ -877,7 +883,7 @@ fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
 
     // Seniority follows admission: an old admin invite redeemed late makes its
     // redeemer junior to a member admitted earlier; mutual removal.
-    let mut g = Group::new(family_rng(&format!("{SEED}/seniority")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/seniority")))?;
     let mut rng = g.rng.clone();
     let old = g
         .rep(0)?
@@ -920,7 +926,7 @@ fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
 
     // A demoted admin's invite admits nobody: the redemption concurrent with
     // the demotion is void, and an ADMIT after it is rejected.
-    let mut g = Group::new(family_rng(&format!("{SEED}/closed-invite")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/closed-invite")))?;
     let c = g.add(0, Role::Admin, &Scope::whole())?;
     g.settle(&[0, c])?;
     let mut rng = g.rng.clone();
@@ -959,7 +965,7 @@ fn invite_cases(f: &mut FileBuilder) -> Result<(), String> {
     Ok(())
 }
 
-fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
+fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     use clientful_core::membership::delivery;
     use clientful_core::membership::epoch::{self, Recipient};
     f.note(
@@ -974,7 +980,7 @@ fn delivery_cases(f: &mut FileBuilder) -> Result<(), String> {
          the epochs announced without a box for it, and its current epoch.",
         json!({}),
     );
-    let mut g = Group::new(family_rng(&format!("{SEED}/deliver")))?;
+    let mut g = Group::new(family_rng(&format!("{seed}/deliver")))?;
     let b = g.add(0, Role::Writer, &Scope::whole())?;
     let c = g.add(0, Role::Writer, &Scope::whole())?;
     g.settle(&[0, b, c])?;

@@ -1161,7 +1161,7 @@ impl<S: BlobStore> Space<S> {
         // (STO-31): a checkpoint built on an overclaiming snapshot is a lie too.
         let mut errors = Vec::new();
         let heads: Vec<HeadManifest> = self
-            .checked_heads(es, &mut errors)
+            .checked_heads(es, &mut errors, &mut Vec::new())
             .await?
             .into_iter()
             .map(|(m, _)| m)

@@ -120,7 +120,7 @@ async fn repairs_each_kind(store: OpendalStore) {
         let listed = {
             let bytes = store.get(&lobby_head).await.unwrap().unwrap();
             let o = open_object(&les, Kind::Head, &bytes, &[me]).unwrap();
-            HeadManifest::decode(&o.body, &w.space_id, &me)
+            HeadManifest::decode(&o.body, &les, &me)
                 .unwrap()
                 .segments
                 .iter()
@@ -227,9 +227,9 @@ async fn fork_is_reported_and_newer_own_head_adopted(store: OpendalStore) {
 
     // A manifest of this device with a higher counter (its local store is older
     // than its writes): adopted, and the next write continues above it.
-    let mut m = HeadManifest::decode(&o.body, &w.space_id, &me).unwrap();
+    let mut m = HeadManifest::decode(&o.body, &es, &me).unwrap();
     m.counter += 10;
-    let ahead = seal_object(&es, Kind::Head, &key, m.encode(&w.space_id), &mut rng).unwrap();
+    let ahead = seal_object(&es, Kind::Head, &key, m.encode(&es), &mut rng).unwrap();
     store.put_owned(&head, ahead).await.unwrap();
     let rep = a.space.repair().await.unwrap();
     assert_eq!((rep.adopted, rep.heads), (1, 0));

@@ -42,7 +42,7 @@ pub enum LiveEvent {
     /// Envelopes from other devices were applied.
     Received(usize),
     /// A storage sync ran.
-    Synced(SyncReport),
+    Synced(Box<SyncReport>),
     /// The broker connection dropped; reconnecting.
     Disconnected,
     /// A storage sync failed (the session goes on).
@@ -209,7 +209,7 @@ pub async fn run(
     loop {
         if tokio::time::Instant::now() >= next_sync {
             let ev = match space.sync().await {
-                Ok(r) => LiveEvent::Synced(r),
+                Ok(r) => LiveEvent::Synced(Box::new(r)),
                 Err(e) => LiveEvent::Warning(e.to_string()),
             };
             on_event(&ev);

@@ -1410,7 +1410,7 @@ impl SpaceSession {
                     open: !i.revoked
                         && !i.closed
                         && creator_admin
-                        && !(i.single_use && !i.admitted.is_empty()),
+                        && (!i.single_use || i.admitted.is_empty()),
                     revoked: i.revoked,
                     admitted: i.admitted.len(),
                     waiting: i

@@ -282,8 +282,50 @@ enum VectorsAction {
     },
 }
 
+/// The message of the last panic, for the one-line report (the hook prints
+/// nothing itself).
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The broker is a server: its panics (in connection tasks) stay in its log.
+    if matches!(cli.command, Command::Broker(_)) {
+        return report(run(cli));
+    }
+    // No panic may reach the user as a backtrace and exit 101: a panic (a bug, or
+    // a library failing on damaged input) becomes one error line and exit 2.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut p) = PANIC.lock() {
+            *p = Some(format!("{msg}{at}"));
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+        .unwrap_or_else(|_| {
+            let msg = PANIC
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take())
+                .unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "internal failure ({msg}); nothing more was written. Please report it"
+            ))
+        });
+    report(result)
+}
+
+/// The exit code of a result; an error is printed as one line.
+fn report(result: Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             // One line, whatever the cause chain holds.

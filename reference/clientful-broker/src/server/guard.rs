@@ -122,16 +122,10 @@ impl Refusal {
 
 /// One HTTP connection that has not upgraded yet.
 pub(crate) struct Slot {
+    id: u64,
     established: AtomicBool,
     evicted: AtomicBool,
     waker: AtomicWaker,
-}
-
-impl Slot {
-    /// The connection became a WebSocket session: no deadline, no byte cap.
-    pub(crate) fn establish(&self) {
-        self.established.store(true, Ordering::Release);
-    }
 }
 
 struct Address {
@@ -287,6 +281,15 @@ impl Admission {
             .unwrap_or((0, 0))
     }
 
+    /// The connection of `slot` became a WebSocket session: no deadline, no byte
+    /// cap, never evicted.
+    pub(crate) fn establish(&self, slot: &Slot) {
+        slot.established.store(true, Ordering::Release);
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.pending.remove(&slot.id);
+        }
+    }
+
     /// Closes the oldest pending HTTP connection; false if there is none.
     fn evict_oldest(inner: &mut Inner) -> bool {
         let Some((_, slot)) = inner.pending.pop_first() else {
@@ -337,16 +340,17 @@ impl Admission {
                 } else {
                     a.open += 1;
                     inner.open += 1;
+                    inner.next += 1;
+                    let id = inner.next;
                     let slot = http.then(|| {
                         Arc::new(Slot {
+                            id,
                             established: AtomicBool::new(false),
                             evicted: AtomicBool::new(false),
                             waker: AtomicWaker::new(),
                         })
                     });
                     let pending = slot.clone().map(|s| {
-                        inner.next += 1;
-                        let id = inner.next;
                         inner.pending.insert(id, s.clone());
                         (id, s)
                     });

@@ -80,7 +80,7 @@ async fn upgrade(
     // The request is complete: from here the HELLO timeout of the state machine
     // (BRK-17) bounds the connection, not the HTTP deadline.
     if let Some(s) = &slot.0 {
-        s.establish();
+        shared.admission.establish(s);
     }
     // Larger messages than the frame limit are still read up to twice the limit,
     // so the broker can answer FRAME_TOO_LARGE; beyond that the socket is cut.

@@ -46,6 +46,13 @@ case "$toolchain" in
     *) echo "FUZZ_TOOLCHAIN must be nightly or stable" >&2; exit 2 ;;
 esac
 
+# A failed allocation returns null, as the production allocator's does, instead of
+# aborting the run: Rust's fallible `try_reserve` (which yrs uses for the block
+# counts a Yjs update claims) then fails cleanly, while an infallible allocation
+# that fails still aborts and is reported. libFuzzer's own per-malloc limit is
+# raised to match; the RSS limit (-rss_limit_mb) still catches real blow-ups.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-allocator_may_return_null=1}"
+
 target_dir="${FUZZ_TARGET_DIR:-$HOME/.cache/clientful/fuzz-target}"
 work="${FUZZ_WORK:-$(mktemp -d)}"
 mkdir -p "$work"
@@ -70,7 +77,7 @@ for t in "${targets[@]}"; do
     # The scratch corpus comes first: libFuzzer writes what it finds there, and only
     # reads the committed corpus.
     "${fuzz[@]}" run "${build_flags[@]}" --target-dir "$target_dir" "$t" "$scratch" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1048576 -print_final_stats=1 \
         >"$log" 2>&1
     rc=$?
     set -e

@@ -99,8 +99,8 @@ impl Default for Limits {
             empty_room_ttl_ms: 600_000,
             max_rooms_total: 100_000,
             memory_budget: 1024 * 1024 * 1024,
-            ping_rate_per_sec: 2,
-            ping_burst: 10,
+            ping_rate_per_sec: 5,
+            ping_burst: 20,
         }
     }
 }
@@ -1644,6 +1644,8 @@ mod tests {
         let mut b = Broker::new(
             Limits {
                 max_strikes: 5,
+                ping_rate_per_sec: 2,
+                ping_burst: 10,
                 ..Limits::default()
             },
             [0; 16],

@@ -196,10 +196,10 @@ struct BrokerArgs {
     #[arg(long, default_value_t = 1024 * 1024 * 1024)]
     memory_budget: usize,
     /// PINGs (broker PING frames and WebSocket pings) per second per connection.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     ping_rate: u32,
     /// PINGs a connection may send at once.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     ping_burst: u32,
     /// Open connections (WebSocket and QUIC); lowered to fit the open-files limit.
     #[arg(long, default_value_t = 10_000)]

@@ -32,6 +32,11 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The tests of this file run one at a time: each loads the machine on purpose,
+/// and the timing assertions (a second for WELCOME and `/healthz`) are about the
+/// broker under its attack, not under the others'.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn room(n: u64) -> Arc<RoomCredentials> {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&n.to_le_bytes());
@@ -118,6 +123,7 @@ impl Honest {
 /// and the honest members keep publishing throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backlog_attack_under_a_memory_cap_leaves_the_broker_up() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let cap = 1024u64 * 1024 * 1024;
     let mut broker = spawn_broker_via(
@@ -259,6 +265,7 @@ async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_do_not_lock_out_clients() {
     use tokio::io::AsyncWriteExt;
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let broker = spawn_broker_via(
         &["prlimit", "--nofile=1024:1024", "--"],
@@ -378,6 +385,7 @@ async fn drain(ws: &mut RawWs) -> (Vec<BrokerFrame>, Option<u16>) {
 /// OVER_CAPACITY and the connection stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_get_their_error_and_close_code() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let broker = spawn_broker(
         dir.path(),
@@ -484,6 +492,7 @@ async fn floods_get_their_error_and_close_code() {
 /// 1 MiB against a 4 MiB queue. The other member gets every payload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_reading_member_is_bounded_in_bytes() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let broker = spawn_broker(
         dir.path(),

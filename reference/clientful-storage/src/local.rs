@@ -130,11 +130,17 @@ impl LocalStore {
             // afresh, not the one this space had.
             {
                 let tx = db.begin_read().map_err(local)?;
-                if tx.open_table(KEYS).is_err() || tx.open_table(CURSORS).is_err() {
-                    return Err(StorageError::LocalMissing {
-                        path: path.to_path_buf(),
-                        state: "empty",
-                    });
+                for found in [tx.open_table(KEYS).err(), tx.open_table(CURSORS).err()] {
+                    match found {
+                        None => {}
+                        Some(redb::TableError::TableDoesNotExist(_)) => {
+                            return Err(StorageError::LocalMissing {
+                                path: path.to_path_buf(),
+                                state: "empty",
+                            });
+                        }
+                        Some(e) => return Err(local(e)),
+                    }
                 }
             }
             let store = LocalStore { db };
@@ -432,5 +438,65 @@ impl LocalStore {
             envelopes: env.len().map_err(local)?,
             outbox: out.len().map_err(local)?,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    /// An existing store that was emptied or deleted is refused (never started
+    /// afresh); every single-byte flip is either harmless or LocalCorrupt naming
+    /// the file, never a panic; salvage reads what is left.
+    #[test]
+    fn open_existing_refuses_damage_without_panicking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("local.redb");
+        assert!(matches!(
+            LocalStore::open_existing(&path),
+            Err(StorageError::LocalMissing {
+                state: "missing",
+                ..
+            })
+        ));
+        {
+            let s = LocalStore::open(&path).expect("create");
+            s.put_key("epochs", &[7; 64]).expect("key");
+        }
+        let good = std::fs::read(&path).expect("read");
+        assert!(LocalStore::open_existing(&path).is_ok());
+        std::fs::write(&path, b"").expect("truncate");
+        assert!(matches!(
+            LocalStore::open_existing(&path),
+            Err(StorageError::LocalMissing { state: "empty", .. })
+        ));
+        let mut corrupt = 0;
+        for at in (0..good.len()).step_by(good.len() / 64 + 1) {
+            let mut b = good.clone();
+            b[at] ^= 0xff;
+            std::fs::write(&path, &b).expect("write");
+            match LocalStore::open_existing(&path) {
+                Ok(_) => {}
+                Err(
+                    StorageError::LocalCorrupt { path: p, .. }
+                    | StorageError::LocalMissing { path: p, .. },
+                ) => {
+                    assert_eq!(p, path);
+                    corrupt += 1;
+                    let _ = LocalStore::salvage(&path);
+                }
+                Err(e) => panic!("flip at {at}: {e}"),
+            }
+        }
+        assert!(corrupt > 0);
+        std::fs::write(&path, &good).expect("restore");
+        let salvaged = LocalStore::salvage(&path).expect("salvage");
+        assert_eq!(salvaged.keys, vec![("epochs".to_string(), vec![7; 64])]);
     }
 }

@@ -106,7 +106,7 @@ enum Command {
         action: VectorsAction,
     },
     /// Run the realtime broker: WebSocket and QUIC in one process (spec §10).
-    Broker(BrokerArgs),
+    Broker(Box<BrokerArgs>),
     /// Remote diagnosis (spec §13.5): compare two devices' diagnostic bundles.
     Doctor {
         #[command(subcommand)]
@@ -370,7 +370,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
         },
-        Command::Broker(args) => broker_cmd(args),
+        Command::Broker(args) => broker_cmd(*args),
         Command::Doctor {
             action: DoctorAction::Compare { a, b },
         } => doctor_compare(&a, &b),

@@ -273,9 +273,10 @@ async fn half_open_connections_do_not_lock_out_clients() {
         "halfopen",
         0,
         0,
-        &["--http-timeout", "3"],
+        &["--http-timeout", "8", "--max-connections-per-address", "60"],
     );
     let mut held = Vec::new();
+    let t0 = Instant::now();
     for i in 0..1500u32 {
         let src = Ipv4Addr::new(127, 0, 0, 2 + (i % 30) as u8);
         if let Some(mut s) = connect_from(src, broker.http).await {
@@ -286,6 +287,8 @@ async fn half_open_connections_do_not_lock_out_clients() {
         }
     }
     assert!(held.len() >= 1400, "only {} connections made", held.len());
+    let made = Instant::now();
+    let making = made.duration_since(t0);
 
     let t = Instant::now();
     let mut ws = tokio::time::timeout(Duration::from_secs(1), async {
@@ -301,8 +304,8 @@ async fn half_open_connections_do_not_lock_out_clients() {
             .expect("/healthz answers within a second");
     assert!(status.contains("200"), "{status}");
     assert!(t.elapsed() < Duration::from_secs(2));
-    // The session is not subject to the HTTP deadline.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The session is not subject to the HTTP deadline (8 s).
+    tokio::time::sleep_until((made + Duration::from_secs(9)).into()).await;
     ws.send(BrokerFrame {
         kind: kind::PING,
         nonce: vec![1],
@@ -310,7 +313,7 @@ async fn half_open_connections_do_not_lock_out_clients() {
     })
     .await;
     assert_eq!(ws.recv().await.expect("pong").kind, kind::PONG);
-    // The HTTP deadline (3 s) has passed for every held connection.
+    // The HTTP deadline has passed for every held connection.
     let mut still_open = 0;
     for s in held.iter_mut().rev().take(50) {
         if !closed_within(s, Duration::from_secs(2)).await {
@@ -336,13 +339,25 @@ async fn half_open_connections_do_not_lock_out_clients() {
         }
     }
     assert!(cut, "slow header sender not cut");
-    assert!(started.elapsed() < Duration::from_secs(6));
-    // A burst from one address beyond its rate (burst 100) is refused.
+    assert!(started.elapsed() < Duration::from_secs(11));
+    // More than the header cap before the upgrade: cut.
+    let mut big = connect_from(Ipv4Addr::new(127, 0, 0, 51), broker.http)
+        .await
+        .expect("connect");
+    let mut header = b"GET /v1/ws HTTP/1.1\r\n".to_vec();
+    header.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    let _ = big.write_all(&header).await;
+    assert!(closed_within(&mut big, Duration::from_secs(3)).await);
+    // One address holding more than its share (60), and one opening faster than
+    // its rate (burst 100): refused.
     let mut burst = Vec::new();
-    for _ in 0..150 {
+    for _ in 0..100 {
         if let Some(s) = connect_from(Ipv4Addr::new(127, 0, 0, 60), broker.http).await {
             burst.push(s);
         }
+    }
+    for _ in 0..150 {
+        drop(connect_from(Ipv4Addr::new(127, 0, 0, 61), broker.http).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, m) = http_get(broker.http, "/metrics").await;
@@ -352,9 +367,14 @@ async fn half_open_connections_do_not_lock_out_clients() {
             &format!("clientful_broker_connections_refused_total{{reason=\"{r}\"}}"),
         )
     };
-    assert!(refused("evicted") >= 1, "{m}");
+    assert!(
+        refused("evicted") >= 1,
+        "no eviction (1,500 connections made in {making:?}):\n{m}"
+    );
     assert!(refused("http_timeout") >= 1, "{m}");
     assert!(refused("rate") >= 1, "{m}");
+    assert!(refused("per_address") >= 1, "{m}");
+    assert!(refused("header_too_large") >= 1, "{m}");
     let log = std::fs::read_to_string(dir.path().join("broker-halfopen.log")).expect("log");
     assert!(log.contains("connection cap lowered"), "{log}");
     assert!(log.contains("refused or closed by admission"), "{log}");

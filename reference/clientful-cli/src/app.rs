@@ -361,6 +361,9 @@ fn store_hint(e: clientful::ClientError, sel: &str) -> anyhow::Error {
         ) => anyhow::anyhow!(
             "{e}; to rebuild it from storage run `clientful --space {sel} space rebuild` (the old file is kept aside, with any edits not yet synced)"
         ),
+        clientful::ClientError::Storage(StorageError::LocalBusy { .. }) => anyhow::anyhow!(
+            "{e}: another `clientful` command (a `watch`?) holds it; run this once it ends"
+        ),
         _ => e.into(),
     }
 }

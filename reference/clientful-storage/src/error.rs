@@ -48,6 +48,13 @@ pub enum StorageError {
         /// What was found.
         reason: String,
     },
+    /// The device-local store file is open in another process (one process at a
+    /// time holds a device store).
+    #[error("device store {path} is in use by another process")]
+    LocalBusy {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
     /// The device-local store file of a space this device already holds is missing
     /// or empty (was deleted or truncated); it is not silently started afresh.
     #[error("device store {path} is {state}")]
@@ -78,6 +85,7 @@ impl StorageError {
             | StorageError::Local(_)
             | StorageError::LocalCorrupt { .. }
             | StorageError::LocalMissing { .. }
+            | StorageError::LocalBusy { .. }
             | StorageError::Io(_) => None,
         }
     }

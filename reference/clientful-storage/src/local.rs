@@ -81,6 +81,8 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Resul
 fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
     move |e| match e {
         StorageError::LocalCorrupt { .. } | StorageError::LocalMissing { .. } => e,
+        // In use by another process, or unreadable: not a damage.
+        StorageError::LocalBusy { .. } | StorageError::Io(_) => e,
         StorageError::Local(reason) => StorageError::LocalCorrupt {
             path: path.to_path_buf(),
             reason,
@@ -122,10 +124,18 @@ impl LocalStore {
             Ok(_) => {}
         }
         guarded(path, || {
-            let db = Database::builder()
+            let db = match Database::builder()
                 .set_check_integrity_on_open(true)
                 .open(path)
-                .map_err(local)?;
+            {
+                Ok(db) => db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StorageError::LocalBusy {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) => return Err(local(e)),
+            };
             // A valid redb file without this store's tables is a store started
             // afresh, not the one this space had.
             {

@@ -505,6 +505,13 @@ async fn floods_get_their_error_and_close_code() {
             "no {c} counted"
         );
     }
+    // ... and logged (one line a second at most, with the counts).
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let log = std::fs::read_to_string(dir.path().join("broker-manners.log")).expect("log");
+    assert!(
+        log.contains("refused or shed since the last report") && log.contains("over_capacity="),
+        "{log}"
+    );
 }
 
 /// Finding 1 (queues): a member that joined and never reads is dropped once its

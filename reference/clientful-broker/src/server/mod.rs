@@ -140,6 +140,8 @@ pub(crate) struct Shared {
     stats: ShellStats,
     max_frame: usize,
     admission: Arc<guard::Admission>,
+    /// When refusals were last logged, and the counters then.
+    refusal_log: Mutex<(Instant, HashMap<u32, u64>, u64)>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -283,6 +285,42 @@ impl Shared {
         let mut out = Vec::new();
         f(&mut b, &mut out);
         self.dispatch(&mut b, out);
+        self.log_refusals(&b);
+    }
+
+    /// At most once a second: one log line with the protocol refusals (ERROR
+    /// codes) and backlog evictions since the last line, so every refusal is
+    /// logged without a flood of lines.
+    fn log_refusals(&self, b: &Broker) {
+        let Ok(mut last) = self.refusal_log.lock() else {
+            return;
+        };
+        if last.0.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let stats = b.stats();
+        let mut parts = Vec::new();
+        for c in code::ALL {
+            let now = stats.rejections.get(c).copied().unwrap_or(0);
+            let before = last.1.get(c).copied().unwrap_or(0);
+            if now > before {
+                parts.push(format!("{}={}", code::name(*c), now - before));
+            }
+        }
+        if stats.backlog_evicted > last.2 {
+            parts.push(format!(
+                "backlog_evicted={}",
+                stats.backlog_evicted - last.2
+            ));
+        }
+        if !parts.is_empty() {
+            tracing::warn!(refusals = %parts.join(" "), "refused or shed since the last report");
+        }
+        *last = (
+            Instant::now(),
+            stats.rejections.clone(),
+            stats.backlog_evicted,
+        );
     }
 
     /// Carries out actions; slow readers found on the way are dropped and their
@@ -624,6 +662,7 @@ pub async fn run_until(
         stats: ShellStats::default(),
         max_frame: config.limits.max_frame,
         admission: guard::Admission::new(config.admission.clone()),
+        refusal_log: Mutex::new((Instant::now(), HashMap::new(), 0)),
     });
     if let Some(rx) = bus_rx {
         tokio::spawn(bus::deliver_loop(shared.clone(), rx));

@@ -47,11 +47,13 @@ case "$toolchain" in
 esac
 
 # A failed allocation returns null, as the production allocator's does, instead of
-# aborting the run: Rust's fallible `try_reserve` (which yrs uses for the block
-# counts a Yjs update claims) then fails cleanly, while an infallible allocation
-# that fails still aborts and is reported. libFuzzer's own per-malloc limit is
-# raised to match; the RSS limit (-rss_limit_mb) still catches real blow-ups.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-allocator_may_return_null=1}"
+# aborting the run, and a single allocation above 2 GiB fails, as it does in a
+# process with a memory limit: Rust's fallible `try_reserve` (which yrs uses for
+# the block counts a Yjs update claims) then fails cleanly, while an infallible
+# allocation that fails still aborts and is reported. libFuzzer's own per-malloc
+# limit is raised to match; the RSS limit (-rss_limit_mb) still catches real
+# blow-ups.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-allocator_may_return_null=1:max_allocation_size_mb=2048}"
 
 target_dir="${FUZZ_TARGET_DIR:-$HOME/.cache/clientful/fuzz-target}"
 work="${FUZZ_WORK:-$(mktemp -d)}"

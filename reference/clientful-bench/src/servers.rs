@@ -115,6 +115,15 @@ async fn serve_broker() -> Result<()> {
             ..Limits::default()
         },
         send_queue: SEND_QUEUE,
+        send_queue_bytes: 8 * 1024 * 1024,
+        // Many connections from one address, opened fast, on purpose.
+        admission: clientful_broker::server::guard::AdmissionLimits {
+            max_connections: 1_000_000,
+            per_address: 1_000_000,
+            rate_per_address: 1_000_000_000,
+            burst_per_address: 1_000_000_000,
+            ..Default::default()
+        },
         nats_url: None,
         nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
         nats_backlog_max_age: Duration::from_secs(86_400),

@@ -63,10 +63,16 @@ pub mod code {
     pub const TIMEOUT: u32 = 10;
     /// The broker is shutting down. Fatal.
     pub const SHUTTING_DOWN: u32 = 11;
+    /// The broker's resource budget is spent (BRK-LIM-6): a JOIN that would make a
+    /// new room, or a PUBLISH, was refused. Not fatal; retry later.
+    pub const OVER_CAPACITY: u32 = 12;
 
     /// Whether the broker closes the connection after an error with this code.
     pub fn is_fatal(code: u32) -> bool {
-        !matches!(code, TOO_MANY_ROOMS | BAD_PROOF | NOT_JOINED | RATE_LIMITED)
+        !matches!(
+            code,
+            TOO_MANY_ROOMS | BAD_PROOF | NOT_JOINED | RATE_LIMITED | OVER_CAPACITY
+        )
     }
 
     /// Short name of a code, for logs and metrics.
@@ -83,6 +89,7 @@ pub mod code {
             SLOW_READER => "slow_reader",
             TIMEOUT => "timeout",
             SHUTTING_DOWN => "shutting_down",
+            OVER_CAPACITY => "over_capacity",
             _ => "unknown",
         }
     }
@@ -100,7 +107,20 @@ pub mod code {
         SLOW_READER,
         TIMEOUT,
         SHUTTING_DOWN,
+        OVER_CAPACITY,
     ];
+
+    /// The WebSocket close status (RFC 6455 §7.4.1) a connection closed for this
+    /// code gets: 1009 for a message too big, 1001 when the broker stops, 1000 for
+    /// a normal end, 1008 (policy violation) for the rest.
+    pub fn websocket_close(code: u32) -> u16 {
+        match code {
+            0 => 1000,
+            FRAME_TOO_LARGE => 1009,
+            SHUTTING_DOWN => 1001,
+            _ => 1008,
+        }
+    }
 }
 
 /// Decodes a frame: the size limit first, then the canonical scan (BRK-4).

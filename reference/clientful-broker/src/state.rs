@@ -60,6 +60,26 @@ pub struct Limits {
     pub hello_timeout_ms: u64,
     /// Largest ephemeral payload.
     pub max_ephemeral: usize,
+    /// Bytes of DELIVER frames kept per room for resume (BRK-LIM-6); the oldest
+    /// entries go first.
+    pub room_backlog_bytes: usize,
+    /// Bytes of backlog kept over all rooms (BRK-LIM-6); beyond, the oldest
+    /// entries of any room are dropped first.
+    pub backlog_budget: usize,
+    /// A room nobody is in is forgotten, backlog and all, after this long.
+    pub empty_room_ttl_ms: u64,
+    /// Rooms this broker holds at once; a JOIN that would make another is refused
+    /// with OVER_CAPACITY.
+    pub max_rooms_total: usize,
+    /// Bytes held in backlogs and send queues together; a PUBLISH that would go
+    /// beyond is refused with OVER_CAPACITY (the shell reports the queued bytes
+    /// with [`Broker::set_queued_bytes`]).
+    pub memory_budget: usize,
+    /// Sustained PINGs (broker PING frames and WebSocket pings) per second per
+    /// connection; beyond, they are discarded as over the rate (BRK-LIM-3).
+    pub ping_rate_per_sec: u32,
+    /// PINGs that may arrive at once.
+    pub ping_burst: u32,
 }
 
 impl Default for Limits {
@@ -74,6 +94,13 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             hello_timeout_ms: 10_000,
             max_ephemeral: 2048,
+            room_backlog_bytes: 4 * 1024 * 1024,
+            backlog_budget: 256 * 1024 * 1024,
+            empty_room_ttl_ms: 600_000,
+            max_rooms_total: 100_000,
+            memory_budget: 1024 * 1024 * 1024,
+            ping_rate_per_sec: 5,
+            ping_burst: 20,
         }
     }
 }
@@ -170,6 +197,11 @@ pub struct Stats {
     pub rejections: HashMap<u32, u64>,
     /// Payloads published (local and remote).
     pub published: u64,
+    /// Backlog entries dropped by the per-room byte limit, the global backlog
+    /// budget or the empty-room TTL (BRK-LIM-6).
+    pub backlog_evicted: u64,
+    /// Rooms forgotten because nobody joined them within the TTL.
+    pub rooms_expired: u64,
 }
 
 struct Conn {
@@ -179,6 +211,7 @@ struct Conn {
     last_seen_ms: u64,
     rooms: HashSet<RoomId>,
     bucket: TokenBucket,
+    pings: TokenBucket,
     strikes: u32,
 }
 
@@ -187,6 +220,13 @@ struct Room {
     members: HashSet<ConnId>,
     next_seq: u64,
     backlog: VecDeque<(u64, Bytes)>,
+    /// Bytes of `backlog`.
+    backlog_bytes: usize,
+    /// Tells this room from an earlier one with the same id (for the global
+    /// eviction order).
+    incarnation: u64,
+    /// When the last member left (the TTL counts from here).
+    empty_since_ms: Option<u64>,
     /// With a bus: the subscription is confirmed; JOINED waits for it (BRK-21).
     subscribed: bool,
     /// The bus subscription's generation; messages of older ones are ignored.
@@ -209,6 +249,18 @@ pub struct Broker {
     shutting_down: bool,
     mode: Mode,
     generations: u64,
+    /// Bytes held in every room's backlog.
+    backlog_bytes: usize,
+    /// Entries held in every room's backlog.
+    backlog_entries: usize,
+    /// Backlog entries in the order they were added, over all rooms: (room,
+    /// incarnation, sequence number). Entries already gone are skipped lazily.
+    eviction: VecDeque<(RoomId, u64, u64)>,
+    incarnations: u64,
+    /// Bytes the shell has queued on connections (reported).
+    queued_bytes: usize,
+    /// The latest time the broker was fed.
+    now_ms: u64,
 }
 
 impl Broker {
@@ -224,6 +276,12 @@ impl Broker {
             shutting_down: false,
             mode: Mode::Alone,
             generations: 0,
+            backlog_bytes: 0,
+            backlog_entries: 0,
+            eviction: VecDeque::new(),
+            incarnations: 0,
+            queued_bytes: 0,
+            now_ms: 0,
         }
     }
 
@@ -290,14 +348,31 @@ impl Broker {
         self.conns.len()
     }
 
-    /// Rooms with at least one local member.
+    /// Rooms held: with at least one local member, or a backlog within its TTL.
     pub fn rooms(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// Bytes held in room backlogs.
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog_bytes
+    }
+
+    /// The shell reports the bytes queued on every connection, for the memory
+    /// budget (BRK-LIM-6).
+    pub fn set_queued_bytes(&mut self, bytes: usize) {
+        self.queued_bytes = bytes;
     }
 
     /// A new connection with its random join challenge (BRK-6).
     pub fn open(&mut self, conn: ConnId, challenge: [u8; CHALLENGE_LEN], now_ms: u64) {
         let bucket = TokenBucket::new(self.limits.rate_per_sec, self.limits.burst, now_ms);
+        let pings = TokenBucket::new(
+            self.limits.ping_rate_per_sec,
+            self.limits.ping_burst,
+            now_ms,
+        );
+        self.now_ms = self.now_ms.max(now_ms);
         self.conns.insert(
             conn,
             Conn {
@@ -307,6 +382,7 @@ impl Broker {
                 last_seen_ms: now_ms,
                 rooms: HashSet::new(),
                 bucket,
+                pings,
                 strikes: 0,
             },
         );
@@ -361,6 +437,7 @@ impl Broker {
         now_ms: u64,
         out: &mut Vec<Action>,
     ) {
+        self.now_ms = self.now_ms.max(now_ms);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -368,17 +445,7 @@ impl Broker {
         c.last_seen_ms = now_ms;
         // BRK-LIM-3: the rate limit comes first, before any parsing.
         if !c.bucket.take(now_ms) {
-            c.strikes = c.strikes.saturating_add(1);
-            let strikes = c.strikes;
-            self.stats.drops += 1;
-            if strikes > self.limits.max_strikes {
-                *self.stats.rejections.entry(code::RATE_LIMITED).or_default() += 1;
-                self.send(out, conn, frame::error(code::RATE_LIMITED, 0, &[]), false);
-                self.fail(out, conn, code::RATE_LIMITED);
-            } else if strikes == 1 {
-                self.reject(out, conn, code::RATE_LIMITED, 0, &[]);
-            }
-            return;
+            return self.strike(conn, out);
         }
         // An accepted frame takes one strike back: a sender that stays near the rate
         // is only throttled; one far above it accumulates strikes and is closed.
@@ -405,6 +472,11 @@ impl Broker {
             kind::PUBLISH => self.publish(conn, f, out),
             kind::EPHEMERAL => self.ephemeral(conn, f, out),
             kind::PING => {
+                if let Some(c) = self.conns.get_mut(&conn)
+                    && !c.pings.take(now_ms)
+                {
+                    return self.strike(conn, out);
+                }
                 let pong = frame::encode(&BrokerFrame {
                     kind: kind::PONG,
                     nonce: f.nonce,
@@ -414,6 +486,39 @@ impl Broker {
             }
             kind::PONG => {}
             _ => self.reject(out, conn, code::MALFORMED, f.request, &[]),
+        }
+    }
+
+    /// A frame over the rate (BRK-LIM-3): discarded, one strike; the first strike
+    /// is answered RATE_LIMITED, and past `max_strikes` the connection gets
+    /// RATE_LIMITED and is closed (the error is queued before the close).
+    fn strike(&mut self, conn: ConnId, out: &mut Vec<Action>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.strikes = c.strikes.saturating_add(1);
+        let strikes = c.strikes;
+        self.stats.drops += 1;
+        if strikes > self.limits.max_strikes {
+            *self.stats.rejections.entry(code::RATE_LIMITED).or_default() += 1;
+            self.send(out, conn, frame::error(code::RATE_LIMITED, 0, &[]), false);
+            self.fail(out, conn, code::RATE_LIMITED);
+        } else if strikes == 1 {
+            self.reject(out, conn, code::RATE_LIMITED, 0, &[]);
+        }
+    }
+
+    /// A carrier-level control message (a WebSocket ping or pong) from `conn`:
+    /// it costs a frame token and a PING token, like a PING frame (BRK-LIM-3), so
+    /// a ping flood is cut off like any other.
+    pub fn control(&mut self, conn: ConnId, now_ms: u64, out: &mut Vec<Action>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_seen_ms = now_ms;
+        if !c.bucket.take(now_ms) || !c.pings.take(now_ms) {
+            self.strike(conn, out);
         }
     }
 
@@ -457,8 +562,10 @@ impl Broker {
     }
 
     fn join(&mut self, conn: ConnId, f: &BrokerFrame, out: &mut Vec<Action>) {
+        // BRK-7: a JOIN whose room id is not 32 bytes fails the join check (the
+        // lengths come first) and is BAD_PROOF, not MALFORMED; the connection stays.
         let Some(room) = Self::room_id(f) else {
-            return self.reject(out, conn, code::MALFORMED, f.request, &[]);
+            return self.reject(out, conn, code::BAD_PROOF, f.request, &[]);
         };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -469,12 +576,22 @@ impl Broker {
         if !c.rooms.contains(&room) && c.rooms.len() >= self.limits.max_rooms {
             return self.reject(out, conn, code::TOO_MANY_ROOMS, f.request, &room);
         }
+        // BRK-LIM-6: a new room only while the broker holds fewer than its limit.
+        if !self.rooms.contains_key(&room) && self.rooms.len() >= self.limits.max_rooms_total {
+            return self.reject(out, conn, code::OVER_CAPACITY, f.request, &room);
+        }
         c.rooms.insert(room);
         let generation = self.generations + 1;
+        let incarnation = self.incarnations + 1;
         let r = self.rooms.entry(room).or_insert_with(|| Room {
             next_seq: 1,
+            incarnation,
             ..Default::default()
         });
+        if r.incarnation == incarnation {
+            self.incarnations = incarnation;
+        }
+        r.empty_since_ms = None;
         if r.members.is_empty() && !r.subscribed && r.waiting.is_empty() {
             self.generations = generation;
             r.generation = generation;
@@ -625,8 +742,9 @@ impl Broker {
             if r.members.is_empty() {
                 out.push(Action::Unsubscribe(room));
                 r.subscribed = false;
-                // The backlog outlives its members only while it is non-empty;
-                // an empty room is forgotten.
+                r.empty_since_ms = Some(self.now_ms);
+                // The backlog outlives its members only while it is non-empty
+                // and for at most the empty-room TTL; an empty room is forgotten.
                 if r.backlog.is_empty() {
                     self.rooms.remove(&room);
                 }
@@ -647,6 +765,16 @@ impl Broker {
         if !self.joined(conn, &room) {
             self.stats.drops += 1;
             return self.reject(out, conn, code::NOT_JOINED, f.request, &room);
+        }
+        // BRK-LIM-6: what backlogs and send queues hold, plus this payload, stays
+        // within the memory budget; otherwise the publish is refused, not queued.
+        let held = self
+            .backlog_bytes
+            .saturating_add(self.queued_bytes)
+            .saturating_add(f.payload.len());
+        if held > self.limits.memory_budget {
+            self.stats.drops += 1;
+            return self.reject(out, conn, code::OVER_CAPACITY, f.request, &room);
         }
         let payload = Bytes::from(f.payload);
         if self.mode == Mode::Shared {
@@ -715,12 +843,25 @@ impl Broker {
             payload: payload.to_vec(),
             ..Default::default()
         });
-        if backlog_max > 0 {
+        let mut evicted = 0u64;
+        if backlog_max > 0 && deliver.len() <= self.limits.room_backlog_bytes {
             r.backlog.push_back((seq, deliver.clone()));
-            while r.backlog.len() > backlog_max {
-                r.backlog.pop_front();
+            r.backlog_bytes += deliver.len();
+            self.backlog_bytes += deliver.len();
+            self.backlog_entries += 1;
+            self.eviction.push_back((room, r.incarnation, seq));
+            while r.backlog.len() > backlog_max || r.backlog_bytes > self.limits.room_backlog_bytes
+            {
+                let Some((_, old)) = r.backlog.pop_front() else {
+                    break;
+                };
+                r.backlog_bytes -= old.len();
+                self.backlog_bytes -= old.len();
+                self.backlog_entries -= 1;
+                evicted += 1;
             }
         }
+        self.stats.backlog_evicted += evicted;
         let mut receivers = Vec::new();
         let mut overflow = Vec::new();
         for m in r.members.iter().copied().filter(|m| Some(*m) != from) {
@@ -736,7 +877,44 @@ impl Broker {
         for m in overflow {
             self.slow_reader(m, out);
         }
+        self.enforce_backlog_budget();
         seq
+    }
+
+    /// Drops the oldest backlog entries of any room until the backlogs fit the
+    /// global budget (BRK-LIM-6); a room left with neither members nor backlog is
+    /// forgotten.
+    fn enforce_backlog_budget(&mut self) {
+        while self.backlog_bytes > self.limits.backlog_budget {
+            let Some((room, incarnation, seq)) = self.eviction.pop_front() else {
+                break;
+            };
+            let Some(r) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            if r.incarnation != incarnation || r.backlog.front().map(|(s, _)| *s) != Some(seq) {
+                continue;
+            }
+            if let Some((_, old)) = r.backlog.pop_front() {
+                r.backlog_bytes -= old.len();
+                self.backlog_bytes -= old.len();
+                self.backlog_entries -= 1;
+                self.stats.backlog_evicted += 1;
+            }
+            if r.members.is_empty() && r.backlog.is_empty() && r.waiting.is_empty() {
+                self.rooms.remove(&room);
+            }
+        }
+        // Entries already gone (per-room limits, forgotten rooms) are skipped
+        // above; compact when they are most of the queue, so it stays O(entries).
+        if self.eviction.len() > 2 * self.backlog_entries + 1024 {
+            let rooms = &self.rooms;
+            self.eviction.retain(|(room, inc, seq)| {
+                rooms.get(room).is_some_and(|r| {
+                    r.incarnation == *inc && r.backlog.front().is_some_and(|(s, _)| s <= seq)
+                })
+            });
+        }
     }
 
     fn ephemeral(&mut self, conn: ConnId, f: BrokerFrame, out: &mut Vec<Action>) {
@@ -842,8 +1020,34 @@ impl Broker {
         }
     }
 
-    /// Time passes: closes connections without HELLO in time or idle too long.
+    /// Forgets rooms nobody has been in for the empty-room TTL, with their backlog.
+    fn expire_rooms(&mut self, now_ms: u64) {
+        let ttl = self.limits.empty_room_ttl_ms;
+        let expired: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.members.is_empty()
+                    && r.empty_since_ms
+                        .is_some_and(|t| now_ms.saturating_sub(t) >= ttl)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = self.rooms.remove(&id) {
+                self.backlog_bytes -= r.backlog_bytes;
+                self.backlog_entries -= r.backlog.len();
+                self.stats.backlog_evicted += r.backlog.len() as u64;
+                self.stats.rooms_expired += 1;
+            }
+        }
+    }
+
+    /// Time passes: closes connections without HELLO in time or idle too long,
+    /// and forgets rooms empty for longer than their TTL.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.expire_rooms(now_ms);
         let expired: Vec<ConnId> = self
             .conns
             .iter()
@@ -1279,6 +1483,206 @@ mod tests {
         }));
         assert_eq!(frames_to(&out, 1).len(), MAX_HELD + 1);
         assert_eq!(b.connections(), 1);
+    }
+
+    fn ready(b: &mut Broker, id: ConnId, out: &mut Vec<Action>) {
+        b.open(id, [id as u8; 32], 0);
+        b.frame(id, &hello(), false, 0, out);
+    }
+
+    fn other_creds(n: u8) -> RoomCredentials {
+        RoomCredentials::derive(&[n; 32], &EpochKey::new([n; 32], [n; 32])).expect("creds")
+    }
+
+    /// BRK-7: a JOIN whose room id is 31 bytes is BAD_PROOF, and the connection
+    /// stays (BRK-4's length rule is for the other frames).
+    #[test]
+    fn short_room_id_in_join_is_bad_proof_and_not_fatal() {
+        let mut b = Broker::new(Limits::default(), [0; 16]);
+        let c = creds();
+        let mut out = Vec::new();
+        ready(&mut b, 1, &mut out);
+        let mut j = clientful_core::wire::decode::<BrokerFrame>(
+            &join(&c, &[1; 32]),
+            &clientful_core::wire::BROKER_FRAME,
+        )
+        .expect("decode");
+        j.room_id.truncate(31);
+        out.clear();
+        b.frame(1, &enc(j), false, 0, &mut out);
+        let f = frames_to(&out, 1);
+        assert_eq!(
+            (f[0].kind, f[0].code, f[0].request),
+            (kind::ERROR, code::BAD_PROOF, 1)
+        );
+        assert!(!out.iter().any(|a| matches!(a, Action::Close { .. })));
+        out.clear();
+        b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+        assert_eq!(frames_to(&out, 1)[0].kind, kind::JOINED);
+        // PUBLISH with a 31-byte room id stays MALFORMED (BRK-4).
+        out.clear();
+        let mut p = clientful_core::wire::decode::<BrokerFrame>(
+            &publish(&c, 2, b"x"),
+            &clientful_core::wire::BROKER_FRAME,
+        )
+        .expect("decode");
+        p.room_id.truncate(31);
+        b.frame(1, &enc(p), false, 0, &mut out);
+        assert_eq!(frames_to(&out, 1)[0].code, code::MALFORMED);
+        assert!(out.contains(&Action::Close {
+            conn: 1,
+            code: code::MALFORMED
+        }));
+    }
+
+    /// BRK-LIM-6: per-room byte limit, global backlog budget (oldest first, across
+    /// rooms), the empty-room TTL and the room cap.
+    #[test]
+    fn backlog_is_bounded_in_bytes_per_room_and_globally_and_expires() {
+        let limits = Limits {
+            room_backlog_bytes: 10_000,
+            backlog_budget: 25_000,
+            empty_room_ttl_ms: 1_000,
+            max_rooms_total: 4,
+            ..Limits::default()
+        };
+        let mut b = Broker::new(limits, [0; 16]);
+        let mut out = Vec::new();
+        ready(&mut b, 1, &mut out);
+        // Three rooms, each sent 5 payloads of 3,000 bytes, then left.
+        for n in 1..=3u8 {
+            let c = other_creds(n);
+            b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+            for i in 0..5 {
+                b.frame(1, &publish(&c, 0, &[i; 3000]), false, 0, &mut out);
+            }
+            let leave = enc(BrokerFrame {
+                kind: kind::LEAVE,
+                room_id: c.room_id().to_vec(),
+                ..Default::default()
+            });
+            b.frame(1, &leave, false, 0, &mut out);
+        }
+        // Each room keeps at most 10,000 bytes; all together at most 25,000.
+        assert!(b.backlog_bytes() <= 25_000, "{}", b.backlog_bytes());
+        assert!(b.backlog_bytes() > 15_000);
+        assert!(b.stats().backlog_evicted >= 6);
+        assert_eq!(b.rooms(), 3);
+        // The oldest room lost its entries first: a resume there gets fewer.
+        let resume = |b: &mut Broker, n: u8, id: ConnId| {
+            let mut out = Vec::new();
+            ready(b, id, &mut out);
+            let mut j = clientful_core::wire::decode::<BrokerFrame>(
+                &join(&other_creds(n), &[id as u8; 32]),
+                &clientful_core::wire::BROKER_FRAME,
+            )
+            .expect("decode");
+            j.cursor = 1;
+            out.clear();
+            b.frame(id, &enc(j), false, 0, &mut out);
+            frames_to(&out, id)
+                .iter()
+                .filter(|f| f.kind == kind::DELIVER)
+                .count()
+        };
+        let first = resume(&mut b, 1, 10);
+        let last = resume(&mut b, 3, 11);
+        assert!(first < last, "oldest room evicted first: {first} vs {last}");
+        assert!(last <= 3);
+        // Room cap: rooms 1 and 3 have members, 2 is empty; a fourth fits, a fifth
+        // is refused with OVER_CAPACITY and the connection stays.
+        out.clear();
+        b.frame(1, &join(&other_creds(4), &[1; 32]), false, 0, &mut out);
+        assert_eq!(frames_to(&out, 1)[0].kind, kind::JOINED);
+        out.clear();
+        b.frame(1, &join(&other_creds(5), &[1; 32]), false, 0, &mut out);
+        let f = frames_to(&out, 1);
+        assert_eq!((f[0].kind, f[0].code), (kind::ERROR, code::OVER_CAPACITY));
+        assert!(!out.iter().any(|a| matches!(a, Action::Close { .. })));
+        // The TTL: room 2 (nobody in it) is forgotten with its backlog.
+        let before = b.backlog_bytes();
+        b.tick(500, &mut out);
+        assert_eq!(b.rooms(), 4);
+        b.tick(1_500, &mut out);
+        assert_eq!(b.rooms(), 3);
+        assert_eq!(b.stats().rooms_expired, 1);
+        assert!(b.backlog_bytes() < before);
+    }
+
+    /// BRK-LIM-6: a PUBLISH that would take the held bytes past the memory budget
+    /// is refused with OVER_CAPACITY (not fatal); once the queues drain it passes.
+    #[test]
+    fn publish_over_the_memory_budget_is_refused() {
+        let mut b = Broker::new(
+            Limits {
+                memory_budget: 100_000,
+                ..Limits::default()
+            },
+            [0; 16],
+        );
+        let c = creds();
+        let mut out = Vec::new();
+        ready(&mut b, 1, &mut out);
+        b.frame(1, &join(&c, &[1; 32]), false, 0, &mut out);
+        b.set_queued_bytes(99_000);
+        out.clear();
+        b.frame(1, &publish(&c, 5, &[0; 2000]), false, 0, &mut out);
+        let f = frames_to(&out, 1);
+        assert_eq!((f[0].code, f[0].request), (code::OVER_CAPACITY, 5));
+        assert_eq!(b.connections(), 1);
+        b.set_queued_bytes(0);
+        out.clear();
+        b.frame(1, &publish(&c, 6, &[0; 2000]), false, 0, &mut out);
+        assert_eq!(frames_to(&out, 1)[0].kind, kind::ACK);
+    }
+
+    /// PINGs and carrier pings have their own, lower rate (BRK-LIM-3): a ping
+    /// flood is answered RATE_LIMITED and then closed, though the frame rate
+    /// would allow it.
+    #[test]
+    fn pings_are_rate_limited() {
+        let mut b = Broker::new(
+            Limits {
+                max_strikes: 5,
+                ping_rate_per_sec: 2,
+                ping_burst: 10,
+                ..Limits::default()
+            },
+            [0; 16],
+        );
+        let mut out = Vec::new();
+        ready(&mut b, 1, &mut out);
+        let ping = enc(BrokerFrame {
+            kind: kind::PING,
+            ..Default::default()
+        });
+        out.clear();
+        for _ in 0..10 {
+            b.frame(1, &ping, false, 0, &mut out);
+        }
+        assert_eq!(
+            frames_to(&out, 1)
+                .iter()
+                .filter(|f| f.kind == kind::PONG)
+                .count(),
+            10
+        );
+        b.frame(1, &ping, false, 0, &mut out);
+        assert!(
+            frames_to(&out, 1)
+                .iter()
+                .any(|f| f.code == code::RATE_LIMITED)
+        );
+        ready(&mut b, 2, &mut out);
+        for _ in 0..20 {
+            b.control(2, 0, &mut out);
+        }
+        let to2 = frames_to(&out, 2);
+        assert_eq!(to2.last().map(|f| f.code), Some(code::RATE_LIMITED));
+        assert!(out.contains(&Action::Close {
+            conn: 2,
+            code: code::RATE_LIMITED
+        }));
     }
 
     #[test]

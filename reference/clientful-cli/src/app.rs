@@ -66,6 +66,11 @@ pub enum SpaceAction {
     /// Sync, then replace this device's segments with one snapshot and write a
     /// checkpoint of each document, so new devices show documents at once.
     Compact,
+    /// Rebuild this device's store of the space from storage, when it is damaged,
+    /// missing or empty: the old file is moved aside (with any edits not yet
+    /// synced), the keys it still holds are carried over, and the space syncs.
+    /// This is also how to start over on purpose.
+    Rebuild,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -343,8 +348,9 @@ fn client(s: &Settings) -> Result<Client> {
     Ok(Client::open(s.home())?)
 }
 
-async fn open_space(s: &Settings, c: &Client, flag: Option<String>) -> Result<SpaceSession> {
-    let sel = match s.space(flag) {
+/// The space the selector (or the only space) names.
+fn select_space(s: &Settings, c: &Client, flag: Option<String>) -> Result<String> {
+    Ok(match s.space(flag) {
         Some(sel) => sel,
         None => {
             let all = c.spaces()?;
@@ -359,8 +365,82 @@ async fn open_space(s: &Settings, c: &Client, flag: Option<String>) -> Result<Sp
                 ),
             }
         }
-    };
-    Ok(c.open_space(&sel).await?)
+    })
+}
+
+async fn open_space(s: &Settings, c: &Client, flag: Option<String>) -> Result<SpaceSession> {
+    let sel = select_space(s, c, flag)?;
+    c.open_space(&sel).await.map_err(|e| store_hint(e, &sel))
+}
+
+/// A damaged, missing or empty device store: the error names the file; add the
+/// way out.
+fn store_hint(e: clientful::ClientError, sel: &str) -> anyhow::Error {
+    use clientful_storage::StorageError;
+    match &e {
+        clientful::ClientError::Storage(
+            StorageError::LocalCorrupt { .. } | StorageError::LocalMissing { .. },
+        ) => anyhow::anyhow!(
+            "{e}; to rebuild it from storage run `clientful --space {sel} space rebuild` (the old file is kept aside, with any edits not yet synced)"
+        ),
+        clientful::ClientError::Storage(StorageError::LocalBusy { .. }) => anyhow::anyhow!(
+            "{e}: another `clientful` command (a `watch`?) holds it; run this once it ends"
+        ),
+        _ => e.into(),
+    }
+}
+
+/// `space rebuild`: moves the store aside, salvages its keys, syncs from storage.
+async fn rebuild(s: &Settings, c: &Client, sel: Option<String>) -> Result<()> {
+    use clientful_storage::{LocalStore, local::Salvage};
+    let sel = select_space(s, c, sel)?;
+    let info = c.find_space(&sel)?;
+    let dir = c.home().join("spaces").join(hex::encode(info.space_id));
+    let path = dir.join("local.redb");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = dir.join(format!("local.redb.damaged-{stamp}"));
+    let mut salvaged = Salvage::default();
+    let moved = path.exists();
+    if moved {
+        std::fs::rename(&path, &aside)
+            .with_context(|| format!("moving {} aside", path.display()))?;
+        salvaged = LocalStore::salvage(&aside).unwrap_or_default();
+    }
+    let decodes = |e: &&Vec<u8>| clientful_core::envelope::decode(e).is_ok();
+    let unsynced: Vec<Vec<u8>> = salvaged.outbox.iter().filter(decodes).cloned().collect();
+    let known: Vec<Vec<u8>> = salvaged.envelopes.iter().filter(decodes).cloned().collect();
+    {
+        let fresh = LocalStore::open(&path)?;
+        for (k, v) in &salvaged.keys {
+            fresh.put_key(k, v)?;
+        }
+        // What the old file still held goes back: signed envelopes, verified
+        // again as the space loads them; the unsynced ones are queued again.
+        fresh.put_envelopes(&unsynced, true, &[])?;
+        fresh.put_envelopes(&known, false, &[])?;
+    }
+    let mut sp = c.open_space(&sel).await?;
+    let r = sp.sync().await?;
+    if moved {
+        println!(
+            "rebuilt the device store of space {} from storage; the old file is kept as {} ({} key(s), {} envelope(s) and {} unsynced edit(s) recovered from it)",
+            info.name,
+            aside.display(),
+            salvaged.keys.len(),
+            known.len(),
+            unsynced.len()
+        );
+    } else {
+        println!(
+            "started a new device store for space {} from storage",
+            info.name
+        );
+    }
+    print_sync(&r);
+    Ok(())
 }
 
 pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
@@ -571,6 +651,7 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
                 println!("removed {} and rotated the keys", hex::encode(u));
                 print_sync(&sp.sync().await?);
             }
+            SpaceAction::Rebuild => rebuild(s, &c, sel).await?,
             SpaceAction::Compact => {
                 let mut sp = open_space(s, &c, sel).await?;
                 print_sync(&sp.sync().await?);
@@ -885,11 +966,28 @@ pub fn sync(s: &Settings, sel: Option<String>) -> Result<ExitCode> {
         let mut sp = open_space(s, &c, sel).await?;
         let r = sp.sync().await?;
         print_sync(&r);
-        Ok(if r.repaired.is_empty() && r.withholding.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_WITHHOLDING)
-        })
+        // Withholding found (this device's files put back, or others' heads
+        // rolled back): the ALERT lines above say what; exit 3 (STO-29).
+        if !r.repaired.is_empty() || !r.withholding.is_empty() {
+            return Ok(ExitCode::from(EXIT_WITHHOLDING));
+        }
+        // A partial sync is a failure: the warnings name the storage objects that
+        // were skipped (corrupt, withheld, rolled back); say so and exit non-zero.
+        if !r.warnings.is_empty() {
+            let shown: Vec<&str> = r.warnings.iter().take(5).map(String::as_str).collect();
+            let more = r.warnings.len().saturating_sub(shown.len());
+            bail!(
+                "sync incomplete: {} storage object(s) skipped: {}{}",
+                r.warnings.len(),
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more (listed above)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }
 
@@ -901,9 +999,23 @@ pub fn watch(
     interval: u64,
 ) -> Result<ExitCode> {
     let c = client(s)?;
-    let ep = endpoint(&s.broker(broker)?)?;
+    let url = s.broker(broker)?;
+    let ep = endpoint(&url)?;
     rt()?.block_on(async {
         let mut sp = open_space(s, &c, sel).await?;
+        // Reach the broker once first: an unreachable broker or a wrong QUIC pin
+        // is an error now, not a silent retry loop.
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            clientful_net::transport::connect(&ep),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => drop(conn),
+            Ok(Err(e)) => bail!("broker {url}: cannot connect: {e:#}"),
+            Err(_) => bail!("broker {url}: no connection within 10 s"),
+        }
+        let mut joined = false;
         let until = async move {
             match seconds {
                 Some(n) => tokio::time::sleep(Duration::from_secs(n)).await,
@@ -920,7 +1032,10 @@ pub fn watch(
             |ev| {
                 use clientful::live::LiveEvent;
                 match ev {
-                    LiveEvent::Joined { room } => println!("joined room {room}"),
+                    LiveEvent::Joined { room } => {
+                        joined = true;
+                        println!("joined room {room}");
+                    }
                     LiveEvent::Received(n) => println!("received {n} envelopes"),
                     LiveEvent::Synced(r)
                         if r.received > 0 || r.uploaded > 0 || !alert_lines(r).is_empty() =>
@@ -934,6 +1049,9 @@ pub fn watch(
             },
         )
         .await?;
+        if !joined {
+            bail!("broker {url}: never joined the space's room while watching");
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -130,6 +130,8 @@ async fn story(root: &Path) -> Result<ExitCode> {
         key: None,
         limits: clientful_broker::state::Limits::default(),
         send_queue: 1024,
+        send_queue_bytes: 8 * 1024 * 1024,
+        admission: clientful_broker::server::guard::AdmissionLimits::default(),
         nats_url: None,
         nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
         nats_backlog_max_age: Duration::from_secs(86_400),

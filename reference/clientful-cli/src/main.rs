@@ -108,7 +108,7 @@ enum Command {
         action: VectorsAction,
     },
     /// Run the realtime broker: WebSocket and QUIC in one process (spec §10).
-    Broker(BrokerArgs),
+    Broker(Box<BrokerArgs>),
     /// Remote diagnosis (spec §13.5): compare two devices' diagnostic bundles.
     Doctor {
         #[command(subcommand)]
@@ -177,6 +177,54 @@ struct BrokerArgs {
     /// Frames queued per connection before it is dropped as a slow reader.
     #[arg(long, default_value_t = 1024)]
     send_queue: usize,
+    /// Bytes queued per connection before it is dropped as a slow reader (at
+    /// least twice --max-frame).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    send_queue_bytes: usize,
+    /// Bytes of backlog kept per room (the oldest entries go first).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    room_backlog_bytes: usize,
+    /// Bytes of backlog kept over all rooms (the oldest entries of any room go first).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    backlog_budget: usize,
+    /// Seconds a room nobody is in keeps its backlog before it is forgotten.
+    #[arg(long, default_value_t = 600)]
+    empty_room_ttl: u64,
+    /// Rooms held at once; a JOIN that would make another is refused (OVER_CAPACITY).
+    #[arg(long, default_value_t = 100_000)]
+    max_rooms_total: usize,
+    /// Bytes held in backlogs and send queues together; a PUBLISH beyond is refused
+    /// (OVER_CAPACITY) and connections already behind are dropped as slow readers.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    memory_budget: usize,
+    /// PINGs (broker PING frames and WebSocket pings) per second per connection.
+    #[arg(long, default_value_t = 5)]
+    ping_rate: u32,
+    /// PINGs a connection may send at once.
+    #[arg(long, default_value_t = 20)]
+    ping_burst: u32,
+    /// Open connections (WebSocket and QUIC); lowered to fit the open-files limit.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Open connections from one address (IPv4 address or IPv6 /64).
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
+    /// New connections per second from one address.
+    #[arg(long, default_value_t = 50)]
+    connection_rate: u32,
+    /// New connections from one address at once.
+    #[arg(long, default_value_t = 100)]
+    connection_burst: u32,
+    /// Seconds an HTTP connection has to complete its request (WebSocket upgrade,
+    /// /healthz, /metrics).
+    #[arg(long, default_value_t = 10)]
+    http_timeout: u64,
+    /// Bytes an HTTP connection may send before its WebSocket upgrade.
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
+    /// Seconds a QUIC connection has for its handshake and opening its stream.
+    #[arg(long, default_value_t = 10)]
+    quic_handshake_timeout: u64,
     /// Seconds without any frame before a connection is closed.
     #[arg(long, default_value_t = 60)]
     idle_timeout: u64,
@@ -236,8 +284,50 @@ enum VectorsAction {
     },
 }
 
+/// The message of the last panic, for the one-line report (the hook prints
+/// nothing itself).
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The broker is a server: its panics (in connection tasks) stay in its log.
+    if matches!(cli.command, Command::Broker(_)) {
+        return report(run(cli));
+    }
+    // No panic may reach the user as a backtrace and exit 101: a panic (a bug, or
+    // a library failing on damaged input) becomes one error line and exit 2.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut p) = PANIC.lock() {
+            *p = Some(format!("{msg}{at}"));
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+        .unwrap_or_else(|_| {
+            let msg = PANIC
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take())
+                .unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "internal failure ({msg}); nothing more was written. Please report it"
+            ))
+        });
+    report(result)
+}
+
+/// The exit code of a result; an error is printed as one line.
+fn report(result: Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             // One line, whatever the cause chain holds.
@@ -282,7 +372,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
         },
-        Command::Broker(args) => broker_cmd(args),
+        Command::Broker(args) => broker_cmd(*args),
         Command::Doctor {
             action: DoctorAction::Compare { a, b },
         } => doctor_compare(&a, &b),
@@ -349,9 +439,26 @@ fn broker_cmd(a: BrokerArgs) -> Result<ExitCode> {
             max_strikes: a.max_strikes,
             backlog: a.backlog,
             idle_timeout_ms: a.idle_timeout.saturating_mul(1000),
+            room_backlog_bytes: a.room_backlog_bytes,
+            backlog_budget: a.backlog_budget,
+            empty_room_ttl_ms: a.empty_room_ttl.saturating_mul(1000),
+            max_rooms_total: a.max_rooms_total,
+            memory_budget: a.memory_budget,
+            ping_rate_per_sec: a.ping_rate,
+            ping_burst: a.ping_burst,
             ..Default::default()
         },
         send_queue: a.send_queue,
+        send_queue_bytes: a.send_queue_bytes,
+        admission: clientful_broker::server::guard::AdmissionLimits {
+            max_connections: a.max_connections,
+            per_address: a.max_connections_per_address,
+            rate_per_address: a.connection_rate,
+            burst_per_address: a.connection_burst,
+            http_timeout: std::time::Duration::from_secs(a.http_timeout.max(1)),
+            max_header_bytes: a.max_header_bytes,
+            quic_handshake_timeout: std::time::Duration::from_secs(a.quic_handshake_timeout.max(1)),
+        },
         nats_url: a.nats_url,
         nats_storage: match a.nats_storage {
             NatsStorage::File => clientful_broker::server::bus::BacklogStorage::File,

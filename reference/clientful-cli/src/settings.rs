@@ -38,6 +38,26 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Largest config file read (it holds three short settings).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Reads a config file of at most [`MAX_CONFIG_BYTES`] (so `--config /dev/zero`
+/// fails at once instead of reading until memory runs out).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a config file"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// The default home folder: `$HOME/.clientful`.
 fn default_home() -> PathBuf {
     env("HOME")
@@ -54,7 +74,7 @@ impl Settings {
             .unwrap_or_else(default_home);
         let explicit = config.or_else(|| env("CLIENTFUL_CONFIG").map(PathBuf::from));
         let path = explicit.clone().unwrap_or_else(|| home.join("config.toml"));
-        let file = match std::fs::read_to_string(&path) {
+        let file = match read_bounded(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e: toml::de::Error| {
                 let line = e
                     .span()

@@ -5,6 +5,12 @@
 //! code's text also names the role the invite grants
 //! (`cfinvite1-writer-<hex>`), which the invitee requests in its redemption: a
 //! redemption asking for more than the invite grants is rejected (MEM-21).
+//!
+//! Every code ends with `-` and an 8-hex-digit check (the first 4 bytes of
+//! SHA-256 over a label, the prefix, the role and the bytes), checked before the
+//! bytes are used: a code with one character changed anywhere (in an invite's
+//! `create_op`, say, which nothing else could check before the invite is
+//! redeemed) is refused as damaged instead of being redeemed for nothing.
 
 use clientful_core::membership::Role;
 
@@ -17,19 +23,50 @@ pub const LINK: &str = "cflink1-";
 /// Prefix of a device request (the new device's certificate).
 pub const DEVICE: &str = "cfdevice1-";
 
-/// `prefix` + hex of `bytes`.
-pub fn encode(prefix: &str, bytes: &[u8]) -> String {
-    format!("{prefix}{}", hex::encode(bytes))
+/// The check of a code: 4 bytes of SHA-256 over a label, the prefix, the role
+/// (empty but for invites) and the bytes, in hex.
+fn check(prefix: &str, role: &str, bytes: &[u8]) -> String {
+    let mut input = b"clientful code check v1\0".to_vec();
+    input.extend_from_slice(prefix.as_bytes());
+    input.push(0);
+    input.extend_from_slice(role.as_bytes());
+    input.push(0);
+    input.extend_from_slice(bytes);
+    let h = clientful_core::suite::sha256(&input);
+    hex::encode(h.iter().take(4).copied().collect::<Vec<u8>>())
 }
 
-/// The bytes of a code with `prefix`.
+/// Splits `<hex>-<check>` and verifies the check.
+fn checked(prefix: &str, role: &str, what: &str, rest: &str) -> Result<Vec<u8>, ClientError> {
+    let (hex_part, sum) = rest
+        .rsplit_once('-')
+        .ok_or_else(|| ClientError::Invalid(format!("{what} is damaged (no check digits)")))?;
+    let bytes = hex::decode(hex_part)
+        .map_err(|_| ClientError::Invalid(format!("{what} is damaged (not hexadecimal)")))?;
+    if !sum.eq_ignore_ascii_case(&check(prefix, role, &bytes)) {
+        return Err(ClientError::Invalid(format!(
+            "{what} is damaged (its check digits do not match: a character was changed or lost)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `prefix` + hex of `bytes` + `-` + check.
+pub fn encode(prefix: &str, bytes: &[u8]) -> String {
+    format!(
+        "{prefix}{}-{}",
+        hex::encode(bytes),
+        check(prefix, "", bytes)
+    )
+}
+
+/// The bytes of a code with `prefix`, its check verified.
 pub fn decode(prefix: &str, what: &str, code: &str) -> Result<Vec<u8>, ClientError> {
     let code = code.trim();
     let rest = code.strip_prefix(prefix).ok_or_else(|| {
         ClientError::Invalid(format!("not {what}: it must start with `{prefix}`"))
     })?;
-    hex::decode(rest)
-        .map_err(|_| ClientError::Invalid(format!("{what} is damaged (not hexadecimal)")))
+    checked(prefix, "", what, rest)
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -42,7 +79,12 @@ fn role_name(r: Role) -> &'static str {
 
 /// The text of an invite code granting `role`.
 pub fn encode_invite(role: Role, code: &[u8]) -> String {
-    format!("{INVITE}{}-{}", role_name(role), hex::encode(code))
+    let role = role_name(role);
+    format!(
+        "{INVITE}{role}-{}-{}",
+        hex::encode(code),
+        check(INVITE, role, code)
+    )
 }
 
 /// The role and the canonical `InviteCode` bytes of an invite code's text.
@@ -59,8 +101,7 @@ pub fn decode_invite(code: &str) -> Result<(Role, Vec<u8>), ClientError> {
         .ok_or_else(|| {
             ClientError::Invalid(format!("invite code names an unknown role `{role}`"))
         })?;
-    let bytes = hex::decode(hex_part)
-        .map_err(|_| ClientError::Invalid("invite code is damaged (not hexadecimal)".into()))?;
+    let bytes = checked(INVITE, role_name(role), "invite code", hex_part)?;
     Ok((role, bytes))
 }
 
@@ -105,15 +146,34 @@ mod tests {
         );
         assert!(decode(LINK, "a device link code", &c).is_err());
         assert!(decode(INVITE, "an invite code", "cfinvite1-zz").is_err());
+        // One hex digit changed, anywhere: refused by the check.
+        let l = encode(LINK, &[0xab; 40]);
+        for i in LINK.len()..l.len() {
+            let mut b = l.clone().into_bytes();
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            let changed = String::from_utf8(b).unwrap_or_default();
+            if changed != l {
+                assert!(
+                    decode(LINK, "a device link code", &changed).is_err(),
+                    "{changed}"
+                );
+            }
+        }
     }
 
     #[test]
     fn invite_codes_carry_their_role() {
         let c = encode_invite(Role::Reader, &[9, 8]);
-        assert_eq!(c, "cfinvite1-reader-0908");
+        assert!(c.starts_with("cfinvite1-reader-0908-"), "{c}");
         assert_eq!(decode_invite(&c).ok(), Some((Role::Reader, vec![9, 8])));
         assert!(decode_invite("cfinvite1-owner-0908").is_err());
         assert!(decode_invite("cfinvite1-0908").is_err());
+        // The role is covered by the check too: a reader code cannot be edited into
+        // a writer code, and a changed byte is refused.
+        let as_writer = c.replace("-reader-", "-writer-");
+        assert!(decode_invite(&as_writer).is_err());
+        let tampered = c.replace("-0908-", "-0909-");
+        assert!(decode_invite(&tampered).is_err());
     }
 
     #[test]

@@ -482,7 +482,7 @@ impl SpaceSession {
         let dir = space_dir(client, space_id);
         let file = SpaceFile::load(&dir)?;
         let store = StorageUrl::parse(&file.storage)?.open()?;
-        let local = LocalStore::open(&dir.join("local.redb"))?;
+        let local = LocalStore::open_existing(&dir.join("local.redb"))?;
         let mut replica = SpaceReplica::new(*space_id, client.profile().identity()?)
             .map_err(|e| ClientError::core("opening the space", e))?;
         if let Some(b) = local.key(KEY_EPOCHS)? {

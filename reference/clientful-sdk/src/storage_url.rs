@@ -63,11 +63,26 @@ impl StorageUrl {
     /// Parses `url`.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = |why: &str| ClientError::Invalid(format!("storage URL `{url}`: {why}"));
-        if let Some(rest) = url.strip_prefix("file://") {
-            if rest.is_empty() {
+        // A folder is kept in the space's settings and used from any working
+        // directory later: it must be absolute (`file:relative/dir` would be a
+        // folder named `file:relative` under whatever the current directory is).
+        let absolute = |p: &str| -> Result<Self, ClientError> {
+            if p.is_empty() {
                 return Err(bad("no folder"));
             }
-            return Ok(StorageUrl::Folder(PathBuf::from(rest)));
+            let path = PathBuf::from(p);
+            if !path.is_absolute() {
+                return Err(bad(
+                    "a folder must be an absolute path (file:///abs/folder or /abs/folder)",
+                ));
+            }
+            Ok(StorageUrl::Folder(path))
+        };
+        if let Some(rest) = url.strip_prefix("file://") {
+            return absolute(rest);
+        }
+        if let Some(rest) = url.strip_prefix("file:") {
+            return absolute(rest);
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
@@ -107,7 +122,7 @@ impl StorageUrl {
         if url.is_empty() {
             return Err(bad("empty"));
         }
-        Ok(StorageUrl::Folder(PathBuf::from(url)))
+        absolute(url)
     }
 
     /// Opens the backend.
@@ -158,9 +173,23 @@ mod tests {
             Some(StorageUrl::Folder("/tmp/x".into()))
         );
         assert_eq!(
-            StorageUrl::parse("rel/dir").ok(),
-            Some(StorageUrl::Folder("rel/dir".into()))
+            StorageUrl::parse("/abs/dir").ok(),
+            Some(StorageUrl::Folder("/abs/dir".into()))
         );
+        assert_eq!(
+            StorageUrl::parse("file:/abs/dir").ok(),
+            Some(StorageUrl::Folder("/abs/dir".into()))
+        );
+        // Relative folders are refused in every form.
+        for rel in [
+            "rel/dir",
+            "file:relative/dir",
+            "file://relative/dir",
+            "file:",
+            "file://",
+        ] {
+            assert!(StorageUrl::parse(rel).is_err(), "{rel}");
+        }
         assert_eq!(
             StorageUrl::parse("s3://b/team/a?endpoint=http://127.0.0.1:1&region=eu").ok(),
             Some(StorageUrl::S3 {

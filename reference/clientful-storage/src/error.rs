@@ -39,6 +39,31 @@ pub enum StorageError {
     /// The device-local store failed.
     #[error("local store error: {0}")]
     Local(String),
+    /// The device-local store file is damaged: it failed redb's integrity check,
+    /// redb panicked reading it, or its content is inconsistent.
+    #[error("device store {path} is damaged: {reason}")]
+    LocalCorrupt {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The device-local store file is open in another process (one process at a
+    /// time holds a device store).
+    #[error("device store {path} is in use by another process")]
+    LocalBusy {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
+    /// The device-local store file of a space this device already holds is missing
+    /// or empty (was deleted or truncated); it is not silently started afresh.
+    #[error("device store {path} is {state}")]
+    LocalMissing {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// "missing" or "empty".
+        state: &'static str,
+    },
     /// A core operation failed on local input (sealing, key derivation).
     #[error("core error: {0}")]
     Core(#[from] clientful_core::Error),
@@ -56,7 +81,12 @@ impl StorageError {
             StorageError::Version { .. } => Some(ErrorClass::StorageVersion),
             StorageError::Rollback { .. } => Some(ErrorClass::Rollback),
             StorageError::Core(e) => Some(e.class()),
-            StorageError::Backend { .. } | StorageError::Local(_) | StorageError::Io(_) => None,
+            StorageError::Backend { .. }
+            | StorageError::Local(_)
+            | StorageError::LocalCorrupt { .. }
+            | StorageError::LocalMissing { .. }
+            | StorageError::LocalBusy { .. }
+            | StorageError::Io(_) => None,
         }
     }
 
@@ -64,6 +94,18 @@ impl StorageError {
         StorageError::Corrupt {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Names the storage object a corruption verdict concerns (so a report of
+    /// what a sync skipped says which object it was).
+    pub(crate) fn at_path(self, path: &str) -> Self {
+        match self {
+            StorageError::Corrupt { what, reason } => StorageError::Corrupt {
+                what: format!("{what} (object {path})"),
+                reason,
+            },
+            other => other,
         }
     }
 

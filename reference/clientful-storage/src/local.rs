@@ -3,8 +3,16 @@
 //! (high-water marks, segment progress, the device's own head manifest). Every
 //! method is one ACID transaction, committed with immediate durability before it
 //! returns, so what a method acknowledged survives a crash.
+//!
+//! A store that already exists is opened with [`LocalStore::open_existing`]: redb's
+//! integrity check runs on open, then [`LocalStore::check`]; a damaged file is a
+//! [`StorageError::LocalCorrupt`] naming it, and a missing or empty one a
+//! [`StorageError::LocalMissing`], never a panic (redb may panic on a file
+//! corrupted outside it: every redb call on a file of unknown health runs under
+//! `catch_unwind`). [`LocalStore::salvage`] reads what it can from a damaged file.
 
-use std::path::Path;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 
 use clientful_core::envelope::{self, EnvelopeId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -39,10 +47,191 @@ pub struct LocalStats {
 /// A cursor write to commit together with other changes.
 pub type CursorWrite = (String, Option<Vec<u8>>);
 
+/// What [`LocalStore::salvage`] could read from a damaged store.
+#[derive(Debug, Default)]
+pub struct Salvage {
+    /// Keys (device seed, epoch secrets, ...) by name.
+    pub keys: Vec<(String, Vec<u8>)>,
+    /// Envelopes still in the outbox (never uploaded).
+    pub outbox: Vec<Vec<u8>>,
+    /// Every other envelope that could be read, in the order stored (they are
+    /// signed: whoever loads them verifies them again).
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "redb panicked".into())
+}
+
+/// Runs `f` on a file of unknown health: a panic inside redb becomes
+/// [`StorageError::LocalCorrupt`].
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(StorageError::LocalCorrupt {
+            path: path.to_path_buf(),
+            reason: format!("reading it failed inside redb ({})", panic_reason(&*p)),
+        }),
+    }
+}
+
+fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
+    move |e| match e {
+        StorageError::LocalCorrupt { .. } | StorageError::LocalMissing { .. } => e,
+        // In use by another process, or unreadable: not a damage.
+        StorageError::LocalBusy { .. } | StorageError::Io(_) => e,
+        StorageError::Local(reason) => StorageError::LocalCorrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => StorageError::LocalCorrupt {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 impl LocalStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Self::init(Database::create(path).map_err(local)?)
+    }
+
+    /// Opens the store of a space this device already holds. Refuses a missing or
+    /// empty file ([`StorageError::LocalMissing`]: it is not started afresh behind
+    /// the user's back) and a damaged one ([`StorageError::LocalCorrupt`]): redb's
+    /// integrity check runs on open, then [`LocalStore::check`], all under
+    /// `catch_unwind`.
+    pub fn open_existing(path: &Path) -> Result<Self, StorageError> {
+        let path_buf: PathBuf = path.to_path_buf();
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::LocalMissing {
+                    path: path_buf,
+                    state: "missing",
+                });
+            }
+            Err(e) => return Err(StorageError::Io(e)),
+            Ok(m) if m.len() == 0 => {
+                return Err(StorageError::LocalMissing {
+                    path: path_buf,
+                    state: "empty",
+                });
+            }
+            Ok(_) => {}
+        }
+        guarded(path, || {
+            let db = match Database::builder()
+                .set_check_integrity_on_open(true)
+                .open(path)
+            {
+                Ok(db) => db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StorageError::LocalBusy {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) => return Err(local(e)),
+            };
+            // A valid redb file without this store's tables is a store started
+            // afresh, not the one this space had.
+            {
+                let tx = db.begin_read().map_err(local)?;
+                for found in [tx.open_table(KEYS).err(), tx.open_table(CURSORS).err()] {
+                    match found {
+                        None => {}
+                        Some(redb::TableError::TableDoesNotExist(_)) => {
+                            return Err(StorageError::LocalMissing {
+                                path: path.to_path_buf(),
+                                state: "empty",
+                            });
+                        }
+                        Some(e) => return Err(local(e)),
+                    }
+                }
+            }
+            let store = LocalStore { db };
+            store.check()?;
+            Ok(store)
+        })
+        .map_err(corrupt(path))
+    }
+
+    /// Reads what can still be read from a damaged store at `path` (keys, the
+    /// outbox), under `catch_unwind`; parts that fail are skipped. The file is
+    /// opened read-only; if redb refuses that, a copy (`<path>.salvage`, removed
+    /// afterwards) is opened without the integrity check, so the tables that are
+    /// intact can still be read.
+    pub fn salvage(path: &Path) -> Result<Salvage, StorageError> {
+        if let Ok(db) = guarded(path, || redb::ReadOnlyDatabase::open(path).map_err(local)) {
+            return Ok(Self::salvage_from(path, &db));
+        }
+        let copy = path.with_extension("salvage");
+        std::fs::copy(path, &copy)?;
+        let result = guarded(path, || {
+            let db = Database::builder()
+                .set_check_integrity_on_open(false)
+                .open(&copy)
+                .map_err(|e| StorageError::LocalCorrupt {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Self::salvage_from(path, &db))
+        });
+        let _ = std::fs::remove_file(&copy);
+        result
+    }
+
+    fn salvage_from(path: &Path, db: &impl ReadableDatabase) -> Salvage {
+        let mut out = Salvage::default();
+        if let Ok(keys) = guarded(path, || {
+            let tx = db.begin_read().map_err(local)?;
+            let t = tx.open_table(KEYS).map_err(local)?;
+            let mut v = Vec::new();
+            for row in t.iter().map_err(local)? {
+                let (k, val) = row.map_err(local)?;
+                v.push((k.value().to_string(), val.value().to_vec()));
+            }
+            Ok(v)
+        }) {
+            out.keys = keys;
+        }
+        if let Ok(outbox) = guarded(path, || {
+            let tx = db.begin_read().map_err(local)?;
+            let env = tx.open_table(ENVELOPES).map_err(local)?;
+            let q = tx.open_table(OUTBOX).map_err(local)?;
+            let mut v = Vec::new();
+            for row in q.iter().map_err(local)? {
+                let (_, id) = row.map_err(local)?;
+                if let Some(b) = env.get(id.value()).map_err(local)? {
+                    v.push(b.value().to_vec());
+                }
+            }
+            Ok(v)
+        }) {
+            out.outbox = outbox;
+        }
+        // Row by row, so a damaged page late in the log keeps what came before.
+        let mut envelopes = Vec::new();
+        let _ = guarded(path, || {
+            let tx = db.begin_read().map_err(local)?;
+            let env = tx.open_table(ENVELOPES).map_err(local)?;
+            let log = tx.open_table(LOG).map_err(local)?;
+            for row in log.iter().map_err(local)? {
+                let Ok((_, id)) = row else {
+                    continue;
+                };
+                if let Ok(Some(b)) = env.get(id.value()) {
+                    envelopes.push(b.value().to_vec());
+                }
+            }
+            Ok(())
+        });
+        out.envelopes = envelopes;
+        out
     }
 
     /// A store in memory (vectors, tests): same tables and transactions, no file.
@@ -259,5 +448,65 @@ impl LocalStore {
             envelopes: env.len().map_err(local)?,
             outbox: out.len().map_err(local)?,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    /// An existing store that was emptied or deleted is refused (never started
+    /// afresh); every single-byte flip is either harmless or LocalCorrupt naming
+    /// the file, never a panic; salvage reads what is left.
+    #[test]
+    fn open_existing_refuses_damage_without_panicking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("local.redb");
+        assert!(matches!(
+            LocalStore::open_existing(&path),
+            Err(StorageError::LocalMissing {
+                state: "missing",
+                ..
+            })
+        ));
+        {
+            let s = LocalStore::open(&path).expect("create");
+            s.put_key("epochs", &[7; 64]).expect("key");
+        }
+        let good = std::fs::read(&path).expect("read");
+        assert!(LocalStore::open_existing(&path).is_ok());
+        std::fs::write(&path, b"").expect("truncate");
+        assert!(matches!(
+            LocalStore::open_existing(&path),
+            Err(StorageError::LocalMissing { state: "empty", .. })
+        ));
+        let mut corrupt = 0;
+        for at in (0..good.len()).step_by(good.len() / 64 + 1) {
+            let mut b = good.clone();
+            b[at] ^= 0xff;
+            std::fs::write(&path, &b).expect("write");
+            match LocalStore::open_existing(&path) {
+                Ok(_) => {}
+                Err(
+                    StorageError::LocalCorrupt { path: p, .. }
+                    | StorageError::LocalMissing { path: p, .. },
+                ) => {
+                    assert_eq!(p, path);
+                    corrupt += 1;
+                    let _ = LocalStore::salvage(&path);
+                }
+                Err(e) => panic!("flip at {at}: {e}"),
+            }
+        }
+        assert!(corrupt > 0);
+        std::fs::write(&path, &good).expect("restore");
+        let salvaged = LocalStore::salvage(&path).expect("salvage");
+        assert_eq!(salvaged.keys, vec![("epochs".to_string(), vec![7; 64])]);
     }
 }

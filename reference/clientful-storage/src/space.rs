@@ -650,7 +650,8 @@ impl<S: BlobStore> Space<S> {
         let Some(bytes) = self.store.get(&path).await? else {
             return Ok(None);
         };
-        let opened = open_object(es, Kind::Head, &bytes, &self.signers)?;
+        let opened =
+            open_object(es, Kind::Head, &bytes, &self.signers).map_err(|e| e.at_path(&path))?;
         if &opened.signer != device {
             return Err(StorageError::corrupt(
                 format!("head manifest of device {}", short(device)),
@@ -669,16 +670,19 @@ impl<S: BlobStore> Space<S> {
         id: &ObjectId,
         what: &str,
     ) -> Result<Opened, StorageError> {
-        let bytes = self.store.get(&es.object_path(id)).await?.ok_or_else(|| {
+        let path = es.object_path(id);
+        let bytes = self.store.get(&path).await?.ok_or_else(|| {
             StorageError::corrupt(what, "withheld: listed in a signed manifest but missing")
+                .at_path(&path)
         })?;
         if &object_id(&bytes)? != id {
             return Err(StorageError::corrupt(
                 what,
                 "substituted: content does not match its address",
-            ));
+            )
+            .at_path(&path));
         }
-        open_object(es, kind, &bytes, &self.signers)
+        open_object(es, kind, &bytes, &self.signers).map_err(|e| e.at_path(&path))
     }
 
     /// Fetches a snapshot listed by `owner` and checks its covers against the

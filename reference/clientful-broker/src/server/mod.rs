@@ -5,6 +5,7 @@
 
 pub mod bus;
 pub mod capture;
+pub mod guard;
 pub mod quic;
 pub mod tls;
 pub mod ws;
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,12 @@ pub struct Config {
     pub limits: Limits,
     /// Frames queued per connection before it counts as a slow reader.
     pub send_queue: usize,
+    /// Bytes queued per connection before it counts as a slow reader (BRK-LIM-5);
+    /// never below twice the frame limit.
+    pub send_queue_bytes: usize,
+    /// Connection admission: caps, per-address limits, handshake timeouts
+    /// (BRK-LIM-7).
+    pub admission: guard::AdmissionLimits,
     /// NATS server URL for fan-out between brokers. With a non-zero backlog, the
     /// backlog is kept in NATS JetStream and shared by the brokers (BRK-22).
     pub nats_url: Option<String>,
@@ -55,11 +62,50 @@ pub struct Config {
 /// A connection's sending half as the shell sees it.
 pub(crate) enum Out {
     Frame(Bytes),
-    Close,
+    /// Close after the frames queued before, for this reason (an error code, 0
+    /// for none, [`INTERNAL`] for a broker failure).
+    Close(u32),
+}
+
+/// The close reason of a connection the broker itself failed (WebSocket 1011).
+pub(crate) const INTERNAL: u32 = u32::MAX;
+
+/// The WebSocket close status for an [`Out::Close`] reason.
+pub(crate) fn close_status(why: u32) -> u16 {
+    if why == INTERNAL {
+        1011
+    } else {
+        code::websocket_close(why)
+    }
+}
+
+/// Bytes and frames queued on one connection; the writer gives them back as it
+/// sends, and the global count with them.
+#[derive(Default)]
+pub(crate) struct Queued {
+    bytes: AtomicUsize,
+    frames: AtomicUsize,
+}
+
+impl Queued {
+    /// The writer sent a frame of `len` bytes.
+    pub(crate) fn sent(&self, shared: &Shared, len: usize) {
+        let _ = self
+            .frames
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1));
+        if self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(len))
+            .is_ok()
+        {
+            shared.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
 }
 
 pub(crate) struct Handle {
-    tx: mpsc::Sender<Out>,
+    tx: mpsc::UnboundedSender<Out>,
+    queued: Arc<Queued>,
     kill: Arc<Notify>,
     /// QUIC connections get ephemeral frames as datagrams when they fit.
     datagram: Option<quinn::Connection>,
@@ -75,6 +121,7 @@ pub(crate) struct ShellStats {
     bus_in: AtomicU64,
     bus_out: AtomicU64,
     bus_drops: AtomicU64,
+    queue_budget_drops: AtomicU64,
 }
 
 /// State shared by every task of the server.
@@ -84,10 +131,17 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     start: Instant,
     send_queue: usize,
+    send_queue_bytes: usize,
+    memory_budget: usize,
+    /// Bytes queued on every connection together.
+    queued: AtomicUsize,
     capture: Option<capture::Capture>,
     bus: Option<bus::Bus>,
     stats: ShellStats,
     max_frame: usize,
+    admission: Arc<guard::Admission>,
+    /// When refusals were last logged, and the counters then.
+    refusal_log: Mutex<(Instant, HashMap<u32, u64>, u64)>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -106,20 +160,30 @@ impl Shared {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Registers a connection; returns its id, queue receiver and kill switch.
+    /// Registers a connection; returns its id, queue receiver, queue gauge and
+    /// kill switch.
     pub(crate) fn register(
         &self,
         carrier: u8,
         datagram: Option<quinn::Connection>,
-    ) -> (ConnId, mpsc::Receiver<Out>, Arc<Notify>) {
+    ) -> (
+        ConnId,
+        mpsc::UnboundedReceiver<Out>,
+        Arc<Queued>,
+        Arc<Notify>,
+    ) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = mpsc::channel(self.send_queue);
+        // Unbounded as a channel, bounded by the byte and frame counts checked
+        // before every send (BRK-LIM-5); a close always fits.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(Queued::default());
         let kill = Arc::new(Notify::new());
         if let Ok(mut h) = self.handles.lock() {
             h.insert(
                 id,
                 Handle {
                     tx,
+                    queued: queued.clone(),
                     kill: kill.clone(),
                     datagram,
                     carrier,
@@ -132,7 +196,14 @@ impl Shared {
                 b.shutdown(out);
             }
         });
-        (id, rx, kill)
+        (id, rx, queued, kill)
+    }
+
+    /// A carrier-level control message (WebSocket ping or pong) on `conn`.
+    pub(crate) fn on_control(&self, conn: ConnId) {
+        self.step(|b, out| {
+            b.control(conn, self.now_ms(), out);
+        });
     }
 
     /// A frame arrived on `conn`.
@@ -157,6 +228,8 @@ impl Shared {
         if let Ok(mut h) = self.handles.lock()
             && let Some(handle) = h.remove(&conn)
         {
+            let left = handle.queued.bytes.swap(0, Ordering::AcqRel);
+            self.queued.fetch_sub(left, Ordering::AcqRel);
             let counter = if handle.carrier == b'W' {
                 &self.stats.ws_connections
             } else {
@@ -199,11 +272,55 @@ impl Shared {
     /// order the state machine produced them (sequence numbers never overtake).
     pub(crate) fn step(&self, f: impl FnOnce(&mut Broker, &mut Vec<Action>)) {
         let Ok(mut b) = self.broker.lock() else {
+            // A poisoned broker cannot serve anyone: close every connection with
+            // an internal error (WebSocket 1011).
+            if let Ok(h) = self.handles.lock() {
+                for handle in h.values() {
+                    let _ = handle.tx.send(Out::Close(INTERNAL));
+                }
+            }
             return;
         };
+        b.set_queued_bytes(self.queued.load(Ordering::Acquire));
         let mut out = Vec::new();
         f(&mut b, &mut out);
         self.dispatch(&mut b, out);
+        self.log_refusals(&b);
+    }
+
+    /// At most once a second: one log line with the protocol refusals (ERROR
+    /// codes) and backlog evictions since the last line, so every refusal is
+    /// logged without a flood of lines.
+    fn log_refusals(&self, b: &Broker) {
+        let Ok(mut last) = self.refusal_log.lock() else {
+            return;
+        };
+        if last.0.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let stats = b.stats();
+        let mut parts = Vec::new();
+        for c in code::ALL {
+            let now = stats.rejections.get(c).copied().unwrap_or(0);
+            let before = last.1.get(c).copied().unwrap_or(0);
+            if now > before {
+                parts.push(format!("{}={}", code::name(*c), now - before));
+            }
+        }
+        if stats.backlog_evicted > last.2 {
+            parts.push(format!(
+                "backlog_evicted={}",
+                stats.backlog_evicted - last.2
+            ));
+        }
+        if !parts.is_empty() {
+            tracing::warn!(refusals = %parts.join(" "), "refused or shed since the last report");
+        }
+        *last = (
+            Instant::now(),
+            stats.rejections.clone(),
+            stats.backlog_evicted,
+        );
     }
 
     /// Carries out actions; slow readers found on the way are dropped and their
@@ -240,9 +357,32 @@ impl Shared {
                             if let Some(c) = &self.capture {
                                 c.record(b'O', h.carrier, conn, &frame);
                             }
-                            if h.tx.try_send(Out::Frame(frame)).is_err() {
+                            // BRK-LIM-5: bounded in bytes and frames per connection;
+                            // and a connection already behind is dropped rather
+                            // than let every queue together pass the memory budget.
+                            let len = frame.len();
+                            let bytes = h.queued.bytes.load(Ordering::Acquire);
+                            let frames = h.queued.frames.load(Ordering::Acquire);
+                            let over_conn = bytes.saturating_add(len) > self.send_queue_bytes
+                                || frames >= self.send_queue;
+                            let over_budget = bytes > 0
+                                && self.queued.load(Ordering::Acquire).saturating_add(len)
+                                    > self.memory_budget;
+                            if over_conn || over_budget {
+                                if over_budget && !over_conn {
+                                    self.stats
+                                        .queue_budget_drops
+                                        .fetch_add(1, Ordering::Relaxed);
+                                }
                                 h.kill.notify_one();
                                 slow.push(conn);
+                                continue;
+                            }
+                            h.queued.bytes.fetch_add(len, Ordering::AcqRel);
+                            h.queued.frames.fetch_add(1, Ordering::AcqRel);
+                            self.queued.fetch_add(len, Ordering::AcqRel);
+                            if h.tx.send(Out::Frame(frame)).is_err() {
+                                h.queued.sent(self, len);
                             }
                         }
                         Action::Close { conn, code: why } => {
@@ -252,7 +392,7 @@ impl Shared {
                                     reason = code::name(why),
                                     "closing connection"
                                 );
-                                if h.tx.try_send(Out::Close).is_err() {
+                                if h.tx.send(Out::Close(why)).is_err() {
                                     h.kill.notify_one();
                                 }
                             }
@@ -317,10 +457,16 @@ impl Shared {
     /// The Prometheus text exposition of the metrics.
     pub(crate) fn metrics(&self) -> String {
         let mut s = String::new();
-        let (stats, conns, rooms) = match self.broker.lock() {
-            Ok(b) => (b.stats().clone(), b.connections(), b.rooms()),
+        let (stats, conns, rooms, backlog_bytes) = match self.broker.lock() {
+            Ok(b) => (
+                b.stats().clone(),
+                b.connections(),
+                b.rooms(),
+                b.backlog_bytes(),
+            ),
             Err(_) => return s,
         };
+        let (open, pending) = self.admission.open();
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(s, "# TYPE clientful_broker_connections gauge");
         let _ = writeln!(
@@ -332,6 +478,40 @@ impl Shared {
             s,
             "clientful_broker_connections{{transport=\"quic\"}} {}",
             ld(&self.stats.quic_connections)
+        );
+        let _ = writeln!(s, "# TYPE clientful_broker_open_connections gauge");
+        let _ = writeln!(s, "clientful_broker_open_connections {open}");
+        let _ = writeln!(s, "# TYPE clientful_broker_pending_http_connections gauge");
+        let _ = writeln!(s, "clientful_broker_pending_http_connections {pending}");
+        let _ = writeln!(s, "# TYPE clientful_broker_backlog_bytes gauge");
+        let _ = writeln!(s, "clientful_broker_backlog_bytes {backlog_bytes}");
+        let _ = writeln!(s, "# TYPE clientful_broker_queued_bytes gauge");
+        let _ = writeln!(
+            s,
+            "clientful_broker_queued_bytes {}",
+            self.queued.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE clientful_broker_connections_refused_total counter"
+        );
+        for (reason, n) in self.admission.refusals() {
+            let _ = writeln!(
+                s,
+                "clientful_broker_connections_refused_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(s, "# TYPE clientful_broker_backlog_evicted_total counter");
+        let _ = writeln!(
+            s,
+            "clientful_broker_backlog_evicted_total {}",
+            stats.backlog_evicted
+        );
+        let _ = writeln!(s, "# TYPE clientful_broker_rooms_expired_total counter");
+        let _ = writeln!(
+            s,
+            "clientful_broker_rooms_expired_total {}",
+            stats.rooms_expired
         );
         let _ = writeln!(s, "# TYPE clientful_broker_sessions gauge");
         let _ = writeln!(s, "clientful_broker_sessions {conns}");
@@ -358,6 +538,11 @@ impl Shared {
             s,
             "clientful_broker_drops_total{{reason=\"bus\"}} {}",
             ld(&self.stats.bus_drops)
+        );
+        let _ = writeln!(
+            s,
+            "clientful_broker_drops_total{{reason=\"memory_budget\"}} {}",
+            ld(&self.stats.queue_budget_drops)
         );
         let _ = writeln!(s, "# TYPE clientful_broker_rejections_total counter");
         for c in code::ALL {
@@ -467,10 +652,17 @@ pub async fn run_until(
         next_id: AtomicU64::new(0),
         start: Instant::now(),
         send_queue: config.send_queue.max(1),
+        send_queue_bytes: config
+            .send_queue_bytes
+            .max(config.limits.max_frame.saturating_mul(2)),
+        memory_budget: config.limits.memory_budget,
+        queued: AtomicUsize::new(0),
         capture,
         bus,
         stats: ShellStats::default(),
         max_frame: config.limits.max_frame,
+        admission: guard::Admission::new(config.admission.clone()),
+        refusal_log: Mutex::new((Instant::now(), HashMap::new(), 0)),
     });
     if let Some(rx) = bus_rx {
         tokio::spawn(bus::deliver_loop(shared.clone(), rx));

@@ -29,43 +29,73 @@ pub fn endpoint(addr: SocketAddr, id: &Identity) -> Result<quinn::Endpoint> {
     transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_idle_timeout(Some(Duration::from_secs(90).try_into()?));
     server.transport_config(Arc::new(transport));
+    // Handshakes in progress at once; beyond, new ones are refused by quinn.
+    server.max_incoming(4096);
     Ok(quinn::Endpoint::server(server, addr)?)
 }
 
-/// Accepts connections until the endpoint closes.
+/// Accepts connections until the endpoint closes. The handshake and the stream
+/// opening have `quic_handshake_timeout` together; admission (connection cap,
+/// per-address limits, BRK-LIM-7) is decided once the handshake has validated
+/// the peer's address.
 pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let shared = shared.clone();
         tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => connection(conn, shared).await,
-                Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
-            }
+            let limit = shared.admission.limits().quic_handshake_timeout;
+            let deadline = tokio::time::Instant::now() + limit;
+            let conn = match tokio::time::timeout_at(deadline, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "QUIC handshake failed"),
+                Err(_) => {
+                    return shared
+                        .admission
+                        .refused(super::guard::Refusal::QuicHandshakeTimeout, None);
+                }
+            };
+            let Ok((ticket, _)) = shared.admission.admit(conn.remote_address().ip(), false) else {
+                conn.close(2u32.into(), b"refused");
+                return;
+            };
+            let stream = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    shared
+                        .admission
+                        .refused(super::guard::Refusal::QuicHandshakeTimeout, None);
+                    conn.close(1u32.into(), b"no stream");
+                    return;
+                }
+            };
+            connection(conn, stream, shared).await;
+            drop(ticket);
         });
     }
 }
 
-async fn connection(conn: quinn::Connection, shared: Arc<Shared>) {
-    let Ok(Ok((mut send, mut recv))) =
-        tokio::time::timeout(Duration::from_secs(10), conn.accept_bi()).await
-    else {
-        conn.close(1u32.into(), b"no stream");
-        return;
-    };
-    let (id, mut rx, kill) = shared.register(b'Q', Some(conn.clone()));
+async fn connection(
+    conn: quinn::Connection,
+    (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
+    shared: Arc<Shared>,
+) {
+    let (id, mut rx, queued, kill) = shared.register(b'Q', Some(conn.clone()));
     shared.opened(b'Q');
     let writer_kill = kill.clone();
     let writer_conn = conn.clone();
+    let writer_shared = shared.clone();
     let writer = tokio::spawn(async move {
         while let Some(item) = rx.recv().await {
             match item {
                 Out::Frame(b) => {
                     let len = u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes();
-                    if send.write_all(&len).await.is_err() || send.write_all(&b).await.is_err() {
+                    let ok = send.write_all(&len).await.is_ok() && send.write_all(&b).await.is_ok();
+                    queued.sent(&writer_shared, b.len());
+                    if !ok {
                         break;
                     }
                 }
-                Out::Close => {
+                Out::Close(_) => {
                     let _ = send.finish();
                     // Give the peer a moment to read what was queued, then close.
                     let _ =

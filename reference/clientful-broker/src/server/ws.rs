@@ -1,18 +1,26 @@
 //! The HTTP listener: WebSocket at `/v1/ws` (binary messages, one frame each,
-//! BRK-1), `/healthz` and `/metrics`.
+//! BRK-1), `/healthz` and `/metrics`, behind admission control ([`super::guard`]).
+//! A connection the broker closes gets a WebSocket close status (1008 policy,
+//! 1009 too big, 1001 going away, 1011 internal) after its last ERROR, and its
+//! input is drained for a moment so the peer reads them before the socket goes.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
 
-use super::{Out, Shared};
+use super::guard::{ConnSlot, GuardedListener};
+use super::{Out, Shared, close_status};
+use crate::frame::code;
+
+/// How long a closed connection's input is still read (and discarded), so that
+/// a peer still sending gets the final ERROR and close instead of a TCP reset.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves until `stop` is notified.
 pub(crate) async fn serve(
@@ -20,23 +28,19 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stop: Arc<Notify>,
 ) {
+    let listener = GuardedListener::new(listener, shared.admission.clone());
     let app = Router::new()
         .route("/v1/ws", get(upgrade))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .with_state(shared);
     let stopped = async move { stop.notified().await };
-    // TCP_NODELAY: frames are small and latency-bound; with Nagle's algorithm a
-    // DELIVER waits for the ACK of the previous one (milliseconds with delayed
-    // ACKs; clientful-bench measured a 2.8 ms median fan-out latency without it).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
+    if let Err(e) = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<ConnSlot>(),
+    )
+    .with_graceful_shutdown(stopped)
+    .await
     {
         tracing::error!(error = %e, "HTTP listener failed");
     }
@@ -68,7 +72,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(slot): ConnectInfo<ConnSlot>,
+) -> impl IntoResponse {
+    // The request is complete: from here the HELLO timeout of the state machine
+    // (BRK-17) bounds the connection, not the HTTP deadline.
+    if let Some(s) = &slot.0 {
+        shared.admission.establish(s);
+    }
     // Larger messages than the frame limit are still read up to twice the limit,
     // so the broker can answer FRAME_TOO_LARGE; beyond that the socket is cut.
     let limit = shared.max_frame.saturating_mul(2);
@@ -81,10 +94,11 @@ async fn upgrade(ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> imp
 const WRITE_BATCH: usize = 64;
 
 async fn connection(socket: WebSocket, shared: Arc<Shared>) {
-    let (id, mut rx, kill) = shared.register(b'W', None);
+    let (id, mut rx, queued, kill) = shared.register(b'W', None);
     shared.opened(b'W');
     let (mut sink, mut stream) = socket.split();
     let writer_kill = kill.clone();
+    let writer_shared = shared.clone();
     let writer = tokio::spawn(async move {
         // Frames already queued go out in one write: the socket send, not the
         // broker, is the cost of a delivery (clientful-bench's profile: 87% of the
@@ -95,11 +109,23 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
             while let Some(it) = item.take() {
                 match it {
                     Out::Frame(b) => {
-                        if sink.feed(Message::Binary(b)).await.is_err() {
+                        let len = b.len();
+                        let fed = sink.feed(Message::Binary(b)).await;
+                        queued.sent(&writer_shared, len);
+                        if fed.is_err() {
                             break 'conn;
                         }
                     }
-                    Out::Close => {
+                    Out::Close(why) => {
+                        let frame = CloseFrame {
+                            code: close_status(why),
+                            reason: if why == 0 || why == super::INTERNAL {
+                                "".into()
+                            } else {
+                                code::name(why).into()
+                            },
+                        };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
                         let _ = sink.close().await;
                         break 'conn;
                     }
@@ -121,10 +147,19 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
                 Some(Ok(Message::Binary(b))) => shared.on_frame(id, b'W', &b, false),
                 // A text message is not a frame (BRK-1): it fails the frame decoder.
                 Some(Ok(Message::Text(t))) => shared.on_frame(id, b'W', t.as_bytes(), false),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // Control messages cost tokens like frames (BRK-LIM-3).
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => shared.on_control(id),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             },
-            _ = kill.notified() => break,
+            _ = kill.notified() => {
+                // Closed by the broker: let the writer finish its close, and keep
+                // reading (discarding) until the peer closes or LINGER passes.
+                let _ = tokio::time::timeout(LINGER, async {
+                    while let Some(Ok(_)) = stream.next().await {}
+                })
+                .await;
+                break;
+            }
         }
     }
     writer.abort();

@@ -87,9 +87,32 @@ pub fn spawn_broker(
     quic_port: u16,
     extra: &[&str],
 ) -> BrokerProc {
+    spawn_broker_via(&[], dir, tag, ws_port, quic_port, extra)
+}
+
+/// [`spawn_broker`] through a wrapper command (for example `prlimit --as=N --`),
+/// with glibc's malloc arenas capped so an address-space limit measures memory in
+/// use rather than reservations.
+pub fn spawn_broker_via(
+    wrapper: &[&str],
+    dir: &Path,
+    tag: &str,
+    ws_port: u16,
+    quic_port: u16,
+    extra: &[&str],
+) -> BrokerProc {
     let capture = dir.join(format!("capture-{tag}.bin"));
     let log = std::fs::File::create(dir.join(format!("broker-{tag}.log"))).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clientful"))
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_clientful"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_clientful")),
+    };
+    let mut child = command
+        .env("MALLOC_ARENA_MAX", "2")
         .arg("broker")
         .args(["--ws-listen", &format!("127.0.0.1:{ws_port}")])
         .args(["--quic-listen", &format!("127.0.0.1:{quic_port}")])

@@ -163,6 +163,15 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["Tampered"],
         with(&join, json!({"proof": hex(&proof[..63])})),
     );
+    f.invalid(
+        "short-room-id",
+        "A 31-byte room id in JOIN: the join check fails on the lengths, so the broker \
+         answers BAD_PROOF and keeps the connection (BRK-7), not MALFORMED (BRK-4).",
+        &["BRK-4", "BRK-7"],
+        ErrorClass::Malformed,
+        &["Tampered"],
+        with(&join, json!({"roomId": hex(&room.room_id()[..31])})),
+    );
     // The identity point: hashes to its own room id, but is not a valid key.
     let mut identity = [0u8; 32];
     identity[0] = 1;

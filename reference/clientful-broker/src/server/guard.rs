@@ -140,6 +140,9 @@ struct Inner {
     addresses: HashMap<IpAddr, Address>,
     /// HTTP connections before their upgrade, oldest first.
     pending: BTreeMap<u64, Arc<Slot>>,
+    /// Evicted connections whose task has not ended yet (their place is on its
+    /// way back).
+    evicting: usize,
     next: u64,
     last_sweep_ms: u64,
 }
@@ -151,6 +154,8 @@ pub struct Admission {
     inner: Mutex<Inner>,
     counts: [AtomicU64; 8],
     logged: Mutex<HashMap<Refusal, (Instant, u64)>>,
+    /// Signalled whenever a connection gives its place back.
+    released: tokio::sync::Notify,
 }
 
 /// An admitted connection; dropping it gives its place back.
@@ -167,10 +172,14 @@ impl Drop for Ticket {
             if let Some(a) = inner.addresses.get_mut(&self.key) {
                 a.open = a.open.saturating_sub(1);
             }
-            if let Some((id, _)) = &self.pending {
+            if let Some((id, slot)) = &self.pending {
                 inner.pending.remove(id);
+                if slot.evicted.load(Ordering::Acquire) {
+                    inner.evicting = inner.evicting.saturating_sub(1);
+                }
             }
         }
+        self.admission.released.notify_waiters();
     }
 }
 
@@ -221,6 +230,7 @@ impl Admission {
             inner: Mutex::new(Inner::default()),
             counts: Default::default(),
             logged: Mutex::new(HashMap::new()),
+            released: tokio::sync::Notify::new(),
         })
     }
 
@@ -297,19 +307,65 @@ impl Admission {
         };
         slot.evicted.store(true, Ordering::Release);
         slot.waker.wake();
+        inner.evicting += 1;
         true
     }
 
-    /// Lets a connection from `ip` in, or says why not. `http`: it is an HTTP
-    /// connection, pending until [`Slot::establish`].
-    pub(crate) fn admit(
+    /// Lets a connection from `ip` in, or says why not (counted and logged).
+    /// `http`: it is an HTTP connection, pending until [`Slot::establish`].
+    ///
+    /// At the cap while evicted connections are still giving their places back,
+    /// it waits for them (up to `patience`) instead of refusing: a flood of half-open connections makes the accept loop evict
+    /// faster than the evicted tasks end, and the newcomer the evictions are for
+    /// must not be the one refused. Meanwhile new connections wait in the
+    /// kernel's accept queue.
+    pub(crate) async fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         http: bool,
+        patience: Duration,
     ) -> Result<(Ticket, Option<Arc<Slot>>), Refusal> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let result = self.try_admit(ip, http);
+            if matches!(result, Err(Refusal::AtCapacity))
+                && self.evicting() > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                let _ = tokio::time::timeout_at(deadline, released).await;
+                continue;
+            }
+            self.count(&result, ip);
+            return result.map(|(t, s, _)| (t, s));
+        }
+    }
+
+    fn evicting(&self) -> usize {
+        self.inner.lock().map(|i| i.evicting).unwrap_or(0)
+    }
+
+    /// Counts what [`Admission::try_admit`] decided.
+    fn count(&self, result: &Result<(Ticket, Option<Arc<Slot>>, bool), Refusal>, ip: IpAddr) {
+        match result {
+            Ok((_, _, true)) => self.refused(Refusal::Evicted, None),
+            Ok(_) => {}
+            Err(why) => self.refused(*why, Some(ip)),
+        }
+    }
+
+    /// The admission decision, uncounted; the flag says an older pending
+    /// connection was evicted to make room.
+    fn try_admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        http: bool,
+    ) -> Result<(Ticket, Option<Arc<Slot>>, bool), Refusal> {
         let now = self.now_ms();
         let key = address_key(ip);
-        let result = {
+        {
             let Ok(mut inner) = self.inner.lock() else {
                 return Err(Refusal::AtCapacity);
             };
@@ -364,19 +420,7 @@ impl Admission {
                     ))
                 }
             }
-            .map(|t| (t, evicted))
-        };
-        match result {
-            Ok((t, evicted)) => {
-                if evicted {
-                    self.refused(Refusal::Evicted, None);
-                }
-                Ok(t)
-            }
-            Err(why) => {
-                self.refused(why, Some(ip));
-                Err(why)
-            }
+            .map(|(t, slot)| (t, slot, evicted))
         }
     }
 
@@ -426,7 +470,11 @@ impl axum::serve::Listener for GuardedListener {
         loop {
             match self.tcp.accept().await {
                 Ok((tcp, addr)) => {
-                    let Ok((ticket, slot)) = self.admission.admit(addr.ip(), true) else {
+                    let Ok((ticket, slot)) = self
+                        .admission
+                        .admit(addr.ip(), true, Duration::from_secs(2))
+                        .await
+                    else {
                         // Refused: counted and logged; the socket closes here.
                         continue;
                     };
@@ -565,5 +613,76 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Guar
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, GuardedListener>) -> Self {
         ConnSlot(stream.io().slot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_connections: usize) -> AdmissionLimits {
+        AdmissionLimits {
+            max_connections,
+            per_address: 1_000,
+            burst_per_address: 1_000,
+            ..AdmissionLimits::default()
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last))
+    }
+
+    /// With every spare place taken by evictions whose tasks have not ended, a
+    /// newcomer waits for a place instead of being refused, and gets one as soon
+    /// as an evicted connection gives its place back.
+    #[tokio::test(start_paused = true)]
+    async fn a_newcomer_waits_for_evictions_in_flight() {
+        let max = 4;
+        let admission = Admission::new(limits(max));
+        let patience = Duration::from_secs(2);
+        let mut tickets = Vec::new();
+        for i in 0..max + FD_RESERVE / 2 {
+            let t = admission
+                .admit(ip(2), true, patience)
+                .await
+                .unwrap_or_else(|why| panic!("connection {i} refused: {why:?}"));
+            tickets.push(t);
+        }
+        assert_eq!(admission.evicting(), FD_RESERVE / 2);
+        // Every place is taken and no eviction may be added: the newcomer waits.
+        let newcomer = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.admit(ip(1), true, patience).await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!newcomer.is_finished(), "refused at once");
+        // The first evicted connection's task ends.
+        drop(tickets.remove(0));
+        assert!(newcomer.await.unwrap_or(false), "newcomer refused");
+        let at_capacity = admission.counts[Refusal::AtCapacity.index()].load(Ordering::Relaxed);
+        assert_eq!(at_capacity, 0);
+    }
+
+    /// Without evictions in flight (every place held by established sessions),
+    /// the cap refuses at once and counts it.
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_without_evictions_refuses_at_once() {
+        let admission = Admission::new(limits(2));
+        let patience = Duration::from_secs(2);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let (t, slot) = admission.admit(ip(2), true, patience).await.expect("in");
+            admission.establish(slot.as_deref().expect("http slot"));
+            held.push(t);
+        }
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            admission.admit(ip(1), true, patience).await.err(),
+            Some(Refusal::AtCapacity)
+        );
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let at_capacity = admission.counts[Refusal::AtCapacity.index()].load(Ordering::Relaxed);
+        assert_eq!(at_capacity, 1);
     }
 }

@@ -53,7 +53,11 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                         .refused(super::guard::Refusal::QuicHandshakeTimeout, None);
                 }
             };
-            let Ok((ticket, _)) = shared.admission.admit(conn.remote_address().ip(), false) else {
+            let Ok((ticket, _)) = shared
+                .admission
+                .admit(conn.remote_address().ip(), false, Duration::from_secs(2))
+                .await
+            else {
                 conn.close(2u32.into(), b"refused");
                 return;
             };

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clientful_core::envelope::{self, StaticContext};
+use clientful_core::membership::Cut;
 use clientful_core::membership::invite::{self, InviteCode};
 use clientful_core::membership::ops::{Role, Scope};
 use clientful_core::membership::space::PendingAdmission;
-use clientful_core::membership::Cut;
 use zeroize::Zeroizing;
 
 use crate::error::{SessionError, Step};
@@ -188,7 +188,13 @@ impl Session {
     ) -> Result<Vec<u8>, SessionError> {
         let code = self
             .replica
-            .create_invite(&mut self.rng, role, &Scope::whole(), single_use, expires_at_ms)
+            .create_invite(
+                &mut self.rng,
+                role,
+                &Scope::whole(),
+                single_use,
+                expires_at_ms,
+            )
             .map_err(SessionError::at(Step::CreateInvite))?;
         self.drain()?;
         Ok(code)

@@ -72,8 +72,7 @@ impl Deliveries {
                 break;
             }
             let (bytes, rest) = rest.split_at(n);
-            if let (Ok(id), Ok(secret)) = (<[u8; 32]>::try_from(id), <[u8; 32]>::try_from(secret))
-            {
+            if let (Ok(id), Ok(secret)) = (<[u8; 32]>::try_from(id), <[u8; 32]>::try_from(secret)) {
                 items.push(Pending {
                     epoch: EpochKey::new(id, secret),
                     bytes: bytes.to_vec(),
@@ -91,7 +90,11 @@ impl Deliveries {
             out.extend_from_slice(e.epoch.id());
             out.extend_from_slice(e.epoch.secret());
             // Envelopes are bounded far below 4 GiB (ENV limits).
-            out.extend_from_slice(&u32::try_from(e.bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+            out.extend_from_slice(
+                &u32::try_from(e.bytes.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes(),
+            );
             out.extend_from_slice(&e.bytes);
         }
         out
@@ -160,8 +163,14 @@ mod tests {
     fn round_trips_and_drops_a_truncated_tail() {
         let mut d = Deliveries::default();
         assert!(d.add(vec![
-            Pending { epoch: key(1), bytes: vec![1, 2, 3] },
-            Pending { epoch: key(2), bytes: vec![] },
+            Pending {
+                epoch: key(1),
+                bytes: vec![1, 2, 3]
+            },
+            Pending {
+                epoch: key(2),
+                bytes: vec![]
+            },
         ]));
         let b = d.encode();
         let back = Deliveries::decode(&b);
@@ -177,12 +186,27 @@ mod tests {
     fn dedups_groups_and_forgets_what_was_delivered() {
         let mut d = Deliveries::default();
         d.add(vec![
-            Pending { epoch: key(2), bytes: vec![9] },
-            Pending { epoch: key(1), bytes: vec![7] },
-            Pending { epoch: key(2), bytes: vec![8] },
+            Pending {
+                epoch: key(2),
+                bytes: vec![9],
+            },
+            Pending {
+                epoch: key(1),
+                bytes: vec![7],
+            },
+            Pending {
+                epoch: key(2),
+                bytes: vec![8],
+            },
         ]);
-        assert!(!d.add(vec![Pending { epoch: key(2), bytes: vec![9] }]));
-        assert!(d.add(vec![Pending { epoch: key(1), bytes: vec![9] }]));
+        assert!(!d.add(vec![Pending {
+            epoch: key(2),
+            bytes: vec![9]
+        }]));
+        assert!(d.add(vec![Pending {
+            epoch: key(1),
+            bytes: vec![9]
+        }]));
         let ups = d.uploads();
         assert_eq!(ups.len(), 2);
         assert_eq!(ups[0].epoch.id(), key(1).id());

@@ -58,15 +58,14 @@ impl fmt::Display for Step {
 #[non_exhaustive]
 pub enum SessionError {
     /// A protocol rule of the core refused the step.
-    #[error("{step}: {class:?}: {source}")]
+    #[error("{step}: {class:?}: {error}")]
     Protocol {
         /// What was attempted.
         step: Step,
-        /// The spec error class of `source`.
+        /// The spec error class of `error`.
         class: clientful_core::ErrorClass,
         /// The core's error.
-        #[source]
-        source: clientful_core::Error,
+        error: clientful_core::Error,
     },
     /// The step writes under the current epoch and this device holds no key
     /// of it (not welcomed yet, or removed).
@@ -77,7 +76,7 @@ pub enum SessionError {
     },
     /// A device request (ID-3) whose certificate does not verify.
     #[error("device request is not valid: {0}")]
-    DeviceRequest(#[source] clientful_core::Error),
+    DeviceRequest(clientful_core::Error),
 }
 
 impl SessionError {
@@ -88,7 +87,7 @@ impl SessionError {
             e => SessionError::Protocol {
                 step,
                 class: e.class(),
-                source: e,
+                error: e,
             },
         }
     }
@@ -98,7 +97,7 @@ impl SessionError {
         move |e| SessionError::Protocol {
             step,
             class: e.class(),
-            source: e,
+            error: e,
         }
     }
 

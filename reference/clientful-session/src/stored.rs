@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn key_and_pair_forms_round_trip() {
-        let keys = vec![EpochKey::new([1; 32], [2; 32]), EpochKey::new([3; 32], [4; 32])];
+        let keys = vec![
+            EpochKey::new([1; 32], [2; 32]),
+            EpochKey::new([3; 32], [4; 32]),
+        ];
         let b = encode_keys(&keys);
         let back = decode_keys(&b);
         assert_eq!(encode_keys(&back), b);

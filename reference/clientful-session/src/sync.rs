@@ -211,7 +211,13 @@ impl SyncExchange {
             round_received: 0,
             documents_held,
             lobbies: VecDeque::new(),
-            keys_before: session.replica.keys().all().iter().map(|k| *k.id()).collect(),
+            keys_before: session
+                .replica
+                .keys()
+                .all()
+                .iter()
+                .map(|k| *k.id())
+                .collect(),
             ops_before: session.replica.state().ops.len(),
         }
     }

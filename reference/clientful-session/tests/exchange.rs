@@ -33,7 +33,12 @@ fn identity(u: u8) -> (Identity, [u8; 32]) {
     (Identity::new(&user, device).expect("identity"), key)
 }
 
-fn config(replica: SpaceReplica, device_key: [u8; 32], lobby: Option<[u8; 32]>, seed: u8) -> SessionConfig {
+fn config(
+    replica: SpaceReplica,
+    device_key: [u8; 32],
+    lobby: Option<[u8; 32]>,
+    seed: u8,
+) -> SessionConfig {
     SessionConfig {
         replica,
         device_key,
@@ -82,11 +87,18 @@ fn an_invitee_is_admitted_and_welcomed_through_the_deliveries() {
     alice_local.apply(&mut alice);
     assert!(alice.has_access());
     assert!(alice_local.keys.contains_key(KEY_EPOCHS));
-    assert!(!alice_local.outbox.is_empty(), "the genesis goes to the outbox");
+    assert!(
+        !alice_local.outbox.is_empty(),
+        "the genesis goes to the outbox"
+    );
 
     let code = alice.create_invite(Role::Writer, true, 0).expect("invite");
     alice_local.apply(&mut alice);
-    assert_eq!(alice.lobbies_to_read().len(), 1, "the invite's lobby is read");
+    assert_eq!(
+        alice.lobbies_to_read().len(),
+        1,
+        "the invite's lobby is read"
+    );
 
     let parsed = invite::decode(&code).expect("code");
     let bob_replica = SpaceReplica::redeem(&mut rng, &code, bob_id, Role::Writer).expect("redeem");
@@ -99,7 +111,10 @@ fn an_invitee_is_admitted_and_welcomed_through_the_deliveries() {
     assert_eq!(ups.len(), 1);
     let lobby = lobby_key(bob.space_id(), &parsed.secret).expect("lobby");
     assert_eq!(ups[0].epoch.id(), lobby.id());
-    assert!(bob_local.outbox.is_empty(), "nothing of bob's goes to the epoch");
+    assert!(
+        bob_local.outbox.is_empty(),
+        "nothing of bob's goes to the epoch"
+    );
     bob.delivered(ups[0].epoch.id(), &ups[0].envelopes);
     assert!(bob.deliveries().is_empty());
     bob_local.apply(&mut bob);
@@ -137,7 +152,12 @@ fn an_invitee_is_admitted_and_welcomed_through_the_deliveries() {
         pending: bob_local.keys.get(KEY_PENDING).cloned(),
     };
     let bob_again_replica = SpaceReplica::new(*bob.space_id(), identity(2).0).expect("replica");
-    let all: Vec<Vec<u8>> = bob_local.envelopes.iter().chain(from_lobby.iter()).cloned().collect();
+    let all: Vec<Vec<u8>> = bob_local
+        .envelopes
+        .iter()
+        .chain(from_lobby.iter())
+        .cloned()
+        .collect();
     let again = Session::restore(
         config(bob_again_replica, bob_key, Some(*parsed.secret), 3),
         &stored,
@@ -184,7 +204,9 @@ fn the_exchange_asks_for_its_steps_in_order_and_stops_when_nothing_is_learned() 
     }
     assert_eq!(
         names,
-        ["repair", "previews", "pull", "lobby", "learn", "check", "flush"]
+        [
+            "repair", "previews", "pull", "lobby", "learn", "check", "flush"
+        ]
     );
     let out = ex.finish(&mut alice, &[]);
     assert!(out.has_access);
@@ -213,8 +235,14 @@ fn an_admin_is_woken_at_the_next_invite_expiry() {
     let mut alice = Session::new(config(replica, alice_key, None, 1)).expect("alice");
     assert_eq!(alice.poll_timeout(), None);
     alice.create_invite(Role::Reader, false, 0).expect("invite");
-    assert_eq!(alice.poll_timeout(), None, "no expiry: nothing to wake up for");
-    alice.create_invite(Role::Reader, false, 5_000).expect("invite");
+    assert_eq!(
+        alice.poll_timeout(),
+        None,
+        "no expiry: nothing to wake up for"
+    );
+    alice
+        .create_invite(Role::Reader, false, 5_000)
+        .expect("invite");
     assert_eq!(alice.poll_timeout(), Some(5_000));
     alice.handle_timeout(1_000).expect("early");
     assert_eq!(alice.take_follow_report().expired_invites, 0);

@@ -2,7 +2,7 @@
 //! device-local store is lent to the storage layer through a guard, never
 //! moved out of the session across an await. Over a local-folder storage, as
 //! the other SDK tests: each sync is polled a growing number of times (with
-//! real file IO completing in between) and dropped while still pending; then
+//! real file IO going on in between) and dropped while still pending; then
 //! the same session edits, syncs and reads back, and another member reads
 //! what it wrote.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
@@ -44,7 +44,13 @@ fn a_dropped_sync_future_leaves_the_session_usable() {
         a.edit(&notes, |d| d.append_text(",")).expect("edit");
         let mut dropped = 0;
         let mut completed = 0;
-        for polls in 1..=40 {
+        // Deeper and deeper: between polls, either only yield (the sync stays
+        // early in its first storage calls) or let the file IO run for a
+        // millisecond (it gets further, into pulls, deliveries and flushes).
+        for (polls, pause) in (1..=20)
+            .map(|n| (n, false))
+            .chain((1..=40).map(|n| (n, true)))
+        {
             let mut sync = std::pin::pin!(a.sync());
             let mut done = false;
             for _ in 0..polls {
@@ -54,7 +60,8 @@ fn a_dropped_sync_future_leaves_the_session_usable() {
                         done = true;
                         break;
                     }
-                    Poll::Pending => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Poll::Pending if pause => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Poll::Pending => tokio::task::yield_now().await,
                 }
             }
             if done {
@@ -64,7 +71,7 @@ fn a_dropped_sync_future_leaves_the_session_usable() {
             }
             // `sync` is dropped here, possibly in the middle of a storage call.
         }
-        assert!(dropped >= 10, "dropped {dropped} syncs mid-flight");
+        assert!(dropped >= 20, "dropped {dropped} syncs mid-flight");
         // A timeout drops it too, after its first await.
         for _ in 0..5 {
             let _ = tokio::time::timeout(Duration::from_micros(10), a.sync()).await;

@@ -331,7 +331,9 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
     use clientful::{AccessError, ClientError, SessionError};
     match e.downcast_ref::<ClientError>()? {
         ClientError::NoIdentity(_) => Some("run `clientful identity create --name NAME` first"),
-        ClientError::FirstSync(_) => Some("run `clientful sync` again when the storage is reachable"),
+        ClientError::FirstSync(_) => {
+            Some("run `clientful sync` again when the storage is reachable")
+        }
         ClientError::Access(AccessError::NoCurrentKey)
         | ClientError::Session(SessionError::NoCurrentKey { .. }) => Some("run `clientful sync`"),
         _ => None,

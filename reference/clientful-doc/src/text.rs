@@ -24,7 +24,13 @@ pub enum TextEditError {
     NoDocument,
     /// Automerge refused the edit.
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
+}
+
+impl From<automerge::AutomergeError> for TextEditError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        TextEditError::Automerge(Box::new(e))
+    }
 }
 
 /// Deletes `delete` code units at `index` of the document's text, then

@@ -21,13 +21,19 @@ pub enum EditError {
     Text(#[from] TextEditError),
     /// Automerge refused to set a value.
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
     /// The replica holds no document.
     #[error("the replica holds no document")]
     NoDocument,
     /// The document is not of the CRDT the edit uses.
     #[error("not a {0:?} document")]
     WrongCrdt(clientful_doc::replica::CrdtKind),
+}
+
+impl From<automerge::AutomergeError> for EditError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        EditError::Automerge(Box::new(e))
+    }
 }
 
 /// One document replica.

@@ -79,14 +79,19 @@ fn a_dropped_sync_future_leaves_the_session_usable() {
         eprintln!("{dropped} syncs dropped mid-flight, {completed} completed");
 
         // The session is usable: it edits, syncs, reads back.
-        a.edit(&notes, |d| d.append_text(" world")).expect("edit after drops");
+        a.edit(&notes, |d| d.append_text(" world"))
+            .expect("edit after drops");
         let r = a.sync().await.expect("sync after drops");
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(r.has_access);
         assert_eq!(a.document(&notes).expect("notes").text(), "hello, world");
         assert_eq!(a.members().len(), 2, "bob was admitted: {r:?}");
         assert!(
-            a.local_store().expect("local").outbox().expect("outbox").is_empty(),
+            a.local_store()
+                .expect("local")
+                .outbox()
+                .expect("outbox")
+                .is_empty(),
             "everything written was uploaded"
         );
 
@@ -99,7 +104,10 @@ fn a_dropped_sync_future_leaves_the_session_usable() {
         // placeholder a lease keeps while it lends the store).
         drop(a);
         let mut again = alice.open_space("team").await.expect("reopen");
-        assert_eq!(again.document(&notes).expect("notes").text(), "hello, world");
+        assert_eq!(
+            again.document(&notes).expect("notes").text(),
+            "hello, world"
+        );
         again.sync().await.expect("sync after reopening");
     });
 }

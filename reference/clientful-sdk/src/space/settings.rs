@@ -21,6 +21,9 @@ use crate::storage_url::StorageUrl;
 
 const SPACE_FILE: &str = "space.json";
 
+/// A device id and the link secret this device made for it (MEM-24).
+type LinkSecret = ([u8; 32], Zeroizing<[u8; 32]>);
+
 /// Local settings of one space (`space.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SpaceFile {
@@ -77,7 +80,7 @@ impl SpaceFile {
     }
 
     /// The link secrets by device id, parsed.
-    fn link_secrets(&self) -> Result<Vec<([u8; 32], Zeroizing<[u8; 32]>)>, ClientError> {
+    fn link_secrets(&self) -> Result<Vec<LinkSecret>, ClientError> {
         self.links
             .iter()
             .map(|(d, s)| {

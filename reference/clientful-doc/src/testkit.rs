@@ -92,12 +92,22 @@ impl World {
 /// Inserts `text` at UTF-16 offset `index` of the document's text: the Yjs root
 /// text `text`, or the Automerge root key `text` (created if absent).
 pub fn insert_text(r: &mut Replica, index: u32, text: &str) -> Result<(), String> {
-    crate::text::insert_text(r, index, text).map_err(|e| e.to_string())
+    crate::text::insert_text(r, index, text).map_err(message)
 }
 
 /// Deletes `length` UTF-16 code units at `index` of the document's text.
 pub fn delete_text(r: &mut Replica, index: u32, length: u32) -> Result<(), String> {
-    crate::text::delete_text(r, index, length).map_err(|e| e.to_string())
+    crate::text::delete_text(r, index, length).map_err(message)
+}
+
+/// The words these helpers have always used (adapters report them).
+fn message(e: crate::text::TextEditError) -> String {
+    use crate::text::TextEditError;
+    match e {
+        TextEditError::OutOfRange { .. } => "edit position out of range".into(),
+        TextEditError::NoDocument => "no document".into(),
+        TextEditError::Automerge(e) => e.to_string(),
+    }
 }
 
 /// Sets a string: in the Yjs root map `data`, or at an Automerge root key.

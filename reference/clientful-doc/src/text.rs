@@ -87,3 +87,45 @@ pub fn insert_text(r: &mut Replica, index: u32, text: &str) -> Result<(), TextEd
 pub fn delete_text(r: &mut Replica, index: u32, length: u32) -> Result<(), TextEditError> {
     splice_text(r, index, length, "")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::CrdtKind;
+    use crate::testkit::World;
+
+    fn text_of(r: &mut Replica) -> String {
+        r.materialize().to_canonical_string()
+    }
+
+    #[test]
+    fn splices_both_crdts_and_refuses_a_range_past_the_end() {
+        for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
+            let mut r = World::new(1, 1, crdt).replica(0);
+            insert_text(&mut r, 0, "hello world").expect("insert");
+            delete_text(&mut r, 5, 6).expect("delete");
+            splice_text(&mut r, 0, 1, "J").expect("splice");
+            assert!(
+                text_of(&mut r).contains("Jello"),
+                "{crdt:?}: {}",
+                text_of(&mut r)
+            );
+            assert!(!text_of(&mut r).contains("world"), "{crdt:?}");
+        }
+        let mut r = World::new(2, 1, CrdtKind::Yjs).replica(0);
+        insert_text(&mut r, 0, "abc").expect("insert");
+        assert!(matches!(
+            delete_text(&mut r, 2, 5),
+            Err(TextEditError::OutOfRange {
+                index: 2,
+                delete: 5,
+                len: 3
+            })
+        ));
+        let mut r = World::new(3, 1, CrdtKind::Automerge).replica(0);
+        assert!(matches!(
+            insert_text(&mut r, 4, "x"),
+            Err(TextEditError::Automerge(_))
+        ));
+    }
+}

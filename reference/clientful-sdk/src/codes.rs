@@ -97,7 +97,10 @@ pub enum CodeProblem {
     /// An invite code without its role.
     NoRole,
     /// An invite code naming a role that does not exist.
-    UnknownRole(String),
+    UnknownRole {
+        /// The role as written in the code.
+        role: String,
+    },
     /// The bytes are not a valid code of its kind.
     Malformed(clientful_core::Error),
 }
@@ -127,7 +130,7 @@ fn describe(kind: &CodeKind, problem: &CodeProblem) -> String {
             "{kind} is damaged (its check digits do not match: a character was changed or lost)"
         ),
         CodeProblem::NoRole => format!("{kind} is damaged (no role)"),
-        CodeProblem::UnknownRole(r) => format!("{kind} names an unknown role `{r}`"),
+        CodeProblem::UnknownRole { role } => format!("{kind} names an unknown role `{role}`"),
         CodeProblem::Malformed(e) => format!("{kind} is damaged: {e}"),
     }
 }
@@ -192,7 +195,11 @@ pub fn decode_invite(code: &str) -> Result<(Role, Vec<u8>), CodeError> {
     let role = [Role::Reader, Role::Writer, Role::Admin]
         .into_iter()
         .find(|r| role_name(*r) == role)
-        .ok_or_else(|| bad(CodeProblem::UnknownRole(role.to_owned())))?;
+        .ok_or_else(|| {
+            bad(CodeProblem::UnknownRole {
+                role: role.to_owned(),
+            })
+        })?;
     let bytes = checked(INVITE, role_name(role), hex_part)?;
     Ok((role, bytes))
 }
@@ -260,7 +267,9 @@ mod tests {
         assert_eq!(decode_invite(&c).ok(), Some((Role::Reader, vec![9, 8])));
         assert_eq!(
             decode_invite("cfinvite1-owner-0908").map_err(|e| e.problem),
-            Err(CodeProblem::UnknownRole("owner".into()))
+            Err(CodeProblem::UnknownRole {
+                role: "owner".into()
+            })
         );
         assert!(decode_invite("cfinvite1-0908").is_err());
         // The role is covered by the check too: a reader code cannot be edited into

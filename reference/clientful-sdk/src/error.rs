@@ -127,9 +127,6 @@ pub enum LookupError {
         /// How many match.
         count: usize,
     },
-    /// No space on this device has this name or id.
-    #[error("no space `{0}` on this device")]
-    NoSpace(String),
     /// No document with this id is held here.
     #[error("no document {}", hex::encode(.0))]
     NoDocument([u8; 32]),

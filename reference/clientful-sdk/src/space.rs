@@ -469,8 +469,12 @@ impl SpaceSession {
         let bytes = codes::decode(codes::LINK, "a device link code", code)?;
         let parsed = invite::decode(&bytes)
             .map_err(|e| ClientError::Invalid(format!("device link code is damaged: {e}")))?;
-        let mut replica = SpaceReplica::new(parsed.space_id, client.profile().identity()?)
-            .map_err(|e| ClientError::core("joining the space", e))?;
+        let mut replica = SpaceReplica::join(
+            parsed.space_id,
+            parsed.genesis,
+            client.profile().identity()?,
+        )
+        .map_err(|e| ClientError::core("joining the space", e))?;
         replica.add_invite_epoch(lobby_key(&parsed.space_id, &parsed.secret)?);
         Self::start_and_sync(client, replica, Some(&parsed.secret), name, storage).await
     }
@@ -1527,10 +1531,14 @@ impl SpaceSession {
             hex::encode(secret.as_ref()),
         );
         self.file.save(&self.dir)?;
+        let genesis = self.replica.genesis().ok_or_else(|| {
+            ClientError::Invalid("the space has no genesis yet: sync first".into())
+        })?;
         let code = invite::encode(&InviteCode {
             space_id: self.space_id,
             secret,
             create_op: op,
+            genesis,
         });
         self.react()?;
         Ok(codes::encode(codes::LINK, &code))

@@ -15,13 +15,14 @@
     clippy::indexing_slicing
 )]
 
+use clientful_core::ErrorClass;
 use clientful_core::envelope;
+use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::epoch::{self, Recipient};
 use clientful_core::membership::ops::{self, BodyBuilder, OpBody, Rotation};
-use clientful_core::membership::space::Identity;
+use clientful_core::membership::space::{Alarm, Identity};
 use clientful_core::membership::{Role, Scope, SpaceReplica, Verdict};
-use clientful_core::identity::DeviceKeys;
 use clientful_doc::authority::Membership;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::testkit::insert_text;
@@ -158,20 +159,40 @@ fn rival_genesis_is_evidence() {
         idx.push(d);
         net.settle(&idx);
         let s = net.assert_converged(&idx);
-        assert_eq!(s.genesis, Some(real), "seed {seed}: the real genesis stands");
+        assert_eq!(
+            s.genesis,
+            Some(real),
+            "seed {seed}: the real genesis stands"
+        );
         for (u, m) in &before {
-            assert_eq!(s.members.get(u).map(|x| x.role), Some(m.role), "seed {seed}");
+            assert_eq!(
+                s.members.get(u).map(|x| x.role),
+                Some(m.role),
+                "seed {seed}"
+            );
         }
-        assert!(s.members.contains_key(&net.user_key(d)), "seed {seed}: D admitted");
+        assert!(
+            s.members.contains_key(&net.user_key(d)),
+            "seed {seed}: D admitted"
+        );
         for &n in &idx {
             let sp = &net.nodes[n].space;
             assert_eq!(sp.verdict(&real), Verdict::Accepted, "seed {seed} node {n}");
-            assert!(
-                matches!(sp.verdict(&rival_id), Verdict::Rejected(_)),
-                "seed {seed} node {n}: rival {:?}",
-                sp.verdict(&rival_id)
+            assert_eq!(
+                sp.verdict(&rival_id),
+                Verdict::Rejected(ErrorClass::InvalidOperation),
+                "seed {seed} node {n}: the rival is rejected"
             );
-            // EVIDENCE-CHECK
+            assert_eq!(
+                sp.rival_genesis(),
+                vec![rival_id],
+                "seed {seed} node {n}: the rival is reported as evidence"
+            );
+            assert!(
+                sp.alarms()
+                    .iter()
+                    .any(|a| matches!(a, Alarm::RivalGenesis { op, .. } if *op == rival_id))
+            );
         }
     }
 }
@@ -228,13 +249,8 @@ fn private_epoch_splits_nobody() {
             let w = epoch::welcome(&mut net.crypto, &space_id, &to_c, &[private.clone()]).unwrap();
             net.send(c, Item::Welcome(w));
         } else {
-            let (km, _) = epoch::key_message(
-                &mut net.crypto,
-                &space_id,
-                &private,
-                &[to_c, to_b],
-            )
-            .unwrap();
+            let (km, _) =
+                epoch::key_message(&mut net.crypto, &space_id, &private, &[to_c, to_b]).unwrap();
             net.broadcast(b, Item::KeyMessage(km));
         }
         net.run_random();
@@ -277,7 +293,11 @@ fn private_epoch_splits_nobody() {
                 "seed {seed} {name}: the private epoch's envelope is not used"
             );
         }
-        assert_eq!(ra.verdict(&id(&secret)), rc.verdict(&id(&secret)), "seed {seed}");
+        assert_eq!(
+            ra.verdict(&id(&secret)),
+            rc.verdict(&id(&secret)),
+            "seed {seed}"
+        );
         assert_eq!(ra.materialize(), rc.materialize(), "seed {seed}");
         assert_eq!(ra.state_digest(), rc.state_digest(), "seed {seed}");
         for &n in &idx {

@@ -91,6 +91,15 @@ pub enum Verdict {
 /// Something the device must report to its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alarm {
+    /// A `CREATE_SPACE` of this space other than the pinned genesis (MEM-26,
+    /// MEM-27): whoever holds a device key the creator's user key certified
+    /// signed a second genesis. It is rejected; it never competes.
+    RivalGenesis {
+        /// The rival operation.
+        op: OpId,
+        /// Its author device key.
+        author: [u8; 32],
+    },
     /// A key message gave this device a secret that does not match the epoch id
     /// committed to (KEY-7).
     KeyMismatch {
@@ -195,6 +204,9 @@ pub struct SpaceReplica {
     rejected: BTreeMap<OpId, ErrorClass>,
     held: Vec<Vec<u8>>,
     keys: KeyRing,
+    usable: KeyRing,
+    genesis: Option<OpId>,
+    rivals: BTreeSet<OpId>,
     invite_keys: BTreeMap<EpochId, EpochKey>,
     key_messages: BTreeMap<[u8; 32], Vec<u8>>,
     welcomed: BTreeSet<(DeviceId, EpochId)>,
@@ -232,6 +244,9 @@ impl SpaceReplica {
             rejected: BTreeMap::new(),
             held: Vec::new(),
             keys: KeyRing::default(),
+            usable: KeyRing::default(),
+            genesis: None,
+            rivals: BTreeSet::new(),
             invite_keys: BTreeMap::new(),
             key_messages: BTreeMap::new(),
             welcomed: BTreeSet::new(),
@@ -241,6 +256,41 @@ impl SpaceReplica {
             epoch_events: Vec::new(),
             outbox: Vec::new(),
         })
+    }
+
+    /// A replica of `space_id` pinned to `genesis`, the id of its `CREATE_SPACE`
+    /// as the device was given it (an invite or link code, MEM-26): any other
+    /// `CREATE_SPACE` is rejected and reported (MEM-27).
+    pub fn join(space_id: [u8; 32], genesis: OpId, me: Identity) -> Result<SpaceReplica, Error> {
+        let mut r = SpaceReplica::new(space_id, me)?;
+        r.genesis = Some(genesis);
+        Ok(r)
+    }
+
+    /// Pins the genesis (MEM-26) of a replica built with [`Self::new`], before
+    /// it receives anything. Fails with `WRONG_CONTEXT` if another genesis is
+    /// already pinned.
+    pub fn pin_genesis(&mut self, genesis: OpId) -> Result<(), Error> {
+        match self.genesis {
+            Some(g) if g != genesis => Err(Error::WrongContext { what: "genesis" }),
+            _ => {
+                self.genesis = Some(genesis);
+                Ok(())
+            }
+        }
+    }
+
+    /// The pinned genesis (MEM-26): given at creation or joining, or, for a
+    /// replica built with [`Self::new`] and never pinned, the first
+    /// `CREATE_SPACE` it accepted (a device reloading its own log).
+    pub fn genesis(&self) -> Option<OpId> {
+        self.genesis
+    }
+
+    /// `CREATE_SPACE` operations of this space that are not the pinned genesis,
+    /// rejected and kept as evidence (MEM-27).
+    pub fn rival_genesis(&self) -> Vec<OpId> {
+        self.rivals.iter().copied().collect()
     }
 
     /// Creates a space (MEM-6): the creator's device writes `CREATE_SPACE`.
@@ -276,7 +326,8 @@ impl SpaceReplica {
         r.keys.insert(e0.clone());
         r.key_messages.insert(km_id, km.clone());
         r.outbox.push(Outgoing::KeyMessage(km));
-        r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
+        let genesis = r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
+        r.genesis = Some(genesis);
         Ok(r)
     }
 
@@ -291,7 +342,7 @@ impl SpaceReplica {
     ) -> Result<SpaceReplica, Error> {
         let code = invite::decode(code)?;
         let keys = invite::derive(&code.space_id, &code.secret)?;
-        let mut r = SpaceReplica::new(code.space_id, me)?;
+        let mut r = SpaceReplica::join(code.space_id, code.genesis, me)?;
         let inv_epoch = epoch::epoch_key(&code.space_id, &keys.epoch_secret)?;
         r.invite_keys.insert(*inv_epoch.id(), inv_epoch.clone());
         let ids = [r.me.device_id()];
@@ -397,8 +448,17 @@ impl SpaceReplica {
         &self.alarms
     }
 
-    /// The epoch keys this device holds.
+    /// The usable epoch keys this device holds (KEY-18): those of epochs an
+    /// accepted operation of the membership log created. Documents, storage and
+    /// broker use these and no others.
     pub fn keys(&self) -> &KeyRing {
+        &self.usable
+    }
+
+    /// Every epoch secret this device opened, usable or not: a secret of an
+    /// epoch no accepted rotation created (yet) opens membership operations and
+    /// carriers only (KEY-18).
+    pub fn candidate_keys(&self) -> &KeyRing {
         &self.keys
     }
 
@@ -406,14 +466,14 @@ impl SpaceReplica {
     pub fn current_epoch(&self) -> Option<EpochKey> {
         self.state
             .current_epoch()
-            .and_then(|e| self.keys.get(&e).cloned())
+            .and_then(|e| self.usable.get(&e).cloned())
     }
 
     /// Every epoch key held, oldest first (by the causal depth of the creating
     /// operation): what storage and broker derive their keys from (KEY-13).
     pub fn epoch_chain(&self) -> Vec<EpochKey> {
         let mut es: Vec<(u64, EpochId, EpochKey)> = self
-            .keys
+            .usable
             .all()
             .into_iter()
             .map(|k| {
@@ -752,6 +812,20 @@ impl SpaceReplica {
                 break;
             }
         }
+        self.ratify();
+    }
+
+    /// Recomputes the usable keys (KEY-18): the secrets held of epochs that an
+    /// accepted operation created. A secret that arrived by a key message no
+    /// operation commits to, or by a welcome, for an epoch no rotation created,
+    /// stays a candidate: whatever a sender hands out, no envelope sealed under
+    /// an epoch outside the log is opened, on any replica.
+    fn ratify(&mut self) {
+        for k in self.keys.all() {
+            if self.state.epochs.contains_key(k.id()) {
+                self.usable.insert(k);
+            }
+        }
     }
 
     /// Walks chain links back from every epoch key held (KEY-6).
@@ -823,6 +897,21 @@ impl SpaceReplica {
     }
 
     fn integrate(&mut self, op: Op, bytes: Vec<u8>) -> Result<(), ErrorClass> {
+        // MEM-26, MEM-27: one genesis, the pinned one; any other CREATE_SPACE
+        // is evidence, never a competitor.
+        if matches!(op.body, OpBody::CreateSpace { .. }) {
+            match self.genesis {
+                Some(g) if g != op.id => {
+                    self.rivals.insert(op.id);
+                    self.alarms.push(Alarm::RivalGenesis {
+                        op: op.id,
+                        author: op.author,
+                    });
+                    return Err(ErrorClass::InvalidOperation);
+                }
+                _ => {}
+            }
+        }
         // Author chain (as DOC-6): prev is the author's operation seq - 1.
         if let Some(p) = op.prev {
             match self.entries.get(&p) {
@@ -846,6 +935,9 @@ impl SpaceReplica {
             .and_then(|r| self.keys.get(&r.epoch_id).cloned());
         let (deps, user) =
             resolve::authorize(&self.space_id, &op, &s, new_key.as_ref()).map_err(|e| e.class())?;
+        if matches!(op.body, OpBody::CreateSpace { .. }) && self.genesis.is_none() {
+            self.genesis = Some(op.id);
+        }
         let admins = s
             .members
             .iter()
@@ -879,6 +971,7 @@ impl SpaceReplica {
     fn refresh(&mut self) {
         let all: BTreeSet<OpId> = self.entries.keys().copied().collect();
         self.state = resolve::resolve(&self.entries, &all);
+        self.ratify();
         let cur = self.state.current_epoch();
         if cur != self.current {
             self.current = cur;
@@ -1255,10 +1348,14 @@ impl SpaceReplica {
         .encode();
         let k = self.current_for_writing()?;
         let create_op = self.publish(rng, ops::CT_CREATE_INVITE, &body, &k)?;
+        let genesis = self.genesis.ok_or(Error::InvalidOperation {
+            reason: "no genesis pinned",
+        })?;
         Ok(invite::encode(&invite::InviteCode {
             space_id: self.space_id,
             secret,
             create_op,
+            genesis,
         }))
     }
 

@@ -56,6 +56,9 @@ use crate::storage_url::StorageUrl;
 const SPACE_FILE: &str = "space.json";
 const KEY_EPOCHS: &str = "epochs";
 const KEY_WELCOMED: &str = "welcomed";
+/// The pinned genesis (MEM-26): a reopened store pins it before feeding its
+/// envelopes, among which a rival `CREATE_SPACE` received earlier may sort first.
+const KEY_GENESIS: &str = "genesis";
 const KEY_PENDING: &str = "pending-deliveries";
 /// Rounds of pull-and-learn in one sync: each round can learn the keys that
 /// open the next epoch's directory.
@@ -489,6 +492,13 @@ impl SpaceSession {
         let local = LocalStore::open_existing(&dir.join("local.redb"))?;
         let mut replica = SpaceReplica::new(*space_id, client.profile().identity()?)
             .map_err(|e| ClientError::core("opening the space", e))?;
+        if let Some(g) = local.key(KEY_GENESIS)?
+            && let Ok(g) = <[u8; 32]>::try_from(g.as_slice())
+        {
+            replica
+                .pin_genesis(g)
+                .map_err(|e| ClientError::core("opening the space", e))?;
+        }
         if let Some(b) = local.key(KEY_EPOCHS)? {
             let keys: Vec<EpochKey> = b
                 .chunks_exact(64)
@@ -854,6 +864,9 @@ impl SpaceSession {
             w.extend_from_slice(&e);
         }
         self.local()?.put_key(KEY_WELCOMED, &w)?;
+        if let Some(g) = self.replica.genesis() {
+            self.local()?.put_key(KEY_GENESIS, &g)?;
+        }
         Ok(())
     }
 
@@ -869,9 +882,11 @@ impl SpaceSession {
         let Some(current) = self.replica.current_epoch() else {
             return Ok(None);
         };
+        // Candidates too (KEY-18): a rotation is stored under the epoch it
+        // creates, so its key message's epoch is read before it is usable.
         let old: Vec<EpochKey> = self
             .replica
-            .epoch_chain()
+            .readable_epochs()
             .into_iter()
             .filter(|k| k.id() != current.id())
             .collect();
@@ -1110,7 +1125,7 @@ impl SpaceSession {
         self.flush_pending(&mut report).await?;
         let mut shown: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
         for _ in 0..MAX_SYNC_ROUNDS {
-            let keys_before = self.replica.keys().all().len();
+            let keys_before = self.replica.candidate_keys().all().len();
             let received_before = report.received;
             self.show_previews(&mut shown, &mut report).await?;
             if let Some(r) = self.with_main(async |s| s.pull().await).await? {
@@ -1126,7 +1141,8 @@ impl SpaceSession {
             self.pull_lobbies(&mut report).await?;
             self.feed_local()?;
             self.react()?;
-            if self.replica.keys().all().len() == keys_before && report.received == received_before
+            if self.replica.candidate_keys().all().len() == keys_before
+                && report.received == received_before
             {
                 break;
             }

@@ -491,6 +491,23 @@ impl SpaceReplica {
         es.into_iter().map(|(_, _, k)| k).collect()
     }
 
+    /// The epochs whose storage directories and broker rooms this device reads
+    /// (KEY-18): every usable epoch ([`Self::epoch_chain`]), then every
+    /// candidate, ascending by id. A rotation is stored and published under the
+    /// epoch it creates (KEY-15), so a device that learnt a candidate from a key
+    /// message must read there to find the operation that makes it usable.
+    /// What it reads passes the same checks: documents open under usable
+    /// epochs only (KEY-19).
+    pub fn readable_epochs(&self) -> Vec<EpochKey> {
+        let mut out = self.epoch_chain();
+        for k in self.keys.all() {
+            if !self.usable.contains(k.id()) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
     /// Current-epoch changes since the last call (KEY-13).
     pub fn take_epoch_events(&mut self) -> Vec<EpochId> {
         core::mem::take(&mut self.epoch_events)

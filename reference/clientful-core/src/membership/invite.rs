@@ -124,6 +124,18 @@ mod tests {
     }
 
     #[test]
+    fn codes_without_a_genesis_are_refused() {
+        // MEM-20, MEM-26: a code names the genesis the joining replica pins.
+        let bytes = wire::encode(&pb::InviteCode {
+            space_id: [1u8; 32].to_vec(),
+            secret: [2u8; 32].to_vec(),
+            create_op: [3u8; 32].to_vec(),
+            genesis: Vec::new(),
+        });
+        assert_eq!(decode(&bytes).unwrap_err().class(), ErrorClass::Malformed);
+    }
+
+    #[test]
     fn round_trip_and_derivation_is_deterministic() {
         let code = InviteCode {
             space_id: [1u8; 32],

@@ -129,7 +129,8 @@ fn rival_genesis_is_evidence() {
         let space_id = *net.nodes[0].space.space_id();
         for &n in &idx {
             let to = recipient(&net, n);
-            let w = epoch::welcome(&mut net.crypto, &space_id, &to, &[e.clone()]).unwrap();
+            let w =
+                epoch::welcome(&mut net.crypto, &space_id, &to, std::slice::from_ref(&e)).unwrap();
             net.send(n, Item::Welcome(w));
             net.send(n, Item::Envelope(rival.clone()));
         }
@@ -150,7 +151,7 @@ fn rival_genesis_is_evidence() {
                 device_id: sp.identity().device_id(),
                 x25519: sp.identity().verified.device_x25519,
             },
-            &[e.clone()],
+            std::slice::from_ref(&e),
         )
         .unwrap();
         let _ = sp.receive_welcome(&w);
@@ -246,7 +247,13 @@ fn private_epoch_splits_nobody() {
         let private = epoch::new_epoch(&mut net.crypto, &space_id).unwrap();
         let (to_b, to_c) = (recipient(&net, b), recipient(&net, c));
         if seed % 2 == 0 {
-            let w = epoch::welcome(&mut net.crypto, &space_id, &to_c, &[private.clone()]).unwrap();
+            let w = epoch::welcome(
+                &mut net.crypto,
+                &space_id,
+                &to_c,
+                std::slice::from_ref(&private),
+            )
+            .unwrap();
             net.send(c, Item::Welcome(w));
         } else {
             let (km, _) =

@@ -203,8 +203,8 @@ pub struct SpaceReplica {
     pending: BTreeMap<OpId, (Op, Vec<u8>)>,
     rejected: BTreeMap<OpId, ErrorClass>,
     held: Vec<Vec<u8>>,
+    opened: KeyRing,
     keys: KeyRing,
-    usable: KeyRing,
     genesis: Option<OpId>,
     rivals: BTreeSet<OpId>,
     invite_keys: BTreeMap<EpochId, EpochKey>,
@@ -243,8 +243,8 @@ impl SpaceReplica {
             pending: BTreeMap::new(),
             rejected: BTreeMap::new(),
             held: Vec::new(),
+            opened: KeyRing::default(),
             keys: KeyRing::default(),
-            usable: KeyRing::default(),
             genesis: None,
             rivals: BTreeSet::new(),
             invite_keys: BTreeMap::new(),
@@ -323,7 +323,7 @@ impl SpaceReplica {
         })
         .rotation(&rotation)
         .encode();
-        r.keys.insert(e0.clone());
+        r.opened.insert(e0.clone());
         r.key_messages.insert(km_id, km.clone());
         r.outbox.push(Outgoing::KeyMessage(km));
         let genesis = r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
@@ -452,28 +452,28 @@ impl SpaceReplica {
     /// accepted operation of the membership log created. Documents, storage and
     /// broker use these and no others.
     pub fn keys(&self) -> &KeyRing {
-        &self.usable
+        &self.keys
     }
 
     /// Every epoch secret this device opened, usable or not: a secret of an
     /// epoch no accepted rotation created (yet) opens membership operations and
     /// carriers only (KEY-18).
     pub fn candidate_keys(&self) -> &KeyRing {
-        &self.keys
+        &self.opened
     }
 
     /// The current epoch's key (KEY-11), if the device holds it.
     pub fn current_epoch(&self) -> Option<EpochKey> {
         self.state
             .current_epoch()
-            .and_then(|e| self.usable.get(&e).cloned())
+            .and_then(|e| self.keys.get(&e).cloned())
     }
 
     /// Every epoch key held, oldest first (by the causal depth of the creating
     /// operation): what storage and broker derive their keys from (KEY-13).
     pub fn epoch_chain(&self) -> Vec<EpochKey> {
         let mut es: Vec<(u64, EpochId, EpochKey)> = self
-            .usable
+            .keys
             .all()
             .into_iter()
             .map(|k| {
@@ -500,8 +500,8 @@ impl SpaceReplica {
     /// epochs only (KEY-19).
     pub fn readable_epochs(&self) -> Vec<EpochKey> {
         let mut out = self.epoch_chain();
-        for k in self.keys.all() {
-            if !self.usable.contains(k.id()) {
+        for k in self.opened.all() {
+            if !self.keys.contains(k.id()) {
                 out.push(k);
             }
         }
@@ -572,7 +572,8 @@ impl SpaceReplica {
             };
         }
         let walks_back = op.body.rotation().is_some_and(|r| {
-            self.keys.contains(&r.epoch_id) && r.prev_epochs.iter().any(|p| !self.keys.contains(p))
+            self.opened.contains(&r.epoch_id)
+                && r.prev_epochs.iter().any(|p| !self.opened.contains(p))
         });
         self.pending.insert(id, (op, bytes.to_vec()));
         let done = self.process();
@@ -601,7 +602,7 @@ impl SpaceReplica {
         let ctx = Ctx {
             space_id: self.space_id,
             doc_id,
-            keys: &self.keys,
+            keys: &self.opened,
             invite_keys: &self.invite_keys,
         };
         match envelope::open_decoded(decoded, &ctx) {
@@ -662,7 +663,7 @@ impl SpaceReplica {
     pub fn locked_out_epochs(&self) -> Vec<EpochId> {
         self.not_addressed
             .iter()
-            .filter(|e| !self.keys.contains(e))
+            .filter(|e| !self.opened.contains(e))
             .copied()
             .collect()
     }
@@ -692,7 +693,7 @@ impl SpaceReplica {
             .collect();
         let mut out = Vec::new();
         for p in prev {
-            let Some(k) = self.keys.get(&p).cloned() else {
+            let Some(k) = self.opened.get(&p).cloned() else {
                 continue;
             };
             let c = delivery::seal_carrier(
@@ -775,7 +776,7 @@ impl SpaceReplica {
         self.key_messages.insert(msg.id, bytes.to_vec());
         match epoch::open_key_message(&msg, &self.me.device_id(), &self.me.device.x25519)? {
             Delivery::Key(k) => {
-                self.keys.insert(k);
+                self.opened.insert(k);
             }
             Delivery::NotAddressed => {
                 self.not_addressed.insert(msg.epoch_id);
@@ -802,7 +803,7 @@ impl SpaceReplica {
             &self.me.device.x25519,
         )?;
         for k in keys {
-            self.keys.insert(k);
+            self.opened.insert(k);
         }
         self.learn_and_retry();
         Ok(())
@@ -812,7 +813,7 @@ impl SpaceReplica {
     /// key ring) and opens what they unlock.
     pub fn import_keys(&mut self, keys: &[EpochKey]) {
         for k in keys {
-            self.keys.insert(k.clone());
+            self.opened.insert(k.clone());
         }
         self.learn_and_retry();
     }
@@ -838,9 +839,9 @@ impl SpaceReplica {
     /// stays a candidate: whatever a sender hands out, no envelope sealed under
     /// an epoch outside the log is opened, on any replica.
     fn ratify(&mut self) {
-        for k in self.keys.all() {
+        for k in self.opened.all() {
             if self.state.epochs.contains_key(k.id()) {
-                self.usable.insert(k);
+                self.keys.insert(k);
             }
         }
     }
@@ -860,11 +861,11 @@ impl SpaceReplica {
                 let Some(r) = op.body.rotation() else {
                     continue;
                 };
-                let Some(k) = self.keys.get(&r.epoch_id) else {
+                let Some(k) = self.opened.get(&r.epoch_id) else {
                     continue;
                 };
                 for (p, link) in r.prev_epochs.iter().zip(r.chain_links.iter()) {
-                    if !self.keys.contains(p)
+                    if !self.opened.contains(p)
                         && let Ok(pk) = epoch::open_chain_link(&self.space_id, k, p, link)
                     {
                         new.push(pk);
@@ -873,7 +874,7 @@ impl SpaceReplica {
             }
             let mut grew = false;
             for k in new {
-                grew |= self.keys.insert(k);
+                grew |= self.opened.insert(k);
             }
             if !grew {
                 break;
@@ -949,7 +950,7 @@ impl SpaceReplica {
         let new_key = op
             .body
             .rotation()
-            .and_then(|r| self.keys.get(&r.epoch_id).cloned());
+            .and_then(|r| self.opened.get(&r.epoch_id).cloned());
         let (deps, user) =
             resolve::authorize(&self.space_id, &op, &s, new_key.as_ref()).map_err(|e| e.class())?;
         if matches!(op.body, OpBody::CreateSpace { .. }) && self.genesis.is_none() {
@@ -1108,12 +1109,12 @@ impl SpaceReplica {
         let prev_epochs = self.state.frontier.clone();
         let mut chain_links = Vec::with_capacity(prev_epochs.len());
         for p in &prev_epochs {
-            let pk = self.keys.get(p).ok_or(Error::UnknownEpoch)?;
+            let pk = self.opened.get(p).ok_or(Error::UnknownEpoch)?;
             chain_links.push(epoch::chain_link(&self.space_id, &new, pk)?);
         }
         let to = self.state.expected_recipients(excluded);
         let (km, km_id) = epoch::key_message(rng, &self.space_id, &new, &to)?;
-        self.keys.insert(new.clone());
+        self.opened.insert(new.clone());
         self.key_messages.insert(km_id, km.clone());
         self.outbox.push(Outgoing::KeyMessage(km));
         Ok((
@@ -1430,7 +1431,7 @@ impl SpaceReplica {
                 .state
                 .epochs
                 .keys()
-                .filter(|e| !reach.contains(*e) && self.keys.contains(e))
+                .filter(|e| !reach.contains(*e) && self.opened.contains(e))
                 .filter(|e| !self.welcomed.contains(&(t.device_id, **e)))
                 .copied()
                 .collect();

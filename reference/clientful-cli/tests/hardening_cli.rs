@@ -231,7 +231,8 @@ fn damaged_invite_refused_and_partial_sync_fails() {
     };
     bob.run(&["identity", "create", "--name", "bob"]);
     let code = last_line(&alice.run(&["invite", "create"]));
-    // The create_op is the last 32 bytes of the code's bytes, before the check.
+    // The create_op and the genesis are the last 64 bytes of the code's bytes,
+    // before the check: change one character there.
     let (body, check) = code.rsplit_once('-').expect("check digits");
     let at = body.len() - 10;
     let mut changed = body.as_bytes().to_vec();

@@ -424,6 +424,12 @@ impl ReferenceAdapter {
                 let sab = self.saboteur;
                 let item = d.item.ok_or("no item")?;
                 let (mut disposition, mut error) = self.space(d.space)?.deliver(&item)?;
+                if sab == Some(Saboteur::LowestGenesisWins)
+                    && self.space(d.space)?.lowest_genesis_wins()?
+                {
+                    disposition = pb::Disposition::Applied;
+                    error = ErrorClass::Unspecified;
+                }
                 if disposition == pb::Disposition::Rejected
                     && let Some(s) = sab
                 {
@@ -452,7 +458,10 @@ impl ReferenceAdapter {
                 self.configured = Some((c.seed, c.clock_ms));
                 R::Done(pb::Done {})
             }
-            Command::ExportSecrets(e) => R::Secrets(self.space(e.space)?.secrets()),
+            Command::ExportSecrets(e) => {
+                let sab = self.saboteur;
+                R::Secrets(self.space(e.space)?.secrets(sab))
+            }
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })
     }

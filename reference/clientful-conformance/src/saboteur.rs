@@ -68,6 +68,13 @@ pub enum Saboteur {
     /// Reports the same `HistoryDigest` (that of an empty history) whatever it
     /// has integrated.
     ConstantHistoryDigest,
+    /// The genesis rule before MEM-26/MEM-27: the `CREATE_SPACE` with the
+    /// lowest id stands, so a rival genesis signed by a device of the creator's
+    /// user replaces the real one.
+    LowestGenesisWins,
+    /// The key rule before KEY-18: any epoch secret that opens is kept and
+    /// used, including one no rotation created (a private epoch).
+    KeepAnySecret,
 }
 
 /// Every saboteur, with its command-line name.
@@ -99,6 +106,8 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("ignores-removal", Saboteur::IgnoresRemoval),
     ("answers-from-vectors", Saboteur::AnswersFromVectors),
     ("constant-history-digest", Saboteur::ConstantHistoryDigest),
+    ("lowest-genesis-wins", Saboteur::LowestGenesisWins),
+    ("keep-any-secret", Saboteur::KeepAnySecret),
 ];
 
 impl Saboteur {

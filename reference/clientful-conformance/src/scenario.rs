@@ -182,6 +182,8 @@ struct Run<'a, 'b> {
     welcomes: Vec<pb::SpaceItem>,
     /// Space items in flight: (to, item).
     space_queue: Vec<(String, pb::SpaceItem)>,
+    /// Epochs the runner handed out that no rotation created, by name (KEY-18).
+    private_epochs: BTreeMap<String, Vec<u8>>,
 }
 
 fn seed_of(tag: &str, name: &str, seed: u64) -> Vec<u8> {
@@ -190,6 +192,14 @@ fn seed_of(tag: &str, name: &str, seed: u64) -> Vec<u8> {
     input.extend_from_slice(name.as_bytes());
     input.extend_from_slice(&seed.to_be_bytes());
     clientful_core::suite::sha256(&input).to_vec()
+}
+
+fn seed_32(b: &[u8]) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (d, x) in s.iter_mut().zip(b) {
+        *d = *x;
+    }
+    s
 }
 
 fn role_of(step: &Value) -> Result<i32, ScenarioError> {
@@ -570,18 +580,24 @@ impl Run<'_, '_> {
             }
             "joinSpace" => {
                 let name = str_of(step, "as")?.to_string();
-                let space_id = self
+                // The space id and the genesis to pin (MEM-26), as a link code
+                // carries them: the creator's.
+                let (space_id, genesis) = self
                     .space_info
                     .values()
                     .next()
-                    .map(|h| h.space_id.clone())
+                    .map(|h| (h.space_id.clone(), h.genesis.clone()))
                     .ok_or_else(|| fail("joinSpace before createSpace"))?;
+                if genesis.len() != 32 {
+                    return Err(fail("create_space answered no 32-byte genesis"));
+                }
                 let seeds = self.seeds(&name, user(step));
                 self.new_space(
                     &name,
                     Command::JoinSpace(pb::JoinSpace {
                         space_id,
                         seeds: Some(seeds),
+                        genesis,
                     }),
                 )?;
             }
@@ -751,6 +767,155 @@ impl Run<'_, '_> {
                     return Err(fail(format!("expected {want}, got {got}")));
                 }
             }
+            "forgeGenesis" => {
+                // Issue 22 finding 1: a device key certified by the user key of
+                // `by` (the creator) signs a second CREATE_SPACE with the same
+                // space id and a lower id; every replica in `to` gets its epoch
+                // in a welcome, then the rival, whose disposition must be `expect`.
+                let by = str_of(step, "by")?.to_string();
+                let h = self.info(&by)?.clone();
+                let genesis_env = self
+                    .space_log
+                    .iter()
+                    .filter(|(f, i)| *f == by && i.kind == pb::SpaceItemKind::Envelope as i32)
+                    .map(|(_, i)| i.bytes.clone())
+                    .find(|b| {
+                        envelope::decode(b).is_ok_and(|d| d.id.as_slice() == h.genesis.as_slice())
+                    })
+                    .ok_or_else(|| fail(format!("{by} sent no genesis")))?;
+                let secrets: Vec<clientful_core::keys::EpochKey> = self
+                    .export_secrets(&by)?
+                    .epochs
+                    .iter()
+                    .filter_map(|e| {
+                        Some(clientful_core::keys::EpochKey::new(
+                            e.epoch_id.as_slice().try_into().ok()?,
+                            e.secret.as_slice().try_into().ok()?,
+                        ))
+                    })
+                    .collect();
+                let user_seed: [u8; 32] = self
+                    .seeds(&by, user(step))
+                    .user_seed
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| fail("user seed"))?;
+                let space_id: [u8; 32] = h
+                    .space_id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| fail("space id"))?;
+                let mut rng = ChaCha20Rng::from_seed(seed_32(&seed_of(
+                    "attack",
+                    str_of(step, "as")?,
+                    self.seed,
+                )));
+                let (rival, e) = crate::attacks::rival_genesis(
+                    &mut rng,
+                    space_id,
+                    &genesis_env,
+                    &secrets,
+                    &user_seed,
+                )
+                .map_err(fail)?;
+                let want = str_of(step, "expect")?.to_string();
+                for to in names(step, "to")? {
+                    let r =
+                        crate::attacks::recipient(&self.info(&to)?.certificate).map_err(fail)?;
+                    let w = clientful_core::membership::epoch::welcome(
+                        &mut rng,
+                        &space_id,
+                        &r,
+                        std::slice::from_ref(&e),
+                    )
+                    .map_err(|e| fail(e.to_string()))?;
+                    self.deliver_space(
+                        &to,
+                        pb::SpaceItem {
+                            kind: pb::SpaceItemKind::Welcome as i32,
+                            bytes: w,
+                            device_id: r.device_id.to_vec(),
+                        },
+                    )?;
+                    let got = self.deliver_space(
+                        &to,
+                        pb::SpaceItem {
+                            kind: pb::SpaceItemKind::Envelope as i32,
+                            bytes: rival.clone(),
+                            device_id: vec![],
+                        },
+                    )?;
+                    if got != want {
+                        return Err(fail(format!(
+                            "{to}: a rival genesis was {got}, expected {want}"
+                        )));
+                    }
+                }
+            }
+            "privateEpoch" => {
+                // Issue 22 finding 3: a writer makes an epoch no rotation
+                // created and hands its secret to `to` only, in a welcome each
+                // (`via` "welcome") or in one key message no operation commits
+                // to (`via` "keyMessage").
+                let name = str_of(step, "as")?.to_string();
+                let space_id: [u8; 32] = self
+                    .info(str_of(step, "by")?)?
+                    .space_id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| fail("space id"))?;
+                let mut rng =
+                    ChaCha20Rng::from_seed(seed_32(&seed_of("private", &name, self.seed)));
+                let e = clientful_core::membership::epoch::new_epoch(&mut rng, &space_id)
+                    .map_err(|e| fail(e.to_string()))?;
+                let to = names(step, "to")?;
+                let mut recipients = Vec::new();
+                for t in &to {
+                    recipients
+                        .push(crate::attacks::recipient(&self.info(t)?.certificate).map_err(fail)?);
+                }
+                let via = step.get("via").and_then(Value::as_str).unwrap_or("welcome");
+                let mut items = Vec::new();
+                if via == "keyMessage" {
+                    let (km, _) = clientful_core::membership::epoch::key_message(
+                        &mut rng,
+                        &space_id,
+                        &e,
+                        &recipients,
+                    )
+                    .map_err(|e| fail(e.to_string()))?;
+                    for t in &to {
+                        items.push((t.clone(), pb::SpaceItemKind::KeyMessage, km.clone(), vec![]));
+                    }
+                } else {
+                    for (t, r) in to.iter().zip(&recipients) {
+                        let w = clientful_core::membership::epoch::welcome(
+                            &mut rng,
+                            &space_id,
+                            r,
+                            std::slice::from_ref(&e),
+                        )
+                        .map_err(|e| fail(e.to_string()))?;
+                        items.push((
+                            t.clone(),
+                            pb::SpaceItemKind::Welcome,
+                            w,
+                            r.device_id.to_vec(),
+                        ));
+                    }
+                }
+                for (t, kind, bytes, device_id) in items {
+                    self.deliver_space(
+                        &t,
+                        pb::SpaceItem {
+                            kind: kind as i32,
+                            bytes,
+                            device_id,
+                        },
+                    )?;
+                }
+                self.private_epochs.insert(name, e.id().to_vec());
+            }
             "expectSpaceConverged" => {
                 let mut first: Option<(String, pb::SpaceObservation)> = None;
                 for r in names(step, "replicas")? {
@@ -893,6 +1058,27 @@ impl Run<'_, '_> {
                             return Err(fail(format!(
                                 "{r} exports a secret that does not match epoch {}",
                                 hex::encode(&e.epoch_id)
+                            )));
+                        }
+                    }
+                }
+                // `lacksPrivate`: no listed replica exports (uses) the private
+                // epoch of that name, whoever was handed its secret (KEY-18).
+                if let Some(p) = step.get("lacksPrivate").and_then(Value::as_str) {
+                    let id = self
+                        .private_epochs
+                        .get(p)
+                        .cloned()
+                        .ok_or_else(|| fail(format!("unknown private epoch {p}")))?;
+                    for r in names(step, "replicas")? {
+                        if self
+                            .export_secrets(&r)?
+                            .epochs
+                            .iter()
+                            .any(|e| e.epoch_id == id)
+                        {
+                            return Err(fail(format!(
+                                "{r} uses the private epoch {p}, which no rotation created"
                             )));
                         }
                     }
@@ -1328,6 +1514,7 @@ pub fn run_scenario_named(
         space_log: Vec::new(),
         welcomes: Vec::new(),
         space_queue: Vec::new(),
+        private_epochs: BTreeMap::new(),
     };
     let result = play(&mut run, scenario);
     ScenarioRun {

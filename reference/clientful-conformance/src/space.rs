@@ -19,6 +19,10 @@ pub struct SpaceSlot {
     /// The replica.
     pub replica: SpaceReplica,
     rng: ChaCha20Rng,
+    /// The seeds it was built from, and every item delivered to it: what the
+    /// `lowest-genesis-wins` saboteur rebuilds the replica from.
+    seeds: pb::DeviceSeeds,
+    delivered: Vec<pb::SpaceItem>,
 }
 
 fn seed32(b: &[u8], what: &str) -> Result<[u8; 32], String> {
@@ -59,30 +63,94 @@ impl SpaceSlot {
             user_key: me.user.to_vec(),
             device_id: me.device_id().to_vec(),
             certificate: me.certificate.clone(),
+            genesis: self
+                .replica
+                .genesis()
+                .map(|g| g.to_vec())
+                .unwrap_or_default(),
         }
     }
 
     /// `create_space`.
     pub fn create(c: &pb::CreateSpace) -> Result<SpaceSlot, String> {
-        let (me, mut rng) = identity(c.seeds.as_ref().ok_or("no seeds")?)?;
+        let seeds = c.seeds.clone().ok_or("no seeds")?;
+        let (me, mut rng) = identity(&seeds)?;
         let replica = SpaceReplica::create(&mut rng, me).map_err(|e| e.to_string())?;
-        Ok(SpaceSlot { replica, rng })
+        Ok(SpaceSlot::slot(replica, rng, seeds))
     }
 
     /// `join_space`.
     pub fn join(j: &pb::JoinSpace) -> Result<SpaceSlot, String> {
-        let (me, rng) = identity(j.seeds.as_ref().ok_or("no seeds")?)?;
-        let replica =
-            SpaceReplica::new(key32(&j.space_id, "space_id")?, me).map_err(|e| e.to_string())?;
-        Ok(SpaceSlot { replica, rng })
+        let seeds = j.seeds.clone().ok_or("no seeds")?;
+        let (me, rng) = identity(&seeds)?;
+        let replica = SpaceReplica::join(
+            key32(&j.space_id, "space_id")?,
+            key32(&j.genesis, "genesis")?,
+            me,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(SpaceSlot::slot(replica, rng, seeds))
+    }
+
+    fn slot(replica: SpaceReplica, rng: ChaCha20Rng, seeds: pb::DeviceSeeds) -> SpaceSlot {
+        SpaceSlot {
+            replica,
+            rng,
+            seeds,
+            delivered: Vec::new(),
+        }
     }
 
     /// `redeem_invite`.
     pub fn redeem(r: &pb::RedeemInvite) -> Result<SpaceSlot, String> {
-        let (me, mut rng) = identity(r.seeds.as_ref().ok_or("no seeds")?)?;
+        let seeds = r.seeds.clone().ok_or("no seeds")?;
+        let (me, mut rng) = identity(&seeds)?;
         let replica = SpaceReplica::redeem(&mut rng, &r.code, me, role(r.role)?)
             .map_err(|e| e.to_string())?;
-        Ok(SpaceSlot { replica, rng })
+        Ok(SpaceSlot::slot(replica, rng, seeds))
+    }
+
+    /// The `lowest-genesis-wins` saboteur (the rule before MEM-26/MEM-27: the
+    /// `CREATE_SPACE` with the lowest id stands): when the replica reports a
+    /// rival genesis below its pin, rebuild it pinned to the rival and replay
+    /// everything it had. Returns whether it did.
+    pub fn lowest_genesis_wins(&mut self) -> Result<bool, String> {
+        let (Some(pin), Some(low)) = (
+            self.replica.genesis(),
+            self.replica.rival_genesis().into_iter().min(),
+        ) else {
+            return Ok(false);
+        };
+        if low >= pin {
+            return Ok(false);
+        }
+        let (me, _) = identity(&self.seeds)?;
+        let mut r =
+            SpaceReplica::join(*self.replica.space_id(), low, me).map_err(|e| e.to_string())?;
+        r.import_keys(&self.replica.candidate_keys().all());
+        for k in self.replica.key_messages() {
+            let _ = r.receive_key_message(&k);
+        }
+        for e in self.replica.envelopes() {
+            r.receive(&e);
+        }
+        for item in &self.delivered {
+            match pb::SpaceItemKind::try_from(item.kind) {
+                Ok(pb::SpaceItemKind::Envelope) => {
+                    r.receive(&item.bytes);
+                }
+                Ok(pb::SpaceItemKind::KeyMessage) => {
+                    let _ = r.receive_key_message(&item.bytes);
+                }
+                Ok(pb::SpaceItemKind::Welcome) => {
+                    let _ = r.receive_welcome(&item.bytes);
+                }
+                _ => {}
+            }
+        }
+        let _ = r.drain_outbox();
+        self.replica = r;
+        Ok(true)
     }
 
     /// `space_intent`.
@@ -196,6 +264,7 @@ impl SpaceSlot {
         item: &pb::SpaceItem,
     ) -> Result<(pb::Disposition, ErrorClass), String> {
         use pb::Disposition as D;
+        self.delivered.push(item.clone());
         let r = &mut self.replica;
         Ok(match pb::SpaceItemKind::try_from(item.kind) {
             Ok(pb::SpaceItemKind::Envelope) => match r.receive(&item.bytes) {
@@ -217,12 +286,17 @@ impl SpaceSlot {
         })
     }
 
-    /// `export_secrets`: every epoch key held.
-    pub fn secrets(&self) -> pb::Secrets {
+    /// `export_secrets`: every usable epoch key held (KEY-18). The
+    /// `keep-any-secret` saboteur (the rule before KEY-18: any secret that
+    /// opens is kept and used) exports the candidates too.
+    pub fn secrets(&self, sab: Option<Saboteur>) -> pb::Secrets {
+        let keys = if sab == Some(Saboteur::KeepAnySecret) {
+            self.replica.candidate_keys().all()
+        } else {
+            self.replica.epoch_chain()
+        };
         pb::Secrets {
-            epochs: self
-                .replica
-                .epoch_chain()
+            epochs: keys
                 .iter()
                 .map(|k| pb::EpochSecret {
                     epoch_id: k.id().to_vec(),

@@ -210,6 +210,7 @@ pub const INVITE_CODE: Schema = Schema {
         f(1, "space_id", FieldKind::Bytes),
         f(2, "secret", FieldKind::Bytes),
         f(3, "create_op", FieldKind::Bytes),
+        f(4, "genesis", FieldKind::Bytes),
     ],
 };
 

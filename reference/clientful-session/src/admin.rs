@@ -271,10 +271,12 @@ impl Session {
         rand_core::Rng::fill_bytes(&mut self.rng, secret.as_mut());
         self.links
             .insert(verified.device_id, lobby_key(&self.space_id, &secret)?);
+        let genesis = self.replica.genesis().ok_or(SessionError::NoGenesis)?;
         let code = invite::encode(&InviteCode {
             space_id: self.space_id,
             secret: secret.clone(),
             create_op: op,
+            genesis,
         });
         self.follow_up(now_ms)?;
         Ok(DeviceLink {

@@ -77,6 +77,10 @@ pub enum SessionError {
     /// A device request (ID-3) whose certificate does not verify.
     #[error("device request is not valid: {0}")]
     DeviceRequest(clientful_core::Error),
+    /// A link or invite code names the space's genesis (MEM-26), and this
+    /// device has not pinned one yet (it has not synced the membership log).
+    #[error("the space has no pinned genesis on this device yet (sync first)")]
+    NoGenesis,
 }
 
 impl SessionError {
@@ -106,7 +110,7 @@ impl SessionError {
         match self {
             SessionError::Protocol { class, .. } => Some(*class),
             SessionError::DeviceRequest(e) => Some(e.class()),
-            SessionError::NoCurrentKey { .. } => None,
+            SessionError::NoCurrentKey { .. } | SessionError::NoGenesis => None,
         }
     }
 }

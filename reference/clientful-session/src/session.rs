@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::deliveries::{Deliveries, Pending};
 use crate::error::{SessionError, Step};
-use crate::stored::{self, KEY_EPOCHS, KEY_PENDING, KEY_WELCOMED, Persist, Stored};
+use crate::stored::{self, KEY_EPOCHS, KEY_GENESIS, KEY_PENDING, KEY_WELCOMED, Persist, Stored};
 
 /// The key of the lobby (an invite's or a device link's epoch, MEM-21,
 /// MEM-24) whose secret is `secret`.
@@ -146,6 +146,15 @@ impl Session {
         log: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Session, SessionError> {
         let mut s = Self::assemble(cfg)?;
+        if let Some(g) = stored
+            .genesis
+            .as_deref()
+            .and_then(|g| <[u8; 32]>::try_from(g).ok())
+        {
+            s.replica
+                .pin_genesis(g)
+                .map_err(SessionError::core(Step::Space))?;
+        }
         if let Some(b) = &stored.epochs {
             s.replica.import_keys(&stored::decode_keys(b));
         }
@@ -420,6 +429,12 @@ impl Session {
             name: KEY_WELCOMED,
             value: stored::encode_pairs(&self.replica.welcomed()),
         });
+        if let Some(g) = self.replica.genesis() {
+            self.persist.push_back(Persist::Key {
+                name: KEY_GENESIS,
+                value: g.to_vec(),
+            });
+        }
         Ok(())
     }
 }

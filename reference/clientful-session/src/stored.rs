@@ -9,6 +9,10 @@ use clientful_core::keys::EpochKey;
 pub const KEY_EPOCHS: &str = "epochs";
 /// The key under which the welcomes sent are stored: `device id || epoch id`.
 pub const KEY_WELCOMED: &str = "welcomed";
+/// The key under which the pinned genesis is stored (MEM-26): a reopened store
+/// pins it before feeding its envelopes, among which a rival `CREATE_SPACE`
+/// received earlier may sort first.
+pub const KEY_GENESIS: &str = "genesis";
 /// The key under which the pending deliveries are stored
 /// ([`crate::Deliveries::encode`]).
 pub const KEY_PENDING: &str = "pending-deliveries";
@@ -27,7 +31,7 @@ pub enum Persist {
     },
     /// Replace the value stored under a key name.
     Key {
-        /// One of [`KEY_EPOCHS`], [`KEY_WELCOMED`], [`KEY_PENDING`].
+        /// One of [`KEY_EPOCHS`], [`KEY_WELCOMED`], [`KEY_GENESIS`], [`KEY_PENDING`].
         name: &'static str,
         /// The value.
         value: Vec<u8>,
@@ -61,6 +65,8 @@ pub struct Stored {
     pub welcomed: Option<Vec<u8>>,
     /// The value under [`KEY_PENDING`].
     pub pending: Option<Vec<u8>>,
+    /// The value under [`KEY_GENESIS`].
+    pub genesis: Option<Vec<u8>>,
 }
 
 pub(crate) fn encode_keys(keys: &[EpochKey]) -> Vec<u8> {

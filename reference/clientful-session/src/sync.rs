@@ -142,9 +142,11 @@ impl Session {
     /// epoch of the chain, and the signers of the write view (with itself).
     pub fn current_view(&self) -> Option<EpochView> {
         let current = self.replica.current_epoch()?;
+        // Candidates too (KEY-18): a rotation is stored under the epoch it
+        // creates, so its key message's epoch is read before it is usable.
         let old_epochs = self
             .replica
-            .epoch_chain()
+            .readable_epochs()
             .into_iter()
             .filter(|k| k.id() != current.id())
             .collect();
@@ -196,6 +198,12 @@ impl Session {
 
     fn key_count(&self) -> usize {
         self.replica.keys().all().len()
+    }
+
+    /// Every secret opened, usable or candidate: a round that learnt a
+    /// candidate reads its epoch's directory in the next round (KEY-18).
+    fn opened_count(&self) -> usize {
+        self.replica.candidate_keys().all().len()
     }
 }
 
@@ -257,7 +265,7 @@ impl SyncExchange {
                 }
                 Phase::RoundStart => {
                     self.round += 1;
-                    self.round_keys = session.key_count();
+                    self.round_keys = session.opened_count();
                     self.round_received = self.received;
                     self.phase = Phase::RoundPull;
                     // Only a device that holds no document yet (a new device or
@@ -284,7 +292,7 @@ impl SyncExchange {
                     return Some(SyncStep::Learn);
                 }
                 Phase::RoundEnd => {
-                    let quiet = session.key_count() == self.round_keys
+                    let quiet = session.opened_count() == self.round_keys
                         && self.received == self.round_received;
                     self.phase = if quiet || self.round >= MAX_SYNC_ROUNDS {
                         Phase::CheckPreviews

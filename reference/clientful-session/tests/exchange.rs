@@ -12,7 +12,7 @@ use clientful_core::membership::Role;
 use clientful_core::membership::SpaceReplica;
 use clientful_core::membership::invite;
 use clientful_core::membership::space::Identity;
-use clientful_session::stored::{KEY_EPOCHS, KEY_PENDING};
+use clientful_session::stored::{KEY_EPOCHS, KEY_GENESIS, KEY_PENDING};
 use clientful_session::{
     Persist, Session, SessionConfig, Stored, SyncExchange, SyncStep, lobby_key,
 };
@@ -150,6 +150,7 @@ fn an_invitee_is_admitted_and_welcomed_through_the_deliveries() {
         epochs: bob_local.keys.get(KEY_EPOCHS).cloned(),
         welcomed: None,
         pending: bob_local.keys.get(KEY_PENDING).cloned(),
+        genesis: bob_local.keys.get(KEY_GENESIS).cloned(),
     };
     let bob_again_replica = SpaceReplica::new(*bob.space_id(), identity(2).0).expect("replica");
     let all: Vec<Vec<u8>> = bob_local

@@ -796,6 +796,7 @@ fn invite_abuse_is_rejected() {
             space_id: vec![1; 32],
             secret: vec![2; 6],
             create_op: vec![3; 32],
+            genesis: vec![4; 32],
         });
         assert_eq!(
             clientful_core::membership::invite::decode(&short)

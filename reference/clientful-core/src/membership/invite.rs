@@ -30,8 +30,11 @@ pub struct InviteCode {
     pub space_id: [u8; 32],
     /// The invite secret.
     pub secret: Zeroizing<[u8; 32]>,
-    /// The `CREATE_INVITE` operation id.
+    /// The `CREATE_INVITE` operation id (for a device link, the `ADD_DEVICE`).
     pub create_op: [u8; 32],
+    /// The id of the space's `CREATE_SPACE`: the genesis the joining replica
+    /// pins (MEM-26).
+    pub genesis: [u8; 32],
 }
 
 /// What an invite secret derives.
@@ -74,11 +77,13 @@ pub fn encode(code: &InviteCode) -> Vec<u8> {
         space_id: code.space_id.to_vec(),
         secret: code.secret.to_vec(),
         create_op: code.create_op.to_vec(),
+        genesis: code.genesis.to_vec(),
     })
 }
 
 /// Decodes an invite code. A secret shorter than 32 bytes is `MALFORMED`: codes
-/// never carry less entropy (MEM-20).
+/// never carry less entropy (MEM-20); so is a code without its 32-byte genesis
+/// id (MEM-26).
 pub fn decode(bytes: &[u8]) -> Result<InviteCode, Error> {
     if bytes.len() > MAX_INVITE_CODE_BYTES {
         return Err(Error::LimitExceeded {
@@ -98,6 +103,7 @@ pub fn decode(bytes: &[u8]) -> Result<InviteCode, Error> {
         space_id: f(&m.space_id, "InviteCode.space_id")?,
         secret: Zeroizing::new(f(&m.secret, "InviteCode.secret")?),
         create_op: f(&m.create_op, "InviteCode.create_op")?,
+        genesis: f(&m.genesis, "InviteCode.genesis")?,
     })
 }
 
@@ -112,6 +118,19 @@ mod tests {
             space_id: [1u8; 32].to_vec(),
             secret: [2u8; 8].to_vec(),
             create_op: [3u8; 32].to_vec(),
+            genesis: [4u8; 32].to_vec(),
+        });
+        assert_eq!(decode(&bytes).unwrap_err().class(), ErrorClass::Malformed);
+    }
+
+    #[test]
+    fn codes_without_a_genesis_are_refused() {
+        // MEM-20, MEM-26: a code names the genesis the joining replica pins.
+        let bytes = wire::encode(&pb::InviteCode {
+            space_id: [1u8; 32].to_vec(),
+            secret: [2u8; 32].to_vec(),
+            create_op: [3u8; 32].to_vec(),
+            genesis: Vec::new(),
         });
         assert_eq!(decode(&bytes).unwrap_err().class(), ErrorClass::Malformed);
     }
@@ -122,6 +141,7 @@ mod tests {
             space_id: [1u8; 32],
             secret: Zeroizing::new([2u8; 32]),
             create_op: [3u8; 32],
+            genesis: [4u8; 32],
         };
         assert_eq!(decode(&encode(&code)).expect("decode"), code);
         let a = derive(&code.space_id, &code.secret).expect("derive");

@@ -214,7 +214,9 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         }
     };
 
-    // (a) One genesis: the lowest id.
+    // (a) One genesis. A replica accepts only the genesis it pinned (MEM-26),
+    // so a set of accepted operations holds one; should a caller resolve a set
+    // with several, all but the lowest id are void, as a guard.
     let mut geneses: Vec<&Entry> = order
         .iter()
         .filter(|e| matches!(e.op.body, OpBody::CreateSpace { .. }))

@@ -91,6 +91,15 @@ pub enum Verdict {
 /// Something the device must report to its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alarm {
+    /// A `CREATE_SPACE` of this space other than the pinned genesis (MEM-26,
+    /// MEM-27): whoever holds a device key the creator's user key certified
+    /// signed a second genesis. It is rejected; it never competes.
+    RivalGenesis {
+        /// The rival operation.
+        op: OpId,
+        /// Its author device key.
+        author: [u8; 32],
+    },
     /// A key message gave this device a secret that does not match the epoch id
     /// committed to (KEY-7).
     KeyMismatch {
@@ -194,7 +203,10 @@ pub struct SpaceReplica {
     pending: BTreeMap<OpId, (Op, Vec<u8>)>,
     rejected: BTreeMap<OpId, ErrorClass>,
     held: Vec<Vec<u8>>,
+    opened: KeyRing,
     keys: KeyRing,
+    genesis: Option<OpId>,
+    rivals: BTreeSet<OpId>,
     invite_keys: BTreeMap<EpochId, EpochKey>,
     key_messages: BTreeMap<[u8; 32], Vec<u8>>,
     welcomed: BTreeSet<(DeviceId, EpochId)>,
@@ -231,7 +243,10 @@ impl SpaceReplica {
             pending: BTreeMap::new(),
             rejected: BTreeMap::new(),
             held: Vec::new(),
+            opened: KeyRing::default(),
             keys: KeyRing::default(),
+            genesis: None,
+            rivals: BTreeSet::new(),
             invite_keys: BTreeMap::new(),
             key_messages: BTreeMap::new(),
             welcomed: BTreeSet::new(),
@@ -241,6 +256,41 @@ impl SpaceReplica {
             epoch_events: Vec::new(),
             outbox: Vec::new(),
         })
+    }
+
+    /// A replica of `space_id` pinned to `genesis`, the id of its `CREATE_SPACE`
+    /// as the device was given it (an invite or link code, MEM-26): any other
+    /// `CREATE_SPACE` is rejected and reported (MEM-27).
+    pub fn join(space_id: [u8; 32], genesis: OpId, me: Identity) -> Result<SpaceReplica, Error> {
+        let mut r = SpaceReplica::new(space_id, me)?;
+        r.genesis = Some(genesis);
+        Ok(r)
+    }
+
+    /// Pins the genesis (MEM-26) of a replica built with [`Self::new`], before
+    /// it receives anything. Fails with `WRONG_CONTEXT` if another genesis is
+    /// already pinned.
+    pub fn pin_genesis(&mut self, genesis: OpId) -> Result<(), Error> {
+        match self.genesis {
+            Some(g) if g != genesis => Err(Error::WrongContext { what: "genesis" }),
+            _ => {
+                self.genesis = Some(genesis);
+                Ok(())
+            }
+        }
+    }
+
+    /// The pinned genesis (MEM-26): given at creation or joining, or, for a
+    /// replica built with [`Self::new`] and never pinned, the first
+    /// `CREATE_SPACE` it accepted (a device reloading its own log).
+    pub fn genesis(&self) -> Option<OpId> {
+        self.genesis
+    }
+
+    /// `CREATE_SPACE` operations of this space that are not the pinned genesis,
+    /// rejected and kept as evidence (MEM-27).
+    pub fn rival_genesis(&self) -> Vec<OpId> {
+        self.rivals.iter().copied().collect()
     }
 
     /// Creates a space (MEM-6): the creator's device writes `CREATE_SPACE`.
@@ -273,10 +323,11 @@ impl SpaceReplica {
         })
         .rotation(&rotation)
         .encode();
-        r.keys.insert(e0.clone());
+        r.opened.insert(e0.clone());
         r.key_messages.insert(km_id, km.clone());
         r.outbox.push(Outgoing::KeyMessage(km));
-        r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
+        let genesis = r.publish(rng, ops::CT_CREATE_SPACE, &body, &e0)?;
+        r.genesis = Some(genesis);
         Ok(r)
     }
 
@@ -291,7 +342,7 @@ impl SpaceReplica {
     ) -> Result<SpaceReplica, Error> {
         let code = invite::decode(code)?;
         let keys = invite::derive(&code.space_id, &code.secret)?;
-        let mut r = SpaceReplica::new(code.space_id, me)?;
+        let mut r = SpaceReplica::join(code.space_id, code.genesis, me)?;
         let inv_epoch = epoch::epoch_key(&code.space_id, &keys.epoch_secret)?;
         r.invite_keys.insert(*inv_epoch.id(), inv_epoch.clone());
         let ids = [r.me.device_id()];
@@ -397,9 +448,18 @@ impl SpaceReplica {
         &self.alarms
     }
 
-    /// The epoch keys this device holds.
+    /// The usable epoch keys this device holds (KEY-18): those of epochs an
+    /// accepted operation of the membership log created. Documents, storage and
+    /// broker use these and no others.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Every epoch secret this device opened, usable or not: a secret of an
+    /// epoch no accepted rotation created (yet) opens membership operations and
+    /// carriers only (KEY-18).
+    pub fn candidate_keys(&self) -> &KeyRing {
+        &self.opened
     }
 
     /// The current epoch's key (KEY-11), if the device holds it.
@@ -429,6 +489,23 @@ impl SpaceReplica {
             .collect();
         es.sort_by_key(|(d, id, _)| (*d, *id));
         es.into_iter().map(|(_, _, k)| k).collect()
+    }
+
+    /// The epochs whose storage directories and broker rooms this device reads
+    /// (KEY-18): every usable epoch ([`Self::epoch_chain`]), then every
+    /// candidate, ascending by id. A rotation is stored and published under the
+    /// epoch it creates (KEY-15), so a device that learnt a candidate from a key
+    /// message must read there to find the operation that makes it usable.
+    /// What it reads passes the same checks: documents open under usable
+    /// epochs only (KEY-19).
+    pub fn readable_epochs(&self) -> Vec<EpochKey> {
+        let mut out = self.epoch_chain();
+        for k in self.opened.all() {
+            if !self.keys.contains(k.id()) {
+                out.push(k);
+            }
+        }
+        out
     }
 
     /// Current-epoch changes since the last call (KEY-13).
@@ -495,7 +572,8 @@ impl SpaceReplica {
             };
         }
         let walks_back = op.body.rotation().is_some_and(|r| {
-            self.keys.contains(&r.epoch_id) && r.prev_epochs.iter().any(|p| !self.keys.contains(p))
+            self.opened.contains(&r.epoch_id)
+                && r.prev_epochs.iter().any(|p| !self.opened.contains(p))
         });
         self.pending.insert(id, (op, bytes.to_vec()));
         let done = self.process();
@@ -524,7 +602,7 @@ impl SpaceReplica {
         let ctx = Ctx {
             space_id: self.space_id,
             doc_id,
-            keys: &self.keys,
+            keys: &self.opened,
             invite_keys: &self.invite_keys,
         };
         match envelope::open_decoded(decoded, &ctx) {
@@ -585,7 +663,7 @@ impl SpaceReplica {
     pub fn locked_out_epochs(&self) -> Vec<EpochId> {
         self.not_addressed
             .iter()
-            .filter(|e| !self.keys.contains(e))
+            .filter(|e| !self.opened.contains(e))
             .copied()
             .collect()
     }
@@ -615,7 +693,7 @@ impl SpaceReplica {
             .collect();
         let mut out = Vec::new();
         for p in prev {
-            let Some(k) = self.keys.get(&p).cloned() else {
+            let Some(k) = self.opened.get(&p).cloned() else {
                 continue;
             };
             let c = delivery::seal_carrier(
@@ -698,7 +776,7 @@ impl SpaceReplica {
         self.key_messages.insert(msg.id, bytes.to_vec());
         match epoch::open_key_message(&msg, &self.me.device_id(), &self.me.device.x25519)? {
             Delivery::Key(k) => {
-                self.keys.insert(k);
+                self.opened.insert(k);
             }
             Delivery::NotAddressed => {
                 self.not_addressed.insert(msg.epoch_id);
@@ -725,7 +803,7 @@ impl SpaceReplica {
             &self.me.device.x25519,
         )?;
         for k in keys {
-            self.keys.insert(k);
+            self.opened.insert(k);
         }
         self.learn_and_retry();
         Ok(())
@@ -735,7 +813,7 @@ impl SpaceReplica {
     /// key ring) and opens what they unlock.
     pub fn import_keys(&mut self, keys: &[EpochKey]) {
         for k in keys {
-            self.keys.insert(k.clone());
+            self.opened.insert(k.clone());
         }
         self.learn_and_retry();
     }
@@ -750,6 +828,20 @@ impl SpaceReplica {
             }
             if self.held.len() >= before {
                 break;
+            }
+        }
+        self.ratify();
+    }
+
+    /// Recomputes the usable keys (KEY-18): the secrets held of epochs that an
+    /// accepted operation created. A secret that arrived by a key message no
+    /// operation commits to, or by a welcome, for an epoch no rotation created,
+    /// stays a candidate: whatever a sender hands out, no envelope sealed under
+    /// an epoch outside the log is opened, on any replica.
+    fn ratify(&mut self) {
+        for k in self.opened.all() {
+            if self.state.epochs.contains_key(k.id()) {
+                self.keys.insert(k);
             }
         }
     }
@@ -769,11 +861,11 @@ impl SpaceReplica {
                 let Some(r) = op.body.rotation() else {
                     continue;
                 };
-                let Some(k) = self.keys.get(&r.epoch_id) else {
+                let Some(k) = self.opened.get(&r.epoch_id) else {
                     continue;
                 };
                 for (p, link) in r.prev_epochs.iter().zip(r.chain_links.iter()) {
-                    if !self.keys.contains(p)
+                    if !self.opened.contains(p)
                         && let Ok(pk) = epoch::open_chain_link(&self.space_id, k, p, link)
                     {
                         new.push(pk);
@@ -782,7 +874,7 @@ impl SpaceReplica {
             }
             let mut grew = false;
             for k in new {
-                grew |= self.keys.insert(k);
+                grew |= self.opened.insert(k);
             }
             if !grew {
                 break;
@@ -823,6 +915,21 @@ impl SpaceReplica {
     }
 
     fn integrate(&mut self, op: Op, bytes: Vec<u8>) -> Result<(), ErrorClass> {
+        // MEM-26, MEM-27: one genesis, the pinned one; any other CREATE_SPACE
+        // is evidence, never a competitor.
+        if matches!(op.body, OpBody::CreateSpace { .. }) {
+            match self.genesis {
+                Some(g) if g != op.id => {
+                    self.rivals.insert(op.id);
+                    self.alarms.push(Alarm::RivalGenesis {
+                        op: op.id,
+                        author: op.author,
+                    });
+                    return Err(ErrorClass::InvalidOperation);
+                }
+                _ => {}
+            }
+        }
         // Author chain (as DOC-6): prev is the author's operation seq - 1.
         if let Some(p) = op.prev {
             match self.entries.get(&p) {
@@ -843,9 +950,12 @@ impl SpaceReplica {
         let new_key = op
             .body
             .rotation()
-            .and_then(|r| self.keys.get(&r.epoch_id).cloned());
+            .and_then(|r| self.opened.get(&r.epoch_id).cloned());
         let (deps, user) =
             resolve::authorize(&self.space_id, &op, &s, new_key.as_ref()).map_err(|e| e.class())?;
+        if matches!(op.body, OpBody::CreateSpace { .. }) && self.genesis.is_none() {
+            self.genesis = Some(op.id);
+        }
         let admins = s
             .members
             .iter()
@@ -879,6 +989,7 @@ impl SpaceReplica {
     fn refresh(&mut self) {
         let all: BTreeSet<OpId> = self.entries.keys().copied().collect();
         self.state = resolve::resolve(&self.entries, &all);
+        self.ratify();
         let cur = self.state.current_epoch();
         if cur != self.current {
             self.current = cur;
@@ -998,12 +1109,12 @@ impl SpaceReplica {
         let prev_epochs = self.state.frontier.clone();
         let mut chain_links = Vec::with_capacity(prev_epochs.len());
         for p in &prev_epochs {
-            let pk = self.keys.get(p).ok_or(Error::UnknownEpoch)?;
+            let pk = self.opened.get(p).ok_or(Error::UnknownEpoch)?;
             chain_links.push(epoch::chain_link(&self.space_id, &new, pk)?);
         }
         let to = self.state.expected_recipients(excluded);
         let (km, km_id) = epoch::key_message(rng, &self.space_id, &new, &to)?;
-        self.keys.insert(new.clone());
+        self.opened.insert(new.clone());
         self.key_messages.insert(km_id, km.clone());
         self.outbox.push(Outgoing::KeyMessage(km));
         Ok((
@@ -1255,10 +1366,14 @@ impl SpaceReplica {
         .encode();
         let k = self.current_for_writing()?;
         let create_op = self.publish(rng, ops::CT_CREATE_INVITE, &body, &k)?;
+        let genesis = self.genesis.ok_or(Error::InvalidOperation {
+            reason: "no genesis pinned",
+        })?;
         Ok(invite::encode(&invite::InviteCode {
             space_id: self.space_id,
             secret,
             create_op,
+            genesis,
         }))
     }
 
@@ -1316,7 +1431,7 @@ impl SpaceReplica {
                 .state
                 .epochs
                 .keys()
-                .filter(|e| !reach.contains(*e) && self.keys.contains(e))
+                .filter(|e| !reach.contains(*e) && self.opened.contains(e))
                 .filter(|e| !self.welcomed.contains(&(t.device_id, **e)))
                 .copied()
                 .collect();

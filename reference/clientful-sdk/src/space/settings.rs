@@ -7,7 +7,7 @@ use std::path::Path;
 
 use clientful_core::membership::SpaceReplica;
 use clientful_core::membership::invite;
-use clientful_session::stored::{KEY_EPOCHS, KEY_PENDING, KEY_WELCOMED};
+use clientful_session::stored::{KEY_EPOCHS, KEY_GENESIS, KEY_PENDING, KEY_WELCOMED};
 use clientful_session::{Session, SessionConfig, Stored, lobby_key};
 use clientful_storage::{LocalStore, OpendalStore};
 use serde::{Deserialize, Serialize};
@@ -228,8 +228,12 @@ impl SpaceSession {
         let bytes = codes::decode(codes::LINK, code)?;
         let parsed = invite::decode(&bytes)
             .map_err(|e| CodeError::new(CodeKind::Link, CodeProblem::Malformed(e)))?;
-        let mut replica = SpaceReplica::new(parsed.space_id, client.profile().identity()?)
-            .map_err(ClientError::core(Action::JoinSpace))?;
+        let mut replica = SpaceReplica::join(
+            parsed.space_id,
+            parsed.genesis,
+            client.profile().identity()?,
+        )
+        .map_err(ClientError::core(Action::JoinSpace))?;
         replica.add_invite_epoch(lobby_key(&parsed.space_id, &parsed.secret)?);
         Self::start_and_sync(client, replica, Some(&parsed.secret), name, storage).await
     }
@@ -248,6 +252,7 @@ impl SpaceSession {
             epochs: local.key(KEY_EPOCHS)?,
             welcomed: local.key(KEY_WELCOMED)?,
             pending: local.key(KEY_PENDING)?,
+            genesis: local.key(KEY_GENESIS)?,
         };
         let all = local.all_envelopes()?;
         let cfg = Self::core_config(client, &file, replica)?;

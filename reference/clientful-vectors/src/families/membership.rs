@@ -201,6 +201,7 @@ impl Group {
     fn input(&self, order: &[usize]) -> Value {
         json!({
             "spaceId": hex(self.space_id()),
+            "genesis": self.reps.first().and_then(SpaceReplica::genesis).map(hex),
             "epochSecrets": self.all_keys().iter().map(|k| hex(k.secret())).collect::<Vec<_>>(),
             "log": order.iter().filter_map(|i| self.log.get(*i)).map(hex).collect::<Vec<_>>(),
         })
@@ -235,7 +236,12 @@ fn replay(input: &Value) -> Result<Value, String> {
         },
     )
     .map_err(err)?;
-    let mut obs = SpaceReplica::new(space_id, me).map_err(err)?;
+    // Pinned to the genesis the input names (MEM-26), as a device that joined
+    // with a code; without one, to the first CREATE_SPACE it accepts.
+    let mut obs = match input.get("genesis").and_then(Value::as_str) {
+        Some(_) => SpaceReplica::join(space_id, get_arr(input, "genesis")?, me).map_err(err)?,
+        None => SpaceReplica::new(space_id, me).map_err(err)?,
+    };
     obs.import_keys(&keys);
     let mut received = Vec::new();
     for e in &log {
@@ -280,6 +286,7 @@ fn replay(input: &Value) -> Result<Value, String> {
         "frontier": s.frontier.iter().map(hex).collect::<Vec<_>>(),
         "currentEpoch": s.current_epoch().map(hex),
         "digest": hex(s.digest().map_err(err)?),
+        "rivalGenesis": obs.rival_genesis().iter().map(hex).collect::<Vec<_>>(),
     }))
 }
 
@@ -506,6 +513,9 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
          `epochSecrets`; report each operation's verdict and the resolved state (MEM-17).",
         json!({}),
     );
+
+    // 0. A rival genesis (issue 22 finding 1, MEM-26, MEM-27).
+    rival_genesis_cases(&mut f, seed)?;
 
     // 1. Basic: create, add a writer, a reader, change a role, rotate.
     let mut g = Group::new(family_rng(&format!("{seed}/basic")))?;
@@ -965,6 +975,117 @@ fn invite_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A device key certified by the creator's user key signs a second
+/// `CREATE_SPACE` (same user key and nonce, so the same space id) whose
+/// envelope id is below the real genesis. The observer is pinned to the real
+/// genesis: the rival is rejected and reported, whatever the order.
+fn rival_genesis_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
+    use clientful_core::membership::epoch::{self, Recipient};
+    use clientful_core::membership::ops::{OpBody, Rotation};
+    f.note(
+        "RivalGenesis",
+        "AUTH_BYPASS",
+        "A second CREATE_SPACE of the space, signed by a device of the creator's user.",
+    );
+    let mut g = Group::new(family_rng(&format!("{seed}/rival-genesis")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let real = g.rep(0)?.genesis().ok_or("no genesis")?;
+    let nonce = match g.rep(0)?.op(&real).map(|o| &o.body) {
+        Some(OpBody::CreateSpace { nonce, .. }) => *nonce,
+        _ => return Err("genesis is not CREATE_SPACE".into()),
+    };
+    let space_id = g.space_id();
+    let creator = SigningKey::from_seed(&g.users.first().ok_or("no creator")?.seed());
+    let mut rng = g.rng.clone();
+    let me = Identity::new(&creator, DeviceKeys::generate(&mut rng)).map_err(err)?;
+    let to = Recipient {
+        device_id: me.device_id(),
+        x25519: me.verified.device_x25519,
+    };
+    let e = epoch::new_epoch(&mut rng, &space_id).map_err(err)?;
+    let (_, km_id) = epoch::key_message(&mut rng, &space_id, &e, &[to]).map_err(err)?;
+    let body = BodyBuilder(pb::MembershipOp {
+        user_key: creator.public_bytes().to_vec(),
+        certificates: vec![me.certificate.clone()],
+        nonce: nonce.to_vec(),
+        ..Default::default()
+    })
+    .rotation(&Rotation {
+        epoch_id: *e.id(),
+        prev_epochs: vec![],
+        chain_links: vec![],
+        recipients: vec![me.device_id()],
+        key_message: km_id,
+    })
+    .encode();
+    let m = SpaceReplica::new(space_id, me).map_err(err)?;
+    let mut rival = None;
+    for _ in 0..256 {
+        let bytes = m
+            .seal_unchecked(&mut rng, ops::CT_CREATE_SPACE, &body, &e)
+            .map_err(err)?;
+        if envelope::decode(&bytes).map_err(err)?.id < real {
+            rival = Some(bytes);
+            break;
+        }
+    }
+    g.rng = rng;
+    let rival = rival.ok_or("no lower rival id")?;
+    let n = g.log.len();
+    for (name, reversed) in [
+        ("rival-genesis-is-evidence", false),
+        ("rival-genesis-is-evidence-reversed", true),
+    ] {
+        let order: Vec<usize> = if reversed {
+            (0..n).rev().collect()
+        } else {
+            (0..n).collect()
+        };
+        let mut input = g.input(&order);
+        let obj = input.as_object_mut().ok_or("input")?;
+        if let Some(Value::Array(log)) = obj.get_mut("log") {
+            if reversed {
+                log.push(json!(hex(&rival)));
+            } else {
+                log.insert(0, json!(hex(&rival)));
+            }
+        }
+        if let Some(Value::Array(ks)) = obj.get_mut("epochSecrets") {
+            ks.push(json!(hex(e.secret())));
+        }
+        let out = replay(&input)?;
+        let mut intended: Vec<&str> = vec![A; n];
+        if reversed {
+            intended.push("rejected:INVALID_OPERATION");
+        } else {
+            intended.insert(0, "rejected:INVALID_OPERATION");
+        }
+        intend(&out, &intended).map_err(|e| format!("{name}: {e}"))?;
+        let rival_id = hex(envelope::decode(&rival).map_err(err)?.id);
+        if out.get("rivalGenesis") != Some(&json!([rival_id])) {
+            return Err(format!("{name}: the rival is not reported: {out}"));
+        }
+        let mut flags = vec!["RivalGenesis"];
+        if reversed {
+            flags.push("Reordered");
+        }
+        f.valid(
+            name,
+            "A device key certified by the creator's user key signs a second CREATE_SPACE with \
+             the creator's user key and the genesis nonce (the same space id) and an envelope id \
+             below the real one. The observer, pinned to the genesis it was given, rejects it \
+             (INVALID_OPERATION) and reports it as rival-genesis evidence; the real genesis and \
+             everything after it stand.",
+            &["MEM-6", "MEM-17", "MEM-26", "MEM-27"],
+            &flags,
+            input,
+            out,
+        );
+    }
+    Ok(())
+}
+
 fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     use clientful_core::membership::delivery;
     use clientful_core::membership::epoch::{self, Recipient};
@@ -1039,6 +1160,47 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     )
     .map_err(err)?
     .bytes;
+    // Writer c's private epoch, in no operation of the log: handed to b in a
+    // welcome, and in a key message no rotation commits to (KEY-18).
+    let private = epoch::new_epoch(&mut rng, &g.space_id()).map_err(err)?;
+    let device_c = {
+        let r = g.reps.get(c).ok_or("no c")?;
+        SigningKey::from_seed(&r.identity().device.signing.seed())
+    };
+    let to_b = {
+        let r = g.reps.get(b).ok_or("no b")?;
+        Recipient {
+            device_id: r.identity().device_id(),
+            x25519: r.identity().verified.device_x25519,
+        }
+    };
+    let w_private = epoch::welcome(
+        &mut rng,
+        &g.space_id(),
+        &to_b,
+        std::slice::from_ref(&private),
+    )
+    .map_err(err)?;
+    let welcome_private = delivery::seal_carrier(
+        &mut rng,
+        &device_c,
+        &g.space_id(),
+        &old,
+        delivery::CT_WELCOME,
+        &w_private,
+    )
+    .map_err(err)?;
+    let (km_private, _) =
+        epoch::key_message(&mut rng, &g.space_id(), &private, &[to_b]).map_err(err)?;
+    let km_private_carrier = delivery::seal_carrier(
+        &mut rng,
+        &device_c,
+        &g.space_id(),
+        &old,
+        delivery::CT_KEY_MESSAGE,
+        &km_private,
+    )
+    .map_err(err)?;
     g.rng = rng;
     let device_of = |i: usize| -> Result<Value, String> {
         let r = g.reps.get(i).ok_or("no device")?;
@@ -1085,6 +1247,21 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             mk(device_of(b)?, &[&welcome_new, &km_carrier]),
         ),
         (
+            "private-epoch-welcome-not-usable",
+            "A writer hands another member the secret of an epoch no operation of the log \
+             created, in a welcome: the carrier is delivered, but the epoch is not usable (not \
+             among the epochs held), so nothing sealed under it is opened on any replica.",
+            &["KEY-8", "KEY-16", "KEY-18", "KEY-19"],
+            mk(device_of(b)?, &[&welcome_private]),
+        ),
+        (
+            "private-epoch-key-message-not-usable",
+            "The same private epoch in a key message no rotation commits to: delivered, not \
+             usable.",
+            &["KEY-5", "KEY-16", "KEY-18", "KEY-19"],
+            mk(device_of(b)?, &[&km_private_carrier]),
+        ),
+        (
             "carrier-unknown-content-type",
             "A delivery-document envelope with content type 45: INVALID_OPERATION.",
             &["KEY-16"],
@@ -1123,6 +1300,11 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
                 disp == ["delivered"] && current == old_id && locked == json!([new_id])
             }
             "carrier-held-until-key" => disp == ["held", "delivered"] && current == new_id,
+            "private-epoch-welcome-not-usable" | "private-epoch-key-message-not-usable" => {
+                disp == ["delivered"]
+                    && current == old_id
+                    && out.get("epochsHeld") == Some(&json!([old_id]))
+            }
             _ => disp == ["rejected:INVALID_OPERATION"] && current == old_id,
         };
         if !ok {

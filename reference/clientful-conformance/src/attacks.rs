@@ -1,0 +1,86 @@
+//! Membership attacks the runner plays itself (issue 22, findings 1 and 3): it
+//! knows every user seed of a scenario, so it can act as a thief holding a
+//! device key certified by the creator's user key (a rival `CREATE_SPACE`,
+//! MEM-26, MEM-27), or as a writer handing out a private epoch no rotation
+//! created (KEY-18, KEY-19). Only public artefacts and exported test secrets
+//! (CONF-52) cross the harness; the implementation under test sees ordinary
+//! space items.
+
+use clientful_core::envelope;
+use clientful_core::identity::{self, DeviceKeys};
+use clientful_core::keys::{EpochKey, SigningKey};
+use clientful_core::membership::SpaceReplica;
+use clientful_core::membership::epoch::{self, Recipient};
+use clientful_core::membership::ops::{self, BodyBuilder, OpBody, Rotation};
+use clientful_core::membership::space::Identity;
+use clientful_proto::v1 as mpb;
+use rand_chacha::ChaCha20Rng;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The recipient a device certificate names.
+pub fn recipient(certificate: &[u8]) -> Result<Recipient, String> {
+    let v = identity::verify_certificate(certificate, None).map_err(err)?;
+    Ok(Recipient {
+        device_id: v.device_id,
+        x25519: v.device_x25519,
+    })
+}
+
+/// A rival genesis: a fresh device certified by the creator's user key signs
+/// a `CREATE_SPACE` with the creator's user key and the nonce of the real
+/// genesis (read from `genesis_env` with the creator's exported secrets), so
+/// the same space id, re-sealed until its envelope id is below the real one.
+/// Returns the rival envelope and its first epoch.
+pub fn rival_genesis(
+    rng: &mut ChaCha20Rng,
+    space_id: [u8; 32],
+    genesis_env: &[u8],
+    secrets: &[EpochKey],
+    creator_user_seed: &[u8; 32],
+) -> Result<(Vec<u8>, EpochKey), String> {
+    let real = envelope::decode(genesis_env).map_err(err)?.id;
+    // Read the nonce as a member would: open the genesis.
+    let creator = SigningKey::from_seed(creator_user_seed);
+    let reader = Identity::new(&creator, DeviceKeys::generate(rng)).map_err(err)?;
+    let mut obs = SpaceReplica::join(space_id, real, reader).map_err(err)?;
+    obs.import_keys(secrets);
+    obs.receive(genesis_env);
+    let nonce = match obs.op(&real).map(|o| &o.body) {
+        Some(OpBody::CreateSpace { nonce, .. }) => *nonce,
+        _ => return Err("the genesis did not open with the creator's secrets".into()),
+    };
+    let me = Identity::new(&creator, DeviceKeys::generate(rng)).map_err(err)?;
+    let to = Recipient {
+        device_id: me.device_id(),
+        x25519: me.verified.device_x25519,
+    };
+    let e = epoch::new_epoch(rng, &space_id).map_err(err)?;
+    let (_, km_id) = epoch::key_message(rng, &space_id, &e, &[to]).map_err(err)?;
+    let body = BodyBuilder(mpb::MembershipOp {
+        user_key: creator.public_bytes().to_vec(),
+        certificates: vec![me.certificate.clone()],
+        nonce: nonce.to_vec(),
+        ..Default::default()
+    })
+    .rotation(&Rotation {
+        epoch_id: *e.id(),
+        prev_epochs: vec![],
+        chain_links: vec![],
+        recipients: vec![me.device_id()],
+        key_message: km_id,
+    })
+    .encode();
+    let m = SpaceReplica::new(space_id, me).map_err(err)?;
+    for _ in 0..256 {
+        let bytes = m
+            .seal_unchecked(rng, ops::CT_CREATE_SPACE, &body, &e)
+            .map_err(err)?;
+        if envelope::decode(&bytes).map_err(err)?.id < real {
+            return Ok((bytes, e));
+        }
+    }
+    Err("no rival id below the genesis in 256 tries".into())
+}

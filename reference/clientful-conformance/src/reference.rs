@@ -350,11 +350,16 @@ impl ReferenceAdapter {
             }
             Command::Observe(o) => {
                 let sab = self.saboteur;
-                let r = &mut self.slot(o.replica)?.replica;
-                let mut obs = pb::Observation {
-                    state_digest: r.state_digest().to_vec(),
-                    history_digest: r.history_digest().to_vec(),
-                    materialized_json: r.materialize().to_canonical_string(),
+                let slot = self.slot(o.replica)?;
+                let mut obs = if sab == Some(Saboteur::EraseEquivocatorChain) {
+                    erased_observation(slot)?
+                } else {
+                    let r = &mut slot.replica;
+                    pb::Observation {
+                        state_digest: r.state_digest().to_vec(),
+                        history_digest: r.history_digest().to_vec(),
+                        materialized_json: r.materialize().to_canonical_string(),
+                    }
                 };
                 match sab {
                     Some(Saboteur::NonCanonicalJson) => {
@@ -474,6 +479,33 @@ impl Adapter for ReferenceAdapter {
             }),
         }
     }
+}
+
+/// The `erase-equivocator-chain` saboteur's observation: the document
+/// materialized without any envelope of an equivocating author at or above its
+/// fork seq, whoever built on it (the rule before DOC-20); the history is the
+/// real one.
+fn erased_observation(slot: &mut Slot) -> Result<pb::Observation, String> {
+    let forks = slot.replica.equivocators();
+    let kept: Vec<Vec<u8>> = slot
+        .replica
+        .persisted_envelopes()
+        .into_iter()
+        .filter(|e| {
+            clientful_core::envelope::decode(e).is_ok_and(|d| {
+                !forks
+                    .iter()
+                    .any(|(a, s)| *a == d.header.author && d.header.seq >= *s)
+            })
+        })
+        .collect();
+    let cfg = config_from_world(&slot.world_json, slot.device_seed, slot.rng_seed)?;
+    let mut shadow = Replica::restore(cfg, &kept);
+    Ok(pb::Observation {
+        state_digest: shadow.state_digest().to_vec(),
+        history_digest: slot.replica.history_digest().to_vec(),
+        materialized_json: shadow.materialize().to_canonical_string(),
+    })
 }
 
 /// The disposition a saboteur reports instead of the reference's.

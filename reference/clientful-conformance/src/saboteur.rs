@@ -40,6 +40,10 @@ pub enum Saboteur {
     IgnoreEquivocation,
     /// Applies CRDT operations that claim another device's actor.
     IgnoreActorBinding,
+    /// Excludes every envelope of an equivocating author from the fork seq on,
+    /// including those other authors built on before the fork appeared (DOC-9
+    /// without DOC-20: issue 22, finding 5).
+    EraseEquivocatorChain,
     /// Applies envelopes before their predecessors have arrived.
     ApplyOutOfCausalOrder,
     /// Treats a redelivered envelope as new.
@@ -84,6 +88,7 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("wrong-error-class", Saboteur::WrongErrorClass),
     ("ignore-equivocation", Saboteur::IgnoreEquivocation),
     ("ignore-actor-binding", Saboteur::IgnoreActorBinding),
+    ("erase-equivocator-chain", Saboteur::EraseEquivocatorChain),
     ("apply-out-of-causal-order", Saboteur::ApplyOutOfCausalOrder),
     ("duplicate-as-new", Saboteur::DuplicateAsNew),
     (

@@ -292,7 +292,19 @@ impl Replica {
             bytes: sealed.bytes.clone(),
             progress,
         };
+        let watch = !self.dag.forks.is_empty();
+        let before = if watch {
+            self.dag.excluded_set()
+        } else {
+            BTreeSet::new()
+        };
         self.dag.integrate(node);
+        if (watch || !self.dag.forks.is_empty()) && self.dag.excluded_set() != before {
+            // Our own chain is forked (a restored backup): the document follows
+            // DOC-20 like every other replica's.
+            self.rebuild_doc();
+            self.reconcile_incarnation();
+        }
         // A device without write authority keeps its envelope as evidence only:
         // its own edit leaves the document, as on every other replica (MEM-18).
         if self
@@ -464,65 +476,68 @@ impl Replica {
             Err(e) => return self.reject_node(&node, e.class(), e.to_string()),
         };
         node.progress = progress;
-        let (id, author, seq, content_type) = (node.id, node.author, node.seq, node.content_type);
+        let (id, author, content_type) = (node.id, node.author, node.content_type);
         let body = node.body.clone();
-        let old_fork = self.dag.forks.get(&author).copied();
+        // DOC-9/DOC-20: which envelopes are excluded can change with any
+        // integration once an author equivocated (a fork, a new witness).
+        let watch = !self.dag.forks.is_empty();
+        let before = if watch {
+            self.dag.excluded_set()
+        } else {
+            BTreeSet::new()
+        };
         let new_fork = self.dag.integrate(node);
-        if let Some(fork_seq) = new_fork {
-            // Rebuild only if envelopes of this author that are now excluded were in
-            // the document: seq in [fork_seq, old fork), other than this one.
-            if self.applied_between(&author, fork_seq, old_fork, &id) {
-                self.rebuild();
-            }
-            return Disposition::Rejected {
-                id: Some(id),
-                class: ErrorClass::Equivocation,
-                reason: format!("author equivocated at seq {fork_seq}; kept as evidence"),
-            };
-        }
-        if self.dag.excluded(&author, seq) {
-            return Disposition::Rejected {
-                id: Some(id),
-                class: ErrorClass::Equivocation,
-                reason: "author equivocated earlier; kept as evidence".into(),
-            };
-        }
-        if let Some(class) = self
+        let after = if self.dag.forks.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.dag.excluded_set()
+        };
+        let excluded_now = after.contains(&id);
+        let others_changed = before
+            .iter()
+            .filter(|x| **x != id)
+            .ne(after.iter().filter(|x| **x != id));
+        let denied = self
             .authority
             .as_mut()
-            .and_then(|a| a.check(&self.dag, &id))
+            .and_then(|a| a.check(&self.dag, &id));
+        if others_changed {
+            // Envelopes left or re-entered the document: rebuild it (this one
+            // included, if it is applied).
+            self.rebuild();
+        } else if !excluded_now
+            && denied.is_none()
+            && self
+                .crdt
+                .as_dyn()
+                .apply_prepared(prepared, content_type, &body)
+                .is_err()
         {
+            self.apply_errors += 1;
+        }
+        if excluded_now {
+            let fork = self.dag.forks.get(&author).copied().unwrap_or(0);
+            return Disposition::Rejected {
+                id: Some(id),
+                class: ErrorClass::Equivocation,
+                reason: if new_fork.is_some() {
+                    format!("author equivocated at seq {fork}; kept as evidence")
+                } else {
+                    "author equivocated earlier; kept as evidence".into()
+                },
+            };
+        }
+        if let Some(class) = denied {
             return Disposition::Rejected {
                 id: Some(id),
                 class,
                 reason: "author lacks write authority (MEM-18); kept as evidence".into(),
             };
         }
-        if self
-            .crdt
-            .as_dyn()
-            .apply_prepared(prepared, content_type, &body)
-            .is_err()
-        {
-            self.apply_errors += 1;
-        }
         Disposition::Applied {
             id,
             unblocked: Vec::new(),
         }
-    }
-
-    fn applied_between(
-        &self,
-        author: &[u8; 32],
-        from: u64,
-        until: Option<u64>,
-        except: &EnvelopeId,
-    ) -> bool {
-        self.dag.chains.get(author).is_some_and(|c| {
-            c.range(from..until.unwrap_or(u64::MAX))
-                .any(|(_, ids)| ids.iter().any(|i| i != except))
-        })
     }
 
     /// Rebuilds the document from the DAG, leaving out excluded envelopes. Local
@@ -576,7 +591,7 @@ impl Replica {
         let mut fresh = Crdt::new(&self.cfg, self.incarnation);
         for id in &self.dag.order {
             if let Some(n) = self.dag.nodes.get(id)
-                && !self.dag.excluded(&n.author, n.seq)
+                && !self.dag.excluded(id)
                 && !self
                     .authority
                     .as_ref()
@@ -594,10 +609,10 @@ impl Replica {
 
     /// The verdict on `id` (DOC-7).
     pub fn verdict(&self, id: &EnvelopeId) -> Verdict {
-        if let Some(n) = self.dag.nodes.get(id) {
+        if self.dag.nodes.contains_key(id) {
             if let Some(c) = self.authority.as_ref().and_then(|a| a.denied.get(id)) {
                 Verdict::Rejected(*c)
-            } else if self.dag.excluded(&n.author, n.seq) {
+            } else if self.dag.excluded(id) {
                 Verdict::Excluded
             } else {
                 Verdict::Applied

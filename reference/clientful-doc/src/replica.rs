@@ -8,6 +8,7 @@
 //! does I/O: sealed envelopes wait in the outbox until the caller takes them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use clientful_core::envelope::{self, EnvelopeId, SealRequest, StaticContext};
 use clientful_core::keys::{EpochKey, SigningKey};
@@ -18,7 +19,7 @@ use rand_core::SeedableRng;
 
 use crate::authority::{Authority, Membership};
 use crate::canonical_json::Json;
-use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, YjsDoc, YjsSchema};
+use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, DeviceIndices, YjsDoc, YjsSchema};
 use crate::dag::{Dag, Node};
 use crate::digest;
 use crate::error::DocError;
@@ -45,7 +46,9 @@ pub struct ReplicaConfig {
     pub epoch: EpochKey,
     /// Earlier epochs still readable.
     pub old_epochs: Vec<EpochKey>,
-    /// Device keys accepted as authors (membership supplies them).
+    /// Device keys accepted as authors, in device-index order (DOC-19: a
+    /// signer's Yjs client ids follow from its position; membership supplies
+    /// them in admission order).
     pub signers: Vec<[u8; 32]>,
     /// The CRDT.
     pub crdt: CrdtKind,
@@ -112,12 +115,12 @@ enum Crdt {
 }
 
 impl Crdt {
-    fn new(cfg: &ReplicaConfig, incarnation: u32) -> Self {
+    fn new(cfg: &ReplicaConfig, indices: &Arc<DeviceIndices>, incarnation: u32) -> Self {
         let device = cfg.device.public_bytes();
         match cfg.crdt {
-            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::new(
+            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::with_indices(
                 &device,
-                &cfg.doc_id,
+                Arc::clone(indices),
                 cfg.yjs_schema.clone(),
                 incarnation,
             )),
@@ -156,6 +159,7 @@ pub struct Replica {
     incarnation: u32,
     apply_errors: u64,
     authority: Option<Authority>,
+    indices: Arc<DeviceIndices>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -180,8 +184,10 @@ impl Replica {
             epochs,
             accepted: Vec::new(),
         };
+        let indices = Arc::new(crate::binding::device_indices(&cfg.signers));
         Replica {
-            crdt: Crdt::new(&cfg, 0),
+            crdt: Crdt::new(&cfg, &indices, 0),
+            indices,
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
             ctx,
             cfg,
@@ -588,7 +594,7 @@ impl Replica {
     /// A fresh CRDT document for the current incarnation, with every integrated,
     /// non-excluded envelope applied in integration order.
     fn rebuild_doc(&mut self) {
-        let mut fresh = Crdt::new(&self.cfg, self.incarnation);
+        let mut fresh = Crdt::new(&self.cfg, &self.indices, self.incarnation);
         for id in &self.dag.order {
             if let Some(n) = self.dag.nodes.get(id)
                 && !self.dag.excluded(id)
@@ -633,6 +639,12 @@ impl Replica {
     /// restored to) the document by a rebuild, as for equivocation (DOC-7).
     pub fn set_membership(&mut self, membership: Membership) {
         self.ctx.signers = membership.view.signers();
+        let indices = crate::binding::device_indices(&self.ctx.signers);
+        // New device indices change client ids (DOC-19): rebuild under them.
+        let renumbered = *self.indices != indices;
+        if renumbered {
+            self.indices = Arc::new(indices);
+        }
         self.ctx.epochs = membership.keys.clone();
         if !self
             .ctx
@@ -652,7 +664,7 @@ impl Replica {
         authority.recheck_all(&self.dag);
         let changed = authority.denied != old;
         self.authority = Some(authority);
-        if changed {
+        if changed || renumbered {
             self.rebuild();
         }
     }

@@ -16,7 +16,7 @@ use clientful_core::envelope::{self, EnvelopeId, SealRequest};
 use clientful_core::keys::EpochKey;
 use clientful_doc::sync::SyncSession;
 use clientful_doc::testkit::World;
-use clientful_doc::{CrdtKind, Disposition, Replica, Verdict, binding, content};
+use clientful_doc::{CrdtKind, Disposition, Replica, Verdict, content};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use yrs::{Text, Transact};
@@ -60,8 +60,8 @@ fn seal(
 #[test]
 fn rejection_cascades_to_buffered_descendants_in_any_order() {
     let w = World::new(7, 3, CrdtKind::Yjs);
-    let victim = binding::yjs_client_id(&w.device(0).public_bytes(), &w.doc_id);
-    let own = binding::yjs_client_id(&w.device(2).public_bytes(), &w.doc_id);
+    let victim = w.yjs_client_id(0, 0);
+    let own = w.yjs_client_id(2, 0);
     // X: device 2 writes as device 0 (invalid). Y: device 2's seq 2 on top of X,
     // also waiting for an id nobody has.
     let (x_id, x) = seal(&w, 2, 1, None, vec![], &yjs_update_as(victim, "spoof"), 1);

@@ -120,7 +120,7 @@ fn late_equivocation_keeps_work_others_built_on() {
             // Long after, a thief holding the victim's key signs a second seq 1.
             let victim = world.device(0).public_bytes();
             let mut thief = Forger::new(&world, 0, seed ^ 0x7e1f);
-            let (ct, body) = spoof_payload(crdt, &victim, &world.doc_id, "forged").unwrap();
+            let (ct, body) = spoof_payload(crdt, &victim, 0, &world.doc_id, "forged").unwrap();
             let (forged, forged_bytes) = thief.seal(1, None, vec![], ct, &body).unwrap();
             let first = (rng.next_u64() % 3) as usize;
             rs[first].receive(&forged_bytes);
@@ -196,6 +196,89 @@ fn forked_chain_with_witnesses_on_both_branches_converges() {
                 assert_eq!(r.verdict(&b2), Verdict::Excluded, "{what}");
             }
             assert_order_independent(&world, &mut rs, &mut rng);
+        }
+    }
+}
+
+/// Finding 4 (DOC-3, DOC-19): a second device writes a Yjs update under the
+/// victim's client id, at the victim's clocks, concurrently with the victim —
+/// what a device key ground to collide with the victim's hash-derived id did
+/// under the old derivation (accepted, and Yjs kept whichever struct arrived
+/// first, so replicas diverged). Client ids now come from the device index, so
+/// the victim's id is never the attacker's: rejected on every replica, in every
+/// arrival order, and the victim's text stays.
+#[test]
+fn second_device_under_victims_client_id_is_rejected_everywhere() {
+    use clientful_core::ErrorClass;
+    for seed in 0..SEEDS {
+        let world = World::new(seed, 3, CrdtKind::Yjs);
+        let mut rs: Vec<Replica> = (0..3).map(|i| world.replica(i)).collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x44);
+        // The library of every replica edits under the assigned id.
+        for (i, r) in rs.iter().enumerate() {
+            assert_eq!(
+                r.yjs().unwrap().doc().client_id().get(),
+                world.yjs_client_id(i, 0),
+                "seed {seed}: device {i} does not edit under its assigned client id"
+            );
+        }
+        assert!(edit::create_text(&mut rs[0], "victim"));
+        let v1 = rs[0].commit().unwrap().unwrap();
+        let (_, v1_bytes) = rs[0].drain_outbox().pop().unwrap();
+        // Device 2 inserts under device 0's client id from clock 0.
+        let victim = world.device(0).public_bytes();
+        let (ct, body) = spoof_payload(CrdtKind::Yjs, &victim, 0, &world.doc_id, "EVIL").unwrap();
+        let mut attacker = Forger::new(&world, 2, seed ^ 0x99);
+        let (x, x_bytes) = attacker.seal(1, None, vec![], ct, &body).unwrap();
+        // Replica 1 sees the collision first, replica 2 the victim first.
+        let order = rng.next_u64() % 2 == 0;
+        for (i, r) in rs.iter_mut().enumerate().skip(1) {
+            let first_x = (i == 1) == order;
+            let seq: [&Vec<u8>; 2] = if first_x {
+                [&x_bytes, &v1_bytes]
+            } else {
+                [&v1_bytes, &x_bytes]
+            };
+            for e in seq {
+                r.receive(e);
+            }
+        }
+        rs[0].receive(&x_bytes);
+        sync_all(&mut rs, 8).unwrap();
+        for (i, r) in rs.iter_mut().enumerate() {
+            let what = format!("seed {seed} replica {i}");
+            assert_eq!(
+                r.verdict(&x),
+                Verdict::Rejected(ErrorClass::InvalidOperation),
+                "{what}"
+            );
+            assert_eq!(r.verdict(&v1), Verdict::Applied, "{what}");
+            let text = edit::text(r);
+            assert!(
+                text.contains("victim") && !text.contains("EVIL"),
+                "{what}: {text}"
+            );
+        }
+        assert_order_independent(&world, &mut rs, &mut rng);
+    }
+}
+
+/// DOC-19: however the device keys fall, distinct devices of a context never
+/// share a Yjs client id at any incarnation a chain can reach.
+#[test]
+fn distinct_devices_never_share_a_yjs_client_id() {
+    let mut seen = std::collections::BTreeMap::new();
+    for seed in 0..4 {
+        let world = World::new(seed, 50, CrdtKind::Yjs);
+        seen.clear();
+        for i in 0..50 {
+            for k in (0..=16u32).chain([1000, 65_535]) {
+                let id = world.yjs_client_id(i, k);
+                assert!(id >= 1 && id < 1 << 53);
+                if let Some(other) = seen.insert(id, i) {
+                    panic!("devices {other} and {i} share client id {id}");
+                }
+            }
         }
     }
 }

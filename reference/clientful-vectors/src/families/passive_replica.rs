@@ -192,7 +192,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
 
     // Actor spoofing: the Byzantine member inserts under device 0's client id.
-    let victim = binding::yjs_client_id(&w.device(0).public_bytes(), &w.doc_id);
+    let victim = w.yjs_client_id(0, 0);
     let (spoof_id, spoof) = seal_raw(
         &w,
         BYZ,
@@ -210,11 +210,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         Some(spoof_id),
         vec![spoof_id],
         content::YJS_UPDATE_V1,
-        &yjs_update_as(
-            binding::yjs_client_id(&w.device(BYZ).public_bytes(), &w.doc_id),
-            "x",
-            0,
-        ),
+        &yjs_update_as(w.yjs_client_id(BYZ, 0), "x", 0),
         12,
     )?;
     case(
@@ -233,7 +229,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
 
     // Clock gap: the Byzantine member's own client, but starting at clock 5.
-    let own = binding::yjs_client_id(&w.device(BYZ).public_bytes(), &w.doc_id);
+    let own = w.yjs_client_id(BYZ, 0);
     let (_, gap) = seal_raw(
         &w,
         BYZ,
@@ -324,11 +320,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         None,
         vec![eq1_id],
         content::YJS_UPDATE_V1,
-        &yjs_update_as(
-            binding::yjs_client_id(&w.device(2).public_bytes(), &w.doc_id),
-            "W",
-            0,
-        ),
+        &yjs_update_as(w.yjs_client_id(2, 0), "W", 0),
         26,
     )?;
     case(

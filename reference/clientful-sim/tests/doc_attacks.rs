@@ -274,7 +274,7 @@ fn distinct_devices_never_share_a_yjs_client_id() {
         for i in 0..50 {
             for k in (0..=16u32).chain([1000, 65_535]) {
                 let id = world.yjs_client_id(i, k);
-                assert!(id >= 1 && id < 1 << 53);
+                assert!((1..1 << 53).contains(&id));
                 if let Some(other) = seen.insert(id, i) {
                     panic!("devices {other} and {i} share client id {id}");
                 }

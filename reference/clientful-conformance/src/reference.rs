@@ -329,7 +329,11 @@ impl ReferenceAdapter {
             }),
             Command::Deliver(d) => {
                 let sab = self.saboteur;
-                let disp = self.slot(d.replica)?.replica.receive(&d.envelope);
+                let slot = self.slot(d.replica)?;
+                let mut disp = slot.replica.receive(&d.envelope);
+                if sab == Some(Saboteur::SharedClientIds) {
+                    disp = share_client_ids(slot, &d.envelope, disp)?;
+                }
                 let disp = sabotage_disposition(sab, disp);
                 let (disposition, error) = match disp {
                     DocDisposition::Applied { .. } => {
@@ -350,11 +354,16 @@ impl ReferenceAdapter {
             }
             Command::Observe(o) => {
                 let sab = self.saboteur;
-                let r = &mut self.slot(o.replica)?.replica;
-                let mut obs = pb::Observation {
-                    state_digest: r.state_digest().to_vec(),
-                    history_digest: r.history_digest().to_vec(),
-                    materialized_json: r.materialize().to_canonical_string(),
+                let slot = self.slot(o.replica)?;
+                let mut obs = if sab == Some(Saboteur::EraseEquivocatorChain) {
+                    erased_observation(slot)?
+                } else {
+                    let r = &mut slot.replica;
+                    pb::Observation {
+                        state_digest: r.state_digest().to_vec(),
+                        history_digest: r.history_digest().to_vec(),
+                        materialized_json: r.materialize().to_canonical_string(),
+                    }
                 };
                 match sab {
                     Some(Saboteur::NonCanonicalJson) => {
@@ -483,6 +492,96 @@ impl Adapter for ReferenceAdapter {
             }),
         }
     }
+}
+
+/// The `shared-client-ids` saboteur: a Yjs update the reference rejected as
+/// INVALID_OPERATION because it inserts under a client id assigned to another
+/// known device is applied to the document as it is, and reported applied, as
+/// an implementation that tracks progress per author without owning client ids
+/// would (two authors with one client id both pass; Yjs keeps whichever struct
+/// it saw first).
+fn share_client_ids(
+    slot: &mut Slot,
+    bytes: &[u8],
+    disp: DocDisposition,
+) -> Result<DocDisposition, String> {
+    use yrs::Transact;
+    use yrs::updates::decoder::Decode;
+    let DocDisposition::Rejected {
+        id: Some(id),
+        class: ErrorClass::InvalidOperation,
+        ..
+    } = disp
+    else {
+        return Ok(disp);
+    };
+    let cfg = config_from_world(&slot.world_json, slot.device_seed, slot.rng_seed)?;
+    let mut epochs = vec![cfg.epoch.clone()];
+    epochs.extend(cfg.old_epochs.iter().cloned());
+    let ctx = clientful_core::envelope::StaticContext {
+        space_id: cfg.space_id,
+        doc_id: Some(cfg.doc_id),
+        signers: cfg.signers.clone(),
+        epochs,
+        accepted: Vec::new(),
+    };
+    let Ok(opened) = clientful_core::envelope::open(bytes, &ctx) else {
+        return Ok(disp);
+    };
+    if opened.content_type != clientful_doc::content::YJS_UPDATE_V1 {
+        return Ok(disp);
+    }
+    let Ok(update) = yrs::Update::decode_v1(&opened.body) else {
+        return Ok(disp);
+    };
+    let indices = clientful_doc::binding::device_indices(&cfg.signers);
+    let author = indices.get(&opened.header.author).copied();
+    let foreign = update.insertions(true).iter().any(|(client, _)| {
+        indices.values().any(|d| {
+            Some(*d) != author
+                && (0..=clientful_doc::binding::MAX_INCARNATION_STEP)
+                    .any(|k| clientful_doc::binding::yjs_client_id(*d, k) == client.get())
+        })
+    });
+    let Some(y) = slot.replica.yjs().filter(|_| foreign) else {
+        return Ok(disp);
+    };
+    let applied = y.doc().transact_mut().apply_update(update).is_ok();
+    Ok(if applied {
+        DocDisposition::Applied {
+            id,
+            unblocked: vec![],
+        }
+    } else {
+        disp
+    })
+}
+
+/// The `erase-equivocator-chain` saboteur's observation: the document
+/// materialized without any envelope of an equivocating author at or above its
+/// fork seq, whoever built on it (the rule before DOC-20); the history is the
+/// real one.
+fn erased_observation(slot: &mut Slot) -> Result<pb::Observation, String> {
+    let forks = slot.replica.equivocators();
+    let kept: Vec<Vec<u8>> = slot
+        .replica
+        .persisted_envelopes()
+        .into_iter()
+        .filter(|e| {
+            clientful_core::envelope::decode(e).is_ok_and(|d| {
+                !forks
+                    .iter()
+                    .any(|(a, s)| *a == d.header.author && d.header.seq >= *s)
+            })
+        })
+        .collect();
+    let cfg = config_from_world(&slot.world_json, slot.device_seed, slot.rng_seed)?;
+    let mut shadow = Replica::restore(cfg, &kept);
+    Ok(pb::Observation {
+        state_digest: shadow.state_digest().to_vec(),
+        history_digest: slot.replica.history_digest().to_vec(),
+        materialized_json: shadow.materialize().to_canonical_string(),
+    })
 }
 
 /// The disposition a saboteur reports instead of the reference's.

@@ -660,12 +660,13 @@ impl Ctx<'_, '_, '_> {
 
 /// The CRDT body of a malicious envelope written under `actor_of`'s actor;
 /// `variant` changes the content, so that two bodies differ.
-fn forged_body(world: &World, actor_of: &[u8; 32], variant: usize) -> (u32, Vec<u8>) {
+/// `index` is `actor_of`'s device index (DOC-19).
+fn forged_body(world: &World, actor_of: &[u8; 32], index: usize, variant: usize) -> (u32, Vec<u8>) {
     match world.crdt {
         CrdtKind::Yjs => (
             content::YJS_UPDATE_V1,
             docworld::yjs_update_as(
-                binding::yjs_client_id(actor_of, &world.doc_id),
+                world.yjs_client_id(index, 0),
                 if variant == 0 { "forged" } else { "other fork" },
                 0,
             ),
@@ -704,12 +705,14 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
         }
         other => return Err(format!("unknown forge kind {other}")),
     };
-    let actor_of = if kind == "spoof" {
-        world.device(victim).public_bytes()
+    let (actor_of, index) = if kind == "spoof" {
+        (world.device(victim).public_bytes(), victim)
+    } else if kind == "outsider" {
+        (author.public_bytes(), world.device_seeds.len())
     } else {
-        author.public_bytes()
+        (author.public_bytes(), by)
     };
-    let (ct, body) = forged_body(world, &actor_of, 0);
+    let (ct, body) = forged_body(world, &actor_of, index, 0);
     let preds = if kind == "forgedPredecessor" {
         vec![[0x42; 32]]
     } else {
@@ -771,7 +774,7 @@ pub fn fork(world: &World, step: &Value) -> Result<(Vec<u8>, Vec<u8>), String> {
     let actor = world.device(by).public_bytes();
     let mut out = Vec::new();
     for variant in 0..2 {
-        let (ct, body) = forged_body(world, &actor, variant);
+        let (ct, body) = forged_body(world, &actor, by, variant);
         let (_, bytes) = docworld::seal_raw(world, by, 1, None, vec![], ct, &body, variant as u64)?;
         out.push(bytes);
     }

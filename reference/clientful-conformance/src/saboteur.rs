@@ -40,6 +40,14 @@ pub enum Saboteur {
     IgnoreEquivocation,
     /// Applies CRDT operations that claim another device's actor.
     IgnoreActorBinding,
+    /// Accepts and applies a Yjs update that inserts under a client id assigned
+    /// to another device, tracking progress per author only (DOC-3 before
+    /// DOC-19: what a ground key collision achieved; issue 22, finding 4).
+    SharedClientIds,
+    /// Excludes every envelope of an equivocating author from the fork seq on,
+    /// including those other authors built on before the fork appeared (DOC-9
+    /// without DOC-20: issue 22, finding 5).
+    EraseEquivocatorChain,
     /// Applies envelopes before their predecessors have arrived.
     ApplyOutOfCausalOrder,
     /// Treats a redelivered envelope as new.
@@ -91,6 +99,8 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("wrong-error-class", Saboteur::WrongErrorClass),
     ("ignore-equivocation", Saboteur::IgnoreEquivocation),
     ("ignore-actor-binding", Saboteur::IgnoreActorBinding),
+    ("erase-equivocator-chain", Saboteur::EraseEquivocatorChain),
+    ("shared-client-ids", Saboteur::SharedClientIds),
     ("apply-out-of-causal-order", Saboteur::ApplyOutOfCausalOrder),
     ("duplicate-as-new", Saboteur::DuplicateAsNew),
     (

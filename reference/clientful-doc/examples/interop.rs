@@ -163,7 +163,7 @@ fn devices_json(world: &World) -> Value {
             json!({
                 "device": i,
                 "public_key": hex::encode(key),
-                "yjs_client_id": binding::yjs_client_id(&key, &world.doc_id),
+                "yjs_client_id": world.yjs_client_id(i, 0),
                 "automerge_actor": hex::encode(binding::automerge_actor(&key, &world.doc_id)),
             })
         })
@@ -243,7 +243,7 @@ fn export_doc(dir: &Path, crdt: CrdtKind) -> Res<Value> {
         "state_digest": hex::encode(a.state_digest()),
         "devices": devices_json(&world),
         "js_device": JS_DEVICE,
-        "js_yjs_client_id": binding::yjs_client_id(&js_key, &world.doc_id),
+        "js_yjs_client_id": world.yjs_client_id(JS_DEVICE, 0),
         "js_automerge_actor": hex::encode(binding::automerge_actor(&js_key, &world.doc_id)),
     }))
 }

@@ -1,7 +1,10 @@
-//! Binding of the CRDT's own actor to the authoring device (spec §8.3, DOC-3).
+//! Binding of the CRDT's own actor to the authoring device (spec §8.3, DOC-3,
+//! DOC-19).
 //!
-//! The Yjs client id and the Automerge actor id of a device in a document are
-//! derived from the device key and the document id, so every replica can check
+//! The Yjs client id of a device is assigned from its device index (its
+//! position in the context's ordered signer list) and incarnation, so two
+//! devices never share one; the Automerge actor id is derived from the device
+//! key and the document id (128 bits, too wide to grind). Every replica checks
 //! that an envelope only writes as its author: nobody can insert content under
 //! another device's actor.
 
@@ -16,6 +19,13 @@ pub const MAX_INCARNATION: u32 = 65_535;
 /// How far one envelope may move its author's incarnation forward (DOC-4).
 pub const MAX_INCARNATION_STEP: u32 = 16;
 
+/// Largest device index (DOC-19): `1 + d * 2^16 + 65_535` stays below 2^53.
+pub const MAX_DEVICE_INDEX: u64 = (1 << 37) - 2;
+
+/// The Yjs client id of a device that has no index in the context (it is not a
+/// known signer, so nothing it writes is accepted): no index maps to it.
+pub const UNINDEXED_CLIENT_ID: u64 = MAX_YJS_CLIENT_ID;
+
 /// `HashWithLabel(label, author || doc_id)` for incarnation 0, and
 /// `HashWithLabel(label, author || doc_id || u32be(k))` for incarnation k > 0.
 fn derive(label: &str, author: &[u8; 32], doc_id: &[u8; 32], incarnation: u32) -> [u8; 32] {
@@ -29,19 +39,23 @@ fn derive(label: &str, author: &[u8; 32], doc_id: &[u8; 32], incarnation: u32) -
     suite::hash_with_label(label, &input).unwrap_or_default()
 }
 
-/// The Yjs client id of `author` in `doc_id`, incarnation `k`: the first 8 bytes of
-/// the binding hash as a big-endian integer, reduced to 53 bits; 0 becomes 1.
-pub fn yjs_client_id_at(author: &[u8; 32], doc_id: &[u8; 32], incarnation: u32) -> u64 {
-    let h = derive(labels::ID_YJS_CLIENT, author, doc_id, incarnation);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&h[..8]);
-    let id = u64::from_be_bytes(first) & MAX_YJS_CLIENT_ID;
-    id.max(1)
+/// The Yjs client id of the device with index `index` at incarnation `k`
+/// (DOC-3, DOC-19): `1 + index * 2^16 + k`. Injective over
+/// `index <= MAX_DEVICE_INDEX`; a larger index gives [`UNINDEXED_CLIENT_ID`].
+pub fn yjs_client_id(index: u64, incarnation: u32) -> u64 {
+    if index > MAX_DEVICE_INDEX {
+        return UNINDEXED_CLIENT_ID;
+    }
+    1 + (index << 16) + u64::from(incarnation.min(MAX_INCARNATION))
 }
 
-/// The Yjs client id of `author` in `doc_id` at incarnation 0.
-pub fn yjs_client_id(author: &[u8; 32], doc_id: &[u8; 32]) -> u64 {
-    yjs_client_id_at(author, doc_id, 0)
+/// Device indices of an ordered signer list (DOC-19): each key's first position.
+pub fn device_indices(signers: &[[u8; 32]]) -> std::collections::BTreeMap<[u8; 32], u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, k) in signers.iter().enumerate() {
+        out.entry(*k).or_insert(i as u64);
+    }
+    out
 }
 
 /// The Automerge actor id of `author` in `doc_id`, incarnation `k`: the first 16
@@ -74,15 +88,25 @@ mod tests {
     #[test]
     fn bindings_differ_per_device_and_document() {
         let (a, b, d1, d2) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
-        assert_ne!(yjs_client_id(&a, &d1), yjs_client_id(&b, &d1));
-        assert_ne!(yjs_client_id(&a, &d1), yjs_client_id(&a, &d2));
-        assert!(yjs_client_id(&a, &d1) <= MAX_YJS_CLIENT_ID);
         assert_ne!(automerge_actor(&a, &d1), automerge_actor(&b, &d1));
-        assert_ne!(yjs_client_id_at(&a, &d1, 1), yjs_client_id(&a, &d1));
+        assert_ne!(automerge_actor(&a, &d1), automerge_actor(&a, &d2));
         assert_eq!(
-            find_incarnation(0, |k| yjs_client_id_at(&a, &d1, k)
-                == yjs_client_id_at(&a, &d1, 3)),
+            find_incarnation(0, |k| yjs_client_id(2, k) == yjs_client_id(2, 3)),
             Some(3)
         );
+    }
+
+    #[test]
+    fn yjs_client_ids_are_injective_over_index_and_incarnation() {
+        assert_eq!(yjs_client_id(0, 0), 1);
+        assert_eq!(yjs_client_id(2, 0), 131_073);
+        assert_eq!(yjs_client_id(2, 3), 131_076);
+        assert_ne!(yjs_client_id(0, MAX_INCARNATION), yjs_client_id(1, 0));
+        assert_eq!(yjs_client_id(1, 0), yjs_client_id(0, MAX_INCARNATION) + 1);
+        let top = yjs_client_id(MAX_DEVICE_INDEX, MAX_INCARNATION);
+        assert!(top < UNINDEXED_CLIENT_ID);
+        assert_eq!(yjs_client_id(MAX_DEVICE_INDEX + 1, 0), UNINDEXED_CLIENT_ID);
+        let idx = device_indices(&[[5; 32], [1; 32], [5; 32]]);
+        assert_eq!((idx[&[5; 32]], idx[&[1; 32]]), (0, 1));
     }
 }

@@ -93,7 +93,7 @@ impl Provisional {
     /// error; nothing else about it is trusted or checked here.
     pub fn load(
         crdt: CrdtKind,
-        doc_id: &[u8; 32],
+        _doc_id: &[u8; 32],
         schema: &YjsSchema,
         state: &State,
     ) -> Result<Self, DocError> {
@@ -112,7 +112,7 @@ impl Provisional {
         let (view, materialized) = match crdt {
             CrdtKind::Yjs => {
                 // A read-only view: its client id is never used to write.
-                let mut doc = YjsDoc::new(&[0u8; 32], doc_id, schema.clone(), 0);
+                let mut doc = YjsDoc::new(&[0u8; 32], schema.clone(), 0);
                 doc.load_state(&state.state)?;
                 let json = doc.materialize();
                 (View::Yjs(Box::new(doc)), json)

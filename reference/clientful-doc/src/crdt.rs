@@ -154,10 +154,14 @@ impl Default for YjsSchema {
 
 const REMOTE_ORIGIN: &str = "clientful/remote";
 
+/// Device index of each known signer's key (DOC-19).
+pub type DeviceIndices = std::collections::BTreeMap<[u8; 32], u64>;
+
 /// A Yjs document (yrs with UTF-16 offsets, as in JavaScript).
 pub struct YjsDoc {
     doc: Doc,
-    doc_id: [u8; 32],
+    /// Device index of every known signer (DOC-19): their Yjs client ids.
+    indices: Arc<DeviceIndices>,
     incarnation: u32,
     client_id: u64,
     schema: YjsSchema,
@@ -182,10 +186,27 @@ impl std::fmt::Debug for YjsDoc {
 }
 
 impl YjsDoc {
-    /// A new, empty document whose local client id is bound to `device` in `doc_id`
-    /// at `incarnation`.
-    pub fn new(device: &[u8; 32], doc_id: &[u8; 32], schema: YjsSchema, incarnation: u32) -> Self {
-        let client_id = binding::yjs_client_id_at(device, doc_id, incarnation);
+    /// A new, empty document of a context without signers: nothing remote
+    /// validates, and the local client id is [`binding::UNINDEXED_CLIENT_ID`]
+    /// (for loading snapshots and for tests).
+    pub fn new(device: &[u8; 32], schema: YjsSchema, incarnation: u32) -> Self {
+        Self::with_indices(device, Arc::default(), schema, incarnation)
+    }
+
+    /// A new, empty document whose local client id is the one `indices` assigns
+    /// to `device` at `incarnation` (DOC-3, DOC-19), checking remote payloads
+    /// against the indices of their authors.
+    pub fn with_indices(
+        device: &[u8; 32],
+        indices: Arc<DeviceIndices>,
+        schema: YjsSchema,
+        incarnation: u32,
+    ) -> Self {
+        let client_id = indices
+            .get(device)
+            .map_or(binding::UNINDEXED_CLIENT_ID, |d| {
+                binding::yjs_client_id(*d, incarnation)
+            });
         let mut options = Options::with_client_id(yrs::block::ClientID::new(client_id));
         options.offset_kind = OffsetKind::Utf16;
         let doc = Doc::with_options(options);
@@ -225,7 +246,7 @@ impl YjsDoc {
         });
         YjsDoc {
             doc,
-            doc_id: *doc_id,
+            indices,
             incarnation,
             client_id,
             schema,
@@ -346,15 +367,19 @@ impl YjsDoc {
                 return Err(invalid("update inserts under more than one Yjs client"));
             }
             seen_client = true;
-            let k = binding::find_incarnation(progress.incarnation, |k| {
-                binding::yjs_client_id_at(author, &self.doc_id, k) == client.get()
-            })
-            .ok_or_else(|| {
-                invalid(format!(
-                    "update inserts as Yjs client {}, which is not bound to its author",
-                    client.get()
-                ))
-            })?;
+            let index = self.indices.get(author).copied();
+            let k = index
+                .and_then(|d| {
+                    binding::find_incarnation(progress.incarnation, |k| {
+                        binding::yjs_client_id(d, k) == client.get()
+                    })
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "update inserts as Yjs client {}, which is not assigned to its author",
+                        client.get()
+                    ))
+                })?;
             let start = if k == progress.incarnation {
                 progress.next
             } else {
@@ -841,7 +866,12 @@ mod tests {
     use yrs::{GetString, Text, Transact};
 
     fn yjs(device: u8) -> YjsDoc {
-        YjsDoc::new(&[device; 32], &[7; 32], YjsSchema::default(), 0)
+        YjsDoc::with_indices(
+            &[device; 32],
+            Arc::new(binding::device_indices(&[[1; 32], [2; 32], [3; 32]])),
+            YjsSchema::default(),
+            0,
+        )
     }
 
     /// A batch of per-keystroke transactions is sent as one squashed diff: smaller

@@ -1,6 +1,7 @@
 //! The envelope DAG of one document (spec §8.5): integrated envelopes, heads,
-//! per-author chains, equivocation evidence, the bounded buffer of envelopes whose
-//! predecessors are missing, and the record of rejected envelopes.
+//! per-author chains, equivocation evidence and which envelopes it excludes
+//! (DOC-9, DOC-20), the bounded buffer of envelopes whose predecessors are
+//! missing, and the record of rejected envelopes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -50,6 +51,20 @@ impl Node {
     }
 }
 
+/// What DOC-20 tracks about one equivocating author.
+#[derive(Debug, Default, Clone)]
+struct Witnesses {
+    /// Per integrated envelope whose causal past holds envelopes of the author:
+    /// those of them no other one has on its `prev` chain.
+    tips: HashMap<EnvelopeId, Vec<EnvelopeId>>,
+    /// The author's envelopes in the causal past of an innocent witness.
+    witnessed: HashSet<EnvelopeId>,
+    /// Witnessed envelopes by seq.
+    by_seq: BTreeMap<u64, BTreeSet<EnvelopeId>>,
+    /// The lowest seq with two witnessed envelopes.
+    conflict: Option<u64>,
+}
+
 /// The DAG state.
 #[derive(Debug, Default)]
 pub struct Dag {
@@ -63,6 +78,8 @@ pub struct Dag {
     pub chains: HashMap<[u8; 32], BTreeMap<u64, Vec<EnvelopeId>>>,
     /// Equivocating authors and the lowest seq at which they forked.
     pub forks: BTreeMap<[u8; 32], u64>,
+    /// Per equivocating author, the causal facts DOC-20 keeps from them.
+    witnesses: BTreeMap<[u8; 32], Witnesses>,
     /// Buffered envelopes and what they still miss.
     pub pending: HashMap<EnvelopeId, (Node, BTreeSet<EnvelopeId>)>,
     /// Missing id -> buffered envelopes waiting for it.
@@ -86,10 +103,122 @@ impl Dag {
             || self.rejected.contains_key(id)
     }
 
-    /// Whether envelopes of `author` at `seq` are excluded from materialization
-    /// (the author equivocated at or before `seq`, DOC-9).
-    pub fn excluded(&self, author: &[u8; 32], seq: u64) -> bool {
-        self.forks.get(author).is_some_and(|fork| seq >= *fork)
+    /// Whether the integrated envelope `id` is excluded from materialization
+    /// (DOC-9, DOC-20): its author equivocated at or below its `seq`, and it is
+    /// not a witnessed envelope below the author's conflict seq.
+    pub fn excluded(&self, id: &EnvelopeId) -> bool {
+        let Some(n) = self.nodes.get(id) else {
+            return false;
+        };
+        let Some(fork) = self.forks.get(&n.author) else {
+            return false;
+        };
+        if n.seq < *fork {
+            return false;
+        }
+        self.witnesses
+            .get(&n.author)
+            .is_none_or(|w| !(w.witnessed.contains(id) && n.seq < w.conflict.unwrap_or(u64::MAX)))
+    }
+
+    /// Every integrated envelope that is excluded now (only equivocators'
+    /// envelopes can be).
+    pub fn excluded_set(&self) -> BTreeSet<EnvelopeId> {
+        let mut out = BTreeSet::new();
+        for author in self.forks.keys() {
+            if let Some(chain) = self.chains.get(author) {
+                for id in chain.values().flatten() {
+                    if self.excluded(id) {
+                        out.insert(*id);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The conflict seq of an equivocating author (DOC-20): the lowest seq at
+    /// which two of its envelopes are witnessed, if any.
+    pub fn conflict_seq(&self, author: &[u8; 32]) -> Option<u64> {
+        self.witnesses.get(author).and_then(|w| w.conflict)
+    }
+
+    /// Whether `older` is `newer` or on `newer`'s `prev` chain.
+    fn on_prev_chain(&self, older: &EnvelopeId, newer: &EnvelopeId) -> bool {
+        let Some(o) = self.nodes.get(older) else {
+            return false;
+        };
+        let mut cur = self.nodes.get(newer);
+        while let Some(n) = cur {
+            if n.id == *older {
+                return true;
+            }
+            if n.seq <= o.seq {
+                return false;
+            }
+            cur = n.prev.as_ref().and_then(|p| self.nodes.get(p));
+        }
+        false
+    }
+
+    /// The envelopes of `author` in the causal past of `id` (itself included)
+    /// that no other one of them has on its `prev` chain, from the tips of its
+    /// dependencies. One tip means the author's envelopes there form one chain.
+    fn tips_of(&self, author: &[u8; 32], w: &Witnesses, id: &EnvelopeId) -> Vec<EnvelopeId> {
+        let Some(n) = self.nodes.get(id) else {
+            return Vec::new();
+        };
+        let mut all: BTreeSet<EnvelopeId> = BTreeSet::new();
+        if n.author == *author {
+            all.insert(n.id);
+        }
+        for d in n.deps() {
+            if let Some(t) = w.tips.get(d) {
+                all.extend(t.iter().copied());
+            }
+        }
+        let cand: Vec<EnvelopeId> = all.into_iter().collect();
+        cand.iter()
+            .filter(|e| !cand.iter().any(|o| o != *e && self.on_prev_chain(e, o)))
+            .copied()
+            .collect()
+    }
+
+    /// Updates the witnesses of `author` with the integrated envelope `id`
+    /// (its dependencies are done already).
+    fn witness(&self, author: &[u8; 32], w: &mut Witnesses, id: &EnvelopeId) {
+        let tips = self.tips_of(author, w, id);
+        let from_other = self.nodes.get(id).is_some_and(|n| n.author != *author);
+        if from_other && let [tip] = tips.as_slice() {
+            // An innocent witness: it saw one chain of the author. That chain
+            // is witnessed, down to seq 1.
+            let mut cur = Some(*tip);
+            while let Some(c) = cur {
+                if !w.witnessed.insert(c) {
+                    break;
+                }
+                let Some(cn) = self.nodes.get(&c) else { break };
+                let at = w.by_seq.entry(cn.seq).or_default();
+                at.insert(c);
+                if at.len() > 1 {
+                    w.conflict = Some(w.conflict.map_or(cn.seq, |x| x.min(cn.seq)));
+                }
+                cur = cn.prev;
+            }
+        }
+        if !tips.is_empty() {
+            w.tips.insert(*id, tips);
+        }
+    }
+
+    /// Recomputes the witnesses of a newly equivocating author over the whole
+    /// DAG, in integration order.
+    fn witness_all(&mut self, author: [u8; 32]) {
+        let mut w = Witnesses::default();
+        for id in &self.order {
+            self.witness(&author, &mut w, id);
+        }
+        self.witnesses.insert(author, w);
     }
 
     /// Records an authenticated envelope as rejected.
@@ -108,6 +237,7 @@ impl Dag {
     /// its author newly forked, if it created equivocation.
     pub fn integrate(&mut self, node: Node) -> Option<u64> {
         let id = node.id;
+        let author = node.author;
         for d in node.deps() {
             self.heads.remove(d);
         }
@@ -130,6 +260,17 @@ impl Dag {
         }
         self.order.push(id);
         self.nodes.insert(id, node);
+        if forked && !self.witnesses.contains_key(&author) {
+            self.witness_all(author);
+        } else {
+            let authors: Vec<[u8; 32]> = self.witnesses.keys().copied().collect();
+            for a in authors {
+                if let Some(mut w) = self.witnesses.remove(&a) {
+                    self.witness(&a, &mut w, &id);
+                    self.witnesses.insert(a, w);
+                }
+            }
+        }
         new_fork
     }
 

@@ -8,6 +8,7 @@
 //! does I/O: sealed envelopes wait in the outbox until the caller takes them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use clientful_core::envelope::{self, EnvelopeId, SealRequest, StaticContext};
 use clientful_core::keys::{EpochKey, SigningKey};
@@ -18,7 +19,7 @@ use rand_core::SeedableRng;
 
 use crate::authority::{Authority, Membership};
 use crate::canonical_json::Json;
-use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, YjsDoc, YjsSchema};
+use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, DeviceIndices, YjsDoc, YjsSchema};
 use crate::dag::{Dag, Node};
 use crate::digest;
 use crate::error::DocError;
@@ -45,7 +46,9 @@ pub struct ReplicaConfig {
     pub epoch: EpochKey,
     /// Earlier epochs still readable.
     pub old_epochs: Vec<EpochKey>,
-    /// Device keys accepted as authors (membership supplies them).
+    /// Device keys accepted as authors, in device-index order (DOC-19: a
+    /// signer's Yjs client ids follow from its position; membership supplies
+    /// them in admission order).
     pub signers: Vec<[u8; 32]>,
     /// The CRDT.
     pub crdt: CrdtKind,
@@ -112,12 +115,12 @@ enum Crdt {
 }
 
 impl Crdt {
-    fn new(cfg: &ReplicaConfig, incarnation: u32) -> Self {
+    fn new(cfg: &ReplicaConfig, indices: &Arc<DeviceIndices>, incarnation: u32) -> Self {
         let device = cfg.device.public_bytes();
         match cfg.crdt {
-            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::new(
+            CrdtKind::Yjs => Crdt::Yjs(YjsDoc::with_indices(
                 &device,
-                &cfg.doc_id,
+                Arc::clone(indices),
                 cfg.yjs_schema.clone(),
                 incarnation,
             )),
@@ -156,6 +159,7 @@ pub struct Replica {
     incarnation: u32,
     apply_errors: u64,
     authority: Option<Authority>,
+    indices: Arc<DeviceIndices>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -180,8 +184,10 @@ impl Replica {
             epochs,
             accepted: Vec::new(),
         };
+        let indices = Arc::new(crate::binding::device_indices(&cfg.signers));
         Replica {
-            crdt: Crdt::new(&cfg, 0),
+            crdt: Crdt::new(&cfg, &indices, 0),
+            indices,
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
             ctx,
             cfg,
@@ -292,7 +298,19 @@ impl Replica {
             bytes: sealed.bytes.clone(),
             progress,
         };
+        let watch = !self.dag.forks.is_empty();
+        let before = if watch {
+            self.dag.excluded_set()
+        } else {
+            BTreeSet::new()
+        };
         self.dag.integrate(node);
+        if (watch || !self.dag.forks.is_empty()) && self.dag.excluded_set() != before {
+            // Our own chain is forked (a restored backup): the document follows
+            // DOC-20 like every other replica's.
+            self.rebuild_doc();
+            self.reconcile_incarnation();
+        }
         // A device without write authority keeps its envelope as evidence only:
         // its own edit leaves the document, as on every other replica (MEM-18).
         if self
@@ -464,65 +482,68 @@ impl Replica {
             Err(e) => return self.reject_node(&node, e.class(), e.to_string()),
         };
         node.progress = progress;
-        let (id, author, seq, content_type) = (node.id, node.author, node.seq, node.content_type);
+        let (id, author, content_type) = (node.id, node.author, node.content_type);
         let body = node.body.clone();
-        let old_fork = self.dag.forks.get(&author).copied();
+        // DOC-9/DOC-20: which envelopes are excluded can change with any
+        // integration once an author equivocated (a fork, a new witness).
+        let watch = !self.dag.forks.is_empty();
+        let before = if watch {
+            self.dag.excluded_set()
+        } else {
+            BTreeSet::new()
+        };
         let new_fork = self.dag.integrate(node);
-        if let Some(fork_seq) = new_fork {
-            // Rebuild only if envelopes of this author that are now excluded were in
-            // the document: seq in [fork_seq, old fork), other than this one.
-            if self.applied_between(&author, fork_seq, old_fork, &id) {
-                self.rebuild();
-            }
-            return Disposition::Rejected {
-                id: Some(id),
-                class: ErrorClass::Equivocation,
-                reason: format!("author equivocated at seq {fork_seq}; kept as evidence"),
-            };
-        }
-        if self.dag.excluded(&author, seq) {
-            return Disposition::Rejected {
-                id: Some(id),
-                class: ErrorClass::Equivocation,
-                reason: "author equivocated earlier; kept as evidence".into(),
-            };
-        }
-        if let Some(class) = self
+        let after = if self.dag.forks.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.dag.excluded_set()
+        };
+        let excluded_now = after.contains(&id);
+        let others_changed = before
+            .iter()
+            .filter(|x| **x != id)
+            .ne(after.iter().filter(|x| **x != id));
+        let denied = self
             .authority
             .as_mut()
-            .and_then(|a| a.check(&self.dag, &id))
+            .and_then(|a| a.check(&self.dag, &id));
+        if others_changed {
+            // Envelopes left or re-entered the document: rebuild it (this one
+            // included, if it is applied).
+            self.rebuild();
+        } else if !excluded_now
+            && denied.is_none()
+            && self
+                .crdt
+                .as_dyn()
+                .apply_prepared(prepared, content_type, &body)
+                .is_err()
         {
+            self.apply_errors += 1;
+        }
+        if excluded_now {
+            let fork = self.dag.forks.get(&author).copied().unwrap_or(0);
+            return Disposition::Rejected {
+                id: Some(id),
+                class: ErrorClass::Equivocation,
+                reason: if new_fork.is_some() {
+                    format!("author equivocated at seq {fork}; kept as evidence")
+                } else {
+                    "author equivocated earlier; kept as evidence".into()
+                },
+            };
+        }
+        if let Some(class) = denied {
             return Disposition::Rejected {
                 id: Some(id),
                 class,
                 reason: "author lacks write authority (MEM-18); kept as evidence".into(),
             };
         }
-        if self
-            .crdt
-            .as_dyn()
-            .apply_prepared(prepared, content_type, &body)
-            .is_err()
-        {
-            self.apply_errors += 1;
-        }
         Disposition::Applied {
             id,
             unblocked: Vec::new(),
         }
-    }
-
-    fn applied_between(
-        &self,
-        author: &[u8; 32],
-        from: u64,
-        until: Option<u64>,
-        except: &EnvelopeId,
-    ) -> bool {
-        self.dag.chains.get(author).is_some_and(|c| {
-            c.range(from..until.unwrap_or(u64::MAX))
-                .any(|(_, ids)| ids.iter().any(|i| i != except))
-        })
     }
 
     /// Rebuilds the document from the DAG, leaving out excluded envelopes. Local
@@ -573,10 +594,10 @@ impl Replica {
     /// A fresh CRDT document for the current incarnation, with every integrated,
     /// non-excluded envelope applied in integration order.
     fn rebuild_doc(&mut self) {
-        let mut fresh = Crdt::new(&self.cfg, self.incarnation);
+        let mut fresh = Crdt::new(&self.cfg, &self.indices, self.incarnation);
         for id in &self.dag.order {
             if let Some(n) = self.dag.nodes.get(id)
-                && !self.dag.excluded(&n.author, n.seq)
+                && !self.dag.excluded(id)
                 && !self
                     .authority
                     .as_ref()
@@ -594,10 +615,10 @@ impl Replica {
 
     /// The verdict on `id` (DOC-7).
     pub fn verdict(&self, id: &EnvelopeId) -> Verdict {
-        if let Some(n) = self.dag.nodes.get(id) {
+        if self.dag.nodes.contains_key(id) {
             if let Some(c) = self.authority.as_ref().and_then(|a| a.denied.get(id)) {
                 Verdict::Rejected(*c)
-            } else if self.dag.excluded(&n.author, n.seq) {
+            } else if self.dag.excluded(id) {
                 Verdict::Excluded
             } else {
                 Verdict::Applied
@@ -618,6 +639,12 @@ impl Replica {
     /// restored to) the document by a rebuild, as for equivocation (DOC-7).
     pub fn set_membership(&mut self, membership: Membership) {
         self.ctx.signers = membership.view.signers();
+        let indices = crate::binding::device_indices(&self.ctx.signers);
+        // New device indices change client ids (DOC-19): rebuild under them.
+        let renumbered = *self.indices != indices;
+        if renumbered {
+            self.indices = Arc::new(indices);
+        }
         self.ctx.epochs = membership.keys.clone();
         if !self
             .ctx
@@ -637,7 +664,7 @@ impl Replica {
         authority.recheck_all(&self.dag);
         let changed = authority.denied != old;
         self.authority = Some(authority);
-        if changed {
+        if changed || renumbered {
             self.rebuild();
         }
     }

@@ -60,6 +60,12 @@ impl World {
             .collect()
     }
 
+    /// The Yjs client id of device `i` at incarnation `k`: its device index is
+    /// its position in [`World::signers`] (DOC-19).
+    pub fn yjs_client_id(&self, i: usize, k: u32) -> u64 {
+        crate::binding::yjs_client_id(i as u64, k)
+    }
+
     /// The epoch key.
     pub fn epoch_key(&self) -> EpochKey {
         EpochKey::new(self.epoch.0, self.epoch.1)

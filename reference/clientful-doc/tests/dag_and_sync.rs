@@ -16,7 +16,7 @@ use clientful_core::envelope::{self, EnvelopeId, SealRequest};
 use clientful_core::keys::EpochKey;
 use clientful_doc::sync::SyncSession;
 use clientful_doc::testkit::World;
-use clientful_doc::{CrdtKind, Disposition, Replica, Verdict, binding, content};
+use clientful_doc::{CrdtKind, Disposition, Replica, Verdict, content};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use yrs::{Text, Transact};
@@ -60,8 +60,8 @@ fn seal(
 #[test]
 fn rejection_cascades_to_buffered_descendants_in_any_order() {
     let w = World::new(7, 3, CrdtKind::Yjs);
-    let victim = binding::yjs_client_id(&w.device(0).public_bytes(), &w.doc_id);
-    let own = binding::yjs_client_id(&w.device(2).public_bytes(), &w.doc_id);
+    let victim = w.yjs_client_id(0, 0);
+    let own = w.yjs_client_id(2, 0);
     // X: device 2 writes as device 0 (invalid). Y: device 2's seq 2 on top of X,
     // also waiting for an id nobody has.
     let (x_id, x) = seal(&w, 2, 1, None, vec![], &yjs_update_as(victim, "spoof"), 1);
@@ -214,7 +214,7 @@ fn restored_automerge_device_does_not_resend_old_changes() {
 /// An honest author builds on one branch of an equivocator; when the fork is
 /// found, its stranded operations must not break its chain: it moves to a new
 /// actor incarnation, its next envelope is valid everywhere, and all converge.
-/// spec: DOC-9, DOC-18, DOC-3, DOC-4.
+/// spec: DOC-9, DOC-20, DOC-18, DOC-3, DOC-4.
 #[test]
 fn honest_author_survives_building_on_an_excluded_branch() {
     for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
@@ -238,6 +238,11 @@ fn honest_author_survives_building_on_an_excluded_branch() {
         let (mut a, mut c) = (w.replica(0), w.replica(2));
         assert!(matches!(a.receive(&e1), Disposition::Applied { .. }));
         assert!(matches!(c.receive(&e2), Disposition::Applied { .. }));
+        // C builds on the other branch before it sees the first: both branches
+        // are witnessed (DOC-20), so the whole fork is excluded.
+        edit(&mut c, 0, "cc");
+        c.commit().unwrap().unwrap();
+        let c1 = c.drain_outbox();
         // A edits right after the equivocator's text (its operations reference it).
         edit(&mut a, 2, "aa");
         a.commit().unwrap().unwrap();
@@ -245,6 +250,7 @@ fn honest_author_survives_building_on_an_excluded_branch() {
         // A learns of the other branch: fork, exclusion, rebuild.
         assert!(matches!(a.receive(&e2), Disposition::Rejected { .. }));
         assert_eq!(a.equivocators().len(), 1);
+        assert!(matches!(a.receive(&c1[0].1), Disposition::Applied { .. }));
         // A keeps writing; its envelope must be valid for C.
         edit(&mut a, 0, "after");
         a.commit().unwrap().unwrap();

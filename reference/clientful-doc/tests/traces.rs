@@ -296,16 +296,15 @@ fn automerge_replays_automerge_paper() {
 /// later positions in the trace assume the order the recording editor chose. Yjs (JS
 /// `yjs` and `yrs` alike) reproduces `endContent` only when agent 0 has the smaller
 /// client id; with the client ids swapped both replicas still converge, to a text that
-/// differs from `endContent`. The reference binds actors to device keys by hashing, so
-/// the assignment is chosen here rather than left to the seed.
+/// differs from `endContent`. Automerge actors are hashes of device keys (and Yjs client
+/// ids follow the device index, DOC-19), so the assignment is chosen here rather than
+/// left to the seed.
 fn agent_devices(world: &World, crdt: CrdtKind) -> Vec<usize> {
     let mut devices: Vec<(Vec<u8>, usize)> = (0..world.device_seeds.len())
         .map(|i| {
             let key = world.device(i).public_bytes();
             let actor = match crdt {
-                CrdtKind::Yjs => binding::yjs_client_id(&key, &world.doc_id)
-                    .to_be_bytes()
-                    .to_vec(),
+                CrdtKind::Yjs => world.yjs_client_id(i, 0).to_be_bytes().to_vec(),
                 CrdtKind::Automerge => binding::automerge_actor(&key, &world.doc_id).to_vec(),
             };
             (actor, i)

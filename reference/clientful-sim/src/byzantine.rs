@@ -55,6 +55,7 @@ pub struct Forger {
     space_id: [u8; 32],
     doc_id: [u8; 32],
     crdt: CrdtKind,
+    signers: Vec<[u8; 32]>,
     rng: ChaCha20Rng,
 }
 
@@ -68,6 +69,7 @@ impl Forger {
             space_id: world.space_id,
             doc_id: world.doc_id,
             crdt: world.crdt,
+            signers: world.signers(),
             rng: ChaCha20Rng::seed_from_u64(seed),
         }
     }
@@ -151,7 +153,8 @@ impl Forger {
         prev: Option<EnvelopeId>,
         preds: Vec<EnvelopeId>,
     ) -> Option<Sealed> {
-        let (ct, body) = spoof_payload(self.crdt, victim, &self.doc_id, "spoofed ✍")?;
+        let index = self.signers.iter().position(|k| k == victim)? as u64;
+        let (ct, body) = spoof_payload(self.crdt, victim, index, &self.doc_id, "spoofed ✍")?;
         self.seal(seq, prev, preds, ct, &body)
     }
 
@@ -182,17 +185,19 @@ impl Forger {
     }
 }
 
-/// A CRDT payload that writes `text` as `victim` in `doc_id`: a Yjs update under
-/// the victim's bound client id, or an Automerge change under its bound actor.
+/// A CRDT payload that writes `text` as `victim` (device index `victim_index`,
+/// DOC-19) in `doc_id`: a Yjs update under the victim's assigned client id, or
+/// an Automerge change under its bound actor.
 pub fn spoof_payload(
     crdt: CrdtKind,
     victim: &[u8; 32],
+    victim_index: u64,
     doc_id: &[u8; 32],
     text: &str,
 ) -> Option<(u32, Vec<u8>)> {
     match crdt {
         CrdtKind::Yjs => {
-            let id = binding::yjs_client_id(victim, doc_id);
+            let id = binding::yjs_client_id(victim_index, 0);
             let mut options = Options::with_client_id(yrs::block::ClientID::new(id));
             options.offset_kind = yrs::OffsetKind::Utf16;
             let doc = Doc::with_options(options);

@@ -263,6 +263,9 @@ fn removed_member_cannot_keep_writing() {
             yjs_schema: YjsSchema::default(),
             rng_seed: [9; 32],
         });
+        // Bob's own view of the space (he has not seen his removal): it gives
+        // his device its index, hence its Yjs client id (DOC-19).
+        rb_new.set_membership(membership(&net, b));
         let created = edit(&mut rb_new, "b-new-doc");
         // Carol receives bob's later writes before she learns the removal.
         for e in &later {

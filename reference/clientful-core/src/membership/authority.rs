@@ -41,6 +41,10 @@ pub struct WriteView {
     pub epochs: BTreeSet<EpochId>,
     /// By device signing key.
     pub devices: BTreeMap<[u8; 32], DeviceWrite>,
+    /// The device keys in admission order (DOC-19): by the depth of the adding
+    /// operation, its id, then the device's position in it. A document
+    /// replica's device indices, hence its Yjs client ids, follow this order.
+    pub admission_order: Vec<[u8; 32]>,
 }
 
 fn writes(rs: &Option<(Role, Scope)>, doc_id: &[u8; 32], folders: &[[u8; 32]]) -> bool {
@@ -50,9 +54,23 @@ fn writes(rs: &Option<(Role, Scope)>, doc_id: &[u8; 32], folders: &[[u8; 32]]) -
 
 impl WriteView {
     /// The known signers of the space's documents (ENV-15): every device ever
-    /// added.
+    /// added, in admission order (DOC-19; any device missing from the order
+    /// follows, by key).
     pub fn signers(&self) -> Vec<[u8; 32]> {
-        self.devices.keys().copied().collect()
+        let mut out: Vec<[u8; 32]> = self
+            .admission_order
+            .iter()
+            .filter(|k| self.devices.contains_key(*k))
+            .copied()
+            .collect();
+        let listed: BTreeSet<[u8; 32]> = out.iter().copied().collect();
+        out.extend(
+            self.devices
+                .keys()
+                .filter(|k| !listed.contains(*k))
+                .copied(),
+        );
+        out
     }
 
     /// MEM-18: may `author` write its envelope `seq` of `doc_id` (in

@@ -192,7 +192,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
 
     // Actor spoofing: the Byzantine member inserts under device 0's client id.
-    let victim = binding::yjs_client_id(&w.device(0).public_bytes(), &w.doc_id);
+    let victim = w.yjs_client_id(0, 0);
     let (spoof_id, spoof) = seal_raw(
         &w,
         BYZ,
@@ -210,11 +210,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         Some(spoof_id),
         vec![spoof_id],
         content::YJS_UPDATE_V1,
-        &yjs_update_as(
-            binding::yjs_client_id(&w.device(BYZ).public_bytes(), &w.doc_id),
-            "x",
-            0,
-        ),
+        &yjs_update_as(w.yjs_client_id(BYZ, 0), "x", 0),
         12,
     )?;
     case(
@@ -233,7 +229,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
 
     // Clock gap: the Byzantine member's own client, but starting at clock 5.
-    let own = binding::yjs_client_id(&w.device(BYZ).public_bytes(), &w.doc_id);
+    let own = w.yjs_client_id(BYZ, 0);
     let (_, gap) = seal_raw(
         &w,
         BYZ,
@@ -278,7 +274,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
 
     // Equivocation.
-    let (_, eq1) = seal_raw(
+    let (eq1_id, eq1) = seal_raw(
         &w,
         BYZ,
         1,
@@ -313,6 +309,39 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
             "rejected:EQUIVOCATION",
             "duplicate",
         ],
+    )?;
+
+    // Late equivocation (DOC-20): device 2 builds on eq1 without seeing eq2,
+    // so eq1 is witnessed and stays applied whatever the order; eq2 is excluded.
+    let (_, witness) = seal_raw(
+        &w,
+        2,
+        1,
+        None,
+        vec![eq1_id],
+        content::YJS_UPDATE_V1,
+        &yjs_update_as(w.yjs_client_id(2, 0), "W", 0),
+        26,
+    )?;
+    case(
+        &mut f,
+        &params,
+        "yjs-late-equivocation-keeps-witnessed",
+        "Device 2 built on the first seq-1 envelope before the second appeared: the first stays applied (witnessed), the second is excluded.",
+        &["DOC-9", "DOC-20"],
+        &["Equivocation"],
+        &[&a1, &eq1, &witness, &eq2],
+        &["applied", "applied", "applied", "rejected:EQUIVOCATION"],
+    )?;
+    case(
+        &mut f,
+        &params,
+        "yjs-late-equivocation-witness-last",
+        "The same envelopes, the witness last: the envelope excluded on arrival is kept once its witness arrives; the final digests equal the previous case's.",
+        &["DOC-9", "DOC-20", "DOC-7"],
+        &["Equivocation", "Reordered"],
+        &[&a1, &eq2, &eq1, &witness],
+        &["applied", "applied", "rejected:EQUIVOCATION", "applied"],
     )?;
 
     // Bad chain link: seq 2 whose prev is someone else's envelope.
@@ -457,7 +486,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
             "rejected:INVALID_OPERATION",
         ],
     )?;
-    let (_, eq1) = seal_raw(
+    let (eq1_id, eq1) = seal_raw(
         &w,
         BYZ,
         1,
@@ -486,6 +515,30 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["Equivocation"],
         &[&eq1, &a1, &eq2],
         &["applied", "applied", "rejected:EQUIVOCATION"],
+    )?;
+    let (_, witness) = seal_raw(
+        &w,
+        2,
+        1,
+        None,
+        vec![eq1_id],
+        content::AUTOMERGE_CHANGES,
+        &automerge_changes_as(
+            binding::automerge_actor(&w.device(2).public_bytes(), &w.doc_id),
+            1,
+            0,
+        ),
+        27,
+    )?;
+    case(
+        &mut f,
+        &params,
+        "automerge-late-equivocation-witness-last",
+        "Device 2 built on the first seq-1 envelope before the second appeared; delivered last, it keeps the first (witnessed) and excludes the second.",
+        &["DOC-9", "DOC-20", "DOC-7"],
+        &["Equivocation", "Reordered"],
+        &[&eq2, &eq1, &witness],
+        &["applied", "rejected:EQUIVOCATION", "applied"],
     )?;
     Ok(f.finish())
 }

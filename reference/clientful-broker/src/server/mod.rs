@@ -1,4 +1,5 @@
-//! The tokio shell around [`crate::state::Broker`]: one process serving WebSocket
+//! The tokio shell around [`crate::state::Broker`] (from `clientful-broker-proto`):
+//! one process serving WebSocket
 //! (axum, with `/healthz` and `/metrics` on the same HTTP listener) and QUIC
 //! (quinn), carrying out the state machine's actions over bounded per-connection
 //! queues, with optional NATS fan-out, frame capture and graceful shutdown.
@@ -142,6 +143,11 @@ pub(crate) struct Shared {
     admission: Arc<guard::Admission>,
     /// When refusals were last logged, and the counters then.
     refusal_log: Mutex<(Instant, HashMap<u32, u64>, u64)>,
+    /// Wakes the timer task when the state machine's next deadline moved
+    /// earlier than the one it sleeps towards.
+    timer: Notify,
+    /// The deadline the timer task sleeps towards (`u64::MAX`: none).
+    armed: AtomicU64,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -286,6 +292,59 @@ impl Shared {
         f(&mut b, &mut out);
         self.dispatch(&mut b, out);
         self.log_refusals(&b);
+        if b.poll_timeout()
+            .is_some_and(|t| t < self.armed.load(Ordering::Acquire))
+        {
+            self.timer.notify_one();
+        }
+    }
+
+    /// The timer task: sleeps until the state machine's next deadline
+    /// ([`Broker::poll_timeout`]) and wakes it then ([`Broker::handle_timeout`]);
+    /// a step that arms an earlier deadline wakes this task to sleep again. While
+    /// refusals wait to be logged it also wakes within a second, for the log.
+    async fn run_timers(&self) {
+        loop {
+            let (next, unlogged) = match self.broker.lock() {
+                Ok(b) => (b.poll_timeout(), self.refusals_unlogged(&b)),
+                Err(_) => return,
+            };
+            self.armed
+                .store(next.unwrap_or(u64::MAX), Ordering::Release);
+            let now = self.now_ms();
+            let mut wait = next.map(|at| at.saturating_sub(now));
+            if unlogged {
+                wait = Some(wait.map_or(1_000, |w| w.min(1_000)));
+            }
+            match wait {
+                Some(0) => {}
+                Some(ms) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                        _ = self.timer.notified() => continue,
+                    }
+                }
+                None => {
+                    self.timer.notified().await;
+                    continue;
+                }
+            }
+            let now = self.now_ms();
+            self.step(|b, out| b.handle_timeout(now, out));
+        }
+    }
+
+    /// Whether refusals or evictions happened since the last log line.
+    fn refusals_unlogged(&self, b: &Broker) -> bool {
+        let Ok(last) = self.refusal_log.lock() else {
+            return false;
+        };
+        let stats = b.stats();
+        stats.backlog_evicted != last.2
+            || stats
+                .rejections
+                .iter()
+                .any(|(c, n)| last.1.get(c).copied().unwrap_or(0) != *n)
     }
 
     /// At most once a second: one log line with the protocol refusals (ERROR
@@ -663,6 +722,8 @@ pub async fn run_until(
         max_frame: config.limits.max_frame,
         admission: guard::Admission::new(config.admission.clone()),
         refusal_log: Mutex::new((Instant::now(), HashMap::new(), 0)),
+        timer: Notify::new(),
+        armed: AtomicU64::new(u64::MAX),
     });
     if let Some(rx) = bus_rx {
         tokio::spawn(bus::deliver_loop(shared.clone(), rx));
@@ -690,15 +751,8 @@ pub async fn run_until(
     let stop = Arc::new(Notify::new());
     let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));
     let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
-    let tick_shared = shared.clone();
-    let ticker = tokio::spawn(async move {
-        let mut iv = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            iv.tick().await;
-            let now = tick_shared.now_ms();
-            tick_shared.step(|b, out| b.tick(now, out));
-        }
-    });
+    let timer_shared = shared.clone();
+    let timers = tokio::spawn(async move { timer_shared.run_timers().await });
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -715,7 +769,7 @@ pub async fn run_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     endpoint.close(0u32.into(), b"shutdown");
-    ticker.abort();
+    timers.abort();
     quic_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(1), ws_task).await;
     endpoint.wait_idle().await;

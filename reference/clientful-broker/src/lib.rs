@@ -11,4 +11,5 @@
 
 pub use clientful_broker_proto::{frame, pin, rate, state};
 
+pub mod cli;
 pub mod server;

@@ -68,6 +68,10 @@ pub(crate) enum Out {
     Close(u32),
 }
 
+/// The refusal log's period: at most one line per period, and a refusal is logged
+/// within about one period.
+const LOG_PERIOD_MS: u64 = 1_000;
+
 /// The close reason of a connection the broker itself failed (WebSocket 1011).
 pub(crate) const INTERNAL: u32 = u32::MAX;
 
@@ -292,9 +296,11 @@ impl Shared {
         f(&mut b, &mut out);
         self.dispatch(&mut b, out);
         self.log_refusals(&b);
-        if b.poll_timeout()
-            .is_some_and(|t| t < self.armed.load(Ordering::Acquire))
-        {
+        let armed = self.armed.load(Ordering::Acquire);
+        let earlier = b.poll_timeout().is_some_and(|t| t < armed);
+        let log_due =
+            armed > self.now_ms().saturating_add(LOG_PERIOD_MS) && self.refusals_unlogged(&b);
+        if earlier || log_due {
             self.timer.notify_one();
         }
     }
@@ -309,14 +315,15 @@ impl Shared {
                 Ok(b) => (b.poll_timeout(), self.refusals_unlogged(&b)),
                 Err(_) => return,
             };
-            self.armed
-                .store(next.unwrap_or(u64::MAX), Ordering::Release);
             let now = self.now_ms();
-            let mut wait = next.map(|at| at.saturating_sub(now));
+            let mut wake_at = next;
             if unlogged {
-                wait = Some(wait.map_or(1_000, |w| w.min(1_000)));
+                let log_at = now.saturating_add(LOG_PERIOD_MS);
+                wake_at = Some(wake_at.map_or(log_at, |t| t.min(log_at)));
             }
-            match wait {
+            self.armed
+                .store(wake_at.unwrap_or(u64::MAX), Ordering::Release);
+            match wake_at.map(|at| at.saturating_sub(now)) {
                 Some(0) => {}
                 Some(ms) => {
                     tokio::select! {
@@ -354,7 +361,7 @@ impl Shared {
         let Ok(mut last) = self.refusal_log.lock() else {
             return;
         };
-        if last.0.elapsed() < Duration::from_secs(1) {
+        if last.0.elapsed() < Duration::from_millis(LOG_PERIOD_MS) {
             return;
         }
         let stats = b.stats();

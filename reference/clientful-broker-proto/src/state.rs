@@ -1808,6 +1808,74 @@ mod tests {
         }));
     }
 
+    /// The earliest moment the full scan the broker used to run on every tick
+    /// would act: a HELLO or idle timeout of a connection, or a room's TTL.
+    fn scan_deadline(b: &Broker) -> Option<u64> {
+        let l = &b.limits;
+        let conns = b.conns.values().flat_map(|c| {
+            let hello = (!c.ready).then(|| c.opened_ms + l.hello_timeout_ms + 1);
+            [hello, Some(c.last_seen_ms + l.idle_timeout_ms + 1)]
+        });
+        let rooms = b.rooms.values().map(|r| {
+            r.empty_since_ms
+                .filter(|_| r.members.is_empty())
+                .map(|t| t + l.empty_room_ttl_ms)
+        });
+        conns.chain(rooms).flatten().min()
+    }
+
+    proptest::proptest! {
+        /// BRK-17, BRK-LIM-6: the timers replace the fixed tick without changing
+        /// what happens. Whatever the traffic and the times, `poll_timeout` is never
+        /// later than the first moment a full scan would act, and after
+        /// `handle_timeout(now)` nothing a full scan would act on at `now` is left.
+        #[test]
+        fn timers_act_when_a_full_scan_would(
+            ops in proptest::collection::vec((0u64..4, 0u8..7, 0u64..1_500), 0..80)
+        ) {
+            let c = creds();
+            let limits = Limits {
+                hello_timeout_ms: 1_000,
+                idle_timeout_ms: 2_000,
+                empty_room_ttl_ms: 1_500,
+                ..Limits::default()
+            };
+            let mut b = Broker::new(limits, [0; 16]);
+            let mut now = 0u64;
+            let mut out = Vec::new();
+            for (conn, what, dt) in ops {
+                match what {
+                    0 => {
+                        if !b.conns.contains_key(&conn) {
+                            b.open(conn, [conn as u8; 32], now);
+                        }
+                    }
+                    1 => b.frame(conn, &hello(), false, now, &mut out),
+                    2 => b.frame(conn, &join(&c, &[conn as u8; 32]), false, now, &mut out),
+                    3 => b.frame(conn, &publish(&c, 0, b"x"), false, now, &mut out),
+                    4 => {
+                        let leave = enc(BrokerFrame {
+                            kind: kind::LEAVE,
+                            room_id: c.room_id().to_vec(),
+                            ..Default::default()
+                        });
+                        b.frame(conn, &leave, false, now, &mut out);
+                    }
+                    5 => b.close(conn, &mut out),
+                    _ => now += dt,
+                }
+                if let Some(due) = scan_deadline(&b) {
+                    let armed = b.poll_timeout();
+                    proptest::prop_assert!(armed.is_some_and(|t| t <= due), "{armed:?} > {due}");
+                }
+                if b.poll_timeout().is_some_and(|t| t <= now) {
+                    b.handle_timeout(now, &mut out);
+                }
+                proptest::prop_assert!(scan_deadline(&b).is_none_or(|t| t > now));
+            }
+        }
+    }
+
     #[test]
     fn idle_and_hello_timeouts() {
         let mut b = Broker::new(Limits::default(), [0; 16]);

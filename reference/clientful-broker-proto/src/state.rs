@@ -1,7 +1,13 @@
 //! The sans-IO broker (spec §10): connections, the room table, join challenges,
 //! per-connection token buckets, bounded backlogs and fan-out. It is fed frames,
 //! connection events and time, and answers with [`Action`]s for the shell to carry
-//! out. It never looks inside a payload: it reads only the frame fields of §10.3.
+//! out. It never looks inside a payload: bytes are decoded once into a typed
+//! [`Frame`] and it reads only the fields of §10.3 (BRK-3, BRK-4).
+//!
+//! Time is handed in (`now_ms`, any monotonic millisecond clock). The broker
+//! says when it next needs to be woken ([`Broker::poll_timeout`]) for the HELLO and
+//! idle timeouts (BRK-17) and the empty-room TTL (BRK-LIM-6), and acts on them in
+//! [`Broker::handle_timeout`]; no fixed tick is needed.
 //!
 //! Fan-out is O(1) per receiver: a DELIVER frame is encoded once and shared
 //! ([`Bytes`] is reference-counted) by every receiver's queue.

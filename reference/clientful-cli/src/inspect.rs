@@ -210,7 +210,10 @@ pub fn doctor_report(sp: &mut SpaceSession) -> Result<()> {
         Err(e) => println!("membership digest: unavailable ({e})"),
     }
     match m.authenticator() {
-        Some(a) => println!("key-epoch authenticator {}", authenticator_display(&a)),
+        Some(a) => {
+            println!("key-epoch authenticator {}", authenticator_display(&a));
+            println!("key-epoch authenticator (whole) {}", hex::encode(a));
+        }
         None => println!("key-epoch authenticator: no current key on this device"),
     }
     for d in sp.documents()? {

@@ -202,13 +202,31 @@ fn main() -> ExitCode {
     report(result)
 }
 
+/// The way out of an SDK error, in this CLI's commands (the SDK says what
+/// went wrong, never which command to run).
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use clientful::{AccessError, ClientError, SessionError};
+    match e.downcast_ref::<ClientError>()? {
+        ClientError::NoIdentity(_) => Some("run `clientful identity create --name NAME` first"),
+        ClientError::FirstSync(_) => {
+            Some("run `clientful sync` again when the storage is reachable")
+        }
+        ClientError::Access(AccessError::NoCurrentKey)
+        | ClientError::Session(SessionError::NoCurrentKey { .. }) => Some("run `clientful sync`"),
+        _ => None,
+    }
+}
+
 /// The exit code of a result; an error is printed as one line.
 fn report(result: Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
             // One line, whatever the cause chain holds.
-            let msg = format!("{e:#}");
+            let mut msg = format!("{e:#}");
+            if let Some(h) = hint(&e) {
+                msg = format!("{msg}; {h}");
+            }
             let one: Vec<&str> = msg
                 .lines()
                 .map(str::trim)

@@ -13,13 +13,9 @@
 
 #[path = "../../clientful-broker/tests/broker_common/mod.rs"]
 mod broker_common;
+mod cli_common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-struct User {
-    home: PathBuf,
-}
+use cli_common::{User, last_line};
 
 fn s3_url(tag: &str) -> Option<String> {
     match std::env::var("CLIENTFUL_S3_ENDPOINT") {
@@ -38,56 +34,6 @@ fn s3_url(tag: &str) -> Option<String> {
             None
         }
     }
-}
-
-impl User {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clientful"));
-        c.arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "clientful")
-            .env("AWS_SECRET_ACCESS_KEY", "clientful-secret")
-            .env_remove("CLIENTFUL_HOME")
-            .env_remove("CLIENTFUL_SPACE")
-            .env_remove("CLIENTFUL_STORAGE");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("run clientful");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "clientful {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// Runs a command that must fail: one line on stderr, a non-zero exit.
-    fn fails(&self, args: &[&str]) -> String {
-        let out: Output = self.cmd(args).output().expect("run clientful");
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "clientful {args:?} succeeded");
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "one line for {args:?}, got:\n{stderr}");
-        assert!(lines[0].starts_with("error: "), "{stderr}");
-        stderr
-    }
-
-    /// The state digests of every document, from `doctor report`.
-    fn digests(&self) -> Vec<String> {
-        self.run(&["doctor", "report"])
-            .lines()
-            .filter(|l| l.starts_with("document "))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 /// What a device holds, to compare before and after a failed command: every

@@ -15,66 +15,12 @@
 
 #[path = "../../clientful-broker/tests/broker_common/mod.rs"]
 mod broker_common;
+mod cli_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use cli_common::{User, last_line, one_line_failure};
 use std::time::{Duration, Instant};
-
-struct User {
-    home: PathBuf,
-}
-
-impl User {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clientful"));
-        c.arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env_remove("CLIENTFUL_HOME")
-            .env_remove("CLIENTFUL_SPACE")
-            .env_remove("CLIENTFUL_STORAGE")
-            .env_remove("CLIENTFUL_CONFIG")
-            .env_remove("CLIENTFUL_BROKER");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("run clientful");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "clientful {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// A command that must fail: exit code 2 (not 0, not a panic's 101), one
-    /// `error:` line on stderr, no panic text. Returns that line.
-    fn fails(&self, args: &[&str]) -> String {
-        let out: Output = self.cmd(args).output().expect("run clientful");
-        one_line_failure(&out, args)
-    }
-}
-
-fn one_line_failure(out: &Output, args: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "clientful {args:?}: want exit 2, got {:?}\n{stderr}",
-        out.status.code()
-    );
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line for {args:?}, got:\n{stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    lines[0].to_string()
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_owned()
-}
 
 /// The one space's device store.
 fn store_of(u: &User) -> PathBuf {

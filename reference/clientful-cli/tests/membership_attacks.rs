@@ -16,57 +16,15 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod cli_common;
 
-struct User {
-    home: PathBuf,
+use cli_common::{User, folder_storage as storage, last_line};
+
+trait Accept {
+    fn accept(&self, code: &str, storage: &str) -> String;
 }
 
-impl User {
-    fn new(root: &Path, name: &str) -> User {
-        let u = User {
-            home: root.join(name),
-        };
-        u.run(&["identity", "create", "--name", name]);
-        u
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clientful"));
-        c.arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env_remove("CLIENTFUL_HOME")
-            .env_remove("CLIENTFUL_SPACE")
-            .env_remove("CLIENTFUL_STORAGE");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("run clientful");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "clientful {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("run clientful");
-        assert!(!out.status.success(), "clientful {args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).to_string()
-    }
-
-    fn user_key(&self) -> String {
-        self.run(&["identity", "show"])
-            .lines()
-            .find_map(|l| l.strip_prefix("user key:").map(|k| k.trim().to_owned()))
-            .expect("user key")
-    }
-
+impl Accept for User {
     fn accept(&self, code: &str, storage: &str) -> String {
         self.run(&[
             "invite",
@@ -78,16 +36,6 @@ impl User {
             storage,
         ])
     }
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_owned()
-}
-
-fn storage(root: &Path) -> String {
-    let dir = root.join("storage");
-    std::fs::create_dir_all(&dir).expect("storage dir");
-    format!("file://{}", dir.display())
 }
 
 /// alice creates a space, a document and a single-use invite; bob accepts;

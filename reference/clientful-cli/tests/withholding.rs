@@ -14,65 +14,17 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-struct User {
-    home: PathBuf,
+mod cli_common;
+
+use cli_common::{User, last_line};
+
+trait Epochs {
+    fn current_epoch(&self) -> String;
 }
 
-/// What one command did: exit code and stdout.
-struct Ran {
-    code: i32,
-    stdout: String,
-}
-
-impl User {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clientful"));
-        c.arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env_remove("CLIENTFUL_HOME")
-            .env_remove("CLIENTFUL_SPACE")
-            .env_remove("CLIENTFUL_STORAGE");
-        c
-    }
-
-    fn exec(&self, args: &[&str]) -> Ran {
-        let out = self.cmd(args).output().expect("run clientful");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        let code = out.status.code().expect("exit code");
-        assert_ne!(code, 2, "clientful {args:?} failed:\n{stdout}\n{stderr}");
-        Ran { code, stdout }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let r = self.exec(args);
-        assert_eq!(r.code, 0, "clientful {args:?}:\n{}", r.stdout);
-        r.stdout
-    }
-
-    fn user_key(&self) -> String {
-        self.run(&["identity", "show"])
-            .lines()
-            .find_map(|l| l.strip_prefix("user key:").map(|k| k.trim().to_owned()))
-            .expect("user key")
-    }
-
-    fn text(&self, doc: &str) -> String {
-        last_line(&self.run(&["doc", "print", doc, "--text"]))
-    }
-
-    fn authenticator(&self) -> String {
-        self.run(&["doctor", "report"])
-            .lines()
-            .find(|l| l.starts_with("key-epoch authenticator"))
-            .expect("authenticator line")
-            .to_owned()
-    }
-
+impl Epochs for User {
     /// The current epoch as `inspect` shows it (its short id).
     fn current_epoch(&self) -> String {
         self.run(&["inspect"])
@@ -81,10 +33,6 @@ impl User {
             .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
             .expect("a current epoch")
     }
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -279,6 +279,32 @@ pub struct Ephemeral {
     pub body: Vec<u8>,
 }
 
+/// Sender state for ephemeral counters (BRK-14): each counter is
+/// `max(last + 1, time_ms × 1024)`, so counters keep increasing across restarts
+/// without persisted state (the clock has moved on). Time is an input.
+#[derive(Debug, Default, Clone)]
+pub struct EphemeralCounter {
+    last: u64,
+}
+
+impl EphemeralCounter {
+    /// A sender that has sent nothing since it started.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counter for a message sent at `time_ms` (milliseconds since the Unix
+    /// epoch, the same value put in the message).
+    pub fn next(&mut self, time_ms: u64) -> u64 {
+        let c = self
+            .last
+            .saturating_add(1)
+            .max(time_ms.saturating_mul(1024));
+        self.last = c;
+        c
+    }
+}
+
 /// Receiver state for ephemeral messages of one room: the highest counter accepted
 /// from each member device (at most one entry per member).
 #[derive(Debug, Default, Clone)]
@@ -507,5 +533,52 @@ mod tests {
             .seal_ephemeral(&mut rng, &dev, 4, now, b"y")
             .expect("seal");
         assert_eq!(rx.open(&room, &members, &m4, now).expect("ok").counter, 4);
+    }
+
+    /// BRK-14: a sender that restarts without persisted state is still accepted,
+    /// because its counters come from its clock; restarting from 1 was REPLAY.
+    #[test]
+    fn a_restarted_sender_is_not_refused_as_replay() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let room = creds(3);
+        let dev = SigningKey::from_seed(&[7; 32]);
+        let members = [dev.public_bytes()];
+        let mut rx = EphemeralReceiver::new();
+        let t0 = 1_700_000_000_000u64;
+        let mut sender = EphemeralCounter::new();
+        let mut last = 0;
+        for i in 0..3000u64 {
+            // Bursts within one millisecond still increase.
+            let t = t0 + i / 2000;
+            let c = sender.next(t);
+            assert!(c > last);
+            last = c;
+            if i % 500 == 0 {
+                let m = room
+                    .seal_ephemeral(&mut rng, &dev, c, t, b"x")
+                    .expect("seal");
+                rx.open(&room, &members, &m, t).expect("accepted");
+            }
+        }
+        // The sender restarts 3 ms later with no state.
+        let t1 = t0 + 3;
+        let naive = room
+            .seal_ephemeral(&mut rng, &dev, 1, t1, b"y")
+            .expect("seal");
+        assert_eq!(
+            rx.open(&room, &members, &naive, t1)
+                .err()
+                .map(|e| e.class()),
+            Some(ErrorClass::Replay),
+            "a counter restarted from 1 is a replay"
+        );
+        let c = EphemeralCounter::new().next(t1);
+        let m = room
+            .seal_ephemeral(&mut rng, &dev, c, t1, b"z")
+            .expect("seal");
+        assert_eq!(
+            rx.open(&room, &members, &m, t1).expect("accepted").body,
+            b"z"
+        );
     }
 }

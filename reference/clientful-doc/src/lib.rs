@@ -24,6 +24,7 @@ pub mod fuzzing;
 pub mod replica;
 pub mod sync;
 pub mod testkit;
+pub mod text;
 
 pub use error::DocError;
 pub use replica::{CrdtKind, Disposition, Replica, ReplicaConfig, Verdict};

@@ -92,44 +92,22 @@ impl World {
 /// Inserts `text` at UTF-16 offset `index` of the document's text: the Yjs root
 /// text `text`, or the Automerge root key `text` (created if absent).
 pub fn insert_text(r: &mut Replica, index: u32, text: &str) -> Result<(), String> {
-    edit_text(r, index, 0, text)
+    crate::text::insert_text(r, index, text).map_err(message)
 }
 
 /// Deletes `length` UTF-16 code units at `index` of the document's text.
 pub fn delete_text(r: &mut Replica, index: u32, length: u32) -> Result<(), String> {
-    edit_text(r, index, length, "")
+    crate::text::delete_text(r, index, length).map_err(message)
 }
 
-fn edit_text(r: &mut Replica, index: u32, delete: u32, insert: &str) -> Result<(), String> {
-    use automerge::transaction::Transactable;
-    use yrs::{Text, Transact};
-    if let Some(y) = r.yjs() {
-        // Root refs first: yrs takes the document lock for them.
-        let text = y.text("text");
-        let len = text.len(&y.doc().transact());
-        if index.saturating_add(delete) > len {
-            return Err("edit position out of range".into());
-        }
-        let mut txn = y.doc().transact_mut();
-        if delete > 0 {
-            text.remove_range(&mut txn, index, delete);
-        }
-        if !insert.is_empty() {
-            text.insert(&mut txn, index, insert);
-        }
-        return Ok(());
+/// The words these helpers have always used (adapters report them).
+fn message(e: crate::text::TextEditError) -> String {
+    use crate::text::TextEditError;
+    match e {
+        TextEditError::OutOfRange { .. } => "edit position out of range".into(),
+        TextEditError::NoDocument => "no document".into(),
+        TextEditError::Automerge(e) => e.to_string(),
     }
-    let doc = r.automerge_mut().ok_or("no document")?.doc_mut();
-    let id =
-        match automerge::ReadDoc::get(doc, automerge::ROOT, "text").map_err(|e| e.to_string())? {
-            Some((_, id)) => id,
-            None => doc
-                .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
-                .map_err(|e| e.to_string())?,
-        };
-    let delete = isize::try_from(delete).map_err(|e| e.to_string())?;
-    doc.splice_text(&id, index as usize, delete, insert)
-        .map_err(|e| e.to_string())
 }
 
 /// Sets a string: in the Yjs root map `data`, or at an Automerge root key.

@@ -7,7 +7,7 @@
 //! ```
 
 use automerge::transaction::Transactable;
-use clientful::{Client, CrdtKind};
+use clientful::{Client, CrdtKind, EditError};
 use yrs::{Text, Transact};
 
 #[tokio::main]
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A Yjs document, edited with the yrs API.
     let notes = space.new_document(CrdtKind::Yjs, "Notes")?;
     space.edit(&notes, |d| {
-        let y = d.yjs().ok_or("not a Yjs document")?;
+        let y = d.yjs().ok_or(EditError::WrongCrdt(CrdtKind::Yjs))?;
         let text = y.text("text");
         let mut txn = y.doc().transact_mut();
         text.insert(&mut txn, 0, "Hello from yrs");
@@ -33,9 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // An Automerge document, edited with the automerge API.
     let plan = space.new_document(CrdtKind::Automerge, "Plan")?;
     space.edit(&plan, |d| {
-        let doc = d.automerge().ok_or("not an Automerge document")?.doc_mut();
-        doc.put(automerge::ROOT, "status", "draft")
-            .map_err(|e| e.to_string())?;
+        let doc = d
+            .automerge()
+            .ok_or(EditError::WrongCrdt(CrdtKind::Automerge))?
+            .doc_mut();
+        doc.put(automerge::ROOT, "status", "draft")?;
         Ok(())
     })?;
 

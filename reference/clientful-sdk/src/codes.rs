@@ -14,7 +14,7 @@
 
 use clientful_core::membership::Role;
 
-use crate::error::ClientError;
+use crate::error::LookupError;
 
 /// Prefix of an invite code.
 pub const INVITE: &str = "cfinvite1-";
@@ -36,17 +36,114 @@ fn check(prefix: &str, role: &str, bytes: &[u8]) -> String {
     hex::encode(h.iter().take(4).copied().collect::<Vec<u8>>())
 }
 
+/// Which kind of code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeKind {
+    /// An invite code ([`INVITE`]).
+    Invite,
+    /// A device link code ([`LINK`]).
+    Link,
+    /// A device request ([`DEVICE`]).
+    DeviceRequest,
+    /// A code of another prefix.
+    Other,
+}
+
+impl CodeKind {
+    fn of(prefix: &str) -> CodeKind {
+        match prefix {
+            INVITE => CodeKind::Invite,
+            LINK => CodeKind::Link,
+            DEVICE => CodeKind::DeviceRequest,
+            _ => CodeKind::Other,
+        }
+    }
+
+    /// The prefix its text starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            CodeKind::Invite => INVITE,
+            CodeKind::Link => LINK,
+            CodeKind::DeviceRequest => DEVICE,
+            CodeKind::Other => "",
+        }
+    }
+}
+
+impl std::fmt::Display for CodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodeKind::Invite => "an invite code",
+            CodeKind::Link => "a device link code",
+            CodeKind::DeviceRequest => "a device request",
+            CodeKind::Other => "a code",
+        })
+    }
+}
+
+/// What is wrong with a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeProblem {
+    /// It does not start with the kind's prefix.
+    Prefix,
+    /// No check digits.
+    NoCheck,
+    /// Not hexadecimal.
+    NotHex,
+    /// The check digits do not match: a character was changed or lost.
+    Check,
+    /// An invite code without its role.
+    NoRole,
+    /// An invite code naming a role that does not exist.
+    UnknownRole {
+        /// The role as written in the code.
+        role: String,
+    },
+    /// The bytes are not a valid code of its kind.
+    Malformed(clientful_core::Error),
+}
+
+/// A code that is not a valid one of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(.kind, .problem))]
+pub struct CodeError {
+    /// The kind expected.
+    pub kind: CodeKind,
+    /// What is wrong.
+    pub problem: CodeProblem,
+}
+
+impl CodeError {
+    pub(crate) fn new(kind: CodeKind, problem: CodeProblem) -> Self {
+        CodeError { kind, problem }
+    }
+}
+
+fn describe(kind: &CodeKind, problem: &CodeProblem) -> String {
+    match problem {
+        CodeProblem::Prefix => format!("not {kind}: it must start with `{}`", kind.prefix()),
+        CodeProblem::NoCheck => format!("{kind} is damaged (no check digits)"),
+        CodeProblem::NotHex => format!("{kind} is damaged (not hexadecimal)"),
+        CodeProblem::Check => format!(
+            "{kind} is damaged (its check digits do not match: a character was changed or lost)"
+        ),
+        CodeProblem::NoRole => format!("{kind} is damaged (no role)"),
+        CodeProblem::UnknownRole { role } => format!("{kind} names an unknown role `{role}`"),
+        CodeProblem::Malformed(e) => format!("{kind} is damaged: {e}"),
+    }
+}
+
 /// Splits `<hex>-<check>` and verifies the check.
-fn checked(prefix: &str, role: &str, what: &str, rest: &str) -> Result<Vec<u8>, ClientError> {
+fn checked(prefix: &str, role: &str, rest: &str) -> Result<Vec<u8>, CodeError> {
+    let kind = CodeKind::of(prefix);
     let (hex_part, sum) = rest
         .rsplit_once('-')
-        .ok_or_else(|| ClientError::Invalid(format!("{what} is damaged (no check digits)")))?;
-    let bytes = hex::decode(hex_part)
-        .map_err(|_| ClientError::Invalid(format!("{what} is damaged (not hexadecimal)")))?;
+        .ok_or(CodeError::new(kind, CodeProblem::NoCheck))?;
+    let bytes = hex::decode(hex_part).map_err(|_| CodeError::new(kind, CodeProblem::NotHex))?;
     if !sum.eq_ignore_ascii_case(&check(prefix, role, &bytes)) {
-        return Err(ClientError::Invalid(format!(
-            "{what} is damaged (its check digits do not match: a character was changed or lost)"
-        )));
+        return Err(CodeError::new(kind, CodeProblem::Check));
     }
     Ok(bytes)
 }
@@ -61,12 +158,12 @@ pub fn encode(prefix: &str, bytes: &[u8]) -> String {
 }
 
 /// The bytes of a code with `prefix`, its check verified.
-pub fn decode(prefix: &str, what: &str, code: &str) -> Result<Vec<u8>, ClientError> {
+pub fn decode(prefix: &str, code: &str) -> Result<Vec<u8>, CodeError> {
     let code = code.trim();
-    let rest = code.strip_prefix(prefix).ok_or_else(|| {
-        ClientError::Invalid(format!("not {what}: it must start with `{prefix}`"))
-    })?;
-    checked(prefix, "", what, rest)
+    let rest = code
+        .strip_prefix(prefix)
+        .ok_or(CodeError::new(CodeKind::of(prefix), CodeProblem::Prefix))?;
+    checked(prefix, "", rest)
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -88,48 +185,52 @@ pub fn encode_invite(role: Role, code: &[u8]) -> String {
 }
 
 /// The role and the canonical `InviteCode` bytes of an invite code's text.
-pub fn decode_invite(code: &str) -> Result<(Role, Vec<u8>), ClientError> {
-    let rest = code.trim().strip_prefix(INVITE).ok_or_else(|| {
-        ClientError::Invalid(format!("not an invite code: it must start with `{INVITE}`"))
-    })?;
-    let (role, hex_part) = rest
-        .split_once('-')
-        .ok_or_else(|| ClientError::Invalid("invite code is damaged (no role)".into()))?;
+pub fn decode_invite(code: &str) -> Result<(Role, Vec<u8>), CodeError> {
+    let bad = |p| CodeError::new(CodeKind::Invite, p);
+    let rest = code
+        .trim()
+        .strip_prefix(INVITE)
+        .ok_or(bad(CodeProblem::Prefix))?;
+    let (role, hex_part) = rest.split_once('-').ok_or(bad(CodeProblem::NoRole))?;
     let role = [Role::Reader, Role::Writer, Role::Admin]
         .into_iter()
         .find(|r| role_name(*r) == role)
         .ok_or_else(|| {
-            ClientError::Invalid(format!("invite code names an unknown role `{role}`"))
+            bad(CodeProblem::UnknownRole {
+                role: role.to_owned(),
+            })
         })?;
-    let bytes = checked(INVITE, role_name(role), "invite code", hex_part)?;
+    let bytes = checked(INVITE, role_name(role), hex_part)?;
     Ok((role, bytes))
 }
 
 /// A 32-byte id from (a prefix of) its hex form, among `candidates`.
 pub fn pick<'a, T>(
-    what: &str,
+    what: &'static str,
     prefix: &str,
     candidates: impl IntoIterator<Item = (&'a [u8; 32], T)>,
-) -> Result<([u8; 32], T), ClientError> {
+) -> Result<([u8; 32], T), LookupError> {
     let p = prefix.trim().to_ascii_lowercase();
     if p.is_empty() {
-        return Err(ClientError::Invalid(format!("empty {what} id")));
+        return Err(LookupError::Empty { what });
     }
     let mut found: Vec<([u8; 32], T)> = candidates
         .into_iter()
         .filter(|(id, _)| hex::encode(id).starts_with(&p))
         .map(|(id, t)| (*id, t))
         .collect();
+    let none = || LookupError::NoMatch {
+        what,
+        prefix: prefix.to_owned(),
+    };
     match found.len() {
-        0 => Err(ClientError::NotFound(format!(
-            "no {what} matches `{prefix}`"
-        ))),
-        1 => found
-            .pop()
-            .ok_or_else(|| ClientError::NotFound(format!("no {what} matches `{prefix}`"))),
-        n => Err(ClientError::Invalid(format!(
-            "`{prefix}` matches {n} {what}s; give more characters"
-        ))),
+        0 => Err(none()),
+        1 => found.pop().ok_or_else(none),
+        count => Err(LookupError::Ambiguous {
+            what,
+            prefix: prefix.to_owned(),
+            count,
+        }),
     }
 }
 
@@ -140,12 +241,13 @@ mod tests {
     #[test]
     fn codes_round_trip_and_refuse_damage() {
         let c = encode(INVITE, &[1, 2, 3]);
+        assert_eq!(decode(INVITE, &c).ok(), Some(vec![1, 2, 3]));
         assert_eq!(
-            decode(INVITE, "an invite code", &c).ok(),
-            Some(vec![1, 2, 3])
+            decode(LINK, &c).map_err(|e| e.problem),
+            Err(CodeProblem::Prefix)
         );
-        assert!(decode(LINK, "a device link code", &c).is_err());
-        assert!(decode(INVITE, "an invite code", "cfinvite1-zz").is_err());
+        assert!(decode(LINK, &c).is_err());
+        assert!(decode(INVITE, "cfinvite1-zz").is_err());
         // One hex digit changed, anywhere: refused by the check.
         let l = encode(LINK, &[0xab; 40]);
         for i in LINK.len()..l.len() {
@@ -153,10 +255,7 @@ mod tests {
             b[i] = if b[i] == b'0' { b'1' } else { b'0' };
             let changed = String::from_utf8(b).unwrap_or_default();
             if changed != l {
-                assert!(
-                    decode(LINK, "a device link code", &changed).is_err(),
-                    "{changed}"
-                );
+                assert!(decode(LINK, &changed).is_err(), "{changed}");
             }
         }
     }
@@ -166,7 +265,12 @@ mod tests {
         let c = encode_invite(Role::Reader, &[9, 8]);
         assert!(c.starts_with("cfinvite1-reader-0908-"), "{c}");
         assert_eq!(decode_invite(&c).ok(), Some((Role::Reader, vec![9, 8])));
-        assert!(decode_invite("cfinvite1-owner-0908").is_err());
+        assert_eq!(
+            decode_invite("cfinvite1-owner-0908").map_err(|e| e.problem),
+            Err(CodeProblem::UnknownRole {
+                role: "owner".into()
+            })
+        );
         assert!(decode_invite("cfinvite1-0908").is_err());
         // The role is covered by the check too: a reader code cannot be edited into
         // a writer code, and a changed byte is refused.

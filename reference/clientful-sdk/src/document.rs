@@ -8,8 +8,33 @@ use automerge::{ObjType, ReadDoc};
 use clientful_doc::canonical_json::Json;
 use clientful_doc::crdt::{AutomergeDoc, YjsDoc};
 use clientful_doc::replica::{Replica, Verdict};
+use clientful_doc::text::{self, TextEditError};
 use serde_json::Value;
 use yrs::{Any, GetString, Map, Text, Transact};
+
+/// Why an edit of a document was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditError {
+    /// A text edit was refused (out of range, or by Automerge).
+    #[error(transparent)]
+    Text(#[from] TextEditError),
+    /// Automerge refused to set a value.
+    #[error("automerge: {0}")]
+    Automerge(Box<automerge::AutomergeError>),
+    /// The replica holds no document.
+    #[error("the replica holds no document")]
+    NoDocument,
+    /// The document is not of the CRDT the edit uses.
+    #[error("not a {0:?} document")]
+    WrongCrdt(clientful_doc::replica::CrdtKind),
+}
+
+impl From<automerge::AutomergeError> for EditError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        EditError::Automerge(Box::new(e))
+    }
+}
 
 /// One document replica.
 pub struct Document {
@@ -129,19 +154,19 @@ impl Document {
 
     /// Inserts text at a UTF-16 offset of the document's text (Yjs root `text`,
     /// Automerge root key `text`).
-    pub fn insert_text(&mut self, index: u32, text: &str) -> Result<(), String> {
-        clientful_doc::testkit::insert_text(&mut self.replica, index, text)
+    pub fn insert_text(&mut self, index: u32, text: &str) -> Result<(), EditError> {
+        Ok(text::insert_text(&mut self.replica, index, text)?)
     }
 
     /// Appends text at the end of the document's text.
-    pub fn append_text(&mut self, text: &str) -> Result<(), String> {
+    pub fn append_text(&mut self, text: &str) -> Result<(), EditError> {
         let at = self.text_len();
         self.insert_text(at, text)
     }
 
     /// Deletes `len` UTF-16 code units at `index`.
-    pub fn delete_text(&mut self, index: u32, len: u32) -> Result<(), String> {
-        clientful_doc::testkit::delete_text(&mut self.replica, index, len)
+    pub fn delete_text(&mut self, index: u32, len: u32) -> Result<(), EditError> {
+        Ok(text::delete_text(&mut self.replica, index, len)?)
     }
 
     fn text_len(&mut self) -> u32 {
@@ -153,14 +178,18 @@ impl Document {
     }
 
     /// Sets a JSON value under `key` (Yjs root map `data`, Automerge root).
-    pub fn set_json(&mut self, key: &str, value: &Value) -> Result<(), String> {
+    pub fn set_json(&mut self, key: &str, value: &Value) -> Result<(), EditError> {
         if let Some(y) = self.replica.yjs() {
             let data = y.map("data");
             data.insert(&mut y.doc().transact_mut(), key, to_any(value));
             return Ok(());
         }
-        let doc = self.replica.automerge_mut().ok_or("no document")?.doc_mut();
-        am_write(doc, &automerge::ROOT, Slot::Key(key), value).map_err(|e| e.to_string())
+        let doc = self
+            .replica
+            .automerge_mut()
+            .ok_or(EditError::NoDocument)?
+            .doc_mut();
+        Ok(am_write(doc, &automerge::ROOT, Slot::Key(key), value)?)
     }
 
     /// The document as JSON (the materialized state, DOC-12).

@@ -18,7 +18,7 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::ClientError;
+use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
 const IDENTITY_FILE: &str = "identity.json";
@@ -45,18 +45,16 @@ struct BackupFile {
 /// A fresh RNG seeded from the OS.
 pub(crate) fn os_rng() -> Result<ChaCha20Rng, ClientError> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)
-        .map_err(|e| ClientError::Invalid(format!("no OS randomness: {e}")))?;
+    getrandom::fill(&mut seed).map_err(ClientError::Randomness)?;
     Ok(ChaCha20Rng::from_seed(seed))
 }
 
-pub(crate) fn seed32(hex_str: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, ClientError> {
-    let v = Zeroizing::new(
-        hex::decode(hex_str).map_err(|_| ClientError::Invalid(format!("{what} is not hex")))?,
-    );
+/// A 32-byte secret or id kept as hex in a file of kind `kind`.
+pub(crate) fn seed32(hex_str: &str, kind: FileKind) -> Result<Zeroizing<[u8; 32]>, ClientError> {
+    let v = Zeroizing::new(hex::decode(hex_str).map_err(|_| ClientError::BadSecret { kind })?);
     let mut out = Zeroizing::new([0u8; 32]);
     if v.len() != 32 {
-        return Err(ClientError::Invalid(format!("{what} is not 32 bytes")));
+        return Err(ClientError::BadSecret { kind });
     }
     out.copy_from_slice(&v);
     Ok(out)
@@ -142,7 +140,7 @@ impl Profile {
             signing: SigningKey::from_seed(&self.device_seed),
             x25519: X25519Secret::from_bytes(&self.x25519),
         };
-        Identity::new(&user, device).map_err(|e| ClientError::core("device certificate", e))
+        Identity::new(&user, device).map_err(ClientError::core(Action::DeviceCertificate))
     }
 
     /// This device's id (ID-5).
@@ -181,18 +179,19 @@ impl Profile {
         }
     }
 
-    fn from_file(f: &IdentityFile) -> Result<Self, ClientError> {
+    fn from_file(path: &Path, f: &IdentityFile) -> Result<Self, ClientError> {
         if f.version != 1 {
-            return Err(ClientError::Invalid(format!(
-                "identity file version {} is not supported by this client",
-                f.version
-            )));
+            return Err(ClientError::UnsupportedVersion {
+                path: path.to_owned(),
+                kind: FileKind::Identity,
+                version: f.version,
+            });
         }
         Ok(Profile {
             name: f.name.clone(),
-            user_seed: seed32(&f.user_seed, "user key")?,
-            device_seed: seed32(&f.device_seed, "device key")?,
-            x25519: seed32(&f.device_x25519, "device key-agreement key")?,
+            user_seed: seed32(&f.user_seed, FileKind::Identity)?,
+            device_seed: seed32(&f.device_seed, FileKind::Identity)?,
+            x25519: seed32(&f.device_x25519, FileKind::Identity)?,
         })
     }
 }
@@ -223,10 +222,10 @@ impl Client {
     fn save(home: &Path, profile: Profile) -> Result<Client, ClientError> {
         let path = Self::identity_path(home);
         if path.exists() {
-            return Err(ClientError::IdentityExists(home.display().to_string()));
+            return Err(ClientError::IdentityExists(home.to_owned()));
         }
         let text = serde_json::to_vec_pretty(&profile.to_file())
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            .map_err(|e| ClientError::io(&path, std::io::Error::other(e)))?;
         write_private(&path, &text)?;
         Ok(Client {
             home: home.to_owned(),
@@ -241,16 +240,22 @@ impl Client {
 
     /// Restores a user from its backup as a new device in `home`.
     pub fn restore(home: &Path, backup: &str) -> Result<Client, ClientError> {
-        let b: BackupFile = serde_json::from_str(backup)
-            .map_err(|e| ClientError::Invalid(format!("not a user backup: {e}")))?;
+        let b: BackupFile =
+            serde_json::from_str(backup).map_err(|source| ClientError::BadFile {
+                path: PathBuf::new(),
+                kind: FileKind::Backup,
+                error: source,
+            })?;
         if b.kind != BACKUP_KIND || b.version != 1 {
-            return Err(ClientError::Invalid("not a version-1 user backup".into()));
+            return Err(ClientError::UnsupportedVersion {
+                path: PathBuf::new(),
+                kind: FileKind::Backup,
+                version: b.version,
+            });
         }
-        let seed = seed32(&b.user_seed, "backup user key")?;
+        let seed = seed32(&b.user_seed, FileKind::Backup)?;
         if hex::encode(SigningKey::from_seed(&seed).public_bytes()) != b.user_key {
-            return Err(ClientError::Invalid(
-                "backup is damaged: its user key does not match its seed".into(),
-            ));
+            return Err(ClientError::BackupMismatch);
         }
         Self::save(home, Profile::generate(&b.name, Some(seed))?)
     }
@@ -261,15 +266,19 @@ impl Client {
         let bytes = match std::fs::read(&path) {
             Ok(b) => Zeroizing::new(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ClientError::NoIdentity(home.display().to_string()));
+                return Err(ClientError::NoIdentity(home.to_owned()));
             }
             Err(e) => return Err(ClientError::io(&path, e)),
         };
-        let f: IdentityFile = serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::io(&path, format!("not an identity file: {e}")))?;
+        let f: IdentityFile =
+            serde_json::from_slice(&bytes).map_err(|source| ClientError::BadFile {
+                path: path.clone(),
+                kind: FileKind::Identity,
+                error: source,
+            })?;
         Ok(Client {
             home: home.to_owned(),
-            profile: Profile::from_file(&f)?,
+            profile: Profile::from_file(&path, &f)?,
         })
     }
 
@@ -304,7 +313,7 @@ impl Client {
         out.into_values()
             .map(|f| {
                 Ok(SpaceInfo {
-                    space_id: *seed32(&f.space_id, "space id")?,
+                    space_id: *seed32(&f.space_id, FileKind::SpaceSettings)?,
                     name: f.name,
                     storage: f.storage,
                 })

@@ -19,6 +19,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A [`SpaceSession`] is the native shell of the session core
+//! (`clientful_session`): the core decides (membership follow-ups, the outbox
+//! of key deliveries, the sync exchange), the shell does the IO (redb,
+//! OpenDAL, tokio, the clock) and holds the documents.
+//!
 //! Every method that changes the space writes to the device-local store before
 //! it returns; `sync` uploads and downloads. Nothing here trusts the storage or
 //! the broker: every byte read is verified again by the core.
@@ -35,8 +40,12 @@ pub mod storage_url;
 pub use clientful_core::membership::PendingAdmission;
 pub use clientful_doc::replica::CrdtKind;
 pub use document::Document;
-pub use error::ClientError;
+pub use error::{
+    AccessError, Action, BrokerError, ClientError, CodeError, EditError, FileKind, FileRefError,
+    LookupError, SessionError, StorageUrlError,
+};
 pub use identity::{Client, Profile};
 pub use space::{
-    Alarm, Change, CompactReport, InviteInfo, SpaceSession, StaleWriter, SyncReport, Withholding,
+    Alarm, Change, CompactReport, DocInfo, InviteInfo, MemberInfo, SpaceSession, StaleWriter,
+    SyncReport, Withholding,
 };

@@ -24,7 +24,7 @@ use clientful_proto::v1::RoomMessage;
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
 
-use crate::error::ClientError;
+use crate::error::{AccessError, Action, BrokerError, ClientError};
 use crate::identity::os_rng;
 use crate::space::{SpaceSession, SyncReport};
 
@@ -63,12 +63,13 @@ pub struct Live {
 impl Live {
     /// Joins the room of `space`'s current epoch at `endpoint`.
     pub fn join(space: &SpaceSession, endpoint: Endpoint) -> Result<Live, ClientError> {
-        let epoch = space.membership().current_epoch().ok_or_else(|| {
-            ClientError::NoAccess("this device holds no current key of the space".into())
-        })?;
+        let epoch = space
+            .membership()
+            .current_epoch()
+            .ok_or(AccessError::NoCurrentKey)?;
         let room = Arc::new(
             RoomCredentials::derive(space.space_id(), &epoch)
-                .map_err(|e| ClientError::core("room", e))?,
+                .map_err(ClientError::core(Action::Room))?,
         );
         let (client, events) = RoomClient::spawn(endpoint, room.clone(), ClientOptions::default());
         let mut rng = os_rng()?;
@@ -104,7 +105,7 @@ impl Live {
         let sealed = self
             .room
             .seal_message(&mut self.rng, &msg)
-            .map_err(|e| ClientError::core("room message", e))?;
+            .map_err(ClientError::core(Action::RoomMessage))?;
         self.client.publish(sealed).await;
         Ok(())
     }
@@ -132,7 +133,7 @@ impl Live {
         let mut out = Vec::new();
         let first = match tokio::time::timeout(wait, self.events.recv()).await {
             Ok(Some(e)) => e,
-            Ok(None) => return Err(ClientError::Broker("the room client stopped".into())),
+            Ok(None) => return Err(BrokerError::Stopped.into()),
             Err(_) => return Ok(out),
         };
         let mut batch = vec![first];
@@ -163,11 +164,7 @@ impl Live {
                     }
                 }
                 Event::Disconnected => out.push(LiveEvent::Disconnected),
-                Event::Refused => {
-                    return Err(ClientError::Broker(
-                        "the broker refused this protocol version".into(),
-                    ));
-                }
+                Event::Refused => return Err(BrokerError::Refused.into()),
                 Event::Error(code) => out.push(LiveEvent::Warning(format!("broker error {code}"))),
                 Event::Ephemeral(_) => {}
             }
@@ -193,6 +190,14 @@ impl Live {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}
+
 /// Keeps `space` in sync over the broker at `endpoint` and with storage every
 /// `interval`, until `until` completes; `on_event` sees what happens. Follows
 /// the current epoch: after a rotation the device moves to the new room.
@@ -214,6 +219,10 @@ pub async fn run(
             };
             on_event(&ev);
             next_sync = tokio::time::Instant::now() + interval;
+        }
+        // Timers of the session core (an invite's expiry, MEM-22).
+        if space.poll_timeout().is_some_and(|t| now_ms() >= t) {
+            space.handle_timeout()?;
         }
         live.publish(space).await?;
         if space.membership().current_epoch().map(|k| *k.id()) != Some(*live.epoch()) {

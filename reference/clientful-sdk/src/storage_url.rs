@@ -15,6 +15,59 @@ use clientful_storage::{OpendalStore, S3Config};
 
 use crate::error::ClientError;
 
+/// What is wrong with a storage URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// Empty.
+    Empty,
+    /// A folder URL without a folder.
+    NoFolder,
+    /// A relative folder (it is kept and used from any working directory).
+    RelativeFolder,
+    /// An S3 URL without a bucket.
+    NoBucket,
+    /// An S3 URL without its service endpoint.
+    NoEndpoint,
+    /// A WebDAV URL without a host.
+    NoHost,
+    /// A scheme this client does not know.
+    UnknownScheme,
+    /// The backend needs a variable the environment lacks.
+    MissingEnv(&'static str),
+}
+
+impl std::fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlProblem::Empty => f.write_str("empty"),
+            UrlProblem::NoFolder => f.write_str("no folder"),
+            UrlProblem::RelativeFolder => {
+                f.write_str("a folder must be an absolute path (file:///abs/folder or /abs/folder)")
+            }
+            UrlProblem::NoBucket => f.write_str("no bucket"),
+            UrlProblem::NoEndpoint => {
+                f.write_str("give the service as `?endpoint=http://host:port`")
+            }
+            UrlProblem::NoHost => f.write_str("no host"),
+            UrlProblem::UnknownScheme => {
+                f.write_str("unknown scheme (use file://, s3://, webdav:// or webdavs://)")
+            }
+            UrlProblem::MissingEnv(k) => write!(f, "S3 storage needs {k} in the environment"),
+        }
+    }
+}
+
+/// A storage URL that is not one, or lacks what its backend needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage URL `{url}`: {problem}")]
+pub struct StorageUrlError {
+    /// The URL as given (it holds no secret: see the module documentation).
+    pub url: String,
+    /// What is wrong.
+    pub problem: UrlProblem,
+}
+
 /// A parsed storage URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageUrl {
@@ -61,20 +114,21 @@ fn root_of(path: &str) -> String {
 
 impl StorageUrl {
     /// Parses `url`.
-    pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let bad = |why: &str| ClientError::Invalid(format!("storage URL `{url}`: {why}"));
+    pub fn parse(url: &str) -> Result<Self, StorageUrlError> {
+        let bad = |problem| StorageUrlError {
+            url: url.to_owned(),
+            problem,
+        };
         // A folder is kept in the space's settings and used from any working
         // directory later: it must be absolute (`file:relative/dir` would be a
         // folder named `file:relative` under whatever the current directory is).
-        let absolute = |p: &str| -> Result<Self, ClientError> {
+        let absolute = |p: &str| -> Result<Self, StorageUrlError> {
             if p.is_empty() {
-                return Err(bad("no folder"));
+                return Err(bad(UrlProblem::NoFolder));
             }
             let path = PathBuf::from(p);
             if !path.is_absolute() {
-                return Err(bad(
-                    "a folder must be an absolute path (file:///abs/folder or /abs/folder)",
-                ));
+                return Err(bad(UrlProblem::RelativeFolder));
             }
             Ok(StorageUrl::Folder(path))
         };
@@ -88,13 +142,13 @@ impl StorageUrl {
             let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
             let (bucket, path) = loc.split_once('/').unwrap_or((loc, ""));
             if bucket.is_empty() {
-                return Err(bad("no bucket"));
+                return Err(bad(UrlProblem::NoBucket));
             }
             let q = query(q);
             let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
             let endpoint = get("endpoint")
                 .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-                .ok_or_else(|| bad("give the service as `?endpoint=http://host:port`"))?;
+                .ok_or_else(|| bad(UrlProblem::NoEndpoint))?;
             return Ok(StorageUrl::S3 {
                 bucket: bucket.to_owned(),
                 root: root_of(path),
@@ -106,7 +160,7 @@ impl StorageUrl {
             if let Some(rest) = url.strip_prefix(scheme) {
                 let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
                 if host.is_empty() {
-                    return Err(bad("no host"));
+                    return Err(bad(UrlProblem::NoHost));
                 }
                 return Ok(StorageUrl::Webdav {
                     endpoint: format!("{http}{host}"),
@@ -115,12 +169,10 @@ impl StorageUrl {
             }
         }
         if url.contains("://") {
-            return Err(bad(
-                "unknown scheme (use file://, s3://, webdav:// or webdavs://)",
-            ));
+            return Err(bad(UrlProblem::UnknownScheme));
         }
         if url.is_empty() {
-            return Err(bad("empty"));
+            return Err(bad(UrlProblem::Empty));
         }
         absolute(url)
     }
@@ -138,9 +190,10 @@ impl StorageUrl {
                 endpoint,
                 region,
             } => {
-                let key = |k: &str| {
-                    std::env::var(k).map_err(|_| {
-                        ClientError::Invalid(format!("S3 storage needs {k} in the environment"))
+                let key = |k: &'static str| {
+                    std::env::var(k).map_err(|_| StorageUrlError {
+                        url: format!("s3://{bucket}{root}"),
+                        problem: UrlProblem::MissingEnv(k),
                     })
                 };
                 OpendalStore::s3(&S3Config {

@@ -137,6 +137,22 @@ def open_(params, inp):
     }
 
 
+def epoch_authenticator(params, inp):
+    """KEY-2 epoch id, KEY-10 authenticator and its 30-digit display."""
+    space_id, secret = unhex(inp["spaceId"]), unhex(inp["epochSecret"])
+    epoch_id = suite.hash_with_label("id/epoch", space_id + secret)
+    auth = suite.derive_with_label(
+        secret, space_id, "kdf/epoch-authenticator",
+        epoch_id + unhex(inp["membershipDigest"]), 32,
+    )
+    groups = [int.from_bytes(auth[5 * i:5 * i + 5], "big") % 100000 for i in range(6)]
+    return {
+        "epochId": epoch_id.hex(),
+        "authenticator": auth.hex(),
+        "display": " ".join(f"{g:05d}" for g in groups),
+    }
+
+
 OPERATIONS = {
     ("primitives", "labeled-input"): labeled_input,
     ("primitives", "hash-with-label"): hash_with_label,
@@ -146,6 +162,7 @@ OPERATIONS = {
     ("primitives", "x25519-public-key"): x25519_public_key,
     ("primitives", "aead-open"): aead_open,
     ("primitives", "padding-bucket"): padding_bucket,
+    ("primitives", "epoch-authenticator"): epoch_authenticator,
     ("identity", "verify-chain"): verify_chain,
     ("identity", "verify-certificate"): verify_certificate,
     ("wire-codec", "decode"): decode,

@@ -357,20 +357,17 @@ pub fn authenticator(
     Ok(out)
 }
 
-/// The authenticator as people compare it: the first 100 bits as 20 decimal
-/// digits in groups of five (KEY-10).
+/// The authenticator as people compare it (KEY-10): 30 decimal digits in six
+/// groups of five, group `i` being `u40be(auth[5i..5i+5]) mod 100,000`, so about
+/// 100 bits of the first 30 bytes (as Signal's safety numbers).
 pub fn authenticator_display(auth: &[u8; 32]) -> String {
-    let mut hi = [0u8; 16];
-    hi.copy_from_slice(&auth[..16]);
-    let v = u128::from_be_bytes(hi) >> 28;
-    let n = v % 100_000_000_000_000_000_000u128;
-    let digits = alloc::format!("{n:020}");
-    let mut out = String::with_capacity(23);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && i % 5 == 0 {
+    let mut out = String::with_capacity(35);
+    for (i, chunk) in auth.chunks_exact(5).take(6).enumerate() {
+        let v = chunk.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+        if i > 0 {
             out.push(' ');
         }
-        out.push(c);
+        out.push_str(&alloc::format!("{:05}", v % 100_000));
     }
     out
 }
@@ -516,6 +513,18 @@ mod tests {
         let b = authenticator(&space, &e, &[1u8; 32]).expect("b");
         assert_ne!(a, b);
         let d = authenticator_display(&a);
-        assert_eq!(d.len(), 23);
+        assert_eq!(d.len(), 35);
+        // Known answers: each group is u40be(5 bytes) mod 100,000.
+        let mut x = [0u8; 32];
+        x[4] = 1;
+        x[9] = 0xff;
+        x[25..30].copy_from_slice(&[0xff; 5]);
+        assert_eq!(
+            authenticator_display(&x),
+            "00001 00255 00000 00000 00000 27775"
+        );
+        // 20 digits held only 66 bits; the six groups hold about 100.
+        let groups = d.split(' ').count();
+        assert_eq!(groups, 6);
     }
 }

@@ -1,8 +1,10 @@
 //! `primitives`: the labelled operations of spec §5.2 (M(), HashWithLabel,
 //! DeriveWithLabel, SignWithLabel, verification under the pinned rule SIG-3),
-//! key validity (SIG-2, X25519-1), the AEAD (AEAD-1) and the padding buckets.
+//! key validity (SIG-2, X25519-1), the AEAD (AEAD-1), the padding buckets and the
+//! key-epoch authenticator with its display (KEY-2, KEY-10).
 
 use clientful_core::keys::{PublicKey, SigningKey, X25519Public};
+use clientful_core::membership::epoch;
 use clientful_core::{ErrorClass, labels, padding, suite};
 use rand_core::Rng;
 use serde_json::{Value, json};
@@ -179,6 +181,30 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
             json!({"ikm": hex(ikm), "salt": hex(salt), "label": labels::KDF_DOC_KEY,
                    "context": hex(&ctx), "length": out_len}),
             json!({"okm": hex(&okm)}),
+        );
+    }
+
+    // The key-epoch authenticator and its display (KEY-2, KEY-10).
+    f.group(
+        "epoch-authenticator",
+        "Epoch id, key-epoch authenticator and the digits people compare (KEY-2, KEY-10).",
+        json!({}),
+    );
+    for name in ["random-1", "random-2", "random-3"] {
+        let space_id = random::<32>(&mut rng);
+        let secret = random::<32>(&mut rng);
+        let digest = random::<32>(&mut rng);
+        let key = epoch::epoch_key(&space_id, &secret).map_err(|e| e.to_string())?;
+        let auth = epoch::authenticator(&space_id, &key, &digest).map_err(|e| e.to_string())?;
+        f.valid(
+            name,
+            "Derived from the epoch secret, the space id and the membership digest.",
+            &["KEY-2", "KEY-10"],
+            &["Ktv"],
+            json!({"spaceId": hex(space_id), "epochSecret": hex(secret),
+                   "membershipDigest": hex(digest)}),
+            json!({"epochId": hex(key.id()), "authenticator": hex(auth),
+                   "display": epoch::authenticator_display(&auth)}),
         );
     }
 
@@ -530,6 +556,17 @@ pub fn run(operation: &str, _params: &Value, input: &Value) -> Result<Outcome, S
         "hash-with-label" => {
             match suite::hash_with_label(get_str(input, "label")?, &get_hex(input, "content")?) {
                 Ok(h) => Outcome::Accepted(json!({"hash": hex(h)})),
+                Err(e) => reject(e),
+            }
+        }
+        "epoch-authenticator" => {
+            let space_id = get_arr::<32>(input, "spaceId")?;
+            let key = epoch::epoch_key(&space_id, &get_arr::<32>(input, "epochSecret")?)
+                .map_err(|e| e.to_string())?;
+            let digest = get_arr::<32>(input, "membershipDigest")?;
+            match epoch::authenticator(&space_id, &key, &digest) {
+                Ok(a) => Outcome::Accepted(json!({"epochId": hex(key.id()),
+                    "authenticator": hex(a), "display": epoch::authenticator_display(&a)})),
                 Err(e) => reject(e),
             }
         }

@@ -1,0 +1,151 @@
+//! Shared helpers of the CLI integration tests: a user is a `--home` folder on
+//! which the real `clientful` binary runs, with the environment cleared of the
+//! variables that would point it elsewhere.
+#![allow(dead_code, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One user (one device): the `clientful` binary run with `--home`.
+pub struct User {
+    pub home: PathBuf,
+}
+
+/// What one command did: exit code, stdout and stderr.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl User {
+    /// A user at `root/name`, without an identity yet.
+    pub fn at(root: &Path, name: &str) -> User {
+        User {
+            home: root.join(name),
+        }
+    }
+
+    /// A user at `root/name` with a fresh identity named `name`.
+    pub fn new(root: &Path, name: &str) -> User {
+        let u = User::at(root, name);
+        u.run(&["identity", "create", "--name", name]);
+        u
+    }
+
+    /// The command, not yet run. The S3 credentials are the test server's
+    /// (scripts/services/s3.sh).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_clientful"));
+        c.arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "clientful")
+            .env("AWS_SECRET_ACCESS_KEY", "clientful-secret")
+            .env_remove("CLIENTFUL_HOME")
+            .env_remove("CLIENTFUL_SPACE")
+            .env_remove("CLIENTFUL_STORAGE")
+            .env_remove("CLIENTFUL_CONFIG")
+            .env_remove("CLIENTFUL_BROKER");
+        c
+    }
+
+    /// Runs a command that may succeed or end with an alert (exit 3), but is not
+    /// a failure (exit 2).
+    pub fn exec(&self, args: &[&str]) -> Ran {
+        let out = self.cmd(args).output().expect("run clientful");
+        let r = ran(&out);
+        assert_ne!(
+            r.code, 2,
+            "clientful {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run clientful");
+        let r = ran(&out);
+        assert_eq!(
+            r.code, 0,
+            "clientful {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs a command that must fail: exit code 2 (not 0, not a panic's 101),
+    /// one `error:` line on stderr, no panic text. Returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run clientful");
+        one_line_failure(&out, args)
+    }
+
+    /// The user key, from `identity show`.
+    pub fn user_key(&self) -> String {
+        self.run(&["identity", "show"])
+            .lines()
+            .find_map(|l| l.strip_prefix("user key:").map(|k| k.trim().to_owned()))
+            .expect("user key")
+    }
+
+    /// A document's text.
+    pub fn text(&self, doc: &str) -> String {
+        last_line(&self.run(&["doc", "print", doc, "--text"]))
+    }
+
+    /// The state digests of every document, from `doctor report`.
+    pub fn digests(&self) -> Vec<String> {
+        self.run(&["doctor", "report"])
+            .lines()
+            .filter(|l| l.starts_with("document "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The key-epoch authenticator line of `doctor report`.
+    pub fn authenticator(&self) -> String {
+        self.run(&["doctor", "report"])
+            .lines()
+            .find(|l| l.starts_with("key-epoch authenticator"))
+            .expect("authenticator line")
+            .to_owned()
+    }
+}
+
+fn ran(out: &Output) -> Ran {
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// Checks a failed command's output: exit 2, one `error:` line, no panic.
+pub fn one_line_failure(out: &Output, args: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clientful {args:?}: want exit 2, got {:?}\n{stderr}",
+        out.status.code()
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line for {args:?}, got:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    lines[0].to_string()
+}
+
+/// The last line of a command's output, trimmed.
+pub fn last_line(s: &str) -> String {
+    s.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+/// A `file://` storage URL in `root/storage`.
+pub fn folder_storage(root: &Path) -> String {
+    let dir = root.join("storage");
+    std::fs::create_dir_all(&dir).expect("storage dir");
+    format!("file://{}", dir.display())
+}

@@ -2,7 +2,8 @@
 # Runs every check of the repository: formatting, lints, unit/property/vector/fuzz-corpus
 # tests, the broker integration tests (real broker processes, a real NATS server started
 # here), the document simulator (1,000 random schedules) and editing-trace replays, the
-# wasm32 build of the sans-IO core, the fuzz targets' build, the JavaScript interop test
+# layering checks (scripts/check-layering.sh: the pure crates' wasm32 builds and their
+# cargo trees), the fuzz targets' build, the JavaScript interop test
 # (npm packages installed here), the conformance suite with its kill matrix and the worked
 # Python adapter (PyPI packages installed here into a venv), and the vector verifier. This is the README's test
 # command and exactly what .ci/run calls. The storage suite runs against real S3
@@ -55,13 +56,9 @@ stop_services
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
   | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 
-step "sans-IO core builds for wasm32-unknown-unknown"
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-    || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
-  cargo build -p clientful-core --target wasm32-unknown-unknown --locked
-else
-  echo "skipped: the wasm32-unknown-unknown target is not installed and could not be added"
-fi
+step "layering: pure crates build for wasm32-unknown-unknown; cargo tree keeps server deps out of clients and IO out of pure crates (scripts/check-layering.sh)"
+bash scripts/check-layering.sh | tee "$log"
+read -r lay_passed lay_failed < <(sed -nE 's/^layering: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
 
 step "fuzz targets build on stable"
 cargo check --manifest-path fuzz/Cargo.toml --locked --bins
@@ -104,5 +101,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases"
-echo "total: $(( test_passed + js_passed + conf_passed + py_passed + sab_caught + vec_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + sab_missed + vec_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio, ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
+echo "total: $(( test_passed + js_passed + conf_passed + py_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + sab_missed + vec_failed + lay_failed )) failed"

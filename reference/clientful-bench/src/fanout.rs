@@ -891,7 +891,7 @@ async fn broker_rooms(server: &Server, m: usize) -> Result<u64> {
     let mut s = ClientSession::new(room, Resume::default());
     tx.send(s.start()).await?;
     let welcome = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
-    let challenge = clientful_broker::frame::decode(&welcome, usize::MAX)
+    let challenge = clientful_broker::frame::decode_raw(&welcome, usize::MAX)
         .map_err(|e| anyhow!("{e}"))?
         .nonce;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -899,7 +899,7 @@ async fn broker_rooms(server: &Server, m: usize) -> Result<u64> {
     let mut pending = 0usize;
     let answered = async |rx: &mut Rx| -> Result<()> {
         let r = rx.next().await?.ok_or_else(|| anyhow!("closed"))?;
-        let f = clientful_broker::frame::decode(&r, usize::MAX).map_err(|e| anyhow!("{e}"))?;
+        let f = clientful_broker::frame::decode_raw(&r, usize::MAX).map_err(|e| anyhow!("{e}"))?;
         if f.kind != kind::JOINED {
             bail!("room join refused: kind {} code {}", f.kind, f.code);
         }

@@ -1,14 +1,15 @@
-//! The Clientful realtime broker (spec §10).
+//! The Clientful realtime broker server (spec §10).
 //!
-//! [`state`] is the sans-IO broker: frames, rooms, join proofs, rate limits and
-//! backlog, fed bytes and time. [`server`] is the tokio shell around it: WebSocket
-//! (axum) and QUIC (quinn) listeners in one process, health and Prometheus
-//! endpoints, bounded per-connection send queues, frame capture, graceful shutdown
-//! and optional NATS fan-out between broker processes.
+//! The protocol itself lives in `clientful-broker-proto`, without IO: frames,
+//! rooms, join proofs, rate limits, backlog and timers, fed bytes and time
+//! (re-exported here as [`frame`], [`pin`], [`rate`] and [`state`]). [`server`] is
+//! the tokio shell around it: WebSocket (axum) and QUIC (quinn) listeners in one
+//! process, health and Prometheus endpoints, bounded per-connection send queues,
+//! frame capture, graceful shutdown, optional NATS fan-out between broker
+//! processes, and the timer that wakes the state machine when it asks to be.
 #![forbid(unsafe_code)]
 
-pub mod frame;
-pub mod pin;
-pub mod rate;
+pub use clientful_broker_proto::{frame, pin, rate, state};
+
+pub mod cli;
 pub mod server;
-pub mod state;

@@ -108,7 +108,7 @@ enum Command {
         action: VectorsAction,
     },
     /// Run the realtime broker: WebSocket and QUIC in one process (spec §10).
-    Broker(Box<BrokerArgs>),
+    Broker(Box<clientful_broker::cli::BrokerArgs>),
     /// Remote diagnosis (spec §13.5): compare two devices' diagnostic bundles.
     Doctor {
         #[command(subcommand)]
@@ -136,129 +136,6 @@ enum DoctorAction {
         /// The second device's bundle.
         b: PathBuf,
     },
-}
-
-/// Flags of `clientful broker`.
-#[derive(clap::Args)]
-struct BrokerArgs {
-    /// HTTP listener: WebSocket at /v1/ws, /healthz and /metrics.
-    #[arg(long, default_value = "127.0.0.1:7400")]
-    ws_listen: std::net::SocketAddr,
-    /// QUIC (UDP) listener.
-    #[arg(long, default_value = "127.0.0.1:7401")]
-    quic_listen: std::net::SocketAddr,
-    /// PEM certificate for QUIC; if absent, a self-signed one over the key is
-    /// issued and written here (same key, same pin).
-    #[arg(long, requires = "key")]
-    cert: Option<PathBuf>,
-    /// PEM private key for QUIC; if absent, a new key (and certificate) is
-    /// generated and written here (a new pin).
-    #[arg(long, requires = "cert")]
-    key: Option<PathBuf>,
-    /// Largest frame accepted, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024 + 1024)]
-    max_frame: usize,
-    /// Rooms one connection may join.
-    #[arg(long, default_value_t = 64)]
-    max_rooms: usize,
-    /// Sustained frames per second per connection.
-    #[arg(long, default_value_t = 200)]
-    rate: u32,
-    /// Frames a connection may send at once (token bucket size).
-    #[arg(long, default_value_t = 400)]
-    burst: u32,
-    /// Discarded frames (less accepted ones) before a flooding connection is closed.
-    #[arg(long, default_value_t = 400)]
-    max_strikes: u32,
-    /// Payloads kept per room for clients that resume (0: no backlog); in memory,
-    /// or with --nats-url in NATS JetStream, shared by the brokers.
-    #[arg(long, default_value_t = 256)]
-    backlog: usize,
-    /// Frames queued per connection before it is dropped as a slow reader.
-    #[arg(long, default_value_t = 1024)]
-    send_queue: usize,
-    /// Bytes queued per connection before it is dropped as a slow reader (at
-    /// least twice --max-frame).
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
-    send_queue_bytes: usize,
-    /// Bytes of backlog kept per room (the oldest entries go first).
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
-    room_backlog_bytes: usize,
-    /// Bytes of backlog kept over all rooms (the oldest entries of any room go first).
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
-    backlog_budget: usize,
-    /// Seconds a room nobody is in keeps its backlog before it is forgotten.
-    #[arg(long, default_value_t = 600)]
-    empty_room_ttl: u64,
-    /// Rooms held at once; a JOIN that would make another is refused (OVER_CAPACITY).
-    #[arg(long, default_value_t = 100_000)]
-    max_rooms_total: usize,
-    /// Bytes held in backlogs and send queues together; a PUBLISH beyond is refused
-    /// (OVER_CAPACITY) and connections already behind are dropped as slow readers.
-    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
-    memory_budget: usize,
-    /// PINGs (broker PING frames and WebSocket pings) per second per connection.
-    #[arg(long, default_value_t = 5)]
-    ping_rate: u32,
-    /// PINGs a connection may send at once.
-    #[arg(long, default_value_t = 20)]
-    ping_burst: u32,
-    /// Open connections (WebSocket and QUIC); lowered to fit the open-files limit.
-    #[arg(long, default_value_t = 10_000)]
-    max_connections: usize,
-    /// Open connections from one address (IPv4 address or IPv6 /64).
-    #[arg(long, default_value_t = 256)]
-    max_connections_per_address: usize,
-    /// New connections per second from one address.
-    #[arg(long, default_value_t = 50)]
-    connection_rate: u32,
-    /// New connections from one address at once.
-    #[arg(long, default_value_t = 100)]
-    connection_burst: u32,
-    /// Seconds an HTTP connection has to complete its request (WebSocket upgrade,
-    /// /healthz, /metrics).
-    #[arg(long, default_value_t = 10)]
-    http_timeout: u64,
-    /// Bytes an HTTP connection may send before its WebSocket upgrade.
-    #[arg(long, default_value_t = 16 * 1024)]
-    max_header_bytes: usize,
-    /// Seconds a QUIC connection has for its handshake and opening its stream.
-    #[arg(long, default_value_t = 10)]
-    quic_handshake_timeout: u64,
-    /// Seconds without any frame before a connection is closed.
-    #[arg(long, default_value_t = 60)]
-    idle_timeout: u64,
-    /// NATS server URL: share rooms with other brokers on it (and, with a
-    /// backlog, keep the backlog in its JetStream).
-    #[arg(long)]
-    nats_url: Option<String>,
-    /// JetStream storage of the shared backlog (with --nats-url).
-    #[arg(long, value_enum, default_value = "file")]
-    nats_storage: NatsStorage,
-    /// Seconds after which JetStream drops a shared backlog entry (0: never).
-    #[arg(long, default_value_t = 86_400)]
-    nats_backlog_max_age: u64,
-    /// Append every frame seen to this file (for tests and audits).
-    #[arg(long)]
-    capture: Option<PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Seconds to let connections drain at shutdown.
-    #[arg(long, default_value_t = 5)]
-    shutdown_grace: u64,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum NatsStorage {
-    File,
-    Memory,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -390,7 +267,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
         },
-        Command::Broker(args) => broker_cmd(*args),
+        Command::Broker(args) => {
+            clientful_broker::cli::run(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor {
             action: DoctorAction::Compare { a, b },
         } => doctor_compare(&a, &b),
@@ -432,65 +312,6 @@ fn doctor_compare(a: &Path, b: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn broker_cmd(a: BrokerArgs) -> Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match a.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-    let config = clientful_broker::server::Config {
-        ws_listen: a.ws_listen,
-        quic_listen: a.quic_listen,
-        cert: a.cert,
-        key: a.key,
-        limits: clientful_broker::state::Limits {
-            max_frame: a.max_frame,
-            max_rooms: a.max_rooms,
-            rate_per_sec: a.rate,
-            burst: a.burst,
-            max_strikes: a.max_strikes,
-            backlog: a.backlog,
-            idle_timeout_ms: a.idle_timeout.saturating_mul(1000),
-            room_backlog_bytes: a.room_backlog_bytes,
-            backlog_budget: a.backlog_budget,
-            empty_room_ttl_ms: a.empty_room_ttl.saturating_mul(1000),
-            max_rooms_total: a.max_rooms_total,
-            memory_budget: a.memory_budget,
-            ping_rate_per_sec: a.ping_rate,
-            ping_burst: a.ping_burst,
-            ..Default::default()
-        },
-        send_queue: a.send_queue,
-        send_queue_bytes: a.send_queue_bytes,
-        admission: clientful_broker::server::guard::AdmissionLimits {
-            max_connections: a.max_connections,
-            per_address: a.max_connections_per_address,
-            rate_per_address: a.connection_rate,
-            burst_per_address: a.connection_burst,
-            http_timeout: std::time::Duration::from_secs(a.http_timeout.max(1)),
-            max_header_bytes: a.max_header_bytes,
-            quic_handshake_timeout: std::time::Duration::from_secs(a.quic_handshake_timeout.max(1)),
-        },
-        nats_url: a.nats_url,
-        nats_storage: match a.nats_storage {
-            NatsStorage::File => clientful_broker::server::bus::BacklogStorage::File,
-            NatsStorage::Memory => clientful_broker::server::bus::BacklogStorage::Memory,
-        },
-        nats_backlog_max_age: std::time::Duration::from_secs(a.nats_backlog_max_age),
-        capture: a.capture,
-        shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(clientful_broker::server::run(config))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn verify_cmd(dir: &Path, all_failures: bool) -> Result<ExitCode> {

@@ -13,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../clientful-broker/tests/broker_common/mod.rs"]
 mod broker_common;
 mod cli_common;
 

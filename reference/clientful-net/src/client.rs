@@ -1,6 +1,8 @@
 //! The tokio driver of one room membership (BRK-19): connects, runs a
-//! [`ClientSession`], keeps the [`Outbox`] across disconnects, pings to keep the
-//! connection alive, and reconnects with [`Backoff`] when the connection is lost.
+//! [`ClientConnection`] (the session and its keepalive timing, decided in
+//! `clientful-broker-proto`), keeps the [`Outbox`] across disconnects, wakes the
+//! connection when it asks to be, and reconnects with [`Backoff`] when the
+//! connection is lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
 use crate::outbox::Outbox;
-use crate::session::{ClientSession, Output, Resume, is_fatal};
+use crate::session::{ClientConnection, ClientSession, Output, Resume, is_fatal};
 use crate::transport::{self, Endpoint};
 
 /// Tuning of a [`RoomClient`].
@@ -117,20 +119,18 @@ async fn drive(
     let mut outbox = Outbox::new();
     let mut resume = Resume::default();
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
+    // The connection state machines count milliseconds from here.
+    let clock = tokio::time::Instant::now();
     loop {
         if let Ok(conn) = transport::connect(&endpoint).await {
             backoff.reset();
-            let mut session = ClientSession::new(room.clone(), resume.clone());
-            let end = run(
-                conn,
-                &mut session,
-                &mut outbox,
-                &options,
-                &mut cmds,
-                &events,
-            )
-            .await;
-            resume = session.resume().clone();
+            let mut session = ClientConnection::new(
+                ClientSession::new(room.clone(), resume.clone()),
+                millis(options.keepalive),
+                millis(clock.elapsed()),
+            );
+            let end = run(conn, &mut session, &mut outbox, clock, &mut cmds, &events).await;
+            resume = session.session().resume().clone();
             match end {
                 End::Closed => return,
                 End::Lost => {
@@ -163,27 +163,28 @@ async fn drive(
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 async fn run(
     mut conn: transport::Connection,
-    session: &mut ClientSession,
+    session: &mut ClientConnection,
     outbox: &mut Outbox,
-    options: &ClientOptions,
+    clock: tokio::time::Instant,
     cmds: &mut mpsc::Receiver<Cmd>,
     events: &mpsc::Sender<Event>,
 ) -> End {
     if conn.tx.send(session.start()).await.is_err() {
         return End::Lost;
     }
-    let mut keepalive = tokio::time::interval(options.keepalive);
-    keepalive.tick().await;
-    let mut last_heard = tokio::time::Instant::now();
     loop {
+        let wake = clock + Duration::from_millis(session.poll_timeout());
         tokio::select! {
             frame = conn.rx.recv() => {
                 let Some(frame) = frame else { return End::Lost };
-                last_heard = tokio::time::Instant::now();
                 let mut out = Vec::new();
-                if let Err(e) = session.handle(&frame, &mut out) {
+                if let Err(e) = session.handle(&frame, millis(clock.elapsed()), &mut out) {
                     tracing::warn!(error = %e, "bad frame from broker; reconnecting");
                     return End::Lost;
                 }
@@ -197,7 +198,7 @@ async fn run(
                         }
                         Output::Joined { resumed } => {
                             for (request, payload) in outbox.pending() {
-                                if conn.tx.send(session.publish(request, payload)).await.is_err() {
+                                if conn.tx.send(session.session().publish(request, payload)).await.is_err() {
                                     return End::Lost;
                                 }
                             }
@@ -236,26 +237,33 @@ async fn run(
                             0
                         }
                     };
-                    if session.is_joined() && conn.tx.send(session.publish(request, &copy)).await.is_err() {
+                    let s = session.session();
+                    if s.is_joined() && conn.tx.send(s.publish(request, &copy)).await.is_err() {
                         return End::Lost;
                     }
                 }
                 Some(Cmd::Ephemeral(p)) => {
-                    if session.is_joined() && conn.send_ephemeral(session.ephemeral(&p)).await.is_err() {
+                    let s = session.session();
+                    if s.is_joined() && conn.send_ephemeral(s.ephemeral(&p)).await.is_err() {
                         return End::Lost;
                     }
                 }
                 Some(Cmd::Close) | None => return End::Closed,
             },
-            _ = keepalive.tick() => {
-                // BRK-17: a broker that answered nothing, not even PONG, for three
-                // intervals is gone (a killed broker sends no FIN over QUIC).
-                if last_heard.elapsed() > options.keepalive.saturating_mul(3) {
-                    tracing::info!("broker silent; reconnecting");
+            _ = tokio::time::sleep_until(wake) => {
+                // BRK-17: the state machine PINGs, or declares a broker that
+                // answered nothing for three intervals gone.
+                let mut out = Vec::new();
+                if let Err(e) = session.handle_timeout(millis(clock.elapsed()), &mut out) {
+                    tracing::info!(error = %e, "broker silent; reconnecting");
                     return End::Lost;
                 }
-                if conn.tx.send(session.ping()).await.is_err() {
-                    return End::Lost;
+                for o in out {
+                    if let Output::Send(b) = o
+                        && conn.tx.send(b).await.is_err()
+                    {
+                        return End::Lost;
+                    }
                 }
             }
         }

@@ -1,8 +1,12 @@
-//! Client side of the Clientful broker protocol (spec §10).
+//! Native client side of the Clientful broker protocol (spec §10).
 //!
-//! - [`session`]: the sans-IO client session (HELLO, JOIN with proof, publish with
-//!   acknowledgement, deliver, keepalive) and [`outbox`], the publishes not yet
-//!   acknowledged, which survive disconnects and are sent again after a re-join;
+//! The protocol decisions (frames, the join exchange, resume, keepalive timing)
+//! are `clientful-broker-proto`'s client state machine, re-exported as
+//! [`session`]; this crate carries its frames and wakes it on time.
+//!
+//! - [`session`]: the client session and connection state machines (re-exported);
+//! - [`outbox`]: the publishes not yet acknowledged, which survive disconnects and
+//!   are sent again after a re-join;
 //! - [`backoff`]: reconnection delays with exponential backoff and jitter;
 //! - [`transport`]: WebSocket (tokio-tungstenite) and QUIC (quinn, pinned
 //!   certificate) carriers;

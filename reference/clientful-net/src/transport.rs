@@ -137,7 +137,7 @@ impl ServerCertVerifier for Pinned {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // A certificate that does not parse cannot match; the handshake signature
         // (verify_tls13_signature) then proves the broker holds the pinned key.
-        let got = clientful_broker::pin::spki_sha256(end_entity.as_ref())
+        let got = clientful_broker_proto::pin::spki_sha256(end_entity.as_ref())
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if got == self.pin {
             Ok(ServerCertVerified::assertion())

@@ -1,4 +1,5 @@
-//! The tokio shell around [`crate::state::Broker`]: one process serving WebSocket
+//! The tokio shell around [`crate::state::Broker`] (from `clientful-broker-proto`):
+//! one process serving WebSocket
 //! (axum, with `/healthz` and `/metrics` on the same HTTP listener) and QUIC
 //! (quinn), carrying out the state machine's actions over bounded per-connection
 //! queues, with optional NATS fan-out, frame capture and graceful shutdown.
@@ -66,6 +67,10 @@ pub(crate) enum Out {
     /// for none, [`INTERNAL`] for a broker failure).
     Close(u32),
 }
+
+/// The refusal log's period: at most one line per period, and a refusal is logged
+/// within about one period.
+const LOG_PERIOD_MS: u64 = 1_000;
 
 /// The close reason of a connection the broker itself failed (WebSocket 1011).
 pub(crate) const INTERNAL: u32 = u32::MAX;
@@ -142,6 +147,11 @@ pub(crate) struct Shared {
     admission: Arc<guard::Admission>,
     /// When refusals were last logged, and the counters then.
     refusal_log: Mutex<(Instant, HashMap<u32, u64>, u64)>,
+    /// Wakes the timer task when the state machine's next deadline moved
+    /// earlier than the one it sleeps towards.
+    timer: Notify,
+    /// The deadline the timer task sleeps towards (`u64::MAX`: none).
+    armed: AtomicU64,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -286,6 +296,62 @@ impl Shared {
         f(&mut b, &mut out);
         self.dispatch(&mut b, out);
         self.log_refusals(&b);
+        let armed = self.armed.load(Ordering::Acquire);
+        let earlier = b.poll_timeout().is_some_and(|t| t < armed);
+        let log_due =
+            armed > self.now_ms().saturating_add(LOG_PERIOD_MS) && self.refusals_unlogged(&b);
+        if earlier || log_due {
+            self.timer.notify_one();
+        }
+    }
+
+    /// The timer task: sleeps until the state machine's next deadline
+    /// ([`Broker::poll_timeout`]) and wakes it then ([`Broker::handle_timeout`]);
+    /// a step that arms an earlier deadline wakes this task to sleep again. While
+    /// refusals wait to be logged it also wakes within a second, for the log.
+    async fn run_timers(&self) {
+        loop {
+            let (next, unlogged) = match self.broker.lock() {
+                Ok(b) => (b.poll_timeout(), self.refusals_unlogged(&b)),
+                Err(_) => return,
+            };
+            let now = self.now_ms();
+            let mut wake_at = next;
+            if unlogged {
+                let log_at = now.saturating_add(LOG_PERIOD_MS);
+                wake_at = Some(wake_at.map_or(log_at, |t| t.min(log_at)));
+            }
+            self.armed
+                .store(wake_at.unwrap_or(u64::MAX), Ordering::Release);
+            match wake_at.map(|at| at.saturating_sub(now)) {
+                Some(0) => {}
+                Some(ms) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                        _ = self.timer.notified() => continue,
+                    }
+                }
+                None => {
+                    self.timer.notified().await;
+                    continue;
+                }
+            }
+            let now = self.now_ms();
+            self.step(|b, out| b.handle_timeout(now, out));
+        }
+    }
+
+    /// Whether refusals or evictions happened since the last log line.
+    fn refusals_unlogged(&self, b: &Broker) -> bool {
+        let Ok(last) = self.refusal_log.lock() else {
+            return false;
+        };
+        let stats = b.stats();
+        stats.backlog_evicted != last.2
+            || stats
+                .rejections
+                .iter()
+                .any(|(c, n)| last.1.get(c).copied().unwrap_or(0) != *n)
     }
 
     /// At most once a second: one log line with the protocol refusals (ERROR
@@ -295,7 +361,7 @@ impl Shared {
         let Ok(mut last) = self.refusal_log.lock() else {
             return;
         };
-        if last.0.elapsed() < Duration::from_secs(1) {
+        if last.0.elapsed() < Duration::from_millis(LOG_PERIOD_MS) {
             return;
         }
         let stats = b.stats();
@@ -663,6 +729,8 @@ pub async fn run_until(
         max_frame: config.limits.max_frame,
         admission: guard::Admission::new(config.admission.clone()),
         refusal_log: Mutex::new((Instant::now(), HashMap::new(), 0)),
+        timer: Notify::new(),
+        armed: AtomicU64::new(u64::MAX),
     });
     if let Some(rx) = bus_rx {
         tokio::spawn(bus::deliver_loop(shared.clone(), rx));
@@ -690,15 +758,8 @@ pub async fn run_until(
     let stop = Arc::new(Notify::new());
     let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));
     let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
-    let tick_shared = shared.clone();
-    let ticker = tokio::spawn(async move {
-        let mut iv = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            iv.tick().await;
-            let now = tick_shared.now_ms();
-            tick_shared.step(|b, out| b.tick(now, out));
-        }
-    });
+    let timer_shared = shared.clone();
+    let timers = tokio::spawn(async move { timer_shared.run_timers().await });
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -715,7 +776,7 @@ pub async fn run_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     endpoint.close(0u32.into(), b"shutdown");
-    ticker.abort();
+    timers.abort();
     quic_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(1), ws_task).await;
     endpoint.wait_idle().await;

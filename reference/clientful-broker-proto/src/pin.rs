@@ -6,7 +6,7 @@
 //! The certificate is parsed by `rustls-webpki`, the X.509 parser rustls already
 //! uses; a malformed certificate is a typed [`PinError`], never a panic.
 
-use rustls::pki_types::CertificateDer;
+use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 /// Length of a pin in bytes.

@@ -1,7 +1,13 @@
 //! The sans-IO broker (spec §10): connections, the room table, join challenges,
 //! per-connection token buckets, bounded backlogs and fan-out. It is fed frames,
 //! connection events and time, and answers with [`Action`]s for the shell to carry
-//! out. It never looks inside a payload: it reads only the frame fields of §10.3.
+//! out. It never looks inside a payload: bytes are decoded once into a typed
+//! [`Frame`] and it reads only the fields of §10.3 (BRK-3, BRK-4).
+//!
+//! Time is handed in (`now_ms`, any monotonic millisecond clock). The broker
+//! says when it next needs to be woken ([`Broker::poll_timeout`]) for the HELLO and
+//! idle timeouts (BRK-17) and the empty-room TTL (BRK-LIM-6), and acts on them in
+//! [`Broker::handle_timeout`]; no fixed tick is needed.
 //!
 //! Fan-out is O(1) per receiver: a DELIVER frame is encoded once and shared
 //! ([`Bytes`] is reference-counted) by every receiver's queue.
@@ -15,15 +21,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use clientful_core::room::{CHALLENGE_LEN, verify_join};
-use clientful_proto::v1::BrokerFrame;
 
-use crate::frame::{self, BROKER_PROTOCOL_VERSION, FrameError, code, kind};
+use crate::deadlines::{Deadlines, Due};
+use crate::frame::{self, BROKER_PROTOCOL_VERSION, Frame, FrameError, Kind, code};
 use crate::rate::TokenBucket;
 
-/// A connection handle chosen by the shell.
-pub type ConnId = u64;
-/// A 32-byte room id.
-pub type RoomId = [u8; 32];
+pub use crate::deadlines::{ConnId, RoomId};
 
 /// Live DELIVER frames held for a connection while its backlog is fetched from a
 /// shared backlog (BRK-22); beyond this the connection is a slow reader.
@@ -239,6 +242,15 @@ struct Room {
     catching_up: HashMap<ConnId, (u64, Vec<Bytes>)>,
 }
 
+/// The fields of a JOIN the broker checks (BRK-7).
+struct JoinRequest<'a> {
+    request: u32,
+    room_id: &'a [u8],
+    room_key: &'a [u8],
+    proof: &'a [u8],
+    cursor: u64,
+}
+
 /// The broker state machine.
 pub struct Broker {
     limits: Limits,
@@ -261,6 +273,8 @@ pub struct Broker {
     queued_bytes: usize,
     /// The latest time the broker was fed.
     now_ms: u64,
+    /// When the HELLO and idle timeouts and the empty-room TTLs fall due.
+    deadlines: Deadlines,
 }
 
 impl Broker {
@@ -282,6 +296,7 @@ impl Broker {
             incarnations: 0,
             queued_bytes: 0,
             now_ms: 0,
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -386,6 +401,55 @@ impl Broker {
                 strikes: 0,
             },
         );
+        // BRK-17: "no HELLO within" and "nothing for" are strict (`>`), so the
+        // timers fall due one millisecond after the limits.
+        self.deadlines.push(
+            now_ms
+                .saturating_add(self.limits.hello_timeout_ms)
+                .saturating_add(1),
+            Due::Hello(conn),
+        );
+        self.deadlines
+            .push(self.idle_deadline(now_ms), Due::Idle(conn));
+        self.compact_deadlines();
+    }
+
+    fn idle_deadline(&self, last_seen_ms: u64) -> u64 {
+        last_seen_ms
+            .saturating_add(self.limits.idle_timeout_ms)
+            .saturating_add(1)
+    }
+
+    /// Re-arms only the live timers once stale entries (of closed connections,
+    /// rooms since re-joined) are most of the heap, so it stays O(live timers).
+    fn compact_deadlines(&mut self) {
+        let live = 2 * self.conns.len() + self.rooms.len();
+        if self.deadlines.len() <= 2 * live + 1024 {
+            return;
+        }
+        self.deadlines.clear();
+        let hello = self.limits.hello_timeout_ms;
+        let mut armed = Vec::with_capacity(live);
+        for (id, c) in &self.conns {
+            if !c.ready {
+                armed.push((
+                    c.opened_ms.saturating_add(hello).saturating_add(1),
+                    Due::Hello(*id),
+                ));
+            }
+            armed.push((self.idle_deadline(c.last_seen_ms), Due::Idle(*id)));
+        }
+        for (id, r) in &self.rooms {
+            if let Some(t) = r.empty_since_ms {
+                armed.push((
+                    t.saturating_add(self.limits.empty_room_ttl_ms),
+                    Due::Room(*id),
+                ));
+            }
+        }
+        for (at, what) in armed {
+            self.deadlines.push(at, what);
+        }
     }
 
     fn send(&mut self, out: &mut Vec<Action>, conn: ConnId, frame: Bytes, ephemeral: bool) {
@@ -442,7 +506,7 @@ impl Broker {
             return;
         };
         self.stats.frames_in += 1;
-        c.last_seen_ms = now_ms;
+        c.last_seen_ms = c.last_seen_ms.max(now_ms);
         // BRK-LIM-3: the rate limit comes first, before any parsing.
         if !c.bucket.take(now_ms) {
             return self.strike(conn, out);
@@ -450,42 +514,63 @@ impl Broker {
         // An accepted frame takes one strike back: a sender that stays near the rate
         // is only throttled; one far above it accumulates strikes and is closed.
         c.strikes = c.strikes.saturating_sub(1);
-        let f = match frame::decode(bytes, self.limits.max_frame) {
+        let raw = match frame::decode_raw(bytes, self.limits.max_frame) {
             Ok(f) => f,
             Err(FrameError::TooLarge(_)) => {
                 return self.reject(out, conn, code::FRAME_TOO_LARGE, 0, &[]);
             }
             Err(_) => return self.reject(out, conn, code::MALFORMED, 0, &[]),
         };
-        if datagram && f.kind != kind::EPHEMERAL {
+        // A kind a client may not send is answered MALFORMED echoing the request
+        // number as sent (BRK-3), whichever kind it is.
+        let request_as_sent = raw.request;
+        let f = Frame::from_raw(raw);
+        if datagram && f.kind() != Some(Kind::Ephemeral) {
             self.stats.drops += 1;
             return;
         }
         let ready = c.ready;
-        if !ready && f.kind != kind::HELLO {
+        if !ready && f.kind() != Some(Kind::Hello) {
             return self.reject(out, conn, code::NOT_READY, 0, &[]);
         }
-        match f.kind {
-            kind::HELLO => self.hello(conn, &f, out),
-            kind::JOIN => self.join(conn, &f, out),
-            kind::LEAVE => self.leave(conn, &f, out),
-            kind::PUBLISH => self.publish(conn, f, out),
-            kind::EPHEMERAL => self.ephemeral(conn, f, out),
-            kind::PING => {
+        match f {
+            Frame::Hello { version } => self.hello(conn, version, out),
+            Frame::Join {
+                request,
+                room_id,
+                room_key,
+                proof,
+                cursor,
+            } => self.join(
+                conn,
+                JoinRequest {
+                    request,
+                    room_id: &room_id,
+                    room_key: &room_key,
+                    proof: &proof,
+                    cursor,
+                },
+                out,
+            ),
+            Frame::Leave { room_id } => self.leave(conn, request_as_sent, &room_id, out),
+            Frame::Publish {
+                request,
+                room_id,
+                payload,
+            } => self.publish(conn, request, &room_id, payload, out),
+            Frame::Ephemeral { room_id, payload } => {
+                self.ephemeral(conn, request_as_sent, &room_id, payload, out)
+            }
+            Frame::Ping { nonce } => {
                 if let Some(c) = self.conns.get_mut(&conn)
                     && !c.pings.take(now_ms)
                 {
                     return self.strike(conn, out);
                 }
-                let pong = frame::encode(&BrokerFrame {
-                    kind: kind::PONG,
-                    nonce: f.nonce,
-                    ..Default::default()
-                });
-                self.send(out, conn, pong, false);
+                self.send(out, conn, Frame::Pong { nonce }.encode(), false);
             }
-            kind::PONG => {}
-            _ => self.reject(out, conn, code::MALFORMED, f.request, &[]),
+            Frame::Pong { .. } => {}
+            _ => self.reject(out, conn, code::MALFORMED, request_as_sent, &[]),
         }
     }
 
@@ -516,61 +601,59 @@ impl Broker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.last_seen_ms = now_ms;
+        c.last_seen_ms = c.last_seen_ms.max(now_ms);
         if !c.bucket.take(now_ms) || !c.pings.take(now_ms) {
             self.strike(conn, out);
         }
     }
 
-    fn hello(&mut self, conn: ConnId, f: &BrokerFrame, out: &mut Vec<Action>) {
+    fn hello(&mut self, conn: ConnId, version: u32, out: &mut Vec<Action>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if c.ready {
             return self.reject(out, conn, code::MALFORMED, 0, &[]);
         }
-        if f.version != BROKER_PROTOCOL_VERSION {
+        if version != BROKER_PROTOCOL_VERSION {
             *self
                 .stats
                 .rejections
                 .entry(code::UNSUPPORTED_VERSION)
                 .or_default() += 1;
-            let refuse = frame::encode(&BrokerFrame {
-                kind: kind::REFUSE,
+            let refuse = Frame::Refuse {
                 version: BROKER_PROTOCOL_VERSION,
                 code: code::UNSUPPORTED_VERSION,
-                ..Default::default()
-            });
+            }
+            .encode();
             self.send(out, conn, refuse, false);
             return self.fail(out, conn, code::UNSUPPORTED_VERSION);
         }
         c.ready = true;
-        let welcome = frame::encode(&BrokerFrame {
-            kind: kind::WELCOME,
+        let welcome = Frame::Welcome {
             version: BROKER_PROTOCOL_VERSION,
             nonce: c.challenge.to_vec(),
             max_frame: u32::try_from(self.limits.max_frame).unwrap_or(u32::MAX),
             max_rooms: u32::try_from(self.limits.max_rooms).unwrap_or(u32::MAX),
             rate: self.limits.rate_per_sec,
-            ..Default::default()
-        });
+        }
+        .encode();
         self.send(out, conn, welcome, false);
     }
 
-    fn room_id(f: &BrokerFrame) -> Option<RoomId> {
-        f.room_id.as_slice().try_into().ok()
+    fn room_id(room_id: &[u8]) -> Option<RoomId> {
+        room_id.try_into().ok()
     }
 
-    fn join(&mut self, conn: ConnId, f: &BrokerFrame, out: &mut Vec<Action>) {
+    fn join(&mut self, conn: ConnId, f: JoinRequest<'_>, out: &mut Vec<Action>) {
         // BRK-7: a JOIN whose room id is not 32 bytes fails the join check (the
         // lengths come first) and is BAD_PROOF, not MALFORMED; the connection stays.
-        let Some(room) = Self::room_id(f) else {
+        let Some(room) = Self::room_id(f.room_id) else {
             return self.reject(out, conn, code::BAD_PROOF, f.request, &[]);
         };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if verify_join(&f.room_id, &f.room_key, &c.challenge, &f.proof).is_err() {
+        if verify_join(f.room_id, f.room_key, &c.challenge, f.proof).is_err() {
             return self.reject(out, conn, code::BAD_PROOF, f.request, &room);
         }
         if !c.rooms.contains(&room) && c.rooms.len() >= self.limits.max_rooms {
@@ -641,14 +724,13 @@ impl Broker {
                 .map(|(_, b)| b.clone())
                 .collect()
         };
-        let joined = frame::encode(&BrokerFrame {
-            kind: kind::JOINED,
+        let joined = Frame::Joined {
             request,
             room_id: room.to_vec(),
             cursor: next,
             stream: self.stream.to_vec(),
-            ..Default::default()
-        });
+        }
+        .encode();
         self.send(out, conn, joined, false);
         for b in backlog {
             self.send(out, conn, b, false);
@@ -687,13 +769,12 @@ impl Broker {
         entries.dedup_by_key(|(seq, _)| *seq);
         let skip = entries.len().saturating_sub(keep);
         for (seq, payload) in entries.into_iter().skip(skip) {
-            let deliver = frame::encode(&BrokerFrame {
-                kind: kind::DELIVER,
+            let deliver = Frame::Deliver {
                 room_id: room.to_vec(),
                 cursor: seq,
                 payload: payload.to_vec(),
-                ..Default::default()
-            });
+            }
+            .encode();
             self.send(out, conn, deliver, false);
         }
         for f in held {
@@ -714,19 +795,20 @@ impl Broker {
         if request == 0 || !self.conns.contains_key(&conn) {
             return;
         }
-        let ack = frame::encode(&BrokerFrame {
-            kind: kind::ACK,
+        let ack = Frame::Ack {
             request,
             room_id: room.to_vec(),
             cursor: seq,
-            ..Default::default()
-        });
+        }
+        .encode();
         self.send(out, conn, ack, false);
     }
 
-    fn leave(&mut self, conn: ConnId, f: &BrokerFrame, out: &mut Vec<Action>) {
-        let Some(room) = Self::room_id(f) else {
-            return self.reject(out, conn, code::MALFORMED, f.request, &[]);
+    /// `request` is the frame's request field as sent: LEAVE has none (BRK-3),
+    /// but an error answer echoes whatever a sender put there.
+    fn leave(&mut self, conn: ConnId, request: u32, room_id: &[u8], out: &mut Vec<Action>) {
+        let Some(room) = Self::room_id(room_id) else {
+            return self.reject(out, conn, code::MALFORMED, request, &[]);
         };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rooms.remove(&room);
@@ -747,6 +829,10 @@ impl Broker {
                 // and for at most the empty-room TTL; an empty room is forgotten.
                 if r.backlog.is_empty() {
                     self.rooms.remove(&room);
+                } else {
+                    let at = self.now_ms.saturating_add(self.limits.empty_room_ttl_ms);
+                    self.deadlines.push(at, Due::Room(room));
+                    self.compact_deadlines();
                 }
             }
         }
@@ -758,25 +844,32 @@ impl Broker {
             .is_some_and(|c| c.rooms.contains(room))
     }
 
-    fn publish(&mut self, conn: ConnId, f: BrokerFrame, out: &mut Vec<Action>) {
-        let Some(room) = Self::room_id(&f) else {
-            return self.reject(out, conn, code::MALFORMED, f.request, &[]);
+    fn publish(
+        &mut self,
+        conn: ConnId,
+        request: u32,
+        room_id: &[u8],
+        payload: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(room) = Self::room_id(room_id) else {
+            return self.reject(out, conn, code::MALFORMED, request, &[]);
         };
         if !self.joined(conn, &room) {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::NOT_JOINED, f.request, &room);
+            return self.reject(out, conn, code::NOT_JOINED, request, &room);
         }
         // BRK-LIM-6: what backlogs and send queues hold, plus this payload, stays
         // within the memory budget; otherwise the publish is refused, not queued.
         let held = self
             .backlog_bytes
             .saturating_add(self.queued_bytes)
-            .saturating_add(f.payload.len());
+            .saturating_add(payload.len());
         if held > self.limits.memory_budget {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::OVER_CAPACITY, f.request, &room);
+            return self.reject(out, conn, code::OVER_CAPACITY, request, &room);
         }
-        let payload = Bytes::from(f.payload);
+        let payload = Bytes::from(payload);
         if self.mode == Mode::Shared {
             // The stream numbers it; every broker, this one included, delivers it
             // when the bus hands it back (BusMessage), and ACK follows `stored`.
@@ -785,7 +878,7 @@ impl Broker {
                 ephemeral: false,
                 payload,
                 sender: conn,
-                request: f.request,
+                request,
             });
             return;
         }
@@ -795,16 +888,15 @@ impl Broker {
             ephemeral: false,
             payload,
             sender: conn,
-            request: f.request,
+            request,
         });
-        if f.request != 0 {
-            let ack = frame::encode(&BrokerFrame {
-                kind: kind::ACK,
-                request: f.request,
+        if request != 0 {
+            let ack = Frame::Ack {
+                request,
                 room_id: room.to_vec(),
                 cursor: seq,
-                ..Default::default()
-            });
+            }
+            .encode();
             self.send(out, conn, ack, false);
         }
     }
@@ -836,13 +928,12 @@ impl Broker {
         };
         self.stats.published += 1;
         r.next_seq = seq.saturating_add(1);
-        let deliver = frame::encode(&BrokerFrame {
-            kind: kind::DELIVER,
+        let deliver = Frame::Deliver {
             room_id: room.to_vec(),
             cursor: seq,
             payload: payload.to_vec(),
-            ..Default::default()
-        });
+        }
+        .encode();
         let mut evicted = 0u64;
         if backlog_max > 0 && deliver.len() <= self.limits.room_backlog_bytes {
             r.backlog.push_back((seq, deliver.clone()));
@@ -917,18 +1008,26 @@ impl Broker {
         }
     }
 
-    fn ephemeral(&mut self, conn: ConnId, f: BrokerFrame, out: &mut Vec<Action>) {
-        let Some(room) = Self::room_id(&f) else {
-            return self.reject(out, conn, code::MALFORMED, f.request, &[]);
+    /// `request` as for [`Broker::leave`]: EPHEMERAL has none, errors echo it.
+    fn ephemeral(
+        &mut self,
+        conn: ConnId,
+        request: u32,
+        room_id: &[u8],
+        payload: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(room) = Self::room_id(room_id) else {
+            return self.reject(out, conn, code::MALFORMED, request, &[]);
         };
-        if f.payload.len() > self.limits.max_ephemeral {
-            return self.reject(out, conn, code::FRAME_TOO_LARGE, f.request, &room);
+        if payload.len() > self.limits.max_ephemeral {
+            return self.reject(out, conn, code::FRAME_TOO_LARGE, request, &room);
         }
         if !self.joined(conn, &room) {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::NOT_JOINED, f.request, &room);
+            return self.reject(out, conn, code::NOT_JOINED, request, &room);
         }
-        let payload = Bytes::from(f.payload);
+        let payload = Bytes::from(payload);
         self.relay_ephemeral(room, Some(conn), &payload, out);
         out.push(Action::BusPublish {
             room,
@@ -949,12 +1048,11 @@ impl Broker {
         let Some(r) = self.rooms.get(&room) else {
             return;
         };
-        let frame = frame::encode(&BrokerFrame {
-            kind: kind::EPHEMERAL,
+        let frame = Frame::Ephemeral {
             room_id: room.to_vec(),
             payload: payload.to_vec(),
-            ..Default::default()
-        });
+        }
+        .encode();
         let receivers: Vec<ConnId> = r
             .members
             .iter()
@@ -1020,43 +1118,72 @@ impl Broker {
         }
     }
 
-    /// Forgets rooms nobody has been in for the empty-room TTL, with their backlog.
-    fn expire_rooms(&mut self, now_ms: u64) {
+    /// Forgets a room nobody has been in for the empty-room TTL, with its backlog
+    /// (BRK-LIM-6); a room still within its TTL is re-armed.
+    fn expire_room(&mut self, id: RoomId, now_ms: u64) {
         let ttl = self.limits.empty_room_ttl_ms;
-        let expired: Vec<RoomId> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| {
-                r.members.is_empty()
-                    && r.empty_since_ms
-                        .is_some_and(|t| now_ms.saturating_sub(t) >= ttl)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(r) = self.rooms.remove(&id) {
-                self.backlog_bytes -= r.backlog_bytes;
-                self.backlog_entries -= r.backlog.len();
-                self.stats.backlog_evicted += r.backlog.len() as u64;
-                self.stats.rooms_expired += 1;
-            }
+        let Some(r) = self.rooms.get(&id) else {
+            return;
+        };
+        let Some(since) = r.empty_since_ms.filter(|_| r.members.is_empty()) else {
+            return;
+        };
+        if now_ms.saturating_sub(since) < ttl {
+            self.deadlines
+                .push(since.saturating_add(ttl), Due::Room(id));
+            return;
+        }
+        if let Some(r) = self.rooms.remove(&id) {
+            self.backlog_bytes -= r.backlog_bytes;
+            self.backlog_entries -= r.backlog.len();
+            self.stats.backlog_evicted += r.backlog.len() as u64;
+            self.stats.rooms_expired += 1;
         }
     }
 
-    /// Time passes: closes connections without HELLO in time or idle too long,
-    /// and forgets rooms empty for longer than their TTL.
-    pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+    /// When the broker next needs [`Broker::handle_timeout`], in the milliseconds
+    /// it is fed: the earliest HELLO or idle timeout (BRK-17) or empty-room TTL
+    /// (BRK-LIM-6) armed. `None`: nothing is armed. Waking earlier is harmless.
+    /// It changes only after [`Broker::open`], a frame that empties a room, a
+    /// close, or [`Broker::handle_timeout`], so a shell asks again after each.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.deadlines.next()
+    }
+
+    /// Time passes: closes connections without HELLO in time or idle too long
+    /// (ERROR TIMEOUT, BRK-17), and forgets rooms empty for longer than their TTL
+    /// (BRK-LIM-6). Only the timers due at `now_ms` are looked at.
+    pub fn handle_timeout(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.now_ms = self.now_ms.max(now_ms);
-        self.expire_rooms(now_ms);
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                (!c.ready && now_ms.saturating_sub(c.opened_ms) > self.limits.hello_timeout_ms)
-                    || now_ms.saturating_sub(c.last_seen_ms) > self.limits.idle_timeout_ms
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let due = self.deadlines.take_due(now_ms);
+        // Rooms first: a room emptied by a timeout below starts its TTL now.
+        for d in &due {
+            if let Due::Room(id) = d {
+                self.expire_room(*id, now_ms);
+            }
+        }
+        let mut expired: Vec<ConnId> = Vec::new();
+        let mut seen: HashSet<ConnId> = HashSet::new();
+        for d in due {
+            let (Due::Hello(id) | Due::Idle(id)) = d else {
+                continue;
+            };
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            let hello_late =
+                !c.ready && now_ms.saturating_sub(c.opened_ms) > self.limits.hello_timeout_ms;
+            let idle = now_ms.saturating_sub(c.last_seen_ms) > self.limits.idle_timeout_ms;
+            if hello_late || idle {
+                if seen.insert(id) {
+                    expired.push(id);
+                }
+            } else if matches!(d, Due::Idle(_)) {
+                // Heard from since it was armed: wait from the last frame.
+                let at = self.idle_deadline(c.last_seen_ms);
+                self.deadlines.push(at, Due::Idle(id));
+            }
+        }
         for conn in expired {
             self.reject(out, conn, code::TIMEOUT, 0, &[]);
         }
@@ -1082,14 +1209,16 @@ impl Broker {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::frame::kind;
     use clientful_core::keys::EpochKey;
     use clientful_core::room::RoomCredentials;
+    use clientful_proto::v1::BrokerFrame;
 
     fn frames_to(out: &[Action], to: ConnId) -> Vec<BrokerFrame> {
         out.iter()
             .filter_map(|a| match a {
                 Action::Send { conn, frame, .. } if *conn == to => {
-                    Some(frame::decode(frame, usize::MAX).expect("broker frames decode"))
+                    Some(frame::decode_raw(frame, usize::MAX).expect("broker frames decode"))
                 }
                 _ => None,
             })
@@ -1270,7 +1399,7 @@ mod tests {
                         }
                         Action::Send { conn: to, frame, .. } => {
                             proptest::prop_assert!(open.contains(to));
-                            let f = frame::decode(frame, usize::MAX).expect("decodes");
+                            let f = frame::decode_raw(frame, usize::MAX).expect("decodes");
                             if f.kind == kind::JOINED {
                                 joined.insert(*to);
                             }
@@ -1601,9 +1730,9 @@ mod tests {
         assert!(!out.iter().any(|a| matches!(a, Action::Close { .. })));
         // The TTL: room 2 (nobody in it) is forgotten with its backlog.
         let before = b.backlog_bytes();
-        b.tick(500, &mut out);
+        b.handle_timeout(500, &mut out);
         assert_eq!(b.rooms(), 4);
-        b.tick(1_500, &mut out);
+        b.handle_timeout(1_500, &mut out);
         assert_eq!(b.rooms(), 3);
         assert_eq!(b.stats().rooms_expired, 1);
         assert!(b.backlog_bytes() < before);
@@ -1685,14 +1814,82 @@ mod tests {
         }));
     }
 
+    /// The earliest moment the full scan the broker used to run on every tick
+    /// would act: a HELLO or idle timeout of a connection, or a room's TTL.
+    fn scan_deadline(b: &Broker) -> Option<u64> {
+        let l = &b.limits;
+        let conns = b.conns.values().flat_map(|c| {
+            let hello = (!c.ready).then(|| c.opened_ms + l.hello_timeout_ms + 1);
+            [hello, Some(c.last_seen_ms + l.idle_timeout_ms + 1)]
+        });
+        let rooms = b.rooms.values().map(|r| {
+            r.empty_since_ms
+                .filter(|_| r.members.is_empty())
+                .map(|t| t + l.empty_room_ttl_ms)
+        });
+        conns.chain(rooms).flatten().min()
+    }
+
+    proptest::proptest! {
+        /// BRK-17, BRK-LIM-6: the timers replace the fixed tick without changing
+        /// what happens. Whatever the traffic and the times, `poll_timeout` is never
+        /// later than the first moment a full scan would act, and after
+        /// `handle_timeout(now)` nothing a full scan would act on at `now` is left.
+        #[test]
+        fn timers_act_when_a_full_scan_would(
+            ops in proptest::collection::vec((0u64..4, 0u8..7, 0u64..1_500), 0..80)
+        ) {
+            let c = creds();
+            let limits = Limits {
+                hello_timeout_ms: 1_000,
+                idle_timeout_ms: 2_000,
+                empty_room_ttl_ms: 1_500,
+                ..Limits::default()
+            };
+            let mut b = Broker::new(limits, [0; 16]);
+            let mut now = 0u64;
+            let mut out = Vec::new();
+            for (conn, what, dt) in ops {
+                match what {
+                    0 => {
+                        if !b.conns.contains_key(&conn) {
+                            b.open(conn, [conn as u8; 32], now);
+                        }
+                    }
+                    1 => b.frame(conn, &hello(), false, now, &mut out),
+                    2 => b.frame(conn, &join(&c, &[conn as u8; 32]), false, now, &mut out),
+                    3 => b.frame(conn, &publish(&c, 0, b"x"), false, now, &mut out),
+                    4 => {
+                        let leave = enc(BrokerFrame {
+                            kind: kind::LEAVE,
+                            room_id: c.room_id().to_vec(),
+                            ..Default::default()
+                        });
+                        b.frame(conn, &leave, false, now, &mut out);
+                    }
+                    5 => b.close(conn, &mut out),
+                    _ => now += dt,
+                }
+                if let Some(due) = scan_deadline(&b) {
+                    let armed = b.poll_timeout();
+                    proptest::prop_assert!(armed.is_some_and(|t| t <= due), "{armed:?} > {due}");
+                }
+                if b.poll_timeout().is_some_and(|t| t <= now) {
+                    b.handle_timeout(now, &mut out);
+                }
+                proptest::prop_assert!(scan_deadline(&b).is_none_or(|t| t > now));
+            }
+        }
+    }
+
     #[test]
     fn idle_and_hello_timeouts() {
         let mut b = Broker::new(Limits::default(), [0; 16]);
         let mut out = Vec::new();
         b.open(1, [0; 32], 0);
-        b.tick(5_000, &mut out);
+        b.handle_timeout(5_000, &mut out);
         assert!(out.is_empty());
-        b.tick(10_001, &mut out);
+        b.handle_timeout(10_001, &mut out);
         assert_eq!(frames_to(&out, 1)[0].code, code::TIMEOUT);
         assert_eq!(b.connections(), 0);
     }

@@ -1,4 +1,4 @@
-//! Integration tests of the broker (spec §10) with real `clientful broker`
+//! Integration tests of the broker (spec §10) with real `clientful-broker`
 //! processes over real loopback sockets, WebSocket and QUIC, and (for fan-out) a
 //! real NATS server started by `scripts/services/nats.sh`. Every broker captures
 //! every frame it sees, and each test checks its capture holds no plaintext, no
@@ -280,7 +280,7 @@ impl Sess {
         let bytes = tokio::time::timeout(wait, self.conn.rx.recv())
             .await
             .ok()??;
-        let raw = clientful_broker::frame::decode(&bytes, usize::MAX).expect("frame");
+        let raw = clientful_broker::frame::decode_raw(&bytes, usize::MAX).expect("frame");
         let mut out = Vec::new();
         self.session.handle(&bytes, &mut out).expect("valid frame");
         let mut rest = Vec::new();
@@ -1108,5 +1108,5 @@ async fn read_quic_frame(r: &mut quinn::RecvStream) -> Option<BrokerFrame> {
         .await
         .ok()?
         .ok()?;
-    clientful_broker::frame::decode(&buf, usize::MAX).ok()
+    clientful_broker::frame::decode_raw(&buf, usize::MAX).ok()
 }

@@ -1,5 +1,5 @@
 //! Regression tests of the broker's resource budget and manners (issue 20: an
-//! outside attack run), against real `clientful broker` processes over loopback:
+//! outside attack run), against real `clientful-broker` processes over loopback:
 //! the backlog attack under an address-space cap, 1,500 half-open connections
 //! under a 1,024 open-files limit, a never-reading member bounded in bytes, a
 //! flood answered RATE_LIMITED and a policy close before the socket goes,
@@ -386,9 +386,8 @@ async fn drain(ws: &mut RawWs) -> (Vec<BrokerFrame>, Option<u16>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match tokio::time::timeout_at(deadline, ws.ws.next()).await {
-            Ok(Some(Ok(Message::Binary(b)))) => {
-                frames.push(clientful_broker::frame::decode(&b, usize::MAX).expect("broker frame"))
-            }
+            Ok(Some(Ok(Message::Binary(b)))) => frames
+                .push(clientful_broker::frame::decode_raw(&b, usize::MAX).expect("broker frame")),
             Ok(Some(Ok(Message::Close(c)))) => {
                 return (frames, c.map(|c| u16::from(c.code)));
             }

@@ -1,5 +1,6 @@
-//! Shared helpers of the broker integration tests: spawn the real `clientful broker`
-//! binary on loopback, read its announced addresses and pin, talk raw frames, fetch
+//! Shared helpers of the broker integration tests: spawn the real broker binary on
+//! loopback (this crate's `clientful-broker`; the CLI's end-to-end tests include
+//! this file too and run the same server as `clientful broker`), read its announced addresses and pin, talk raw frames, fetch
 //! HTTP endpoints, and check capture files for plaintext.
 #![allow(
     clippy::unwrap_used,
@@ -66,6 +67,19 @@ impl Drop for BrokerProc {
     }
 }
 
+/// The broker program of the crate under test: `clientful-broker` in the broker
+/// crate, `clientful broker` in the CLI crate.
+fn broker_program() -> (&'static str, &'static [&'static str]) {
+    match (
+        option_env!("CARGO_BIN_EXE_clientful-broker"),
+        option_env!("CARGO_BIN_EXE_clientful"),
+    ) {
+        (Some(broker), _) => (broker, &[]),
+        (None, Some(cli)) => (cli, &["broker"]),
+        (None, None) => panic!("no broker binary in this crate"),
+    }
+}
+
 /// A loopback port that was free a moment ago (TCP and UDP).
 pub fn free_port() -> u16 {
     loop {
@@ -77,7 +91,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Spawns `clientful broker` with its HTTP listener on `ws_port` and QUIC on
+/// Spawns `clientful-broker` with its HTTP listener on `ws_port` and QUIC on
 /// `quic_port` (0: any), a certificate kept in `dir`, capturing to
 /// `dir/capture-<tag>.bin`, plus `extra` flags.
 pub fn spawn_broker(
@@ -103,17 +117,18 @@ pub fn spawn_broker_via(
 ) -> BrokerProc {
     let capture = dir.join(format!("capture-{tag}.bin"));
     let log = std::fs::File::create(dir.join(format!("broker-{tag}.log"))).expect("log file");
+    let (program, subcommand) = broker_program();
     let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(env!("CARGO_BIN_EXE_clientful"));
+        Some((wrapper, args)) => {
+            let mut c = Command::new(wrapper);
+            c.args(args).arg(program);
             c
         }
-        None => Command::new(env!("CARGO_BIN_EXE_clientful")),
+        None => Command::new(program),
     };
     let mut child = command
         .env("MALLOC_ARENA_MAX", "2")
-        .arg("broker")
+        .args(subcommand)
         .args(["--ws-listen", &format!("127.0.0.1:{ws_port}")])
         .args(["--quic-listen", &format!("127.0.0.1:{quic_port}")])
         .arg("--cert")
@@ -128,7 +143,7 @@ pub fn spawn_broker_via(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
-        .expect("spawn clientful broker");
+        .expect("spawn clientful-broker");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)
@@ -140,7 +155,7 @@ pub fn spawn_broker_via(
             std::fs::read_to_string(dir.join(format!("broker-{tag}.log"))).unwrap_or_default();
         panic!(
             "broker {tag} did not start:\n{log}\n(if another checkout shares CARGO_TARGET_DIR, \
-             its build of `clientful` may have replaced this one)"
+             its build of the broker may have replaced this one)"
         );
     }
     let field = |name: &str| -> String {
@@ -230,7 +245,9 @@ impl RawWs {
             let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
             match msg {
                 Ok(tokio_tungstenite::tungstenite::Message::Binary(b)) => {
-                    return Some(frame::decode(&b, usize::MAX).expect("broker sends valid frames"));
+                    return Some(
+                        frame::decode_raw(&b, usize::MAX).expect("broker sends valid frames"),
+                    );
                 }
                 Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
                 Ok(_) => {}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Checks the crate layering (docs/architecture.md) as facts the compiler and cargo
+# can see, not as a convention:
+#   1. every pure crate builds for wasm32-unknown-unknown (no sockets, files,
+#      clocks or async runtime can sneak in without breaking this build);
+#   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
+#   3. the native client (clientful-net) does not compile the broker server: none of
+#      axum, async-nats, rcgen, tracing-subscriber in its dependency tree.
+# The wasm32 target is installed if missing (never skipped). Prints one line per
+# check and `layering: N passed, M failed`; exits non-zero if any check failed.
+# Called by scripts/test-all.sh; runs on its own too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The pure crates: protocol logic only, built for wasm32-unknown-unknown.
+PURE_CRATES=(
+  clientful-core
+  clientful-broker-proto
+)
+# What no pure crate may depend on.
+PURE_FORBIDDEN=(tokio mio opendal redb)
+# The native client crates and what they may not depend on (the broker server's
+# dependencies).
+CLIENT_CRATES=(clientful-net)
+CLIENT_FORBIDDEN=(axum async-nats rcgen tracing-subscriber)
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clientful/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "installing the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+passed=0
+failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    failed=$((failed + 1))
+  fi
+}
+
+# `free_of CRATE DEP...`: none of DEP in CRATE's normal dependencies, for every
+# target platform; names each offender with the path that pulls it in.
+free_of() {
+  local crate=$1
+  shift
+  local tree found=0
+  tree=$(cargo tree --locked -e normal --target all -p "$crate" --prefix none --format '{p}') || return 1
+  for dep in "$@"; do
+    if grep -qE "^${dep} v" <<<"$tree"; then
+      echo "  $crate depends on $dep:"
+      cargo tree --locked -e normal --target all -p "$crate" -i "$dep" 2>&1 | sed 's/^/    /' | head -n 20
+      found=1
+    fi
+  done
+  return "$found"
+}
+
+for crate in "${PURE_CRATES[@]}"; do
+  check "$crate builds for wasm32-unknown-unknown" \
+    cargo build --locked -q -p "$crate" --target wasm32-unknown-unknown
+  check "$crate has none of ${PURE_FORBIDDEN[*]}" free_of "$crate" "${PURE_FORBIDDEN[@]}"
+done
+for crate in "${CLIENT_CRATES[@]}"; do
+  check "$crate has none of ${CLIENT_FORBIDDEN[*]}" free_of "$crate" "${CLIENT_FORBIDDEN[@]}"
+done
+
+echo "layering: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,5 +1,6 @@
 //! The decisions of a device on the storage layout (spec §9.6–§9.8, §9.7a:
-//! STO-8, STO-9, STO-11, STO-13, STO-14, STO-15, STO-26, STO-27, STO-28, STO-31),
+//! STO-8, STO-9, STO-11, STO-13, STO-14, STO-15, STO-23, STO-26, STO-27, STO-28,
+//! STO-31),
 //! pure: functions over the names a backend listed, the bytes it returned and what
 //! the device remembers (high-water marks, `have` counts, its own committed head
 //! manifest). They say what to fetch next, what a fetched object is worth, what is
@@ -16,7 +17,9 @@ use crate::coverage;
 use crate::error::StorageError;
 use crate::hwm::{HighWater, Withholding, classify_head, select_snapshot};
 use crate::layout::{EpochStorage, ObjectId, object_id};
-use crate::object::{Checkpoint, HeadManifest, Kind, Opened, Segment, Snapshot, open_object};
+use crate::object::{
+    Checkpoint, HeadManifest, Kind, Opened, Segment, Snapshot, open_lobby_object, open_object,
+};
 
 /// Envelope bytes per segment a writer aims for: well under the 64 MiB object limit
 /// (STO-7) once framing, signature and AEAD are added.
@@ -619,6 +622,24 @@ pub fn no_local_copy(id: &ObjectId) -> StorageError {
         format!("object {} of this device", short(id)),
         "withheld, and no local copy to upload again: compacting replaces it",
     )
+}
+
+// ---------------------------------------------------------------------------
+// Lobbies (STO-23)
+// ---------------------------------------------------------------------------
+
+/// The writer of the head manifest found at `path` of a lobby directory: every
+/// STO-7 check but membership, and the path must be the signer's head path.
+pub fn lobby_writer(es: &EpochStorage, path: &str, bytes: &[u8]) -> Result<[u8; 32], StorageError> {
+    let o = open_lobby_object(es, Kind::Head, bytes)?;
+    if es.head_path(&o.signer)? == path {
+        Ok(o.signer)
+    } else {
+        Err(StorageError::corrupt(
+            format!("lobby head {path}"),
+            "stored under another device's path",
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
     Checkpoint, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Snapshot, check_format_file,
-    format_file, open_lobby_object, open_object, seal_object,
+    format_file, open_object, seal_object,
 };
 
 /// Everything a [`Space`] is built from (membership supplies epochs and signers).
@@ -978,17 +978,14 @@ pub async fn lobby_writers<S: BlobStore>(
         let Some(bytes) = store.get(&path).await? else {
             continue;
         };
-        match open_lobby_object(es, Kind::Head, &bytes) {
-            Ok(o) if es.head_path(&o.signer)? == path => {
-                if !writers.contains(&o.signer) {
-                    writers.push(o.signer);
+        match plan::lobby_writer(es, &path, &bytes) {
+            Ok(signer) => {
+                if !writers.contains(&signer) {
+                    writers.push(signer);
                 }
             }
-            Ok(_) => errors.push(StorageError::corrupt(
-                format!("lobby head {path}"),
-                "stored under another device's path",
-            )),
-            Err(e) => errors.push(e),
+            Err(e) if e.class().is_some() => errors.push(e),
+            Err(e) => return Err(e),
         }
     }
     writers.sort_unstable();

@@ -711,4 +711,97 @@ mod tests {
         assert!(better_checkpoint((3, [1; 32]), Some((3, [2; 32]))));
         assert!(!better_checkpoint((3, [2; 32]), Some((3, [1; 32]))));
     }
+
+    #[test]
+    fn heads_and_fetched_objects_over_bytes() {
+        use crate::object::seal_object;
+        use clientful_core::keys::{EpochKey, SigningKey};
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+
+        let es = EpochStorage::derive(&[1; 32], &EpochKey::new([2; 32], [3; 32])).expect("derive");
+        let sk = SigningKey::from_seed(&[9; 32]);
+        let me = sk.public_bytes();
+        let mut rng = ChaCha20Rng::from_seed([0; 32]);
+        let seg = next_segment(&HeadManifest::empty(me), vec![]);
+        let seg_file =
+            seal_object(&es, Kind::Segment, &sk, seg.encode(&es), &mut rng).expect("seal");
+        let seg_id = object_id(&seg_file).expect("id");
+        let mut own = HeadManifest::empty(me);
+        list_segment(&mut own, &seg, seg_id);
+        assert_eq!((own.counter, own.segment_count), (1, 1));
+        let head_file = seal_object(&es, Kind::Head, &sk, own.encode(&es), &mut rng).expect("seal");
+        let path = es.head_path(&me).expect("path");
+
+        // A head read and accepted; the same device later absent: withheld, typed.
+        let read = read_head(&es, &[me], &me, &path, Some(&head_file)).expect("read");
+        let (mut errors, mut alarms) = (Vec::new(), Vec::new());
+        let accepted = accept_heads(
+            &es,
+            vec![HeadRead {
+                device: me,
+                previous: None,
+                read: Ok(read),
+            }],
+            &mut errors,
+            &mut alarms,
+        )
+        .expect("accept");
+        let (m, hw) = accepted.first().cloned().expect("accepted");
+        assert_eq!(m, own);
+        assert!(errors.is_empty() && alarms.is_empty());
+        let none = accept_heads(
+            &es,
+            vec![HeadRead {
+                device: me,
+                previous: Some(hw),
+                read: Ok(None),
+            }],
+            &mut errors,
+            &mut alarms,
+        )
+        .expect("accept");
+        assert!(none.is_empty());
+        assert_eq!(
+            alarms.first().map(|a| a.kind),
+            Some(Withholding::HeadWithheld)
+        );
+        assert_eq!(errors.len(), 1);
+
+        // Fetched objects: present and addressed, withheld, substituted.
+        let todo = segments_to_fetch(&m, 0).expect("todo");
+        assert_eq!(todo, vec![(0, seg_id)]);
+        let what = segment_what(&m, 0);
+        let opened =
+            open_fetched(&es, Kind::Segment, &seg_id, &what, Some(&seg_file), &[me]).expect("open");
+        assert_eq!(
+            accept_segment(&es, &m, 0, &what, opened.clone()).expect("segment"),
+            seg
+        );
+        assert!(accept_segment(&es, &m, 1, &what, opened).is_err());
+        for bytes in [None, Some(head_file.as_slice())] {
+            let err = open_fetched(&es, Kind::Segment, &seg_id, &what, bytes, &[me])
+                .expect_err("withheld or substituted");
+            assert_eq!(
+                err.class(),
+                Some(clientful_core::ErrorClass::StorageCorrupt)
+            );
+        }
+        // The device's own head path: in place, withheld, adopted.
+        assert!(matches!(
+            repair_head(&es, &me, &own, &head_file, Some(&head_file)).expect("repair"),
+            HeadRepair::InPlace
+        ));
+        assert!(matches!(
+            repair_head(&es, &me, &own, &head_file, None).expect("repair"),
+            HeadRepair::Upload(Withholding::HeadWithheld)
+        ));
+        let older = HeadManifest::empty(me);
+        assert!(matches!(
+            repair_head(&es, &me, &older, &[], Some(&head_file)).expect("repair"),
+            HeadRepair::Adopt(_, _)
+        ));
+        assert_eq!(lobby_writer(&es, &path, &head_file).expect("lobby"), me);
+        assert!(lobby_writer(&es, "elsewhere", &head_file).is_err());
+    }
 }

@@ -14,8 +14,12 @@ cd "$(dirname "$0")/.."
 
 # The pure crates: protocol logic only, built for wasm32-unknown-unknown.
 PURE_CRATES=(
+  clientful-proto
   clientful-core
+  clientful-doc
   clientful-broker-proto
+  clientful-storage-layout
+  clientful-session
 )
 # What no pure crate may depend on.
 PURE_FORBIDDEN=(tokio mio opendal redb)

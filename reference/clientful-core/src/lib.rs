@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod content;
 pub mod envelope;
 pub mod error;
 pub mod fuzzing;
@@ -29,6 +30,7 @@ pub mod room;
 pub mod suite;
 pub mod wire;
 
+pub use content::ContentType;
 pub use error::{Error, ErrorClass};
 
 /// The protocol version this crate implements (spec §1.3).

@@ -1,28 +1,23 @@
-//! The Clientful storage layout on untrusted file storage (spec §9).
+//! The Clientful storage layout on untrusted file storage (spec §9): the IO shell.
 //!
-//! Pure, sans-IO parts: [`layout`] (keys and paths), [`object`] (sealed, signed
-//! objects and their validated bodies), [`hwm`] (rollback, fork and withholding
-//! detection; the snapshot choice), [`chunk`] (file chunks) and [`causal`]
-//! (ordering envelopes for snapshots), [`coverage`] (devices' attestations of
-//! their own segments and the check of a snapshot's claimed coverage). The IO shell: [`backend`] (the
-//! [`backend::BlobStore`] trait over OpenDAL), [`local`] (the redb device store),
-//! [`space`] (writing segments and head manifests, pulling, cold start,
-//! compaction), [`files`] (streamed large files) and [`export`] (plain JSON export
-//! and store copy).
+//! The layout itself (keys and paths, sealed and signed objects, high-water marks,
+//! coverage, causal order, chunks, and every pull, compaction, checkpoint and
+//! repair decision) is pure code in `clientful-storage-layout`, re-exported here
+//! under its old module names ([`layout`], [`object`], [`hwm`], [`coverage`],
+//! [`causal`], [`chunk`], [`plan`], [`error`]). This crate drives it over real
+//! backends: [`backend`] (the [`backend::BlobStore`] trait over OpenDAL),
+//! [`local`] (the redb device store), [`space`] (writing segments and head
+//! manifests, pulling, cold start, compaction, repair), [`files`] (streamed large
+//! files) and [`export`] (plain JSON export and store copy).
 #![forbid(unsafe_code)]
 
 pub mod backend;
-pub mod causal;
-pub mod chunk;
-pub mod coverage;
-pub mod error;
 pub mod export;
 pub mod files;
-pub mod hwm;
-pub mod layout;
 pub mod local;
-pub mod object;
 pub mod space;
+
+pub use clientful_storage_layout::{causal, chunk, coverage, error, hwm, layout, object, plan};
 
 pub use backend::{BlobStore, OpendalStore, S3Config};
 pub use error::StorageError;

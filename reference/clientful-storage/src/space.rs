@@ -15,25 +15,22 @@ use std::collections::BTreeMap;
 use clientful_core::envelope;
 use clientful_core::keys::{EpochKey, SigningKey};
 pub use clientful_doc::checkpoint::State as CheckpointState;
+use clientful_storage_layout::plan::{self, HeadRead, HeadRepair, short};
+pub use clientful_storage_layout::plan::{Alarm, SEGMENT_TARGET_BYTES};
 use futures_util::future::join_all;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::backend::BlobStore;
-use crate::causal;
 use crate::coverage;
 use crate::error::StorageError;
-use crate::hwm::{HighWater, Withholding, classify_head, select_snapshot};
+use crate::hwm::{HighWater, Withholding};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
-    Checkpoint, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Segment, Snapshot, check_format_file,
-    format_file, open_lobby_object, open_object, seal_object,
+    Checkpoint, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Snapshot, check_format_file,
+    format_file, open_object, seal_object,
 };
-
-/// Envelope bytes per segment a writer aims for: well under the 64 MiB object limit
-/// (STO-7) once framing, signature and AEAD are added.
-pub const SEGMENT_TARGET_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything a [`Space`] is built from (membership supplies epochs and signers).
 #[derive(Debug)]
@@ -67,18 +64,6 @@ pub struct PullReport {
     /// The head-manifest verdicts among `errors`, typed (STO-9): what a caller
     /// reports loudly.
     pub alarms: Vec<Alarm>,
-}
-
-/// A head manifest that storage withheld, rolled back or forked (STO-9), or
-/// objects of this device it withheld (STO-28).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Alarm {
-    /// The epoch whose directory it concerns.
-    pub epoch_id: [u8; 32],
-    /// The device whose head manifest or objects it concerns.
-    pub device: [u8; 32],
-    /// What storage did.
-    pub kind: Withholding,
 }
 
 /// What [`Space::repair`] found of this device's own files and put back (STO-28).
@@ -152,10 +137,6 @@ impl<S: BlobStore> std::fmt::Debug for Space<S> {
             .field("epochs", &self.epochs)
             .finish_non_exhaustive()
     }
-}
-
-fn short(b: &[u8]) -> String {
-    hex::encode(b.get(..4).unwrap_or(b))
 }
 
 /// The local-store key of this device's copy of its own object `id` in the
@@ -356,21 +337,13 @@ impl<S: BlobStore> Space<S> {
     pub async fn flush(&mut self) -> Result<Option<ObjectId>, StorageError> {
         self.adopt_own_head().await?;
         self.put_pending_manifest().await?;
-        let mut outbox = self.local.outbox()?.into_iter().peekable();
+        let outbox = self.local.outbox()?;
         let mut last = None;
-        while outbox.peek().is_some() {
-            // Split a large outbox so that no segment exceeds what readers accept.
-            let mut batch = Vec::new();
-            let mut size = 0usize;
-            let mut upto = 0u64;
-            while let Some((k, bytes)) = outbox.next_if(|(_, b)| {
-                batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES
-            }) {
-                size = size.saturating_add(bytes.len());
-                upto = k;
-                batch.push(bytes);
-            }
-            last = Some(self.publish_segment(batch, Some(upto)).await?);
+        // Split a large outbox so that no segment exceeds what readers accept.
+        for batch in plan::segment_batches(outbox, |(_, b)| b.len(), SEGMENT_TARGET_BYTES) {
+            let upto = batch.last().map(|(k, _)| *k).unwrap_or(0);
+            let envelopes = batch.into_iter().map(|(_, b)| b).collect();
+            last = Some(self.publish_segment(envelopes, Some(upto)).await?);
         }
         Ok(last)
     }
@@ -387,17 +360,8 @@ impl<S: BlobStore> Space<S> {
     ) -> Result<Option<ObjectId>, StorageError> {
         self.adopt_own_head().await?;
         self.put_pending_manifest().await?;
-        let mut rest = envelopes.into_iter().peekable();
         let mut last = None;
-        while rest.peek().is_some() {
-            let mut batch = Vec::new();
-            let mut size = 0usize;
-            while let Some(bytes) = rest.next_if(|b| {
-                batch.is_empty() || size.saturating_add(b.len()) <= SEGMENT_TARGET_BYTES
-            }) {
-                size = size.saturating_add(bytes.len());
-                batch.push(bytes);
-            }
+        for batch in plan::segment_batches(envelopes, Vec::len, SEGMENT_TARGET_BYTES) {
             last = Some(self.publish_segment(batch, None).await?);
         }
         Ok(last)
@@ -409,11 +373,7 @@ impl<S: BlobStore> Space<S> {
         upto: Option<u64>,
     ) -> Result<ObjectId, StorageError> {
         let mut own = self.own_manifest()?;
-        let seg = Segment {
-            device: self.device.public_bytes(),
-            index: own.segment_count,
-            envelopes,
-        };
+        let seg = plan::next_segment(&own, envelopes);
         let es = self.current.clone();
         let file = seal_object(
             &es,
@@ -425,10 +385,7 @@ impl<S: BlobStore> Space<S> {
         let id = object_id(&file)?;
         let copy = (obj_key(&es, &id), Some(file.clone()));
         self.store.put_immutable(&es.object_path(&id), file).await?;
-        own.segments.push((own.segment_count, id));
-        own.segment_count += 1;
-        coverage::attest_segment(&mut own, &seg.envelopes);
-        own.counter += 1;
+        plan::list_segment(&mut own, &seg, id);
         self.commit_manifest(&own, upto, vec![copy])?;
         self.put_pending_manifest().await?;
         Ok(id)
@@ -513,12 +470,7 @@ impl<S: BlobStore> Space<S> {
             device: me,
             kind,
         };
-        let mut ids: Vec<ObjectId> = own.segments.iter().map(|(_, id)| *id).collect();
-        ids.extend(own.base_snapshot);
-        ids.extend(own.snapshots.iter().copied());
-        ids.extend(own.checkpoints.iter().copied());
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = plan::listed_objects(&own);
         let store = &self.store;
         let present = join_all(
             ids.iter()
@@ -536,56 +488,33 @@ impl<S: BlobStore> Space<S> {
                     self.store.put_immutable(&es.object_path(id), bytes).await?;
                     report.objects += 1;
                 }
-                None => report.errors.push(StorageError::corrupt(
-                    format!("object {} of this device", short(id)),
-                    "withheld, and no local copy to upload again: compacting replaces it",
-                )),
+                None => report.errors.push(plan::no_local_copy(id)),
             }
         }
         if missing {
             report.found.push(alarm(Withholding::ObjectWithheld));
         }
         let path = es.head_path(&me)?;
-        let fault = match self.store.get(&path).await? {
-            None => Withholding::HeadWithheld,
-            Some(b) if b == file => return Ok(()),
-            Some(b) => {
-                let opened = open_object(es, Kind::Head, &b, &[me])
-                    .and_then(|o| HeadManifest::decode(&o.body, es, &me));
-                match opened {
-                    Ok(m) if m.counter < own.counter => Withholding::HeadRolledBack,
-                    Ok(m) if m.counter == own.counter => {
-                        report.found.push(alarm(Withholding::HeadForked));
-                        report.errors.push(StorageError::rollback(
-                            "head manifest of this device",
-                            format!(
-                                "forked: storage holds another manifest with counter {}, signed by this device's key",
-                                m.counter
-                            ),
-                        ));
-                        return Ok(());
-                    }
-                    Ok(m) => {
-                        let hw = HighWater {
-                            counter: m.counter,
-                            digest: object_id(&b)?,
-                            segment_count: m.segment_count,
-                        };
-                        self.local.set_cursors(&[
-                            (Self::key("own", es, None), Some(m.encode(es))),
-                            (Self::key("ownfile", es, None), Some(b)),
-                            (
-                                Self::key("hwm", es, Some(&me)),
-                                Some(hw.to_bytes().to_vec()),
-                            ),
-                        ])?;
-                        report.adopted += 1;
-                        return Ok(());
-                    }
-                    // Whatever is there is not this device's manifest.
-                    Err(e) if e.class().is_some() => Withholding::HeadWithheld,
-                    Err(e) => return Err(e),
-                }
+        let stored = self.store.get(&path).await?;
+        let fault = match plan::repair_head(es, &me, &own, &file, stored.as_deref())? {
+            HeadRepair::InPlace => return Ok(()),
+            HeadRepair::Upload(fault) => fault,
+            HeadRepair::Forked(e) => {
+                report.found.push(alarm(Withholding::HeadForked));
+                report.errors.push(e);
+                return Ok(());
+            }
+            HeadRepair::Adopt(m, hw) => {
+                self.local.set_cursors(&[
+                    (Self::key("own", es, None), Some(m.encode(es))),
+                    (Self::key("ownfile", es, None), stored),
+                    (
+                        Self::key("hwm", es, Some(&me)),
+                        Some(hw.to_bytes().to_vec()),
+                    ),
+                ])?;
+                report.adopted += 1;
+                return Ok(());
             }
         };
         self.store.put_owned(&path, file).await?;
@@ -596,9 +525,9 @@ impl<S: BlobStore> Space<S> {
 
     /// Every member device's head manifest in the epoch, read concurrently (the
     /// reads are independent; on remote storage their latencies would add up)
-    /// and checked against its high-water mark (STO-9): the accepted manifests
-    /// with their new marks, which the caller persists or not. Verdicts go to
-    /// `errors`.
+    /// and checked against its high-water mark (STO-9, [`plan::accept_heads`]):
+    /// the accepted manifests with their new marks, which the caller persists or
+    /// not. Verdicts go to `errors`.
     async fn checked_heads(
         &self,
         es: &EpochStorage,
@@ -606,39 +535,19 @@ impl<S: BlobStore> Space<S> {
         alarms: &mut Vec<Alarm>,
     ) -> Result<Vec<(HeadManifest, HighWater)>, StorageError> {
         let reads = join_all(self.signers.iter().map(|d| self.read_head(es, d))).await;
-        let mut accepted = Vec::new();
+        let mut checked = Vec::with_capacity(reads.len());
         for (dev, read) in self.signers.iter().zip(reads) {
-            let what = format!("head manifest of device {}", short(dev));
-            let prev = self
+            let previous = self
                 .local
                 .cursor(&Self::key("hwm", es, Some(dev)))?
                 .and_then(|b| HighWater::from_bytes(&b));
-            let cur = match read {
-                Ok(c) => c,
-                Err(e) if e.class().is_some() => {
-                    errors.push(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match classify_head(prev.as_ref(), cur.as_ref().map(|(m, d)| (m, *d))) {
-                Ok(Some(hw)) => {
-                    if let Some((m, _)) = cur {
-                        accepted.push((m, hw));
-                    }
-                }
-                Ok(None) => {}
-                Err((kind, reason)) => {
-                    alarms.push(Alarm {
-                        epoch_id: *es.epoch_id(),
-                        device: *dev,
-                        kind,
-                    });
-                    errors.push(StorageError::rollback(what, reason));
-                }
-            }
+            checked.push(HeadRead {
+                device: *dev,
+                previous,
+                read,
+            });
         }
-        Ok(accepted)
+        plan::accept_heads(es, checked, errors, alarms)
     }
 
     async fn read_head(
@@ -647,19 +556,8 @@ impl<S: BlobStore> Space<S> {
         device: &[u8; 32],
     ) -> Result<Option<(HeadManifest, ObjectId)>, StorageError> {
         let path = es.head_path(device)?;
-        let Some(bytes) = self.store.get(&path).await? else {
-            return Ok(None);
-        };
-        let opened =
-            open_object(es, Kind::Head, &bytes, &self.signers).map_err(|e| e.at_path(&path))?;
-        if &opened.signer != device {
-            return Err(StorageError::corrupt(
-                format!("head manifest of device {}", short(device)),
-                "signed by another device",
-            ));
-        }
-        let m = HeadManifest::decode(&opened.body, es, &opened.signer)?;
-        Ok(Some((m, object_id(&bytes)?)))
+        let bytes = self.store.get(&path).await?;
+        plan::read_head(es, &self.signers, device, &path, bytes.as_deref())
     }
 
     /// Fetches an object named by a signed manifest and checks its address.
@@ -670,19 +568,8 @@ impl<S: BlobStore> Space<S> {
         id: &ObjectId,
         what: &str,
     ) -> Result<Opened, StorageError> {
-        let path = es.object_path(id);
-        let bytes = self.store.get(&path).await?.ok_or_else(|| {
-            StorageError::corrupt(what, "withheld: listed in a signed manifest but missing")
-                .at_path(&path)
-        })?;
-        if &object_id(&bytes)? != id {
-            return Err(StorageError::corrupt(
-                what,
-                "substituted: content does not match its address",
-            )
-            .at_path(&path));
-        }
-        open_object(es, kind, &bytes, &self.signers).map_err(|e| e.at_path(&path))
+        let bytes = self.store.get(&es.object_path(id)).await?;
+        plan::open_fetched(es, kind, id, what, bytes.as_deref(), &self.signers)
     }
 
     /// Fetches a snapshot listed by `owner` and checks its covers against the
@@ -696,8 +583,7 @@ impl<S: BlobStore> Space<S> {
         heads: &[HeadManifest],
     ) -> Result<(Snapshot, BTreeMap<[u8; 32], u64>), StorageError> {
         let snap = self.fetch_snapshot(es, owner, id).await?;
-        let what = format!("snapshot {} of device {}", short(id), short(owner));
-        let covers = coverage::verified_covers(&what, &snap, heads)?;
+        let covers = coverage::verified_covers(&plan::snapshot_what(owner, id), &snap, heads)?;
         Ok((snap, covers))
     }
 
@@ -707,15 +593,9 @@ impl<S: BlobStore> Space<S> {
         owner: &[u8; 32],
         id: &ObjectId,
     ) -> Result<Snapshot, StorageError> {
-        let what = format!("snapshot {} of device {}", short(id), short(owner));
+        let what = plan::snapshot_what(owner, id);
         let o = self.fetch_object(es, Kind::Snapshot, id, &what).await?;
-        if &o.signer != owner {
-            return Err(StorageError::corrupt(
-                what,
-                "not signed by the device listing it",
-            ));
-        }
-        Snapshot::decode(&o.body, es, &o.signer)
+        plan::accept_snapshot(es, owner, id, o)
     }
 
     /// Stores envelopes from storage with cursor updates; undecodable ones are
@@ -727,15 +607,8 @@ impl<S: BlobStore> Space<S> {
         cursors: &[CursorWrite],
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
-        let (good, bad): (Vec<_>, Vec<_>) = envelopes
-            .into_iter()
-            .partition(|e| envelope::decode(e).is_ok());
-        if !bad.is_empty() {
-            report.errors.push(StorageError::corrupt(
-                what,
-                format!("{} entries are not envelopes", bad.len()),
-            ));
-        }
+        let (good, verdict) = plan::decodable(what, envelopes);
+        report.errors.extend(verdict);
         report.new_envelopes += self.local.put_envelopes(&good, false, cursors)?.len();
         Ok(())
     }
@@ -751,18 +624,15 @@ impl<S: BlobStore> Space<S> {
         have: &mut BTreeMap<[u8; 32], u64>,
         report: &mut PullReport,
     ) -> Result<(), StorageError> {
-        let mut writes = Vec::new();
-        for (d, c) in covers {
-            if let Some(h) = have.get_mut(d)
-                && *c > *h
-            {
-                *h = *c;
-                writes.push((
-                    Self::key("have", es, Some(d)),
+        let writes: Vec<CursorWrite> = plan::advance_have(covers, have)
+            .into_iter()
+            .map(|(d, c)| {
+                (
+                    Self::key("have", es, Some(&d)),
                     Some(c.to_be_bytes().to_vec()),
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         self.ingest(
             &format!("snapshot {}", short(id)),
             snap.envelopes,
@@ -809,42 +679,24 @@ impl<S: BlobStore> Space<S> {
                 u64_cursor(self.local.cursor(&Self::key("have", es, Some(dev)))?),
             );
         }
-        let cold = have.values().all(|h| *h == 0);
-        let behind = heads
-            .iter()
-            .any(|m| have.get(&m.device).copied().unwrap_or(0) < m.gc_floor);
-        if behind || (cold && heads.iter().any(|m| !m.snapshots.is_empty())) {
+        if plan::needs_snapshot(&heads, &have) {
             // Every listed snapshot is fetched and its covers checked against the
             // devices' own attestations (STO-31); a refuted one is reported and
             // never loaded, and the choice compares verified coverage (STO-13).
-            let mut cands: Vec<(ObjectId, Snapshot, BTreeMap<[u8; 32], u64>)> = Vec::new();
-            for m in &heads {
-                for sid in &m.snapshots {
-                    match self
-                        .fetch_verified_snapshot(es, &m.device, sid, &heads)
-                        .await
-                    {
-                        Ok((s, covers)) => cands.push((*sid, s, covers)),
-                        Err(e) if e.class().is_some() => report.errors.push(e),
-                        Err(e) => return Err(e),
-                    }
+            let mut cands: Vec<plan::Candidate> = Vec::new();
+            for (owner, sid) in plan::listed_snapshots(&heads) {
+                match self.fetch_verified_snapshot(es, &owner, &sid, &heads).await {
+                    Ok((s, covers)) => cands.push((sid, s, covers)),
+                    Err(e) if e.class().is_some() => report.errors.push(e),
+                    Err(e) => return Err(e),
                 }
             }
-            let totals: Vec<(ObjectId, u64)> = cands
-                .iter()
-                .map(|(id, _, covers)| (*id, coverage::total(covers)))
-                .collect();
-            if let Some(chosen) = select_snapshot(&totals)
-                && let Some(pos) = cands.iter().position(|(id, _, _)| *id == chosen)
-            {
+            if let Some(pos) = plan::choose_snapshot(&cands) {
                 let (id, snap, covers) = cands.swap_remove(pos);
                 self.load_snapshot(es, &id, snap, &covers, &mut have, report)?;
             }
             for m in &heads {
-                if have.get(&m.device).copied().unwrap_or(0) >= m.gc_floor {
-                    continue;
-                }
-                let Some(base) = m.base_snapshot else {
+                let Some(base) = plan::base_snapshot_needed(m, &have) else {
                     continue;
                 };
                 let snap = match cands.iter().position(|(id, _, _)| *id == base) {
@@ -858,37 +710,27 @@ impl<S: BlobStore> Space<S> {
                     }
                 };
                 match snap {
-                    Ok((s, covers))
-                        if covers.get(&m.device).copied().unwrap_or(0) >= m.gc_floor =>
-                    {
+                    Ok((s, covers)) if plan::base_covers_collected(m, &covers) => {
                         self.load_snapshot(es, &base, s, &covers, &mut have, report)?
                     }
-                    Ok(_) => report.errors.push(StorageError::corrupt(
-                        format!("snapshot {}", short(&base)),
-                        "does not cover the segments its device collected",
-                    )),
+                    Ok(_) => report.errors.push(plan::base_too_short(&base)),
                     Err(e) if e.class().is_some() => report.errors.push(e),
                     Err(e) => return Err(e),
                 }
             }
         }
         for m in &heads {
-            let mut h = have.get(&m.device).copied().unwrap_or(0);
-            if h < m.gc_floor {
-                report.errors.push(StorageError::corrupt(
-                    format!(
-                        "segments {h}..{} of device {}",
-                        m.gc_floor,
-                        short(&m.device)
-                    ),
-                    "withheld: collected, and no loadable snapshot covers them",
-                ));
-                continue;
-            }
-            let start = h;
-            for (index, sid) in m.segments.iter().filter(|(i, _)| *i >= start) {
-                let what = format!("segment {index} of device {}", short(&m.device));
-                let opened = match self.fetch_object(es, Kind::Segment, sid, &what).await {
+            let h = have.get(&m.device).copied().unwrap_or(0);
+            let todo = match plan::segments_to_fetch(m, h) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.errors.push(e);
+                    continue;
+                }
+            };
+            for (index, sid) in todo {
+                let what = plan::segment_what(m, index);
+                let opened = match self.fetch_object(es, Kind::Segment, &sid, &what).await {
                     Ok(o) => o,
                     Err(e) if e.class().is_some() => {
                         report.errors.push(e);
@@ -896,30 +738,16 @@ impl<S: BlobStore> Space<S> {
                     }
                     Err(e) => return Err(e),
                 };
-                if opened.signer != m.device {
-                    report
-                        .errors
-                        .push(StorageError::corrupt(what, "not signed by its device"));
-                    break;
-                }
-                let seg = match Segment::decode(&opened.body, es, &opened.signer) {
-                    Ok(s) if s.index == *index => s,
-                    Ok(_) => {
-                        report.errors.push(StorageError::corrupt(
-                            what,
-                            "index does not match the manifest",
-                        ));
-                        break;
-                    }
+                let seg = match plan::accept_segment(es, m, index, &what, opened) {
+                    Ok(s) => s,
                     Err(e) => {
                         report.errors.push(e);
                         break;
                     }
                 };
-                h = index + 1;
                 let cursor = (
                     Self::key("have", es, Some(&m.device)),
-                    Some(h.to_be_bytes().to_vec()),
+                    Some((index + 1).to_be_bytes().to_vec()),
                 );
                 self.ingest(&what, seg.envelopes, &[cursor], report)?;
                 report.segments += 1;
@@ -949,23 +777,14 @@ impl<S: BlobStore> Space<S> {
         self.flush().await?;
         let es = self.current.clone();
         let me = self.device.public_bytes();
-        let mut covers = Vec::new();
-        let mut signers = self.signers.clone();
-        signers.sort_unstable();
-        signers.dedup();
-        for d in &signers {
-            let c = u64_cursor(self.local.cursor(&Self::key("have", &es, Some(d)))?);
-            if c > 0 {
-                covers.push((*d, c));
-            }
-        }
-        let (envelopes, heads) = causal::order(self.local.all_envelopes()?);
-        let snap = Snapshot {
-            device: me,
-            covers,
-            heads,
-            envelopes,
-        };
+        let covers = plan::snapshot_covers(&self.signers, |d| {
+            Ok(u64_cursor(self.local.cursor(&Self::key(
+                "have",
+                &es,
+                Some(d),
+            ))?))
+        })?;
+        let snap = plan::build_snapshot(me, covers, self.local.all_envelopes()?);
         let file = seal_object(
             &es,
             Kind::Snapshot,
@@ -987,7 +806,7 @@ impl<S: BlobStore> Space<S> {
         // Durable and readable before anything is collected.
         self.fetch_snapshot(&es, &me, &id).await?;
         let coverage = snap.coverage();
-        let by_doc = by_document(snap.envelopes);
+        let by_doc = plan::by_document(snap.envelopes);
         let mut checkpoints = Vec::new();
         for (doc_id, envs) in &by_doc {
             let Some(st) = checkpoint(doc_id, envs) else {
@@ -1021,39 +840,14 @@ impl<S: BlobStore> Space<S> {
         }
         checkpoints.sort_unstable();
         checkpoints.dedup();
-        let mut own = self.own_manifest()?;
-        let old_segments = std::mem::take(&mut own.segments);
-        let old_snapshots = std::mem::replace(&mut own.snapshots, vec![id]);
-        let old_checkpoints = std::mem::replace(&mut own.checkpoints, checkpoints.clone());
-        own.gc_floor = own.segment_count;
-        coverage::collapse_tips(&mut own);
-        own.base_snapshot = Some(id);
-        own.counter += 1;
+        let (own, collected) =
+            plan::compacted_manifest(&self.own_manifest()?, id, checkpoints.clone());
         // The copies of what the new manifest no longer lists go with it.
-        let collected = old_segments
-            .iter()
-            .map(|(_, sid)| *sid)
-            .chain(old_snapshots.iter().copied().filter(|s| *s != id))
-            .chain(
-                old_checkpoints
-                    .iter()
-                    .copied()
-                    .filter(|c| !checkpoints.contains(c)),
-            );
-        copies.extend(collected.map(|o| (obj_key(&es, &o), None)));
+        copies.extend(collected.all().map(|o| (obj_key(&es, o), None)));
         self.commit_manifest(&own, None, copies)?;
         self.put_pending_manifest().await?;
-        for (_, sid) in old_segments {
-            self.store.delete(&es.object_path(&sid)).await?;
-        }
-        for sid in old_snapshots.into_iter().filter(|s| *s != id) {
-            self.store.delete(&es.object_path(&sid)).await?;
-        }
-        for cid in old_checkpoints
-            .into_iter()
-            .filter(|c| !checkpoints.contains(c))
-        {
-            self.store.delete(&es.object_path(&cid)).await?;
+        for o in collected.all() {
+            self.store.delete(&es.object_path(o)).await?;
         }
         Ok((id, checkpoints))
     }
@@ -1081,40 +875,22 @@ impl<S: BlobStore> Space<S> {
             }
             // The listed checkpoints are independent objects: fetched concurrently.
             let fetched = join_all(listed.iter().map(|(m, cid)| async move {
-                let what = format!("checkpoint {} of device {}", short(cid), short(&m.device));
+                let what = plan::checkpoint_what(&m.device, cid);
                 let got = self.fetch_object(es, Kind::Checkpoint, cid, &what).await;
                 (what, got)
             }))
             .await;
             for ((m, cid), (what, got)) in listed.iter().zip(fetched) {
-                let cp = match got {
-                    Ok(o) if o.signer == m.device => Checkpoint::decode(&o.body, es, &o.signer),
-                    Ok(_) => Err(StorageError::corrupt(
-                        what.clone(),
-                        "not signed by the device listing it",
-                    )),
-                    Err(e) => Err(e),
-                };
-                let cp = match cp {
-                    Ok(cp) if m.snapshots.contains(&cp.snapshot) => cp,
-                    Ok(_) => {
-                        errors.push(StorageError::corrupt(
-                            what,
-                            "its snapshot is not listed in the same head manifest",
-                        ));
-                        continue;
-                    }
+                let cp = match got.and_then(|o| plan::accept_checkpoint(es, m, &what, o)) {
+                    Ok(cp) => cp,
                     Err(e) if e.class().is_some() => {
                         errors.push(e);
                         continue;
                     }
                     Err(e) => return Err(e),
                 };
-                let better = here.get(&cp.doc_id).is_none_or(|c| {
-                    (cp.coverage, std::cmp::Reverse(*cid))
-                        > (c.checkpoint.coverage, std::cmp::Reverse(c.id))
-                });
-                if better {
+                let current = here.get(&cp.doc_id).map(|c| (c.checkpoint.coverage, c.id));
+                if plan::better_checkpoint((cp.coverage, *cid), current) {
                     here.insert(
                         cp.doc_id,
                         ChosenCheckpoint {
@@ -1142,11 +918,7 @@ impl<S: BlobStore> Space<S> {
         rebuild: impl FnOnce(&[Vec<u8>]) -> [u8; 32],
     ) -> Result<CheckpointCheck, StorageError> {
         let cp = &chosen.checkpoint;
-        let what = format!(
-            "checkpoint {} of device {}",
-            short(&chosen.id),
-            short(&cp.device)
-        );
+        let what = plan::checkpoint_what(&cp.device, &chosen.id);
         let Some(es) = self
             .epochs
             .iter()
@@ -1170,33 +942,12 @@ impl<S: BlobStore> Space<S> {
             .into_iter()
             .map(|(m, _)| m)
             .collect();
-        if let Err(e) = coverage::verified_covers(&what, &snap, &heads) {
-            return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
-                what,
-                format!("checkpoint mismatch: its snapshot is refuted ({e})"),
-            )));
-        }
-        let coverage = snap.coverage();
-        if coverage != cp.coverage {
-            return Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
-                what,
-                format!(
-                    "checkpoint mismatch: claims coverage {}, its snapshot covers {coverage}",
-                    cp.coverage
-                ),
-            )));
-        }
-        let envs = by_document(snap.envelopes)
-            .remove(&cp.doc_id)
-            .unwrap_or_default();
-        if rebuild(&envs) == cp.state_digest {
-            Ok(CheckpointCheck::Matches)
-        } else {
-            Ok(CheckpointCheck::Mismatch(StorageError::corrupt(
-                what,
-                "checkpoint mismatch: its snapshot's envelopes produce another state",
-            )))
-        }
+        Ok(
+            match plan::check_checkpoint_claim(&what, cp, snap, &heads, rebuild) {
+                Ok(()) => CheckpointCheck::Matches,
+                Err(e) => CheckpointCheck::Mismatch(e),
+            },
+        )
     }
 
     /// The envelopes held locally, grouped by document, in stored order (from
@@ -1209,18 +960,6 @@ impl<S: BlobStore> Space<S> {
         }
         Ok(out)
     }
-}
-
-/// Envelopes grouped by document, each group in the given order; bytes that do
-/// not decode as an envelope are left out.
-fn by_document(envelopes: Vec<Vec<u8>>) -> BTreeMap<[u8; 32], Vec<Vec<u8>>> {
-    let mut out: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
-    for e in envelopes {
-        if let Ok(d) = envelope::decode(&e) {
-            out.entry(d.header.doc_id).or_default().push(e);
-        }
-    }
-    out
 }
 
 /// The devices that wrote head manifests in a lobby directory (STO-23): the
@@ -1239,17 +978,14 @@ pub async fn lobby_writers<S: BlobStore>(
         let Some(bytes) = store.get(&path).await? else {
             continue;
         };
-        match open_lobby_object(es, Kind::Head, &bytes) {
-            Ok(o) if es.head_path(&o.signer)? == path => {
-                if !writers.contains(&o.signer) {
-                    writers.push(o.signer);
+        match plan::lobby_writer(es, &path, &bytes) {
+            Ok(signer) => {
+                if !writers.contains(&signer) {
+                    writers.push(signer);
                 }
             }
-            Ok(_) => errors.push(StorageError::corrupt(
-                format!("lobby head {path}"),
-                "stored under another device's path",
-            )),
-            Err(e) => errors.push(e),
+            Err(e) if e.class().is_some() => errors.push(e),
+            Err(e) => return Err(e),
         }
     }
     writers.sort_unstable();

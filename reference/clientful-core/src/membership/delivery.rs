@@ -13,15 +13,16 @@ use alloc::vec::Vec;
 
 use rand_core::CryptoRng;
 
+use crate::content::ContentType;
 use crate::envelope::{self, SealRequest};
 use crate::error::Error;
 use crate::keys::{EpochKey, SigningKey};
 use crate::{labels, suite};
 
 /// Content type of a carrier whose body is a `KeyMessage` (KEY-15).
-pub const CT_KEY_MESSAGE: u32 = 43;
+pub const CT_KEY_MESSAGE: u32 = ContentType::KeyMessage.value();
 /// Content type of a carrier whose body is a welcome `SealedKey` (KEY-15).
-pub const CT_WELCOME: u32 = 44;
+pub const CT_WELCOME: u32 = ContentType::Welcome.value();
 
 /// The document id of a space's delivery document (KEY-14).
 pub fn delivery_doc_id(space_id: &[u8; 32]) -> Result<[u8; 32], Error> {

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use clientful_proto::v1 as pb;
 
+use crate::content::ContentType;
 use crate::envelope::{EnvelopeId, OpenedEnvelope};
 use crate::error::Error;
 use crate::identity::{self, VerifiedDevice};
@@ -13,29 +14,29 @@ use crate::keys::PublicKey;
 use crate::wire;
 
 /// `CREATE_SPACE` (MEM-6).
-pub const CT_CREATE_SPACE: u32 = 32;
+pub const CT_CREATE_SPACE: u32 = ContentType::CreateSpace.value();
 /// `ADD_MEMBER` (MEM-8).
-pub const CT_ADD_MEMBER: u32 = 33;
+pub const CT_ADD_MEMBER: u32 = ContentType::AddMember.value();
 /// `CHANGE_ROLE` (MEM-9).
-pub const CT_CHANGE_ROLE: u32 = 34;
+pub const CT_CHANGE_ROLE: u32 = ContentType::ChangeRole.value();
 /// `REMOVE_MEMBER` (MEM-10).
-pub const CT_REMOVE_MEMBER: u32 = 35;
+pub const CT_REMOVE_MEMBER: u32 = ContentType::RemoveMember.value();
 /// `ADD_DEVICE` (MEM-11).
-pub const CT_ADD_DEVICE: u32 = 36;
+pub const CT_ADD_DEVICE: u32 = ContentType::AddDevice.value();
 /// `REVOKE_DEVICE` (MEM-12).
-pub const CT_REVOKE_DEVICE: u32 = 37;
+pub const CT_REVOKE_DEVICE: u32 = ContentType::RevokeDevice.value();
 /// `ROTATE_KEYS` (MEM-13).
-pub const CT_ROTATE_KEYS: u32 = 38;
+pub const CT_ROTATE_KEYS: u32 = ContentType::RotateKeys.value();
 /// `CREATE_INVITE` (MEM-19).
-pub const CT_CREATE_INVITE: u32 = 39;
+pub const CT_CREATE_INVITE: u32 = ContentType::CreateInvite.value();
 /// `REVOKE_INVITE` (MEM-19).
-pub const CT_REVOKE_INVITE: u32 = 40;
+pub const CT_REVOKE_INVITE: u32 = ContentType::RevokeInvite.value();
 /// `REDEEM_INVITE` (MEM-21).
-pub const CT_REDEEM_INVITE: u32 = 41;
+pub const CT_REDEEM_INVITE: u32 = ContentType::RedeemInvite.value();
 /// `ACK` (MEM-14).
-pub const CT_ACK: u32 = 42;
+pub const CT_ACK: u32 = ContentType::Ack.value();
 /// `ADMIT` (MEM-25): an admin admits a redemption.
-pub const CT_ADMIT: u32 = 45;
+pub const CT_ADMIT: u32 = ContentType::Admit.value();
 
 /// Most devices listed by one operation (MEM-LIM-1).
 pub const MAX_OP_DEVICES: usize = 16;

@@ -11,6 +11,11 @@
 //! chosen checkpoint (STO-26), then loads the store and checks that checkpoint
 //! against its snapshot's envelopes (STO-27); the output has both views, and a
 //! damaged, self-contradicting or lying checkpoint gives `STORAGE_CORRUPT`.
+//!
+//! The objects are built and checked by the pure layout crate
+//! (`clientful-storage-layout`); writers and the reader are the storage shell's
+//! `Space` over the in-memory backend and device store, polled to completion
+//! without an async runtime ([`block_on`]).
 
 use std::collections::BTreeMap;
 
@@ -21,11 +26,11 @@ use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::testkit::{World, insert_text};
 use clientful_doc::{CrdtKind, Replica};
 use clientful_proto::v1 as pb;
-use clientful_storage::causal;
-use clientful_storage::layout::{EpochStorage, object_id};
-use clientful_storage::object::{HeadManifest, Kind, Snapshot, seal_object};
 use clientful_storage::space::{CheckpointCheck, CheckpointState, Space, SpaceConfig};
-use clientful_storage::{BlobStore, LocalStore, OpendalStore, StorageError};
+use clientful_storage::{BlobStore, LocalStore, OpendalStore};
+use clientful_storage_layout::layout::{EpochStorage, FORMAT_PATH, object_id};
+use clientful_storage_layout::object::{HeadManifest, Kind, Snapshot, seal_object};
+use clientful_storage_layout::{StorageError, causal};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
@@ -40,10 +45,20 @@ const SEED: &str = "clientful/v1/vectors/storage";
 
 type Files = BTreeMap<String, Vec<u8>>;
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())
+/// Runs one of the storage shell's futures over the in-memory backend and the
+/// in-memory device store to completion, without an async runtime: every
+/// operation there completes when first polled (no socket, file or timer), so
+/// polling with a no-op waker suffices. A future that stays pending is an error,
+/// not a hang.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..1024 {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+    }
+    Err("a storage operation over the in-memory backend did not complete".into())
 }
 
 fn space_config(params: &Value, device_seed: [u8; 32], rng: u8) -> Result<SpaceConfig, String> {
@@ -489,7 +504,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         "Load each storage state in turn into one reader (observerSeed) and report the result.",
         params.clone(),
     );
-    let stores = runtime()?.block_on(build(&w, &params))?;
+    let stores = block_on(build(&w, &params))??;
     let full = &stores.full;
 
     let valid = |f: &mut FileBuilder,
@@ -663,10 +678,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["STO-2"],
         ErrorClass::StorageVersion,
         &["Version"],
-        loads(&[&edit(
-            clientful_storage::layout::FORMAT_PATH,
-            &|b: &mut Vec<u8>| *b = v2.clone(),
-        )]),
+        loads(&[&edit(FORMAT_PATH, &|b: &mut Vec<u8>| *b = v2.clone())]),
     )?;
     let bump = |b: &mut Vec<u8>| {
         if let Ok(mut o) = wire::decode::<pb::StoredObject>(b, &wire::STORED_OBJECT) {
@@ -683,8 +695,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["Version"],
         loads(&[&edit(&head, &bump)]),
     )?;
-    let rt = runtime()?;
-    let moved = rt.block_on(moved_head(&w, &params, full))?;
+    let moved = block_on(moved_head(&w, &params, full))??;
     invalid(
         &mut f,
         "head-moved-from-another-epoch",
@@ -696,7 +707,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["Transplanted"],
         loads(&[full, &moved]),
     )?;
-    let (omitting, _) = rt.block_on(build_forged(&w, &params, 1, true))?;
+    let (omitting, _) = block_on(build_forged(&w, &params, 1, true))??;
     invalid(
         &mut f,
         "snapshot-omits-covered-envelopes",
@@ -707,7 +718,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ForgedCoverage"],
         loads(&[&omitting]),
     )?;
-    let (huge, after) = rt.block_on(build_forged(&w, &params, 1 << 40, false))?;
+    let (huge, after) = block_on(build_forged(&w, &params, 1 << 40, false))??;
     let input = loads(&[&huge, &after]);
     match run("load", &params, &input)? {
         Outcome::Accepted(out)
@@ -745,10 +756,9 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
          the checkpoint against its snapshot (STO-27): report both views, or the first verdict.",
         params.clone(),
     );
-    let rt = runtime()?;
-    let honest = rt.block_on(build_checkpointed(w, params, CheckpointMode::Honest))?;
-    let lying = rt.block_on(build_checkpointed(w, params, CheckpointMode::Lying))?;
-    let wrong = rt.block_on(build_checkpointed(w, params, CheckpointMode::WrongDigest))?;
+    let honest = block_on(build_checkpointed(w, params, CheckpointMode::Honest))??;
+    let lying = block_on(build_checkpointed(w, params, CheckpointMode::Lying))??;
+    let wrong = block_on(build_checkpointed(w, params, CheckpointMode::WrongDigest))??;
     let input = |files: &Files| files_json(files);
     let case = |f: &mut FileBuilder,
                 name: &str,
@@ -919,8 +929,8 @@ async fn load(params: &Value, input: &Value) -> Result<Outcome, String> {
 /// Runs one case.
 pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, String> {
     match operation {
-        "load" => runtime()?.block_on(load(params, input)),
-        "checkpoint" => runtime()?.block_on(checkpoint(params, input)),
+        "load" => block_on(load(params, input))?,
+        "checkpoint" => block_on(checkpoint(params, input))?,
         other => Err(format!("unknown operation {other}")),
     }
 }

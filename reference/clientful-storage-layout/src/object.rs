@@ -3,6 +3,7 @@
 //! manifest, checkpoint). Nothing is re-encoded to verify: signatures cover the body bytes as
 //! stored, object ids the file bytes as stored.
 
+use clientful_core::content::ContentType;
 use clientful_core::keys::{PublicKey, SigningKey};
 use clientful_core::limits::{ID_LEN, MAX_ENVELOPE_BYTES, NONCE_LEN};
 use clientful_core::{labels, wire};
@@ -644,9 +645,9 @@ impl Snapshot {
 }
 
 /// Content type of a Yjs state in a checkpoint (`YJS_SNAPSHOT`, §8.2).
-pub const CONTENT_YJS_SNAPSHOT: u32 = 18;
+pub const CONTENT_YJS_SNAPSHOT: u32 = ContentType::YjsSnapshot.value();
 /// Content type of an Automerge state in a checkpoint (`AUTOMERGE_SNAPSHOT`, §8.2).
-pub const CONTENT_AUTOMERGE_SNAPSHOT: u32 = 25;
+pub const CONTENT_AUTOMERGE_SNAPSHOT: u32 = ContentType::AutomergeSnapshot.value();
 
 /// A validated checkpoint (STO-24): one document's CRDT state as the envelopes
 /// of one snapshot produce it, a claim checked later (STO-27).

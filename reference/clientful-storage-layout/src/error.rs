@@ -90,7 +90,8 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A `STORAGE_CORRUPT` verdict about `what`.
+    pub fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> Self {
         StorageError::Corrupt {
             what: what.into(),
             reason: reason.into(),
@@ -99,7 +100,7 @@ impl StorageError {
 
     /// Names the storage object a corruption verdict concerns (so a report of
     /// what a sync skipped says which object it was).
-    pub(crate) fn at_path(self, path: &str) -> Self {
+    pub fn at_path(self, path: &str) -> Self {
         match self {
             StorageError::Corrupt { what, reason } => StorageError::Corrupt {
                 what: format!("{what} (object {path})"),
@@ -109,7 +110,8 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn rollback(what: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A `ROLLBACK` verdict about `what`.
+    pub fn rollback(what: impl Into<String>, reason: impl Into<String>) -> Self {
         StorageError::Rollback {
             what: what.into(),
             reason: reason.into(),

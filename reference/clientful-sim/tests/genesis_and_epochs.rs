@@ -30,25 +30,11 @@ use clientful_doc::{CrdtKind, Replica, ReplicaConfig};
 use clientful_proto::v1 as pb;
 use clientful_sim::membership::{Item, MemberNet};
 
-const SEEDS: u64 = 24;
+mod common;
 
-/// Creator A plus `names` users added as `role`, all settled and welcomed.
-fn group(seed: u64, names: &[(&str, Role)]) -> (MemberNet, Vec<usize>) {
-    let mut net = MemberNet::new(seed, "A");
-    let mut idx = vec![0];
-    for (name, role) in names {
-        let (n, cert) = net.new_user(name);
-        let user = net.user_key(n);
-        net.nodes[0]
-            .space
-            .add_member(&mut net.crypto, &user, *role, &Scope::whole(), &[cert])
-            .expect("add");
-        idx.push(n);
-        net.settle(&idx);
-    }
-    net.settle(&idx);
-    (net, idx)
-}
+use common::group;
+
+const SEEDS: u64 = 24;
 
 fn recipient(net: &MemberNet, n: usize) -> Recipient {
     let me = net.nodes[n].space.identity();

@@ -32,25 +32,11 @@ use clientful_doc::testkit::insert_text;
 use clientful_doc::{CrdtKind, Replica, ReplicaConfig};
 use clientful_sim::membership::MemberNet;
 
-const SEEDS: u64 = 24;
+mod common;
 
-/// Creator A plus `names` users added as `role`, all settled and welcomed.
-fn group(seed: u64, names: &[(&str, Role)]) -> (MemberNet, Vec<usize>) {
-    let mut net = MemberNet::new(seed, "A");
-    let mut idx = vec![0];
-    for (name, role) in names {
-        let (n, cert) = net.new_user(name);
-        let user = net.user_key(n);
-        net.nodes[0]
-            .space
-            .add_member(&mut net.crypto, &user, *role, &Scope::whole(), &[cert])
-            .expect("add");
-        idx.push(n);
-        net.settle(&idx);
-    }
-    net.settle(&idx);
-    (net, idx)
-}
+use common::group;
+
+const SEEDS: u64 = 24;
 
 /// A new user redeems `code` asking for `role`; returns its node.
 fn redeem(net: &mut MemberNet, name: &str, code: &[u8], role: Role) -> usize {

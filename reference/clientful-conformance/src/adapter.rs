@@ -135,8 +135,15 @@ impl StdioAdapter {
     fn exchange(&mut self, id: u64, bytes: Vec<u8>, what: &str) -> Result<Response, HarnessError> {
         let pending = format!("while answering request {id} ({what})");
         if let Err(e) = write_frame(&mut self.stdin, &bytes) {
+            // An adapter that printed something and exited before reading its
+            // input breaks the pipe; what its output says explains more than
+            // the broken pipe (a stray line of text, say, CONF-8).
+            let why = match self.frames.recv_timeout(Duration::from_secs(2)) {
+                Ok(Err(output)) => output,
+                _ => e.to_string(),
+            };
             let st = self.exit_status();
-            return Err(HarnessError::Gone(format!("{e} {pending}{st}")));
+            return Err(HarnessError::Gone(format!("{why} {pending}{st}")));
         }
         let frame = match self.frames.recv_timeout(self.timeout) {
             Ok(Ok(f)) => f,
@@ -179,5 +186,36 @@ impl Drop for StdioAdapter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter that prints a line and exits before the runner writes its
+    /// first request: the write meets a broken pipe, and the diagnosis still
+    /// names the line (CONF-8), as when the write wins the race.
+    #[test]
+    fn output_before_a_broken_pipe_is_the_diagnosis() {
+        let mut a = StdioAdapter::spawn("echo starting my adapter", Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        // Let it print and exit first.
+        for _ in 0..100 {
+            if matches!(a.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let req = Request {
+            id: 1,
+            ..Default::default()
+        };
+        let text = match a.call(req) {
+            Err(e) => e.to_string(),
+            Ok(r) => panic!("answered: {r:?}"),
+        };
+        assert!(text.contains("a line of text on stdout"), "{text}");
+        assert!(text.contains("starting my adapter"), "{text}");
     }
 }

@@ -260,16 +260,20 @@ impl Dag {
         }
         self.order.push(id);
         self.nodes.insert(id, node);
-        if forked && !self.witnesses.contains_key(&author) {
-            self.witness_all(author);
-        } else {
-            let authors: Vec<[u8; 32]> = self.witnesses.keys().copied().collect();
-            for a in authors {
-                if let Some(mut w) = self.witnesses.remove(&a) {
-                    self.witness(&a, &mut w, &id);
-                    self.witnesses.insert(a, w);
-                }
+        // Every author already equivocating learns of this node, whoever wrote
+        // it (a node that makes a second author equivocate is still a witness
+        // for the first); a newly equivocating author is computed over the
+        // whole DAG, this node included.
+        let newly = forked && !self.witnesses.contains_key(&author);
+        let authors: Vec<[u8; 32]> = self.witnesses.keys().copied().collect();
+        for a in authors {
+            if let Some(mut w) = self.witnesses.remove(&a) {
+                self.witness(&a, &mut w, &id);
+                self.witnesses.insert(a, w);
             }
+        }
+        if newly {
+            self.witness_all(author);
         }
         new_fork
     }

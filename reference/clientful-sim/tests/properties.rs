@@ -67,6 +67,24 @@ proptest! {
     }
 }
 
+/// Seeds that once failed, kept as fixed cases. 4924810474403967828: two
+/// equivocators, the second forking while the first's witnesses were tracked;
+/// the node that made the second fork was not recorded as a witness of the first
+/// (DOC-20), so one replica excluded envelopes the others applied.
+#[test]
+fn seeds_that_once_failed_converge() {
+    const FAILED_ONCE: &[(u64, CrdtKind)] = &[(4_924_810_474_403_967_828, CrdtKind::Yjs)];
+    for &(seed, crdt) in FAILED_ONCE {
+        let report = run(seed, &SimConfig::small(crdt));
+        assert!(
+            report.ok(),
+            "seed {seed} ({crdt:?}): {}\n{:#?}",
+            report.summary(),
+            report.violations
+        );
+    }
+}
+
 #[test]
 fn runs_are_deterministic() {
     for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {

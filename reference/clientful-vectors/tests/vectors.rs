@@ -221,12 +221,17 @@ fn readme_documents_every_operation_and_file() {
             generated.insert((family.to_string(), g.operation.clone()));
         }
     }
-    assert_eq!(documented, generated, "README Operations table vs the files");
+    assert_eq!(
+        documented, generated,
+        "README Operations table vs the files"
+    );
     let sums = std::fs::read_to_string(vectors_dir().join(CHECKSUM_FILE)).expect("sums");
     let lines = sums.lines().count();
     assert_eq!(lines, FAMILIES.len() + 1, "family files and ids.lock");
-    let words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-        "nine", "ten", "eleven", "twelve"];
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
     let claim = format!(
         "the {} family JSON files above and `ids.lock`: {} lines",
         words[FAMILIES.len()],

@@ -393,7 +393,8 @@ pub fn run(operation: &str, _params: &Value, input: &Value) -> Result<Outcome, S
             Ok(()) => Outcome::Accepted(json!({})),
             Err(e) => reject(e),
         },
-        "open-room-message" => match creds(input)?.open_message(&get_bytes_input(input, "sealed")?) {
+        "open-room-message" => match creds(input)?.open_message(&get_bytes_input(input, "sealed")?)
+        {
             Ok(p) => Outcome::Accepted(json!({"plaintext": hex(p)})),
             Err(e) => reject(e),
         },

@@ -311,8 +311,9 @@ fn resigned_head(
 ) -> Result<Vec<u8>, String> {
     let epoch = replica_config(params, [0; 32], [0; 32])?.epoch;
     let es = EpochStorage::derive(&w.space_id, &epoch).map_err(|e| e.to_string())?;
-    let opened = clientful_storage_layout::object::open_object(&es, Kind::Head, bytes, &w.signers())
-        .map_err(|e| e.to_string())?;
+    let opened =
+        clientful_storage_layout::object::open_object(&es, Kind::Head, bytes, &w.signers())
+            .map_err(|e| e.to_string())?;
     let mut head =
         HeadManifest::decode(&opened.body, &es, &opened.signer).map_err(|e| e.to_string())?;
     change(&mut head);
@@ -698,7 +699,10 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["STO-9"],
         ErrorClass::Rollback,
         &["Rollback"],
-        loads(&[full, &edit(&head, &|b: &mut Vec<u8>| *b = lower_counter.clone())]),
+        loads(&[
+            full,
+            &edit(&head, &|b: &mut Vec<u8>| *b = lower_counter.clone()),
+        ]),
     )?;
     let fewer_segments = resigned_head(&w, &params, &full_head, &|h: &mut HeadManifest| {
         // One segment fewer, self-consistent (STO-8, STO-30), under a higher counter.
@@ -717,7 +721,10 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["STO-9"],
         ErrorClass::Rollback,
         &["Rollback"],
-        loads(&[full, &edit(&head, &|b: &mut Vec<u8>| *b = fewer_segments.clone())]),
+        loads(&[
+            full,
+            &edit(&head, &|b: &mut Vec<u8>| *b = fewer_segments.clone()),
+        ]),
     )?;
     let mut no_head = full.clone();
     no_head.remove(&head);

@@ -124,3 +124,72 @@ fn the_codec_holds_no_hand_written_schema() {
     let build = include_str!("../../clientful-proto/build.rs");
     assert!(build.contains("fn canonical_schemas("));
 }
+
+/// ENC-5: spec §3.5 lists every v1 message of the descriptor, each with exactly
+/// its fields (number, name, type), and nothing else.
+#[test]
+fn spec_lists_every_v1_message() {
+    let spec = include_str!("../../../spec/03-encoding.md");
+    let start = spec.find("## 3.5 Message schemas").expect("§3.5");
+    let end = spec[start..]
+        .find("\n## 3.6")
+        .map_or(spec.len(), |e| start + e);
+    let section = &spec[start..end];
+    // name -> [(number, field, type)] from "`clientful.v1.X` (§..)" headings and
+    // the table rows that follow them.
+    let mut listed: Vec<(String, Vec<(i32, String, String)>)> = Vec::new();
+    for line in section.lines() {
+        if let Some(rest) = line.strip_prefix("`clientful.v1.") {
+            let name = rest.split('`').next().unwrap_or_default();
+            if name != "ErrorClass" {
+                listed.push((format!("clientful.v1.{name}"), Vec::new()));
+            }
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 {
+            continue;
+        }
+        let Ok(number) = cells[1].parse::<i32>() else {
+            continue;
+        };
+        let field = cells[2].trim_matches('`').to_string();
+        let ty = cells[3].trim_matches('`').to_string();
+        listed
+            .last_mut()
+            .expect("a field row before any message heading")
+            .1
+            .push((number, field, ty));
+    }
+    let messages = v1_messages();
+    assert_eq!(
+        listed.len(),
+        messages.len(),
+        "§3.5 lists {:?}",
+        listed.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for (name, msg) in &messages {
+        let (_, rows) = listed
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("§3.5 does not list {name}"));
+        let mut want: Vec<(i32, String, String)> = msg
+            .field
+            .iter()
+            .map(|f| {
+                let ty = match (f.r#type(), f.label()) {
+                    (Type::Uint32, Label::Optional) => "uint32",
+                    (Type::Uint64, Label::Optional) => "uint64",
+                    (Type::Bytes, Label::Optional) => "bytes",
+                    (Type::Bytes, Label::Repeated) => "repeated bytes",
+                    other => panic!("{name}: {other:?}"),
+                };
+                (f.number(), f.name().to_string(), ty.to_string())
+            })
+            .collect();
+        want.sort();
+        let mut got = rows.clone();
+        got.sort();
+        assert_eq!(got, want, "§3.5 table of {name}");
+    }
+}

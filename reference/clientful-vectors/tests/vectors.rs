@@ -191,3 +191,51 @@ fn every_envelope_requirement_is_cited() {
         "not cited by any vector or test: {missing:?}"
     );
 }
+
+/// The hand-written README documents what the generated files hold: a row of its
+/// Operations table for every (family, operation) of the committed files and none
+/// for anything else, a file-table row for every family file, and the true number
+/// of files `SHA256SUMS` covers.
+#[test]
+fn readme_documents_every_operation_and_file() {
+    let readme = std::fs::read_to_string(vectors_dir().join("README.md")).expect("README");
+    let ops_start = readme.find("## Operations").expect("Operations section");
+    let ops_end = readme[ops_start..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| ops_start + 1 + e);
+    let documented: BTreeSet<(String, String)> = readme[ops_start..ops_end]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let op = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((cells[1].to_string(), op.to_string()))
+        })
+        .collect();
+    let mut generated = BTreeSet::new();
+    for family in FAMILIES {
+        assert!(
+            readme.contains(&format!("| `{family}.json` | {family} |")),
+            "README file table lacks {family}.json"
+        );
+        for g in &load(family).groups {
+            generated.insert((family.to_string(), g.operation.clone()));
+        }
+    }
+    assert_eq!(
+        documented, generated,
+        "README Operations table vs the files"
+    );
+    let sums = std::fs::read_to_string(vectors_dir().join(CHECKSUM_FILE)).expect("sums");
+    let lines = sums.lines().count();
+    assert_eq!(lines, FAMILIES.len() + 1, "family files and ids.lock");
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
+    let claim = format!(
+        "the {} family JSON files above and `ids.lock`: {} lines",
+        words[FAMILIES.len()],
+        words[lines]
+    );
+    assert!(readme.contains(&claim), "README must say: {claim}");
+}

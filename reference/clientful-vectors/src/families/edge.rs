@@ -108,3 +108,22 @@ pub fn mixed_order_signature(label: &str, content: &[u8]) -> ([u8; 32], [u8; 64]
         r_val += 1;
     }
 }
+
+/// A public key `A = [a]B` and a labelled signature on `content` whose `R` is the
+/// identity (small order) and whose `S = k·a`: `S < L` and the cofactorless
+/// equation `[S]B = R + [k]A` holds, so only SIG-3's small-order check on `R`
+/// fails. (No `R` of order 2, 4 or 8 can satisfy it: `[S]B − [k]A` lies in the
+/// prime-order subgroup, which holds no other small-order point.)
+pub fn small_order_r_equation_holds(label: &str, content: &[u8]) -> ([u8; 32], [u8; 64]) {
+    let a = Scalar::from(0x0fed_cba9_8765_u64);
+    let a_bytes = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let msg = labels::labeled(label, content).unwrap_or_default();
+    let big_r = identity_point();
+    let k = challenge(&big_r, &a_bytes, &msg);
+    let s = k * a;
+    let mut sig = [0u8; 64];
+    let (r_half, s_half) = sig.split_at_mut(32);
+    r_half.copy_from_slice(&big_r);
+    s_half.copy_from_slice(s.as_bytes());
+    (a_bytes, sig)
+}

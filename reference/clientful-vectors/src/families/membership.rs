@@ -713,8 +713,98 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &intended,
     )?;
     let _ = ErrorClass::Malformed;
+    error_class_cases(&mut f, seed)?;
     delivery_cases(&mut f, seed)?;
     Ok(f.finish())
+}
+
+#[allow(clippy::too_many_arguments)]
+/// One operation the creator seals with `body` under content type `ct`, after
+/// the genesis: the case isolates the class of that operation alone.
+fn one_bad_op(
+    f: &mut FileBuilder,
+    seed: &str,
+    name: &str,
+    desc: &str,
+    refs: &[&str],
+    ct: u32,
+    body: pb::MembershipOp,
+    tamper: bool,
+    verdict: &str,
+) -> Result<(), String> {
+    let mut g = Group::new(family_rng(&format!("{seed}/{name}")))?;
+    let body = BodyBuilder(body).encode();
+    let key = g.rep(0)?.current_epoch().ok_or("no epoch")?;
+    let mut rng = g.rng.clone();
+    let mut bad = g
+        .rep(0)?
+        .seal_unchecked(&mut rng, ct, &body, &key)
+        .map_err(err)?;
+    g.rng = rng;
+    if tamper {
+        // The last byte of the signature: the envelope no longer opens.
+        if let Some(b) = bad.last_mut() {
+            *b ^= 1;
+        }
+    }
+    g.log.push(bad);
+    let n = g.log.len();
+    let mut intended = vec![A; n];
+    mark(&mut intended, 1, verdict);
+    let fwd: Vec<usize> = (0..n).collect();
+    case(f, &g, name, desc, refs, &["Malformed"], &fwd, &intended)
+}
+
+/// Cases that give the class of the membership checks the text names one by one
+/// (issue 17): an admin role with a scope, ADD_DEVICE without exactly one
+/// certificate, and an operation whose envelope does not open.
+fn error_class_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
+    let creator = {
+        let g = Group::new(family_rng(&format!("{seed}/admin-with-scope")))?;
+        g.user(0)
+    };
+    one_bad_op(
+        f,
+        seed,
+        "admin-with-scope",
+        "The creator makes itself admin with a one-document scope (CHANGE_ROLE): an admin's \
+         scope is the whole space (MEM-7), so INVALID_OPERATION at MEM-17 step 1.4.",
+        &["MEM-7", "MEM-9", "MEM-17"],
+        ops::CT_CHANGE_ROLE,
+        pb::MembershipOp {
+            user_key: creator.to_vec(),
+            role: 3,
+            scope: vec![[0x42; 32].to_vec()],
+            ..Default::default()
+        },
+        false,
+        "rejected:INVALID_OPERATION",
+    )?;
+    one_bad_op(
+        f,
+        seed,
+        "add-device-no-certificate",
+        "ADD_DEVICE with no certificate (it takes exactly one): MALFORMED when the body is \
+         decoded (MEM-3, MEM-5; MEM-23 step 2).",
+        &["MEM-3", "MEM-5", "MEM-23"],
+        ops::CT_ADD_DEVICE,
+        pb::MembershipOp::default(),
+        false,
+        "rejected:MALFORMED",
+    )?;
+    one_bad_op(
+        f,
+        seed,
+        "envelope-does-not-open",
+        "An ACK whose envelope signature was changed: opening fails (ENV-5) at MEM-23 step 1, so \
+         the operation is not recorded; `resolve` reports it rejected with the opening's class \
+         (BAD_SIGNATURE) under the envelope id.",
+        &["MEM-23", "ENV-23"],
+        ops::CT_ACK,
+        pb::MembershipOp::default(),
+        true,
+        "rejected:BAD_SIGNATURE",
+    )
 }
 
 /// The `deliver` group (KEY-14 to KEY-17): carriers of key messages and welcomes.

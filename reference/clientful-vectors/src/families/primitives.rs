@@ -307,11 +307,23 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     small_r[..32].copy_from_slice(&edge::order8_point());
     f.invalid(
         "small-order-r",
-        "R of order 8.",
+        "R of order 8 (replacing R also breaks the equation; `small-order-r-equation-holds` \
+         isolates the small-order check).",
         &["SIG-3"],
         ErrorClass::BadSignature,
         &["SmallOrderR"],
         case(&pk, label, &content, &small_r),
+    );
+    let (so_pk, so_sig) = edge::small_order_r_equation_holds(label, &content);
+    f.invalid(
+        "small-order-r-equation-holds",
+        "R is the identity (small order) and S = k·a, so S < L and the cofactorless equation \
+         [S]B = R + [k]A holds: only SIG-3 step 3.2 (R not of small order) fails. (No R of \
+         order 2, 4 or 8 can satisfy the equation with a prime-order key.)",
+        &["SIG-3"],
+        ErrorClass::BadSignature,
+        &["SmallOrderR"],
+        case(&so_pk, label, &content, &so_sig),
     );
     let mut nc_r = sig;
     nc_r[..32].copy_from_slice(&edge::non_canonical_identity());

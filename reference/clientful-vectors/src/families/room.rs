@@ -11,7 +11,7 @@ use rand_core::Rng;
 use serde_json::{Value, json};
 
 use crate::generate::{FileBuilder, family_rng};
-use crate::hexutil::{get_arr, get_hex, get_hex_list, get_u64, hex};
+use crate::hexutil::{get_arr, get_bytes_input, get_hex, get_hex_list, get_u64, hex};
 use crate::schema::VectorFile;
 use crate::verify::Outcome;
 
@@ -193,16 +193,45 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         "Opening a sealed room message (BRK-12).",
         json!({}),
     );
+    // The plaintext is a canonical RoomMessage (kind 4 APP), as BRK-12 says; the
+    // operation covers the checks up to the AEAD and returns the bytes.
+    let plaintext = clientful_core::wire::encode(&clientful_proto::v1::RoomMessage {
+        kind: 4,
+        session: random::<16>(&mut rng).to_vec(),
+        body: b"room message plaintext".to_vec(),
+    });
     let sealed = room
-        .seal_message(&mut rng, b"room message plaintext")
+        .seal_message(&mut rng, &plaintext)
         .map_err(|e| e.to_string())?;
     f.valid(
         "valid",
-        "Sealed under the room message key.",
+        "Sealed under the room message key; the plaintext is a canonical RoomMessage \
+         (kind 4 APP, a 16-byte session, an ASCII body).",
         &["BRK-12"],
         &["Ktv"],
         with(&base, json!({"sealed": hex(&sealed)})),
-        json!({"plaintext": hex(b"room message plaintext")}),
+        json!({"plaintext": hex(&plaintext)}),
+    );
+    f.invalid(
+        "shorter-than-nonce-and-tag",
+        "39 bytes: shorter than the nonce and tag (MALFORMED before the AEAD).",
+        &["BRK-12"],
+        ErrorClass::Malformed,
+        &["Tampered"],
+        with(&base, json!({"sealed": hex(&sealed[..39])})),
+    );
+    f.invalid(
+        "over-size-limit",
+        "1,048,577 bytes: one over the receiver's sealed-size limit (LIMIT_EXCEEDED, \
+         checked before the AEAD).",
+        &["BRK-12"],
+        ErrorClass::LimitExceeded,
+        &["Tampered"],
+        with(
+            &base,
+            json!({"sealed": {"prefix": hex(&sealed), "fill": "00",
+                              "length": clientful_core::room::MAX_SEALED_MESSAGE + 1}}),
+        ),
     );
     let mut t = sealed.clone();
     if let Some(last) = t.last_mut() {
@@ -322,6 +351,23 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["Tampered"],
         case(&tampered, &[]),
     );
+    f.invalid(
+        "over-size-limit",
+        "1,321 bytes: one over the receiver's sealed-size limit of an ephemeral message \
+         (LIMIT_EXCEEDED, checked first).",
+        &["BRK-15"],
+        ErrorClass::LimitExceeded,
+        &["Tampered"],
+        case(&[0x5a; 1321], &[]),
+    );
+    f.invalid(
+        "shorter-than-nonce-and-tag",
+        "39 bytes: shorter than the nonce and tag (MALFORMED before the AEAD).",
+        &["BRK-15"],
+        ErrorClass::Malformed,
+        &["Tampered"],
+        case(&m1[..39], &[]),
+    );
     Ok(f.finish())
 }
 
@@ -347,7 +393,8 @@ pub fn run(operation: &str, _params: &Value, input: &Value) -> Result<Outcome, S
             Ok(()) => Outcome::Accepted(json!({})),
             Err(e) => reject(e),
         },
-        "open-room-message" => match creds(input)?.open_message(&get_hex(input, "sealed")?) {
+        "open-room-message" => match creds(input)?.open_message(&get_bytes_input(input, "sealed")?)
+        {
             Ok(p) => Outcome::Accepted(json!({"plaintext": hex(p)})),
             Err(e) => reject(e),
         },

@@ -300,6 +300,31 @@ fn transplant(
     }))
 }
 
+/// A head manifest re-signed by its own device after `change`: what a member
+/// device (not storage) could write, so the case isolates the STO-9 check that
+/// `change` breaks.
+fn resigned_head(
+    w: &World,
+    params: &Value,
+    bytes: &[u8],
+    change: &dyn Fn(&mut HeadManifest),
+) -> Result<Vec<u8>, String> {
+    let epoch = replica_config(params, [0; 32], [0; 32])?.epoch;
+    let es = EpochStorage::derive(&w.space_id, &epoch).map_err(|e| e.to_string())?;
+    let opened =
+        clientful_storage_layout::object::open_object(&es, Kind::Head, bytes, &w.signers())
+            .map_err(|e| e.to_string())?;
+    let mut head =
+        HeadManifest::decode(&opened.body, &es, &opened.signer).map_err(|e| e.to_string())?;
+    change(&mut head);
+    let key = (0..w.signers().len())
+        .map(|i| w.device(i))
+        .find(|k| k.public_bytes() == opened.signer)
+        .ok_or("head signer is not a world device")?;
+    let mut rng = ChaCha20Rng::from_seed([0x67; 32]);
+    seal_object(&es, Kind::Head, &key, head.encode(&es), &mut rng).map_err(|e| e.to_string())
+}
+
 /// Writer 0's head manifest of another epoch (counter 1), moved by a member
 /// into writer 0's head path of the world's epoch.
 async fn moved_head(w: &World, params: &Value, full: &Files) -> Result<Files, String> {
@@ -653,11 +678,53 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     invalid(
         &mut f,
         "head-rolled-back",
-        "After the full store, storage serves the head manifest of the early store.",
+        "After the full store, storage serves the head manifest of the early store (counter and \
+         segment count both lower; `head-counter-lowered` and `head-segment-count-lowered` \
+         isolate each).",
         &["STO-9"],
         ErrorClass::Rollback,
         &["Rollback"],
         loads(&[full, &edit(&head, &|b: &mut Vec<u8>| *b = old_head.clone())]),
+    )?;
+    let full_head = full.get(&head).cloned().ok_or("head missing")?;
+    let lower_counter = resigned_head(&w, &params, &full_head, &|h: &mut HeadManifest| {
+        h.counter = h.counter.saturating_sub(1);
+    })?;
+    invalid(
+        &mut f,
+        "head-counter-lowered",
+        "After the full store, the same device's head manifest with only its counter lowered by \
+         one (re-signed by the device; segments, segment count and everything else unchanged): \
+         counter below the mark.",
+        &["STO-9"],
+        ErrorClass::Rollback,
+        &["Rollback"],
+        loads(&[
+            full,
+            &edit(&head, &|b: &mut Vec<u8>| *b = lower_counter.clone()),
+        ]),
+    )?;
+    let fewer_segments = resigned_head(&w, &params, &full_head, &|h: &mut HeadManifest| {
+        // One segment fewer, self-consistent (STO-8, STO-30), under a higher counter.
+        h.counter += 1;
+        h.segment_count = h.segment_count.saturating_sub(1);
+        let n = h.segment_count;
+        h.segments.retain(|(i, _)| *i < n);
+        h.tips.retain(|t| t.count <= n);
+    })?;
+    invalid(
+        &mut f,
+        "head-segment-count-lowered",
+        "After the full store, the same device's head manifest with a higher counter but one \
+         segment fewer (re-signed by the device, its segment list and attestation cut to match): \
+         segment count below the mark (history rewritten).",
+        &["STO-9"],
+        ErrorClass::Rollback,
+        &["Rollback"],
+        loads(&[
+            full,
+            &edit(&head, &|b: &mut Vec<u8>| *b = fewer_segments.clone()),
+        ]),
     )?;
     let mut no_head = full.clone();
     no_head.remove(&head);

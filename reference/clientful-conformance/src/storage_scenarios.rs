@@ -81,7 +81,10 @@ pub struct Fixture {
 
 fn seed_bytes(seed: u64, tag: u8) -> [u8; 32] {
     let mut x = [0u8; 32];
-    for (d, s) in x.iter_mut().zip(seed.to_be_bytes().iter().chain(b"storage!")) {
+    for (d, s) in x
+        .iter_mut()
+        .zip(seed.to_be_bytes().iter().chain(b"storage!"))
+    {
         *d = *s;
     }
     x[31] = tag;
@@ -447,10 +450,7 @@ fn clean(l: &pb::StorageLoaded) -> bool {
     l.verdicts.is_empty() && l.alarms.is_empty()
 }
 
-fn intent(
-    msg: &'static str,
-    f: impl Fn(&pb::StorageLoaded) -> bool + 'static,
-) -> Intent {
+fn intent(msg: &'static str, f: impl Fn(&pb::StorageLoaded) -> bool + 'static) -> Intent {
     Box::new(move |l| if f(l) { Ok(()) } else { Err(msg.to_string()) })
 }
 

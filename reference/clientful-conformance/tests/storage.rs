@@ -85,10 +85,9 @@ fn the_stores_are_new_in_every_run() {
 
 #[test]
 fn every_storage_saboteur_is_caught_where_listed_over_stdio() {
-    let list: Value = serde_json::from_slice(
-        &std::fs::read(root().join("conformance/saboteurs.json")).unwrap(),
-    )
-    .unwrap();
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
+            .unwrap();
     let storage = [
         "no-rollback-check",
         "unclamped-coverage",
@@ -117,7 +116,11 @@ fn every_storage_saboteur_is_caught_where_listed_over_stdio() {
         // A storage saboteur breaks storage only.
         for r in &report.results {
             if r.outcome.is_failure() {
-                assert!(r.id.starts_with("scenario/storage/"), "{name}: {} failed", r.id);
+                assert!(
+                    r.id.starts_with("scenario/storage/"),
+                    "{name}: {} failed",
+                    r.id
+                );
             }
         }
     }

@@ -58,6 +58,8 @@ pub fn command_name(req: &Request) -> &'static str {
         Some(C::ObserveSpace(_)) => "observe_space",
         Some(C::Configure(_)) => "configure",
         Some(C::ExportSecrets(_)) => "export_secrets",
+        Some(C::StorageWrite(_)) => "storage_write",
+        Some(C::StorageLoad(_)) => "storage_load",
     }
 }
 

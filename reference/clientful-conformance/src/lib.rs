@@ -16,6 +16,8 @@ pub mod runner;
 pub mod saboteur;
 pub mod scenario;
 pub mod space;
+pub mod storage;
+pub mod storage_scenarios;
 
 /// Generated harness messages (`clientful.conformance.v1`).
 #[allow(missing_docs, clippy::all)]

@@ -139,6 +139,7 @@ fn capabilities() -> Vec<String> {
             "replica/automerge",
             "replica/restart",
             "space/membership",
+            "storage/layout",
         ]
         .map(String::from),
     );
@@ -471,6 +472,10 @@ impl ReferenceAdapter {
                 let sab = self.saboteur;
                 R::Secrets(self.space(e.space)?.secrets(sab))
             }
+            Command::StorageWrite(w) => {
+                R::StorageWritten(crate::storage::write(&w, self.saboteur)?)
+            }
+            Command::StorageLoad(l) => R::StorageLoaded(crate::storage::load(&l, self.saboteur)?),
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })
     }

@@ -196,6 +196,7 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "replica/automerge",
     "replica/restart",
     "space/membership",
+    "storage/layout",
 ];
 
 fn elapsed(t: Instant) -> u64 {
@@ -212,6 +213,9 @@ fn probe_capability(
 ) -> Result<Outcome, HarnessError> {
     if cap == "space/membership" {
         return probe_space(adapter, id);
+    }
+    if cap == "storage/layout" {
+        return crate::storage_scenarios::probe(adapter, id);
     }
     let crdt = if cap == "replica/automerge" {
         CrdtKind::Automerge
@@ -386,7 +390,7 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             None => Ok(()),
         })
         .and_then(|()| match &opts.scenarios {
-            Some(dir) => ctx.scenarios(dir),
+            Some(dir) => ctx.scenarios(dir).and_then(|()| ctx.storage(opts.seed)),
             None => Ok(()),
         });
     let id = ctx.id;
@@ -653,6 +657,56 @@ impl Ctx<'_, '_, '_> {
                 outcome: evidence,
                 millis: 0,
             });
+        }
+        Ok(())
+    }
+}
+
+impl Ctx<'_, '_, '_> {
+    /// The storage scenarios (CONF-57..CONF-68), built afresh from the run's
+    /// seed, to each implementation that declared `storage/layout`; the others
+    /// get each as skipped, naming the capability.
+    fn storage(&mut self, seed: u64) -> Result<(), String> {
+        const CAP: &str = "storage/layout";
+        let fx = crate::storage_scenarios::Fixture::new(seed).map_err(|e| {
+            format!("storage scenarios: the reference cannot build the stores: {e}")
+        })?;
+        let list = crate::storage_scenarios::scenarios(&fx)
+            .map_err(|e| format!("storage scenarios: {e}"))?;
+        for i in 0..self.adapters.len() {
+            let declared = self
+                .per_impl
+                .get(i)
+                .is_some_and(|c| c.iter().any(|c| c == CAP));
+            for sc in &list {
+                let test = self.tag(i, &format!("scenario/storage/{}", sc.name));
+                let t = Instant::now();
+                let outcome = if !declared {
+                    Outcome::Skipped(format!("capability not declared: {CAP}"))
+                } else {
+                    let adapter = self.adapters.get_mut(i).ok_or("no such implementation")?;
+                    match crate::storage_scenarios::run(sc, &fx, &mut **adapter, &mut self.id) {
+                        Ok(()) => Outcome::Pass,
+                        Err(crate::storage_scenarios::StorageFailure::Failed(m)) => {
+                            Outcome::Fail(format!("{m} [{}]", sc.refs))
+                        }
+                        Err(crate::storage_scenarios::StorageFailure::Unsupported(m)) => {
+                            Outcome::Unsupported(m)
+                        }
+                        Err(crate::storage_scenarios::StorageFailure::Harness(e)) => {
+                            return Err(format!("{test}: {e}"));
+                        }
+                    }
+                };
+                self.report.push(TestResult {
+                    id: test,
+                    kind: Kind::Scenario,
+                    level: Level::Required,
+                    profiles: vec![CAP.to_string()],
+                    outcome,
+                    millis: elapsed(t),
+                });
+            }
         }
         Ok(())
     }

@@ -83,6 +83,24 @@ pub enum Saboteur {
     /// The key rule before KEY-18: any epoch secret that opens is kept and
     /// used, including one no rotation created (a private epoch).
     KeepAnySecret,
+    /// Storage (STO-9): accepts whatever head manifest storage serves, so a
+    /// rolled-back, withheld or forked head raises no alarm.
+    NoRollbackCheck,
+    /// Storage (STO-31, before issue 22 finding 2 was fixed): believes a
+    /// snapshot's claimed `covers` unclamped, so a member's huge claim hides
+    /// another device's later segments.
+    UnclampedCoverage,
+    /// Storage (STO-6/STO-7, before issue 22 finding 6 was fixed): does not
+    /// check that a body's signed `epoch_id` is the epoch it is sealed under,
+    /// so an old head manifest re-sealed under the new epoch reads as a
+    /// rollback of its device.
+    ObjectEpochUnchecked,
+    /// Storage (STO-5, STO-10, STO-19): trusts the listing, loading objects by
+    /// their names instead of by the ids the signed manifests list.
+    TrustsListing,
+    /// Storage (STO-8): a device without a local record starts its head
+    /// manifest afresh (counter 1) instead of continuing from storage.
+    RestartsHeadCounter,
 }
 
 /// Every saboteur, with its command-line name.
@@ -118,6 +136,11 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("constant-history-digest", Saboteur::ConstantHistoryDigest),
     ("lowest-genesis-wins", Saboteur::LowestGenesisWins),
     ("keep-any-secret", Saboteur::KeepAnySecret),
+    ("no-rollback-check", Saboteur::NoRollbackCheck),
+    ("unclamped-coverage", Saboteur::UnclampedCoverage),
+    ("object-epoch-unchecked", Saboteur::ObjectEpochUnchecked),
+    ("trusts-listing", Saboteur::TrustsListing),
+    ("restarts-head-counter", Saboteur::RestartsHeadCounter),
 ];
 
 impl Saboteur {

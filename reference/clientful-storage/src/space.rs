@@ -194,6 +194,44 @@ impl<S: BlobStore> Space<S> {
         }
     }
 
+    /// Remembers `hw` as the high-water mark of `device` in the epoch `epoch_id`,
+    /// as a device that learnt it elsewhere would (STO-9; the conformance
+    /// harness hands a reader the marks it remembers). `Ok(false)` if this space
+    /// does not know the epoch.
+    pub fn remember_high_water(
+        &self,
+        epoch_id: &[u8; 32],
+        device: &[u8; 32],
+        hw: &HighWater,
+    ) -> Result<bool, StorageError> {
+        let Some(es) = self.epochs.iter().find(|e| e.epoch_id() == epoch_id) else {
+            return Ok(false);
+        };
+        self.local.set_cursors(&[(
+            Self::key("hwm", es, Some(device)),
+            Some(hw.to_bytes().to_vec()),
+        )])?;
+        Ok(true)
+    }
+
+    /// The high-water marks this device holds of the signers (STO-9), as
+    /// (epoch id, device, mark), in the order of the known epochs and signers.
+    pub fn high_water(&self) -> Result<Vec<([u8; 32], [u8; 32], HighWater)>, StorageError> {
+        let mut out = Vec::new();
+        for es in &self.epochs {
+            for dev in &self.signers {
+                if let Some(hw) = self
+                    .local
+                    .cursor(&Self::key("hwm", es, Some(dev)))?
+                    .and_then(|b| HighWater::from_bytes(&b))
+                {
+                    out.push((*es.epoch_id(), *dev, hw));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The backend and the local store, e.g. to reopen the space with another set
     /// of epochs after a key rotation.
     pub fn into_parts(self) -> (S, LocalStore) {

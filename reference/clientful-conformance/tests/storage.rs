@@ -1,0 +1,148 @@
+//! Storage through the harness (spec §12.12): the storage scenarios run against
+//! the reference over stdio and all pass; an implementation without
+//! `storage/layout` gets each skipped naming the capability; each storage
+//! saboteur, served over stdio, fails exactly where `conformance/saboteurs.json`
+//! says; cross-load in both directions through the library.
+//! spec: CONF-57, CONF-58, CONF-59, CONF-61, CONF-62, CONF-69, CONF-70.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clientful_conformance::adapter::{Adapter, StdioAdapter};
+use clientful_conformance::report::{Level, Outcome, Report};
+use clientful_conformance::runner::{RunOptions, run_with};
+use clientful_conformance::storage_scenarios::{Fixture, scenarios};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_clientful-conformance")
+}
+
+fn run_stdio(cmd: &str, seed: u64) -> Report {
+    let mut adapter = StdioAdapter::spawn(cmd, Duration::from_secs(60)).expect("spawn");
+    let a: &mut dyn Adapter = &mut adapter;
+    run_with(
+        &mut [a],
+        RunOptions {
+            seed,
+            scenarios: Some(root().join("conformance/scenarios")),
+            level: Level::Strict,
+            ..RunOptions::default()
+        },
+    )
+}
+
+fn storage_results(report: &Report) -> Vec<(String, Outcome)> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.id.starts_with("scenario/storage/"))
+        .map(|r| (r.id.clone(), r.outcome.clone()))
+        .collect()
+}
+
+#[test]
+fn storage_scenarios_pass_against_the_reference_over_stdio() {
+    for seed in [1u64, 0x5eed_5eed] {
+        let report = run_stdio(&format!("{} serve-reference", bin()), seed);
+        let storage = storage_results(&report);
+        assert!(storage.len() >= 15, "{storage:?}");
+        for (id, outcome) in &storage {
+            assert!(matches!(outcome, Outcome::Pass), "{id}: {outcome:?}");
+        }
+        assert!(
+            report
+                .results
+                .iter()
+                .any(|r| r.id == "profile/storage/layout" && matches!(r.outcome, Outcome::Pass))
+        );
+        assert_eq!(report.failed(), 0);
+    }
+}
+
+#[test]
+fn the_stores_are_new_in_every_run() {
+    // CONF-61: fresh worlds, keys and stores from the run seed.
+    let a = Fixture::new(1).unwrap();
+    let b = Fixture::new(2).unwrap();
+    let a2 = Fixture::new(1).unwrap();
+    let names: Vec<&str> = scenarios(&a).unwrap().iter().map(|s| s.name).collect();
+    assert!(names.len() >= 15);
+    assert_eq!(format!("{:?}", a.stores()), format!("{:?}", a2.stores()));
+    assert_ne!(format!("{:?}", a.stores()), format!("{:?}", b.stores()));
+}
+
+#[test]
+fn every_storage_saboteur_is_caught_where_listed_over_stdio() {
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
+            .unwrap();
+    let storage = [
+        "no-rollback-check",
+        "unclamped-coverage",
+        "object-epoch-unchecked",
+        "trusts-listing",
+        "restarts-head-counter",
+    ];
+    for name in storage {
+        let entry = list["saboteurs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from saboteurs.json"));
+        let report = run_stdio(&format!("{} serve-reference --saboteur {name}", bin()), 7);
+        assert_eq!(report.exit_code(), 1, "{name}");
+        for id in entry["mustFail"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            let r = report
+                .results
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("{name}: no test {id}"));
+            assert!(r.outcome.is_failure(), "{name}: {id} passed");
+        }
+        // A storage saboteur breaks storage only.
+        for r in &report.results {
+            if r.outcome.is_failure() {
+                assert!(
+                    r.id.starts_with("scenario/storage/"),
+                    "{name}: {} failed",
+                    r.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn without_the_capability_storage_scenarios_are_skipped_naming_it() {
+    // The saboteur answers-from-vectors declares the vector families only.
+    let report = run_stdio(
+        &format!(
+            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
+            bin(),
+            root().join("test-vectors").display()
+        ),
+        3,
+    );
+    let storage = storage_results(&report);
+    assert!(storage.len() >= 15);
+    for (id, outcome) in storage {
+        match outcome {
+            Outcome::Skipped(why) => assert!(why.contains("storage/layout"), "{id}: {why}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}

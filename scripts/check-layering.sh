@@ -6,6 +6,11 @@
 #   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
 #   3. the native client (clientful-net) does not compile the broker server: none of
 #      axum, async-nats, rcgen, tracing-subscriber in its dependency tree.
+#   4. the membership follow-up policy has one driver: no crate but clientful-core
+#      (which defines it) and clientful-session (the session core that the SDK, the
+#      conformance reference adapter and the simulator drive) calls
+#      `SpaceReplica::follow_up` or builds a `FollowUpPolicy` (a grep over the
+#      tracked Rust sources, comments stripped).
 # The wasm32 target is installed if missing (never skipped). Prints one line per
 # check and `layering: N passed, M failed`; exits non-zero if any check failed.
 # Called by scripts/test-all.sh; runs on its own too.
@@ -75,6 +80,26 @@ done
 for crate in "${CLIENT_CRATES[@]}"; do
   check "$crate has none of ${CLIENT_FORBIDDEN[*]}" free_of "$crate" "${CLIENT_FORBIDDEN[@]}"
 done
+
+# `policy_callers`: the Rust sources outside clientful-core and clientful-session
+# that name `FollowUpPolicy` or call a `follow_up` with more than one argument
+# (the replica's `follow_up(rng, policy)`; the session's takes one).
+policy_callers() {
+  local f found=0
+  while IFS= read -r f; do
+    case "$f" in
+      reference/clientful-core/* | reference/clientful-session/*) continue ;;
+    esac
+    if perl -0777 -ne 's{//[^\n]*}{}g;
+        exit(!(/\bFollowUpPolicy\b/ || /\bSpaceReplica::follow_up\b/
+          || /\.follow_up\s*\((?:[^(),]|\((?:[^()]|\([^()]*\))*\))*,/))' "$f"; then
+      echo "  $f runs the follow-up policy itself (drive clientful_session::Session)"
+      found=1
+    fi
+  done < <(git ls-files -- '*.rs')
+  return "$found"
+}
+check "only clientful-session drives the membership follow-up policy" policy_callers
 
 echo "layering: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -429,7 +429,7 @@ impl ReferenceAdapter {
                 let intent = i.intent.ok_or("no intent")?;
                 R::SpaceIntent(self.space(i.space)?.intent(&intent)?)
             }
-            Command::TakeSpaceOutbox(t) => R::SpaceOutbox(self.space(t.space)?.outbox()),
+            Command::TakeSpaceOutbox(t) => R::SpaceOutbox(self.space(t.space)?.outbox()?),
             Command::DeliverSpace(d) => {
                 let sab = self.saboteur;
                 let item = d.item.ok_or("no item")?;

@@ -1,23 +1,29 @@
 //! Spaces and membership in the reference adapter (spec §11, CONF-51): space
-//! replicas built from the runner's seeds, membership intents, outboxes,
+//! sessions built from the runner's seeds, membership intents, outboxes,
 //! deliveries and observations.
+//!
+//! Each device is a `clientful_session::Session` with [`Transport::Direct`]:
+//! the harness carries operation envelopes, key messages and welcomes itself
+//! (its space items), and the follow-ups are the session's (the one policy the
+//! SDK and the simulator run too), drawing from the slot's seeded randomness.
 
 use clientful_core::ErrorClass;
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::SigningKey;
 use clientful_core::membership::space::{Identity, Outgoing};
-use clientful_core::membership::{FollowUpPolicy, Received, Role, Scope, SpaceReplica, invite};
+use clientful_core::membership::{Received, Role, Scope, SpaceReplica, invite};
 use clientful_doc::canonical_json::Json;
+use clientful_session::{Session, SessionConfig, SessionError, Transport};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::pb;
 use crate::saboteur::Saboteur;
 
-/// One device's space replica and its randomness.
+/// One device's space session and its randomness.
 pub struct SpaceSlot {
-    /// The replica.
-    pub replica: SpaceReplica,
+    /// The session (its replica: [`SpaceSlot::replica`]).
+    session: Session,
     rng: ChaCha20Rng,
     /// The seeds it was built from, and every item delivered to it: what the
     /// `lowest-genesis-wins` saboteur rebuilds the replica from.
@@ -54,17 +60,22 @@ fn key32(b: &[u8], what: &str) -> Result<[u8; 32], String> {
 }
 
 impl SpaceSlot {
+    /// The membership replica.
+    pub fn replica(&self) -> &SpaceReplica {
+        self.session.replica()
+    }
+
     /// The handle answer for this replica.
     pub fn handle(&self, space: u32) -> pb::SpaceHandle {
-        let me = self.replica.identity();
+        let me = self.replica().identity();
         pb::SpaceHandle {
             space,
-            space_id: self.replica.space_id().to_vec(),
+            space_id: self.replica().space_id().to_vec(),
             user_key: me.user.to_vec(),
             device_id: me.device_id().to_vec(),
             certificate: me.certificate.clone(),
             genesis: self
-                .replica
+                .replica()
                 .genesis()
                 .map(|g| g.to_vec())
                 .unwrap_or_default(),
@@ -76,7 +87,7 @@ impl SpaceSlot {
         let seeds = c.seeds.clone().ok_or("no seeds")?;
         let (me, mut rng) = identity(&seeds)?;
         let replica = SpaceReplica::create(&mut rng, me).map_err(|e| e.to_string())?;
-        Ok(SpaceSlot::slot(replica, rng, seeds))
+        SpaceSlot::slot(replica, rng, seeds)
     }
 
     /// `join_space`.
@@ -89,16 +100,34 @@ impl SpaceSlot {
             me,
         )
         .map_err(|e| e.to_string())?;
-        Ok(SpaceSlot::slot(replica, rng, seeds))
+        SpaceSlot::slot(replica, rng, seeds)
     }
 
-    fn slot(replica: SpaceReplica, rng: ChaCha20Rng, seeds: pb::DeviceSeeds) -> SpaceSlot {
-        SpaceSlot {
+    /// Wraps `replica` in a session that hands its items to the harness as
+    /// they are; every random draw comes from `rng` (the seeded stream).
+    fn slot(
+        replica: SpaceReplica,
+        rng: ChaCha20Rng,
+        seeds: pb::DeviceSeeds,
+    ) -> Result<SpaceSlot, String> {
+        let device_key = replica.identity().device.signing.public_bytes();
+        let cfg = SessionConfig {
             replica,
+            device_key,
+            lobbies: Vec::new(),
+            links: Vec::new(),
+            confirm_admissions: false,
+            // Unused: the adapter hands its own stream to every step, and a
+            // direct session seals nothing.
+            rng_seed: seed32(&seeds.rng_seed, "rng_seed")?,
+        };
+        let session = Session::with_transport(cfg, Transport::Direct).map_err(|e| e.to_string())?;
+        Ok(SpaceSlot {
+            session,
             rng,
             seeds,
             delivered: Vec::new(),
-        }
+        })
     }
 
     /// `redeem_invite`.
@@ -107,7 +136,7 @@ impl SpaceSlot {
         let (me, mut rng) = identity(&seeds)?;
         let replica = SpaceReplica::redeem(&mut rng, &r.code, me, role(r.role)?)
             .map_err(|e| e.to_string())?;
-        Ok(SpaceSlot::slot(replica, rng, seeds))
+        SpaceSlot::slot(replica, rng, seeds)
     }
 
     /// The `lowest-genesis-wins` saboteur (the rule before MEM-26/MEM-27: the
@@ -116,8 +145,8 @@ impl SpaceSlot {
     /// everything it had. Returns whether it did.
     pub fn lowest_genesis_wins(&mut self) -> Result<bool, String> {
         let (Some(pin), Some(low)) = (
-            self.replica.genesis(),
-            self.replica.rival_genesis().into_iter().min(),
+            self.replica().genesis(),
+            self.replica().rival_genesis().into_iter().min(),
         ) else {
             return Ok(false);
         };
@@ -126,12 +155,12 @@ impl SpaceSlot {
         }
         let (me, _) = identity(&self.seeds)?;
         let mut r =
-            SpaceReplica::join(*self.replica.space_id(), low, me).map_err(|e| e.to_string())?;
-        r.import_keys(&self.replica.candidate_keys().all());
-        for k in self.replica.key_messages() {
+            SpaceReplica::join(*self.replica().space_id(), low, me).map_err(|e| e.to_string())?;
+        r.import_keys(&self.replica().candidate_keys().all());
+        for k in self.replica().key_messages() {
             let _ = r.receive_key_message(&k);
         }
-        for e in self.replica.envelopes() {
+        for e in self.replica().envelopes() {
             r.receive(&e);
         }
         for item in &self.delivered {
@@ -149,7 +178,9 @@ impl SpaceSlot {
             }
         }
         let _ = r.drain_outbox();
-        self.replica = r;
+        // What the old replica had not handed out yet is dropped with it.
+        while self.session.poll_direct().is_some() {}
+        *self.session.replica_mut() = r;
         Ok(true)
     }
 
@@ -160,7 +191,7 @@ impl SpaceSlot {
     ) -> Result<pb::SpaceIntentResult, String> {
         use pb::space_intent::Intent as I;
         let rng = &mut self.rng;
-        let r = &mut self.replica;
+        let r = self.session.replica_mut();
         let e = |e: clientful_core::Error| e.to_string();
         let mut out = pb::SpaceIntentResult::default();
         match i {
@@ -217,9 +248,16 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::FollowUp(_) => {
-                // The one follow-up policy (spec MEM-25, MEM-15, KEY-12, KEY-8),
+                // The session's follow-ups (spec MEM-25, MEM-15, KEY-12, KEY-8),
                 // admitting automatically, with no clock (no expiry revocations).
-                let done = r.follow_up(rng, &FollowUpPolicy::default()).map_err(e)?;
+                let done = self
+                    .session
+                    .follow_up_with(rng, None)
+                    .map_err(|e| match e {
+                        // The core's words, as before the session drove it.
+                        SessionError::Protocol { error, .. } => error.to_string(),
+                        e => e.to_string(),
+                    })?;
                 let n = done.admitted.len()
                     + usize::from(done.acked)
                     + usize::from(done.healed)
@@ -230,13 +268,14 @@ impl SpaceSlot {
         Ok(out)
     }
 
-    /// `take_space_outbox`.
-    pub fn outbox(&mut self) -> pb::SpaceOutbox {
+    /// `take_space_outbox`: what the session hands out, in order.
+    pub fn outbox(&mut self) -> Result<pb::SpaceOutbox, String> {
         use pb::SpaceItemKind as K;
-        let items = self
-            .replica
-            .drain_outbox()
-            .into_iter()
+        self.session.flush().map_err(|e| e.to_string())?;
+        // No device-local store here: the writes are the session's contract
+        // with a shell that keeps one.
+        while self.session.poll_persist().is_some() {}
+        let items = std::iter::from_fn(|| self.session.poll_direct())
             .map(|o| match o {
                 Outgoing::Envelope(b) => pb::SpaceItem {
                     kind: K::Envelope as i32,
@@ -255,7 +294,7 @@ impl SpaceSlot {
                 },
             })
             .collect();
-        pb::SpaceOutbox { items }
+        Ok(pb::SpaceOutbox { items })
     }
 
     /// `deliver_space`: the disposition and class.
@@ -265,20 +304,20 @@ impl SpaceSlot {
     ) -> Result<(pb::Disposition, ErrorClass), String> {
         use pb::Disposition as D;
         self.delivered.push(item.clone());
-        let r = &mut self.replica;
+        let s = &mut self.session;
         Ok(match pb::SpaceItemKind::try_from(item.kind) {
-            Ok(pb::SpaceItemKind::Envelope) => match r.receive(&item.bytes) {
+            Ok(pb::SpaceItemKind::Envelope) => match s.handle_envelope(&item.bytes) {
                 Received::Accepted(_) => (D::Applied, ErrorClass::Unspecified),
                 Received::Buffered | Received::Held => (D::Buffered, ErrorClass::Unspecified),
                 Received::Duplicate => (D::Duplicate, ErrorClass::Unspecified),
                 Received::Delivered => (D::Applied, ErrorClass::Unspecified),
                 Received::Rejected { class, .. } => (D::Rejected, class),
             },
-            Ok(pb::SpaceItemKind::KeyMessage) => match r.receive_key_message(&item.bytes) {
+            Ok(pb::SpaceItemKind::KeyMessage) => match s.handle_key_message(&item.bytes) {
                 Ok(()) => (D::Applied, ErrorClass::Unspecified),
                 Err(e) => (D::Rejected, e.class()),
             },
-            Ok(pb::SpaceItemKind::Welcome) => match r.receive_welcome(&item.bytes) {
+            Ok(pb::SpaceItemKind::Welcome) => match s.handle_welcome(&item.bytes) {
                 Ok(()) => (D::Applied, ErrorClass::Unspecified),
                 Err(e) => (D::Rejected, e.class()),
             },
@@ -291,9 +330,9 @@ impl SpaceSlot {
     /// opens is kept and used) exports the candidates too.
     pub fn secrets(&self, sab: Option<Saboteur>) -> pb::Secrets {
         let keys = if sab == Some(Saboteur::KeepAnySecret) {
-            self.replica.candidate_keys().all()
+            self.replica().candidate_keys().all()
         } else {
-            self.replica.epoch_chain()
+            self.replica().epoch_chain()
         };
         pb::Secrets {
             epochs: keys
@@ -308,7 +347,7 @@ impl SpaceSlot {
 
     /// `observe_space`.
     pub fn observe(&self, sab: Option<Saboteur>) -> Result<pb::SpaceObservation, String> {
-        let st = self.replica.state();
+        let st = self.replica().state();
         let role_name = |r: Role| match r {
             Role::Reader => "reader",
             Role::Writer => "writer",
@@ -370,11 +409,11 @@ impl SpaceSlot {
             state_json: json.to_canonical_string(),
             digest: st.digest().map_err(|e| e.to_string())?.to_vec(),
             current_epoch: self
-                .replica
+                .replica()
                 .current_epoch()
                 .map(|k| k.id().to_vec())
                 .unwrap_or_default(),
-            held: u32::try_from(self.replica.held_count()).unwrap_or(u32::MAX),
+            held: u32::try_from(self.replica().held_count()).unwrap_or(u32::MAX),
         })
     }
 }

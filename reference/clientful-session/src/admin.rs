@@ -213,7 +213,7 @@ impl Session {
         self.replica
             .admit(&mut self.rng, id)
             .map_err(SessionError::at(Step::Admit))?;
-        self.follow_up(now_ms)
+        self.follow_up(now_ms).map(|_| ())
     }
 
     /// Removes a member (MEM-12) with a rotation that excludes every device of

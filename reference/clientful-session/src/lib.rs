@@ -28,6 +28,6 @@ mod sync;
 pub use admin::{DeviceLink, InviteInfo, MemberInfo, StaleWriter};
 pub use deliveries::{Deliveries, Delivery, Pending};
 pub use error::{SessionError, Step};
-pub use session::{FollowReport, Session, SessionConfig, lobby_key};
+pub use session::{FollowReport, Session, SessionConfig, Transport, lobby_key};
 pub use stored::{Persist, Stored};
 pub use sync::{EpochView, MAX_SYNC_ROUNDS, SyncExchange, SyncOutcome, SyncStep};

@@ -12,6 +12,12 @@
 //! sealed under), MEM-21 (a redemption only in its lobby), KEY-8 (a welcome
 //! and the membership log into the newcomer's lobby), and calls the one
 //! follow-up policy of `clientful_core` (`SpaceReplica::follow_up`).
+//!
+//! Three drivers run it: the native SDK (through storage, [`Transport::Storage`]),
+//! and the conformance reference adapter and the simulator, which carry key
+//! messages and welcomes to devices themselves ([`Transport::Direct`],
+//! [`Session::poll_direct`]) and hand in their own seeded randomness
+//! ([`Session::follow_up_with`]). No other crate calls the policy.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -21,9 +27,11 @@ use clientful_core::membership::delivery;
 use clientful_core::membership::epoch;
 use clientful_core::membership::invite;
 use clientful_core::membership::space::{Outgoing, PendingAdmission, membership_doc_id};
-use clientful_core::membership::{Admission, FollowUpPolicy, SpaceReplica, State};
+use clientful_core::membership::{
+    Admission, FollowUpPolicy, FollowUps, Received, SpaceReplica, State,
+};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{CryptoRng, SeedableRng};
 use zeroize::Zeroizing;
 
 use crate::deliveries::{Deliveries, Pending};
@@ -63,6 +71,29 @@ impl core::fmt::Debug for SessionConfig {
     }
 }
 
+/// How the session hands out what the membership replica sends: key messages
+/// and welcomes either travel through storage (sealed into carriers) or are
+/// handed to a driver that delivers them to devices itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Through storage, as the native SDK does: own operations go to
+    /// [`Session::poll_persist`] and [`Session::poll_transmit`], key messages
+    /// are sealed into carriers (KEY-15) and welcomes into the newcomer's lobby
+    /// (KEY-8), queued as pending deliveries ([`Session::deliveries`]).
+    #[default]
+    Storage,
+    /// Handed out as they are, in the replica's order, by
+    /// [`Session::poll_direct`] (operation envelopes, key messages, welcomes
+    /// with their device): for a driver that carries them to devices itself,
+    /// such as the conformance reference adapter (the harness protocol's space
+    /// items) and the simulator. Nothing is sealed, so nothing draws
+    /// randomness; [`Session::poll_transmit`] stays empty and
+    /// [`Session::poll_persist`] gets the same writes as with
+    /// [`Transport::Storage`] (own envelopes and keys).
+    Direct,
+}
+
 /// What the follow-ups did since [`Session::take_follow_report`] was last called.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowReport {
@@ -81,11 +112,13 @@ pub struct Session {
     pub(crate) replica: SpaceReplica,
     pub(crate) lobbies: Vec<EpochKey>,
     pub(crate) links: BTreeMap<[u8; 32], EpochKey>,
-    pub(crate) confirm_admissions: bool,
+    pub(crate) admission: Admission,
     pub(crate) rng: ChaCha20Rng,
     pub(crate) deliveries: Deliveries,
+    transport: Transport,
     persist: VecDeque<Persist>,
     transmit: VecDeque<Vec<u8>>,
+    direct: VecDeque<Outgoing>,
     pub(crate) follow: FollowReport,
     log_ids: ([u8; 32], [u8; 32]),
 }
@@ -100,7 +133,7 @@ impl core::fmt::Debug for Session {
 }
 
 impl Session {
-    fn assemble(cfg: SessionConfig) -> Result<Session, SessionError> {
+    fn assemble(cfg: SessionConfig, transport: Transport) -> Result<Session, SessionError> {
         let space_id = *cfg.replica.space_id();
         let mut lobbies = Vec::new();
         for s in &cfg.lobbies {
@@ -118,11 +151,17 @@ impl Session {
             replica: cfg.replica,
             lobbies,
             links,
-            confirm_admissions: cfg.confirm_admissions,
+            admission: if cfg.confirm_admissions {
+                Admission::Never
+            } else {
+                Admission::Automatic
+            },
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
             deliveries: Deliveries::default(),
+            transport,
             persist: VecDeque::new(),
             transmit: VecDeque::new(),
+            direct: VecDeque::new(),
             follow: FollowReport::default(),
             log_ids: (mem, del),
         })
@@ -131,7 +170,17 @@ impl Session {
     /// A space new on this device (created, redeemed or joined by a link):
     /// whatever the replica has to send is queued at once.
     pub fn new(cfg: SessionConfig) -> Result<Session, SessionError> {
-        let mut s = Self::assemble(cfg)?;
+        Self::with_transport(cfg, Transport::Storage)
+    }
+
+    /// As [`Session::new`], handing out what the replica sends by `transport`
+    /// ([`Transport::Direct`]: a driver that delivers key messages and
+    /// welcomes itself).
+    pub fn with_transport(
+        cfg: SessionConfig,
+        transport: Transport,
+    ) -> Result<Session, SessionError> {
+        let mut s = Self::assemble(cfg, transport)?;
         s.drain()?;
         Ok(s)
     }
@@ -145,7 +194,7 @@ impl Session {
         stored: &Stored,
         log: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Session, SessionError> {
-        let mut s = Self::assemble(cfg)?;
+        let mut s = Self::assemble(cfg, Transport::Storage)?;
         if let Some(g) = stored
             .genesis
             .as_deref()
@@ -189,6 +238,20 @@ impl Session {
         &self.replica
     }
 
+    /// The membership replica, to change: for a driver that writes operations
+    /// the session has no action for (the conformance adapter's intents, a
+    /// simulator's scripted or forged steps) or replaces the replica. What
+    /// the replica queues leaves it at the next [`Session::flush`] (or any
+    /// session action).
+    pub fn replica_mut(&mut self) -> &mut SpaceReplica {
+        &mut self.replica
+    }
+
+    /// How the session hands out what the replica sends.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// The resolved membership.
     pub fn state(&self) -> &State {
         self.replica.state()
@@ -199,15 +262,32 @@ impl Session {
         &self.deliveries
     }
 
-    /// Whether redemptions wait for [`Session::admit`].
+    /// Whether redemptions wait for [`Session::admit`] (the follow-ups admit
+    /// none automatically).
     pub fn confirm_admissions(&self) -> bool {
-        self.confirm_admissions
+        self.admission != Admission::Automatic
     }
 
     /// Sets whether redemptions wait for [`Session::admit`] (the shell persists
-    /// the setting).
+    /// the setting): [`Admission::Never`] or [`Admission::Automatic`].
     pub fn set_confirm_admissions(&mut self, confirm: bool) {
-        self.confirm_admissions = confirm;
+        self.admission = if confirm {
+            Admission::Never
+        } else {
+            Admission::Automatic
+        };
+    }
+
+    /// Which redemptions the follow-ups admit (MEM-25).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Sets which redemptions the follow-ups admit (MEM-25), for a driver
+    /// that chooses them itself ([`Admission::Confirmed`]: a person, or a
+    /// simulated one, picked among rivals).
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = admission;
     }
 
     /// The document an envelope belongs to, or `None` for the membership log,
@@ -239,8 +319,17 @@ impl Session {
 
     /// The next envelope to publish live (documents are published by the
     /// shell that edits them; these are membership operations and carriers).
+    /// Empty with [`Transport::Direct`].
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()
+    }
+
+    /// With [`Transport::Direct`]: the next thing to carry, in the order the
+    /// replica sent it (an operation envelope for every device, a key message
+    /// for every device, a welcome for the one device it names). Empty with
+    /// [`Transport::Storage`].
+    pub fn poll_direct(&mut self) -> Option<Outgoing> {
+        self.direct.pop_front()
     }
 
     /// When (Unix ms) the session next wants [`Session::handle_timeout`]: the
@@ -268,7 +357,7 @@ impl Session {
     /// The time given by [`Session::poll_timeout`] has come: runs the
     /// follow-ups at `now_ms`.
     pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), SessionError> {
-        self.follow_up(Some(now_ms))
+        self.follow_up(Some(now_ms)).map(|_| ())
     }
 
     /// What the follow-ups did since the last call.
@@ -293,24 +382,70 @@ impl Session {
             || self.replica.state().ops.len() != ops_before
     }
 
+    /// An envelope of the membership log or the key-delivery document (a
+    /// carrier), given to the replica as it is, with its disposition: for a
+    /// driver that reports each one (the conformance adapter). Nothing is
+    /// filtered: an envelope of another document is the replica's to refuse.
+    pub fn handle_envelope(&mut self, bytes: &[u8]) -> Received {
+        self.replica.receive(bytes)
+    }
+
+    /// A key message carried directly ([`Transport::Direct`]): the replica
+    /// opens the secrets addressed to this device.
+    pub fn handle_key_message(&mut self, bytes: &[u8]) -> Result<(), clientful_core::Error> {
+        self.replica.receive_key_message(bytes)
+    }
+
+    /// A welcome carried directly ([`Transport::Direct`]), addressed to this
+    /// device (KEY-8).
+    pub fn handle_welcome(&mut self, bytes: &[u8]) -> Result<(), clientful_core::Error> {
+        self.replica.receive_welcome(bytes)
+    }
+
     /// What a member device does after the membership changed: the one
     /// follow-up policy of `clientful_core` (MEM-22 expiry revocations at
     /// `now_ms`, MEM-25 admissions, MEM-15 acknowledgements, KEY-12 healing,
-    /// KEY-8 welcomes). Redemptions are admitted automatically unless the
-    /// space asks for confirmation or rivals compete for one single-use invite.
-    pub fn follow_up(&mut self, now_ms: Option<u64>) -> Result<(), SessionError> {
-        let policy = FollowUpPolicy {
-            admission: if self.confirm_admissions {
-                Admission::Never
-            } else {
-                Admission::Automatic
-            },
-            now_ms,
-        };
+    /// KEY-8 welcomes), then its outputs queued like every other action.
+    /// Redemptions are admitted as [`Session::admission`] says: by default
+    /// automatically, unless the space asks for confirmation or rivals compete
+    /// for one single-use invite. Returns what the policy did.
+    pub fn follow_up(&mut self, now_ms: Option<u64>) -> Result<FollowUps, SessionError> {
+        let policy = self.policy(now_ms);
         let done = self
             .replica
             .follow_up(&mut self.rng, &policy)
             .map_err(SessionError::core(Step::FollowUp))?;
+        self.followed(done)
+    }
+
+    /// As [`Session::follow_up`], drawing the policy's randomness (keys,
+    /// nonces, signatures' inputs) from `rng` instead of the session's own:
+    /// for seeded drivers whose runs must replay exactly (the conformance
+    /// reference adapter, the simulator, whose devices share one stream).
+    /// Carriers sealed afterwards ([`Transport::Storage`]) still draw from the
+    /// session's own randomness; [`Transport::Direct`] seals none.
+    pub fn follow_up_with<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now_ms: Option<u64>,
+    ) -> Result<FollowUps, SessionError> {
+        let policy = self.policy(now_ms);
+        let done = self
+            .replica
+            .follow_up(rng, &policy)
+            .map_err(SessionError::core(Step::FollowUp))?;
+        self.followed(done)
+    }
+
+    fn policy(&self, now_ms: Option<u64>) -> FollowUpPolicy {
+        FollowUpPolicy {
+            admission: self.admission.clone(),
+            now_ms,
+        }
+    }
+
+    /// Records what the follow-ups did and queues their outputs.
+    fn followed(&mut self, done: FollowUps) -> Result<FollowUps, SessionError> {
         let st = self.replica.state();
         for r in &done.admitted {
             if let Some(x) = st.redemptions.get(r) {
@@ -318,7 +453,14 @@ impl Session {
             }
         }
         self.follow.expired_invites += done.revoked_invites.len();
-        self.follow.awaiting_admission = done.waiting;
+        self.follow.awaiting_admission = done.waiting.clone();
+        self.drain()?;
+        Ok(done)
+    }
+
+    /// Moves what the replica queued (after a change made through
+    /// [`Session::replica_mut`]) into the outputs.
+    pub fn flush(&mut self) -> Result<(), SessionError> {
         self.drain()
     }
 
@@ -341,6 +483,21 @@ impl Session {
     /// Moves the replica's outbox into persist writes (durable before anything
     /// is sent, DOC-15), transmits and pending deliveries; persists the keys.
     pub(crate) fn drain(&mut self) -> Result<(), SessionError> {
+        if self.transport == Transport::Direct {
+            for o in self.replica.drain_outbox() {
+                if let Outgoing::Envelope(b) = &o {
+                    let in_lobby = envelope::decode(b)
+                        .is_ok_and(|d| self.lobby_of(&d.header.epoch_id).is_some());
+                    self.persist.push_back(Persist::Envelope {
+                        bytes: b.clone(),
+                        outbox: !in_lobby,
+                    });
+                }
+                self.direct.push_back(o);
+            }
+            self.persist_keys();
+            return Ok(());
+        }
         let mut pending = Vec::new();
         for o in self.replica.drain_outbox() {
             match o {
@@ -421,6 +578,12 @@ impl Session {
                 value: self.deliveries.encode(),
             });
         }
+        self.persist_keys();
+        Ok(())
+    }
+
+    /// Queues the writes of the keys held, the welcomes sent and the genesis.
+    fn persist_keys(&mut self) {
         self.persist.push_back(Persist::Key {
             name: KEY_EPOCHS,
             value: stored::encode_keys(&self.replica.keys().all()),
@@ -435,6 +598,5 @@ impl Session {
                 value: g.to_vec(),
             });
         }
-        Ok(())
     }
 }

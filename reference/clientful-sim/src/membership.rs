@@ -1,8 +1,10 @@
-//! A seeded network for membership logs (spec §11): replicas of one space
-//! ([`SpaceReplica`]) exchange operation envelopes, key messages and welcomes
+//! A seeded network for membership logs (spec §11): devices of one space, each a
+//! session core ([`Session`] with [`Transport::Direct`], around its
+//! [`SpaceReplica`]), exchange operation envelopes, key messages and welcomes
 //! through a queue that delivers them in a random order, with duplicates. After a
-//! random phase, [`MemberNet::settle`] runs the honest follow-ups (acks, welcomes,
-//! healing rotations) and reliable full syncs until nothing changes, so tests can
+//! random phase, [`MemberNet::settle`] runs the sessions' honest follow-ups (acks,
+//! welcomes, healing rotations: the one policy the SDK and the conformance
+//! adapter run too) and reliable full syncs until nothing changes, so tests can
 //! assert that every replica reached the same state and verdicts.
 //!
 //! This module is a test harness: it is driven by tests with known-good setups,
@@ -15,7 +17,8 @@ use clientful_core::identity::{self, DeviceKeys};
 use clientful_core::keys::SigningKey;
 use clientful_core::membership::space::{Identity, Outgoing};
 use clientful_core::membership::state::DeviceId;
-use clientful_core::membership::{Admission, FollowUpPolicy, SpaceReplica, State, Verdict};
+use clientful_core::membership::{Admission, SpaceReplica, State, Verdict};
+use clientful_session::{Session, SessionConfig, Transport};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -38,8 +41,40 @@ pub struct Node {
     pub name: String,
     /// The user's identity key (held by each of the user's devices here).
     pub user: SigningKey,
-    /// The replica.
-    pub space: SpaceReplica,
+    /// The device's session core.
+    pub session: Session,
+}
+
+impl Node {
+    fn new(name: &str, user: SigningKey, space: SpaceReplica) -> Node {
+        let device_key = space.identity().device.signing.public_bytes();
+        let cfg = SessionConfig {
+            replica: space,
+            device_key,
+            lobbies: Vec::new(),
+            links: Vec::new(),
+            confirm_admissions: false,
+            // Unused: every draw comes from the network's one seeded stream
+            // (`MemberNet::crypto`), and a direct session seals nothing.
+            rng_seed: [0; 32],
+        };
+        Node {
+            name: name.into(),
+            user,
+            session: Session::with_transport(cfg, Transport::Direct).expect("session"),
+        }
+    }
+
+    /// The membership replica.
+    pub fn space(&self) -> &SpaceReplica {
+        self.session.replica()
+    }
+
+    /// The membership replica, for a test's scripted or forged steps; what it
+    /// queues leaves at the next [`MemberNet::flush`].
+    pub fn space_mut(&mut self) -> &mut SpaceReplica {
+        self.session.replica_mut()
+    }
 }
 
 /// The network. See the module documentation.
@@ -77,11 +112,7 @@ impl MemberNet {
         let me = Identity::new(&user, device).expect("identity");
         let space = SpaceReplica::create(&mut crypto, me).expect("create");
         let mut net = MemberNet {
-            nodes: vec![Node {
-                name: creator.into(),
-                user,
-                space,
-            }],
+            nodes: vec![Node::new(creator, user, space)],
             queue: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
             crypto,
@@ -110,23 +141,15 @@ impl MemberNet {
         let device = DeviceKeys::generate(&mut self.crypto);
         let me = Identity::new(&user, device).expect("identity");
         let cert = me.certificate.clone();
-        let space = SpaceReplica::new(*self.nodes[0].space.space_id(), me).expect("replica");
-        self.nodes.push(Node {
-            name: name.into(),
-            user,
-            space,
-        });
+        let space = SpaceReplica::new(*self.nodes[0].space().space_id(), me).expect("replica");
+        self.nodes.push(Node::new(name, user, space));
         self.offline.push(false);
         (self.nodes.len() - 1, cert)
     }
 
     /// Adds a node whose replica was built elsewhere (an invitee).
     pub fn push_node(&mut self, name: &str, user: SigningKey, space: SpaceReplica) -> usize {
-        self.nodes.push(Node {
-            name: name.into(),
-            user,
-            space,
-        });
+        self.nodes.push(Node::new(name, user, space));
         self.offline.push(false);
         let i = self.nodes.len() - 1;
         self.flush(i);
@@ -137,12 +160,17 @@ impl MemberNet {
     pub fn node_of(&self, device: &DeviceId) -> Option<usize> {
         self.nodes
             .iter()
-            .position(|n| &n.space.identity().device_id() == device)
+            .position(|n| &n.space().identity().device_id() == device)
     }
 
-    /// Queues node `from`'s outbox to every other node.
+    /// Queues what node `from`'s session hands out to every other node (a
+    /// welcome to its device only).
     pub fn flush(&mut self, from: usize) {
-        let out = self.nodes[from].space.drain_outbox();
+        let s = &mut self.nodes[from].session;
+        s.flush().expect("flush");
+        // No device-local store in the simulation.
+        while s.poll_persist().is_some() {}
+        let out: Vec<Outgoing> = std::iter::from_fn(|| s.poll_direct()).collect();
         for o in out {
             match o {
                 Outgoing::Envelope(b) => self.broadcast(from, Item::Envelope(b)),
@@ -184,16 +212,16 @@ impl MemberNet {
 
     /// Hands `item` to node `to` now.
     pub fn deliver(&mut self, to: usize, item: &Item) {
-        let s = &mut self.nodes[to].space;
+        let s = &mut self.nodes[to].session;
         match item {
             Item::Envelope(b) => {
-                s.receive(b);
+                s.handle_envelope(b);
             }
             Item::KeyMessage(b) => {
-                let _ = s.receive_key_message(b);
+                let _ = s.handle_key_message(b);
             }
             Item::Welcome(b) => {
-                let _ = s.receive_welcome(b);
+                let _ = s.handle_welcome(b);
             }
         }
     }
@@ -224,8 +252,8 @@ impl MemberNet {
             if self.offline[from] {
                 continue;
             }
-            let kms = self.nodes[from].space.key_messages();
-            let envs = self.nodes[from].space.envelopes();
+            let kms = self.nodes[from].space().key_messages();
+            let envs = self.nodes[from].space().envelopes();
             for to in 0..self.nodes.len() {
                 if to != from {
                     for k in &kms {
@@ -240,10 +268,10 @@ impl MemberNet {
         self.run_random();
     }
 
-    /// Honest follow-ups until quiescence: each of `actors` runs the one
-    /// follow-up policy (`SpaceReplica::follow_up`: admissions, acknowledgements,
-    /// healing rotations, welcomes) with the network's admission policy, then a
-    /// reliable full sync, until nobody writes anything.
+    /// Honest follow-ups until quiescence: each of `actors` runs its session's
+    /// follow-ups (the one policy: admissions, acknowledgements, healing
+    /// rotations, welcomes) with the network's admission policy and randomness,
+    /// then a reliable full sync, until nobody writes anything.
     pub fn settle(&mut self, actors: &[usize]) {
         for _ in 0..32 {
             self.flush_all();
@@ -254,13 +282,9 @@ impl MemberNet {
                 if self.offline[a] {
                     continue;
                 }
-                let policy = FollowUpPolicy {
-                    admission: self.admission.clone(),
-                    now_ms: None,
-                };
-                if self.nodes[a]
-                    .space
-                    .follow_up(&mut self.crypto, &policy)
+                let s = &mut self.nodes[a].session;
+                s.set_admission(self.admission.clone());
+                if s.follow_up_with(&mut self.crypto, None)
                     .is_ok_and(|f| f.wrote())
                 {
                     progress = true;
@@ -278,19 +302,19 @@ impl MemberNet {
 
     /// The verdict every node in `nodes` gives each operation any of them decided.
     pub fn verdicts(&self, node: usize) -> BTreeMap<[u8; 32], Verdict> {
-        self.nodes[node].space.decided().into_iter().collect()
+        self.nodes[node].space().decided().into_iter().collect()
     }
 
     /// Asserts that `nodes` have identical resolved states, verdicts, current
     /// epochs and authenticators, and hold nothing unopened.
     pub fn assert_converged(&self, nodes: &[usize]) -> State {
         let first = nodes[0];
-        let s0 = self.nodes[first].space.state().clone();
+        let s0 = self.nodes[first].space().state().clone();
         let v0 = self.verdicts(first);
-        let e0 = self.nodes[first].space.current_epoch().map(|k| *k.id());
-        let a0 = self.nodes[first].space.authenticator();
+        let e0 = self.nodes[first].space().current_epoch().map(|k| *k.id());
+        let a0 = self.nodes[first].space().authenticator();
         for &n in nodes {
-            let sp = &self.nodes[n].space;
+            let sp = self.nodes[n].space();
             assert_eq!(
                 sp.held_count(),
                 0,
@@ -333,7 +357,7 @@ impl MemberNet {
 
     /// The device id of node `n`.
     pub fn device_id(&self, n: usize) -> DeviceId {
-        self.nodes[n].space.identity().device_id()
+        self.nodes[n].space().identity().device_id()
     }
 
     /// Certifies a device of the user of node `n` (for forgery tests).

@@ -37,7 +37,7 @@ use common::group;
 const SEEDS: u64 = 24;
 
 fn recipient(net: &MemberNet, n: usize) -> Recipient {
-    let me = net.nodes[n].space.identity();
+    let me = net.nodes[n].space().identity();
     Recipient {
         device_id: me.device_id(),
         x25519: me.verified.device_x25519,
@@ -46,7 +46,7 @@ fn recipient(net: &MemberNet, n: usize) -> Recipient {
 
 /// The space's accepted `CREATE_SPACE` on node `n`: its id and nonce.
 fn genesis_of(net: &MemberNet, n: usize) -> ([u8; 32], [u8; 32]) {
-    let sp = &net.nodes[n].space;
+    let sp = net.nodes[n].space();
     let id = sp.state().genesis.expect("genesis");
     let OpBody::CreateSpace { nonce, .. } = &sp.op(&id).unwrap().body else {
         panic!("genesis is not CREATE_SPACE");
@@ -61,7 +61,7 @@ fn genesis_of(net: &MemberNet, n: usize) -> ([u8; 32], [u8; 32]) {
 /// Returns the rival envelope and the rival's first epoch.
 fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32]) {
     let (real, nonce) = genesis_of(net, 0);
-    let space_id = *net.nodes[0].space.space_id();
+    let space_id = *net.nodes[0].space().space_id();
     let creator = SigningKey::from_seed(&net.nodes[0].user.seed());
     let me = Identity::new(&creator, DeviceKeys::generate(&mut net.crypto)).unwrap();
     let m_rec = Recipient {
@@ -109,10 +109,10 @@ fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32]) {
 fn rival_genesis_is_evidence() {
     for seed in 0..SEEDS {
         let (mut net, mut idx) = group(seed, &[("B", Role::Admin), ("C", Role::Writer)]);
-        let before = net.nodes[0].space.state().members.clone();
+        let before = net.nodes[0].space().state().members.clone();
         let (rival, e, real) = rival_genesis(&mut net);
         let rival_id = envelope::decode(&rival).unwrap().id;
-        let space_id = *net.nodes[0].space.space_id();
+        let space_id = *net.nodes[0].space().space_id();
         for &n in &idx {
             let to = recipient(&net, n);
             let w =
@@ -123,7 +123,7 @@ fn rival_genesis_is_evidence() {
         net.run_random();
         // A newcomer joins by invite and receives the rival first.
         let code = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), true, 0)
             .unwrap();
         net.settle(&idx);
@@ -163,7 +163,7 @@ fn rival_genesis_is_evidence() {
             "seed {seed}: D admitted"
         );
         for &n in &idx {
-            let sp = &net.nodes[n].space;
+            let sp = net.nodes[n].space();
             assert_eq!(sp.verdict(&real), Verdict::Accepted, "seed {seed} node {n}");
             assert_eq!(
                 sp.verdict(&rival_id),
@@ -185,7 +185,7 @@ fn rival_genesis_is_evidence() {
 }
 
 fn membership(net: &MemberNet, n: usize) -> Membership {
-    let sp = &net.nodes[n].space;
+    let sp = net.nodes[n].space();
     Membership {
         view: sp.write_view(),
         keys: sp.keys().all(),
@@ -195,7 +195,7 @@ fn membership(net: &MemberNet, n: usize) -> Membership {
 }
 
 fn doc_replica(net: &MemberNet, n: usize, doc: [u8; 32], epoch: EpochKey) -> Replica {
-    let sp = &net.nodes[n].space;
+    let sp = net.nodes[n].space();
     let mut r = Replica::new(ReplicaConfig {
         space_id: *sp.space_id(),
         doc_id: doc,
@@ -229,7 +229,7 @@ fn private_epoch_splits_nobody() {
     for seed in 0..SEEDS {
         let (mut net, idx) = group(seed, &[("B", Role::Writer), ("C", Role::Writer)]);
         let (a, b, c) = (idx[0], idx[1], idx[2]);
-        let space_id = *net.nodes[b].space.space_id();
+        let space_id = *net.nodes[b].space().space_id();
         let private = epoch::new_epoch(&mut net.crypto, &space_id).unwrap();
         let (to_b, to_c) = (recipient(&net, b), recipient(&net, c));
         if seed % 2 == 0 {
@@ -252,7 +252,7 @@ fn private_epoch_splits_nobody() {
         let mut rb = Replica::new(ReplicaConfig {
             space_id,
             doc_id: doc,
-            device: SigningKey::from_seed(&net.nodes[b].space.identity().device.signing.seed()),
+            device: SigningKey::from_seed(&net.nodes[b].space().identity().device.signing.seed()),
             epoch: private.clone(),
             old_epochs: vec![],
             signers: vec![],
@@ -261,7 +261,7 @@ fn private_epoch_splits_nobody() {
             rng_seed: [7; 32],
         });
         let secret = edit(&mut rb, "private ");
-        let current = net.nodes[a].space.current_epoch().unwrap();
+        let current = net.nodes[a].space().current_epoch().unwrap();
         let mut ra = doc_replica(&net, a, doc, current.clone());
         let mut rc = doc_replica(&net, c, doc, current);
         rc.receive(&secret);
@@ -295,7 +295,7 @@ fn private_epoch_splits_nobody() {
         assert_eq!(ra.state_digest(), rc.state_digest(), "seed {seed}");
         for &n in &idx {
             assert!(
-                !net.nodes[n].space.keys().contains(private.id()),
+                !net.nodes[n].space().keys().contains(private.id()),
                 "seed {seed} node {n}: the private epoch is not usable"
             );
         }

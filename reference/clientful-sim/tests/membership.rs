@@ -28,8 +28,8 @@ use common::group;
 const SEEDS: u64 = 24;
 
 fn seal_doc(net: &mut MemberNet, n: usize, key: &EpochKey, doc: [u8; 32], body: &[u8]) -> Vec<u8> {
-    let space_id = *net.nodes[0].space.space_id();
-    let signing = SigningKey::from_seed(&net.nodes[n].space.identity().device.signing.seed());
+    let space_id = *net.nodes[0].space().space_id();
+    let signing = SigningKey::from_seed(&net.nodes[n].space().identity().device.signing.seed());
     envelope::seal(
         &signing,
         key,
@@ -59,7 +59,7 @@ fn add_member_settles_welcomes_and_converges() {
         assert_eq!(s.members.len(), 4);
         assert!(s.members.values().all(|m| m.settled));
         for &n in &idx {
-            assert!(net.nodes[n].space.current_epoch().is_some());
+            assert!(net.nodes[n].space().current_epoch().is_some());
         }
     }
 }
@@ -75,7 +75,7 @@ fn write_concurrent_with_removal() {
         let (a, b, c) = (idx[0], idx[1], idx[2]);
         let doc = [9u8; 32];
         let other_doc = [10u8; 32];
-        let old = net.nodes[b].space.current_epoch().unwrap();
+        let old = net.nodes[b].space().current_epoch().unwrap();
         // A had integrated B's first two writes of `doc`; it removes B with
         // that cut while B writes its third (MEM-18).
         let b_user = net.user_key(b);
@@ -85,19 +85,29 @@ fn write_concurrent_with_removal() {
             seq: 2,
         };
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &b_user, &[cut])
             .unwrap();
         net.flush_all();
         net.run_random();
         net.settle(&[a, c]);
         net.assert_converged(&[a, c]);
-        let new = net.nodes[a].space.current_epoch().unwrap();
+        let new = net.nodes[a].space().current_epoch().unwrap();
         assert_ne!(new.id(), old.id());
-        let b_key = net.nodes[b].space.identity().device.signing.public_bytes();
-        let c_key = net.nodes[c].space.identity().device.signing.public_bytes();
+        let b_key = net.nodes[b]
+            .space()
+            .identity()
+            .device
+            .signing
+            .public_bytes();
+        let c_key = net.nodes[c]
+            .space()
+            .identity()
+            .device
+            .signing
+            .public_bytes();
         for &n in &[a, c] {
-            let sp = &net.nodes[n].space;
+            let sp = net.nodes[n].space();
             // Up to the cut: stands, whatever epoch.
             assert!(
                 sp.write_verdict(&b_key, &doc, &[], old.id(), &[], 2)
@@ -140,17 +150,17 @@ fn write_concurrent_with_removal() {
         // B learns the removal (leaked key) and writes an ACK after it.
         let to = epoch::Recipient {
             device_id: net.device_id(b),
-            x25519: net.nodes[b].space.identity().device.x25519.public(),
+            x25519: net.nodes[b].space().identity().device.x25519.public(),
         };
         let (sid, all) = (
-            *net.nodes[a].space.space_id(),
-            net.nodes[a].space.keys().all(),
+            *net.nodes[a].space().space_id(),
+            net.nodes[a].space().keys().all(),
         );
         let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
-        net.nodes[b].space.receive_welcome(&leak).unwrap();
+        net.nodes[b].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let post = net.nodes[b]
-            .space
+            .space_mut()
             .seal_unchecked(&mut net.crypto, ops::CT_ACK, &[], &new)
             .unwrap();
         net.broadcast(b, Item::Envelope(post.clone()));
@@ -158,7 +168,7 @@ fn write_concurrent_with_removal() {
         let id = envelope::decode(&post).unwrap().id;
         for &n in &[a, c] {
             assert_eq!(
-                net.nodes[n].space.verdict(&id),
+                net.nodes[n].space().verdict(&id),
                 Verdict::Rejected(ErrorClass::RemovedMember)
             );
         }
@@ -178,11 +188,11 @@ fn two_admins_remove_each_other() {
         let (a, b, c, d) = (idx[0], idx[1], idx[2], idx[3]);
         let (bu, cu) = (net.user_key(b), net.user_key(c));
         let r1 = net.nodes[b]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &cu, &[])
             .unwrap();
         let r2 = net.nodes[c]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         net.flush_all();
@@ -193,19 +203,19 @@ fn two_admins_remove_each_other() {
         assert!(s.members.contains_key(&bu));
         assert!(!s.members.contains_key(&cu));
         assert!(s.removed.contains_key(&cu));
-        assert_eq!(net.nodes[a].space.verdict(&r1), Verdict::Accepted);
+        assert_eq!(net.nodes[a].space().verdict(&r1), Verdict::Accepted);
         assert_eq!(
-            net.nodes[a].space.verdict(&r2),
+            net.nodes[a].space().verdict(&r2),
             Verdict::Void(ErrorClass::RemovedMember)
         );
         // The creator against a later admin: the creator is senior.
         let au = net.user_key(a);
         let x = net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let y = net.nodes[b]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &au, &[])
             .unwrap();
         net.flush_all();
@@ -213,9 +223,9 @@ fn two_admins_remove_each_other() {
         net.settle(&[a, d]);
         let s = net.assert_converged(&[a, d]);
         assert!(s.members.contains_key(&au) && !s.members.contains_key(&bu));
-        assert_eq!(net.nodes[d].space.verdict(&x), Verdict::Accepted);
+        assert_eq!(net.nodes[d].space().verdict(&x), Verdict::Accepted);
         assert_eq!(
-            net.nodes[d].space.verdict(&y),
+            net.nodes[d].space().verdict(&y),
             Verdict::Void(ErrorClass::RemovedMember)
         );
     }
@@ -232,32 +242,38 @@ fn admin_adds_while_being_removed() {
         let (c, cert) = net.new_user("C");
         let (bu, cu) = (net.user_key(b), net.user_key(c));
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let add = net.nodes[b]
-            .space
+            .space_mut()
             .add_member(&mut net.crypto, &cu, Role::Writer, &Scope::whole(), &[cert])
             .unwrap();
         // B, not knowing it is removed, would welcome C as soon as C is settled:
         // it is not (A never acknowledged the addition), so B sends nothing.
-        assert_eq!(net.nodes[b].space.welcomes(&mut net.crypto).unwrap(), 0);
+        assert_eq!(
+            net.nodes[b].space_mut().welcomes(&mut net.crypto).unwrap(),
+            0
+        );
         net.flush_all();
         net.run_random();
         net.settle(&[a, d]);
-        assert_eq!(net.nodes[b].space.welcomes(&mut net.crypto).unwrap(), 0);
-        assert!(!net.nodes[b].space.state().members[&cu].settled);
+        assert_eq!(
+            net.nodes[b].space_mut().welcomes(&mut net.crypto).unwrap(),
+            0
+        );
+        assert!(!net.nodes[b].space().state().members[&cu].settled);
         let s = net.assert_converged(&[a, d]);
         assert!(!s.members.contains_key(&cu));
         assert!(!s.members.contains_key(&bu));
         assert_eq!(
-            net.nodes[a].space.verdict(&add),
+            net.nodes[a].space().verdict(&add),
             Verdict::Void(ErrorClass::RemovedMember)
         );
         // C holds no key: B could not settle C (A never acknowledged), so B sent
         // no welcome, and no rotation sealed to C.
         assert!(
-            net.nodes[c].space.keys().is_empty(),
+            net.nodes[c].space().keys().is_empty(),
             "C received history keys"
         );
     }
@@ -270,7 +286,7 @@ fn single_use_invite_redeemed_twice() {
     for seed in 0..SEEDS {
         let (mut net, idx) = group(seed, &[("B", Role::Writer)]);
         let code = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), true, 0)
             .unwrap();
         net.settle(&idx);
@@ -288,7 +304,7 @@ fn single_use_invite_redeemed_twice() {
         net.settle(&actors);
         // Two rivals for one single-use invite: nobody is admitted
         // automatically; both wait for a person to choose (MEM-25).
-        let pending = net.nodes[0].space.pending_admissions();
+        let pending = net.nodes[0].space().pending_admissions();
         assert_eq!(pending.len(), 2, "seed {seed}");
         assert!(pending.iter().all(|p| p.rivals == 1 && p.admissible));
         let s = net.assert_converged(&idx);
@@ -296,7 +312,10 @@ fn single_use_invite_redeemed_twice() {
         assert!(!s.members.contains_key(&net.user_key(redeemers[1])));
         // The admin confirms the one with the higher id: ids decide nothing.
         let pick = pending.iter().map(|p| p.redemption).max().unwrap();
-        net.nodes[0].space.admit(&mut net.crypto, &pick).unwrap();
+        net.nodes[0]
+            .space_mut()
+            .admit(&mut net.crypto, &pick)
+            .unwrap();
         net.settle(&actors);
         let s = net.assert_converged(&idx);
         let winner = *redeemers
@@ -314,7 +333,7 @@ fn single_use_invite_redeemed_twice() {
         let mut all = idx.clone();
         all.push(winner);
         net.assert_converged(&all);
-        assert!(net.nodes[loser].space.keys().is_empty());
+        assert!(net.nodes[loser].space().keys().is_empty());
     }
 }
 
@@ -331,10 +350,10 @@ fn concurrent_rotations_and_add() {
         let (a, b, c, w) = (idx[0], idx[1], idx[2], idx[3]);
         let (m, cert) = net.new_user("M");
         let mu = net.user_key(m);
-        net.nodes[a].space.rotate(&mut net.crypto).unwrap();
-        net.nodes[b].space.rotate(&mut net.crypto).unwrap();
+        net.nodes[a].space_mut().rotate(&mut net.crypto).unwrap();
+        net.nodes[b].space_mut().rotate(&mut net.crypto).unwrap();
         net.nodes[c]
-            .space
+            .space_mut()
             .add_member(&mut net.crypto, &mu, Role::Writer, &Scope::whole(), &[cert])
             .unwrap();
         net.flush_all();
@@ -359,7 +378,7 @@ fn unauthorized_writers_are_rejected() {
         let (f, fcert) = net.new_user("F");
         let fu = net.user_key(f);
         net.nodes[a]
-            .space
+            .space_mut()
             .add_member(
                 &mut net.crypto,
                 &fu,
@@ -373,7 +392,7 @@ fn unauthorized_writers_are_rejected() {
         // The reader tries to add a member.
         let (x, xcert) = net.new_user("X");
         let xu = net.user_key(x);
-        let key = net.nodes[r].space.current_epoch().unwrap();
+        let key = net.nodes[r].space().current_epoch().unwrap();
         let body = BodyBuilder(pb::MembershipOp {
             user_key: xu.to_vec(),
             role: 3,
@@ -382,23 +401,23 @@ fn unauthorized_writers_are_rejected() {
         })
         .encode();
         let forged = net.nodes[r]
-            .space
+            .space_mut()
             .seal_unchecked(&mut net.crypto, ops::CT_ADD_MEMBER, &body, &key)
             .unwrap();
         // A stranger with a leaked log and key tries an ACK.
         let to = epoch::Recipient {
             device_id: net.device_id(x),
-            x25519: net.nodes[x].space.identity().device.x25519.public(),
+            x25519: net.nodes[x].space().identity().device.x25519.public(),
         };
         let (sid, all) = (
-            *net.nodes[a].space.space_id(),
-            net.nodes[a].space.keys().all(),
+            *net.nodes[a].space().space_id(),
+            net.nodes[a].space().keys().all(),
         );
         let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
-        net.nodes[x].space.receive_welcome(&leak).unwrap();
+        net.nodes[x].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let stranger = net.nodes[x]
-            .space
+            .space_mut()
             .seal_unchecked(&mut net.crypto, ops::CT_ACK, &[], &key)
             .unwrap();
         net.broadcast(r, Item::Envelope(forged.clone()));
@@ -406,7 +425,7 @@ fn unauthorized_writers_are_rejected() {
         net.broadcast(x, Item::Envelope(stranger.clone()));
         net.run_random();
         for &n in &idx {
-            let sp = &net.nodes[n].space;
+            let sp = net.nodes[n].space();
             assert_eq!(
                 sp.verdict(&envelope::decode(&forged).unwrap().id),
                 Verdict::Rejected(ErrorClass::NotAMember)
@@ -415,9 +434,24 @@ fn unauthorized_writers_are_rejected() {
                 sp.verdict(&envelope::decode(&stranger).unwrap().id),
                 Verdict::Rejected(ErrorClass::NotAMember)
             );
-            let rk = net.nodes[r].space.identity().device.signing.public_bytes();
-            let fk = net.nodes[f].space.identity().device.signing.public_bytes();
-            let xk = net.nodes[x].space.identity().device.signing.public_bytes();
+            let rk = net.nodes[r]
+                .space()
+                .identity()
+                .device
+                .signing
+                .public_bytes();
+            let fk = net.nodes[f]
+                .space()
+                .identity()
+                .device
+                .signing
+                .public_bytes();
+            let xk = net.nodes[x]
+                .space()
+                .identity()
+                .device
+                .signing
+                .public_bytes();
             let doc = [3u8; 32];
             for (who, folders, want) in [
                 (rk, vec![], Some(ErrorClass::NotAMember)),
@@ -446,7 +480,7 @@ fn removed_member_and_revoked_device_cannot_decrypt() {
         let (a, b, c) = (idx[0], idx[1], idx[2]);
         let (c2, c2cert) = net.new_device("C2", c);
         net.nodes[c]
-            .space
+            .space_mut()
             .add_device(&mut net.crypto, &c2cert)
             .unwrap();
         net.settle(&[a, b, c, c2]);
@@ -454,17 +488,17 @@ fn removed_member_and_revoked_device_cannot_decrypt() {
         // Everything from here on is recorded.
         let bu = net.user_key(b);
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         let c2id = net.device_id(c2);
         net.nodes[c]
-            .space
+            .space_mut()
             .revoke_device(&mut net.crypto, &c2id, &[])
             .unwrap();
         let mut recorded: Vec<clientful_core::membership::Outgoing> = Vec::new();
         for n in [a, c] {
-            recorded.extend(net.nodes[n].space.drain_outbox());
+            recorded.extend(net.nodes[n].space_mut().drain_outbox());
         }
         for o in &recorded {
             match o {
@@ -480,14 +514,14 @@ fn removed_member_and_revoked_device_cannot_decrypt() {
         net.run_random();
         net.settle(&[a, c]);
         net.assert_converged(&[a, c]);
-        let cur = net.nodes[a].space.current_epoch().unwrap();
+        let cur = net.nodes[a].space().current_epoch().unwrap();
         let doc = [4u8; 32];
         let doc_env = seal_doc(&mut net, a, &cur, doc, b"secret after removal");
-        let membership_ops = net.nodes[a].space.envelopes();
-        let key_messages = net.nodes[a].space.key_messages();
-        let space_id = *net.nodes[a].space.space_id();
+        let membership_ops = net.nodes[a].space().envelopes();
+        let key_messages = net.nodes[a].space().key_messages();
+        let space_id = *net.nodes[a].space().space_id();
         for victim in [b, c2] {
-            let vs = &net.nodes[victim].space;
+            let vs = net.nodes[victim].space();
             let vid = vs.identity().device_id();
             let my_keys = vs.keys().all();
             assert!(!vs.keys().contains(cur.id()));
@@ -549,7 +583,7 @@ fn removed_member_and_revoked_device_cannot_decrypt() {
             }
             assert!(post >= 2, "nothing was written after the removal");
             // Its replica holds them unopened.
-            assert!(net.nodes[victim].space.held_count() > 0 || victim == c2);
+            assert!(net.nodes[victim].space().held_count() > 0 || victim == c2);
         }
         let _ = membership_doc_id(&space_id);
     }
@@ -564,13 +598,13 @@ fn device_onboarding_and_revocation() {
     for seed in 0..SEEDS {
         let (mut net, idx) = group(seed, &[("B", Role::Writer), ("C", Role::Admin)]);
         let (a, b, c) = (idx[0], idx[1], idx[2]);
-        let e0 = net.nodes[b].space.current_epoch().unwrap();
+        let e0 = net.nodes[b].space().current_epoch().unwrap();
         let old_doc = seal_doc(&mut net, b, &e0, [5u8; 32], b"old");
         // History: a removal rotates.
         let (x, xcert) = net.new_user("X");
         let xu = net.user_key(x);
         net.nodes[a]
-            .space
+            .space_mut()
             .add_member(
                 &mut net.crypto,
                 &xu,
@@ -581,24 +615,24 @@ fn device_onboarding_and_revocation() {
             .unwrap();
         net.settle(&[a, b, c, x]);
         net.nodes[c]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &xu, &[])
             .unwrap();
         net.settle(&[a, b, c]);
         // B's new device B2, onboarded from B.
         let (b2, b2cert) = net.new_device("B2", b);
         net.nodes[b]
-            .space
+            .space_mut()
             .add_device(&mut net.crypto, &b2cert)
             .unwrap();
-        net.nodes[b].space.welcomes(&mut net.crypto).unwrap();
+        net.nodes[b].space_mut().welcomes(&mut net.crypto).unwrap();
         net.flush(b);
         net.run_random();
         net.settle(&[a, b, c, b2]);
         net.assert_converged(&[a, b, c, b2]);
-        let sp = &net.nodes[b2].space;
-        assert_eq!(sp.envelopes().len(), net.nodes[a].space.envelopes().len());
-        for k in net.nodes[a].space.epoch_chain() {
+        let sp = net.nodes[b2].space();
+        assert_eq!(sp.envelopes().len(), net.nodes[a].space().envelopes().len());
+        for k in net.nodes[a].space().epoch_chain() {
             assert!(
                 sp.keys().contains(k.id()),
                 "B2 misses an epoch of the history"
@@ -607,7 +641,14 @@ fn device_onboarding_and_revocation() {
         let ctx = StaticContext {
             space_id: *sp.space_id(),
             doc_id: None,
-            signers: vec![net.nodes[b].space.identity().device.signing.public_bytes()],
+            signers: vec![
+                net.nodes[b]
+                    .space()
+                    .identity()
+                    .device
+                    .signing
+                    .public_bytes(),
+            ],
             epochs: sp.keys().all(),
             accepted: vec![],
         };
@@ -615,27 +656,27 @@ fn device_onboarding_and_revocation() {
         // B loses B: revoked from B2.
         let bid = net.device_id(b);
         net.nodes[b2]
-            .space
+            .space_mut()
             .revoke_device(&mut net.crypto, &bid, &[])
             .unwrap();
         net.settle(&[a, c, b2]);
         let s = net.assert_converged(&[a, c, b2]);
         assert!(s.devices[&bid].revoked_by.is_some());
         let cur = s.current_epoch().unwrap();
-        assert!(!net.nodes[b].space.keys().contains(&cur));
-        assert!(net.nodes[b2].space.keys().contains(&cur));
+        assert!(!net.nodes[b].space().keys().contains(&cur));
+        assert!(net.nodes[b2].space().keys().contains(&cur));
         // Storage and broker follow the epoch (KEY-13): the change is reported,
         // and the chain of held keys ends with the current one.
         for n in [a, c, b2] {
-            let events = net.nodes[n].space.take_epoch_events();
+            let events = net.nodes[n].space_mut().take_epoch_events();
             assert_eq!(events.last(), Some(&cur));
-            let chain = net.nodes[n].space.epoch_chain();
+            let chain = net.nodes[n].space().epoch_chain();
             assert_eq!(chain.last().map(|k| *k.id()), Some(cur));
             assert!(chain.len() >= 3);
         }
         // The revoked device's view differs from the members': no current key,
         // so no authenticator to match theirs (KEY-10).
-        assert!(net.nodes[b].space.authenticator() != net.nodes[a].space.authenticator());
+        assert!(net.nodes[b].space().authenticator() != net.nodes[a].space().authenticator());
     }
 }
 
@@ -653,9 +694,9 @@ fn inconsistent_key_delivery_is_detected() {
                 ("D", Role::Writer),
             ],
         );
-        net.nodes[0].space.rotate(&mut net.crypto).unwrap();
-        let out = net.nodes[0].space.drain_outbox();
-        let space_id = *net.nodes[0].space.space_id();
+        net.nodes[0].space_mut().rotate(&mut net.crypto).unwrap();
+        let out = net.nodes[0].space_mut().drain_outbox();
+        let space_id = *net.nodes[0].space().space_id();
         let mut honest_km = None;
         let mut env = None;
         for o in out {
@@ -679,7 +720,7 @@ fn inconsistent_key_delivery_is_detected() {
                     &EpochKey::new(km.epoch_id, *wrong.secret()),
                     &[epoch::Recipient {
                         device_id: bx.device_id,
-                        x25519: net.nodes[n].space.identity().device.x25519.public(),
+                        x25519: net.nodes[n].space().identity().device.x25519.public(),
                     }],
                 )
                 .unwrap()
@@ -707,7 +748,7 @@ fn inconsistent_key_delivery_is_detected() {
         net.broadcast(0, Item::Envelope(env.unwrap()));
         net.run_random();
         for &n in &idx[1..] {
-            let sp = &net.nodes[n].space;
+            let sp = net.nodes[n].space();
             if victims.contains(&n) {
                 assert!(sp.alarms().iter().any(|al| matches!(al, Alarm::KeyMismatch { epoch_id, .. } if epoch_id == &km.epoch_id)));
                 assert!(!sp.keys().contains(&km.epoch_id));
@@ -729,14 +770,14 @@ fn invite_abuse_is_rejected() {
         let (mut net, idx) = group(seed, &[("B", Role::Admin)]);
         // Revoked, then redeemed (the redemption cannot see the revocation).
         let code = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), false, 1_000)
             .unwrap();
         net.settle(&idx);
-        let expired = net.nodes[1].space.expired_invites(2_000);
+        let expired = net.nodes[1].space().expired_invites(2_000);
         assert_eq!(expired.len(), 1);
         net.nodes[1]
-            .space
+            .space_mut()
             .revoke_invite(&mut net.crypto, &expired[0])
             .unwrap();
         let user = SigningKey::generate(&mut net.crypto);
@@ -747,7 +788,7 @@ fn invite_abuse_is_rejected() {
         net.run_random();
         // Escalation: a reader invite redeemed as admin.
         let reader_code = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Reader, &Scope::whole(), true, 0)
             .unwrap();
         net.settle(&idx);
@@ -761,7 +802,7 @@ fn invite_abuse_is_rejected() {
         let s = net.assert_converged(&idx);
         assert!(!s.members.contains_key(&net.user_key(u)));
         assert!(!s.members.contains_key(&net.user_key(e)));
-        let red = net.nodes[e].space.envelopes();
+        let red = net.nodes[e].space().envelopes();
         let _ = red;
         let verdicts = net.verdicts(0);
         let classes: Vec<Verdict> = verdicts
@@ -804,19 +845,19 @@ fn device_forgery_and_global_revocation() {
         // B adds a device certified by another user's key.
         let mallory = SigningKey::generate(&mut net.crypto);
         let (_, mcert) = net.certify(&mallory);
-        let key = net.nodes[b].space.current_epoch().unwrap();
+        let key = net.nodes[b].space().current_epoch().unwrap();
         let body = BodyBuilder(pb::MembershipOp {
             certificates: vec![mcert],
             ..Default::default()
         })
         .encode();
         let forged = net.nodes[b]
-            .space
+            .space_mut()
             .seal_unchecked(&mut net.crypto, ops::CT_ADD_DEVICE, &body, &key)
             .unwrap();
         let fid = envelope::decode(&forged).unwrap().id;
         assert!(matches!(
-            net.nodes[a].space.receive(&forged),
+            net.nodes[a].space_mut().receive(&forged),
             Received::Rejected {
                 class: ErrorClass::InvalidOperation,
                 ..
@@ -827,10 +868,10 @@ fn device_forgery_and_global_revocation() {
         // A second space with the same device B2 of user B.
         let (b2, b2cert) = net.new_device("B2", b);
         net.nodes[b]
-            .space
+            .space_mut()
             .add_device(&mut net.crypto, &b2cert)
             .unwrap();
-        net.nodes[b].space.welcomes(&mut net.crypto).unwrap();
+        net.nodes[b].space_mut().welcomes(&mut net.crypto).unwrap();
         net.send(b2, Item::Envelope(forged.clone()));
         net.settle(&[a, b, b2]);
         net.assert_converged(&[a, b, b2]);
@@ -839,24 +880,24 @@ fn device_forgery_and_global_revocation() {
             &SigningKey::from_seed(&net.nodes[b].user.seed()),
             clientful_core::identity::DeviceKeys {
                 signing: SigningKey::from_seed(
-                    &net.nodes[b2].space.identity().device.signing.seed(),
+                    &net.nodes[b2].space().identity().device.signing.seed(),
                 ),
                 x25519: clientful_core::keys::X25519Secret::from_bytes(
-                    &net.nodes[b2].space.identity().device.x25519.to_bytes(),
+                    &net.nodes[b2].space().identity().device.x25519.to_bytes(),
                 ),
             },
         )
         .unwrap();
         let bu = net.user_key(b);
-        let joined = SpaceReplica::new(*other.nodes[0].space.space_id(), b_id).unwrap();
+        let joined = SpaceReplica::new(*other.nodes[0].space().space_id(), b_id).unwrap();
         let ob2 = other.push_node(
             "B2",
             SigningKey::from_seed(&net.nodes[b].user.seed()),
             joined,
         );
-        let cert2 = other.nodes[ob2].space.identity().certificate.clone();
+        let cert2 = other.nodes[ob2].space().identity().certificate.clone();
         other.nodes[0]
-            .space
+            .space_mut()
             .add_member(
                 &mut other.crypto,
                 &bu,
@@ -869,16 +910,16 @@ fn device_forgery_and_global_revocation() {
         other.assert_converged(&[0, ob2]);
         // B2 is lost: revoked everywhere (B in space 1, P as admin in space 2).
         let b2id = net.device_id(b2);
-        let before1 = net.nodes[a].space.state().frontier.clone();
-        let before2 = other.nodes[0].space.state().frontier.clone();
+        let before1 = net.nodes[a].space().state().frontier.clone();
+        let before2 = other.nodes[0].space().state().frontier.clone();
         {
-            let r1 = &mut net.nodes[b].space;
+            let r1 = net.nodes[b].space_mut();
             let results =
                 revoke_device_everywhere(&mut net.crypto, &mut [r1], &b2id, |_| Vec::new());
             assert!(results.iter().all(|r| r.is_ok()));
         }
         {
-            let r2 = &mut other.nodes[0].space;
+            let r2 = other.nodes[0].space_mut();
             let results =
                 revoke_device_everywhere(&mut other.crypto, &mut [r2], &b2id, |_| Vec::new());
             assert!(results.iter().all(|r| r.is_ok()));
@@ -894,29 +935,29 @@ fn device_forgery_and_global_revocation() {
             assert!(!s.epochs[&cur].recipients.contains(&b2id));
         }
         // The revoked device keeps writing in space 2: rejected.
-        let stale = other.nodes[ob2].space.keys().all();
+        let stale = other.nodes[ob2].space().keys().all();
         let late = other.nodes[ob2]
-            .space
+            .space_mut()
             .seal_unchecked(&mut other.crypto, ops::CT_ACK, &[], &stale[0])
             .unwrap();
-        other.nodes[0].space.receive(&late);
+        other.nodes[0].space_mut().receive(&late);
         let lid = envelope::decode(&late).unwrap().id;
         assert!(matches!(
-            other.nodes[0].space.verdict(&lid),
+            other.nodes[0].space().verdict(&lid),
             Verdict::Void(ErrorClass::RemovedMember) | Verdict::Rejected(ErrorClass::RemovedMember)
         ));
         // And adds a device in space 1 after its revocation (it learned the new
         // key from a colluder): REMOVED_MEMBER.
         let to = epoch::Recipient {
             device_id: b2id,
-            x25519: net.nodes[b2].space.identity().device.x25519.public(),
+            x25519: net.nodes[b2].space().identity().device.x25519.public(),
         };
         let (sid, all) = (
-            *net.nodes[a].space.space_id(),
-            net.nodes[a].space.keys().all(),
+            *net.nodes[a].space().space_id(),
+            net.nodes[a].space().keys().all(),
         );
         let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
-        net.nodes[b2].space.receive_welcome(&leak).unwrap();
+        net.nodes[b2].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let (_, ncert) = net.certify(&SigningKey::from_seed(&net.nodes[b].user.seed()));
         let body = BodyBuilder(pb::MembershipOp {
@@ -924,9 +965,9 @@ fn device_forgery_and_global_revocation() {
             ..Default::default()
         })
         .encode();
-        let cur = net.nodes[b2].space.current_epoch().unwrap();
+        let cur = net.nodes[b2].space().current_epoch().unwrap();
         let by_revoked = net.nodes[b2]
-            .space
+            .space_mut()
             .seal_unchecked(&mut net.crypto, ops::CT_ADD_DEVICE, &body, &cur)
             .unwrap();
         net.broadcast(b2, Item::Envelope(by_revoked.clone()));
@@ -934,10 +975,10 @@ fn device_forgery_and_global_revocation() {
         let rid = envelope::decode(&by_revoked).unwrap().id;
         for n in [a, b] {
             assert_eq!(
-                net.nodes[n].space.verdict(&rid),
+                net.nodes[n].space().verdict(&rid),
                 Verdict::Rejected(ErrorClass::RemovedMember)
             );
-            assert_ne!(net.nodes[n].space.verdict(&fid), Verdict::Accepted);
+            assert_ne!(net.nodes[n].space().verdict(&fid), Verdict::Accepted);
         }
     }
 }
@@ -954,7 +995,7 @@ mod documents {
     use clientful_sim::rng::shuffle;
 
     fn membership(net: &MemberNet, n: usize) -> Membership {
-        let sp = &net.nodes[n].space;
+        let sp = net.nodes[n].space();
         Membership {
             view: sp.write_view(),
             keys: sp.keys().all(),
@@ -964,7 +1005,7 @@ mod documents {
     }
 
     fn replica(net: &MemberNet, n: usize, doc: [u8; 32]) -> Replica {
-        let sp = &net.nodes[n].space;
+        let sp = net.nodes[n].space();
         let mut r = Replica::new(ReplicaConfig {
             space_id: *sp.space_id(),
             doc_id: doc,
@@ -1016,14 +1057,19 @@ mod documents {
                 reps[0].receive(e);
             }
             let bu = net.user_key(b);
-            let b_key = net.nodes[b].space.identity().device.signing.public_bytes();
+            let b_key = net.nodes[b]
+                .space()
+                .identity()
+                .device
+                .signing
+                .public_bytes();
             let cut = clientful_core::membership::Cut {
                 device_id: net.device_id(b),
                 doc_id: doc,
                 seq: reps[0].chain_heights()[&b_key],
             };
             net.nodes[a]
-                .space
+                .space_mut()
                 .remove_member(&mut net.crypto, &bu, &[cut])
                 .unwrap();
             let concurrent = edit(&mut reps[1], "b-concurrent");
@@ -1058,14 +1104,14 @@ mod documents {
             // B gets the new key from a colluder and writes under it.
             let to = epoch::Recipient {
                 device_id: net.device_id(b),
-                x25519: net.nodes[b].space.identity().device.x25519.public(),
+                x25519: net.nodes[b].space().identity().device.x25519.public(),
             };
             let (sid, all) = (
-                *net.nodes[a].space.space_id(),
-                net.nodes[a].space.keys().all(),
+                *net.nodes[a].space().space_id(),
+                net.nodes[a].space().keys().all(),
             );
             let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
-            net.nodes[b].space.receive_welcome(&leak).unwrap();
+            net.nodes[b].space_mut().receive_welcome(&leak).unwrap();
             net.full_sync();
             reps[1].set_membership(membership(&net, b));
             let after = edit(&mut reps[1], "b-after");
@@ -1123,11 +1169,11 @@ mod documents {
             let doc = [0x24u8; 32];
             let bu = net.user_key(b);
             net.nodes[a]
-                .space
+                .space_mut()
                 .remove_member(&mut net.crypto, &bu, &[])
                 .unwrap();
-            let held_back = net.nodes[a].space.drain_outbox();
-            net.nodes[c].space.rotate(&mut net.crypto).unwrap();
+            let held_back = net.nodes[a].space_mut().drain_outbox();
+            net.nodes[c].space_mut().rotate(&mut net.crypto).unwrap();
             net.flush(c);
             net.run_random();
             // B holds C's epoch and writes under it.

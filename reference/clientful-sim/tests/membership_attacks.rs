@@ -49,7 +49,7 @@ fn redeem(net: &mut MemberNet, name: &str, code: &[u8], role: Role) -> usize {
 
 fn is_member(net: &MemberNet, observer: usize, user_of: usize) -> bool {
     net.nodes[observer]
-        .space
+        .space()
         .state()
         .members
         .contains_key(&net.user_key(user_of))
@@ -64,7 +64,7 @@ fn used_single_use_invite_admits_nobody() {
     for seed in 0..SEEDS {
         let (mut net, mut idx) = group(seed, &[("D", Role::Admin)]);
         let code = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), true, 0)
             .unwrap();
         net.settle(&idx);
@@ -75,7 +75,7 @@ fn used_single_use_invite_admits_nobody() {
         assert!(is_member(&net, 0, bob), "seed {seed}: bob admitted");
         if seed % 2 == 0 {
             // Membership traffic between the two redemptions.
-            net.nodes[0].space.rotate(&mut net.crypto).unwrap();
+            net.nodes[0].space_mut().rotate(&mut net.crypto).unwrap();
             net.settle(&idx);
         }
         let carol = redeem(&mut net, "carol", &code, Role::Writer);
@@ -87,11 +87,11 @@ fn used_single_use_invite_admits_nobody() {
         assert!(s.members.contains_key(&net.user_key(bob)), "seed {seed}");
         assert!(!s.members.contains_key(&net.user_key(carol)), "seed {seed}");
         assert!(s.members[&net.user_key(bob)].settled);
-        let refused = net.nodes[0].space.refused_redemptions();
+        let refused = net.nodes[0].space().refused_redemptions();
         assert_eq!(refused.len(), 1, "seed {seed}: carol is reported refused");
         assert_eq!(refused[0].1, net.user_key(carol));
-        assert!(net.nodes[carol].space.keys().is_empty(), "seed {seed}");
-        assert!(net.nodes[bob].space.current_epoch().is_some());
+        assert!(net.nodes[carol].space().keys().is_empty(), "seed {seed}");
+        assert!(net.nodes[bob].space().current_epoch().is_some());
     }
 }
 
@@ -105,7 +105,7 @@ fn single_use_concurrent_admissions_have_one_winner() {
         let (mut net, idx) = group(seed, &[("D", Role::Admin)]);
         let (a, d) = (idx[0], idx[1]);
         let code = net.nodes[a]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), true, 0)
             .unwrap();
         net.settle(&idx);
@@ -117,7 +117,7 @@ fn single_use_concurrent_admissions_have_one_winner() {
         let red = |net: &MemberNet, u: usize| {
             let user = net.user_key(u);
             *net.nodes[a]
-                .space
+                .space()
                 .state()
                 .redemptions
                 .iter()
@@ -126,8 +126,14 @@ fn single_use_concurrent_admissions_have_one_winner() {
                 .0
         };
         let (r1, r2) = (red(&net, u1), red(&net, u2));
-        net.nodes[a].space.admit(&mut net.crypto, &r1).unwrap();
-        net.nodes[d].space.admit(&mut net.crypto, &r2).unwrap();
+        net.nodes[a]
+            .space_mut()
+            .admit(&mut net.crypto, &r1)
+            .unwrap();
+        net.nodes[d]
+            .space_mut()
+            .admit(&mut net.crypto, &r2)
+            .unwrap();
         let mut actors = idx.clone();
         actors.extend([u1, u2]);
         net.settle(&actors);
@@ -139,9 +145,9 @@ fn single_use_concurrent_admissions_have_one_winner() {
         let mut all = idx.clone();
         all.push(winner);
         net.assert_converged(&all);
-        assert!(net.nodes[loser].space.keys().is_empty());
+        assert!(net.nodes[loser].space().keys().is_empty());
         for &n in &idx {
-            let refused = net.nodes[n].space.refused_redemptions();
+            let refused = net.nodes[n].space().refused_redemptions();
             assert_eq!(refused.len(), 1, "seed {seed}: refusal reported");
             assert_eq!(refused[0].1, net.user_key(loser));
         }
@@ -149,7 +155,7 @@ fn single_use_concurrent_admissions_have_one_winner() {
 }
 
 fn membership(net: &MemberNet, n: usize) -> Membership {
-    let sp = &net.nodes[n].space;
+    let sp = net.nodes[n].space();
     Membership {
         view: sp.write_view(),
         keys: sp.keys().all(),
@@ -162,7 +168,7 @@ fn membership(net: &MemberNet, n: usize) -> Membership {
 }
 
 fn doc_replica(net: &MemberNet, n: usize, doc: [u8; 32]) -> Replica {
-    let sp = &net.nodes[n].space;
+    let sp = net.nodes[n].space();
     let mut r = Replica::new(ReplicaConfig {
         space_id: *sp.space_id(),
         doc_id: doc,
@@ -187,7 +193,7 @@ fn edit(r: &mut Replica, text: &str) -> Vec<u8> {
 /// The removal cut of `node`'s device from the document replicas `reps`.
 fn cut_of(net: &MemberNet, node: usize, reps: &[&Replica]) -> Vec<Cut> {
     let key = net.nodes[node]
-        .space
+        .space()
         .identity()
         .device
         .signing
@@ -221,14 +227,14 @@ fn removed_member_cannot_keep_writing() {
         let before = edit(&mut rb, "b-before ");
         ra.receive(&before);
         rc.receive(&before);
-        let old = net.nodes[b].space.current_epoch().unwrap();
+        let old = net.nodes[b].space().current_epoch().unwrap();
         // C is offline: the removal reaches her late.
         net.offline[c] = true;
         let bu = net.user_key(b);
         let cuts = cut_of(&net, b, &[&ra]);
         assert_eq!(cuts.len(), 1);
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &cuts)
             .unwrap();
         net.settle(&[a]);
@@ -239,9 +245,9 @@ fn removed_member_cannot_keep_writing() {
             later.push(edit(&mut rb, &format!("b-later-{i} ")));
         }
         let mut rb_new = Replica::new(ReplicaConfig {
-            space_id: *net.nodes[b].space.space_id(),
+            space_id: *net.nodes[b].space().space_id(),
             doc_id: new_doc,
-            device: SigningKey::from_seed(&net.nodes[b].space.identity().device.signing.seed()),
+            device: SigningKey::from_seed(&net.nodes[b].space().identity().device.signing.seed()),
             epoch: old.clone(),
             old_epochs: vec![],
             signers: vec![],
@@ -314,12 +320,12 @@ fn withheld_removal_is_repaired() {
     for seed in 0..SEEDS {
         let (mut net, idx) = group(seed, &[("B", Role::Writer), ("C", Role::Writer)]);
         let (a, b, c) = (idx[0], idx[1], idx[2]);
-        let old = net.nodes[c].space.current_epoch().unwrap();
+        let old = net.nodes[c].space().current_epoch().unwrap();
         // Withheld: carol is cut off while alice removes bob.
         net.offline[c] = true;
         let bu = net.user_key(b);
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &bu, &[])
             .unwrap();
         net.settle(&[a]);
@@ -327,26 +333,26 @@ fn withheld_removal_is_repaired() {
         net.drop_queued_to(c);
         net.offline[c] = false;
         assert_eq!(
-            net.nodes[c].space.current_epoch().unwrap().id(),
+            net.nodes[c].space().current_epoch().unwrap().id(),
             old.id(),
             "seed {seed}: carol still writes under the old epoch"
         );
         // Repair: alice uploads her objects again (a full sync from her).
         net.settle(&[a, c]);
-        let new = net.nodes[c].space.current_epoch().unwrap();
+        let new = net.nodes[c].space().current_epoch().unwrap();
         assert_ne!(
             new.id(),
             old.id(),
             "seed {seed}: carol learned the new epoch"
         );
-        assert_eq!(new.id(), net.nodes[a].space.current_epoch().unwrap().id());
+        assert_eq!(new.id(), net.nodes[a].space().current_epoch().unwrap().id());
         net.assert_converged(&[a, c]);
         // What carol writes now, bob cannot open with anything he holds.
         let sealed = envelope::seal(
-            &SigningKey::from_seed(&net.nodes[c].space.identity().device.signing.seed()),
+            &SigningKey::from_seed(&net.nodes[c].space().identity().device.signing.seed()),
             &new,
             &envelope::SealRequest {
-                space_id: *net.nodes[c].space.space_id(),
+                space_id: *net.nodes[c].space().space_id(),
                 doc_id: [7u8; 32],
                 seq: 1,
                 prev: None,
@@ -357,8 +363,8 @@ fn withheld_removal_is_repaired() {
             &mut net.crypto,
         )
         .unwrap();
-        assert!(!net.nodes[b].space.keys().contains(new.id()));
-        let bob_keys = net.nodes[b].space.keys().all();
+        assert!(!net.nodes[b].space().keys().contains(new.id()));
+        let bob_keys = net.nodes[b].space().keys().all();
         assert!(bob_keys.iter().all(|k| k.id() != new.id()));
         let d = envelope::decode(&sealed.bytes).unwrap();
         assert_eq!(d.header.epoch_id, *new.id());
@@ -375,11 +381,11 @@ fn seniority_follows_admission() {
         let mut net = MemberNet::new(seed, "A");
         let mut idx = vec![0];
         let i1 = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Admin, &Scope::whole(), true, 0)
             .unwrap();
         let i2 = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Admin, &Scope::whole(), true, 0)
             .unwrap();
         let (first, last) = if seed % 2 == 0 {
@@ -393,7 +399,7 @@ fn seniority_follows_admission() {
         idx.push(dave);
         net.settle(&idx);
         // Membership traffic before eve shows up.
-        net.nodes[0].space.rotate(&mut net.crypto).unwrap();
+        net.nodes[0].space_mut().rotate(&mut net.crypto).unwrap();
         net.settle(&idx);
         let eve = redeem(&mut net, "eve", last, Role::Admin);
         net.run_random();
@@ -401,11 +407,11 @@ fn seniority_follows_admission() {
         net.settle(&idx);
         let (du, eu) = (net.user_key(dave), net.user_key(eve));
         let x = net.nodes[dave]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &eu, &[])
             .unwrap();
         let y = net.nodes[eve]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &du, &[])
             .unwrap();
         net.flush_all();
@@ -414,9 +420,9 @@ fn seniority_follows_admission() {
         let s = net.assert_converged(&[0, dave]);
         assert!(s.members.contains_key(&du), "seed {seed}: dave stays");
         assert!(s.removed.contains_key(&eu), "seed {seed}: eve is removed");
-        assert_eq!(net.nodes[0].space.verdict(&x), Verdict::Accepted);
+        assert_eq!(net.nodes[0].space().verdict(&x), Verdict::Accepted);
         assert_eq!(
-            net.nodes[0].space.verdict(&y),
+            net.nodes[0].space().verdict(&y),
             Verdict::Void(ErrorClass::RemovedMember)
         );
     }
@@ -430,7 +436,7 @@ fn late_redemption_does_not_unsettle() {
     for seed in 0..SEEDS {
         let mut net = MemberNet::new(seed, "A");
         let i1 = net.nodes[0]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Admin, &Scope::whole(), false, 0)
             .unwrap();
         let mut idx = vec![0];
@@ -438,14 +444,14 @@ fn late_redemption_does_not_unsettle() {
             let (n, cert) = net.new_user(name);
             let u = net.user_key(n);
             net.nodes[0]
-                .space
+                .space_mut()
                 .add_member(&mut net.crypto, &u, Role::Writer, &Scope::whole(), &[cert])
                 .unwrap();
             idx.push(n);
             net.settle(&idx);
         }
         let (dave, carol) = (idx[1], idx[2]);
-        assert!(net.nodes[0].space.state().members[&net.user_key(dave)].settled);
+        assert!(net.nodes[0].space().state().members[&net.user_key(dave)].settled);
         let eve = redeem(&mut net, "eve", &i1, Role::Admin);
         net.run_random();
         net.settle(&[0, dave, carol]);
@@ -453,7 +459,7 @@ fn late_redemption_does_not_unsettle() {
         assert!(is_member(&net, 0, eve), "seed {seed}: eve admitted");
         let cu = net.user_key(carol);
         net.nodes[0]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &cu, &[])
             .unwrap();
         net.settle(&[0, dave]);
@@ -463,12 +469,12 @@ fn late_redemption_does_not_unsettle() {
             "seed {seed}: dave stays settled"
         );
         assert!(
-            net.nodes[dave].space.locked_out_epochs().is_empty(),
+            net.nodes[dave].space().locked_out_epochs().is_empty(),
             "seed {seed}: dave is not locked out"
         );
         assert_eq!(
-            net.nodes[dave].space.current_epoch().map(|k| *k.id()),
-            net.nodes[0].space.current_epoch().map(|k| *k.id()),
+            net.nodes[dave].space().current_epoch().map(|k| *k.id()),
+            net.nodes[0].space().current_epoch().map(|k| *k.id()),
             "seed {seed}: dave holds the new epoch"
         );
     }
@@ -483,15 +489,15 @@ fn closed_invites_admit_nobody() {
         let (mut net, mut idx) = group(seed, &[("C", Role::Admin), ("E", Role::Admin)]);
         let (a, c, e) = (idx[0], idx[1], idx[2]);
         let revoked = net.nodes[a]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), false, 0)
             .unwrap();
         let by_demoted = net.nodes[c]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), false, 0)
             .unwrap();
         let by_removed = net.nodes[e]
-            .space
+            .space_mut()
             .create_invite(&mut net.crypto, Role::Writer, &Scope::whole(), false, 0)
             .unwrap();
         net.settle(&idx);
@@ -503,17 +509,17 @@ fn closed_invites_admit_nobody() {
                 .public_bytes()
         };
         net.nodes[a]
-            .space
+            .space_mut()
             .revoke_invite(&mut net.crypto, &key(&revoked))
             .unwrap();
         let cu = net.user_key(c);
         net.nodes[a]
-            .space
+            .space_mut()
             .change_role(&mut net.crypto, &cu, Role::Writer, &Scope::whole())
             .unwrap();
         let eu = net.user_key(e);
         net.nodes[a]
-            .space
+            .space_mut()
             .remove_member(&mut net.crypto, &eu, &[])
             .unwrap();
         idx.retain(|n| *n != e);
@@ -529,9 +535,9 @@ fn closed_invites_admit_nobody() {
         let s = net.assert_converged(&idx);
         for &n in &strangers {
             assert!(!s.members.contains_key(&net.user_key(n)), "seed {seed}");
-            assert!(net.nodes[n].space.keys().is_empty());
+            assert!(net.nodes[n].space().keys().is_empty());
         }
-        assert_eq!(net.nodes[a].space.refused_redemptions().len(), 3);
+        assert_eq!(net.nodes[a].space().refused_redemptions().len(), 3);
         for i in s.invites.values() {
             assert!(i.closed || i.revoked, "seed {seed}: every invite is closed");
         }

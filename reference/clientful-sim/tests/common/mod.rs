@@ -13,7 +13,7 @@ pub fn group(seed: u64, names: &[(&str, Role)]) -> (MemberNet, Vec<usize>) {
         let (n, cert) = net.new_user(name);
         let user = net.user_key(n);
         net.nodes[0]
-            .space
+            .space_mut()
             .add_member(&mut net.crypto, &user, *role, &Scope::whole(), &[cert])
             .expect("add");
         idx.push(n);

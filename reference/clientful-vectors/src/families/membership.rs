@@ -12,8 +12,9 @@ use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::ops::{self, BodyBuilder};
 use clientful_core::membership::space::{Identity, Outgoing};
-use clientful_core::membership::{FollowUpPolicy, Received, Role, Scope, SpaceReplica, Verdict};
+use clientful_core::membership::{Received, Role, Scope, SpaceReplica, Verdict};
 use clientful_proto::v1 as pb;
+use clientful_session::{Session, SessionConfig, Transport};
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Value, json};
 
@@ -28,10 +29,25 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// A device of a [`Group`]: a session core that hands its items out as they
+/// are ([`Transport::Direct`]); every random draw comes from the group's stream.
+fn session(replica: SpaceReplica) -> Result<Session, String> {
+    let device_key = replica.identity().device.signing.public_bytes();
+    let cfg = SessionConfig {
+        replica,
+        device_key,
+        lobbies: Vec::new(),
+        links: Vec::new(),
+        confirm_admissions: false,
+        rng_seed: [0; 32],
+    };
+    Session::with_transport(cfg, Transport::Direct).map_err(err)
+}
+
 /// A few devices exchanging operations reliably, in order.
 struct Group {
     rng: ChaCha20Rng,
-    reps: Vec<SpaceReplica>,
+    reps: Vec<Session>,
     users: Vec<SigningKey>,
     log: Vec<Vec<u8>>,
 }
@@ -47,7 +63,7 @@ impl Group {
         let user = SigningKey::generate(&mut g.rng);
         let me = Identity::new(&user, DeviceKeys::generate(&mut g.rng)).map_err(err)?;
         let r = SpaceReplica::create(&mut g.rng, me).map_err(err)?;
-        g.reps.push(r);
+        g.reps.push(session(r)?);
         g.users.push(user);
         g.flush(0);
         Ok(g)
@@ -62,8 +78,8 @@ impl Group {
         let user = SigningKey::generate(&mut self.rng);
         let me = Identity::new(&user, DeviceKeys::generate(&mut self.rng)).map_err(err)?;
         let cert = me.certificate.clone();
-        self.reps
-            .push(SpaceReplica::new(self.space_id(), me).map_err(err)?);
+        let r = SpaceReplica::new(self.space_id(), me).map_err(err)?;
+        self.reps.push(session(r)?);
         self.users.push(user);
         Ok((self.reps.len() - 1, cert))
     }
@@ -80,7 +96,12 @@ impl Group {
         let out = self
             .reps
             .get_mut(from)
-            .map(SpaceReplica::drain_outbox)
+            .map(|s| {
+                // A direct session never fails to flush; no local store here.
+                let _ = s.flush();
+                while s.poll_persist().is_some() {}
+                std::iter::from_fn(|| s.poll_direct()).collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         for o in &out {
             if let Outgoing::Envelope(e) = o {
@@ -94,17 +115,17 @@ impl Group {
         let Some(r) = self.reps.get_mut(to) else {
             return;
         };
-        let device = r.identity().device_id();
+        let device = r.replica().identity().device_id();
         for o in out {
             match o {
                 Outgoing::KeyMessage(k) => {
-                    let _ = r.receive_key_message(k);
+                    let _ = r.handle_key_message(k);
                 }
                 Outgoing::Envelope(e) => {
-                    r.receive(e);
+                    r.handle_envelope(e);
                 }
                 Outgoing::Welcome { device_id, bytes } if *device_id == device => {
-                    let _ = r.receive_welcome(bytes);
+                    let _ = r.handle_welcome(bytes);
                 }
                 Outgoing::Welcome { .. } => {}
             }
@@ -134,7 +155,9 @@ impl Group {
             }
             // Full sync: every envelope and key message to everyone in `who`.
             for &i in who {
-                let Some(r) = self.reps.get(i) else { continue };
+                let Some(r) = self.reps.get(i).map(Session::replica) else {
+                    continue;
+                };
                 let mut out: Vec<Outgoing> = r
                     .key_messages()
                     .into_iter()
@@ -152,11 +175,8 @@ impl Group {
                 let Some(r) = self.reps.get_mut(i) else {
                     continue;
                 };
-                // The one follow-up policy (admissions, acks, healing, welcomes).
-                if r.follow_up(&mut self.rng, &FollowUpPolicy::default())
-                    .map_err(err)?
-                    .wrote()
-                {
+                // The session's follow-ups (admissions, acks, healing, welcomes).
+                if r.follow_up_with(&mut self.rng, None).map_err(err)?.wrote() {
                     progress = true;
                 }
             }
@@ -170,6 +190,7 @@ impl Group {
     fn rep(&mut self, i: usize) -> Result<&mut SpaceReplica, String> {
         self.reps
             .get_mut(i)
+            .map(Session::replica_mut)
             .ok_or_else(|| "no such device".to_string())
     }
 
@@ -187,7 +208,7 @@ impl Group {
     fn all_keys(&self) -> Vec<EpochKey> {
         let mut keys: Vec<EpochKey> = Vec::new();
         for r in &self.reps {
-            for k in r.keys().all() {
+            for k in r.replica().keys().all() {
                 if !keys.iter().any(|x| x.id() == k.id()) {
                     keys.push(k);
                 }
@@ -201,7 +222,7 @@ impl Group {
     fn input(&self, order: &[usize]) -> Value {
         json!({
             "spaceId": hex(self.space_id()),
-            "genesis": self.reps.first().and_then(SpaceReplica::genesis).map(hex),
+            "genesis": self.reps.first().and_then(|s| s.replica().genesis()).map(hex),
             "epochSecrets": self.all_keys().iter().map(|k| hex(k.secret())).collect::<Vec<_>>(),
             "log": order.iter().filter_map(|i| self.log.get(*i)).map(hex).collect::<Vec<_>>(),
         })
@@ -576,7 +597,13 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let log_now: Vec<Outgoing> = g
         .reps
         .first()
-        .map(|r0| r0.envelopes().into_iter().map(Outgoing::Envelope).collect())
+        .map(|r0| {
+            r0.replica()
+                .envelopes()
+                .into_iter()
+                .map(Outgoing::Envelope)
+                .collect()
+        })
         .unwrap_or_default();
     g.deliver(w, &log_now);
     let cur = g.rep(0)?.current_epoch().ok_or("no epoch")?;
@@ -816,7 +843,7 @@ fn redeem(g: &mut Group, code: &[u8], role: Role) -> Result<usize, String> {
     let mut rng = g.rng.clone();
     let r = SpaceReplica::redeem(&mut rng, code, me, role).map_err(err)?;
     g.rng = rng;
-    g.reps.push(r);
+    g.reps.push(session(r)?);
     g.users.push(user);
     let i = g.reps.len() - 1;
     let _ = g.take(i);
@@ -1212,11 +1239,11 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     let carriers = g.rep(0)?.key_message_carriers(&mut rng, &km).map_err(err)?;
     let (_, km_carrier) = carriers.first().cloned().ok_or("no carrier")?;
     let new = g.rep(0)?.current_epoch().ok_or("no new epoch")?;
-    let me0 = g.reps.first().ok_or("no creator")?;
+    let me0 = g.reps.first().map(Session::replica).ok_or("no creator")?;
     let device0 = SigningKey::from_seed(&me0.identity().device.signing.seed());
     // A welcome sealed to c, carried under the new epoch (b opens the carrier, not the box).
     let to_c = {
-        let r = g.reps.get(c).ok_or("no c")?;
+        let r = g.reps.get(c).map(Session::replica).ok_or("no c")?;
         Recipient {
             device_id: r.identity().device_id(),
             x25519: r.identity().verified.device_x25519,
@@ -1254,11 +1281,11 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     // welcome, and in a key message no rotation commits to (KEY-18).
     let private = epoch::new_epoch(&mut rng, &g.space_id()).map_err(err)?;
     let device_c = {
-        let r = g.reps.get(c).ok_or("no c")?;
+        let r = g.reps.get(c).map(Session::replica).ok_or("no c")?;
         SigningKey::from_seed(&r.identity().device.signing.seed())
     };
     let to_b = {
-        let r = g.reps.get(b).ok_or("no b")?;
+        let r = g.reps.get(b).map(Session::replica).ok_or("no b")?;
         Recipient {
             device_id: r.identity().device_id(),
             x25519: r.identity().verified.device_x25519,
@@ -1293,7 +1320,7 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     .map_err(err)?;
     g.rng = rng;
     let device_of = |i: usize| -> Result<Value, String> {
-        let r = g.reps.get(i).ok_or("no device")?;
+        let r = g.reps.get(i).map(Session::replica).ok_or("no device")?;
         let u = g.users.get(i).ok_or("no user")?;
         Ok(json!({
             "userSeed": hex(u.seed().as_ref()),

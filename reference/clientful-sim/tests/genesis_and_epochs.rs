@@ -301,3 +301,67 @@ fn private_epoch_splits_nobody() {
         }
     }
 }
+
+/// Finding 3 follow-up (KEY-20..KEY-22): a welcome must come from an active
+/// member device. An outsider (a user never added, on even seeds) or a removed
+/// member holding the epoch its removal created (a stolen secret, on odd seeds)
+/// welcomes a newcomer N before N's addition. Every honest welcome still
+/// arrives; N reports the foreign welcome as evidence once its log shows who
+/// stood, and converges with everyone.
+#[test]
+fn welcome_from_non_member_is_evidence() {
+    for seed in 0..SEEDS {
+        let (mut net, mut idx) = group(seed, &[("B", Role::Writer), ("C", Role::Writer)]);
+        let (a, c) = (idx[0], idx[2]);
+        let space_id = *net.nodes[a].space.space_id();
+        let forger = if seed % 2 == 0 {
+            let (o, _) = net.new_user("O");
+            o
+        } else {
+            let user_c = net.user_key(c);
+            net.nodes[a]
+                .space
+                .remove_member(&mut net.crypto, &user_c, &[])
+                .unwrap();
+            idx.retain(|&n| n != c);
+            net.settle(&idx);
+            c
+        };
+        let stolen = net.nodes[a].space.current_epoch().unwrap();
+        let (n, cert) = net.new_user("N");
+        let to_n = recipient(&net, n);
+        let w = epoch::welcome(
+            &mut net.crypto,
+            &space_id,
+            &to_n,
+            std::slice::from_ref(&stolen),
+        )
+        .unwrap();
+        let _ = forger;
+        net.send(n, Item::Welcome(w));
+        let user_n = net.user_key(n);
+        net.nodes[a]
+            .space
+            .add_member(
+                &mut net.crypto,
+                &user_n,
+                Role::Writer,
+                &Scope::whole(),
+                &[cert],
+            )
+            .unwrap();
+        idx.push(n);
+        net.settle(&idx);
+        let s = net.assert_converged(&idx);
+        assert!(s.members.contains_key(&user_n), "seed {seed}: N added");
+        assert_eq!(
+            net.nodes[n].space.current_epoch().map(|e| *e.id()),
+            net.nodes[a].space.current_epoch().map(|e| *e.id()),
+            "seed {seed}: N holds the current epoch (honest welcome)"
+        );
+        assert!(
+            !net.nodes[n].space.alarms().is_empty(),
+            "seed {seed}: the welcome from a non-member is reported"
+        );
+    }
+}

@@ -552,6 +552,48 @@ fn print_sync(r: &clientful::SyncReport) {
     for line in alert_lines(r) {
         println!("{line}");
     }
+    for line in evidence_lines(&r.membership_alarms) {
+        println!("{line}");
+    }
+}
+
+/// One line per piece of membership evidence (MEM-27, KEY-7, KEY-22), in
+/// full hex so it can be quoted to the other members.
+pub fn evidence_lines(alarms: &[clientful::MembershipAlarm]) -> Vec<String> {
+    use clientful::MembershipAlarm as A;
+    alarms
+        .iter()
+        .filter_map(|a| {
+            if let A::RivalGenesis { op, author } = a {
+                Some(format!(
+                    "EVIDENCE: rival genesis {} (signed by device key {}): a second CREATE_SPACE for this space id, rejected; this device keeps the genesis it pinned. Whoever signed it holds a device key the creator's user key certified (stolen, revoked or never added): the creator should revoke it and tell the members (MEM-26, MEM-27)",
+                    hex::encode(op),
+                    hex::encode(author)
+                ))
+            } else if let A::ForeignWelcome {
+                device_id, class, ..
+            } = a
+            {
+                Some(format!(
+                    "EVIDENCE: welcome from device {} that was not an active member ({}): its key secrets were dropped unless the membership log vouches for them (KEY-21, KEY-22)",
+                    hex::encode(device_id),
+                    clientful_core::error::class_name(*class)
+                ))
+            } else if let A::KeyMismatch {
+                epoch_id,
+                key_message,
+            } = a
+            {
+                Some(format!(
+                    "EVIDENCE: key message {} gave this device a secret that does not match epoch {}: not used (KEY-7)",
+                    hex::encode(key_message),
+                    hex::encode(epoch_id)
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Exit code of `sync` when storage withheld, rolled back or forked files

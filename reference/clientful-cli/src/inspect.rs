@@ -216,6 +216,13 @@ pub fn doctor_report(sp: &mut SpaceSession) -> Result<()> {
         }
         None => println!("key-epoch authenticator: no current key on this device"),
     }
+    let evidence = crate::app::evidence_lines(sp.membership_alarms());
+    if evidence.is_empty() {
+        println!("membership evidence: none");
+    }
+    for line in evidence {
+        println!("{line}");
+    }
     for d in sp.documents()? {
         match sp.document(&d.id) {
             Ok(doc) => println!(

@@ -33,14 +33,15 @@ pub fn recipient(certificate: &[u8]) -> Result<Recipient, String> {
 /// a `CREATE_SPACE` with the creator's user key and the nonce of the real
 /// genesis (read from `genesis_env` with the creator's exported secrets), so
 /// the same space id, re-sealed until its envelope id is below the real one.
-/// Returns the rival envelope and its first epoch.
+/// Returns the rival envelope, its first epoch and the rival's signing device
+/// (its key and certificate), which signs the welcomes handing that epoch out.
 pub fn rival_genesis(
     rng: &mut ChaCha20Rng,
     space_id: [u8; 32],
     genesis_env: &[u8],
     secrets: &[EpochKey],
     creator_user_seed: &[u8; 32],
-) -> Result<(Vec<u8>, EpochKey), String> {
+) -> Result<(Vec<u8>, EpochKey, (SigningKey, Vec<u8>)), String> {
     let real = envelope::decode(genesis_env).map_err(err)?.id;
     // Read the nonce as a member would: open the genesis.
     let creator = SigningKey::from_seed(creator_user_seed);
@@ -73,14 +74,47 @@ pub fn rival_genesis(
         key_message: km_id,
     })
     .encode();
+    let signer = (
+        SigningKey::from_seed(&me.device.signing.seed()),
+        me.certificate.clone(),
+    );
     let m = SpaceReplica::new(space_id, me).map_err(err)?;
     for _ in 0..256 {
         let bytes = m
             .seal_unchecked(rng, ops::CT_CREATE_SPACE, &body, &e)
             .map_err(err)?;
         if envelope::decode(&bytes).map_err(err)?.id < real {
-            return Ok((bytes, e));
+            return Ok((bytes, e, signer));
         }
     }
     Err("no rival id below the genesis in 256 tries".into())
+}
+
+/// A welcome (KEY-20) signed by `signer` (a device key and its certificate),
+/// claiming the standing `added_by` gives it (KEY-21), sealed to `to`.
+pub fn signed_welcome(
+    rng: &mut ChaCha20Rng,
+    space_id: &[u8; 32],
+    signer: &(SigningKey, Vec<u8>),
+    added_by: [u8; 32],
+    to: &Recipient,
+    epochs: &[EpochKey],
+) -> Result<Vec<u8>, String> {
+    let s = epoch::WelcomeSigner {
+        signing: &signer.0,
+        certificate: &signer.1,
+        added_by,
+    };
+    epoch::welcome(rng, space_id, &s, to, epochs).map_err(err)
+}
+
+/// A device key of a fresh user, never added to any space, and its
+/// certificate: the signer of welcomes handed out by someone outside the log.
+pub fn outsider(rng: &mut ChaCha20Rng) -> Result<(SigningKey, Vec<u8>), String> {
+    let user = SigningKey::generate(rng);
+    let me = Identity::new(&user, DeviceKeys::generate(rng)).map_err(err)?;
+    Ok((
+        SigningKey::from_seed(&me.device.signing.seed()),
+        me.certificate,
+    ))
 }

@@ -810,7 +810,7 @@ impl Run<'_, '_> {
                     str_of(step, "as")?,
                     self.seed,
                 )));
-                let (rival, e) = crate::attacks::rival_genesis(
+                let (rival, e, signer) = crate::attacks::rival_genesis(
                     &mut rng,
                     space_id,
                     &genesis_env,
@@ -819,16 +819,24 @@ impl Run<'_, '_> {
                 )
                 .map_err(fail)?;
                 let want = str_of(step, "expect")?.to_string();
+                // The rival's device signs the welcomes, naming the rival as
+                // the operation that added it: never accepted, so the welcome
+                // stays unchecked and its secret a candidate (KEY-21).
+                let rival_id = envelope::decode(&rival)
+                    .map_err(|e| fail(e.to_string()))?
+                    .id;
                 for to in names(step, "to")? {
                     let r =
                         crate::attacks::recipient(&self.info(&to)?.certificate).map_err(fail)?;
-                    let w = clientful_core::membership::epoch::welcome(
+                    let w = crate::attacks::signed_welcome(
                         &mut rng,
                         &space_id,
+                        &signer,
+                        rival_id,
                         &r,
                         std::slice::from_ref(&e),
                     )
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(fail)?;
                     self.deliver_space(
                         &to,
                         pb::SpaceItem {
@@ -889,13 +897,19 @@ impl Run<'_, '_> {
                     }
                 } else {
                     for (t, r) in to.iter().zip(&recipients) {
-                        let w = clientful_core::membership::epoch::welcome(
+                        // Signed by a device outside the log (the runner holds no
+                        // member's key), naming no accepted operation: the
+                        // secret is a candidate either way (KEY-18, KEY-21).
+                        let signer = crate::attacks::outsider(&mut rng).map_err(fail)?;
+                        let w = crate::attacks::signed_welcome(
                             &mut rng,
                             &space_id,
+                            &signer,
+                            [0; 32],
                             r,
                             std::slice::from_ref(&e),
                         )
-                        .map_err(|e| fail(e.to_string()))?;
+                        .map_err(fail)?;
                         items.push((
                             t.clone(),
                             pb::SpaceItemKind::Welcome,

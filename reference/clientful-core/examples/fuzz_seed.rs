@@ -353,9 +353,15 @@ fn membership_seeds() -> Result<Vec<Vec<u8>>> {
         .iter()
         .filter_map(|k| epoch::epoch_key(&FUZZ_SPACE_ID, k.secret()).ok())
         .collect();
+    let signer = epoch::WelcomeSigner {
+        signing: &ra.identity().device.signing,
+        certificate: &ra.identity().certificate,
+        added_by: ra.state().genesis.unwrap_or_default(),
+    };
     out.push(epoch::welcome(
         &mut rng,
         &FUZZ_SPACE_ID,
+        &signer,
         &fuzz_device,
         &fuzz_space_keys,
     )?);

@@ -48,6 +48,7 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::KeyMessage>(data, &wire::KEY_MESSAGE);
     check_schema::<pb::SealedKey>(data, &wire::SEALED_KEY);
     check_schema::<pb::Welcome>(data, &wire::WELCOME);
+    check_schema::<pb::SignedWelcome>(data, &wire::SIGNED_WELCOME);
     check_schema::<pb::InviteCode>(data, &wire::INVITE_CODE);
     check_schema::<pb::BrokerFrame>(data, &wire::BROKER_FRAME);
     check_schema::<pb::RoomMessage>(data, &wire::ROOM_MESSAGE);

@@ -127,6 +127,7 @@ pub const ALL: &[&str] = &[
     AAD_EPHEMERAL,
     SIG_EPHEMERAL,
     SIG_STORAGE_CHECKPOINT,
+    SIG_WELCOME,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).
@@ -157,6 +158,8 @@ pub const KDF_EPOCH_AUTHENTICATOR: &str = "kdf/epoch-authenticator";
 pub const DIGEST_MEMBERSHIP: &str = "digest/membership";
 /// Document id of a space's key-delivery document (KEY-14).
 pub const ID_DELIVERY_DOC: &str = "id/delivery-doc";
+/// A welcome signed by the sending member device (KEY-20).
+pub const SIG_WELCOME: &str = "sig/welcome";
 
 /// The labels chapter 11 (membership and keys) registers. Also in [`ALL`].
 pub const MEMBERSHIP: &[&str] = &[
@@ -174,6 +177,7 @@ pub const MEMBERSHIP: &[&str] = &[
     SIG_INVITE_REDEEM,
     KDF_EPOCH_AUTHENTICATOR,
     DIGEST_MEMBERSHIP,
+    SIG_WELCOME,
 ];
 
 /// The prefix of `M(label, content)` up to (not including) the content.

@@ -46,6 +46,6 @@ pub use error::{
 };
 pub use identity::{Client, Profile};
 pub use space::{
-    Alarm, Change, CompactReport, DocInfo, InviteInfo, MemberInfo, SpaceSession, StaleWriter,
-    SyncReport, Withholding,
+    Alarm, Change, CompactReport, DocInfo, InviteInfo, MemberInfo, MembershipAlarm, SpaceSession,
+    StaleWriter, SyncReport, Withholding,
 };

@@ -59,7 +59,7 @@ fn genesis_of(net: &MemberNet, n: usize) -> ([u8; 32], [u8; 32]) {
 /// `CREATE_SPACE` with the creator's user key and the genesis nonce (so the
 /// same space id), re-sealed until its envelope id is below the real one.
 /// Returns the rival envelope and the rival's first epoch.
-fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32]) {
+fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32], (SigningKey, Vec<u8>)) {
     let (real, nonce) = genesis_of(net, 0);
     let space_id = *net.nodes[0].space().space_id();
     let creator = SigningKey::from_seed(&net.nodes[0].user.seed());
@@ -85,13 +85,17 @@ fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32]) {
     })
     .rotation(&rotation)
     .encode();
+    let signer = (
+        SigningKey::from_seed(&me.device.signing.seed()),
+        me.certificate.clone(),
+    );
     let m = SpaceReplica::new(space_id, me).unwrap();
     for _ in 0..256 {
         let bytes = m
             .seal_unchecked(&mut net.crypto, ops::CT_CREATE_SPACE, &body, &e)
             .unwrap();
         if envelope::decode(&bytes).unwrap().id < real {
-            return (bytes, e, real);
+            return (bytes, e, real, signer);
         }
     }
     panic!("no lower id in 256 tries");
@@ -110,13 +114,26 @@ fn rival_genesis_is_evidence() {
     for seed in 0..SEEDS {
         let (mut net, mut idx) = group(seed, &[("B", Role::Admin), ("C", Role::Writer)]);
         let before = net.nodes[0].space().state().members.clone();
-        let (rival, e, real) = rival_genesis(&mut net);
+        let (rival, e, real, attacker) = rival_genesis(&mut net);
+        // The attacker signs its welcomes with its own device key, naming the
+        // real genesis as the operation that added it (it did not: KEY-21).
+        let signer = epoch::WelcomeSigner {
+            signing: &attacker.0,
+            certificate: &attacker.1,
+            added_by: real,
+        };
         let rival_id = envelope::decode(&rival).unwrap().id;
         let space_id = *net.nodes[0].space().space_id();
         for &n in &idx {
             let to = recipient(&net, n);
-            let w =
-                epoch::welcome(&mut net.crypto, &space_id, &to, std::slice::from_ref(&e)).unwrap();
+            let w = epoch::welcome(
+                &mut net.crypto,
+                &space_id,
+                &signer,
+                &to,
+                std::slice::from_ref(&e),
+            )
+            .unwrap();
             net.send(n, Item::Welcome(w));
             net.send(n, Item::Envelope(rival.clone()));
         }
@@ -133,6 +150,7 @@ fn rival_genesis_is_evidence() {
         let w = epoch::welcome(
             &mut net.crypto,
             &space_id,
+            &signer,
             &Recipient {
                 device_id: sp.identity().device_id(),
                 x25519: sp.identity().verified.device_x25519,
@@ -145,7 +163,26 @@ fn rival_genesis_is_evidence() {
         let d = net.push_node("D", user, sp);
         idx.push(d);
         net.settle(&idx);
-        let s = net.assert_converged(&idx);
+        // The attacker's welcomes are signed by a device no operation added:
+        // a replica that checks one before opening the rival drops its secret
+        // (KEY-21, KEY-22) and holds the rival unopened; one that opened the
+        // rival first rejects it. Either way the states agree.
+        let s = net.nodes[idx[0]].space().state().clone();
+        for &n in &idx {
+            let sp = net.nodes[n].space();
+            assert_eq!(
+                sp.state().digest().unwrap(),
+                s.digest().unwrap(),
+                "seed {seed} node {n}: same membership"
+            );
+            assert!(
+                sp.held_count() <= 1,
+                "seed {seed} node {n}: only the rival held"
+            );
+        }
+        let attacker_device = clientful_core::identity::verify_certificate(&attacker.1, None)
+            .unwrap()
+            .device_id;
         assert_eq!(
             s.genesis,
             Some(real),
@@ -165,20 +202,35 @@ fn rival_genesis_is_evidence() {
         for &n in &idx {
             let sp = net.nodes[n].space();
             assert_eq!(sp.verdict(&real), Verdict::Accepted, "seed {seed} node {n}");
-            assert_eq!(
-                sp.verdict(&rival_id),
-                Verdict::Rejected(ErrorClass::InvalidOperation),
-                "seed {seed} node {n}: the rival is rejected"
-            );
-            assert_eq!(
-                sp.rival_genesis(),
-                vec![rival_id],
-                "seed {seed} node {n}: the rival is reported as evidence"
+            let opened = sp.verdict(&rival_id) != Verdict::Unknown;
+            if opened || n == d {
+                assert_eq!(
+                    sp.verdict(&rival_id),
+                    Verdict::Rejected(ErrorClass::InvalidOperation),
+                    "seed {seed} node {n}: the rival is rejected"
+                );
+                assert_eq!(
+                    sp.rival_genesis(),
+                    vec![rival_id],
+                    "seed {seed} node {n}: the rival is reported as evidence"
+                );
+                assert!(
+                    sp.alarms()
+                        .iter()
+                        .any(|a| matches!(a, Alarm::RivalGenesis { op, .. } if *op == rival_id))
+                );
+            }
+            assert!(
+                sp.alarms().iter().any(|a| matches!(
+                    a,
+                    Alarm::ForeignWelcome { device_id, class: ErrorClass::NotAMember, .. }
+                        if *device_id == attacker_device
+                )),
+                "seed {seed} node {n}: the attacker's welcome is reported"
             );
             assert!(
-                sp.alarms()
-                    .iter()
-                    .any(|a| matches!(a, Alarm::RivalGenesis { op, .. } if *op == rival_id))
+                !sp.keys().contains(e.id()),
+                "seed {seed} node {n}: the rival epoch is not usable"
             );
         }
     }
@@ -233,13 +285,8 @@ fn private_epoch_splits_nobody() {
         let private = epoch::new_epoch(&mut net.crypto, &space_id).unwrap();
         let (to_b, to_c) = (recipient(&net, b), recipient(&net, c));
         if seed % 2 == 0 {
-            let w = epoch::welcome(
-                &mut net.crypto,
-                &space_id,
-                &to_c,
-                std::slice::from_ref(&private),
-            )
-            .unwrap();
+            let w =
+                common::signed_welcome(&mut net, b, [0; 32], &to_c, std::slice::from_ref(&private));
             net.send(c, Item::Welcome(w));
         } else {
             let (km, _) =
@@ -297,6 +344,102 @@ fn private_epoch_splits_nobody() {
             assert!(
                 !net.nodes[n].space().keys().contains(private.id()),
                 "seed {seed} node {n}: the private epoch is not usable"
+            );
+        }
+    }
+}
+
+/// Finding 3 follow-up (KEY-20..KEY-22): a welcome must come from an active
+/// member device. An outsider (a user never added, on even seeds) or a removed
+/// member holding the epoch its removal created (a stolen secret, on odd seeds)
+/// welcomes a newcomer N before N's addition. Every honest welcome still
+/// arrives; N reports the foreign welcome as evidence once its log shows who
+/// stood, and converges with everyone.
+#[test]
+fn welcome_from_non_member_is_evidence() {
+    for seed in 0..SEEDS {
+        let (mut net, mut idx) = group(seed, &[("B", Role::Writer), ("C", Role::Writer)]);
+        let (a, c) = (idx[0], idx[2]);
+        let forger = if seed % 2 == 0 {
+            let (o, _) = net.new_user("O");
+            o
+        } else {
+            let user_c = net.user_key(c);
+            net.nodes[a]
+                .space_mut()
+                .remove_member(&mut net.crypto, &user_c, &[])
+                .unwrap();
+            idx.retain(|&n| n != c);
+            net.settle(&idx);
+            c
+        };
+        let stolen = net.nodes[a].space().current_epoch().unwrap();
+        let (n, cert) = net.new_user("N");
+        let to_n = recipient(&net, n);
+        let genesis = net.nodes[a].space().state().genesis.unwrap();
+        let w = common::signed_welcome(
+            &mut net,
+            forger,
+            genesis,
+            &to_n,
+            std::slice::from_ref(&stolen),
+        );
+        let forger_device = net.nodes[forger].space().identity().device_id();
+        net.send(n, Item::Welcome(w));
+        let user_n = net.user_key(n);
+        net.nodes[a]
+            .space_mut()
+            .add_member(
+                &mut net.crypto,
+                &user_n,
+                Role::Writer,
+                &Scope::whole(),
+                &[cert],
+            )
+            .unwrap();
+        idx.push(n);
+        net.settle(&idx);
+        let s = net.assert_converged(&idx);
+        assert!(s.members.contains_key(&user_n), "seed {seed}: N added");
+        assert_eq!(
+            net.nodes[n].space().current_epoch().map(|e| *e.id()),
+            net.nodes[a].space().current_epoch().map(|e| *e.id()),
+            "seed {seed}: N holds the current epoch (honest welcome)"
+        );
+        let want = if seed % 2 == 0 {
+            ErrorClass::NotAMember
+        } else {
+            ErrorClass::RemovedMember
+        };
+        assert!(
+            net.nodes[n].space().alarms().iter().any(|al| matches!(
+                al,
+                Alarm::ForeignWelcome { device_id, class, .. }
+                    if *device_id == forger_device && *class == want
+            )),
+            "seed {seed}: the welcome from a non-member is reported: {:?}",
+            net.nodes[n].space().alarms()
+        );
+        // No honest welcome is reported.
+        assert_eq!(
+            net.nodes[n]
+                .space()
+                .alarms()
+                .iter()
+                .filter(|al| matches!(al, Alarm::ForeignWelcome { .. }))
+                .count(),
+            1,
+            "seed {seed}"
+        );
+        for &m in &idx {
+            assert!(
+                !net.nodes[m]
+                    .space()
+                    .alarms()
+                    .iter()
+                    .any(|al| matches!(al, Alarm::ForeignWelcome { .. }))
+                    || m == n,
+                "seed {seed} node {m}: honest welcomes raise no alarm"
             );
         }
     }

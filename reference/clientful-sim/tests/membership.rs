@@ -152,11 +152,8 @@ fn write_concurrent_with_removal() {
             device_id: net.device_id(b),
             x25519: net.nodes[b].space().identity().device.x25519.public(),
         };
-        let (sid, all) = (
-            *net.nodes[a].space().space_id(),
-            net.nodes[a].space().keys().all(),
-        );
-        let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
+        let all = net.nodes[a].space().keys().all();
+        let leak = common::signed_welcome(&mut net, a, [0; 32], &to, &all);
         net.nodes[b].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let post = net.nodes[b]
@@ -409,11 +406,8 @@ fn unauthorized_writers_are_rejected() {
             device_id: net.device_id(x),
             x25519: net.nodes[x].space().identity().device.x25519.public(),
         };
-        let (sid, all) = (
-            *net.nodes[a].space().space_id(),
-            net.nodes[a].space().keys().all(),
-        );
-        let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
+        let all = net.nodes[a].space().keys().all();
+        let leak = common::signed_welcome(&mut net, a, [0; 32], &to, &all);
         net.nodes[x].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let stranger = net.nodes[x]
@@ -952,11 +946,8 @@ fn device_forgery_and_global_revocation() {
             device_id: b2id,
             x25519: net.nodes[b2].space().identity().device.x25519.public(),
         };
-        let (sid, all) = (
-            *net.nodes[a].space().space_id(),
-            net.nodes[a].space().keys().all(),
-        );
-        let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
+        let all = net.nodes[a].space().keys().all();
+        let leak = common::signed_welcome(&mut net, a, [0; 32], &to, &all);
         net.nodes[b2].space_mut().receive_welcome(&leak).unwrap();
         net.full_sync();
         let (_, ncert) = net.certify(&SigningKey::from_seed(&net.nodes[b].user.seed()));
@@ -1106,11 +1097,8 @@ mod documents {
                 device_id: net.device_id(b),
                 x25519: net.nodes[b].space().identity().device.x25519.public(),
             };
-            let (sid, all) = (
-                *net.nodes[a].space().space_id(),
-                net.nodes[a].space().keys().all(),
-            );
-            let leak = epoch::welcome(&mut net.crypto, &sid, &to, &all).unwrap();
+            let all = net.nodes[a].space().keys().all();
+            let leak = common::signed_welcome(&mut net, a, [0; 32], &to, &all);
             net.nodes[b].space_mut().receive_welcome(&leak).unwrap();
             net.full_sync();
             reps[1].set_membership(membership(&net, b));

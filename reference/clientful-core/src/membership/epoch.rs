@@ -6,7 +6,10 @@
 //! ```text
 //! epoch_id   = HashWithLabel("id/epoch", space_id || secret)                  (KEY-2)
 //! box        = seal(device, info = 0x01 || space_id || epoch_id, secret)      (KEY-4)
-//! welcome    = seal(device, info = 0x02 || space_id, Welcome{secrets})        (KEY-8)
+//! welcome    = seal(device, info = 0x02 || space_id,
+//!                   SignedWelcome{Welcome{secrets, recipient, signer_added_by},
+//!                                 certificate, SignWithLabel(device, "sig/welcome", Welcome)})
+//!                                                                             (KEY-8, KEY-20)
 //! link       = AEAD(k, n, M("aad/epoch-chain", space_id || new_id || prev_id), prev_secret)
 //!   k || n   = DeriveWithLabel(new_secret, space_id, "kdf/epoch-chain", new_id || prev_id, 56)
 //! auth       = DeriveWithLabel(secret, space_id, "kdf/epoch-authenticator",
@@ -24,8 +27,9 @@ use zeroize::Zeroizing;
 
 use super::seal;
 use crate::error::Error;
-use crate::keys::{EpochKey, X25519Public, X25519Secret};
-use crate::limits::{ID_LEN, NONCE_LEN};
+use crate::identity::{self, VerifiedDevice};
+use crate::keys::{EpochKey, SigningKey, X25519Public, X25519Secret};
+use crate::limits::{ID_LEN, NONCE_LEN, SIGNATURE_LEN};
 use crate::{labels, suite, wire};
 
 /// Largest encoded `KeyMessage` accepted (KEY-LIM-2).
@@ -224,11 +228,25 @@ pub fn open_key_message(
     }
 }
 
-/// Seals a welcome to a new device (KEY-8): the secrets of the epochs it starts
-/// from. Returns the encoded `SealedKey`.
+/// The device that signs a welcome (KEY-20): its signing key, its certificate
+/// and the operation of the log that added it (KEY-21).
+#[derive(Debug, Clone, Copy)]
+pub struct WelcomeSigner<'a> {
+    /// The device signing key.
+    pub signing: &'a SigningKey,
+    /// Exact `DeviceCertificate` bytes of that key.
+    pub certificate: &'a [u8],
+    /// The id of the operation that added the device (`Welcome.signer_added_by`).
+    pub added_by: [u8; 32],
+}
+
+/// Seals a welcome to a new device (KEY-8, KEY-20): the secrets of the epochs it
+/// starts from, in a `Welcome` signed by `signer`. Returns the encoded
+/// `SealedKey`.
 pub fn welcome<R: CryptoRng + ?Sized>(
     rng: &mut R,
     space_id: &[u8; 32],
+    signer: &WelcomeSigner<'_>,
     to: &Recipient,
     epochs: &[EpochKey],
 ) -> Result<Vec<u8>, Error> {
@@ -239,9 +257,17 @@ pub fn welcome<R: CryptoRng + ?Sized>(
             actual: epochs.len() as u64,
         });
     }
-    let plain = Zeroizing::new(wire::encode(&pb::Welcome {
+    let body = Zeroizing::new(wire::encode(&pb::Welcome {
         space_id: space_id.to_vec(),
         secrets: epochs.iter().map(|e| e.secret().to_vec()).collect(),
+        recipient: to.device_id.to_vec(),
+        signer_added_by: signer.added_by.to_vec(),
+    }));
+    let signature = signer.signing.sign_with_label(labels::SIG_WELCOME, &body)?;
+    let plain = Zeroizing::new(wire::encode(&pb::SignedWelcome {
+        welcome: body.to_vec(),
+        certificate: signer.certificate.to_vec(),
+        signature: signature.to_vec(),
     }));
     seal::seal(
         rng,
@@ -252,19 +278,57 @@ pub fn welcome<R: CryptoRng + ?Sized>(
     )
 }
 
-/// Opens a welcome sealed to this device; returns the epoch keys it carries.
+/// A welcome opened and verified (KEY-20): who signed it, from which operation
+/// it claims its standing, and the epoch keys it carries (candidates, KEY-18).
+#[derive(Debug, Clone)]
+pub struct OpenedWelcome {
+    /// The signing device, its certificate verified.
+    pub signer: VerifiedDevice,
+    /// `Welcome.signer_added_by`: the operation that added the signer (KEY-21).
+    pub added_by: [u8; 32],
+    /// The epoch keys (ids derived, KEY-2).
+    pub keys: Vec<EpochKey>,
+}
+
+/// Opens a welcome sealed to this device and verifies it before using anything
+/// in it (KEY-20), in this order: the box (KEY-3); the `SignedWelcome`
+/// (canonical, a 64-byte signature); the signer's certificate (ID-V1..ID-V7);
+/// `SignWithLabel(device key, "sig/welcome", welcome)` over the `welcome` bytes
+/// as received (`BAD_SIGNATURE`); then the `Welcome` those bytes hold: space and
+/// recipient (`WRONG_CONTEXT`), `signer_added_by` (32 bytes), the secrets
+/// (KEY-LIM-4, 32 bytes each).
 pub fn open_welcome(
     bytes: &[u8],
     space_id: &[u8; 32],
     device_id: &[u8; 32],
     device_secret: &X25519Secret,
-) -> Result<Vec<EpochKey>, Error> {
+) -> Result<OpenedWelcome, Error> {
     let sealed = seal::decode(bytes)?;
     let plain = seal::open(&sealed, device_id, device_secret, &welcome_info(space_id))?;
-    let w: pb::Welcome = wire::decode(&plain, &wire::WELCOME)?;
+    let signed: pb::SignedWelcome = wire::decode(&plain, &wire::SIGNED_WELCOME)?;
+    if signed.signature.len() != SIGNATURE_LEN {
+        return Err(Error::malformed(
+            "SignedWelcome.signature",
+            "length is not 64",
+        ));
+    }
+    let signer = identity::verify_certificate(&signed.certificate, None)?;
+    signer.device_key.verify_with_label(
+        labels::SIG_WELCOME,
+        &signed.welcome,
+        &signed.signature,
+        "welcome signature",
+    )?;
+    let w: pb::Welcome = wire::decode(&signed.welcome, &wire::WELCOME)?;
     if w.space_id.as_slice() != space_id {
         return Err(Error::WrongContext { what: "space id" });
     }
+    if w.recipient.as_slice() != device_id {
+        return Err(Error::WrongContext {
+            what: "welcome recipient",
+        });
+    }
+    let added_by = id32(&w.signer_added_by, "Welcome.signer_added_by")?;
     if w.secrets.len() > MAX_WELCOME_SECRETS {
         return Err(Error::LimitExceeded {
             what: "welcome secrets",
@@ -272,12 +336,16 @@ pub fn open_welcome(
             actual: w.secrets.len() as u64,
         });
     }
-    let mut out = Vec::with_capacity(w.secrets.len());
+    let mut keys = Vec::with_capacity(w.secrets.len());
     for s in &w.secrets {
         let secret = Zeroizing::new(id32(s, "Welcome.secrets")?);
-        out.push(epoch_key(space_id, &secret)?);
+        keys.push(epoch_key(space_id, &secret)?);
     }
-    Ok(out)
+    Ok(OpenedWelcome {
+        signer,
+        added_by,
+        keys,
+    })
 }
 
 /// Key, nonce and associated data of one chain link.
@@ -388,6 +456,11 @@ impl KeyRing {
         true
     }
 
+    /// Removes the key of `epoch_id`; returns whether it was held.
+    pub fn remove(&mut self, epoch_id: &[u8; 32]) -> bool {
+        self.keys.remove(epoch_id).is_some()
+    }
+
     /// The key of `epoch_id`, if held.
     pub fn get(&self, epoch_id: &[u8; 32]) -> Option<&EpochKey> {
         self.keys.get(epoch_id)
@@ -488,7 +561,38 @@ mod tests {
     }
 
     #[test]
+    fn largest_welcome_fits_a_sealed_key() {
+        use crate::identity::{DeviceKeys, issue_certificate};
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let space = [7u8; 32];
+        let dev = X25519Secret::generate(&mut rng);
+        let epochs: Vec<EpochKey> = (0..MAX_WELCOME_SECRETS)
+            .map(|_| new_epoch(&mut rng, &space).expect("e"))
+            .collect();
+        let user = SigningKey::generate(&mut rng);
+        let sender = DeviceKeys::generate(&mut rng);
+        let cert = issue_certificate(&user, &sender).expect("cert");
+        let signer = WelcomeSigner {
+            signing: &sender.signing,
+            certificate: &cert,
+            added_by: [3u8; 32],
+        };
+        let to = Recipient {
+            device_id: [9u8; 32],
+            x25519: dev.public(),
+        };
+        let w = welcome(&mut rng, &space, &signer, &to, &epochs).expect("w");
+        assert!(
+            w.len() + crate::limits::MAX_CERTIFICATE_BYTES - cert.len()
+                <= seal::MAX_SEALED_KEY_BYTES
+        );
+        let opened = open_welcome(&w, &space, &[9u8; 32], &dev).expect("open");
+        assert_eq!(opened.keys.len(), MAX_WELCOME_SECRETS);
+    }
+
+    #[test]
     fn welcome_round_trip() {
+        use crate::identity::{DeviceKeys, issue_certificate};
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let space = [7u8; 32];
         let dev = X25519Secret::generate(&mut rng);
@@ -497,11 +601,37 @@ mod tests {
             device_id: [9u8; 32],
             x25519: dev.public(),
         };
-        let w = welcome(&mut rng, &space, &to, core::slice::from_ref(&e)).expect("w");
-        let keys = open_welcome(&w, &space, &[9u8; 32], &dev).expect("open");
-        assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].id(), e.id());
+        let user = SigningKey::generate(&mut rng);
+        let sender = DeviceKeys::generate(&mut rng);
+        let cert = issue_certificate(&user, &sender).expect("cert");
+        let signer = WelcomeSigner {
+            signing: &sender.signing,
+            certificate: &cert,
+            added_by: [3u8; 32],
+        };
+        let w = welcome(&mut rng, &space, &signer, &to, core::slice::from_ref(&e)).expect("w");
+        let opened = open_welcome(&w, &space, &[9u8; 32], &dev).expect("open");
+        assert_eq!(opened.keys.len(), 1);
+        assert_eq!(opened.keys[0].id(), e.id());
+        assert_eq!(opened.added_by, [3u8; 32]);
+        assert_eq!(
+            opened.signer.device_key.as_bytes(),
+            &sender.signing.public_bytes()
+        );
         assert!(open_welcome(&w, &[8u8; 32], &[9u8; 32], &dev).is_err());
+        // Signed by another key than the certificate's: BAD_SIGNATURE.
+        let other = SigningKey::generate(&mut rng);
+        let forged = WelcomeSigner {
+            signing: &other,
+            ..signer
+        };
+        let w = welcome(&mut rng, &space, &forged, &to, core::slice::from_ref(&e)).expect("w");
+        assert_eq!(
+            open_welcome(&w, &space, &[9u8; 32], &dev)
+                .map(|_| ())
+                .map_err(|e| e.class()),
+            Err(crate::ErrorClass::BadSignature)
+        );
     }
 
     #[test]

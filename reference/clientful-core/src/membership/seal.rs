@@ -22,8 +22,9 @@ use crate::keys::{X25519Public, X25519Secret};
 use crate::limits::{ID_LEN, NONCE_LEN};
 use crate::{labels, suite, wire};
 
-/// Largest encoded `SealedKey` accepted (KEY-LIM-1).
-pub const MAX_SEALED_KEY_BYTES: usize = 1024;
+/// Largest encoded `SealedKey` accepted (KEY-LIM-1): a signed welcome with 64
+/// secrets and a certificate of the largest size fits.
+pub const MAX_SEALED_KEY_BYTES: usize = 4096;
 
 /// A decoded, structurally valid `SealedKey`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,19 @@ pub enum Alarm {
         /// Its author device key.
         author: [u8; 32],
     },
+    /// A welcome whose signer was not an active member device where the log
+    /// places it (KEY-21): a device no operation added (`NOT_A_MEMBER`), or one
+    /// removed or revoked in the causal past of an epoch it delivered
+    /// (`REMOVED_MEMBER`). Its secrets are dropped unless the log vouches for
+    /// them (KEY-22).
+    ForeignWelcome {
+        /// The signing device's key (from its certificate).
+        signer: [u8; 32],
+        /// The signing device's id.
+        device_id: DeviceId,
+        /// `NOT_A_MEMBER` or `REMOVED_MEMBER`.
+        class: ErrorClass,
+    },
     /// A key message gave this device a secret that does not match the epoch id
     /// committed to (KEY-7).
     KeyMismatch {
@@ -108,6 +121,21 @@ pub enum Alarm {
         /// The key message.
         key_message: [u8; 32],
     },
+}
+
+/// A verified welcome this device received (KEY-20), kept to check its
+/// signer's standing once the log shows it (KEY-21).
+#[derive(Debug, Clone)]
+struct WelcomeIn {
+    signer: VerifiedDevice,
+    added_by: OpId,
+    epochs: Vec<EpochId>,
+    /// Whether the standing check ran (its named operation is accepted).
+    checked: bool,
+    /// Epochs whose creation the standing check has covered.
+    covered: BTreeSet<EpochId>,
+    /// Set once the signer failed the check (final).
+    foreign: Option<ErrorClass>,
 }
 
 /// A redemption waiting for an admin's `ADMIT` (MEM-25), as
@@ -210,6 +238,8 @@ pub struct SpaceReplica {
     invite_keys: BTreeMap<EpochId, EpochKey>,
     key_messages: BTreeMap<[u8; 32], Vec<u8>>,
     welcomed: BTreeSet<(DeviceId, EpochId)>,
+    welcomes_in: Vec<WelcomeIn>,
+    vouched_elsewhere: BTreeSet<EpochId>,
     alarms: Vec<Alarm>,
     state: State,
     current: Option<EpochId>,
@@ -250,6 +280,8 @@ impl SpaceReplica {
             invite_keys: BTreeMap::new(),
             key_messages: BTreeMap::new(),
             welcomed: BTreeSet::new(),
+            welcomes_in: Vec::new(),
+            vouched_elsewhere: BTreeSet::new(),
             alarms: Vec::new(),
             state: State::default(),
             current: None,
@@ -776,6 +808,7 @@ impl SpaceReplica {
         self.key_messages.insert(msg.id, bytes.to_vec());
         match epoch::open_key_message(&msg, &self.me.device_id(), &self.me.device.x25519)? {
             Delivery::Key(k) => {
+                self.vouched_elsewhere.insert(*k.id());
                 self.opened.insert(k);
             }
             Delivery::NotAddressed => {
@@ -794,25 +827,159 @@ impl SpaceReplica {
         Ok(())
     }
 
-    /// Handles a welcome sealed to this device (KEY-8).
+    /// Handles a welcome sealed to this device (KEY-8): verified before
+    /// anything in it is used (KEY-20; an error stores nothing), its secrets
+    /// held as candidates (KEY-18), its signer checked against the log as soon
+    /// as the log places it (KEY-21, KEY-22).
     pub fn receive_welcome(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let keys = epoch::open_welcome(
+        let w = epoch::open_welcome(
             bytes,
             &self.space_id,
             &self.me.device_id(),
             &self.me.device.x25519,
         )?;
-        for k in keys {
+        let epochs: Vec<EpochId> = w.keys.iter().map(|k| *k.id()).collect();
+        let seen = self.welcomes_in.iter().any(|x| {
+            x.signer.device_id == w.signer.device_id
+                && x.added_by == w.added_by
+                && x.epochs == epochs
+        });
+        if !seen {
+            self.welcomes_in.push(WelcomeIn {
+                signer: w.signer,
+                added_by: w.added_by,
+                epochs,
+                checked: false,
+                covered: BTreeSet::new(),
+                foreign: None,
+            });
+        }
+        for k in w.keys {
             self.opened.insert(k);
         }
         self.learn_and_retry();
         Ok(())
     }
 
+    /// The standing check of every welcome received (KEY-21): once the log has
+    /// accepted the operation named in `signer_added_by`, the signer must be a
+    /// device that operation added, and active in the state resolved from that
+    /// operation, every operation that created an epoch of the welcome (as the
+    /// log accepts them) and their causal pasts. A failure is final: the
+    /// welcome is reported ([`Alarm::ForeignWelcome`]) and its secrets that the
+    /// log does not vouch for are dropped (KEY-22).
+    fn check_welcomes(&mut self) {
+        let mut dropped = false;
+        for i in 0..self.welcomes_in.len() {
+            let Some(w) = self.welcomes_in.get(i) else {
+                break;
+            };
+            if w.foreign.is_some() {
+                continue;
+            }
+            let Some(added) = self.entries.get(&w.added_by) else {
+                continue;
+            };
+            let created: Vec<(EpochId, OpId)> = w
+                .epochs
+                .iter()
+                .filter_map(|e| self.state.epochs.get(e).map(|x| (*e, x.created_by)))
+                .collect();
+            let fresh = !w.checked || created.iter().any(|(e, _)| !w.covered.contains(e));
+            if !fresh {
+                continue;
+            }
+            let listed =
+                added.op.body.devices().iter().any(|d| {
+                    d.device_id == w.signer.device_id && d.device_key == w.signer.device_key
+                }) || match &added.op.body {
+                    OpBody::Admit { redemption } => self.entries.get(redemption).is_some_and(|r| {
+                        r.op.body.devices().iter().any(|d| {
+                            d.device_id == w.signer.device_id && d.device_key == w.signer.device_key
+                        })
+                    }),
+                    _ => false,
+                };
+            let verdict = if listed {
+                let mut set: BTreeSet<OpId> = added.past.clone();
+                set.insert(w.added_by);
+                for (_, op) in &created {
+                    if let Some(e) = self.entries.get(op) {
+                        set.extend(e.past.iter().copied());
+                        set.insert(*op);
+                    }
+                }
+                let s = resolve::resolve(&self.entries, &set);
+                match s.device_status(w.signer.device_key.as_bytes()) {
+                    Ok((id, d, _))
+                        if id == w.signer.device_id && &d.user == w.signer.user_key.as_bytes() =>
+                    {
+                        None
+                    }
+                    Ok(_) => Some(ErrorClass::NotAMember),
+                    Err(e) => Some(e.class()),
+                }
+            } else {
+                Some(ErrorClass::NotAMember)
+            };
+            let Some(w) = self.welcomes_in.get_mut(i) else {
+                break;
+            };
+            w.checked = true;
+            w.covered.extend(created.iter().map(|(e, _)| *e));
+            if let Some(class) = verdict {
+                w.foreign = Some(class);
+                self.alarms.push(Alarm::ForeignWelcome {
+                    signer: *w.signer.device_key.as_bytes(),
+                    device_id: w.signer.device_id,
+                    class,
+                });
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.drop_foreign_candidates();
+        }
+    }
+
+    /// KEY-22: the secrets of foreign welcomes leave the key ring unless the log
+    /// vouches for them: an accepted operation created their epoch (the id
+    /// commits to the secret, KEY-2), or a key message addressed to this device,
+    /// an import, or a welcome not found foreign gave them too.
+    fn drop_foreign_candidates(&mut self) {
+        let mut keep: BTreeSet<EpochId> = self.vouched_elsewhere.clone();
+        keep.extend(self.state.epochs.keys().copied());
+        for w in self.welcomes_in.iter().filter(|w| w.foreign.is_none()) {
+            keep.extend(w.epochs.iter().copied());
+        }
+        let drop: BTreeSet<EpochId> = self
+            .welcomes_in
+            .iter()
+            .filter(|w| w.foreign.is_some())
+            .flat_map(|w| w.epochs.iter().copied())
+            .filter(|e| !keep.contains(e))
+            .collect();
+        for e in &drop {
+            self.opened.remove(e);
+        }
+    }
+
+    /// Verified welcomes whose signer's standing the log has not shown yet
+    /// (KEY-21): `(signer device id, signer_added_by)`. Their secrets stay
+    /// candidates (KEY-18).
+    pub fn unchecked_welcomes(&self) -> Vec<(DeviceId, OpId)> {
+        self.welcomes_in
+            .iter()
+            .filter(|w| !w.checked)
+            .map(|w| (w.signer.device_id, w.added_by))
+            .collect()
+    }
+
     /// Imports epoch keys the device got another way (a backup, a test vector's
     /// key ring) and opens what they unlock.
     pub fn import_keys(&mut self, keys: &[EpochKey]) {
         for k in keys {
+            self.vouched_elsewhere.insert(*k.id());
             self.opened.insert(k.clone());
         }
         self.learn_and_retry();
@@ -839,6 +1006,7 @@ impl SpaceReplica {
     /// stays a candidate: whatever a sender hands out, no envelope sealed under
     /// an epoch outside the log is opened, on any replica.
     fn ratify(&mut self) {
+        self.check_welcomes();
         for k in self.opened.all() {
             if self.state.epochs.contains_key(k.id()) {
                 self.keys.insert(k);
@@ -1424,6 +1592,19 @@ impl SpaceReplica {
             .filter(|r| r.device_id != self.me.device_id())
             .collect();
         let all = self.epoch_chain();
+        let Some(added_by) = self
+            .state
+            .active_device(&self.me.device_id())
+            .map(|(d, _)| d.added_by)
+        else {
+            return Ok(0);
+        };
+        let certificate = self.me.certificate.clone();
+        let signer = epoch::WelcomeSigner {
+            signing: &self.me.device.signing,
+            certificate: &certificate,
+            added_by,
+        };
         let mut n = 0;
         for t in targets {
             let reach = self.reachable(&t.device_id);
@@ -1438,7 +1619,7 @@ impl SpaceReplica {
             if missing.is_empty() {
                 continue;
             }
-            let bytes = epoch::welcome(rng, &self.space_id, &t, &all)?;
+            let bytes = epoch::welcome(rng, &self.space_id, &signer, &t, &all)?;
             for e in missing {
                 self.welcomed.insert((t.device_id, e));
             }

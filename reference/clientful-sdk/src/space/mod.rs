@@ -30,6 +30,12 @@
 //! [`Change::Withholding`]; a member still writing under an epoch a rotation
 //! replaced is reported as [`Change::StaleEpoch`].
 //!
+//! Membership evidence: what the membership replica records for the user
+//! (a rival `CREATE_SPACE`, MEM-26/MEM-27; a welcome from a device that was
+//! not an active member, KEY-22; a key message whose secret does not match its
+//! epoch, KEY-7) is [`SpaceSession::membership_alarms`], copied into each
+//! [`SyncReport`] and announced once as [`Change::Evidence`].
+//!
 //! Cancellation: no state is moved out of the session across an await. The
 //! device-local store is lent to a storage operation through a guard that
 //! gives it back when dropped, so a `sync` (or any async method) whose future
@@ -46,6 +52,9 @@ use std::path::PathBuf;
 
 use clientful_core::envelope;
 use clientful_core::keys::SigningKey;
+/// Evidence the membership replica records for the user (MEM-27, KEY-7,
+/// KEY-22): never a verdict, always worth telling.
+pub use clientful_core::membership::space::Alarm as MembershipAlarm;
 use clientful_core::membership::{SpaceReplica, State};
 pub use clientful_session::{InviteInfo, MemberInfo, StaleWriter};
 use clientful_session::{Persist, Session};
@@ -92,6 +101,10 @@ pub enum Change {
         /// What storage did.
         kind: Withholding,
     },
+    /// The membership replica recorded new evidence (see
+    /// [`MembershipAlarm`]): a rival genesis, a welcome from a non-member or
+    /// removed device, a key message with a mismatched secret.
+    Evidence(MembershipAlarm),
     /// An active member's device still writes under an epoch a rotation
     /// replaced (see [`StaleWriter`]).
     StaleEpoch {
@@ -238,6 +251,15 @@ impl SpaceSession {
     /// The session core driven by this shell.
     pub fn session_core(&self) -> &Session {
         &self.core
+    }
+
+    /// Membership evidence recorded on this device, oldest first (MEM-27: a
+    /// rival `CREATE_SPACE` of this space; KEY-22: a welcome signed by a device
+    /// that was not an active member; KEY-7: a key message whose secret does
+    /// not match its epoch). Reported, never fatal: the rival is rejected, the
+    /// welcome's unvouched secrets dropped.
+    pub fn membership_alarms(&self) -> &[MembershipAlarm] {
+        self.core.replica().alarms()
     }
 
     /// The resolved membership.

@@ -17,7 +17,7 @@ use clientful_storage::space::{CheckpointCheck, ChosenCheckpoint, SpaceConfig, l
 use clientful_storage::{LocalStore, Space};
 
 use super::documents::restored;
-use super::{Alarm, Change, SpaceSession, StaleWriter, lend, now_ms};
+use super::{Alarm, Change, MembershipAlarm, SpaceSession, StaleWriter, lend, now_ms};
 use crate::error::ClientError;
 
 /// What one [`SpaceSession::sync`] did.
@@ -66,6 +66,10 @@ pub struct SyncReport {
     /// held had replaced: they have not seen the rotation (offline, or storage
     /// withholds it from them). Each also comes as a [`Change::StaleEpoch`].
     pub stale_writers: Vec<StaleWriter>,
+    /// Membership evidence recorded on this device so far (see
+    /// [`SpaceSession::membership_alarms`]); those new in this sync also come
+    /// as [`Change::Evidence`].
+    pub membership_alarms: Vec<MembershipAlarm>,
 }
 
 /// What [`SpaceSession::compact`] did.
@@ -281,6 +285,7 @@ impl SpaceSession {
     /// was stored stays stored, and the next sync picks up from there.
     pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
         let mut report = SyncReport::default();
+        let alarms_before = self.membership_alarms().len();
         let (counts_before, ids_before) = self.index()?;
         let mut exchange = SyncExchange::start(&self.core, counts_before.len());
         let mut shown: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
@@ -357,6 +362,11 @@ impl SpaceSession {
             self.notify(Change::Membership);
         }
         report.stale_writers = out.stale_writers;
+        let alarms = self.membership_alarms().to_vec();
+        for a in alarms.iter().skip(alarms_before) {
+            self.notify(Change::Evidence(a.clone()));
+        }
+        report.membership_alarms = alarms;
         report.epochs_held = out.epochs_held;
         report.locked_out = out.locked_out;
         report.has_access = out.has_access;

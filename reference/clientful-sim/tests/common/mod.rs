@@ -22,3 +22,30 @@ pub fn group(seed: u64, names: &[(&str, Role)]) -> (MemberNet, Vec<usize>) {
     net.settle(&idx);
     (net, idx)
 }
+
+/// A welcome (KEY-20) signed by node `from`'s device, naming the operation
+/// that added it (`added_by`, the log's record when it is a member, else the
+/// given fallback), sealed to `to` with `keys`.
+pub fn signed_welcome(
+    net: &mut MemberNet,
+    from: usize,
+    fallback_added_by: [u8; 32],
+    to: &clientful_core::membership::epoch::Recipient,
+    keys: &[clientful_core::keys::EpochKey],
+) -> Vec<u8> {
+    let sp = net.nodes[from].space();
+    let me = sp.identity();
+    let added_by = sp
+        .state()
+        .devices
+        .get(&me.device_id())
+        .map_or(fallback_added_by, |d| d.added_by);
+    let signer = clientful_core::membership::epoch::WelcomeSigner {
+        signing: &me.device.signing,
+        certificate: &me.certificate,
+        added_by,
+    };
+    let space_id = *sp.space_id();
+    clientful_core::membership::epoch::welcome(&mut net.crypto, &space_id, &signer, to, keys)
+        .expect("welcome")
+}

@@ -11,7 +11,7 @@ use clientful_core::error::class_name;
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::ops::{self, BodyBuilder};
-use clientful_core::membership::space::{Identity, Outgoing};
+use clientful_core::membership::space::{Alarm, Identity, Outgoing};
 use clientful_core::membership::{Received, Role, Scope, SpaceReplica, Verdict};
 use clientful_proto::v1 as pb;
 use clientful_session::{Session, SessionConfig, Transport};
@@ -360,9 +360,24 @@ fn deliver(input: &Value) -> Result<Value, String> {
     }
     let mut held: Vec<String> = obs.keys().all().iter().map(|k| hex(k.id())).collect();
     held.sort();
+    let alarms: Vec<Value> = obs
+        .alarms()
+        .iter()
+        .filter_map(|a| match a {
+            Alarm::ForeignWelcome {
+                device_id, class, ..
+            } => Some(json!({
+                "alarm": "foreignWelcome",
+                "signer": hex(device_id),
+                "error": class_name(*class),
+            })),
+            _ => None,
+        })
+        .collect();
     Ok(json!({
         "carriers": dispositions,
         "epochsHeld": held,
+        "welcomeAlarms": alarms,
         "lockedOut": obs.locked_out_epochs().iter().map(hex).collect::<Vec<_>>(),
         "currentEpoch": obs.state().current_epoch().map(hex),
     }))
@@ -1249,8 +1264,38 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             x25519: r.identity().verified.device_x25519,
         }
     };
-    let w =
-        epoch::welcome(&mut rng, &g.space_id(), &to_c, std::slice::from_ref(&old)).map_err(err)?;
+    // Who signs welcomes (KEY-20): a device key, its certificate, and the
+    // operation that added it (KEY-21).
+    let added_by = |g: &mut Group, i: usize| -> Result<[u8; 32], String> {
+        let me = g.reps.get(i).ok_or("no device")?.replica().identity().device_id();
+        g.rep(0)?
+            .state()
+            .devices
+            .get(&me)
+            .map(|d| d.added_by)
+            .ok_or_else(|| "device not in the log".to_string())
+    };
+    let cert_of = |g: &Group, i: usize| -> Result<Vec<u8>, String> {
+        Ok(g.reps
+            .get(i)
+            .ok_or("no device")?.replica().identity()
+            .certificate
+            .clone())
+    };
+    let (cert0, added0) = (cert_of(&g, 0)?, added_by(&mut g, 0)?);
+    let signer0 = epoch::WelcomeSigner {
+        signing: &device0,
+        certificate: &cert0,
+        added_by: added0,
+    };
+    let w = epoch::welcome(
+        &mut rng,
+        &g.space_id(),
+        &signer0,
+        &to_c,
+        std::slice::from_ref(&old),
+    )
+    .map_err(err)?;
     let welcome_new = delivery::seal_carrier(
         &mut rng,
         &device0,
@@ -1291,13 +1336,66 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             x25519: r.identity().verified.device_x25519,
         }
     };
+    let (cert_c, added_c) = (cert_of(&g, c)?, added_by(&mut g, c)?);
+    let signer_c = epoch::WelcomeSigner {
+        signing: &device_c,
+        certificate: &cert_c,
+        added_by: added_c,
+    };
     let w_private = epoch::welcome(
         &mut rng,
         &g.space_id(),
+        &signer_c,
         &to_b,
         std::slice::from_ref(&private),
     )
     .map_err(err)?;
+    // Welcomes to b with the replaced and the new epoch (KEY-20..KEY-22): from
+    // the creator (valid), from the creator's certificate signed with another
+    // key (bad signature), from a device of a user never added (naming the
+    // genesis as what added it), and from removed member c (holding the epoch
+    // its removal created, a stolen secret).
+    let genesis = g.rep(0)?.state().genesis.ok_or("no genesis")?;
+    let both = [old.clone(), new.clone()];
+    let welcome_to_b = |rng: &mut ChaCha20Rng,
+                        signer: &epoch::WelcomeSigner<'_>,
+                        carrier_by: &SigningKey|
+     -> Result<Vec<u8>, String> {
+        let w = epoch::welcome(rng, &g.space_id(), signer, &to_b, &both).map_err(err)?;
+        delivery::seal_carrier(
+            rng,
+            carrier_by,
+            &g.space_id(),
+            &old,
+            delivery::CT_WELCOME,
+            &w,
+        )
+        .map_err(err)
+    };
+    let welcome_signed = welcome_to_b(&mut rng, &signer0, &device0)?;
+    let forger = SigningKey::generate(&mut rng);
+    let welcome_bad_sig = welcome_to_b(
+        &mut rng,
+        &epoch::WelcomeSigner {
+            signing: &forger,
+            ..signer0
+        },
+        &device0,
+    )?;
+    let outsider_user = SigningKey::generate(&mut rng);
+    let outsider = Identity::new(&outsider_user, DeviceKeys::generate(&mut rng)).map_err(err)?;
+    let outsider_device = outsider.device_id();
+    let welcome_outsider = welcome_to_b(
+        &mut rng,
+        &epoch::WelcomeSigner {
+            signing: &outsider.device.signing,
+            certificate: &outsider.certificate,
+            added_by: genesis,
+        },
+        &outsider.device.signing,
+    )?;
+    let welcome_removed = welcome_to_b(&mut rng, &signer_c, &device_c)?;
+    let device_c_id = g.reps.get(c).ok_or("no c")?.replica().identity().device_id();
     let welcome_private = delivery::seal_carrier(
         &mut rng,
         &device_c,
@@ -1379,6 +1477,39 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             mk(device_of(b)?, &[&km_private_carrier]),
         ),
         (
+            "welcome-signed-by-member",
+            "The creator's device signs a welcome to b with the replaced and the new epoch, naming \
+             the CREATE_SPACE that added it: the signature verifies, the signer is active where \
+             the log places it, b learns the new epoch and integrates the removal held for it; \
+             no alarm.",
+            &["KEY-8", "KEY-20", "KEY-21"],
+            mk(device_of(b)?, &[&welcome_signed]),
+        ),
+        (
+            "welcome-bad-signature",
+            "The same welcome signed with a key other than the certificate's device key: \
+             BAD_SIGNATURE before anything in it is used; no epoch learned, nothing stored.",
+            &["KEY-20"],
+            mk(device_of(b)?, &[&welcome_bad_sig]),
+        ),
+        (
+            "welcome-signer-not-a-member",
+            "A device of a user the log never added signs a valid welcome naming the genesis as \
+             what added it: delivered, then reported (NOT_A_MEMBER) once the genesis shows it \
+             lists no such device; the new epoch is kept only because the log created it (the \
+             id commits to the secret).",
+            &["KEY-20", "KEY-21", "KEY-22"],
+            mk(device_of(b)?, &[&welcome_outsider]),
+        ),
+        (
+            "welcome-signer-removed",
+            "Removed member c signs a welcome carrying the epoch its own removal created: \
+             reported (REMOVED_MEMBER), since the operation that created that epoch removed c; \
+             the epoch is kept only because the log created it.",
+            &["KEY-20", "KEY-21", "KEY-22"],
+            mk(device_of(b)?, &[&welcome_removed]),
+        ),
+        (
             "carrier-unknown-content-type",
             "A delivery-document envelope with content type 45: INVALID_OPERATION.",
             &["KEY-16"],
@@ -1386,6 +1517,12 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
         ),
     ];
     let (old_id, new_id) = (hex(old.id()), hex(new.id()));
+    let both_held = {
+        let mut v = vec![old_id.clone(), new_id.clone()];
+        v.sort();
+        json!(v)
+    };
+    let foreign = |device: &[u8; 32], class: &str| json!([{"alarm": "foreignWelcome", "signer": hex(device), "error": class}]);
     for (name, desc, refs, input) in cases {
         let out = deliver(&input)?;
         let disp: Vec<String> = out
@@ -1409,9 +1546,33 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             .unwrap_or("")
             .to_owned();
         let locked = out.get("lockedOut").cloned().unwrap_or_default();
+        let alarms = out.get("welcomeAlarms").cloned().unwrap_or_default();
+        let quiet = alarms == json!([]);
         let ok = match name {
+            "welcome-signed-by-member" => {
+                disp == ["delivered"]
+                    && current == new_id
+                    && out.get("epochsHeld") == Some(&both_held)
+                    && quiet
+            }
+            "welcome-bad-signature" => {
+                disp == ["rejected:BAD_SIGNATURE"]
+                    && current == old_id
+                    && out.get("epochsHeld") == Some(&json!([old_id]))
+                    && quiet
+            }
+            "welcome-signer-not-a-member" => {
+                disp == ["delivered"]
+                    && current == new_id
+                    && alarms == foreign(&outsider_device, "NOT_A_MEMBER")
+            }
+            "welcome-signer-removed" => {
+                disp == ["delivered"]
+                    && current == new_id
+                    && alarms == foreign(&device_c_id, "REMOVED_MEMBER")
+            }
             "key-message-carrier-remaining-member" => {
-                disp == ["delivered"] && current == new_id && locked == json!([])
+                disp == ["delivered"] && current == new_id && locked == json!([]) && quiet
             }
             "key-message-carrier-removed-member" => {
                 disp == ["delivered"] && current == old_id && locked == json!([new_id])

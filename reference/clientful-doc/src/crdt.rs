@@ -964,6 +964,11 @@ mod tests {
                         } else {
                             36 + u64::from(body == &third) * 6
                         },
+                        client: if body == &first {
+                            0
+                        } else {
+                            binding::yjs_client_id(0, 0)
+                        },
                     },
                 )
                 .map_err(|e| e.to_string());

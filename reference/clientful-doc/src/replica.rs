@@ -218,6 +218,26 @@ impl Replica {
         r
     }
 
+    /// A replica of a space's document restored from its persisted envelopes
+    /// under the space's membership: the membership is set first, so every
+    /// envelope is checked against the device indices it claims (DOC-19) rather
+    /// than against positions in `cfg.signers`.
+    pub fn restore_with_membership(
+        cfg: ReplicaConfig,
+        membership: Membership,
+        envelopes: &[Vec<u8>],
+    ) -> Self {
+        let mut r = Replica::new(cfg);
+        r.set_membership(membership);
+        for e in envelopes {
+            r.receive(e);
+        }
+        r.outbox.clear();
+        let _ = r.crdt.as_dyn().take_local();
+        r.reconcile_incarnation();
+        r
+    }
+
     /// The document id.
     pub fn doc_id(&self) -> &[u8; 32] {
         &self.cfg.doc_id

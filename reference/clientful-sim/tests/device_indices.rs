@@ -315,3 +315,139 @@ fn late_concurrent_device_additions_never_share_or_move_a_client_id() {
         }
     }
 }
+
+/// One step of a random membership history.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Admin `by` (0: A, 1: B) adds a new user with `devices` devices.
+    AddMember { by: usize, devices: usize },
+    /// Group member `by` (0..3) adds a new device of its own user.
+    AddDevice { by: usize },
+    /// Group member `by` adds a new device of its own user with crafted
+    /// predecessors (only its previous operation, or the one that added it).
+    CraftedAddDevice { by: usize },
+    /// Group member `who` goes offline or comes back.
+    Toggle { who: usize },
+    /// Deliver what can be delivered, in a random order.
+    Deliver,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0usize..2, 1usize..3).prop_map(|(by, devices)| Step::AddMember { by, devices }),
+        (0usize..3).prop_map(|by| Step::AddDevice { by }),
+        (0usize..3).prop_map(|by| Step::CraftedAddDevice { by }),
+        (0usize..3).prop_map(|who| Step::Toggle { who }),
+        Just(Step::Deliver),
+    ]
+}
+
+/// Records every claim `view` makes: an index keeps its device forever, and
+/// a device keeps every index it ever held.
+fn observe(
+    who: &str,
+    claims: &BTreeMap<[u8; 32], Vec<u64>>,
+    owner: &mut BTreeMap<u64, [u8; 32]>,
+    before: &mut BTreeMap<[u8; 32], Vec<u64>>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert;
+    for (d, idx) in claims {
+        for i in idx {
+            let o = owner.entry(*i).or_insert(*d);
+            prop_assert!(o == d, "{who}: index {i} claimed for two devices");
+            prop_assert!(
+                clientful_doc::binding::yjs_client_id(*i, 65_535) < 1 << 53,
+                "{who}: index {i} does not fit"
+            );
+        }
+    }
+    for (d, old) in before.iter() {
+        let now = claims.get(d).cloned().unwrap_or_default();
+        for i in old {
+            prop_assert!(now.contains(i), "{who}: index {i} was taken from a device");
+        }
+    }
+    *before = claims.clone();
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 24,
+        max_shrink_iters: 0,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// MEM-30 over random membership DAGs (concurrent additions by two admins,
+    /// devices added by members, crafted predecessors, partitions, random
+    /// delivery): once a replica sees a claim it never changes or goes away,
+    /// no index is ever claimed for two devices on any replica at any time,
+    /// and replicas that hold the same operations hold the same claims.
+    #[test]
+    fn claimed_indices_never_change_and_are_injective(
+        seed in 0u64..1_000_000,
+        steps in proptest::collection::vec(step(), 4..14),
+    ) {
+        let (mut net, idx) = group(seed, &[("B", Role::Admin), ("M", Role::Writer)]);
+        let mut owner: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+        let mut before: Vec<BTreeMap<[u8; 32], Vec<u64>>> = vec![BTreeMap::new(); idx.len()];
+        for s in &steps {
+            match s {
+                Step::AddMember { by, devices } => {
+                    let by = idx[*by];
+                    let (n, cert) = net.new_user("N");
+                    let mut certs = vec![cert];
+                    for _ in 1..*devices {
+                        let (_, c) = net.new_device("N+", n);
+                        certs.push(c);
+                    }
+                    certs.sort_by_key(|c| {
+                        clientful_core::identity::verify_certificate(c, None)
+                            .map(|v| v.device_id)
+                            .unwrap_or_default()
+                    });
+                    let user = net.user_key(n);
+                    let _ = net.nodes[by].space.add_member(
+                        &mut net.crypto, &user, Role::Writer, &Scope::whole(), &certs,
+                    );
+                    net.flush(by);
+                }
+                Step::AddDevice { by } => {
+                    let by = idx[*by];
+                    let (_, cert) = net.new_device("D", by);
+                    let _ = net.nodes[by].space.add_device(&mut net.crypto, &cert);
+                    net.flush(by);
+                }
+                Step::CraftedAddDevice { by } => {
+                    let by = idx[*by];
+                    let (_, cert) = net.new_device("C", by);
+                    let e = crafted_add_device(&mut net, by, &cert);
+                    net.deliver(by, &Item::Envelope(e.clone()));
+                    net.broadcast(by, Item::Envelope(e));
+                }
+                Step::Toggle { who } => {
+                    let w = idx[*who];
+                    net.offline[w] = !net.offline[w];
+                }
+                Step::Deliver => net.run_random(),
+            }
+            for (k, &n) in idx.iter().enumerate() {
+                let view = net.nodes[n].space.write_view();
+                proptest::prop_assert!(view.contested.is_empty(), "seed {seed}: contested without equivocation");
+                observe(&format!("seed {seed} node {n}"), &view.claims, &mut owner, &mut before[k])?;
+            }
+        }
+        for w in &idx {
+            net.offline[*w] = false;
+        }
+        net.full_sync();
+        let first = net.nodes[idx[0]].space.write_view().claims;
+        for (k, &n) in idx.iter().enumerate() {
+            let claims = net.nodes[n].space.write_view().claims;
+            observe(&format!("seed {seed} node {n}, healed"), &claims, &mut owner, &mut before[k])?;
+            proptest::prop_assert_eq!(&claims, &first, "seed {}: node {} holds other claims", seed, n);
+        }
+    }
+}

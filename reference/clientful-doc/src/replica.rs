@@ -517,7 +517,7 @@ impl Replica {
             before,
         ) {
             Ok(p) => p,
-            Err(DocError::UnassignedIndex { client }) => {
+            Err(DocError::UnassignedIndex { .. }) => {
                 // DOC-22: not a verdict; wait for the membership.
                 let id = node.id;
                 if self.dag.awaiting.len() >= MAX_AWAITING {
@@ -528,7 +528,6 @@ impl Replica {
                     };
                 }
                 self.dag.awaiting.insert(id, node);
-                let _ = client;
                 return Disposition::Buffered {
                     id,
                     missing: Vec::new(),

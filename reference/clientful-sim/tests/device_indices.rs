@@ -13,7 +13,12 @@
 //! authors ever insert under one client id, and all replicas (and fresh ones
 //! fed the envelopes shuffled) converge.
 //!
-//! spec: DOC-3, DOC-19, DOC-21, DOC-22, MEM-30.
+//! `claimed_indices_never_change_and_are_injective` is the property over random
+//! membership DAGs (concurrent admins, members adding devices, crafted
+//! predecessors, partitions, random delivery): a claim seen once never moves or
+//! goes away, and no index is ever claimed for two devices.
+//!
+//! spec: DOC-3, DOC-19, DOC-21, DOC-22, MEM-30, MEM-31.
 
 #![allow(
     clippy::unwrap_used,

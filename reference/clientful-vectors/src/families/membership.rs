@@ -755,9 +755,9 @@ fn device_index_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     g.flush_to(0, &[0]);
     g.flush_to(b, &[b]);
     // M's own new device, added with crafted predecessors.
-    let user = g.users.get(m).ok_or("no such user")?.clone();
+    let user = g.users.get(m).ok_or("no such user")?;
     let z = DeviceKeys::generate(&mut g.rng);
-    let zcert = clientful_core::identity::issue_certificate(&user, &z).map_err(err)?;
+    let zcert = clientful_core::identity::issue_certificate(user, &z).map_err(err)?;
     let r = g.reps.get(m).ok_or("no such device")?;
     let me = r.identity().device.signing.public_bytes();
     let added_by = r

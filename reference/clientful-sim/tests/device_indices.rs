@@ -82,7 +82,7 @@ fn doc_replica(net: &MemberNet, dev: usize, view: usize, seed: u64) -> Replica {
 }
 
 fn edit(r: &mut Replica, rng: &mut ChaCha20Rng, who: &str) {
-    let at = (rng.next_u32() % 3) as u32;
+    let at = rng.next_u32() % 3;
     let len = clientful_sim::edit::text(r).encode_utf16().count() as u32;
     insert_text(r, at.min(len), who).unwrap();
     r.commit().unwrap();

@@ -179,6 +179,7 @@ pub fn contested(claims: &BTreeMap<[u8; 32], Vec<u64>>) -> BTreeSet<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn paths_round_trip_and_are_prefix_free() {

@@ -540,9 +540,9 @@ fn share_client_ids(
         return Ok(disp);
     };
     let indices = clientful_doc::binding::device_indices(&cfg.signers);
-    let author = indices.get(&opened.header.author).copied();
+    let author = indices.primary(&opened.header.author);
     let foreign = update.insertions(true).iter().any(|(client, _)| {
-        indices.values().any(|d| {
+        indices.claims.values().flatten().any(|d| {
             Some(*d) != author
                 && (0..=clientful_doc::binding::MAX_INCARNATION_STEP)
                     .any(|k| clientful_doc::binding::yjs_client_id(*d, k) == client.get())

@@ -80,7 +80,14 @@ impl Authority {
                 node.seq,
             )
             .err()
-            .map(|e| e.class());
+            .map(|e| e.class())
+            .or_else(|| {
+                // DOC-23: a chain that inserted under a contested index (one an
+                // equivocating adder claimed for two devices) is withdrawn.
+                crate::binding::split_client_id(node.progress.client)
+                    .filter(|(d, _)| m.view.contested.contains(d))
+                    .map(|_| ErrorClass::InvalidOperation)
+            });
         match verdict {
             Some(c) => {
                 self.denied.insert(*id, c);

@@ -1,9 +1,10 @@
 //! Binding of the CRDT's own actor to the authoring device (spec §8.3, DOC-3,
 //! DOC-19).
 //!
-//! The Yjs client id of a device is assigned from its device index (its
-//! position in the context's ordered signer list) and incarnation, so two
-//! devices never share one; the Automerge actor id is derived from the device
+//! The Yjs client id of a device is assigned from its device index and
+//! incarnation: in a space, an index its adding operation claimed (MEM-30,
+//! fixed by that operation and its causal past, never moved); in a conformance
+//! world, its position in the signer list. Two devices never share one; the Automerge actor id is derived from the device
 //! key and the document id (128 bits, too wide to grind). Every replica checks
 //! that an envelope only writes as its author: nobody can insert content under
 //! another device's actor.
@@ -49,13 +50,60 @@ pub fn yjs_client_id(index: u64, incarnation: u32) -> u64 {
     1 + (index << 16) + u64::from(incarnation.min(MAX_INCARNATION))
 }
 
-/// Device indices of an ordered signer list (DOC-19): each key's first position.
-pub fn device_indices(signers: &[[u8; 32]]) -> std::collections::BTreeMap<[u8; 32], u64> {
-    let mut out = std::collections::BTreeMap::new();
-    for (i, k) in signers.iter().enumerate() {
-        out.entry(*k).or_insert(i as u64);
+/// The device `index` and incarnation a Yjs client id stands for (the inverse
+/// of [`yjs_client_id`]); `None` for 0 and ids above `2^53 - 1`.
+pub fn split_client_id(client: u64) -> Option<(u64, u32)> {
+    if client == 0 || client > MAX_YJS_CLIENT_ID {
+        return None;
     }
-    out
+    let v = client - 1;
+    Some((v >> 16, (v & 0xffff) as u32))
+}
+
+/// The device indices of a context (DOC-19): what each signer may insert under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceIndices {
+    /// By signer key, its indices; the first is the one it edits under (its
+    /// primary). A conformance world gives each signer one; a space's
+    /// membership gives every index an adding operation claimed (MEM-30).
+    pub claims: std::collections::BTreeMap<[u8; 32], Vec<u64>>,
+    /// Whether the context can still grow (a space: an index no known device
+    /// claims may be claimed by an operation not yet received, so an insertion
+    /// under it waits, DOC-22). A world's signer list is fixed.
+    pub growing: bool,
+}
+
+impl DeviceIndices {
+    /// The index `device` edits under, if it has one.
+    pub fn primary(&self, device: &[u8; 32]) -> Option<u64> {
+        self.claims.get(device).and_then(|c| c.first()).copied()
+    }
+
+    /// Whether `index` is one of `device`'s.
+    pub fn holds(&self, device: &[u8; 32], index: u64) -> bool {
+        self.claims.get(device).is_some_and(|c| c.contains(&index))
+    }
+
+    /// The indices of a space's membership (MEM-30): every claim, growing.
+    pub fn from_claims(claims: std::collections::BTreeMap<[u8; 32], Vec<u64>>) -> Self {
+        DeviceIndices {
+            claims,
+            growing: true,
+        }
+    }
+}
+
+/// Device indices of an ordered, fixed signer list (DOC-19, a conformance
+/// world): each key's first position.
+pub fn device_indices(signers: &[[u8; 32]]) -> DeviceIndices {
+    let mut claims = std::collections::BTreeMap::new();
+    for (i, k) in signers.iter().enumerate() {
+        claims.entry(*k).or_insert_with(|| vec![i as u64]);
+    }
+    DeviceIndices {
+        claims,
+        growing: false,
+    }
 }
 
 /// The Automerge actor id of `author` in `doc_id`, incarnation `k`: the first 16
@@ -107,6 +155,11 @@ mod tests {
         assert!(top < UNINDEXED_CLIENT_ID);
         assert_eq!(yjs_client_id(MAX_DEVICE_INDEX + 1, 0), UNINDEXED_CLIENT_ID);
         let idx = device_indices(&[[5; 32], [1; 32], [5; 32]]);
-        assert_eq!((idx[&[5; 32]], idx[&[1; 32]]), (0, 1));
+        assert_eq!(
+            (idx.primary(&[5; 32]), idx.primary(&[1; 32])),
+            (Some(0), Some(1))
+        );
+        assert_eq!(split_client_id(yjs_client_id(77, 9)), Some((77, 9)));
+        assert_eq!(split_client_id(0), None);
     }
 }

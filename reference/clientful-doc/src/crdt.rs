@@ -30,6 +30,9 @@ pub struct ActorProgress {
     pub incarnation: u32,
     /// Yjs: the next clock of the incarnation's client id. Automerge: its last seq.
     pub next: u64,
+    /// Yjs: the client id the chain inserted under last (0: none yet); a chain
+    /// changes it only with a new incarnation (DOC-21). Automerge: 0.
+    pub client: u64,
 }
 
 /// A payload decoded by [`CrdtDoc::validate_prepared`], to apply without decoding
@@ -154,8 +157,7 @@ impl Default for YjsSchema {
 
 const REMOTE_ORIGIN: &str = "clientful/remote";
 
-/// Device index of each known signer's key (DOC-19).
-pub type DeviceIndices = std::collections::BTreeMap<[u8; 32], u64>;
+pub use crate::binding::DeviceIndices;
 
 /// A Yjs document (yrs with UTF-16 offsets, as in JavaScript).
 pub struct YjsDoc {
@@ -203,9 +205,9 @@ impl YjsDoc {
         incarnation: u32,
     ) -> Self {
         let client_id = indices
-            .get(device)
+            .primary(device)
             .map_or(binding::UNINDEXED_CLIENT_ID, |d| {
-                binding::yjs_client_id(*d, incarnation)
+                binding::yjs_client_id(d, incarnation)
             });
         let mut options = Options::with_client_id(yrs::block::ClientID::new(client_id));
         options.offset_kind = OffsetKind::Utf16;
@@ -291,6 +293,12 @@ impl YjsDoc {
         self.doc.get_or_insert_array(name)
     }
 
+    /// Replaces the device indices remote payloads are checked against (the
+    /// membership grew; this device's own index is unchanged).
+    pub fn set_indices(&mut self, indices: Arc<DeviceIndices>) {
+        self.indices = indices;
+    }
+
     /// This device's Yjs client id.
     pub fn client_id(&self) -> u64 {
         self.client_id
@@ -367,20 +375,38 @@ impl YjsDoc {
                 return Err(invalid("update inserts under more than one Yjs client"));
             }
             seen_client = true;
-            let index = self.indices.get(author).copied();
-            let k = index
-                .and_then(|d| {
-                    binding::find_incarnation(progress.incarnation, |k| {
-                        binding::yjs_client_id(d, k) == client.get()
-                    })
-                })
-                .ok_or_else(|| {
+            let x = client.get();
+            let (d, k) = binding::split_client_id(x).ok_or_else(|| {
+                invalid(format!(
+                    "update inserts as Yjs client {x}, which is no client id"
+                ))
+            })?;
+            let last = progress
+                .incarnation
+                .saturating_add(binding::MAX_INCARNATION_STEP)
+                .min(binding::MAX_INCARNATION);
+            if !(progress.incarnation..=last).contains(&k) {
+                return Err(invalid(format!(
+                    "update inserts as Yjs client {x}, at an incarnation the chain cannot take"
+                )));
+            }
+            if !self.indices.holds(author, d) {
+                // DOC-22: in a space, the index may belong to the author through
+                // an adding operation this replica has not received yet.
+                return Err(if self.indices.growing {
+                    DocError::UnassignedIndex { client: x }
+                } else {
                     invalid(format!(
-                        "update inserts as Yjs client {}, which is not assigned to its author",
-                        client.get()
+                        "update inserts as Yjs client {x}, which is not assigned to its author"
                     ))
-                })?;
+                });
+            }
             let start = if k == progress.incarnation {
+                if progress.client != 0 && progress.client != x {
+                    return Err(invalid(
+                        "the chain changes its Yjs client id without a new incarnation",
+                    ));
+                }
                 progress.next
             } else {
                 0
@@ -403,6 +429,7 @@ impl YjsDoc {
             result = ActorProgress {
                 incarnation: k,
                 next: u64::from(first.end),
+                client: x,
             };
         }
         Ok(result)
@@ -551,6 +578,7 @@ impl CrdtDoc for YjsDoc {
         ActorProgress {
             incarnation: self.incarnation,
             next: u64::from(sv.get(&yrs::block::ClientID::new(self.client_id))),
+            client: self.client_id,
         }
     }
 
@@ -802,6 +830,7 @@ impl CrdtDoc for AutomergeDoc {
                     } else {
                         0
                     },
+                    client: 0,
                 };
                 actor = Some(this);
             }
@@ -852,6 +881,7 @@ impl CrdtDoc for AutomergeDoc {
         ActorProgress {
             incarnation: self.incarnation,
             next: seq,
+            client: 0,
         }
     }
 
@@ -933,6 +963,11 @@ mod tests {
                             0
                         } else {
                             36 + u64::from(body == &third) * 6
+                        },
+                        client: if body == &first {
+                            0
+                        } else {
+                            binding::yjs_client_id(0, 0)
                         },
                     },
                 )

@@ -92,15 +92,20 @@ pub struct Dag {
     pub pending_bytes_per_author: HashMap<[u8; 32], usize>,
     /// Authenticated envelopes rejected by the document rules, with their class.
     pub rejected: HashMap<EnvelopeId, ErrorClass>,
+    /// Envelopes whose predecessors are integrated but whose Yjs insertions use
+    /// a device index the membership does not assign to the author yet
+    /// (DOC-22): they wait for the membership, not for envelopes.
+    pub awaiting: BTreeMap<EnvelopeId, Node>,
     rejected_order: VecDeque<EnvelopeId>,
 }
 
 impl Dag {
-    /// Whether `id` is integrated, buffered or rejected.
+    /// Whether `id` is integrated, buffered, awaiting its index or rejected.
     pub fn knows(&self, id: &EnvelopeId) -> bool {
         self.nodes.contains_key(id)
             || self.pending.contains_key(id)
             || self.rejected.contains_key(id)
+            || self.awaiting.contains_key(id)
     }
 
     /// Whether the integrated envelope `id` is excluded from materialization

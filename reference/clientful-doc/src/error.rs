@@ -20,6 +20,14 @@ pub enum DocError {
     /// clock ranges, chain links, content type).
     #[error("invalid operation: {0}")]
     InvalidOperation(String),
+    /// A Yjs update inserts under a device index that no operation the replica
+    /// holds assigns to its author (DOC-22): the replica waits for the
+    /// membership; this is not a verdict.
+    #[error("Yjs client {client} is not assigned to its author (yet)")]
+    UnassignedIndex {
+        /// The client id.
+        client: u64,
+    },
     /// A bound of the document layer is exceeded (buffer, message size).
     #[error("limit exceeded: {what}")]
     LimitExceeded {
@@ -34,7 +42,9 @@ impl DocError {
         match self {
             DocError::Envelope(e) => e.class(),
             DocError::MalformedPayload { .. } => ErrorClass::Malformed,
-            DocError::InvalidOperation(_) => ErrorClass::InvalidOperation,
+            DocError::InvalidOperation(_) | DocError::UnassignedIndex { .. } => {
+                ErrorClass::InvalidOperation
+            }
             DocError::LimitExceeded { .. } => ErrorClass::LimitExceeded,
         }
     }

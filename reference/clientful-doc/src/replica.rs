@@ -24,6 +24,9 @@ use crate::dag::{Dag, Node};
 use crate::digest;
 use crate::error::DocError;
 
+/// Most envelopes held while they wait for a device index (DOC-22).
+pub const MAX_AWAITING: usize = 1024;
+
 /// Which CRDT a document uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrdtKind {
@@ -215,6 +218,26 @@ impl Replica {
         r
     }
 
+    /// A replica of a space's document restored from its persisted envelopes
+    /// under the space's membership: the membership is set first, so every
+    /// envelope is checked against the device indices it claims (DOC-19) rather
+    /// than against positions in `cfg.signers`.
+    pub fn restore_with_membership(
+        cfg: ReplicaConfig,
+        membership: Membership,
+        envelopes: &[Vec<u8>],
+    ) -> Self {
+        let mut r = Replica::new(cfg);
+        r.set_membership(membership);
+        for e in envelopes {
+            r.receive(e);
+        }
+        r.outbox.clear();
+        let _ = r.crdt.as_dyn().take_local();
+        r.reconcile_incarnation();
+        r
+    }
+
     /// The document id.
     pub fn doc_id(&self) -> &[u8; 32] {
         &self.cfg.doc_id
@@ -345,7 +368,10 @@ impl Replica {
             }
         };
         let id = decoded.id;
-        if self.dag.nodes.contains_key(&id) || self.dag.pending.contains_key(&id) {
+        if self.dag.nodes.contains_key(&id)
+            || self.dag.pending.contains_key(&id)
+            || self.dag.awaiting.contains_key(&id)
+        {
             return Disposition::Duplicate { id };
         }
         if let Some(class) = self.dag.rejected.get(&id) {
@@ -410,20 +436,32 @@ impl Replica {
                 },
             };
         }
+        self.integrate_and_release(node)
+    }
+
+    /// Integrates `node` (its predecessors are integrated), then every buffered
+    /// envelope that was waiting only for what got integrated.
+    fn integrate_and_release(&mut self, node: Node) -> Disposition {
+        let id = node.id;
         let first = self.integrate(node);
         let mut unblocked = Vec::new();
-        let mut work: Vec<EnvelopeId> = self.dag.resolve(&id);
+        // An envelope that waits for its index (DOC-22) releases nothing.
+        let mut work: Vec<EnvelopeId> = if self.dag.awaiting.contains_key(&id) {
+            Vec::new()
+        } else {
+            self.dag.resolve(&id)
+        };
         while let Some(next) = work.pop() {
             let Some(n) = self.dag.unbuffer(&next) else {
                 continue;
             };
             let nid = n.id;
-            match self.integrate(n) {
-                Disposition::Applied { .. } => unblocked.push(nid),
-                Disposition::Rejected { .. } => {}
-                _ => {}
+            if let Disposition::Applied { .. } = self.integrate(n) {
+                unblocked.push(nid);
             }
-            work.extend(self.dag.resolve(&nid));
+            if !self.dag.awaiting.contains_key(&nid) {
+                work.extend(self.dag.resolve(&nid));
+            }
         }
         match first {
             Disposition::Applied { id, .. } => Disposition::Applied { id, unblocked },
@@ -479,6 +517,22 @@ impl Replica {
             before,
         ) {
             Ok(p) => p,
+            Err(DocError::UnassignedIndex { .. }) => {
+                // DOC-22: not a verdict; wait for the membership.
+                let id = node.id;
+                if self.dag.awaiting.len() >= MAX_AWAITING {
+                    return Disposition::Rejected {
+                        id: Some(id),
+                        class: ErrorClass::LimitExceeded,
+                        reason: "buffer of envelopes awaiting a device index is full".into(),
+                    };
+                }
+                self.dag.awaiting.insert(id, node);
+                return Disposition::Buffered {
+                    id,
+                    missing: Vec::new(),
+                };
+            }
             Err(e) => return self.reject_node(&node, e.class(), e.to_string()),
         };
         node.progress = progress;
@@ -625,7 +679,7 @@ impl Replica {
             }
         } else if let Some(c) = self.dag.rejected.get(id) {
             Verdict::Rejected(*c)
-        } else if self.dag.pending.contains_key(id) {
+        } else if self.dag.pending.contains_key(id) || self.dag.awaiting.contains_key(id) {
             Verdict::Buffered
         } else {
             Verdict::Unknown
@@ -639,11 +693,19 @@ impl Replica {
     /// restored to) the document by a rebuild, as for equivocation (DOC-7).
     pub fn set_membership(&mut self, membership: Membership) {
         self.ctx.signers = membership.view.signers();
-        let indices = crate::binding::device_indices(&self.ctx.signers);
-        // New device indices change client ids (DOC-19): rebuild under them.
-        let renumbered = *self.indices != indices;
-        if renumbered {
+        let indices = DeviceIndices::from_claims(membership.view.claims.clone());
+        // Claims never move (MEM-30), but new ones arrive: remote payloads are
+        // checked against all of them, and if this device's own primary index
+        // changed (a concurrent addition of it with a lower position), the
+        // document is rebuilt under the new client id (DOC-21).
+        let me = self.cfg.device.public_bytes();
+        let grew = *self.indices != indices;
+        let renumbered = self.indices.primary(&me) != indices.primary(&me);
+        if grew {
             self.indices = Arc::new(indices);
+            if let Crdt::Yjs(y) = &mut self.crdt {
+                y.set_indices(Arc::clone(&self.indices));
+            }
         }
         self.ctx.epochs = membership.keys.clone();
         if !self
@@ -666,6 +728,13 @@ impl Replica {
         self.authority = Some(authority);
         if changed || renumbered {
             self.rebuild();
+        }
+        if grew && !self.dag.awaiting.is_empty() {
+            // DOC-22: envelopes that waited for a device index try again.
+            let waiting = std::mem::take(&mut self.dag.awaiting);
+            for (_, node) in waiting {
+                self.integrate_and_release(node);
+            }
         }
     }
 

@@ -41,10 +41,14 @@ pub struct WriteView {
     pub epochs: BTreeSet<EpochId>,
     /// By device signing key.
     pub devices: BTreeMap<[u8; 32], DeviceWrite>,
-    /// The device keys in admission order (DOC-19): by the depth of the adding
-    /// operation, its id, then the device's position in it. A document
-    /// replica's device indices, hence its Yjs client ids, follow this order.
-    pub admission_order: Vec<[u8; 32]>,
+    /// The device indices each device claims (MEM-30), by signing key, in the
+    /// position order of the claiming operations (the first is the primary).
+    /// A document replica's Yjs client ids are built from them (DOC-19); a
+    /// claim never changes once made, whatever arrives later.
+    pub claims: BTreeMap<[u8; 32], Vec<u64>>,
+    /// Indices claimed for more than one device (MEM-31, an adder's
+    /// equivocation): an envelope that inserted under one is withdrawn (DOC-23).
+    pub contested: BTreeSet<u64>,
 }
 
 fn writes(rs: &Option<(Role, Scope)>, doc_id: &[u8; 32], folders: &[[u8; 32]]) -> bool {
@@ -54,23 +58,10 @@ fn writes(rs: &Option<(Role, Scope)>, doc_id: &[u8; 32], folders: &[[u8; 32]]) -
 
 impl WriteView {
     /// The known signers of the space's documents (ENV-15): every device ever
-    /// added, in admission order (DOC-19; any device missing from the order
-    /// follows, by key).
+    /// added, by key. (Their device indices are [`WriteView::claims`], not
+    /// positions in this list.)
     pub fn signers(&self) -> Vec<[u8; 32]> {
-        let mut out: Vec<[u8; 32]> = self
-            .admission_order
-            .iter()
-            .filter(|k| self.devices.contains_key(*k))
-            .copied()
-            .collect();
-        let listed: BTreeSet<[u8; 32]> = out.iter().copied().collect();
-        out.extend(
-            self.devices
-                .keys()
-                .filter(|k| !listed.contains(*k))
-                .copied(),
-        );
-        out
+        self.devices.keys().copied().collect()
     }
 
     /// MEM-18: may `author` write its envelope `seq` of `doc_id` (in

@@ -7,6 +7,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`authority`] | document write authority as plain data (MEM-18) |
+//! | [`index`] | device indices claimed by adding operations, never moved (MEM-30, MEM-31) |
 //! | [`followup`] | the follow-up policy after a change: expiry, admission, acknowledgement, healing, welcomes |
 //! | [`delivery`] | carriers of key messages and welcomes through storage and broker (KEY-14..17) |
 //! | [`ops`] | content types, roles, scopes, the typed operation bodies and their decoding |
@@ -24,6 +25,7 @@ pub mod authority;
 pub mod delivery;
 pub mod epoch;
 pub mod followup;
+pub mod index;
 pub mod invite;
 pub mod ops;
 pub mod resolve;

@@ -1724,29 +1724,12 @@ impl SpaceReplica {
             });
             devices.insert(d.device_key, DeviceWrite { current, ended });
         }
-        // DOC-19: admission order, a function of the membership state.
-        let mut admitted: Vec<(u64, OpId, usize, [u8; 32])> = s
-            .devices
-            .values()
-            .map(|d| {
-                let entry = self.entries.get(&d.added_by);
-                let depth = entry.map_or(u64::MAX, |e| e.depth);
-                let position = entry
-                    .and_then(|e| {
-                        e.op.body
-                            .devices()
-                            .iter()
-                            .position(|v| *v.device_key.as_bytes() == d.device_key)
-                    })
-                    .unwrap_or(usize::MAX);
-                (depth, d.added_by, position, d.device_key)
-            })
-            .collect();
-        admitted.sort_unstable();
+        let claims = super::index::claims(&self.entries);
         WriteView {
             epochs: s.epochs.keys().copied().collect(),
             devices,
-            admission_order: admitted.into_iter().map(|(_, _, _, k)| k).collect(),
+            contested: super::index::contested(&claims),
+            claims,
         }
     }
 

@@ -28,9 +28,7 @@ pub struct DocInfo {
 
 /// A replica of one document rebuilt from `envs` under the space's membership.
 pub(super) fn restored(cfg: ReplicaConfig, membership: Membership, envs: &[Vec<u8>]) -> Replica {
-    let mut r = Replica::restore(cfg, envs);
-    r.set_membership(membership);
-    r
+    Replica::restore_with_membership(cfg, membership, envs)
 }
 
 impl SpaceSession {

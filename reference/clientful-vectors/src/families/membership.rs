@@ -308,6 +308,12 @@ fn replay(input: &Value) -> Result<Value, String> {
         "currentEpoch": s.current_epoch().map(hex),
         "digest": hex(s.digest().map_err(err)?),
         "rivalGenesis": obs.rival_genesis().iter().map(hex).collect::<Vec<_>>(),
+        "deviceIndices": obs
+            .write_view()
+            .claims
+            .iter()
+            .map(|(d, idx)| json!({"device": hex(d), "indices": idx}))
+            .collect::<Vec<_>>(),
     }))
 }
 
@@ -540,6 +546,11 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
             "MALFORMED",
             "An operation body that breaks the shape rules.",
         ),
+        (
+            "DeviceIndex",
+            "DEFINED",
+            "Device index claims under concurrent, late and crafted additions (MEM-30).",
+        ),
     ] {
         f.note(flag, bug, desc);
     }
@@ -756,6 +767,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
     let _ = ErrorClass::Malformed;
     error_class_cases(&mut f, seed)?;
+    device_index_cases(&mut f, seed)?;
     delivery_cases(&mut f, seed)?;
     Ok(f.finish())
 }
@@ -846,6 +858,96 @@ fn error_class_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
         pb::MembershipOp::default(),
         true,
         "rejected:BAD_SIGNATURE",
+    )
+}
+
+/// Device index claims (MEM-30): two admins on two partitions each add a
+/// device, and a member adds a device of its own with crafted predecessors (only
+/// the operation that added it), so that addition has the lowest depth. Under
+/// the earlier admission order the late, low-depth addition renumbered the
+/// others; the claims are the same whatever the delivery order.
+fn device_index_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
+    let mut g = Group::new(family_rng(&format!("{seed}/device-indices")))?;
+    let b = g.add(0, Role::Admin, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let m = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b, m])?;
+    // Partitions: A adds X, B adds Y, neither sees the other's.
+    let (x, xcert) = g.newcomer()?;
+    let (y, ycert) = g.newcomer()?;
+    let (xu, yu) = (g.user(x), g.user(y));
+    let mut rng = g.rng.clone();
+    g.rep(0)?
+        .add_member(&mut rng, &xu, Role::Writer, &Scope::whole(), &[xcert])
+        .map_err(err)?;
+    g.rep(b)?
+        .add_member(&mut rng, &yu, Role::Writer, &Scope::whole(), &[ycert])
+        .map_err(err)?;
+    g.rng = rng;
+    g.flush_to(0, &[0]);
+    g.flush_to(b, &[b]);
+    // M's own new device, added with crafted predecessors.
+    let user = g.users.get(m).ok_or("no such user")?;
+    let z = DeviceKeys::generate(&mut g.rng);
+    let zcert = clientful_core::identity::issue_certificate(user, &z).map_err(err)?;
+    let r = g.reps.get(m).map(Session::replica).ok_or("no such device")?;
+    let me = r.identity().device.signing.public_bytes();
+    let added_by = r
+        .state()
+        .devices
+        .values()
+        .find(|d| d.device_key == me)
+        .map(|d| d.added_by)
+        .ok_or("M was not added")?;
+    let (seq, prev) = r
+        .decided()
+        .into_iter()
+        .filter_map(|(id, _)| r.op(&id).map(|o| (o.author, o.seq, id)))
+        .filter(|(a, _, _)| *a == me)
+        .map(|(_, s, id)| (s, Some(id)))
+        .max()
+        .unwrap_or((0, None));
+    let body = BodyBuilder(pb::MembershipOp {
+        certificates: vec![zcert],
+        ..Default::default()
+    })
+    .encode();
+    let key = r.current_epoch().ok_or("no epoch")?;
+    let signer = SigningKey::from_seed(&r.identity().device.signing.seed());
+    let space_id = g.space_id();
+    let crafted = envelope::seal(
+        &signer,
+        &key,
+        &envelope::SealRequest {
+            space_id,
+            doc_id: clientful_core::membership::space::membership_doc_id(&space_id).map_err(err)?,
+            seq: seq + 1,
+            prev,
+            preds: if prev.is_some() {
+                vec![]
+            } else {
+                vec![added_by]
+            },
+            content_type: ops::CT_ADD_DEVICE,
+            body: &body,
+        },
+        &mut g.rng,
+    )
+    .map_err(err)?;
+    g.log.push(crafted.bytes);
+    let intended = vec![A; g.log.len()];
+    both(
+        f,
+        &g,
+        "late-concurrent-device-additions",
+        "Two admins on two partitions each add a user's device, and a writer adds a device of its \
+         own whose only predecessor is the operation that added the writer (the lowest depth). \
+         Every addition stands, and each device's index is the one its adding operation claims \
+         (MEM-30): the adder's path, then the count of devices the adder listed before plus the \
+         position; the same in causal and reversed delivery, none shared.",
+        &["MEM-30", "MEM-31", "DOC-19"],
+        &["DeviceIndex"],
+        &intended,
     )
 }
 

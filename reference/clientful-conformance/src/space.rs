@@ -273,6 +273,7 @@ impl SpaceSlot {
                 Received::Duplicate => (D::Duplicate, ErrorClass::Unspecified),
                 Received::Delivered => (D::Applied, ErrorClass::Unspecified),
                 Received::Rejected { class, .. } => (D::Rejected, class),
+                other => return Err(format!("disposition the adapter does not know: {other:?}")),
             },
             Ok(pb::SpaceItemKind::KeyMessage) => match r.receive_key_message(&item.bytes) {
                 Ok(()) => (D::Applied, ErrorClass::Unspecified),

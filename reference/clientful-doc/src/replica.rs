@@ -25,6 +25,7 @@ use crate::digest;
 use crate::error::DocError;
 
 /// Which CRDT a document uses.
+/// Exhaustive on purpose: spec v1 (§8) defines exactly these two CRDTs; a third is a new protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrdtKind {
     /// Yjs (yrs).
@@ -61,6 +62,7 @@ pub struct ReplicaConfig {
 
 /// What [`Replica::receive`] did with an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disposition {
     /// Integrated and applied; `unblocked` envelopes were integrated after it.
     Applied {
@@ -96,6 +98,7 @@ pub enum Disposition {
 /// The current verdict on one envelope id (spec DOC-7): what every honest
 /// replica agrees on once it has the same envelopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Integrated and part of the materialized document.
     Applied,

@@ -257,6 +257,7 @@ fn replay(input: &Value) -> Result<Value, String> {
             (Verdict::Rejected(c), _) => ("rejected", Some(c)),
             (Verdict::Unknown, Received::Rejected { class, .. }) => ("rejected", Some(*class)),
             (Verdict::Unknown, _) => ("pending", None),
+            (other, _) => return Err(format!("verdict this generator does not know: {other:?}")),
         };
         let mut j = json!({"id": id.map(hex), "verdict": name});
         if let Some(c) = class
@@ -328,6 +329,11 @@ fn deliver(input: &Value) -> Result<Value, String> {
             Received::Duplicate => ("duplicate", None),
             Received::Rejected { class, .. } => ("rejected", Some(class)),
             Received::Accepted(_) | Received::Buffered => ("operation", None),
+            other => {
+                return Err(format!(
+                    "disposition this generator does not know: {other:?}"
+                ));
+            }
         };
         let mut j = json!({"id": id, "disposition": name});
         if let Some(c) = class

@@ -43,8 +43,8 @@ pub mod sync;
 pub mod testkit;
 pub mod text;
 
-pub use error::DocError;
 pub use crdt::{AutomergeDoc, YjsDoc, YjsSchema};
+pub use error::DocError;
 pub use replica::{CrdtKind, Disposition, Replica, ReplicaConfig, Verdict};
 pub use sync::SyncSession;
 pub use text::{TextEditError, delete_text, insert_text};

@@ -312,7 +312,11 @@ fn chain_keys(space_id: &[u8; 32], new: &EpochKey, prev_id: &[u8; 32]) -> Result
 /// The chain link from `new` back to `prev` (KEY-6): `prev`'s secret encrypted
 /// under a key derived from `new`'s. Each (new, prev) pair has its own key, used
 /// once, so the nonce is derived too.
-pub(crate) fn chain_link(space_id: &[u8; 32], new: &EpochKey, prev: &EpochKey) -> Result<Vec<u8>, Error> {
+pub(crate) fn chain_link(
+    space_id: &[u8; 32],
+    new: &EpochKey,
+    prev: &EpochKey,
+) -> Result<Vec<u8>, Error> {
     let (key, nonce, aad) = chain_keys(space_id, new, prev.id())?;
     suite::aead_seal(&key, &nonce, &aad, prev.secret())
 }

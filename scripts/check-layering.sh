@@ -5,12 +5,15 @@
 #      clocks or async runtime can sneak in without breaking this build);
 #   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
 #   3. the native client (clientful-net) does not compile the broker server: none of
-#      axum, async-nats, rcgen, tracing-subscriber in its dependency tree.
+#      axum, async-nats, rcgen, tracing-subscriber in its dependency tree;
 #   4. the membership follow-up policy has one driver: no crate but clientful-core
 #      (which defines it) and clientful-session (the session core that the SDK, the
 #      conformance reference adapter and the simulator drive) calls
 #      `SpaceReplica::follow_up` or builds a `FollowUpPolicy` (a grep over the
-#      tracked Rust sources, comments stripped).
+#      tracked Rust sources, comments stripped);
+#   5. the production crates (the SDK, the CLI, the app layer and the shells)
+#      enable no crate's `test-utils` feature (fuzz entry points, testkit,
+#      seal_unchecked) in a normal build.
 # The wasm32 target is installed if missing (never skipped). Prints one line per
 # check and `layering: N passed, M failed`; exits non-zero if any check failed.
 # Called by scripts/test-all.sh; runs on its own too.
@@ -32,6 +35,9 @@ PURE_FORBIDDEN=(tokio mio opendal redb)
 # dependencies).
 CLIENT_CRATES=(clientful-net)
 CLIENT_FORBIDDEN=(axum async-nats rcgen tracing-subscriber)
+# Production crates whose normal build (default features, normal dependencies)
+# must not enable any crate's `test-utils` feature.
+PRODUCTION_CRATES=(clientful clientful-cli clientful-app clientful-net clientful-storage clientful-session clientful-broker)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clientful/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -72,6 +78,20 @@ free_of() {
   return "$found"
 }
 
+# `no_test_utils CRATE`: no package in CRATE's normal build (default features,
+# normal dependencies, every platform) has its `test-utils` feature enabled.
+no_test_utils() {
+  local crate=$1 tree offenders
+  tree=$(cargo tree --locked -e normal,features --target all -p "$crate" --prefix none --format '{p} {f}') || return 1
+  # `-e features` prints a `NAME feature "F"` node for each enabled feature.
+  offenders=$(grep -E '^[A-Za-z0-9_-]+ feature "test-utils"' <<<"$tree" | sort -u || true)
+  if [ -n "$offenders" ]; then
+    echo "  $crate enables test-utils:"
+    sed 's/^/    /' <<<"$offenders"
+    return 1
+  fi
+}
+
 for crate in "${PURE_CRATES[@]}"; do
   check "$crate builds for wasm32-unknown-unknown" \
     cargo build --locked -q -p "$crate" --target wasm32-unknown-unknown
@@ -100,6 +120,9 @@ policy_callers() {
   return "$found"
 }
 check "only clientful-session drives the membership follow-up policy" policy_callers
+for crate in "${PRODUCTION_CRATES[@]}"; do
+  check "$crate enables no test-utils feature" no_test_utils "$crate"
+done
 
 echo "layering: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use clientful_core::room::RoomCredentials;
 
-use crate::frame::{self, BROKER_PROTOCOL_VERSION, Frame, code};
+use crate::frame::{self, BROKER_PROTOCOL_VERSION, ErrorCode, Frame};
 
 /// What the broker told the session.
+/// Exhaustive on purpose: a driver must act on every output; a new one must fail to compile in every driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Send these frame bytes to the broker.
@@ -46,8 +47,9 @@ pub enum Output {
     Acked(u32),
     /// The broker reported an error.
     Error {
-        /// Reason code.
-        code: u32,
+        /// Reason code (BRK-18; [`ErrorCode::Unknown`] for a code this version
+        /// does not define).
+        code: ErrorCode,
         /// The request it concerns, or 0.
         request: u32,
     },
@@ -77,6 +79,7 @@ enum State {
 
 /// A frame the session could not accept.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// Not a canonical frame.
     #[error("bad frame from broker: {0}")]
@@ -303,8 +306,8 @@ impl ClientConnection {
 }
 
 /// Whether an ERROR code ends the connection (the broker closes it).
-pub fn is_fatal(c: u32) -> bool {
-    code::is_fatal(c)
+pub fn is_fatal(c: ErrorCode) -> bool {
+    c.is_fatal()
 }
 
 #[cfg(test)]

@@ -137,89 +137,192 @@ pub mod kind {
     pub const PONG: u32 = Kind::Pong.number();
 }
 
-/// Error reason codes of ERROR and REFUSE frames (BRK-18).
-pub mod code {
+/// The reason codes of ERROR and REFUSE frames (BRK-18). Codes this version does
+/// not define, when a peer sends one, decode to [`ErrorCode::Unknown`] (the frame
+/// keeps the number as sent); [`ErrorCode::try_from`] refuses them with
+/// [`UnknownErrorCode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorCode {
     /// Not a canonical BrokerFrame, or a frame the sender may not send. Fatal.
-    pub const MALFORMED: u32 = 1;
+    Malformed,
     /// The HELLO's version is not supported. Fatal (REFUSE).
-    pub const UNSUPPORTED_VERSION: u32 = 2;
+    UnsupportedVersion,
     /// The frame is larger than the broker's frame limit. Fatal.
-    pub const FRAME_TOO_LARGE: u32 = 3;
+    FrameTooLarge,
     /// Over the connection's rate; the frame was discarded. Fatal on persistence
     /// (BRK-LIM-3).
-    pub const RATE_LIMITED: u32 = 4;
+    RateLimited,
     /// The connection already joined as many rooms as allowed; join refused.
-    pub const TOO_MANY_ROOMS: u32 = 5;
+    TooManyRooms,
     /// The join proof does not verify; join refused.
-    pub const BAD_PROOF: u32 = 6;
+    BadProof,
     /// Publish or ephemeral to a room the connection has not joined; discarded.
-    pub const NOT_JOINED: u32 = 7;
+    NotJoined,
     /// A frame other than HELLO before the handshake completed. Fatal.
-    pub const NOT_READY: u32 = 8;
+    NotReady,
     /// The connection's send queue overflowed. Fatal.
-    pub const SLOW_READER: u32 = 9;
+    SlowReader,
     /// No HELLO in time, or no frame within the idle timeout. Fatal.
-    pub const TIMEOUT: u32 = 10;
+    Timeout,
     /// The broker is shutting down. Fatal.
-    pub const SHUTTING_DOWN: u32 = 11;
+    ShuttingDown,
     /// The broker's resource budget is spent (BRK-LIM-6): a JOIN that would make a
     /// new room, or a PUBLISH, was refused. Not fatal; retry later.
-    pub const OVER_CAPACITY: u32 = 12;
+    OverCapacity,
+    /// A code this protocol version does not define, as a peer sent it (treated
+    /// as fatal by [`ErrorCode::is_fatal`]).
+    Unknown(u32),
+}
 
-    /// Whether the broker closes the connection after an error with this code.
-    pub fn is_fatal(code: u32) -> bool {
+/// A reason code this protocol version does not define (BRK-18 lists 1 to 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown broker error code {0}")]
+pub struct UnknownErrorCode(pub u32);
+
+impl ErrorCode {
+    /// Every code BRK-18 defines, in wire-number order (for metrics).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::Malformed,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::TooManyRooms,
+        ErrorCode::BadProof,
+        ErrorCode::NotJoined,
+        ErrorCode::NotReady,
+        ErrorCode::SlowReader,
+        ErrorCode::Timeout,
+        ErrorCode::ShuttingDown,
+        ErrorCode::OverCapacity,
+    ];
+
+    /// The code's number on the wire (BRK-18).
+    pub const fn code(self) -> u32 {
+        match self {
+            ErrorCode::Malformed => 1,
+            ErrorCode::UnsupportedVersion => 2,
+            ErrorCode::FrameTooLarge => 3,
+            ErrorCode::RateLimited => 4,
+            ErrorCode::TooManyRooms => 5,
+            ErrorCode::BadProof => 6,
+            ErrorCode::NotJoined => 7,
+            ErrorCode::NotReady => 8,
+            ErrorCode::SlowReader => 9,
+            ErrorCode::Timeout => 10,
+            ErrorCode::ShuttingDown => 11,
+            ErrorCode::OverCapacity => 12,
+            ErrorCode::Unknown(n) => n,
+        }
+    }
+
+    /// The code with wire number `n`; a number this version does not define
+    /// becomes [`ErrorCode::Unknown`] (total: decoding a peer's frame never fails
+    /// on its code).
+    pub fn from_code(n: u32) -> ErrorCode {
+        ErrorCode::try_from(n).unwrap_or(ErrorCode::Unknown(n))
+    }
+
+    /// Whether the broker closes the connection after an error with this code
+    /// (BRK-18); an unknown code counts as fatal.
+    pub const fn is_fatal(self) -> bool {
         !matches!(
-            code,
-            TOO_MANY_ROOMS | BAD_PROOF | NOT_JOINED | RATE_LIMITED | OVER_CAPACITY
+            self,
+            ErrorCode::TooManyRooms
+                | ErrorCode::BadProof
+                | ErrorCode::NotJoined
+                | ErrorCode::RateLimited
+                | ErrorCode::OverCapacity
         )
     }
 
-    /// Short name of a code, for logs and metrics.
-    pub fn name(code: u32) -> &'static str {
-        match code {
-            MALFORMED => "malformed",
-            UNSUPPORTED_VERSION => "unsupported_version",
-            FRAME_TOO_LARGE => "frame_too_large",
-            RATE_LIMITED => "rate_limited",
-            TOO_MANY_ROOMS => "too_many_rooms",
-            BAD_PROOF => "bad_proof",
-            NOT_JOINED => "not_joined",
-            NOT_READY => "not_ready",
-            SLOW_READER => "slow_reader",
-            TIMEOUT => "timeout",
-            SHUTTING_DOWN => "shutting_down",
-            OVER_CAPACITY => "over_capacity",
-            _ => "unknown",
+    /// Short name of the code, for logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::BadProof => "bad_proof",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::SlowReader => "slow_reader",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::OverCapacity => "over_capacity",
+            ErrorCode::Unknown(_) => "unknown",
         }
     }
 
-    /// Every code, for metrics.
-    pub const ALL: &[u32] = &[
-        MALFORMED,
-        UNSUPPORTED_VERSION,
-        FRAME_TOO_LARGE,
-        RATE_LIMITED,
-        TOO_MANY_ROOMS,
-        BAD_PROOF,
-        NOT_JOINED,
-        NOT_READY,
-        SLOW_READER,
-        TIMEOUT,
-        SHUTTING_DOWN,
-        OVER_CAPACITY,
-    ];
-
-    /// The WebSocket close status (RFC 6455 §7.4.1) a connection closed for this
-    /// code gets: 1009 for a message too big, 1001 when the broker stops, 1000 for
-    /// a normal end, 1008 (policy violation) for the rest.
-    pub fn websocket_close(code: u32) -> u16 {
-        match code {
-            0 => 1000,
-            FRAME_TOO_LARGE => 1009,
-            SHUTTING_DOWN => 1001,
+    /// The WebSocket close status (RFC 6455 §7.4.1) a connection closed after
+    /// this code gets (BRK-18): 1009 for a message too big, 1001 when the broker
+    /// stops, 1008 (policy violation) for the rest.
+    pub const fn websocket_close(self) -> u16 {
+        match self {
+            ErrorCode::FrameTooLarge => 1009,
+            ErrorCode::ShuttingDown => 1001,
             _ => 1008,
         }
     }
+}
+
+impl TryFrom<u32> for ErrorCode {
+    type Error = UnknownErrorCode;
+
+    /// The code with wire number `n`, or [`UnknownErrorCode`] if BRK-18 does not
+    /// define it.
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.code() == n)
+            .ok_or(UnknownErrorCode(n))
+    }
+}
+
+impl From<ErrorCode> for u32 {
+    fn from(c: ErrorCode) -> u32 {
+        c.code()
+    }
+}
+
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ErrorCode::Unknown(n) => write!(f, "unknown({n})"),
+            known => f.write_str(known.name()),
+        }
+    }
+}
+
+/// The wire numbers of the error codes, for tools and tests that build or read
+/// `BrokerFrame`s field by field (the state machines use [`ErrorCode`]).
+pub mod code {
+    use super::ErrorCode;
+    /// [`ErrorCode::Malformed`].
+    pub const MALFORMED: u32 = ErrorCode::Malformed.code();
+    /// [`ErrorCode::UnsupportedVersion`].
+    pub const UNSUPPORTED_VERSION: u32 = ErrorCode::UnsupportedVersion.code();
+    /// [`ErrorCode::FrameTooLarge`].
+    pub const FRAME_TOO_LARGE: u32 = ErrorCode::FrameTooLarge.code();
+    /// [`ErrorCode::RateLimited`].
+    pub const RATE_LIMITED: u32 = ErrorCode::RateLimited.code();
+    /// [`ErrorCode::TooManyRooms`].
+    pub const TOO_MANY_ROOMS: u32 = ErrorCode::TooManyRooms.code();
+    /// [`ErrorCode::BadProof`].
+    pub const BAD_PROOF: u32 = ErrorCode::BadProof.code();
+    /// [`ErrorCode::NotJoined`].
+    pub const NOT_JOINED: u32 = ErrorCode::NotJoined.code();
+    /// [`ErrorCode::NotReady`].
+    pub const NOT_READY: u32 = ErrorCode::NotReady.code();
+    /// [`ErrorCode::SlowReader`].
+    pub const SLOW_READER: u32 = ErrorCode::SlowReader.code();
+    /// [`ErrorCode::Timeout`].
+    pub const TIMEOUT: u32 = ErrorCode::Timeout.code();
+    /// [`ErrorCode::ShuttingDown`].
+    pub const SHUTTING_DOWN: u32 = ErrorCode::ShuttingDown.code();
+    /// [`ErrorCode::OverCapacity`].
+    pub const OVER_CAPACITY: u32 = ErrorCode::OverCapacity.code();
 }
 
 /// A decoded frame: one variant per kind of BRK-3 with that kind's fields only.
@@ -251,8 +354,8 @@ pub enum Frame {
     Refuse {
         /// The broker's protocol version.
         version: u32,
-        /// Reason code ([`code`]).
-        code: u32,
+        /// Reason code (BRK-18).
+        code: ErrorCode,
     },
     /// c->b: join a room with a proof over the challenge (BRK-7).
     Join {
@@ -319,8 +422,8 @@ pub enum Frame {
     },
     /// b->c: an error.
     Error {
-        /// Reason code ([`code`]).
-        code: u32,
+        /// Reason code (BRK-18).
+        code: ErrorCode,
         /// The request it concerns, or 0.
         request: u32,
         /// The room it concerns, or empty.
@@ -389,7 +492,7 @@ impl Frame {
             },
             Kind::Refuse => Frame::Refuse {
                 version: f.version,
-                code: f.code,
+                code: ErrorCode::from_code(f.code),
             },
             Kind::Join => Frame::Join {
                 request: f.request,
@@ -425,7 +528,7 @@ impl Frame {
                 payload: f.payload,
             },
             Kind::Error => Frame::Error {
-                code: f.code,
+                code: ErrorCode::from_code(f.code),
                 request: f.request,
                 room_id: f.room_id,
             },
@@ -459,7 +562,7 @@ impl Frame {
             },
             Frame::Refuse { version, code } => BrokerFrame {
                 version,
-                code,
+                code: code.code(),
                 ..base
             },
             Frame::Join {
@@ -529,7 +632,7 @@ impl Frame {
                 request,
                 room_id,
             } => BrokerFrame {
-                code,
+                code: code.code(),
                 request,
                 room_id,
                 ..base
@@ -570,7 +673,7 @@ pub fn encode(f: &BrokerFrame) -> Bytes {
 }
 
 /// An ERROR frame.
-pub fn error(code: u32, request: u32, room_id: &[u8]) -> Bytes {
+pub fn error(code: ErrorCode, request: u32, room_id: &[u8]) -> Bytes {
     Frame::Error {
         code,
         request,
@@ -581,6 +684,7 @@ pub fn error(code: u32, request: u32, room_id: &[u8]) -> Bytes {
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// Over the frame size limit.
     #[error("frame of {0} bytes exceeds the limit")]
@@ -597,14 +701,48 @@ pub enum FrameError {
 mod tests {
     use super::*;
 
+    /// BRK-18: every defined code round-trips through its wire number; an
+    /// undefined number is refused by `try_from` and kept as `Unknown` by
+    /// `from_code` (and by the frame decoder), so re-encoding keeps the bytes.
+    #[test]
+    fn error_codes_round_trip_and_unknown_codes_stay_typed() {
+        for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(c.code() as usize, i + 1);
+            assert_eq!(ErrorCode::try_from(c.code()), Ok(c));
+            assert_eq!(ErrorCode::from_code(c.code()), c);
+        }
+        assert_eq!(ErrorCode::try_from(0), Err(UnknownErrorCode(0)));
+        assert_eq!(ErrorCode::try_from(13), Err(UnknownErrorCode(13)));
+        assert_eq!(ErrorCode::from_code(99), ErrorCode::Unknown(99));
+        assert!(ErrorCode::Unknown(99).is_fatal());
+        assert!(!ErrorCode::BadProof.is_fatal());
+        assert_eq!(ErrorCode::FrameTooLarge.websocket_close(), 1009);
+        let raw = BrokerFrame {
+            kind: kind::ERROR,
+            code: 99,
+            request: 3,
+            ..Default::default()
+        };
+        let typed = decode(&encode(&raw), 1024).expect("decodes");
+        assert_eq!(
+            typed,
+            Frame::Error {
+                code: ErrorCode::Unknown(99),
+                request: 3,
+                room_id: Vec::new()
+            }
+        );
+        assert_eq!(typed.encode(), encode(&raw));
+    }
+
     #[test]
     fn round_trip_and_bounds() {
-        let b = error(code::BAD_PROOF, 7, &[1; 32]);
+        let b = error(ErrorCode::BadProof, 7, &[1; 32]);
         let f = decode(&b, 1024).expect("decodes");
         assert_eq!(
             f,
             Frame::Error {
-                code: code::BAD_PROOF,
+                code: ErrorCode::BadProof,
                 request: 7,
                 room_id: vec![1; 32]
             }

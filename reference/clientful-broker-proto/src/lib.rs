@@ -17,6 +17,18 @@
 //! runtime: time is handed in as milliseconds on any monotonic clock the caller
 //! chooses. `clientful-broker` (tokio, axum, quinn, NATS) and `clientful-net`
 //! (the native client transports) are shells that drive these state machines.
+//!
+//! # Public API
+//!
+//! The root re-exports the typed frame ([`Frame`], [`Kind`], [`ErrorCode`],
+//! [`FrameError`]), the broker state machine ([`Broker`], [`Action`], [`Limits`])
+//! and the client state machines ([`ClientSession`], [`ClientConnection`],
+//! [`Output`]). [`ErrorCode`] is the typed BRK-18 reason code: `code()`,
+//! `TryFrom<u32>` (refusing undefined codes with [`UnknownErrorCode`]) and the
+//! total `from_code` that keeps a peer's undefined code as `ErrorCode::Unknown`.
+//! Public enums are `#[non_exhaustive]`, except the outputs a driver must act on
+//! ([`Action`], [`Output`]). The `frame::kind` and `frame::code` wire-number
+//! constants remain for tools and tests reading `BrokerFrame`s field by field.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -26,4 +38,6 @@ pub mod pin;
 pub mod rate;
 pub mod state;
 
-pub use frame::{BROKER_PROTOCOL_VERSION, Frame, FrameError, Kind};
+pub use client::{ClientConnection, ClientSession, Output};
+pub use frame::{BROKER_PROTOCOL_VERSION, ErrorCode, Frame, FrameError, Kind, UnknownErrorCode};
+pub use state::{Action, Broker, Limits};

@@ -14,6 +14,7 @@ pub const PIN_LEN: usize = 32;
 
 /// Why a pin could not be computed or read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PinError {
     /// The bytes are not a DER X.509 v3 certificate.
     #[error("not a valid X.509 certificate: {0}")]

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use clientful_core::room::{CHALLENGE_LEN, verify_join};
 
 use crate::deadlines::{Deadlines, Due};
-use crate::frame::{self, BROKER_PROTOCOL_VERSION, Frame, FrameError, Kind, code};
+use crate::frame::{self, BROKER_PROTOCOL_VERSION, ErrorCode, Frame, FrameError, Kind};
 use crate::rate::TokenBucket;
 
 pub use crate::deadlines::{ConnId, RoomId};
@@ -109,6 +109,7 @@ impl Default for Limits {
 }
 
 /// What the shell must do.
+/// Exhaustive on purpose: a shell must perform every action; a new one must fail to compile in every shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Queue `frame` on connection `conn`. `ephemeral` frames may travel as QUIC
@@ -125,8 +126,8 @@ pub enum Action {
     Close {
         /// The connection.
         conn: ConnId,
-        /// Why (an error code), for logs.
-        code: u32,
+        /// Why (the error code sent before closing), for logs.
+        code: ErrorCode,
     },
     /// First local member of a room: subscribe to it on the bus, tagging the
     /// subscription's messages with `generation`, then report it with
@@ -197,7 +198,7 @@ pub struct Stats {
     /// Frames discarded (rate limit, not joined).
     pub drops: u64,
     /// ERROR/REFUSE frames sent, by code.
-    pub rejections: HashMap<u32, u64>,
+    pub rejections: HashMap<ErrorCode, u64>,
     /// Payloads published (local and remote).
     pub published: u64,
     /// Backlog entries dropped by the per-room byte limit, the global backlog
@@ -465,19 +466,19 @@ impl Broker {
         &mut self,
         out: &mut Vec<Action>,
         conn: ConnId,
-        code: u32,
+        code: ErrorCode,
         request: u32,
         room: &[u8],
     ) {
         *self.stats.rejections.entry(code).or_default() += 1;
         self.send(out, conn, frame::error(code, request, room), false);
-        if code::is_fatal(code) {
+        if code.is_fatal() {
             self.fail(out, conn, code);
         }
     }
 
     /// Removes a connection at once and asks the shell to close it.
-    fn fail(&mut self, out: &mut Vec<Action>, conn: ConnId, code: u32) {
+    fn fail(&mut self, out: &mut Vec<Action>, conn: ConnId, code: ErrorCode) {
         self.remove(conn, out);
         out.push(Action::Close { conn, code });
     }
@@ -487,7 +488,7 @@ impl Broker {
     pub fn oversized(&mut self, conn: ConnId, out: &mut Vec<Action>) {
         if self.conns.contains_key(&conn) {
             self.stats.frames_in += 1;
-            self.reject(out, conn, code::FRAME_TOO_LARGE, 0, &[]);
+            self.reject(out, conn, ErrorCode::FrameTooLarge, 0, &[]);
         }
     }
 
@@ -517,9 +518,9 @@ impl Broker {
         let raw = match frame::decode_raw(bytes, self.limits.max_frame) {
             Ok(f) => f,
             Err(FrameError::TooLarge(_)) => {
-                return self.reject(out, conn, code::FRAME_TOO_LARGE, 0, &[]);
+                return self.reject(out, conn, ErrorCode::FrameTooLarge, 0, &[]);
             }
-            Err(_) => return self.reject(out, conn, code::MALFORMED, 0, &[]),
+            Err(_) => return self.reject(out, conn, ErrorCode::Malformed, 0, &[]),
         };
         // A kind a client may not send is answered MALFORMED echoing the request
         // number as sent (BRK-3), whichever kind it is.
@@ -531,7 +532,7 @@ impl Broker {
         }
         let ready = c.ready;
         if !ready && f.kind() != Some(Kind::Hello) {
-            return self.reject(out, conn, code::NOT_READY, 0, &[]);
+            return self.reject(out, conn, ErrorCode::NotReady, 0, &[]);
         }
         match f {
             Frame::Hello { version } => self.hello(conn, version, out),
@@ -570,7 +571,7 @@ impl Broker {
                 self.send(out, conn, Frame::Pong { nonce }.encode(), false);
             }
             Frame::Pong { .. } => {}
-            _ => self.reject(out, conn, code::MALFORMED, request_as_sent, &[]),
+            _ => self.reject(out, conn, ErrorCode::Malformed, request_as_sent, &[]),
         }
     }
 
@@ -585,11 +586,20 @@ impl Broker {
         let strikes = c.strikes;
         self.stats.drops += 1;
         if strikes > self.limits.max_strikes {
-            *self.stats.rejections.entry(code::RATE_LIMITED).or_default() += 1;
-            self.send(out, conn, frame::error(code::RATE_LIMITED, 0, &[]), false);
-            self.fail(out, conn, code::RATE_LIMITED);
+            *self
+                .stats
+                .rejections
+                .entry(ErrorCode::RateLimited)
+                .or_default() += 1;
+            self.send(
+                out,
+                conn,
+                frame::error(ErrorCode::RateLimited, 0, &[]),
+                false,
+            );
+            self.fail(out, conn, ErrorCode::RateLimited);
         } else if strikes == 1 {
-            self.reject(out, conn, code::RATE_LIMITED, 0, &[]);
+            self.reject(out, conn, ErrorCode::RateLimited, 0, &[]);
         }
     }
 
@@ -612,21 +622,21 @@ impl Broker {
             return;
         };
         if c.ready {
-            return self.reject(out, conn, code::MALFORMED, 0, &[]);
+            return self.reject(out, conn, ErrorCode::Malformed, 0, &[]);
         }
         if version != BROKER_PROTOCOL_VERSION {
             *self
                 .stats
                 .rejections
-                .entry(code::UNSUPPORTED_VERSION)
+                .entry(ErrorCode::UnsupportedVersion)
                 .or_default() += 1;
             let refuse = Frame::Refuse {
                 version: BROKER_PROTOCOL_VERSION,
-                code: code::UNSUPPORTED_VERSION,
+                code: ErrorCode::UnsupportedVersion,
             }
             .encode();
             self.send(out, conn, refuse, false);
-            return self.fail(out, conn, code::UNSUPPORTED_VERSION);
+            return self.fail(out, conn, ErrorCode::UnsupportedVersion);
         }
         c.ready = true;
         let welcome = Frame::Welcome {
@@ -648,20 +658,20 @@ impl Broker {
         // BRK-7: a JOIN whose room id is not 32 bytes fails the join check (the
         // lengths come first) and is BAD_PROOF, not MALFORMED; the connection stays.
         let Some(room) = Self::room_id(f.room_id) else {
-            return self.reject(out, conn, code::BAD_PROOF, f.request, &[]);
+            return self.reject(out, conn, ErrorCode::BadProof, f.request, &[]);
         };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if verify_join(f.room_id, f.room_key, &c.challenge, f.proof).is_err() {
-            return self.reject(out, conn, code::BAD_PROOF, f.request, &room);
+            return self.reject(out, conn, ErrorCode::BadProof, f.request, &room);
         }
         if !c.rooms.contains(&room) && c.rooms.len() >= self.limits.max_rooms {
-            return self.reject(out, conn, code::TOO_MANY_ROOMS, f.request, &room);
+            return self.reject(out, conn, ErrorCode::TooManyRooms, f.request, &room);
         }
         // BRK-LIM-6: a new room only while the broker holds fewer than its limit.
         if !self.rooms.contains_key(&room) && self.rooms.len() >= self.limits.max_rooms_total {
-            return self.reject(out, conn, code::OVER_CAPACITY, f.request, &room);
+            return self.reject(out, conn, ErrorCode::OverCapacity, f.request, &room);
         }
         c.rooms.insert(room);
         let generation = self.generations + 1;
@@ -808,7 +818,7 @@ impl Broker {
     /// but an error answer echoes whatever a sender put there.
     fn leave(&mut self, conn: ConnId, request: u32, room_id: &[u8], out: &mut Vec<Action>) {
         let Some(room) = Self::room_id(room_id) else {
-            return self.reject(out, conn, code::MALFORMED, request, &[]);
+            return self.reject(out, conn, ErrorCode::Malformed, request, &[]);
         };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rooms.remove(&room);
@@ -853,11 +863,11 @@ impl Broker {
         out: &mut Vec<Action>,
     ) {
         let Some(room) = Self::room_id(room_id) else {
-            return self.reject(out, conn, code::MALFORMED, request, &[]);
+            return self.reject(out, conn, ErrorCode::Malformed, request, &[]);
         };
         if !self.joined(conn, &room) {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::NOT_JOINED, request, &room);
+            return self.reject(out, conn, ErrorCode::NotJoined, request, &room);
         }
         // BRK-LIM-6: what backlogs and send queues hold, plus this payload, stays
         // within the memory budget; otherwise the publish is refused, not queued.
@@ -867,7 +877,7 @@ impl Broker {
             .saturating_add(payload.len());
         if held > self.limits.memory_budget {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::OVER_CAPACITY, request, &room);
+            return self.reject(out, conn, ErrorCode::OverCapacity, request, &room);
         }
         let payload = Bytes::from(payload);
         if self.mode == Mode::Shared {
@@ -1018,14 +1028,14 @@ impl Broker {
         out: &mut Vec<Action>,
     ) {
         let Some(room) = Self::room_id(room_id) else {
-            return self.reject(out, conn, code::MALFORMED, request, &[]);
+            return self.reject(out, conn, ErrorCode::Malformed, request, &[]);
         };
         if payload.len() > self.limits.max_ephemeral {
-            return self.reject(out, conn, code::FRAME_TOO_LARGE, request, &room);
+            return self.reject(out, conn, ErrorCode::FrameTooLarge, request, &room);
         }
         if !self.joined(conn, &room) {
             self.stats.drops += 1;
-            return self.reject(out, conn, code::NOT_JOINED, request, &room);
+            return self.reject(out, conn, ErrorCode::NotJoined, request, &room);
         }
         let payload = Bytes::from(payload);
         self.relay_ephemeral(room, Some(conn), &payload, out);
@@ -1112,9 +1122,13 @@ impl Broker {
     /// The shell dropped a connection whose send queue overflowed (BRK-LIM-5).
     pub fn slow_reader(&mut self, conn: ConnId, out: &mut Vec<Action>) {
         if self.conns.contains_key(&conn) {
-            *self.stats.rejections.entry(code::SLOW_READER).or_default() += 1;
+            *self
+                .stats
+                .rejections
+                .entry(ErrorCode::SlowReader)
+                .or_default() += 1;
             self.stats.drops += 1;
-            self.fail(out, conn, code::SLOW_READER);
+            self.fail(out, conn, ErrorCode::SlowReader);
         }
     }
 
@@ -1185,7 +1199,7 @@ impl Broker {
             }
         }
         for conn in expired {
-            self.reject(out, conn, code::TIMEOUT, 0, &[]);
+            self.reject(out, conn, ErrorCode::Timeout, 0, &[]);
         }
     }
 
@@ -1195,7 +1209,7 @@ impl Broker {
         self.shutting_down = true;
         let all: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in all {
-            self.reject(out, conn, code::SHUTTING_DOWN, 0, &[]);
+            self.reject(out, conn, ErrorCode::ShuttingDown, 0, &[]);
         }
     }
 
@@ -1209,6 +1223,7 @@ impl Broker {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::frame::code;
     use crate::frame::kind;
     use clientful_core::keys::EpochKey;
     use clientful_core::room::RoomCredentials;
@@ -1333,7 +1348,7 @@ mod tests {
         assert_eq!((f[0].kind, f[0].version), (kind::REFUSE, 1));
         assert!(out.contains(&Action::Close {
             conn: 1,
-            code: code::UNSUPPORTED_VERSION
+            code: ErrorCode::UnsupportedVersion
         }));
         out.clear();
         b.open(2, [0; 32], 0);
@@ -1354,7 +1369,7 @@ mod tests {
         assert!(codes.contains(&code::RATE_LIMITED));
         assert!(out.contains(&Action::Close {
             conn: 3,
-            code: code::RATE_LIMITED
+            code: ErrorCode::RateLimited
         }));
     }
 
@@ -1608,7 +1623,7 @@ mod tests {
         }
         assert!(out.contains(&Action::Close {
             conn: 2,
-            code: code::SLOW_READER
+            code: ErrorCode::SlowReader
         }));
         assert_eq!(frames_to(&out, 1).len(), MAX_HELD + 1);
         assert_eq!(b.connections(), 1);
@@ -1660,7 +1675,7 @@ mod tests {
         assert_eq!(frames_to(&out, 1)[0].code, code::MALFORMED);
         assert!(out.contains(&Action::Close {
             conn: 1,
-            code: code::MALFORMED
+            code: ErrorCode::Malformed
         }));
     }
 
@@ -1810,7 +1825,7 @@ mod tests {
         assert_eq!(to2.last().map(|f| f.code), Some(code::RATE_LIMITED));
         assert!(out.contains(&Action::Close {
             conn: 2,
-            code: code::RATE_LIMITED
+            code: ErrorCode::RateLimited
         }));
     }
 

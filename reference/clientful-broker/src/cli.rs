@@ -121,6 +121,7 @@ pub struct BrokerArgs {
 
 /// JetStream storage of the shared backlog.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[non_exhaustive]
 pub enum NatsStorage {
     /// On disk.
     File,
@@ -130,6 +131,7 @@ pub enum NatsStorage {
 
 /// Log format on stderr.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[non_exhaustive]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,

@@ -7,6 +7,13 @@
 //! process, health and Prometheus endpoints, bounded per-connection send queues,
 //! frame capture, graceful shutdown, optional NATS fan-out between broker
 //! processes, and the timer that wakes the state machine when it asks to be.
+//!
+//! # Public API
+//!
+//! [`server`] (the server and its configuration) and [`cli`] (the command-line
+//! arguments the `clientful-broker` binary and `clientful broker` share); the
+//! protocol types come from `clientful-broker-proto`. Public enums are
+//! `#[non_exhaustive]`.
 #![forbid(unsafe_code)]
 
 pub use clientful_broker_proto::{frame, pin, rate, state};

@@ -926,7 +926,7 @@ async fn reconnect_resumes_from_the_backlog() {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), b_ev.recv()).await {
             Ok(Some(Event::Deliver(p))) => got.push(p),
-            Ok(Some(Event::Error(c))) => saw_timeout |= c == code::TIMEOUT,
+            Ok(Some(Event::Error(c))) => saw_timeout |= c.code() == code::TIMEOUT,
             Ok(Some(Event::Disconnected)) => break,
             other => panic!("expected a disconnect: {other:?}"),
         }

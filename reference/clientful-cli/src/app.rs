@@ -1087,6 +1087,7 @@ pub fn watch(
                     LiveEvent::Synced(_) => {}
                     LiveEvent::Disconnected => println!("broker connection lost; reconnecting"),
                     LiveEvent::Warning(w) => println!("warning: {w}"),
+                    other => println!("event: {other:?}"),
                 }
             },
         )

@@ -88,6 +88,7 @@ pub async fn inspect(sp: &mut SpaceSession) -> Result<()> {
                 Verdict::Void(_) => "void",
                 Verdict::Rejected(_) => "rejected",
                 Verdict::Unknown => "unknown",
+                _ => "other",
             })
             .or_default() += 1;
     }

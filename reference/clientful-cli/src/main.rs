@@ -3,7 +3,9 @@
 //! `demo` plays the whole story on embedded defaults; identity, space, invite,
 //! devices, doc, files, sync, watch, export, inspect and doctor work on a device's
 //! home folder ([`settings`]); `broker` runs the realtime broker; `vectors`
-//! verifies and regenerates the test vectors.
+//! verifies and regenerates the test vectors (only with the `vectors` cargo
+//! feature: the generator builds fixed-seed worlds from the `test-utils` helpers
+//! of clientful-core and clientful-doc, which a normal build never enables).
 
 mod app;
 mod demo;
@@ -15,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+#[cfg(feature = "vectors")]
 use clientful_vectors::{CHECKSUM_FILE, IDS_LOCK_FILE, generate, verify};
 
 #[derive(Parser)]
@@ -103,6 +106,7 @@ enum Command {
     /// checked again), storage objects by epoch directory.
     Inspect,
     /// Test vectors: verify them against this implementation, or regenerate them.
+    #[cfg(feature = "vectors")]
     Vectors {
         #[command(subcommand)]
         action: VectorsAction,
@@ -138,6 +142,7 @@ enum DoctorAction {
     },
 }
 
+#[cfg(feature = "vectors")]
 #[derive(Subcommand)]
 enum VectorsAction {
     /// Check checksums, schema, id registry and every case; prints `N passed, N failed`.
@@ -263,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor {
             action: DoctorAction::Capture { doc, out },
         } => app::doctor(&settings()?, sel, app::DoctorCapture::Capture { doc, out }),
+        #[cfg(feature = "vectors")]
         Command::Vectors { action } => match action {
             VectorsAction::Verify { dir, all_failures } => verify_cmd(&dir, all_failures),
             VectorsAction::Generate { dir, check } => generate_cmd(&dir, check),
@@ -314,6 +320,7 @@ fn doctor_compare(a: &Path, b: &Path) -> Result<ExitCode> {
     })
 }
 
+#[cfg(feature = "vectors")]
 fn verify_cmd(dir: &Path, all_failures: bool) -> Result<ExitCode> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
@@ -340,6 +347,7 @@ fn verify_cmd(dir: &Path, all_failures: bool) -> Result<ExitCode> {
     })
 }
 
+#[cfg(feature = "vectors")]
 fn generate_cmd(dir: &Path, check: bool) -> Result<ExitCode> {
     let files = generate::generate_all().map_err(anyhow::Error::msg)?;
     let mut stale = Vec::new();
@@ -426,6 +434,7 @@ fn generate_cmd(dir: &Path, check: bool) -> Result<ExitCode> {
 
 /// Writes through a temporary file and a rename, so a crash never leaves a
 /// half-written vector file.
+#[cfg(feature = "vectors")]
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;

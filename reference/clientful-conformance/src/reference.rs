@@ -347,6 +347,9 @@ impl ReferenceAdapter {
                         (pb::Disposition::Duplicate, ErrorClass::Unspecified)
                     }
                     DocDisposition::Rejected { class, .. } => (pb::Disposition::Rejected, class),
+                    other => {
+                        return Err(format!("disposition the adapter does not know: {other:?}"));
+                    }
                 };
                 R::Deliver(pb::DeliverResult {
                     disposition: disposition as i32,

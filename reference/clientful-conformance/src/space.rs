@@ -312,6 +312,7 @@ impl SpaceSlot {
                 Received::Duplicate => (D::Duplicate, ErrorClass::Unspecified),
                 Received::Delivered => (D::Applied, ErrorClass::Unspecified),
                 Received::Rejected { class, .. } => (D::Rejected, class),
+                other => return Err(format!("disposition the adapter does not know: {other:?}")),
             },
             Ok(pb::SpaceItemKind::KeyMessage) => match s.handle_key_message(&item.bytes) {
                 Ok(()) => (D::Applied, ErrorClass::Unspecified),

@@ -22,6 +22,7 @@ pub fn class_from_name(name: &str) -> Option<ErrorClass> {
 
 /// Why the core rejected an input. Each variant maps to exactly one spec class.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Not a well-formed encoding of the expected message.
     #[error("malformed {what}: {reason}")]

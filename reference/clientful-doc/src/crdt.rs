@@ -37,6 +37,7 @@ pub struct ActorProgress {
 
 /// A payload decoded by [`CrdtDoc::validate_prepared`], to apply without decoding
 /// it again. Kept on the stack of one receive call (a yrs `Update` is not `Send`).
+#[non_exhaustive]
 pub enum Prepared {
     /// A decoded Yjs update.
     Yjs(Update),
@@ -124,6 +125,7 @@ fn contained<T, E: std::fmt::Display>(
 
 /// The kind of a declared Yjs root type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum YjsRootKind {
     /// `Y.Text`
     Text,

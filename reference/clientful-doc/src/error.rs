@@ -4,6 +4,7 @@ use clientful_core::{Error as CoreError, ErrorClass};
 
 /// Why the document layer rejected an input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DocError {
     /// The envelope itself failed to open (spec §6.8).
     #[error(transparent)]

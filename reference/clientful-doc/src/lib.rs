@@ -8,6 +8,17 @@
 //!
 //! Everything here is sans-IO: the caller feeds bytes in and takes bytes out;
 //! randomness comes from a seed given at construction, and no clock is read.
+//!
+//! # Public API
+//!
+//! The root re-exports the replica ([`Replica`], [`ReplicaConfig`], [`CrdtKind`],
+//! [`Disposition`], [`Verdict`]), the sync exchange ([`SyncSession`]), the CRDT
+//! documents ([`YjsDoc`], [`AutomergeDoc`], [`YjsSchema`]), text editing
+//! ([`insert_text`], [`delete_text`], [`TextEditError`]) and [`DocError`]. Public
+//! enums are `#[non_exhaustive]` except [`CrdtKind`] (spec v1's two CRDTs) and the
+//! canonical JSON value. `testkit` (fixed-seed worlds and edit helpers) and
+//! `fuzzing` exist only with the `test-utils` feature, which no production crate
+//! enables.
 
 #![forbid(unsafe_code)]
 
@@ -20,11 +31,20 @@ pub mod crdt;
 pub mod dag;
 pub mod digest;
 pub mod error;
+/// Fuzz entry points (for `fuzz/` and the corpus replay tests); behind the
+/// `test-utils` feature.
+#[cfg(any(test, feature = "test-utils"))]
 pub mod fuzzing;
 pub mod replica;
 pub mod sync;
+/// Fixed-seed worlds and edit helpers for tests, the simulator, vectors and
+/// benchmarks; behind the `test-utils` feature.
+#[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;
 pub mod text;
 
+pub use crdt::{AutomergeDoc, YjsDoc, YjsSchema};
 pub use error::DocError;
 pub use replica::{CrdtKind, Disposition, Replica, ReplicaConfig, Verdict};
+pub use sync::SyncSession;
+pub use text::{TextEditError, delete_text, insert_text};

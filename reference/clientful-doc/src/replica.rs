@@ -28,6 +28,7 @@ use crate::error::DocError;
 pub const MAX_AWAITING: usize = 1024;
 
 /// Which CRDT a document uses.
+/// Exhaustive on purpose: spec v1 (§8) defines exactly these two CRDTs; a third is a new protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrdtKind {
     /// Yjs (yrs).
@@ -64,6 +65,7 @@ pub struct ReplicaConfig {
 
 /// What [`Replica::receive`] did with an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disposition {
     /// Integrated and applied; `unblocked` envelopes were integrated after it.
     Applied {
@@ -99,6 +101,7 @@ pub enum Disposition {
 /// The current verdict on one envelope id (spec DOC-7): what every honest
 /// replica agrees on once it has the same envelopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Integrated and part of the materialized document.
     Applied,

@@ -38,6 +38,7 @@ impl Default for ClientOptions {
 
 /// What happens to the membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The room is joined (again); `resumed` as in [`Output::Joined`].
     Joined {
@@ -48,8 +49,8 @@ pub enum Event {
     Deliver(Vec<u8>),
     /// An ephemeral payload.
     Ephemeral(Vec<u8>),
-    /// The broker reported an error.
-    Error(u32),
+    /// The broker reported an error (BRK-18).
+    Error(clientful_broker_proto::frame::ErrorCode),
     /// The connection was lost; reconnecting.
     Disconnected,
     /// The broker refused the protocol version; the client stopped.
@@ -212,7 +213,7 @@ async fn run(
                         }
                         Output::Error { code, .. } => {
                             if is_fatal(code) {
-                                tracing::info!(code, "broker closed the connection");
+                                tracing::info!(code = %code, "broker closed the connection");
                             }
                             Event::Error(code)
                         }

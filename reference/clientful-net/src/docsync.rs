@@ -39,6 +39,7 @@ pub const MAX_PEER_SESSIONS: usize = 1024;
 
 /// Why a room message was not used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DocSyncError {
     /// Sealing, opening or decoding failed.
     #[error("room message: {0}")]

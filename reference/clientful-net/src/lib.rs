@@ -13,6 +13,13 @@
 //! - [`client`]: the tokio driver that keeps one room joined across reconnects;
 //! - [`docsync`]: a document replica synchronised over a room with the sync
 //!   exchange of spec §8.7, sealed end to end.
+//!
+//! # Public API
+//!
+//! The root re-exports [`RoomClient`], [`ClientOptions`], [`Event`],
+//! [`Endpoint`] and [`DocClient`]; the modules stay public. Public enums are
+//! `#[non_exhaustive]`. No test helper is on this crate's surface, and its normal
+//! build enables no crate's `test-utils` feature (scripts/check-layering.sh).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -21,3 +28,7 @@ pub mod docsync;
 pub mod outbox;
 pub mod session;
 pub mod transport;
+
+pub use client::{ClientOptions, Event, RoomClient};
+pub use docsync::DocClient;
+pub use transport::Endpoint;

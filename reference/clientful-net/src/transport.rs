@@ -25,6 +25,7 @@ pub const ALPN: &[u8] = b"clientful-broker/1";
 
 /// Where a broker listens.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `ws://host:port/v1/ws`.
     WebSocket(String),

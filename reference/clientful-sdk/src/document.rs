@@ -251,6 +251,7 @@ impl Document {
                     Verdict::Rejected(c) => format!("rejected ({c:?})"),
                     Verdict::Buffered => "buffered".into(),
                     Verdict::Unknown => "unknown".into(),
+                    other => format!("{other:?}").to_lowercase(),
                 },
             })
             .collect();

@@ -27,6 +27,13 @@
 //! Every method that changes the space writes to the device-local store before
 //! it returns; `sync` uploads and downloads. Nothing here trusts the storage or
 //! the broker: every byte read is verified again by the core.
+//!
+//! # Public API
+//!
+//! The root re-exports the facade ([`Client`], [`SpaceSession`], [`Document`],
+//! the error types); the modules stay public for the rest. Public enums are
+//! `#[non_exhaustive]`. The SDK's normal build enables no crate's `test-utils`
+//! feature (checked by scripts/check-layering.sh).
 #![forbid(unsafe_code)]
 
 pub mod codes;

@@ -33,6 +33,7 @@ pub const RECENT: usize = 256;
 
 /// What a live session reports.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LiveEvent {
     /// Joined the room of the current epoch.
     Joined {
@@ -165,8 +166,12 @@ impl Live {
                 }
                 Event::Disconnected => out.push(LiveEvent::Disconnected),
                 Event::Refused => return Err(BrokerError::Refused.into()),
-                Event::Error(code) => out.push(LiveEvent::Warning(format!("broker error {code}"))),
+                Event::Error(code) => {
+                    out.push(LiveEvent::Warning(format!("broker error {}", code.code())))
+                }
                 Event::Ephemeral(_) => {}
+                // An event a newer transport adds: nothing for this loop to do.
+                _ => {}
             }
         }
         if answer {

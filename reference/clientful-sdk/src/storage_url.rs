@@ -70,6 +70,7 @@ pub struct StorageUrlError {
 
 /// A parsed storage URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StorageUrl {
     /// A local folder.
     Folder(PathBuf),

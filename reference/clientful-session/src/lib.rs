@@ -16,6 +16,12 @@
 //! Documents (the CRDT replicas of `clientful-doc`) and the storage layout
 //! (`clientful-storage`) stay with the shell; the session gives it the epochs
 //! and signers to open them with ([`EpochView`]).
+//!
+//! # Public API
+//!
+//! Everything a shell uses is re-exported at the root; the modules are private
+//! except [`stored`] (the stored-key names). Public enums are `#[non_exhaustive]`
+//! except [`Persist`] (a write the shell must perform).
 #![forbid(unsafe_code)]
 
 mod admin;

@@ -18,6 +18,7 @@ pub const KEY_GENESIS: &str = "genesis";
 pub const KEY_PENDING: &str = "pending-deliveries";
 
 /// One write to the device-local store.
+/// Exhaustive on purpose: a store shell must perform every write; a new one must fail to compile in every shell.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Persist {
     /// Store an envelope; `outbox`: also queue it for upload into the current

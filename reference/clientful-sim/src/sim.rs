@@ -260,6 +260,7 @@ fn disposition_name(d: &Disposition) -> String {
         Disposition::Buffered { .. } => "buffered".into(),
         Disposition::Duplicate { .. } => "duplicate".into(),
         Disposition::Rejected { class, .. } => format!("rejected:{}", class_str(*class)),
+        other => format!("{other:?}"),
     }
 }
 
@@ -269,6 +270,7 @@ fn disposition_short(d: &Disposition) -> String {
         | Disposition::Buffered { id, .. }
         | Disposition::Duplicate { id } => Some(*id),
         Disposition::Rejected { id, .. } => *id,
+        _ => None,
     };
     format!(
         "{} {}",

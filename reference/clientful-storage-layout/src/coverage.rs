@@ -128,6 +128,7 @@ impl EnvelopeIndex {
 
 /// What a reader may believe of one `covers` entry (STO-31).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cover {
     /// The device's attestation confirms the snapshot holds its segments `[0, n)`.
     Verified(u64),

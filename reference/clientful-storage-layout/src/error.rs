@@ -4,6 +4,7 @@ use clientful_core::ErrorClass;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// A stored object does not verify, cannot be decoded, or is listed but missing
     /// (`STORAGE_CORRUPT`).

@@ -50,6 +50,7 @@ impl HighWater {
 /// What storage did to a device's head manifest or objects, as the reader's
 /// high-water mark (STO-9) or the owner's own record (STO-28) shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Withholding {
     /// The head manifest is absent although one was seen before.
     HeadWithheld,

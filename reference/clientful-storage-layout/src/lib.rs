@@ -15,6 +15,14 @@
 //!   functions over listed names and fetched bytes (STO-8, STO-11, STO-13..STO-15,
 //!   STO-26..STO-28, STO-31);
 //! * [`error`]: the storage error type, shared with the shell.
+//!
+//! # Public API
+//!
+//! The modules above are the API (the shell `clientful-storage` re-exports them
+//! under the same names); the root re-exports the types most callers name:
+//! [`StorageError`], [`EpochStorage`], [`HeadManifest`], [`HighWater`] and
+//! [`Withholding`]. Public enums are `#[non_exhaustive]` except
+//! [`plan::HeadRepair`] (a repair the shell must carry out).
 #![forbid(unsafe_code)]
 
 pub mod causal;
@@ -27,3 +35,6 @@ pub mod object;
 pub mod plan;
 
 pub use error::StorageError;
+pub use hwm::{HighWater, Withholding};
+pub use layout::EpochStorage;
+pub use object::HeadManifest;

@@ -23,6 +23,7 @@ pub const MAX_LISTED: usize = 1 << 20;
 
 /// What a stored object holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kind {
     /// A head manifest.
     Head = 1,

@@ -562,6 +562,7 @@ pub fn listed_objects(own: &HeadManifest) -> Vec<ObjectId> {
 
 /// What to do about the device's own head path, holding `stored` (`None`:
 /// absent), given its committed manifest `own` and file `file` (STO-28).
+/// Exhaustive on purpose: the storage shell must carry out every repair; a new one must fail to compile there.
 #[derive(Debug)]
 pub enum HeadRepair {
     /// Storage holds the committed file: nothing to do.

@@ -9,6 +9,14 @@
 //! [`local`] (the redb device store), [`space`] (writing segments and head
 //! manifests, pulling, cold start, compaction, repair), [`files`] (streamed large
 //! files) and [`export`] (plain JSON export and store copy).
+//!
+//! # Public API
+//!
+//! The root re-exports [`Space`], [`LocalStore`], [`BlobStore`],
+//! [`OpendalStore`], [`S3Config`] and [`StorageError`]; the modules stay public.
+//! Public enums are `#[non_exhaustive]`. No test helper is on this crate's
+//! surface (its test helper binaries build their fixed keys themselves), and its
+//! normal build enables no crate's `test-utils` feature.
 #![forbid(unsafe_code)]
 
 pub mod backend;

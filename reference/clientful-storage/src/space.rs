@@ -108,6 +108,7 @@ impl ChosenCheckpoint {
 
 /// The outcome of checking a checkpoint against its envelopes (STO-27).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CheckpointCheck {
     /// The envelopes produce the state the checkpoint claims.
     Matches,

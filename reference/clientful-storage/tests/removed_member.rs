@@ -27,7 +27,7 @@ const DOC: [u8; 32] = [0xd0; 32];
 
 /// The chain of `node` as (current, older).
 fn keys(net: &MemberNet, node: usize) -> (EpochKey, Vec<EpochKey>) {
-    let sp = &net.nodes[node].space;
+    let sp = net.nodes[node].space();
     let current = sp.current_epoch().expect("a current epoch");
     let old = sp
         .epoch_chain()
@@ -38,7 +38,7 @@ fn keys(net: &MemberNet, node: usize) -> (EpochKey, Vec<EpochKey>) {
 }
 
 fn device_key(net: &MemberNet, node: usize) -> SigningKey {
-    SigningKey::from_seed(&net.nodes[node].space.identity().device.signing.seed())
+    SigningKey::from_seed(&net.nodes[node].space().identity().device.signing.seed())
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         let bob_user = net.nodes[bob].user.public_bytes();
         let carol_user = net.nodes[carol].user.public_bytes();
         let crypto = &mut net.crypto;
-        let alice = &mut net.nodes[0].space;
+        let alice = net.nodes[0].space_mut();
         alice
             .add_member(
                 crypto,
@@ -80,17 +80,17 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         );
 
         // Alice removes Bob, and Carol's lost second device is revoked.
-        let carol2_id = net.nodes[carol2].space.identity().device_id();
+        let carol2_id = net.nodes[carol2].space().identity().device_id();
         let crypto = &mut net.crypto;
         net.nodes[0]
-            .space
+            .space_mut()
             .remove_member(crypto, &bob_user, &[])
             .unwrap();
         net.flush(0);
         net.run_random();
         let crypto = &mut net.crypto;
         net.nodes[carol]
-            .space
+            .space_mut()
             .revoke_device(crypto, &carol2_id, &[])
             .unwrap();
         net.settle(&[0, carol]);
@@ -101,7 +101,7 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         for outsider in [bob, carol2] {
             assert!(
                 net.nodes[outsider]
-                    .space
+                    .space()
                     .epoch_chain()
                     .iter()
                     .all(|k| k.id() != current.id()),
@@ -111,7 +111,7 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         }
 
         // Alice writes after the removal: a segment, then a snapshot (compaction).
-        let space_id = *net.nodes[0].space.space_id();
+        let space_id = *net.nodes[0].space().space_id();
         let alice_pub = device_key(&net, 0).public_bytes();
         let mut replica = Replica::new(ReplicaConfig {
             space_id,
@@ -175,7 +175,7 @@ fn removed_member_and_revoked_device_open_nothing_written_after() {
         let mut tried = 0;
         for outsider in [bob, carol2] {
             let theirs: Vec<EpochStorage> = net.nodes[outsider]
-                .space
+                .space()
                 .epoch_chain()
                 .iter()
                 .map(|k| EpochStorage::derive(&space_id, k).unwrap())

@@ -70,7 +70,7 @@ fn regeneration_is_byte_identical() {
         let on_disk = std::fs::read(vectors_dir().join(name)).expect("file on disk");
         assert!(
             on_disk == *bytes,
-            "{name} differs from the generator output: run `clientful vectors generate test-vectors`"
+            "{name} differs from the generator output: run `cargo run -p clientful-cli --features vectors -- vectors generate test-vectors`"
         );
     }
     let ids = generate::case_ids(&files).expect("ids");

@@ -42,6 +42,7 @@ const STREAM_ID_LABEL: &[u8] = b"clientful broker stream v1";
 
 /// Where JetStream keeps the shared backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BacklogStorage {
     /// On the NATS server's disk (survives a NATS restart).
     #[default]

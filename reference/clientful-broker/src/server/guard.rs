@@ -60,6 +60,7 @@ impl Default for AdmissionLimits {
 
 /// Why a connection was refused or closed by admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The connection cap was reached and no pending connection could make room.
     AtCapacity,

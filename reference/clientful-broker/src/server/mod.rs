@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
-use crate::frame::code;
+use crate::frame::ErrorCode;
 use crate::state::{Action, Broker, BusMessage, ConnId, Limits};
 
 /// Everything `clientful broker` can be told.
@@ -63,24 +63,28 @@ pub struct Config {
 /// A connection's sending half as the shell sees it.
 pub(crate) enum Out {
     Frame(Bytes),
-    /// Close after the frames queued before, for this reason (an error code, 0
-    /// for none, [`INTERNAL`] for a broker failure).
-    Close(u32),
+    /// Close after the frames queued before, for this reason.
+    Close(CloseReason),
+}
+
+/// Why the shell closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// After a fatal error sent to the client (BRK-18).
+    Error(ErrorCode),
+    /// The broker itself failed (WebSocket 1011).
+    Internal,
 }
 
 /// The refusal log's period: at most one line per period, and a refusal is logged
 /// within about one period.
 const LOG_PERIOD_MS: u64 = 1_000;
 
-/// The close reason of a connection the broker itself failed (WebSocket 1011).
-pub(crate) const INTERNAL: u32 = u32::MAX;
-
-/// The WebSocket close status for an [`Out::Close`] reason.
-pub(crate) fn close_status(why: u32) -> u16 {
-    if why == INTERNAL {
-        1011
-    } else {
-        code::websocket_close(why)
+/// The WebSocket close status for an [`Out::Close`] reason (BRK-18).
+pub(crate) fn close_status(why: CloseReason) -> u16 {
+    match why {
+        CloseReason::Internal => 1011,
+        CloseReason::Error(code) => code.websocket_close(),
     }
 }
 
@@ -146,7 +150,7 @@ pub(crate) struct Shared {
     max_frame: usize,
     admission: Arc<guard::Admission>,
     /// When refusals were last logged, and the counters then.
-    refusal_log: Mutex<(Instant, HashMap<u32, u64>, u64)>,
+    refusal_log: Mutex<(Instant, HashMap<ErrorCode, u64>, u64)>,
     /// Wakes the timer task when the state machine's next deadline moved
     /// earlier than the one it sleeps towards.
     timer: Notify,
@@ -286,7 +290,7 @@ impl Shared {
             // an internal error (WebSocket 1011).
             if let Ok(h) = self.handles.lock() {
                 for handle in h.values() {
-                    let _ = handle.tx.send(Out::Close(INTERNAL));
+                    let _ = handle.tx.send(Out::Close(CloseReason::Internal));
                 }
             }
             return;
@@ -366,11 +370,11 @@ impl Shared {
         }
         let stats = b.stats();
         let mut parts = Vec::new();
-        for c in code::ALL {
-            let now = stats.rejections.get(c).copied().unwrap_or(0);
-            let before = last.1.get(c).copied().unwrap_or(0);
+        for c in ErrorCode::ALL {
+            let now = stats.rejections.get(&c).copied().unwrap_or(0);
+            let before = last.1.get(&c).copied().unwrap_or(0);
             if now > before {
-                parts.push(format!("{}={}", code::name(*c), now - before));
+                parts.push(format!("{}={}", c.name(), now - before));
             }
         }
         if stats.backlog_evicted > last.2 {
@@ -453,12 +457,8 @@ impl Shared {
                         }
                         Action::Close { conn, code: why } => {
                             if let Some(h) = handles.get(&conn) {
-                                tracing::info!(
-                                    conn,
-                                    reason = code::name(why),
-                                    "closing connection"
-                                );
-                                if h.tx.send(Out::Close(why)).is_err() {
+                                tracing::info!(conn, reason = why.name(), "closing connection");
+                                if h.tx.send(Out::Close(CloseReason::Error(why))).is_err() {
                                     h.kill.notify_one();
                                 }
                             }
@@ -611,12 +611,12 @@ impl Shared {
             ld(&self.stats.queue_budget_drops)
         );
         let _ = writeln!(s, "# TYPE clientful_broker_rejections_total counter");
-        for c in code::ALL {
+        for c in ErrorCode::ALL {
             let _ = writeln!(
                 s,
                 "clientful_broker_rejections_total{{code=\"{}\"}} {}",
-                code::name(*c),
-                stats.rejections.get(c).copied().unwrap_or(0)
+                c.name(),
+                stats.rejections.get(&c).copied().unwrap_or(0)
             );
         }
         let _ = writeln!(s, "# TYPE clientful_broker_bus_messages_total counter");

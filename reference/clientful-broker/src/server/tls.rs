@@ -23,6 +23,7 @@ pub struct Identity {
 
 /// What [`load_or_generate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// Both files were read.
     Loaded,

@@ -15,8 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
 
 use super::guard::{ConnSlot, GuardedListener};
-use super::{Out, Shared, close_status};
-use crate::frame::code;
+use super::{CloseReason, Out, Shared, close_status};
 
 /// How long a closed connection's input is still read (and discarded), so that
 /// a peer still sending gets the final ERROR and close instead of a TCP reset.
@@ -119,10 +118,9 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
                     Out::Close(why) => {
                         let frame = CloseFrame {
                             code: close_status(why),
-                            reason: if why == 0 || why == super::INTERNAL {
-                                "".into()
-                            } else {
-                                code::name(why).into()
+                            reason: match why {
+                                CloseReason::Internal => "".into(),
+                                CloseReason::Error(code) => code.name().into(),
                             },
                         };
                         let _ = sink.send(Message::Close(Some(frame))).await;

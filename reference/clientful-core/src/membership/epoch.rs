@@ -191,6 +191,7 @@ pub fn decode_key_message(bytes: &[u8]) -> Result<KeyMessage, Error> {
 
 /// What a device gets from a key message addressed to it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Delivery {
     /// The secret opened and matches the epoch id.
     Key(EpochKey),
@@ -379,14 +380,18 @@ fn chain_keys(space_id: &[u8; 32], new: &EpochKey, prev_id: &[u8; 32]) -> Result
 /// The chain link from `new` back to `prev` (KEY-6): `prev`'s secret encrypted
 /// under a key derived from `new`'s. Each (new, prev) pair has its own key, used
 /// once, so the nonce is derived too.
-pub fn chain_link(space_id: &[u8; 32], new: &EpochKey, prev: &EpochKey) -> Result<Vec<u8>, Error> {
+pub(crate) fn chain_link(
+    space_id: &[u8; 32],
+    new: &EpochKey,
+    prev: &EpochKey,
+) -> Result<Vec<u8>, Error> {
     let (key, nonce, aad) = chain_keys(space_id, new, prev.id())?;
     suite::aead_seal(&key, &nonce, &aad, prev.secret())
 }
 
 /// Opens a chain link: recovers the previous epoch's key and checks it against
 /// `prev_id` (the commitment).
-pub fn open_chain_link(
+pub(crate) fn open_chain_link(
     space_id: &[u8; 32],
     new: &EpochKey,
     prev_id: &[u8; 32],

@@ -20,6 +20,7 @@ use super::state::OpId;
 
 /// Which redemptions an admin device admits (MEM-25).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// Every admissible redemption, except rivals for one single-use invite
     /// (those need a person to choose: [`Admission::Confirmed`]).

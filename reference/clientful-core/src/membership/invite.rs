@@ -65,7 +65,7 @@ pub fn derive(space_id: &[u8; 32], secret: &[u8; 32]) -> Result<InviteKeys, Erro
 }
 
 /// A fresh invite secret.
-pub fn new_secret<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<[u8; 32]> {
+pub(crate) fn new_secret<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<[u8; 32]> {
     let mut s = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(s.as_mut());
     s

@@ -90,6 +90,7 @@ impl Cut {
 }
 
 /// A member's role (MEM-7). Ordered by privilege.
+/// Exhaustive on purpose: the roles of spec v1 (§11) are a closed list, written into invite codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Reads.
@@ -112,7 +113,7 @@ impl Role {
     }
 
     /// The wire value.
-    pub fn as_u32(self) -> u32 {
+    pub(crate) fn as_u32(self) -> u32 {
         self as u32
     }
 }
@@ -129,7 +130,7 @@ impl Scope {
     }
 
     /// Whether this is the whole space.
-    pub fn is_whole(&self) -> bool {
+    pub(crate) fn is_whole(&self) -> bool {
         self.0.is_empty()
     }
 
@@ -158,6 +159,7 @@ pub struct Rotation {
 /// The typed body of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)] // a few hundred bytes, a few hundred operations
+#[non_exhaustive]
 pub enum OpBody {
     /// Creates the space; the creator is its first admin.
     CreateSpace {
@@ -321,7 +323,7 @@ impl Op {
     }
 
     /// Builds an operation from an opened envelope (MEM-3..MEM-5).
-    pub fn from_envelope(env: &OpenedEnvelope) -> Result<Op, Error> {
+    pub(crate) fn from_envelope(env: &OpenedEnvelope) -> Result<Op, Error> {
         let body = decode_body(env.content_type, &env.body)?;
         Ok(Op {
             id: env.id,
@@ -511,7 +513,7 @@ fn present_fields(m: &pb::MembershipOp) -> u32 {
 /// Decodes and shape-checks the body of a membership operation (MEM-3..MEM-5).
 /// Certificates are verified here (§5.4), with the operation's user as the
 /// expected user.
-pub fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
+pub(crate) fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Error> {
     let used = used_fields(content_type).ok_or(Error::InvalidOperation {
         reason: "content type is not a membership operation",
     })?;

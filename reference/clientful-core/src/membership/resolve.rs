@@ -575,7 +575,11 @@ fn build_state(
 }
 
 /// The statement an invitee signs with the invite key (MEM-21).
-pub fn redeem_statement(space_id: &[u8; 32], user: &UserKey, device_ids: &[[u8; 32]]) -> Vec<u8> {
+pub(crate) fn redeem_statement(
+    space_id: &[u8; 32],
+    user: &UserKey,
+    device_ids: &[[u8; 32]],
+) -> Vec<u8> {
     let mut c = Vec::with_capacity(64 + 32 * device_ids.len());
     c.extend_from_slice(space_id);
     c.extend_from_slice(user);
@@ -664,7 +668,7 @@ fn check_rotation(
 /// success, returns the operations its authority derives from and the author's
 /// user. `new_key` is the key of the epoch a rotating operation creates (the
 /// receiver opened the envelope with it), used to check its chain links.
-pub fn authorize(
+pub(crate) fn authorize(
     space_id: &[u8; 32],
     op: &Op,
     s: &State,

@@ -37,6 +37,7 @@ pub fn membership_doc_id(space_id: &[u8; 32]) -> Result<[u8; 32], Error> {
 }
 
 /// Something to send.
+/// Exhaustive on purpose: a driver must act on every output; a new one must fail to compile in every shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// An operation envelope for every member (broadcast and storage).
@@ -54,6 +55,7 @@ pub enum Outgoing {
 
 /// What [`SpaceReplica::receive`] did with an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Received {
     /// Accepted (with every buffered operation it released).
     Accepted(Vec<OpId>),
@@ -77,6 +79,7 @@ pub enum Received {
 
 /// The verdict on one operation (MEM-17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Accepted and standing.
     Accepted,
@@ -90,6 +93,7 @@ pub enum Verdict {
 
 /// Something the device must report to its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Alarm {
     /// A `CREATE_SPACE` of this space other than the pinned genesis (MEM-26,
     /// MEM-27): whoever holds a device key the creator's user key certified
@@ -1229,7 +1233,9 @@ impl SpaceReplica {
 
     /// Seals an operation as this device would (next sequence number, current
     /// heads) *without* checking or integrating it: for simulations of Byzantine
-    /// members and for tests that show every replica rejects it.
+    /// members and for tests that show every replica rejects it. Behind the
+    /// `test-utils` feature.
+    #[cfg(any(test, feature = "test-utils"))]
     pub fn seal_unchecked<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
@@ -1756,7 +1762,7 @@ impl SpaceReplica {
     /// Whether this device is the one that heals the space now (KEY-12): the
     /// space needs a rotation and this device's user is the most senior active
     /// admin (lowest admin-grant position), this device its lowest device id.
-    pub fn should_heal(&self) -> bool {
+    pub(crate) fn should_heal(&self) -> bool {
         if !self.state.needs_rotation() {
             return false;
         }

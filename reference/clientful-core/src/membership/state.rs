@@ -158,7 +158,7 @@ impl State {
     /// The status of the device whose signing key is `device_key`: its id, user
     /// and membership, or `REMOVED_MEMBER` (revoked, or user removed) or
     /// `NOT_A_MEMBER` (never added, or user not a member).
-    pub fn device_status(
+    pub(crate) fn device_status(
         &self,
         device_key: &[u8; 32],
     ) -> Result<(DeviceId, &Device, &Member), Error> {
@@ -203,7 +203,7 @@ impl State {
 
     /// The active devices of settled members, except `excluded`, ascending: the
     /// recipients a rotation must seal to (KEY-4).
-    pub fn expected_recipients(&self, excluded: &[DeviceId]) -> Vec<Recipient> {
+    pub(crate) fn expected_recipients(&self, excluded: &[DeviceId]) -> Vec<Recipient> {
         self.devices
             .iter()
             .filter(|(id, d)| {
@@ -243,7 +243,7 @@ impl State {
 
     /// Whether the space needs a rotation (KEY-12): the frontier has more than
     /// one epoch, or its epoch reached a device no longer active.
-    pub fn needs_rotation(&self) -> bool {
+    pub(crate) fn needs_rotation(&self) -> bool {
         self.frontier.len() > 1 || self.current_epoch().is_none()
     }
 

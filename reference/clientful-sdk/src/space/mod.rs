@@ -72,6 +72,7 @@ pub use sync::{CompactReport, SyncReport};
 
 /// What changed, for subscribers ([`SpaceSession::subscribe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// A document received envelopes from other devices.
     Document([u8; 32]),

@@ -437,6 +437,9 @@ impl SpaceSession {
                 Some(CheckpointCheck::Undone(e)) => {
                     report.warnings.push(format!("checkpoint not checked: {e}"))
                 }
+                Some(other) => report
+                    .warnings
+                    .push(format!("checkpoint not checked: {other:?}")),
             }
         }
         Ok(())

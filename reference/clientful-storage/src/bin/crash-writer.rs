@@ -6,9 +6,11 @@
 
 use std::io::Write;
 
+use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_doc::CrdtKind;
-use clientful_doc::replica::Replica;
-use clientful_doc::testkit::{World, insert_text};
+use clientful_doc::crdt::YjsSchema;
+use clientful_doc::replica::{Replica, ReplicaConfig};
+use clientful_doc::text::insert_text;
 use clientful_storage::LocalStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,8 +18,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = args.next().ok_or("missing DB_PATH")?;
     let incarnation: u64 = args.next().ok_or("missing INCARNATION")?.parse()?;
     let store = LocalStore::open(std::path::Path::new(&db))?;
-    let world = World::new(7, 2, CrdtKind::Yjs);
-    let mut replica = Replica::new(world.config(0, incarnation));
+    // One device of a two-device space, with fixed keys (a test helper: no secret
+    // is at stake); the incarnation varies the nonce seed across restarts.
+    let device = SigningKey::from_seed(&[7; 32]);
+    let signers = vec![
+        device.public_bytes(),
+        SigningKey::from_seed(&[8; 32]).public_bytes(),
+    ];
+    let mut rng_seed = [7u8; 32];
+    rng_seed[..8].copy_from_slice(&incarnation.to_be_bytes());
+    let mut replica = Replica::new(ReplicaConfig {
+        space_id: [1; 32],
+        doc_id: [2; 32],
+        device,
+        epoch: EpochKey::new([3; 32], [4; 32]),
+        old_epochs: Vec::new(),
+        signers,
+        crdt: CrdtKind::Yjs,
+        yjs_schema: YjsSchema::default(),
+        rng_seed,
+    });
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready")?;
     out.flush()?;

@@ -8,8 +8,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use clientful_doc::CrdtKind;
-use clientful_doc::testkit::World;
+use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_storage::space::{Space, SpaceConfig};
 use clientful_storage::{LocalStore, OpendalStore};
 use rand_chacha::ChaCha20Rng;
@@ -78,7 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let world = World::new(11, 1, CrdtKind::Yjs);
+        // One member device with fixed keys (a test helper: no secret is at stake).
+        let device = SigningKey::from_seed(&[11; 32]);
+        let signers = vec![device.public_bytes()];
         std::fs::create_dir_all(dir.join("storage"))?;
         let store = OpendalStore::fs(&dir.join("storage"))?;
         let local = LocalStore::open(&dir.join("local.redb"))?;
@@ -86,11 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             store,
             local,
             SpaceConfig {
-                space_id: world.space_id,
-                device: world.device(0),
-                epoch: world.epoch_key(),
+                space_id: [1; 32],
+                device,
+                epoch: EpochKey::new([3; 32], [4; 32]),
                 old_epochs: Vec::new(),
-                signers: world.signers(),
+                signers,
                 rng_seed: Some([5; 32]),
             },
         )?;

@@ -93,6 +93,7 @@ pub fn disposition_json(d: &Disposition) -> Value {
             "disposition": "rejected",
             "error": clientful_core::error::class_name(*class),
         }),
+        other => json!({"disposition": format!("{other:?}")}),
     }
 }
 

@@ -278,6 +278,7 @@ fn replay(input: &Value) -> Result<Value, String> {
             (Verdict::Rejected(c), _) => ("rejected", Some(c)),
             (Verdict::Unknown, Received::Rejected { class, .. }) => ("rejected", Some(*class)),
             (Verdict::Unknown, _) => ("pending", None),
+            (other, _) => return Err(format!("verdict this generator does not know: {other:?}")),
         };
         let mut j = json!({"id": id.map(hex), "verdict": name});
         if let Some(c) = class
@@ -355,6 +356,11 @@ fn deliver(input: &Value) -> Result<Value, String> {
             Received::Duplicate => ("duplicate", None),
             Received::Rejected { class, .. } => ("rejected", Some(class)),
             Received::Accepted(_) | Received::Buffered => ("operation", None),
+            other => {
+                return Err(format!(
+                    "disposition this generator does not know: {other:?}"
+                ));
+            }
         };
         let mut j = json!({"id": id, "disposition": name});
         if let Some(c) = class
@@ -890,7 +896,11 @@ fn device_index_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     let user = g.users.get(m).ok_or("no such user")?;
     let z = DeviceKeys::generate(&mut g.rng);
     let zcert = clientful_core::identity::issue_certificate(user, &z).map_err(err)?;
-    let r = g.reps.get(m).map(Session::replica).ok_or("no such device")?;
+    let r = g
+        .reps
+        .get(m)
+        .map(Session::replica)
+        .ok_or("no such device")?;
     let me = r.identity().device.signing.public_bytes();
     let added_by = r
         .state()
@@ -1369,7 +1379,13 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     // Who signs welcomes (KEY-20): a device key, its certificate, and the
     // operation that added it (KEY-21).
     let added_by = |g: &mut Group, i: usize| -> Result<[u8; 32], String> {
-        let me = g.reps.get(i).ok_or("no device")?.replica().identity().device_id();
+        let me = g
+            .reps
+            .get(i)
+            .ok_or("no device")?
+            .replica()
+            .identity()
+            .device_id();
         g.rep(0)?
             .state()
             .devices
@@ -1380,7 +1396,9 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     let cert_of = |g: &Group, i: usize| -> Result<Vec<u8>, String> {
         Ok(g.reps
             .get(i)
-            .ok_or("no device")?.replica().identity()
+            .ok_or("no device")?
+            .replica()
+            .identity()
             .certificate
             .clone())
     };
@@ -1497,7 +1515,13 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
         &outsider.device.signing,
     )?;
     let welcome_removed = welcome_to_b(&mut rng, &signer_c, &device_c)?;
-    let device_c_id = g.reps.get(c).ok_or("no c")?.replica().identity().device_id();
+    let device_c_id = g
+        .reps
+        .get(c)
+        .ok_or("no c")?
+        .replica()
+        .identity()
+        .device_id();
     let welcome_private = delivery::seal_carrier(
         &mut rng,
         &device_c,

@@ -934,6 +934,11 @@ async fn checkpoint(params: &Value, input: &Value) -> Result<Outcome, String> {
         CheckpointCheck::Matches => {}
         CheckpointCheck::Mismatch(e) => return Ok(Outcome::Rejected(class_of(&e)?)),
         CheckpointCheck::Undone(e) => return Err(format!("check undone: {e}")),
+        other => {
+            return Err(format!(
+                "check outcome this generator does not know: {other:?}"
+            ));
+        }
     }
     let envs = space
         .documents()

@@ -29,6 +29,9 @@ pub fn recipient(certificate: &[u8]) -> Result<Recipient, String> {
     })
 }
 
+/// A forging device: its signing key and its certificate.
+pub type RivalDevice = (SigningKey, Vec<u8>);
+
 /// A rival genesis: a fresh device certified by the creator's user key signs
 /// a `CREATE_SPACE` with the creator's user key and the nonce of the real
 /// genesis (read from `genesis_env` with the creator's exported secrets), so
@@ -41,7 +44,7 @@ pub fn rival_genesis(
     genesis_env: &[u8],
     secrets: &[EpochKey],
     creator_user_seed: &[u8; 32],
-) -> Result<(Vec<u8>, EpochKey, (SigningKey, Vec<u8>)), String> {
+) -> Result<(Vec<u8>, EpochKey, RivalDevice), String> {
     let real = envelope::decode(genesis_env).map_err(err)?.id;
     // Read the nonce as a member would: open the genesis.
     let creator = SigningKey::from_seed(creator_user_seed);

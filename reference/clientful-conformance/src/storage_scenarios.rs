@@ -106,7 +106,9 @@ fn with_signers(w: &World, exclude: Option<usize>) -> Value {
         .filter(|(i, _)| Some(*i) != exclude)
         .map(|(_, s)| Value::String(hex::encode(s)))
         .collect();
-    v["signers"] = Value::Array(signers);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("signers".into(), Value::Array(signers));
+    }
     v
 }
 
@@ -120,10 +122,15 @@ impl Fixture {
         let wj_before = with_signers(&world, None).to_string();
         let other_epoch = EpochKey::new(seed_bytes(seed, 1), seed_bytes(seed, 2));
         let mut other = with_signers(&world, Some(R_));
-        other["epoch"] = serde_json::json!({
-            "epochId": hex::encode(other_epoch.id()),
-            "secret": hex::encode(other_epoch.secret()),
-        });
+        if let Some(o) = other.as_object_mut() {
+            o.insert(
+                "epoch".into(),
+                serde_json::json!({
+                    "epochId": hex::encode(other_epoch.id()),
+                    "secret": hex::encode(other_epoch.secret()),
+                }),
+            );
+        }
         let mut ra = world.replica(A);
         let mut rb = world.replica(B);
         let a = [
@@ -1064,10 +1071,10 @@ pub fn run(sc: &Scenario, fx: &Fixture, adapter: &mut dyn Adapter, id: &mut u64)
         } => {
             let refs: Vec<&Files> = loads.iter().collect();
             let mut req = fx.load_request(wj, &refs, hw);
-            if let (Some(path), Some(last)) = (duplicate, req.loads.last_mut()) {
-                if let Some(f) = last.files.iter().find(|f| &f.path == path).cloned() {
-                    last.files.push(f);
-                }
+            if let (Some(path), Some(last)) = (duplicate, req.loads.last_mut())
+                && let Some(f) = last.files.iter().find(|f| &f.path == path).cloned()
+            {
+                last.files.push(f);
             }
             let want = ref_load(&req)?;
             intent(&want).map_err(|m| StorageFailure::Harness(format!("scenario/storage/{}: the reference's answer does not show the scenario's point ({m})", sc.name)))?;

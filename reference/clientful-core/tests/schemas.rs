@@ -127,6 +127,9 @@ fn the_codec_holds_no_hand_written_schema() {
 
 /// ENC-5: spec §3.5 lists every v1 message of the descriptor, each with exactly
 /// its fields (number, name, type), and nothing else.
+/// A field as the spec lists it: (number, name, type).
+type Field = (i32, String, String);
+
 #[test]
 fn spec_lists_every_v1_message() {
     let spec = include_str!("../../../spec/03-encoding.md");
@@ -137,7 +140,7 @@ fn spec_lists_every_v1_message() {
     let section = &spec[start..end];
     // name -> [(number, field, type)] from "`clientful.v1.X` (§..)" headings and
     // the table rows that follow them.
-    let mut listed: Vec<(String, Vec<(i32, String, String)>)> = Vec::new();
+    let mut listed: Vec<(String, Vec<Field>)> = Vec::new();
     for line in section.lines() {
         if let Some(rest) = line.strip_prefix("`clientful.v1.") {
             let name = rest.split('`').next().unwrap_or_default();

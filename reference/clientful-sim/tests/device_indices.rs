@@ -321,6 +321,147 @@ fn late_concurrent_device_additions_never_share_or_move_a_client_id() {
     }
 }
 
+/// DOC-23 and MEM-31: a device that adds devices and equivocates (two
+/// `ADD_DEVICE` operations with one seq and one predecessor, each adding a
+/// device of its user) gives both devices the same index. That index is
+/// contested on every replica, every envelope inserted under it is withdrawn
+/// everywhere, the other devices' indices and work are untouched, and all
+/// replicas (fresh ones fed the envelopes shuffled included) converge.
+#[test]
+fn an_equivocating_adder_contests_only_the_index_it_gave_twice() {
+    for seed in 0..8u64 {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0xd23);
+        let (mut net, idx) = group(seed, &[("M", Role::Writer)]);
+        let (a, m) = (idx[0], idx[1]);
+        let (z1, z1_cert) = net.new_device("Z1", m);
+        let (z2, z2_cert) = net.new_device("Z2", m);
+        // Both built on the same state of M: same seq, same predecessors.
+        let add1 = crafted_add_device(&mut net, m, &z1_cert);
+        let add2 = crafted_add_device(&mut net, m, &z2_cert);
+        for e in [&add1, &add2] {
+            net.broadcast(m, Item::Envelope(e.clone()));
+        }
+        let everyone = [a, m, z1, z2];
+        net.settle(&everyone);
+        let view = net.nodes[a].space().write_view();
+        let key = |n: usize| {
+            net.nodes[n]
+                .space()
+                .identity()
+                .device
+                .signing
+                .public_bytes()
+        };
+        let (k1, k2) = (key(z1), key(z2));
+        let claimed = |k: &[u8; 32]| view.claims.get(k).cloned().unwrap_or_default();
+        let (c1, c2) = (claimed(&k1), claimed(&k2));
+        assert!(
+            !c1.is_empty() && c1 == c2,
+            "seed {seed}: Z1 {c1:?}, Z2 {c2:?}"
+        );
+        let expected: BTreeSet<u64> = c1.iter().copied().collect();
+        assert_eq!(view.contested, expected, "seed {seed}: contested indices");
+        for n in everyone {
+            let v = net.nodes[n].space().write_view();
+            assert_eq!(
+                v.contested, expected,
+                "seed {seed}: node {n} sees other contested indices"
+            );
+            for k in [key(a), key(m)] {
+                let own = v.claims.get(&k).cloned().unwrap_or_default();
+                assert!(
+                    !own.is_empty() && own.iter().all(|i| !expected.contains(i)),
+                    "seed {seed}: an honest device's index is contested"
+                );
+            }
+        }
+        // Everyone edits one Yjs document and syncs.
+        let order = [a, m, z1, z2];
+        let names = ["A", "M", "Z1", "Z2"];
+        let mut rs: Vec<Replica> = order
+            .iter()
+            .map(|&d| doc_replica(&net, d, a, seed))
+            .collect();
+        for _ in 0..2 {
+            for (i, r) in rs.iter_mut().enumerate() {
+                let at = rng.next_u32() % 3;
+                let len = clientful_sim::edit::text(r).encode_utf16().count() as u32;
+                if insert_text(r, at.min(len), names[i]).is_ok() {
+                    let _ = r.commit();
+                }
+                r.drain_outbox();
+            }
+            // Replicas refuse the contested envelopes: the sync reports it.
+            let _ = sync_all(&mut rs, 8);
+        }
+        let honest: BTreeSet<[u8; 32]> = [key(a), key(m)].into_iter().collect();
+        let all: Vec<(EnvelopeId, [u8; 32])> = rs
+            .iter()
+            .flat_map(|r| {
+                r.dag()
+                    .nodes
+                    .values()
+                    .map(|n| (n.id, n.author))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            all.iter().any(|(_, au)| !honest.contains(au)),
+            "seed {seed}: Z1 and Z2 wrote nothing, the test shows nothing"
+        );
+        for (i, r) in rs.iter().enumerate() {
+            for (id, author) in &all {
+                let v = r.verdict(id);
+                if honest.contains(author) {
+                    assert_eq!(
+                        v,
+                        Verdict::Applied,
+                        "seed {seed} replica {}: honest work lost",
+                        names[i]
+                    );
+                } else {
+                    assert_ne!(
+                        v,
+                        Verdict::Applied,
+                        "seed {seed} replica {}: work under a contested index applied",
+                        names[i]
+                    );
+                }
+            }
+        }
+        let d0 = digests(&mut rs[0]);
+        for (i, r) in rs.iter_mut().enumerate() {
+            assert_eq!(digests(r), d0, "seed {seed}: replica {} diverged", names[i]);
+        }
+        let text = clientful_sim::edit::text(&mut rs[0]);
+        assert!(
+            text.contains('A') && text.contains('M'),
+            "seed {seed}: honest text lost: {text}"
+        );
+        assert!(
+            !text.contains('Z'),
+            "seed {seed}: contested text shown: {text}"
+        );
+        let envelopes: Vec<Vec<u8>> = rs.iter().flat_map(|r| r.persisted_envelopes()).collect();
+        for round in 0..2 {
+            let mut fresh = doc_replica(&net, a, a, seed + round);
+            let mut shuffled = envelopes.clone();
+            for i in (1..shuffled.len()).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                shuffled.swap(i, j);
+            }
+            for e in &shuffled {
+                fresh.receive(e);
+            }
+            assert_eq!(
+                digests(&mut fresh),
+                d0,
+                "seed {seed}: a fresh replica diverged"
+            );
+        }
+    }
+}
+
 /// One step of a random membership history.
 #[derive(Debug, Clone)]
 enum Step {

@@ -32,6 +32,9 @@ use crate::object::{
     format_file, open_object, seal_object,
 };
 
+/// A high-water mark this device holds: (epoch id, signing device, mark) (STO-9).
+pub type HeldMark = ([u8; 32], [u8; 32], HighWater);
+
 /// Everything a [`Space`] is built from (membership supplies epochs and signers).
 #[derive(Debug)]
 pub struct SpaceConfig {
@@ -217,7 +220,7 @@ impl<S: BlobStore> Space<S> {
 
     /// The high-water marks this device holds of the signers (STO-9), as
     /// (epoch id, device, mark), in the order of the known epochs and signers.
-    pub fn high_water(&self) -> Result<Vec<([u8; 32], [u8; 32], HighWater)>, StorageError> {
+    pub fn high_water(&self) -> Result<Vec<HeldMark>, StorageError> {
         let mut out = Vec::new();
         for es in &self.epochs {
             for dev in &self.signers {

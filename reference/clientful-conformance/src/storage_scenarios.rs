@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::adapter::{Adapter, HarnessError};
 use crate::pb::{self, request::Command, response::Result as R};
 use crate::storage::{Files, listing};
+use clientful_vectors::families::storage::transplant;
 
 /// Why a scenario did not pass.
 #[derive(Debug)]
@@ -274,67 +275,6 @@ pub fn apply(files: &Files, w: &pb::StorageWritten) -> Files {
         out.insert(f.path.clone(), f.bytes.clone());
     }
     out
-}
-
-/// The storage seal key of an epoch (STO-3), as any member of it derives it.
-fn seal_key(space_id: &[u8; 32], epoch: &EpochKey) -> Result<[u8; 32], String> {
-    let mut root = [0u8; 32];
-    suite::derive_with_label(
-        epoch.secret(),
-        space_id,
-        labels::KDF_STORAGE_KEY,
-        epoch.id(),
-        &mut root,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut seal = [0u8; 32];
-    suite::derive_with_label(&root, &[], labels::KDF_STORAGE_SEAL, &[], &mut seal)
-        .map_err(|e| e.to_string())?;
-    Ok(seal)
-}
-
-fn object_aad(kind: u32, epoch_id: &[u8; 32]) -> Result<Vec<u8>, String> {
-    let content = [
-        &1u32.to_be_bytes(),
-        &kind.to_be_bytes(),
-        epoch_id.as_slice(),
-    ]
-    .concat();
-    labels::labeled(labels::AAD_STORAGE_OBJECT, &content).ok_or_else(|| "aad".to_string())
-}
-
-/// What a member holding both epochs can do (issue 22 finding 6): open a stored
-/// object under `from` and seal the same signed plaintext under `to`.
-fn transplant(
-    bytes: &[u8],
-    space_id: &[u8; 32],
-    from: &EpochKey,
-    to: &EpochKey,
-) -> Result<Vec<u8>, String> {
-    let obj: wpb::StoredObject =
-        wire::decode(bytes, &wire::STORED_OBJECT).map_err(|e| e.to_string())?;
-    let nonce: [u8; 24] = obj.nonce.as_slice().try_into().map_err(|_| "nonce")?;
-    let signed = suite::aead_open(
-        &seal_key(space_id, from)?,
-        &nonce,
-        &object_aad(obj.kind, from.id())?,
-        &obj.ciphertext,
-    )
-    .map_err(|e| e.to_string())?;
-    let ciphertext = suite::aead_seal(
-        &seal_key(space_id, to)?,
-        &nonce,
-        &object_aad(obj.kind, to.id())?,
-        &signed,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(wire::encode(&wpb::StoredObject {
-        version: 1,
-        kind: obj.kind,
-        epoch_id: to.id().to_vec(),
-        nonce: obj.nonce,
-        ciphertext,
-    }))
 }
 
 /// Member M signs a snapshot of A's and B's first segments claiming `claim`

@@ -239,7 +239,7 @@ async fn build_forged(
 }
 
 /// The storage seal key of an epoch (STO-3), as any member of it derives it.
-fn seal_key(space_id: &[u8; 32], epoch: &EpochKey) -> Result<[u8; 32], String> {
+pub fn seal_key(space_id: &[u8; 32], epoch: &EpochKey) -> Result<[u8; 32], String> {
     let mut root = [0u8; 32];
     suite::derive_with_label(
         epoch.secret(),
@@ -255,7 +255,8 @@ fn seal_key(space_id: &[u8; 32], epoch: &EpochKey) -> Result<[u8; 32], String> {
     Ok(seal)
 }
 
-fn object_aad(kind: u32, epoch_id: &[u8; 32]) -> Result<Vec<u8>, String> {
+/// The AAD of a stored object of `kind` in the epoch `epoch_id` (STO-6).
+pub fn object_aad(kind: u32, epoch_id: &[u8; 32]) -> Result<Vec<u8>, String> {
     let content = [
         &1u32.to_be_bytes(),
         &kind.to_be_bytes(),
@@ -267,8 +268,8 @@ fn object_aad(kind: u32, epoch_id: &[u8; 32]) -> Result<Vec<u8>, String> {
 
 /// What a member holding both epochs can do: open a stored object under `from`
 /// and seal the same signed plaintext (body, signer and signature untouched)
-/// under `to`.
-fn transplant(
+/// under `to` (issue 22 finding 6: the forgery STO-6/7's epoch binding stops).
+pub fn transplant(
     bytes: &[u8],
     space_id: &[u8; 32],
     from: &EpochKey,

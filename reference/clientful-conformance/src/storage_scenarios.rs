@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clientful_core::keys::{EpochKey, SigningKey};
-use clientful_core::{ErrorClass, envelope, labels, limits, suite, wire};
+use clientful_core::{ErrorClass, envelope, limits, suite, wire};
 use clientful_doc::CrdtKind;
 use clientful_doc::testkit::{World, insert_text};
 use clientful_proto::v1 as wpb;

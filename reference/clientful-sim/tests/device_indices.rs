@@ -161,6 +161,27 @@ fn digests(r: &mut Replica) -> ([u8; 32], [u8; 32]) {
     (r.history_digest(), r.state_digest())
 }
 
+/// A fresh replica of device `dev` (with its own view) fed `envelopes` in an
+/// order shuffled with `rng` (Fisher-Yates).
+fn fresh_replica_fed_shuffled(
+    net: &MemberNet,
+    dev: usize,
+    seed: u64,
+    envelopes: &[Vec<u8>],
+    rng: &mut ChaCha20Rng,
+) -> Replica {
+    let mut fresh = doc_replica(net, dev, dev, seed);
+    let mut shuffled = envelopes.to_vec();
+    for i in (1..shuffled.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        shuffled.swap(i, j);
+    }
+    for e in &shuffled {
+        fresh.receive(e);
+    }
+    fresh
+}
+
 #[test]
 fn late_concurrent_device_additions_never_share_or_move_a_client_id() {
     for seed in 0..SEEDS {
@@ -300,15 +321,7 @@ fn late_concurrent_device_additions_never_share_or_move_a_client_id() {
         // Fresh replicas fed everything in shuffled orders agree.
         let envelopes: Vec<Vec<u8>> = rs.iter().flat_map(|r| r.persisted_envelopes()).collect();
         for round in 0..3 {
-            let mut fresh = doc_replica(&net, a, a, seed + round);
-            let mut shuffled = envelopes.clone();
-            for i in (1..shuffled.len()).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                shuffled.swap(i, j);
-            }
-            for e in &shuffled {
-                fresh.receive(e);
-            }
+            let mut fresh = fresh_replica_fed_shuffled(&net, a, seed + round, &envelopes, &mut rng);
             for id in &all {
                 assert_eq!(fresh.verdict(id), Verdict::Applied, "seed {seed} fresh");
             }
@@ -444,15 +457,7 @@ fn an_equivocating_adder_contests_only_the_index_it_gave_twice() {
         );
         let envelopes: Vec<Vec<u8>> = rs.iter().flat_map(|r| r.persisted_envelopes()).collect();
         for round in 0..2 {
-            let mut fresh = doc_replica(&net, a, a, seed + round);
-            let mut shuffled = envelopes.clone();
-            for i in (1..shuffled.len()).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                shuffled.swap(i, j);
-            }
-            for e in &shuffled {
-                fresh.receive(e);
-            }
+            let mut fresh = fresh_replica_fed_shuffled(&net, a, seed + round, &envelopes, &mut rng);
             assert_eq!(
                 digests(&mut fresh),
                 d0,

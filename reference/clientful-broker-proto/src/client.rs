@@ -90,6 +90,10 @@ pub enum SessionError {
     /// The join proof could not be made.
     #[error("join proof: {0}")]
     Proof(#[from] clientful_core::Error),
+    /// A JOINED, ACK, DELIVER or EPHEMERAL naming a room other than the
+    /// session's (BRK-19): a broker that misroutes is not trusted further.
+    #[error("frame kind {0} for another room")]
+    OtherRoom(u32),
 }
 
 /// One session.
@@ -161,6 +165,14 @@ impl ClientSession {
     /// Handles one frame from the broker.
     pub fn handle(&mut self, bytes: &[u8], out: &mut Vec<Output>) -> Result<(), SessionError> {
         let f = frame::decode(bytes, self.max_frame)?;
+        if let Frame::Joined { room_id, .. }
+        | Frame::Ack { room_id, .. }
+        | Frame::Deliver { room_id, .. }
+        | Frame::Ephemeral { room_id, .. } = &f
+            && room_id.as_slice() != self.room.room_id().as_slice()
+        {
+            return Err(SessionError::OtherRoom(f.kind_number()));
+        }
         match (self.state, f) {
             (
                 State::AwaitWelcome,

@@ -386,6 +386,57 @@ mod tests {
         ClientSession::new(room, Resume::default())
     }
 
+    /// BRK-19: a JOINED or DELIVER naming another room fails the session and
+    /// hands nothing to the application.
+    #[test]
+    fn frames_for_another_room_are_refused() {
+        let other =
+            RoomCredentials::derive(&[1; 32], &EpochKey::new([4; 32], [3; 32])).expect("room");
+        let mut s = session();
+        let own = s.room.room_id().to_vec();
+        let mut out = Vec::new();
+        s.start();
+        let welcome: Vec<u8> = Frame::Welcome {
+            version: 1,
+            nonce: vec![5; 32],
+            max_frame: 0,
+            max_rooms: 0,
+            rate: 0,
+        }
+        .encode()
+        .into();
+        s.handle(&welcome, &mut out).expect("welcome");
+        let joined = |room: Vec<u8>| -> Vec<u8> {
+            Frame::Joined {
+                request: 1,
+                room_id: room,
+                cursor: 1,
+                stream: vec![8; 16],
+            }
+            .encode()
+            .into()
+        };
+        assert!(matches!(
+            s.handle(&joined(other.room_id().to_vec()), &mut out),
+            Err(SessionError::OtherRoom(_))
+        ));
+        s.handle(&joined(own), &mut out).expect("own room");
+        let deliver: Vec<u8> = Frame::Deliver {
+            room_id: other.room_id().to_vec(),
+            cursor: 1,
+            payload: vec![1],
+        }
+        .encode()
+        .into();
+        out.clear();
+        assert!(matches!(
+            s.handle(&deliver, &mut out),
+            Err(SessionError::OtherRoom(_))
+        ));
+        assert!(out.is_empty());
+        assert_eq!(s.resume().next_seq, 1);
+    }
+
     /// BRK-17: a PING every interval while the broker answers; after more than
     /// three silent intervals the broker counts as lost. Nothing before a PING time.
     #[test]

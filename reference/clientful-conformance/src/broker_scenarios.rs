@@ -334,6 +334,14 @@ impl Scenario {
             Check::Client(..) => CLIENT,
         }
     }
+
+    /// The request the scenario sends.
+    pub fn request(&self) -> Command {
+        match &self.check {
+            Check::Server(req, _) => Command::BrokerServerRun(req.clone()),
+            Check::Client(req, _) => Command::BrokerClientRun(req.clone()),
+        }
+    }
 }
 
 /// The frames step `step` sends to `conn`, decoded.

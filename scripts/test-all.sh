@@ -79,9 +79,13 @@ cargo run -q -p clientful-conformance --locked -- run \
 read -r conf_passed conf_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
 # The storage scenarios (the runner as storage and adversary, spec §12.12) ran over stdio and passed.
 storage_passed=$(grep -c '"id":"scenario/storage/[^"]*".*"outcome":"pass"' "$conf_out/results.jsonl" || true)
+# The broker scenarios (the runner as a broker's clients or a client's broker, spec §12.13).
+broker_passed=$(grep -c '"id":"scenario/broker/[^"]*".*"outcome":"pass"' "$conf_out/results.jsonl" || true)
 rm -rf "$conf_out"
 echo "storage scenarios over stdio: ${storage_passed} passed"
 [ "$storage_passed" -ge 15 ]
+echo "broker scenarios over stdio: ${broker_passed} passed"
+[ "$broker_passed" -ge 15 ]
 
 step "conformance: the worked Python adapter (conformance/examples/python) over stdio"
 venv="$HOME/.cache/clientful/venv-conformance"
@@ -109,5 +113,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios), ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
 echo "total: $(( test_passed + js_passed + conf_passed + py_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + sab_missed + vec_failed + lay_failed )) failed"

@@ -90,6 +90,10 @@ pub enum SessionError {
     /// The join proof could not be made.
     #[error("join proof: {0}")]
     Proof(#[from] clientful_core::Error),
+    /// A JOINED, ACK, DELIVER or EPHEMERAL naming a room other than the
+    /// session's (BRK-19): a broker that misroutes is not trusted further.
+    #[error("frame kind {0} for another room")]
+    OtherRoom(u32),
 }
 
 /// One session.
@@ -161,6 +165,14 @@ impl ClientSession {
     /// Handles one frame from the broker.
     pub fn handle(&mut self, bytes: &[u8], out: &mut Vec<Output>) -> Result<(), SessionError> {
         let f = frame::decode(bytes, self.max_frame)?;
+        if let Frame::Joined { room_id, .. }
+        | Frame::Ack { room_id, .. }
+        | Frame::Deliver { room_id, .. }
+        | Frame::Ephemeral { room_id, .. } = &f
+            && room_id.as_slice() != self.room.room_id().as_slice()
+        {
+            return Err(SessionError::OtherRoom(f.kind_number()));
+        }
         match (self.state, f) {
             (
                 State::AwaitWelcome,
@@ -372,6 +384,57 @@ mod tests {
             RoomCredentials::derive(&[1; 32], &EpochKey::new([2; 32], [3; 32])).expect("room"),
         );
         ClientSession::new(room, Resume::default())
+    }
+
+    /// BRK-19: a JOINED or DELIVER naming another room fails the session and
+    /// hands nothing to the application.
+    #[test]
+    fn frames_for_another_room_are_refused() {
+        let other =
+            RoomCredentials::derive(&[1; 32], &EpochKey::new([4; 32], [3; 32])).expect("room");
+        let mut s = session();
+        let own = s.room.room_id().to_vec();
+        let mut out = Vec::new();
+        s.start();
+        let welcome: Vec<u8> = Frame::Welcome {
+            version: 1,
+            nonce: vec![5; 32],
+            max_frame: 0,
+            max_rooms: 0,
+            rate: 0,
+        }
+        .encode()
+        .into();
+        s.handle(&welcome, &mut out).expect("welcome");
+        let joined = |room: Vec<u8>| -> Vec<u8> {
+            Frame::Joined {
+                request: 1,
+                room_id: room,
+                cursor: 1,
+                stream: vec![8; 16],
+            }
+            .encode()
+            .into()
+        };
+        assert!(matches!(
+            s.handle(&joined(other.room_id().to_vec()), &mut out),
+            Err(SessionError::OtherRoom(_))
+        ));
+        s.handle(&joined(own), &mut out).expect("own room");
+        let deliver: Vec<u8> = Frame::Deliver {
+            room_id: other.room_id().to_vec(),
+            cursor: 1,
+            payload: vec![1],
+        }
+        .encode()
+        .into();
+        out.clear();
+        assert!(matches!(
+            s.handle(&deliver, &mut out),
+            Err(SessionError::OtherRoom(_))
+        ));
+        assert!(out.is_empty());
+        assert_eq!(s.resume().next_seq, 1);
     }
 
     /// BRK-17: a PING every interval while the broker answers; after more than

@@ -60,6 +60,8 @@ pub fn command_name(req: &Request) -> &'static str {
         Some(C::ExportSecrets(_)) => "export_secrets",
         Some(C::StorageWrite(_)) => "storage_write",
         Some(C::StorageLoad(_)) => "storage_load",
+        Some(C::BrokerServerRun(_)) => "broker_server_run",
+        Some(C::BrokerClientRun(_)) => "broker_client_run",
     }
 }
 

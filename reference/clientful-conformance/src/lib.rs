@@ -6,6 +6,8 @@
 
 pub mod adapter;
 pub mod attacks;
+pub mod broker;
+pub mod broker_scenarios;
 pub mod expected;
 pub mod framing;
 pub mod grpc;

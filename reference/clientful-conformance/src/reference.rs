@@ -140,6 +140,8 @@ fn capabilities() -> Vec<String> {
             "replica/restart",
             "space/membership",
             "storage/layout",
+            "broker/server",
+            "broker/client",
         ]
         .map(String::from),
     );
@@ -479,6 +481,12 @@ impl ReferenceAdapter {
                 R::StorageWritten(crate::storage::write(&w, self.saboteur)?)
             }
             Command::StorageLoad(l) => R::StorageLoaded(crate::storage::load(&l, self.saboteur)?),
+            Command::BrokerServerRun(b) => {
+                R::BrokerServerRan(crate::broker::server_run(&b, self.saboteur)?)
+            }
+            Command::BrokerClientRun(b) => {
+                R::BrokerClientRan(crate::broker::client_run(&b, self.saboteur)?)
+            }
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })
     }

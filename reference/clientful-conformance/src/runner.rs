@@ -197,6 +197,8 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "replica/restart",
     "space/membership",
     "storage/layout",
+    "broker/server",
+    "broker/client",
 ];
 
 fn elapsed(t: Instant) -> u64 {
@@ -216,6 +218,9 @@ fn probe_capability(
     }
     if cap == "storage/layout" {
         return crate::storage_scenarios::probe(adapter, id);
+    }
+    if cap == "broker/server" || cap == "broker/client" {
+        return crate::broker_scenarios::probe(adapter, cap, id);
     }
     let crdt = if cap == "replica/automerge" {
         CrdtKind::Automerge
@@ -390,7 +395,10 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             None => Ok(()),
         })
         .and_then(|()| match &opts.scenarios {
-            Some(dir) => ctx.scenarios(dir).and_then(|()| ctx.storage(opts.seed)),
+            Some(dir) => ctx
+                .scenarios(dir)
+                .and_then(|()| ctx.storage(opts.seed))
+                .and_then(|()| ctx.broker(opts.seed)),
             None => Ok(()),
         });
     let id = ctx.id;
@@ -703,6 +711,52 @@ impl Ctx<'_, '_, '_> {
                     kind: Kind::Scenario,
                     level: Level::Required,
                     profiles: vec![CAP.to_string()],
+                    outcome,
+                    millis: elapsed(t),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ctx<'_, '_, '_> {
+    /// The broker scenarios (CONF-71..CONF-82), built afresh from the run's
+    /// seed: `broker/server` ones to each implementation that declared it,
+    /// `broker/client` ones likewise; the others get each as skipped, naming
+    /// the capability.
+    fn broker(&mut self, seed: u64) -> Result<(), String> {
+        use crate::broker_scenarios::{self as bs, BrokerFailure};
+        let fx = bs::Fixture::new(seed)
+            .map_err(|e| format!("broker scenarios: the reference cannot build them: {e}"))?;
+        let list = bs::scenarios(&fx).map_err(|e| format!("broker scenarios: {e}"))?;
+        for i in 0..self.adapters.len() {
+            for sc in &list {
+                let cap = sc.capability();
+                let declared = self
+                    .per_impl
+                    .get(i)
+                    .is_some_and(|c| c.iter().any(|c| c == cap));
+                let test = self.tag(i, &format!("scenario/broker/{}", sc.name));
+                let t = Instant::now();
+                let outcome = if !declared {
+                    Outcome::Skipped(format!("capability not declared: {cap}"))
+                } else {
+                    let adapter = self.adapters.get_mut(i).ok_or("no such implementation")?;
+                    match bs::run(sc, &fx, &mut **adapter, &mut self.id) {
+                        Ok(()) => Outcome::Pass,
+                        Err(BrokerFailure::Failed(m)) => {
+                            Outcome::Fail(format!("{m} [{}]", sc.refs))
+                        }
+                        Err(BrokerFailure::Unsupported(m)) => Outcome::Unsupported(m),
+                        Err(BrokerFailure::Harness(e)) => return Err(format!("{test}: {e}")),
+                    }
+                };
+                self.report.push(TestResult {
+                    id: test,
+                    kind: Kind::Scenario,
+                    level: Level::Required,
+                    profiles: vec![cap.to_string()],
                     outcome,
                     millis: elapsed(t),
                 });

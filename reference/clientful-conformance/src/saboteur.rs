@@ -101,6 +101,23 @@ pub enum Saboteur {
     /// Storage (STO-8): a device without a local record starts its head
     /// manifest afresh (counter 1) instead of continuing from storage.
     RestartsHeadCounter,
+    /// Broker (BRK-7): accepts every JOIN with a 32-byte room id, without
+    /// looking at the room key or the proof.
+    BrokerSkipsJoinProof,
+    /// Broker (BRK-16): numbers, keeps and replays ephemeral payloads like
+    /// published ones.
+    BrokerStoresEphemeral,
+    /// Broker (BRK-9): fans a published payload out to every joined connection,
+    /// whatever room it joined.
+    BrokerLeaksAcrossRooms,
+    /// Client (BRK-19): re-joins after a reconnect with no cursor, as if it had
+    /// received nothing.
+    ClientResumesFromZero,
+    /// Client (BRK-6): signs its join proof over a challenge of its own making
+    /// instead of the one in WELCOME.
+    ClientSignsWrongChallenge,
+    /// Client (BRK-19): accepts frames from the broker that name another room.
+    ClientAcceptsOtherRoom,
 }
 
 /// Every saboteur, with its command-line name.
@@ -141,6 +158,21 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("object-epoch-unchecked", Saboteur::ObjectEpochUnchecked),
     ("trusts-listing", Saboteur::TrustsListing),
     ("restarts-head-counter", Saboteur::RestartsHeadCounter),
+    ("broker-skips-join-proof", Saboteur::BrokerSkipsJoinProof),
+    ("broker-stores-ephemeral", Saboteur::BrokerStoresEphemeral),
+    (
+        "broker-leaks-across-rooms",
+        Saboteur::BrokerLeaksAcrossRooms,
+    ),
+    ("client-resumes-from-zero", Saboteur::ClientResumesFromZero),
+    (
+        "client-signs-wrong-challenge",
+        Saboteur::ClientSignsWrongChallenge,
+    ),
+    (
+        "client-accepts-other-room",
+        Saboteur::ClientAcceptsOtherRoom,
+    ),
 ];
 
 impl Saboteur {

@@ -1,0 +1,198 @@
+//! The broker protocol through the harness (spec §12.13): the broker scenarios
+//! run against the reference over stdio and all pass; they are new in every
+//! run; an implementation without `broker/server` or `broker/client` gets each
+//! skipped naming the capability; each broker saboteur, served over stdio,
+//! fails exactly where `conformance/saboteurs.json` says and nowhere else; a
+//! client's JOIN is checked on its own, its failure named by class.
+//! spec: CONF-71, CONF-72, CONF-73, CONF-74, CONF-75, CONF-81, CONF-83, CONF-84.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clientful_conformance::adapter::{Adapter, StdioAdapter};
+use clientful_conformance::broker::{client_run, server_run};
+use clientful_conformance::broker_scenarios::{Fixture, check_joins, scenarios};
+use clientful_conformance::pb;
+use clientful_conformance::report::{Level, Outcome, Report};
+use clientful_conformance::runner::{RunOptions, run_with};
+use clientful_conformance::saboteur::Saboteur;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_clientful-conformance")
+}
+
+fn run_stdio(cmd: &str, seed: u64) -> Report {
+    let mut adapter = StdioAdapter::spawn(cmd, Duration::from_secs(60)).expect("spawn");
+    let a: &mut dyn Adapter = &mut adapter;
+    run_with(
+        &mut [a],
+        RunOptions {
+            seed,
+            scenarios: Some(root().join("conformance/scenarios")),
+            level: Level::Strict,
+            ..RunOptions::default()
+        },
+    )
+}
+
+fn broker_results(report: &Report) -> Vec<(String, Outcome)> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.id.starts_with("scenario/broker/"))
+        .map(|r| (r.id.clone(), r.outcome.clone()))
+        .collect()
+}
+
+#[test]
+fn broker_scenarios_pass_against_the_reference_over_stdio() {
+    for seed in [1u64, 0xb40c_e125] {
+        let report = run_stdio(&format!("{} serve-reference", bin()), seed);
+        let broker = broker_results(&report);
+        assert!(broker.len() >= 15, "{broker:?}");
+        for (id, outcome) in &broker {
+            assert!(matches!(outcome, Outcome::Pass), "{id}: {outcome:?}");
+        }
+        for cap in ["broker/server", "broker/client"] {
+            assert!(report.results.iter().any(
+                |r| r.id == format!("profile/{cap}") && matches!(r.outcome, Outcome::Pass)
+            ));
+        }
+        assert_eq!(report.failed(), 0);
+    }
+}
+
+#[test]
+fn the_sessions_are_new_in_every_run() {
+    // CONF-74: keys, challenges and payloads from the run seed.
+    let dump = |seed: u64| {
+        let fx = Fixture::new(seed).unwrap();
+        let list = scenarios(&fx).unwrap();
+        assert!(list.len() >= 15);
+        list.iter()
+            .map(|s| format!("{}:{:?}", s.name, s.request()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(1), dump(1));
+    assert_ne!(dump(1), dump(2));
+}
+
+#[test]
+fn every_broker_saboteur_is_caught_where_listed_over_stdio() {
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
+            .unwrap();
+    let broker = [
+        "broker-skips-join-proof",
+        "broker-stores-ephemeral",
+        "broker-leaks-across-rooms",
+        "client-resumes-from-zero",
+        "client-signs-wrong-challenge",
+        "client-accepts-other-room",
+    ];
+    for name in broker {
+        let entry = list["saboteurs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from saboteurs.json"));
+        let report = run_stdio(&format!("{} serve-reference --saboteur {name}", bin()), 7);
+        assert_eq!(report.exit_code(), 1, "{name}");
+        for id in entry["mustFail"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            let r = report
+                .results
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("{name}: no test {id}"));
+            assert!(r.outcome.is_failure(), "{name}: {id} passed");
+        }
+        // A broker saboteur breaks the broker scenarios only.
+        for r in &report.results {
+            if r.outcome.is_failure() {
+                assert!(
+                    r.id.starts_with("scenario/broker/"),
+                    "{name}: {} failed",
+                    r.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn without_the_capability_broker_scenarios_are_skipped_naming_it() {
+    // The saboteur answers-from-vectors declares the vector families only.
+    let report = run_stdio(
+        &format!(
+            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
+            bin(),
+            root().join("test-vectors").display()
+        ),
+        3,
+    );
+    let broker = broker_results(&report);
+    assert!(broker.len() >= 15);
+    for (id, outcome) in broker {
+        match outcome {
+            Outcome::Skipped(why) => assert!(why.contains("broker/"), "{id}: {why}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_join_signed_over_the_wrong_challenge_is_named_bad_signature() {
+    // CONF-81: the runner checks a client's JOIN itself, by class.
+    let fx = Fixture::new(5).unwrap();
+    let sc = scenarios(&fx)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "client-hello-join-proof")
+        .unwrap();
+    let pb::request::Command::BrokerClientRun(req) = sc.request() else {
+        panic!("a client scenario");
+    };
+    let good = client_run(&req, None).unwrap();
+    assert_eq!(check_joins(&fx, &req, &good), None);
+    let bad = client_run(&req, Some(Saboteur::ClientSignsWrongChallenge)).unwrap();
+    let why = check_joins(&fx, &req, &bad).unwrap();
+    assert!(why.contains("BAD_SIGNATURE"), "{why}");
+}
+
+#[test]
+fn a_broker_run_answers_one_step_per_event() {
+    let fx = Fixture::new(9).unwrap();
+    for sc in scenarios(&fx).unwrap() {
+        match sc.request() {
+            pb::request::Command::BrokerServerRun(req) => {
+                assert_eq!(
+                    server_run(&req, None).unwrap().steps.len(),
+                    req.events.len()
+                );
+                assert_eq!(sc.capability(), "broker/server");
+            }
+            pb::request::Command::BrokerClientRun(req) => {
+                assert_eq!(
+                    client_run(&req, None).unwrap().steps.len(),
+                    req.events.len()
+                );
+                assert_eq!(sc.capability(), "broker/client");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

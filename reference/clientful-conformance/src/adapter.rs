@@ -60,6 +60,10 @@ pub fn command_name(req: &Request) -> &'static str {
         Some(C::ExportSecrets(_)) => "export_secrets",
         Some(C::StorageWrite(_)) => "storage_write",
         Some(C::StorageLoad(_)) => "storage_load",
+        Some(C::AppLifecycle(_)) => "app_lifecycle",
+        Some(C::AppAfterMerge(_)) => "app_after_merge",
+        Some(C::ObserveApp(_)) => "observe_app",
+        Some(C::CreateSpaceDocument(_)) => "create_space_document",
     }
 }
 

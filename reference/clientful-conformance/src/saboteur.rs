@@ -101,6 +101,16 @@ pub enum Saboteur {
     /// Storage (STO-8): a device without a local record starts its head
     /// manifest afresh (counter 1) instead of continuing from storage.
     RestartsHeadCounter,
+    /// App (APP-2, APP-16): the lifecycle record that arrived last decides
+    /// whether a document is trashed (last writer wins by arrival order), so an
+    /// offline deletion is not undone by an edit it never saw.
+    TrashByArrivalOrder,
+    /// App (APP-6, APP-7): reports the invariant's violations as repaired but
+    /// writes nothing, so orphans stay.
+    OrphansLeftUnrepaired,
+    /// Documents of a space (MEM-18): checks only that the author is a known
+    /// device, so readers and removed members keep writing.
+    AcceptsNonWriters,
 }
 
 /// Every saboteur, with its command-line name.
@@ -141,6 +151,9 @@ pub const ALL: &[(&str, Saboteur)] = &[
     ("object-epoch-unchecked", Saboteur::ObjectEpochUnchecked),
     ("trusts-listing", Saboteur::TrustsListing),
     ("restarts-head-counter", Saboteur::RestartsHeadCounter),
+    ("trash-by-arrival-order", Saboteur::TrashByArrivalOrder),
+    ("orphans-left-unrepaired", Saboteur::OrphansLeftUnrepaired),
+    ("accepts-non-writers", Saboteur::AcceptsNonWriters),
 ];
 
 impl Saboteur {

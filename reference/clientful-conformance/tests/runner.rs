@@ -435,7 +435,7 @@ fn every_saboteur_is_caught_in_process() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("33 caught, 0 not caught"), "{text}");
+    assert!(text.contains("36 caught, 0 not caught"), "{text}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ fn run_stdio(cmd: &str, seed: u64) -> Report {
     )
 }
 
+/// Which tests a saboteur's bug may show in.
+type Own = fn(&str) -> bool;
+
 fn is_app(id: &str) -> bool {
     id.starts_with("scenario/app-")
 }
@@ -53,7 +56,7 @@ fn is_space_doc(id: &str) -> bool {
     id.starts_with("scenario/space-doc-")
 }
 
-fn results(report: &Report, pick: fn(&str) -> bool) -> Vec<(String, Outcome)> {
+fn results(report: &Report, pick: Own) -> Vec<(String, Outcome)> {
     report
         .results
         .iter()
@@ -91,7 +94,7 @@ fn every_app_and_space_document_saboteur_is_caught_where_listed_over_stdio() {
     let list: Value =
         serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
             .unwrap();
-    let saboteurs: [(&str, fn(&str) -> bool); 3] = [
+    let saboteurs: [(&str, Own); 3] = [
         ("trash-by-arrival-order", is_app),
         ("orphans-left-unrepaired", is_app),
         ("accepts-non-writers", is_space_doc),

@@ -72,7 +72,7 @@ fn app_and_space_document_scenarios_pass_against_the_reference_over_stdio() {
     let docs = results(&report, is_space_doc);
     // Each scenario and its strict evidence line.
     assert!(app.len() >= 2 * 11, "{app:?}");
-    assert!(docs.len() >= 2 * 3, "{docs:?}");
+    assert!(docs.len() >= 2 * 4, "{docs:?}");
     for (id, outcome) in app.iter().chain(&docs) {
         assert!(matches!(outcome, Outcome::Pass), "{id}: {outcome:?}");
     }
@@ -145,7 +145,7 @@ fn without_the_capabilities_app_and_space_document_scenarios_are_skipped_naming_
     );
     let app = results(&report, is_app);
     let docs = results(&report, is_space_doc);
-    assert!(app.len() >= 11 && docs.len() >= 3);
+    assert!(app.len() >= 11 && docs.len() >= 4);
     for (id, outcome) in &app {
         match outcome {
             Outcome::Skipped(why) => assert!(why.contains("app/"), "{id}: {why}"),

@@ -62,6 +62,10 @@ pub fn command_name(req: &Request) -> &'static str {
         Some(C::StorageLoad(_)) => "storage_load",
         Some(C::BrokerServerRun(_)) => "broker_server_run",
         Some(C::BrokerClientRun(_)) => "broker_client_run",
+        Some(C::AppLifecycle(_)) => "app_lifecycle",
+        Some(C::AppAfterMerge(_)) => "app_after_merge",
+        Some(C::ObserveApp(_)) => "observe_app",
+        Some(C::CreateSpaceDocument(_)) => "create_space_document",
     }
 }
 

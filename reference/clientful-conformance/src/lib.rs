@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod app;
 pub mod attacks;
 pub mod broker;
 pub mod broker_scenarios;

@@ -25,6 +25,9 @@ struct Slot {
     device_seed: [u8; 32],
     rng_seed: [u8; 32],
     restarts: u8,
+    /// The space replica this document replica is bound to
+    /// (`create_space_document`, CONF-104): its membership gates every write.
+    space: Option<u32>,
 }
 
 /// The reference implementation behind the harness protocol.
@@ -102,6 +105,7 @@ fn edit(r: &mut Replica, e: &pb::local_edit::Edit) -> Result<(), String> {
         pb::local_edit::Edit::Insert(i) => testkit::insert_text(r, i.index, &i.text),
         pb::local_edit::Edit::Delete(d) => testkit::delete_text(r, d.index, d.length),
         pb::local_edit::Edit::MapSet(m) => testkit::set_value(r, &m.key, &m.value),
+        pb::local_edit::Edit::MapDelete(m) => crate::app::map_delete(r, &m.key),
     }
 }
 
@@ -142,6 +146,9 @@ fn capabilities() -> Vec<String> {
             "storage/layout",
             "broker/server",
             "broker/client",
+            "app/lifecycle",
+            "app/invariants",
+            "space/documents",
         ]
         .map(String::from),
     );
@@ -227,6 +234,40 @@ impl ReferenceAdapter {
         R::Space(handle)
     }
 
+    /// Feeds the current membership of space replica `space` to every
+    /// document replica bound to it (MEM-18: verdicts follow the membership).
+    fn refresh_bound(&mut self, space: u32) -> Result<(), String> {
+        let sab = self.saboteur;
+        let Some(sp) = self.spaces.get(&space) else {
+            return Ok(());
+        };
+        let bound: Vec<&mut Slot> = self
+            .replicas
+            .values_mut()
+            .filter(|s| s.space == Some(space))
+            .collect();
+        if bound.is_empty() {
+            return Ok(());
+        }
+        let m = crate::app::membership(sp.replica(), sab)?;
+        for slot in bound {
+            slot.replica.set_membership(m.clone());
+        }
+        Ok(())
+    }
+
+    /// The envelopes of the document replicas bound to `space`, by document
+    /// id: the removal cut's source (MEM-18).
+    fn bound_docs(&self, space: u32) -> BTreeMap<[u8; 32], Vec<Vec<u8>>> {
+        let mut docs: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
+        for slot in self.replicas.values().filter(|s| s.space == Some(space)) {
+            docs.entry(*slot.replica.doc_id())
+                .or_default()
+                .extend(slot.replica.persisted_envelopes());
+        }
+        docs
+    }
+
     fn add(&mut self, slot: Slot) -> R {
         self.next += 1;
         self.replicas.insert(self.next, slot);
@@ -295,6 +336,7 @@ impl ReferenceAdapter {
                     device_seed,
                     rng_seed,
                     restarts: 0,
+                    space: None,
                 })
             }
             Command::LocalEdit(e) => {
@@ -407,6 +449,11 @@ impl ReferenceAdapter {
                     state: encode_state(&envs),
                 })
             }
+            Command::Restart(r) if self.slot(r.replica)?.space.is_some() => {
+                R::Unsupported(pb::Unsupported {
+                    command: "restart (of a document bound to a space)".into(),
+                })
+            }
             Command::Restart(r) => {
                 let old = self
                     .replicas
@@ -425,6 +472,7 @@ impl ReferenceAdapter {
                     device_seed: old.device_seed,
                     rng_seed: old.rng_seed,
                     restarts,
+                    space: None,
                 })
             }
             Command::CreateSpace(c) => self.add_space(crate::space::SpaceSlot::create(&c)?),
@@ -432,13 +480,17 @@ impl ReferenceAdapter {
             Command::RedeemInvite(r) => self.add_space(crate::space::SpaceSlot::redeem(&r)?),
             Command::SpaceIntent(i) => {
                 let intent = i.intent.ok_or("no intent")?;
-                R::SpaceIntent(self.space(i.space)?.intent(&intent)?)
+                let docs = self.bound_docs(i.space);
+                let out = self.space(i.space)?.intent(&intent, &docs)?;
+                self.refresh_bound(i.space)?;
+                R::SpaceIntent(out)
             }
             Command::TakeSpaceOutbox(t) => R::SpaceOutbox(self.space(t.space)?.outbox()?),
             Command::DeliverSpace(d) => {
                 let sab = self.saboteur;
                 let item = d.item.ok_or("no item")?;
                 let (mut disposition, mut error) = self.space(d.space)?.deliver(&item)?;
+                self.refresh_bound(d.space)?;
                 if sab == Some(Saboteur::LowestGenesisWins)
                     && self.space(d.space)?.lowest_genesis_wins()?
                 {
@@ -486,6 +538,38 @@ impl ReferenceAdapter {
             }
             Command::BrokerClientRun(b) => {
                 R::BrokerClientRan(crate::broker::client_run(&b, self.saboteur)?)
+            }
+            Command::AppLifecycle(a) => R::Commit(pb::CommitResult {
+                envelope_id: crate::app::lifecycle_action(
+                    &mut self.slot(a.replica)?.replica,
+                    a.action,
+                )?,
+            }),
+            Command::AppAfterMerge(a) => {
+                let sab = self.saboteur;
+                R::AppAfterMerge(crate::app::after_merge(
+                    &mut self.slot(a.replica)?.replica,
+                    a.compensation,
+                    sab,
+                )?)
+            }
+            Command::ObserveApp(o) => {
+                let sab = self.saboteur;
+                R::AppObservation(crate::app::observe(&mut self.slot(o.replica)?.replica, sab))
+            }
+            Command::CreateSpaceDocument(c) => {
+                let sab = self.saboteur;
+                let sp = self.space(c.space)?;
+                let replica = crate::app::space_document(sp.replica(), &c, sab)?;
+                let rng_seed = seed32(&c.rng_seed)?;
+                self.add(Slot {
+                    replica,
+                    world_json: String::new(),
+                    device_seed: [0; 32],
+                    rng_seed,
+                    restarts: 0,
+                    space: Some(c.space),
+                })
             }
             Command::Shutdown(_) => R::Done(pb::Done {}),
         })
@@ -685,7 +769,7 @@ fn byte_offsets(r: &mut Replica, e: &mut pb::local_edit::Edit) {
     match e {
         pb::local_edit::Edit::Insert(i) => i.index = to_utf16(i.index),
         pb::local_edit::Edit::Delete(d) => d.index = to_utf16(d.index),
-        pb::local_edit::Edit::MapSet(_) => {}
+        pb::local_edit::Edit::MapSet(_) | pb::local_edit::Edit::MapDelete(_) => {}
     }
 }
 

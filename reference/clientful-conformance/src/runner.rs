@@ -199,6 +199,9 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "storage/layout",
     "broker/server",
     "broker/client",
+    "app/lifecycle",
+    "app/invariants",
+    "space/documents",
 ];
 
 fn elapsed(t: Instant) -> u64 {
@@ -221,6 +224,9 @@ fn probe_capability(
     }
     if cap == "broker/server" || cap == "broker/client" {
         return crate::broker_scenarios::probe(adapter, cap, id);
+    }
+    if cap == "app/lifecycle" || cap == "app/invariants" || cap == "space/documents" {
+        return probe_app(adapter, cap, id);
     }
     let crdt = if cap == "replica/automerge" {
         CrdtKind::Automerge
@@ -280,6 +286,79 @@ fn probe_call(
             command: Some(cmd),
         })?
         .result)
+}
+
+/// Probes the application-level capabilities (CONF-41, CONF-96, CONF-104): a
+/// fresh Yjs replica (for `space/documents`, one bound to a fresh space) is
+/// active with no violations, and observes well formed.
+fn probe_app(adapter: &mut dyn Adapter, cap: &str, id: &mut u64) -> Result<Outcome, HarnessError> {
+    let mut call = |cmd: Command| probe_call(adapter, id, cmd);
+    let replica = if cap == "space/documents" {
+        let space = match call(Command::CreateSpace(pb::CreateSpace {
+            seeds: Some(pb::DeviceSeeds {
+                user_seed: [1; 32].to_vec(),
+                device_seed: [2; 32].to_vec(),
+                rng_seed: [3; 32].to_vec(),
+            }),
+        }))? {
+            Some(R::Space(h)) if h.space != 0 => h.space,
+            Some(R::Unsupported(u)) => return Ok(Outcome::Unsupported(u.command)),
+            other => return Ok(Outcome::Fail(format!("create_space answered {other:?}"))),
+        };
+        match call(Command::CreateSpaceDocument(pb::CreateSpaceDocument {
+            space,
+            doc_id: [4; 32].to_vec(),
+            crdt: "yjs".into(),
+            rng_seed: [5; 32].to_vec(),
+        }))? {
+            Some(R::Replica(h)) if h.replica != 0 => h.replica,
+            Some(R::Unsupported(u)) => return Ok(Outcome::Unsupported(u.command)),
+            other => {
+                return Ok(Outcome::Fail(format!(
+                    "create_space_document answered {other:?}"
+                )));
+            }
+        }
+    } else {
+        let world = World::new(0x5052_4f42, 2, CrdtKind::Yjs);
+        match call(Command::CreateReplica(pb::CreateReplica {
+            world_json: crate::scenario::world_json(&world),
+            device_seed: world
+                .device_seeds
+                .first()
+                .copied()
+                .unwrap_or_default()
+                .to_vec(),
+            rng_seed: [7; 32].to_vec(),
+        }))? {
+            Some(R::Replica(h)) if h.replica != 0 => h.replica,
+            other => return Ok(Outcome::Fail(format!("create_replica answered {other:?}"))),
+        }
+    };
+    if cap == "space/documents" {
+        return match call(Command::Observe(pb::Observe { replica }))? {
+            Some(R::Observation(o))
+                if o.state_digest.len() == 32 && o.history_digest.len() == 32 =>
+            {
+                Ok(Outcome::Pass)
+            }
+            Some(R::Unsupported(u)) => Ok(Outcome::Unsupported(u.command)),
+            other => Ok(Outcome::Fail(format!("observe answered {other:?}"))),
+        };
+    }
+    match call(Command::ObserveApp(pb::ObserveApp { replica }))? {
+        Some(R::AppObservation(o))
+            if o.violations.is_empty()
+                && o.trashed_by.is_empty()
+                && (cap != "app/lifecycle" || o.state == pb::LifecycleState::Active as i32) =>
+        {
+            Ok(Outcome::Pass)
+        }
+        Some(R::Unsupported(u)) => Ok(Outcome::Unsupported(u.command)),
+        other => Ok(Outcome::Fail(format!(
+            "observe_app of a fresh replica answered {other:?} (expected active, no violations)"
+        ))),
+    }
 }
 
 /// Probes `space/membership`: a space is created and observed; the digest is 32

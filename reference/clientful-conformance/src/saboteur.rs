@@ -118,6 +118,16 @@ pub enum Saboteur {
     ClientSignsWrongChallenge,
     /// Client (BRK-19): accepts frames from the broker that name another room.
     ClientAcceptsOtherRoom,
+    /// App (APP-2, APP-16): the lifecycle record that arrived last decides
+    /// whether a document is trashed (last writer wins by arrival order), so an
+    /// offline deletion is not undone by an edit it never saw.
+    TrashByArrivalOrder,
+    /// App (APP-6, APP-7): reports the invariant's violations as repaired but
+    /// writes nothing, so orphans stay.
+    OrphansLeftUnrepaired,
+    /// Documents of a space (MEM-18): checks only that the author is a known
+    /// device, so readers and removed members keep writing.
+    AcceptsNonWriters,
 }
 
 /// Every saboteur, with its command-line name.
@@ -173,6 +183,9 @@ pub const ALL: &[(&str, Saboteur)] = &[
         "client-accepts-other-room",
         Saboteur::ClientAcceptsOtherRoom,
     ),
+    ("trash-by-arrival-order", Saboteur::TrashByArrivalOrder),
+    ("orphans-left-unrepaired", Saboteur::OrphansLeftUnrepaired),
+    ("accepts-non-writers", Saboteur::AcceptsNonWriters),
 ];
 
 impl Saboteur {

@@ -29,6 +29,9 @@ use serde_json::Value;
 use crate::adapter::{Adapter, HarnessError};
 use crate::pb::{self, request::Command, response::Result as R};
 
+#[path = "app_steps.rs"]
+mod app_steps;
+
 /// Why a scenario did not pass.
 #[derive(Debug)]
 pub enum ScenarioError {
@@ -98,7 +101,12 @@ impl History {
             return;
         };
         match answer {
-            "applied" | "rejected:EQUIVOCATION" => {
+            // An envelope without write authority (MEM-18) stays integrated as
+            // evidence too (DOC-7, CONF-108).
+            "applied"
+            | "rejected:EQUIVOCATION"
+            | "rejected:REMOVED_MEMBER"
+            | "rejected:NOT_A_MEMBER" => {
                 self.buffered.remove(&d.id);
                 self.integrated.insert(d.id);
                 self.release();
@@ -184,6 +192,9 @@ struct Run<'a, 'b> {
     space_queue: Vec<(String, pb::SpaceItem)>,
     /// Epochs the runner handed out that no rotation created, by name (KEY-18).
     private_epochs: BTreeMap<String, Vec<u8>>,
+    /// Document replica name -> its device's signing key (for `<device:NAME>`
+    /// in keys and for `trashedBy`, CONF-97).
+    device_keys: BTreeMap<String, [u8; 32]>,
 }
 
 fn seed_of(tag: &str, name: &str, seed: u64) -> Vec<u8> {
@@ -1130,9 +1141,58 @@ impl Run<'_, '_> {
         Ok(true)
     }
 
+    /// Takes `name`'s outbox after a command that may have sealed (`id`: the
+    /// commit id it answered, empty if none; `None` for a command that answers
+    /// none): CONF-32 evidence, fresh nonces, the history, the sent log.
+    fn take_sent(&mut self, name: &str, id: Option<Vec<u8>>) -> Result<(), ScenarioError> {
+        let name = name.to_string();
+        let (a, replica) = self.handle(&name)?;
+        self.dirty.remove(&name);
+        let envs = match self.call_on(a, Command::TakeOutbox(pb::TakeOutbox { replica }))? {
+            R::Outbox(o) => o.envelopes,
+            _ => return Err(fail("take_outbox answered with another result")),
+        };
+        // CONF-32 evidence: the commit id is the id of the envelope sealed for it.
+        let Some(id) = id else {
+            return self.keep_sent(name, envs);
+        };
+        match (id.is_empty(), envs.last()) {
+            (true, None) => {}
+            (false, Some(last)) => {
+                let ok = envelope::decode(last).is_ok_and(|d| d.id.as_slice() == id);
+                if !ok {
+                    self.evidence.push(format!(
+                        "{name}: commit id {} is not the id (ENV-4) of the envelope in the outbox",
+                        hex::encode(&id)
+                    ));
+                }
+            }
+            (true, Some(_)) => self.evidence.push(format!(
+                "{name}: commit returned no id but sealed an envelope"
+            )),
+            (false, None) => {
+                return Err(fail(format!(
+                    "{name}: commit returned an id but the outbox is empty (CONF-17)"
+                )));
+            }
+        }
+        self.keep_sent(name, envs)
+    }
+
+    /// Checks the nonces of what `name` sealed and records it.
+    fn keep_sent(&mut self, name: String, envs: Vec<Vec<u8>>) -> Result<(), ScenarioError> {
+        self.check_nonces(&name, &envs)?;
+        let h = self.histories.entry(name.clone()).or_default();
+        for e in &envs {
+            h.sealed(e);
+        }
+        self.sent.entry(name).or_default().extend(envs);
+        Ok(())
+    }
+
     fn step(&mut self, world: &World, step: &Value) -> Result<(), ScenarioError> {
         let op = str_of(step, "op")?;
-        if self.space_step(op, step)? {
+        if self.space_step(op, step)? || self.app_step(op, step)? {
             return Ok(());
         }
         match op {
@@ -1149,7 +1209,7 @@ impl Run<'_, '_> {
                         length: u32_of(step, "length")?,
                     }),
                     _ => pb::local_edit::Edit::MapSet(pb::MapSet {
-                        key: str_of(step, "key")?.into(),
+                        key: self.expand(str_of(step, "key")?)?,
                         value: str_of(step, "value")?.into(),
                     }),
                 };
@@ -1169,38 +1229,7 @@ impl Run<'_, '_> {
                     R::Commit(c) => c.envelope_id,
                     _ => return Err(fail("commit answered with another result")),
                 };
-                self.dirty.remove(&name);
-                let envs = match self.call_on(a, Command::TakeOutbox(pb::TakeOutbox { replica }))? {
-                    R::Outbox(o) => o.envelopes,
-                    _ => return Err(fail("take_outbox answered with another result")),
-                };
-                // CONF-32 evidence: the commit id is the id of the envelope sealed for it.
-                match (id.is_empty(), envs.last()) {
-                    (true, None) => {}
-                    (false, Some(last)) => {
-                        let ok = envelope::decode(last).is_ok_and(|d| d.id.as_slice() == id);
-                        if !ok {
-                            self.evidence.push(format!(
-                                "{name}: commit id {} is not the id (ENV-4) of the envelope in the outbox",
-                                hex::encode(&id)
-                            ));
-                        }
-                    }
-                    (true, Some(_)) => self.evidence.push(format!(
-                        "{name}: commit returned no id but sealed an envelope"
-                    )),
-                    (false, None) => {
-                        return Err(fail(format!(
-                            "{name}: commit returned an id but the outbox is empty (CONF-17)"
-                        )));
-                    }
-                }
-                self.check_nonces(&name, &envs)?;
-                let h = self.histories.entry(name.clone()).or_default();
-                for e in &envs {
-                    h.sealed(e);
-                }
-                self.sent.entry(name).or_default().extend(envs);
+                self.take_sent(&name, Some(id))?;
             }
             "send" => {
                 // Queue everything `from` has sent so far to `to`, through the faulty network.
@@ -1478,6 +1507,10 @@ fn play(run: &mut Run<'_, '_>, scenario: &Value) -> Result<(), ScenarioError> {
             }
             _ => return Err(fail("create_replica must answer a non-zero handle")),
         }
+        run.device_keys.insert(
+            name.clone(),
+            clientful_core::keys::SigningKey::from_seed(&device_seed).public_bytes(),
+        );
     }
     for (i, step) in scenario
         .get("steps")
@@ -1529,6 +1562,7 @@ pub fn run_scenario_named(
         welcomes: Vec::new(),
         space_queue: Vec::new(),
         private_epochs: BTreeMap::new(),
+        device_keys: BTreeMap::new(),
     };
     let result = play(&mut run, scenario);
     ScenarioRun {

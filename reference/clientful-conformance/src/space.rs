@@ -184,12 +184,33 @@ impl SpaceSlot {
         Ok(true)
     }
 
-    /// `space_intent`.
+    /// `space_intent`. `docs` holds the envelopes of the document replicas
+    /// bound to this space replica (`create_space_document`), by document id:
+    /// a removal or revocation carries their removal cut (MEM-18, CONF-106).
     pub fn intent(
         &mut self,
         i: &pb::space_intent::Intent,
+        docs: &std::collections::BTreeMap<[u8; 32], Vec<Vec<u8>>>,
     ) -> Result<pb::SpaceIntentResult, String> {
         use pb::space_intent::Intent as I;
+        let cuts = match i {
+            I::RemoveMember(m) => {
+                let user = key32(&m.user_key, "user_key")?;
+                let devices: Vec<[u8; 32]> = self
+                    .replica()
+                    .state()
+                    .devices
+                    .iter()
+                    .filter(|(_, d)| d.user == user)
+                    .map(|(id, _)| *id)
+                    .collect();
+                self.session.removal_cuts(&devices, docs)
+            }
+            I::RevokeDevice(d) => self
+                .session
+                .removal_cuts(&[key32(&d.device_id, "device_id")?], docs),
+            _ => Vec::new(),
+        };
         let rng = &mut self.rng;
         let r = self.session.replica_mut();
         let e = |e: clientful_core::Error| e.to_string();
@@ -217,7 +238,7 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::RemoveMember(m) => {
-                r.remove_member(rng, &key32(&m.user_key, "user_key")?, &[])
+                r.remove_member(rng, &key32(&m.user_key, "user_key")?, &cuts)
                     .map_err(e)?;
                 out.written = 1;
             }
@@ -226,7 +247,7 @@ impl SpaceSlot {
                 out.written = 1;
             }
             I::RevokeDevice(d) => {
-                r.revoke_device(rng, &key32(&d.device_id, "device_id")?, &[])
+                r.revoke_device(rng, &key32(&d.device_id, "device_id")?, &cuts)
                     .map_err(e)?;
                 out.written = 1;
             }

@@ -255,11 +255,11 @@ fn a_stray_line_on_stdout_is_named_as_text() {
 
 #[test]
 fn a_crash_names_the_pending_request_and_test() {
-    // spec: CONF-33. The adapter's input is cut after 4000 bytes (dd passes each
+    // spec: CONF-33. The adapter's input is cut after 10000 bytes (dd passes each
     // byte on at once): it answers hello, the probes, configure and the first
     // vector cases, then exits in the middle of a request.
     let cmd = format!(
-        "sh -c 'dd bs=1 count=4000 2>/dev/null | {} serve-reference'",
+        "sh -c 'dd bs=1 count=10000 2>/dev/null | {} serve-reference'",
         bin()
     );
     let (code, out) = run(&["--impl-cmd", &cmd]);
@@ -435,7 +435,7 @@ fn every_saboteur_is_caught_in_process() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("39 caught, 0 not caught"), "{text}");
+    assert!(text.contains("42 caught, 0 not caught"), "{text}");
 }
 
 #[test]

@@ -67,7 +67,7 @@ impl axum::serve::Listener for TlsListener {
         let slot = stream.slot();
         let timeout = self.admission.limits().tls_handshake_timeout;
         let conn = TlsConn {
-            state: State::Handshaking(self.acceptor.accept(stream)),
+            state: State::Handshaking(Box::new(self.acceptor.accept(stream))),
             slot,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             admission: self.admission.clone(),
@@ -81,7 +81,7 @@ impl axum::serve::Listener for TlsListener {
 }
 
 enum State {
-    Handshaking(tokio_rustls::Accept<GuardedStream>),
+    Handshaking(Box<tokio_rustls::Accept<GuardedStream>>),
     Ready(Box<tokio_rustls::server::TlsStream<GuardedStream>>),
     Failed,
 }
@@ -112,7 +112,7 @@ impl TlsConn {
                 _ => Ok(()),
             });
         };
-        match Pin::new(accept).poll(cx) {
+        match Pin::new(accept.as_mut()).poll(cx) {
             Poll::Ready(Ok(session)) => {
                 self.state = State::Ready(Box::new(session));
                 Poll::Ready(Ok(()))

@@ -67,7 +67,7 @@ impl axum::serve::Listener for TlsListener {
         let slot = stream.slot();
         let timeout = self.admission.limits().tls_handshake_timeout;
         let conn = TlsConn {
-            state: State::Handshaking(Box::new(self.acceptor.accept(stream))),
+            state: State::Handshaking(Box::new(self.acceptor.accept(stream).into_fallible())),
             slot,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             admission: self.admission.clone(),
@@ -81,7 +81,7 @@ impl axum::serve::Listener for TlsListener {
 }
 
 enum State {
-    Handshaking(Box<tokio_rustls::Accept<GuardedStream>>),
+    Handshaking(Box<tokio_rustls::FallibleAccept<GuardedStream>>),
     Ready(Box<tokio_rustls::server::TlsStream<GuardedStream>>),
     Failed,
 }
@@ -117,19 +117,23 @@ impl TlsConn {
                 self.state = State::Ready(Box::new(session));
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => {
-                self.state = State::Failed;
+            // Counted before the state changes: that drops the socket, and the
+            // count must be visible before the peer sees the close.
+            // The failed handshake hands the socket back (`into_fallible`), so it
+            // is closed only after the count.
+            Poll::Ready(Err((e, _socket))) => {
                 // The admission stream's own closes (deadline, byte cap,
                 // eviction) are TimedOut and counted there already.
                 if e.kind() != io::ErrorKind::TimedOut {
                     self.admission.refused(Refusal::TlsHandshakeFailed, None);
                 }
+                self.state = State::Failed;
                 Poll::Ready(Err(e))
             }
             Poll::Pending => {
                 if self.deadline.as_mut().poll(cx).is_ready() {
-                    self.state = State::Failed;
                     self.admission.refused(Refusal::TlsHandshakeTimeout, None);
+                    self.state = State::Failed;
                     return Poll::Ready(Err(failed("TLS handshake timed out")));
                 }
                 Poll::Pending

@@ -103,6 +103,7 @@ async fn serve_broker() -> Result<()> {
         quic_listen: ([127, 0, 0, 1], 0).into(),
         cert: None,
         key: None,
+        ws_tls: None,
         // The command's defaults, but for the per-connection rate limit (a benchmark
         // floods on purpose), the idle timeout (idle connections are measured) and
         // the rooms per connection (one connection joins many rooms for the memory

@@ -25,6 +25,17 @@ pub struct BrokerArgs {
     /// generated and written here (a new pin).
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the HTTP listener: clients then connect
+    /// to wss://HOST:PORT/v1/ws. Without it, plain ws:// (put a TLS reverse
+    /// proxy in front for production, or use this).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a wss:// connection has for its TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    pub tls_handshake_timeout: u64,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024 + 1024)]
     pub max_frame: usize,
@@ -156,6 +167,10 @@ pub fn run(a: BrokerArgs) -> Result<()> {
         quic_listen: a.quic_listen,
         cert: a.cert,
         key: a.key,
+        ws_tls: match (a.tls_cert, a.tls_key) {
+            (Some(cert), Some(key)) => Some(server::WsTls { cert, key }),
+            _ => None,
+        },
         limits: crate::state::Limits {
             max_frame: a.max_frame,
             max_rooms: a.max_rooms,
@@ -183,6 +198,7 @@ pub fn run(a: BrokerArgs) -> Result<()> {
             http_timeout: std::time::Duration::from_secs(a.http_timeout.max(1)),
             max_header_bytes: a.max_header_bytes,
             quic_handshake_timeout: std::time::Duration::from_secs(a.quic_handshake_timeout.max(1)),
+            tls_handshake_timeout: std::time::Duration::from_secs(a.tls_handshake_timeout.max(1)),
         },
         nats_url: a.nats_url,
         nats_storage: match a.nats_storage {

@@ -323,25 +323,44 @@ impl Progress {
     }
 }
 
-/// Parses a broker URL: `ws://host:port/v1/ws` or `quic://host:port?pin=<hex>`.
+/// Parses a broker URL: `ws://host:port/v1/ws`, `wss://host:port/v1/ws` (the
+/// system's trusted roots), `wss://host:port/v1/ws?pin=<hex>` (the broker's key
+/// pin, as for QUIC: a self-signed certificate works) or
+/// `quic://host:port?pin=<hex>`.
 pub fn endpoint(url: &str) -> Result<Endpoint> {
-    if url.starts_with("ws://") || url.starts_with("wss://") {
+    if url.starts_with("ws://") {
         return Ok(Endpoint::WebSocket(url.to_owned()));
+    }
+    if url.starts_with("wss://") {
+        return Ok(match url.split_once("?pin=") {
+            Some((base, q)) => Endpoint::SecureWebSocket {
+                url: base.to_owned(),
+                trust: clientful_net::TlsTrust::Pin(parse_pin(q)?),
+            },
+            None => Endpoint::WebSocket(url.to_owned()),
+        });
     }
     if let Some(rest) = url.strip_prefix("quic://") {
         let (addr, q) = rest
             .split_once("?pin=")
             .context("a QUIC broker URL needs `?pin=<hex>` (the key hash the broker printed)")?;
-        let pin: [u8; 32] = hex::decode(q)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .context("the pin must be 64 hex digits")?;
+        let pin = parse_pin(q)?;
         let addr = addr
             .parse()
             .with_context(|| format!("`{addr}` is not host:port"))?;
         return Ok(Endpoint::Quic { addr, pin });
     }
-    bail!("broker URL `{url}`: use ws://host:port/v1/ws or quic://host:port?pin=<hex>")
+    bail!(
+        "broker URL `{url}`: use ws://host:port/v1/ws, wss://host:port/v1/ws[?pin=<hex>] or quic://host:port?pin=<hex>"
+    )
+}
+
+/// A key pin: 64 hex digits (the `spki-sha256=` the broker printed).
+fn parse_pin(q: &str) -> Result<[u8; 32]> {
+    hex::decode(q)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .context("the pin must be 64 hex digits")
 }
 
 fn client(s: &Settings) -> Result<Client> {

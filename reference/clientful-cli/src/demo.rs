@@ -128,6 +128,7 @@ async fn story(root: &Path) -> Result<ExitCode> {
         quic_listen: "127.0.0.1:0".parse()?,
         cert: None,
         key: None,
+        ws_tls: None,
         limits: clientful_broker::state::Limits::default(),
         send_queue: 1024,
         send_queue_bytes: 8 * 1024 * 1024,

@@ -86,7 +86,9 @@ enum Command {
     Sync,
     /// Stay in sync live over a broker (and with storage every --interval seconds).
     Watch {
-        /// Broker URL: ws://host:port/v1/ws or quic://host:port?pin=<hex>.
+        /// Broker URL: ws://host:port/v1/ws, wss://host:port/v1/ws (trusted by the
+        /// system roots, or ?pin=<hex>: the key pin the broker printed as
+        /// wss-spki-sha256=) or quic://host:port?pin=<hex>.
         #[arg(long)]
         broker: Option<String>,
         /// Stop after this many seconds (default: until Ctrl-C).

@@ -123,7 +123,15 @@ async fn drive(
     // The connection state machines count milliseconds from here.
     let clock = tokio::time::Instant::now();
     loop {
-        if let Ok(conn) = transport::connect(&endpoint).await {
+        let connected = transport::connect(&endpoint).await;
+        if let Err(e) = &connected
+            && let Some(tls) = e.downcast_ref::<crate::tls::TlsError>()
+        {
+            // A certificate the client refuses will not fix itself by retrying:
+            // say so where an operator looks.
+            tracing::warn!(error = %tls, "broker TLS handshake refused; backing off");
+        }
+        if let Ok(conn) = connected {
             backoff.reset();
             let mut session = ClientConnection::new(
                 ClientSession::new(room.clone(), resume.clone()),

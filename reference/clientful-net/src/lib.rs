@@ -8,8 +8,10 @@
 //! - [`outbox`]: the publishes not yet acknowledged, which survive disconnects and
 //!   are sent again after a re-join;
 //! - [`backoff`]: reconnection delays with exponential backoff and jitter;
-//! - [`transport`]: WebSocket (tokio-tungstenite) and QUIC (quinn, pinned
-//!   certificate) carriers;
+//! - [`transport`]: WebSocket (tokio-tungstenite; `wss://` over rustls) and QUIC
+//!   (quinn, pinned certificate) carriers;
+//! - [`tls`]: how a `wss://` broker is trusted (platform or bundled roots, custom
+//!   roots, or the QUIC key pin) and the typed TLS failures;
 //! - [`client`]: the tokio driver that keeps one room joined across reconnects;
 //! - [`docsync`]: a document replica synchronised over a room with the sync
 //!   exchange of spec §8.7, sealed end to end.
@@ -17,7 +19,7 @@
 //! # Public API
 //!
 //! The root re-exports [`RoomClient`], [`ClientOptions`], [`Event`],
-//! [`Endpoint`] and [`DocClient`]; the modules stay public. Public enums are
+//! [`Endpoint`], [`TlsTrust`], [`TlsError`] and [`DocClient`]; the modules stay public. Public enums are
 //! `#[non_exhaustive]`. No test helper is on this crate's surface, and its normal
 //! build enables no crate's `test-utils` feature (scripts/check-layering.sh).
 #![forbid(unsafe_code)]
@@ -27,8 +29,10 @@ pub mod client;
 pub mod docsync;
 pub mod outbox;
 pub mod session;
+pub mod tls;
 pub mod transport;
 
 pub use client::{ClientOptions, Event, RoomClient};
 pub use docsync::DocClient;
+pub use tls::{TlsError, TlsTrust};
 pub use transport::Endpoint;

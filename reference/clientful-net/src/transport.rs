@@ -1,9 +1,12 @@
-//! The carriers (BRK-1): WebSocket binary messages, or a QUIC connection with one
+//! The carriers (BRK-1): WebSocket binary messages (`ws://`, or `wss://` over
+//! TLS trusted as [`TlsTrust`] says), or a QUIC connection with one
 //! bidirectional stream of u32be length-prefixed frames plus datagrams for
 //! ephemeral frames. The QUIC client pins the SHA-256 of the broker certificate's
 //! SubjectPublicKeyInfo (BRK-20), so a certificate re-issued over the same key
-//! still matches. Each connection is split into a reader task and a writer task joined
-//! by bounded channels.
+//! still matches; a `wss://` client may pin the same way ([`TlsTrust::Pin`]).
+//! Each connection is split into a reader task and a writer task joined by
+//! bounded channels. A TLS failure is a [`tls::TlsError`] inside the returned
+//! error (`anyhow::Error::downcast_ref`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +15,15 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use quinn::crypto::rustls::QuicClientConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::session::CLIENT_MAX_FRAME;
+use crate::tls::{self, Pinned, TlsTrust};
 
 /// ALPN of the broker protocol over QUIC.
 pub const ALPN: &[u8] = b"clientful-broker/1";
@@ -27,8 +32,16 @@ pub const ALPN: &[u8] = b"clientful-broker/1";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Endpoint {
-    /// `ws://host:port/v1/ws`.
+    /// `ws://host:port/v1/ws`, or `wss://host:port/v1/ws` trusted by the
+    /// platform's roots ([`TlsTrust::System`]).
     WebSocket(String),
+    /// `wss://host:port/v1/ws` with the trust given.
+    SecureWebSocket {
+        /// The `wss://` URL.
+        url: String,
+        /// How the broker's certificate is trusted (roots or a key pin).
+        trust: TlsTrust,
+    },
     /// QUIC address and the broker's key pin.
     Quic {
         /// UDP address.
@@ -78,20 +91,75 @@ impl Connection {
 /// Connects to `endpoint`.
 pub async fn connect(endpoint: &Endpoint) -> Result<Connection> {
     match endpoint {
+        Endpoint::WebSocket(url) if is_wss(url) => connect_wss(url, &TlsTrust::System).await,
         Endpoint::WebSocket(url) => connect_ws(url).await,
+        Endpoint::SecureWebSocket { url, trust } => connect_wss(url, trust).await,
         Endpoint::Quic { addr, pin } => connect_quic(*addr, *pin).await,
     }
 }
 
 const QUEUE: usize = 1024;
 
-async fn connect_ws(url: &str) -> Result<Connection> {
-    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+/// How long a `wss://` broker has to complete the TLS handshake (a silent
+/// server must not hold a connect forever).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn is_wss(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"))
+}
+
+fn ws_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
     config.max_message_size = Some(CLIENT_MAX_FRAME);
     config.max_frame_size = Some(CLIENT_MAX_FRAME);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+    config
+}
+
+async fn connect_ws(url: &str) -> Result<Connection> {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
         .await
         .with_context(|| format!("connecting to {url}"))?;
+    Ok(carry(ws))
+}
+
+/// `wss://`: TCP, then TLS (rustls) trusted as `trust` says, then the WebSocket
+/// handshake over it. TLS failures are a [`tls::TlsError`] in the error chain.
+async fn connect_wss(url: &str, trust: &TlsTrust) -> Result<Connection> {
+    let request = url
+        .into_client_request()
+        .with_context(|| format!("broker URL {url}"))?;
+    let host = request
+        .uri()
+        .host()
+        .with_context(|| format!("broker URL {url} has no host"))?
+        .to_owned();
+    let port = request.uri().port_u16().unwrap_or(443);
+    let config = tls::client_config(trust).with_context(|| format!("connecting to {url}"))?;
+    let name = tls::server_name(&host).with_context(|| format!("connecting to {url}"))?;
+    let bare = name.to_str().into_owned();
+    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    // Frames are small and latency-bound (as for ws://).
+    tcp.set_nodelay(true)?;
+    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(done) => done.map_err(|e| tls::classify(e, trust, &host)),
+        Err(_) => Err(tls::TlsError::Timeout(TLS_HANDSHAKE_TIMEOUT)),
+    }
+    .with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(carry(ws))
+}
+
+/// Splits a WebSocket into its reader and writer tasks.
+fn carry<S>(ws: WebSocketStream<S>) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sink, mut stream) = ws.split();
     let (tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     let (in_tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -112,70 +180,12 @@ async fn connect_ws(url: &str) -> Result<Connection> {
             }
         }
     });
-    Ok(Connection {
+    Connection {
         tx,
         rx,
         quic: None,
         tasks: vec![writer, reader],
         _endpoint: None,
-    })
-}
-
-#[derive(Debug)]
-struct Pinned {
-    pin: [u8; 32],
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // A certificate that does not parse cannot match; the handshake signature
-        // (verify_tls13_signature) then proves the broker holds the pinned key.
-        let got = clientful_broker_proto::pin::spki_sha256(end_entity.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not used".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -186,7 +196,7 @@ pub fn quic_client_config(pin: [u8; 32]) -> Result<quinn::ClientConfig> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+        .with_custom_certificate_verifier(Arc::new(Pinned::new(pin, provider)))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
     Ok(quinn::ClientConfig::new(Arc::new(

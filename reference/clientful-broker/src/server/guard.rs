@@ -5,7 +5,9 @@
 //! before its WebSocket upgrade (so silent or one-byte-a-second connections cannot
 //! hold sockets). At the cap, the oldest connection that has not finished its HTTP
 //! request is closed to make room, so half-open connections can never lock out new
-//! clients or `/healthz`. Every refusal is counted (exported in `/metrics`) and
+//! clients or `/healthz`. A `wss://` connection is pending from its first byte:
+//! its TLS handshake (with its own deadline, [`super::wss`]) counts against the
+//! same deadline, byte cap and eviction as the HTTP request it carries. Every refusal is counted (exported in `/metrics`) and
 //! logged, at most once a second per reason with the count since the last line.
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +44,9 @@ pub struct AdmissionLimits {
     pub max_header_bytes: usize,
     /// Time a QUIC connection has for its handshake and opening its stream.
     pub quic_handshake_timeout: Duration,
+    /// Time a `wss://` connection has for its TLS handshake (then the HTTP
+    /// deadline, which started with the connection, still bounds the upgrade).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for AdmissionLimits {
@@ -54,6 +59,7 @@ impl Default for AdmissionLimits {
             http_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             quic_handshake_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -78,11 +84,16 @@ pub enum Refusal {
     QuicHandshakeTimeout,
     /// `accept` failed (e.g. out of file descriptors).
     AcceptError,
+    /// A `wss://` connection did not complete its TLS handshake in time.
+    TlsHandshakeTimeout,
+    /// A `wss://` connection's TLS handshake failed (not TLS, no common
+    /// parameters, the client refused the certificate).
+    TlsHandshakeFailed,
 }
 
 impl Refusal {
     /// Every reason, for metrics.
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::AtCapacity,
         Refusal::PerAddress,
         Refusal::Rate,
@@ -91,6 +102,8 @@ impl Refusal {
         Refusal::HeaderTooLarge,
         Refusal::QuicHandshakeTimeout,
         Refusal::AcceptError,
+        Refusal::TlsHandshakeTimeout,
+        Refusal::TlsHandshakeFailed,
     ];
 
     /// Metric label.
@@ -104,6 +117,8 @@ impl Refusal {
             Refusal::HeaderTooLarge => "header_too_large",
             Refusal::QuicHandshakeTimeout => "quic_handshake_timeout",
             Refusal::AcceptError => "accept_error",
+            Refusal::TlsHandshakeTimeout => "tls_handshake_timeout",
+            Refusal::TlsHandshakeFailed => "tls_handshake_failed",
         }
     }
 
@@ -117,6 +132,8 @@ impl Refusal {
             Refusal::HeaderTooLarge => 5,
             Refusal::QuicHandshakeTimeout => 6,
             Refusal::AcceptError => 7,
+            Refusal::TlsHandshakeTimeout => 8,
+            Refusal::TlsHandshakeFailed => 9,
         }
     }
 }
@@ -153,7 +170,7 @@ pub struct Admission {
     limits: AdmissionLimits,
     start: Instant,
     inner: Mutex<Inner>,
-    counts: [AtomicU64; 8],
+    counts: [AtomicU64; Refusal::ALL.len()],
     logged: Mutex<HashMap<Refusal, (Instant, u64)>>,
     /// Signalled whenever a connection gives its place back.
     released: tokio::sync::Notify,

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod quic;
 pub mod tls;
 pub mod ws;
+pub mod wss;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -37,6 +38,9 @@ pub struct Config {
     pub cert: Option<PathBuf>,
     /// PEM key for QUIC (generated if absent).
     pub key: Option<PathBuf>,
+    /// TLS for the HTTP/WebSocket listener (`wss://`): PEM certificate chain and
+    /// key, both read at start. None: plain `ws://`.
+    pub ws_tls: Option<WsTls>,
     /// Limits enforced per connection.
     pub limits: Limits,
     /// Frames queued per connection before it counts as a slow reader.
@@ -634,20 +638,35 @@ impl Shared {
     }
 }
 
+/// The certificate and key files the broker terminates `wss://` with.
+#[derive(Debug, Clone)]
+pub struct WsTls {
+    /// PEM certificate chain, end-entity first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
 /// Runs the broker until SIGINT or SIGTERM, then shuts down gracefully: every
 /// connection gets ERROR SHUTTING_DOWN, queues drain for up to the grace period.
 ///
 /// Prints one line to stdout once both listeners are bound:
 /// `clientful-broker listening ws=<addr> quic=<addr> spki-sha256=<hex>`, where
-/// `spki-sha256` is the key pin of BRK-20 (64 lowercase hex digits).
+/// `spki-sha256` is the key pin of BRK-20 (64 lowercase hex digits); with TLS on
+/// the WebSocket listener, ` wss-spki-sha256=<hex>` follows: the pin of the
+/// `--tls-cert` key, which `wss://` clients may pin instead of trusting a CA.
 pub async fn run(config: Config) -> Result<()> {
     // The handlers are installed before the listening line is printed: a
     // supervisor (or a test) that sends SIGTERM as soon as it reads that line
     // must get a graceful shutdown, not the default action of the signal.
     let signalled = wait_for_signal();
     run_until(config, signalled, |b| {
+        let wss = b
+            .wss_pin
+            .map(|p| format!(" wss-spki-sha256={}", hex::encode(p)))
+            .unwrap_or_default();
         println!(
-            "clientful-broker listening ws={} quic={} spki-sha256={}",
+            "clientful-broker listening ws={} quic={} spki-sha256={}{wss}",
             b.ws,
             b.quic,
             hex::encode(b.pin)
@@ -665,6 +684,8 @@ pub struct Bound {
     pub quic: SocketAddr,
     /// The pin clients use for QUIC (BRK-20).
     pub pin: [u8; 32],
+    /// With TLS on the WebSocket listener: the pin of its certificate's key.
+    pub wss_pin: Option<[u8; 32]>,
 }
 
 /// Runs a broker until `shutdown` completes (an embedded broker, e.g. the demo's),
@@ -684,6 +705,14 @@ pub async fn run_until(
             tracing::info!("no key file: generated a new key and self-signed certificate (new pin)")
         }
     }
+    let ws_tls = match &config.ws_tls {
+        Some(t) => {
+            let identity = tls::load_pem(&t.cert, &t.key)?;
+            let pin = identity.pin;
+            Some((wss::server_config(&identity)?, pin))
+        }
+        None => None,
+    };
     // This process's instance tag on the bus, and the stream id of JOINED: the
     // same random value, unless the backlog is shared (then the stream id comes
     // from the JetStream stream, BRK-22).
@@ -745,18 +774,25 @@ pub async fn run_until(
         ws: ws_addr,
         quic: quic_addr,
         pin: identity.pin,
+        wss_pin: ws_tls.as_ref().map(|(_, pin)| *pin),
     });
     tracing::info!(
         %ws_addr,
         %quic_addr,
         spki_sha256 = %hex::encode(identity.pin),
+        wss = ws_tls.is_some(),
         nats = config.nats_url.is_some(),
         shared_backlog = stream.is_some(),
         "broker started"
     );
 
     let stop = Arc::new(Notify::new());
-    let ws_task = tokio::spawn(ws::serve(http, shared.clone(), stop.clone()));
+    let ws_task = tokio::spawn(ws::serve(
+        http,
+        ws_tls.map(|(c, _)| c),
+        shared.clone(),
+        stop.clone(),
+    ));
     let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
     let timer_shared = shared.clone();
     let timers = tokio::spawn(async move { timer_shared.run_timers().await });

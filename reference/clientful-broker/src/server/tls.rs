@@ -1,5 +1,6 @@
-//! The broker's TLS identity for QUIC: a certificate and key loaded from PEM files,
-//! or generated and written there, so a restart keeps the pin. Clients pin the
+//! The broker's TLS identities: for QUIC, a certificate and key loaded from PEM
+//! files, or generated and written there, so a restart keeps the pin; for
+//! `wss://` ([`load_pem`]), an operator's certificate and key, both required. Clients pin the
 //! SHA-256 of the certificate's SubjectPublicKeyInfo (BRK-20, [`crate::pin`]), so
 //! a certificate re-issued over the same key keeps the pin: with a key file and no
 //! certificate file, a new self-signed certificate is made for the existing key.
@@ -87,6 +88,31 @@ pub fn load_or_generate(cert: Option<&Path>, key: Option<&Path>) -> Result<(Iden
         },
         Source::Generated,
     ))
+}
+
+/// Loads a certificate chain and its key from PEM files that must both exist
+/// (the `wss://` identity: an operator's certificate, never generated here).
+pub fn load_pem(cert: &Path, key: &Path) -> Result<Identity> {
+    let key_pem =
+        std::fs::read(key).with_context(|| format!("reading key PEM {}", key.display()))?;
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .with_context(|| format!("reading key PEM {}", key.display()))?
+        .with_context(|| format!("no private key in {}", key.display()))?;
+    let cert_pem = std::fs::read(cert)
+        .with_context(|| format!("reading certificate PEM {}", cert.display()))?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading certificate PEM {}", cert.display()))?;
+    let first = certs
+        .first()
+        .with_context(|| format!("no certificate in {}", cert.display()))?;
+    let pin = pin::spki_sha256(first.as_ref())
+        .with_context(|| format!("certificate {}", cert.display()))?;
+    Ok(Identity {
+        certs,
+        key: key_der,
+        pin,
+    })
 }
 
 /// A self-signed certificate for `localhost` over `pair`.

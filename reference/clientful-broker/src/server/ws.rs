@@ -1,5 +1,6 @@
 //! The HTTP listener: WebSocket at `/v1/ws` (binary messages, one frame each,
-//! BRK-1), `/healthz` and `/metrics`, behind admission control ([`super::guard`]).
+//! BRK-1), `/healthz` and `/metrics`, behind admission control ([`super::guard`]),
+//! over TLS when the broker has a `--tls-cert` ([`super::wss`]).
 //! A connection the broker closes gets a WebSocket close status (1008 policy,
 //! 1009 too big, 1001 going away, 1011 internal) after its last ERROR, and its
 //! input is drained for a moment so the peer reads them before the socket goes.
@@ -15,32 +16,48 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
 
 use super::guard::{ConnSlot, GuardedListener};
+use super::wss::TlsListener;
 use super::{CloseReason, Out, Shared, close_status};
 
 /// How long a closed connection's input is still read (and discarded), so that
 /// a peer still sending gets the final ERROR and close instead of a TCP reset.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves until `stop` is notified.
+/// Serves until `stop` is notified: plain HTTP, or HTTPS (`wss://`) when `tls`
+/// is given ([`super::wss`]).
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
     shared: Arc<Shared>,
     stop: Arc<Notify>,
 ) {
-    let listener = GuardedListener::new(listener, shared.admission.clone());
+    let admission = shared.admission.clone();
+    let listener = GuardedListener::new(listener, admission.clone());
     let app = Router::new()
         .route("/v1/ws", get(upgrade))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .with_state(shared);
     let stopped = async move { stop.notified().await };
-    if let Err(e) = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnSlot>(),
-    )
-    .with_graceful_shutdown(stopped)
-    .await
-    {
+    let result = match tls {
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<ConnSlot>(),
+            )
+            .with_graceful_shutdown(stopped)
+            .await
+        }
+        Some(config) => {
+            axum::serve(
+                TlsListener::new(listener, config, admission),
+                app.into_make_service_with_connect_info::<ConnSlot>(),
+            )
+            .with_graceful_shutdown(stopped)
+            .await
+        }
+    };
+    if let Err(e) = result {
         tracing::error!(error = %e, "HTTP listener failed");
     }
 }

@@ -28,6 +28,8 @@ pub struct BrokerProc {
     pub http: SocketAddr,
     pub quic: SocketAddr,
     pub pin: [u8; 32],
+    /// With `--tls-cert`: the key pin of the `wss://` certificate it announced.
+    pub wss_pin: Option<[u8; 32]>,
     pub capture: PathBuf,
 }
 
@@ -170,12 +172,17 @@ pub fn spawn_broker_via(
         .expect("hex")
         .try_into()
         .expect("32 bytes");
+    let wss_pin = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("wss-spki-sha256="))
+        .map(|h| hex::decode(h).expect("hex").try_into().expect("32 bytes"));
     BrokerProc {
         child,
         ws_url: format!("ws://{http}/v1/ws"),
         http,
         quic,
         pin,
+        wss_pin,
         capture,
     }
 }
@@ -308,4 +315,30 @@ pub fn assert_capture_clean(path: &Path, needles: &[(&str, Vec<u8>)]) -> usize {
         }
     }
     frames.len()
+}
+
+/// A self-signed certificate for `names` (DNS names or IP addresses) with a new
+/// key, written to `dir/tls-<tag>.pem` and `dir/tls-<tag>.key`; returns the two
+/// paths and the certificate's DER.
+pub fn write_self_signed(dir: &Path, tag: &str, names: &[&str]) -> (PathBuf, PathBuf, Vec<u8>) {
+    let pair = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    let cert = params.self_signed(&pair).expect("self-signed");
+    let cert_path = dir.join(format!("tls-{tag}.pem"));
+    let key_path = dir.join(format!("tls-{tag}.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, pair.serialize_pem()).expect("write key");
+    (cert_path, key_path, cert.der().to_vec())
+}
+
+/// The `--tls-cert`/`--tls-key` flags for [`spawn_broker`].
+pub fn tls_flags<'a>(cert: &'a Path, key: &'a Path) -> [&'a str; 4] {
+    [
+        "--tls-cert",
+        cert.to_str().expect("utf-8 path"),
+        "--tls-key",
+        key.to_str().expect("utf-8 path"),
+    ]
 }

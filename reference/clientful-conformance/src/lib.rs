@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod attacks;
 pub mod expected;
 pub mod framing;
+pub mod fuzz;
 pub mod grpc;
 pub mod killmatrix;
 pub mod reference;

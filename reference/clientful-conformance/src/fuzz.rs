@@ -320,8 +320,12 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
                         }
                         _ => {
                             let key = d.pick(KEYS).unwrap_or("k");
-                            let value = d.pick(VALUES).unwrap_or("1");
-                            steps.push(json!({"op": "set", "replica": rn, "key": key, "value": value}));
+                            // Never the value a key already has (a set that
+                            // changes nothing seals nothing).
+                            let value = format!("{}{}", d.pick(VALUES).unwrap_or("1"), steps.len());
+                            steps.push(
+                                json!({"op": "set", "replica": rn, "key": key, "value": value}),
+                            );
                         }
                     }
                 }
@@ -350,7 +354,9 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
                 let kind = d.pick(FORGE_KINDS).unwrap_or("spoof");
                 let by = d.range(n, devices - 1);
                 let victim = d.range(0, n - 1);
-                steps.push(json!({"op": "forge", "kind": kind, "by": by, "victim": victim, "to": tn}));
+                steps.push(
+                    json!({"op": "forge", "kind": kind, "by": by, "victim": victim, "to": tn}),
+                );
             }
             9 => {
                 // Either a malicious device or one of the replicas' own
@@ -450,7 +456,9 @@ fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
             4 => {
                 if let Some(m) = d.pick(&others) {
                     let role = d.pick(ROLES).unwrap_or("writer");
-                    steps.push(json!({"op": "changeRole", "by": "alice", "member": m, "role": role}));
+                    steps.push(
+                        json!({"op": "changeRole", "by": "alice", "member": m, "role": role}),
+                    );
                     for (n, r) in members.iter_mut() {
                         if *n == m {
                             *r = role.to_string();
@@ -661,7 +669,8 @@ pub fn write_scenario(dir: &Path, scenario: &Value) -> Result<PathBuf, FuzzError
         .unwrap_or("fuzz-scenario");
     std::fs::create_dir_all(dir).map_err(|e| FuzzError::Write(dir.to_path_buf(), e))?;
     let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, format!("{scenario:#}\n")).map_err(|e| FuzzError::Write(path.clone(), e))?;
+    std::fs::write(&path, format!("{scenario:#}\n"))
+        .map_err(|e| FuzzError::Write(path.clone(), e))?;
     Ok(path)
 }
 
@@ -853,10 +862,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn print_case() {
-        if let Ok(c) = std::env::var("FUZZ_CASE") {
-            let c: u64 = c.parse().unwrap_or(0);
-            println!("{:#}", generate(1, c, &Caps::all()));
+    fn same_seed_same_schedule_and_capabilities_respected() {
+        let caps = Caps::all();
+        assert_eq!(generate(7, 3, &caps), generate(7, 3, &caps));
+        assert_ne!(generate(7, 3, &caps), generate(7, 4, &caps));
+        let yjs_only = Caps {
+            yjs: true,
+            ..Caps::default()
+        };
+        for case in 0..50 {
+            let s = generate(9, case, &yjs_only);
+            assert_eq!(s["requires"], json!(["replica/yjs"]), "case {case}");
+            assert!(step_count(&s) > 0);
         }
     }
 }

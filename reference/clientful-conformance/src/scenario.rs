@@ -1600,7 +1600,10 @@ pub fn run_scenario_named(
 /// of `expectMembers`, `holds` of `expectCurrentKey`), and answers the
 /// scenario with each of them set to what the implementation answered. Every
 /// other check still applies; SHOULD-level evidence is a failure here.
-pub fn learn_expectations(adapter: &mut dyn Adapter, scenario: &Value) -> Result<Value, ScenarioError> {
+pub fn learn_expectations(
+    adapter: &mut dyn Adapter,
+    scenario: &Value,
+) -> Result<Value, ScenarioError> {
     let mut adapters: [&mut dyn Adapter; 1] = [adapter];
     let mut run = Run {
         adapters: &mut adapters,

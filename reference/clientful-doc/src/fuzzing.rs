@@ -209,8 +209,16 @@ pub fn merge_schedule(data: &[u8]) {
     }
     for (id, _) in &pool {
         let v = first.verdict(id);
-        assert_ne!(v, crate::replica::Verdict::Unknown, "a sealed envelope is unknown");
-        assert_ne!(v, crate::replica::Verdict::Buffered, "an envelope is still buffered");
+        assert_ne!(
+            v,
+            crate::replica::Verdict::Unknown,
+            "a sealed envelope is unknown"
+        );
+        assert_ne!(
+            v,
+            crate::replica::Verdict::Buffered,
+            "an envelope is still buffered"
+        );
         for r in rest.iter() {
             assert_eq!(v, r.verdict(id), "verdicts differ between replicas");
         }

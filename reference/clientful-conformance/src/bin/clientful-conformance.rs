@@ -125,11 +125,14 @@ fn fuzz_cmd(args: FuzzArgs) -> ExitCode {
     };
     let mut adapter: Box<dyn Adapter> = match (args.implementation.as_deref(), &args.impl_cmd) {
         (Some("reference"), None) => Box::new(ReferenceAdapter::with_saboteur(sab)),
-        (None, Some(cmd)) => match StdioAdapter::spawn(cmd, Duration::from_secs(args.timeout_secs)) {
+        (None, Some(cmd)) => match StdioAdapter::spawn(cmd, Duration::from_secs(args.timeout_secs))
+        {
             Ok(a) => Box::new(a),
             Err(e) => return fail_start(&format!("harness error: {e}")),
         },
-        _ => return fail_start("give exactly one of --impl reference and --impl-cmd \"<command>\""),
+        _ => {
+            return fail_start("give exactly one of --impl reference and --impl-cmd \"<command>\"");
+        }
     };
     let opts = Options {
         seed,
@@ -161,7 +164,10 @@ fn fuzz_cmd(args: FuzzArgs) -> ExitCode {
                 p.display(),
                 p.display()
             ),
-            None => println!("shrunk scenario (give --out DIR to write it):\n{:#}", f.shrunk),
+            None => println!(
+                "shrunk scenario (give --out DIR to write it):\n{:#}",
+                f.shrunk
+            ),
         }
     }
     if let Some(h) = &summary.harness_error {

@@ -113,6 +113,13 @@ pub fn checkpoint_state(data: &[u8]) {
 /// whatever order it arrived in).
 #[cfg(feature = "test-utils")]
 pub fn merge_schedule(data: &[u8]) {
+    let _ = merge_schedule_sealed(data);
+}
+
+/// [`merge_schedule`], answering how many envelopes the schedule sealed (so a
+/// test can see the oracles were not vacuous).
+#[cfg(feature = "test-utils")]
+pub fn merge_schedule_sealed(data: &[u8]) -> usize {
     use arbitrary::Unstructured;
     let mut u = Unstructured::new(data);
     let crdt = if u.arbitrary::<bool>().unwrap_or(false) {
@@ -192,7 +199,7 @@ pub fn merge_schedule(data: &[u8]) {
         check_bounds(r);
     }
     let Some((first, rest)) = replicas.split_first_mut() else {
-        return;
+        return pool.len();
     };
     let digests = (
         first.state_digest(),
@@ -222,5 +229,24 @@ pub fn merge_schedule(data: &[u8]) {
         for r in rest.iter() {
             assert_eq!(v, r.verdict(id), "verdicts differ between replicas");
         }
+    }
+    pool.len()
+}
+
+#[cfg(all(test, feature = "test-utils"))]
+mod tests {
+    #[test]
+    fn merge_schedules_seal_and_converge() {
+        let mut sealed = 0;
+        for seed in 0u8..24 {
+            let data: Vec<u8> = (0..400u32)
+                .map(|i| (i.wrapping_mul(97) as u8) ^ seed.wrapping_mul(31) ^ (i >> 3) as u8)
+                .collect();
+            sealed += super::merge_schedule_sealed(&data);
+        }
+        assert!(
+            sealed >= 24,
+            "only {sealed} envelopes sealed in 24 schedules"
+        );
     }
 }

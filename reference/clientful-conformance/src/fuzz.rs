@@ -294,23 +294,26 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
     let actions = d.range(3, 10);
     for _ in 0..actions {
         let r = d.range(0, n - 1);
-        let rn = names[r].clone();
+        let rn = names.get(r).cloned().unwrap_or_default();
         let to = d.range(0, n - 1);
-        let tn = names[to].clone();
+        let tn = names.get(to).cloned().unwrap_or_default();
+        let sent_r = sent.get(r).copied().unwrap_or(0);
         match d.range(0, 9) {
             0..=2 => {
                 for _ in 0..d.range(1, 2) {
-                    let bound = if tainted[r] {
+                    let bound = if tainted.get(r).copied().unwrap_or(true) {
                         0
                     } else {
-                        own[r].saturating_sub(deleted)
+                        own.get(r).copied().unwrap_or(0).saturating_sub(deleted)
                     };
                     match d.range(0, 3) {
                         0 | 1 => {
                             let text = d.pick(TEXTS).unwrap_or("a");
                             let index = d.range(0, bound);
                             steps.push(json!({"op": "insert", "replica": rn, "index": index, "text": text}));
-                            own[r] += utf16_len(text);
+                            if let Some(o) = own.get_mut(r) {
+                                *o += utf16_len(text);
+                            }
                         }
                         2 if bound > 0 => {
                             let index = d.range(0, bound - 1);
@@ -330,9 +333,11 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
                     }
                 }
                 steps.push(json!({"op": "commit", "replica": rn}));
-                sent[r] += 1;
+                if let Some(c) = sent.get_mut(r) {
+                    *c += 1;
+                }
             }
-            3 if sent[r] > 0 => {
+            3 if sent_r > 0 => {
                 let others: Vec<String> = names.iter().filter(|x| **x != rn).cloned().collect();
                 let to = d.subset(&others);
                 steps.push(json!({"op": "send", "from": rn, "to": to}));
@@ -341,12 +346,12 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
                 }
             }
             4 => steps.push(json!({"op": "flush"})),
-            5 if sent[r] > 0 => {
-                let index = d.range(0, sent[r] - 1);
+            5 if sent_r > 0 => {
+                let index = d.range(0, sent_r - 1);
                 steps.push(json!({"op": "redeliver", "from": rn, "index": index, "to": tn}));
             }
             6 if restart => steps.push(json!({"op": "restart", "replica": rn})),
-            7 if sent[r] > 0 => {
+            7 if sent_r > 0 => {
                 let byte = d.pick(TAMPER_BYTES).unwrap_or(-1);
                 steps.push(json!({"op": "tamper", "from": rn, "byte": byte, "to": tn}));
             }
@@ -368,7 +373,7 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
                 steps.push(json!({"op": "equivocate", "by": by, "first": [tn], "second": []}));
                 forger += 2;
                 if d.chance(2, 3) {
-                    let t2 = names[d.range(0, n - 1)].clone();
+                    let t2 = names.get(d.range(0, n - 1)).cloned().unwrap_or_default();
                     steps.push(json!({"op": "redeliver", "from": "#forger", "index": forger - 1, "to": t2}));
                 }
             }
@@ -377,7 +382,7 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
     }
     steps.push(json!({"op": "sync"}));
     steps.push(json!({"op": "expectConverged", "replicas": names}));
-    let last = names[d.range(0, n - 1)].clone();
+    let last = names.get(d.range(0, n - 1)).cloned().unwrap_or_default();
     steps.push(json!({"op": "expectContent", "replica": last}));
     let drop = d.pick(&[0.0, 0.0, 0.2, 0.4]).unwrap_or(0.0);
     let duplicate = d.pick(&[0.0, 0.2, 0.4]).unwrap_or(0.0);
@@ -696,10 +701,10 @@ pub fn replica_names(scenario: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        if s["op"] == "createSpace" || s["op"] == "joinSpace" {
-            if let Some(n) = s.get("as").and_then(Value::as_str) {
-                out.push(n.to_string());
-            }
+        if (s["op"] == "createSpace" || s["op"] == "joinSpace")
+            && let Some(n) = s.get("as").and_then(Value::as_str)
+        {
+            out.push(n.to_string());
         }
     }
     out

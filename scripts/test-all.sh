@@ -97,6 +97,12 @@ fi
   --impl-cmd "$venv/bin/python3 conformance/examples/python/adapter.py" --level strict | tee "$log" | tail -n 4
 read -r py_passed py_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
 
+step "conformance randomized mode: >= 1000 generated schedules against the reference over stdio (clientful-conformance fuzz, bounded time)"
+"$CARGO_TARGET_DIR/debug/clientful-conformance" fuzz --cases 1100 --time 120 --out "$conf_out/fuzz" \
+  --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | grep -v '^DISCARD' | tail -n 3
+read -r fuzz_passed fuzz_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) discarded$/\1 \2/p' "$log" | tail -n 1)
+[ "$fuzz_failed" -eq 0 ] && [ "$fuzz_passed" -ge 1000 ]
+
 step "conformance kill matrix: every saboteur, over stdio, must be caught"
 "$CARGO_TARGET_DIR/debug/clientful-conformance" saboteurs \
   --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | tail -n 1
@@ -113,5 +119,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
-echo "total: $(( test_passed + js_passed + conf_passed + py_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + sab_missed + vec_failed + lay_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
+echo "total: $(( test_passed + js_passed + conf_passed + py_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod broker_scenarios;
 pub mod expected;
 pub mod framing;
+pub mod fuzz;
 pub mod grpc;
 pub mod killmatrix;
 pub mod reference;

@@ -474,6 +474,8 @@ pub fn run_with(adapters: &mut [&mut dyn Adapter], opts: RunOptions) -> Report {
             None => Ok(()),
         })
         .and_then(|()| match &opts.scenarios {
+            // One scenario file (`run --scenario FILE`, CONF-90): that scenario only.
+            Some(file) if file.is_file() => ctx.scenarios(file),
             Some(dir) => ctx
                 .scenarios(dir)
                 .and_then(|()| ctx.storage(opts.seed))
@@ -641,14 +643,18 @@ impl Ctx<'_, '_, '_> {
 
     /// Every scenario file whose capabilities every implementation declared.
     fn scenarios(&mut self, dir: &Path) -> Result<(), String> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut files: Vec<_> = if dir.is_file() {
+            vec![dir.to_path_buf()]
+        } else {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         files.sort();
         if files.is_empty() {
             return Err(format!(

@@ -195,6 +195,11 @@ struct Run<'a, 'b> {
     /// Document replica name -> its device's signing key (for `<device:NAME>`
     /// in keys and for `trashedBy`, CONF-97).
     device_keys: BTreeMap<String, [u8; 32]>,
+    /// Learning mode (CONF-87): instead of checking a learnable expectation,
+    /// record what the implementation answered, by step index and field.
+    learned: Option<BTreeMap<usize, serde_json::Map<String, Value>>>,
+    /// The index of the step being played.
+    step_index: usize,
 }
 
 fn seed_of(tag: &str, name: &str, seed: u64) -> Vec<u8> {
@@ -288,6 +293,27 @@ pub fn canonical_form(text: &str) -> Option<String> {
 }
 
 impl Run<'_, '_> {
+    /// In learning mode, records `got` as the value of the current step's
+    /// `key` and answers `true` (the caller skips its check); a second,
+    /// different answer for the same step and key is a failure (the step is
+    /// not learnable). Outside learning mode, answers `false`.
+    fn learn(&mut self, key: &str, got: Value) -> Result<bool, ScenarioError> {
+        let i = self.step_index;
+        let Some(learned) = self.learned.as_mut() else {
+            return Ok(false);
+        };
+        let fields = learned.entry(i).or_default();
+        match fields.get(key) {
+            Some(prev) if *prev != got => Err(fail(format!(
+                "step {i} is not learnable: `{key}` was {prev}, then {got}"
+            ))),
+            _ => {
+                fields.insert(key.to_string(), got);
+                Ok(true)
+            }
+        }
+    }
+
     fn call_on(&mut self, adapter: usize, cmd: Command) -> Result<R, ScenarioError> {
         self.next_id += 1;
         let a = self
@@ -773,6 +799,9 @@ impl Run<'_, '_> {
                 }
                 .ok_or_else(|| fail("no such envelope"))?;
                 let got = self.deliver_space(str_of(step, "to")?, item)?;
+                if self.learn("expect", Value::String(got.clone()))? {
+                    return Ok(true);
+                }
                 let want = str_of(step, "expect")?;
                 if got != want {
                     return Err(fail(format!("expected {want}, got {got}")));
@@ -829,7 +858,11 @@ impl Run<'_, '_> {
                     &user_seed,
                 )
                 .map_err(fail)?;
-                let want = str_of(step, "expect")?.to_string();
+                let want = if self.learned.is_some() {
+                    String::new()
+                } else {
+                    str_of(step, "expect")?.to_string()
+                };
                 // The rival's device signs the welcomes, naming the rival as
                 // the operation that added it: never accepted, so the welcome
                 // stays unchecked and its secret a candidate (KEY-21).
@@ -864,6 +897,9 @@ impl Run<'_, '_> {
                             device_id: vec![],
                         },
                     )?;
+                    if self.learn("expect", Value::String(got.clone()))? {
+                        continue;
+                    }
                     if got != want {
                         return Err(fail(format!(
                             "{to}: a rival genesis was {got}, expected {want}"
@@ -1003,6 +1039,14 @@ impl Run<'_, '_> {
                     let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
                     got.insert(user_name(u), role.to_string());
                 }
+                if self.learned.is_some() {
+                    let got_json: serde_json::Map<String, Value> = got
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect();
+                    self.learn("members", Value::Object(got_json))?;
+                    return Ok(true);
+                }
                 // Expected members are named by any device of the user: map each to the
                 // name the lookup above finds for that user.
                 let mut want = BTreeMap::new();
@@ -1129,6 +1173,9 @@ impl Run<'_, '_> {
                 let name = str_of(step, "replica")?.to_string();
                 let holds = step.get("holds").and_then(Value::as_bool).unwrap_or(true);
                 let o = self.observe_space(&name)?;
+                if self.learn("holds", Value::Bool(!o.current_epoch.is_empty()))? {
+                    return Ok(true);
+                }
                 if o.current_epoch.is_empty() == holds {
                     return Err(fail(format!(
                         "{name} {} the current epoch's key",
@@ -1428,9 +1475,12 @@ impl Run<'_, '_> {
             "expectContent" => {
                 let name = str_of(step, "replica")?;
                 let (_, _, m) = self.observe(name)?;
-                let want = step.get("json").ok_or_else(|| fail("step needs `json`"))?;
                 let got: Value = serde_json::from_str(&m)
                     .map_err(|e| fail(format!("materialized is not JSON: {e}")))?;
+                if self.learn("json", got.clone())? {
+                    return Ok(());
+                }
+                let want = step.get("json").ok_or_else(|| fail("step needs `json`"))?;
                 if &got != want {
                     return Err(fail(format!(
                         "{}: content {got} != {want}",
@@ -1450,6 +1500,9 @@ impl Run<'_, '_> {
         step: &Value,
     ) -> Result<(), ScenarioError> {
         let got = self.deliver(to, env)?;
+        if self.learn("expect", Value::String(got.clone()))? {
+            return Ok(());
+        }
         let want = str_of(step, "expect")?;
         if got != want {
             return Err(fail(format!(
@@ -1519,6 +1572,7 @@ fn play(run: &mut Run<'_, '_>, scenario: &Value) -> Result<(), ScenarioError> {
         .iter()
         .enumerate()
     {
+        run.step_index = i;
         run.step(&world, step).map_err(|e| match e {
             ScenarioError::Failed(m) => fail(format!("step {i}: {m}")),
             other => other,
@@ -1533,6 +1587,43 @@ pub fn run_scenario(adapters: &mut [&mut dyn Adapter], scenario: &Value) -> Scen
     run_scenario_named(adapters, &[], scenario)
 }
 
+impl<'a, 'b> Run<'a, 'b> {
+    /// A run over `adapters` from a clean slate; `learned` is `Some` in
+    /// learning mode (CONF-87).
+    fn new(
+        adapters: &'a mut [&'b mut dyn Adapter],
+        impl_names: &[String],
+        learned: Option<BTreeMap<usize, serde_json::Map<String, Value>>>,
+    ) -> Self {
+        Run {
+            adapters,
+            impl_names: impl_names.to_vec(),
+            histories: BTreeMap::new(),
+            next_id: 1000,
+            handles: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            queue: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(0),
+            drop: 0.0,
+            duplicate: 0.0,
+            dirty: BTreeSet::new(),
+            nonces: BTreeMap::new(),
+            evidence: Vec::new(),
+            seed: 0,
+            spaces: BTreeMap::new(),
+            space_info: BTreeMap::new(),
+            invites: BTreeMap::new(),
+            space_log: Vec::new(),
+            welcomes: Vec::new(),
+            space_queue: Vec::new(),
+            private_epochs: BTreeMap::new(),
+            device_keys: BTreeMap::new(),
+            step_index: 0,
+            learned,
+        }
+    }
+}
+
 /// Plays one scenario, naming the implementations (name and version from
 /// `hello`, in adapter order) in failure messages of mixed runs.
 pub fn run_scenario_named(
@@ -1540,36 +1631,41 @@ pub fn run_scenario_named(
     impl_names: &[String],
     scenario: &Value,
 ) -> ScenarioRun {
-    let mut run = Run {
-        adapters,
-        impl_names: impl_names.to_vec(),
-        histories: BTreeMap::new(),
-        next_id: 1000,
-        handles: BTreeMap::new(),
-        sent: BTreeMap::new(),
-        queue: Vec::new(),
-        rng: ChaCha20Rng::seed_from_u64(0),
-        drop: 0.0,
-        duplicate: 0.0,
-        dirty: BTreeSet::new(),
-        nonces: BTreeMap::new(),
-        evidence: Vec::new(),
-        seed: 0,
-        spaces: BTreeMap::new(),
-        space_info: BTreeMap::new(),
-        invites: BTreeMap::new(),
-        space_log: Vec::new(),
-        welcomes: Vec::new(),
-        space_queue: Vec::new(),
-        private_epochs: BTreeMap::new(),
-        device_keys: BTreeMap::new(),
-    };
+    let mut run = Run::new(adapters, impl_names, None);
     let result = play(&mut run, scenario);
     ScenarioRun {
         completed: result.is_ok(),
         result,
         evidence: run.evidence,
     }
+}
+
+/// Learning mode (CONF-87): plays `scenario` against one implementation (the
+/// reference, in the randomized mode) without checking its learnable
+/// expectations (`expect` of deliveries, `json` of `expectContent`, `members`
+/// of `expectMembers`, `holds` of `expectCurrentKey`), and answers the
+/// scenario with each of them set to what the implementation answered. Every
+/// other check still applies; SHOULD-level evidence is a failure here.
+pub fn learn_expectations(
+    adapter: &mut dyn Adapter,
+    scenario: &Value,
+) -> Result<Value, ScenarioError> {
+    let mut adapters: [&mut dyn Adapter; 1] = [adapter];
+    let mut run = Run::new(&mut adapters, &[], Some(BTreeMap::new()));
+    play(&mut run, scenario)?;
+    if !run.evidence.is_empty() {
+        return Err(fail(run.evidence.join("; ")));
+    }
+    let learned = run.learned.unwrap_or_default();
+    let mut out = scenario.clone();
+    if let Some(steps) = out.get_mut("steps").and_then(Value::as_array_mut) {
+        for (i, fields) in learned {
+            if let Some(obj) = steps.get_mut(i).and_then(Value::as_object_mut) {
+                obj.extend(fields);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Replays the document fuzz corpora (`fuzz/corpus/replica_receive`,
-//! `fuzz/corpus/sync_message`) on stable Rust.
+//! `fuzz/corpus/sync_message`, `fuzz/corpus/checkpoint_state`,
+//! `fuzz/corpus/merge_schedule`) on stable Rust.
 
 #![allow(
     clippy::unwrap_used,
@@ -38,6 +39,11 @@ fn replica_receive_corpus() {
 #[test]
 fn sync_message_corpus() {
     replay("sync_message", clientful_doc::fuzzing::sync_message);
+}
+
+#[test]
+fn merge_schedule_corpus() {
+    replay("merge_schedule", clientful_doc::fuzzing::merge_schedule);
 }
 
 #[test]

@@ -46,6 +46,10 @@ struct RunArgs {
     /// Scenarios directory.
     #[arg(long, default_value = "conformance/scenarios")]
     scenarios: PathBuf,
+    /// Play this one scenario file only (no vectors, no other scenarios): e.g.
+    /// a shrunk schedule written by `fuzz` (CONF-90).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// Write report.json here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -75,6 +79,105 @@ struct RunArgs {
     no_fresh: bool,
 }
 
+#[derive(clap::Args)]
+struct FuzzArgs {
+    /// A command that speaks the harness protocol on stdio.
+    #[arg(long)]
+    impl_cmd: Option<String>,
+    /// `reference`: the in-process reference (with `--saboteur`).
+    #[arg(long = "impl")]
+    implementation: Option<String>,
+    /// A saboteur for `--impl reference`.
+    #[arg(long)]
+    saboteur: Option<String>,
+    /// The run seed (16 hex digits); default: a new seed every run.
+    #[arg(long)]
+    seed: Option<String>,
+    /// How many schedules at most.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// Stop starting schedules after this many seconds.
+    #[arg(long)]
+    time: Option<u64>,
+    /// Write the shrunk scenario of a failure into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The bound on shrinking attempts.
+    #[arg(long, default_value_t = 300)]
+    shrink_attempts: usize,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+fn fuzz_cmd(args: FuzzArgs) -> ExitCode {
+    use clientful_conformance::fuzz::{Options, fuzz, step_count};
+    let seed = match parse_seed(args.seed.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail_start(&e),
+    };
+    let sab = match args.saboteur.as_deref() {
+        None => None,
+        Some(n) => match Saboteur::parse(n) {
+            Some(s) => Some(s),
+            None => return fail_start(&format!("unknown saboteur {n}")),
+        },
+    };
+    let mut adapter: Box<dyn Adapter> = match (args.implementation.as_deref(), &args.impl_cmd) {
+        (Some("reference"), None) => Box::new(ReferenceAdapter::with_saboteur(sab)),
+        (None, Some(cmd)) => match StdioAdapter::spawn(cmd, Duration::from_secs(args.timeout_secs))
+        {
+            Ok(a) => Box::new(a),
+            Err(e) => return fail_start(&format!("harness error: {e}")),
+        },
+        _ => {
+            return fail_start("give exactly one of --impl reference and --impl-cmd \"<command>\"");
+        }
+    };
+    let opts = Options {
+        seed,
+        cases: args.cases,
+        time: args.time.map(Duration::from_secs),
+        out: args.out,
+        shrink_attempts: args.shrink_attempts,
+    };
+    println!("seed: {seed:016x} (replay this run with --seed {seed:016x})");
+    let summary = match fuzz(&mut *adapter, &opts, &mut |_, _| {}) {
+        Ok(s) => s,
+        Err(e) => return fail_start(&e.to_string()),
+    };
+    for (case, why) in &summary.discarded {
+        println!("DISCARD case {case}: the reference cannot play it: {why}");
+    }
+    if let Some(f) = &summary.failure {
+        println!("FAIL case {} (seed {seed:016x}): {}", f.case, f.message);
+        println!(
+            "shrunk from {} to {} steps in {} attempts: {}",
+            step_count(&f.original),
+            step_count(&f.shrunk),
+            f.attempts,
+            f.shrunk_message
+        );
+        match &f.file {
+            Some(p) => println!(
+                "scenario: {} (replay: clientful-conformance run --impl-cmd CMD --scenario {} --level strict)",
+                p.display(),
+                p.display()
+            ),
+            None => println!(
+                "shrunk scenario (give --out DIR to write it):\n{:#}",
+                f.shrunk
+            ),
+        }
+    }
+    if let Some(h) = &summary.harness_error {
+        println!("harness error: {h}");
+    }
+    println!("{} schedules played", summary.cases);
+    println!("{}", summary.closing_line());
+    ExitCode::from(summary.exit_code())
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the suite; prints `N passed, M failed, K skipped`. Exit: 0 pass,
@@ -93,6 +196,11 @@ enum Cmd {
         #[arg(long, default_value = "test-vectors")]
         vectors: PathBuf,
     },
+    /// Randomized mode: generated schedules played against the implementation,
+    /// the reference as oracle; a failure is shrunk to a scenario file. Prints
+    /// `N passed, M failed, K discarded`. Exit: 0 pass, 1 failure, 2 harness
+    /// error, 3 nothing ran.
+    Fuzz(FuzzArgs),
     /// Run every saboteur through the suite; fails if any survives (the kill matrix).
     Saboteurs {
         /// The list of saboteurs and the tests that must catch each.
@@ -159,6 +267,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         grpc,
         vectors,
         scenarios,
+        scenario,
         report,
         out,
         level,
@@ -192,7 +301,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
             Err(e) => return fail_start(&format!("harness error: {}: {e}", p.display())),
         },
     };
-    let fresh = if no_fresh {
+    let fresh = if no_fresh || scenario.is_some() {
         None
     } else {
         match runner::fresh_cases(seed) {
@@ -246,8 +355,12 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         RunOptions {
             seed,
             fresh,
-            vectors: Some(vectors),
-            scenarios: Some(scenarios),
+            vectors: if scenario.is_some() {
+                None
+            } else {
+                Some(vectors)
+            },
+            scenarios: Some(scenario.unwrap_or(scenarios)),
             level,
             expected_failures: expected,
             log,
@@ -377,5 +490,6 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Run(args) => run_cmd(args),
+        Cmd::Fuzz(args) => fuzz_cmd(args),
     }
 }

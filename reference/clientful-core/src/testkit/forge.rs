@@ -178,3 +178,83 @@ pub fn crafted_add_device<R: CryptoRng + ?Sized>(
     )?
     .bytes)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    fn rng() -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(24)
+    }
+
+    #[test]
+    fn rival_genesis_lands_below_the_bound_and_is_signed_by_the_forged_device() {
+        let creator = SigningKey::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let below = [0x40; 32];
+        let r = rival_genesis(&mut rng(), &creator, [7; 32], [9; 32], Some(&below)).unwrap();
+        let d = envelope::decode(&r.envelope).unwrap();
+        assert_eq!(d.id, r.id);
+        assert!(r.id < below);
+        assert_eq!(d.header.seq, 1);
+        assert_eq!(d.header.prev, None);
+        assert!(d.header.preds.is_empty());
+        assert_eq!(d.header.space_id, [7; 32]);
+        assert_eq!(d.header.epoch_id, *r.epoch.id());
+        assert_eq!(d.header.author, r.device.signing.public_bytes());
+        let v = crate::identity::verify_certificate(
+            &r.device.certificate,
+            Some(&creator.public_bytes()),
+        )
+        .unwrap();
+        assert_eq!(*v.device_key.as_bytes(), r.device.signing.public_bytes());
+    }
+
+    #[test]
+    fn rival_genesis_is_deterministic_in_the_rng() {
+        let creator = SigningKey::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let a = rival_genesis(&mut rng(), &creator, [7; 32], [9; 32], None).unwrap();
+        let b = rival_genesis(&mut rng(), &creator, [7; 32], [9; 32], None).unwrap();
+        assert_eq!(a.envelope, b.envelope);
+    }
+
+    #[test]
+    fn no_id_below_zero_is_a_typed_error() {
+        let creator = SigningKey::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let r = rival_genesis(&mut rng(), &creator, [7; 32], [9; 32], Some(&[0; 32]));
+        assert_eq!(r.err(), Some(ForgeError::NoLowerId));
+    }
+
+    #[test]
+    fn crafted_add_device_continues_the_creator_chain() {
+        let mut rng = rng();
+        let user = SigningKey::generate(&mut rng);
+        let me = Identity::new(&user, DeviceKeys::generate(&mut rng)).unwrap();
+        let author = me.device.signing.public_bytes();
+        let sp = SpaceReplica::create(&mut rng, me).unwrap();
+        let genesis = sp.genesis().unwrap();
+        let cert =
+            crate::identity::issue_certificate(&user, &DeviceKeys::generate(&mut rng)).unwrap();
+        let bytes = crafted_add_device(&mut rng, &sp, &cert).unwrap();
+        let d = envelope::decode(&bytes).unwrap();
+        assert_eq!(d.header.author, author);
+        assert_eq!(d.header.seq, 2);
+        assert_eq!(d.header.prev, Some(genesis));
+        assert!(d.header.preds.is_empty());
+    }
+
+    #[test]
+    fn crafted_add_device_by_a_stranger_is_a_typed_error() {
+        let mut rng = rng();
+        let user = SigningKey::generate(&mut rng);
+        let me = Identity::new(&user, DeviceKeys::generate(&mut rng)).unwrap();
+        let sp = SpaceReplica::new([7; 32], me).unwrap();
+        let cert =
+            crate::identity::issue_certificate(&user, &DeviceKeys::generate(&mut rng)).unwrap();
+        let r = crafted_add_device(&mut rng, &sp, &cert);
+        assert_eq!(r.err(), Some(ForgeError::NotAdded));
+    }
+}

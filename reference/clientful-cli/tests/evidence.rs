@@ -3,7 +3,8 @@
 //! The CLI cannot craft a rival genesis, so the test plays the thief: it opens
 //! alice's space through the SDK (as an ordinary envelope arriving from a peer
 //! would reach it) and plants a second `CREATE_SPACE` signed by a device key
-//! alice's user key certified, with a welcome handing out its epoch.
+//! alice's user key certified (the forgery of
+//! `clientful_core::testkit::forge`), with a welcome handing out its epoch.
 //!
 //! | test | finding |
 //! |---|---|
@@ -20,14 +21,11 @@
 mod cli_common;
 
 use cli_common::{User, folder_storage as storage};
-use clientful_core::envelope::{self, SealRequest};
-use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::SigningKey;
 use clientful_core::membership::delivery;
 use clientful_core::membership::epoch::{self, Recipient, WelcomeSigner};
-use clientful_core::membership::ops::{self, BodyBuilder, OpBody, Rotation};
-use clientful_core::membership::space::{Identity, membership_doc_id};
-use clientful_proto::v1 as pb;
+use clientful_core::membership::ops::OpBody;
+use clientful_core::testkit::forge::{self, RivalGenesis};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -63,46 +61,14 @@ fn plant_rival(home: &std::path::Path) -> [u8; 32] {
             x25519: m.identity().verified.device_x25519,
         };
         let mut rng = ChaCha20Rng::seed_from_u64(22);
-        let thief = Identity::new(&creator, DeviceKeys::generate(&mut rng)).unwrap();
-        let e = epoch::new_epoch(&mut rng, &space_id).unwrap();
-        let to_thief = Recipient {
-            device_id: thief.device_id(),
-            x25519: thief.verified.device_x25519,
-        };
-        let (_, km_id) = epoch::key_message(&mut rng, &space_id, &e, &[to_thief]).unwrap();
-        let body = BodyBuilder(pb::MembershipOp {
-            user_key: creator.public_bytes().to_vec(),
-            certificates: vec![thief.certificate.clone()],
-            nonce: nonce.to_vec(),
-            ..Default::default()
-        })
-        .rotation(&Rotation {
-            epoch_id: *e.id(),
-            prev_epochs: vec![],
-            chain_links: vec![],
-            recipients: vec![thief.device_id()],
-            key_message: km_id,
-        })
-        .encode();
-        let rival = envelope::seal(
-            &thief.device.signing,
-            &e,
-            &SealRequest {
-                space_id,
-                doc_id: membership_doc_id(&space_id).unwrap(),
-                seq: 1,
-                prev: None,
-                preds: Vec::new(),
-                content_type: ops::CT_CREATE_SPACE,
-                body: &body,
-            },
-            &mut rng,
-        )
-        .unwrap()
-        .bytes;
-        let rival_id = envelope::decode(&rival).unwrap().id;
+        let RivalGenesis {
+            envelope: rival,
+            id: rival_id,
+            epoch: e,
+            device: thief,
+        } = forge::rival_genesis(&mut rng, &creator, space_id, nonce, None).unwrap();
         let signer = WelcomeSigner {
-            signing: &thief.device.signing,
+            signing: &thief.signing,
             certificate: &thief.certificate,
             added_by: rival_id,
         };
@@ -116,7 +82,7 @@ fn plant_rival(home: &std::path::Path) -> [u8; 32] {
         .unwrap();
         let carrier = delivery::seal_carrier(
             &mut rng,
-            &thief.device.signing,
+            &thief.signing,
             &space_id,
             &current,
             delivery::CT_WELCOME,

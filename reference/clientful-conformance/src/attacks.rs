@@ -11,9 +11,9 @@ use clientful_core::identity::{self, DeviceKeys};
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::SpaceReplica;
 use clientful_core::membership::epoch::{self, Recipient};
-use clientful_core::membership::ops::{self, BodyBuilder, OpBody, Rotation};
+use clientful_core::membership::ops::OpBody;
 use clientful_core::membership::space::Identity;
-use clientful_proto::v1 as mpb;
+use clientful_core::testkit::forge;
 use rand_chacha::ChaCha20Rng;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -35,7 +35,8 @@ pub type RivalDevice = (SigningKey, Vec<u8>);
 /// A rival genesis: a fresh device certified by the creator's user key signs
 /// a `CREATE_SPACE` with the creator's user key and the nonce of the real
 /// genesis (read from `genesis_env` with the creator's exported secrets), so
-/// the same space id, re-sealed until its envelope id is below the real one.
+/// the same space id, re-sealed until its envelope id is below the real one
+/// (the forgery is `clientful_core::testkit::forge::rival_genesis`).
 /// Returns the rival envelope, its first epoch and the rival's signing device
 /// (its key and certificate), which signs the welcomes handing that epoch out.
 pub fn rival_genesis(
@@ -56,41 +57,12 @@ pub fn rival_genesis(
         Some(OpBody::CreateSpace { nonce, .. }) => *nonce,
         _ => return Err("the genesis did not open with the creator's secrets".into()),
     };
-    let me = Identity::new(&creator, DeviceKeys::generate(rng)).map_err(err)?;
-    let to = Recipient {
-        device_id: me.device_id(),
-        x25519: me.verified.device_x25519,
-    };
-    let e = epoch::new_epoch(rng, &space_id).map_err(err)?;
-    let (_, km_id) = epoch::key_message(rng, &space_id, &e, &[to]).map_err(err)?;
-    let body = BodyBuilder(mpb::MembershipOp {
-        user_key: creator.public_bytes().to_vec(),
-        certificates: vec![me.certificate.clone()],
-        nonce: nonce.to_vec(),
-        ..Default::default()
-    })
-    .rotation(&Rotation {
-        epoch_id: *e.id(),
-        prev_epochs: vec![],
-        chain_links: vec![],
-        recipients: vec![me.device_id()],
-        key_message: km_id,
-    })
-    .encode();
-    let signer = (
-        SigningKey::from_seed(&me.device.signing.seed()),
-        me.certificate.clone(),
-    );
-    let m = SpaceReplica::new(space_id, me).map_err(err)?;
-    for _ in 0..256 {
-        let bytes = m
-            .seal_unchecked(rng, ops::CT_CREATE_SPACE, &body, &e)
-            .map_err(err)?;
-        if envelope::decode(&bytes).map_err(err)?.id < real {
-            return Ok((bytes, e, signer));
-        }
-    }
-    Err("no rival id below the genesis in 256 tries".into())
+    let forged = forge::rival_genesis(rng, &creator, space_id, nonce, Some(&real)).map_err(err)?;
+    Ok((
+        forged.envelope,
+        forged.epoch,
+        (forged.device.signing, forged.device.certificate),
+    ))
 }
 
 /// A welcome (KEY-20) signed by `signer` (a device key and its certificate),

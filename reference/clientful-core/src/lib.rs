@@ -28,8 +28,8 @@
 //!
 //! Public enums are `#[non_exhaustive]` unless exhaustive matching is their
 //! contract (each such enum says why). Test helpers — the fuzz entry points
-//! (`fuzzing`) and `SpaceReplica::seal_unchecked` — exist only with the
-//! `test-utils` feature, which no production crate enables.
+//! (`fuzzing`), the forgeries of `testkit` and `SpaceReplica::seal_unchecked` —
+//! exist only with the `test-utils` feature, which no production crate enables.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -50,6 +50,10 @@ pub mod membership;
 pub mod padding;
 pub mod room;
 pub mod suite;
+/// Test helpers (forged membership operations); behind the `test-utils`
+/// feature.
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testkit;
 pub mod wire;
 
 pub use content::ContentType;

@@ -29,15 +29,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clientful_core::envelope::{self, EnvelopeId, SealRequest};
+use clientful_core::envelope::{self, EnvelopeId};
 use clientful_core::keys::SigningKey;
-use clientful_core::membership::ops::{self, BodyBuilder};
 use clientful_core::membership::{Role, Scope};
+use clientful_core::testkit::forge;
 use clientful_doc::authority::Membership;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::testkit::insert_text;
 use clientful_doc::{CrdtKind, Replica, ReplicaConfig, Verdict};
-use clientful_proto::v1 as pb;
 use clientful_sim::membership::{Item, MemberNet};
 use clientful_sim::sync::sync_all;
 use rand_chacha::ChaCha20Rng;
@@ -92,52 +91,10 @@ fn edit(r: &mut Replica, rng: &mut ChaCha20Rng, who: &str) {
 /// The member `m` adds a device of its own user with `preds` = only the
 /// operation that added `m` (its chain continues from its last operation, if
 /// any): an honest-looking, valid `ADD_DEVICE` whose depth is as low as it can
-/// be, so it sorts before every later addition.
+/// be, so it sorts before every later addition. The forgery is the one the
+/// vectors use (`clientful_core::testkit::forge::crafted_add_device`).
 fn crafted_add_device(net: &mut MemberNet, m: usize, cert: &[u8]) -> Vec<u8> {
-    let sp = net.nodes[m].space();
-    let me = sp.identity().device.signing.public_bytes();
-    let state = sp.state();
-    let added_by = state
-        .devices
-        .values()
-        .find(|d| d.device_key == me)
-        .map(|d| d.added_by)
-        .unwrap();
-    let (seq, prev) = sp
-        .decided()
-        .into_iter()
-        .filter_map(|(id, _)| sp.op(&id).map(|o| (o.author, o.seq, id)))
-        .filter(|(a, _, _)| *a == me)
-        .map(|(_, s, id)| (s, Some(id)))
-        .max()
-        .unwrap_or((0, None));
-    let body = BodyBuilder(pb::MembershipOp {
-        certificates: vec![cert.to_vec()],
-        ..Default::default()
-    })
-    .encode();
-    let key = sp.current_epoch().unwrap();
-    let signer = SigningKey::from_seed(&sp.identity().device.signing.seed());
-    envelope::seal(
-        &signer,
-        &key,
-        &SealRequest {
-            space_id: *sp.space_id(),
-            doc_id: clientful_core::membership::space::membership_doc_id(sp.space_id()).unwrap(),
-            seq: seq + 1,
-            prev,
-            preds: if prev.is_some() {
-                vec![]
-            } else {
-                vec![added_by]
-            },
-            content_type: ops::CT_ADD_DEVICE,
-            body: &body,
-        },
-        &mut net.crypto,
-    )
-    .unwrap()
-    .bytes
+    forge::crafted_add_device(&mut net.crypto, net.nodes[m].space(), cert).unwrap()
 }
 
 /// Every (client id -> authors) pair over the Yjs insertions of the integrated

@@ -20,14 +20,14 @@ use clientful_core::envelope;
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::membership::epoch::{self, Recipient};
-use clientful_core::membership::ops::{self, BodyBuilder, OpBody, Rotation};
+use clientful_core::membership::ops::OpBody;
 use clientful_core::membership::space::{Alarm, Identity};
 use clientful_core::membership::{Role, Scope, SpaceReplica, Verdict};
+use clientful_core::testkit::forge;
 use clientful_doc::authority::Membership;
 use clientful_doc::crdt::YjsSchema;
 use clientful_doc::testkit::insert_text;
 use clientful_doc::{CrdtKind, Replica, ReplicaConfig};
-use clientful_proto::v1 as pb;
 use clientful_sim::membership::{Item, MemberNet};
 
 mod common;
@@ -57,48 +57,16 @@ fn genesis_of(net: &MemberNet, n: usize) -> ([u8; 32], [u8; 32]) {
 /// The attacker: a device key certified by the creator's user key (a stolen,
 /// revoked or never-added device of the creator), signing a second
 /// `CREATE_SPACE` with the creator's user key and the genesis nonce (so the
-/// same space id), re-sealed until its envelope id is below the real one.
-/// Returns the rival envelope and the rival's first epoch.
+/// same space id), re-sealed until its envelope id is below the real one
+/// (`clientful_core::testkit::forge::rival_genesis`). Returns the rival
+/// envelope, the rival's first epoch, the real genesis id and the rival device.
 fn rival_genesis(net: &mut MemberNet) -> (Vec<u8>, EpochKey, [u8; 32], (SigningKey, Vec<u8>)) {
     let (real, nonce) = genesis_of(net, 0);
     let space_id = *net.nodes[0].space().space_id();
     let creator = SigningKey::from_seed(&net.nodes[0].user.seed());
-    let me = Identity::new(&creator, DeviceKeys::generate(&mut net.crypto)).unwrap();
-    let m_rec = Recipient {
-        device_id: me.device_id(),
-        x25519: me.verified.device_x25519,
-    };
-    let e = epoch::new_epoch(&mut net.crypto, &space_id).unwrap();
-    let (_, km_id) = epoch::key_message(&mut net.crypto, &space_id, &e, &[m_rec]).unwrap();
-    let rotation = Rotation {
-        epoch_id: *e.id(),
-        prev_epochs: vec![],
-        chain_links: vec![],
-        recipients: vec![me.device_id()],
-        key_message: km_id,
-    };
-    let body = BodyBuilder(pb::MembershipOp {
-        user_key: creator.public_bytes().to_vec(),
-        certificates: vec![me.certificate.clone()],
-        nonce: nonce.to_vec(),
-        ..Default::default()
-    })
-    .rotation(&rotation)
-    .encode();
-    let signer = (
-        SigningKey::from_seed(&me.device.signing.seed()),
-        me.certificate.clone(),
-    );
-    let m = SpaceReplica::new(space_id, me).unwrap();
-    for _ in 0..256 {
-        let bytes = m
-            .seal_unchecked(&mut net.crypto, ops::CT_CREATE_SPACE, &body, &e)
-            .unwrap();
-        if envelope::decode(&bytes).unwrap().id < real {
-            return (bytes, e, real, signer);
-        }
-    }
-    panic!("no lower id in 256 tries");
+    let r = forge::rival_genesis(&mut net.crypto, &creator, space_id, nonce, Some(&real)).unwrap();
+    let signer = (r.device.signing, r.device.certificate);
+    (r.envelope, r.epoch, real, signer)
 }
 
 /// Finding 1: a device key certified by the creator's user key signs a second

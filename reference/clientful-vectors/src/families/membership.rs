@@ -901,50 +901,9 @@ fn device_index_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
         .get(m)
         .map(Session::replica)
         .ok_or("no such device")?;
-    let me = r.identity().device.signing.public_bytes();
-    let added_by = r
-        .state()
-        .devices
-        .values()
-        .find(|d| d.device_key == me)
-        .map(|d| d.added_by)
-        .ok_or("M was not added")?;
-    let (seq, prev) = r
-        .decided()
-        .into_iter()
-        .filter_map(|(id, _)| r.op(&id).map(|o| (o.author, o.seq, id)))
-        .filter(|(a, _, _)| *a == me)
-        .map(|(_, s, id)| (s, Some(id)))
-        .max()
-        .unwrap_or((0, None));
-    let body = BodyBuilder(pb::MembershipOp {
-        certificates: vec![zcert],
-        ..Default::default()
-    })
-    .encode();
-    let key = r.current_epoch().ok_or("no epoch")?;
-    let signer = SigningKey::from_seed(&r.identity().device.signing.seed());
-    let space_id = g.space_id();
-    let crafted = envelope::seal(
-        &signer,
-        &key,
-        &envelope::SealRequest {
-            space_id,
-            doc_id: clientful_core::membership::space::membership_doc_id(&space_id).map_err(err)?,
-            seq: seq + 1,
-            prev,
-            preds: if prev.is_some() {
-                vec![]
-            } else {
-                vec![added_by]
-            },
-            content_type: ops::CT_ADD_DEVICE,
-            body: &body,
-        },
-        &mut g.rng,
-    )
-    .map_err(err)?;
-    g.log.push(crafted.bytes);
+    let crafted =
+        clientful_core::testkit::forge::crafted_add_device(&mut g.rng, r, &zcert).map_err(err)?;
+    g.log.push(crafted);
     let intended = vec![A; g.log.len()];
     both(
         f,
@@ -1224,8 +1183,8 @@ fn invite_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
 /// envelope id is below the real genesis. The observer is pinned to the real
 /// genesis: the rival is rejected and reported, whatever the order.
 fn rival_genesis_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
-    use clientful_core::membership::epoch::{self, Recipient};
-    use clientful_core::membership::ops::{OpBody, Rotation};
+    use clientful_core::membership::ops::OpBody;
+    use clientful_core::testkit::forge::{self, RivalGenesis};
     f.note(
         "RivalGenesis",
         "AUTH_BYPASS",
@@ -1242,40 +1201,13 @@ fn rival_genesis_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
     let space_id = g.space_id();
     let creator = SigningKey::from_seed(&g.users.first().ok_or("no creator")?.seed());
     let mut rng = g.rng.clone();
-    let me = Identity::new(&creator, DeviceKeys::generate(&mut rng)).map_err(err)?;
-    let to = Recipient {
-        device_id: me.device_id(),
-        x25519: me.verified.device_x25519,
-    };
-    let e = epoch::new_epoch(&mut rng, &space_id).map_err(err)?;
-    let (_, km_id) = epoch::key_message(&mut rng, &space_id, &e, &[to]).map_err(err)?;
-    let body = BodyBuilder(pb::MembershipOp {
-        user_key: creator.public_bytes().to_vec(),
-        certificates: vec![me.certificate.clone()],
-        nonce: nonce.to_vec(),
-        ..Default::default()
-    })
-    .rotation(&Rotation {
-        epoch_id: *e.id(),
-        prev_epochs: vec![],
-        chain_links: vec![],
-        recipients: vec![me.device_id()],
-        key_message: km_id,
-    })
-    .encode();
-    let m = SpaceReplica::new(space_id, me).map_err(err)?;
-    let mut rival = None;
-    for _ in 0..256 {
-        let bytes = m
-            .seal_unchecked(&mut rng, ops::CT_CREATE_SPACE, &body, &e)
-            .map_err(err)?;
-        if envelope::decode(&bytes).map_err(err)?.id < real {
-            rival = Some(bytes);
-            break;
-        }
-    }
+    let forged = forge::rival_genesis(&mut rng, &creator, space_id, nonce, Some(&real));
     g.rng = rng;
-    let rival = rival.ok_or("no lower rival id")?;
+    let RivalGenesis {
+        envelope: rival,
+        epoch: e,
+        ..
+    } = forged.map_err(err)?;
     let n = g.log.len();
     for (name, reversed) in [
         ("rival-genesis-is-evidence", false),

@@ -422,13 +422,12 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
     })
 }
 
-/// A membership schedule: a creator and 2 or 3 joiners; concurrent adds,
-/// removals, role changes and rotations, settled in partitions (a subset of
-/// the members at a time) or all together; private epochs and rival genesis
-/// operations as Byzantine injections; then the reference's members, current
-/// keys and convergence.
-fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
-    const ROLES: &[&str] = &["reader", "writer", "admin"];
+/// The roles a generated member may get.
+const ROLES: &[&str] = &["reader", "writer", "admin"];
+
+/// The people of a generated space, alice (its creator) and 2 or 3 joiners,
+/// with the steps that create the space and let the joiners ask to join.
+fn space_founders(d: &mut Draw<'_>) -> (Vec<String>, Vec<Value>) {
     let joiners = d.range(2, 3);
     let all: Vec<String> = ["alice", "bob", "carol", "dave"]
         .iter()
@@ -439,6 +438,16 @@ fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
     for (i, n) in all.iter().enumerate().skip(1) {
         steps.push(json!({"op": "joinSpace", "as": n, "user": i}));
     }
+    (all, steps)
+}
+
+/// A membership schedule: a creator and 2 or 3 joiners; concurrent adds,
+/// removals, role changes and rotations, settled in partitions (a subset of
+/// the members at a time) or all together; private epochs and rival genesis
+/// operations as Byzantine injections; then the reference's members, current
+/// keys and convergence.
+fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
+    let (all, mut steps) = space_founders(d);
     // Members and roles as the generator expects them; `settled`: admins
     // whose addition every member has seen (they may act).
     let mut members: Vec<(String, String)> = vec![("alice".into(), "admin".into())];
@@ -562,18 +571,8 @@ fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
 /// it ends with, the dispositions of redelivered writes and convergence are
 /// the expectations.
 fn space_doc_schedule(d: &mut Draw<'_>, crdt: &str, world_seed: u64) -> Value {
-    const ROLES: &[&str] = &["reader", "writer", "admin"];
-    let joiners = d.range(2, 3);
-    let all: Vec<String> = ["alice", "bob", "carol", "dave"]
-        .iter()
-        .take(joiners + 1)
-        .map(|s| s.to_string())
-        .collect();
+    let (all, mut steps) = space_founders(d);
     let doc = |n: &str| format!("{n}Doc");
-    let mut steps = vec![json!({"op": "createSpace", "as": "alice", "user": 0})];
-    for (i, n) in all.iter().enumerate().skip(1) {
-        steps.push(json!({"op": "joinSpace", "as": n, "user": i}));
-    }
     for n in all.iter().skip(1) {
         let role = d.pick(ROLES).unwrap_or("writer");
         steps.push(json!({"op": "addMember", "by": "alice", "member": n, "role": role}));

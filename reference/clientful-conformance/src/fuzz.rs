@@ -142,6 +142,8 @@ pub struct Caps {
     pub restart: bool,
     /// `space/membership`.
     pub membership: bool,
+    /// `space/documents`: document replicas bound to space replicas.
+    pub space_documents: bool,
 }
 
 impl Caps {
@@ -153,6 +155,7 @@ impl Caps {
             automerge: has("replica/automerge"),
             restart: has("replica/restart"),
             membership: has("space/membership"),
+            space_documents: has("space/documents"),
         }
     }
 
@@ -163,6 +166,7 @@ impl Caps {
             automerge: true,
             restart: true,
             membership: true,
+            space_documents: true,
         }
     }
 
@@ -236,6 +240,19 @@ pub fn generate(seed: u64, case: u64, caps: &Caps) -> Value {
     let world_seed = u64::from_be_bytes([s[0], s[1], s[2], s[3], 0, 0, 0, 0]) >> 32;
     let kinds = caps.kinds();
     let mut sc = match d.pick(&kinds) {
+        // A quarter of the membership cases bind documents to the space
+        // (chosen from the case seed, so the draws of the others stay as
+        // they were).
+        Some("space") if caps.space_documents && s[31] & 3 == 0 => {
+            let crdts: Vec<&str> = [(caps.yjs, "yjs"), (caps.automerge, "automerge")]
+                .into_iter()
+                .filter_map(|(has, c)| has.then_some(c))
+                .collect();
+            match d.pick(&crdts) {
+                Some(crdt) => space_doc_schedule(&mut d, crdt, world_seed),
+                None => space_schedule(&mut d, world_seed),
+            }
+        }
         Some("space") => space_schedule(&mut d, world_seed),
         Some(crdt) => doc_schedule(&mut d, crdt, caps.restart, world_seed),
         None => json!({ "steps": [] }),
@@ -405,13 +422,12 @@ fn doc_schedule(d: &mut Draw<'_>, crdt: &str, restart: bool, world_seed: u64) ->
     })
 }
 
-/// A membership schedule: a creator and 2 or 3 joiners; concurrent adds,
-/// removals, role changes and rotations, settled in partitions (a subset of
-/// the members at a time) or all together; private epochs and rival genesis
-/// operations as Byzantine injections; then the reference's members, current
-/// keys and convergence.
-fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
-    const ROLES: &[&str] = &["reader", "writer", "admin"];
+/// The roles a generated member may get.
+const ROLES: &[&str] = &["reader", "writer", "admin"];
+
+/// The people of a generated space, alice (its creator) and 2 or 3 joiners,
+/// with the steps that create the space and let the joiners ask to join.
+fn space_founders(d: &mut Draw<'_>) -> (Vec<String>, Vec<Value>) {
     let joiners = d.range(2, 3);
     let all: Vec<String> = ["alice", "bob", "carol", "dave"]
         .iter()
@@ -422,6 +438,16 @@ fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
     for (i, n) in all.iter().enumerate().skip(1) {
         steps.push(json!({"op": "joinSpace", "as": n, "user": i}));
     }
+    (all, steps)
+}
+
+/// A membership schedule: a creator and 2 or 3 joiners; concurrent adds,
+/// removals, role changes and rotations, settled in partitions (a subset of
+/// the members at a time) or all together; private epochs and rival genesis
+/// operations as Byzantine injections; then the reference's members, current
+/// keys and convergence.
+fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
+    let (all, mut steps) = space_founders(d);
     // Members and roles as the generator expects them; `settled`: admins
     // whose addition every member has seen (they may act).
     let mut members: Vec<(String, String)> = vec![("alice".into(), "admin".into())];
@@ -534,6 +560,85 @@ fn space_schedule(d: &mut Draw<'_>, world_seed: u64) -> Value {
         "requires": ["space/membership"],
         "world": {"crdt": "yjs", "devices": 1, "seed": world_seed},
         "network": {"seed": world_seed ^ 0x5eed, "drop": 0.0, "duplicate": d.pick(&[0.0, 0.2]).unwrap_or(0.0)},
+        "steps": steps,
+    })
+}
+
+/// A schedule of one document bound to every member's space replica
+/// (CONF-104..CONF-109): members of every role, and members the creator
+/// removes without their knowing, write to it while deliveries are partial;
+/// the reference decides each write's authority (MEM-18), and the content
+/// it ends with, the dispositions of redelivered writes and convergence are
+/// the expectations.
+fn space_doc_schedule(d: &mut Draw<'_>, crdt: &str, world_seed: u64) -> Value {
+    let (all, mut steps) = space_founders(d);
+    let doc = |n: &str| format!("{n}Doc");
+    for n in all.iter().skip(1) {
+        let role = d.pick(ROLES).unwrap_or("writer");
+        steps.push(json!({"op": "addMember", "by": "alice", "member": n, "role": role}));
+    }
+    steps.push(json!({"op": "spaceSettle"}));
+    for n in &all {
+        steps.push(
+            json!({"op": "spaceDocument", "as": doc(n), "space": n, "doc": "d1", "crdt": crdt}),
+        );
+    }
+    let docs: Vec<String> = all.iter().map(|n| doc(n)).collect();
+    // Members still in the space (alice never leaves), and how many
+    // envelopes each document replica has sealed.
+    let mut active: Vec<String> = all.clone();
+    let mut sealed = vec![0usize; all.len()];
+    for _ in 0..d.range(3, 9) {
+        let w = d.range(0, all.len() - 1);
+        let Some(wd) = docs.get(w).cloned() else {
+            continue;
+        };
+        match d.range(0, 6) {
+            0..=2 => {
+                // Anyone writes: a reader, a writer, or a member removed
+                // behind its back (its own space replica never hears of it).
+                let text = d.pick(TEXTS).unwrap_or("a");
+                steps.push(json!({"op": "insert", "replica": wd, "index": 0, "text": text}));
+                steps.push(json!({"op": "commit", "replica": wd}));
+                if let Some(c) = sealed.get_mut(w) {
+                    *c += 1;
+                }
+                let others: Vec<String> = docs.iter().filter(|x| **x != wd).cloned().collect();
+                let to = d.subset(&others);
+                steps.push(json!({"op": "send", "from": wd, "to": to}));
+            }
+            3 => steps.push(json!({"op": "flush"})),
+            4 => {
+                let others: Vec<String> =
+                    active.iter().filter(|n| *n != "alice").cloned().collect();
+                if let Some(m) = d.pick(&others) {
+                    steps.push(json!({"op": "removeMember", "by": "alice", "member": m}));
+                    active.retain(|n| *n != m);
+                    steps.push(json!({"op": "spaceSettle", "replicas": active}));
+                }
+            }
+            5 if sealed.get(w).copied().unwrap_or(0) > 0 => {
+                let to = d.pick(&docs).unwrap_or_default();
+                if to != wd {
+                    steps.push(json!({"op": "redeliver", "from": wd, "to": to}));
+                }
+            }
+            _ => steps.push(json!({"op": "spaceSettle", "replicas": active})),
+        }
+    }
+    steps.push(json!({"op": "spaceSettle", "replicas": active}));
+    steps.push(json!({"op": "sync"}));
+    let active_docs: Vec<String> = active.iter().map(|n| doc(n)).collect();
+    steps.push(json!({"op": "expectConverged", "replicas": active_docs}));
+    for r in &active_docs {
+        steps.push(json!({"op": "expectContent", "replica": r}));
+    }
+    json!({
+        "description": "A generated schedule of a document bound to a space (clientful-conformance fuzz); expectations from the reference.",
+        "requires": ["space/membership", "space/documents", format!("replica/{crdt}")],
+        "world": {"crdt": crdt, "devices": 1, "seed": world_seed},
+        "replicas": {},
+        "network": {"seed": world_seed ^ 0x5eed, "drop": 0.0, "duplicate": d.pick(&[0.0, 0.25]).unwrap_or(0.0)},
         "steps": steps,
     })
 }

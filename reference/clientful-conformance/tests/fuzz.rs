@@ -71,6 +71,7 @@ const BUDGETS: &[(&str, u64)] = &[
     ("ignores-removal", 200),
     ("lowest-genesis-wins", 200),
     ("keep-any-secret", 200),
+    ("accepts-non-writers", 300),
 ];
 
 #[test]

@@ -14,36 +14,11 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
+use common::{bin, root, run_stdio};
 
-use clientful_conformance::adapter::{Adapter, StdioAdapter};
-use clientful_conformance::report::{Level, Outcome, Report};
-use clientful_conformance::runner::{RunOptions, run_with};
+use clientful_conformance::report::{Outcome, Report};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clientful-conformance")
-}
-
-/// Probes and scenarios only (no vector files), over stdio.
-fn run_stdio(cmd: &str, seed: u64) -> Report {
-    let mut adapter = StdioAdapter::spawn(cmd, Duration::from_secs(60)).expect("spawn");
-    let a: &mut dyn Adapter = &mut adapter;
-    run_with(
-        &mut [a],
-        RunOptions {
-            seed,
-            scenarios: Some(root().join("conformance/scenarios")),
-            level: Level::Strict,
-            ..RunOptions::default()
-        },
-    )
-}
 
 /// Which tests a saboteur's bug may show in.
 type Own = fn(&str) -> bool;

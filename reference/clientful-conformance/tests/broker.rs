@@ -13,54 +13,21 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
+use common::{bin, results_under, root, run_stdio};
 
-use clientful_conformance::adapter::{Adapter, StdioAdapter};
 use clientful_conformance::broker::{client_run, server_run};
 use clientful_conformance::broker_scenarios::{Fixture, check_joins, scenarios};
 use clientful_conformance::pb;
-use clientful_conformance::report::{Level, Outcome, Report};
-use clientful_conformance::runner::{RunOptions, run_with};
+use clientful_conformance::report::Outcome;
 use clientful_conformance::saboteur::Saboteur;
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clientful-conformance")
-}
-
-fn run_stdio(cmd: &str, seed: u64) -> Report {
-    let mut adapter = StdioAdapter::spawn(cmd, Duration::from_secs(60)).expect("spawn");
-    let a: &mut dyn Adapter = &mut adapter;
-    run_with(
-        &mut [a],
-        RunOptions {
-            seed,
-            scenarios: Some(root().join("conformance/scenarios")),
-            level: Level::Strict,
-            ..RunOptions::default()
-        },
-    )
-}
-
-fn broker_results(report: &Report) -> Vec<(String, Outcome)> {
-    report
-        .results
-        .iter()
-        .filter(|r| r.id.starts_with("scenario/broker/"))
-        .map(|r| (r.id.clone(), r.outcome.clone()))
-        .collect()
-}
 
 #[test]
 fn broker_scenarios_pass_against_the_reference_over_stdio() {
     for seed in [1u64, 0xb40c_e125] {
         let report = run_stdio(&format!("{} serve-reference", bin()), seed);
-        let broker = broker_results(&report);
+        let broker = results_under(&report, "scenario/broker/");
         assert!(broker.len() >= 15, "{broker:?}");
         for (id, outcome) in &broker {
             assert!(matches!(outcome, Outcome::Pass), "{id}: {outcome:?}");
@@ -144,7 +111,7 @@ fn without_the_capability_broker_scenarios_are_skipped_naming_it() {
         ),
         3,
     );
-    let broker = broker_results(&report);
+    let broker = results_under(&report, "scenario/broker/");
     assert!(broker.len() >= 15);
     for (id, outcome) in broker {
         match outcome {

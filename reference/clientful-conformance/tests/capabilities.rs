@@ -9,17 +9,14 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::root;
 
 use clientful_conformance::adapter::{Adapter, HarnessError};
 use clientful_conformance::pb::{self, response::Result as R};
 use clientful_conformance::reference::ReferenceAdapter;
 use clientful_conformance::report::{Kind, Outcome};
 use clientful_conformance::runner::{RunOptions, run_with};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The reference, declaring `capabilities` instead of its own.
 struct Declaring {

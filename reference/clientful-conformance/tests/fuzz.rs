@@ -12,32 +12,14 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{bin, cli};
+
+use std::path::PathBuf;
 
 use clientful_conformance::fuzz::{Options, fuzz, step_count};
 use clientful_conformance::reference::ReferenceAdapter;
 use clientful_conformance::saboteur::Saboteur;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clientful-conformance")
-}
-
-fn cli(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(bin())
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("run clientful-conformance");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 /// Every document and membership saboteur of `saboteur::ALL`, with the case
 /// budget (seed 1) within which the randomized mode must catch it (CONF-91).

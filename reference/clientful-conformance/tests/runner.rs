@@ -10,12 +10,11 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{bin, root};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::PathBuf;
+use std::process::Command;
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_clientful-conformance"))
@@ -96,10 +95,6 @@ fn bad_arguments_still_print_the_closing_line() {
     let (code, out) = run(&[]);
     assert_eq!(code, Some(2));
     assert_eq!(counts(&out), (0, 0));
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clientful-conformance")
 }
 
 fn tempdir(name: &str) -> PathBuf {

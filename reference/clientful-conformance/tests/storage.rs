@@ -12,51 +12,18 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
+use common::{bin, results_under, root, run_stdio};
 
-use clientful_conformance::adapter::{Adapter, StdioAdapter};
-use clientful_conformance::report::{Level, Outcome, Report};
-use clientful_conformance::runner::{RunOptions, run_with};
+use clientful_conformance::report::Outcome;
 use clientful_conformance::storage_scenarios::{Fixture, scenarios};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clientful-conformance")
-}
-
-fn run_stdio(cmd: &str, seed: u64) -> Report {
-    let mut adapter = StdioAdapter::spawn(cmd, Duration::from_secs(60)).expect("spawn");
-    let a: &mut dyn Adapter = &mut adapter;
-    run_with(
-        &mut [a],
-        RunOptions {
-            seed,
-            scenarios: Some(root().join("conformance/scenarios")),
-            level: Level::Strict,
-            ..RunOptions::default()
-        },
-    )
-}
-
-fn storage_results(report: &Report) -> Vec<(String, Outcome)> {
-    report
-        .results
-        .iter()
-        .filter(|r| r.id.starts_with("scenario/storage/"))
-        .map(|r| (r.id.clone(), r.outcome.clone()))
-        .collect()
-}
 
 #[test]
 fn storage_scenarios_pass_against_the_reference_over_stdio() {
     for seed in [1u64, 0x5eed_5eed] {
         let report = run_stdio(&format!("{} serve-reference", bin()), seed);
-        let storage = storage_results(&report);
+        let storage = results_under(&report, "scenario/storage/");
         assert!(storage.len() >= 15, "{storage:?}");
         for (id, outcome) in &storage {
             assert!(matches!(outcome, Outcome::Pass), "{id}: {outcome:?}");
@@ -137,7 +104,7 @@ fn without_the_capability_storage_scenarios_are_skipped_naming_it() {
         ),
         3,
     );
-    let storage = storage_results(&report);
+    let storage = results_under(&report, "scenario/storage/");
     assert!(storage.len() >= 15);
     for (id, outcome) in storage {
         match outcome {

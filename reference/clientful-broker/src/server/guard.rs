@@ -407,10 +407,13 @@ impl Admission {
                     last_ms: now,
                 });
                 a.last_ms = now;
-                if a.open >= per_address {
-                    Err(Refusal::PerAddress)
-                } else if !a.bucket.take(now) {
+                // Every attempt spends a token, admitted or not: the rate
+                // counts what an address tries, so a flood is refused as
+                // `rate` however soon its dropped connections are reaped.
+                if !a.bucket.take(now) {
                     Err(Refusal::Rate)
+                } else if a.open >= per_address {
+                    Err(Refusal::PerAddress)
                 } else {
                     a.open += 1;
                     inner.open += 1;
@@ -680,6 +683,35 @@ mod tests {
         assert!(newcomer.await.unwrap_or(false), "newcomer refused");
         let at_capacity = admission.counts[Refusal::AtCapacity.index()].load(Ordering::Relaxed);
         assert_eq!(at_capacity, 0);
+    }
+
+    /// An address at its share still spends a token per attempt, so a flood
+    /// of attempts is refused as `rate` even while its connections stay open.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_over_the_share_still_spend_the_rate() {
+        let admission = Admission::new(AdmissionLimits {
+            max_connections: 100,
+            per_address: 1,
+            rate_per_address: 1,
+            burst_per_address: 3,
+            ..AdmissionLimits::default()
+        });
+        let patience = Duration::from_secs(2);
+        let held = admission
+            .admit(ip(9), true, patience)
+            .await
+            .expect("first in");
+        for _ in 0..2 {
+            assert_eq!(
+                admission.admit(ip(9), true, patience).await.err(),
+                Some(Refusal::PerAddress)
+            );
+        }
+        assert_eq!(
+            admission.admit(ip(9), true, patience).await.err(),
+            Some(Refusal::Rate)
+        );
+        drop(held);
     }
 
     /// Without evictions in flight (every place held by established sessions),

@@ -15,7 +15,7 @@
 )]
 
 mod common;
-use common::{bin, root, run_stdio};
+use common::{bin, root, run_stdio, run_without_capabilities};
 
 use clientful_conformance::report::{Outcome, Report};
 use serde_json::Value;
@@ -109,15 +109,7 @@ fn every_app_and_space_document_saboteur_is_caught_where_listed_over_stdio() {
 
 #[test]
 fn without_the_capabilities_app_and_space_document_scenarios_are_skipped_naming_them() {
-    // The saboteur answers-from-vectors declares the vector families only.
-    let report = run_stdio(
-        &format!(
-            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
-            bin(),
-            root().join("test-vectors").display()
-        ),
-        3,
-    );
+    let report = run_without_capabilities();
     let app = results(&report, is_app);
     let docs = results(&report, is_space_doc);
     assert!(app.len() >= 11 && docs.len() >= 4);

@@ -14,14 +14,13 @@
 )]
 
 mod common;
-use common::{bin, results_under, root, run_stdio};
+use common::{assert_caught_where_listed, bin, results_under, run_stdio, run_without_capabilities};
 
 use clientful_conformance::broker::{client_run, server_run};
 use clientful_conformance::broker_scenarios::{Fixture, check_joins, scenarios};
 use clientful_conformance::pb;
 use clientful_conformance::report::Outcome;
 use clientful_conformance::saboteur::Saboteur;
-use serde_json::Value;
 
 #[test]
 fn broker_scenarios_pass_against_the_reference_over_stdio() {
@@ -58,9 +57,6 @@ fn the_sessions_are_new_in_every_run() {
 
 #[test]
 fn every_broker_saboteur_is_caught_where_listed_over_stdio() {
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
-            .unwrap();
     let broker = [
         "broker-skips-join-proof",
         "broker-stores-ephemeral",
@@ -70,47 +66,13 @@ fn every_broker_saboteur_is_caught_where_listed_over_stdio() {
         "client-accepts-other-room",
     ];
     for name in broker {
-        let entry = list["saboteurs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing from saboteurs.json"));
-        let report = run_stdio(&format!("{} serve-reference --saboteur {name}", bin()), 7);
-        assert_eq!(report.exit_code(), 1, "{name}");
-        for id in entry["mustFail"].as_array().unwrap() {
-            let id = id.as_str().unwrap();
-            let r = report
-                .results
-                .iter()
-                .find(|r| r.id == id)
-                .unwrap_or_else(|| panic!("{name}: no test {id}"));
-            assert!(r.outcome.is_failure(), "{name}: {id} passed");
-        }
-        // A broker saboteur breaks the broker scenarios only.
-        for r in &report.results {
-            if r.outcome.is_failure() {
-                assert!(
-                    r.id.starts_with("scenario/broker/"),
-                    "{name}: {} failed",
-                    r.id
-                );
-            }
-        }
+        assert_caught_where_listed(name, "scenario/broker/");
     }
 }
 
 #[test]
 fn without_the_capability_broker_scenarios_are_skipped_naming_it() {
-    // The saboteur answers-from-vectors declares the vector families only.
-    let report = run_stdio(
-        &format!(
-            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
-            bin(),
-            root().join("test-vectors").display()
-        ),
-        3,
-    );
+    let report = run_without_capabilities();
     let broker = results_under(&report, "scenario/broker/");
     assert!(broker.len() >= 15);
     for (id, outcome) in broker {

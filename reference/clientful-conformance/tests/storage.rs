@@ -13,11 +13,10 @@
 )]
 
 mod common;
-use common::{bin, results_under, root, run_stdio};
+use common::{assert_caught_where_listed, bin, results_under, run_stdio, run_without_capabilities};
 
 use clientful_conformance::report::Outcome;
 use clientful_conformance::storage_scenarios::{Fixture, scenarios};
-use serde_json::Value;
 
 #[test]
 fn storage_scenarios_pass_against_the_reference_over_stdio() {
@@ -52,9 +51,6 @@ fn the_stores_are_new_in_every_run() {
 
 #[test]
 fn every_storage_saboteur_is_caught_where_listed_over_stdio() {
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
-            .unwrap();
     let storage = [
         "no-rollback-check",
         "unclamped-coverage",
@@ -63,47 +59,13 @@ fn every_storage_saboteur_is_caught_where_listed_over_stdio() {
         "restarts-head-counter",
     ];
     for name in storage {
-        let entry = list["saboteurs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing from saboteurs.json"));
-        let report = run_stdio(&format!("{} serve-reference --saboteur {name}", bin()), 7);
-        assert_eq!(report.exit_code(), 1, "{name}");
-        for id in entry["mustFail"].as_array().unwrap() {
-            let id = id.as_str().unwrap();
-            let r = report
-                .results
-                .iter()
-                .find(|r| r.id == id)
-                .unwrap_or_else(|| panic!("{name}: no test {id}"));
-            assert!(r.outcome.is_failure(), "{name}: {id} passed");
-        }
-        // A storage saboteur breaks storage only.
-        for r in &report.results {
-            if r.outcome.is_failure() {
-                assert!(
-                    r.id.starts_with("scenario/storage/"),
-                    "{name}: {} failed",
-                    r.id
-                );
-            }
-        }
+        assert_caught_where_listed(name, "scenario/storage/");
     }
 }
 
 #[test]
 fn without_the_capability_storage_scenarios_are_skipped_naming_it() {
-    // The saboteur answers-from-vectors declares the vector families only.
-    let report = run_stdio(
-        &format!(
-            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
-            bin(),
-            root().join("test-vectors").display()
-        ),
-        3,
-    );
+    let report = run_without_capabilities();
     let storage = results_under(&report, "scenario/storage/");
     assert!(storage.len() >= 15);
     for (id, outcome) in storage {

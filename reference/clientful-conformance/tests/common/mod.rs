@@ -58,3 +58,47 @@ pub fn results_under(report: &Report, prefix: &str) -> Vec<(String, Outcome)> {
         .map(|r| (r.id.clone(), r.outcome.clone()))
         .collect()
 }
+
+/// Serves the reference with saboteur `name` over stdio and asserts that the
+/// run fails, that every test `conformance/saboteurs.json` lists for it fails,
+/// and that nothing outside `prefix` fails.
+pub fn assert_caught_where_listed(name: &str, prefix: &str) {
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("conformance/saboteurs.json")).unwrap())
+            .unwrap();
+    let entry = list["saboteurs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from saboteurs.json"));
+    let report = run_stdio(&format!("{} serve-reference --saboteur {name}", bin()), 7);
+    assert_eq!(report.exit_code(), 1, "{name}");
+    for id in entry["mustFail"].as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{name}: no test {id}"));
+        assert!(r.outcome.is_failure(), "{name}: {id} passed");
+    }
+    for r in &report.results {
+        if r.outcome.is_failure() {
+            assert!(r.id.starts_with(prefix), "{name}: {} failed", r.id);
+        }
+    }
+}
+
+/// A run of an implementation that declares the vector families only (the
+/// saboteur `answers-from-vectors`): every capability-gated scenario is skipped.
+pub fn run_without_capabilities() -> Report {
+    run_stdio(
+        &format!(
+            "{} serve-reference --saboteur answers-from-vectors --vectors {}",
+            bin(),
+            root().join("test-vectors").display()
+        ),
+        3,
+    )
+}

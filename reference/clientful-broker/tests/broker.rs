@@ -35,18 +35,6 @@ const DOC_NAME: &str = "Quarterly roadmap (confidential)";
 const USER_ID: &str = "user:alice@example.org";
 const SECRET_TEXT: &str = "the launch date is March 3rd";
 
-fn fast_options() -> ClientOptions {
-    ClientOptions {
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        keepalive: Duration::from_millis(500),
-    }
-}
-
-fn room_of(world: &World) -> Arc<RoomCredentials> {
-    Arc::new(RoomCredentials::derive(&world.space_id, &world.epoch_key()).expect("room"))
-}
-
 /// Identifiers and plaintext that must never appear in a frame.
 fn needles(world: &World) -> Vec<(&'static str, Vec<u8>)> {
     let mut n = vec![

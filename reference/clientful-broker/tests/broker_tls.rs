@@ -23,10 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_common::*;
-use clientful_core::room::RoomCredentials;
 use clientful_doc::replica::CrdtKind;
 use clientful_doc::testkit::{World, insert_text, set_value};
-use clientful_net::client::ClientOptions;
 use clientful_net::docsync::{DocClient, DocPeer};
 use clientful_net::tls::{TlsError, TlsTrust};
 use clientful_net::transport::{self, Endpoint};
@@ -35,18 +33,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET_TEXT: &str = "the launch date is March 3rd";
 const DOC_TITLE: &str = "Quarterly roadmap (confidential)";
-
-fn fast_options() -> ClientOptions {
-    ClientOptions {
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        keepalive: Duration::from_millis(500),
-    }
-}
-
-fn room_of(world: &World) -> Arc<RoomCredentials> {
-    Arc::new(RoomCredentials::derive(&world.space_id, &world.epoch_key()).expect("room"))
-}
 
 fn text_of(c: &DocClient) -> String {
     c.with(|p| p.replica().materialize().to_canonical_string())

@@ -342,3 +342,22 @@ pub fn tls_flags<'a>(cert: &'a Path, key: &'a Path) -> [&'a str; 4] {
         key.to_str().expect("utf-8 path"),
     ]
 }
+
+/// Client options that reconnect and ping quickly, for tests.
+pub fn fast_options() -> clientful_net::client::ClientOptions {
+    clientful_net::client::ClientOptions {
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        keepalive: Duration::from_millis(500),
+    }
+}
+
+/// The room of a test world's space under its current epoch.
+pub fn room_of(
+    world: &clientful_doc::testkit::World,
+) -> std::sync::Arc<clientful_core::room::RoomCredentials> {
+    std::sync::Arc::new(
+        clientful_core::room::RoomCredentials::derive(&world.space_id, &world.epoch_key())
+            .expect("room"),
+    )
+}

@@ -4,7 +4,8 @@
 # here), the document simulator (1,000 random schedules) and editing-trace replays, the
 # layering checks (scripts/check-layering.sh: the pure crates' wasm32 builds and their
 # cargo trees), the fuzz targets' build, the JavaScript interop test
-# (npm packages installed here), the conformance suite with its kill matrix and the worked
+# (npm packages installed here), the browser tests (clientful-web in Node and headless
+# Chromium, scripts/web/test.sh: the wasm toolchain and Debian's chromium installed here), the conformance suite with its kill matrix and the worked
 # Python adapter (PyPI packages installed here into a venv), and the vector verifier. This is the README's test
 # command and exactly what .ci/run calls. The storage suite runs against real S3
 # (SeaweedFS) and WebDAV (WsgiDAV) servers that this script starts on loopback and
@@ -69,6 +70,12 @@ bash scripts/interop-js.sh 2>&1 | tee "$log"
 read -r js_passed js_failed < <(sed -nE 's/^[#ℹ] (pass|fail) ([0-9]+)$/\1 \2/p' "$log" \
   | awk '$1 == "pass" {p = $2} $1 == "fail" {f = $2} END {print p + 0, f + 0}')
 
+step "browser: clientful-web built for wasm32, run in Node and real headless Chromium (scripts/web/test.sh)"
+bash scripts/web/test.sh 2>&1 | tee "$log"
+read -r web_passed web_failed < <(sed -nE 's/^[#ℹ] (pass|fail) ([0-9]+)$/\1 \2/p' "$log" \
+  | awk '$1 == "pass" {p = $2} $1 == "fail" {f = $2} END {print p + 0, f + 0}')
+[ "$web_failed" -eq 0 ] && [ "$web_passed" -gt 0 ]
+
 step "conformance suite against the reference, in-process and over stdio"
 cargo run -q -p clientful-conformance --locked -- run --impl reference | tail -n 3
 cargo build -q -p clientful-conformance --locked
@@ -119,5 +126,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
-echo "total: $(( test_passed + js_passed + conf_passed + py_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + conf_failed + py_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${web_passed} browser tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
+echo "total: $(( test_passed + js_passed + web_passed + conf_passed + py_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + web_failed + conf_failed + py_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"

@@ -1,0 +1,17 @@
+//! Clientful in the browser: the protocol crates compiled to `wasm32-unknown-unknown` and
+//! exported with `wasm-bindgen` to the TypeScript package `@clientful/web`
+//! (`packages/web`). Built by `scripts/web/build.sh`; see `docs/architecture.md`.
+//!
+//! On other targets the crate builds as an empty library, so that the workspace's
+//! native commands (`cargo test --workspace`, clippy) include it.
+//!
+//! Panics: on wasm32 `catch_unwind` does not catch anything, so a panic traps the whole
+//! instance. The JavaScript side treats a `WebAssembly.RuntimeError` as the end of that
+//! instance and starts a new one from what is persisted.
+#![forbid(unsafe_code)]
+
+#[cfg(target_arch = "wasm32")]
+mod exports;
+
+/// The version of this build, as the crate's `Cargo.toml` says.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The browser tests: installs what is missing (the wasm toolchain, Debian's chromium, the
+# npm packages pinned by packages/web/package-lock.json), builds the module
+# (scripts/web/build.sh) and runs the Node test runner over packages/web/test/, which
+# drives real headless Chromium. Exits non-zero if any test fails.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+chromium=$(bash scripts/services/chromium.sh | tail -n 1)
+export CLIENTFUL_CHROMIUM="$chromium"
+bash scripts/web/build.sh
+npm ci --prefix packages/web --no-audit --no-fund --loglevel=error >/dev/null
+node --test --test-concurrency=1 packages/web/test/*.test.mjs

@@ -15,6 +15,7 @@ use clientful::{Client, CrdtKind};
 use clientful_core::membership::Role;
 use clientful_net::transport::Endpoint;
 
+use crate::passphrase;
 use crate::settings::Settings;
 
 /// `identity …`
@@ -28,18 +29,30 @@ pub enum IdentityAction {
     },
     /// Show the user key, this device's key and id.
     Show,
-    /// Write a backup of the user key (a secret: keep it offline).
+    /// Write a backup of the user key, sealed under a passphrase (Argon2id and
+    /// XChaCha20-Poly1305, spec §5.5). The passphrase is asked for twice on a
+    /// terminal, or read from --passphrase-file or CLIENTFUL_BACKUP_PASSPHRASE.
     Backup {
         /// Where to write it.
         #[arg(long)]
         out: PathBuf,
+        /// Read the passphrase from the first line of this file.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Write the user key in the clear instead (whoever copies the file is
+        /// you): only if you mean it.
+        #[arg(long, conflicts_with = "passphrase_file")]
+        unsealed: bool,
     },
     /// Restore a user from a backup as a new device (then add it from an existing
-    /// device with `devices add`).
+    /// device with `devices add`). A sealed backup asks for its passphrase.
     Restore {
         /// The backup file.
         #[arg(long)]
         from: PathBuf,
+        /// Read the passphrase from the first line of this file.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -470,21 +483,65 @@ pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
             print_identity(&c)?;
         }
         IdentityAction::Show => print_identity(&client(s)?)?,
-        IdentityAction::Backup { out } => {
+        IdentityAction::Backup {
+            out,
+            passphrase_file,
+            unsealed,
+        } => {
             let c = client(s)?;
             if out.exists() {
                 bail!("{} exists; refusing to overwrite it", out.display());
             }
-            write_private(&out, c.profile().backup().as_bytes())?;
+            if unsealed {
+                write_private(&out, c.profile().backup_unsealed().as_bytes())?;
+                eprintln!(
+                    "warning: {} holds your user key in the clear: whoever copies it is you",
+                    out.display()
+                );
+                println!("wrote the unsealed user backup to {}", out.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let passphrase = passphrase::read(passphrase_file.as_deref(), true)?;
+            let st = clientful::passphrase::strength(&passphrase, &[c.profile().name.as_str()]);
+            if st.is_weak() {
+                eprintln!(
+                    "warning: this passphrase is weak (strength {} of 4): someone who copies the backup could guess it",
+                    st.score
+                );
+                if let Some(w) = &st.warning {
+                    eprintln!("  {w}");
+                }
+                for tip in &st.suggestions {
+                    eprintln!("  {tip}");
+                }
+            }
+            let code = c.profile().backup_sealed(&passphrase)?;
+            write_private(&out, format!("{code}\n").as_bytes())?;
             println!(
-                "wrote the user backup to {} (a secret: keep it offline)",
+                "wrote the user backup to {}, sealed under your passphrase (keep both: neither alone restores you)",
                 out.display()
             );
         }
-        IdentityAction::Restore { from } => {
+        IdentityAction::Restore {
+            from,
+            passphrase_file,
+        } => {
             let text =
                 std::fs::read_to_string(&from).with_context(|| format!("{}", from.display()))?;
-            let c = Client::restore(s.home(), &text)?;
+            let c = if clientful::is_sealed_backup(&text) {
+                let owner = clientful::backup_owner(&text)?;
+                println!("sealed backup of user {}", hex::encode(owner));
+                let passphrase = passphrase::read(passphrase_file.as_deref(), false)?;
+                Client::restore_sealed(s.home(), &text, &passphrase).map_err(|e| match &e {
+                    clientful::ClientError::Protocol {
+                        class: clientful_core::ErrorClass::DecryptFailed,
+                        ..
+                    } => anyhow::anyhow!("wrong passphrase, or the backup is damaged"),
+                    _ => anyhow::Error::new(e),
+                })?
+            } else {
+                Client::restore(s.home(), &text)?
+            };
             println!("restored user {} as a new device", c.profile().name);
             print_identity(&c)?;
             println!(

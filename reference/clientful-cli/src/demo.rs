@@ -216,8 +216,16 @@ async fn story(root: &Path) -> Result<ExitCode> {
     say("both checkpoints then matched the envelopes bob verified");
     say(format!("bob reads: \"{}\"", text_of(&mut b, &notes)));
 
-    p.step("Alice adds her phone (user backup restored on the phone, then a device link)");
-    let phone = Client::restore(&root.join("alice-phone"), &alice.profile().backup())?;
+    p.step(
+        "Alice adds her phone (her sealed user backup restored on the phone, then a device link)",
+    );
+    let passphrase = "tangerine ladder quietly folds the map";
+    let sealed = alice.profile().backup_sealed(passphrase)?;
+    say(format!(
+        "backup sealed under a passphrase (Argon2id, 64 MiB): {}…",
+        sealed.get(..24).unwrap_or(&sealed)
+    ));
+    let phone = Client::restore_sealed(&root.join("alice-phone"), &sealed, passphrase)?;
     let link = a.add_device(&phone.profile().device_request()?)?;
     a.sync().await?;
     let mut ph = phone.join_device(&link, "team", &storage).await?;

@@ -10,6 +10,7 @@
 mod app;
 mod demo;
 mod inspect;
+mod passphrase;
 mod settings;
 
 use std::path::{Path, PathBuf};

@@ -41,7 +41,7 @@ fn plant_rival(home: &std::path::Path) -> [u8; 32] {
         .unwrap();
     rt.block_on(async {
         let client = clientful::Client::open(home).unwrap();
-        let backup: serde_json::Value = serde_json::from_str(&client.profile().backup()).unwrap();
+        let backup: serde_json::Value = serde_json::from_str(&client.profile().backup_unsealed()).unwrap();
         let seed: [u8; 32] = hex::decode(backup["user_seed"].as_str().unwrap())
             .unwrap()
             .try_into()

@@ -372,6 +372,34 @@ fn membership_seeds() -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Sealed backups and decrypted backup secrets (spec §5.5): the fuzz entry point
+/// reads each input both as a `SealedBackup` and as a `BackupSecret`.
+fn backup_seeds() -> Result<Vec<Vec<u8>>> {
+    use clientful_core::backup::{SealRandomness, seal_backup};
+    let seed = [7u8; 32];
+    let r = SealRandomness {
+        salt: [1; 16],
+        nonce: [2; 24],
+    };
+    let mut out = vec![seal_backup("fuzz passphrase", &seed, "fuzz", &r)?];
+    for (version, s, name) in [
+        (1, seed.to_vec(), b"alice".to_vec()),
+        (1, seed.to_vec(), Vec::new()),
+        (2, seed.to_vec(), b"v2".to_vec()),
+        (1, seed[..31].to_vec(), b"short".to_vec()),
+        (1, seed.to_vec(), vec![0xff, 0xfe]),
+        (1, seed.to_vec(), vec![b'n'; 257]),
+        (1, [8u8; 32].to_vec(), b"other user".to_vec()),
+    ] {
+        out.push(wire::encode(&pb::BackupSecret {
+            version,
+            user_seed: s,
+            name,
+        }));
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let out = std::env::args_os()
         .nth(1)
@@ -422,7 +450,12 @@ fn main() -> Result<()> {
     membership_messages.extend(&edge);
     membership_messages.extend(&membership_seeds()?);
 
+    let mut backup = Corpus::default();
+    backup.extend(&edge);
+    backup.extend(&backup_seeds()?);
+
     for (target, corpus) in [
+        ("backup", &backup),
         ("membership_messages", &membership_messages),
         ("canonical_codec", &canonical_codec),
         ("decode_envelope", &decode_envelope),

@@ -78,6 +78,8 @@ pub const KDF_EPHEMERAL: &str = "kdf/ephemeral";
 pub const AAD_EPHEMERAL: &str = "aad/ephemeral";
 /// Device signature over an ephemeral payload (BRK-14).
 pub const SIG_EPHEMERAL: &str = "sig/ephemeral";
+/// AEAD associated data of a sealed user backup (BAK-2).
+pub const AAD_BACKUP: &str = "aad/backup";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -128,6 +130,7 @@ pub const ALL: &[&str] = &[
     SIG_EPHEMERAL,
     SIG_STORAGE_CHECKPOINT,
     SIG_WELCOME,
+    AAD_BACKUP,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

@@ -35,6 +35,7 @@
 
 extern crate alloc;
 
+pub mod backup;
 pub mod content;
 pub mod envelope;
 pub mod error;

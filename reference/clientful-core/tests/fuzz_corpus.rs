@@ -89,6 +89,11 @@ fn device_certificate() {
 }
 
 #[test]
+fn backup() {
+    replay("backup", clientful_core::fuzzing::backup);
+}
+
+#[test]
 fn plaintext_frame() {
     replay("plaintext_frame", clientful_core::fuzzing::plaintext_frame);
 }

@@ -22,6 +22,8 @@ pub const INVITE: &str = "cfinvite1-";
 pub const LINK: &str = "cflink1-";
 /// Prefix of a device request (the new device's certificate).
 pub const DEVICE: &str = "cfdevice1-";
+/// Prefix of a sealed user backup (a `SealedBackup`, spec §5.5).
+pub const BACKUP: &str = "cfbackup1-";
 
 /// The check of a code: 4 bytes of SHA-256 over a label, the prefix, the role
 /// (empty but for invites) and the bytes, in hex.
@@ -46,6 +48,8 @@ pub enum CodeKind {
     Link,
     /// A device request ([`DEVICE`]).
     DeviceRequest,
+    /// A sealed user backup ([`BACKUP`]).
+    Backup,
     /// A code of another prefix.
     Other,
 }
@@ -56,6 +60,7 @@ impl CodeKind {
             INVITE => CodeKind::Invite,
             LINK => CodeKind::Link,
             DEVICE => CodeKind::DeviceRequest,
+            BACKUP => CodeKind::Backup,
             _ => CodeKind::Other,
         }
     }
@@ -66,6 +71,7 @@ impl CodeKind {
             CodeKind::Invite => INVITE,
             CodeKind::Link => LINK,
             CodeKind::DeviceRequest => DEVICE,
+            CodeKind::Backup => BACKUP,
             CodeKind::Other => "",
         }
     }
@@ -77,6 +83,7 @@ impl std::fmt::Display for CodeKind {
             CodeKind::Invite => "an invite code",
             CodeKind::Link => "a device link code",
             CodeKind::DeviceRequest => "a device request",
+            CodeKind::Backup => "a sealed user backup",
             CodeKind::Other => "a code",
         })
     }

@@ -58,6 +58,11 @@ pub enum Action {
     Room,
     /// Sealing a live room message (BRK-12).
     RoomMessage,
+    /// Sealing a user backup (BAK-2).
+    SealBackup,
+    /// Opening a sealed user backup (BAK-6): `DECRYPT_FAILED` is a wrong
+    /// passphrase or a damaged file.
+    OpenBackup,
 }
 
 impl std::fmt::Display for Action {
@@ -71,6 +76,8 @@ impl std::fmt::Display for Action {
             Action::SealEdit => "sealing the edit",
             Action::Room => "room",
             Action::RoomMessage => "room message",
+            Action::SealBackup => "sealing the backup",
+            Action::OpenBackup => "opening the backup",
         })
     }
 }

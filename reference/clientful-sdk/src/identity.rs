@@ -4,8 +4,11 @@
 //! and key-agreement keys (ID-3) and a display name; it is written atomically
 //! with owner-only permissions. A **user backup** holds only the user key: a
 //! restored user gets new device keys, so two devices never share a device key
-//! (which would look like equivocation, DOC-7); an existing device then adds the
-//! new one (`devices add`).
+//! (which would look like equivocation, DOC-7, BAK-7); an existing device then
+//! adds the new one (`devices add`). Backups are sealed under a passphrase
+//! (spec §5.5: [`Profile::backup_sealed`], [`Client::restore_sealed`], a
+//! `cfbackup1-` text code); the unsealed JSON form exists only for a user who
+//! asks for it ([`Profile::backup_unsealed`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+use clientful_core::backup;
 
 use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
@@ -157,8 +162,22 @@ impl Profile {
         ))
     }
 
-    /// The user backup (JSON text): the user key only. Keep it secret.
-    pub fn backup(&self) -> String {
+    /// The user backup sealed under `passphrase` (spec §5.5, BAK-1..BAK-5), as a
+    /// `cfbackup1-` text code: worthless without the passphrase, and it says
+    /// whose backup it is ([`backup_owner`]). Refuses an empty passphrase;
+    /// check [`crate::passphrase::strength`] first to warn about a weak one.
+    pub fn backup_sealed(&self, passphrase: &str) -> Result<String, ClientError> {
+        let mut rng = os_rng()?;
+        let randomness = backup::SealRandomness::generate(&mut rng);
+        let sealed = backup::seal_backup(passphrase, &self.user_seed, &self.name, &randomness)
+            .map_err(ClientError::core(Action::SealBackup))?;
+        Ok(crate::codes::encode(crate::codes::BACKUP, &sealed))
+    }
+
+    /// The user backup in the clear (JSON text): the user seed as hex, so
+    /// whoever copies it is this user. Only for a user who asks for an unsealed
+    /// copy in so many words (BAK-1); [`Profile::backup_sealed`] otherwise.
+    pub fn backup_unsealed(&self) -> String {
         let b = BackupFile {
             version: 1,
             kind: BACKUP_KIND.into(),
@@ -194,6 +213,19 @@ impl Profile {
             x25519: seed32(&f.device_x25519, FileKind::Identity)?,
         })
     }
+}
+
+/// The user key a sealed backup (a `cfbackup1-` code) belongs to, read
+/// without the passphrase (BAK-5, BAK-6 steps 1 to 3).
+pub fn backup_owner(code: &str) -> Result<[u8; 32], ClientError> {
+    let sealed = crate::codes::decode(crate::codes::BACKUP, code)?;
+    backup::backup_user_key(&sealed).map_err(ClientError::core(Action::OpenBackup))
+}
+
+/// Whether a text is a sealed backup code (else an unsealed JSON backup, or
+/// neither).
+pub fn is_sealed_backup(text: &str) -> bool {
+    text.trim_start().starts_with(crate::codes::BACKUP)
 }
 
 /// One device's client: its home folder and identity.
@@ -238,7 +270,26 @@ impl Client {
         Self::save(home, Profile::generate(name, None)?)
     }
 
-    /// Restores a user from its backup as a new device in `home`.
+    /// Restores a user from a sealed backup (a `cfbackup1-` code, spec §5.5)
+    /// as a new device in `home` (BAK-7). A wrong passphrase and a damaged
+    /// backup are the same error: `ClientError::Protocol` with
+    /// `Action::OpenBackup` and class `DECRYPT_FAILED` (BAK-6).
+    pub fn restore_sealed(
+        home: &Path,
+        code: &str,
+        passphrase: &str,
+    ) -> Result<Client, ClientError> {
+        let sealed = crate::codes::decode(crate::codes::BACKUP, code)?;
+        let opened = backup::open_backup(&sealed, passphrase)
+            .map_err(ClientError::core(Action::OpenBackup))?;
+        Self::save(
+            home,
+            Profile::generate(&opened.name, Some(opened.user_seed))?,
+        )
+    }
+
+    /// Restores a user from an unsealed backup ([`Profile::backup_unsealed`]) as
+    /// a new device in `home`.
     pub fn restore(home: &Path, backup: &str) -> Result<Client, ClientError> {
         let b: BackupFile =
             serde_json::from_str(backup).map_err(|source| ClientError::BadFile {

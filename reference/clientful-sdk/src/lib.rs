@@ -41,6 +41,7 @@ pub mod document;
 pub mod error;
 pub mod identity;
 pub mod live;
+pub mod passphrase;
 pub mod space;
 pub mod storage_url;
 
@@ -51,7 +52,7 @@ pub use error::{
     AccessError, Action, BrokerError, ClientError, CodeError, EditError, FileKind, FileRefError,
     LookupError, SessionError, StorageUrlError,
 };
-pub use identity::{Client, Profile};
+pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
 pub use space::{
     Alarm, Change, CompactReport, DocInfo, InviteInfo, MemberInfo, MembershipAlarm, SpaceSession,
     StaleWriter, SyncReport, Withholding,

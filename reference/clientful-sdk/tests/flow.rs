@@ -56,8 +56,8 @@ fn invite_edit_link_remove() {
         assert_eq!(a.document(&notes).expect("notes").text(), "hello world");
 
         // Bob's second device joins with a link code.
-        let bob2 =
-            Client::restore(&tmp.path().join("bob2"), &bob.profile().backup()).expect("restore");
+        let bob2 = Client::restore(&tmp.path().join("bob2"), &bob.profile().backup_unsealed())
+            .expect("restore");
         let link = b
             .add_device(&bob2.profile().device_request().expect("request"))
             .expect("add device");

@@ -23,6 +23,7 @@ pub const FRESH_FAMILIES: &[(&str, &str)] = &[
     ("membership", "clientful/v1/vectors/membership"),
     ("storage", "clientful/v1/vectors/storage"),
     ("room", "clientful/v1/vectors/room"),
+    ("backup", "clientful/v1/vectors/backup"),
 ];
 
 /// How many seeds are tried for one family: a generator checks the intent of
@@ -66,6 +67,7 @@ fn generate_from(family: &str, seed: &str) -> Result<VectorFile, String> {
         "membership" => families::membership::generate_seeded(&seed),
         "storage" => families::storage::generate_seeded(&seed),
         "room" => families::room::generate_seeded(&seed),
+        "backup" => families::backup::generate_seeded(&seed),
         other => Err(format!("no fresh cases for family {other}")),
     }
 }

@@ -232,6 +232,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::membership::generate()?,
         families::storage::generate()?,
         families::room::generate()?,
+        families::backup::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

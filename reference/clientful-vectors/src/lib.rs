@@ -1,8 +1,8 @@
 //! Clientful test vectors: the shared file schema, the deterministic generator and
 //! the verifier.
 //!
-//! Seven families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`, `room`. Every file has the same envelope
+//! Ten families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`, `room`, `backup`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -33,6 +33,7 @@ pub const FAMILIES: &[&str] = &[
     "membership",
     "storage",
     "room",
+    "backup",
 ];
 
 /// Name of the checksum file in the vectors directory.

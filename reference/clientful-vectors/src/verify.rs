@@ -169,6 +169,7 @@ pub fn run_operation(
         "membership" => families::membership::run(operation, params, input),
         "storage" => families::storage::run(operation, params, input),
         "room" => families::room::run(operation, params, input),
+        "backup" => families::backup::run(operation, params, input),
         other => Err(format!("unknown family {other}")),
     }
 }
@@ -263,8 +264,10 @@ pub fn check_ids(ids: &[String], lock: &IdsLock) -> Vec<String> {
     problems
 }
 
-/// Verifies a vectors directory.
-pub fn verify_dir(dir: &Path) -> Report {
+/// The integrity check of a vectors directory: every family file and `ids.lock`
+/// against `SHA256SUMS`, which lists exactly those files. Any edit of a covered
+/// file fails it; [`verify_dir`] runs it first.
+pub fn verify_checksums(dir: &Path) -> Report {
     let mut report = Report::default();
     let sums = match std::fs::read_to_string(dir.join(CHECKSUM_FILE))
         .map_err(|e| e.to_string())
@@ -298,6 +301,12 @@ pub fn verify_dir(dir: &Path) -> Report {
             report.fail(format!("{CHECKSUM_FILE}: lists unknown file {name}"));
         }
     }
+    report
+}
+
+/// Verifies a vectors directory.
+pub fn verify_dir(dir: &Path) -> Report {
+    let mut report = verify_checksums(dir);
     let mut ids = Vec::new();
     for family in FAMILIES {
         let name = format!("{family}.json");

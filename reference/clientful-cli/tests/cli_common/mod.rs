@@ -46,7 +46,8 @@ impl User {
             .env_remove("CLIENTFUL_SPACE")
             .env_remove("CLIENTFUL_STORAGE")
             .env_remove("CLIENTFUL_CONFIG")
-            .env_remove("CLIENTFUL_BROKER");
+            .env_remove("CLIENTFUL_BROKER")
+            .env_remove("CLIENTFUL_BACKUP_PASSPHRASE");
         c
     }
 

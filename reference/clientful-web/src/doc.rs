@@ -265,8 +265,10 @@ impl DocReplica {
         let me = self.inner.device_key();
         let y = self.inner.yjs().ok_or(WebDocError::WrongCrdt("yjs"))?;
         let client = y.client_id();
-        let (_, incarnation) = clientful_doc::binding::split_client_id(client)
-            .ok_or(arg("update", "this device holds no Yjs client id (not a signer)"))?;
+        let (_, incarnation) = clientful_doc::binding::split_client_id(client).ok_or(arg(
+            "update",
+            "this device holds no Yjs client id (not a signer)",
+        ))?;
         let next = {
             use yrs::{ReadTxn, Transact};
             let txn = y.doc().transact();
@@ -449,9 +451,8 @@ impl DocReplica {
             .automerge_mut()
             .ok_or(WebDocError::WrongCrdt("automerge"))?
             .doc_mut();
-        doc.put(automerge::ROOT, key, value).map_err(|e| {
-            WebDocError::Doc(DocError::InvalidOperation(format!("automerge: {e}")))
-        })
+        doc.put(automerge::ROOT, key, value)
+            .map_err(|e| WebDocError::Doc(DocError::InvalidOperation(format!("automerge: {e}"))))
     }
 
     #[cfg(not(feature = "automerge"))]
@@ -466,7 +467,20 @@ impl DocReplica {
             .inner
             .automerge_mut()
             .ok_or(WebDocError::WrongCrdt("automerge"))?;
-        let progress = a.local_progress();
+        // automerge's own "last local change" only counts changes made in a
+        // transaction of this document; changes applied from a JS document with
+        // the same actor are found by their actor id.
+        let mut progress = a.local_progress();
+        let own = automerge::ActorId::from(a.actor().to_vec());
+        let applied = a
+            .doc_mut()
+            .get_changes(&[])
+            .iter()
+            .filter(|c| *c.actor_id() == own)
+            .map(automerge::Change::seq)
+            .max()
+            .unwrap_or(0);
+        progress.next = progress.next.max(applied);
         a.validate(&me, content::AUTOMERGE_CHANGES, changes, progress)?;
         let mut decoded = Vec::new();
         for chunk in clientful_doc::crdt::split_change_chunks(changes)? {

@@ -42,7 +42,13 @@ pub fn run(root: &Path, sizes: &Sizes, batch: usize) -> anyhow::Result<(f64, f64
     if !web.join("node_modules/yjs/package.json").is_file() {
         eprintln!("browser: installing packages/web (npm ci)");
         let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
             .arg(&web)
             .status()
             .context("running npm ci")?;
@@ -73,7 +79,10 @@ pub fn run(root: &Path, sizes: &Sizes, batch: usize) -> anyhow::Result<(f64, f64
         );
     }
     let v: Value = serde_json::from_slice(&out.stdout).context("the script's JSON line")?;
-    let (Some(b), Some(c)) = (v["baseline"].as_f64(), v["candidate"].as_f64()) else {
+    let (Some(b), Some(c)) = (
+        v.get("baseline").and_then(Value::as_f64),
+        v.get("candidate").and_then(Value::as_f64),
+    ) else {
         bail!("the script's JSON has no baseline or candidate: {v}");
     };
     Ok((b, c, v))

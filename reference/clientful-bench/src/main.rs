@@ -402,7 +402,7 @@ fn main() -> anyhow::Result<()> {
             edits: if cli.quick { 10_000 } else { 60_000 },
         };
         let (tb, tc, details) = browser::run(&cli.root, &bs, BATCH)?;
-        let n = |k: &str| details[k].as_f64().unwrap_or(f64::NAN);
+        let n = |k: &str| details.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         figures.push(Figure {
             name: "browser pipeline Yjs batched (wasm: Y.Doc -> replica, seal+open+apply -> Y.Doc vs JS Yjs encode+apply)".into(),
             baseline: tb,
@@ -414,7 +414,7 @@ fn main() -> anyhow::Result<()> {
                 "{} edits of automerge-paper, {} per message, Node {}",
                 n("edits"),
                 BATCH,
-                details["node"].as_str().unwrap_or("?")
+                details.get("node").and_then(Value::as_str).unwrap_or("?")
             ),
         });
         figures.push(Figure {

@@ -5,16 +5,17 @@
 //
 // - baseline (JS Yjs): at each batch boundary the sender encodes its update since the last
 //   message (`Y.encodeStateAsUpdate(doc, stateVector)`) and the receiver applies it;
-// - candidate (Clientful in wasm, the path of a Yjs provider): every update of the sender's
-//   `Y.Doc` goes to its DocReplica (`applyLocalYjsUpdate`: checked and applied), each batch
-//   is sealed and signed into one envelope (`commit`), the receiving DocReplica opens,
-//   checks and applies it (`receive`) and its raw updates are applied to the receiving
-//   `Y.Doc`.
+// - candidate (Clientful in wasm, the path of a Yjs provider): the sender's `Y.Doc` updates
+//   of a batch are merged (`Y.mergeUpdates`) and go to its DocReplica
+//   (`applyLocalYjsUpdate`: checked and applied), the batch is sealed and signed into one
+//   envelope (`commit`), the receiving DocReplica opens, checks and applies it (`receive`)
+//   and its raw updates are applied to the receiving `Y.Doc`. `--local per-edit` hands
+//   every update to the replica as it happens instead.
 //
 // Both receivers must end with the sender's text. Prints one JSON line:
 // {baseline, candidate} in seconds (medians), rounds, edits, messages, envelope and update bytes.
 //
-//   node packages/web/bench/pipeline.mjs --pkg DIR --trace FILE --edits N --batch B --rounds R
+//   node packages/web/bench/pipeline.mjs --pkg DIR --trace FILE --edits N --batch B --rounds R [--local per-edit]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -28,6 +29,7 @@ const pkg = args.pkg;
 const edits = Number(args.edits ?? 10000);
 const batch = Number(args.batch ?? 64);
 const rounds = Number(args.rounds ?? 3);
+const perEdit = args.local === "per-edit";
 
 const wasm = await import(join(pkg, "clientful_web.js"));
 wasm.initSync({ module: readFileSync(join(pkg, "clientful_web_bg.wasm")) });
@@ -80,8 +82,13 @@ function candidate() {
   const b = new Y.Doc();
   b.clientID = rb.yjsClientId();
   const remote = Symbol("clientful");
+  // The provider keeps the local updates of a debounce window and hands them to the
+  // replica merged, once per envelope (--local per-edit: one call per update instead).
+  let pending = [];
   a.on("update", (u, origin) => {
-    if (origin !== remote) ra.applyLocalYjsUpdate(u);
+    if (origin === remote) return;
+    if (perEdit) ra.applyLocalYjsUpdate(u);
+    else pending.push(u);
   });
   const ta = a.getText("text");
   let bytes = 0;
@@ -89,6 +96,10 @@ function candidate() {
   patches.forEach((p, i) => {
     type(ta, p);
     if (boundary(i)) {
+      if (pending.length) {
+        ra.applyLocalYjsUpdate(pending.length === 1 ? pending[0] : Y.mergeUpdates(pending));
+        pending = [];
+      }
       ra.commit();
       for (const { envelope } of ra.drainOutbox()) {
         bytes += envelope.length;
@@ -139,6 +150,7 @@ process.stdout.write(
     messages: mc.messages,
     envelope_bytes: mc.bytes,
     update_bytes: mb.bytes,
+    local: perEdit ? "per-edit" : "merged per batch",
     node: process.version,
   })}\n`,
 );

@@ -113,6 +113,11 @@ read -r wasm_passed wasm_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed
 [ "$wasm_failed" -eq 0 ] && [ "$wasm_passed" -ge 40 ]
 "$CARGO_TARGET_DIR/debug/clientful-conformance" run --impl reference \
   --impl-cmd "node packages/web/conformance/adapter.mjs" --level required | tail -n 1
+# Randomized mode against the wasm build (schedules of its declared replica profiles).
+"$CARGO_TARGET_DIR/debug/clientful-conformance" fuzz --cases 500 --time 60 \
+  --impl-cmd "node packages/web/conformance/adapter.mjs" | tee "$log" | grep -v '^DISCARD' | tail -n 1
+read -r wasm_fuzz_passed wasm_fuzz_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) discarded$/\1 \2/p' "$log" | tail -n 1)
+[ "$wasm_fuzz_failed" -eq 0 ] && [ "$wasm_fuzz_passed" -ge 100 ]
 
 step "conformance randomized mode: >= 1000 generated schedules against the reference over stdio (clientful-conformance fuzz, bounded time)"
 "$CARGO_TARGET_DIR/debug/clientful-conformance" fuzz --cases 1100 --time 120 --out "$conf_out/fuzz" \

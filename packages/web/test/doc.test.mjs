@@ -126,6 +126,35 @@ test("a tampered envelope, garbage and bad arguments get their error classes", (
   assert.equal(a.commit(), undefined);
 });
 
+test("mutated Yjs updates from JS are refused with a class, never trap the instance", () => {
+  // A panic traps a wasm instance (no catch_unwind on wasm32): input must be refused first.
+  const [a] = pair("yjs");
+  const d = new Y.Doc();
+  d.clientID = a.yjsClientId();
+  const updates = [];
+  d.on("update", (u) => updates.push(u));
+  for (let i = 0; i < 30; i++) d.getText("text").insert(i % 5, `xy${i}`);
+  d.getMap("data").set("k", "v");
+  d.getText("text").delete(3, 4);
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const classes = new Set();
+  for (let i = 0; i < 3000; i++) {
+    const m = Uint8Array.from(updates[Math.floor(rnd() * updates.length)]);
+    for (let j = 0; j < 1 + Math.floor(rnd() * 3); j++) m[Math.floor(rnd() * m.length)] = Math.floor(rnd() * 256);
+    try {
+      a.applyLocalYjsUpdate(m);
+    } catch (e) {
+      assert.equal(e instanceof WebAssembly.RuntimeError, false, `trapped on ${hex(m)}`);
+      classes.add(e.class);
+    }
+  }
+  assert.deepEqual([...classes].sort(), ["INVALID_OPERATION", "MALFORMED"]);
+  // The instance still works.
+  a.insertText(0, "ok");
+  assert.equal(a.commit().length, 32);
+});
+
 test("a JS Y.Doc's updates round-trip through envelopes", () => {
   const [a, b] = pair("yjs");
   const docA = new Y.Doc();

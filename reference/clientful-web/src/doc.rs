@@ -165,6 +165,42 @@ fn bytes(b: &[u8]) -> JsValue {
     Uint8Array::from(b).into()
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** What `DocReplica.create` and `DocReplica.restore` take (32-byte arrays). */
+export interface DocReplicaConfig {
+  crdt: "yjs" | "automerge";
+  spaceId: Uint8Array;
+  docId: Uint8Array;
+  deviceSeed: Uint8Array;
+  epochId: Uint8Array;
+  epochSecret: Uint8Array;
+  /** Nonce generator seed: fresh randomness, new after every restore. */
+  rngSeed: Uint8Array;
+  /** Device keys accepted as authors, in device-index order. */
+  signers: Uint8Array[];
+}
+
+/** A sealed envelope waiting to be stored and sent. */
+export interface OutboxItem {
+  id: Uint8Array;
+  envelope: Uint8Array;
+}
+
+/** What `DocReplica.receive` did with an envelope. */
+export interface ReceiveResult {
+  disposition: "applied" | "buffered" | "duplicate" | "rejected" | "unknown";
+  id?: Uint8Array;
+  /** The spec error class when rejected, e.g. "BAD_SIGNATURE". */
+  errorClass?: string;
+  reason?: string;
+  /** How many predecessors a buffered envelope waits for. */
+  missing?: number;
+  /** Raw CRDT payloads now in the document: Yjs v1 updates or single Automerge changes. */
+  updates: Uint8Array[];
+}
+"#;
+
 /// One document replica (see the module documentation).
 #[wasm_bindgen]
 pub struct DocReplica {
@@ -175,7 +211,9 @@ pub struct DocReplica {
 #[wasm_bindgen]
 impl DocReplica {
     /// A new, empty replica from a configuration object (see `config`).
-    pub fn create(config_obj: JsValue) -> Result<DocReplica, WebDocError> {
+    pub fn create(
+        #[wasm_bindgen(unchecked_param_type = "DocReplicaConfig")] config_obj: JsValue,
+    ) -> Result<DocReplica, WebDocError> {
         let cfg = config(&config_obj)?;
         let crdt = cfg.crdt;
         Ok(DocReplica {
@@ -187,7 +225,10 @@ impl DocReplica {
     /// A replica restored from the envelopes `persistedEnvelopes` returned
     /// (an array of `Uint8Array`, any order). Give it a fresh `rngSeed`: nonces
     /// must never repeat across restarts.
-    pub fn restore(config_obj: JsValue, envelopes: JsValue) -> Result<DocReplica, WebDocError> {
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "DocReplicaConfig")] config_obj: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] envelopes: JsValue,
+    ) -> Result<DocReplica, WebDocError> {
         let cfg = config(&config_obj)?;
         let crdt = cfg.crdt;
         let envs = byte_list(&envelopes, "envelopes")?;
@@ -324,7 +365,7 @@ impl DocReplica {
 
     /// Takes the sealed envelopes waiting to be sent, in commit order:
     /// `[{id, envelope}]`. Store them durably before sending (DOC-15).
-    #[wasm_bindgen(js_name = drainOutbox)]
+    #[wasm_bindgen(js_name = drainOutbox, unchecked_return_type = "OutboxItem[]")]
     pub fn drain_outbox(&mut self) -> Array {
         let out = Array::new();
         for (id, env) in self.inner.drain_outbox() {
@@ -341,6 +382,7 @@ impl DocReplica {
     /// errorClass?, reason?, missing?, updates}`; `updates` are the raw CRDT
     /// payloads this call brought into the document, in integration order (Yjs v1
     /// updates, or single Automerge changes), for a JS document to apply.
+    #[wasm_bindgen(unchecked_return_type = "ReceiveResult")]
     pub fn receive(&mut self, envelope: &[u8]) -> Object {
         let o = Object::new();
         let mut integrated = Vec::new();
@@ -409,13 +451,14 @@ impl DocReplica {
     }
 
     /// The DAG heads (envelope ids).
+    #[wasm_bindgen(unchecked_return_type = "Uint8Array[]")]
     pub fn heads(&self) -> Array {
         self.inner.heads().iter().map(|h| bytes(h)).collect()
     }
 
     /// Every integrated envelope in integration order: what a device persists and
     /// hands to `restore`.
-    #[wasm_bindgen(js_name = persistedEnvelopes)]
+    #[wasm_bindgen(js_name = persistedEnvelopes, unchecked_return_type = "Uint8Array[]")]
     pub fn persisted_envelopes(&self) -> Array {
         self.inner
             .persisted_envelopes()

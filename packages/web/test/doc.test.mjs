@@ -155,6 +155,26 @@ test("mutated Yjs updates from JS are refused with a class, never trap the insta
   assert.equal(a.commit().length, 32);
 });
 
+test("an equivocation asks the JS document to resync", () => {
+  const [a, b] = pair("yjs");
+  const keys = [a.deviceKey(), b.deviceKey()];
+  a.insertText(0, "first");
+  a.commit();
+  const [first] = ship(a, b);
+  assert.equal(first.resync, false);
+  // Device a restored from a lost backup seals a second envelope at the same seq.
+  const forked = DocReplica.create({ ...world("yjs", keys), deviceSeed: fill(10), rngSeed: fill(77) });
+  forked.insertText(0, "other");
+  forked.commit();
+  const [second] = ship(forked, b);
+  assert.equal(second.disposition, "rejected");
+  assert.equal(second.errorClass, "EQUIVOCATION");
+  assert.equal(second.resync, true);
+  const late = new Y.Doc();
+  Y.applyUpdate(late, b.yjsState());
+  assert.equal(late.getText("text").toString(), JSON.parse(b.materialize()).text);
+});
+
 test("a JS Y.Doc's updates round-trip through envelopes", () => {
   const [a, b] = pair("yjs");
   const docA = new Y.Doc();

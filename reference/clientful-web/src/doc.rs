@@ -196,6 +196,8 @@ export interface ReceiveResult {
   reason?: string;
   /** How many predecessors a buffered envelope waits for. */
   missing?: number;
+  /** True when an equivocating author was found (DOC-20): reload the JS document (yjsState). */
+  resync: boolean;
   /** Raw CRDT payloads now in the document: Yjs v1 updates or single Automerge changes. */
   updates: Uint8Array[];
 }
@@ -381,11 +383,15 @@ impl DocReplica {
     /// `{disposition: "applied" | "buffered" | "duplicate" | "rejected", id?,
     /// errorClass?, reason?, missing?, updates}`; `updates` are the raw CRDT
     /// payloads this call brought into the document, in integration order (Yjs v1
-    /// updates, or single Automerge changes), for a JS document to apply.
+    /// updates, or single Automerge changes), for a JS document to apply. `resync`
+    /// is true when the call found an equivocating author (DOC-20): the replica's
+    /// document dropped that author's forked work, so a JS document must be loaded
+    /// again from the replica (`yjsState`) rather than patched with `updates`.
     #[wasm_bindgen(unchecked_return_type = "ReceiveResult")]
     pub fn receive(&mut self, envelope: &[u8]) -> Object {
         let o = Object::new();
         let mut integrated = Vec::new();
+        let forks = self.inner.equivocators().len();
         match self.inner.receive(envelope) {
             clientful_doc::Disposition::Applied { id, unblocked } => {
                 set(&o, "disposition", &"applied".into());
@@ -416,6 +422,10 @@ impl DocReplica {
                 set(&o, "reason", &format!("{other:?}").into());
             }
         }
+        // A new equivocator (DOC-9, DOC-20): the replica rebuilt its document without
+        // the author's forked work, which raw updates cannot take out of a JS document.
+        let resync = self.inner.equivocators().len() != forks;
+        set(&o, "resync", &resync.into());
         set(&o, "updates", &self.payloads(&integrated).into());
         o
     }

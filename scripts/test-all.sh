@@ -104,6 +104,21 @@ fi
   --impl-cmd "$venv/bin/python3 conformance/examples/python/adapter.py" --level strict | tee "$log" | tail -n 4
 read -r py_passed py_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
 
+step "conformance: the wasm build (clientful-web) through the Node stdio adapter (packages/web/conformance), alone and mixed with the reference"
+# packages/web/pkg/ and node_modules/ are the browser step's (scripts/web/test.sh).
+"$CARGO_TARGET_DIR/debug/clientful-conformance" run \
+  --impl-cmd "node packages/web/conformance/adapter.mjs" --level required | tee "$log" | tail -n 2
+read -r wasm_passed wasm_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2/p' "$log" | tail -n 1)
+# replica/yjs, replica/automerge and replica/restart: 3 probes and 43 scenarios in this revision.
+[ "$wasm_failed" -eq 0 ] && [ "$wasm_passed" -ge 40 ]
+"$CARGO_TARGET_DIR/debug/clientful-conformance" run --impl reference \
+  --impl-cmd "node packages/web/conformance/adapter.mjs" --level required | tail -n 1
+# Randomized mode against the wasm build (schedules of its declared replica profiles).
+"$CARGO_TARGET_DIR/debug/clientful-conformance" fuzz --cases 500 --time 60 \
+  --impl-cmd "node packages/web/conformance/adapter.mjs" | tee "$log" | grep -v '^DISCARD' | tail -n 1
+read -r wasm_fuzz_passed wasm_fuzz_failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) discarded$/\1 \2/p' "$log" | tail -n 1)
+[ "$wasm_fuzz_failed" -eq 0 ] && [ "$wasm_fuzz_passed" -ge 100 ]
+
 step "conformance randomized mode: >= 1000 generated schedules against the reference over stdio (clientful-conformance fuzz, bounded time)"
 "$CARGO_TARGET_DIR/debug/clientful-conformance" fuzz --cases 1100 --time 120 --out "$conf_out/fuzz" \
   --impl-cmd "$CARGO_TARGET_DIR/debug/clientful-conformance serve-reference" | tee "$log" | grep -v '^DISCARD' | tail -n 3
@@ -126,5 +141,5 @@ cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
 echo
-echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${web_passed} browser tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
-echo "total: $(( test_passed + js_passed + web_passed + conf_passed + py_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + web_failed + conf_failed + py_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"
+echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${web_passed} browser tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${wasm_passed} by the wasm build through the Node adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
+echo "total: $(( test_passed + js_passed + web_passed + conf_passed + py_passed + wasm_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + web_failed + conf_failed + py_failed + wasm_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"

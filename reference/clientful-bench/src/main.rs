@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod browser;
 mod coldjoin;
 mod fanout;
 mod pipeline;
@@ -59,6 +60,8 @@ enum Section {
     Memory,
     /// Cold join from storage and bytes at rest against the raw libraries' snapshots.
     Coldjoin,
+    /// The wasm module's envelope pipeline against JS Yjs, in Node.
+    Browser,
 }
 
 /// One figure of the table.
@@ -387,6 +390,43 @@ fn main() -> anyhow::Result<()> {
         let (rows, details) = fanout::memory(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);
         sections.insert("memory".into(), details);
+    }
+    if run(Section::Browser)
+        && cli
+            .only
+            .as_ref()
+            .is_none_or(|o| "browser pipeline Yjs batched".contains(o.as_str()))
+    {
+        let bs = browser::Sizes {
+            rounds: sizes.rounds,
+            edits: if cli.quick { 10_000 } else { 60_000 },
+        };
+        let (tb, tc, details) = browser::run(&cli.root, &bs, BATCH)?;
+        let n = |k: &str| details.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        figures.push(Figure {
+            name: "browser pipeline Yjs batched (wasm: Y.Doc -> replica, seal+open+apply -> Y.Doc vs JS Yjs encode+apply)".into(),
+            baseline: tb,
+            candidate: tc,
+            unit: "s",
+            target: None,
+            at_least: false,
+            note: format!(
+                "{} edits of automerge-paper, {} per message, Node {}",
+                n("edits"),
+                BATCH,
+                details.get("node").and_then(Value::as_str).unwrap_or("?")
+            ),
+        });
+        figures.push(Figure {
+            name: "browser bytes Yjs batched (envelopes vs JS Yjs updates)".into(),
+            baseline: n("update_bytes"),
+            candidate: n("envelope_bytes"),
+            unit: "B",
+            target: None,
+            at_least: false,
+            note: format!("{} messages", n("messages")),
+        });
+        sections.insert("browser".into(), details);
     }
 
     println!(

@@ -13,5 +13,9 @@
 #[cfg(target_arch = "wasm32")]
 mod exports;
 
+// Document replicas (clientful-doc) for JavaScript.
+#[cfg(target_arch = "wasm32")]
+pub mod doc;
+
 /// The version of this build, as the crate's `Cargo.toml` says.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

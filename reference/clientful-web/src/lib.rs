@@ -12,6 +12,9 @@
 
 #[cfg(target_arch = "wasm32")]
 mod exports;
+// The live room over the browser's WebSocket (clientful-net on wasm32).
+#[cfg(target_arch = "wasm32")]
+mod room;
 
 /// The version of this build, as the crate's `Cargo.toml` says.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,6 +8,13 @@
 //! Incoming messages are queued by the socket's `message` callback; `close` or `error`
 //! ends the queue, which the driver sees as a lost connection (and then reconnects).
 //! A message larger than [`CLIENT_MAX_FRAME`] closes the socket.
+//!
+//! The global `offline` event (window or worker) also ends the connection: when the
+//! browser says the network is gone, a socket opened over it is dead or about to be,
+//! and Chromium keeps an established WebSocket open through its own offline state
+//! (`context.setOffline`, DevTools' offline mode), where the keepalive would only
+//! notice after three silent intervals. Reconnecting then fails until the browser is
+//! back online, and the driver's backoff spaces the attempts.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
-use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, Event, EventTarget, MessageEvent, WebSocket};
 
 use crate::session::CLIENT_MAX_FRAME;
 
@@ -56,6 +63,7 @@ type Callbacks = (
     Closure<dyn FnMut(CloseEvent)>,
     Closure<dyn FnMut(Event)>,
     Closure<dyn FnMut(Event)>,
+    Closure<dyn FnMut(Event)>,
 );
 
 /// An open connection: frames in, frames out.
@@ -74,6 +82,12 @@ impl Drop for Connection {
         ws.set_onclose(None);
         ws.set_onerror(None);
         ws.set_onopen(None);
+        let _ = js_sys::global()
+            .unchecked_into::<EventTarget>()
+            .remove_event_listener_with_callback(
+                "offline",
+                self._callbacks.4.as_ref().unchecked_ref(),
+            );
         let _ = ws.close();
     }
 }
@@ -136,7 +150,17 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Connection> {
         let end = end.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| end())
     };
-    let on_error = Closure::<dyn FnMut(Event)>::new(move |_: Event| end());
+    let on_error = {
+        let end = end.clone();
+        Closure::<dyn FnMut(Event)>::new(move |_: Event| end())
+    };
+    let on_offline = {
+        let ws = ws.clone();
+        Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            let _ = ws.close();
+            end();
+        })
+    };
     let on_open = {
         let open = open.clone();
         Closure::<dyn FnMut(Event)>::new(move |_: Event| {
@@ -150,10 +174,14 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Connection> {
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
     ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    js_sys::global()
+        .unchecked_into::<EventTarget>()
+        .add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref())
+        .map_err(|e| anyhow!("listening for the offline event: {e:?}"))?;
     let connection = Connection {
         tx: Sender { ws, open },
         rx,
-        _callbacks: (on_message, on_close, on_error, on_open),
+        _callbacks: (on_message, on_close, on_error, on_open, on_offline),
     };
     match opened_rx.await {
         Ok(true) => Ok(connection),

@@ -4,7 +4,9 @@
 // example, the same driver on tokio) in one room. Messages and ephemeral messages go
 // both ways; the page goes offline (context.setOffline), the native side keeps
 // publishing, and the page resumes from its cursor with nothing lost and nothing
-// duplicated; no frame the page sent or received carries the plaintext.
+// duplicated; no frame the page sent or received carries the plaintext. A second test
+// keeps a Yjs document replica in sync over the room (clientful-net's DocClient in both),
+// with edits made while the page is offline.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
@@ -168,6 +170,82 @@ test("a page and a native client share a broker room; the page resumes after goi
     assert.equal(frames.filter((f) => f.includes(needle)).length, 0, "a frame carries plaintext");
     const sealed = (await log()).filter((e) => e.kind === "deliver").map((e) => Buffer.from(e.sealed));
     assert.ok(sealed.every((s) => !s.includes(needle)));
+    assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
+  } finally {
+    native?.send("quit");
+    native?.stop();
+    broker.stop();
+    await browser.close();
+    await server.close();
+  }
+});
+
+test("a document replica in the page and a native one converge over the room, offline edits included", async () => {
+  const { cli, peer } = buildNative();
+  const broker = start(cli, ["broker", "--ws-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"]);
+  const server = await serveStatic();
+  const browser = await launchChromium();
+  let native;
+  try {
+    const wsAddr = /ws=(\S+)/.exec(await broker.waitFor(/listening ws=/))[1];
+    const url = `ws://${wsAddr}/v1/ws`;
+    const hex = () => randomBytes(32).toString("hex");
+    const creds = { space: hex(), doc: hex(), epochId: hex(), epochSecret: hex() };
+    const pageSeed = hex();
+    const nativeSeed = hex();
+    const marker = `plain-${randomBytes(6).toString("hex")}`;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    const frames = [];
+    page.on("websocket", (ws) => {
+      ws.on("framesent", (f) => frames.push(Buffer.from(f.payload)));
+      ws.on("framereceived", (f) => frames.push(Buffer.from(f.payload)));
+    });
+    await page.goto(`${server.url}/test/pages/room.html`);
+    await page.waitForFunction(() => window.ready);
+    const signers = await page.evaluate((s) => s.map((x) => window.devicePublicKey(x)), [pageSeed, nativeSeed]);
+    native = start(peer, ["--doc", url, creds.space, creds.doc, creds.epochId, creds.epochSecret, nativeSeed, "yjs", ...signers]);
+    await page.evaluate((a) => window.docConnect(a), { url, ...creds, seed: pageSeed, signers, crdt: "yjs" });
+    const pageState = () => page.evaluate(() => window.docState());
+    let asked = 0;
+    const nativeState = async () => {
+      asked += 1;
+      native.send("state");
+      await until("native state", async () => native.lines.filter((l) => l.startsWith("state ")).length >= asked);
+      const [, joins, digest, ...json] = native.lines.filter((l) => l.startsWith("state "))[asked - 1].split(" ");
+      return { joins: Number(joins), digest, json: json.join(" ") };
+    };
+    const converged = async (texts) => {
+      const [a, b] = [await pageState(), await nativeState()];
+      return a.digest === b.digest && texts.every((t) => a.json.includes(t)) ? a : null;
+    };
+    await until("page joined", async () => (await pageState()).joins >= 1);
+    await until("native joined", async () => (await nativeState()).joins >= 1);
+
+    await page.evaluate((m) => window.docInsert(0, `${m} page-a `), marker);
+    native.send(`ins ${marker} native-a `);
+    await until("online edits converge", () => converged([`${marker} page-a`, `${marker} native-a`]));
+
+    // Offline: both sides edit; the page's edit waits in its outbox.
+    await context.setOffline(true);
+    await new Promise((r) => setTimeout(r, 300));
+    await page.evaluate((m) => window.docInsert(0, `${m} page-offline `), marker);
+    for (let i = 0; i < 3; i++) native.send(`ins ${marker} native-offline-${i} `);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(!(await pageState()).json.includes("native-offline"), "an offline page received an edit");
+    assert.ok(!(await nativeState()).json.includes("page-offline"), "an offline page's edit arrived");
+
+    await context.setOffline(false);
+    await until("page rejoined", async () => (await pageState()).joins >= 2, 30000);
+    const texts = [`${marker} page-a`, `${marker} native-a`, `${marker} page-offline`,
+      ...[0, 1, 2].map((i) => `${marker} native-offline-${i}`)];
+    const end = await until("edits converge after reconnecting", () => converged(texts), 30000);
+    for (const t of texts) assert.equal(end.json.split(t).length - 1, 1, `${t} once in ${end.json}`);
+    assert.ok(!native.lines.some((l) => l.startsWith("bad ")), native.lines.join("\n"));
+    const needle = Buffer.from(marker);
+    assert.ok(frames.length > 0);
+    assert.equal(frames.filter((f) => f.includes(needle)).length, 0, "a frame carries plaintext");
     assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
   } finally {
     native?.send("quit");

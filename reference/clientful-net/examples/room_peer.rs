@@ -11,6 +11,16 @@
 //! the room credentials are derived (BRK-11), this device's signing-key seed, and the
 //! public keys of the other members whose ephemeral messages are accepted (BRK-15).
 //!
+//! With `--doc` first, it runs a document replica over the room instead ([`DocClient`]):
+//!
+//! ```sh
+//! room_peer --doc URL SPACE_ID DOC_ID EPOCH_ID EPOCH_SECRET DEVICE_SEED yjs|automerge SIGNER...
+//! ```
+//!
+//! where the signers are every member's device key in device-index order (DOC-19); its
+//! commands are `ins TEXT` (insert TEXT at the start of the text), `state` (answered
+//! `state JOINS DIGEST JSON`) and `quit`.
+//!
 //! Standard input: `pub TEXT` publishes TEXT as a sealed room message, `eph TEXT`
 //! sends it as a sealed, signed ephemeral message, `quit` leaves. Standard output, one
 //! line each: `device KEY` first, then `joined resumed=BOOL`, `deliver TEXT`,
@@ -22,7 +32,9 @@ use std::sync::Arc;
 use clientful_core::EpochKey;
 use clientful_core::SigningKey;
 use clientful_core::room::{EphemeralCounter, EphemeralReceiver, RoomCredentials};
+use clientful_net::DocClient;
 use clientful_net::client::{ClientOptions, Event, RoomClient};
+use clientful_net::docsync::DocPeer;
 use clientful_net::platform::unix_ms;
 use clientful_net::transport::Endpoint;
 use rand_chacha::ChaCha20Rng;
@@ -43,6 +55,9 @@ fn say(line: &str) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--doc") {
+        return doc(args.get(1..).unwrap_or_default()).await;
+    }
     let [url, space, epoch_id, secret, seed, members @ ..] = args.as_slice() else {
         anyhow::bail!(
             "usage: room_peer URL SPACE_ID EPOCH_ID EPOCH_SECRET DEVICE_SEED [MEMBER_KEY...]"
@@ -104,6 +119,85 @@ async fn main() -> anyhow::Result<()> {
                     _ => say("refused"),
                 }
             }
+        }
+    }
+    client.close().await;
+    Ok(())
+}
+
+async fn doc(args: &[String]) -> anyhow::Result<()> {
+    use clientful_doc::crdt::YjsSchema;
+    use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
+    let [
+        url,
+        space,
+        doc_id,
+        epoch_id,
+        secret,
+        seed,
+        crdt,
+        signers @ ..,
+    ] = args
+    else {
+        anyhow::bail!(
+            "usage: room_peer --doc URL SPACE_ID DOC_ID EPOCH_ID EPOCH_SECRET DEVICE_SEED CRDT SIGNER..."
+        );
+    };
+    let crdt = match crdt.as_str() {
+        "yjs" => CrdtKind::Yjs,
+        "automerge" => CrdtKind::Automerge,
+        other => anyhow::bail!("unknown CRDT {other}"),
+    };
+    let space_id = hex32(space)?;
+    let epoch = EpochKey::new(hex32(epoch_id)?, hex32(secret)?);
+    let room = Arc::new(RoomCredentials::derive(&space_id, &epoch)?);
+    let mut seeds = [0u8; 64];
+    getrandom::fill(&mut seeds).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+    let (rng_seed, peer_seed) = seeds.split_at(32);
+    let replica = Replica::new(ReplicaConfig {
+        space_id,
+        doc_id: hex32(doc_id)?,
+        device: SigningKey::from_seed(&hex32(seed)?),
+        epoch,
+        old_epochs: Vec::new(),
+        signers: signers
+            .iter()
+            .map(|s| hex32(s))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        crdt,
+        yjs_schema: YjsSchema::default(),
+        rng_seed: rng_seed.try_into()?,
+    });
+    let options = ClientOptions {
+        backoff_base: std::time::Duration::from_millis(50),
+        backoff_max: std::time::Duration::from_millis(500),
+        ..ClientOptions::default()
+    };
+    let client = DocClient::spawn(
+        Endpoint::WebSocket(url.clone()),
+        DocPeer::new(replica, room, peer_seed.try_into()?),
+        options,
+    );
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let (cmd, text) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        match cmd {
+            "ins" => {
+                client
+                    .edit(|r| clientful_doc::text::insert_text(r, 0, text))
+                    .await?
+            }
+            "state" => {
+                let (digest, json) = client
+                    .with(|p| {
+                        let json = p.replica().materialize().to_canonical_string();
+                        (hex::encode(p.replica().state_digest()), json)
+                    })
+                    .ok_or_else(|| anyhow::anyhow!("peer lock poisoned"))?;
+                say(&format!("state {} {digest} {json}", client.joins()));
+            }
+            "quit" => break,
+            _ => say(&format!("bad command {cmd}")),
         }
     }
     client.close().await;

@@ -230,3 +230,111 @@ impl Room {
         wasm_bindgen_futures::spawn_local(async move { client.close().await });
     }
 }
+
+/// A document replica kept in sync over a room: `clientful-net`'s `DocClient` (sealed
+/// ENVELOPE messages for new edits, the sync exchange of spec §8.7 on every (re)join) in
+/// the browser.
+#[wasm_bindgen]
+pub struct DocRoom {
+    client: clientful_net::DocClient,
+}
+
+#[wasm_bindgen]
+impl DocRoom {
+    /// Joins the room of `(space_id, epoch)` at `url` with a replica of document
+    /// `doc_id` (`crdt`: `"yjs"` or `"automerge"`) as the device with seed
+    /// `device_seed`; `signers` are the member device keys in device-index order
+    /// (DOC-19), this device's among them. All hex.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect(
+        url: &str,
+        space_id: &str,
+        doc_id: &str,
+        epoch_id: &str,
+        epoch_secret: &str,
+        device_seed: &str,
+        signers: Vec<String>,
+        crdt: &str,
+    ) -> Result<DocRoom, JsError> {
+        use clientful_doc::crdt::YjsSchema;
+        use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
+        let crdt = match crdt {
+            "yjs" => CrdtKind::Yjs,
+            "automerge" => CrdtKind::Automerge,
+            other => return Err(JsError::new(&format!("unknown CRDT {other}"))),
+        };
+        let space_id = hex32("space id", space_id)?;
+        let epoch = EpochKey::new(
+            hex32("epoch id", epoch_id)?,
+            hex32("epoch secret", epoch_secret)?,
+        );
+        let room = Arc::new(
+            RoomCredentials::derive(&space_id, &epoch).map_err(|e| JsError::new(&e.to_string()))?,
+        );
+        let mut seeds = [0u8; 64];
+        getrandom::fill(&mut seeds).map_err(|e| JsError::new(&e.to_string()))?;
+        let (rng_seed, peer_seed) = seeds.split_at(32);
+        let replica = Replica::new(ReplicaConfig {
+            space_id,
+            doc_id: hex32("doc id", doc_id)?,
+            device: SigningKey::from_seed(&hex32("device seed", device_seed)?),
+            epoch,
+            old_epochs: Vec::new(),
+            signers: signers
+                .iter()
+                .map(|s| hex32("signer", s))
+                .collect::<Result<Vec<_>, _>>()?,
+            crdt,
+            yjs_schema: YjsSchema::default(),
+            rng_seed: rng_seed.try_into().unwrap_or_default(),
+        });
+        let peer = clientful_net::docsync::DocPeer::new(
+            replica,
+            room,
+            peer_seed.try_into().unwrap_or_default(),
+        );
+        let client = clientful_net::DocClient::spawn(
+            Endpoint::WebSocket(url.to_owned()),
+            peer,
+            ClientOptions::default(),
+        );
+        Ok(DocRoom { client })
+    }
+
+    /// Inserts `text` at UTF-16 offset `index` of the document's text, commits and
+    /// publishes the new envelope (kept in the outbox while the broker is away).
+    #[wasm_bindgen(js_name = insertText)]
+    pub fn insert_text(&self, index: u32, text: String) -> js_sys::Promise {
+        let client = self.client.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            client
+                .edit(|r| clientful_doc::text::insert_text(r, index, &text))
+                .await
+                .map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The document as canonical JSON.
+    pub fn materialize(&self) -> Option<String> {
+        self.client
+            .with(|p| p.replica().materialize().to_canonical_string())
+    }
+
+    /// The state digest (hex), equal on replicas that hold the same state.
+    pub fn digest(&self) -> Option<String> {
+        self.client
+            .with(|p| hex::encode(p.replica().state_digest()))
+    }
+
+    /// Times the room was joined.
+    pub fn joins(&self) -> u32 {
+        u32::try_from(self.client.joins()).unwrap_or(u32::MAX)
+    }
+
+    /// Leaves the room.
+    pub fn close(&self) {
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.close().await });
+    }
+}

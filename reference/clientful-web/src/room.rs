@@ -1,4 +1,5 @@
-//! The live room in the browser: `clientful-net`'s room driver (the same code the
+//! The live room in the browser (`Room`), and a document replica synced over it
+//! (`DocRoom`): `clientful-net`'s room driver (the same code the
 //! native SDK runs: session, keepalive, reconnection with backoff, the outbox, resume
 //! from the last cursor) over the page's `WebSocket`, exported as `Room`.
 //!

@@ -111,3 +111,18 @@ pub fn unix_ms() -> u64 {
         ms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn clock_counts_milliseconds_and_sleep_waits() {
+        let clock = Clock::new();
+        let a = clock.now_ms();
+        sleep(Duration::from_millis(30)).await;
+        let b = clock.now_ms();
+        assert!(b >= a + 30, "{a} then {b}");
+        assert!(unix_ms() > 1_600_000_000_000);
+    }
+}

@@ -1,8 +1,13 @@
-//! The tokio driver of one room membership (BRK-19): connects, runs a
+//! The driver of one room membership (BRK-19): connects, runs a
 //! [`ClientConnection`] (the session and its keepalive timing, decided in
 //! `clientful-broker-proto`), keeps the [`Outbox`] across disconnects, wakes the
 //! connection when it asks to be, and reconnects with [`Backoff`] when the
 //! connection is lost.
+//!
+//! The same code runs natively (on tokio, over the carriers of [`transport`]) and in
+//! the browser (on the page's event loop, over its `WebSocket`): what differs is only
+//! [`crate::platform`] (spawn, sleep, the millisecond clock) and the carrier. Channels
+//! are `tokio::sync`'s, which need no runtime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
 use crate::outbox::Outbox;
+use crate::platform::{self, Clock};
 use crate::session::{ClientConnection, ClientSession, Output, Resume, is_fatal};
 use crate::transport::{self, Endpoint};
 
@@ -78,7 +84,7 @@ impl RoomClient {
     ) -> (RoomClient, mpsc::Receiver<Event>) {
         let (cmd_tx, cmd_rx) = mpsc::channel(4096);
         let (ev_tx, ev_rx) = mpsc::channel(65_536);
-        tokio::spawn(drive(endpoint, room, options, cmd_rx, ev_tx));
+        platform::spawn(drive(endpoint, room, options, cmd_rx, ev_tx));
         (RoomClient { cmd: cmd_tx }, ev_rx)
     }
 
@@ -121,9 +127,10 @@ async fn drive(
     let mut resume = Resume::default();
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
     // The connection state machines count milliseconds from here.
-    let clock = tokio::time::Instant::now();
+    let clock = Clock::new();
     loop {
         let connected = transport::connect(&endpoint).await;
+        #[cfg(not(target_arch = "wasm32"))]
         if let Err(e) = &connected
             && let Some(tls) = e.downcast_ref::<crate::tls::TlsError>()
         {
@@ -136,9 +143,9 @@ async fn drive(
             let mut session = ClientConnection::new(
                 ClientSession::new(room.clone(), resume.clone()),
                 millis(options.keepalive),
-                millis(clock.elapsed()),
+                clock.now_ms(),
             );
-            let end = run(conn, &mut session, &mut outbox, clock, &mut cmds, &events).await;
+            let end = run(conn, &mut session, &mut outbox, &clock, &mut cmds, &events).await;
             resume = session.session().resume().clone();
             match end {
                 End::Closed => return,
@@ -152,8 +159,7 @@ async fn drive(
             tracing::debug!("connect failed; backing off");
         }
         let delay = backoff.next_delay(random_u64());
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
+        let mut sleep = std::pin::pin!(platform::sleep(delay));
         // While waiting, publishes go to the outbox; ephemeral ones are dropped.
         loop {
             tokio::select! {
@@ -180,7 +186,7 @@ async fn run(
     mut conn: transport::Connection,
     session: &mut ClientConnection,
     outbox: &mut Outbox,
-    clock: tokio::time::Instant,
+    clock: &Clock,
     cmds: &mut mpsc::Receiver<Cmd>,
     events: &mpsc::Sender<Event>,
 ) -> End {
@@ -188,12 +194,12 @@ async fn run(
         return End::Lost;
     }
     loop {
-        let wake = clock + Duration::from_millis(session.poll_timeout());
+        let wait = session.poll_timeout().saturating_sub(clock.now_ms());
         tokio::select! {
             frame = conn.rx.recv() => {
                 let Some(frame) = frame else { return End::Lost };
                 let mut out = Vec::new();
-                if let Err(e) = session.handle(&frame, millis(clock.elapsed()), &mut out) {
+                if let Err(e) = session.handle(&frame, clock.now_ms(), &mut out) {
                     tracing::warn!(error = %e, "bad frame from broker; reconnecting");
                     return End::Lost;
                 }
@@ -259,11 +265,11 @@ async fn run(
                 }
                 Some(Cmd::Close) | None => return End::Closed,
             },
-            _ = tokio::time::sleep_until(wake) => {
+            _ = platform::sleep(Duration::from_millis(wait)) => {
                 // BRK-17: the state machine PINGs, or declares a broker that
                 // answered nothing for three intervals gone.
                 let mut out = Vec::new();
-                if let Err(e) = session.handle_timeout(millis(clock.elapsed()), &mut out) {
+                if let Err(e) = session.handle_timeout(clock.now_ms(), &mut out) {
                     tracing::info!(error = %e, "broker silent; reconnecting");
                     return End::Lost;
                 }

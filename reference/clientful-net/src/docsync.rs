@@ -169,7 +169,7 @@ impl DocClient {
         let task_peer = peer.clone();
         let task_client = client.clone();
         let task_joins = joins.clone();
-        tokio::spawn(async move {
+        crate::platform::spawn(async move {
             while let Some(ev) = events.recv().await {
                 let replies = {
                     let Ok(mut p) = task_peer.lock() else { return };

@@ -2,6 +2,9 @@
 //! exported with `wasm-bindgen` to the TypeScript package `@clientful/web`
 //! (`packages/web`). Built by `scripts/web/build.sh`; see `docs/architecture.md`.
 //!
+//! The `room` module exports the live room: `clientful-net`'s driver over the browser's
+//! `WebSocket`, as `Room`.
+//!
 //! On other targets the crate builds as an empty library, so that the workspace's
 //! native commands (`cargo test --workspace`, clippy) include it.
 //!
@@ -12,6 +15,9 @@
 
 #[cfg(target_arch = "wasm32")]
 mod exports;
+// The live room over the browser's WebSocket (clientful-net on wasm32).
+#[cfg(target_arch = "wasm32")]
+mod room;
 
 // Document replicas (clientful-doc) for JavaScript.
 #[cfg(target_arch = "wasm32")]

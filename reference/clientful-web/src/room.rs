@@ -1,0 +1,341 @@
+//! The live room in the browser (`Room`), and a document replica synced over it
+//! (`DocRoom`): `clientful-net`'s room driver (the same code the
+//! native SDK runs: session, keepalive, reconnection with backoff, the outbox, resume
+//! from the last cursor) over the page's `WebSocket`, exported as `Room`.
+//!
+//! Everything sent is sealed here before it reaches the driver: room messages under the
+//! room message key (BRK-12), ephemeral messages signed by the device and sealed under
+//! the ephemeral key (BRK-14); received ones are opened and, for ephemeral ones, checked
+//! (BRK-15) before JavaScript sees them. The broker sees only ciphertext.
+//!
+//! Events are queued and taken by `takeEvents()` as plain objects
+//! `{ kind, resumed?, data?, sealed?, sender?, error? }` with `kind` one of `joined`,
+//! `deliver`, `ephemeral`, `rejected` (a payload that did not open or check),
+//! `disconnected`, `error`, `refused`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use clientful_core::room::{EphemeralCounter, EphemeralReceiver, RoomCredentials};
+use clientful_core::{EpochKey, SigningKey};
+use clientful_net::client::{ClientOptions, Event, RoomClient};
+use clientful_net::platform::unix_ms;
+use clientful_net::transport::Endpoint;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use wasm_bindgen::prelude::*;
+
+fn hex32(what: &str, s: &str) -> Result<[u8; 32], JsError> {
+    let v = hex::decode(s).map_err(|_| JsError::new(&format!("{what}: not hex")))?;
+    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| JsError::new(&format!("{what}: not 32 bytes")))
+}
+
+/// The public key (hex) of the device signing key with this seed (hex, 32 bytes).
+#[wasm_bindgen(js_name = devicePublicKey)]
+pub fn device_public_key(seed_hex: &str) -> Result<String, JsError> {
+    Ok(hex::encode(
+        SigningKey::from_seed(&hex32("seed", seed_hex)?).public_bytes(),
+    ))
+}
+
+struct State {
+    room: Arc<RoomCredentials>,
+    members: Vec<[u8; 32]>,
+    receiver: EphemeralReceiver,
+    events: VecDeque<Object>,
+    joins: u32,
+}
+
+/// One room kept joined at a broker.
+#[wasm_bindgen]
+pub struct Room {
+    client: RoomClient,
+    room: Arc<RoomCredentials>,
+    device: SigningKey,
+    counter: EphemeralCounter,
+    rng: ChaCha20Rng,
+    state: Rc<RefCell<State>>,
+}
+
+fn set(o: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(key), value);
+}
+
+fn event(kind: &str) -> Object {
+    let o = Object::new();
+    set(&o, "kind", &JsValue::from_str(kind));
+    o
+}
+
+impl State {
+    fn on_event(&mut self, ev: Event) {
+        let o = match ev {
+            Event::Joined { resumed } => {
+                self.joins += 1;
+                let o = event("joined");
+                set(&o, "resumed", &JsValue::from_bool(resumed));
+                o
+            }
+            Event::Deliver(sealed) => match self.room.open_message(&sealed) {
+                Ok(plain) => {
+                    let o = event("deliver");
+                    set(&o, "data", &Uint8Array::from(plain.as_slice()));
+                    set(&o, "sealed", &Uint8Array::from(sealed.as_slice()));
+                    o
+                }
+                Err(e) => rejected(&e.to_string()),
+            },
+            Event::Ephemeral(sealed) => {
+                match self
+                    .receiver
+                    .open(&self.room, &self.members, &sealed, unix_ms())
+                {
+                    Ok(e) => {
+                        let o = event("ephemeral");
+                        set(&o, "data", &Uint8Array::from(e.body.as_slice()));
+                        set(&o, "sender", &JsValue::from_str(&hex::encode(e.sender)));
+                        o
+                    }
+                    Err(e) => rejected(&e.to_string()),
+                }
+            }
+            Event::Disconnected => event("disconnected"),
+            Event::Error(code) => {
+                let o = event("error");
+                set(&o, "error", &JsValue::from_str(&code.to_string()));
+                o
+            }
+            _ => event("refused"),
+        };
+        self.events.push_back(o);
+    }
+}
+
+fn rejected(why: &str) -> Object {
+    let o = event("rejected");
+    set(&o, "error", &JsValue::from_str(why));
+    o
+}
+
+#[wasm_bindgen]
+impl Room {
+    /// Joins the room of `(space_id, epoch)` at `url` (`ws://…/v1/ws` or `wss://…`)
+    /// as the device with signing-key seed `device_seed`, accepting ephemeral messages
+    /// from `members` (public keys) and itself. All hex. Reconnects on its own until
+    /// `close()`.
+    pub fn connect(
+        url: &str,
+        space_id: &str,
+        epoch_id: &str,
+        epoch_secret: &str,
+        device_seed: &str,
+        members: Vec<String>,
+    ) -> Result<Room, JsError> {
+        let epoch = EpochKey::new(
+            hex32("epoch id", epoch_id)?,
+            hex32("epoch secret", epoch_secret)?,
+        );
+        let room = Arc::new(
+            RoomCredentials::derive(&hex32("space id", space_id)?, &epoch)
+                .map_err(|e| JsError::new(&e.to_string()))?,
+        );
+        let device = SigningKey::from_seed(&hex32("device seed", device_seed)?);
+        let mut keys = members
+            .iter()
+            .map(|m| hex32("member key", m))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.push(device.public_bytes());
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| JsError::new(&e.to_string()))?;
+        let (client, mut events) = RoomClient::spawn(
+            Endpoint::WebSocket(url.to_owned()),
+            room.clone(),
+            ClientOptions::default(),
+        );
+        let state = Rc::new(RefCell::new(State {
+            room: room.clone(),
+            members: keys,
+            receiver: EphemeralReceiver::new(),
+            events: VecDeque::new(),
+            joins: 0,
+        }));
+        let pump = state.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some(ev) = events.recv().await {
+                pump.borrow_mut().on_event(ev);
+            }
+        });
+        Ok(Room {
+            client,
+            room,
+            device,
+            counter: EphemeralCounter::new(),
+            rng: ChaCha20Rng::from_seed(seed),
+            state,
+        })
+    }
+
+    /// Publishes `data` sealed as a room message. It waits in the outbox while the
+    /// broker is unreachable and is sent again after a re-join until acknowledged.
+    pub fn publish(&mut self, data: &[u8]) -> Result<(), JsError> {
+        let sealed = self
+            .room
+            .seal_message(&mut self.rng, data)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.publish(sealed).await });
+        Ok(())
+    }
+
+    /// Sends `data` as a signed, sealed ephemeral message; dropped if not joined.
+    pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
+        let now = unix_ms();
+        let sealed = self
+            .room
+            .seal_ephemeral(
+                &mut self.rng,
+                &self.device,
+                self.counter.next(now),
+                now,
+                data,
+            )
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.ephemeral(sealed).await });
+        Ok(())
+    }
+
+    /// The events since the last call, oldest first.
+    #[wasm_bindgen(js_name = takeEvents)]
+    pub fn take_events(&self) -> Array {
+        self.state.borrow_mut().events.drain(..).collect()
+    }
+
+    /// Times the room was joined (1 after the first join, +1 per reconnect).
+    pub fn joins(&self) -> u32 {
+        self.state.borrow().joins
+    }
+
+    /// This device's public key (hex).
+    #[wasm_bindgen(js_name = devicePublicKey)]
+    pub fn device_key(&self) -> String {
+        hex::encode(self.device.public_bytes())
+    }
+
+    /// Leaves the room and stops reconnecting.
+    pub fn close(&self) {
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.close().await });
+    }
+}
+
+/// A document replica kept in sync over a room: `clientful-net`'s `DocClient` (sealed
+/// ENVELOPE messages for new edits, the sync exchange of spec §8.7 on every (re)join) in
+/// the browser.
+#[wasm_bindgen]
+pub struct DocRoom {
+    client: clientful_net::DocClient,
+}
+
+#[wasm_bindgen]
+impl DocRoom {
+    /// Joins the room of `(space_id, epoch)` at `url` with a replica of document
+    /// `doc_id` (`crdt`: `"yjs"` or `"automerge"`) as the device with seed
+    /// `device_seed`; `signers` are the member device keys in device-index order
+    /// (DOC-19), this device's among them. All hex.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect(
+        url: &str,
+        space_id: &str,
+        doc_id: &str,
+        epoch_id: &str,
+        epoch_secret: &str,
+        device_seed: &str,
+        signers: Vec<String>,
+        crdt: &str,
+    ) -> Result<DocRoom, JsError> {
+        use clientful_doc::crdt::YjsSchema;
+        use clientful_doc::replica::{CrdtKind, Replica, ReplicaConfig};
+        let crdt = match crdt {
+            "yjs" => CrdtKind::Yjs,
+            "automerge" => CrdtKind::Automerge,
+            other => return Err(JsError::new(&format!("unknown CRDT {other}"))),
+        };
+        let space_id = hex32("space id", space_id)?;
+        let epoch = EpochKey::new(
+            hex32("epoch id", epoch_id)?,
+            hex32("epoch secret", epoch_secret)?,
+        );
+        let room = Arc::new(
+            RoomCredentials::derive(&space_id, &epoch).map_err(|e| JsError::new(&e.to_string()))?,
+        );
+        let mut seeds = [0u8; 64];
+        getrandom::fill(&mut seeds).map_err(|e| JsError::new(&e.to_string()))?;
+        let (rng_seed, peer_seed) = seeds.split_at(32);
+        let replica = Replica::new(ReplicaConfig {
+            space_id,
+            doc_id: hex32("doc id", doc_id)?,
+            device: SigningKey::from_seed(&hex32("device seed", device_seed)?),
+            epoch,
+            old_epochs: Vec::new(),
+            signers: signers
+                .iter()
+                .map(|s| hex32("signer", s))
+                .collect::<Result<Vec<_>, _>>()?,
+            crdt,
+            yjs_schema: YjsSchema::default(),
+            rng_seed: rng_seed.try_into().unwrap_or_default(),
+        });
+        let peer = clientful_net::docsync::DocPeer::new(
+            replica,
+            room,
+            peer_seed.try_into().unwrap_or_default(),
+        );
+        let client = clientful_net::DocClient::spawn(
+            Endpoint::WebSocket(url.to_owned()),
+            peer,
+            ClientOptions::default(),
+        );
+        Ok(DocRoom { client })
+    }
+
+    /// Inserts `text` at UTF-16 offset `index` of the document's text, commits and
+    /// publishes the new envelope (kept in the outbox while the broker is away).
+    #[wasm_bindgen(js_name = insertText)]
+    pub fn insert_text(&self, index: u32, text: String) -> js_sys::Promise {
+        let client = self.client.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            client
+                .edit(|r| clientful_doc::text::insert_text(r, index, &text))
+                .await
+                .map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The document as canonical JSON.
+    pub fn materialize(&self) -> Option<String> {
+        self.client
+            .with(|p| p.replica().materialize().to_canonical_string())
+    }
+
+    /// The state digest (hex), equal on replicas that hold the same state.
+    pub fn digest(&self) -> Option<String> {
+        self.client
+            .with(|p| hex::encode(p.replica().state_digest()))
+    }
+
+    /// Times the room was joined.
+    pub fn joins(&self) -> u32 {
+        u32::try_from(self.client.joins()).unwrap_or(u32::MAX)
+    }
+
+    /// Leaves the room.
+    pub fn close(&self) {
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.close().await });
+    }
+}

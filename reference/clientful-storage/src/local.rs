@@ -10,8 +10,15 @@
 //! [`StorageError::LocalMissing`], never a panic (redb may panic on a file
 //! corrupted outside it: every redb call on a file of unknown health runs under
 //! `catch_unwind`). [`LocalStore::salvage`] reads what it can from a damaged file.
+//!
+//! [`LocalStore::open_backend`] opens the same store over any redb
+//! [`StorageBackend`](redb::StorageBackend) the caller supplies: in the browser an
+//! OPFS file (clientful-web), where the file-path constructors are not compiled
+//! (wasm32 has no file system, and `catch_unwind` catches nothing there).
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::panic::{AssertUnwindSafe, catch_unwind};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
 use clientful_core::envelope::{self, EnvelopeId};
@@ -59,6 +66,7 @@ pub struct Salvage {
     pub envelopes: Vec<Vec<u8>>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_string())
@@ -66,6 +74,7 @@ fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "redb panicked".into())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Runs `f` on a file of unknown health: a panic inside redb becomes
 /// [`StorageError::LocalCorrupt`].
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
@@ -78,6 +87,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Resul
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
     move |e| match e {
         StorageError::LocalCorrupt { .. } | StorageError::LocalMissing { .. } => e,
@@ -96,6 +106,7 @@ fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
 
 impl LocalStore {
     /// Opens (or creates) the store at `path`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Self::init(Database::create(path).map_err(local)?)
     }
@@ -105,6 +116,7 @@ impl LocalStore {
     /// the user's back) and a damaged one ([`StorageError::LocalCorrupt`]): redb's
     /// integrity check runs on open, then [`LocalStore::check`], all under
     /// `catch_unwind`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_existing(path: &Path) -> Result<Self, StorageError> {
         let path_buf: PathBuf = path.to_path_buf();
         match std::fs::metadata(path) {
@@ -165,6 +177,7 @@ impl LocalStore {
     /// opened read-only; if redb refuses that, a copy (`<path>.salvage`, removed
     /// afterwards) is opened without the integrity check, so the tables that are
     /// intact can still be read.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn salvage(path: &Path) -> Result<Salvage, StorageError> {
         if let Ok(db) = guarded(path, || redb::ReadOnlyDatabase::open(path).map_err(local)) {
             return Ok(Self::salvage_from(path, &db));
@@ -185,6 +198,7 @@ impl LocalStore {
         result
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn salvage_from(path: &Path, db: &impl ReadableDatabase) -> Salvage {
         let mut out = Salvage::default();
         if let Ok(keys) = guarded(path, || {
@@ -232,6 +246,22 @@ impl LocalStore {
         });
         out.envelopes = envelopes;
         out
+    }
+
+    /// Opens (or creates) the store over a redb storage backend the caller supplies
+    /// (in the browser, an OPFS file). redb's integrity check runs on open and
+    /// recovers a commit cut short; then [`LocalStore::check`]. Every write is
+    /// committed with immediate durability, which calls the backend's `sync_data`
+    /// before the method returns: what a method acknowledged is as durable as that
+    /// call makes it.
+    pub fn open_backend(backend: impl redb::StorageBackend) -> Result<Self, StorageError> {
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(backend)
+            .map_err(local)?;
+        let store = Self::init(db)?;
+        store.check()?;
+        Ok(store)
     }
 
     /// A store in memory (vectors, tests): same tables and transactions, no file.
@@ -451,7 +481,7 @@ impl LocalStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 #[allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -13,5 +13,9 @@
 #[cfg(target_arch = "wasm32")]
 mod exports;
 
+// Storage in the browser (helper ws): the OPFS device store, S3/WebDAV over fetch.
+#[cfg(target_arch = "wasm32")]
+pub mod storage;
+
 /// The version of this build, as the crate's `Cargo.toml` says.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

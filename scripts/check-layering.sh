@@ -2,7 +2,9 @@
 # Checks the crate layering (docs/architecture.md) as facts the compiler and cargo
 # can see, not as a convention:
 #   1. every pure crate builds for wasm32-unknown-unknown (no sockets, files,
-#      clocks or async runtime can sneak in without breaking this build);
+#      clocks or async runtime can sneak in without breaking this build); the
+#      browser shells (WASM_SHELLS, clientful-storage: OpenDAL over fetch, redb
+#      over OPFS) must build for wasm32 as well, but are not pure (they do IO);
 #   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
 #   3. the native client (clientful-net) does not compile the broker server: none of
 #      axum, async-nats, rcgen, tracing-subscriber in its dependency tree;
@@ -29,6 +31,9 @@ PURE_CRATES=(
   clientful-storage-layout
   clientful-session
 )
+# Shells that must also build for wasm32-unknown-unknown (the browser runs the same
+# code): their native-only parts sit behind cfg(not(target_arch = "wasm32")).
+WASM_SHELLS=(clientful-storage)
 # What no pure crate may depend on.
 PURE_FORBIDDEN=(tokio mio opendal redb)
 # The native client crates and what they may not depend on (the broker server's
@@ -96,6 +101,10 @@ for crate in "${PURE_CRATES[@]}"; do
   check "$crate builds for wasm32-unknown-unknown" \
     cargo build --locked -q -p "$crate" --target wasm32-unknown-unknown
   check "$crate has none of ${PURE_FORBIDDEN[*]}" free_of "$crate" "${PURE_FORBIDDEN[@]}"
+done
+for crate in "${WASM_SHELLS[@]}"; do
+  check "$crate (a shell) builds for wasm32-unknown-unknown" \
+    cargo build --locked -q -p "$crate" --lib --target wasm32-unknown-unknown
 done
 for crate in "${CLIENT_CRATES[@]}"; do
   check "$crate has none of ${CLIENT_FORBIDDEN[*]}" free_of "$crate" "${CLIENT_FORBIDDEN[@]}"

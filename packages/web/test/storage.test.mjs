@@ -65,7 +65,7 @@ let browser;
 
 before(async () => {
   startServices();
-  execFileSync("cargo", ["build", "-q", "-p", "clientful-storage", "--bin", "space-peer"], {
+  execFileSync("cargo", ["build", "--locked", "-q", "-p", "clientful-storage", "--bin", "space-peer"], {
     cwd: repo,
     env: { ...process.env, CARGO_TARGET_DIR: targetDir },
     stdio: "inherit",
@@ -128,7 +128,7 @@ for (const kind of ["s3", "webdav"]) {
   });
 }
 
-test("the OPFS device store keeps every acknowledged write across a worker termination and a page reload", async () => {
+test("the OPFS device store keeps every acknowledged write across a worker termination and a page reload", async (t) => {
   const name = `crash-${process.pid}-${Date.now()}.redb`;
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -180,6 +180,10 @@ test("the OPFS device store keeps every acknowledged write across a worker termi
   for (const e of snapshot) assert.ok(stored2.has(e), "an acknowledged write survived the reload");
   assert.equal(after2.check.envelopes, after2.envelopes.length);
   assert.ok(after2.envelopes.length > after1.envelopes.length);
+  t.diagnostic(
+    `acknowledged ${acked.length} envelopes (${before2} before the termination); ` +
+      `stored ${after1.envelopes.length} after it, ${after2.envelopes.length} after the reload`,
+  );
   assert.deepEqual(errors, []);
   await context.close();
 });

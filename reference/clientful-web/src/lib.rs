@@ -14,7 +14,7 @@
 mod exports;
 
 // Storage in the browser (helper ws): the OPFS device store, S3/WebDAV over fetch.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "storage"))]
 pub mod storage;
 
 /// The version of this build, as the crate's `Cargo.toml` says.

@@ -491,6 +491,63 @@ impl LocalStore {
 mod tests {
     use super::*;
 
+    /// A store over a caller-supplied redb backend (in the browser an OPFS file;
+    /// here a plain file through redb's `FileBackend`) keeps every committed write
+    /// across a reopen, and runs its checks on open.
+    #[test]
+    fn open_backend_keeps_commits_across_reopen() {
+        use clientful_core::keys::{EpochKey, SigningKey};
+        use clientful_doc::replica::{Replica, ReplicaConfig};
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("backend.redb");
+        let open = || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .expect("file");
+            LocalStore::open_backend(redb::backends::FileBackend::new(file).expect("backend"))
+        };
+        let device = SigningKey::from_seed(&[7; 32]);
+        let mut replica = Replica::new(ReplicaConfig {
+            space_id: [1; 32],
+            doc_id: [2; 32],
+            signers: vec![device.public_bytes()],
+            device,
+            epoch: EpochKey::new([3; 32], [4; 32]),
+            old_epochs: Vec::new(),
+            crdt: clientful_doc::CrdtKind::Yjs,
+            yjs_schema: clientful_doc::crdt::YjsSchema::default(),
+            rng_seed: [5; 32],
+        });
+        let mut envelopes = Vec::new();
+        for t in ["a", "b", "c"] {
+            clientful_doc::text::insert_text(&mut replica, 0, t).expect("edit");
+            replica.commit().expect("commit");
+            envelopes.extend(replica.drain_outbox().into_iter().map(|(_, b)| b));
+        }
+        {
+            let s = open().expect("create");
+            assert_eq!(
+                s.put_envelopes(&envelopes, true, &[]).expect("put").len(),
+                3
+            );
+            s.put_key("epochs", &[9; 8]).expect("key");
+        }
+        let s = open().expect("reopen");
+        assert_eq!(s.all_envelopes().expect("all"), envelopes);
+        assert_eq!(s.key("epochs").expect("key"), Some(vec![9; 8]));
+        assert_eq!(
+            s.check().expect("check"),
+            LocalStats {
+                envelopes: 3,
+                outbox: 3
+            }
+        );
+    }
+
     /// An existing store that was emptied or deleted is refused (never started
     /// afresh); every single-byte flip is either harmless or LocalCorrupt naming
     /// the file, never a panic; salvage reads what is left.

@@ -4,9 +4,10 @@
 #   1. every pure crate builds for wasm32-unknown-unknown (no sockets, files,
 #      clocks or async runtime can sneak in without breaking this build);
 #   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
-#   2b. the shells that run in the browser build for wasm32-unknown-unknown too
-#      (clientful-net: its room driver is shared, its carriers and timers are cfg'd
-#      per target); they are not pure and may depend on a runtime;
+#   2b. the shells that run in the browser (WASM_SHELLS) build for
+#      wasm32-unknown-unknown too: clientful-storage (OpenDAL over fetch, redb over
+#      OPFS) and clientful-net (its room driver is shared, its carriers and timers
+#      are cfg'd per target); they are not pure and may depend on a runtime;
 #   3. the native client (clientful-net) does not compile the broker server: none of
 #      axum, async-nats, rcgen, tracing-subscriber in its dependency tree;
 #   4. the membership follow-up policy has one driver: no crate but clientful-core
@@ -34,9 +35,10 @@ PURE_CRATES=(
 )
 # What no pure crate may depend on.
 PURE_FORBIDDEN=(tokio mio opendal redb)
-# Shells (not pure) that must also build for wasm32-unknown-unknown: the browser
-# runs them (docs/architecture.md).
-WASM_SHELLS=(clientful-net)
+# Shells (not pure: they do IO) that must also build for wasm32-unknown-unknown:
+# the browser runs the same code (docs/architecture.md); their native-only parts sit
+# behind cfg(not(target_arch = "wasm32")).
+WASM_SHELLS=(clientful-storage clientful-net)
 # The native client crates and what they may not depend on (the broker server's
 # dependencies).
 CLIENT_CRATES=(clientful-net)
@@ -104,8 +106,8 @@ for crate in "${PURE_CRATES[@]}"; do
   check "$crate has none of ${PURE_FORBIDDEN[*]}" free_of "$crate" "${PURE_FORBIDDEN[@]}"
 done
 for crate in "${WASM_SHELLS[@]}"; do
-  check "$crate builds for wasm32-unknown-unknown (browser shell)" \
-    cargo build --locked -q -p "$crate" --target wasm32-unknown-unknown
+  check "$crate (a browser shell) builds for wasm32-unknown-unknown" \
+    cargo build --locked -q -p "$crate" --lib --target wasm32-unknown-unknown
 done
 for crate in "${CLIENT_CRATES[@]}"; do
   check "$crate has none of ${CLIENT_FORBIDDEN[*]}" free_of "$crate" "${CLIENT_FORBIDDEN[@]}"

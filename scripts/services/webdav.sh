@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real WebDAV server on loopback for the storage tests: WsgiDAV + cheroot from
 # PyPI (pinned), installed into a cached venv, serving a temporary folder on
-# 127.0.0.1 at a random free port, anonymous access.
+# 127.0.0.1 at a random free port, anonymous access, CORS allowed from any origin
+# (wsgidav-cors.yaml: the browser tests reach it from a page on another port).
 #
 #   scripts/services/webdav.sh start STATE_DIR   # prints `export CLIENTFUL_WEBDAV_*=...` lines
 #   scripts/services/webdav.sh stop STATE_DIR
@@ -22,7 +23,7 @@ start)
   fi
   read -r port < <(python3 "$here/free-ports.py" 1)
   "$venv/bin/wsgidav" --host=127.0.0.1 --port="$port" --root="$state/webdav-root" \
-    --auth=anonymous --no-config -q >"$state/webdav.log" 2>&1 &
+    --auth=anonymous --config="$here/wsgidav-cors.yaml" -q >"$state/webdav.log" 2>&1 &
   echo $! >"$state/webdav.pid"
   for _ in $(seq 1 120); do
     if curl -fsS -o /dev/null -X PROPFIND -H "Depth: 0" "http://127.0.0.1:$port/" 2>/dev/null; then

@@ -5,13 +5,21 @@
 //! OAuth credentials when the crate features `gdrive`, `dropbox` or `onedrive` are
 //! enabled; they are wired, not tested.
 //!
+//! On wasm32 (the browser) the folder backend is not compiled; S3 and WebDAV go
+//! through the browser's `fetch` (OpenDAL's reqwest transport, installed by
+//! [`install_http_transport`], which every constructor calls), and the futures of
+//! [`BlobStore`] are not `Send` (browser futures hold JS values): the trait bounds
+//! them by [`MaybeSend`], which is `Send` on every other target, so the native API
+//! is unchanged.
+//!
 //! The layout never needs compare-and-swap or listing consistency: every object
 //! is written once under its content address, and a head manifest is overwritten
 //! only by its one owner. `list` is used only by copy, export and GC.
 
 use std::future::Future;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
-
+use std::sync::Once;
 use std::time::Duration;
 
 use opendal::layers::RetryLayer;
@@ -19,32 +27,70 @@ use opendal::{ErrorKind, Operator, services};
 
 use crate::error::StorageError;
 
+/// `Send` on native targets; nothing on wasm32, where futures hold JS values and
+/// there is one thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` on native targets; nothing on wasm32, where futures hold JS values and
+/// there is one thread.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` on native targets; nothing on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync + ?Sized> MaybeSync for T {}
+/// `Sync` on native targets; nothing on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSync for T {}
+
+/// Registers OpenDAL's services and installs its default HTTP transport (reqwest:
+/// native sockets, or the browser's `fetch` on wasm32), once per process. Without
+/// the `auto-register-services` constructor (left out on wasm32) no HTTP service
+/// works before this ran; every [`OpendalStore`] constructor calls it.
+pub fn install_http_transport() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(opendal::install_default);
+}
+
 /// Untrusted file storage: it can withhold or serve stale files, never forge.
-pub trait BlobStore: Send + Sync {
+pub trait BlobStore: MaybeSend + MaybeSync {
     /// Writes an immutable, content-addressed object. Writing the same bytes again
     /// is harmless.
     fn put_immutable(
         &self,
         path: &str,
         bytes: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    ) -> impl Future<Output = Result<(), StorageError>> + MaybeSend;
     /// Overwrites a file owned by this device (its head manifest), atomically where
     /// the backend allows.
     fn put_owned(
         &self,
         path: &str,
         bytes: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    ) -> impl Future<Output = Result<(), StorageError>> + MaybeSend;
     /// Reads a file; `None` if absent.
-    fn get(&self, path: &str)
-    -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
+    fn get(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + MaybeSend;
     /// Every file path under `prefix` (recursive), sorted.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + MaybeSend;
     /// Deletes a file; absent files are fine.
-    fn delete(&self, path: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn delete(&self, path: &str) -> impl Future<Output = Result<(), StorageError>> + MaybeSend;
     /// Whether a file exists, without reading it (a device checks that its own
     /// objects are still there, STO-28). The default reads the file.
-    fn exists(&self, path: &str) -> impl Future<Output = Result<bool, StorageError>> + Send {
+    fn exists(&self, path: &str) -> impl Future<Output = Result<bool, StorageError>> + MaybeSend {
         async move { Ok(self.get(path).await?.is_some()) }
     }
 }
@@ -94,8 +140,9 @@ fn with_retry(op: Operator) -> Operator {
 }
 
 impl OpendalStore {
-    /// A local folder (the default backend). Writes go through a temporary file and
+    /// A local folder (the default backend; not on wasm32). Writes go through a temporary file and
     /// a rename, so a reader never sees a torn head manifest.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn fs(root: &Path) -> Result<Self, StorageError> {
         let root_s = root.to_string_lossy().into_owned();
         let tmp = root.join(".clientful-tmp");
@@ -121,6 +168,7 @@ impl OpendalStore {
 
     /// Any S3-compatible service.
     pub fn s3(cfg: &S3Config) -> Result<Self, StorageError> {
+        install_http_transport();
         let op = Operator::new(
             services::S3::default()
                 .endpoint(&cfg.endpoint)
@@ -146,6 +194,7 @@ impl OpendalStore {
         password: &str,
         root: &str,
     ) -> Result<Self, StorageError> {
+        install_http_transport();
         let mut b = services::Webdav::default().endpoint(endpoint).root(root);
         if !username.is_empty() {
             b = b.username(username).password(password);
@@ -165,6 +214,7 @@ impl OpendalStore {
         scheme: &str,
         config: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, StorageError> {
+        install_http_transport();
         let op = Operator::via_iter(scheme, config).map_err(|e| backend_err(scheme, e))?;
         Ok(OpendalStore {
             op: with_retry(op),

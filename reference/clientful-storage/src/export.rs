@@ -2,15 +2,19 @@
 //! folder the user owns, and the whole encrypted store copied object for object
 //! between any two backends (the copy is verified by loading it like any storage).
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
+#[cfg(not(target_arch = "wasm32"))]
 use clientful_doc::Replica;
 
 use crate::backend::BlobStore;
 use crate::error::StorageError;
 
 /// Writes each replica's materialized document as canonical JSON to
-/// `<dir>/<space id hex>/<doc id hex>.json`; returns the files written.
+/// `<dir>/<space id hex>/<doc id hex>.json`; returns the files written (not on
+/// wasm32: a browser has no folders).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn export_json(
     space_id: &[u8; 32],
     replicas: &mut [Replica],

@@ -10,8 +10,15 @@
 //! [`StorageError::LocalMissing`], never a panic (redb may panic on a file
 //! corrupted outside it: every redb call on a file of unknown health runs under
 //! `catch_unwind`). [`LocalStore::salvage`] reads what it can from a damaged file.
+//!
+//! [`LocalStore::open_backend`] opens the same store over any redb
+//! [`StorageBackend`](redb::StorageBackend) the caller supplies: in the browser an
+//! OPFS file (clientful-web), where the file-path constructors are not compiled
+//! (wasm32 has no file system, and `catch_unwind` catches nothing there).
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::panic::{AssertUnwindSafe, catch_unwind};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
 use clientful_core::envelope::{self, EnvelopeId};
@@ -59,6 +66,7 @@ pub struct Salvage {
     pub envelopes: Vec<Vec<u8>>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_string())
@@ -66,6 +74,7 @@ fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "redb panicked".into())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Runs `f` on a file of unknown health: a panic inside redb becomes
 /// [`StorageError::LocalCorrupt`].
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
@@ -78,6 +87,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StorageError>) -> Resul
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
     move |e| match e {
         StorageError::LocalCorrupt { .. } | StorageError::LocalMissing { .. } => e,
@@ -96,6 +106,7 @@ fn corrupt(path: &Path) -> impl Fn(StorageError) -> StorageError + '_ {
 
 impl LocalStore {
     /// Opens (or creates) the store at `path`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         Self::init(Database::create(path).map_err(local)?)
     }
@@ -105,6 +116,7 @@ impl LocalStore {
     /// the user's back) and a damaged one ([`StorageError::LocalCorrupt`]): redb's
     /// integrity check runs on open, then [`LocalStore::check`], all under
     /// `catch_unwind`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_existing(path: &Path) -> Result<Self, StorageError> {
         let path_buf: PathBuf = path.to_path_buf();
         match std::fs::metadata(path) {
@@ -165,6 +177,7 @@ impl LocalStore {
     /// opened read-only; if redb refuses that, a copy (`<path>.salvage`, removed
     /// afterwards) is opened without the integrity check, so the tables that are
     /// intact can still be read.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn salvage(path: &Path) -> Result<Salvage, StorageError> {
         if let Ok(db) = guarded(path, || redb::ReadOnlyDatabase::open(path).map_err(local)) {
             return Ok(Self::salvage_from(path, &db));
@@ -185,6 +198,7 @@ impl LocalStore {
         result
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn salvage_from(path: &Path, db: &impl ReadableDatabase) -> Salvage {
         let mut out = Salvage::default();
         if let Ok(keys) = guarded(path, || {
@@ -232,6 +246,22 @@ impl LocalStore {
         });
         out.envelopes = envelopes;
         out
+    }
+
+    /// Opens (or creates) the store over a redb storage backend the caller supplies
+    /// (in the browser, an OPFS file). redb's integrity check runs on open and
+    /// recovers a commit cut short; then [`LocalStore::check`]. Every write is
+    /// committed with immediate durability, which calls the backend's `sync_data`
+    /// before the method returns: what a method acknowledged is as durable as that
+    /// call makes it.
+    pub fn open_backend(backend: impl redb::StorageBackend) -> Result<Self, StorageError> {
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(backend)
+            .map_err(local)?;
+        let store = Self::init(db)?;
+        store.check()?;
+        Ok(store)
     }
 
     /// A store in memory (vectors, tests): same tables and transactions, no file.
@@ -451,7 +481,7 @@ impl LocalStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 #[allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -460,6 +490,63 @@ impl LocalStore {
 )]
 mod tests {
     use super::*;
+
+    /// A store over a caller-supplied redb backend (in the browser an OPFS file;
+    /// here a plain file through redb's `FileBackend`) keeps every committed write
+    /// across a reopen, and runs its checks on open.
+    #[test]
+    fn open_backend_keeps_commits_across_reopen() {
+        use clientful_core::keys::{EpochKey, SigningKey};
+        use clientful_doc::replica::{Replica, ReplicaConfig};
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("backend.redb");
+        let open = || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .expect("file");
+            LocalStore::open_backend(redb::backends::FileBackend::new(file).expect("backend"))
+        };
+        let device = SigningKey::from_seed(&[7; 32]);
+        let mut replica = Replica::new(ReplicaConfig {
+            space_id: [1; 32],
+            doc_id: [2; 32],
+            signers: vec![device.public_bytes()],
+            device,
+            epoch: EpochKey::new([3; 32], [4; 32]),
+            old_epochs: Vec::new(),
+            crdt: clientful_doc::CrdtKind::Yjs,
+            yjs_schema: clientful_doc::crdt::YjsSchema::default(),
+            rng_seed: [5; 32],
+        });
+        let mut envelopes = Vec::new();
+        for t in ["a", "b", "c"] {
+            clientful_doc::text::insert_text(&mut replica, 0, t).expect("edit");
+            replica.commit().expect("commit");
+            envelopes.extend(replica.drain_outbox().into_iter().map(|(_, b)| b));
+        }
+        {
+            let s = open().expect("create");
+            assert_eq!(
+                s.put_envelopes(&envelopes, true, &[]).expect("put").len(),
+                3
+            );
+            s.put_key("epochs", &[9; 8]).expect("key");
+        }
+        let s = open().expect("reopen");
+        assert_eq!(s.all_envelopes().expect("all"), envelopes);
+        assert_eq!(s.key("epochs").expect("key"), Some(vec![9; 8]));
+        assert_eq!(
+            s.check().expect("check"),
+            LocalStats {
+                envelopes: 3,
+                outbox: 3
+            }
+        );
+    }
 
     /// An existing store that was emptied or deleted is refused (never started
     /// afresh); every single-byte flip is either harmless or LocalCorrupt naming

@@ -23,5 +23,9 @@ mod room;
 #[cfg(target_arch = "wasm32")]
 pub mod doc;
 
+// Storage in the browser (helper ws): the OPFS device store, S3/WebDAV over fetch.
+#[cfg(all(target_arch = "wasm32", feature = "storage"))]
+pub mod storage;
+
 /// The version of this build, as the crate's `Cargo.toml` says.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

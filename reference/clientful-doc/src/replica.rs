@@ -10,7 +10,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use clientful_core::envelope::{self, EnvelopeId, SealRequest, StaticContext};
+use clientful_core::envelope::{self, EnvelopeId, OpenContext, SealRequest, StaticContext};
+use clientful_core::keys::PublicKey;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::limits::MAX_PREDECESSORS;
 use clientful_core::{ErrorClass, error::class_name};
@@ -159,6 +160,46 @@ impl Crdt {
 #[derive(Debug, Clone)]
 pub struct Opener {
     ctx: Arc<StaticContext>,
+    keys: Arc<Vec<PublicKey>>,
+}
+
+/// The replica's context with its signers' keys validated once (not per
+/// envelope): opening under it is opening under the context itself.
+struct Keyed<'a> {
+    ctx: &'a StaticContext,
+    keys: &'a [PublicKey],
+}
+
+impl OpenContext for Keyed<'_> {
+    fn space_id(&self) -> &[u8; 32] {
+        self.ctx.space_id()
+    }
+    fn doc_id(&self) -> Option<&[u8; 32]> {
+        self.ctx.doc_id()
+    }
+    fn is_known_signer(&self, author: &[u8; 32]) -> bool {
+        self.ctx.is_known_signer(author)
+    }
+    fn epoch_key(&self, epoch_id: &[u8; 32]) -> Option<&clientful_core::EpochKey> {
+        self.ctx.epoch_key(epoch_id)
+    }
+    fn accepted_id(&self, author: &[u8; 32], doc_id: &[u8; 32], seq: u64) -> Option<EnvelopeId> {
+        self.ctx.accepted_id(author, doc_id, seq)
+    }
+    fn signer_key(&self, author: &[u8; 32]) -> Option<PublicKey> {
+        self.keys.iter().find(|k| k.as_bytes() == author).copied()
+    }
+}
+
+/// The signers' keys that validate (SIG-3); one that does not is left out and
+/// fails when an envelope of it is opened, as before.
+fn signer_keys(ctx: &StaticContext) -> Arc<Vec<PublicKey>> {
+    Arc::new(
+        ctx.signers
+            .iter()
+            .filter_map(|s| PublicKey::from_bytes(s).ok())
+            .collect(),
+    )
 }
 
 impl Opener {
@@ -167,7 +208,11 @@ impl Opener {
     pub fn open(&self, bytes: &[u8]) -> PreOpened {
         let outcome = envelope::decode(bytes).map(|d| {
             let id = d.id;
-            (id, envelope::open_decoded(d, self.ctx.as_ref()))
+            let ctx = Keyed {
+                ctx: &self.ctx,
+                keys: &self.keys,
+            };
+            (id, envelope::open_decoded(d, &ctx))
         });
         PreOpened {
             ctx: Arc::clone(&self.ctx),
@@ -207,6 +252,8 @@ pub struct Replica {
     /// (membership) is a new allocation, so older pre-opened work falls back to
     /// opening again.
     ctx: Arc<StaticContext>,
+    /// The keys of `ctx.signers`, validated once.
+    keys: Arc<Vec<PublicKey>>,
     crdt: Crdt,
     dag: Dag,
     rng: ChaCha20Rng,
@@ -245,6 +292,7 @@ impl Replica {
             crdt: Crdt::new(&cfg, &indices, 0),
             indices,
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
+            keys: signer_keys(&ctx),
             ctx: Arc::new(ctx),
             cfg,
             dag: Dag::default(),
@@ -343,6 +391,7 @@ impl Replica {
     pub fn opener(&self) -> Opener {
         Opener {
             ctx: Arc::clone(&self.ctx),
+            keys: Arc::clone(&self.keys),
         }
     }
 
@@ -501,7 +550,11 @@ impl Replica {
         }
         // Equivocation is detected by the DAG (both envelopes are kept), so the
         // context does not report it (ENV-16 is applied in DOC-9 form).
-        let opened = envelope::open_decoded(decoded, self.ctx.as_ref());
+        let ctx = Keyed {
+            ctx: &self.ctx,
+            keys: &self.keys,
+        };
+        let opened = envelope::open_decoded(decoded, &ctx);
         self.receive_opened(id, opened, bytes.to_vec())
     }
 
@@ -861,6 +914,7 @@ impl Replica {
         if !ctx.epochs.iter().any(|k| k.id() == membership.current.id()) {
             ctx.epochs.push(membership.current.clone());
         }
+        self.keys = signer_keys(&self.ctx);
         self.cfg.epoch = membership.current.clone();
         let old = self
             .authority

@@ -15,6 +15,7 @@
 
 use automerge::{AutoCommit, ReadDoc};
 use clientful_doc::checkpoint::{Provisional, state_of};
+use clientful_doc::replica::{Opener, PreOpened};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, Replica};
 use clientful_storage::space::SpaceConfig;
@@ -183,8 +184,40 @@ pub async fn provisional_join(p: &Prepared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the verified candidate opens the envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// `Replica::restore`: one envelope after the other on this thread.
+    Strict,
+    /// `Replica::restore_opened`: the same strict opening (SIG-3) of every
+    /// envelope spread over the machine's cores, then received in order (and
+    /// Automerge changes applied in one call).
+    Parallel,
+}
+
+/// Opens `envs` under `opener` on every core: contiguous chunks, one scoped
+/// thread each, results in input order. A thread that fails leaves its chunk
+/// out, and `Replica::restore_opened` opens those envelopes itself.
+pub fn open_parallel(opener: &Opener, envs: &[Vec<u8>]) -> Vec<PreOpened> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || envs.len() < 2 * threads {
+        return envs.iter().map(|e| opener.open(e)).collect();
+    }
+    let chunk = envs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = envs
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(|e| opener.open(e)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Candidate: a device with an empty local store pulls and rebuilds its replica.
-pub async fn cold_join(p: &Prepared) -> anyhow::Result<()> {
+pub async fn cold_join(p: &Prepared, opening: Opening) -> anyhow::Result<()> {
     let mut reader = Space::new(p.store.clone(), LocalStore::in_memory()?, cfg(&p.world, 1))?;
     let report = reader.pull().await?;
     anyhow::ensure!(report.errors.is_empty(), "pull: {:?}", report.errors);
@@ -192,7 +225,12 @@ pub async fn cold_join(p: &Prepared) -> anyhow::Result<()> {
     let envs = docs
         .get(&p.world.doc_id)
         .ok_or_else(|| anyhow::anyhow!("document not found"))?;
-    let mut r = Replica::restore(p.world.config(1, 0), envs);
+    let mut r = match opening {
+        Opening::Strict => Replica::restore(p.world.config(1, 0), envs),
+        Opening::Parallel => {
+            Replica::restore_opened(p.world.config(1, 0), None, envs, open_parallel)
+        }
+    };
     let text = match r.yjs() {
         Some(y) => y.text("text").get_string(&y.doc().transact()),
         None => {

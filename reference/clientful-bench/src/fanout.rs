@@ -982,7 +982,7 @@ pub fn memory(sizes: &Sizes, root: &std::path::Path) -> Result<(Vec<Row>, Value)
             baseline: y.map_or(nan, |v| v.0),
             candidate: b_conn,
             unit: "B",
-            target: None,
+            target: Some((false, 1.0)),
             note: format!(
                 "RSS growth over {n} WebSocket connections (broker: each joined to one room)"
             ),

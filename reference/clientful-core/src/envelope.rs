@@ -102,6 +102,14 @@ pub trait OpenContext {
         let _ = (author, doc_id, seq);
         None
     }
+    /// `author`'s key, validated once by the context (a [`PublicKey`] exists only
+    /// once validated), so that opening many envelopes of one author does not
+    /// validate it again each time; `None` (the default): validated here. A key
+    /// for other bytes than `author` is ignored.
+    fn signer_key(&self, author: &[u8; 32]) -> Option<PublicKey> {
+        let _ = author;
+        None
+    }
 }
 
 /// A context given as plain data: for tests, vectors and simple tools.
@@ -293,7 +301,10 @@ pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<Opened
     if !ctx.is_known_signer(&h.author) {
         return Err(Error::UnknownSigner);
     }
-    let author = PublicKey::from_bytes(&h.author)?;
+    let author = match ctx.signer_key(&h.author) {
+        Some(k) if k.as_bytes() == &h.author => k,
+        _ => PublicKey::from_bytes(&h.author)?,
+    };
     // 9. Signature over the payload bytes as received (ENV-5).
     author.verify_with_label(labels::SIG_ENVELOPE, &d.payload, &d.signature, "envelope")?;
     // 10. Equivocation (ENV-16).
@@ -554,6 +565,54 @@ mod tests {
         assert_eq!(opened.content_type, 1);
         assert_eq!(opened.id, sealed.id);
         assert_eq!(opened.header.preds, alloc::vec![[8u8; 32], [9u8; 32]]);
+    }
+
+    /// A context that hands out a signer key (validated once) gives the same
+    /// verdicts as one that does not; a key for other bytes than the author's
+    /// is ignored, never used to verify.
+    #[test]
+    fn signer_key_from_the_context_changes_no_verdict() {
+        struct WithKey<'a>(&'a StaticContext, Option<PublicKey>);
+        impl OpenContext for WithKey<'_> {
+            fn space_id(&self) -> &[u8; 32] {
+                self.0.space_id()
+            }
+            fn doc_id(&self) -> Option<&[u8; 32]> {
+                self.0.doc_id()
+            }
+            fn is_known_signer(&self, author: &[u8; 32]) -> bool {
+                self.0.is_known_signer(author)
+            }
+            fn epoch_key(&self, epoch_id: &[u8; 32]) -> Option<&EpochKey> {
+                self.0.epoch_key(epoch_id)
+            }
+            fn signer_key(&self, _author: &[u8; 32]) -> Option<PublicKey> {
+                self.1
+            }
+        }
+        let fx = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let sealed = seal(&fx.author, &fx.epoch, &request(b"k"), &mut rng).expect("seal");
+        let mut forged = sealed.bytes.clone();
+        let n = forged.len();
+        if let Some(b) = forged.get_mut(n - 1) {
+            *b ^= 1;
+        }
+        let own = PublicKey::from_bytes(&fx.author.public_bytes()).expect("key");
+        let other =
+            PublicKey::from_bytes(&SigningKey::from_seed(&[9u8; 32]).public_bytes()).expect("key");
+        for bytes in [&sealed.bytes, &forged] {
+            let plain = open(bytes, &fx.ctx).map_err(|e| e.class());
+            for key in [None, Some(own), Some(other)] {
+                let keyed = open(bytes, &WithKey(&fx.ctx, key)).map_err(|e| e.class());
+                assert_eq!(plain, keyed, "key {key:?}");
+            }
+        }
+        assert!(open(&sealed.bytes, &fx.ctx).is_ok());
+        assert_eq!(
+            open(&forged, &fx.ctx).unwrap_err().class(),
+            ErrorClass::BadSignature
+        );
     }
 
     #[test]

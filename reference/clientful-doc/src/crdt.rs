@@ -41,6 +41,8 @@ pub struct ActorProgress {
 pub enum Prepared {
     /// A decoded Yjs update.
     Yjs(Update),
+    /// Decoded Automerge changes.
+    Automerge(Vec<automerge::Change>),
     /// Nothing kept: apply decodes the body.
     Raw,
 }
@@ -544,7 +546,7 @@ impl CrdtDoc for YjsDoc {
                 let mut txn = self.doc.transact_mut_with(REMOTE_ORIGIN);
                 contained("yjs", "apply", || txn.apply_update(update))
             }
-            Prepared::Raw => self.apply(content_type, body),
+            Prepared::Raw | Prepared::Automerge(_) => self.apply(content_type, body),
         }
     }
 
@@ -654,6 +656,16 @@ pub fn split_change_chunks(body: &[u8]) -> Result<Vec<&[u8]>, DocError> {
     Ok(out)
 }
 
+/// Content type first: a body of another type is not decoded.
+fn check_automerge_type(content_type: u32) -> Result<(), DocError> {
+    if content_type != content::AUTOMERGE_CHANGES {
+        return Err(invalid(format!(
+            "content type {content_type} is not Automerge changes"
+        )));
+    }
+    Ok(())
+}
+
 fn decode_changes(body: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
     split_change_chunks(body)?
         .into_iter()
@@ -676,6 +688,8 @@ pub struct AutomergeDoc {
     /// (after a restore or a rebuild the own changes arrive through `apply`, and
     /// must not be taken again as local edits).
     flushed_seq: u64,
+    /// Remote changes collected, not yet applied ([`AutomergeDoc::defer`]).
+    deferred: Option<Vec<automerge::Change>>,
 }
 
 impl std::fmt::Debug for AutomergeDoc {
@@ -700,7 +714,88 @@ impl AutomergeDoc {
             actor,
             flushed_heads: Vec::new(),
             flushed_seq: 0,
+            deferred: None,
         }
+    }
+
+    /// From now on, remote changes are collected instead of applied, until
+    /// [`AutomergeDoc::apply_deferred`] applies them all in one call (a restore:
+    /// one `apply_changes` for a whole history instead of one per envelope).
+    /// Nothing may read the document in between.
+    pub(crate) fn defer(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    /// Applies the changes collected since [`AutomergeDoc::defer`] in one call.
+    /// Automerge orders changes by their dependencies, so the document is the
+    /// one the same changes applied one by one give; on an error the document
+    /// may hold part of them and the caller rebuilds it change by change.
+    pub(crate) fn apply_deferred(&mut self) -> Result<(), DocError> {
+        match self.deferred.take() {
+            Some(changes) if !changes.is_empty() => {
+                contained("automerge", "apply", || self.doc.apply_changes(changes))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn apply_decoded(&mut self, changes: Vec<automerge::Change>) -> Result<(), DocError> {
+        let own = automerge::ActorId::from(self.actor.to_vec());
+        for c in changes.iter().filter(|c| *c.actor_id() == own) {
+            self.flushed_seq = self.flushed_seq.max(c.seq());
+        }
+        if let Some(d) = &mut self.deferred {
+            d.extend(changes);
+            return Ok(());
+        }
+        contained("automerge", "apply", || self.doc.apply_changes(changes))
+    }
+
+    /// The changes of one envelope (of content type `AUTOMERGE_CHANGES`) against
+    /// the author's binding and chain.
+    fn check_changes(
+        &self,
+        author: &[u8; 32],
+        changes: &[automerge::Change],
+        progress: ActorProgress,
+    ) -> Result<ActorProgress, DocError> {
+        // DOC-3, DOC-4: one actor, bound to the author at the chain's incarnation
+        // or a later one; consecutive seqs continuing the chain (or from 1 in a new
+        // incarnation).
+        let mut result = progress;
+        let mut actor: Option<Vec<u8>> = None;
+        for change in changes {
+            let this = change.actor_id().to_bytes().to_vec();
+            if actor.as_ref().is_some_and(|a| *a != this) {
+                return Err(invalid("changes of more than one actor in one envelope"));
+            }
+            if actor.is_none() {
+                let k = binding::find_incarnation(progress.incarnation, |k| {
+                    binding::automerge_actor_at(author, &self.doc_id, k).as_slice()
+                        == this.as_slice()
+                })
+                .ok_or_else(|| invalid("change by an actor not bound to its author"))?;
+                result = ActorProgress {
+                    incarnation: k,
+                    next: if k == progress.incarnation {
+                        progress.next
+                    } else {
+                        0
+                    },
+                    client: 0,
+                };
+                actor = Some(this);
+            }
+            if change.seq() != result.next + 1 {
+                return Err(invalid(format!(
+                    "change seq {} does not follow the author's chain at {}",
+                    change.seq(),
+                    result.next
+                )));
+            }
+            result.next = change.seq();
+        }
+        Ok(result)
     }
 
     /// The Automerge document, for editing with the automerge API.
@@ -804,57 +899,37 @@ impl CrdtDoc for AutomergeDoc {
         body: &[u8],
         progress: ActorProgress,
     ) -> Result<ActorProgress, DocError> {
-        if content_type != content::AUTOMERGE_CHANGES {
-            return Err(invalid(format!(
-                "content type {content_type} is not Automerge changes"
-            )));
+        check_automerge_type(content_type)?;
+        self.check_changes(author, &decode_changes(body)?, progress)
+    }
+
+    fn validate_prepared(
+        &self,
+        author: &[u8; 32],
+        content_type: u32,
+        body: &[u8],
+        progress: ActorProgress,
+    ) -> Result<(ActorProgress, Prepared), DocError> {
+        check_automerge_type(content_type)?;
+        let changes = decode_changes(body)?;
+        let p = self.check_changes(author, &changes, progress)?;
+        Ok((p, Prepared::Automerge(changes)))
+    }
+
+    fn apply_prepared(
+        &mut self,
+        prepared: Prepared,
+        content_type: u32,
+        body: &[u8],
+    ) -> Result<(), DocError> {
+        match prepared {
+            Prepared::Automerge(changes) => self.apply_decoded(changes),
+            Prepared::Yjs(_) | Prepared::Raw => self.apply(content_type, body),
         }
-        // DOC-3, DOC-4: one actor, bound to the author at the chain's incarnation
-        // or a later one; consecutive seqs continuing the chain (or from 1 in a new
-        // incarnation).
-        let mut result = progress;
-        let mut actor: Option<Vec<u8>> = None;
-        for change in decode_changes(body)? {
-            let this = change.actor_id().to_bytes().to_vec();
-            if actor.as_ref().is_some_and(|a| *a != this) {
-                return Err(invalid("changes of more than one actor in one envelope"));
-            }
-            if actor.is_none() {
-                let k = binding::find_incarnation(progress.incarnation, |k| {
-                    binding::automerge_actor_at(author, &self.doc_id, k).as_slice()
-                        == this.as_slice()
-                })
-                .ok_or_else(|| invalid("change by an actor not bound to its author"))?;
-                result = ActorProgress {
-                    incarnation: k,
-                    next: if k == progress.incarnation {
-                        progress.next
-                    } else {
-                        0
-                    },
-                    client: 0,
-                };
-                actor = Some(this);
-            }
-            if change.seq() != result.next + 1 {
-                return Err(invalid(format!(
-                    "change seq {} does not follow the author's chain at {}",
-                    change.seq(),
-                    result.next
-                )));
-            }
-            result.next = change.seq();
-        }
-        Ok(result)
     }
 
     fn apply(&mut self, _content_type: u32, body: &[u8]) -> Result<(), DocError> {
-        let changes = decode_changes(body)?;
-        let own = automerge::ActorId::from(self.actor.to_vec());
-        for c in changes.iter().filter(|c| *c.actor_id() == own) {
-            self.flushed_seq = self.flushed_seq.max(c.seq());
-        }
-        contained("automerge", "apply", || self.doc.apply_changes(changes))
+        self.apply_decoded(decode_changes(body)?)
     }
 
     fn take_local(&mut self) -> Option<(u32, Vec<u8>)> {

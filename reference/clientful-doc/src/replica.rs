@@ -10,7 +10,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use clientful_core::envelope::{self, EnvelopeId, SealRequest, StaticContext};
+use clientful_core::envelope::{self, EnvelopeId, OpenContext, SealRequest, StaticContext};
+use clientful_core::keys::PublicKey;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::limits::MAX_PREDECESSORS;
 use clientful_core::{ErrorClass, error::class_name};
@@ -153,10 +154,106 @@ impl Crdt {
     }
 }
 
+/// Opens envelopes under one replica's context, off the replica (spec §6.8, the
+/// strict signature rule SIG-3 included): the independent part of receiving,
+/// which a shell may spread over threads. See [`Replica::restore_opened`].
+#[derive(Debug, Clone)]
+pub struct Opener {
+    ctx: Arc<StaticContext>,
+    keys: Arc<Vec<PublicKey>>,
+}
+
+/// The replica's context with its signers' keys validated once (not per
+/// envelope): opening under it is opening under the context itself.
+struct Keyed<'a> {
+    ctx: &'a StaticContext,
+    keys: &'a [PublicKey],
+}
+
+impl OpenContext for Keyed<'_> {
+    fn space_id(&self) -> &[u8; 32] {
+        self.ctx.space_id()
+    }
+    fn doc_id(&self) -> Option<&[u8; 32]> {
+        self.ctx.doc_id()
+    }
+    fn is_known_signer(&self, author: &[u8; 32]) -> bool {
+        self.ctx.is_known_signer(author)
+    }
+    fn epoch_key(&self, epoch_id: &[u8; 32]) -> Option<&clientful_core::EpochKey> {
+        self.ctx.epoch_key(epoch_id)
+    }
+    fn accepted_id(&self, author: &[u8; 32], doc_id: &[u8; 32], seq: u64) -> Option<EnvelopeId> {
+        self.ctx.accepted_id(author, doc_id, seq)
+    }
+    fn signer_key(&self, author: &[u8; 32]) -> Option<PublicKey> {
+        self.keys.iter().find(|k| k.as_bytes() == author).copied()
+    }
+}
+
+/// The signers' keys that validate (SIG-3); one that does not is left out and
+/// fails when an envelope of it is opened, as before.
+fn signer_keys(ctx: &StaticContext) -> Arc<Vec<PublicKey>> {
+    Arc::new(
+        ctx.signers
+            .iter()
+            .filter_map(|s| PublicKey::from_bytes(s).ok())
+            .collect(),
+    )
+}
+
+impl Opener {
+    /// Decodes and opens `bytes` exactly as [`Replica::receive`] does (with no
+    /// replica state involved: the context is fixed).
+    pub fn open(&self, bytes: &[u8]) -> PreOpened {
+        let outcome = envelope::decode(bytes).map(|d| {
+            let id = d.id;
+            let ctx = Keyed {
+                ctx: &self.ctx,
+                keys: &self.keys,
+            };
+            (id, envelope::open_decoded(d, &ctx))
+        });
+        PreOpened {
+            ctx: Arc::clone(&self.ctx),
+            bytes: bytes.to_vec(),
+            outcome,
+        }
+    }
+}
+
+/// An envelope opened by an [`Opener`]; hand it to [`Replica::receive_preopened`].
+#[derive(Debug)]
+pub struct PreOpened {
+    ctx: Arc<StaticContext>,
+    bytes: Vec<u8>,
+    #[allow(clippy::type_complexity)]
+    outcome: Result<
+        (
+            EnvelopeId,
+            Result<envelope::OpenedEnvelope, clientful_core::Error>,
+        ),
+        clientful_core::Error,
+    >,
+}
+
+impl PreOpened {
+    /// The envelope's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// One document replica. See the module documentation.
 pub struct Replica {
     cfg: ReplicaConfig,
-    ctx: StaticContext,
+    /// Shared with every [`Opener`] handed out: an envelope opened ahead under
+    /// this exact context (pointer-equal) is taken as opened; a changed context
+    /// (membership) is a new allocation, so older pre-opened work falls back to
+    /// opening again.
+    ctx: Arc<StaticContext>,
+    /// The keys of `ctx.signers`, validated once.
+    keys: Arc<Vec<PublicKey>>,
     crdt: Crdt,
     dag: Dag,
     rng: ChaCha20Rng,
@@ -195,7 +292,8 @@ impl Replica {
             crdt: Crdt::new(&cfg, &indices, 0),
             indices,
             rng: ChaCha20Rng::from_seed(cfg.rng_seed),
-            ctx,
+            keys: signer_keys(&ctx),
+            ctx: Arc::new(ctx),
             cfg,
             dag: Dag::default(),
             outbox: Vec::new(),
@@ -239,6 +337,82 @@ impl Replica {
         let _ = r.crdt.as_dyn().take_local();
         r.reconcile_incarnation();
         r
+    }
+
+    /// [`Replica::restore`] (or, with a membership,
+    /// [`Replica::restore_with_membership`]) with the opening of every envelope
+    /// (spec §6.8 steps 1 to 15: decode, the strict signature check SIG-3, key
+    /// commitment, AEAD) handed to `open_all` as independent items: the caller (a
+    /// shell) may run [`Opener::open`] on several threads. The opened envelopes are
+    /// then received in the order given, exactly as [`Replica::receive`] would
+    /// (same checks, same order, same verdicts); an item opened under another
+    /// context, or missing, is opened again here.
+    pub fn restore_opened<F>(
+        cfg: ReplicaConfig,
+        membership: Option<Membership>,
+        envelopes: &[Vec<u8>],
+        open_all: F,
+    ) -> Self
+    where
+        F: FnOnce(&Opener, &[Vec<u8>]) -> Vec<PreOpened>,
+    {
+        let mut r = Replica::new(cfg);
+        if let Some(m) = membership {
+            r.set_membership(m);
+        }
+        let opener = r.opener();
+        let mut opened = open_all(&opener, envelopes).into_iter();
+        drop(opener);
+        // Automerge: one `apply_changes` for the whole history.
+        if let Crdt::Automerge(d) = &mut r.crdt {
+            d.defer();
+        }
+        for e in envelopes {
+            match opened.next() {
+                Some(p) if p.bytes == *e => r.receive_preopened(p),
+                _ => r.receive(e),
+            };
+        }
+        // A rebuild meanwhile made a fresh document, which applied as it went.
+        if let Crdt::Automerge(d) = &mut r.crdt
+            && d.apply_deferred().is_err()
+        {
+            // As the strict path: every envelope applied alone, failures counted.
+            r.rebuild_doc();
+        }
+        r.outbox.clear();
+        let _ = r.crdt.as_dyn().take_local();
+        r.reconcile_incarnation();
+        r
+    }
+
+    /// Opens envelopes under this replica's current context, independently of the
+    /// replica (it is `Send` and `Sync`; see [`Replica::restore_opened`]).
+    pub fn opener(&self) -> Opener {
+        Opener {
+            ctx: Arc::clone(&self.ctx),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+
+    /// Receives an envelope opened by an [`Opener`] of this replica: the same
+    /// disposition as [`Replica::receive`] on its bytes. If the replica's context
+    /// changed since (a membership update), the envelope is opened again.
+    pub fn receive_preopened(&mut self, p: PreOpened) -> Disposition {
+        if !Arc::ptr_eq(&p.ctx, &self.ctx) {
+            return self.receive(&p.bytes);
+        }
+        match p.outcome {
+            Err(e) => Disposition::Rejected {
+                id: None,
+                class: e.class(),
+                reason: e.to_string(),
+            },
+            Ok((id, opened)) => match self.seen(&id) {
+                Some(d) => d,
+                None => self.receive_opened(id, opened, p.bytes),
+            },
+        }
     }
 
     /// The document id.
@@ -371,22 +545,46 @@ impl Replica {
             }
         };
         let id = decoded.id;
-        if self.dag.nodes.contains_key(&id)
-            || self.dag.pending.contains_key(&id)
-            || self.dag.awaiting.contains_key(&id)
-        {
-            return Disposition::Duplicate { id };
-        }
-        if let Some(class) = self.dag.rejected.get(&id) {
-            return Disposition::Rejected {
-                id: Some(id),
-                class: *class,
-                reason: "rejected before".into(),
-            };
+        if let Some(d) = self.seen(&id) {
+            return d;
         }
         // Equivocation is detected by the DAG (both envelopes are kept), so the
         // context does not report it (ENV-16 is applied in DOC-9 form).
-        let opened = match envelope::open_decoded(decoded, &self.ctx) {
+        let ctx = Keyed {
+            ctx: &self.ctx,
+            keys: &self.keys,
+        };
+        let opened = envelope::open_decoded(decoded, &ctx);
+        self.receive_opened(id, opened, bytes.to_vec())
+    }
+
+    /// The disposition of an id already integrated, buffered or rejected.
+    fn seen(&self, id: &EnvelopeId) -> Option<Disposition> {
+        if self.dag.nodes.contains_key(id)
+            || self.dag.pending.contains_key(id)
+            || self.dag.awaiting.contains_key(id)
+        {
+            return Some(Disposition::Duplicate { id: *id });
+        }
+        self.dag
+            .rejected
+            .get(id)
+            .map(|class| Disposition::Rejected {
+                id: Some(*id),
+                class: *class,
+                reason: "rejected before".into(),
+            })
+    }
+
+    /// The receive path after opening (spec §6.8 steps 7 to 15 done by
+    /// `envelope::open_decoded` under `self.ctx`).
+    fn receive_opened(
+        &mut self,
+        id: EnvelopeId,
+        opened: Result<envelope::OpenedEnvelope, clientful_core::Error>,
+        bytes: Vec<u8>,
+    ) -> Disposition {
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => {
                 // Not recorded: an unauthenticated input must never make an id
@@ -406,7 +604,7 @@ impl Replica {
             preds: opened.header.preds,
             content_type: opened.content_type,
             body: opened.body,
-            bytes: bytes.to_vec(),
+            bytes,
             progress: ActorProgress::default(),
         };
         if let Some(dep) = node
@@ -695,7 +893,8 @@ impl Replica {
     /// membership changes; envelopes whose verdict changed are excluded from (or
     /// restored to) the document by a rebuild, as for equivocation (DOC-7).
     pub fn set_membership(&mut self, membership: Membership) {
-        self.ctx.signers = membership.view.signers();
+        let ctx = Arc::make_mut(&mut self.ctx);
+        ctx.signers = membership.view.signers();
         let indices = DeviceIndices::from_claims(membership.view.claims.clone());
         // Claims never move (MEM-30), but new ones arrive: remote payloads are
         // checked against all of them, and if this device's own primary index
@@ -710,15 +909,12 @@ impl Replica {
                 y.set_indices(Arc::clone(&self.indices));
             }
         }
-        self.ctx.epochs = membership.keys.clone();
-        if !self
-            .ctx
-            .epochs
-            .iter()
-            .any(|k| k.id() == membership.current.id())
-        {
-            self.ctx.epochs.push(membership.current.clone());
+        let ctx = Arc::make_mut(&mut self.ctx);
+        ctx.epochs = membership.keys.clone();
+        if !ctx.epochs.iter().any(|k| k.id() == membership.current.id()) {
+            ctx.epochs.push(membership.current.clone());
         }
+        self.keys = signer_keys(&self.ctx);
         self.cfg.epoch = membership.current.clone();
         let old = self
             .authority

@@ -54,7 +54,6 @@ echo "$CLIENTFUL_NATS_URL"
 
 step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI, broker"
 cargo test --workspace --locked --features clientful-cli/vectors 2>&1 | tee "$log"
-stop_services
 read -r test_passed test_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log" \
   | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 
@@ -75,6 +74,8 @@ bash scripts/web/test.sh 2>&1 | tee "$log"
 read -r web_passed web_failed < <(sed -nE 's/^[#ℹ] (pass|fail) ([0-9]+)$/\1 \2/p' "$log" \
   | awk '$1 == "pass" {p = $2} $1 == "fail" {f = $2} END {print p + 0, f + 0}')
 [ "$web_failed" -eq 0 ] && [ "$web_passed" -gt 0 ]
+# The browser storage test was the last user of SeaweedFS and WsgiDAV.
+stop_services
 
 step "conformance suite against the reference, in-process and over stdio"
 cargo run -q -p clientful-conformance --locked -- run --impl reference | tail -n 3

@@ -10,4 +10,6 @@ chromium=$(bash scripts/services/chromium.sh | tail -n 1)
 export CLIENTFUL_CHROMIUM="$chromium"
 bash scripts/web/build.sh
 npm ci --prefix packages/web --no-audit --no-fund --loglevel=error >/dev/null
+# The TypeScript bindings (packages/web/src, strict) into packages/web/dist.
+(cd packages/web && ./node_modules/.bin/tsc -p .)
 node --test --test-concurrency=1 packages/web/test/*.test.mjs

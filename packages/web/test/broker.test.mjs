@@ -9,75 +9,16 @@
 // with edits made while the page is offline.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createInterface } from "node:readline";
-import { join } from "node:path";
-import { launchChromium, packageRoot, serveStatic, watchErrors } from "./harness.mjs";
-
-const repo = join(packageRoot, "../..");
-const targetDir = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/clientful/target");
-
-/** Builds (if needed) the CLI and the native room peer; returns their paths. */
-function buildNative() {
-  execFileSync(
-    "cargo",
-    ["build", "-q", "-p", "clientful-cli", "--bin", "clientful", "-p", "clientful-net", "--example", "room_peer"],
-    { cwd: repo, stdio: "inherit", env: { ...process.env, CARGO_TARGET_DIR: targetDir } },
-  );
-  return { cli: join(targetDir, "debug/clientful"), peer: join(targetDir, "debug/examples/room_peer") };
-}
-
-/** Starts a process and collects its stdout lines; `waitFor(re)` resolves to the first line matching. */
-function start(cmd, args) {
-  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
-  const lines = [];
-  const waiters = [];
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.re.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.ok(line);
-      }
-    }
-  });
-  return {
-    child,
-    lines,
-    send: (line) => child.stdin.write(line + "\n"),
-    waitFor: (re, ms = 20000) =>
-      new Promise((ok, fail) => {
-        const hit = lines.find((l) => re.test(l));
-        if (hit) return ok(hit);
-        const w = { re, ok };
-        waiters.push(w);
-        setTimeout(() => fail(new Error(`timed out waiting for ${re} in ${cmd}; got:\n${lines.join("\n")}`)), ms);
-      }),
-    stop: () => child.kill("SIGTERM"),
-  };
-}
-
-const until = async (what, f, ms = 20000) => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+import { buildNative, launchChromium, openPage, serveStatic, start, startBroker, until } from "./harness.mjs";
 
 test("a page and a native client share a broker room; the page resumes after going offline", async () => {
   const { cli, peer } = buildNative();
-  const broker = start(cli, ["broker", "--ws-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"]);
+  const { broker, url } = await startBroker(cli);
   const server = await serveStatic();
   const browser = await launchChromium();
   let native;
   try {
-    const listening = await broker.waitFor(/listening ws=/);
-    const wsAddr = /ws=(\S+)/.exec(listening)[1];
-    const url = `ws://${wsAddr}/v1/ws`;
     const hex = () => randomBytes(32).toString("hex");
     const creds = { space: hex(), epochId: hex(), epochSecret: hex() };
     const pageSeed = hex();
@@ -86,16 +27,8 @@ test("a page and a native client share a broker room; the page resumes after goi
     const marker = `plain-${randomBytes(6).toString("hex")}`;
 
     const context = await browser.newContext();
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    // Every frame the page's WebSockets carry, as the broker sees them.
-    const frames = [];
-    page.on("websocket", (ws) => {
-      ws.on("framesent", (f) => frames.push(Buffer.from(f.payload)));
-      ws.on("framereceived", (f) => frames.push(Buffer.from(f.payload)));
-    });
-    await page.goto(`${server.url}/test/pages/room.html`);
-    await page.waitForFunction(() => window.ready);
+    // frames: every frame the page's WebSockets carry, as the broker sees them.
+    const { page, errors, frames } = await openPage(context, `${server.url}/test/pages/room.html`);
     const pageKey = await page.evaluate((s) => window.devicePublicKey(s), pageSeed);
 
     native = start(peer, [url, creds.space, creds.epochId, creds.epochSecret, nativeSeed, pageKey]);
@@ -182,28 +115,18 @@ test("a page and a native client share a broker room; the page resumes after goi
 
 test("a document replica in the page and a native one converge over the room, offline edits included", async () => {
   const { cli, peer } = buildNative();
-  const broker = start(cli, ["broker", "--ws-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"]);
+  const { broker, url } = await startBroker(cli);
   const server = await serveStatic();
   const browser = await launchChromium();
   let native;
   try {
-    const wsAddr = /ws=(\S+)/.exec(await broker.waitFor(/listening ws=/))[1];
-    const url = `ws://${wsAddr}/v1/ws`;
     const hex = () => randomBytes(32).toString("hex");
     const creds = { space: hex(), doc: hex(), epochId: hex(), epochSecret: hex() };
     const pageSeed = hex();
     const nativeSeed = hex();
     const marker = `plain-${randomBytes(6).toString("hex")}`;
     const context = await browser.newContext();
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    const frames = [];
-    page.on("websocket", (ws) => {
-      ws.on("framesent", (f) => frames.push(Buffer.from(f.payload)));
-      ws.on("framereceived", (f) => frames.push(Buffer.from(f.payload)));
-    });
-    await page.goto(`${server.url}/test/pages/room.html`);
-    await page.waitForFunction(() => window.ready);
+    const { page, errors, frames } = await openPage(context, `${server.url}/test/pages/room.html`);
     const signers = await page.evaluate((s) => s.map((x) => window.devicePublicKey(x)), [pageSeed, nativeSeed]);
     native = start(peer, ["--doc", url, creds.space, creds.doc, creds.epochId, creds.epochSecret, nativeSeed, "yjs", ...signers]);
     await page.evaluate((a) => window.docConnect(a), { url, ...creds, seed: pageSeed, signers, crdt: "yjs" });

@@ -2,7 +2,9 @@
 // module in pkg/, the compiled TypeScript in dist/, the test pages in test/pages/) and
 // headless Chromium through playwright-core. Chromium is Debian's package
 // (scripts/services/chromium.sh); CLIENTFUL_CHROMIUM overrides its path.
+import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
+import { createInterface } from "node:readline";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,9 +37,13 @@ export async function serveStatic(root = packageRoot) {
         res.writeHead(403).end();
         return;
       }
-      const body = await readFile(file);
+      // Bare-module subpaths mapped by a page's import map ("lib0/" to
+      // /node_modules/lib0/) name files without their ".js", as Node's resolver allows.
+      const body = await readFile(file).catch((e) =>
+        extname(file) === "" ? readFile(file + ".js") : Promise.reject(e),
+      );
       res.writeHead(200, {
-        "content-type": types[extname(file)] ?? "application/octet-stream",
+        "content-type": types[extname(file) || ".js"] ?? "application/octet-stream",
         "cache-control": "no-store",
       });
       res.end(body);
@@ -70,4 +76,85 @@ export function watchErrors(page) {
     if (m.type() === "error") errors.push(m.text());
   });
   return errors;
+}
+
+/** The repository root. */
+export const repo = join(packageRoot, "../..");
+/** The cargo target directory the test command builds into. */
+export const targetDir = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/clientful/target");
+
+/** Builds (if needed) the CLI and the native room peer; returns their paths. */
+export function buildNative() {
+  execFileSync(
+    "cargo",
+    ["build", "-q", "-p", "clientful-cli", "--bin", "clientful", "-p", "clientful-net", "--example", "room_peer"],
+    { cwd: repo, stdio: "inherit", env: { ...process.env, CARGO_TARGET_DIR: targetDir } },
+  );
+  return { cli: join(targetDir, "debug/clientful"), peer: join(targetDir, "debug/examples/room_peer") };
+}
+
+/** Starts a process and collects its stdout lines; `waitFor(re)` resolves to the first line matching. */
+export function start(cmd, args) {
+  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = [];
+  const waiters = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    for (const w of [...waiters]) {
+      if (w.re.test(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.ok(line);
+      }
+    }
+  });
+  return {
+    child,
+    lines,
+    send: (line) => child.stdin.write(line + "\n"),
+    waitFor: (re, ms = 20000) =>
+      new Promise((ok, fail) => {
+        const hit = lines.find((l) => re.test(l));
+        if (hit) return ok(hit);
+        const w = { re, ok };
+        waiters.push(w);
+        setTimeout(() => fail(new Error(`timed out waiting for ${re} in ${cmd}; got:\n${lines.join("\n")}`)), ms);
+      }),
+    stop: () => child.kill("SIGTERM"),
+  };
+}
+
+/** Polls `f` every 50 ms until it returns something truthy, or fails after `ms`. */
+export const until = async (what, f, ms = 20000) => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+/**
+ * Opens `path` of the static server in a new page of `context` and waits for its
+ * `window.ready`. Returns the page, its console errors (see `watchErrors`), and every
+ * WebSocket frame it sends or receives, as the broker sees them (for plaintext scans).
+ */
+export async function openPage(context, url) {
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  const frames = [];
+  page.on("websocket", (ws) => {
+    ws.on("framesent", (f) => frames.push(Buffer.from(f.payload)));
+    ws.on("framereceived", (f) => frames.push(Buffer.from(f.payload)));
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => window.ready);
+  return { page, errors, frames };
+}
+
+/** Starts a `clientful broker` on loopback ports; resolves to it and its `ws://` URL. */
+export async function startBroker(cli) {
+  const broker = start(cli, ["broker", "--ws-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"]);
+  const wsAddr = /ws=(\S+)/.exec(await broker.waitFor(/listening ws=/))[1];
+  return { broker, url: `ws://${wsAddr}/v1/ws` };
 }

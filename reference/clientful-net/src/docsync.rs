@@ -8,7 +8,7 @@
 //! that lost everything, is caught up. [`DocClient`] runs a peer over a
 //! [`RoomClient`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use clientful_core::room::RoomCredentials;
@@ -157,7 +157,13 @@ pub struct DocClient {
     peer: Arc<Mutex<DocPeer>>,
     client: RoomClient,
     joins: Arc<std::sync::atomic::AtomicU64>,
+    changed: Arc<tokio::sync::Notify>,
+    ephemeral: Arc<Mutex<VecDeque<Vec<u8>>>>,
 }
+
+/// Sealed ephemeral messages kept until [`DocClient::take_ephemeral`]: the oldest are
+/// dropped beyond this (presence is renewed, BRK-14; a stale one is worthless).
+pub const MAX_QUEUED_EPHEMERAL: usize = 256;
 
 impl DocClient {
     /// Starts the peer at `endpoint`.
@@ -169,6 +175,10 @@ impl DocClient {
         let task_peer = peer.clone();
         let task_client = client.clone();
         let task_joins = joins.clone();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let task_changed = changed.clone();
+        let ephemeral = Arc::new(Mutex::new(VecDeque::new()));
+        let task_ephemeral = ephemeral.clone();
         crate::platform::spawn(async move {
             while let Some(ev) = events.recv().await {
                 let replies = {
@@ -179,9 +189,20 @@ impl DocClient {
                             p.on_joined()
                         }
                         Event::Deliver(payload) => p.on_deliver(&payload),
+                        Event::Ephemeral(sealed) => {
+                            if let Ok(mut q) = task_ephemeral.lock() {
+                                if q.len() >= MAX_QUEUED_EPHEMERAL {
+                                    q.pop_front();
+                                }
+                                q.push_back(sealed);
+                            }
+                            Ok(Vec::new())
+                        }
                         _ => Ok(Vec::new()),
                     }
                 };
+                // Whatever the event did to the replica, a waiter looks again.
+                task_changed.notify_one();
                 match replies {
                     Ok(replies) => {
                         for r in replies {
@@ -196,7 +217,32 @@ impl DocClient {
             peer,
             client,
             joins,
+            changed,
+            ephemeral,
         }
+    }
+
+    /// The sealed ephemeral messages the room delivered since the last call, oldest
+    /// first, unopened (the caller opens them with the members' keys, BRK-15).
+    pub fn take_ephemeral(&self) -> Vec<Vec<u8>> {
+        self.ephemeral
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends a sealed ephemeral message (never stored by the broker; dropped while
+    /// the room is not joined).
+    pub async fn send_ephemeral(&self, sealed: Vec<u8>) {
+        self.client.ephemeral(sealed).await;
+    }
+
+    /// Resolves once the room has delivered something to the replica, an ephemeral
+    /// message arrived or the room was joined, since the last call returned: a binding to another copy of the
+    /// document (a JS `Y.Doc`) then brings that copy up to date. A change that
+    /// happens while nobody waits is kept for the next call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Times the room was joined (1 after the first join, +1 per reconnect).

@@ -305,39 +305,7 @@ impl DocReplica {
     /// this device's client id, continuing its chain. `commit` seals it.
     #[wasm_bindgen(js_name = applyLocalYjsUpdate)]
     pub fn apply_local_yjs_update(&mut self, update: &[u8]) -> Result<(), WebDocError> {
-        let me = self.inner.device_key();
-        let y = self.inner.yjs().ok_or(WebDocError::WrongCrdt("yjs"))?;
-        let client = y.client_id();
-        let (_, incarnation) = clientful_doc::binding::split_client_id(client).ok_or(arg(
-            "update",
-            "this device holds no Yjs client id (not a signer)",
-        ))?;
-        let next = {
-            use yrs::{ReadTxn, Transact};
-            let txn = y.doc().transact();
-            u64::from(txn.state_vector().get(&yrs::block::ClientID::new(client)))
-        };
-        let progress = clientful_doc::crdt::ActorProgress {
-            incarnation,
-            next,
-            client: if next == 0 { 0 } else { client },
-        };
-        y.validate(&me, content::YJS_UPDATE_V1, update, progress)?;
-        let decoded = yrs::Update::decode_v1(update).map_err(|_| {
-            WebDocError::Doc(DocError::MalformedPayload {
-                crdt: "yjs",
-                reason: "update does not decode".into(),
-            })
-        })?;
-        use yrs::Transact;
-        let mut txn = y.doc().transact_mut();
-        txn.apply_update(decoded).map_err(|e| {
-            WebDocError::Doc(DocError::MalformedPayload {
-                crdt: "yjs",
-                reason: e.to_string(),
-            })
-        })?;
-        Ok(())
+        apply_local_yjs(&mut self.inner, update)
     }
 
     /// The Automerge actor id a JS Automerge document must use for its changes to
@@ -591,4 +559,44 @@ impl DocReplica {
         }
         out
     }
+}
+
+/// Applies a raw Yjs v1 update made by a JS `Y.Doc` whose `clientID` is this device's
+/// (`yjsClientId`) as a local edit of `replica`: checked by clientful-doc's own rule for
+/// this device's updates (DOC-3, DOC-4) before it touches the document, then committed
+/// by the caller like any edit. Shared by `DocReplica` and the room's `DocRoom`.
+pub(crate) fn apply_local_yjs(inner: &mut Replica, update: &[u8]) -> Result<(), WebDocError> {
+    let me = inner.device_key();
+    let y = inner.yjs().ok_or(WebDocError::WrongCrdt("yjs"))?;
+    let client = y.client_id();
+    let (_, incarnation) = clientful_doc::binding::split_client_id(client).ok_or(arg(
+        "update",
+        "this device holds no Yjs client id (not a signer)",
+    ))?;
+    let next = {
+        use yrs::{ReadTxn, Transact};
+        let txn = y.doc().transact();
+        u64::from(txn.state_vector().get(&yrs::block::ClientID::new(client)))
+    };
+    let progress = clientful_doc::crdt::ActorProgress {
+        incarnation,
+        next,
+        client: if next == 0 { 0 } else { client },
+    };
+    y.validate(&me, content::YJS_UPDATE_V1, update, progress)?;
+    let decoded = yrs::Update::decode_v1(update).map_err(|_| {
+        WebDocError::Doc(DocError::MalformedPayload {
+            crdt: "yjs",
+            reason: "update does not decode".into(),
+        })
+    })?;
+    use yrs::Transact;
+    let mut txn = y.doc().transact_mut();
+    txn.apply_update(decoded).map_err(|e| {
+        WebDocError::Doc(DocError::MalformedPayload {
+            crdt: "yjs",
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(())
 }

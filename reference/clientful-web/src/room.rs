@@ -238,6 +238,14 @@ impl Room {
 #[wasm_bindgen]
 pub struct DocRoom {
     client: clientful_net::DocClient,
+    /// Presence and cursors: ephemeral messages signed by this device and sealed
+    /// for the room (BRK-14), opened with the signers' keys (BRK-15).
+    room: Arc<RoomCredentials>,
+    device: SigningKey,
+    members: Vec<[u8; 32]>,
+    counter: EphemeralCounter,
+    receiver: EphemeralReceiver,
+    rng: ChaCha20Rng,
 }
 
 #[wasm_bindgen]
@@ -272,26 +280,30 @@ impl DocRoom {
         let room = Arc::new(
             RoomCredentials::derive(&space_id, &epoch).map_err(|e| JsError::new(&e.to_string()))?,
         );
-        let mut seeds = [0u8; 64];
+        let mut seeds = [0u8; 96];
         getrandom::fill(&mut seeds).map_err(|e| JsError::new(&e.to_string()))?;
-        let (rng_seed, peer_seed) = seeds.split_at(32);
+        let (rng_seed, rest) = seeds.split_at(32);
+        let (peer_seed, ephemeral_seed) = rest.split_at(32);
+        let device_seed = hex32("device seed", device_seed)?;
+        let device = SigningKey::from_seed(&device_seed);
+        let members = signers
+            .iter()
+            .map(|s| hex32("signer", s))
+            .collect::<Result<Vec<_>, _>>()?;
         let replica = Replica::new(ReplicaConfig {
             space_id,
             doc_id: hex32("doc id", doc_id)?,
-            device: SigningKey::from_seed(&hex32("device seed", device_seed)?),
+            device: SigningKey::from_seed(&device_seed),
             epoch,
             old_epochs: Vec::new(),
-            signers: signers
-                .iter()
-                .map(|s| hex32("signer", s))
-                .collect::<Result<Vec<_>, _>>()?,
+            signers: members.clone(),
             crdt,
             yjs_schema: YjsSchema::default(),
             rng_seed: rng_seed.try_into().unwrap_or_default(),
         });
         let peer = clientful_net::docsync::DocPeer::new(
             replica,
-            room,
+            room.clone(),
             peer_seed.try_into().unwrap_or_default(),
         );
         let client = clientful_net::DocClient::spawn(
@@ -299,7 +311,53 @@ impl DocRoom {
             peer,
             ClientOptions::default(),
         );
-        Ok(DocRoom { client })
+        Ok(DocRoom {
+            client,
+            room,
+            device,
+            members,
+            counter: EphemeralCounter::new(),
+            receiver: EphemeralReceiver::new(),
+            rng: ChaCha20Rng::from_seed(ephemeral_seed.try_into().unwrap_or_default()),
+        })
+    }
+
+    /// Sends `data` (for example a y-protocols awareness update) as an ephemeral
+    /// message signed by this device and sealed for the room (BRK-14): relayed to the
+    /// members online now, never stored, dropped while the room is not joined.
+    pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
+        let now = unix_ms();
+        let sealed = self
+            .room
+            .seal_ephemeral(
+                &mut self.rng,
+                &self.device,
+                self.counter.next(now),
+                now,
+                data,
+            )
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let client = self.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.send_ephemeral(sealed).await });
+        Ok(())
+    }
+
+    /// The ephemeral messages received since the last call that open under the
+    /// room's key, are signed by one of the signers and are fresh (BRK-15), oldest
+    /// first: `[{data, sender}]` (`sender` the device key, hex). Others are dropped.
+    #[wasm_bindgen(js_name = takeEphemeral)]
+    pub fn take_ephemeral(&mut self) -> Array {
+        let now = unix_ms();
+        let out = Array::new();
+        for sealed in self.client.take_ephemeral() {
+            if let Ok(e) = self.receiver.open(&self.room, &self.members, &sealed, now) {
+                let o = Object::new();
+                set(&o, "data", &Uint8Array::from(e.body.as_slice()));
+                set(&o, "sender", &JsValue::from_str(&hex::encode(e.sender)));
+                out.push(&o);
+            }
+        }
+        out
     }
 
     /// Inserts `text` at UTF-16 offset `index` of the document's text, commits and
@@ -312,6 +370,69 @@ impl DocRoom {
                 .edit(|r| clientful_doc::text::insert_text(r, index, &text))
                 .await
                 .map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The Yjs client id a JS `Y.Doc` bound to this replica must use (`ydoc.clientID`),
+    /// so that its updates are this device's (DOC-3, DOC-19).
+    #[wasm_bindgen(js_name = yjsClientId)]
+    pub fn yjs_client_id(&self) -> Result<f64, JsValue> {
+        let id = self
+            .client
+            .with(|p| p.replica().yjs().map(|y| y.client_id()))
+            .flatten()
+            .ok_or_else(|| JsValue::from(crate::doc::WebDocError::WrongCrdt("yjs")))?;
+        // Client ids are below 2^53 (binding::MAX_YJS_CLIENT_ID): exact in an f64.
+        #[allow(clippy::cast_precision_loss)]
+        Ok(id as f64)
+    }
+
+    /// Takes a raw Yjs v1 update made by the bound JS `Y.Doc` as this device's edit
+    /// (checked as `DocReplica.applyLocalYjsUpdate` checks it), commits it and
+    /// publishes the envelope (kept in the outbox while the broker is away). Rejects
+    /// with a `ClientfulError` naming the class when the update is refused.
+    #[wasm_bindgen(js_name = applyLocalYjsUpdate)]
+    pub fn apply_local_yjs_update(&self, update: Vec<u8>) -> js_sys::Promise {
+        let client = self.client.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            client
+                .with(|p| crate::doc::apply_local_yjs(p.replica(), &update))
+                .ok_or_else(|| JsValue::from(JsError::new("the room's replica is gone")))?
+                .map_err(JsValue::from)?;
+            client
+                .edit(|_| Ok::<(), std::convert::Infallible>(()))
+                .await
+                .map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// What the replica holds beyond `state_vector` (a JS `Y.encodeStateVector`), as
+    /// one Yjs v1 update for the bound JS `Y.Doc`; applying it twice changes nothing.
+    #[wasm_bindgen(js_name = yjsDiff)]
+    pub fn yjs_diff(&self, state_vector: &[u8]) -> Result<Vec<u8>, JsValue> {
+        use yrs::updates::decoder::Decode;
+        use yrs::{ReadTxn, StateVector, Transact};
+        let sv = StateVector::decode_v1(state_vector)
+            .map_err(|_| JsValue::from(JsError::new("state vector does not decode")))?;
+        self.client
+            .with(|p| {
+                p.replica()
+                    .yjs()
+                    .map(|y| y.doc().transact().encode_state_as_update_v1(&sv))
+            })
+            .flatten()
+            .ok_or_else(|| JsValue::from(crate::doc::WebDocError::WrongCrdt("yjs")))
+    }
+
+    /// Resolves when the room has delivered something to the replica, an ephemeral
+    /// message arrived, or the room was joined, since the last resolution: the moment
+    /// to ask for `yjsDiff` and `takeEphemeral` again.
+    pub fn changed(&self) -> js_sys::Promise {
+        let client = self.client.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            client.changed().await;
             Ok(JsValue::UNDEFINED)
         })
     }

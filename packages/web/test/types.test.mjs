@@ -9,7 +9,7 @@ import { packageRoot } from "./harness.mjs";
 const tsc = (file) =>
   spawnSync(
     join(packageRoot, "node_modules/.bin/tsc"),
-    ["--noEmit", "--strict", "--target", "es2022", "--lib", "esnext,dom", "--module", "nodenext", file],
+    ["--ignoreConfig", "--noEmit", "--strict", "--target", "es2022", "--lib", "esnext,dom", "--module", "nodenext", file],
     { cwd: packageRoot, encoding: "utf8" },
   );
 

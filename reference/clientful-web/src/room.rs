@@ -280,10 +280,14 @@ impl DocRoom {
         let room = Arc::new(
             RoomCredentials::derive(&space_id, &epoch).map_err(|e| JsError::new(&e.to_string()))?,
         );
-        let mut seeds = [0u8; 96];
-        getrandom::fill(&mut seeds).map_err(|e| JsError::new(&e.to_string()))?;
-        let (rng_seed, rest) = seeds.split_at(32);
-        let (peer_seed, ephemeral_seed) = rest.split_at(32);
+        // Three independent seeds: the replica's nonces, the sync sessions, the
+        // ephemeral messages' nonces.
+        let mut rng_seed = [0u8; 32];
+        let mut peer_seed = [0u8; 32];
+        let mut ephemeral_seed = [0u8; 32];
+        for seed in [&mut rng_seed, &mut peer_seed, &mut ephemeral_seed] {
+            getrandom::fill(seed).map_err(|e| JsError::new(&e.to_string()))?;
+        }
         let device_seed = hex32("device seed", device_seed)?;
         let device = SigningKey::from_seed(&device_seed);
         let members = signers
@@ -299,13 +303,9 @@ impl DocRoom {
             signers: members.clone(),
             crdt,
             yjs_schema: YjsSchema::default(),
-            rng_seed: rng_seed.try_into().unwrap_or_default(),
+            rng_seed,
         });
-        let peer = clientful_net::docsync::DocPeer::new(
-            replica,
-            room.clone(),
-            peer_seed.try_into().unwrap_or_default(),
-        );
+        let peer = clientful_net::docsync::DocPeer::new(replica, room.clone(), peer_seed);
         let client = clientful_net::DocClient::spawn(
             Endpoint::WebSocket(url.to_owned()),
             peer,
@@ -318,7 +318,7 @@ impl DocRoom {
             members,
             counter: EphemeralCounter::new(),
             receiver: EphemeralReceiver::new(),
-            rng: ChaCha20Rng::from_seed(ephemeral_seed.try_into().unwrap_or_default()),
+            rng: ChaCha20Rng::from_seed(ephemeral_seed),
         })
     }
 

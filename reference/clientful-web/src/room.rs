@@ -114,6 +114,20 @@ impl State {
     }
 }
 
+/// `data` as an ephemeral message of the room, signed by `device` and sealed now
+/// (BRK-14), with the next counter value.
+fn seal_ephemeral_now(
+    room: &RoomCredentials,
+    rng: &mut ChaCha20Rng,
+    device: &SigningKey,
+    counter: &mut EphemeralCounter,
+    data: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    let now = unix_ms();
+    room.seal_ephemeral(rng, device, counter.next(now), now, data)
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
 fn rejected(why: &str) -> Object {
     let o = event("rejected");
     set(&o, "error", &JsValue::from_str(why));
@@ -192,17 +206,13 @@ impl Room {
 
     /// Sends `data` as a signed, sealed ephemeral message; dropped if not joined.
     pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
-        let now = unix_ms();
-        let sealed = self
-            .room
-            .seal_ephemeral(
-                &mut self.rng,
-                &self.device,
-                self.counter.next(now),
-                now,
-                data,
-            )
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let sealed = seal_ephemeral_now(
+            &self.room,
+            &mut self.rng,
+            &self.device,
+            &mut self.counter,
+            data,
+        )?;
         let client = self.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.ephemeral(sealed).await });
         Ok(())
@@ -326,17 +336,13 @@ impl DocRoom {
     /// message signed by this device and sealed for the room (BRK-14): relayed to the
     /// members online now, never stored, dropped while the room is not joined.
     pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
-        let now = unix_ms();
-        let sealed = self
-            .room
-            .seal_ephemeral(
-                &mut self.rng,
-                &self.device,
-                self.counter.next(now),
-                now,
-                data,
-            )
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let sealed = seal_ephemeral_now(
+            &self.room,
+            &mut self.rng,
+            &self.device,
+            &mut self.counter,
+            data,
+        )?;
         let client = self.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.send_ephemeral(sealed).await });
         Ok(())

@@ -53,10 +53,7 @@ struct State {
 #[wasm_bindgen]
 pub struct Room {
     client: RoomClient,
-    room: Arc<RoomCredentials>,
-    device: SigningKey,
-    counter: EphemeralCounter,
-    rng: ChaCha20Rng,
+    sealer: Sealer,
     state: Rc<RefCell<State>>,
 }
 
@@ -114,18 +111,45 @@ impl State {
     }
 }
 
-/// `data` as an ephemeral message of the room, signed by `device` and sealed now
-/// (BRK-14), with the next counter value.
-fn seal_ephemeral_now(
-    room: &RoomCredentials,
-    rng: &mut ChaCha20Rng,
-    device: &SigningKey,
-    counter: &mut EphemeralCounter,
-    data: &[u8],
-) -> Result<Vec<u8>, JsError> {
-    let now = unix_ms();
-    room.seal_ephemeral(rng, device, counter.next(now), now, data)
-        .map_err(|e| JsError::new(&e.to_string()))
+/// What this device seals for a room: messages (BRK-12) and ephemeral messages
+/// signed by its key with a fresh counter (BRK-14). Shared by `Room` and `DocRoom`.
+struct Sealer {
+    room: Arc<RoomCredentials>,
+    device: SigningKey,
+    counter: EphemeralCounter,
+    rng: ChaCha20Rng,
+}
+
+impl Sealer {
+    fn new(room: Arc<RoomCredentials>, device: SigningKey, seed: [u8; 32]) -> Self {
+        Sealer {
+            room,
+            device,
+            counter: EphemeralCounter::new(),
+            rng: ChaCha20Rng::from_seed(seed),
+        }
+    }
+
+    /// `data` sealed as a room message.
+    fn message(&mut self, data: &[u8]) -> Result<Vec<u8>, JsError> {
+        self.room
+            .seal_message(&mut self.rng, data)
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// `data` as an ephemeral message, signed and sealed now.
+    fn ephemeral(&mut self, data: &[u8]) -> Result<Vec<u8>, JsError> {
+        let now = unix_ms();
+        self.room
+            .seal_ephemeral(
+                &mut self.rng,
+                &self.device,
+                self.counter.next(now),
+                now,
+                data,
+            )
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
 }
 
 fn rejected(why: &str) -> Object {
@@ -184,10 +208,7 @@ impl Room {
         });
         Ok(Room {
             client,
-            room,
-            device,
-            counter: EphemeralCounter::new(),
-            rng: ChaCha20Rng::from_seed(seed),
+            sealer: Sealer::new(room, device, seed),
             state,
         })
     }
@@ -195,10 +216,7 @@ impl Room {
     /// Publishes `data` sealed as a room message. It waits in the outbox while the
     /// broker is unreachable and is sent again after a re-join until acknowledged.
     pub fn publish(&mut self, data: &[u8]) -> Result<(), JsError> {
-        let sealed = self
-            .room
-            .seal_message(&mut self.rng, data)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let sealed = self.sealer.message(data)?;
         let client = self.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.publish(sealed).await });
         Ok(())
@@ -206,13 +224,7 @@ impl Room {
 
     /// Sends `data` as a signed, sealed ephemeral message; dropped if not joined.
     pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
-        let sealed = seal_ephemeral_now(
-            &self.room,
-            &mut self.rng,
-            &self.device,
-            &mut self.counter,
-            data,
-        )?;
+        let sealed = self.sealer.ephemeral(data)?;
         let client = self.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.ephemeral(sealed).await });
         Ok(())
@@ -232,7 +244,7 @@ impl Room {
     /// This device's public key (hex).
     #[wasm_bindgen(js_name = devicePublicKey)]
     pub fn device_key(&self) -> String {
-        hex::encode(self.device.public_bytes())
+        hex::encode(self.sealer.device.public_bytes())
     }
 
     /// Leaves the room and stops reconnecting.
@@ -250,12 +262,9 @@ pub struct DocRoom {
     client: clientful_net::DocClient,
     /// Presence and cursors: ephemeral messages signed by this device and sealed
     /// for the room (BRK-14), opened with the signers' keys (BRK-15).
-    room: Arc<RoomCredentials>,
-    device: SigningKey,
+    sealer: Sealer,
     members: Vec<[u8; 32]>,
-    counter: EphemeralCounter,
     receiver: EphemeralReceiver,
-    rng: ChaCha20Rng,
 }
 
 #[wasm_bindgen]
@@ -323,12 +332,9 @@ impl DocRoom {
         );
         Ok(DocRoom {
             client,
-            room,
-            device,
+            sealer: Sealer::new(room, device, ephemeral_seed),
             members,
-            counter: EphemeralCounter::new(),
             receiver: EphemeralReceiver::new(),
-            rng: ChaCha20Rng::from_seed(ephemeral_seed),
         })
     }
 
@@ -336,13 +342,7 @@ impl DocRoom {
     /// message signed by this device and sealed for the room (BRK-14): relayed to the
     /// members online now, never stored, dropped while the room is not joined.
     pub fn ephemeral(&mut self, data: &[u8]) -> Result<(), JsError> {
-        let sealed = seal_ephemeral_now(
-            &self.room,
-            &mut self.rng,
-            &self.device,
-            &mut self.counter,
-            data,
-        )?;
+        let sealed = self.sealer.ephemeral(data)?;
         let client = self.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.send_ephemeral(sealed).await });
         Ok(())
@@ -356,7 +356,10 @@ impl DocRoom {
         let now = unix_ms();
         let out = Array::new();
         for sealed in self.client.take_ephemeral() {
-            if let Ok(e) = self.receiver.open(&self.room, &self.members, &sealed, now) {
+            if let Ok(e) = self
+                .receiver
+                .open(&self.sealer.room, &self.members, &sealed, now)
+            {
                 let o = Object::new();
                 set(&o, "data", &Uint8Array::from(e.body.as_slice()));
                 set(&o, "sender", &JsValue::from_str(&hex::encode(e.sender)));

@@ -10,15 +10,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { buildNative, launchChromium, openPage, serveStatic, start, startBroker, until } from "./harness.mjs";
+import { openPage, start, until, withBrokerAndBrowser } from "./harness.mjs";
 
 test("a page and a native client share a broker room; the page resumes after going offline", async () => {
-  const { cli, peer } = buildNative();
-  const { broker, url } = await startBroker(cli);
-  const server = await serveStatic();
-  const browser = await launchChromium();
-  let native;
-  try {
+  await withBrokerAndBrowser(async ({ peer, url, server, browser, track }) => {
     const hex = () => randomBytes(32).toString("hex");
     const creds = { space: hex(), epochId: hex(), epochSecret: hex() };
     const pageSeed = hex();
@@ -31,7 +26,7 @@ test("a page and a native client share a broker room; the page resumes after goi
     const { page, errors, frames } = await openPage(context, `${server.url}/test/pages/room.html`);
     const pageKey = await page.evaluate((s) => window.devicePublicKey(s), pageSeed);
 
-    native = start(peer, [url, creds.space, creds.epochId, creds.epochSecret, nativeSeed, pageKey]);
+    const native = track(start(peer, [url, creds.space, creds.epochId, creds.epochSecret, nativeSeed, pageKey]));
     const nativeKey = (await native.waitFor(/^device /)).split(" ")[1];
     await native.waitFor(/^joined resumed=false/);
     await page.evaluate((a) => window.roomConnect(a), { url, ...creds, seed: pageSeed, members: [nativeKey] });
@@ -104,22 +99,11 @@ test("a page and a native client share a broker room; the page resumes after goi
     const sealed = (await log()).filter((e) => e.kind === "deliver").map((e) => Buffer.from(e.sealed));
     assert.ok(sealed.every((s) => !s.includes(needle)));
     assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
-  } finally {
-    native?.send("quit");
-    native?.stop();
-    broker.stop();
-    await browser.close();
-    await server.close();
-  }
+  });
 });
 
 test("a document replica in the page and a native one converge over the room, offline edits included", async () => {
-  const { cli, peer } = buildNative();
-  const { broker, url } = await startBroker(cli);
-  const server = await serveStatic();
-  const browser = await launchChromium();
-  let native;
-  try {
+  await withBrokerAndBrowser(async ({ peer, url, server, browser, track }) => {
     const hex = () => randomBytes(32).toString("hex");
     const creds = { space: hex(), doc: hex(), epochId: hex(), epochSecret: hex() };
     const pageSeed = hex();
@@ -128,7 +112,7 @@ test("a document replica in the page and a native one converge over the room, of
     const context = await browser.newContext();
     const { page, errors, frames } = await openPage(context, `${server.url}/test/pages/room.html`);
     const signers = await page.evaluate((s) => s.map((x) => window.devicePublicKey(x)), [pageSeed, nativeSeed]);
-    native = start(peer, ["--doc", url, creds.space, creds.doc, creds.epochId, creds.epochSecret, nativeSeed, "yjs", ...signers]);
+    const native = track(start(peer, ["--doc", url, creds.space, creds.doc, creds.epochId, creds.epochSecret, nativeSeed, "yjs", ...signers]));
     await page.evaluate((a) => window.docConnect(a), { url, ...creds, seed: pageSeed, signers, crdt: "yjs" });
     const pageState = () => page.evaluate(() => window.docState());
     let asked = 0;
@@ -170,11 +154,5 @@ test("a document replica in the page and a native one converge over the room, of
     assert.ok(frames.length > 0);
     assert.equal(frames.filter((f) => f.includes(needle)).length, 0, "a frame carries plaintext");
     assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
-  } finally {
-    native?.send("quit");
-    native?.stop();
-    broker.stop();
-    await browser.close();
-    await server.close();
-  }
+  });
 });

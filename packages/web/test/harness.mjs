@@ -158,3 +158,30 @@ export async function startBroker(cli) {
   const wsAddr = /ws=(\S+)/.exec(await broker.waitFor(/listening ws=/))[1];
   return { broker, url: `ws://${wsAddr}/v1/ws` };
 }
+
+/**
+ * Runs `body` with a real `clientful broker` on loopback, the static server and headless
+ * Chromium, and always tears them down, with every native process `body` handed to
+ * `track` (each told `quit`, then stopped). `body` gets `{ peer, url, server, browser,
+ * track }`: the native room peer's path, the broker's `ws://` URL, the server (its `url`),
+ * the browser, and `track(process) -> process`.
+ */
+export async function withBrokerAndBrowser(body) {
+  const { cli, peer } = buildNative();
+  const { broker, url } = await startBroker(cli);
+  const server = await serveStatic();
+  const browser = await launchChromium();
+  const natives = [];
+  const track = (p) => (natives.push(p), p);
+  try {
+    return await body({ peer, url, server, browser, track });
+  } finally {
+    for (const p of natives) {
+      p.send("quit");
+      p.stop();
+    }
+    broker.stop();
+    await browser.close();
+    await server.close();
+  }
+}

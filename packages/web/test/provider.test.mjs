@@ -8,16 +8,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { buildNative, launchChromium, openPage, serveStatic, startBroker, until } from "./harness.mjs";
+import { openPage, until, withBrokerAndBrowser } from "./harness.mjs";
 
 const hex = () => randomBytes(32).toString("hex");
 
 test("two browsers edit one Yjs document through ClientfulProvider, online and offline", async () => {
-  const { cli } = buildNative();
-  const { broker, url } = await startBroker(cli);
-  const server = await serveStatic();
-  const browser = await launchChromium();
-  try {
+  await withBrokerAndBrowser(async ({ url, server, browser }) => {
     const creds = { url, space: hex(), doc: hex(), epochId: hex(), epochSecret: hex() };
     const seeds = [hex(), hex()];
     const marker = `secret-${randomBytes(6).toString("hex")}`;
@@ -105,9 +101,5 @@ test("two browsers edit one Yjs document through ClientfulProvider, online and o
       const p = await pages[1].evaluate(() => window.presence());
       return !(String(ids[0]) in p) || p[String(ids[0])] === null ? true : null;
     });
-  } finally {
-    await browser.close();
-    await server.close();
-    broker.stop();
-  }
+  });
 });

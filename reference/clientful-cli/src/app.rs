@@ -18,6 +18,9 @@ use clientful_net::transport::Endpoint;
 use crate::passphrase;
 use crate::settings::Settings;
 
+/// Recovery shares (spec §5.6).
+pub mod recovery;
+
 /// `identity …`
 #[derive(Subcommand)]
 pub enum IdentityAction {

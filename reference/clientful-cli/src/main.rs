@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         action: app::InviteAction,
     },
+    /// Recovery shares: set up, list held, request, release, restore.
+    Recovery {
+        #[command(subcommand)]
+        action: app::recovery::RecoveryAction,
+    },
     /// Devices: request, add, join, list, revoke.
     Devices {
         #[command(subcommand)]
@@ -255,6 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Space { action } => app::space(&settings()?, action, sel),
         Command::Invite { action } => app::invite(&settings()?, action, sel),
         Command::Devices { action } => app::devices(&settings()?, action, sel),
+        Command::Recovery { action } => app::recovery::recovery(&settings()?, action, sel),
         Command::Doc { action } => app::doc(&settings()?, action, sel),
         Command::Files { action } => app::files(&settings()?, action, sel),
         Command::Sync => app::sync(&settings()?, sel),

@@ -400,6 +400,39 @@ fn backup_seeds() -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Recovery messages (spec §5.6): a set, its kit, a request, and release bodies
+/// (the fuzz entry point reads each input as all of them).
+fn recovery_seeds() -> Result<Vec<Vec<u8>>> {
+    use clientful_core::keys::X25519Secret;
+    use clientful_core::recovery::{self, Holder, RequestSecret};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let holders: Vec<Holder> = (1..=3u8)
+        .map(|i| Holder {
+            device_id: [i; 32],
+            x25519: X25519Secret::from_bytes(&[i + 8; 32]).public(),
+        })
+        .collect();
+    let set = recovery::create_set(&mut rng, &[7; 32], "fuzz", &holders, 2)?;
+    let decoded = recovery::decode_set(&set)?;
+    let mut out = vec![
+        set.clone(),
+        <pb::RecoverySet as prost::Message>::decode(set.as_slice())?.kit,
+    ];
+    let request = RequestSecret::generate(&mut rng)?;
+    out.push(request.request().to_vec());
+    for i in 1..=3u8 {
+        let held = decoded.open_share(&[i; 32], &X25519Secret::from_bytes(&[i + 8; 32]))?;
+        out.push(wire::encode(&pb::RecoveryRelease {
+            version: 1,
+            kit: held.kit.clone(),
+            share: held.share.to_vec(),
+        }));
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let out = std::env::args_os()
         .nth(1)
@@ -454,8 +487,13 @@ fn main() -> Result<()> {
     backup.extend(&edge);
     backup.extend(&backup_seeds()?);
 
+    let mut recovery = Corpus::default();
+    recovery.extend(&edge);
+    recovery.extend(&recovery_seeds()?);
+
     for (target, corpus) in [
         ("backup", &backup),
+        ("recovery", &recovery),
         ("membership_messages", &membership_messages),
         ("canonical_codec", &canonical_codec),
         ("decode_envelope", &decode_envelope),

@@ -53,6 +53,8 @@ pub enum ContentType {
     Welcome = 44,
     /// `ADMIT`: an admin admits a redemption (MEM-25).
     Admit = 45,
+    /// `RECOVERY_SET`: carrier whose body is a `RecoverySet` (KEY-14, REC-4).
+    RecoverySet = 46,
 }
 
 impl ContentType {
@@ -78,6 +80,7 @@ impl ContentType {
         ContentType::KeyMessage,
         ContentType::Welcome,
         ContentType::Admit,
+        ContentType::RecoverySet,
     ];
 
     /// Its `content_type` value.
@@ -114,6 +117,7 @@ impl ContentType {
             ContentType::KeyMessage => "KEY_MESSAGE",
             ContentType::Welcome => "WELCOME",
             ContentType::Admit => "ADMIT",
+            ContentType::RecoverySet => "RECOVERY_SET",
         }
     }
 

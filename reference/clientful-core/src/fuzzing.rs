@@ -116,6 +116,32 @@ pub fn backup(data: &[u8]) {
     }
 }
 
+/// Recovery messages (spec §5.6): the input as a `RecoverySet` (a holder opening
+/// its share), a `RecoveryKit`, a `RecoveryRequest`, and as the decrypted bodies of
+/// one or two releases restoring a user (REC-7 past the box). No panic; a restore
+/// that succeeds gives the seed of the kit's user.
+pub fn recovery(data: &[u8]) {
+    let me = crate::keys::X25519Secret::from_bytes(&[9; 32]);
+    if let Ok(set) = crate::recovery::decode_set(data) {
+        let _ = set.open_share(&[1; 32], &me);
+    }
+    let _ = crate::recovery::decode_kit(data);
+    let _ = crate::recovery::decode_request(data);
+    let half = data.len() / 2;
+    let (a, b) = data.split_at(half);
+    for releases in [alloc::vec![data], alloc::vec![a, b]] {
+        let opened = crate::recovery::restore_with(&releases, |bytes| {
+            Ok(zeroize::Zeroizing::new(bytes.to_vec()))
+        });
+        if let Ok(c) = opened {
+            assert_eq!(
+                crate::keys::SigningKey::from_seed(&c.user_seed).public_bytes(),
+                c.user_key
+            );
+        }
+    }
+}
+
 /// Plaintext unframing: no panic; accepted content re-frames to a prefix-compatible
 /// plaintext.
 pub fn plaintext_frame(data: &[u8]) {

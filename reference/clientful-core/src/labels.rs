@@ -80,6 +80,14 @@ pub const AAD_EPHEMERAL: &str = "aad/ephemeral";
 pub const SIG_EPHEMERAL: &str = "sig/ephemeral";
 /// AEAD associated data of a sealed user backup (BAK-2).
 pub const AAD_BACKUP: &str = "aad/backup";
+/// Key of a recovery kit from the recovery secret (REC-2).
+pub const KDF_RECOVERY_KIT: &str = "kdf/recovery-kit";
+/// AEAD associated data of a recovery kit (REC-2).
+pub const AAD_RECOVERY_KIT: &str = "aad/recovery-kit";
+/// Id of a recovery kit (REC-2).
+pub const ID_RECOVERY_KIT: &str = "id/recovery-kit";
+/// Id of a recovery request (REC-5).
+pub const ID_RECOVERY_REQUEST: &str = "id/recovery-request";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -131,6 +139,10 @@ pub const ALL: &[&str] = &[
     SIG_STORAGE_CHECKPOINT,
     SIG_WELCOME,
     AAD_BACKUP,
+    KDF_RECOVERY_KIT,
+    AAD_RECOVERY_KIT,
+    ID_RECOVERY_KIT,
+    ID_RECOVERY_REQUEST,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

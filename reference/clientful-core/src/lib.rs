@@ -49,6 +49,7 @@ pub mod labels;
 pub mod limits;
 pub mod membership;
 pub mod padding;
+pub mod recovery;
 pub mod room;
 pub mod suite;
 /// Test helpers (forged membership operations); behind the `test-utils`

@@ -94,6 +94,11 @@ fn backup() {
 }
 
 #[test]
+fn recovery() {
+    replay("recovery", clientful_core::fuzzing::recovery);
+}
+
+#[test]
 fn plaintext_frame() {
     replay("plaintext_frame", clientful_core::fuzzing::plaintext_frame);
 }

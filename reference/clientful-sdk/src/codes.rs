@@ -24,6 +24,10 @@ pub const LINK: &str = "cflink1-";
 pub const DEVICE: &str = "cfdevice1-";
 /// Prefix of a sealed user backup (a `SealedBackup`, spec §5.5).
 pub const BACKUP: &str = "cfbackup1-";
+/// Prefix of a recovery request (a `RecoveryRequest`, spec REC-5).
+pub const RECOVERY_REQUEST: &str = "cfrecover1-";
+/// Prefix of a holder's release of a recovery share (a sealed `RecoveryRelease`, REC-6).
+pub const RECOVERY_RELEASE: &str = "cfrelease1-";
 
 /// The check of a code: 4 bytes of SHA-256 over a label, the prefix, the role
 /// (empty but for invites) and the bytes, in hex.
@@ -50,6 +54,10 @@ pub enum CodeKind {
     DeviceRequest,
     /// A sealed user backup ([`BACKUP`]).
     Backup,
+    /// A recovery request ([`RECOVERY_REQUEST`]).
+    RecoveryRequest,
+    /// A recovery share's release ([`RECOVERY_RELEASE`]).
+    RecoveryRelease,
     /// A code of another prefix.
     Other,
 }
@@ -61,6 +69,8 @@ impl CodeKind {
             LINK => CodeKind::Link,
             DEVICE => CodeKind::DeviceRequest,
             BACKUP => CodeKind::Backup,
+            RECOVERY_REQUEST => CodeKind::RecoveryRequest,
+            RECOVERY_RELEASE => CodeKind::RecoveryRelease,
             _ => CodeKind::Other,
         }
     }
@@ -72,6 +82,8 @@ impl CodeKind {
             CodeKind::Link => LINK,
             CodeKind::DeviceRequest => DEVICE,
             CodeKind::Backup => BACKUP,
+            CodeKind::RecoveryRequest => RECOVERY_REQUEST,
+            CodeKind::RecoveryRelease => RECOVERY_RELEASE,
             CodeKind::Other => "",
         }
     }
@@ -84,6 +96,8 @@ impl std::fmt::Display for CodeKind {
             CodeKind::Link => "a device link code",
             CodeKind::DeviceRequest => "a device request",
             CodeKind::Backup => "a sealed user backup",
+            CodeKind::RecoveryRequest => "a recovery request",
+            CodeKind::RecoveryRelease => "a recovery share release",
             CodeKind::Other => "a code",
         })
     }

@@ -26,6 +26,8 @@ pub enum FileKind {
     SpaceSettings,
     /// A user backup (the text of `Profile::backup`).
     Backup,
+    /// A recovery request in progress (`recovery-request.json`, REC-5).
+    RecoveryRequest,
 }
 
 impl std::fmt::Display for FileKind {
@@ -34,6 +36,7 @@ impl std::fmt::Display for FileKind {
             FileKind::Identity => "an identity file",
             FileKind::SpaceSettings => "a space settings file",
             FileKind::Backup => "a user backup",
+            FileKind::RecoveryRequest => "a recovery request file",
         })
     }
 }
@@ -63,6 +66,13 @@ pub enum Action {
     /// Opening a sealed user backup (BAK-6): `DECRYPT_FAILED` is a wrong
     /// passphrase or a damaged file.
     OpenBackup,
+    /// Making a recovery set (REC-2..REC-4).
+    CreateRecovery,
+    /// Making a recovery request (REC-5).
+    RecoveryRequest,
+    /// Restoring from recovery share releases (REC-7): `INVALID_OPERATION` is
+    /// fewer shares than the threshold.
+    RestoreFromShares,
 }
 
 impl std::fmt::Display for Action {
@@ -78,6 +88,9 @@ impl std::fmt::Display for Action {
             Action::RoomMessage => "room message",
             Action::SealBackup => "sealing the backup",
             Action::OpenBackup => "opening the backup",
+            Action::CreateRecovery => "making the recovery set",
+            Action::RecoveryRequest => "making the recovery request",
+            Action::RestoreFromShares => "restoring from recovery shares",
         })
     }
 }
@@ -104,6 +117,9 @@ pub enum AccessError {
         short(.0)
     )]
     FileSealed([u8; 32]),
+    /// A member with no active device, asked to hold a recovery share (REC-4).
+    #[error("member {} has no active device to hold a recovery share", short(.0))]
+    NoDevice([u8; 32]),
 }
 
 /// A name or id prefix that picks nothing, or more than one thing.
@@ -204,6 +220,9 @@ pub enum ClientError {
     /// A backup whose user key does not match its seed.
     #[error("backup is damaged: its user key does not match its seed")]
     BackupMismatch,
+    /// No recovery request was started in this home folder (REC-5).
+    #[error("no recovery request in {}; start one first", .0.display())]
+    NoRecoveryRequest(PathBuf),
     /// The home folder has no identity yet.
     #[error("no identity in {}", .0.display())]
     NoIdentity(PathBuf),

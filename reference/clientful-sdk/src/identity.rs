@@ -26,6 +26,9 @@ use clientful_core::backup;
 use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
+/// Recovery shares for this client (spec §5.6).
+mod recovery;
+
 const IDENTITY_FILE: &str = "identity.json";
 const BACKUP_KIND: &str = "clientful-user-backup";
 

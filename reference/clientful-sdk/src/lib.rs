@@ -54,6 +54,6 @@ pub use error::{
 };
 pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
 pub use space::{
-    Alarm, Change, CompactReport, DocInfo, InviteInfo, MemberInfo, MembershipAlarm, SpaceSession,
-    StaleWriter, SyncReport, Withholding,
+    Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo, MembershipAlarm,
+    SpaceSession, StaleWriter, SyncReport, Withholding,
 };

@@ -32,6 +32,8 @@ pub enum Step {
     AddDevice,
     /// Revoking a device (MEM-13).
     RevokeDevice,
+    /// Writing a recovery set's carrier, or releasing a share (REC-4, REC-6).
+    Recovery,
 }
 
 impl fmt::Display for Step {
@@ -48,6 +50,7 @@ impl fmt::Display for Step {
             Step::Admit => "admitting the redemption",
             Step::RemoveMember => "removing the member",
             Step::AddDevice => "adding the device",
+            Step::Recovery => "recovery",
             Step::RevokeDevice => "revoking the device",
         })
     }

@@ -27,6 +27,7 @@
 mod admin;
 mod deliveries;
 mod error;
+mod recovery;
 mod session;
 pub mod stored;
 mod sync;

@@ -582,6 +582,25 @@ impl Session {
         Ok(())
     }
 
+    /// Queues a carrier this device wrote under `epoch` (a recovery set, REC-4):
+    /// stored with the device's envelopes, sent to the room, and delivered to
+    /// `epoch`'s storage directory with the next sync.
+    pub(crate) fn queue_carrier(&mut self, carrier: Vec<u8>, epoch: EpochKey) {
+        self.persist.push_back(Persist::Envelope {
+            bytes: carrier.clone(),
+            outbox: false,
+        });
+        self.transmit.push_back(carrier.clone());
+        self.deliveries.add(vec![Pending {
+            epoch,
+            bytes: carrier,
+        }]);
+        self.persist.push_back(Persist::Key {
+            name: KEY_PENDING,
+            value: self.deliveries.encode(),
+        });
+    }
+
     /// Queues the writes of the keys held, the welcomes sent and the genesis.
     fn persist_keys(&mut self) {
         self.persist.push_back(Persist::Key {

@@ -24,6 +24,7 @@ pub const FRESH_FAMILIES: &[(&str, &str)] = &[
     ("storage", "clientful/v1/vectors/storage"),
     ("room", "clientful/v1/vectors/room"),
     ("backup", "clientful/v1/vectors/backup"),
+    ("recovery", "clientful/v1/vectors/recovery"),
 ];
 
 /// How many seeds are tried for one family: a generator checks the intent of
@@ -68,6 +69,7 @@ fn generate_from(family: &str, seed: &str) -> Result<VectorFile, String> {
         "storage" => families::storage::generate_seeded(&seed),
         "room" => families::room::generate_seeded(&seed),
         "backup" => families::backup::generate_seeded(&seed),
+        "recovery" => families::recovery::generate_seeded(&seed),
         other => Err(format!("no fresh cases for family {other}")),
     }
 }

@@ -233,6 +233,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::storage::generate()?,
         families::room::generate()?,
         families::backup::generate()?,
+        families::recovery::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

@@ -170,6 +170,7 @@ pub fn run_operation(
         "storage" => families::storage::run(operation, params, input),
         "room" => families::room::run(operation, params, input),
         "backup" => families::backup::run(operation, params, input),
+        "recovery" => families::recovery::run(operation, params, input),
         other => Err(format!("unknown family {other}")),
     }
 }

@@ -23,13 +23,15 @@ use crate::{labels, suite};
 pub const CT_KEY_MESSAGE: u32 = ContentType::KeyMessage.value();
 /// Content type of a carrier whose body is a welcome `SealedKey` (KEY-15).
 pub const CT_WELCOME: u32 = ContentType::Welcome.value();
+/// Content type of a carrier whose body is a `RecoverySet` (REC-4).
+pub const CT_RECOVERY_SET: u32 = ContentType::RecoverySet.value();
 
 /// The document id of a space's delivery document (KEY-14).
 pub fn delivery_doc_id(space_id: &[u8; 32]) -> Result<[u8; 32], Error> {
     suite::hash_with_label(labels::ID_DELIVERY_DOC, space_id)
 }
 
-/// Seals `body` (a key message or a welcome) in a carrier envelope under `epoch`
+/// Seals `body` (a key message, a welcome or a recovery set) in a carrier envelope under `epoch`
 /// (KEY-15). Returns the envelope bytes.
 pub fn seal_carrier<R: CryptoRng + ?Sized>(
     rng: &mut R,
@@ -39,7 +41,7 @@ pub fn seal_carrier<R: CryptoRng + ?Sized>(
     content_type: u32,
     body: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    if content_type != CT_KEY_MESSAGE && content_type != CT_WELCOME {
+    if ![CT_KEY_MESSAGE, CT_WELCOME, CT_RECOVERY_SET].contains(&content_type) {
         return Err(Error::InvalidOperation {
             reason: "not a key-delivery content type",
         });

@@ -832,8 +832,14 @@ pub(crate) fn authorize(
             check_rotation(s, space_id, rotation, &excluded, new_key)?;
         }
         OpBody::AddDevice { device } => {
+            // MEM-11: a device of the same user, or an admin for a current member
+            // (a user who lost every device, REC-8): the certificate carries the
+            // user key's signature either way.
             if device.user_key.as_bytes() != &user {
-                return Err(invalid("a device is added by its own user"));
+                if !s.members.contains_key(device.user_key.as_bytes()) {
+                    return Err(invalid("a device of a user who is not a member"));
+                }
+                admin()?;
             }
             if s.devices.contains_key(&device.device_id) {
                 return Err(invalid("device already added"));

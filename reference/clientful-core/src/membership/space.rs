@@ -26,6 +26,9 @@ use super::ops::{self, BodyBuilder, Cut, Op, OpBody, Role, Rotation, Scope};
 use super::resolve::{self, Entry};
 use super::state::{DeviceId, EpochId, OpId, State, UserKey};
 
+mod recovery;
+pub use recovery::HeldRecovery;
+
 /// Most envelopes held for a key the device does not have yet (MEM-LIM-4).
 pub const MAX_HELD: usize = 4096;
 /// Most operations in one membership log (MEM-LIM-5).
@@ -249,6 +252,9 @@ pub struct SpaceReplica {
     current: Option<EpochId>,
     epoch_events: Vec<EpochId>,
     outbox: Vec<Outgoing>,
+    /// Recovery shares sealed to this device, by kit id, with the signer of the
+    /// carrier that brought them (REC-4).
+    recovery_held: BTreeMap<[u8; 32], (crate::recovery::HeldShare, [u8; 32])>,
 }
 
 impl core::fmt::Debug for SpaceReplica {
@@ -269,6 +275,7 @@ impl SpaceReplica {
             doc_id: membership_doc_id(&space_id)?,
             delivery_doc: delivery::delivery_doc_id(&space_id)?,
             carriers: BTreeMap::new(),
+            recovery_held: BTreeMap::new(),
             not_addressed: BTreeSet::new(),
             me,
             entries: BTreeMap::new(),
@@ -677,6 +684,9 @@ impl SpaceReplica {
                 Ok(sk) if sk.device_id != self.me.device_id() => Ok(()),
                 Ok(_) => self.receive_welcome(&opened.body),
             },
+            delivery::CT_RECOVERY_SET => {
+                self.receive_recovery_set(opened.header.author, &opened.body)
+            }
             _ => Err(Error::InvalidOperation {
                 reason: "unknown key-delivery content type",
             }),

@@ -44,6 +44,7 @@
 mod admin;
 mod documents;
 mod files;
+mod recovery;
 mod settings;
 mod sync;
 
@@ -63,6 +64,7 @@ pub use clientful_storage::space::Alarm;
 use clientful_storage::space::SpaceConfig;
 use clientful_storage::{LocalStore, OpendalStore, Space};
 use rand_chacha::ChaCha20Rng;
+pub use recovery::{HeldShareInfo, request_id};
 
 use crate::document::Document;
 use crate::error::ClientError;

@@ -6,6 +6,7 @@ pub mod crdt_merge;
 pub mod envelope_open;
 pub mod membership;
 pub mod passive_replica;
+pub mod recovery;
 pub mod storage;
 
 pub mod docworld;

@@ -17,7 +17,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clientful/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints how long the previous one took (CI budget: cold under 45 minutes, warm under 15).
+step_started=""
+step() {
+  local now
+  now=$(date +%s)
+  if [ -n "$step_started" ]; then printf '(step took %ss)\n' $(( now - step_started )); fi
+  step_started=$now
+  printf '\n==> %s\n' "$*"
+}
 started=$(date +%s)
 log=$(mktemp)
 services=$(mktemp -d)
@@ -141,6 +149,6 @@ grep -q "^demo complete" "$log"
 cargo run -q -p clientful --locked --example quickstart
 cargo run -q -p clientful --locked --example invite_and_subscribe
 
-echo
+step "summary"
 echo "all checks passed in $(( $(date +%s) - started ))s: ${test_passed} cargo tests, ${js_passed} JS interop tests, ${web_passed} browser tests, ${conf_passed} conformance tests over stdio (${storage_passed} storage scenarios, ${broker_passed} broker scenarios), ${py_passed} by the Python example adapter, ${wasm_passed} by the wasm build through the Node adapter, ${fuzz_passed} generated schedules, ${sab_caught} saboteurs caught, ${vec_passed} vector cases, ${lay_passed} layering checks"
 echo "total: $(( test_passed + js_passed + web_passed + conf_passed + py_passed + wasm_passed + fuzz_passed + sab_caught + vec_passed + lay_passed )) passed, $(( test_failed + js_failed + web_failed + conf_failed + py_failed + wasm_failed + fuzz_failed + sab_missed + vec_failed + lay_failed )) failed"

@@ -163,9 +163,14 @@ export class WorkerClient {
         if (e.data.kind === "ready") ok();
         else this.receive(e.data);
       };
-      // The script itself failed (not found, a syntax error): not something a restart fixes.
       worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();
+        // A trap the Worker did not report itself: restart.
+        if (/RuntimeError/.test(e.message) && this.worker === worker && !this.restarting) {
+          this.restart(e.message);
+          return;
+        }
+        // The script itself failed (not found, a syntax error): not something a restart fixes.
         const err = new ClientfulError(`the Worker failed: ${e.message}`, "WORKER");
         this.broken = err;
         this.failAll(err);

@@ -67,11 +67,16 @@ export async function serve(load: () => Promise<ModuleExports>): Promise<void> {
     post({ kind: "trapped", error: dead });
   };
   // Traps in tasks the module runs itself (a live connection's futures), outside calls.
+  // Handled here (`preventDefault`): the page hears of it as a `trapped` message.
   scope.addEventListener("error", (e) => {
-    if (isTrap(e.error)) die(e.error);
+    if (!isTrap(e.error)) return;
+    e.preventDefault();
+    die(e.error);
   });
   scope.addEventListener("unhandledrejection", (e) => {
-    if (isTrap(e.reason)) die(e.reason);
+    if (!isTrap(e.reason)) return;
+    e.preventDefault();
+    die(e.reason);
   });
 
   // Calls that arrive while the module loads wait for it.

@@ -8,7 +8,7 @@
  * `device.openSpace(id)`), and calls marked sticky (`goLive`) are remembered too. When
  * the Worker reports a trap, the client terminates it, rejects the calls in flight with
  * `WorkerRestarted`, starts a new Worker, replays the reopen calls under the same handles
- * (so proxies on the page stay valid) and then the sticky calls; calls made meanwhile
+ * (so proxies on the page stay valid), each followed by its sticky calls; calls made meanwhile
  * wait for that. Three failed restarts in a row end the client (every call then rejects).
  */
 import { ClientfulError, WorkerRestarted } from "./errors.js";
@@ -233,11 +233,11 @@ export class WorkerClient {
       for (;;) {
         try {
           await this.startWorker();
+          // In the order they were opened, each followed by its sticky calls (a device's
+          // storage credentials before its spaces, a space's goLive after it opened).
           for (const [handle, reopen] of [...this.reopen]) {
             await this.send({ ...reopen(), bind: handle });
-          }
-          for (const calls of [...this.sticky.values()]) {
-            for (const c of calls) await this.send(c);
+            for (const c of this.sticky.get(handle) ?? []) await this.send(c);
           }
           this.failedRestarts = 0;
           this.restarts++;

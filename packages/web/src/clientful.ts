@@ -17,29 +17,24 @@ export interface SpaceInfo {
   storageUrl: string;
 }
 
-/** A member of a space. */
+/** A member of a space (the membership holds no display names). */
 export interface MemberInfo {
   user: string;
-  name: string;
   role: string;
   devices: number;
+  /** Whether the member's admission is settled (visible to every member). */
+  settled?: boolean;
 }
 
 /** The document CRDTs. */
 export type DocumentKind = "yjs" | "automerge";
 
-/** A document of a space. */
+/** A document of a space (its title: `space.title(id)`). */
 export interface DocumentInfo {
   id: string;
   kind: DocumentKind;
-  title: string;
-}
-
-/** A file stored in a space. */
-export interface FileInfo {
-  ref: string;
-  name: string;
-  size: number;
+  /** Envelopes held. */
+  envelopes?: number;
 }
 
 /** What one sync through storage moved. */
@@ -63,7 +58,7 @@ export interface SpaceEvents {
   ephemeral: (from: string, data: Uint8Array) => void;
 }
 
-/** Options of `Clientful.create/open/restoreSealed`. */
+/** Options of `Clientful.create/open/restoreSealed`. `dir`: 1 to 100 of `[A-Za-z0-9_-]` (it names OPFS files). */
 export type ClientfulOptions = WorkerClientOptions;
 
 /** One space, in the Worker. */
@@ -107,6 +102,10 @@ export class SpaceProxy {
   newDocument(kind: DocumentKind, title: string): Promise<string> {
     return this.call("newDocument", kind, title);
   }
+  /** A document's title (stored encrypted in the document). */
+  title(docId: string): Promise<string> {
+    return this.call("title", docId);
+  }
   text(docId: string): Promise<string> {
     return this.call("text", docId);
   }
@@ -143,9 +142,6 @@ export class SpaceProxy {
   }
   getFile(ref: string): Promise<Uint8Array> {
     return this.call("getFile", ref);
-  }
-  files(): Promise<FileInfo[]> {
-    return this.call("files");
   }
   /** One sync through storage. */
   sync(): Promise<SyncResult> {
@@ -202,6 +198,15 @@ export class DeviceProxy {
   }
   userName(): Promise<string> {
     return this.call("userName");
+  }
+  /**
+   * Sets a variable the storage backends read (`AWS_ACCESS_KEY_ID`,
+   * `AWS_SECRET_ACCESS_KEY`, `CLIENTFUL_WEBDAV_USER`, `CLIENTFUL_WEBDAV_PASSWORD`): a
+   * browser has no environment. Kept in the Worker's memory only (set again after a
+   * restart); call it before opening spaces.
+   */
+  setVar(key: string, value: string): Promise<void> {
+    return this.rpc.call(this.handle, "setVar", [key, value], true) as Promise<void>;
   }
   /** The user key sealed under `passphrase` (for `Clientful.restoreSealed`). */
   backupSealed(passphrase: string): Promise<string> {

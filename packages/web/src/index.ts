@@ -11,7 +11,6 @@ export type {
   ClientfulOptions,
   DocumentInfo,
   DocumentKind,
-  FileInfo,
   MemberInfo,
   Role,
   SpaceEvents,

@@ -91,7 +91,11 @@ export async function serve(load: () => Promise<ModuleExports>): Promise<void> {
       const f = obj[name];
       if (!m?.[1] || typeof f !== "function") continue;
       const event = m[1].charAt(0).toLowerCase() + m[1].slice(1);
-      (f as Method).call(obj, (...args: unknown[]) => post({ kind: "event", handle, event, args }));
+      try {
+        (f as Method).call(obj, (...args: unknown[]) => post({ kind: "event", handle, event, args }));
+      } catch {
+        // An event source the build does not have (`[UNSUPPORTED]`): its event never comes.
+      }
     }
   };
 

@@ -132,6 +132,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       for (const u of users) assert.ok(members.includes(u.user.slice(0, 12)), members);
     });
 
+    const cliDigest = (doc) => /state digest:\s+(\S+)/.exec(clientful("doc", "history", doc))?.[1];
     const converged = async (want) => {
       const [a, b] = [await state(0), await state(1)];
       const ok =
@@ -158,6 +159,9 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       clientful("sync");
       assert.equal(last(clientful("doc", "print", yjsDoc, "--text")), s.ytext);
       assert.equal(last(clientful("doc", "print", amDoc, "--text")), s.amtext);
+      // All three replicas (both browsers and the CLI) hold equal states.
+      assert.equal(cliDigest(yjsDoc), s.yDigest);
+      assert.equal(cliDigest(amDoc), s.amDigest);
     });
 
     await t.test("one context offline edits; back online it converges", async () => {
@@ -241,8 +245,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       clientful("sync");
       const a = await state(0);
       for (const [doc, digest, text] of [[yjsDoc, a.yDigest, a.ytext], [amDoc, a.amDigest, a.amtext]]) {
-        const history = clientful("doc", "history", doc);
-        assert.equal(/state digest:\s+(\S+)/.exec(history)?.[1], digest, `CLI and alice on ${doc}`);
+        assert.equal(cliDigest(doc), digest, `CLI and alice on ${doc}`);
         assert.equal(last(clientful("doc", "print", doc, "--text")), text);
       }
       assert.deepEqual(a.errors, []);

@@ -40,6 +40,25 @@ interface Pending {
 
 const MAX_RESTARTS_IN_A_ROW = 3;
 
+/** An OPFS file still held by a Worker that is going away (terminated, or its page reloaded). */
+const LOCKED = /NoModificationAllowed|InvalidState|lock/i;
+
+/**
+ * Runs `f` again while it fails because an OPFS file is still held by a Worker that is
+ * going away (it lets go within a moment), for at most `ms`.
+ */
+export async function retryLocked<T>(f: () => Promise<T>, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (Date.now() > end || !(e instanceof ClientfulError) || !LOCKED.test(e.message)) throw e;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+  }
+}
+
 function toError(e: WireError): Error {
   if (e.trap) return new WorkerRestarted(e.message);
   return new ClientfulError(e.message, e.class);
@@ -236,7 +255,7 @@ export class WorkerClient {
           // In the order they were opened, each followed by its sticky calls (a device's
           // storage credentials before its spaces, a space's goLive after it opened).
           for (const [handle, reopen] of [...this.reopen]) {
-            await this.send({ ...reopen(), bind: handle });
+            await retryLocked(() => this.send({ ...reopen(), bind: handle }));
             for (const c of this.sticky.get(handle) ?? []) await this.send(c);
           }
           this.failedRestarts = 0;

@@ -7,7 +7,7 @@
  * restarts it and reopens the device and spaces from OPFS (see `client.ts`); only the calls
  * in flight reject, with `WorkerRestarted`.
  */
-import { type Recipe, WorkerClient, type WorkerClientOptions } from "./client.js";
+import { type Recipe, WorkerClient, type WorkerClientOptions, retryLocked } from "./client.js";
 import type { Handle } from "./rpc.js";
 
 /** A space this device belongs to. */
@@ -63,6 +63,8 @@ export type ClientfulOptions = WorkerClientOptions;
 
 /** One space, in the Worker. */
 export class SpaceProxy {
+  private liveUrl: string | undefined;
+  private onOnline: (() => void) | undefined;
   /** @internal */
   constructor(
     private readonly rpc: WorkerClient,
@@ -147,9 +149,21 @@ export class SpaceProxy {
   sync(): Promise<SyncResult> {
     return this.call("sync");
   }
-  /** Stays live over the broker at `brokerUrl` (again after a Worker restart). */
-  goLive(brokerUrl: string): Promise<void> {
-    return this.rpc.call(this.handle, "goLive", [brokerUrl], true) as Promise<void>;
+  /**
+   * Stays live over the broker at `brokerUrl`: again after a Worker restart, and at once
+   * when the browser says it is back `online` (rather than after the retry backoff).
+   */
+  async goLive(brokerUrl: string): Promise<void> {
+    await this.rpc.call(this.handle, "goLive", [brokerUrl], true);
+    this.liveUrl = brokerUrl;
+    if (!this.onOnline && typeof globalThis.addEventListener === "function") {
+      this.onOnline = () => {
+        if (this.liveUrl !== undefined) {
+          this.rpc.call(this.handle, "goLive", [this.liveUrl]).catch(() => undefined);
+        }
+      };
+      globalThis.addEventListener("online", this.onOnline);
+    }
   }
   /** Sends a presence message (sealed, ephemeral) to the space's members online. */
   ephemeral(data: Uint8Array): Promise<void> {
@@ -163,6 +177,8 @@ export class SpaceProxy {
   }
   /** Closes the space in the Worker. */
   async close(): Promise<void> {
+    if (this.onOnline) globalThis.removeEventListener("online", this.onOnline);
+    this.liveUrl = undefined;
     await this.call("close");
     this.rpc.release(this.handle);
   }
@@ -236,7 +252,10 @@ async function start(recipe: Recipe, dir: string, options: ClientfulOptions): Pr
   const rpc = new WorkerClient(options);
   try {
     // However the device was made, a restarted Worker opens it from OPFS.
-    const handle = await rpc.open(recipe, () => ({ target: null, cls: "Device", method: "open", args: [dir] }));
+    // A Worker of a page just reloaded may still hold the device's files for a moment.
+    const handle = await retryLocked(() =>
+      rpc.open(recipe, () => ({ target: null, cls: "Device", method: "open", args: [dir] })),
+    );
     return new DeviceProxy(rpc, handle);
   } catch (e) {
     rpc.terminate();

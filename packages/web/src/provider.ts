@@ -199,6 +199,7 @@ export class ClientfulProvider {
     origin: unknown,
   ) => void;
   private joined = 0;
+  private presenceOff = false;
 
   /**
    * Binds `doc` to document `docId` of `space`, or to `room`. `doc` must be new: its
@@ -321,11 +322,20 @@ export class ClientfulProvider {
   }
 
   private send(update: Uint8Array): void {
+    if (this.presenceOff) return;
+    // A build without presence messages (`UNSUPPORTED`): said once, then presence stays local.
+    const failed = (e: unknown): void => {
+      if ((e as { class?: unknown } | null)?.class === "UNSUPPORTED") {
+        if (this.presenceOff) return;
+        this.presenceOff = true;
+      }
+      this.onError(e);
+    };
     try {
       const sent = this.link.sendPresence(update);
-      if (sent instanceof Promise) sent.catch((e: unknown) => this.onError(e));
+      if (sent instanceof Promise) sent.catch(failed);
     } catch (e) {
-      this.onError(e);
+      failed(e);
     }
   }
 

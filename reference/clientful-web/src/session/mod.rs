@@ -33,8 +33,9 @@
 //!   `{ kind: "preview", docId }`, `{ kind: "withholding" }`, `{ kind: "evidence" }`,
 //!   `{ kind: "staleEpoch" }`, and `{ kind: "lagged" }` when events were missed
 //!   (re-read everything shown).
-//! - Ephemeral messages (`ephemeral`, `setOnEphemeral`) are not built yet: they
-//!   throw `[UNSUPPORTED]`; presence goes through `Room`/`DocRoom` meanwhile.
+//! - `ephemeral(data)` needs `goLive` first (`[NOT_LIVE]` otherwise); it is sent
+//!   within 200 ms by the live loop. `setOnEphemeral(cb)` gets `cb(sender, data)`
+//!   with `sender` the sending device's key (hex).
 //!
 //! Errors are thrown `Error`s named `ClientfulError` whose message starts with
 //! the kind in brackets (`[NOT_INITIALIZED] ...`, `[ACCESS] ...`, a spec class
@@ -49,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clientful::error::ClientError;
-use clientful::live::Live;
+use clientful::live::{Live, LiveEvent};
 use clientful::{Change, Client, CrdtKind, SpaceSession};
 use clientful_core::membership::ops::Role;
 use clientful_net::client::Event;
@@ -240,6 +241,9 @@ impl Device {
 struct Shared {
     session: tokio::sync::Mutex<SpaceSession>,
     on_change: RefCell<Option<Function>>,
+    on_ephemeral: RefCell<Option<Function>>,
+    /// Ephemeral messages waiting for the live loop to send them.
+    outgoing: RefCell<Vec<Vec<u8>>>,
     /// Set when the live loop should stop (`close`, a new `goLive`).
     live_stop: RefCell<Option<Rc<Cell<bool>>>>,
 }
@@ -309,6 +313,8 @@ impl Space {
         let shared = Rc::new(Shared {
             session: tokio::sync::Mutex::new(session),
             on_change: RefCell::new(None),
+            on_ephemeral: RefCell::new(None),
+            outgoing: RefCell::new(Vec::new()),
             live_stop: RefCell::new(None),
         });
         wasm_bindgen_futures::spawn_local(push_changes(Rc::downgrade(&shared), rx));
@@ -683,21 +689,23 @@ impl Space {
         self.shared.on_change.replace(cb);
     }
 
-    /// Presence messages: not built yet (see the module documentation).
-    pub fn ephemeral(&self, _data: &[u8]) -> Result<(), JsValue> {
-        Err(js_error(
-            "UNSUPPORTED",
-            "ephemeral messages are not built in Space yet; use DocRoom",
-        ))
+    /// Sends `data` (presence: a y-protocols awareness update, ...) as an
+    /// ephemeral message signed by this device and sealed for the room (BRK-14),
+    /// to the members online now; never stored. Needs `goLive`.
+    pub fn ephemeral(&self, data: Vec<u8>) -> Result<(), JsValue> {
+        if self.shared.live_stop.borrow().is_none() {
+            return Err(js_error("NOT_LIVE", "ephemeral messages need goLive first"));
+        }
+        self.shared.outgoing.borrow_mut().push(data);
+        Ok(())
     }
 
-    /// Presence messages: not built yet (see the module documentation).
+    /// Calls `cb(sender, data)` for every ephemeral message a member's device sent
+    /// (opened, signature and freshness checked, BRK-15); `sender` is its device key
+    /// (hex). `null` removes it.
     #[wasm_bindgen(js_name = setOnEphemeral)]
-    pub fn set_on_ephemeral(&self, _cb: Option<Function>) -> Result<(), JsValue> {
-        Err(js_error(
-            "UNSUPPORTED",
-            "ephemeral messages are not built in Space yet; use DocRoom",
-        ))
+    pub fn set_on_ephemeral(&self, cb: Option<Function>) {
+        self.shared.on_ephemeral.replace(cb);
     }
 
     /// Stops the live loop and the change events. The session's store closes
@@ -707,6 +715,7 @@ impl Space {
             stop.set(true);
         }
         self.shared.on_change.replace(None);
+        self.shared.on_ephemeral.replace(None);
     }
 }
 
@@ -739,6 +748,11 @@ async fn live_loop(shared: Weak<Shared>, mut live: Live, endpoint: Endpoint, sto
             if live.publish(&mut s).await.is_err() {
                 break;
             }
+            let outgoing = std::mem::take(&mut *sh.outgoing.borrow_mut());
+            for data in outgoing {
+                // A message the room refuses (too large) is dropped, as offline.
+                let _ = live.ephemeral(&s, &data).await;
+            }
             if s.membership().current_epoch().map(|k| *k.id()) != Some(*live.epoch()) {
                 match Live::join(&s, endpoint.clone()) {
                     Ok(l) => {
@@ -761,8 +775,19 @@ async fn live_loop(shared: Weak<Shared>, mut live: Live, endpoint: Endpoint, sto
             break;
         };
         let mut s = sh.session.lock().await;
-        if live.handle(&mut s, batch).await.is_err() {
+        let Ok(events) = live.handle(&mut s, batch).await else {
             break;
+        };
+        drop(s);
+        let cb = sh.on_ephemeral.borrow().clone();
+        for ev in events {
+            if let (LiveEvent::Ephemeral { sender, body }, Some(cb)) = (ev, &cb) {
+                let _ = cb.call2(
+                    &JsValue::NULL,
+                    &hex::encode(sender).into(),
+                    &Uint8Array::from(body.as_slice()).into(),
+                );
+            }
         }
     }
     live.close().await;

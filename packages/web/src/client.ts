@@ -135,6 +135,17 @@ export class WorkerClient {
     this.listeners.set(handle, byEvent);
   }
 
+  /** Calls the listeners of `event` on `handle` here, as if the Worker had pushed it. */
+  emit(handle: Handle, event: string, ...args: unknown[]): void {
+    for (const cb of this.listeners.get(handle)?.get(event) ?? []) {
+      try {
+        cb(...args);
+      } catch (e) {
+        console.error("clientful: a listener threw", e);
+      }
+    }
+  }
+
   /** Removes a listener added with `on`. */
   off(handle: Handle, event: string, cb: Callback): void {
     this.listeners.get(handle)?.get(event)?.delete(cb);
@@ -221,13 +232,7 @@ export class WorkerClient {
         this.pending.get(m.id)?.callbacks[m.callback]?.(...m.args);
         break;
       case "event":
-        for (const cb of this.listeners.get(m.handle)?.get(m.event) ?? []) {
-          try {
-            cb(...m.args);
-          } catch (e) {
-            console.error("clientful: a listener threw", e);
-          }
-        }
+        this.emit(m.handle, m.event, ...m.args);
         break;
       case "trapped":
         this.restart(m.error.message);

@@ -43,7 +43,11 @@ export interface SyncResult {
   downloaded: number;
 }
 
-/** An SDK change event: `kind` (`document`, `membership`, ...) and the document it concerns. */
+/**
+ * An SDK change event: `kind` (`document`, `membership`, `preview`, `withholding`,
+ * `evidence`, `staleEpoch`, `lagged`) and the document it concerns; the facade adds
+ * `live` when the space (re)joined its broker room (`goLive`, or back `online`).
+ */
 export interface ChangeEvent {
   kind: string;
   docId?: string;
@@ -156,11 +160,15 @@ export class SpaceProxy {
   async goLive(brokerUrl: string): Promise<void> {
     await this.rpc.call(this.handle, "goLive", [brokerUrl], true);
     this.liveUrl = brokerUrl;
+    this.rpc.emit(this.handle, "change", { kind: "live" });
     if (!this.onOnline && typeof globalThis.addEventListener === "function") {
       this.onOnline = () => {
-        if (this.liveUrl !== undefined) {
-          this.rpc.call(this.handle, "goLive", [this.liveUrl]).catch(() => undefined);
-        }
+        const url = this.liveUrl;
+        if (url === undefined) return;
+        this.rpc
+          .call(this.handle, "goLive", [url])
+          .then(() => this.rpc.emit(this.handle, "change", { kind: "live" }))
+          .catch(() => undefined);
       };
       globalThis.addEventListener("online", this.onOnline);
     }

@@ -325,7 +325,10 @@ export class ClientfulProvider {
     if (this.presenceOff) return;
     // A build without presence messages (`UNSUPPORTED`): said once, then presence stays local.
     const failed = (e: unknown): void => {
-      if ((e as { class?: unknown } | null)?.class === "UNSUPPORTED") {
+      const cls = (e as { class?: unknown } | null)?.class;
+      // Not live (yet): nobody to tell; the state goes out when the space goes live.
+      if (cls === "NOT_LIVE") return;
+      if (cls === "UNSUPPORTED") {
         if (this.presenceOff) return;
         this.presenceOff = true;
       }
@@ -353,7 +356,14 @@ export class ClientfulProvider {
       }
       const diff = await this.link.diff(Y.encodeStateVector(this.doc));
       if (this.destroyed) return;
-      if (diff.byteLength > EMPTY_UPDATE_BYTES) Y.applyUpdate(this.doc, diff, this);
+      if (diff.byteLength > EMPTY_UPDATE_BYTES) {
+        const id = this.doc.clientID;
+        Y.applyUpdate(this.doc, diff, this);
+        // Yjs takes a new client id when a remote transaction brings structs under its own
+        // (a clash with another client, as it must assume). These are this device's own,
+        // verified by the replica (after a reload, say): keep the replica's id.
+        if (this.doc.clientID !== id) this.doc.clientID = id;
+      }
       if (!this.syncedOnce) {
         this.syncedOnce = true;
         for (const ok of this.syncedWaiters.splice(0)) ok();

@@ -211,8 +211,20 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       assert.equal(after.amtext, before.amtext);
       assert.equal(after.yDigest, before.yDigest);
       assert.equal(after.amDigest, before.amDigest);
+      // The reloaded JS document still writes as this device (its own earlier edits came
+      // back from the replica: Yjs would take a new client id, the provider keeps it).
+      await run(1, "yInsert", 0, "reloaded ");
       await contexts[1].setOffline(false);
       await call(1, "goLive", url);
+      await until(
+        "convergence after the reload",
+        async () => {
+          await call(1, "sync");
+          await call(0, "sync");
+          return converged((s) => s.ytext.startsWith("reloaded "));
+        },
+        30000,
+      );
     });
 
     await t.test("a photo uploaded in the browser is read by the CLI byte for byte", async () => {

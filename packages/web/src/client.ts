@@ -267,6 +267,9 @@ export class WorkerClient {
           this.restarts++;
           this.restarting = false;
           this.onRestart?.(cause);
+          // Each reopened object's listeners: what they derived from the old one may be
+          // stale (a reopened replica may take a new actor incarnation, DOC-3).
+          for (const handle of [...this.reopen.keys()]) this.emit(handle, "restart");
           return;
         } catch (e) {
           if (this.broken) throw this.broken;

@@ -60,6 +60,8 @@ export type Role = "admin" | "writer" | "reader";
 export interface SpaceEvents {
   change: (change: ChangeEvent) => void;
   ephemeral: (from: string, data: Uint8Array) => void;
+  /** The Worker was restarted after a trap and the space reopened: re-read what you hold. */
+  restart: () => void;
 }
 
 /** Options of `Clientful.create/open/restoreSealed`. `dir`: 1 to 100 of `[A-Za-z0-9_-]` (it names OPFS files). */

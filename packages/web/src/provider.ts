@@ -118,7 +118,7 @@ export function unframePresence(docId: string, data: Uint8Array): Uint8Array | u
   return data.subarray(2 + n);
 }
 
-function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void } {
+function spaceLink(space: SpaceProxy, docId: string, onRestart: () => void): YjsLink & { detach(): void } {
   let wake: (() => void) | undefined;
   let woken = false;
   let joins = 1;
@@ -143,6 +143,7 @@ function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void
   };
   space.on("change", onChange);
   space.on("ephemeral", onEphemeral);
+  space.on("restart", onRestart);
   return {
     clientId: () => space.yjsClientId(docId),
     applyLocal: (u) => space.applyLocalYjsUpdate(docId, u),
@@ -166,6 +167,7 @@ function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void
     detach: () => {
       space.off("change", onChange);
       space.off("ephemeral", onEphemeral);
+      space.off("restart", onRestart);
       poke();
     },
   };
@@ -220,7 +222,16 @@ export class ClientfulProvider {
     this.doc = doc;
     this.onError = options.onError ?? ((e) => console.error("clientful provider:", e));
     if (typeof docIdOrOptions === "string") {
-      const link = spaceLink(target as SpaceProxy, docIdOrOptions);
+      const space = target as SpaceProxy;
+      const docId = docIdOrOptions;
+      // A restarted Worker's replica may use a new client id (a new incarnation, DOC-3):
+      // take it before the next local update goes out.
+      const link = spaceLink(space, docId, () => {
+        this.pending = this.pending
+          .then(() => space.yjsClientId(docId))
+          .then((id) => this.switchClientId(id))
+          .catch((e: unknown) => this.onError(e));
+      });
       this.space = target as SpaceProxy;
       this.docId = docIdOrOptions;
       this.replica = undefined;
@@ -298,6 +309,17 @@ export class ClientfulProvider {
     this.doc.off("update", this.onUpdate);
     this.detach();
     this.link.close();
+  }
+
+  /** Takes a new client id of the replica's for this device's next inserts (and presence). */
+  private switchClientId(id: number): void {
+    if (this.destroyed || this.doc.clientID === id) return;
+    const old = this.awareness.clientID;
+    const state = this.awareness.getLocalState();
+    this.doc.clientID = id;
+    removeAwarenessStates(this.awareness, [old], this);
+    this.awareness.clientID = id;
+    this.awareness.setLocalState(state);
   }
 
   /** Takes the replica's client id (space form), before anything is written. */

@@ -10,6 +10,8 @@
 // - a page reload keeps everything (OPFS) and the JS documents come back from it;
 // - a photo uploaded in the browser is read by the CLI byte for byte;
 // - presence (awareness) set in one context is visible in the other;
+// - a trap in one context's Worker: a new Worker reopens the device and space from OPFS,
+//   goes live again, and the JS documents carry on;
 // - the CLI admin removes the second browser user: that browser reads nothing new;
 // - every replica ends with equal digests;
 // - a plaintext scan of the bucket's objects and of the broker's frames finds no marker.
@@ -82,6 +84,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
     cli: marker("carolwrites"), yA: marker("alicewrites"), yB: marker("bobwrites"), amA: marker("aliceplans"),
     amB: marker("bobplans"), offline: marker("bobaway"), away: marker("alicemeanwhile"),
     presence: marker("alicecursor"), photo: marker("photobytes"), removed: marker("afterremoval"),
+    restart: marker("aliceagain"),
   };
   const contexts = [];
   const pages = [];
@@ -121,7 +124,9 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
 
     await t.test("an invite created natively is accepted in both browsers", async () => {
       for (const [i, name] of ["alice", "bob"].entries()) {
-        users.push(await run(i, "start", { dir: name, name, vars: S3_KEYS }));
+        // Alice's Worker is the test one (the same module, plus a way to trap it).
+        const workerUrl = i === 0 ? "/test/pages/facade-worker.mjs" : undefined;
+        users.push(await run(i, "start", { dir: name, name, vars: S3_KEYS, workerUrl }));
         await run(i, "accept", codes[i], storage);
       }
       // Admitted on the admin's next sync; then the browsers read the space.
@@ -247,6 +252,22 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
         return p[String(ids[0])]?.user === m.presence ? p : null;
       });
       assert.equal(seen[String(ids[0])].cursor, 7);
+    });
+
+    await t.test("a trap in a Worker: a new one reopens the device and space from OPFS and goes live again", async () => {
+      const before = await state(0);
+      const trapped = await run(0, "trap");
+      assert.equal(trapped.name, "WorkerRestarted");
+      const after = await state(0);
+      assert.equal(after.restarts, 1);
+      assert.equal(after.yDigest, before.yDigest);
+      assert.equal(after.amDigest, before.amDigest);
+      // The provider and the binding carry on over the new Worker, live.
+      await run(0, "yInsert", 0, `${m.restart} `);
+      await run(0, "amInsert", 0, `${m.restart} `);
+      await until("convergence after the restart", () =>
+        converged((s) => s.ytext.includes(m.restart) && s.amtext.includes(m.restart)),
+      );
     });
 
     await t.test("the native admin removes the second browser user: it reads nothing new", async () => {

@@ -165,6 +165,8 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const fullPlan = docs.find((d) => d.id.startsWith(plan)).id;
     assert.equal(docs.find((d) => d.id === fullNotes).kind, "yjs");
     assert.equal(docs.find((d) => d.id === fullPlan).kind, "automerge");
+    assert.equal(docs.find((d) => d.id === fullNotes).title, "Notes");
+    assert.equal(docs.find((d) => d.id === fullPlan).title, "Plan");
     assert.equal(await sp("text", fullNotes), markers.alice);
 
     // Concurrent edits in both documents, then sync both ways until equal.

@@ -27,8 +27,8 @@
 //!   progress callback gets `(bytesStored, total)`.
 //! - `members()` items are `{ user, role, devices, settled }`: no `name` (the
 //!   membership holds no display names).
-//! - `documents()` items are `{ id, kind, envelopes }`: no `title` (the SDK's
-//!   listing does not open each document); `title(docId)` reads one.
+//! - `documents()` items are `{ id, kind, title, envelopes }`; `title(docId)`
+//!   reads one document's title.
 //! - `setOnChange` events: `{ kind: "document", docId }`, `{ kind: "membership" }`,
 //!   `{ kind: "preview", docId }`, `{ kind: "withholding" }`, `{ kind: "evidence" }`,
 //!   `{ kind: "staleEpoch" }`, and `{ kind: "lagged" }` when events were missed
@@ -415,25 +415,25 @@ impl Space {
         })
     }
 
-    /// The documents this device holds: `[{ id, kind, envelopes }]`.
+    /// The documents this device holds: `[{ id, kind, title, envelopes }]` (the
+    /// title read from each document; empty for one this device cannot open).
     #[wasm_bindgen(
-        unchecked_return_type = "Promise<Array<{ id: string; kind: string; envelopes: number }>>"
+        unchecked_return_type = "Promise<Array<{ id: string; kind: string; title: string; envelopes: number }>>"
     )]
     pub fn documents(&self) -> Promise {
         self.run(async |s| {
-            Ok(s.documents()
-                .map_err(client_err)?
-                .into_iter()
-                .map(|d| {
-                    let o = Object::new();
-                    set(&o, "id", hex::encode(d.id));
-                    set(&o, "kind", kind_name(d.crdt));
-                    #[allow(clippy::cast_precision_loss)]
-                    set(&o, "envelopes", d.envelopes as f64);
-                    JsValue::from(o)
-                })
-                .collect::<Array>()
-                .into())
+            let out = Array::new();
+            for d in s.documents().map_err(client_err)? {
+                let title = s.document(&d.id).map(|doc| doc.title()).unwrap_or_default();
+                let o = Object::new();
+                set(&o, "id", hex::encode(d.id));
+                set(&o, "kind", kind_name(d.crdt));
+                set(&o, "title", title);
+                #[allow(clippy::cast_precision_loss)]
+                set(&o, "envelopes", d.envelopes as f64);
+                out.push(&o);
+            }
+            Ok(out.into())
         })
     }
 

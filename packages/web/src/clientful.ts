@@ -29,10 +29,12 @@ export interface MemberInfo {
 /** The document CRDTs. */
 export type DocumentKind = "yjs" | "automerge";
 
-/** A document of a space (its title: `space.title(id)`). */
+/** A document of a space. */
 export interface DocumentInfo {
   id: string;
   kind: DocumentKind;
+  /** Its title (empty for a document this device cannot open). */
+  title: string;
   /** Envelopes held. */
   envelopes?: number;
 }

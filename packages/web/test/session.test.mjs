@@ -6,6 +6,10 @@
 //   and acceptInvite join; both edit a Yjs and an Automerge document and sync
 //   through storage until the native `doctor report` state digests equal the
 //   Worker's stateDigest;
+// - JS documents bound to the Worker's: a Y.Doc (yjsClientId, yjsDiff,
+//   applyLocalYjsUpdate) and an Automerge document (automergeActor,
+//   automergeChangesSince, applyLocalAutomergeChanges) edit, and the native device
+//   reads their edits after a sync;
 // - the Worker putFiles a photo (random bytes) that the native CLI reads byte for byte;
 // - the Worker is terminated; a new one Device.opens the same OPFS home and sees
 //   everything;
@@ -24,6 +28,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as Y from "yjs";
+import * as Automerge from "@automerge/automerge";
 import { buildNative, launchChromium, repo, serveStatic, start, startBroker, until, watchErrors } from "./harness.mjs";
 
 let services;
@@ -120,6 +126,9 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
   const notes = lastLine(native("alice", "doc", "new", "--crdt", "yjs", "--title", "Notes"));
   const plan = lastLine(native("alice", "doc", "new", "--crdt", "automerge", "--title", "Plan"));
   native("alice", "doc", "edit", notes, "--append", markers.alice);
+  // The text object exists before the concurrent edits (two devices each creating
+  // the Automerge root key `text` would conflict, and one text would win).
+  native("alice", "doc", "edit", plan, "--append", "plan:");
   const code = lastLine(native("alice", "invite", "create"));
   native("alice", "sync");
 
@@ -156,6 +165,8 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const fullPlan = docs.find((d) => d.id.startsWith(plan)).id;
     assert.equal(docs.find((d) => d.id === fullNotes).kind, "yjs");
     assert.equal(docs.find((d) => d.id === fullPlan).kind, "automerge");
+    assert.equal(docs.find((d) => d.id === fullNotes).title, "Notes");
+    assert.equal(docs.find((d) => d.id === fullPlan).title, "Plan");
     assert.equal(await sp("text", fullNotes), markers.alice);
 
     // Concurrent edits in both documents, then sync both ways until equal.
@@ -174,9 +185,38 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const notesText = await sp("text", fullNotes);
     assert.equal(notesText, `${markers.bob} ${markers.alice} native-2`);
     assert.equal(lastLine(native("alice", "doc", "print", notes, "--text")), notesText);
-    assert.ok((await sp("text", fullPlan)).includes(markers.plan));
+    const planMerged = await sp("text", fullPlan);
+    assert.ok(planMerged.includes(markers.plan) && planMerged.includes("plan: native-plan"), planMerged);
     const changeKinds = await page.evaluate(() => window.changes.map((c) => c.kind));
     assert.ok(changeKinds.includes("document"), `change events pushed: ${changeKinds}`);
+
+    // A JS Y.Doc bound to the Worker's Yjs document: the replica's state in, a local
+    // edit out (checked and sealed as this device's), read natively after a sync.
+    const bytesOf = (r) => Uint8Array.from(r.bytes);
+    const ydoc = new Y.Doc();
+    Y.applyUpdate(ydoc, bytesOf(await sp("yjsDiff", fullNotes, { bytes: Array.from(Y.encodeStateVector(new Y.Doc())) })));
+    // After the state: Yjs picks a new clientID when a remote update carries its own.
+    ydoc.clientID = await sp("yjsClientId", fullNotes);
+    assert.equal(ydoc.getText("text").toString(), notesText);
+    const svBefore = Y.encodeStateVector(ydoc);
+    ydoc.getText("text").insert(0, "yjs-js ");
+    await sp("applyLocalYjsUpdate", fullNotes, { bytes: Array.from(Y.encodeStateAsUpdate(ydoc, svBefore)) });
+    assert.equal(await sp("text", fullNotes), `yjs-js ${notesText}`);
+    // An Automerge document likewise (the same actor as the replica's).
+    const actor = await sp("automergeActor", fullPlan);
+    let am = Automerge.init({ actor });
+    [am] = Automerge.applyChanges(am, (await sp("automergeChangesSince", fullPlan, [])).map(bytesOf));
+    assert.equal(String(am.text), await sp("text", fullPlan));
+    const heads = Automerge.getHeads(am);
+    const am2 = Automerge.change(am, (d) => Automerge.splice(d, ["text"], 0, 0, "am-js "));
+    const mine = Automerge.getChanges(am, am2).map((c) => ({ bytes: Array.from(c) }));
+    await sp("applyLocalAutomergeChanges", fullPlan, mine);
+    assert.ok((await sp("text", fullPlan)).startsWith("am-js "));
+    assert.equal((await sp("automergeChangesSince", fullPlan, heads)).length, 1);
+    await sp("sync");
+    native("alice", "sync");
+    assert.ok(lastLine(native("alice", "doc", "print", notes, "--text")).startsWith("yjs-js "));
+    assert.ok(native("alice", "doc", "print", plan, "--text").includes("am-js "));
 
     // A photo stored by the browser, read natively byte for byte.
     const photo = await call("putRandomFile", { space, size: 300 * 1024 + 17 });

@@ -22,13 +22,13 @@
 //!   OPFS files: `<dir>.home.redb`, `<dir>.spaces.<space id>.redb`).
 //! - `files()` is omitted: the SDK keeps no list of files (a file's reference
 //!   lives in the document that uses it).
-//! - `putFile(name, bytes, onProgress?)`: `name` is stored as the media type
-//!   field's companion nowhere (the SDK stores a media type, not a name): pass a
-//!   media type (`"image/jpeg"`) or a name; it is kept as the file's media type.
+//! - `putFile(name, bytes, onProgress?)`: the SDK stores a file's media type, not
+//!   its name: `name` is kept as the media type (pass `"image/jpeg"`, say). The
+//!   progress callback gets `(bytesStored, total)`.
 //! - `members()` items are `{ user, role, devices, settled }`: no `name` (the
 //!   membership holds no display names).
-//! - `documents()` items are `{ id, kind, envelopes }`: no `title` (the SDK's
-//!   listing does not open each document); `title(docId)` reads one.
+//! - `documents()` items are `{ id, kind, title, envelopes }`; `title(docId)`
+//!   reads one document's title.
 //! - `setOnChange` events: `{ kind: "document", docId }`, `{ kind: "membership" }`,
 //!   `{ kind: "preview", docId }`, `{ kind: "withholding" }`, `{ kind: "evidence" }`,
 //!   `{ kind: "staleEpoch" }`, and `{ kind: "lagged" }` when events were missed
@@ -71,6 +71,10 @@ fn js_error(kind: &str, message: &str) -> JsValue {
 
 fn client_err(e: ClientError) -> JsValue {
     js_error(e.kind(), &e.to_string())
+}
+
+fn doc_err(e: crate::doc::WebDocError) -> JsValue {
+    js_error(e.class(), &e.to_string())
 }
 
 fn set(o: &Object, key: &str, value: impl Into<JsValue>) {
@@ -411,25 +415,25 @@ impl Space {
         })
     }
 
-    /// The documents this device holds: `[{ id, kind, envelopes }]`.
+    /// The documents this device holds: `[{ id, kind, title, envelopes }]` (the
+    /// title read from each document; empty for one this device cannot open).
     #[wasm_bindgen(
-        unchecked_return_type = "Promise<Array<{ id: string; kind: string; envelopes: number }>>"
+        unchecked_return_type = "Promise<Array<{ id: string; kind: string; title: string; envelopes: number }>>"
     )]
     pub fn documents(&self) -> Promise {
         self.run(async |s| {
-            Ok(s.documents()
-                .map_err(client_err)?
-                .into_iter()
-                .map(|d| {
-                    let o = Object::new();
-                    set(&o, "id", hex::encode(d.id));
-                    set(&o, "kind", kind_name(d.crdt));
-                    #[allow(clippy::cast_precision_loss)]
-                    set(&o, "envelopes", d.envelopes as f64);
-                    JsValue::from(o)
-                })
-                .collect::<Array>()
-                .into())
+            let out = Array::new();
+            for d in s.documents().map_err(client_err)? {
+                let title = s.document(&d.id).map(|doc| doc.title()).unwrap_or_default();
+                let o = Object::new();
+                set(&o, "id", hex::encode(d.id));
+                set(&o, "kind", kind_name(d.crdt));
+                set(&o, "title", title);
+                #[allow(clippy::cast_precision_loss)]
+                set(&o, "envelopes", d.envelopes as f64);
+                out.push(&o);
+            }
+            Ok(out.into())
         })
     }
 
@@ -519,7 +523,7 @@ impl Space {
             let mut refused = None;
             s.edit(&id, |d| {
                 if let Err(e) = crate::doc::apply_local_yjs(d.replica_mut(), &update) {
-                    refused = Some(JsValue::from(e));
+                    refused = Some(doc_err(e));
                 }
                 Ok(())
             })
@@ -580,7 +584,7 @@ impl Space {
             let mut refused = None;
             s.edit(&id, |d| {
                 if let Err(e) = crate::doc::apply_local_automerge(d.replica_mut(), &joined) {
-                    refused = Some(JsValue::from(e));
+                    refused = Some(doc_err(e));
                 }
                 Ok(())
             })
@@ -599,7 +603,8 @@ impl Space {
         self.run(async move |s| {
             let id = doc_id(s, &doc)?;
             let d = s.document(&id).map_err(client_err)?;
-            let changes = crate::doc::automerge_changes_since(d.replica_mut(), &heads)?;
+            let changes =
+                crate::doc::automerge_changes_since(d.replica_mut(), &heads).map_err(doc_err)?;
             Ok(changes
                 .iter()
                 .map(|c| JsValue::from(Uint8Array::from(c.as_slice())))

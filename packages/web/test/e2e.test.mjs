@@ -139,6 +139,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
         amDoc = docs.find((d) => d.id.startsWith(amPrefix))?.id;
         assert.equal(docs.find((d) => d.id === yjsDoc)?.kind, "yjs");
         assert.equal(docs.find((d) => d.id === amDoc)?.kind, "automerge");
+        assert.equal(docs.find((d) => d.id === yjsDoc)?.title, "Notes");
         await call(i, "goLive", url);
         await run(i, "bind", yjsDoc, amDoc);
       }

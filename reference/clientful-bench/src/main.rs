@@ -11,6 +11,7 @@
 mod browser;
 mod coldjoin;
 mod fanout;
+mod overhead;
 mod pipeline;
 mod servers;
 mod stats;
@@ -62,6 +63,9 @@ enum Section {
     Coldjoin,
     /// The wasm module's envelope pipeline against JS Yjs, in Node.
     Browser,
+    /// Envelope bytes against the CRDT's own bytes over the batch size, and one
+    /// envelope's bytes by field.
+    Overhead,
 }
 
 /// One figure of the table.
@@ -401,6 +405,12 @@ fn main() -> anyhow::Result<()> {
             });
         }
     };
+    if run(Section::Overhead) && cli.only.as_ref().is_none_or(|o| o.contains("overhead")) {
+        let (patches, _) = trace::load(&cli.root)?;
+        let (rows, details) = overhead::overhead(cli.quick, &patches)?;
+        push_rows(rows, &mut figures);
+        sections.insert("overhead".into(), details);
+    }
     if run(Section::Fanout) {
         let (rows, details) = fanout::fanout(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);

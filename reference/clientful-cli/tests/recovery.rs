@@ -108,7 +108,7 @@ fn any_two_of_three_holders_restore_a_user_who_lost_every_device() {
     let out = phone.run(&["recovery", "restore", &r_carol, &r_dave]);
     assert!(out.contains("restored user bob"), "{out}");
     assert_eq!(phone.user_key(), bob_key);
-    assert!(!phone.home.join("recovery-request.json").exists());
+    assert!(!phone.home.join("recovery").exists());
 
     // Alice (admin) adds bob's new device (MEM-11); the others see it.
     let device_request = last_line(&phone.run(&["devices", "request"]));

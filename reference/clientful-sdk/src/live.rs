@@ -11,14 +11,22 @@
 //! `SYNC_JOIN`; every peer answers by publishing again the envelopes it
 //! published recently (at most [`RECENT`]), so an edit published before the
 //! joiner arrived is not missed while it is not yet in storage.
+//!
+//! Platform: timers, tasks and the clock come from `clientful_net::platform`
+//! (tokio natively, the browser's event loop on wasm32); channels and `select!`
+//! are tokio's runtime-free parts, so this module is the same on both. A shell
+//! that cannot lend the session to [`run`] for its whole life (the browser's,
+//! which serves other calls meanwhile) waits with [`Live::next_events`] without
+//! it and applies them with [`Live::handle`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use clientful_core::room::RoomCredentials;
+use clientful_core::room::{EphemeralCounter, EphemeralReceiver, RoomCredentials};
 use clientful_core::wire;
 use clientful_net::client::{ClientOptions, Event, RoomClient};
 use clientful_net::docsync::kind;
+use clientful_net::platform;
 use clientful_net::transport::Endpoint;
 use clientful_proto::v1::RoomMessage;
 use rand_chacha::ChaCha20Rng;
@@ -48,6 +56,14 @@ pub enum LiveEvent {
     Disconnected,
     /// A storage sync failed (the session goes on).
     Warning(String),
+    /// An ephemeral message (presence, cursors: BRK-14) from a member's device,
+    /// opened, its signature and freshness checked (BRK-15); never stored.
+    Ephemeral {
+        /// The sending device's key.
+        sender: [u8; 32],
+        /// What it sent.
+        body: Vec<u8>,
+    },
 }
 
 /// A running room membership for one space.
@@ -59,6 +75,8 @@ pub struct Live {
     rng: ChaCha20Rng,
     session: [u8; 16],
     recent: std::collections::VecDeque<Vec<u8>>,
+    counter: EphemeralCounter,
+    receiver: EphemeralReceiver,
 }
 
 impl Live {
@@ -84,6 +102,8 @@ impl Live {
             rng,
             session,
             recent: std::collections::VecDeque::new(),
+            counter: EphemeralCounter::new(),
+            receiver: EphemeralReceiver::new(),
         })
     }
 
@@ -111,6 +131,29 @@ impl Live {
         Ok(())
     }
 
+    /// Sends `data` as an ephemeral message (BRK-14): signed by this device,
+    /// sealed for the room, relayed to the members online now, never stored;
+    /// dropped while the room is not joined.
+    pub async fn ephemeral(
+        &mut self,
+        space: &SpaceSession,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
+        let now = platform::unix_ms();
+        let sealed = self
+            .room
+            .seal_ephemeral(
+                &mut self.rng,
+                &space.device(),
+                self.counter.next(now),
+                now,
+                data,
+            )
+            .map_err(ClientError::core(Action::RoomMessage))?;
+        self.client.ephemeral(sealed).await;
+        Ok(())
+    }
+
     /// Publishes what `space` wrote since the last call.
     pub async fn publish(&mut self, space: &mut SpaceSession) -> Result<usize, ClientError> {
         let out = space.take_live();
@@ -131,16 +174,35 @@ impl Live {
         space: &mut SpaceSession,
         wait: Duration,
     ) -> Result<Vec<LiveEvent>, ClientError> {
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, self.events.recv()).await {
-            Ok(Some(e)) => e,
-            Ok(None) => return Err(BrokerError::Stopped.into()),
-            Err(_) => return Ok(out),
+        let batch = self.next_events(wait).await?;
+        self.handle(space, batch).await
+    }
+
+    /// Waits up to `wait` for broker events, without the session; returns
+    /// them all (none if `wait` passed). Give them to [`Self::handle`].
+    pub async fn next_events(&mut self, wait: Duration) -> Result<Vec<Event>, ClientError> {
+        let first = tokio::select! {
+            e = self.events.recv() => match e {
+                Some(e) => e,
+                None => return Err(BrokerError::Stopped.into()),
+            },
+            () = platform::sleep(wait) => return Ok(Vec::new()),
         };
         let mut batch = vec![first];
         while let Ok(e) = self.events.try_recv() {
             batch.push(e);
         }
+        Ok(batch)
+    }
+
+    /// Applies broker events ([`Self::next_events`]) to `space`: envelopes
+    /// stored and applied, a joiner answered; returns what happened.
+    pub async fn handle(
+        &mut self,
+        space: &mut SpaceSession,
+        batch: Vec<Event>,
+    ) -> Result<Vec<LiveEvent>, ClientError> {
+        let mut out = Vec::new();
         let mut envelopes = Vec::new();
         let mut answer = false;
         for ev in batch {
@@ -169,7 +231,19 @@ impl Live {
                 Event::Error(code) => {
                     out.push(LiveEvent::Warning(format!("broker error {}", code.code())))
                 }
-                Event::Ephemeral(_) => {}
+                Event::Ephemeral(sealed) => {
+                    let members = space.session_core().signers();
+                    // One that does not open, is not a member's or is stale is dropped.
+                    if let Ok(e) =
+                        self.receiver
+                            .open(&self.room, &members, &sealed, platform::unix_ms())
+                    {
+                        out.push(LiveEvent::Ephemeral {
+                            sender: e.sender,
+                            body: e.body,
+                        });
+                    }
+                }
                 // An event a newer transport adds: nothing for this loop to do.
                 _ => {}
             }
@@ -195,14 +269,6 @@ impl Live {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
-        .unwrap_or(0)
-}
-
 /// Keeps `space` in sync over the broker at `endpoint` and with storage every
 /// `interval`, until `until` completes; `on_event` sees what happens. Follows
 /// the current epoch: after a rotation the device moves to the new room.
@@ -213,20 +279,25 @@ pub async fn run(
     until: impl std::future::Future<Output = ()>,
     mut on_event: impl FnMut(&LiveEvent),
 ) -> Result<(), ClientError> {
-    tokio::pin!(until);
+    let mut until = std::pin::pin!(until);
     let mut live = Live::join(space, endpoint.clone())?;
-    let mut next_sync = tokio::time::Instant::now();
+    let clock = platform::Clock::new();
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let mut next_sync = 0;
     loop {
-        if tokio::time::Instant::now() >= next_sync {
+        if clock.now_ms() >= next_sync {
             let ev = match space.sync().await {
                 Ok(r) => LiveEvent::Synced(Box::new(r)),
                 Err(e) => LiveEvent::Warning(e.to_string()),
             };
             on_event(&ev);
-            next_sync = tokio::time::Instant::now() + interval;
+            next_sync = clock.now_ms().saturating_add(interval_ms);
         }
         // Timers of the session core (an invite's expiry, MEM-22).
-        if space.poll_timeout().is_some_and(|t| now_ms() >= t) {
+        if space
+            .poll_timeout()
+            .is_some_and(|t| platform::unix_ms() >= t)
+        {
             space.handle_timeout()?;
         }
         live.publish(space).await?;

@@ -2,21 +2,28 @@
 //! the user's secret for chosen members, and, on a device that lost everything,
 //! the request and the restore from k releases (REC-5, REC-7, BAK-7).
 
-use std::path::{Path, PathBuf};
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::Path;
+use std::sync::Arc;
 
 use clientful_core::keys::X25519Secret;
 use clientful_core::recovery::{self, RequestSecret};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Client, Profile, os_rng, write_private};
+use super::{Client, IDENTITY_FILE, Profile, os_rng};
 use crate::codes;
+use crate::device_dir::DeviceDir;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::device_dir::FsDir;
 use crate::error::{Action, ClientError, FileKind};
 use crate::space::SpaceSession;
 
-/// File in a home folder holding the recovery request in progress (REC-5): its
-/// X25519 secret and nonce, private like the identity.
-const REQUEST_FILE: &str = "recovery-request.json";
+/// Folder of a home holding the recovery request in progress (REC-5), removed once
+/// the identity is restored.
+const REQUEST_FOLDER: &str = "recovery";
+/// The request's file in it: its X25519 secret and nonce, private like the identity.
+const REQUEST_FILE: &str = "recovery/request.json";
 
 #[derive(Serialize, Deserialize)]
 struct RequestFile {
@@ -25,19 +32,12 @@ struct RequestFile {
     nonce: String,
 }
 
-fn request_path(home: &Path) -> PathBuf {
-    home.join(REQUEST_FILE)
-}
-
-fn read_request(home: &Path) -> Result<RequestSecret, ClientError> {
-    let path = request_path(home);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => Zeroizing::new(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ClientError::NoRecoveryRequest(home.to_owned()));
-        }
-        Err(e) => return Err(ClientError::io(&path, e)),
-    };
+fn read_request(dir: &dyn DeviceDir) -> Result<RequestSecret, ClientError> {
+    let path = dir.location().join(REQUEST_FILE);
+    let bytes = Zeroizing::new(
+        dir.read(REQUEST_FILE)?
+            .ok_or_else(|| ClientError::NoRecoveryRequest(dir.location().to_owned()))?,
+    );
     let f: RequestFile = serde_json::from_slice(&bytes).map_err(|error| ClientError::BadFile {
         path: path.clone(),
         kind: FileKind::RecoveryRequest,
@@ -98,11 +98,17 @@ impl Client {
     /// Starts a recovery in `home`, a device with no identity (REC-5): keeps the
     /// request's secret there and returns the request code to show the holders.
     /// A request already started is shown again rather than replaced.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn recovery_request(home: &Path) -> Result<String, ClientError> {
-        if home.join(super::IDENTITY_FILE).exists() {
-            return Err(ClientError::IdentityExists(home.to_owned()));
+        Self::recovery_request_in(&FsDir::new(home))
+    }
+
+    /// [`Client::recovery_request`] in the home `dir`.
+    pub fn recovery_request_in(dir: &dyn DeviceDir) -> Result<String, ClientError> {
+        if dir.read(IDENTITY_FILE)?.is_some() {
+            return Err(ClientError::IdentityExists(dir.location().to_owned()));
         }
-        let request = match read_request(home) {
+        let request = match read_request(dir) {
             Ok(r) => r,
             Err(ClientError::NoRecoveryRequest(_)) => {
                 let mut rng = os_rng()?;
@@ -116,9 +122,9 @@ impl Client {
                 };
                 let text = Zeroizing::new(
                     serde_json::to_vec_pretty(&file)
-                        .map_err(|e| ClientError::io(home, std::io::Error::other(e)))?,
+                        .map_err(|e| ClientError::io(dir.location(), std::io::Error::other(e)))?,
                 );
-                write_private(&request_path(home), &text)?;
+                dir.write(REQUEST_FILE, &text)?;
                 RequestSecret::from_parts(secret, &nonce)
                     .map_err(ClientError::core(Action::RecoveryRequest))?
             }
@@ -131,8 +137,17 @@ impl Client {
     /// the request started there (REC-7), as a new device (BAK-7). Fewer releases
     /// than the threshold: `ClientError::Protocol` with class `INVALID_OPERATION`.
     /// The request file is removed once the identity is written.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn restore_from_shares(home: &Path, releases: &[&str]) -> Result<Client, ClientError> {
-        let request = read_request(home)?;
+        Self::restore_from_shares_in(Arc::new(FsDir::new(home)), releases)
+    }
+
+    /// [`Client::restore_from_shares`] in the home `dir`.
+    pub fn restore_from_shares_in(
+        dir: Arc<dyn DeviceDir>,
+        releases: &[&str],
+    ) -> Result<Client, ClientError> {
+        let request = read_request(dir.as_ref())?;
         let bytes = releases
             .iter()
             .map(|r| codes::decode(codes::RECOVERY_RELEASE, r))
@@ -141,11 +156,10 @@ impl Client {
         let opened = recovery::restore(&request, &refs)
             .map_err(ClientError::core(Action::RestoreFromShares))?;
         let client = Self::save(
-            home,
+            dir.clone(),
             Profile::generate(&opened.name, Some(opened.user_seed))?,
         )?;
-        let path = request_path(home);
-        std::fs::remove_file(&path).map_err(|e| ClientError::io(&path, e))?;
+        dir.remove(REQUEST_FOLDER)?;
         Ok(client)
     }
 }

@@ -312,11 +312,7 @@ impl DocReplica {
     /// be this device's (DOC-3).
     #[wasm_bindgen(js_name = automergeActor)]
     pub fn automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
-        let a = self
-            .inner
-            .automerge_mut()
-            .ok_or(WebDocError::WrongCrdt("automerge"))?;
-        Ok(a.actor().to_vec())
+        self.own_automerge_actor()
     }
 
     /// Applies Automerge changes a JS document made locally (concatenated
@@ -465,6 +461,20 @@ impl DocReplica {
     }
 
     #[cfg(feature = "automerge")]
+    fn own_automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
+        let a = self
+            .inner
+            .automerge_mut()
+            .ok_or(WebDocError::WrongCrdt("automerge"))?;
+        Ok(a.actor().to_vec())
+    }
+
+    #[cfg(not(feature = "automerge"))]
+    fn own_automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
+        Err(WebDocError::NotBuilt("automerge"))
+    }
+
+    #[cfg(feature = "automerge")]
     fn automerge_set(&mut self, key: &str, value: &str) -> Result<(), WebDocError> {
         use automerge::transaction::Transactable;
         let doc = self
@@ -547,6 +557,7 @@ impl DocReplica {
                         out.push(&bytes(&u.encode_v1()));
                     }
                 }
+                #[cfg(feature = "automerge")]
                 content::AUTOMERGE_CHANGES => {
                     if let Ok(chunks) = clientful_doc::crdt::split_change_chunks(&node.body) {
                         for c in chunks {

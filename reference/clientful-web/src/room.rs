@@ -313,7 +313,8 @@ impl DocRoom {
             .iter()
             .map(|s| hex32("signer", s))
             .collect::<Result<Vec<_>, _>>()?;
-        let replica = Replica::new(ReplicaConfig {
+        // An Automerge document in a Yjs-only build: a typed error, up front.
+        let replica = Replica::try_new(ReplicaConfig {
             space_id,
             doc_id: hex32("doc id", doc_id)?,
             device: SigningKey::from_seed(&device_seed),
@@ -323,7 +324,8 @@ impl DocRoom {
             crdt,
             yjs_schema: YjsSchema::default(),
             rng_seed,
-        });
+        })
+        .map_err(|e| JsError::new(&format!("[UNSUPPORTED] {e}")))?;
         let peer = clientful_net::docsync::DocPeer::new(replica, room.clone(), peer_seed);
         let client = clientful_net::DocClient::spawn(
             Endpoint::WebSocket(url.to_owned()),

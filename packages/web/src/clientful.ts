@@ -1,0 +1,261 @@
+/**
+ * The page facade of issue 16: `Clientful.create/open/restoreSealed` start a dedicated
+ * Worker running the wasm `Device` (kept in OPFS, see web-contract) and return a
+ * `DeviceProxy`; its spaces are `SpaceProxy`s. Every method returns a Promise and runs in
+ * the Worker; what a space pushes (SDK change events, presence messages) reaches
+ * `space.on("change" | "ephemeral", cb)`. If the Worker's instance traps, the facade
+ * restarts it and reopens the device and spaces from OPFS (see `client.ts`); only the calls
+ * in flight reject, with `WorkerRestarted`.
+ */
+import { type Recipe, WorkerClient, type WorkerClientOptions } from "./client.js";
+import type { Handle } from "./rpc.js";
+
+/** A space this device belongs to. */
+export interface SpaceInfo {
+  id: string;
+  name: string;
+  storageUrl: string;
+}
+
+/** A member of a space (the membership holds no display names). */
+export interface MemberInfo {
+  user: string;
+  role: string;
+  devices: number;
+  /** Whether the member's admission is settled (visible to every member). */
+  settled?: boolean;
+}
+
+/** The document CRDTs. */
+export type DocumentKind = "yjs" | "automerge";
+
+/** A document of a space (its title: `space.title(id)`). */
+export interface DocumentInfo {
+  id: string;
+  kind: DocumentKind;
+  /** Envelopes held. */
+  envelopes?: number;
+}
+
+/** What one sync through storage moved. */
+export interface SyncResult {
+  uploaded: number;
+  downloaded: number;
+}
+
+/** An SDK change event: `kind` (`document`, `membership`, ...) and the document it concerns. */
+export interface ChangeEvent {
+  kind: string;
+  docId?: string;
+}
+
+/** The roles an invite grants. */
+export type Role = "admin" | "writer" | "reader";
+
+/** What a space pushes, by event name. */
+export interface SpaceEvents {
+  change: (change: ChangeEvent) => void;
+  ephemeral: (from: string, data: Uint8Array) => void;
+}
+
+/** Options of `Clientful.create/open/restoreSealed`. `dir`: 1 to 100 of `[A-Za-z0-9_-]` (it names OPFS files). */
+export type ClientfulOptions = WorkerClientOptions;
+
+/** One space, in the Worker. */
+export class SpaceProxy {
+  /** @internal */
+  constructor(
+    private readonly rpc: WorkerClient,
+    /** @internal */
+    readonly handle: Handle,
+  ) {}
+
+  private call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return this.rpc.call(this.handle, method, args) as Promise<T>;
+  }
+
+  id(): Promise<string> {
+    return this.call("id");
+  }
+  name(): Promise<string> {
+    return this.call("name");
+  }
+  members(): Promise<MemberInfo[]> {
+    return this.call("members");
+  }
+  /** False once this user was removed from the space. */
+  hasAccess(): Promise<boolean> {
+    return this.call("hasAccess");
+  }
+  /** An invite code (the CLI's code or link form), a secret to hand to the invitee. */
+  createInvite(role: Role, singleUse: boolean): Promise<string> {
+    return this.call("createInvite", role, singleUse);
+  }
+  /** Removes a member by user id prefix and rotates the keys (they read nothing new). */
+  removeMember(userPrefix: string): Promise<void> {
+    return this.call("removeMember", userPrefix);
+  }
+  documents(): Promise<DocumentInfo[]> {
+    return this.call("documents");
+  }
+  /** Creates a document; resolves to its id. */
+  newDocument(kind: DocumentKind, title: string): Promise<string> {
+    return this.call("newDocument", kind, title);
+  }
+  /** A document's title (stored encrypted in the document). */
+  title(docId: string): Promise<string> {
+    return this.call("title", docId);
+  }
+  text(docId: string): Promise<string> {
+    return this.call("text", docId);
+  }
+  json(docId: string): Promise<string> {
+    return this.call("json", docId);
+  }
+  stateDigest(docId: string): Promise<string> {
+    return this.call("stateDigest", docId);
+  }
+  yjsClientId(docId: string): Promise<number> {
+    return this.call("yjsClientId", docId);
+  }
+  applyLocalYjsUpdate(docId: string, update: Uint8Array): Promise<void> {
+    return this.call("applyLocalYjsUpdate", docId, update);
+  }
+  yjsDiff(docId: string, stateVector: Uint8Array): Promise<Uint8Array> {
+    return this.call("yjsDiff", docId, stateVector);
+  }
+  automergeActor(docId: string): Promise<string> {
+    return this.call("automergeActor", docId);
+  }
+  applyLocalAutomergeChanges(docId: string, changes: Uint8Array[]): Promise<void> {
+    return this.call("applyLocalAutomergeChanges", docId, changes);
+  }
+  automergeChangesSince(docId: string, heads: string[]): Promise<Uint8Array[]> {
+    return this.call("automergeChangesSince", docId, heads);
+  }
+  insertText(docId: string, index: number, text: string): Promise<void> {
+    return this.call("insertText", docId, index, text);
+  }
+  /** Stores a file (encrypted, chunked); resolves to its reference. */
+  putFile(name: string, bytes: Uint8Array, onProgress?: (done: number, total: number) => void): Promise<string> {
+    return onProgress ? this.call("putFile", name, bytes, onProgress) : this.call("putFile", name, bytes);
+  }
+  getFile(ref: string): Promise<Uint8Array> {
+    return this.call("getFile", ref);
+  }
+  /** One sync through storage. */
+  sync(): Promise<SyncResult> {
+    return this.call("sync");
+  }
+  /** Stays live over the broker at `brokerUrl` (again after a Worker restart). */
+  goLive(brokerUrl: string): Promise<void> {
+    return this.rpc.call(this.handle, "goLive", [brokerUrl], true) as Promise<void>;
+  }
+  /** Sends a presence message (sealed, ephemeral) to the space's members online. */
+  ephemeral(data: Uint8Array): Promise<void> {
+    return this.call("ephemeral", data);
+  }
+  on<E extends keyof SpaceEvents>(event: E, cb: SpaceEvents[E]): void {
+    this.rpc.on(this.handle, event, cb as (...args: unknown[]) => void);
+  }
+  off<E extends keyof SpaceEvents>(event: E, cb: SpaceEvents[E]): void {
+    this.rpc.off(this.handle, event, cb as (...args: unknown[]) => void);
+  }
+  /** Closes the space in the Worker. */
+  async close(): Promise<void> {
+    await this.call("close");
+    this.rpc.release(this.handle);
+  }
+}
+
+/** One device of one user, in the Worker. */
+export class DeviceProxy {
+  /** @internal */
+  constructor(
+    /** The Worker connection (restart count, `whenReady`, `terminate`). */
+    readonly rpc: WorkerClient,
+    /** @internal */
+    readonly handle: Handle,
+  ) {}
+
+  private call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return this.rpc.call(this.handle, method, args) as Promise<T>;
+  }
+
+  private async space(recipe: Recipe): Promise<SpaceProxy> {
+    const handle = await this.rpc.open(recipe);
+    const id = (await this.rpc.call(handle, "id")) as string;
+    // After a restart the space is opened by its id, whatever opened it first.
+    this.rpc.setReopen(handle, () => ({ target: this.handle, method: "openSpace", args: [id] }));
+    return new SpaceProxy(this.rpc, handle);
+  }
+
+  userId(): Promise<string> {
+    return this.call("userId");
+  }
+  deviceId(): Promise<string> {
+    return this.call("deviceId");
+  }
+  userName(): Promise<string> {
+    return this.call("userName");
+  }
+  /**
+   * Sets a variable the storage backends read (`AWS_ACCESS_KEY_ID`,
+   * `AWS_SECRET_ACCESS_KEY`, `CLIENTFUL_WEBDAV_USER`, `CLIENTFUL_WEBDAV_PASSWORD`): a
+   * browser has no environment. Kept in the Worker's memory only (set again after a
+   * restart); call it before opening spaces.
+   */
+  setVar(key: string, value: string): Promise<void> {
+    return this.rpc.call(this.handle, "setVar", [key, value], true) as Promise<void>;
+  }
+  /** The user key sealed under `passphrase` (for `Clientful.restoreSealed`). */
+  backupSealed(passphrase: string): Promise<string> {
+    return this.call("backupSealed", passphrase);
+  }
+  spaces(): Promise<SpaceInfo[]> {
+    return this.call("spaces");
+  }
+  createSpace(name: string, storageUrl: string): Promise<SpaceProxy> {
+    return this.space({ target: this.handle, method: "createSpace", args: [name, storageUrl] });
+  }
+  /** Accepts an invite code (or link) made by an admin, on the space's storage. */
+  acceptInvite(code: string, name: string, storageUrl: string): Promise<SpaceProxy> {
+    return this.space({ target: this.handle, method: "acceptInvite", args: [code, name, storageUrl] });
+  }
+  /** Opens a space of this device by id prefix or name. */
+  openSpace(selector: string): Promise<SpaceProxy> {
+    return this.space({ target: this.handle, method: "openSpace", args: [selector] });
+  }
+  /** Stops the Worker (the device stays in OPFS). */
+  close(): void {
+    this.rpc.terminate();
+  }
+}
+
+async function start(recipe: Recipe, dir: string, options: ClientfulOptions): Promise<DeviceProxy> {
+  const rpc = new WorkerClient(options);
+  try {
+    // However the device was made, a restarted Worker opens it from OPFS.
+    const handle = await rpc.open(recipe, () => ({ target: null, cls: "Device", method: "open", args: [dir] }));
+    return new DeviceProxy(rpc, handle);
+  } catch (e) {
+    rpc.terminate();
+    throw e;
+  }
+}
+
+/** Entry points: a device in OPFS directory `dir`, run in a dedicated Worker. */
+export const Clientful = {
+  /** Creates a new user with this device as its first; fails if `dir` holds an identity. */
+  create(dir: string, userName: string, options: ClientfulOptions = {}): Promise<DeviceProxy> {
+    return start({ target: null, cls: "Device", method: "create", args: [dir, userName] }, dir, options);
+  },
+  /** Opens the device kept in `dir` (`NOT_INITIALIZED` if there is none). */
+  open(dir: string, options: ClientfulOptions = {}): Promise<DeviceProxy> {
+    return start({ target: null, cls: "Device", method: "open", args: [dir] }, dir, options);
+  },
+  /** Restores a user from a sealed backup as a new device in `dir`. */
+  restoreSealed(dir: string, backup: string, passphrase: string, options: ClientfulOptions = {}): Promise<DeviceProxy> {
+    return start({ target: null, cls: "Device", method: "restoreSealed", args: [dir, backup, passphrase] }, dir, options);
+  },
+};

@@ -95,7 +95,9 @@ fn photo(path: &Path) -> Result<u64> {
 
 /// The embedded broker's configuration: WebSocket and QUIC on loopback, free
 /// ports, no NATS; `capture` records every frame (the plaintext scan).
-pub(crate) fn loopback_broker(capture: Option<PathBuf>) -> Result<clientful_broker::server::Config> {
+pub(crate) fn loopback_broker(
+    capture: Option<PathBuf>,
+) -> Result<clientful_broker::server::Config> {
     Ok(clientful_broker::server::Config {
         ws_listen: "127.0.0.1:0".parse()?,
         quic_listen: "127.0.0.1:0".parse()?,

@@ -45,7 +45,9 @@ const DAV_EXPOSED: &str = "ETag, Content-Length, Content-Type, Last-Modified, DA
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|e| match e {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 fn status(code: StatusCode, text: &'static str) -> Response<Body> {
@@ -73,7 +75,11 @@ impl Addresses {
 
 /// `clientful demo --web`.
 pub fn run(dir: Option<PathBuf>, web_root: PathBuf, port: u16) -> Result<ExitCode> {
-    for needed in ["demo/index.html", "dist/index.js", "pkg/clientful_web_bg.wasm"] {
+    for needed in [
+        "demo/index.html",
+        "dist/index.js",
+        "pkg/clientful_web_bg.wasm",
+    ] {
         if !web_root.join(needed).is_file() {
             bail!(
                 "{} has no {needed}: build the web package first (bash scripts/web/demo.sh does both)",
@@ -129,7 +135,11 @@ async fn serve(root: PathBuf, web_root: PathBuf, port: u16) -> Result<ExitCode> 
 
     println!("Clientful web demo: a broker, WebDAV storage and the demo app on loopback.");
     println!("broker:  {}", addresses.broker);
-    println!("storage: {} (folder {})", addresses.storage, storage_dir.display());
+    println!(
+        "storage: {} (folder {})",
+        addresses.storage,
+        storage_dir.display()
+    );
     println!("open:    {}", addresses.app);
     println!(
         "Open the URL in a tab and create a space; open its invite link in a second tab (or \
@@ -209,7 +219,10 @@ pub(crate) async fn dav_with_cors(dav: &DavHandler, req: Request<Incoming>) -> R
         if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
         }
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         allow_origin(h, origin);
         return r;
     }
@@ -304,17 +317,15 @@ pub(crate) fn resolve(web_root: &Path, url_path: &str) -> Option<PathBuf> {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
         } else {
-            out.push(b[i]);
-            i += 1;
+            out.push(b);
         }
     }
     String::from_utf8(out).ok()

@@ -265,9 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let sel = cli.space.clone();
     match cli.command {
         Command::Demo {
-            dir,
-            web: false,
-            ..
+            dir, web: false, ..
         } => demo::run(dir),
         Command::Demo {
             dir,

@@ -139,7 +139,10 @@ fn demo_web_serves_storage_with_cors_and_the_app() {
         &alice,
         &["doc", "new", "--crdt", "yjs", "--title", "Notes"],
     ));
-    clientful(&alice, &["doc", "edit", &doc, "--append", "hello over webdav"]);
+    clientful(
+        &alice,
+        &["doc", "edit", &doc, "--append", "hello over webdav"],
+    );
     let code = last_line(&clientful(
         &alice,
         &["invite", "create", "--role", "writer"],
@@ -182,7 +185,10 @@ fn demo_web_serves_storage_with_cors_and_the_app() {
         ),
     );
     assert!(head.starts_with("http/1.1 207"), "{head}");
-    assert!(head.contains("access-control-expose-headers: etag"), "{head}");
+    assert!(
+        head.contains("access-control-expose-headers: etag"),
+        "{head}"
+    );
 
     // The static server: the app, its config, nothing outside the served folders.
     let get = |path: &str| {
@@ -198,10 +204,19 @@ fn demo_web_serves_storage_with_cors_and_the_app() {
     let (_, config) = get("/demo/config.json");
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["storage"], storage.as_str());
-    assert!(config["broker"].as_str().unwrap().starts_with("ws://127.0.0.1:"));
+    assert!(
+        config["broker"]
+            .as_str()
+            .unwrap()
+            .starts_with("ws://127.0.0.1:")
+    );
     let (head, _) = get("/pkg/clientful_web_bg.wasm");
     assert!(head.contains("content-type: application/wasm"), "{head}");
-    for bad in ["/src/secret.ts", "/demo/../src/secret.ts", "/demo/%2e%2e/src/secret.ts"] {
+    for bad in [
+        "/src/secret.ts",
+        "/demo/../src/secret.ts",
+        "/demo/%2e%2e/src/secret.ts",
+    ] {
         let (head, body) = get(bad);
         assert!(head.starts_with("http/1.1 404"), "{bad}: {head}");
         assert!(!body.contains("secret"), "{bad}");

@@ -6,8 +6,10 @@
 #   2. no pure crate depends, on any platform, on tokio, mio, opendal or redb;
 #   2b. the shells that run in the browser (WASM_SHELLS) build for
 #      wasm32-unknown-unknown too: clientful-storage (OpenDAL over fetch, redb over
-#      OPFS) and clientful-net (its room driver is shared, its carriers and timers
-#      are cfg'd per target); they are not pure and may depend on a runtime;
+#      OPFS), clientful-net (its room driver is shared, its carriers and timers
+#      are cfg'd per target) and the SDK, clientful (its policies are shared, its
+#      home is a DeviceDir the shell supplies); they are not pure and may depend on
+#      a runtime;
 #   3. the native client (clientful-net) does not compile the broker server: none of
 #      axum, async-nats, rcgen, tracing-subscriber in its dependency tree;
 #   4. the membership follow-up policy has one driver: no crate but clientful-core
@@ -42,7 +44,7 @@ PURE_FORBIDDEN=(tokio mio opendal redb)
 # Shells (not pure: they do IO) that must also build for wasm32-unknown-unknown:
 # the browser runs the same code (docs/architecture.md); their native-only parts sit
 # behind cfg(not(target_arch = "wasm32")).
-WASM_SHELLS=(clientful-storage clientful-net)
+WASM_SHELLS=(clientful-storage clientful-net clientful)
 # The native client crates and what they may not depend on (the broker server's
 # dependencies).
 CLIENT_CRATES=(clientful-net)

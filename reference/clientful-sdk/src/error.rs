@@ -298,6 +298,37 @@ impl ClientError {
         }
     }
 
+    /// A short, stable name of what went wrong, for shells that pass errors on
+    /// as text (the browser's `[KIND] message`): the spec's error class for a
+    /// protocol or document refusal, else the SDK's kind (`NOT_INITIALIZED`,
+    /// `ALREADY_EXISTS`, `ACCESS`, `NOT_FOUND`, `STORAGE`, ...).
+    pub fn kind(&self) -> &'static str {
+        use clientful_core::error::class_name;
+        match self {
+            ClientError::Io { .. } => "IO",
+            ClientError::BadFile { .. }
+            | ClientError::BadSecret { .. }
+            | ClientError::BackupMismatch => "BAD_FILE",
+            ClientError::UnsupportedVersion { .. } => "UNSUPPORTED",
+            ClientError::NoIdentity(_) => "NOT_INITIALIZED",
+            ClientError::IdentityExists(_) | ClientError::SpaceExists { .. } => "ALREADY_EXISTS",
+            ClientError::Randomness(_) => "RANDOMNESS",
+            ClientError::Code(_) => "INVALID_CODE",
+            ClientError::StorageUrl(_) | ClientError::FileRef(_) | ClientError::Edit(_) => {
+                "INVALID_ARGUMENT"
+            }
+            ClientError::Lookup(_) => "NOT_FOUND",
+            ClientError::FirstSync(e) => e.kind(),
+            ClientError::Storage(_) => "STORAGE",
+            ClientError::Protocol { class, .. } | ClientError::Document { class, .. } => {
+                class_name(*class)
+            }
+            ClientError::Broker(_) => "BROKER",
+            e if e.is_no_access() => "ACCESS",
+            _ => "SESSION",
+        }
+    }
+
     /// Whether the device lacks a key or role the operation needs (a sync
     /// may bring the key).
     pub fn is_no_access(&self) -> bool {

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{SigningKey, X25519Secret};
@@ -23,10 +24,15 @@ use zeroize::Zeroizing;
 
 use clientful_core::backup;
 
+use crate::device_dir::DeviceDir;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::device_dir::FsDir;
 use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
 const IDENTITY_FILE: &str = "identity.json";
+/// The folder of the spaces' folders in the home.
+pub(crate) const SPACES: &str = "spaces";
 const BACKUP_KIND: &str = "clientful-user-backup";
 
 #[derive(Serialize, Deserialize)]
@@ -63,28 +69,6 @@ pub(crate) fn seed32(hex_str: &str, kind: FileKind) -> Result<Zeroizing<[u8; 32]
     }
     out.copy_from_slice(&v);
     Ok(out)
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with
-/// owner-only permissions where the platform has them.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| ClientError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| ClientError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| ClientError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| ClientError::io(path, e))
 }
 
 /// The keys of one device of one user.
@@ -228,11 +212,15 @@ pub fn is_sealed_backup(text: &str) -> bool {
     text.trim_start().starts_with(crate::codes::BACKUP)
 }
 
-/// One device's client: its home folder and identity.
+/// One device's client: its home ([`DeviceDir`]) and identity.
 #[derive(Debug)]
 pub struct Client {
     home: PathBuf,
+    dir: Arc<dyn DeviceDir>,
     profile: Profile,
+    /// Settings the storage backends read (`AWS_ACCESS_KEY_ID`, ...), before
+    /// the process environment ([`Client::set_var`]).
+    vars: BTreeMap<String, String>,
 }
 
 /// A space this device belongs to, as listed.
@@ -247,35 +235,51 @@ pub struct SpaceInfo {
 }
 
 impl Client {
-    fn identity_path(home: &Path) -> PathBuf {
-        home.join(IDENTITY_FILE)
-    }
-
-    fn save(home: &Path, profile: Profile) -> Result<Client, ClientError> {
-        let path = Self::identity_path(home);
-        if path.exists() {
-            return Err(ClientError::IdentityExists(home.to_owned()));
+    fn save(dir: Arc<dyn DeviceDir>, profile: Profile) -> Result<Client, ClientError> {
+        let home = dir.location().to_owned();
+        if dir.read(IDENTITY_FILE)?.is_some() {
+            return Err(ClientError::IdentityExists(home));
         }
-        let text = serde_json::to_vec_pretty(&profile.to_file())
-            .map_err(|e| ClientError::io(&path, std::io::Error::other(e)))?;
-        write_private(&path, &text)?;
+        let text =
+            Zeroizing::new(serde_json::to_vec_pretty(&profile.to_file()).map_err(|e| {
+                ClientError::io(&home.join(IDENTITY_FILE), std::io::Error::other(e))
+            })?);
+        dir.write(IDENTITY_FILE, &text)?;
         Ok(Client {
-            home: home.to_owned(),
+            home,
+            dir,
             profile,
+            vars: BTreeMap::new(),
         })
     }
 
     /// Creates a new user with its first device in `home`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn init(home: &Path, name: &str) -> Result<Client, ClientError> {
-        Self::save(home, Profile::generate(name, None)?)
+        Self::init_in(Arc::new(FsDir::new(home)), name)
+    }
+
+    /// Creates a new user with its first device in the home `dir`.
+    pub fn init_in(dir: Arc<dyn DeviceDir>, name: &str) -> Result<Client, ClientError> {
+        Self::save(dir, Profile::generate(name, None)?)
     }
 
     /// Restores a user from a sealed backup (a `cfbackup1-` code, spec §5.5)
     /// as a new device in `home` (BAK-7). A wrong passphrase and a damaged
     /// backup are the same error: `ClientError::Protocol` with
     /// `Action::OpenBackup` and class `DECRYPT_FAILED` (BAK-6).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn restore_sealed(
         home: &Path,
+        code: &str,
+        passphrase: &str,
+    ) -> Result<Client, ClientError> {
+        Self::restore_sealed_in(Arc::new(FsDir::new(home)), code, passphrase)
+    }
+
+    /// [`Client::restore_sealed`] into the home `dir`.
+    pub fn restore_sealed_in(
+        dir: Arc<dyn DeviceDir>,
         code: &str,
         passphrase: &str,
     ) -> Result<Client, ClientError> {
@@ -283,14 +287,20 @@ impl Client {
         let opened = backup::open_backup(&sealed, passphrase)
             .map_err(ClientError::core(Action::OpenBackup))?;
         Self::save(
-            home,
+            dir,
             Profile::generate(&opened.name, Some(opened.user_seed))?,
         )
     }
 
     /// Restores a user from an unsealed backup ([`Profile::backup_unsealed`]) as
     /// a new device in `home`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn restore(home: &Path, backup: &str) -> Result<Client, ClientError> {
+        Self::restore_in(Arc::new(FsDir::new(home)), backup)
+    }
+
+    /// [`Client::restore`] into the home `dir`.
+    pub fn restore_in(dir: Arc<dyn DeviceDir>, backup: &str) -> Result<Client, ClientError> {
         let b: BackupFile =
             serde_json::from_str(backup).map_err(|source| ClientError::BadFile {
                 path: PathBuf::new(),
@@ -308,18 +318,22 @@ impl Client {
         if hex::encode(SigningKey::from_seed(&seed).public_bytes()) != b.user_key {
             return Err(ClientError::BackupMismatch);
         }
-        Self::save(home, Profile::generate(&b.name, Some(seed))?)
+        Self::save(dir, Profile::generate(&b.name, Some(seed))?)
     }
 
     /// Opens the client in `home`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(home: &Path) -> Result<Client, ClientError> {
-        let path = Self::identity_path(home);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => Zeroizing::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ClientError::NoIdentity(home.to_owned()));
-            }
-            Err(e) => return Err(ClientError::io(&path, e)),
+        Self::open_in(Arc::new(FsDir::new(home)))
+    }
+
+    /// Opens the client in the home `dir`.
+    pub fn open_in(dir: Arc<dyn DeviceDir>) -> Result<Client, ClientError> {
+        let home = dir.location().to_owned();
+        let path = home.join(IDENTITY_FILE);
+        let bytes = match dir.read(IDENTITY_FILE)? {
+            Some(b) => Zeroizing::new(b),
+            None => return Err(ClientError::NoIdentity(home)),
         };
         let f: IdentityFile =
             serde_json::from_slice(&bytes).map_err(|source| ClientError::BadFile {
@@ -328,14 +342,36 @@ impl Client {
                 error: source,
             })?;
         Ok(Client {
-            home: home.to_owned(),
             profile: Profile::from_file(&path, &f)?,
+            home,
+            dir,
+            vars: BTreeMap::new(),
         })
     }
 
-    /// The home folder.
+    /// The home folder (in a browser, the OPFS name of the home).
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The home.
+    pub fn dir(&self) -> &Arc<dyn DeviceDir> {
+        &self.dir
+    }
+
+    /// Sets a setting the storage backends read (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `CLIENTFUL_WEBDAV_USER`, ...) for this client,
+    /// before the process environment (a browser has none). Kept in memory only.
+    pub fn set_var(&mut self, key: &str, value: &str) {
+        self.vars.insert(key.to_owned(), value.to_owned());
+    }
+
+    /// A storage setting: [`Client::set_var`]'s, else the environment's.
+    pub(crate) fn var(&self, key: &str) -> Option<String> {
+        self.vars
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
     }
 
     /// The identity.
@@ -343,22 +379,11 @@ impl Client {
         &self.profile
     }
 
-    pub(crate) fn spaces_dir(&self) -> PathBuf {
-        self.home.join("spaces")
-    }
-
     /// The spaces this device belongs to (or is joining).
     pub fn spaces(&self) -> Result<Vec<SpaceInfo>, ClientError> {
-        let dir = self.spaces_dir();
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(ClientError::io(&dir, e)),
-        };
         let mut out = BTreeMap::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| ClientError::io(&dir, e))?;
-            let f = SpaceFile::load(&entry.path())?;
+        for entry in self.dir.list(SPACES)? {
+            let f = SpaceFile::load(self.dir.as_ref(), &format!("{SPACES}/{entry}"))?;
             out.insert(f.name.clone() + &f.space_id, f);
         }
         out.into_values()

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codes;
+pub mod device_dir;
 pub mod document;
 pub mod error;
 pub mod identity;
@@ -47,6 +48,9 @@ pub mod storage_url;
 
 pub use clientful_core::membership::PendingAdmission;
 pub use clientful_doc::replica::CrdtKind;
+pub use device_dir::DeviceDir;
+#[cfg(not(target_arch = "wasm32"))]
+pub use device_dir::FsDir;
 pub use document::Document;
 pub use error::{
     AccessError, Action, BrokerError, ClientError, CodeError, EditError, FileKind, FileRefError,

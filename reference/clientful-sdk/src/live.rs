@@ -11,6 +11,13 @@
 //! `SYNC_JOIN`; every peer answers by publishing again the envelopes it
 //! published recently (at most [`RECENT`]), so an edit published before the
 //! joiner arrived is not missed while it is not yet in storage.
+//!
+//! Platform: timers, tasks and the clock come from `clientful_net::platform`
+//! (tokio natively, the browser's event loop on wasm32); channels and `select!`
+//! are tokio's runtime-free parts, so this module is the same on both. A shell
+//! that cannot lend the session to [`run`] for its whole life (the browser's,
+//! which serves other calls meanwhile) waits with [`Live::next_events`] without
+//! it and applies them with [`Live::handle`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +26,7 @@ use clientful_core::room::RoomCredentials;
 use clientful_core::wire;
 use clientful_net::client::{ClientOptions, Event, RoomClient};
 use clientful_net::docsync::kind;
+use clientful_net::platform;
 use clientful_net::transport::Endpoint;
 use clientful_proto::v1::RoomMessage;
 use rand_chacha::ChaCha20Rng;
@@ -131,16 +139,35 @@ impl Live {
         space: &mut SpaceSession,
         wait: Duration,
     ) -> Result<Vec<LiveEvent>, ClientError> {
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, self.events.recv()).await {
-            Ok(Some(e)) => e,
-            Ok(None) => return Err(BrokerError::Stopped.into()),
-            Err(_) => return Ok(out),
+        let batch = self.next_events(wait).await?;
+        self.handle(space, batch).await
+    }
+
+    /// Waits up to `wait` for broker events, without the session; returns
+    /// them all (none if `wait` passed). Give them to [`Self::handle`].
+    pub async fn next_events(&mut self, wait: Duration) -> Result<Vec<Event>, ClientError> {
+        let first = tokio::select! {
+            e = self.events.recv() => match e {
+                Some(e) => e,
+                None => return Err(BrokerError::Stopped.into()),
+            },
+            () = platform::sleep(wait) => return Ok(Vec::new()),
         };
         let mut batch = vec![first];
         while let Ok(e) = self.events.try_recv() {
             batch.push(e);
         }
+        Ok(batch)
+    }
+
+    /// Applies broker events ([`Self::next_events`]) to `space`: envelopes
+    /// stored and applied, a joiner answered; returns what happened.
+    pub async fn handle(
+        &mut self,
+        space: &mut SpaceSession,
+        batch: Vec<Event>,
+    ) -> Result<Vec<LiveEvent>, ClientError> {
+        let mut out = Vec::new();
         let mut envelopes = Vec::new();
         let mut answer = false;
         for ev in batch {
@@ -195,14 +222,6 @@ impl Live {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
-        .unwrap_or(0)
-}
-
 /// Keeps `space` in sync over the broker at `endpoint` and with storage every
 /// `interval`, until `until` completes; `on_event` sees what happens. Follows
 /// the current epoch: after a rotation the device moves to the new room.
@@ -213,20 +232,25 @@ pub async fn run(
     until: impl std::future::Future<Output = ()>,
     mut on_event: impl FnMut(&LiveEvent),
 ) -> Result<(), ClientError> {
-    tokio::pin!(until);
+    let mut until = std::pin::pin!(until);
     let mut live = Live::join(space, endpoint.clone())?;
-    let mut next_sync = tokio::time::Instant::now();
+    let clock = platform::Clock::new();
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let mut next_sync = 0;
     loop {
-        if tokio::time::Instant::now() >= next_sync {
+        if clock.now_ms() >= next_sync {
             let ev = match space.sync().await {
                 Ok(r) => LiveEvent::Synced(Box::new(r)),
                 Err(e) => LiveEvent::Warning(e.to_string()),
             };
             on_event(&ev);
-            next_sync = tokio::time::Instant::now() + interval;
+            next_sync = clock.now_ms().saturating_add(interval_ms);
         }
         // Timers of the session core (an invite's expiry, MEM-22).
-        if space.poll_timeout().is_some_and(|t| now_ms() >= t) {
+        if space
+            .poll_timeout()
+            .is_some_and(|t| platform::unix_ms() >= t)
+        {
             space.handle_timeout()?;
         }
         live.publish(space).await?;

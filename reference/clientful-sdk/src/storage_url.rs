@@ -35,6 +35,8 @@ pub enum UrlProblem {
     UnknownScheme,
     /// The backend needs a variable the environment lacks.
     MissingEnv(&'static str),
+    /// A folder, on a platform without a file system (a browser).
+    NoFolders,
 }
 
 impl std::fmt::Display for UrlProblem {
@@ -54,6 +56,9 @@ impl std::fmt::Display for UrlProblem {
                 f.write_str("unknown scheme (use file://, s3://, webdav:// or webdavs://)")
             }
             UrlProblem::MissingEnv(k) => write!(f, "S3 storage needs {k} in the environment"),
+            UrlProblem::NoFolders => f.write_str(
+                "a folder cannot be storage here (no file system); use s3:// or webdav://",
+            ),
         }
     }
 }
@@ -178,12 +183,30 @@ impl StorageUrl {
         absolute(url)
     }
 
-    /// Opens the backend.
+    /// Opens the backend, with credentials from the environment.
     pub fn open(&self) -> Result<OpendalStore, ClientError> {
+        self.open_with(&|k| std::env::var(k).ok())
+    }
+
+    /// Opens the backend, with credentials from `var` (a browser has no
+    /// environment: the shell passes them in). A folder exists only natively.
+    pub fn open_with(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<OpendalStore, ClientError> {
         Ok(match self {
+            #[cfg(not(target_arch = "wasm32"))]
             StorageUrl::Folder(p) => {
                 std::fs::create_dir_all(p).map_err(|e| ClientError::io(p, e))?;
                 OpendalStore::fs(p)?
+            }
+            #[cfg(target_arch = "wasm32")]
+            StorageUrl::Folder(p) => {
+                return Err(StorageUrlError {
+                    url: p.display().to_string(),
+                    problem: UrlProblem::NoFolders,
+                }
+                .into());
             }
             StorageUrl::S3 {
                 bucket,
@@ -192,7 +215,7 @@ impl StorageUrl {
                 region,
             } => {
                 let key = |k: &'static str| {
-                    std::env::var(k).map_err(|_| StorageUrlError {
+                    var(k).ok_or_else(|| StorageUrlError {
                         url: format!("s3://{bucket}{root}"),
                         problem: UrlProblem::MissingEnv(k),
                     })
@@ -208,8 +231,8 @@ impl StorageUrl {
             }
             StorageUrl::Webdav { endpoint, root } => OpendalStore::webdav(
                 endpoint,
-                &std::env::var("CLIENTFUL_WEBDAV_USER").unwrap_or_default(),
-                &std::env::var("CLIENTFUL_WEBDAV_PASSWORD").unwrap_or_default(),
+                &var("CLIENTFUL_WEBDAV_USER").unwrap_or_default(),
+                &var("CLIENTFUL_WEBDAV_PASSWORD").unwrap_or_default(),
                 root,
             )?,
         })

@@ -491,48 +491,8 @@ impl DocReplica {
         Err(WebDocError::NotBuilt("automerge"))
     }
 
-    #[cfg(feature = "automerge")]
     fn local_automerge(&mut self, changes: &[u8]) -> Result<(), WebDocError> {
-        let me = self.inner.device_key();
-        let a = self
-            .inner
-            .automerge_mut()
-            .ok_or(WebDocError::WrongCrdt("automerge"))?;
-        // automerge's own "last local change" only counts changes made in a
-        // transaction of this document; changes applied from a JS document with
-        // the same actor are found by their actor id.
-        let mut progress = a.local_progress();
-        let own = automerge::ActorId::from(a.actor().to_vec());
-        let applied = a
-            .doc_mut()
-            .get_changes(&[])
-            .iter()
-            .filter(|c| *c.actor_id() == own)
-            .map(automerge::Change::seq)
-            .max()
-            .unwrap_or(0);
-        progress.next = progress.next.max(applied);
-        a.validate(&me, content::AUTOMERGE_CHANGES, changes, progress)?;
-        let mut decoded = Vec::new();
-        for chunk in clientful_doc::crdt::split_change_chunks(changes)? {
-            decoded.push(automerge::Change::from_bytes(chunk.to_vec()).map_err(|e| {
-                WebDocError::Doc(DocError::MalformedPayload {
-                    crdt: "automerge",
-                    reason: e.to_string(),
-                })
-            })?);
-        }
-        a.doc_mut().apply_changes(decoded).map_err(|e| {
-            WebDocError::Doc(DocError::MalformedPayload {
-                crdt: "automerge",
-                reason: e.to_string(),
-            })
-        })
-    }
-
-    #[cfg(not(feature = "automerge"))]
-    fn local_automerge(&mut self, _changes: &[u8]) -> Result<(), WebDocError> {
-        Err(WebDocError::NotBuilt("automerge"))
+        apply_local_automerge(&mut self.inner, changes)
     }
 
     /// The CRDT payloads of `ids` that are part of the document now (an envelope
@@ -610,4 +570,91 @@ pub(crate) fn apply_local_yjs(inner: &mut Replica, update: &[u8]) -> Result<(), 
         })
     })?;
     Ok(())
+}
+
+/// Applies Automerge changes a JS document made locally (concatenated change
+/// chunks, actor = this device's) as a local edit of `inner`, checked as every
+/// replica will check them (DOC-3, DOC-4, DOC-5); committed by the caller.
+/// Shared by `DocReplica` and the session's `Space`.
+#[cfg(feature = "automerge")]
+pub(crate) fn apply_local_automerge(
+    inner: &mut Replica,
+    changes: &[u8],
+) -> Result<(), WebDocError> {
+    let me = inner.device_key();
+    let a = inner
+        .automerge_mut()
+        .ok_or(WebDocError::WrongCrdt("automerge"))?;
+    // automerge's own "last local change" only counts changes made in a
+    // transaction of this document; changes applied from a JS document with
+    // the same actor are found by their actor id.
+    let mut progress = a.local_progress();
+    let own = automerge::ActorId::from(a.actor().to_vec());
+    let applied = a
+        .doc_mut()
+        .get_changes(&[])
+        .iter()
+        .filter(|c| *c.actor_id() == own)
+        .map(automerge::Change::seq)
+        .max()
+        .unwrap_or(0);
+    progress.next = progress.next.max(applied);
+    a.validate(&me, content::AUTOMERGE_CHANGES, changes, progress)?;
+    let mut decoded = Vec::new();
+    for chunk in clientful_doc::crdt::split_change_chunks(changes)? {
+        decoded.push(automerge::Change::from_bytes(chunk.to_vec()).map_err(|e| {
+            WebDocError::Doc(DocError::MalformedPayload {
+                crdt: "automerge",
+                reason: e.to_string(),
+            })
+        })?);
+    }
+    a.doc_mut().apply_changes(decoded).map_err(|e| {
+        WebDocError::Doc(DocError::MalformedPayload {
+            crdt: "automerge",
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// Without Automerge in the build: refused.
+#[cfg(not(feature = "automerge"))]
+pub(crate) fn apply_local_automerge(
+    _inner: &mut Replica,
+    _changes: &[u8],
+) -> Result<(), WebDocError> {
+    Err(WebDocError::NotBuilt("automerge"))
+}
+
+/// The Automerge changes of `inner` not covered by `heads` (hex change hashes),
+/// each as one change chunk for a JS document (`Automerge.applyChanges`).
+#[cfg(feature = "automerge")]
+pub(crate) fn automerge_changes_since(
+    inner: &mut Replica,
+    heads: &[String],
+) -> Result<Vec<Vec<u8>>, WebDocError> {
+    let heads = heads
+        .iter()
+        .map(|h| {
+            h.parse::<automerge::ChangeHash>()
+                .map_err(|_| arg("heads", "expected hex change hashes"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let a = inner
+        .automerge_mut()
+        .ok_or(WebDocError::WrongCrdt("automerge"))?;
+    Ok(a.doc_mut()
+        .get_changes(&heads)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect())
+}
+
+/// Without Automerge in the build: refused.
+#[cfg(not(feature = "automerge"))]
+pub(crate) fn automerge_changes_since(
+    _inner: &mut Replica,
+    _heads: &[String],
+) -> Result<Vec<Vec<u8>>, WebDocError> {
+    Err(WebDocError::NotBuilt("automerge"))
 }

@@ -27,5 +27,9 @@ pub mod doc;
 #[cfg(all(target_arch = "wasm32", feature = "storage"))]
 pub mod storage;
 
+// The SDK in a Worker (feature `session`): Device and Space, the home in OPFS.
+#[cfg(all(target_arch = "wasm32", feature = "session"))]
+pub mod session;
+
 /// The version of this build, as the crate's `Cargo.toml` says.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

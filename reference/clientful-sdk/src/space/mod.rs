@@ -48,7 +48,7 @@ mod settings;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use clientful_core::envelope;
 use clientful_core::keys::SigningKey;
@@ -64,6 +64,7 @@ use clientful_storage::space::SpaceConfig;
 use clientful_storage::{LocalStore, OpendalStore, Space};
 use rand_chacha::ChaCha20Rng;
 
+use crate::device_dir::DeviceDir;
 use crate::document::Document;
 use crate::error::ClientError;
 pub use documents::DocInfo;
@@ -120,7 +121,9 @@ pub enum Change {
 
 /// One space opened on this device. See the module documentation.
 pub struct SpaceSession {
-    dir: PathBuf,
+    /// The device's home and this space's folder in it.
+    home: Arc<dyn DeviceDir>,
+    folder: String,
     file: SpaceFile,
     space_id: [u8; 32],
     store: OpendalStore,
@@ -146,12 +149,11 @@ impl std::fmt::Debug for SpaceSession {
     }
 }
 
-/// The shell's clock, handed to the session core (MEM-22 expiries).
+/// The shell's clock, handed to the session core (MEM-22 expiries): the
+/// platform's (`std::time` natively, `Date.now()` in a browser, where
+/// `SystemTime::now()` panics).
 fn now_ms() -> Option<u64> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
+    Some(clientful_net::platform::unix_ms()).filter(|&t| t > 0)
 }
 
 /// The device-local store lent to a storage [`Space`] for one operation. The

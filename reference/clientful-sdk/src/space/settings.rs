@@ -3,7 +3,7 @@
 //! from the device-local store (STO-20).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 
 use clientful_core::membership::SpaceReplica;
 use clientful_core::membership::invite;
@@ -15,8 +15,9 @@ use zeroize::Zeroizing;
 
 use super::SpaceSession;
 use crate::codes::{self, CodeError, CodeKind, CodeProblem};
+use crate::device_dir::DeviceDir;
 use crate::error::{Action, ClientError, FileKind};
-use crate::identity::{Client, os_rng, seed32, write_private};
+use crate::identity::{Client, SPACES, os_rng, seed32};
 use crate::storage_url::StorageUrl;
 
 const SPACE_FILE: &str = "space.json";
@@ -45,9 +46,13 @@ pub(crate) struct SpaceFile {
 }
 
 impl SpaceFile {
-    pub(crate) fn load(dir: &Path) -> Result<Self, ClientError> {
-        let path = dir.join(SPACE_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| ClientError::io(&path, e))?;
+    /// Loads `<folder>/space.json` from the home `dir`.
+    pub(crate) fn load(dir: &dyn DeviceDir, folder: &str) -> Result<Self, ClientError> {
+        let name = format!("{folder}/{SPACE_FILE}");
+        let path = dir.location().join(&name);
+        let bytes = dir.read(&name)?.ok_or_else(|| {
+            ClientError::io(&path, std::io::Error::from(std::io::ErrorKind::NotFound))
+        })?;
         let f: SpaceFile =
             serde_json::from_slice(&bytes).map_err(|source| ClientError::BadFile {
                 path: path.clone(),
@@ -64,11 +69,14 @@ impl SpaceFile {
         Ok(f)
     }
 
-    pub(super) fn save(&self, dir: &Path) -> Result<(), ClientError> {
-        let path = dir.join(SPACE_FILE);
-        let text = serde_json::to_vec_pretty(self)
-            .map_err(|e| ClientError::io(&path, std::io::Error::other(e)))?;
-        write_private(&path, &text)
+    /// Saves `<folder>/space.json` in the home `dir`, atomically.
+    pub(super) fn save(&self, dir: &dyn DeviceDir, folder: &str) -> Result<(), ClientError> {
+        let name = format!("{folder}/{SPACE_FILE}");
+        let text =
+            Zeroizing::new(serde_json::to_vec_pretty(self).map_err(|e| {
+                ClientError::io(&dir.location().join(&name), std::io::Error::other(e))
+            })?);
+        dir.write(&name, &text)
     }
 
     /// The lobby secrets, parsed.
@@ -93,8 +101,9 @@ impl SpaceFile {
     }
 }
 
-fn space_dir(client: &Client, space_id: &[u8; 32]) -> std::path::PathBuf {
-    client.spaces_dir().join(hex::encode(space_id))
+/// The folder of a space in the home.
+fn space_folder(space_id: &[u8; 32]) -> String {
+    format!("{SPACES}/{}", hex::encode(space_id))
 }
 
 impl SpaceSession {
@@ -118,7 +127,7 @@ impl SpaceSession {
 
     fn assemble(
         client: &Client,
-        dir: std::path::PathBuf,
+        folder: String,
         file: SpaceFile,
         store: OpendalStore,
         local: LocalStore,
@@ -126,7 +135,8 @@ impl SpaceSession {
     ) -> Result<SpaceSession, ClientError> {
         let profile = client.profile();
         Ok(SpaceSession {
-            dir,
+            home: Arc::clone(client.dir()),
+            folder,
             file,
             space_id: *core.space_id(),
             store,
@@ -147,20 +157,22 @@ impl SpaceSession {
         file: SpaceFile,
     ) -> Result<SpaceSession, ClientError> {
         let space_id = *replica.space_id();
-        let dir = space_dir(client, &space_id);
-        if dir.join(SPACE_FILE).exists() {
+        let folder = space_folder(&space_id);
+        let home = client.dir().as_ref();
+        if home.read(&format!("{folder}/{SPACE_FILE}"))?.is_some() {
             return Err(ClientError::SpaceExists {
                 space_id,
-                name: SpaceFile::load(&dir).map(|f| f.name).unwrap_or_default(),
+                name: SpaceFile::load(home, &folder)
+                    .map(|f| f.name)
+                    .unwrap_or_default(),
             });
         }
-        let store = StorageUrl::parse(&file.storage)?.open()?;
+        let store = StorageUrl::parse(&file.storage)?.open_with(&|k| client.var(k))?;
         let cfg = Self::core_config(client, &file, replica)?;
-        std::fs::create_dir_all(&dir).map_err(|e| ClientError::io(&dir, e))?;
-        let local = LocalStore::open(&dir.join("local.redb"))?;
-        file.save(&dir)?;
+        let local = home.open_store(&folder, false).await?;
+        file.save(home, &folder)?;
         let core = Session::new(cfg)?;
-        let mut s = Self::assemble(client, dir, file, store, local, core)?;
+        let mut s = Self::assemble(client, folder, file, store, local, core)?;
         s.apply()?;
         Ok(s)
     }
@@ -242,10 +254,11 @@ impl SpaceSession {
         client: &Client,
         space_id: &[u8; 32],
     ) -> Result<SpaceSession, ClientError> {
-        let dir = space_dir(client, space_id);
-        let file = SpaceFile::load(&dir)?;
-        let store = StorageUrl::parse(&file.storage)?.open()?;
-        let local = LocalStore::open_existing(&dir.join("local.redb"))?;
+        let folder = space_folder(space_id);
+        let home = client.dir().as_ref();
+        let file = SpaceFile::load(home, &folder)?;
+        let store = StorageUrl::parse(&file.storage)?.open_with(&|k| client.var(k))?;
+        let local = home.open_store(&folder, true).await?;
         let replica = SpaceReplica::new(*space_id, client.profile().identity()?)
             .map_err(ClientError::core(Action::OpenSpace))?;
         let stored = Stored {
@@ -257,7 +270,7 @@ impl SpaceSession {
         let all = local.all_envelopes()?;
         let cfg = Self::core_config(client, &file, replica)?;
         let core = Session::restore(cfg, &stored, all.iter().map(Vec::as_slice))?;
-        Self::assemble(client, dir, file, store, local, core)
+        Self::assemble(client, folder, file, store, local, core)
     }
 
     /// Whether redemptions wait for [`Self::admit`] (true) or are admitted
@@ -265,7 +278,7 @@ impl SpaceSession {
     pub fn set_confirm_admissions(&mut self, confirm: bool) -> Result<(), ClientError> {
         self.file.confirm_admissions = confirm;
         self.core.set_confirm_admissions(confirm);
-        self.file.save(&self.dir)
+        self.file.save(self.home.as_ref(), &self.folder)
     }
 
     /// Records the link secret of a device this device added (MEM-24).
@@ -277,6 +290,6 @@ impl SpaceSession {
         self.file
             .links
             .insert(hex::encode(device_id), hex::encode(secret));
-        self.file.save(&self.dir)
+        self.file.save(self.home.as_ref(), &self.folder)
     }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bundle sizes of the browser module: builds reference/clientful-web with the
-# `wasm-release` profile (scripts/web/build.sh --release) four times, Yjs only and Yjs +
-# Automerge, each without and with the storage exports (the default features are
-# yjs,automerge,storage), each into a temporary folder, and measures the .wasm and its
+# `wasm-release` profile (scripts/web/build.sh --release) five times, Yjs only and Yjs +
+# Automerge, each without and with the storage exports, and the default (those and the
+# SDK's Device/Space, feature `session`), each into a temporary folder, and measures the .wasm and its
 # JS glue raw and gzipped (gzip -9). Prints a Markdown table; with --write it also
 # replaces the table between the `bundle-sizes` markers in docs/performance.md
 # ("Browser bundle").
@@ -33,13 +33,13 @@ row() {
     "$((w + j))" "$((wg + jg))"
 }
 
-variants=(yjs yjs,storage yjs,automerge yjs,automerge,storage)
+variants=(yjs yjs,storage yjs,automerge yjs,automerge,storage yjs,automerge,storage,session)
 for v in "${variants[@]}"; do
   bash scripts/web/build.sh --release --features "$v" --out "$tmp/$v" >&2
 done
 
 # Source paths of the automerge crate in a module (panic locations in its data).
-am_refs() { grep -a -o 'automerge-[0-9][0-9.]*/src/' "$1/clientful_web_bg.wasm" | wc -l; }
+am_refs() { { grep -a -o 'automerge-[0-9][0-9.]*/src/' "$1/clientful_web_bg.wasm" || true; } | wc -l; }
 absent=ok
 for v in "${variants[@]}"; do
   n=$(am_refs "$tmp/$v")
@@ -57,7 +57,8 @@ table=$(
   row "Yjs only (\`--features yjs\`)" "$tmp/yjs"
   row "Yjs only + storage (\`--features yjs,storage\`)" "$tmp/yjs,storage"
   row "Yjs + Automerge (\`--features yjs,automerge\`)" "$tmp/yjs,automerge"
-  row "Yjs + Automerge + storage (default)" "$tmp/yjs,automerge,storage"
+  row "Yjs + Automerge + storage (\`--features yjs,automerge,storage\`)" "$tmp/yjs,automerge,storage"
+  row "Yjs + Automerge + storage + the SDK session (default)" "$tmp/yjs,automerge,storage,session"
 )
 stamp="Absence check passed: no automerge source path in the Yjs-only modules, some in each Automerge one. Measured by \`scripts/web/sizes.sh\` on $(date -u +%Y-%m-%d), Rust $(rustc --version | cut -d' ' -f2), profile \`wasm-release\` (opt-level z, LTO, one codegen unit, stripped), no wasm-opt; gzip -9."
 echo "$table"

@@ -110,10 +110,16 @@ async function syncLoop() {
  * admin admitted it). */
 async function documents() {
   for (let i = 0; ; i++) {
-    const docs = await app.space.documents();
-    const notes = docs.find((d) => d.kind === "yjs" && d.title === "Notes");
-    const tasks = docs.find((d) => d.kind === "automerge" && d.title === "Tasks");
-    if (notes && tasks) return { notes: notes.id, tasks: tasks.id };
+    // Items are { id, kind }; the title is read per document.
+    const found = {};
+    // Before admission the space may not be readable yet: try again.
+    const listed = await app.space.documents().catch(() => []);
+    for (const d of listed) {
+      const title = await app.space.title(d.id).catch(() => undefined);
+      if (d.kind === "yjs" && title === "Notes") found.notes = d.id;
+      if (d.kind === "automerge" && title === "Tasks") found.tasks = d.id;
+    }
+    if (found.notes && found.tasks) return found;
     status(i === 0 ? "waiting to be admitted…" : `waiting to be admitted… (${i})`);
     await sleep(1000);
   }
@@ -122,7 +128,7 @@ async function documents() {
 async function bind(docs) {
   app.docs = docs;
   app.ydoc = new Y.Doc();
-  app.provider = new ClientfulProvider(app.ydoc, app.space, docs.notes, { onError: fail });
+  app.provider = new ClientfulProvider(app.ydoc, app.space, docs.notes, { onError: providerError });
   await app.provider.whenSynced();
   app.am = new AutomergeBinding(app.space, docs.tasks, { onError: fail });
   await app.am.whenSynced();
@@ -130,6 +136,17 @@ async function bind(docs) {
   bindTextarea($("notes"), app.ydoc.getText("text"));
   bindTasks();
   bindPresence();
+}
+
+/** The provider's errors; a build whose space cannot send ephemeral messages yet
+ * ([UNSUPPORTED]) has no presence, which the page says instead of failing. */
+function providerError(e) {
+  if (e?.class === "UNSUPPORTED" || /^\[UNSUPPORTED\]/.test(String(e?.message))) {
+    app.presence = "unsupported";
+    app.showPresence?.();
+    return;
+  }
+  fail(e);
 }
 
 // ------------------------------------------------------------------------- notes
@@ -198,7 +215,8 @@ function bindTasks() {
     progress.hidden = false;
     try {
       const bytes = new Uint8Array(await file.arrayBuffer());
-      const ref = await app.space.putFile(file.name, bytes, (done, total) => {
+      // The SDK keeps a media type with the file (its name goes into the document).
+      const ref = await app.space.putFile(file.type || "application/octet-stream", bytes, (done, total) => {
         progress.max = total || 1;
         progress.value = done;
       });
@@ -276,8 +294,12 @@ function bindPresence() {
         li.textContent = id === app.ydoc.clientID ? `${s.user.name} (you)` : s.user.name;
         return li;
       });
+    if (app.presence === "unsupported") {
+      people.push(Object.assign(document.createElement("li"), { textContent: "presence: not in this build", className: "off" }));
+    }
     $("presence").replaceChildren(...people);
   };
+  app.showPresence = show;
   awareness.on("change", show);
   show();
 }
@@ -309,7 +331,10 @@ app.state = async () => {
     notesReplica: app.docs ? await s.text(app.docs.notes) : undefined,
     notesDigest: app.docs ? await s.stateDigest(app.docs.notes) : undefined,
     tasksDigest: app.docs ? await s.stateDigest(app.docs.tasks) : undefined,
-    presence: [...(app.provider?.awareness.getStates().values() ?? [])].map((v) => v?.user?.name).filter(Boolean).sort(),
+    presence:
+      app.presence === "unsupported"
+        ? "unsupported"
+        : [...(app.provider?.awareness.getStates().values() ?? [])].map((v) => v?.user?.name).filter(Boolean).sort(),
     errors: app.errors,
   };
 };

@@ -629,6 +629,8 @@ pub(crate) fn apply_local_automerge(
 /// The Automerge changes of `inner` not covered by `heads` (hex change hashes),
 /// each as one change chunk for a JS document (`Automerge.applyChanges`).
 #[cfg(feature = "automerge")]
+// Used by the SDK session (feature `session`) only.
+#[cfg_attr(not(feature = "session"), allow(dead_code))]
 pub(crate) fn automerge_changes_since(
     inner: &mut Replica,
     heads: &[String],
@@ -652,6 +654,8 @@ pub(crate) fn automerge_changes_since(
 
 /// Without Automerge in the build: refused.
 #[cfg(not(feature = "automerge"))]
+// Used by the SDK session (feature `session`) only.
+#[cfg_attr(not(feature = "session"), allow(dead_code))]
 pub(crate) fn automerge_changes_since(
     _inner: &mut Replica,
     _heads: &[String],

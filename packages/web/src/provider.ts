@@ -343,7 +343,15 @@ export class ClientfulProvider {
       }
       const diff = await this.link.diff(Y.encodeStateVector(this.doc));
       if (this.destroyed) return;
-      if (diff.byteLength > EMPTY_UPDATE_BYTES) Y.applyUpdate(this.doc, diff, this);
+      if (diff.byteLength > EMPTY_UPDATE_BYTES) {
+        // The diff may hold this device's own items (written before the Y.Doc was bound:
+        // by the SDK when it created the document, or in an earlier session). Yjs then
+        // gives the Y.Doc a new random clientID ("another client seems to be using it"),
+        // which the replica would refuse (DOC-3): they are this device's, so keep its id.
+        const own = this.doc.clientID;
+        Y.applyUpdate(this.doc, diff, this);
+        this.doc.clientID = own;
+      }
       if (!this.syncedOnce) {
         this.syncedOnce = true;
         for (const ok of this.syncedWaiters.splice(0)) ok();

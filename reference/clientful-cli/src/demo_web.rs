@@ -257,8 +257,8 @@ async fn serve_static(listener: TcpListener, web_root: PathBuf, config: String) 
 
 /// One GET of the static server: `/` redirects to `/demo/`, `/demo/config.json` is
 /// the servers' addresses, and paths under [`SERVED`] are files of `web_root`
-/// (a folder's `index.html` for a path ending in `/`). `..` and anything outside
-/// those folders is 404.
+/// (a folder's `index.html` for a path ending in `/`; a name without an extension
+/// also as `.js`). `..` and anything outside those folders is 404.
 async fn static_file(web_root: &Path, config: &Bytes, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
@@ -276,10 +276,18 @@ async fn static_file(web_root: &Path, config: &Bytes, req: &Request<Incoming>) -
     let Some(file) = resolve(web_root, path) else {
         return status(StatusCode::NOT_FOUND, "not found\n");
     };
-    match tokio::fs::read(&file).await {
-        Ok(bytes) => file_response(Bytes::from(bytes), content_type(&file)),
-        Err(_) => status(StatusCode::NOT_FOUND, "not found\n"),
+    // lib0's modules import each other without an extension (`lib0/array`), as Node
+    // resolves them: a name without one is also looked up as `.js`.
+    let candidates = match file.extension() {
+        Some(_) => vec![file],
+        None => vec![file.clone(), file.with_extension("js")],
+    };
+    for f in candidates {
+        if let Ok(bytes) = tokio::fs::read(&f).await {
+            return file_response(Bytes::from(bytes), content_type(&f));
+        }
     }
+    status(StatusCode::NOT_FOUND, "not found\n")
 }
 
 fn file_response(bytes: Bytes, kind: &'static str) -> Response<Body> {

@@ -203,9 +203,11 @@ function bindTasks() {
     const title = $("task-title").value.trim();
     if (!title) return;
     $("task-title").value = "";
+    // One root key per task (and per photo): concurrent additions never conflict, as
+    // two members creating one shared list at the same time would (Automerge keeps one).
+    const id = crypto.randomUUID();
     app.am.change((d) => {
-      if (!d.tasks) d.tasks = [];
-      d.tasks.push({ title, done: false, by: app.name });
+      d[`task:${id}`] = { title, done: false, by: app.name, at: Date.now() };
     });
   });
   $("photo").addEventListener("change", async () => {
@@ -221,8 +223,7 @@ function bindTasks() {
         progress.value = done;
       });
       app.am.change((d) => {
-        if (!d.photos) d.photos = [];
-        d.photos.push({ ref, name: file.name, type: file.type || "image/png", by: app.name });
+        d[`photo:${ref}`] = { ref, name: file.name, type: file.type || "image/png", by: app.name, at: Date.now() };
       });
     } catch (e) {
       fail(e);
@@ -235,23 +236,30 @@ function bindTasks() {
   render(app.am.doc);
 }
 
+/** The entries of `doc` under keys `prefix:…`, oldest first: `[key, value]`. */
+function entries(doc, prefix) {
+  return Object.entries(doc)
+    .filter(([k, v]) => k.startsWith(prefix) && v && typeof v === "object")
+    .sort(([ka, a], [kb, b]) => (a.at ?? 0) - (b.at ?? 0) || (ka < kb ? -1 : 1));
+}
+
 function render(doc) {
   const list = $("tasks");
   list.replaceChildren(
-    ...(doc.tasks ?? []).map((t, i) => {
+    ...entries(doc, "task:").map(([key, t]) => {
       const li = document.createElement("li");
       li.classList.toggle("done", !!t.done);
       const box = document.createElement("input");
       box.type = "checkbox";
       box.checked = !!t.done;
-      box.addEventListener("change", () => app.am.change((d) => (d.tasks[i].done = box.checked)));
+      box.addEventListener("change", () => app.am.change((d) => (d[key].done = box.checked)));
       const span = document.createElement("span");
       span.textContent = t.title;
       li.append(box, span);
       return li;
     }),
   );
-  for (const p of doc.photos ?? []) showPhoto(p);
+  for (const [, p] of entries(doc, "photo:")) showPhoto(p);
 }
 
 /** Shows a photo once: read from storage (verified, decrypted) and shown from a Blob URL. */
@@ -326,8 +334,10 @@ app.state = async () => {
   const s = app.space;
   return {
     notes: app.ydoc?.getText("text").toString(),
-    tasks: (app.am?.doc.tasks ?? []).map((t) => ({ title: t.title, done: !!t.done })),
-    photos: (app.am?.doc.photos ?? []).map((p) => ({ name: p.name, size: app.photos.get(p.ref)?.bytes?.length ?? null })),
+    tasks: app.am ? entries(app.am.doc, "task:").map(([, t]) => ({ title: t.title, done: !!t.done })) : [],
+    photos: app.am
+      ? entries(app.am.doc, "photo:").map(([, p]) => ({ name: p.name, size: app.photos.get(p.ref)?.bytes?.length ?? null }))
+      : [],
     notesReplica: app.docs ? await s.text(app.docs.notes) : undefined,
     notesDigest: app.docs ? await s.stateDigest(app.docs.notes) : undefined,
     tasksDigest: app.docs ? await s.stateDigest(app.docs.tasks) : undefined,

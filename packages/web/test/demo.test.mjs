@@ -86,10 +86,11 @@ test("clientful demo --web: two tabs join one space, edit notes and tasks, and c
     await photoPage.close();
     await alice.page.setInputFiles("#photo", { name: "sunset.png", mimeType: "image/png", buffer: photo });
 
+    let last;
     const s = await until(
       "both tabs converge",
       async () => {
-        const [a, b] = [await state(alice), await state(bob)];
+        const [a, b] = (last = [await state(alice), await state(bob)]);
         const ok =
           a.notes === b.notes &&
           a.notes === a.notesReplica &&
@@ -106,7 +107,9 @@ test("clientful demo --web: two tabs join one space, edit notes and tasks, and c
         return ok ? [a, b] : null;
       },
       90000,
-    );
+    ).catch((e) => {
+      throw new Error(`${e.message}; last states: ${JSON.stringify(last)}`);
+    });
     if (s[0].presence === "unsupported" || s[1].presence === "unsupported") {
       console.log("# presence: the session refuses ephemeral messages ([UNSUPPORTED]); not checked");
     }

@@ -33,6 +33,7 @@ export class AutomergeBinding<T = Record<string, unknown>> {
   private readonly listeners = new Set<Listener<T>>();
   private readonly onError: (error: unknown) => void;
   private readonly onSpaceChange: (c: ChangeEvent) => void;
+  private readonly onRestart: () => void;
   private destroyed = false;
   private pullQueued = false;
 
@@ -50,6 +51,20 @@ export class AutomergeBinding<T = Record<string, unknown>> {
       if (c.docId === undefined || c.docId === docId) this.pull();
     };
     space.on("change", this.onSpaceChange);
+    // A restarted Worker's replica may bind a new actor (a new incarnation, DOC-3): the JS
+    // document takes it (`Automerge.clone`) for its next changes.
+    this.onRestart = () => {
+      this.queue = this.queue
+        .then(async () => {
+          const actor = await space.automergeActor(docId);
+          if (this.current !== undefined && Automerge.getActorId(this.current) !== actor) {
+            this.current = Automerge.clone(this.current, { actor });
+          }
+        })
+        .catch((e: unknown) => this.onError(e));
+      this.pull();
+    };
+    space.on("restart", this.onRestart);
   }
 
   /** The JS document (throws before `whenSynced()` resolved). */
@@ -97,6 +112,7 @@ export class AutomergeBinding<T = Record<string, unknown>> {
   destroy(): void {
     this.destroyed = true;
     this.space.off("change", this.onSpaceChange);
+    this.space.off("restart", this.onRestart);
   }
 
   private emit(): void {

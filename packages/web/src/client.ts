@@ -40,6 +40,25 @@ interface Pending {
 
 const MAX_RESTARTS_IN_A_ROW = 3;
 
+/** An OPFS file still held by a Worker that is going away (terminated, or its page reloaded). */
+const LOCKED = /NoModificationAllowed|InvalidState|lock/i;
+
+/**
+ * Runs `f` again while it fails because an OPFS file is still held by a Worker that is
+ * going away (it lets go within a moment), for at most `ms`.
+ */
+export async function retryLocked<T>(f: () => Promise<T>, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (Date.now() > end || !(e instanceof ClientfulError) || !LOCKED.test(e.message)) throw e;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+  }
+}
+
 function toError(e: WireError): Error {
   if (e.trap) return new WorkerRestarted(e.message);
   return new ClientfulError(e.message, e.class);
@@ -114,6 +133,17 @@ export class WorkerClient {
     set.add(cb);
     byEvent.set(event, set);
     this.listeners.set(handle, byEvent);
+  }
+
+  /** Calls the listeners of `event` on `handle` here, as if the Worker had pushed it. */
+  emit(handle: Handle, event: string, ...args: unknown[]): void {
+    for (const cb of this.listeners.get(handle)?.get(event) ?? []) {
+      try {
+        cb(...args);
+      } catch (e) {
+        console.error("clientful: a listener threw", e);
+      }
+    }
   }
 
   /** Removes a listener added with `on`. */
@@ -202,13 +232,7 @@ export class WorkerClient {
         this.pending.get(m.id)?.callbacks[m.callback]?.(...m.args);
         break;
       case "event":
-        for (const cb of this.listeners.get(m.handle)?.get(m.event) ?? []) {
-          try {
-            cb(...m.args);
-          } catch (e) {
-            console.error("clientful: a listener threw", e);
-          }
-        }
+        this.emit(m.handle, m.event, ...m.args);
         break;
       case "trapped":
         this.restart(m.error.message);
@@ -236,13 +260,16 @@ export class WorkerClient {
           // In the order they were opened, each followed by its sticky calls (a device's
           // storage credentials before its spaces, a space's goLive after it opened).
           for (const [handle, reopen] of [...this.reopen]) {
-            await this.send({ ...reopen(), bind: handle });
+            await retryLocked(() => this.send({ ...reopen(), bind: handle }));
             for (const c of this.sticky.get(handle) ?? []) await this.send(c);
           }
           this.failedRestarts = 0;
           this.restarts++;
           this.restarting = false;
           this.onRestart?.(cause);
+          // Each reopened object's listeners: what they derived from the old one may be
+          // stale (a reopened replica may take a new actor incarnation, DOC-3).
+          for (const handle of [...this.reopen.keys()]) this.emit(handle, "restart");
           return;
         } catch (e) {
           if (this.broken) throw this.broken;

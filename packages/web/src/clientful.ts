@@ -7,7 +7,7 @@
  * restarts it and reopens the device and spaces from OPFS (see `client.ts`); only the calls
  * in flight reject, with `WorkerRestarted`.
  */
-import { type Recipe, WorkerClient, type WorkerClientOptions } from "./client.js";
+import { type Recipe, WorkerClient, type WorkerClientOptions, retryLocked } from "./client.js";
 import type { Handle } from "./rpc.js";
 
 /** A space this device belongs to. */
@@ -29,10 +29,12 @@ export interface MemberInfo {
 /** The document CRDTs. */
 export type DocumentKind = "yjs" | "automerge";
 
-/** A document of a space (its title: `space.title(id)`). */
+/** A document of a space. */
 export interface DocumentInfo {
   id: string;
   kind: DocumentKind;
+  /** Its title (empty for a document this device cannot open). */
+  title: string;
   /** Envelopes held. */
   envelopes?: number;
 }
@@ -43,7 +45,11 @@ export interface SyncResult {
   downloaded: number;
 }
 
-/** An SDK change event: `kind` (`document`, `membership`, ...) and the document it concerns. */
+/**
+ * An SDK change event: `kind` (`document`, `membership`, `preview`, `withholding`,
+ * `evidence`, `staleEpoch`, `lagged`) and the document it concerns; the facade adds
+ * `live` when the space (re)joined its broker room (`goLive`, or back `online`).
+ */
 export interface ChangeEvent {
   kind: string;
   docId?: string;
@@ -56,6 +62,8 @@ export type Role = "admin" | "writer" | "reader";
 export interface SpaceEvents {
   change: (change: ChangeEvent) => void;
   ephemeral: (from: string, data: Uint8Array) => void;
+  /** The Worker was restarted after a trap and the space reopened: re-read what you hold. */
+  restart: () => void;
 }
 
 /** Options of `Clientful.create/open/restoreSealed`. `dir`: 1 to 100 of `[A-Za-z0-9_-]` (it names OPFS files). */
@@ -63,6 +71,8 @@ export type ClientfulOptions = WorkerClientOptions;
 
 /** One space, in the Worker. */
 export class SpaceProxy {
+  private liveUrl: string | undefined;
+  private onOnline: (() => void) | undefined;
   /** @internal */
   constructor(
     private readonly rpc: WorkerClient,
@@ -147,9 +157,25 @@ export class SpaceProxy {
   sync(): Promise<SyncResult> {
     return this.call("sync");
   }
-  /** Stays live over the broker at `brokerUrl` (again after a Worker restart). */
-  goLive(brokerUrl: string): Promise<void> {
-    return this.rpc.call(this.handle, "goLive", [brokerUrl], true) as Promise<void>;
+  /**
+   * Stays live over the broker at `brokerUrl`: again after a Worker restart, and at once
+   * when the browser says it is back `online` (rather than after the retry backoff).
+   */
+  async goLive(brokerUrl: string): Promise<void> {
+    await this.rpc.call(this.handle, "goLive", [brokerUrl], true);
+    this.liveUrl = brokerUrl;
+    this.rpc.emit(this.handle, "change", { kind: "live" });
+    if (!this.onOnline && typeof globalThis.addEventListener === "function") {
+      this.onOnline = () => {
+        const url = this.liveUrl;
+        if (url === undefined) return;
+        this.rpc
+          .call(this.handle, "goLive", [url])
+          .then(() => this.rpc.emit(this.handle, "change", { kind: "live" }))
+          .catch(() => undefined);
+      };
+      globalThis.addEventListener("online", this.onOnline);
+    }
   }
   /** Sends a presence message (sealed, ephemeral) to the space's members online. */
   ephemeral(data: Uint8Array): Promise<void> {
@@ -163,6 +189,8 @@ export class SpaceProxy {
   }
   /** Closes the space in the Worker. */
   async close(): Promise<void> {
+    if (this.onOnline) globalThis.removeEventListener("online", this.onOnline);
+    this.liveUrl = undefined;
     await this.call("close");
     this.rpc.release(this.handle);
   }
@@ -236,7 +264,10 @@ async function start(recipe: Recipe, dir: string, options: ClientfulOptions): Pr
   const rpc = new WorkerClient(options);
   try {
     // However the device was made, a restarted Worker opens it from OPFS.
-    const handle = await rpc.open(recipe, () => ({ target: null, cls: "Device", method: "open", args: [dir] }));
+    // A Worker of a page just reloaded may still hold the device's files for a moment.
+    const handle = await retryLocked(() =>
+      rpc.open(recipe, () => ({ target: null, cls: "Device", method: "open", args: [dir] })),
+    );
     return new DeviceProxy(rpc, handle);
   } catch (e) {
     rpc.terminate();

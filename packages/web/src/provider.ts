@@ -118,7 +118,7 @@ export function unframePresence(docId: string, data: Uint8Array): Uint8Array | u
   return data.subarray(2 + n);
 }
 
-function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void } {
+function spaceLink(space: SpaceProxy, docId: string, onRestart: () => void): YjsLink & { detach(): void } {
   let wake: (() => void) | undefined;
   let woken = false;
   let joins = 1;
@@ -143,6 +143,7 @@ function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void
   };
   space.on("change", onChange);
   space.on("ephemeral", onEphemeral);
+  space.on("restart", onRestart);
   return {
     clientId: () => space.yjsClientId(docId),
     applyLocal: (u) => space.applyLocalYjsUpdate(docId, u),
@@ -166,6 +167,7 @@ function spaceLink(space: SpaceProxy, docId: string): YjsLink & { detach(): void
     detach: () => {
       space.off("change", onChange);
       space.off("ephemeral", onEphemeral);
+      space.off("restart", onRestart);
       poke();
     },
   };
@@ -199,6 +201,7 @@ export class ClientfulProvider {
     origin: unknown,
   ) => void;
   private joined = 0;
+  private presenceOff = false;
 
   /**
    * Binds `doc` to document `docId` of `space`, or to `room`. `doc` must be new: its
@@ -219,7 +222,16 @@ export class ClientfulProvider {
     this.doc = doc;
     this.onError = options.onError ?? ((e) => console.error("clientful provider:", e));
     if (typeof docIdOrOptions === "string") {
-      const link = spaceLink(target as SpaceProxy, docIdOrOptions);
+      const space = target as SpaceProxy;
+      const docId = docIdOrOptions;
+      // A restarted Worker's replica may use a new client id (a new incarnation, DOC-3):
+      // take it before the next local update goes out.
+      const link = spaceLink(space, docId, () => {
+        this.pending = this.pending
+          .then(() => space.yjsClientId(docId))
+          .then((id) => this.switchClientId(id))
+          .catch((e: unknown) => this.onError(e));
+      });
       this.space = target as SpaceProxy;
       this.docId = docIdOrOptions;
       this.replica = undefined;
@@ -299,6 +311,17 @@ export class ClientfulProvider {
     this.link.close();
   }
 
+  /** Takes a new client id of the replica's for this device's next inserts (and presence). */
+  private switchClientId(id: number): void {
+    if (this.destroyed || this.doc.clientID === id) return;
+    const old = this.awareness.clientID;
+    const state = this.awareness.getLocalState();
+    this.doc.clientID = id;
+    removeAwarenessStates(this.awareness, [old], this);
+    this.awareness.clientID = id;
+    this.awareness.setLocalState(state);
+  }
+
   /** Takes the replica's client id (space form), before anything is written. */
   private adoptClientId(id: number): void {
     if (this.doc.clientID === id) return;
@@ -321,11 +344,23 @@ export class ClientfulProvider {
   }
 
   private send(update: Uint8Array): void {
+    if (this.presenceOff) return;
+    // A build without presence messages (`UNSUPPORTED`): said once, then presence stays local.
+    const failed = (e: unknown): void => {
+      const cls = (e as { class?: unknown } | null)?.class;
+      // Not live (yet): nobody to tell; the state goes out when the space goes live.
+      if (cls === "NOT_LIVE") return;
+      if (cls === "UNSUPPORTED") {
+        if (this.presenceOff) return;
+        this.presenceOff = true;
+      }
+      this.onError(e);
+    };
     try {
       const sent = this.link.sendPresence(update);
-      if (sent instanceof Promise) sent.catch((e: unknown) => this.onError(e));
+      if (sent instanceof Promise) sent.catch(failed);
     } catch (e) {
-      this.onError(e);
+      failed(e);
     }
   }
 
@@ -344,13 +379,12 @@ export class ClientfulProvider {
       const diff = await this.link.diff(Y.encodeStateVector(this.doc));
       if (this.destroyed) return;
       if (diff.byteLength > EMPTY_UPDATE_BYTES) {
-        // The diff may hold this device's own items (written before the Y.Doc was bound:
-        // by the SDK when it created the document, or in an earlier session). Yjs then
-        // gives the Y.Doc a new random clientID ("another client seems to be using it"),
-        // which the replica would refuse (DOC-3): they are this device's, so keep its id.
-        const own = this.doc.clientID;
+        const id = this.doc.clientID;
         Y.applyUpdate(this.doc, diff, this);
-        this.doc.clientID = own;
+        // Yjs takes a new client id when a remote transaction brings structs under its own
+        // (a clash with another client, as it must assume). These are this device's own,
+        // verified by the replica (after a reload, say): keep the replica's id.
+        if (this.doc.clientID !== id) this.doc.clientID = id;
       }
       if (!this.syncedOnce) {
         this.syncedOnce = true;

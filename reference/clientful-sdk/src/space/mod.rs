@@ -196,7 +196,7 @@ async fn lend<T>(
 }
 
 impl SpaceSession {
-    fn device(&self) -> SigningKey {
+    pub(crate) fn device(&self) -> SigningKey {
         SigningKey::from_seed(&self.device_seed)
     }
 

@@ -22,19 +22,20 @@
 //!   OPFS files: `<dir>.home.redb`, `<dir>.spaces.<space id>.redb`).
 //! - `files()` is omitted: the SDK keeps no list of files (a file's reference
 //!   lives in the document that uses it).
-//! - `putFile(name, bytes, onProgress?)`: `name` is stored as the media type
-//!   field's companion nowhere (the SDK stores a media type, not a name): pass a
-//!   media type (`"image/jpeg"`) or a name; it is kept as the file's media type.
+//! - `putFile(name, bytes, onProgress?)`: the SDK stores a file's media type, not
+//!   its name: `name` is kept as the media type (pass `"image/jpeg"`, say). The
+//!   progress callback gets `(bytesStored, total)`.
 //! - `members()` items are `{ user, role, devices, settled }`: no `name` (the
 //!   membership holds no display names).
-//! - `documents()` items are `{ id, kind, envelopes }`: no `title` (the SDK's
-//!   listing does not open each document); `title(docId)` reads one.
+//! - `documents()` items are `{ id, kind, title, envelopes }`; `title(docId)`
+//!   reads one document's title.
 //! - `setOnChange` events: `{ kind: "document", docId }`, `{ kind: "membership" }`,
 //!   `{ kind: "preview", docId }`, `{ kind: "withholding" }`, `{ kind: "evidence" }`,
 //!   `{ kind: "staleEpoch" }`, and `{ kind: "lagged" }` when events were missed
 //!   (re-read everything shown).
-//! - Ephemeral messages (`ephemeral`, `setOnEphemeral`) are not built yet: they
-//!   throw `[UNSUPPORTED]`; presence goes through `Room`/`DocRoom` meanwhile.
+//! - `ephemeral(data)` needs `goLive` first (`[NOT_LIVE]` otherwise); it is sent
+//!   within 200 ms by the live loop. `setOnEphemeral(cb)` gets `cb(sender, data)`
+//!   with `sender` the sending device's key (hex).
 //!
 //! Errors are thrown `Error`s named `ClientfulError` whose message starts with
 //! the kind in brackets (`[NOT_INITIALIZED] ...`, `[ACCESS] ...`, a spec class
@@ -49,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clientful::error::ClientError;
-use clientful::live::Live;
+use clientful::live::{Live, LiveEvent};
 use clientful::{Change, Client, CrdtKind, SpaceSession};
 use clientful_core::membership::ops::Role;
 use clientful_net::client::Event;
@@ -70,6 +71,10 @@ fn js_error(kind: &str, message: &str) -> JsValue {
 
 fn client_err(e: ClientError) -> JsValue {
     js_error(e.kind(), &e.to_string())
+}
+
+fn doc_err(e: crate::doc::WebDocError) -> JsValue {
+    js_error(e.class(), &e.to_string())
 }
 
 fn set(o: &Object, key: &str, value: impl Into<JsValue>) {
@@ -240,6 +245,9 @@ impl Device {
 struct Shared {
     session: tokio::sync::Mutex<SpaceSession>,
     on_change: RefCell<Option<Function>>,
+    on_ephemeral: RefCell<Option<Function>>,
+    /// Ephemeral messages waiting for the live loop to send them.
+    outgoing: RefCell<Vec<Vec<u8>>>,
     /// Set when the live loop should stop (`close`, a new `goLive`).
     live_stop: RefCell<Option<Rc<Cell<bool>>>>,
 }
@@ -309,6 +317,8 @@ impl Space {
         let shared = Rc::new(Shared {
             session: tokio::sync::Mutex::new(session),
             on_change: RefCell::new(None),
+            on_ephemeral: RefCell::new(None),
+            outgoing: RefCell::new(Vec::new()),
             live_stop: RefCell::new(None),
         });
         wasm_bindgen_futures::spawn_local(push_changes(Rc::downgrade(&shared), rx));
@@ -405,25 +415,25 @@ impl Space {
         })
     }
 
-    /// The documents this device holds: `[{ id, kind, envelopes }]`.
+    /// The documents this device holds: `[{ id, kind, title, envelopes }]` (the
+    /// title read from each document; empty for one this device cannot open).
     #[wasm_bindgen(
-        unchecked_return_type = "Promise<Array<{ id: string; kind: string; envelopes: number }>>"
+        unchecked_return_type = "Promise<Array<{ id: string; kind: string; title: string; envelopes: number }>>"
     )]
     pub fn documents(&self) -> Promise {
         self.run(async |s| {
-            Ok(s.documents()
-                .map_err(client_err)?
-                .into_iter()
-                .map(|d| {
-                    let o = Object::new();
-                    set(&o, "id", hex::encode(d.id));
-                    set(&o, "kind", kind_name(d.crdt));
-                    #[allow(clippy::cast_precision_loss)]
-                    set(&o, "envelopes", d.envelopes as f64);
-                    JsValue::from(o)
-                })
-                .collect::<Array>()
-                .into())
+            let out = Array::new();
+            for d in s.documents().map_err(client_err)? {
+                let title = s.document(&d.id).map(|doc| doc.title()).unwrap_or_default();
+                let o = Object::new();
+                set(&o, "id", hex::encode(d.id));
+                set(&o, "kind", kind_name(d.crdt));
+                set(&o, "title", title);
+                #[allow(clippy::cast_precision_loss)]
+                set(&o, "envelopes", d.envelopes as f64);
+                out.push(&o);
+            }
+            Ok(out.into())
         })
     }
 
@@ -513,7 +523,7 @@ impl Space {
             let mut refused = None;
             s.edit(&id, |d| {
                 if let Err(e) = crate::doc::apply_local_yjs(d.replica_mut(), &update) {
-                    refused = Some(JsValue::from(e));
+                    refused = Some(doc_err(e));
                 }
                 Ok(())
             })
@@ -574,7 +584,7 @@ impl Space {
             let mut refused = None;
             s.edit(&id, |d| {
                 if let Err(e) = crate::doc::apply_local_automerge(d.replica_mut(), &joined) {
-                    refused = Some(JsValue::from(e));
+                    refused = Some(doc_err(e));
                 }
                 Ok(())
             })
@@ -593,7 +603,8 @@ impl Space {
         self.run(async move |s| {
             let id = doc_id(s, &doc)?;
             let d = s.document(&id).map_err(client_err)?;
-            let changes = crate::doc::automerge_changes_since(d.replica_mut(), &heads)?;
+            let changes =
+                crate::doc::automerge_changes_since(d.replica_mut(), &heads).map_err(doc_err)?;
             Ok(changes
                 .iter()
                 .map(|c| JsValue::from(Uint8Array::from(c.as_slice())))
@@ -683,21 +694,23 @@ impl Space {
         self.shared.on_change.replace(cb);
     }
 
-    /// Presence messages: not built yet (see the module documentation).
-    pub fn ephemeral(&self, _data: &[u8]) -> Result<(), JsValue> {
-        Err(js_error(
-            "UNSUPPORTED",
-            "ephemeral messages are not built in Space yet; use DocRoom",
-        ))
+    /// Sends `data` (presence: a y-protocols awareness update, ...) as an
+    /// ephemeral message signed by this device and sealed for the room (BRK-14),
+    /// to the members online now; never stored. Needs `goLive`.
+    pub fn ephemeral(&self, data: Vec<u8>) -> Result<(), JsValue> {
+        if self.shared.live_stop.borrow().is_none() {
+            return Err(js_error("NOT_LIVE", "ephemeral messages need goLive first"));
+        }
+        self.shared.outgoing.borrow_mut().push(data);
+        Ok(())
     }
 
-    /// Presence messages: not built yet (see the module documentation).
+    /// Calls `cb(sender, data)` for every ephemeral message a member's device sent
+    /// (opened, signature and freshness checked, BRK-15); `sender` is its device key
+    /// (hex). `null` removes it.
     #[wasm_bindgen(js_name = setOnEphemeral)]
-    pub fn set_on_ephemeral(&self, _cb: Option<Function>) -> Result<(), JsValue> {
-        Err(js_error(
-            "UNSUPPORTED",
-            "ephemeral messages are not built in Space yet; use DocRoom",
-        ))
+    pub fn set_on_ephemeral(&self, cb: Option<Function>) {
+        self.shared.on_ephemeral.replace(cb);
     }
 
     /// Stops the live loop and the change events. The session's store closes
@@ -707,6 +720,7 @@ impl Space {
             stop.set(true);
         }
         self.shared.on_change.replace(None);
+        self.shared.on_ephemeral.replace(None);
     }
 }
 
@@ -739,6 +753,11 @@ async fn live_loop(shared: Weak<Shared>, mut live: Live, endpoint: Endpoint, sto
             if live.publish(&mut s).await.is_err() {
                 break;
             }
+            let outgoing = std::mem::take(&mut *sh.outgoing.borrow_mut());
+            for data in outgoing {
+                // A message the room refuses (too large) is dropped, as offline.
+                let _ = live.ephemeral(&s, &data).await;
+            }
             if s.membership().current_epoch().map(|k| *k.id()) != Some(*live.epoch()) {
                 match Live::join(&s, endpoint.clone()) {
                     Ok(l) => {
@@ -761,8 +780,19 @@ async fn live_loop(shared: Weak<Shared>, mut live: Live, endpoint: Endpoint, sto
             break;
         };
         let mut s = sh.session.lock().await;
-        if live.handle(&mut s, batch).await.is_err() {
+        let Ok(events) = live.handle(&mut s, batch).await else {
             break;
+        };
+        drop(s);
+        let cb = sh.on_ephemeral.borrow().clone();
+        for ev in events {
+            if let (LiveEvent::Ephemeral { sender, body }, Some(cb)) = (ev, &cb) {
+                let _ = cb.call2(
+                    &JsValue::NULL,
+                    &hex::encode(sender).into(),
+                    &Uint8Array::from(body.as_slice()).into(),
+                );
+            }
         }
     }
     live.close().await;

@@ -51,10 +51,8 @@ test("clientful demo --web: two tabs join one space, edit notes and tasks, and c
       return { context, page, errors, name };
     };
     const state = (tab) => tab.page.evaluate(() => window.demo.state());
-    // Presence: both names in both tabs. A session without ephemeral messages yet
-    // (reference/clientful-web/src/session/mod.rs says so) refuses them with
-    // [UNSUPPORTED], which the page shows; the test then reports it instead of failing.
-    const presenceOk = (s) => s.presence === "unsupported" || s.presence.join() === "Alice,Bob";
+    // Presence: both names in both tabs (awareness over the space's sealed ephemeral messages).
+    const presenceOk = (s) => Array.isArray(s.presence) && s.presence.join() === "Alice,Bob";
 
     // Tab 1 creates the space and shows the invite link.
     const alice = await open("Alice", appUrl);
@@ -110,9 +108,10 @@ test("clientful demo --web: two tabs join one space, edit notes and tasks, and c
     ).catch((e) => {
       throw new Error(`${e.message}; last states: ${JSON.stringify(last)}`);
     });
-    if (s[0].presence === "unsupported" || s[1].presence === "unsupported") {
-      console.log("# presence: the session refuses ephemeral messages ([UNSUPPORTED]); not checked");
-    }
+    // The app makes a Tasks change again on a fresh binding when the session refuses it
+    // for a moved Automerge actor (a known session issue, see packages/web/demo/app.js).
+    const rebinds = s[0].tasksRebinds + s[1].tasksRebinds;
+    if (rebinds > 0) console.log(`# Tasks changes made again after an actor refusal: ${rebinds}`);
     assert.deepEqual(s[0].errors, []);
     assert.deepEqual(s[1].errors, []);
     // The textareas show the converged text.

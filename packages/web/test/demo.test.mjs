@@ -6,7 +6,7 @@
 // (Yjs) and add tasks (Automerge) through the UI, concurrently; the notes, the tasks and
 // the replicas' digests converge; presence shows both names in both tabs; a photo attached
 // in one tab is shown in the other, byte for byte. Then the README screenshot
-// (docs/img/web-demo.png) is taken of the second tab, and the storage folder is scanned
+// (docs/img/web-demo.png with CLIENTFUL_SCREENSHOT=1) is taken of the second tab, and the storage folder is scanned
 // for the plaintext markers (ciphertext only).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildNative, launchChromium, repo, start, until, watchErrors } from "./harness.mjs";
 
-const SCREENSHOT = join(repo, "docs/img/web-demo.png");
+// The README screenshot: written to docs/img/ when CLIENTFUL_SCREENSHOT=1 (to refresh the
+// committed one), else next to the run's temporary files so a test run leaves the tree clean.
+const SCREENSHOT =
+  process.env.CLIENTFUL_SCREENSHOT === "1"
+    ? join(repo, "docs/img/web-demo.png")
+    : join(tmpdir(), `clientful-web-demo-${process.pid}.png`);
 
 /** Every file under `dir`. */
 function files(dir) {

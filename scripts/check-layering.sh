@@ -19,7 +19,11 @@
 #      tracked Rust sources, comments stripped);
 #   5. the production crates (the SDK, the CLI, the app layer and the shells)
 #      enable no crate's `test-utils` feature (fuzz entry points, testkit,
-#      seal_unchecked) in a normal build.
+#      seal_unchecked) in a normal build;
+#   6. the Yjs-only browser module (clientful-web `--no-default-features --features
+#      yjs,storage`) builds for wasm32-unknown-unknown and has no automerge crate and
+#      no `automerge` feature of any crate in its tree (`cargo tree -e features`):
+#      a Yjs-only app ships no Automerge (scripts/web/sizes.sh checks the module).
 # The wasm32 target is installed if missing (never skipped). Prints one line per
 # check and `layering: N passed, M failed`; exits non-zero if any check failed.
 # Called by scripts/test-all.sh; runs on its own too.
@@ -137,6 +141,25 @@ check "only clientful-session drives the membership follow-up policy" policy_cal
 for crate in "${PRODUCTION_CRATES[@]}"; do
   check "$crate enables no test-utils feature" no_test_utils "$crate"
 done
+
+# `yjs_only_free_of_automerge`: the Yjs-only browser module's normal dependency tree
+# for wasm32, with features, holds neither the automerge crate nor any crate's
+# `automerge` feature.
+YJS_ONLY=(-p clientful-web --no-default-features --features yjs,storage)
+yjs_only_free_of_automerge() {
+  local tree offenders
+  tree=$(cargo tree --locked -e normal,features --target wasm32-unknown-unknown "${YJS_ONLY[@]}" \
+    --prefix none --format '{p} {f}') || return 1
+  offenders=$(grep -E '^automerge v|feature "automerge"' <<<"$tree" | sort -u || true)
+  if [ -n "$offenders" ]; then
+    echo "  the Yjs-only clientful-web build pulls in Automerge:"
+    sed 's/^/    /' <<<"$offenders"
+    return 1
+  fi
+}
+check "the Yjs-only clientful-web builds for wasm32-unknown-unknown" \
+  cargo build --locked -q "${YJS_ONLY[@]}" --lib --target wasm32-unknown-unknown
+check "the Yjs-only clientful-web has no automerge (cargo tree -e features)" yjs_only_free_of_automerge
 
 echo "layering: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

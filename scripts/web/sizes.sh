@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Bundle sizes of the browser module: builds reference/clientful-web with the
-# `wasm-release` profile (scripts/web/build.sh --release) twice, the full module (Yjs and
-# Automerge, the default features) and the Yjs-only one (--features yjs), each into a
-# temporary folder, and measures the .wasm and its JS glue raw and gzipped (gzip -9).
-# Prints a Markdown table; with --write it also replaces the table between the
-# `bundle-sizes` markers in docs/performance.md ("Browser bundle").
+# `wasm-release` profile (scripts/web/build.sh --release) five times, Yjs only and Yjs +
+# Automerge, each without and with the storage exports, and the default (those and the
+# SDK's Device/Space, feature `session`), each into a temporary folder, and measures the .wasm and its
+# JS glue raw and gzipped (gzip -9). Prints a Markdown table; with --write it also
+# replaces the table between the `bundle-sizes` markers in docs/performance.md
+# ("Browser bundle").
+#
+# The absence check: a Yjs-only module must not contain Automerge. The release module
+# is stripped (no name section), but the panic locations rustc keeps in the data
+# section name each crate's source path (`automerge-0.12.0/src/...`); the check counts
+# those in every module and fails unless each Yjs+Automerge module has some and each
+# Yjs-only module has none (so it cannot pass by looking for the wrong thing).
 #
 #   scripts/web/sizes.sh [--write]
 set -euo pipefail
@@ -26,16 +33,34 @@ row() {
     "$((w + j))" "$((wg + jg))"
 }
 
-bash scripts/web/build.sh --release --out "$tmp/full" >&2
-bash scripts/web/build.sh --release --features yjs --out "$tmp/yjs" >&2
+variants=(yjs yjs,storage yjs,automerge yjs,automerge,storage yjs,automerge,storage,session)
+for v in "${variants[@]}"; do
+  bash scripts/web/build.sh --release --features "$v" --out "$tmp/$v" >&2
+done
+
+# Source paths of the automerge crate in a module (panic locations in its data).
+am_refs() { { grep -a -o 'automerge-[0-9][0-9.]*/src/' "$1/clientful_web_bg.wasm" || true; } | wc -l; }
+absent=ok
+for v in "${variants[@]}"; do
+  n=$(am_refs "$tmp/$v")
+  case "$v" in
+    *automerge*) [ "$n" -gt 0 ] || { echo "absence check: $v shows no automerge source path (check broken?)" >&2; absent=fail; } ;;
+    *) [ "$n" -eq 0 ] || { echo "absence check: the Yjs-only module $v contains automerge ($n references)" >&2; absent=fail; } ;;
+  esac
+  echo "automerge source paths in $v: $n" >&2
+done
+[ "$absent" = ok ] || exit 1
 
 table=$(
   echo "| module | .wasm bytes | .wasm gzip | JS glue bytes | JS glue gzip | total bytes | total gzip |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   row "Yjs only (\`--features yjs\`)" "$tmp/yjs"
-  row "Yjs + Automerge (default)" "$tmp/full"
+  row "Yjs only + storage (\`--features yjs,storage\`)" "$tmp/yjs,storage"
+  row "Yjs + Automerge (\`--features yjs,automerge\`)" "$tmp/yjs,automerge"
+  row "Yjs + Automerge + storage (\`--features yjs,automerge,storage\`)" "$tmp/yjs,automerge,storage"
+  row "Yjs + Automerge + storage + the SDK session (default)" "$tmp/yjs,automerge,storage,session"
 )
-stamp="Measured by \`scripts/web/sizes.sh\` on $(date -u +%Y-%m-%d), Rust $(rustc --version | cut -d' ' -f2), profile \`wasm-release\` (opt-level z, LTO, one codegen unit, stripped), no wasm-opt; gzip -9."
+stamp="Absence check passed: no automerge source path in the Yjs-only modules, some in each Automerge one. Measured by \`scripts/web/sizes.sh\` on $(date -u +%Y-%m-%d), Rust $(rustc --version | cut -d' ' -f2), profile \`wasm-release\` (opt-level z, LTO, one codegen unit, stripped), no wasm-opt; gzip -9."
 echo "$table"
 echo "$stamp"
 

@@ -1,7 +1,8 @@
 // The live room in the browser against a real broker: a `clientful broker` process on
 // loopback (ws://), a Chromium page running clientful-net's room driver compiled to wasm
 // (Room, over the page's WebSocket) and a native member (clientful-net's `room_peer`
-// example, the same driver on tokio) in one room. Messages and ephemeral messages go
+// example, the same driver on tokio) in one room; the page takes the room's events from a
+// setOnEvent callback (pushed, no polling). Messages and ephemeral messages go
 // both ways; the page goes offline (context.setOffline), the native side keeps
 // publishing, and the page resumes from its cursor with nothing lost and nothing
 // duplicated; no frame the page sent or received carries the plaintext. A second test
@@ -90,6 +91,9 @@ test("a page and a native client share a broker room; the page resumes after goi
     assert.deepEqual(nativeGot, [`deliver ${marker} page-1`, `deliver ${marker} page-while-offline`]);
     assert.ok(!native.lines.some((l) => l.startsWith("bad ")), native.lines.join("\n"));
     assert.ok(!(await log()).some((e) => e.kind === "rejected"));
+    // Every event was pushed to the page's setOnEvent callback: nothing waits in the
+    // polling queue.
+    assert.equal(await page.evaluate(() => window.room.takeEvents().length), 0);
 
     // The broker saw ciphertext only: no frame of the page's sockets holds the marker,
     // while the page opened every payload to text holding it.

@@ -56,7 +56,6 @@ pub fn read(r: &mut Replica) -> Data {
 /// Applies `ops` as local (uncommitted) edits, skipping those that would change
 /// nothing, and returns how many it applied.
 pub fn apply(r: &mut Replica, ops: &[MapOp]) -> Result<usize, AppError> {
-    use automerge::transaction::Transactable;
     use yrs::{Map, Transact};
     let current = read(r);
     let needed: Vec<&MapOp> = ops
@@ -84,11 +83,25 @@ pub fn apply(r: &mut Replica, ops: &[MapOp]) -> Result<usize, AppError> {
         }
         return Ok(needed.len());
     }
+    apply_automerge(r, &needed)
+}
+
+/// Without the `automerge` feature an Automerge replica holds no document.
+#[cfg(not(feature = "automerge"))]
+fn apply_automerge(_r: &mut Replica, _needed: &[&MapOp]) -> Result<usize, AppError> {
+    Err(AppError::Doc(clientful_doc::DocError::CrdtNotBuilt {
+        crdt: clientful_doc::CrdtKind::Automerge.name(),
+    }))
+}
+
+#[cfg(feature = "automerge")]
+fn apply_automerge(r: &mut Replica, needed: &[&MapOp]) -> Result<usize, AppError> {
+    use automerge::transaction::Transactable;
     let doc = r
         .automerge_mut()
         .ok_or_else(|| AppError::Crdt("no document".into()))?
         .doc_mut();
-    for op in &needed {
+    for op in needed {
         match op {
             MapOp::Set(k, v) => doc
                 .put(automerge::ROOT, k.as_str(), v.as_str())

@@ -93,8 +93,33 @@ fn photo(path: &Path) -> Result<u64> {
     Ok(bytes.len() as u64)
 }
 
-pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
-    let (_tmp, root) = match dir {
+/// The embedded broker's configuration: WebSocket and QUIC on loopback, free
+/// ports, no NATS; `capture` records every frame (the plaintext scan).
+pub(crate) fn loopback_broker(
+    capture: Option<PathBuf>,
+) -> Result<clientful_broker::server::Config> {
+    Ok(clientful_broker::server::Config {
+        ws_listen: "127.0.0.1:0".parse()?,
+        quic_listen: "127.0.0.1:0".parse()?,
+        cert: None,
+        key: None,
+        ws_tls: None,
+        limits: clientful_broker::state::Limits::default(),
+        send_queue: 1024,
+        send_queue_bytes: 8 * 1024 * 1024,
+        admission: clientful_broker::server::guard::AdmissionLimits::default(),
+        nats_url: None,
+        nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
+        nats_backlog_max_age: Duration::from_secs(86_400),
+        capture,
+        shutdown_grace: Duration::from_millis(200),
+    })
+}
+
+/// The demo's folder: `dir` (new or empty), else a temporary one, removed when
+/// the returned guard drops.
+pub(crate) fn workdir(dir: Option<PathBuf>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
                 bail!("{} is not empty; give an empty or new folder", d.display());
@@ -107,7 +132,11 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
             let p = t.path().to_owned();
             (Some(t), p)
         }
-    };
+    })
+}
+
+pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
+    let (_tmp, root) = workdir(dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -123,22 +152,7 @@ async fn story(root: &Path) -> Result<ExitCode> {
     p.step("Start an in-process broker on loopback and use a local folder as storage");
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = clientful_broker::server::Config {
-        ws_listen: "127.0.0.1:0".parse()?,
-        quic_listen: "127.0.0.1:0".parse()?,
-        cert: None,
-        key: None,
-        ws_tls: None,
-        limits: clientful_broker::state::Limits::default(),
-        send_queue: 1024,
-        send_queue_bytes: 8 * 1024 * 1024,
-        admission: clientful_broker::server::guard::AdmissionLimits::default(),
-        nats_url: None,
-        nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
-        nats_backlog_max_age: Duration::from_secs(86_400),
-        capture: Some(capture.clone()),
-        shutdown_grace: Duration::from_millis(200),
-    };
+    let config = loopback_broker(Some(capture.clone()))?;
     let broker = tokio::spawn(clientful_broker::server::run_until(
         config,
         async move {

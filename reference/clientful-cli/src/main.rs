@@ -1,6 +1,7 @@
 //! `clientful`: the command-line tool of the Clientful reference suite.
 //!
-//! `demo` plays the whole story on embedded defaults; identity, space, invite,
+//! `demo` plays the whole story on embedded defaults (`demo --web` serves the web
+//! demo app with its broker and storage instead); identity, space, invite,
 //! devices, doc, files, sync, watch, export, inspect and doctor work on a device's
 //! home folder ([`settings`]); `broker` runs the realtime broker; `vectors`
 //! verifies and regenerates the test vectors (only with the `vectors` cargo
@@ -9,6 +10,7 @@
 
 mod app;
 mod demo;
+mod demo_web;
 mod inspect;
 mod passphrase;
 mod settings;
@@ -50,6 +52,18 @@ enum Command {
         /// Keep everything in this (empty or new) folder instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The web demo instead: start the broker, WebDAV storage (with CORS) and
+        /// the demo app's static server on loopback, print the URL to open in two
+        /// tabs, and run until Ctrl-C. Needs the built web package
+        /// (`bash scripts/web/demo.sh` builds it and runs this).
+        #[arg(long)]
+        web: bool,
+        /// With --web: the web package folder (demo/, dist/, pkg/, node_modules/).
+        #[arg(long, default_value = "packages/web", requires = "web")]
+        web_root: PathBuf,
+        /// With --web: the app's port on loopback (0: a free one).
+        #[arg(long, default_value_t = 0, requires = "web")]
+        port: u16,
     },
     /// Your identity: create, show, back up, restore.
     Identity {
@@ -255,7 +269,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let settings = || settings::Settings::load(cli.home.clone(), cli.config.clone());
     let sel = cli.space.clone();
     match cli.command {
-        Command::Demo { dir } => demo::run(dir),
+        Command::Demo {
+            dir, web: false, ..
+        } => demo::run(dir),
+        Command::Demo {
+            dir,
+            web: true,
+            web_root,
+            port,
+        } => demo_web::run(dir, web_root, port),
         Command::Identity { action } => app::identity(&settings()?, action),
         Command::Space { action } => app::space(&settings()?, action, sel),
         Command::Invite { action } => app::invite(&settings()?, action, sel),

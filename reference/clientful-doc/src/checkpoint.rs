@@ -7,11 +7,14 @@
 //! replica rebuilt from envelopes replaces it, and the checkpoint is then checked
 //! against that rebuild ([`matches`]).
 
+#[cfg(feature = "automerge")]
 use automerge::AutoCommit;
 
 use crate::canonical_json::Json;
 use crate::content;
-use crate::crdt::{AutomergeDoc, CrdtDoc, YjsDoc, YjsSchema};
+#[cfg(feature = "automerge")]
+use crate::crdt::AutomergeDoc;
+use crate::crdt::{CrdtDoc, YjsDoc, YjsSchema};
 use crate::digest;
 use crate::error::DocError;
 use crate::replica::{CrdtKind, Replica};
@@ -54,11 +57,7 @@ pub fn state_of(replica: &mut Replica) -> State {
     let state_digest = replica.state_digest();
     let (content_type, state) = match replica.yjs() {
         Some(y) => (content::YJS_SNAPSHOT, y.encode_state()),
-        None => match replica.automerge_mut() {
-            Some(a) => (content::AUTOMERGE_SNAPSHOT, a.encode_state()),
-            // A replica is one of the two CRDTs; unreachable in practice.
-            None => (content::AUTOMERGE_SNAPSHOT, Vec::new()),
-        },
+        None => automerge_state(replica),
     };
     State {
         content_type,
@@ -67,8 +66,24 @@ pub fn state_of(replica: &mut Replica) -> State {
     }
 }
 
+#[cfg(feature = "automerge")]
+fn automerge_state(replica: &mut Replica) -> (u32, Vec<u8>) {
+    match replica.automerge_mut() {
+        Some(a) => (content::AUTOMERGE_SNAPSHOT, a.encode_state()),
+        // A replica is one of the two CRDTs; unreachable in practice.
+        None => (content::AUTOMERGE_SNAPSHOT, Vec::new()),
+    }
+}
+
+/// Without the `automerge` feature an Automerge replica holds no document.
+#[cfg(not(feature = "automerge"))]
+fn automerge_state(_replica: &mut Replica) -> (u32, Vec<u8>) {
+    (content::AUTOMERGE_SNAPSHOT, Vec::new())
+}
+
 enum View {
     Yjs(Box<YjsDoc>),
+    #[cfg(feature = "automerge")]
     Automerge(Box<AutoCommit>),
 }
 
@@ -117,6 +132,13 @@ impl Provisional {
                 let json = doc.materialize();
                 (View::Yjs(Box::new(doc)), json)
             }
+            #[cfg(not(feature = "automerge"))]
+            CrdtKind::Automerge => {
+                return Err(DocError::CrdtNotBuilt {
+                    crdt: CrdtKind::Automerge.name(),
+                });
+            }
+            #[cfg(feature = "automerge")]
             CrdtKind::Automerge => {
                 let doc = AutomergeDoc::load_state(&state.state)?;
                 let json = crate::crdt::automerge_json(&doc);
@@ -141,11 +163,13 @@ impl Provisional {
     pub fn yjs(&self) -> Option<&yrs::Doc> {
         match &self.view {
             View::Yjs(d) => Some(d.doc()),
+            #[cfg(feature = "automerge")]
             View::Automerge(_) => None,
         }
     }
 
     /// The Automerge document, to read (`None` for Yjs).
+    #[cfg(feature = "automerge")]
     pub fn automerge(&self) -> Option<&AutoCommit> {
         match &self.view {
             View::Automerge(d) => Some(d),

@@ -29,6 +29,13 @@ pub enum DocError {
         /// The client id.
         client: u64,
     },
+    /// The document's CRDT is not compiled into this build (Automerge without
+    /// the `automerge` feature).
+    #[error("{crdt} is not built into this module (feature `{crdt}`)")]
+    CrdtNotBuilt {
+        /// `automerge`.
+        crdt: &'static str,
+    },
     /// A bound of the document layer is exceeded (buffer, message size).
     #[error("limit exceeded: {what}")]
     LimitExceeded {
@@ -47,6 +54,8 @@ impl DocError {
                 ErrorClass::InvalidOperation
             }
             DocError::LimitExceeded { .. } => ErrorClass::LimitExceeded,
+            // Not a verdict on the input: this build cannot read the document.
+            DocError::CrdtNotBuilt { .. } => ErrorClass::UnsupportedVersion,
         }
     }
 }

@@ -16,7 +16,10 @@
 //! documents ([`YjsDoc`], [`AutomergeDoc`], [`YjsSchema`]), text editing
 //! ([`insert_text`], [`delete_text`], [`TextEditError`]) and [`DocError`]. Public
 //! enums are `#[non_exhaustive]` except [`CrdtKind`] (spec v1's two CRDTs) and the
-//! canonical JSON value. `testkit` (fixed-seed worlds and edit helpers) and
+//! canonical JSON value. Automerge is behind the `automerge` feature (on by
+//! default): without it the Automerge library is not linked, [`CrdtKind::is_built`]
+//! says so and [`Replica::try_new`] refuses an Automerge document with
+//! [`DocError::CrdtNotBuilt`] (a Yjs-only browser bundle). `testkit` (fixed-seed worlds and edit helpers) and
 //! `fuzzing` exist only with the `test-utils` feature, which no production crate
 //! enables.
 
@@ -43,7 +46,9 @@ pub mod sync;
 pub mod testkit;
 pub mod text;
 
-pub use crdt::{AutomergeDoc, YjsDoc, YjsSchema};
+#[cfg(feature = "automerge")]
+pub use crdt::AutomergeDoc;
+pub use crdt::{YjsDoc, YjsSchema};
 pub use error::DocError;
 pub use replica::{CrdtKind, Disposition, Replica, ReplicaConfig, Verdict};
 pub use sync::SyncSession;

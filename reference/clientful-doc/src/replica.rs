@@ -20,7 +20,11 @@ use rand_core::SeedableRng;
 
 use crate::authority::{Authority, Membership};
 use crate::canonical_json::Json;
-use crate::crdt::{ActorProgress, AutomergeDoc, CrdtDoc, DeviceIndices, YjsDoc, YjsSchema};
+#[cfg(feature = "automerge")]
+use crate::crdt::AutomergeDoc;
+#[cfg(not(feature = "automerge"))]
+use crate::crdt::NotBuilt;
+use crate::crdt::{ActorProgress, CrdtDoc, DeviceIndices, YjsDoc, YjsSchema};
 use crate::dag::{Dag, Node};
 use crate::digest;
 use crate::error::DocError;
@@ -36,6 +40,25 @@ pub enum CrdtKind {
     Yjs,
     /// Automerge.
     Automerge,
+}
+
+impl CrdtKind {
+    /// Whether this build holds the CRDT: Automerge needs the `automerge`
+    /// feature (on by default); Yjs is always built.
+    pub const fn is_built(self) -> bool {
+        match self {
+            CrdtKind::Yjs => true,
+            CrdtKind::Automerge => cfg!(feature = "automerge"),
+        }
+    }
+
+    /// `"yjs"` or `"automerge"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CrdtKind::Yjs => "yjs",
+            CrdtKind::Automerge => "automerge",
+        }
+    }
 }
 
 /// Everything a replica is built from.
@@ -118,7 +141,11 @@ pub enum Verdict {
 
 enum Crdt {
     Yjs(YjsDoc),
+    #[cfg(feature = "automerge")]
     Automerge(Box<AutomergeDoc>),
+    /// A CRDT left out of this build ([`CrdtKind::is_built`]).
+    #[cfg(not(feature = "automerge"))]
+    NotBuilt(NotBuilt),
 }
 
 impl Crdt {
@@ -131,25 +158,36 @@ impl Crdt {
                 cfg.yjs_schema.clone(),
                 incarnation,
             )),
+            #[cfg(feature = "automerge")]
             CrdtKind::Automerge => Crdt::Automerge(Box::new(AutomergeDoc::new(
                 &device,
                 &cfg.doc_id,
                 incarnation,
             ))),
+            #[cfg(not(feature = "automerge"))]
+            CrdtKind::Automerge => Crdt::NotBuilt(NotBuilt {
+                crdt: CrdtKind::Automerge.name(),
+            }),
         }
     }
 
     fn as_dyn(&mut self) -> &mut dyn CrdtDoc {
         match self {
             Crdt::Yjs(d) => d,
+            #[cfg(feature = "automerge")]
             Crdt::Automerge(d) => d.as_mut(),
+            #[cfg(not(feature = "automerge"))]
+            Crdt::NotBuilt(d) => d,
         }
     }
 
     fn as_dyn_ref(&self) -> &dyn CrdtDoc {
         match self {
             Crdt::Yjs(d) => d,
+            #[cfg(feature = "automerge")]
             Crdt::Automerge(d) => d.as_ref(),
+            #[cfg(not(feature = "automerge"))]
+            Crdt::NotBuilt(d) => d,
         }
     }
 }
@@ -276,7 +314,21 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// A new, empty replica.
+    /// A new, empty replica, or [`DocError::CrdtNotBuilt`] if this build leaves
+    /// the document's CRDT out ([`CrdtKind::is_built`]).
+    pub fn try_new(cfg: ReplicaConfig) -> Result<Self, DocError> {
+        if !cfg.crdt.is_built() {
+            return Err(DocError::CrdtNotBuilt {
+                crdt: cfg.crdt.name(),
+            });
+        }
+        Ok(Replica::new(cfg))
+    }
+
+    /// A new, empty replica. In a build without its CRDT
+    /// ([`CrdtKind::is_built`]) the replica holds no document and rejects every
+    /// payload with [`DocError::CrdtNotBuilt`]; [`Replica::try_new`] refuses it
+    /// instead.
     pub fn new(cfg: ReplicaConfig) -> Self {
         let mut epochs = vec![cfg.epoch.clone()];
         epochs.extend(cfg.old_epochs.iter().cloned());
@@ -364,6 +416,7 @@ impl Replica {
         let mut opened = open_all(&opener, envelopes).into_iter();
         drop(opener);
         // Automerge: one `apply_changes` for the whole history.
+        #[cfg(feature = "automerge")]
         if let Crdt::Automerge(d) = &mut r.crdt {
             d.defer();
         }
@@ -374,6 +427,7 @@ impl Replica {
             };
         }
         // A rebuild meanwhile made a fresh document, which applied as it went.
+        #[cfg(feature = "automerge")]
         if let Crdt::Automerge(d) = &mut r.crdt
             && d.apply_deferred().is_err()
         {
@@ -429,15 +483,16 @@ impl Replica {
     pub fn yjs(&self) -> Option<&YjsDoc> {
         match &self.crdt {
             Crdt::Yjs(d) => Some(d),
-            Crdt::Automerge(_) => None,
+            _ => None,
         }
     }
 
     /// The Automerge document, for editing (`None` for a Yjs replica).
+    #[cfg(feature = "automerge")]
     pub fn automerge_mut(&mut self) -> Option<&mut AutomergeDoc> {
         match &mut self.crdt {
             Crdt::Automerge(d) => Some(d.as_mut()),
-            Crdt::Yjs(_) => None,
+            _ => None,
         }
     }
 
@@ -1017,4 +1072,28 @@ fn hex8(id: &EnvelopeId) -> String {
 /// Short class name, for logs and tests.
 pub fn class_str(class: ErrorClass) -> &'static str {
     class_name(class)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::World;
+
+    /// With the `automerge` feature (tests always have it, through `test-utils`)
+    /// both CRDTs are built and `try_new` builds either replica.
+    #[test]
+    fn try_new_builds_every_crdt_this_build_holds() {
+        for kind in [CrdtKind::Yjs, CrdtKind::Automerge] {
+            assert!(kind.is_built());
+            let w = World::new(5, 2, kind);
+            let r = Replica::try_new(w.config(0, 0));
+            assert!(r.is_ok(), "{kind:?}: {:?}", r.err());
+        }
+        assert_eq!(CrdtKind::Yjs.name(), "yjs");
+        assert_eq!(CrdtKind::Automerge.name(), "automerge");
+        assert_eq!(
+            DocError::CrdtNotBuilt { crdt: "automerge" }.class(),
+            ErrorClass::UnsupportedVersion
+        );
+    }
 }

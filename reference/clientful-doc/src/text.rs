@@ -23,10 +23,12 @@ pub enum TextEditError {
     #[error("the replica holds no document")]
     NoDocument,
     /// Automerge refused the edit.
+    #[cfg(feature = "automerge")]
     #[error("automerge: {0}")]
     Automerge(Box<automerge::AutomergeError>),
 }
 
+#[cfg(feature = "automerge")]
 impl From<automerge::AutomergeError> for TextEditError {
     fn from(e: automerge::AutomergeError) -> Self {
         TextEditError::Automerge(Box::new(e))
@@ -41,7 +43,6 @@ pub fn splice_text(
     delete: u32,
     insert: &str,
 ) -> Result<(), TextEditError> {
-    use automerge::transaction::Transactable;
     use yrs::{Text, Transact};
     if let Some(y) = r.yjs() {
         // Root refs first: yrs takes the document lock for them.
@@ -59,6 +60,27 @@ pub fn splice_text(
         }
         return Ok(());
     }
+    splice_automerge(r, index, delete, insert)
+}
+
+#[cfg(not(feature = "automerge"))]
+fn splice_automerge(
+    _r: &mut Replica,
+    _index: u32,
+    _delete: u32,
+    _insert: &str,
+) -> Result<(), TextEditError> {
+    Err(TextEditError::NoDocument)
+}
+
+#[cfg(feature = "automerge")]
+fn splice_automerge(
+    r: &mut Replica,
+    index: u32,
+    delete: u32,
+    insert: &str,
+) -> Result<(), TextEditError> {
+    use automerge::transaction::Transactable;
     let doc = r
         .automerge_mut()
         .ok_or(TextEditError::NoDocument)?

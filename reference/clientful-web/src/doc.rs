@@ -312,11 +312,7 @@ impl DocReplica {
     /// be this device's (DOC-3).
     #[wasm_bindgen(js_name = automergeActor)]
     pub fn automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
-        let a = self
-            .inner
-            .automerge_mut()
-            .ok_or(WebDocError::WrongCrdt("automerge"))?;
-        Ok(a.actor().to_vec())
+        self.own_automerge_actor()
     }
 
     /// Applies Automerge changes a JS document made locally (concatenated
@@ -465,6 +461,20 @@ impl DocReplica {
     }
 
     #[cfg(feature = "automerge")]
+    fn own_automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
+        let a = self
+            .inner
+            .automerge_mut()
+            .ok_or(WebDocError::WrongCrdt("automerge"))?;
+        Ok(a.actor().to_vec())
+    }
+
+    #[cfg(not(feature = "automerge"))]
+    fn own_automerge_actor(&mut self) -> Result<Vec<u8>, WebDocError> {
+        Err(WebDocError::NotBuilt("automerge"))
+    }
+
+    #[cfg(feature = "automerge")]
     fn automerge_set(&mut self, key: &str, value: &str) -> Result<(), WebDocError> {
         use automerge::transaction::Transactable;
         let doc = self
@@ -507,6 +517,7 @@ impl DocReplica {
                         out.push(&bytes(&u.encode_v1()));
                     }
                 }
+                #[cfg(feature = "automerge")]
                 content::AUTOMERGE_CHANGES => {
                     if let Ok(chunks) = clientful_doc::crdt::split_change_chunks(&node.body) {
                         for c in chunks {
@@ -618,6 +629,8 @@ pub(crate) fn apply_local_automerge(
 /// The Automerge changes of `inner` not covered by `heads` (hex change hashes),
 /// each as one change chunk for a JS document (`Automerge.applyChanges`).
 #[cfg(feature = "automerge")]
+// Used by the SDK session (feature `session`) only.
+#[cfg_attr(not(feature = "session"), allow(dead_code))]
 pub(crate) fn automerge_changes_since(
     inner: &mut Replica,
     heads: &[String],
@@ -641,6 +654,8 @@ pub(crate) fn automerge_changes_since(
 
 /// Without Automerge in the build: refused.
 #[cfg(not(feature = "automerge"))]
+// Used by the SDK session (feature `session`) only.
+#[cfg_attr(not(feature = "session"), allow(dead_code))]
 pub(crate) fn automerge_changes_since(
     _inner: &mut Replica,
     _heads: &[String],

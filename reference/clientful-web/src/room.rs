@@ -8,10 +8,12 @@
 //! the ephemeral key (BRK-14); received ones are opened and, for ephemeral ones, checked
 //! (BRK-15) before JavaScript sees them. The broker sees only ciphertext.
 //!
-//! Events are queued and taken by `takeEvents()` as plain objects
-//! `{ kind, resumed?, data?, sealed?, sender?, error? }` with `kind` one of `joined`,
-//! `deliver`, `ephemeral`, `rejected` (a payload that did not open or check),
-//! `disconnected`, `error`, `refused`.
+//! Events are plain objects `{ kind, resumed?, data?, sealed?, sender?, error? }` with
+//! `kind` one of `joined`, `deliver`, `ephemeral`, `rejected` (a payload that did not
+//! open or check), `disconnected`, `error`, `refused`. They are pushed to the callback
+//! given to `setOnEvent(cb)` as they happen (no polling); until one is set they are
+//! queued, handed to the callback when it is set, and `takeEvents()` still takes them
+//! (kept for callers that poll).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -46,6 +48,8 @@ struct State {
     members: Vec<[u8; 32]>,
     receiver: EphemeralReceiver,
     events: VecDeque<Object>,
+    /// `setOnEvent`'s callback: events go there instead of the queue.
+    on_event: Option<js_sys::Function>,
     joins: u32,
 }
 
@@ -68,8 +72,9 @@ fn event(kind: &str) -> Object {
 }
 
 impl State {
-    fn on_event(&mut self, ev: Event) {
-        let o = match ev {
+    /// The event as the object JavaScript sees.
+    fn event_object(&mut self, ev: Event) -> Object {
+        match ev {
             Event::Joined { resumed } => {
                 self.joins += 1;
                 let o = event("joined");
@@ -106,9 +111,26 @@ impl State {
                 o
             }
             _ => event("refused"),
-        };
-        self.events.push_back(o);
+        }
     }
+}
+
+/// Hands one event to the callback, or queues it if none is set. The state is not
+/// borrowed while the callback runs, so it may call back into the room.
+fn dispatch(state: &RefCell<State>, ev: Event) {
+    let (o, cb) = {
+        let mut s = state.borrow_mut();
+        let o = s.event_object(ev);
+        match s.on_event.clone() {
+            Some(cb) => (o, cb),
+            None => {
+                s.events.push_back(o);
+                return;
+            }
+        }
+    };
+    // An exception thrown by the callback is the page's; the room goes on.
+    let _ = cb.call1(&JsValue::NULL, &o);
 }
 
 /// What this device seals for a room: messages (BRK-12) and ephemeral messages
@@ -198,12 +220,13 @@ impl Room {
             members: keys,
             receiver: EphemeralReceiver::new(),
             events: VecDeque::new(),
+            on_event: None,
             joins: 0,
         }));
         let pump = state.clone();
         wasm_bindgen_futures::spawn_local(async move {
             while let Some(ev) = events.recv().await {
-                pump.borrow_mut().on_event(ev);
+                dispatch(&pump, ev);
             }
         });
         Ok(Room {
@@ -230,7 +253,28 @@ impl Room {
         Ok(())
     }
 
-    /// The events since the last call, oldest first.
+    /// Pushes every event to `cb(event)` as it happens, starting with those queued
+    /// so far; `setOnEvent(undefined)` queues them again for `takeEvents()`.
+    #[wasm_bindgen(js_name = setOnEvent)]
+    pub fn set_on_event(&self, cb: Option<js_sys::Function>) {
+        let queued: Vec<Object> = {
+            let mut s = self.state.borrow_mut();
+            s.on_event = cb.clone();
+            if cb.is_some() {
+                s.events.drain(..).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        if let Some(cb) = cb {
+            for o in queued {
+                let _ = cb.call1(&JsValue::NULL, &o);
+            }
+        }
+    }
+
+    /// The events queued since the last call, oldest first (none while a
+    /// `setOnEvent` callback takes them).
     #[wasm_bindgen(js_name = takeEvents)]
     pub fn take_events(&self) -> Array {
         self.state.borrow_mut().events.drain(..).collect()
@@ -313,7 +357,8 @@ impl DocRoom {
             .iter()
             .map(|s| hex32("signer", s))
             .collect::<Result<Vec<_>, _>>()?;
-        let replica = Replica::new(ReplicaConfig {
+        // An Automerge document in a Yjs-only build: a typed error, up front.
+        let replica = Replica::try_new(ReplicaConfig {
             space_id,
             doc_id: hex32("doc id", doc_id)?,
             device: SigningKey::from_seed(&device_seed),
@@ -323,7 +368,8 @@ impl DocRoom {
             crdt,
             yjs_schema: YjsSchema::default(),
             rng_seed,
-        });
+        })
+        .map_err(|e| JsError::new(&format!("[UNSUPPORTED] {e}")))?;
         let peer = clientful_net::docsync::DocPeer::new(replica, room.clone(), peer_seed);
         let client = clientful_net::DocClient::spawn(
             Endpoint::WebSocket(url.to_owned()),

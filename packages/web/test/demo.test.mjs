@@ -142,5 +142,6 @@ test("clientful demo --web: two tabs join one space, edit notes and tasks, and c
     await browser.close();
     demo.stop();
     rmSync(dir, { recursive: true, force: true });
+    if (process.env.CLIENTFUL_SCREENSHOT !== "1") rmSync(SCREENSHOT, { force: true });
   }
 });

@@ -20,8 +20,8 @@
 #   5. the production crates (the SDK, the CLI, the app layer and the shells)
 #      enable no crate's `test-utils` feature (fuzz entry points, testkit,
 #      seal_unchecked) in a normal build;
-#   6. the Yjs-only browser module (clientful-web `--no-default-features --features
-#      yjs,storage`) builds for wasm32-unknown-unknown and has no automerge crate and
+#   6. the Yjs-only browser module with the SDK (clientful-web `--no-default-features --features
+#      yjs,storage,session`) builds for wasm32-unknown-unknown and has no automerge crate and
 #      no `automerge` feature of any crate in its tree (`cargo tree -e features`):
 #      a Yjs-only app ships no Automerge (scripts/web/sizes.sh checks the module).
 # The wasm32 target is installed if missing (never skipped). Prints one line per
@@ -145,7 +145,7 @@ done
 # `yjs_only_free_of_automerge`: the Yjs-only browser module's normal dependency tree
 # for wasm32, with features, holds neither the automerge crate nor any crate's
 # `automerge` feature.
-YJS_ONLY=(-p clientful-web --no-default-features --features yjs,storage)
+YJS_ONLY=(-p clientful-web --no-default-features --features yjs,storage,session)
 yjs_only_free_of_automerge() {
   local tree offenders
   tree=$(cargo tree --locked -e normal,features --target wasm32-unknown-unknown "${YJS_ONLY[@]}" \

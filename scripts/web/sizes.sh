@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bundle sizes of the browser module: builds reference/clientful-web with the
-# `wasm-release` profile (scripts/web/build.sh --release) five times, Yjs only and Yjs +
-# Automerge, each without and with the storage exports, and the default (those and the
-# SDK's Device/Space, feature `session`), each into a temporary folder, and measures the .wasm and its
+# `wasm-release` profile (scripts/web/build.sh --release) six times, Yjs only and Yjs +
+# Automerge, each without and with the storage exports and with the SDK's Device/Space
+# (feature `session`; the default is all of them), each into a temporary folder, and measures the .wasm and its
 # JS glue raw and gzipped (gzip -9). Prints a Markdown table; with --write it also
 # replaces the table between the `bundle-sizes` markers in docs/performance.md
 # ("Browser bundle").
@@ -33,7 +33,7 @@ row() {
     "$((w + j))" "$((wg + jg))"
 }
 
-variants=(yjs yjs,storage yjs,automerge yjs,automerge,storage yjs,automerge,storage,session)
+variants=(yjs yjs,storage yjs,storage,session yjs,automerge yjs,automerge,storage yjs,automerge,storage,session)
 for v in "${variants[@]}"; do
   bash scripts/web/build.sh --release --features "$v" --out "$tmp/$v" >&2
 done
@@ -56,6 +56,7 @@ table=$(
   echo "|---|---:|---:|---:|---:|---:|---:|"
   row "Yjs only (\`--features yjs\`)" "$tmp/yjs"
   row "Yjs only + storage (\`--features yjs,storage\`)" "$tmp/yjs,storage"
+  row "Yjs only + storage + the SDK session (\`--features yjs,storage,session\`)" "$tmp/yjs,storage,session"
   row "Yjs + Automerge (\`--features yjs,automerge\`)" "$tmp/yjs,automerge"
   row "Yjs + Automerge + storage (\`--features yjs,automerge,storage\`)" "$tmp/yjs,automerge,storage"
   row "Yjs + Automerge + storage + the SDK session (default)" "$tmp/yjs,automerge,storage,session"

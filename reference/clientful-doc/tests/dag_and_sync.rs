@@ -286,3 +286,47 @@ fn honest_author_survives_building_on_an_excluded_branch() {
 fn edit(r: &mut Replica, pos: u32, s: &str) {
     clientful_doc::testkit::insert_text(r, pos, s).unwrap();
 }
+
+/// A replica restored from its own envelopes keeps its Automerge actor: its own
+/// changes reach the fresh document through `apply`, which automerge does not count
+/// as local, and the restore used to read that as a clock behind the chain and move
+/// to a new incarnation each time (the browser's JS document then wrote under the
+/// old actor and was refused). Its next envelope continues the chain.
+/// spec: DOC-3, DOC-18.
+#[test]
+fn a_restored_automerge_replica_keeps_its_actor_and_chain() {
+    let w = World::new(21, 2, CrdtKind::Automerge);
+    let mut a = w.replica(0);
+    let mut b = w.replica(1);
+    let mut own = Vec::new();
+    for (pos, s) in [(0, "hello"), (5, ","), (6, " there")] {
+        edit(&mut a, pos, s);
+        a.commit().unwrap().unwrap();
+        for (_, e) in a.drain_outbox() {
+            assert!(matches!(b.receive(&e), Disposition::Applied { .. }));
+            own.push(e);
+        }
+    }
+    let actor = a.automerge_mut().unwrap().actor();
+    for _ in 0..3 {
+        let mut r = Replica::restore(w.config(0, 1), &own);
+        assert_eq!(
+            r.automerge_mut().unwrap().actor(),
+            actor,
+            "same incarnation"
+        );
+        assert_eq!(r.state_digest(), a.state_digest());
+    }
+    let mut r = Replica::restore(w.config(0, 1), &own);
+    edit(&mut r, 0, ">> ");
+    r.commit().unwrap().unwrap();
+    for (_, e) in r.drain_outbox() {
+        let d = b.receive(&e);
+        assert!(matches!(d, Disposition::Applied { .. }), "{d:?}");
+    }
+    assert_eq!(r.state_digest(), b.state_digest());
+    assert_eq!(
+        b.materialize().to_canonical_string(),
+        r#"{"text":">> hello, there"}"#
+    );
+}

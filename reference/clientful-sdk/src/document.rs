@@ -3,10 +3,14 @@
 //! [`Document::automerge`]. Every edit is committed into one signed envelope by
 //! [`crate::SpaceSession::edit`].
 
+#[cfg(feature = "automerge")]
 use automerge::transaction::Transactable;
+#[cfg(feature = "automerge")]
 use automerge::{ObjType, ReadDoc};
 use clientful_doc::canonical_json::Json;
-use clientful_doc::crdt::{AutomergeDoc, YjsDoc};
+#[cfg(feature = "automerge")]
+use clientful_doc::crdt::AutomergeDoc;
+use clientful_doc::crdt::YjsDoc;
 use clientful_doc::replica::{Replica, Verdict};
 use clientful_doc::text::{self, TextEditError};
 use serde_json::Value;
@@ -20,6 +24,7 @@ pub enum EditError {
     #[error(transparent)]
     Text(#[from] TextEditError),
     /// Automerge refused to set a value.
+    #[cfg(feature = "automerge")]
     #[error("automerge: {0}")]
     Automerge(Box<automerge::AutomergeError>),
     /// The replica holds no document.
@@ -30,6 +35,7 @@ pub enum EditError {
     WrongCrdt(clientful_doc::replica::CrdtKind),
 }
 
+#[cfg(feature = "automerge")]
 impl From<automerge::AutomergeError> for EditError {
     fn from(e: automerge::AutomergeError) -> Self {
         EditError::Automerge(Box::new(e))
@@ -68,6 +74,7 @@ fn to_any(v: &Value) -> Any {
 }
 
 /// A JSON scalar as an Automerge scalar; `None` for arrays and objects.
+#[cfg(feature = "automerge")]
 fn am_scalar(v: &Value) -> Option<automerge::ScalarValue> {
     use automerge::ScalarValue as S;
     Some(match v {
@@ -83,12 +90,14 @@ fn am_scalar(v: &Value) -> Option<automerge::ScalarValue> {
 }
 
 /// Where a value goes: a key of a map, or an index of a list (inserted).
+#[cfg(feature = "automerge")]
 enum Slot<'a> {
     Key(&'a str),
     Index(usize),
 }
 
 /// Writes a JSON value into an Automerge object, recursively.
+#[cfg(feature = "automerge")]
 fn am_write(
     doc: &mut automerge::AutoCommit,
     obj: &automerge::ObjId,
@@ -147,7 +156,9 @@ impl Document {
         self.replica.yjs()
     }
 
-    /// The Automerge document (`None` for Yjs).
+    /// The Automerge document (`None` for Yjs). Only in builds with the
+    /// `automerge` feature (the default).
+    #[cfg(feature = "automerge")]
     pub fn automerge(&mut self) -> Option<&mut AutomergeDoc> {
         self.replica.automerge_mut()
     }
@@ -184,12 +195,20 @@ impl Document {
             data.insert(&mut y.doc().transact_mut(), key, to_any(value));
             return Ok(());
         }
-        let doc = self
-            .replica
-            .automerge_mut()
-            .ok_or(EditError::NoDocument)?
-            .doc_mut();
-        Ok(am_write(doc, &automerge::ROOT, Slot::Key(key), value)?)
+        #[cfg(feature = "automerge")]
+        {
+            let doc = self
+                .replica
+                .automerge_mut()
+                .ok_or(EditError::NoDocument)?
+                .doc_mut();
+            Ok(am_write(doc, &automerge::ROOT, Slot::Key(key), value)?)
+        }
+        #[cfg(not(feature = "automerge"))]
+        {
+            let _ = (key, value);
+            Err(EditError::NoDocument)
+        }
     }
 
     /// The document as JSON (the materialized state, DOC-12).
@@ -204,6 +223,7 @@ impl Document {
             let t = y.text("text");
             return t.get_string(&y.doc().transact());
         }
+        #[cfg(feature = "automerge")]
         if let Some(am) = self.replica.automerge_mut() {
             let doc = am.doc_mut();
             if let Ok(Some((_, id))) = doc.get(automerge::ROOT, "text") {

@@ -358,14 +358,31 @@ impl CrdtDoc for AutomergeDoc {
 
     fn local_progress(&mut self) -> ActorProgress {
         let own = automerge::ActorId::from(self.actor.to_vec());
-        let seq = self
+        let local = self
             .doc
             .get_last_local_change()
             .filter(|c| *c.actor_id() == own)
             .map_or(0, |c| c.seq());
+        // Own changes that reached the document through `apply` (a restore, a
+        // rebuild, changes made in a JS document and checked in) are invisible to
+        // `get_last_local_change` until the document makes a change itself (automerge
+        // interns its actor only then), so count the ones the document holds: all
+        // applied ones when nothing is queued, else from the change graph. Counting
+        // zero here moved the replica to a new incarnation after a restore.
+        let applied = if self.deferred.is_none() && self.doc.get_missing_deps(&[]).is_empty() {
+            self.flushed_seq
+        } else {
+            self.doc
+                .get_changes_meta(&[])
+                .iter()
+                .filter(|m| *m.actor == own)
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(0)
+        };
         ActorProgress {
             incarnation: self.incarnation,
-            next: seq,
+            next: local.max(applied),
             client: 0,
         }
     }

@@ -561,10 +561,18 @@ impl Space {
         self.run(async move |s| {
             let id = doc_id(s, &doc)?;
             let d = s.document(&id).map_err(client_err)?;
-            let a = d
-                .automerge()
-                .ok_or_else(|| js_error("UNSUPPORTED", "not an Automerge document"))?;
-            Ok(hex::encode(a.actor()).into())
+            #[cfg(feature = "automerge")]
+            {
+                let a = d
+                    .automerge()
+                    .ok_or_else(|| js_error("UNSUPPORTED", "not an Automerge document"))?;
+                Ok(hex::encode(a.actor()).into())
+            }
+            #[cfg(not(feature = "automerge"))]
+            {
+                let _ = d;
+                Err(js_error("UNSUPPORTED", "this build has no Automerge"))
+            }
         })
     }
 

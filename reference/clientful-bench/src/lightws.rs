@@ -22,8 +22,13 @@ const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Opens a TCP connection from the loopback address `source` (so that more than one
 /// source address's ephemeral ports can be used for one server) and upgrades it to
-/// WebSocket on `path`.
-pub async fn connect(server: SocketAddr, source: Ipv4Addr, path: &str) -> Result<TcpStream> {
+/// WebSocket on `path`. Returns the stream and any bytes read past the upgrade
+/// response (a server may speak first: y-websocket sends its sync step 1 at once).
+pub async fn connect(
+    server: SocketAddr,
+    source: Ipv4Addr,
+    path: &str,
+) -> Result<(TcpStream, Vec<u8>)> {
     let sock = TcpSocket::new_v4()?;
     sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
     let mut s = sock.connect(server).await?;
@@ -32,8 +37,6 @@ pub async fn connect(server: SocketAddr, source: Ipv4Addr, path: &str) -> Result
         "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await?;
-    // The server says nothing after its 101 response until the client speaks, so
-    // everything read up to the blank line is the response.
     let mut buf = [0u8; 1024];
     let mut n = 0;
     loop {
@@ -49,17 +52,15 @@ pub async fn connect(server: SocketAddr, source: Ipv4Addr, path: &str) -> Result
         }
         n += k;
         let got = buf.get(..n).unwrap_or_default();
-        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             if !got.starts_with(b"HTTP/1.1 101") {
                 bail!(
                     "upgrade refused: {:?}",
                     String::from_utf8_lossy(got.get(..got.len().min(64)).unwrap_or_default())
                 );
             }
-            if !got.ends_with(b"\r\n\r\n") {
-                bail!("data after the upgrade response");
-            }
-            return Ok(s);
+            let rest = got.get(end + 4..).unwrap_or_default().to_vec();
+            return Ok((s, rest));
         }
     }
 }
@@ -100,11 +101,20 @@ pub struct FrameReader<R> {
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader with an initial buffer of `cap` bytes (it grows for larger frames).
     pub fn new(r: R, cap: usize) -> Self {
+        FrameReader::with_prefix(r, cap, &[])
+    }
+
+    /// A reader whose first bytes are `prefix` (read past the upgrade response).
+    pub fn with_prefix(r: R, cap: usize, prefix: &[u8]) -> Self {
+        let mut buf = vec![0; cap.max(16).max(prefix.len())];
+        if let Some(head) = buf.get_mut(..prefix.len()) {
+            head.copy_from_slice(prefix);
+        }
         FrameReader {
             r,
-            buf: vec![0; cap.max(16)],
+            buf,
             start: 0,
-            end: 0,
+            end: prefix.len(),
         }
     }
 

@@ -150,7 +150,8 @@ async fn join_light(
     path: &str,
     room: Arc<RoomCredentials>,
 ) -> Result<TcpStream> {
-    let s = lightws::connect(server, from, path).await?;
+    let (s, rest) = lightws::connect(server, from, path).await?;
+    anyhow::ensure!(rest.is_empty(), "the broker spoke before HELLO");
     let (r, mut w) = s.into_split();
     let mut fr = FrameReader::new(r, 512);
     let mut sess = ClientSession::new(room, Resume::default());
@@ -781,7 +782,7 @@ async fn fo_client(c: FoClient) -> Result<FoOut> {
     'conn: loop {
         let server = *c.urls.get(at).ok_or_else(|| anyhow!("no broker"))?;
         let sock = match lightws::connect(server, source(6, c.me), "/v1/ws").await {
-            Ok(s) => s,
+            Ok((s, _)) => s,
             Err(_) if Instant::now() < drain_until => {
                 at = (at + 1) % c.urls.len();
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1027,8 +1028,11 @@ async fn drive(server: &Server, phase: u8, which: usize, updates: &[Vec<u8>]) ->
     let mut readers = Vec::new();
     for i in 0..ACTIVE_CLIENTS {
         let from = source(phase, i + which * ACTIVE_CLIENTS);
-        let sock = match server_kind {
-            Kind::Broker => join_light(server.ws, from, "/v1/ws", room.clone()).await?,
+        let (sock, rest) = match server_kind {
+            Kind::Broker => (
+                join_light(server.ws, from, "/v1/ws", room.clone()).await?,
+                Vec::new(),
+            ),
             _ => lightws::connect(server.ws, from, &format!("/b4-{phase}-{which}")).await?,
         };
         let (r, w) = sock.into_split();
@@ -1036,7 +1040,7 @@ async fn drive(server: &Server, phase: u8, which: usize, updates: &[Vec<u8>]) ->
         let rc = received.clone();
         let counts = i > 0;
         readers.push(tokio::task::spawn_local(async move {
-            let mut fr = FrameReader::new(r, 2048);
+            let mut fr = FrameReader::with_prefix(r, 2048, &rest);
             while let Ok(Some(f)) = fr.next().await {
                 let is_update = f.get(..2) == Some(&[0x08, kind::DELIVER as u8][..])
                     || f.get(..2) == Some(&[0, 2][..]);
@@ -1341,7 +1345,10 @@ fn run_inner(
     }
     if let Some(&(n, m, _, b, Some(y))) = doc_points.last() {
         rows.push(Row {
-            name: "scale: memory of an active B4-sized room, 16 clients, Clientful broker vs y-websocket".into(),
+            name: format!(
+                "scale: memory of an active room, 16 clients, {n} edits{}, Clientful broker vs y-websocket",
+                if n >= patches.len() { " (B4: the whole trace)" } else { "" }
+            ),
             baseline: y as f64,
             candidate: b as f64,
             unit: "B",

@@ -175,6 +175,54 @@ async fn join_light(
     Ok(fr.into_inner().reunite(w)?)
 }
 
+/// Connects, says HELLO and joins every room of `rooms` over the one connection
+/// (JOIN frames with proofs over the WELCOME's challenge, as a client with several
+/// documents open does); returns the socket once every JOINED arrived.
+async fn join_rooms(
+    server: SocketAddr,
+    from: Ipv4Addr,
+    rooms: Vec<Arc<RoomCredentials>>,
+) -> Result<TcpStream> {
+    use clientful_proto::v1::BrokerFrame;
+    let first = rooms.first().ok_or_else(|| anyhow!("no room"))?;
+    if rooms.len() == 1 {
+        return join_light(server, from, "/v1/ws", first.clone()).await;
+    }
+    let (s, rest) = lightws::connect(server, from, "/v1/ws").await?;
+    anyhow::ensure!(rest.is_empty(), "the broker spoke before HELLO");
+    let (r, mut w) = s.into_split();
+    let mut fr = FrameReader::new(r, 512);
+    let mut sess = ClientSession::new(first.clone(), Resume::default());
+    lightws::send(&mut w, &sess.start()).await?;
+    let welcome = fr.next().await?.ok_or_else(|| anyhow!("closed"))?;
+    let challenge = clientful_broker::frame::decode_raw(welcome, usize::MAX)
+        .map_err(|e| anyhow!("{e}"))?
+        .nonce;
+    for (i, c) in rooms.iter().enumerate() {
+        let proof = c.join_proof(&challenge).map_err(|e| anyhow!("{e}"))?;
+        let f = clientful_core::wire::encode(&BrokerFrame {
+            kind: kind::JOIN,
+            request: u32::try_from(i + 1)?,
+            room_id: c.room_id().to_vec(),
+            room_key: c.room_public_key().to_vec(),
+            proof: proof.to_vec(),
+            ..Default::default()
+        });
+        lightws::send(&mut w, &f).await?;
+    }
+    for _ in 0..rooms.len() {
+        let f = fr
+            .next()
+            .await?
+            .ok_or_else(|| anyhow!("closed while joining"))?;
+        let f = clientful_broker::frame::decode_raw(f, usize::MAX).map_err(|e| anyhow!("{e}"))?;
+        if f.kind != kind::JOINED {
+            bail!("room join refused: kind {} code {}", f.kind, f.code);
+        }
+    }
+    Ok(fr.into_inner().reunite(w)?)
+}
+
 /// Opens connections `from..to` (connection `i` joins `room(i)`), at most
 /// [`CONNECT_AT_ONCE`] at a time.
 async fn open_many(
@@ -182,19 +230,13 @@ async fn open_many(
     phase: u8,
     from: usize,
     to: usize,
-    room: impl Fn(usize) -> Option<Arc<RoomCredentials>>,
+    room: impl Fn(usize) -> Vec<Arc<RoomCredentials>>,
 ) -> Result<Vec<TcpStream>> {
-    let rooms: Vec<_> = (from..to)
-        .map(|i| {
-            room(i)
-                .map(|r| (i, r))
-                .ok_or_else(|| anyhow!("no room for {i}"))
-        })
-        .collect::<Result<_>>()?;
+    let rooms: Vec<_> = (from..to).map(|i| (i, room(i))).collect();
     // In order (`buffered`), so that socket k is connection from + k.
     let mut s = futures_util::stream::iter(rooms)
         .map(|(i, r)| async move {
-            join_light(server, source(phase, i), "/v1/ws", r)
+            join_rooms(server, source(phase, i), r)
                 .await
                 .with_context(|| format!("connection {i}"))
         })
@@ -231,7 +273,11 @@ async fn idle_curve(points: &[usize]) -> Result<(Vec<IdlePoint>, Option<String>)
     for &p in points {
         let t = Instant::now();
         let from = held.len();
-        match open_many(broker.ws, 1, from, p, |i| rooms.get(i / ROOM_OF).cloned()).await {
+        match open_many(broker.ws, 1, from, p, |i| {
+            rooms.get(i / ROOM_OF).cloned().into_iter().collect()
+        })
+        .await
+        {
             Ok(c) => held.extend(c),
             Err(e) => {
                 stopped = Some(format!("{e:#} (after {from} connections)"));
@@ -278,7 +324,9 @@ struct Shared {
 /// Clients of a traffic run: writers (with the room each is in) and the reader
 /// tasks counting DELIVER frames.
 struct Crowd {
-    writers: Vec<(OwnedWriteHalf, usize)>,
+    writers: Vec<OwnedWriteHalf>,
+    /// Memberships: (connection, room); publishers go round robin over them.
+    pubs: Vec<(usize, usize)>,
     framers: Vec<ClientSession>,
     members: Vec<u64>,
     shared: Arc<Shared>,
@@ -298,6 +346,7 @@ impl Crowd {
     fn new(epoch: Instant) -> Crowd {
         Crowd {
             writers: Vec::new(),
+            pubs: Vec::new(),
             framers: Vec::new(),
             members: Vec::new(),
             shared: Arc::new(Shared::default()),
@@ -308,6 +357,17 @@ impl Crowd {
 
     /// Adds joined sockets; `room_of[k]` is the room index of `socks[k]`.
     fn add(&mut self, socks: Vec<TcpStream>, room_of: &[usize], rooms: &[Arc<RoomCredentials>]) {
+        let memberships: Vec<Vec<usize>> = room_of.iter().map(|r| vec![*r]).collect();
+        self.add_multi(socks, &memberships, rooms);
+    }
+
+    /// Adds joined sockets; `rooms_of[k]` are the room indices `socks[k]` joined.
+    fn add_multi(
+        &mut self,
+        socks: Vec<TcpStream>,
+        rooms_of: &[Vec<usize>],
+        rooms: &[Arc<RoomCredentials>],
+    ) {
         while self.framers.len() < rooms.len() {
             let r = rooms.get(self.framers.len()).cloned();
             if let Some(r) = r {
@@ -315,12 +375,15 @@ impl Crowd {
                 self.members.push(0);
             }
         }
-        for (s, &room) in socks.into_iter().zip(room_of) {
+        for (s, joined) in socks.into_iter().zip(rooms_of) {
             let (r, w) = s.into_split();
-            if let Some(m) = self.members.get_mut(room) {
-                *m += 1;
+            for &room in joined {
+                if let Some(m) = self.members.get_mut(room) {
+                    *m += 1;
+                }
+                self.pubs.push((self.writers.len(), room));
             }
-            self.writers.push((w, room));
+            self.writers.push(w);
             let sh = self.shared.clone();
             let epoch = self.epoch;
             self.readers.push(tokio::task::spawn_local(async move {
@@ -410,7 +473,8 @@ async fn measure(
     sh.stop.store(false, Ordering::Relaxed);
     sh.outstanding.store(0, Ordering::Relaxed);
     let window = 960u64.max(4 * crowd.max_fanout());
-    let n = crowd.writers.len();
+    let pubs = crowd.pubs.clone();
+    let n = pubs.len();
     anyhow::ensure!(n > 0, "no clients");
     let mut writers = std::mem::take(&mut crowd.writers);
     let framers = std::mem::take(&mut crowd.framers);
@@ -448,13 +512,16 @@ async fn measure(
                 {
                     break;
                 }
-                let Some((w, room)) = writers.get_mut(next) else {
+                let Some((w, room)) = pubs
+                    .get(next)
+                    .and_then(|&(c, room)| Some((writers.get_mut(c)?, room)))
+                else {
                     break 'run;
                 };
-                let f = fan(*room);
+                let f = fan(room);
                 let t = epoch.elapsed().as_nanos() as u64;
                 let frame = framers
-                    .get(*room)
+                    .get(room)
                     .map(|s| s.publish(0, &payload(next, t)))
                     .unwrap_or_default();
                 sh2.outstanding.fetch_add(f, Ordering::Relaxed);
@@ -543,32 +610,54 @@ struct TrafficPoint {
     broker_bytes: u64,
 }
 
-/// One broker; rooms of [`ROOM_OF`] clients added up to each point; traffic over
-/// all rooms at each.
-async fn rooms_curve(points: &[usize], sizes: &Sizes) -> Result<Vec<TrafficPoint>> {
-    let broker = Server::spawn(Kind::Broker, None)?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let b0 = broker.rss()?;
-    let max = points.iter().max().copied().unwrap_or(0);
-    let rooms: Vec<_> = (0..max)
-        .map(|i| room_n(1_000_000 + i))
-        .collect::<Result<_>>()?;
-    let mut crowd = Crowd::new(Instant::now());
-    let mut have = 0usize;
+/// Connections a curve opens at most: under the open-files limit of the broker
+/// and of this process (20,000 on the project's machine).
+fn max_conns(fds: u64) -> usize {
+    usize::try_from(fds)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1_000)
+        .max(100)
+}
+
+/// A fresh broker per point: `p` rooms of [`ROOM_OF`] members each, the members
+/// spread over at most `cap` connections (a connection joins several rooms when
+/// there are more memberships than connections, as a client with several
+/// documents open does); traffic over every membership.
+async fn rooms_curve(points: &[usize], sizes: &Sizes, cap: usize) -> Result<Vec<TrafficPoint>> {
     let mut out = Vec::new();
-    for &p in points {
-        let socks = open_many(broker.ws, 2, have * ROOM_OF, p * ROOM_OF, |i| {
-            rooms.get(i / ROOM_OF).cloned()
+    for (k, &p) in points.iter().enumerate() {
+        let broker = Server::spawn(Kind::Broker, None)?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let b0 = broker.rss()?;
+        let rooms: Vec<_> = (0..p)
+            .map(|i| room_n(1_000_000 + i))
+            .collect::<Result<_>>()?;
+        let memberships = p * ROOM_OF;
+        let per_conn = memberships.div_ceil(cap.max(ROOM_OF));
+        let conns = memberships.div_ceil(per_conn);
+        // Membership j is connection j % conns in room j / ROOM_OF.
+        let rooms_of: Vec<Vec<usize>> = (0..conns)
+            .map(|c| {
+                (c..memberships)
+                    .step_by(conns)
+                    .map(|j| j / ROOM_OF)
+                    .collect()
+            })
+            .collect();
+        let socks = open_many(broker.ws, 30 + u8::try_from(k)?, 0, conns, |c| {
+            rooms_of
+                .get(c)
+                .map(|v| v.iter().filter_map(|&r| rooms.get(r).cloned()).collect())
+                .unwrap_or_default()
         })
         .await?;
-        let room_of: Vec<usize> = (have * ROOM_OF..p * ROOM_OF).map(|i| i / ROOM_OF).collect();
-        crowd.add(socks, &room_of, &rooms);
-        have = p;
+        let mut crowd = Crowd::new(Instant::now());
+        crowd.add_multi(socks, &rooms_of, &rooms);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let bytes = broker.rss()?.saturating_sub(b0);
         let t = traffic(&mut crowd, &[&broker], sizes).await?;
         eprintln!(
-            "scale rooms: {p} rooms of {ROOM_OF}: {:.0} delivered/s (broker {:.0}% of a core, load generator {:.0}%), p50 {:.0} µs p99 {:.0} µs at half; broker +{} MB",
+            "scale rooms: {p} rooms of {ROOM_OF} over {conns} connections: {:.0} delivered/s (broker {:.0}% of a core, load generator {:.0}%), p50 {:.0} µs p99 {:.0} µs at half; broker +{} MB",
             t.rate,
             t.server_cpu * 100.0,
             t.client_cpu * 100.0,
@@ -581,6 +670,8 @@ async fn rooms_curve(points: &[usize], sizes: &Sizes) -> Result<Vec<TrafficPoint
             t,
             broker_bytes: bytes,
         });
+        drop(crowd);
+        drop(broker);
     }
     Ok(out)
 }
@@ -595,7 +686,10 @@ async fn clients_curve(points: &[usize], sizes: &Sizes) -> Result<Vec<TrafficPoi
     let mut have = 0usize;
     let mut out = Vec::new();
     for &p in points {
-        let socks = open_many(broker.ws, 3, have, p, |_| rooms.first().cloned()).await?;
+        let socks = open_many(broker.ws, 3, have, p, |_| {
+            rooms.first().cloned().into_iter().collect()
+        })
+        .await?;
         let room_of = vec![0usize; socks.len()];
         crowd.add(socks, &room_of, &rooms);
         have = p;
@@ -1132,7 +1226,16 @@ fn run_inner(
     details.insert("open_files_limit".into(), json!(fds));
 
     // Idle connections.
-    let (idle, stopped) = local.block_on(&rt, idle_curve(&sizes.idle))?;
+    // Idle points above what the open-files limit lets one broker hold are replaced
+    // by the largest count it can hold.
+    let cap = usize::try_from(fds)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(300);
+    let mut idle_points: Vec<usize> = sizes.idle.iter().copied().filter(|&p| p <= cap).collect();
+    if sizes.idle.iter().any(|&p| p > cap) {
+        idle_points.push(cap);
+    }
+    let (idle, stopped) = local.block_on(&rt, idle_curve(&idle_points))?;
     if let (Some(first), Some(last)) = (idle.first(), idle.last()) {
         let per = |p: &IdlePoint| p.broker_bytes as f64 / p.conns.max(1) as f64;
         rows.push(Row {
@@ -1145,7 +1248,7 @@ fn run_inner(
             unit: "B",
             target: None,
             note: format!(
-                "RSS growth; rooms of {ROOM_OF}; largest count held {}{}",
+                "RSS growth; rooms of {ROOM_OF}; largest count held {} (open-files limit {fds}, which this process may not raise above its hard limit){}",
                 last.conns,
                 stopped
                     .as_ref()
@@ -1205,7 +1308,7 @@ fn run_inner(
     );
 
     // Rooms.
-    let rooms = local.block_on(&rt, rooms_curve(&sizes.rooms, sizes))?;
+    let rooms = local.block_on(&rt, rooms_curve(&sizes.rooms, sizes, max_conns(fds)))?;
     // Clients per room.
     let clients = local.block_on(&rt, clients_curve(&sizes.clients, sizes))?;
     let at = |v: &[TrafficPoint], x: usize| v.iter().find(|p| p.x == x).map(|p| p.t);

@@ -459,8 +459,28 @@ async fn traffic(crowd: &mut Crowd, servers: &[&Server], sizes: &Sizes) -> Resul
     })
 }
 
+/// The nats-server process while one runs: its CPU counts as the servers' (idle
+/// while a run without a bus measures).
+static NATS_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn cpu_sum(servers: &[&Server]) -> f64 {
-    servers.iter().filter_map(|s| s.cpu().ok()).sum()
+    let nats = match NATS_PID.load(Ordering::Relaxed) {
+        0 => 0.0,
+        p => crate::servers::cpu_of(&format!("/proc/{p}/stat")).unwrap_or(0.0),
+    };
+    nats + servers.iter().filter_map(|s| s.cpu().ok()).sum::<f64>()
+}
+
+impl Traffic {
+    /// Server CPU time per delivery at saturation, in µs (robust to other load on
+    /// the machine, which lowers the rate but not the work per delivery).
+    fn cpu_us(&self) -> f64 {
+        if self.rate > 0.0 {
+            self.server_cpu / self.rate * 1e6
+        } else {
+            f64::NAN
+        }
+    }
 }
 
 async fn measure(
@@ -750,6 +770,7 @@ impl Nats {
                 .stdout(Stdio::null())
                 .status();
         }
+        NATS_PID.store(pid.unwrap_or(0), Ordering::Relaxed);
         Ok(Nats {
             root: root.to_path_buf(),
             dir,
@@ -767,6 +788,7 @@ impl Nats {
 
 impl Drop for Nats {
     fn drop(&mut self) {
+        NATS_PID.store(0, Ordering::Relaxed);
         let _ = Command::new("bash")
             .arg(self.root.join("scripts/services/nats.sh"))
             .arg("stop")
@@ -807,6 +829,7 @@ async fn brokers_point(nats: Option<&Nats>, n: usize, sizes: &Sizes, phase: u8) 
     let (n0, t0) = (nats.map_or(0.0, Nats::cpu), Instant::now());
     let t = traffic(&mut crowd, &refs, sizes).await?;
     let nats_cpu = (nats.map_or(0.0, Nats::cpu) - n0) / t0.elapsed().as_secs_f64();
+    // (server_cpu below includes nats-server's share.)
     eprintln!(
         "scale brokers: {n} broker(s) {}: {:.0} delivered/s (brokers {:.0}% of a core, nats-server {:.0}% on average over both runs, load generator {:.0}%), p50 {:.0} µs p99 {:.0} µs at half",
         if nats.is_some() {
@@ -1326,6 +1349,17 @@ fn run_inner(
         });
         rows.push(Row {
             name: format!(
+                "scale: {} rooms of {ROOM_OF} vs {} room(s), broker CPU per delivery",
+                last.x, one.x
+            ),
+            baseline: one.t.cpu_us(),
+            candidate: last.t.cpu_us(),
+            unit: "µs",
+            target: None,
+            note: "CPU time of the broker over the saturation interval / deliveries".into(),
+        });
+        rows.push(Row {
+            name: format!(
                 "scale: {} rooms of {ROOM_OF} vs {} room(s), p99 at half saturation",
                 last.x, one.x
             ),
@@ -1354,6 +1388,17 @@ fn run_inner(
         });
         rows.push(Row {
             name: format!(
+                "scale: one room of {} vs 16 clients, broker CPU per delivery",
+                last.x
+            ),
+            baseline: base.cpu_us(),
+            candidate: last.t.cpu_us(),
+            unit: "µs",
+            target: None,
+            note: "CPU time of the broker over the saturation interval / deliveries".into(),
+        });
+        rows.push(Row {
+            name: format!(
                 "scale: one room of {} vs 16 clients, p99 at half saturation",
                 last.x
             ),
@@ -1367,6 +1412,7 @@ fn run_inner(
     let traffic_curves = |v: &[TrafficPoint],
                           stem_rate: &'static str,
                           stem_lat: &'static str,
+                          stem_cost: &'static str,
                           what: &str,
                           x_label: &'static str,
                           out: &mut Vec<Curve>| {
@@ -1379,6 +1425,17 @@ fn run_inner(
             series: vec![(
                 "Clientful broker".into(),
                 v.iter().map(|p| (p.x as f64, p.t.rate)).collect(),
+            )],
+        });
+        out.push(Curve {
+            stem: stem_cost,
+            title: format!("Broker CPU per delivery at saturation, {what}"),
+            x_label,
+            y_label: "µs of broker CPU per delivered message",
+            log_x: true,
+            series: vec![(
+                "Clientful broker".into(),
+                v.iter().map(|p| (p.x as f64, p.t.cpu_us())).collect(),
             )],
         });
         out.push(Curve {
@@ -1403,6 +1460,7 @@ fn run_inner(
         &rooms,
         "scale-rooms-throughput",
         "scale-rooms-latency",
+        "scale-rooms-cpu",
         "rooms of 4 clients",
         "rooms",
         &mut curves,
@@ -1411,13 +1469,14 @@ fn run_inner(
         &clients,
         "scale-clients-throughput",
         "scale-clients-latency",
+        "scale-clients-cpu",
         "one room",
         "clients in the room",
         &mut curves,
     );
     let tp_json = |v: &[TrafficPoint]| {
         v.iter()
-            .map(|p| json!({"x": p.x, "delivered_per_s": p.t.rate, "p50_us": p.t.p50_us, "p99_us": p.t.p99_us, "server_cpu": p.t.server_cpu, "load_generator_cpu": p.t.client_cpu, "broker_bytes": p.broker_bytes}))
+            .map(|p| json!({"x": p.x, "delivered_per_s": p.t.rate, "p50_us": p.t.p50_us, "p99_us": p.t.p99_us, "server_cpu": p.t.server_cpu, "server_cpu_us_per_delivery": p.t.cpu_us(), "load_generator_cpu": p.t.client_cpu, "broker_bytes": p.broker_bytes}))
             .collect::<Vec<_>>()
     };
     details.insert("rooms".into(), json!(tp_json(&rooms)));
@@ -1509,6 +1568,14 @@ fn run_inner(
                     note: "1 room, 16 clients spread round robin; every broker and nats-server on core 0; shared JetStream backlog (memory)".into(),
                 });
                 rows.push(Row {
+                    name: format!("scale: {n} brokers on NATS vs one broker without a bus, server CPU per delivery"),
+                    baseline: single.cpu_us(),
+                    candidate: t.cpu_us(),
+                    unit: "µs",
+                    target: None,
+                    note: "CPU time of every broker and nats-server over the saturation interval / deliveries".into(),
+                });
+                rows.push(Row {
                     name: format!("scale: {n} brokers on NATS vs one broker without a bus, p99 at half saturation"),
                     baseline: single.p99_us,
                     candidate: t.p99_us,
@@ -1517,6 +1584,21 @@ fn run_inner(
                     note: format!("p50 {:.0} µs vs {:.0} µs", t.p50_us, single.p50_us),
                 });
             }
+            curves.push(Curve {
+                stem: "scale-brokers-cpu",
+                title: "Server CPU per delivery, one room of 16 clients over brokers on NATS"
+                    .into(),
+                x_label: "brokers",
+                y_label: "µs of broker + nats-server CPU per delivery",
+                log_x: false,
+                series: vec![
+                    (
+                        "brokers on NATS".into(),
+                        pts.iter().map(|(n, t)| (*n as f64, t.cpu_us())).collect(),
+                    ),
+                    ("one broker, no bus".into(), vec![(1.0, single.cpu_us())]),
+                ],
+            });
             curves.push(Curve {
                 stem: "scale-brokers",
                 title: "One room of 16 clients spread over brokers on NATS".into(),
@@ -1534,8 +1616,8 @@ fn run_inner(
             details.insert(
                 "brokers".into(),
                 json!({
-                    "single_without_bus": {"delivered_per_s": single.rate, "p50_us": single.p50_us, "p99_us": single.p99_us, "server_cpu": single.server_cpu},
-                    "on_nats": pts.iter().map(|(n, t)| json!({"brokers": n, "delivered_per_s": t.rate, "p50_us": t.p50_us, "p99_us": t.p99_us, "server_cpu": t.server_cpu, "load_generator_cpu": t.client_cpu})).collect::<Vec<_>>(),
+                    "single_without_bus": {"delivered_per_s": single.rate, "p50_us": single.p50_us, "p99_us": single.p99_us, "server_cpu": single.server_cpu, "server_cpu_us_per_delivery": single.cpu_us()},
+                    "on_nats": pts.iter().map(|(n, t)| json!({"brokers": n, "delivered_per_s": t.rate, "p50_us": t.p50_us, "p99_us": t.p99_us, "server_cpu": t.server_cpu, "server_cpu_us_per_delivery": t.cpu_us(), "load_generator_cpu": t.client_cpu})).collect::<Vec<_>>(),
                 }),
             );
             let f = local.block_on(&rt, failover(&nats, sizes))?;

@@ -532,6 +532,15 @@ async fn measure(
                 {
                     break;
                 }
+                // Paced too, never more than the window outstanding: when this
+                // process is descheduled (a shared machine), catching up in one
+                // burst would overflow the broker's send queue (1,024 frames) to a
+                // receiver that was descheduled too, and the broker drops slow
+                // readers. What could not be sent is skipped, not sent later.
+                if target.is_some() && sh2.outstanding.load(Ordering::Relaxed) > window {
+                    due_d = target.unwrap_or(due_d);
+                    break;
+                }
                 let Some((w, room)) = pubs
                     .get(next)
                     .and_then(|&(c, room)| Some((writers.get_mut(c)?, room)))

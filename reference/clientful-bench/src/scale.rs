@@ -880,6 +880,11 @@ struct FoClient {
     every: Duration,
     stop_at: Instant,
     killed: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// Clients that joined once; publishing starts when all have (a payload
+    /// published before a client first joined is not the broker's to deliver to it:
+    /// a new client catches up through the sync exchange, BRK-22).
+    joined: Arc<AtomicU64>,
+    clients: u64,
 }
 
 struct FoOut {
@@ -905,6 +910,7 @@ async fn fo_client(c: FoClient) -> Result<FoOut> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain_until = c.stop_at + Duration::from_secs(3);
     let mut at = c.at;
+    let mut first_join_seen = false;
     'conn: loop {
         let server = *c.urls.get(at).ok_or_else(|| anyhow!("no broker"))?;
         let sock = match lightws::connect(server, source(6, c.me), "/v1/ws").await {
@@ -948,6 +954,10 @@ async fn fo_client(c: FoClient) -> Result<FoOut> {
                         match o {
                             Output::Send(b) => lightws::send(&mut w, &b).await?,
                             Output::Joined { resumed: r } => {
+                                if !first_join_seen {
+                                    first_join_seen = true;
+                                    c.joined.fetch_add(1, Ordering::Relaxed);
+                                }
                                 if moved && rejoin_ms.is_none() {
                                     let k = c.killed.lock().ok().and_then(|k| *k);
                                     rejoin_ms = k.map(|k| k.elapsed().as_secs_f64() * 1000.0);
@@ -978,7 +988,8 @@ async fn fo_client(c: FoClient) -> Result<FoOut> {
                         }
                     }
                 }
-                _ = tick.tick(), if Instant::now() < c.stop_at => {
+                _ = tick.tick(), if Instant::now() < c.stop_at
+                    && c.joined.load(Ordering::Relaxed) >= c.clients => {
                     counter += 1;
                     request = request.wrapping_add(1).max(1);
                     let mut p = vec![b'x'; PAYLOAD - MARK];
@@ -1013,6 +1024,7 @@ async fn failover(nats: &Nats, sizes: &Sizes) -> Result<FailoverResult> {
     let start = Instant::now();
     let stop_at = start + sizes.failover;
     let killed = Arc::new(std::sync::Mutex::new(None));
+    let joined = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for me in 0..clients {
         tasks.push(tokio::task::spawn_local(fo_client(FoClient {
@@ -1023,6 +1035,8 @@ async fn failover(nats: &Nats, sizes: &Sizes) -> Result<FailoverResult> {
             every: Duration::from_millis(25),
             stop_at,
             killed: killed.clone(),
+            joined: joined.clone(),
+            clients: clients as u64,
         })));
     }
     tokio::time::sleep(sizes.failover / 2).await;
@@ -1043,6 +1057,7 @@ async fn failover(nats: &Nats, sizes: &Sizes) -> Result<FailoverResult> {
     let published: Vec<u64> = outs.iter().map(|o| o.published).collect();
     let total: u64 = published.iter().sum();
     let (mut expected, mut received, mut lost) = (0u64, 0u64, 0u64);
+    let mut lost_examples = Vec::new();
     for (me, o) in outs.iter().enumerate() {
         for (s, &n) in published.iter().enumerate() {
             if s == me {
@@ -1054,6 +1069,11 @@ async fn failover(nats: &Nats, sizes: &Sizes) -> Result<FailoverResult> {
                     received += 1;
                 } else {
                     lost += 1;
+                    if lost_examples.len() < 32 {
+                        let moved = |k: usize| outs.get(k).is_some_and(|o| o.moved);
+                        // (receiver, sender, counter, publish time in ms, receiver moved, sender moved)
+                        lost_examples.push((me, s, c, c * 25, moved(me), moved(s)));
+                    }
                 }
             }
         }
@@ -1073,6 +1093,11 @@ async fn failover(nats: &Nats, sizes: &Sizes) -> Result<FailoverResult> {
         "scale failover: {} published, {} of {} expected deliveries received, {} lost, {} duplicates; {} clients moved ({} resumed the shared stream), rejoin {:?} ms",
         r.published, r.received, r.expected, r.lost, r.duplicates, r.moved, r.resumed, r.rejoin_ms
     );
+    if !lost_examples.is_empty() {
+        eprintln!(
+            "scale failover: lost (receiver, sender, counter, about ms after start, receiver moved, sender moved): {lost_examples:?}"
+        );
+    }
     Ok(r)
 }
 
@@ -1257,6 +1282,10 @@ fn run_inner(
     let mut details = serde_json::Map::new();
     details.insert("open_files_limit".into(), json!(fds));
 
+    // CLIENTFUL_BENCH_SCALE_PARTS=idle,rooms,clients,active,nats runs only those
+    // parts (for profiling one of them).
+    let parts = std::env::var("CLIENTFUL_BENCH_SCALE_PARTS").ok();
+    let part = |p: &str| parts.as_ref().is_none_or(|v| v.split(',').any(|x| x == p));
     // Idle connections.
     // Idle points above what the open-files limit lets one broker hold are replaced
     // by the largest count it can hold.
@@ -1267,6 +1296,10 @@ fn run_inner(
     if sizes.idle.iter().any(|&p| p > cap) {
         idle_points.push(cap);
     }
+    if !part("idle") {
+        idle_points.clear();
+    }
+    let none: &[usize] = &[];
     let (idle, stopped) = local.block_on(&rt, idle_curve(&idle_points))?;
     if let (Some(first), Some(last)) = (idle.first(), idle.last()) {
         let per = |p: &IdlePoint| p.broker_bytes as f64 / p.conns.max(1) as f64;
@@ -1340,9 +1373,26 @@ fn run_inner(
     );
 
     // Rooms.
-    let rooms = local.block_on(&rt, rooms_curve(&sizes.rooms, sizes, max_conns(fds)))?;
+    let rooms = local.block_on(
+        &rt,
+        rooms_curve(
+            if part("rooms") { &sizes.rooms } else { none },
+            sizes,
+            max_conns(fds),
+        ),
+    )?;
     // Clients per room.
-    let clients = local.block_on(&rt, clients_curve(&sizes.clients, sizes))?;
+    let clients = local.block_on(
+        &rt,
+        clients_curve(
+            if part("clients") {
+                &sizes.clients
+            } else {
+                none
+            },
+            sizes,
+        ),
+    )?;
     let at = |v: &[TrafficPoint], x: usize| v.iter().find(|p| p.x == x).map(|p| p.t);
     if let (Some(one), Some(last)) = (rooms.first(), rooms.last()) {
         rows.push(Row {
@@ -1494,8 +1544,13 @@ fn run_inner(
     // Active room against y-websocket, by document size.
     let script = crate::servers::ensure_node(root).ok();
     let mut doc_points = Vec::new();
-    let all = yjs_batches(patches, sizes.doc_edits.iter().max().copied().unwrap_or(0));
-    for (k, &n) in sizes.doc_edits.iter().enumerate() {
+    let doc_edits = if part("active") {
+        &sizes.doc_edits[..]
+    } else {
+        none
+    };
+    let all = yjs_batches(patches, doc_edits.iter().max().copied().unwrap_or(0));
+    for (k, &n) in doc_edits.iter().enumerate() {
         let upd = all.get(..n.div_ceil(64)).unwrap_or(&all);
         let phase = 10 + 2 * u8::try_from(k)?;
         let b = local.block_on(&rt, active_room(Kind::Broker, None, upd, phase))?;
@@ -1556,7 +1611,11 @@ fn run_inner(
     );
 
     // Brokers on NATS, and failover.
-    match Nats::start(root) {
+    match if part("nats") {
+        Nats::start(root)
+    } else {
+        Err(anyhow!("not asked for"))
+    } {
         Ok(nats) => {
             let single = local.block_on(&rt, brokers_point(None, 1, sizes, 20))?;
             let mut pts = Vec::new();

@@ -4,15 +4,18 @@
 //! run and says which targets are met.
 //!
 //! `cargo run --release -p clientful-bench -- --quick` (under 2 minutes) or without
-//! `--quick` (under 10 minutes on 2 cores).
+//! `--quick` (under 15 minutes on 2 cores).
 
 #![forbid(unsafe_code)]
 
 mod browser;
+mod charts;
 mod coldjoin;
 mod fanout;
+mod lightws;
 mod overhead;
 mod pipeline;
+mod scale;
 mod servers;
 mod stats;
 mod trace;
@@ -46,6 +49,10 @@ struct Cli {
     /// Sections to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     section: Vec<Section>,
+    /// Where the scale section writes its SVG charts (`docs/img` for the run that
+    /// `docs/performance.md` records).
+    #[arg(long, default_value = "target/clientful-bench-charts")]
+    charts: PathBuf,
     /// Internal: run a server of the fan-out figures (`broker` or `bare`).
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -66,6 +73,12 @@ enum Section {
     /// Envelope bytes against the CRDT's own bytes over the batch size, and one
     /// envelope's bytes by field.
     Overhead,
+    /// Scale: idle connections, many rooms, one large room, an active B4 room
+    /// against y-websocket, brokers on NATS, a broker killed mid-run.
+    Scale,
+    /// How cost grows: the scale section's sweeps drawn as SVG charts (runs the
+    /// scale section).
+    Curves,
 }
 
 /// One figure of the table.
@@ -381,10 +394,35 @@ fn main() -> anyhow::Result<()> {
             mem_rooms: 10_000,
         }
     };
+    let scale_sizes = if cli.quick {
+        scale::Sizes {
+            idle: vec![500, 5_000],
+            rooms: vec![1, 1_000],
+            clients: vec![2, 16, 256],
+            doc_edits: vec![10_000, 30_000],
+            brokers: vec![1, 3],
+            warmup: std::time::Duration::from_millis(150),
+            measure: std::time::Duration::from_millis(400),
+            failover: std::time::Duration::from_secs(3),
+        }
+    } else {
+        scale::Sizes {
+            idle: vec![1_000, 5_000, 10_000, 15_000, 100_000],
+            rooms: vec![1, 10, 100, 1_000, 10_000],
+            clients: vec![2, 4, 16, 64, 256, 1_000],
+            doc_edits: vec![32_000, 65_000, 130_000, 259_778],
+            brokers: vec![1, 2, 3],
+            warmup: std::time::Duration::from_millis(500),
+            measure: std::time::Duration::from_secs(2),
+            failover: std::time::Duration::from_secs(6),
+        }
+    };
     let mut figures = Vec::new();
     let mut sections = serde_json::Map::new();
-    if run(Section::Pipeline) || run(Section::Coldjoin) {
-        let (patches, _) = trace::load(&cli.root)?;
+    let want_scale = run(Section::Scale) || run(Section::Curves);
+    let mut patches = Vec::new();
+    if run(Section::Pipeline) || run(Section::Coldjoin) || want_scale {
+        patches = trace::load(&cli.root)?.0;
         if run(Section::Pipeline) {
             pipeline(&sizes, &patches, &mut figures)?;
         }
@@ -407,8 +445,15 @@ fn main() -> anyhow::Result<()> {
     };
     if run(Section::Overhead) && cli.only.as_ref().is_none_or(|o| o.contains("overhead")) {
         let (patches, _) = trace::load(&cli.root)?;
-        let (rows, details) = overhead::overhead(cli.quick, &patches)?;
+        let (rows, mut details, curve) = overhead::overhead(cli.quick, &patches)?;
         push_rows(rows, &mut figures);
+        if run(Section::Curves) {
+            let files = charts::draw(std::slice::from_ref(&curve), &cli.charts)?;
+            if let (Some(d), Some(f)) = (details.as_object_mut(), files.first()) {
+                eprintln!("chart {}", f.display());
+                d.insert("chart".into(), json!(f.display().to_string()));
+            }
+        }
         sections.insert("overhead".into(), details);
     }
     if run(Section::Fanout) {
@@ -420,6 +465,30 @@ fn main() -> anyhow::Result<()> {
         let (rows, details) = fanout::memory(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);
         sections.insert("memory".into(), details);
+    }
+    if want_scale {
+        let t = std::time::Instant::now();
+        let (rows, mut details, curves) = scale::run(&scale_sizes, &cli.root, &patches)?;
+        push_rows(rows, &mut figures);
+        if run(Section::Curves) {
+            let files = charts::draw(&curves, &cli.charts)?;
+            for f in &files {
+                eprintln!("chart {}", f.display());
+            }
+            if let Some(d) = details.as_object_mut() {
+                d.insert(
+                    "charts".into(),
+                    json!(
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                    ),
+                );
+            }
+        }
+        eprintln!("scale section: {:.1} s", t.elapsed().as_secs_f64());
+        sections.insert("scale".into(), details);
     }
     if run(Section::Browser)
         && cli

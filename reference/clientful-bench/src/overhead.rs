@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::fanout::Row;
 use crate::pipeline::{self, Editor};
+use crate::scale::Curve;
 use crate::trace::Patch;
 
 /// Batch sizes of the curve (edits per envelope).
@@ -99,12 +100,14 @@ fn name(crdt: CrdtKind) -> &'static str {
 
 /// The overhead section: one row per (CRDT, batch size), a breakdown of one
 /// 64-edit Automerge envelope, and the curve's points as JSON.
-pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Value)> {
+pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Value, Curve)> {
     let n = patches.len().min(if quick { 8_192 } else { 65_536 });
     let patches = patches.get(..n).unwrap_or(patches);
     let mut rows = Vec::new();
     let mut points = Vec::new();
+    let mut series = Vec::new();
     for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
+        let mut line = Vec::new();
         for &batch in BATCHES {
             let raw = match crdt {
                 CrdtKind::Yjs => pipeline::raw_yjs(patches, batch)?,
@@ -112,6 +115,7 @@ pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Val
             };
             let env = pipeline::clientful(crdt, patches, batch)?;
             let per = (env.bytes as f64 - raw.bytes as f64) / env.messages.max(1) as f64;
+            line.push((batch as f64, env.bytes as f64 / raw.bytes.max(1) as f64));
             points.push(json!({
                 "crdt": name(crdt),
                 "batch": batch,
@@ -131,7 +135,16 @@ pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Val
                 note: format!("{per:.0} B more per envelope, {} envelopes", env.messages),
             });
         }
+        series.push((name(crdt).to_owned(), line));
     }
+    let curve = Curve {
+        stem: "envelope-overhead",
+        title: format!("Envelope bytes over the CRDT's own bytes ({n} edits)"),
+        x_label: "edits per envelope",
+        y_label: "envelope bytes / raw bytes",
+        log_x: true,
+        series,
+    };
     let env = one_envelope(CrdtKind::Automerge, patches, 64)?;
     let parts = breakdown(&env)?;
     let total: usize = parts.iter().map(|(_, b)| b).sum();
@@ -148,5 +161,5 @@ pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Val
             "fields": parts.iter().map(|(k, b)| json!({"field": k, "bytes": b})).collect::<Vec<_>>(),
         },
     });
-    Ok((rows, details))
+    Ok((rows, details, curve))
 }

@@ -28,7 +28,7 @@ fn boundary(i: usize, batch: usize, n: usize) -> bool {
     (i + 1).is_multiple_of(batch) || i + 1 == n
 }
 
-fn ydoc(client_id: u64) -> yrs::Doc {
+pub(crate) fn ydoc(client_id: u64) -> yrs::Doc {
     let mut options = Options::with_client_id(yrs::block::ClientID::new(client_id));
     options.offset_kind = OffsetKind::Utf16;
     yrs::Doc::with_options(options)

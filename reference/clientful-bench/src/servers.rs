@@ -125,8 +125,10 @@ async fn serve_broker() -> Result<()> {
             burst_per_address: 1_000_000_000,
             ..Default::default()
         },
-        nats_url: None,
-        nats_storage: clientful_broker::server::bus::BacklogStorage::default(),
+        // The scale figures join brokers through a NATS server (shared backlog in
+        // JetStream memory: the bench measures the brokers, not a disk).
+        nats_url: std::env::var("CLIENTFUL_BENCH_NATS_URL").ok(),
+        nats_storage: clientful_broker::server::bus::BacklogStorage::Memory,
         nats_backlog_max_age: Duration::from_secs(86_400),
         capture: None,
         shutdown_grace: Duration::from_millis(200),
@@ -310,6 +312,15 @@ pub struct Server {
 impl Server {
     /// Starts a server, pinned to core 0 when `taskset` exists.
     pub fn spawn(kind: Kind, node_script: Option<&Path>) -> Result<Server> {
+        Server::spawn_env(kind, node_script, &[])
+    }
+
+    /// [`Server::spawn`] with environment variables for the child.
+    pub fn spawn_env(
+        kind: Kind,
+        node_script: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let pinned = have_taskset();
         let exe = std::env::current_exe()?;
         let (program, args): (PathBuf, Vec<String>) = match kind {
@@ -336,6 +347,9 @@ impl Server {
             && let Some(dir) = node_script.and_then(Path::parent)
         {
             cmd.current_dir(dir);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -384,6 +398,12 @@ impl Server {
             Kind::Bare => format!("ws://{}/ws", self.ws),
             Kind::YWebsocket => format!("ws://{}/{room}", self.ws),
         }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The process whose memory and CPU are measured (taskset execs, so it is the child).

@@ -202,3 +202,80 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server frame (unmasked), as tungstenite writes it.
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        let n = payload.len();
+        if n < 126 {
+            f.push(n as u8);
+        } else if n <= 0xffff {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn client_frames_are_masked_with_a_zero_key() {
+        for n in [0usize, 125, 126, 65_535, 65_536] {
+            let p = vec![7u8; n];
+            let f = frame(&p);
+            let head = match n {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(f.first(), Some(&0x82));
+            assert_eq!(f.get(1).map(|b| b & 0x80), Some(0x80), "mask bit");
+            assert_eq!(f.get(head..head + 4), Some(&[0u8; 4][..]), "zero key");
+            assert_eq!(f.get(head + 4..), Some(&p[..]));
+        }
+    }
+
+    #[tokio::test]
+    async fn reader_splits_frames_of_every_length_form_and_skips_control_frames() {
+        let big = vec![3u8; 70_000];
+        let mid = vec![2u8; 300];
+        let mut bytes = Vec::new();
+        bytes.extend(server_frame(0x2, b"hello"));
+        bytes.extend(server_frame(0x9, b"ping"));
+        bytes.extend(server_frame(0x2, &mid));
+        bytes.extend(server_frame(0x2, &big));
+        bytes.extend(server_frame(0x8, b""));
+        bytes.extend(server_frame(0x2, b"after close"));
+        // The first frame's bytes arrive as leftover of the upgrade response.
+        let (prefix, rest) = bytes.split_at(3);
+        let (mut w, r) = tokio::io::duplex(1024);
+        let rest = rest.to_vec();
+        let writer = tokio::spawn(async move { w.write_all(&rest).await });
+        let mut fr = FrameReader::with_prefix(r, 16, prefix);
+        assert_eq!(fr.next().await.ok().flatten(), Some(&b"hello"[..]));
+        assert_eq!(fr.next().await.ok().flatten(), Some(&mid[..]));
+        assert_eq!(fr.next().await.ok().flatten(), Some(&big[..]));
+        assert!(matches!(fr.next().await, Ok(None)), "close ends the reader");
+        assert!(matches!(writer.await, Ok(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn masked_server_frames_and_truncation_are_refused_or_end() {
+        let mut masked = server_frame(0x2, b"x");
+        if let Some(b) = masked.get_mut(1) {
+            *b |= 0x80;
+        }
+        let mut fr = FrameReader::new(&masked[..], 16);
+        assert!(fr.next().await.is_err());
+        let whole = server_frame(0x2, b"truncated payload");
+        let cut = whole.get(..whole.len() - 3).unwrap_or_default();
+        let mut fr = FrameReader::new(cut, 16);
+        assert!(matches!(fr.next().await, Ok(None)));
+    }
+}

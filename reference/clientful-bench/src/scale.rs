@@ -1321,17 +1321,8 @@ fn run_inner(
                     .unwrap_or_default()
             ),
         });
-        rows.push(Row {
-            name: format!(
-                "scale: load generator vs broker memory per idle connection at {}",
-                last.conns
-            ),
-            baseline: per(last),
-            candidate: last.client_bytes as f64 / last.conns.max(1) as f64,
-            unit: "B",
-            target: None,
-            note: "lightws clients: a bare socket each once joined".into(),
-        });
+        // The load generator's own RSS per connection is in the JSON and the chart only:
+        // after other sections its allocator reuses freed memory, so it reads 0.
     }
     curves.push(Curve {
         stem: "scale-idle-connections",

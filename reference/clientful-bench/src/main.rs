@@ -447,7 +447,8 @@ fn main() -> anyhow::Result<()> {
         let (patches, _) = trace::load(&cli.root)?;
         let (rows, mut details, curve) = overhead::overhead(cli.quick, &patches)?;
         push_rows(rows, &mut figures);
-        if run(Section::Curves) {
+        {
+            // Cheap (one SVG), so drawn whenever the section runs.
             let files = charts::draw(std::slice::from_ref(&curve), &cli.charts)?;
             if let (Some(d), Some(f)) = (details.as_object_mut(), files.first()) {
                 eprintln!("chart {}", f.display());

@@ -105,6 +105,18 @@ export class SpaceProxy {
   removeMember(userPrefix: string): Promise<void> {
     return this.call("removeMember", userPrefix);
   }
+  /**
+   * Adds a device from its request (`deviceRequest()` on the new device): another device of
+   * this user, or, for an admin, a device a member's user key certified. Resolves to the link
+   * code the new device passes to `joinDevice`.
+   */
+  addDevice(request: string): Promise<string> {
+    return this.call("addDevice", request);
+  }
+  /** Everything this device can read as plain JSON text (documents, members): keep it private. */
+  exportJson(): Promise<string> {
+    return this.call("exportJson");
+  }
   documents(): Promise<DocumentInfo[]> {
     return this.call("documents");
   }
@@ -249,6 +261,14 @@ export class DeviceProxy {
   /** Accepts an invite code (or link) made by an admin, on the space's storage. */
   acceptInvite(code: string, name: string, storageUrl: string): Promise<SpaceProxy> {
     return this.space({ target: this.handle, method: "acceptInvite", args: [code, name, storageUrl] });
+  }
+  /** This device's request (`cfdevice1-…`) for `addDevice` on a device already in the space. */
+  deviceRequest(): Promise<string> {
+    return this.call("deviceRequest");
+  }
+  /** Joins a space with the link code `addDevice` gave for this device's request. */
+  joinDevice(code: string, name: string, storageUrl: string): Promise<SpaceProxy> {
+    return this.space({ target: this.handle, method: "joinDevice", args: [code, name, storageUrl] });
   }
   /** Opens a space of this device by id prefix or name. */
   openSpace(selector: string): Promise<SpaceProxy> {

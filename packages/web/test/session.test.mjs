@@ -218,6 +218,22 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     assert.ok(lastLine(native("alice", "doc", "print", notes, "--text")).startsWith("yjs-js "));
     assert.ok(native("alice", "doc", "print", plan, "--text").includes("am-js "));
 
+    // A second browser device of the same user, by a device link (MEM-24): it reads
+    // the space once synced.
+    const linked = await call("linkDevice", { space, dir2: `${dir}second`, vars: keys, storage, doc: fullNotes });
+    assert.equal(linked.request, "cfdevice1-");
+    assert.equal(linked.link, "cflink1-");
+    assert.ok(linked.sameUser && linked.otherDevice, JSON.stringify(linked));
+    assert.equal(linked.access, true);
+    assert.equal(linked.text, await sp("text", fullNotes));
+    // Export: every readable document as plain JSON, and the members.
+    const exported = JSON.parse(await sp("exportJson"));
+    assert.equal(exported.space.length, 64);
+    assert.equal(exported.documents.find((d) => d.id === fullNotes).title, "Notes");
+    assert.equal(exported.documents.find((d) => d.id === fullPlan).kind, "automerge");
+    assert.ok(JSON.stringify(exported.documents).includes(markers.bob));
+    assert.ok(exported.members.some((m) => m.user === bob.user));
+
     // A photo stored by the browser, read natively byte for byte.
     const photo = await call("putRandomFile", { space, size: 300 * 1024 + 17 });
     assert.ok(photo.progress.length > 0);

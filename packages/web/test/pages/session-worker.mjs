@@ -57,6 +57,32 @@ const ops = {
     const fromBytes = (x) => (x instanceof Uint8Array ? { bytes: Array.from(x) } : x);
     return Array.isArray(r) ? r.map(fromBytes) : fromBytes(r);
   },
+  // A second device of this user in `dir2` (its sealed backup restored there), added
+  // by this device through a device link and joined; syncs until it can read.
+  async linkDevice(o) {
+    const s = spaces.get(o.space);
+    const pass = "orange kettle sings under the bridge";
+    const second = await Device.restoreSealed(o.dir2, device.backupSealed(pass), pass);
+    for (const [k, v] of Object.entries(o.vars ?? {})) second.setVar(k, v);
+    const request = second.deviceRequest();
+    const link = await s.addDevice(request);
+    await s.sync();
+    const joined = await second.joinDevice(link, "team-second", o.storage);
+    for (let i = 0; i < 20 && !(await joined.hasAccess()); i++) {
+      await s.sync();
+      await joined.sync();
+    }
+    const result = {
+      request: request.slice(0, 10),
+      link: link.slice(0, 8),
+      sameUser: second.userId() === device.userId(),
+      otherDevice: second.deviceId() !== device.deviceId(),
+      access: await joined.hasAccess(),
+      text: await joined.text(o.doc),
+    };
+    joined.close();
+    return result;
+  },
   // putFile with random bytes made here; returns the reference and the bytes' hex.
   async putRandomFile(o) {
     const s = spaces.get(o.space);

@@ -191,6 +191,15 @@ impl Device {
             .map_err(client_err)
     }
 
+    /// This device's request to be added to the user's spaces (a `cfdevice1-`
+    /// code: its certificate): show it on a device already in the space, which
+    /// answers with a link code for [`Device::join_device`] (MEM-11, MEM-24).
+    #[wasm_bindgen(js_name = deviceRequest)]
+    pub fn device_request(&self) -> Result<String, JsValue> {
+        self.with(|c| c.profile().device_request())?
+            .map_err(client_err)
+    }
+
     /// Sets a setting the storage backends read (`AWS_ACCESS_KEY_ID`, ...), in
     /// memory only (a browser has no environment).
     #[wasm_bindgen(js_name = setVar)]
@@ -232,6 +241,15 @@ impl Device {
     #[wasm_bindgen(js_name = acceptInvite, unchecked_return_type = "Promise<Space>")]
     pub fn accept_invite(&self, code: String, name: String, storage_url: String) -> Promise {
         self.space_promise(async move |c| c.accept_invite(&code, &name, &storage_url).await)
+    }
+
+    /// Joins a space with a device link code (`cflink1-`) that a device of this
+    /// user (or an admin) made from this device's request (MEM-24); the space can be
+    /// read once that device has synced and welcomed this one (`sync` again).
+    /// Resolves to a `Space`.
+    #[wasm_bindgen(js_name = joinDevice, unchecked_return_type = "Promise<Space>")]
+    pub fn join_device(&self, code: String, name: String, storage_url: String) -> Promise {
+        self.space_promise(async move |c| c.join_device(&code, &name, &storage_url).await)
     }
 
     /// Opens a space on this device by id prefix or name. Resolves to a `Space`.
@@ -412,6 +430,52 @@ impl Space {
             let user = s.find_member(&user_prefix).map_err(client_err)?;
             s.remove_member(&user).map_err(client_err)?;
             Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Adds a device from its request (`cfdevice1-`): another device of this user,
+    /// or, for an admin, a device a member's user key certified (a user back from a
+    /// recovery, MEM-11). Resolves to the link code the new device joins with.
+    #[wasm_bindgen(js_name = addDevice, unchecked_return_type = "Promise<string>")]
+    pub fn add_device(&self, request: String) -> Promise {
+        self.run(async move |s| Ok(s.add_device(&request).map_err(client_err)?.into()))
+    }
+
+    /// Everything this device can read, as plain JSON text (what the CLI's `export`
+    /// writes): `{ space, documents: [{ id, kind, title, json }], members: [{ user,
+    /// role, devices }] }`. Plain text: the app decides where it goes.
+    #[wasm_bindgen(js_name = exportJson, unchecked_return_type = "Promise<string>")]
+    pub fn export_json(&self) -> Promise {
+        self.run(async |s| {
+            let mut documents = Vec::new();
+            for d in s.documents().map_err(client_err)? {
+                let Ok(doc) = s.document(&d.id) else {
+                    continue;
+                };
+                documents.push(serde_json::json!({
+                    "id": hex::encode(d.id),
+                    "kind": kind_name(d.crdt),
+                    "title": doc.title(),
+                    "json": doc.json(),
+                }));
+            }
+            let members: Vec<serde_json::Value> = s
+                .members()
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "user": hex::encode(m.user),
+                        "role": format!("{:?}", m.role).to_lowercase(),
+                        "devices": m.devices.iter().map(hex::encode).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({
+                "space": hex::encode(s.space_id()),
+                "documents": documents,
+                "members": members,
+            });
+            Ok(out.to_string().into())
         })
     }
 

@@ -14,45 +14,19 @@ use std::sync::OnceLock;
 
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::{EpochKey, SigningKey, X25519Secret};
-use clientful_core::membership::space::{Identity, Outgoing};
+use clientful_core::membership::space::Identity;
+
+mod space_common;
 use clientful_core::membership::{Role, Scope, SpaceReplica, State, Verdict};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use space_common::exchange;
 
 struct Log {
     space_id: [u8; 32],
     envelopes: Vec<Vec<u8>>,
     keys: Vec<EpochKey>,
-}
-
-fn exchange(reps: &mut [SpaceReplica], from: usize, to: &[usize], log: &mut Vec<Vec<u8>>) {
-    let out = reps[from].drain_outbox();
-    for o in &out {
-        if let Outgoing::Envelope(e) = o {
-            log.push(e.clone());
-        }
-    }
-    for &t in to {
-        if t == from {
-            continue;
-        }
-        let dev = reps[t].identity().device_id();
-        for o in &out {
-            match o {
-                Outgoing::Envelope(e) => {
-                    reps[t].receive(e);
-                }
-                Outgoing::KeyMessage(k) => {
-                    let _ = reps[t].receive_key_message(k);
-                }
-                Outgoing::Welcome { device_id, bytes } if *device_id == dev => {
-                    let _ = reps[t].receive_welcome(bytes);
-                }
-                Outgoing::Welcome { .. } => {}
-            }
-        }
-    }
 }
 
 /// A, B, C admins, W writer; then concurrently: B and C remove each other, A

@@ -14,34 +14,18 @@
 use clientful_core::ErrorClass;
 use clientful_core::identity::DeviceKeys;
 use clientful_core::keys::SigningKey;
-use clientful_core::membership::space::{Identity, Outgoing};
+use clientful_core::membership::space::Identity;
+
+mod space_common;
 use clientful_core::membership::{Received, Role, Scope, SpaceReplica, Verdict, delivery};
 use clientful_core::recovery::{self, Holder, RequestSecret};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+/// Delivers what `from` wrote to every other replica.
 fn exchange(reps: &mut [SpaceReplica], from: usize) {
-    let out = reps[from].drain_outbox();
-    for t in 0..reps.len() {
-        if t == from {
-            continue;
-        }
-        let dev = reps[t].identity().device_id();
-        for o in &out {
-            match o {
-                Outgoing::Envelope(e) => {
-                    reps[t].receive(e);
-                }
-                Outgoing::KeyMessage(k) => {
-                    let _ = reps[t].receive_key_message(k);
-                }
-                Outgoing::Welcome { device_id, bytes } if *device_id == dev => {
-                    let _ = reps[t].receive_welcome(bytes);
-                }
-                Outgoing::Welcome { .. } => {}
-            }
-        }
-    }
+    let all: Vec<usize> = (0..reps.len()).collect();
+    space_common::exchange(reps, from, &all, &mut Vec::new());
 }
 
 struct World {

@@ -298,6 +298,15 @@ test("a browser Worker device joins a native device's space on S3, edits, stores
     native("alice", "doc", "edit", notes, "--append", ` ${markers.after}`);
     native("alice", "sync");
     await sp("sync");
+    // What the removed device reads must not change; that it knows it was removed can take
+    // another sync (the rotation's key message reaches the old epoch's directory with the
+    // admin's deliveries): bounded.
+    assert.equal(await sp("text", fullNotes), notesLive);
+    for (let i = 0; i < 5 && (await sp("hasAccess")); i++) {
+      native("alice", "sync");
+      await sp("sync");
+      assert.equal(await sp("text", fullNotes), notesLive);
+    }
     assert.equal(await sp("hasAccess"), false);
     assert.equal(await sp("text", fullNotes), notesLive);
     assert.ok(lastLine(native("alice", "doc", "print", notes, "--text")).endsWith(markers.after));

@@ -227,6 +227,8 @@ pub struct HeldShare {
     pub share: Zeroizing<Vec<u8>>,
     /// The share's index.
     pub index: u32,
+    /// k: how many shares restore the user.
+    pub threshold: u32,
     /// The user the share recovers.
     pub user_key: [u8; 32],
 }
@@ -322,6 +324,7 @@ impl DecodedSet {
             kit: self.kit_bytes.clone(),
             share: plain,
             index: share.index,
+            threshold: self.kit.threshold(),
             user_key: *self.kit.user_key(),
         })
     }

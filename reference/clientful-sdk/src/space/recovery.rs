@@ -67,9 +67,7 @@ impl SpaceSession {
                 kit_id: h.kit_id,
                 user: h.held.user_key,
                 index: h.held.index,
-                threshold: clientful_core::recovery::decode_kit(&h.held.kit)
-                    .map(|k| k.threshold())
-                    .unwrap_or(0),
+                threshold: h.held.threshold,
                 confirmed: h.owner_confirmed,
             })
             .collect()

@@ -259,6 +259,29 @@ impl Device {
     }
 }
 
+/// Takes an edit made in a bound JS document as this device's own: `apply` checks it
+/// against the replica (DOC-3, DOC-4) inside one SDK edit, which seals and stores it;
+/// a refusal is the document layer's error.
+fn local_edit(
+    s: &mut SpaceSession,
+    doc: &str,
+    apply: impl FnOnce(&mut clientful_doc::replica::Replica) -> Result<(), crate::doc::WebDocError>,
+) -> Result<JsValue, JsValue> {
+    let id = doc_id(s, doc)?;
+    let mut refused = None;
+    s.edit(&id, |d| {
+        if let Err(e) = apply(d.replica_mut()) {
+            refused = Some(doc_err(e));
+        }
+        Ok(())
+    })
+    .map_err(client_err)?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
 /// What a `Space` shares with its background tasks (change events, live loop).
 struct Shared {
     session: tokio::sync::Mutex<SpaceSession>,
@@ -582,21 +605,7 @@ impl Space {
     /// edit: checked (DOC-3, DOC-4), sealed and stored.
     #[wasm_bindgen(js_name = applyLocalYjsUpdate, unchecked_return_type = "Promise<void>")]
     pub fn apply_local_yjs_update(&self, doc: String, update: Vec<u8>) -> Promise {
-        self.run(async move |s| {
-            let id = doc_id(s, &doc)?;
-            let mut refused = None;
-            s.edit(&id, |d| {
-                if let Err(e) = crate::doc::apply_local_yjs(d.replica_mut(), &update) {
-                    refused = Some(doc_err(e));
-                }
-                Ok(())
-            })
-            .map_err(client_err)?;
-            match refused {
-                Some(e) => Err(e),
-                None => Ok(JsValue::UNDEFINED),
-            }
-        })
+        self.run(async move |s| local_edit(s, &doc, |r| crate::doc::apply_local_yjs(r, &update)))
     }
 
     /// What the document holds beyond `state_vector` (a JS `Y.encodeStateVector`),
@@ -652,19 +661,7 @@ impl Space {
                     .map_err(|_| js_error("INVALID_ARGUMENT", "expected Uint8Array changes"))?;
                 joined.extend(c.to_vec());
             }
-            let id = doc_id(s, &doc)?;
-            let mut refused = None;
-            s.edit(&id, |d| {
-                if let Err(e) = crate::doc::apply_local_automerge(d.replica_mut(), &joined) {
-                    refused = Some(doc_err(e));
-                }
-                Ok(())
-            })
-            .map_err(client_err)?;
-            match refused {
-                Some(e) => Err(e),
-                None => Ok(JsValue::UNDEFINED),
-            }
+            local_edit(s, &doc, |r| crate::doc::apply_local_automerge(r, &joined))
         })
     }
 

@@ -12,4 +12,5 @@ bash scripts/web/build.sh
 npm ci --prefix packages/web --no-audit --no-fund --loglevel=error >/dev/null
 # The TypeScript bindings (packages/web/src, strict) into packages/web/dist.
 (cd packages/web && ./node_modules/.bin/tsc -p .)
-node --test --test-concurrency=1 packages/web/test/*.test.mjs
+# Two test files at a time: each starts its own servers, brokers and Chromium on free ports.
+node --test --test-concurrency=2 packages/web/test/*.test.mjs

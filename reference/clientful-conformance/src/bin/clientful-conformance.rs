@@ -219,6 +219,10 @@ enum Cmd {
         /// The seed of the fresh vector cases (16 hex digits); default: a new one.
         #[arg(long)]
         seed: Option<String>,
+        /// How many saboteurs run at once (default: the machine's cores); the rows
+        /// do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
     },
 }
 
@@ -449,7 +453,11 @@ fn main() -> ExitCode {
             scenarios,
             impl_cmd,
             seed,
+            jobs,
         } => {
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
             let mode = match impl_cmd {
                 Some(c) => Mode::Stdio(c),
                 None => Mode::InProcess,
@@ -463,7 +471,7 @@ fn main() -> ExitCode {
                 }
             };
             println!("seed: {seed:016x} (replay with --seed {seed:016x})");
-            match run_matrix(&list, &vectors, &scenarios, &mode, seed) {
+            match run_matrix(&list, &vectors, &scenarios, &mode, seed, jobs) {
                 Ok(rows) => {
                     let bad = rows.iter().filter(|r| r.problem.is_some()).count();
                     for r in &rows {

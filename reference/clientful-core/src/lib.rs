@@ -37,6 +37,7 @@ extern crate alloc;
 
 pub mod backup;
 pub mod content;
+pub mod continuity;
 pub mod envelope;
 pub mod error;
 /// Fuzz entry points (for `fuzz/` and the corpus replay tests); behind the

@@ -47,6 +47,11 @@ pub enum IdentityAction {
         #[arg(long, conflicts_with = "passphrase_file")]
         unsealed: bool,
     },
+    /// Rotate the user key (spec §5.7): a new user key follows the old one in
+    /// every space of this device; your other devices are excluded and come
+    /// back with `devices add` from this one. Old backups and recovery sets then
+    /// restore a key no space accepts: make new ones.
+    Rotate,
     /// Restore a user from a backup as a new device (then add it from an existing
     /// device with `devices add`). A sealed backup asks for its passphrase.
     Restore {
@@ -486,6 +491,33 @@ pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
             print_identity(&c)?;
         }
         IdentityAction::Show => print_identity(&client(s)?)?,
+        IdentityAction::Rotate => {
+            let mut c = client(s)?;
+            let report = rt()?.block_on(c.rotate_user_key())?;
+            println!(
+                "rotated user key {} -> {}",
+                hex::encode(report.old_user_key),
+                hex::encode(report.new_user_key)
+            );
+            for sp in &report.spaces {
+                match &sp.outcome {
+                    clientful::SpaceRotation::Rotated(op) => {
+                        println!("  {}: rotated (operation {})", sp.name, hex::encode(op));
+                    }
+                    clientful::SpaceRotation::AlreadyRotated => {
+                        println!("  {}: already under the new key", sp.name);
+                    }
+                    _ => println!("  {}: not a member, nothing to rotate", sp.name),
+                }
+            }
+            println!(
+                "your other devices are out of these spaces: add them again with `devices add` from this device"
+            );
+            println!(
+                "old backups and recovery sets restore the old key, which no space accepts: make new ones (`identity backup`, `recovery create`)"
+            );
+            print_identity(&c)?;
+        }
         IdentityAction::Backup {
             out,
             passphrase_file,

@@ -274,6 +274,8 @@ pub enum OpBody {
         statement: Vec<u8>,
         /// The author device's certificate under the new key.
         device: VerifiedDevice,
+        /// Its exact bytes.
+        certificate: Vec<u8>,
         /// The new epoch.
         rotation: Rotation,
         /// Where the excluded devices' document writes end (MEM-18).
@@ -650,6 +652,7 @@ pub(crate) fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Erro
             let cert = m.certificates.first().map(Vec::as_slice).unwrap_or(&[]);
             OpBody::RotateUser {
                 device: identity::verify_certificate(cert, Some(&continuity.new_user_key))?,
+                certificate: cert.to_vec(),
                 continuity,
                 statement: m.continuity.clone(),
                 rotation: rotation(&m)?,

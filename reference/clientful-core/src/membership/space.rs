@@ -1199,6 +1199,7 @@ impl SpaceReplica {
             }
         }
         self.ratify();
+        self.follow_own_rotation();
         let cur = self.state.current_epoch();
         if cur != self.current {
             self.current = cur;
@@ -1220,6 +1221,42 @@ impl SpaceReplica {
         }
         for h in again {
             self.receive(&h);
+        }
+    }
+
+    /// MEM-32: once a standing `ROTATE_USER` moved this device's key to a new
+    /// certificate, the replica acts as that device (whatever identity it was
+    /// opened with: a shell that crashed before it stored the new user key).
+    fn follow_own_rotation(&mut self) {
+        let key = self.me.device.signing.public_bytes();
+        let Some(id) = self.state.device_ids.get(&key).copied() else {
+            return;
+        };
+        if id == self.me.device_id() {
+            return;
+        }
+        let found = self.entries.values().find_map(|e| match &e.op.body {
+            OpBody::RotateUser {
+                device,
+                certificate,
+                continuity,
+                ..
+            } if device.device_id == id && !self.state.void.contains_key(&e.op.id) => {
+                Some((continuity.new_user_key, certificate.clone(), device.clone()))
+            }
+            _ => None,
+        });
+        if let Some((user, certificate, verified)) = found {
+            let device = DeviceKeys {
+                signing: SigningKey::from_seed(&self.me.device.signing.seed()),
+                x25519: crate::keys::X25519Secret::from_bytes(&self.me.device.x25519.to_bytes()),
+            };
+            self.me = Identity {
+                user,
+                device,
+                certificate,
+                verified,
+            };
         }
     }
 
@@ -1488,6 +1525,12 @@ impl SpaceReplica {
         {
             return Err(Error::WrongContext {
                 what: "the next identity is another device",
+            });
+        }
+        let c = crate::continuity::verify_continuity(statement)?;
+        if c.old_user_key != self.me.user || c.new_user_key != next.user {
+            return Err(Error::WrongContext {
+                what: "the statement names other keys",
             });
         }
         let excluded: Vec<DeviceId> = self

@@ -431,7 +431,16 @@ fn continuity_cases(f: &mut FileBuilder) -> Result<(), String> {
         cont(&good),
         json!({"oldUserKey": hex(o), "newUserKey": hex(n)}),
     );
-    let cases: Vec<(&str, &str, &[&str], ErrorClass, &str, Vec<u8>)> = vec![
+    /// Name, description, requirements, class, flag, the statement's bytes.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        ErrorClass,
+        &'a str,
+        Vec<u8>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "old-signature-by-other-key",
             "The statement names the old key but another key signs it (a thief without the old key).",

@@ -505,7 +505,9 @@ fn continuity_cases(f: &mut FileBuilder) -> Result<(), String> {
             &["ROT-V2"],
             ErrorClass::Malformed,
             "Truncated",
-            good[..good.len() - 1].to_vec(),
+            good.split_last()
+                .map(|(_, rest)| rest.to_vec())
+                .unwrap_or_default(),
         ),
     ];
     for (name, desc, refs, class, flag, bytes) in cases {

@@ -398,3 +398,54 @@ proptest! {
         prop_assert_eq!(got.1, reference.1);
     }
 }
+
+#[test]
+fn a_replica_reopened_under_the_old_identity_follows_its_rotation() {
+    // A shell that crashed after publishing the rotation but before storing the
+    // new user key opens the space with the old identity: the replica acts as
+    // the device's new certificate once its log holds the rotation.
+    let mut w = World::new(4);
+    let rot = w.rotate(BOB1, 1, 3);
+    w.settle();
+    let space_id = *w.reps[ALICE].space_id();
+    let mut again = SpaceReplica::new(
+        space_id,
+        Identity::new(&user(1), device(BOB1 as u8)).unwrap(),
+    )
+    .unwrap();
+    again.import_keys(&w.reps[BOB1].keys().all());
+    for e in &w.log {
+        again.receive(e);
+    }
+    assert_eq!(again.verdict(&rot), Verdict::Accepted);
+    assert_eq!(again.identity().user, user(3).public_bytes());
+    assert_eq!(
+        again.identity().device_id(),
+        w.reps[BOB1].identity().device_id()
+    );
+    assert!(again.current_epoch().is_some());
+}
+
+#[test]
+fn a_demotion_concurrent_with_the_rotation_holds_for_the_new_key() {
+    let mut w = World::new(5);
+    let bob = user(1).public_bytes();
+    // alice demotes bob while bob rotates, neither seeing the other.
+    w.reps[ALICE]
+        .change_role(&mut w.rng, &bob, Role::Reader, &Scope::whole())
+        .unwrap();
+    let rot = w.rotate(BOB1, 1, 3);
+    exchange(&mut w.reps, ALICE, &ALL, &mut w.log);
+    exchange(&mut w.reps, BOB1, &ALL, &mut w.log);
+    w.settle();
+    for r in [ALICE, BOB1, CAROL] {
+        let s = w.reps[r].state();
+        assert_eq!(w.reps[r].verdict(&rot), Verdict::Accepted, "replica {r}");
+        assert_eq!(
+            s.members[&user(3).public_bytes()].role,
+            Role::Reader,
+            "replica {r}: the demotion holds"
+        );
+        assert!(!s.members.contains_key(&bob));
+    }
+}

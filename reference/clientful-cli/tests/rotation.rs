@@ -206,6 +206,29 @@ fn a_user_who_lost_every_device_restores_and_rotates_the_user_key() {
     }
     let history = alice.run(&["doc", "history", &notes]);
     assert!(history.contains("rejected (RemovedMember)"), "{history}");
+    // The phone also adds the stale device (ADD_DEVICE under the old key): it
+    // publishes, but no member adds it (void, REMOVED_MEMBER, as an operation
+    // of a removed user concurrent with its removal).
+    let stale_id = stale
+        .run(&["identity", "show"])
+        .lines()
+        .find_map(|l| l.strip_prefix("device id: ").map(str::to_owned))
+        .expect("device id");
+    let before = alice.run(&["inspect"]);
+    assert!(!before.contains("\"void\""), "{before}");
+    phone.run(&["devices", "add", &stale_request]);
+    phone.run(&["sync"]);
+    for u in [&alice, &carol] {
+        u.run(&["sync"]);
+        let devices = u.run(&["devices", "list"]);
+        assert!(!devices.contains(&stale_id[..16]), "{devices}");
+        let after = u.run(&["inspect"]);
+        assert!(after.contains("\"void\": 1"), "{after}");
+        assert!(
+            !after.contains(&format!("member {}", &bob_key[..8])),
+            "{after}"
+        );
+    }
     // The members are unchanged by it.
     let members = alice.run(&["space", "members"]);
     assert!(member_line(&members, &bob_key).is_none(), "{members}");

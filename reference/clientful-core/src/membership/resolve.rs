@@ -1036,6 +1036,7 @@ pub(crate) fn authorize(
                 return Err(invalid("redemption already admitted"));
             }
             open_invite(s, &r.invite_key)?;
+            retired(s, &r.user)?;
             if s.members.contains_key(&r.user) {
                 return Err(invalid("user is already a member"));
             }

@@ -138,18 +138,32 @@ fn a_user_who_lost_every_device_restores_and_rotates_the_user_key() {
 
     // Bob rotates his user key on the laptop (the old key may have leaked with
     // the lost device).
-    let out = laptop.run(&["identity", "rotate"]);
+    let new_backup = tmp.path().join("bob-new.cfbackup");
+    let nb = new_backup.to_str().unwrap().to_owned();
+    let out = laptop.run(&[
+        "identity",
+        "rotate",
+        "--backup-out",
+        &nb,
+        "--passphrase-file",
+        &pass,
+    ]);
     assert!(out.contains("rotated user key"), "{out}");
     assert!(out.contains("team: rotated"), "{out}");
     let new_key = laptop.user_key();
     assert_ne!(new_key, bob_key);
     assert!(!laptop.home.join("rotation").exists());
-    // The old backup still opens, to the old key, which no space accepts.
-    assert!(
-        std::fs::read_to_string(&backup)
-            .unwrap()
-            .starts_with("cfbackup1-")
-    );
+    // The new backup restores the new key.
+    let spare = User::at(tmp.path(), "bob-spare");
+    spare.run(&[
+        "identity",
+        "restore",
+        "--from",
+        &nb,
+        "--passphrase-file",
+        &pass,
+    ]);
+    assert_eq!(spare.user_key(), new_key);
 
     // The others follow the new key: same role, old key gone.
     for u in [&alice, &carol] {

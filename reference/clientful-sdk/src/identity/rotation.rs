@@ -67,6 +67,9 @@ pub struct RotationReport {
     pub new_user_key: [u8; 32],
     /// Every space of this device, in the order listed.
     pub spaces: Vec<RotatedSpace>,
+    /// The new user key sealed under the passphrase given (a `cfbackup1-` code,
+    /// spec §5.5), to replace the old backup.
+    pub backup: Option<String>,
 }
 
 impl Client {
@@ -133,11 +136,16 @@ impl Client {
     /// again. Then the new key replaces the old one in `identity.json`.
     ///
     /// A sealed backup or recovery set of the old key restores a key no space
-    /// accepts any more: make new ones ([`Profile::backup_sealed`],
-    /// [`Client::create_recovery`]). An error (storage unreachable, ...) leaves
+    /// accepts any more: with `backup_passphrase`, the report carries the new
+    /// key's sealed backup ([`Profile::backup_sealed`]) to replace the old one;
+    /// make a new recovery set too ([`Client::create_recovery`]). An error (storage unreachable, ...) leaves
     /// the rotation in progress; calling this again resumes it with the same
-    /// new key.
-    pub async fn rotate_user_key(&mut self) -> Result<RotationReport, ClientError> {
+    /// new key. Each space is opened here: close the [`SpaceSession`]s this
+    /// process holds for the device first (a device-local store opens once).
+    pub async fn rotate_user_key(
+        &mut self,
+        backup_passphrase: Option<&str>,
+    ) -> Result<RotationReport, ClientError> {
         let old_user_key = self.profile.user_key();
         let (seed, statement) = self.pending_rotation()?;
         let new_user = SigningKey::from_seed(&seed);
@@ -190,10 +198,15 @@ impl Client {
         self.dir.write(IDENTITY_FILE, &text)?;
         self.profile = profile;
         self.dir.remove(ROTATION_FOLDER)?;
+        let backup = match backup_passphrase {
+            Some(p) => Some(self.profile.backup_sealed(p)?),
+            None => None,
+        };
         Ok(RotationReport {
             old_user_key,
             new_user_key,
             spaces,
+            backup,
         })
     }
 }

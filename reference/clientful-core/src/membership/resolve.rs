@@ -1,6 +1,8 @@
 //! Deterministic resolution (spec §11.4): the verdict of each operation from its
 //! causal past (MEM-17 step 1, [`authorize`]), and the state of a causally closed
-//! set of operations with the concurrent cases settled ([`resolve`]). Both are
+//! set of operations with the concurrent cases settled ([`resolve`]), user-key
+//! rotations included (MEM-32: rivals void, a rotation as a removal of its old
+//! user, the new user inheriting the old one's role). Both are
 //! pure functions of the operations: no clock, no arrival order.
 
 use alloc::collections::{BTreeMap, BTreeSet};

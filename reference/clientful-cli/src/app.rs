@@ -47,6 +47,20 @@ pub enum IdentityAction {
         #[arg(long, conflicts_with = "passphrase_file")]
         unsealed: bool,
     },
+    /// Rotate the user key (spec §5.7): a new user key follows the old one in
+    /// every space of this device; your other devices are excluded and come
+    /// back with `devices add` from this one. Old backups and recovery sets then
+    /// restore a key no space accepts: make new ones (`--backup-out` writes the
+    /// new key's sealed backup at once).
+    Rotate {
+        /// Write the new user key's sealed backup here (the passphrase is asked
+        /// for, or read from --passphrase-file or CLIENTFUL_BACKUP_PASSPHRASE).
+        #[arg(long)]
+        backup_out: Option<PathBuf>,
+        /// Read the backup passphrase from the first line of this file.
+        #[arg(long, requires = "backup_out")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Restore a user from a backup as a new device (then add it from an existing
     /// device with `devices add`). A sealed backup asks for its passphrase.
     Restore {
@@ -486,6 +500,53 @@ pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
             print_identity(&c)?;
         }
         IdentityAction::Show => print_identity(&client(s)?)?,
+        IdentityAction::Rotate {
+            backup_out,
+            passphrase_file,
+        } => {
+            let mut c = client(s)?;
+            let passphrase = match &backup_out {
+                Some(out) => {
+                    if out.exists() {
+                        bail!("{} exists; refusing to overwrite it", out.display());
+                    }
+                    Some(passphrase::read(passphrase_file.as_deref(), true)?)
+                }
+                None => None,
+            };
+            let report =
+                rt()?.block_on(c.rotate_user_key(passphrase.as_ref().map(|p| p.as_str())))?;
+            println!(
+                "rotated user key {} -> {}",
+                hex::encode(report.old_user_key),
+                hex::encode(report.new_user_key)
+            );
+            for sp in &report.spaces {
+                match &sp.outcome {
+                    clientful::SpaceRotation::Rotated(op) => {
+                        println!("  {}: rotated (operation {})", sp.name, hex::encode(op));
+                    }
+                    clientful::SpaceRotation::AlreadyRotated => {
+                        println!("  {}: already under the new key", sp.name);
+                    }
+                    _ => println!("  {}: not a member, nothing to rotate", sp.name),
+                }
+            }
+            println!(
+                "your other devices are out of these spaces: add them again with `devices add` from this device"
+            );
+            if let (Some(out), Some(code)) = (&backup_out, &report.backup) {
+                write_private(out, format!("{code}\n").as_bytes())?;
+                println!(
+                    "wrote the new user key's backup to {}, sealed under your passphrase",
+                    out.display()
+                );
+            }
+            println!(
+                "old backups and recovery sets restore the old key, which no space accepts: replace them (`identity backup`, `recovery setup`)"
+            );
+            print_identity(&c)?;
+        }
         IdentityAction::Backup {
             out,
             passphrase_file,

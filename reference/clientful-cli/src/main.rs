@@ -65,7 +65,7 @@ enum Command {
         #[arg(long, default_value_t = 0, requires = "web")]
         port: u16,
     },
-    /// Your identity: create, show, back up, restore.
+    /// Your identity: create, show, back up, restore, rotate.
     Identity {
         #[command(subcommand)]
         action: app::IdentityAction,

@@ -701,6 +701,38 @@ impl Run<'_, '_> {
             "rotateKeys" => {
                 self.intent(str_of(step, "by")?, I::RotateKeys(pb::RotateKeys {}))?;
             }
+            "rotateUser" => {
+                // The harness holds the world's user seeds: it signs the
+                // continuity statement (spec §5.7) from `user` to `newUser`.
+                let by = str_of(step, "by")?.to_string();
+                let new_index = step
+                    .get("newUser")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| fail("rotateUser needs `newUser`"))?;
+                let seed32 = |v: Vec<u8>| -> Result<[u8; 32], ScenarioError> {
+                    v.try_into().map_err(|_| fail("user seed is not 32 bytes"))
+                };
+                let old = clientful_core::keys::SigningKey::from_seed(&seed32(seed_of(
+                    "user",
+                    &user(step).to_string(),
+                    self.seed,
+                ))?);
+                let new_seed = seed_of("user", &new_index.to_string(), self.seed);
+                let new = clientful_core::keys::SigningKey::from_seed(&seed32(new_seed.clone())?);
+                let statement = clientful_core::continuity::sign_continuity(&old, &new)
+                    .map_err(|e| fail(e.to_string()))?;
+                self.intent(
+                    &by,
+                    I::RotateUser(pb::RotateUser {
+                        statement,
+                        new_user_seed: new_seed,
+                    }),
+                )?;
+                // The device now answers for the new user key.
+                if let Some(h) = self.space_info.get_mut(&by) {
+                    h.user_key = new.public_bytes().to_vec();
+                }
+            }
             "createInvite" => {
                 let single_use = step
                     .get("singleUse")

@@ -209,6 +209,18 @@ impl SpaceSlot {
             I::RevokeDevice(d) => self
                 .session
                 .removal_cuts(&[key32(&d.device_id, "device_id")?], docs),
+            I::RotateUser(_) => {
+                let user = self.replica().identity().user;
+                let devices: Vec<[u8; 32]> = self
+                    .replica()
+                    .state()
+                    .devices
+                    .iter()
+                    .filter(|(_, d)| d.user == user)
+                    .map(|(id, _)| *id)
+                    .collect();
+                self.session.removal_cuts(&devices, docs)
+            }
             _ => Vec::new(),
         };
         let rng = &mut self.rng;
@@ -253,6 +265,23 @@ impl SpaceSlot {
             }
             I::RotateKeys(_) => {
                 r.rotate(rng).map_err(e)?;
+                out.written = 1;
+            }
+            I::RotateUser(u) => {
+                let seed = key32(&u.new_user_seed, "new_user_seed")?;
+                let device = &r.identity().device;
+                let keys = clientful_core::identity::DeviceKeys {
+                    signing: clientful_core::keys::SigningKey::from_seed(&device.signing.seed()),
+                    x25519: clientful_core::keys::X25519Secret::from_bytes(
+                        &device.x25519.to_bytes(),
+                    ),
+                };
+                let next = clientful_core::membership::space::Identity::new(
+                    &clientful_core::keys::SigningKey::from_seed(&seed),
+                    keys,
+                )
+                .map_err(e)?;
+                r.rotate_user(rng, &u.statement, next, &cuts).map_err(e)?;
                 out.written = 1;
             }
             I::CreateInvite(c) => {

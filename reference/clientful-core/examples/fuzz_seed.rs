@@ -433,6 +433,66 @@ fn recovery_seeds() -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// User-key continuity (spec §5.7) and `ROTATE_USER` bodies (MEM-32): a valid
+/// statement, forged and malformed ones, and bodies carrying them.
+fn continuity_seeds() -> Result<Vec<Vec<u8>>> {
+    use clientful_core::continuity::{sign_continuity, sign_statement, statement};
+    use clientful_core::identity::{DeviceKeys, issue_certificate};
+    use clientful_core::keys::{SigningKey, X25519Secret};
+    use clientful_core::membership::ops::BodyBuilder;
+    let old = SigningKey::from_seed(&[7; 32]);
+    let new = SigningKey::from_seed(&[8; 32]);
+    let good = sign_continuity(&old, &new)?;
+    let forged = sign_statement(
+        &new,
+        &new,
+        statement(&old.public_bytes(), &new.public_bytes()),
+    )?;
+    let mut out = vec![
+        good.clone(),
+        forged.clone(),
+        sign_statement(
+            &old,
+            &old,
+            statement(&old.public_bytes(), &old.public_bytes()),
+        )?,
+        sign_statement(
+            &old,
+            &new,
+            wire::encode(&pb::UserKeyContinuity {
+                version: 2,
+                old_user_key: old.public_bytes().to_vec(),
+                new_user_key: new.public_bytes().to_vec(),
+            }),
+        )?,
+        statement(&old.public_bytes(), &new.public_bytes()),
+    ];
+    let device = DeviceKeys {
+        signing: SigningKey::from_seed(&[9; 32]),
+        x25519: X25519Secret::from_bytes(&[10; 32]),
+    };
+    let cert = issue_certificate(&new, &device)?;
+    for (continuity, certs) in [
+        (good.clone(), vec![cert.clone()]),
+        (good.clone(), vec![]),
+        (good, vec![cert.clone(), cert.clone()]),
+        (forged, vec![cert]),
+    ] {
+        out.push(
+            BodyBuilder(pb::MembershipOp {
+                continuity,
+                certificates: certs,
+                epoch_id: [1; 32].to_vec(),
+                key_message: [2; 32].to_vec(),
+                recipients: vec![[3; 32].to_vec()],
+                ..Default::default()
+            })
+            .encode(),
+        );
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let out = std::env::args_os()
         .nth(1)
@@ -491,7 +551,12 @@ fn main() -> Result<()> {
     recovery.extend(&edge);
     recovery.extend(&recovery_seeds()?);
 
+    let mut continuity = Corpus::default();
+    continuity.extend(&edge);
+    continuity.extend(&continuity_seeds()?);
+
     for (target, corpus) in [
+        ("continuity", &continuity),
         ("backup", &backup),
         ("recovery", &recovery),
         ("membership_messages", &membership_messages),

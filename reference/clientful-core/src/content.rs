@@ -55,6 +55,8 @@ pub enum ContentType {
     Admit = 45,
     /// `RECOVERY_SET`: carrier whose body is a `RecoverySet` (KEY-14, REC-4).
     RecoverySet = 46,
+    /// `ROTATE_USER`: the author's user key is followed by a new one (MEM-32, §5.7).
+    RotateUser = 47,
 }
 
 impl ContentType {
@@ -81,6 +83,7 @@ impl ContentType {
         ContentType::Welcome,
         ContentType::Admit,
         ContentType::RecoverySet,
+        ContentType::RotateUser,
     ];
 
     /// Its `content_type` value.
@@ -118,6 +121,7 @@ impl ContentType {
             ContentType::Welcome => "WELCOME",
             ContentType::Admit => "ADMIT",
             ContentType::RecoverySet => "RECOVERY_SET",
+            ContentType::RotateUser => "ROTATE_USER",
         }
     }
 

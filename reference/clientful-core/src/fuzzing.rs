@@ -43,6 +43,8 @@ pub fn canonical_codec(data: &[u8]) {
     check_schema::<pb::EnvelopeContent>(data, &wire::ENVELOPE_CONTENT);
     check_schema::<pb::DeviceBinding>(data, &wire::DEVICE_BINDING);
     check_schema::<pb::DeviceCertificate>(data, &wire::DEVICE_CERTIFICATE);
+    check_schema::<pb::UserKeyContinuity>(data, &wire::USER_KEY_CONTINUITY);
+    check_schema::<pb::SignedContinuity>(data, &wire::SIGNED_CONTINUITY);
     check_schema::<pb::SyncMessage>(data, &wire::SYNC_MESSAGE);
     check_schema::<pb::MembershipOp>(data, &wire::MEMBERSHIP_OP);
     check_schema::<pb::KeyMessage>(data, &wire::KEY_MESSAGE);
@@ -113,6 +115,23 @@ pub fn backup(data: &[u8]) {
     if let Ok(c) = crate::backup::secret_contents(data, key) {
         assert_eq!(*c.user_seed, [7; 32]);
         assert!(c.name.len() <= crate::backup::MAX_BACKUP_NAME_BYTES);
+    }
+}
+
+/// User-key continuity (spec §5.7, ROT-4) and the `ROTATE_USER` body that
+/// carries it (MEM-32): no panic; a verified statement names two different
+/// keys, verifies again to the same result, and a decoded body's certificate
+/// belongs to the statement's new key.
+pub fn continuity(data: &[u8]) {
+    if let Ok(c) = crate::continuity::verify_continuity(data) {
+        assert_ne!(c.old_user_key, c.new_user_key);
+        assert_eq!(crate::continuity::verify_continuity(data).ok(), Some(c));
+    }
+    if let Ok(crate::membership::ops::OpBody::RotateUser {
+        continuity, device, ..
+    }) = crate::membership::ops::decode_body(crate::membership::ops::CT_ROTATE_USER, data)
+    {
+        assert_eq!(device.user_key.as_bytes(), &continuity.new_user_key);
     }
 }
 

@@ -88,6 +88,10 @@ pub const AAD_RECOVERY_KIT: &str = "aad/recovery-kit";
 pub const ID_RECOVERY_KIT: &str = "id/recovery-kit";
 /// Id of a recovery request (REC-5).
 pub const ID_RECOVERY_REQUEST: &str = "id/recovery-request";
+/// Signature of the old user key over a `UserKeyContinuity` (ROT-2).
+pub const SIG_USER_CONTINUITY: &str = "sig/user-continuity";
+/// Signature of the new user key over a `UserKeyContinuity` (ROT-2).
+pub const SIG_USER_CONTINUITY_ACCEPT: &str = "sig/user-continuity-accept";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -143,6 +147,8 @@ pub const ALL: &[&str] = &[
     AAD_RECOVERY_KIT,
     ID_RECOVERY_KIT,
     ID_RECOVERY_REQUEST,
+    SIG_USER_CONTINUITY,
+    SIG_USER_CONTINUITY_ACCEPT,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

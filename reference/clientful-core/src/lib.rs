@@ -2,11 +2,11 @@
 //!
 //! This crate owns everything a conforming client must compute byte-for-byte: the
 //! cipher suite and its labelled operations ([`suite`]), key types ([`keys`]), the
-//! canonical protobuf rule ([`wire`]), device certificates ([`identity`]) and signed,
-//! encrypted envelopes ([`envelope`]). It performs no I/O, reads no clock and spawns
-//! no thread: callers pass bytes in, get bytes and typed errors out, and supply
-//! randomness through a [`rand_core::CryptoRng`]. It builds for
-//! `wasm32-unknown-unknown`.
+//! canonical protobuf rule ([`wire`]), device certificates ([`identity`]), user-key
+//! continuity statements ([`continuity`]) and signed, encrypted envelopes
+//! ([`envelope`]). It performs no I/O, reads no clock and spawns no thread: callers
+//! pass bytes in, get bytes and typed errors out, and supply randomness through a
+//! [`rand_core::CryptoRng`]. It builds for `wasm32-unknown-unknown`.
 //!
 //! Every rejection is an [`Error`] whose [`Error::class`] is one of the spec's closed
 //! list of error classes ([`ErrorClass`]). No function in this crate panics on any
@@ -37,6 +37,7 @@ extern crate alloc;
 
 pub mod backup;
 pub mod content;
+pub mod continuity;
 pub mod envelope;
 pub mod error;
 /// Fuzz entry points (for `fuzz/` and the corpus replay tests); behind the

@@ -85,6 +85,7 @@ fn layer_constants_come_from_the_registry() {
         (ops::CT_ADD_DEVICE, ContentType::AddDevice),
         (ops::CT_REVOKE_DEVICE, ContentType::RevokeDevice),
         (ops::CT_ROTATE_KEYS, ContentType::RotateKeys),
+        (ops::CT_ROTATE_USER, ContentType::RotateUser),
         (ops::CT_CREATE_INVITE, ContentType::CreateInvite),
         (ops::CT_REVOKE_INVITE, ContentType::RevokeInvite),
         (ops::CT_REDEEM_INVITE, ContentType::RedeemInvite),

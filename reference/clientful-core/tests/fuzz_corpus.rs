@@ -94,6 +94,11 @@ fn backup() {
 }
 
 #[test]
+fn continuity() {
+    replay("continuity", clientful_core::fuzzing::continuity);
+}
+
+#[test]
 fn recovery() {
     replay("recovery", clientful_core::fuzzing::recovery);
 }

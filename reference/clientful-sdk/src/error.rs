@@ -28,6 +28,8 @@ pub enum FileKind {
     Backup,
     /// A recovery request in progress (`recovery-request.json`, REC-5).
     RecoveryRequest,
+    /// A user-key rotation in progress (`rotation.json`, MEM-32).
+    Rotation,
 }
 
 impl std::fmt::Display for FileKind {
@@ -37,6 +39,7 @@ impl std::fmt::Display for FileKind {
             FileKind::SpaceSettings => "a space settings file",
             FileKind::Backup => "a user backup",
             FileKind::RecoveryRequest => "a recovery request file",
+            FileKind::Rotation => "a user-key rotation file",
         })
     }
 }
@@ -73,6 +76,8 @@ pub enum Action {
     /// Restoring from recovery share releases (REC-7): `INVALID_OPERATION` is
     /// fewer shares than the threshold.
     RestoreFromShares,
+    /// Rotating the user key (ROT-2, MEM-32).
+    RotateUserKey,
 }
 
 impl std::fmt::Display for Action {
@@ -91,6 +96,7 @@ impl std::fmt::Display for Action {
             Action::CreateRecovery => "making the recovery set",
             Action::RecoveryRequest => "making the recovery request",
             Action::RestoreFromShares => "restoring from recovery shares",
+            Action::RotateUserKey => "rotating the user key",
         })
     }
 }

@@ -32,6 +32,9 @@ use crate::space::{SpaceFile, SpaceSession};
 
 /// Recovery shares for this client (spec §5.6).
 mod recovery;
+/// User-key rotation for this client (spec §5.7, MEM-32).
+mod rotation;
+pub use rotation::{RotatedSpace, RotationReport, SpaceRotation};
 
 const IDENTITY_FILE: &str = "identity.json";
 /// The folder of the spaces' folders in the home.

@@ -56,7 +56,9 @@ pub use error::{
     AccessError, Action, BrokerError, ClientError, CodeError, EditError, FileKind, FileRefError,
     LookupError, SessionError, StorageUrlError,
 };
-pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
+pub use identity::{
+    Client, Profile, RotatedSpace, RotationReport, SpaceRotation, backup_owner, is_sealed_backup,
+};
 pub use space::{
     Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo, MembershipAlarm,
     SpaceSession, StaleWriter, SyncReport, Withholding,

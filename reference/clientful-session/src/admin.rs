@@ -9,7 +9,7 @@ use clientful_core::envelope::{self, StaticContext};
 use clientful_core::membership::Cut;
 use clientful_core::membership::invite::{self, InviteCode};
 use clientful_core::membership::ops::{Role, Scope};
-use clientful_core::membership::space::PendingAdmission;
+use clientful_core::membership::space::{Identity, PendingAdmission};
 use zeroize::Zeroizing;
 
 use crate::error::{SessionError, Step};
@@ -251,6 +251,35 @@ impl Session {
             .revoke_device(&mut self.rng, device_id, &cuts)
             .map_err(SessionError::at(Step::RevokeDevice))?;
         self.drain()
+    }
+
+    /// Rotates this device's user key in this space (MEM-32): `statement` is the
+    /// signed continuity (§5.7) from this device's user key to `next.user`,
+    /// `next` this device certified by the new key. The old user's other
+    /// devices are excluded, with their removal cut from `docs` (MEM-18).
+    /// Returns the operation id.
+    pub fn rotate_user(
+        &mut self,
+        statement: &[u8],
+        next: Identity,
+        docs: &BTreeMap<[u8; 32], Vec<Vec<u8>>>,
+    ) -> Result<[u8; 32], SessionError> {
+        let user = self.replica.identity().user;
+        let devices: Vec<[u8; 32]> = self
+            .replica
+            .state()
+            .devices
+            .iter()
+            .filter(|(_, d)| d.user == user)
+            .map(|(id, _)| *id)
+            .collect();
+        let cuts = self.removal_cuts(&devices, docs);
+        let op = self
+            .replica
+            .rotate_user(&mut self.rng, statement, next, &cuts)
+            .map_err(SessionError::at(Step::RotateUser))?;
+        self.drain()?;
+        Ok(op)
     }
 
     /// Adds a device of this device's user from its certificate (ID-3,

@@ -32,6 +32,8 @@ pub enum Step {
     AddDevice,
     /// Revoking a device (MEM-13).
     RevokeDevice,
+    /// Rotating this device's user key (MEM-32).
+    RotateUser,
     /// Writing a recovery set's carrier, or releasing a share (REC-4, REC-6).
     Recovery,
 }
@@ -52,6 +54,7 @@ impl fmt::Display for Step {
             Step::AddDevice => "adding the device",
             Step::Recovery => "recovery",
             Step::RevokeDevice => "revoking the device",
+            Step::RotateUser => "rotating the user key",
         })
     }
 }

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use clientful_proto::v1 as pb;
 
 use crate::content::ContentType;
+use crate::continuity::{self, Continuity};
 use crate::envelope::{EnvelopeId, OpenedEnvelope};
 use crate::error::Error;
 use crate::identity::{self, VerifiedDevice};
@@ -37,6 +38,8 @@ pub const CT_REDEEM_INVITE: u32 = ContentType::RedeemInvite.value();
 pub const CT_ACK: u32 = ContentType::Ack.value();
 /// `ADMIT` (MEM-25): an admin admits a redemption.
 pub const CT_ADMIT: u32 = ContentType::Admit.value();
+/// `ROTATE_USER` (MEM-32): the author's user key is followed by a new one.
+pub const CT_ROTATE_USER: u32 = ContentType::RotateUser.value();
 
 /// Most devices listed by one operation (MEM-LIM-1).
 pub const MAX_OP_DEVICES: usize = 16;
@@ -260,6 +263,24 @@ pub enum OpBody {
         /// The id of the `REDEEM_INVITE` admitted.
         redemption: EnvelopeId,
     },
+    /// The author's user key is followed by a new one (MEM-32): the old user
+    /// leaves, the new one takes its role, the author device continues under
+    /// its new certificate, the old user's other devices are excluded, and
+    /// the keys rotate.
+    RotateUser {
+        /// The verified continuity statement (§5.7).
+        continuity: Continuity,
+        /// Its exact `SignedContinuity` bytes.
+        statement: Vec<u8>,
+        /// The author device's certificate under the new key.
+        device: VerifiedDevice,
+        /// Its exact bytes.
+        certificate: Vec<u8>,
+        /// The new epoch.
+        rotation: Rotation,
+        /// Where the excluded devices' document writes end (MEM-18).
+        cuts: Vec<Cut>,
+    },
 }
 
 impl OpBody {
@@ -269,7 +290,8 @@ impl OpBody {
             OpBody::CreateSpace { rotation, .. }
             | OpBody::RemoveMember { rotation, .. }
             | OpBody::RevokeDevice { rotation, .. }
-            | OpBody::RotateKeys { rotation } => Some(rotation),
+            | OpBody::RotateKeys { rotation }
+            | OpBody::RotateUser { rotation, .. } => Some(rotation),
             _ => None,
         }
     }
@@ -277,7 +299,9 @@ impl OpBody {
     /// The removal cut of a `REMOVE_MEMBER` or `REVOKE_DEVICE` (MEM-18).
     pub fn cuts(&self) -> &[Cut] {
         match self {
-            OpBody::RemoveMember { cuts, .. } | OpBody::RevokeDevice { cuts, .. } => cuts,
+            OpBody::RemoveMember { cuts, .. }
+            | OpBody::RevokeDevice { cuts, .. }
+            | OpBody::RotateUser { cuts, .. } => cuts,
             _ => &[],
         }
     }
@@ -289,7 +313,9 @@ impl OpBody {
             OpBody::CreateSpace { devices, .. }
             | OpBody::AddMember { devices, .. }
             | OpBody::RedeemInvite { devices, .. } => devices,
-            OpBody::AddDevice { device } => core::slice::from_ref(device),
+            OpBody::AddDevice { device } | OpBody::RotateUser { device, .. } => {
+                core::slice::from_ref(device)
+            }
             _ => &[],
         }
     }
@@ -466,6 +492,7 @@ fn used_fields(content_type: u32) -> Option<u32> {
     const ROT: u32 = (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
     const REDEMPTION: u32 = 1 << 16;
     const CUTS: u32 = 1 << 17;
+    const CONTINUITY: u32 = 1 << 18;
     Some(match content_type {
         CT_CREATE_SPACE => USER | CERTS | NONCE | ROT,
         CT_ADD_MEMBER => USER | ROLE | SCOPE | CERTS,
@@ -479,6 +506,7 @@ fn used_fields(content_type: u32) -> Option<u32> {
         CT_REDEEM_INVITE => INVITE_KEY | USER | ROLE | CERTS | PROOF,
         CT_ACK => 0,
         CT_ADMIT => REDEMPTION,
+        CT_ROTATE_USER => CONTINUITY | CERTS | ROT | CUTS,
         _ => return None,
     })
 }
@@ -503,6 +531,7 @@ fn present_fields(m: &pb::MembershipOp) -> u32 {
         !m.key_message.is_empty(),
         !m.redemption.is_empty(),
         !m.cuts.is_empty(),
+        !m.continuity.is_empty(),
     ];
     flags
         .iter()
@@ -610,6 +639,26 @@ pub(crate) fn decode_body(content_type: u32, body: &[u8]) -> Result<OpBody, Erro
         CT_ADMIT => OpBody::Admit {
             redemption: id32(&m.redemption, "MembershipOp.redemption")?,
         },
+        CT_ROTATE_USER => {
+            // MEM-32: the statement first (it names the certificate's user),
+            // then exactly one certificate under the new key, the rotation, the cut.
+            let continuity = continuity::verify_continuity(&m.continuity)?;
+            if m.certificates.len() != 1 {
+                return Err(Error::malformed(
+                    "MembershipOp.certificates",
+                    "ROTATE_USER takes exactly one",
+                ));
+            }
+            let cert = m.certificates.first().map(Vec::as_slice).unwrap_or(&[]);
+            OpBody::RotateUser {
+                device: identity::verify_certificate(cert, Some(&continuity.new_user_key))?,
+                certificate: cert.to_vec(),
+                continuity,
+                statement: m.continuity.clone(),
+                rotation: rotation(&m)?,
+                cuts: cuts(&m)?,
+            }
+        }
         _ => OpBody::Ack,
     })
 }

@@ -1,6 +1,8 @@
 //! Deterministic resolution (spec §11.4): the verdict of each operation from its
 //! causal past (MEM-17 step 1, [`authorize`]), and the state of a causally closed
-//! set of operations with the concurrent cases settled ([`resolve`]). Both are
+//! set of operations with the concurrent cases settled ([`resolve`]), user-key
+//! rotations included (MEM-32: rivals void, a rotation as a removal of its old
+//! user, the new user inheriting the old one's role). Both are
 //! pure functions of the operations: no clock, no arrival order.
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -162,6 +164,7 @@ impl<'a> Facts<'a> {
         match &z.op.body {
             OpBody::RevokeInvite { invite_key: k } => k == invite_key,
             OpBody::RemoveMember { user, .. } => user == &c.user,
+            OpBody::RotateUser { continuity, .. } => continuity.old_user_key == c.user,
             OpBody::ChangeRole { user, role, .. } => {
                 user == &c.user && *role < Role::Admin && z.admins.contains(user)
             }
@@ -202,6 +205,12 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         if let Some(u) = facts.grants_admin(e) {
             seniority.entry(u).or_insert(sort_key(e));
         }
+        // MEM-32: the new user key keeps the old one's seniority.
+        if let OpBody::RotateUser { continuity, .. } = &e.op.body
+            && let Some(p) = seniority.get(&continuity.old_user_key).copied()
+        {
+            seniority.entry(continuity.new_user_key).or_insert(p);
+        }
     }
     let senior = |u: &UserKey| seniority.get(u).copied().unwrap_or((u64::MAX, *u));
 
@@ -228,6 +237,30 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
     }
     cascade(&mut void);
 
+    // MEM-32: rotations that share an old or a new user key are all void: a
+    // leaked key gives no grindable winner; admins decide.
+    let rotations: Vec<&Entry> = order
+        .iter()
+        .filter(|e| matches!(e.op.body, OpBody::RotateUser { .. }) && !void.contains_key(&e.op.id))
+        .copied()
+        .collect();
+    let mut rivals: BTreeMap<UserKey, Vec<OpId>> = BTreeMap::new();
+    for a in &rotations {
+        let OpBody::RotateUser { continuity: ca, .. } = &a.op.body else {
+            continue;
+        };
+        let contested = rotations.iter().any(|b| {
+            b.op.id != a.op.id
+                && matches!(&b.op.body, OpBody::RotateUser { continuity: cb, .. }
+                    if cb.old_user_key == ca.old_user_key || cb.new_user_key == ca.new_user_key)
+        });
+        if contested {
+            rivals.entry(ca.old_user_key).or_default().push(a.op.id);
+            void.insert(a.op.id, ErrorClass::InvalidOperation);
+        }
+    }
+    cascade(&mut void);
+
     // The creator (user, device) of the invite an operation redeems or admits.
     let invite_creator = |e: &Entry| facts.invite(e).map(|c| (c.user, c.op.author));
 
@@ -237,7 +270,9 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         .filter(|e| {
             matches!(
                 e.op.body,
-                OpBody::RemoveMember { .. } | OpBody::RevokeDevice { .. }
+                OpBody::RemoveMember { .. }
+                    | OpBody::RevokeDevice { .. }
+                    | OpBody::RotateUser { .. }
             )
         })
         .copied()
@@ -250,6 +285,11 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
         let hit = |e: &Entry| -> bool {
             match &r.op.body {
                 OpBody::RemoveMember { user, .. } => {
+                    &e.user == user || invite_creator(e).is_some_and(|(u, _)| &u == user)
+                }
+                // MEM-32: a rotation ends the old user's authority as a removal does.
+                OpBody::RotateUser { continuity, .. } => {
+                    let user = &continuity.old_user_key;
                     &e.user == user || invite_creator(e).is_some_and(|(u, _)| &u == user)
                 }
                 OpBody::RevokeDevice { device_id, .. } => {
@@ -329,7 +369,86 @@ pub fn resolve(entries: &BTreeMap<OpId, Entry>, set: &BTreeSet<OpId>) -> State {
     }
     cascade(&mut void);
 
-    build_state(&order, &facts, set, void)
+    let mut s = build_state(&order, &facts, set, void);
+    s.rival_rotations = rivals;
+    s
+}
+
+/// What the operations that concern one user make of it (MEM-17 step 3).
+#[derive(Debug, Clone)]
+enum Outcome {
+    Member(Member),
+    Removed(OpId),
+    Nothing,
+}
+
+/// The outcome of user `u` from its standing role-setting and removing
+/// operations (`per_user`), leaving out `skip`. A `ROTATE_USER` that retires
+/// `u` removes it; one that names `u` as the new key sets what `inherited`
+/// recorded for it (the old user's outcome without the rotation).
+fn user_outcome(
+    u: &UserKey,
+    per_user: &BTreeMap<UserKey, Vec<&Entry>>,
+    skip: Option<&OpId>,
+    facts: &Facts<'_>,
+    inherited: &BTreeMap<OpId, Outcome>,
+) -> Outcome {
+    let by_id = &facts.by_id;
+    let before = |a: &OpId, b: &OpId| by_id.get(b).is_some_and(|e| e.past.contains(a));
+    let list: Vec<&Entry> = per_user
+        .get(u)
+        .map(|l| {
+            l.iter()
+                .filter(|e| Some(&e.op.id) != skip)
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    let maximal: Vec<&Entry> = list
+        .iter()
+        .filter(|x| !list.iter().any(|y| before(&x.op.id, &y.op.id)))
+        .copied()
+        .collect();
+    let removes = |e: &Entry| match &e.op.body {
+        OpBody::RemoveMember { .. } => true,
+        OpBody::RotateUser { continuity, .. } => &continuity.old_user_key == u,
+        _ => false,
+    };
+    if let Some(r) = maximal.iter().filter(|e| removes(e)).map(|e| e.op.id).min() {
+        return Outcome::Removed(r);
+    }
+    let from_rotation = |e: &Entry| match inherited.get(&e.op.id) {
+        Some(Outcome::Member(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let pick = maximal
+        .iter()
+        .filter_map(|e| match &e.op.body {
+            OpBody::ChangeRole { role, scope, .. } => Some((*role, scope.clone(), e.op.id, None)),
+            OpBody::RotateUser { .. } => {
+                from_rotation(e).map(|m| (m.role, m.scope, e.op.id, Some(m.granted_by)))
+            }
+            _ => facts.grant(e).map(|g| (g.role, g.scope, e.op.id, None)),
+        })
+        .min_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
+    let joined = list
+        .iter()
+        .filter(|e| facts.grant(e).is_some() || matches!(e.op.body, OpBody::RotateUser { .. }))
+        .max_by_key(|e| sort_key(e))
+        .and_then(|e| match &e.op.body {
+            OpBody::RotateUser { .. } => from_rotation(e).map(|m| m.joined_by),
+            _ => Some(e.op.id),
+        });
+    match (pick, joined) {
+        (Some((role, scope, id, inherited_grant)), Some(j)) => Outcome::Member(Member {
+            role,
+            scope,
+            granted_by: inherited_grant.unwrap_or(id),
+            joined_by: j,
+            settled: false,
+        }),
+        _ => Outcome::Nothing,
+    }
 }
 
 fn build_state(
@@ -348,7 +467,6 @@ fn build_state(
         ..State::default()
     };
     let by_id = &facts.by_id;
-    let before = |a: &OpId, b: &OpId| by_id.get(b).is_some_and(|e| e.past.contains(a));
 
     // Devices: listed by standing operations that add them (a redemption's
     // devices once it is admitted).
@@ -357,7 +475,9 @@ fn build_state(
             s.genesis = Some(e.op.id);
         }
         let listed: &[VerifiedDevice] = match &e.op.body {
-            OpBody::AddDevice { device } => core::slice::from_ref(device),
+            OpBody::AddDevice { device } | OpBody::RotateUser { device, .. } => {
+                core::slice::from_ref(device)
+            }
             OpBody::RedeemInvite { .. } => &[],
             _ => facts.grant(e).map(|g| g.devices).unwrap_or(&[]),
         };
@@ -374,6 +494,18 @@ fn build_state(
                 .or_insert(d.device_id);
         }
     }
+    // MEM-32: a standing rotation moves the author's device key to its new
+    // certificate (in position order, so a chain of rotations ends on the last).
+    for e in &standing {
+        if let OpBody::RotateUser {
+            device, continuity, ..
+        } = &e.op.body
+        {
+            s.device_ids
+                .insert(*device.device_key.as_bytes(), device.device_id);
+            s.retired.insert(continuity.old_user_key, e.op.id);
+        }
+    }
     for e in &standing {
         if let OpBody::RevokeDevice { device_id, .. } = &e.op.body
             && let Some(d) = s.devices.get_mut(device_id)
@@ -384,55 +516,50 @@ fn build_state(
     }
 
     // Users: the maximal role-setting and removing operations decide (MEM-17
-    // step 3).
+    // step 3). A standing `ROTATE_USER` removes its old user and sets its new
+    // user's role to what the old user's would be without it (MEM-32).
     let mut per_user: BTreeMap<UserKey, Vec<&Entry>> = BTreeMap::new();
     for e in &standing {
-        let u = match &e.op.body {
-            OpBody::ChangeRole { user, .. } | OpBody::RemoveMember { user, .. } => *user,
-            _ => match facts.grant(e) {
-                Some(g) => g.user,
-                None => continue,
-            },
-        };
-        per_user.entry(u).or_default().push(e);
-    }
-    for (u, list) in &per_user {
-        let maximal: Vec<&Entry> = list
-            .iter()
-            .filter(|x| !list.iter().any(|y| before(&x.op.id, &y.op.id)))
-            .copied()
-            .collect();
-        if let Some(r) = maximal
-            .iter()
-            .filter(|e| matches!(e.op.body, OpBody::RemoveMember { .. }))
-            .map(|e| e.op.id)
-            .min()
-        {
-            s.removed.insert(*u, r);
-            continue;
+        match &e.op.body {
+            OpBody::ChangeRole { user, .. } | OpBody::RemoveMember { user, .. } => {
+                per_user.entry(*user).or_default().push(e);
+            }
+            OpBody::RotateUser { continuity, .. } => {
+                per_user.entry(continuity.old_user_key).or_default().push(e);
+                per_user.entry(continuity.new_user_key).or_default().push(e);
+            }
+            _ => {
+                if let Some(g) = facts.grant(e) {
+                    per_user.entry(g.user).or_default().push(e);
+                }
+            }
         }
-        let pick = maximal
-            .iter()
-            .filter_map(|e| match &e.op.body {
-                OpBody::ChangeRole { role, scope, .. } => Some((*role, scope.clone(), e.op.id)),
-                _ => facts.grant(e).map(|g| (g.role, g.scope, e.op.id)),
-            })
-            .min_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
-        let joined = list
-            .iter()
-            .filter(|e| facts.grant(e).is_some())
-            .max_by_key(|e| sort_key(e));
-        if let (Some((role, scope, granted_by)), Some(j)) = (pick, joined) {
-            s.members.insert(
-                *u,
-                Member {
-                    role,
-                    scope,
-                    granted_by,
-                    joined_by: j.op.id,
-                    settled: false,
-                },
+    }
+    // What each standing rotation hands its new user: the old user's outcome
+    // without the rotation, in position order (a rotation's old user was made
+    // a member by operations before it).
+    let mut inherited: BTreeMap<OpId, Outcome> = BTreeMap::new();
+    for e in &standing {
+        if let OpBody::RotateUser { continuity, .. } = &e.op.body {
+            let o = user_outcome(
+                &continuity.old_user_key,
+                &per_user,
+                Some(&e.op.id),
+                facts,
+                &inherited,
             );
+            inherited.insert(e.op.id, o);
+        }
+    }
+    for u in per_user.keys() {
+        match user_outcome(u, &per_user, None, facts, &inherited) {
+            Outcome::Removed(r) => {
+                s.removed.insert(*u, r);
+            }
+            Outcome::Member(m) => {
+                s.members.insert(*u, m);
+            }
+            Outcome::Nothing => {}
         }
     }
 
@@ -625,6 +752,16 @@ fn open_invite<'s>(s: &'s State, invite_key: &[u8; 32]) -> Result<&'s Invite, Er
     Ok(inv)
 }
 
+/// MEM-32: a user key a standing rotation retired is never added again.
+fn retired(s: &State, user: &UserKey) -> Result<(), Error> {
+    if s.retired.contains_key(user) {
+        return Err(Error::RemovedMember {
+            what: "user key retired by a rotation",
+        });
+    }
+    Ok(())
+}
+
 /// Every cut entry names a device the operation removes or revokes (MEM-18).
 fn check_cuts(cuts: &[super::ops::Cut], removed: &[[u8; 32]]) -> Result<(), Error> {
     if cuts.iter().any(|c| !removed.contains(&c.device_id)) {
@@ -640,16 +777,19 @@ fn check_rotation(
     space_id: &[u8; 32],
     r: &Rotation,
     excluded: &[[u8; 32]],
+    extra: Option<[u8; 32]>,
     new_key: Option<&EpochKey>,
 ) -> Result<(), Error> {
     if r.prev_epochs != s.frontier {
         return Err(invalid("rotation does not supersede exactly the frontier"));
     }
-    let expected: Vec<[u8; 32]> = s
+    let mut expected: Vec<[u8; 32]> = s
         .expected_recipients(excluded)
         .iter()
         .map(|r| r.device_id)
         .collect();
+    expected.extend(extra);
+    expected.sort_unstable();
     if r.recipients != expected {
         return Err(invalid(
             "recipients are not the active devices of settled members",
@@ -724,6 +864,7 @@ pub(crate) fn authorize(
     } = &op.body
     {
         let inv = open_invite(s, invite_key)?;
+        retired(s, user)?;
         if op.epoch_id != epoch::epoch_id(space_id, &inv.invite_secret)? {
             return Err(invalid("redemption must be sealed under the invite epoch"));
         }
@@ -788,6 +929,7 @@ pub(crate) fn authorize(
             devices,
         } => {
             admin()?;
+            retired(s, target)?;
             if s.members.contains_key(target) {
                 return Err(invalid("user is already a member"));
             }
@@ -829,13 +971,14 @@ pub(crate) fn authorize(
                 .map(|(id, _)| *id)
                 .collect();
             check_cuts(cuts, &excluded)?;
-            check_rotation(s, space_id, rotation, &excluded, new_key)?;
+            check_rotation(s, space_id, rotation, &excluded, None, new_key)?;
         }
         OpBody::AddDevice { device } => {
             // MEM-11: a device of the same user, or an admin for a current member
             // (a user who lost every device, REC-8): the certificate carries the
             // user key's signature either way.
             if device.user_key.as_bytes() != &user {
+                retired(s, device.user_key.as_bytes())?;
                 if !s.members.contains_key(device.user_key.as_bytes()) {
                     return Err(invalid("a device of a user who is not a member"));
                 }
@@ -859,11 +1002,11 @@ pub(crate) fn authorize(
                 admin()?;
             }
             let _ = author_id;
-            check_rotation(s, space_id, rotation, &[*device_id], new_key)?;
+            check_rotation(s, space_id, rotation, &[*device_id], None, new_key)?;
         }
         OpBody::RotateKeys { rotation } => {
             admin()?;
-            check_rotation(s, space_id, rotation, &[], new_key)?;
+            check_rotation(s, space_id, rotation, &[], None, new_key)?;
         }
         OpBody::CreateInvite {
             invite_key,
@@ -895,6 +1038,7 @@ pub(crate) fn authorize(
                 return Err(invalid("redemption already admitted"));
             }
             open_invite(s, &r.invite_key)?;
+            retired(s, &r.user)?;
             if s.members.contains_key(&r.user) {
                 return Err(invalid("user is already a member"));
             }
@@ -904,6 +1048,45 @@ pub(crate) fn authorize(
             let mut deps = deps;
             deps.push(*redemption);
             return Ok((deps, user));
+        }
+        OpBody::RotateUser {
+            continuity,
+            device,
+            rotation,
+            cuts,
+            ..
+        } => {
+            // MEM-32: the author's own user key, the author's own device keys.
+            if continuity.old_user_key != user {
+                return Err(Error::WrongContext {
+                    what: "continuity statement of another user key",
+                });
+            }
+            if device.device_key.as_bytes() != &op.author || device.device_x25519 != dev.x25519 {
+                return Err(Error::WrongContext {
+                    what: "certificate of another device than the author",
+                });
+            }
+            let new = &continuity.new_user_key;
+            if s.members.contains_key(new)
+                || s.removed.contains_key(new)
+                || s.retired.contains_key(new)
+                || s.devices.values().any(|d| &d.user == new)
+            {
+                return Err(invalid("the new user key is already known in the space"));
+            }
+            if s.devices.contains_key(&device.device_id) {
+                return Err(invalid("device already added"));
+            }
+            let excluded: Vec<[u8; 32]> = s
+                .devices
+                .iter()
+                .filter(|(_, d)| d.user == user)
+                .map(|(id, _)| *id)
+                .collect();
+            check_cuts(cuts, &excluded)?;
+            let extra = member.settled.then_some(device.device_id);
+            check_rotation(s, space_id, rotation, &excluded, extra, new_key)?;
         }
         OpBody::Ack => {}
         OpBody::CreateSpace { .. } | OpBody::RedeemInvite { .. } => {}

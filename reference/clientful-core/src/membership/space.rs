@@ -120,6 +120,16 @@ pub enum Alarm {
         /// `NOT_A_MEMBER` or `REMOVED_MEMBER`.
         class: ErrorClass,
     },
+    /// Two or more `ROTATE_USER` operations compete for one user key (MEM-32):
+    /// all are void. The old key leaked (or two devices of the user rotated
+    /// at once): an admin should remove the user and add it again under the
+    /// key the person confirms out of band.
+    RivalRotation {
+        /// The contested old user key.
+        user: UserKey,
+        /// The rival operations.
+        ops: Vec<OpId>,
+    },
     /// A key message gave this device a secret that does not match the epoch id
     /// committed to (KEY-7).
     KeyMismatch {
@@ -431,6 +441,12 @@ impl SpaceReplica {
     /// This device's identity.
     pub fn identity(&self) -> &Identity {
         &self.me
+    }
+
+    /// The current heads of the log (at most ENV-LIM-2 of them, as an
+    /// operation this device writes would name).
+    pub fn heads(&self) -> Vec<OpId> {
+        self.heads.iter().take(MAX_PREDECESSORS).copied().collect()
     }
 
     /// The resolved state over every accepted operation.
@@ -1171,7 +1187,19 @@ impl SpaceReplica {
     fn refresh(&mut self) {
         let all: BTreeSet<OpId> = self.entries.keys().copied().collect();
         self.state = resolve::resolve(&self.entries, &all);
+        for (user, ops) in &self.state.rival_rotations {
+            let known = self.alarms.iter().any(
+                |a| matches!(a, Alarm::RivalRotation { user: u, ops: o } if u == user && o == ops),
+            );
+            if !known {
+                self.alarms.push(Alarm::RivalRotation {
+                    user: *user,
+                    ops: ops.clone(),
+                });
+            }
+        }
         self.ratify();
+        self.follow_own_rotation();
         let cur = self.state.current_epoch();
         if cur != self.current {
             self.current = cur;
@@ -1193,6 +1221,42 @@ impl SpaceReplica {
         }
         for h in again {
             self.receive(&h);
+        }
+    }
+
+    /// MEM-32: once a standing `ROTATE_USER` moved this device's key to a new
+    /// certificate, the replica acts as that device (whatever identity it was
+    /// opened with: a shell that crashed before it stored the new user key).
+    fn follow_own_rotation(&mut self) {
+        let key = self.me.device.signing.public_bytes();
+        let Some(id) = self.state.device_ids.get(&key).copied() else {
+            return;
+        };
+        if id == self.me.device_id() {
+            return;
+        }
+        let found = self.entries.values().find_map(|e| match &e.op.body {
+            OpBody::RotateUser {
+                device,
+                certificate,
+                continuity,
+                ..
+            } if device.device_id == id && !self.state.void.contains_key(&e.op.id) => {
+                Some((continuity.new_user_key, certificate.clone(), device.clone()))
+            }
+            _ => None,
+        });
+        if let Some((user, certificate, verified)) = found {
+            let device = DeviceKeys {
+                signing: SigningKey::from_seed(&self.me.device.signing.seed()),
+                x25519: crate::keys::X25519Secret::from_bytes(&self.me.device.x25519.to_bytes()),
+            };
+            self.me = Identity {
+                user,
+                device,
+                certificate,
+                verified,
+            };
         }
     }
 
@@ -1288,6 +1352,7 @@ impl SpaceReplica {
         &mut self,
         rng: &mut R,
         excluded: &[DeviceId],
+        extra: Option<Recipient>,
     ) -> Result<(Rotation, EpochKey), Error> {
         let new = epoch::new_epoch(rng, &self.space_id)?;
         let prev_epochs = self.state.frontier.clone();
@@ -1296,7 +1361,9 @@ impl SpaceReplica {
             let pk = self.opened.get(p).ok_or(Error::UnknownEpoch)?;
             chain_links.push(epoch::chain_link(&self.space_id, &new, pk)?);
         }
-        let to = self.state.expected_recipients(excluded);
+        let mut to = self.state.expected_recipients(excluded);
+        to.extend(extra);
+        to.sort_by_key(|r| r.device_id);
         let (km, km_id) = epoch::key_message(rng, &self.space_id, &new, &to)?;
         self.opened.insert(new.clone());
         self.key_messages.insert(km_id, km.clone());
@@ -1388,7 +1455,7 @@ impl SpaceReplica {
             .filter(|c| excluded.contains(&c.device_id))
             .copied()
             .collect();
-        let (rot, k) = self.rotation(rng, &excluded)?;
+        let (rot, k) = self.rotation(rng, &excluded, None)?;
         let body = BodyBuilder(pb::MembershipOp {
             user_key: user.to_vec(),
             ..Default::default()
@@ -1428,7 +1495,7 @@ impl SpaceReplica {
             .filter(|c| &c.device_id == device_id)
             .copied()
             .collect();
-        let (rot, k) = self.rotation(rng, &[*device_id])?;
+        let (rot, k) = self.rotation(rng, &[*device_id], None)?;
         let body = BodyBuilder(pb::MembershipOp {
             device_id: device_id.to_vec(),
             ..Default::default()
@@ -1439,9 +1506,71 @@ impl SpaceReplica {
         self.publish(rng, ops::CT_REVOKE_DEVICE, &body, &k)
     }
 
+    /// `ROTATE_USER` (MEM-32): this device's user key is followed by
+    /// `next.user`. `statement` is the `SignedContinuity` (§5.7) naming this
+    /// device's user as the old key and `next.user` as the new one; `next` is
+    /// this device (same device keys) certified by the new key. The old user's
+    /// other devices are excluded and the keys rotate; `cuts` is their removal
+    /// cut (MEM-18; entries for other devices are dropped). Once the operation
+    /// is accepted this replica acts as `next`.
+    pub fn rotate_user<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        statement: &[u8],
+        next: Identity,
+        cuts: &[Cut],
+    ) -> Result<OpId, Error> {
+        if next.device.signing.public_bytes() != self.me.device.signing.public_bytes()
+            || next.verified.device_x25519 != self.me.verified.device_x25519
+        {
+            return Err(Error::WrongContext {
+                what: "the next identity is another device",
+            });
+        }
+        let c = crate::continuity::verify_continuity(statement)?;
+        if c.old_user_key != self.me.user || c.new_user_key != next.user {
+            return Err(Error::WrongContext {
+                what: "the statement names other keys",
+            });
+        }
+        let excluded: Vec<DeviceId> = self
+            .state
+            .devices
+            .iter()
+            .filter(|(_, d)| d.user == self.me.user)
+            .map(|(id, _)| *id)
+            .collect();
+        let cuts: Vec<Cut> = cuts
+            .iter()
+            .filter(|c| excluded.contains(&c.device_id))
+            .copied()
+            .collect();
+        let settled = self
+            .state
+            .members
+            .get(&self.me.user)
+            .is_some_and(|m| m.settled);
+        let extra = settled.then_some(Recipient {
+            device_id: next.device_id(),
+            x25519: next.verified.device_x25519,
+        });
+        let (rot, k) = self.rotation(rng, &excluded, extra)?;
+        let body = BodyBuilder(pb::MembershipOp {
+            continuity: statement.to_vec(),
+            certificates: alloc::vec![next.certificate.clone()],
+            ..Default::default()
+        })
+        .rotation(&rot)
+        .cuts(&cuts)
+        .encode();
+        let id = self.publish(rng, ops::CT_ROTATE_USER, &body, &k)?;
+        self.me = next;
+        Ok(id)
+    }
+
     /// `ROTATE_KEYS` (MEM-13): on demand, or to merge or heal (KEY-12).
     pub fn rotate<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<OpId, Error> {
-        let (rot, k) = self.rotation(rng, &[])?;
+        let (rot, k) = self.rotation(rng, &[], None)?;
         let body = BodyBuilder::default().rotation(&rot).encode();
         self.publish(rng, ops::CT_ROTATE_KEYS, &body, &k)
     }
@@ -1701,7 +1830,12 @@ impl SpaceReplica {
     pub fn write_view(&self) -> WriteView {
         let s = &self.state;
         let mut devices = BTreeMap::new();
-        for d in s.devices.values() {
+        for (id, d) in &s.devices {
+            // A device key a rotation moved to a new certificate (MEM-32) is
+            // judged under the certificate it has now.
+            if s.device_ids.get(&d.device_key) != Some(id) {
+                continue;
+            }
             let current = s
                 .device_status(&d.device_key)
                 .ok()
@@ -1714,7 +1848,9 @@ impl SpaceReplica {
             let ended = ending.and_then(|r| self.entries.get(&r)).map(|r| {
                 let before = resolve::resolve(&self.entries, &r.past);
                 let cut = match &r.op.body {
-                    OpBody::RemoveMember { .. } | OpBody::RevokeDevice { .. } => Some(
+                    OpBody::RemoveMember { .. }
+                    | OpBody::RevokeDevice { .. }
+                    | OpBody::RotateUser { .. } => Some(
                         r.op.body
                             .cuts()
                             .iter()

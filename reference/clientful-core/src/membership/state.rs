@@ -143,6 +143,12 @@ pub struct State {
     pub void: BTreeMap<OpId, ErrorClass>,
     /// Every accepted operation the state is computed from.
     pub ops: BTreeSet<OpId>,
+    /// User keys retired by a standing `ROTATE_USER` (MEM-32), with it: never
+    /// a member of the space again.
+    pub retired: BTreeMap<UserKey, OpId>,
+    /// Rotations that compete for one old (or one new) user key: all void
+    /// (MEM-32), by the contested old user key. Evidence of a leaked key.
+    pub rival_rotations: BTreeMap<UserKey, Vec<OpId>>,
 }
 
 impl State {

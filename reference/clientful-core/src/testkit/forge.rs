@@ -5,6 +5,9 @@
 //!   second `CREATE_SPACE` of the same space (MEM-6, MEM-17, MEM-26, MEM-27).
 //! - [`crafted_add_device`]: a member adds a device of its own with crafted
 //!   predecessors, the lowest depth it can have (MEM-30, MEM-31).
+//! - [`rotate_user_unchecked`]: a member's device publishes a `ROTATE_USER`
+//!   with any continuity statement and certificate, well formed otherwise
+//!   (MEM-32, §5.7): forged or foreign statements.
 //!
 //! Each helper draws from the caller's RNG in a fixed order (the vectors depend
 //! on it): changing that order changes the generated vectors' bytes.
@@ -177,6 +180,102 @@ pub fn crafted_add_device<R: CryptoRng + ?Sized>(
         rng,
     )?
     .bytes)
+}
+
+/// A `ROTATE_USER` sealed without checks, and the key message of its epoch.
+pub struct UncheckedRotation {
+    /// The sealed operation envelope.
+    pub envelope: Vec<u8>,
+    /// The key message (sealed to the recipients a valid rotation would have).
+    pub key_message: Vec<u8>,
+    /// The epoch it creates.
+    pub epoch: EpochKey,
+}
+
+/// The device of `replica` publishes a `ROTATE_USER` carrying `statement` (any
+/// bytes: a forged or foreign continuity) and `certificate`, with a rotation
+/// that is valid for the replica's state (the frontier, chain links, the
+/// recipients of a rotation excluding the user's devices), sealed under the
+/// epoch it creates, next in the device's chain, on the current heads. Nothing
+/// is checked or integrated.
+///
+/// RNG draws, in order: the epoch secret, the key message, the seal.
+pub fn rotate_user_unchecked<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    replica: &SpaceReplica,
+    statement: &[u8],
+    certificate: &[u8],
+) -> Result<UncheckedRotation, ForgeError> {
+    let space_id = *replica.space_id();
+    let state = replica.state();
+    let me = replica.identity();
+    let excluded: Vec<[u8; 32]> = state
+        .devices
+        .iter()
+        .filter(|(_, d)| d.user == me.user)
+        .map(|(id, _)| *id)
+        .collect();
+    let new = epoch::new_epoch(rng, &space_id)?;
+    let prev_epochs = state.frontier.clone();
+    let keys = replica.keys();
+    let mut chain_links = Vec::with_capacity(prev_epochs.len());
+    for p in &prev_epochs {
+        let pk = keys.get(p).ok_or(ForgeError::NoEpoch)?;
+        chain_links.push(epoch::chain_link(&space_id, &new, pk)?);
+    }
+    let mut to: Vec<Recipient> = state.expected_recipients(&excluded);
+    let settled = state.members.get(&me.user).is_some_and(|m| m.settled);
+    if settled && let Ok(d) = crate::identity::verify_certificate(certificate, None) {
+        to.push(Recipient {
+            device_id: d.device_id,
+            x25519: d.device_x25519,
+        });
+        to.sort_by_key(|r| r.device_id);
+    }
+    let (key_message, km_id) = epoch::key_message(rng, &space_id, &new, &to)?;
+    let rot = Rotation {
+        epoch_id: *new.id(),
+        prev_epochs,
+        chain_links,
+        recipients: to.iter().map(|r| r.device_id).collect(),
+        key_message: km_id,
+    };
+    let body = BodyBuilder(pb::MembershipOp {
+        continuity: statement.to_vec(),
+        certificates: vec![certificate.to_vec()],
+        ..Default::default()
+    })
+    .rotation(&rot)
+    .encode();
+    let author = me.device.signing.public_bytes();
+    let (seq, prev) = replica
+        .decided()
+        .into_iter()
+        .filter_map(|(id, _)| replica.op(&id).map(|o| (o.author, o.seq, id)))
+        .filter(|(a, _, _)| *a == author)
+        .map(|(_, s, id)| (s, Some(id)))
+        .max()
+        .unwrap_or((0, None));
+    let envelope = envelope::seal(
+        &me.device.signing,
+        &new,
+        &SealRequest {
+            space_id,
+            doc_id: membership_doc_id(&space_id)?,
+            seq: seq + 1,
+            prev,
+            preds: replica.heads(),
+            content_type: ops::CT_ROTATE_USER,
+            body: &body,
+        },
+        rng,
+    )?
+    .bytes;
+    Ok(UncheckedRotation {
+        envelope,
+        key_message,
+        epoch: new,
+    })
 }
 
 #[cfg(test)]

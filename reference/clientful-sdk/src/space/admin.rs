@@ -81,6 +81,22 @@ impl SpaceSession {
         Ok(codes::encode(codes::LINK, &link.code))
     }
 
+    /// Rotates this device's user key in this space (MEM-32): publishes
+    /// `ROTATE_USER` with the signed continuity `statement` (§5.7) and this
+    /// device's certificate under the new key (`next`), with the removal cut
+    /// of the user's other devices. Returns the operation id.
+    pub fn rotate_user(
+        &mut self,
+        statement: &[u8],
+        next: clientful_core::membership::space::Identity,
+    ) -> Result<[u8; 32], ClientError> {
+        let docs = self.by_doc()?;
+        let op = self.core.rotate_user(statement, next, &docs)?;
+        self.docs.clear();
+        self.apply()?;
+        Ok(op)
+    }
+
     /// Revokes a device (MEM-13) with a rotation that excludes it.
     pub fn revoke_device(&mut self, prefix: &str) -> Result<[u8; 32], ClientError> {
         let ids = self.core.active_devices();

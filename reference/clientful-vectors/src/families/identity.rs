@@ -1,6 +1,6 @@
 //! `identity`: device certificates and user-to-device chains (spec §5.4):
 //! issuance, proof of possession, certification, key validity and the check order
-//! ID-V1..ID-V7.
+//! ID-V1..ID-V7; and user-key continuity statements (spec §5.7, ROT-V1..ROT-V5).
 
 use clientful_core::identity::{self, DeviceKeys, sign_binding};
 use clientful_core::keys::{SigningKey, X25519Secret};
@@ -398,11 +398,146 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         input(&misbound),
         expected(&misbound)?,
     );
+    continuity_cases(&mut f)?;
     Ok(f.finish())
+}
+
+/// User-key continuity statements (spec §5.7, ROT-V1..ROT-V5), with fixed keys
+/// (no draw from the family's stream, so the cases above keep their bytes).
+fn continuity_cases(f: &mut FileBuilder) -> Result<(), String> {
+    use clientful_core::continuity::{sign_continuity, sign_statement, statement};
+    let old = SigningKey::from_seed(&[0x31; 32]);
+    let new = SigningKey::from_seed(&[0x32; 32]);
+    let thief = SigningKey::from_seed(&[0x33; 32]);
+    let (o, n) = (old.public_bytes(), new.public_bytes());
+    let cont = |c: &[u8]| json!({"continuity": hex(c)});
+    f.note(
+        "ForgedContinuity",
+        "AUTH_BYPASS",
+        "A continuity statement not signed by the old key, or not accepted by the new one.",
+    );
+    f.group(
+        "verify-continuity",
+        "A signed user-key continuity statement (SignedContinuity) verified on its own: the old \
+         and new user keys out, or the class of the first failing check of ROT-4.",
+        json!({}),
+    );
+    let good = sign_continuity(&old, &new).map_err(err)?;
+    f.valid(
+        "valid",
+        "The old key names the new one; the new key accepts.",
+        &["ROT-1", "ROT-2", "ROT-4"],
+        &["Ktv"],
+        cont(&good),
+        json!({"oldUserKey": hex(o), "newUserKey": hex(n)}),
+    );
+    /// Name, description, requirements, class, flag, the statement's bytes.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        ErrorClass,
+        &'a str,
+        Vec<u8>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "old-signature-by-other-key",
+            "The statement names the old key but another key signs it (a thief without the old key).",
+            &["ROT-V5"],
+            ErrorClass::BadSignature,
+            "ForgedContinuity",
+            sign_statement(&thief, &new, statement(&o, &n)).map_err(err)?,
+        ),
+        (
+            "new-signature-by-other-key",
+            "The new key's acceptance is signed by another key.",
+            &["ROT-V5"],
+            ErrorClass::BadSignature,
+            "ForgedContinuity",
+            sign_statement(&old, &thief, statement(&o, &n)).map_err(err)?,
+        ),
+        (
+            "same-key",
+            "The new key is the old key.",
+            &["ROT-V4"],
+            ErrorClass::InvalidKey,
+            "ForgedContinuity",
+            sign_statement(&old, &old, statement(&o, &o)).map_err(err)?,
+        ),
+        (
+            "version-2",
+            "A statement with version 2.",
+            &["ROT-V3"],
+            ErrorClass::UnsupportedVersion,
+            "ForgedContinuity",
+            sign_statement(
+                &old,
+                &new,
+                wire::encode(&pb::UserKeyContinuity {
+                    version: 2,
+                    old_user_key: o.to_vec(),
+                    new_user_key: n.to_vec(),
+                }),
+            )
+            .map_err(err)?,
+        ),
+        (
+            "short-new-key",
+            "A 31-byte new key.",
+            &["ROT-V3"],
+            ErrorClass::Malformed,
+            "ForgedContinuity",
+            sign_statement(
+                &old,
+                &new,
+                wire::encode(&pb::UserKeyContinuity {
+                    version: 1,
+                    old_user_key: o.to_vec(),
+                    new_user_key: n[..31].to_vec(),
+                }),
+            )
+            .map_err(err)?,
+        ),
+        (
+            "truncated",
+            "Last byte removed.",
+            &["ROT-V2"],
+            ErrorClass::Malformed,
+            "Truncated",
+            good.split_last()
+                .map(|(_, rest)| rest.to_vec())
+                .unwrap_or_default(),
+        ),
+    ];
+    for (name, desc, refs, class, flag, bytes) in cases {
+        f.invalid(name, desc, refs, class, &[flag], cont(&bytes));
+    }
+    f.invalid(
+        "oversize",
+        "513 bytes.",
+        &["ROT-LIM-1", "ROT-V1"],
+        ErrorClass::LimitExceeded,
+        &["Oversize"],
+        json!({"continuity": {"prefix": hex(&good), "fill": "00", "length": 513}}),
+    );
+    Ok(())
 }
 
 /// Runs one case.
 pub fn run(operation: &str, params: &Value, input: &Value) -> Result<Outcome, String> {
+    if operation == "verify-continuity" {
+        let bytes = get_bytes_input(input, "continuity")?;
+        return Ok(
+            match clientful_core::continuity::verify_continuity(&bytes) {
+                Ok(c) => Outcome::Accepted(json!({
+                    "oldUserKey": hex(c.old_user_key),
+                    "newUserKey": hex(c.new_user_key),
+                })),
+                Err(e) => Outcome::Rejected(e.class()),
+            },
+        );
+    }
     let expected_user = match operation {
         "verify-chain" => Some(get_arr::<32>(params, "expectedUser")?),
         "verify-certificate" => None,

@@ -289,6 +289,18 @@ fn replay(input: &Value) -> Result<Value, String> {
         verdicts.push(j);
     }
     let s = obs.state();
+    let rival_rotations: Vec<Value> = obs
+        .alarms()
+        .iter()
+        .filter_map(|a| match a {
+            Alarm::RivalRotation { user, ops } => {
+                let mut ops: Vec<String> = ops.iter().map(hex).collect();
+                ops.sort();
+                Some(json!({"user": hex(user), "ops": ops}))
+            }
+            _ => None,
+        })
+        .collect();
     let members: Vec<Value> = s
         .members
         .iter()
@@ -301,7 +313,7 @@ fn replay(input: &Value) -> Result<Value, String> {
             })
         })
         .collect();
-    Ok(json!({
+    let mut out = json!({
         "verdicts": verdicts,
         "members": members,
         "removed": s.removed.keys().map(hex).collect::<Vec<_>>(),
@@ -315,7 +327,21 @@ fn replay(input: &Value) -> Result<Value, String> {
             .iter()
             .map(|(d, idx)| json!({"device": hex(d), "indices": idx}))
             .collect::<Vec<_>>(),
-    }))
+    });
+    // User-key rotation (MEM-32): present only when there is something to say,
+    // so the outputs of the other cases are unchanged.
+    if let Some(o) = out.as_object_mut() {
+        if !s.retired.is_empty() {
+            o.insert(
+                "retired".into(),
+                json!(s.retired.keys().map(hex).collect::<Vec<_>>()),
+            );
+        }
+        if !rival_rotations.is_empty() {
+            o.insert("rivalRotations".into(), json!(rival_rotations));
+        }
+    }
+    Ok(out)
 }
 
 /// Replays a key-delivery case (KEY-14 to KEY-17): a device given by its seeds,
@@ -569,6 +595,8 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
 
     // 0. A rival genesis (issue 22 finding 1, MEM-26, MEM-27).
     rival_genesis_cases(&mut f, seed)?;
+    // 0b. User-key rotation (issue 18 item 3, MEM-32, §5.7).
+    rotation_cases(&mut f, seed)?;
 
     // 1. Basic: create, add a writer, a reader, change a role, rotate.
     let mut g = Group::new(family_rng(&format!("{seed}/basic")))?;
@@ -1649,6 +1677,199 @@ fn delivery_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
             ));
         }
         f.valid(name, desc, refs, &["KeyDelivery"], input, out);
+    }
+    Ok(())
+}
+
+/// User-key rotation (MEM-32, §5.7): a member rotates its key (both orders); a
+/// forged continuity statement (BAD_SIGNATURE); a statement of another user's
+/// key (WRONG_CONTEXT); two concurrent rotations of one key (both void, with the
+/// rival-rotation alarm).
+fn rotation_cases(f: &mut FileBuilder, seed: &str) -> Result<(), String> {
+    use clientful_core::continuity;
+    use clientful_core::testkit::forge;
+    f.note(
+        "UserKeyRotation",
+        "DEFINED",
+        "A member's user key followed by a new one (ROTATE_USER, MEM-32).",
+    );
+    f.note(
+        "ForgedContinuity",
+        "AUTH_BYPASS",
+        "A ROTATE_USER whose continuity statement does not verify or names another user.",
+    );
+    f.note(
+        "RivalRotation",
+        "AUTH_BYPASS",
+        "Two concurrent ROTATE_USER of one user key (a leaked key used by its thief).",
+    );
+    // The rotating member's device, re-certified by a new key (same device keys).
+    let next = |g: &Group, who: usize, new: &SigningKey| -> Result<Identity, String> {
+        let r = g.reps.get(who).ok_or("no such device")?.replica();
+        let d = &r.identity().device;
+        Identity::new(
+            new,
+            DeviceKeys {
+                signing: SigningKey::from_seed(&d.signing.seed()),
+                x25519: clientful_core::keys::X25519Secret::from_bytes(&d.x25519.to_bytes()),
+            },
+        )
+        .map_err(err)
+    };
+
+    // 1. A writer rotates its key; the admin and the writer's new key go on.
+    let mut g = Group::new(family_rng(&format!("{seed}/rotate-user")))?;
+    let b = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let old = SigningKey::from_seed(&g.users.get(b).ok_or("no user")?.seed());
+    let new = SigningKey::generate(&mut g.rng);
+    let statement = continuity::sign_continuity(&old, &new).map_err(err)?;
+    let id = next(&g, b, &new)?;
+    let mut rng = g.rng.clone();
+    g.rep(b)?
+        .rotate_user(&mut rng, &statement, id, &[])
+        .map_err(err)?;
+    g.rng = rng;
+    g.settle(&[0, b])?;
+    let mut rng = g.rng.clone();
+    g.rep(b)?.ack(&mut rng).map_err(err)?;
+    g.rng = rng;
+    g.settle(&[0, b])?;
+    let intended: Vec<&str> = vec![A; g.log.len()];
+    both(
+        f,
+        &g,
+        "rotate-user",
+        "A writer's device publishes ROTATE_USER with a signed continuity statement from its          user key to a new one and its certificate under the new key: the old key is retired          (removed, listed in `retired`), the new key is a writer with the same scope, the device          continues under its new certificate (it acknowledges afterwards), and the keys rotate.",
+        &[
+            "MEM-32", "ROT-1", "ROT-2", "ROT-4", "ROT-5", "MEM-17", "KEY-4",
+        ],
+        &["UserKeyRotation"],
+        &intended,
+    )?;
+
+    // 2, 3. Forged statements, one class each.
+    let mut g = Group::new(family_rng(&format!("{seed}/rotate-user-forged")))?;
+    let b = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let old = SigningKey::from_seed(&g.users.get(b).ok_or("no user")?.seed());
+    let admin = SigningKey::from_seed(&g.users.first().ok_or("no creator")?.seed());
+    let new = SigningKey::generate(&mut g.rng);
+    let thief = SigningKey::generate(&mut g.rng);
+    let forged = continuity::sign_statement(
+        &thief,
+        &new,
+        continuity::statement(&old.public_bytes(), &new.public_bytes()),
+    )
+    .map_err(err)?;
+    let foreign = continuity::sign_continuity(&admin, &new).map_err(err)?;
+    let cert = next(&g, b, &new)?.certificate;
+    let n = g.log.len();
+    for (name, statement, class, desc) in [
+        (
+            "rotate-user-forged-continuity",
+            &forged,
+            "rejected:BAD_SIGNATURE",
+            "A ROTATE_USER whose continuity statement names the member's key as old but is signed              by another key (a thief without the old key): BAD_SIGNATURE when the body is decoded              (ROT-V5, MEM-5); nothing changes.",
+        ),
+        (
+            "rotate-user-foreign-continuity",
+            &foreign,
+            "rejected:WRONG_CONTEXT",
+            "A ROTATE_USER by the writer's device carrying a valid statement of another user's key              (the admin's): WRONG_CONTEXT at MEM-17 step 1.4 (MEM-32); nothing changes.",
+        ),
+    ] {
+        let mut rng = g.rng.clone();
+        let u = forge::rotate_user_unchecked(&mut rng, g.rep(b)?, statement, &cert).map_err(err)?;
+        g.rng = rng;
+        let mut input = g.input(&(0..n).collect::<Vec<_>>());
+        let obj = input.as_object_mut().ok_or("input")?;
+        if let Some(Value::Array(log)) = obj.get_mut("log") {
+            log.push(json!(hex(&u.envelope)));
+        }
+        if let Some(Value::Array(ks)) = obj.get_mut("epochSecrets") {
+            ks.push(json!(hex(u.epoch.secret())));
+        }
+        let out = replay(&input)?;
+        let mut intended: Vec<&str> = vec![A; n];
+        intended.push(class);
+        intend(&out, &intended).map_err(|e| format!("{name}: {e}"))?;
+        f.valid(
+            name,
+            desc,
+            &["MEM-32", "ROT-4", "MEM-5", "MEM-23"],
+            &["ForgedContinuity"],
+            input,
+            out,
+        );
+    }
+
+    // 4. Two rotations of one key, concurrent (the user and a thief with a copy
+    // of the old key and the device): both void, reported.
+    let mut g = Group::new(family_rng(&format!("{seed}/rival-rotations")))?;
+    let b = g.add(0, Role::Writer, &Scope::whole())?;
+    g.settle(&[0, b])?;
+    let old = SigningKey::from_seed(&g.users.get(b).ok_or("no user")?.seed());
+    let mut extra = Vec::new();
+    let mut rivals = Vec::new();
+    for _ in 0..2 {
+        let new = SigningKey::generate(&mut g.rng);
+        let statement = continuity::sign_continuity(&old, &new).map_err(err)?;
+        let cert = next(&g, b, &new)?.certificate;
+        let mut rng = g.rng.clone();
+        let u =
+            forge::rotate_user_unchecked(&mut rng, g.rep(b)?, &statement, &cert).map_err(err)?;
+        g.rng = rng;
+        rivals.push(hex(envelope::decode(&u.envelope).map_err(err)?.id));
+        extra.push(u);
+    }
+    rivals.sort();
+    let n = g.log.len();
+    for (name, swap) in [
+        ("rival-rotations-void", false),
+        ("rival-rotations-void-swapped", true),
+    ] {
+        let mut input = g.input(&(0..n).collect::<Vec<_>>());
+        let obj = input.as_object_mut().ok_or("input")?;
+        let mut pair: Vec<&forge::UncheckedRotation> = extra.iter().collect();
+        if swap {
+            pair.reverse();
+        }
+        if let Some(Value::Array(log)) = obj.get_mut("log") {
+            for u in &pair {
+                log.push(json!(hex(&u.envelope)));
+            }
+        }
+        if let Some(Value::Array(ks)) = obj.get_mut("epochSecrets") {
+            for u in &pair {
+                ks.push(json!(hex(u.epoch.secret())));
+            }
+        }
+        let out = replay(&input)?;
+        let mut intended: Vec<&str> = vec![A; n];
+        intended.push("void:INVALID_OPERATION");
+        intended.push("void:INVALID_OPERATION");
+        intend(&out, &intended).map_err(|e| format!("{name}: {e}"))?;
+        let reported = out
+            .get("rivalRotations")
+            .and_then(|r| r.get(0))
+            .and_then(|r| r.get("ops"))
+            .cloned();
+        if reported != Some(json!(rivals)) {
+            return Err(format!("{name}: the rivals are not reported: {out}"));
+        }
+        let mut flags = vec!["RivalRotation"];
+        if swap {
+            flags.push("Reordered");
+        }
+        f.valid(
+            name,
+            "The writer's device (or a thief holding its keys and the old user key) publishes two              ROTATE_USER of the writer's key to two different new keys, concurrently (same seq,              same predecessors). Both are accepted from their causal past and both are void in              the resolved state (MEM-17 (a'), INVALID_OPERATION): no winner by id. The writer              stays a member under the old key, the epoch before them stays current, and the              observer reports the rival rotations (`rivalRotations`).",
+            &["MEM-32", "MEM-17"],
+            &flags,
+            input,
+            out,
+        );
     }
     Ok(())
 }

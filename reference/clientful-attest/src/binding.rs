@@ -1,4 +1,5 @@
-//! The binding an attestation's external evidence commits to (ATT-3):
+//! The binding an attestation's external evidence commits to (spec §14, the
+//! attestation frame):
 //!
 //! `binding = HashWithLabel("attest/binding", user_key || salt)`
 //!

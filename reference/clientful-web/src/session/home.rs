@@ -23,8 +23,8 @@
 //! `prf` the passkey's 32-byte WebAuthn PRF output for the input
 //! [`passkey_prf_salt`]. Until [`OpfsHome::unlock`] is given a PRF output that
 //! opens `identity.json`, every read of a small file fails: the identity stays
-//! locked. The per-space redb stores are not sealed by this (they hold no user or
-//! device secret key).
+//! locked. The per-space redb stores are not sealed by this (ATT-52: they hold no
+//! user or device secret key, but may hold space data).
 
 use std::path::{Path, PathBuf};
 

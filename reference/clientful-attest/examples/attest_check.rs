@@ -16,8 +16,13 @@ use clientful_attest::webauthn::{self, WebAuthnPolicy};
 use clientful_core::error::class_name;
 use serde_json::{Value, json};
 
+/// `obj[key]`, or null.
+fn field(obj: &Value, key: &str) -> Value {
+    obj.get(key).cloned().unwrap_or(Value::Null)
+}
+
 fn strings(v: &Value, key: &str) -> Vec<String> {
-    v[key]
+    field(v, key)
         .as_array()
         .map(|a| {
             a.iter()
@@ -29,22 +34,22 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 
 fn bytes<const N: usize>(v: &Value, key: &str) -> Result<[u8; N], String> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(v[key].as_str().unwrap_or(""), &mut out)
+    hex::decode_to_slice(field(v, key).as_str().unwrap_or(""), &mut out)
         .map_err(|e| format!("{key}: {e}"))?;
     Ok(out)
 }
 
 fn run(input: &Value) -> Result<Value, String> {
     let evidence =
-        hex::decode(input["evidence"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+        hex::decode(field(input, "evidence").as_str().unwrap_or("")).map_err(|e| e.to_string())?;
     let user_key = bytes::<32>(input, "userKey")?;
     let salt = bytes::<16>(input, "salt")?;
-    let verdict = match input["kind"].as_str() {
+    let verdict = match field(input, "kind").as_str() {
         Some("webauthn") => {
             let policy = WebAuthnPolicy {
                 origins: strings(input, "origins"),
                 rp_ids: strings(input, "rpIds"),
-                require_user_verification: input["requireUserVerification"]
+                require_user_verification: field(input, "requireUserVerification")
                     .as_bool()
                     .unwrap_or(false),
             };
@@ -55,12 +60,12 @@ fn run(input: &Value) -> Result<Value, String> {
         Some("siwe") => {
             let policy = SiwePolicy {
                 domains: strings(input, "domains"),
-                chain_ids: input["chainIds"]
+                chain_ids: field(input, "chainIds")
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_u64).collect())
                     .unwrap_or_default(),
             };
-            let t = input["createdAtMs"].as_u64().ok_or("createdAtMs")?;
+            let t = field(input, "createdAtMs").as_u64().ok_or("createdAtMs")?;
             siwe::verify(&evidence, &user_key, &salt, t, &policy)
                 .map(|v| v.subject)
                 .map_err(|e| (class_name(e.class()), e.to_string()))

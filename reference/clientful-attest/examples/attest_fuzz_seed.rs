@@ -124,7 +124,7 @@ fn webauthn_inputs() -> BTreeSet<Vec<u8>> {
     // The Chromium assertion captured by the browser test.
     let fixture = include_str!("../tests/fixtures/chromium-passkey.json");
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(fixture)
-        && let Some(Ok(bytes)) = v["evidence"].as_str().map(hex::decode)
+        && let Some(Ok(bytes)) = v.get("evidence").and_then(|e| e.as_str()).map(hex::decode)
     {
         out.insert(bytes);
     }

@@ -13,12 +13,16 @@
 // - after a reload, Device.open is [LOCKED]; a second passkey's PRF output leaves it
 //   [LOCKED]; the first passkey's PRF output unlocks it (openWithPasskey): same user
 //   and device.
+// A second test: SIWE messages signed by viem (scripts/attest/siwe-sign.mjs, fresh secp256k1
+// keys) verify in the page's wasm build (verifySiwe); a wrong domain, nonce (another salt),
+// chain and an expired message give WRONG_CONTEXT, WRONG_CONTEXT, WRONG_CONTEXT, EXPIRED.
 // CLIENTFUL_PASSKEY_FIXTURE=FILE writes the run's evidence to FILE (how
 // reference/clientful-attest/tests/fixtures/chromium-passkey.json was captured).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { launchChromium, repo, serveStatic, targetDir, watchErrors } from "./harness.mjs";
 
@@ -145,6 +149,51 @@ test("a passkey attests the user key (wasm and native verify the same bytes), ba
   assert.ok(opened.ok, `openWithPasskey: ${opened.error}`);
   assert.deepEqual(opened.ok, created.ok);
 
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("SIWE messages signed by viem verify in the browser's wasm build, and bad ones get their class", async () => {
+  const wallet = join(repo, "scripts/attest");
+  if (!existsSync(join(wallet, "node_modules/viem/package.json"))) {
+    execFileSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: wallet, stdio: "inherit" });
+  }
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}/test/pages/passkey.html`);
+  await page.waitForFunction(() => window.ready);
+
+  const userKey = randomBytes(32).toString("hex");
+  const salt = randomBytes(16);
+  const t = Date.UTC(2026, 11, 7, 1, 0, 0);
+  const nonceOf = (s) => page.evaluate(([k, h]) => window.hex(window.cf.attestationChallenge(k, Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16)))), [userKey, s.toString("hex")]);
+  const nonce = await nonceOf(salt);
+  const resource = `clientful:user-key:${Buffer.from(userKey, "hex").toString("base64url")}`;
+  const req = (o) => ({
+    domain: "app.example.com",
+    uri: "https://app.example.com/attest",
+    chainId: 1,
+    nonce,
+    issuedAt: new Date(t - 5000).toISOString(),
+    resources: [resource],
+    ...o,
+  });
+  const requests = [
+    req({}),
+    req({ domain: "evil.example.com" }),
+    req({ nonce: await nonceOf(randomBytes(16)) }),
+    req({ chainId: 5 }),
+    req({ expirationTime: new Date(t - 120000).toISOString() }),
+  ];
+  const signed = JSON.parse(execFileSync("node", ["siwe-sign.mjs"], { cwd: wallet, input: JSON.stringify(requests), encoding: "utf8" }));
+  const verdicts = [];
+  for (const s of signed) {
+    const evidence = Buffer.concat([Buffer.from(s.message, "utf8"), Buffer.from(s.signature.slice(2), "hex")]).toString("hex");
+    verdicts.push(await page.evaluate((a) => window.verifySiwe(...a), [evidence, userKey, salt.toString("hex"), t, ["app.example.com"], [1, 10]]));
+  }
+  assert.deepEqual(verdicts[0], { subject: `eip155:1:${signed[0].address}` });
+  assert.deepEqual(verdicts.slice(1).map((v) => v.class), ["WRONG_CONTEXT", "WRONG_CONTEXT", "WRONG_CONTEXT", "EXPIRED"]);
   assert.deepEqual(errors, []);
   await context.close();
 });

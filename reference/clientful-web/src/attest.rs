@@ -1,11 +1,12 @@
-//! Attestations in the browser (spec §14.6, §14.7): the WebAuthn challenge for a
-//! user key (the binding), the evidence of a passkey assertion and its
-//! verification, the same `clientful-attest` code the native side runs, and the
-//! PRF input that unlocks a passkey-sealed device home.
+//! Attestations in the browser (spec §14.5-§14.7), the same `clientful-attest`
+//! code the native side runs: SIWE verification; the WebAuthn challenge for a user
+//! key (the binding), the evidence of a passkey assertion and its verification; and
+//! the PRF input that unlocks a passkey-sealed device home.
 //!
 //! Errors are thrown `Error`s named `ClientfulError`, `[CLASS] message`, with
 //! the spec class (`WRONG_CONTEXT`, `BAD_SIGNATURE`, ...) in `class`.
 
+use clientful_attest::siwe::{self, SiwePolicy};
 use clientful_attest::webauthn::{self, WebAuthnEvidence, WebAuthnPolicy, authdata};
 use clientful_core::error::class_name;
 use js_sys::{Object, Reflect, Uint8Array};
@@ -95,6 +96,38 @@ pub fn verify_webauthn(
         evidence,
         &user_key(user_key_hex)?,
         &salt(salt_bytes)?,
+        &policy,
+    )
+    .map(|v| v.subject)
+    .map_err(|e| js_error(class_name(e.class()), &e.to_string()))
+}
+
+/// Verifies Sign-In with Ethereum evidence (the EIP-4361 message bytes followed by
+/// the 65-byte EIP-191 signature) for the user key and salt at the record's time
+/// `createdAtMs`, against the expected domains and chain ids; returns the subject
+/// `eip155:<chain>:<address>` or throws `[CLASS] ...`.
+#[wasm_bindgen(js_name = verifySiwe)]
+pub fn verify_siwe(
+    evidence: &[u8],
+    user_key_hex: &str,
+    salt_bytes: &[u8],
+    created_at_ms: f64,
+    domains: Vec<String>,
+    chain_ids: Vec<f64>,
+) -> Result<String, JsValue> {
+    let whole =
+        |x: f64| (x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_991.0).then_some(x as u64);
+    let t = whole(created_at_ms)
+        .ok_or_else(|| js_error("INVALID_ARGUMENT", "createdAtMs is a whole number of ms"))?;
+    let policy = SiwePolicy {
+        domains,
+        chain_ids: chain_ids.into_iter().filter_map(whole).collect(),
+    };
+    siwe::verify(
+        evidence,
+        &user_key(user_key_hex)?,
+        &salt(salt_bytes)?,
+        t,
         &policy,
     )
     .map(|v| v.subject)

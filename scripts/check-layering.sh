@@ -38,6 +38,7 @@ PURE_CRATES=(
   clientful-broker-proto
   clientful-storage-layout
   clientful-session
+  clientful-attest
 )
 # What no pure crate may depend on.
 PURE_FORBIDDEN=(tokio mio opendal redb)
@@ -51,7 +52,7 @@ CLIENT_CRATES=(clientful-net)
 CLIENT_FORBIDDEN=(axum async-nats rcgen tracing-subscriber)
 # Production crates whose normal build (default features, normal dependencies)
 # must not enable any crate's `test-utils` feature.
-PRODUCTION_CRATES=(clientful clientful-cli clientful-app clientful-net clientful-storage clientful-session clientful-broker)
+PRODUCTION_CRATES=(clientful clientful-attest clientful-cli clientful-app clientful-net clientful-storage clientful-session clientful-broker)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clientful/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -19,6 +19,10 @@ mod exports;
 #[cfg(target_arch = "wasm32")]
 mod room;
 
+// Attestations: the WebAuthn challenge, evidence and verifier, the passkey PRF input.
+#[cfg(target_arch = "wasm32")]
+pub mod attest;
+
 // Document replicas (clientful-doc) for JavaScript.
 #[cfg(target_arch = "wasm32")]
 pub mod doc;

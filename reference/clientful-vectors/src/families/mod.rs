@@ -1,6 +1,9 @@
 //! The vector families: each has `generate()` (build the file) and `run()`
 //! (execute one case against the reference implementation).
 
+// Cases of the `attestation` family for SIWE and WebAuthn evidence; called by that
+// family's generator at merge (see the module).
+pub mod attestation_evidence;
 pub mod backup;
 pub mod crdt_merge;
 pub mod envelope_open;

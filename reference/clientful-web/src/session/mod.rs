@@ -73,6 +73,10 @@ fn client_err(e: ClientError) -> JsValue {
     js_error(e.kind(), &e.to_string())
 }
 
+fn seal_err(e: home::SealError) -> JsValue {
+    js_error(e.kind(), &e.to_string())
+}
+
 fn doc_err(e: crate::doc::WebDocError) -> JsValue {
     js_error(e.class(), &e.to_string())
 }
@@ -145,9 +149,40 @@ impl Device {
         Ok(Device::wrap(client))
     }
 
-    /// Opens the device in the OPFS home `dir`; `[NOT_INITIALIZED]` if there is none.
+    /// Opens the device in the OPFS home `dir`; `[NOT_INITIALIZED]` if there is none,
+    /// `[LOCKED]` if the home is sealed under a passkey (use [`Device::open_with_passkey`]).
     pub async fn open(dir: String) -> Result<Device, JsValue> {
         let home = OpfsHome::open(&dir).await.map_err(client_err)?;
+        if home.is_sealed() {
+            return Err(seal_err(home::SealError::Locked));
+        }
+        let client = Client::open_in(Arc::new(home)).map_err(client_err)?;
+        Ok(Device::wrap(client))
+    }
+
+    /// Creates a new user with its first device in the OPFS home `dir`, the home's
+    /// secrets sealed under a passkey (spec §14.7): `prf` is the passkey's 32-byte
+    /// PRF output for the input [`passkey_prf_salt`](crate::attest::passkey_prf_salt).
+    /// A later [`Device::open`] is `[LOCKED]`; [`Device::open_with_passkey`] with
+    /// the same passkey's PRF output opens it.
+    #[wasm_bindgen(js_name = createWithPasskey)]
+    pub async fn create_with_passkey(
+        dir: String,
+        user_name: String,
+        prf: Vec<u8>,
+    ) -> Result<Device, JsValue> {
+        let mut home = OpfsHome::open(&dir).await.map_err(client_err)?;
+        home.seal_new(&prf).map_err(seal_err)?;
+        let client = Client::init_in(Arc::new(home), &user_name).map_err(client_err)?;
+        Ok(Device::wrap(client))
+    }
+
+    /// Opens a device whose home is sealed under a passkey, with that passkey's PRF
+    /// output; `[LOCKED]` if it does not unlock the home (another credential).
+    #[wasm_bindgen(js_name = openWithPasskey)]
+    pub async fn open_with_passkey(dir: String, prf: Vec<u8>) -> Result<Device, JsValue> {
+        let mut home = OpfsHome::open(&dir).await.map_err(client_err)?;
+        home.unlock(&prf).map_err(seal_err)?;
         let client = Client::open_in(Arc::new(home)).map_err(client_err)?;
         Ok(Device::wrap(client))
     }

@@ -55,6 +55,8 @@ pub enum ContentType {
     Admit = 45,
     /// `RECOVERY_SET`: carrier whose body is a `RecoverySet` (KEY-14, REC-4).
     RecoverySet = 46,
+    /// `ATTESTATION`: carrier whose body is a `SignedAttestation` (ATT-12, spec §14).
+    Attestation = 64,
 }
 
 impl ContentType {
@@ -81,6 +83,7 @@ impl ContentType {
         ContentType::Welcome,
         ContentType::Admit,
         ContentType::RecoverySet,
+        ContentType::Attestation,
     ];
 
     /// Its `content_type` value.
@@ -118,6 +121,7 @@ impl ContentType {
             ContentType::Welcome => "WELCOME",
             ContentType::Admit => "ADMIT",
             ContentType::RecoverySet => "RECOVERY_SET",
+            ContentType::Attestation => "ATTESTATION",
         }
     }
 
@@ -141,7 +145,9 @@ pub enum Range {
     Membership,
     /// 48–63: storage (§9).
     Storage,
-    /// 64–1023: reserved for future protocol use.
+    /// 64–71: attestations (§14).
+    Attestations,
+    /// 72–1023: reserved for future protocol use.
     Future,
     /// ≥ 1024: application-private.
     Application,
@@ -155,7 +161,8 @@ pub const fn range_of(v: u32) -> Range {
         16..=31 => Range::Documents,
         32..=47 => Range::Membership,
         48..=63 => Range::Storage,
-        64..=1023 => Range::Future,
+        64..=71 => Range::Attestations,
+        72..=1023 => Range::Future,
         _ => Range::Application,
     }
 }
@@ -177,6 +184,8 @@ mod tests {
         assert_eq!(ContentType::Opaque.range(), Range::Envelope);
         assert_eq!(ContentType::AutomergeSnapshot.range(), Range::Documents);
         assert_eq!(ContentType::Admit.range(), Range::Membership);
+        assert_eq!(ContentType::Attestation.range(), Range::Attestations);
+        assert_eq!(range_of(72), Range::Future);
         assert_eq!(range_of(1024), Range::Application);
     }
 }

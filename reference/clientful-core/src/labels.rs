@@ -88,6 +88,10 @@ pub const AAD_RECOVERY_KIT: &str = "aad/recovery-kit";
 pub const ID_RECOVERY_KIT: &str = "id/recovery-kit";
 /// Id of a recovery request (REC-5).
 pub const ID_RECOVERY_REQUEST: &str = "id/recovery-request";
+/// Signature of the user key over an `Attestation` (ATT-2, spec §14).
+pub const SIG_ATTESTATION: &str = "sig/attestation";
+/// The binding an attestation's evidence commits to: `user_key || salt` (ATT-6).
+pub const ATTEST_BINDING: &str = "attest/binding";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -143,6 +147,8 @@ pub const ALL: &[&str] = &[
     AAD_RECOVERY_KIT,
     ID_RECOVERY_KIT,
     ID_RECOVERY_REQUEST,
+    SIG_ATTESTATION,
+    ATTEST_BINDING,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

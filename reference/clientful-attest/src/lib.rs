@@ -1,0 +1,29 @@
+//! Attestations (spec chapter 14): records that bind a Clientful user key to an
+//! account people already have, verifiable offline by any member, kept in the
+//! space, never required for anything.
+//!
+//! Sans-IO like `clientful-core`: callers pass the record bytes, the evidence as
+//! fetched (an id_token, a DID document) and the verifier's context (trusted
+//! issuers with their JWKS as the shell fetched them, audiences, the verifier's
+//! `now`); nothing here opens a socket or reads a clock. Builds for
+//! `wasm32-unknown-unknown`.
+//!
+//! Modules: [`record`] (the `Attestation` / `SignedAttestation` record, kinds, the
+//! binding; ATT-1..ATT-7), [`jwt`] (compact JWS and JWKS, the algorithm
+//! allow-list; ATT-9), [`oidc`] (id_token evidence; ATT-9), [`did`] (`did:web`
+//! evidence; ATT-10), [`verify`] (one record; ATT-7, ATT-8), [`set`] (a space's
+//! set, replay; ATT-11, ATT-13), [`error`] (classes; §14.7).
+#![forbid(unsafe_code)]
+
+pub mod did;
+pub mod error;
+pub mod jwt;
+pub mod oidc;
+pub mod record;
+pub mod set;
+pub mod verify;
+
+pub use error::AttestError;
+pub use record::{Draft, Kind, Record, binding, sign};
+pub use set::{Carried, verify_set};
+pub use verify::{Account, Verified, VerifierContext, verify};

@@ -232,6 +232,15 @@ pub enum ClientError {
     /// The operating system gave no randomness.
     #[error("no OS randomness: {0}")]
     Randomness(getrandom::Error),
+    /// Fetching attestation material (an issuer's discovery document or JWKS, a
+    /// DID document) failed.
+    #[error("fetching {url}: {reason}")]
+    Fetch {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// An invite code, device link code or device request that is not one.
     #[error(transparent)]
     Code(#[from] CodeError),
@@ -291,6 +300,23 @@ pub enum ClientError {
     /// The broker connection failed.
     #[error("broker: {0}")]
     Broker(#[from] BrokerError),
+    /// An attestation was refused (spec §14): its class says why.
+    #[error("attestation: {class:?}: {error}")]
+    Attestation {
+        /// The spec error class.
+        class: ErrorClass,
+        /// The attestation crate's error.
+        error: clientful_attest::AttestError,
+    },
+}
+
+impl From<clientful_attest::AttestError> for ClientError {
+    fn from(error: clientful_attest::AttestError) -> Self {
+        ClientError::Attestation {
+            class: error.class(),
+            error,
+        }
+    }
 }
 
 impl ClientError {
@@ -332,6 +358,7 @@ impl ClientError {
             ClientError::NoIdentity(_) => "NOT_INITIALIZED",
             ClientError::IdentityExists(_) | ClientError::SpaceExists { .. } => "ALREADY_EXISTS",
             ClientError::Randomness(_) => "RANDOMNESS",
+            ClientError::Fetch { .. } => "FETCH",
             ClientError::Code(_) => "INVALID_CODE",
             ClientError::StorageUrl(_) | ClientError::FileRef(_) | ClientError::Edit(_) => {
                 "INVALID_ARGUMENT"
@@ -339,9 +366,9 @@ impl ClientError {
             ClientError::Lookup(_) => "NOT_FOUND",
             ClientError::FirstSync(e) => e.kind(),
             ClientError::Storage(_) => "STORAGE",
-            ClientError::Protocol { class, .. } | ClientError::Document { class, .. } => {
-                class_name(*class)
-            }
+            ClientError::Protocol { class, .. }
+            | ClientError::Document { class, .. }
+            | ClientError::Attestation { class, .. } => class_name(*class),
             ClientError::Broker(_) => "BROKER",
             e if e.is_no_access() => "ACCESS",
             _ => "SESSION",

@@ -31,7 +31,9 @@ use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
 /// Recovery shares for this client (spec §5.6).
+mod attestation;
 mod recovery;
+pub use attestation::AttestationNonce;
 
 const IDENTITY_FILE: &str = "identity.json";
 /// The folder of the spaces' folders in the home.

@@ -36,6 +36,9 @@
 //! feature (checked by scripts/check-layering.sh).
 #![forbid(unsafe_code)]
 
+/// Fetching attestation material (spec §14): the shell's IO.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod attest_fetch;
 pub mod codes;
 pub mod device_dir;
 pub mod document;
@@ -58,6 +61,6 @@ pub use error::{
 };
 pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
 pub use space::{
-    Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo, MembershipAlarm,
-    SpaceSession, StaleWriter, SyncReport, Withholding,
+    Alarm, AttestationView, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo,
+    MembershipAlarm, SpaceSession, StaleWriter, SyncReport, Withholding,
 };

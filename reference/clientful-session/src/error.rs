@@ -34,6 +34,8 @@ pub enum Step {
     RevokeDevice,
     /// Writing a recovery set's carrier, or releasing a share (REC-4, REC-6).
     Recovery,
+    /// Writing an attestation's carrier (ATT-12).
+    Attestation,
 }
 
 impl fmt::Display for Step {
@@ -51,6 +53,7 @@ impl fmt::Display for Step {
             Step::RemoveMember => "removing the member",
             Step::AddDevice => "adding the device",
             Step::Recovery => "recovery",
+            Step::Attestation => "attestation",
             Step::RevokeDevice => "revoking the device",
         })
     }

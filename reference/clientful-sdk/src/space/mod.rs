@@ -42,6 +42,7 @@
 //! is dropped mid-way leaves the session usable.
 
 mod admin;
+mod attestation;
 mod documents;
 mod files;
 mod recovery;
@@ -51,10 +52,11 @@ mod sync;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use clientful_core::envelope;
-use clientful_core::keys::SigningKey;
 /// Evidence the membership replica records for the user (MEM-27, KEY-7,
 /// KEY-22): never a verdict, always worth telling.
+pub use attestation::AttestationView;
+use clientful_core::envelope;
+use clientful_core::keys::SigningKey;
 pub use clientful_core::membership::space::Alarm as MembershipAlarm;
 use clientful_core::membership::{SpaceReplica, State};
 pub use clientful_session::{InviteInfo, MemberInfo, StaleWriter};

@@ -17,6 +17,10 @@
 
 pub mod did;
 pub mod error;
+/// Fuzz entry points (for `fuzz/` and the corpus replay test); behind the
+/// `test-utils` feature.
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fuzzing;
 pub mod jwt;
 pub mod oidc;
 pub mod record;

@@ -1,11 +1,11 @@
 //! A space's attestation set (spec §14.9, ATT-11, ATT-13): the records that
 //! `ATTESTATION` carriers brought, verified on read. Each record is verified on
-//! its own ([`crate::verify::verify`]); its carrier must come from a device of the
-//! attested user (`WRONG_CONTEXT`, or `UNKNOWN_SIGNER` for a device the space does
-//! not know); and one piece of evidence backs at most one record: among valid
-//! records with the same evidence, the one with the smallest
-//! `(created_at_ms, record id)` stands and the others are `REPLAY`. The same record
-//! bytes in two carriers count once.
+//! its own ([`crate::verify::verify`]); some carrier of it must come from a
+//! device of the attested user (else `WRONG_CONTEXT` if a known device of another
+//! user carried it, `UNKNOWN_SIGNER` if only devices the space does not know did);
+//! and one piece of evidence backs at most one record: among valid records with the
+//! same evidence, the one with the smallest `(created_at_ms, record id)` stands and
+//! the others are `REPLAY`. The same record bytes in several carriers count once.
 
 use std::collections::BTreeMap;
 
@@ -29,20 +29,35 @@ pub fn verify_set(
     items: &[Carried<'_>],
     ctx: &VerifierContext,
 ) -> Vec<Result<Verified, AttestError>> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out: Vec<Result<Verified, AttestError>> = Vec::new();
+    // Distinct bodies in order of first appearance, each with every carrier's signer.
+    let mut order: Vec<&[u8]> = Vec::new();
+    let mut signers: BTreeMap<[u8; 32], Vec<Option<[u8; 32]>>> = BTreeMap::new();
     for item in items {
-        if !seen.insert(suite::sha256(item.body)) {
-            continue;
+        let key = suite::sha256(item.body);
+        let entry = signers.entry(key).or_default();
+        if entry.is_empty() {
+            order.push(item.body);
         }
-        let verdict = verify(item.body, ctx).and_then(|v| match item.signer_user {
-            None => Err(AttestError::UnknownSigner {
-                what: "carrier signer is not a device of the space",
-            }),
-            Some(u) if u != v.record.user_key => Err(AttestError::WrongContext {
-                what: "carrier signer is a device of another user",
-            }),
-            Some(_) => Ok(v),
+        entry.push(item.signer_user);
+    }
+    let mut out: Vec<Result<Verified, AttestError>> = Vec::new();
+    for body in order {
+        let carried_by = signers
+            .get(&suite::sha256(body))
+            .cloned()
+            .unwrap_or_default();
+        let verdict = verify(body, ctx).and_then(|v| {
+            if carried_by.contains(&Some(v.record.user_key)) {
+                Ok(v)
+            } else if carried_by.iter().any(Option::is_some) {
+                Err(AttestError::WrongContext {
+                    what: "carrier signer is a device of another user",
+                })
+            } else {
+                Err(AttestError::UnknownSigner {
+                    what: "carrier signer is not a device of the space",
+                })
+            }
         });
         out.push(verdict);
     }

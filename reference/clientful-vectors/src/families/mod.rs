@@ -1,6 +1,7 @@
 //! The vector families: each has `generate()` (build the file) and `run()`
 //! (execute one case against the reference implementation).
 
+pub mod attestation;
 pub mod backup;
 pub mod crdt_merge;
 pub mod envelope_open;

@@ -38,6 +38,7 @@ PURE_CRATES=(
   clientful-broker-proto
   clientful-storage-layout
   clientful-session
+  clientful-attest
 )
 # What no pure crate may depend on.
 PURE_FORBIDDEN=(tokio mio opendal redb)

@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!(r#"{{"id":"{did}","verificationMethod":[{{"id":"{did}#k","type":"Multikey","controller":"{did}","publicKeyMultibase":"{mb}"}}]}}"#).into_bytes(),
         format!(r#"{{"id":"{did}","assertionMethod":[{{"type":"Ed25519VerificationKey2020","controller":"{did}","publicKeyMultibase":"{mb}"}}]}}"#).into_bytes(),
         format!(r#"{{"id":"{did}","authentication":["{did}#k"],"verificationMethod":[{{"type":"JsonWebKey2020","controller":"{did}","publicKeyJwk":{{}}}}]}}"#).into_bytes(),
-        format!(r#"{{"id":"did:web:other.example","verificationMethod":[]}}"#).into_bytes(),
+        br#"{"id":"did:web:other.example","verificationMethod":[]}"#.to_vec(),
         br#"{"id":1}"#.to_vec(),
         br#"[]"#.to_vec(),
         br#"{"id":"did:web:example.com","verificationMethod":{}}"#.to_vec(),

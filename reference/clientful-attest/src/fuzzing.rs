@@ -56,10 +56,10 @@ pub fn jwt(data: &[u8]) {
 /// fixed `did:web` DID for a fixed key. No panic; an accepted document holds the
 /// key's multibase text.
 pub fn did_document(data: &[u8]) {
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(d) = DidWeb::parse(s) {
-            let _ = d.document_url(d.is_loopback());
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(d) = DidWeb::parse(s)
+    {
+        let _ = d.document_url(d.is_loopback());
     }
     let key = [5u8; 32];
     if did::verify_document("did:web:example.com", data, &key).is_ok() {

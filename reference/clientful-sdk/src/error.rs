@@ -301,6 +301,7 @@ pub enum ClientError {
     #[error("broker: {0}")]
     Broker(#[from] BrokerError),
     /// An attestation was refused (spec §14): its class says why.
+    #[cfg(feature = "attest")]
     #[error("attestation: {class:?}: {error}")]
     Attestation {
         /// The spec error class.
@@ -310,6 +311,7 @@ pub enum ClientError {
     },
 }
 
+#[cfg(feature = "attest")]
 impl From<clientful_attest::AttestError> for ClientError {
     fn from(error: clientful_attest::AttestError) -> Self {
         ClientError::Attestation {
@@ -366,9 +368,11 @@ impl ClientError {
             ClientError::Lookup(_) => "NOT_FOUND",
             ClientError::FirstSync(e) => e.kind(),
             ClientError::Storage(_) => "STORAGE",
-            ClientError::Protocol { class, .. }
-            | ClientError::Document { class, .. }
-            | ClientError::Attestation { class, .. } => class_name(*class),
+            ClientError::Protocol { class, .. } | ClientError::Document { class, .. } => {
+                class_name(*class)
+            }
+            #[cfg(feature = "attest")]
+            ClientError::Attestation { class, .. } => class_name(*class),
             ClientError::Broker(_) => "BROKER",
             e if e.is_no_access() => "ACCESS",
             _ => "SESSION",

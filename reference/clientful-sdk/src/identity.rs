@@ -31,8 +31,10 @@ use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
 /// Recovery shares for this client (spec §5.6).
+#[cfg(feature = "attest")]
 mod attestation;
 mod recovery;
+#[cfg(feature = "attest")]
 pub use attestation::AttestationNonce;
 
 const IDENTITY_FILE: &str = "identity.json";

@@ -37,7 +37,7 @@
 #![forbid(unsafe_code)]
 
 /// Fetching attestation material (spec §14): the shell's IO.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "attest", not(target_arch = "wasm32")))]
 pub mod attest_fetch;
 pub mod codes;
 pub mod device_dir;
@@ -60,7 +60,9 @@ pub use error::{
     LookupError, SessionError, StorageUrlError,
 };
 pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
+#[cfg(feature = "attest")]
+pub use space::AttestationView;
 pub use space::{
-    Alarm, AttestationView, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo,
+    Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo,
     MembershipAlarm, SpaceSession, StaleWriter, SyncReport, Withholding,
 };

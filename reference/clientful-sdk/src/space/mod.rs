@@ -42,6 +42,7 @@
 //! is dropped mid-way leaves the session usable.
 
 mod admin;
+#[cfg(feature = "attest")]
 mod attestation;
 mod documents;
 mod files;
@@ -54,6 +55,7 @@ use std::sync::Arc;
 
 /// Evidence the membership replica records for the user (MEM-27, KEY-7,
 /// KEY-22): never a verdict, always worth telling.
+#[cfg(feature = "attest")]
 pub use attestation::AttestationView;
 use clientful_core::envelope;
 use clientful_core::keys::SigningKey;

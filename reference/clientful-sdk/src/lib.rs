@@ -63,6 +63,6 @@ pub use identity::{Client, Profile, backup_owner, is_sealed_backup};
 #[cfg(feature = "attest")]
 pub use space::AttestationView;
 pub use space::{
-    Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo,
-    MembershipAlarm, SpaceSession, StaleWriter, SyncReport, Withholding,
+    Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo, MembershipAlarm,
+    SpaceSession, StaleWriter, SyncReport, Withholding,
 };

@@ -170,9 +170,9 @@ fn rand_os() -> Result<rand_chacha::ChaCha20Rng> {
 fn token_audience(token: &[u8]) -> Result<String> {
     let jws = clientful_attest::jwt::Jws::parse(token)?;
     let v: serde_json::Value = serde_json::from_slice(&jws.payload)?;
-    match &v["aud"] {
-        serde_json::Value::String(a) => Ok(a.clone()),
-        serde_json::Value::Array(a) if a.len() == 1 => Ok(a
+    match v.get("aud") {
+        Some(serde_json::Value::String(a)) => Ok(a.clone()),
+        Some(serde_json::Value::Array(a)) if a.len() == 1 => Ok(a
             .first()
             .and_then(|x| x.as_str())
             .unwrap_or_default()

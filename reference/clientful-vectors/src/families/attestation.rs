@@ -97,6 +97,19 @@ impl Issuer {
     }
 }
 
+/// An invalid OIDC case: name, description, class, flag, token, the record's
+/// `created_at_ms`, the verifier's `now`, the key that signs the record.
+type BadToken<'a> = (
+    &'a str,
+    &'a str,
+    ErrorClass,
+    &'a str,
+    String,
+    u64,
+    u64,
+    &'a SigningKey,
+);
+
 fn context_json(now_ms: u64, jwks: &str) -> Value {
     json!({
         "nowMs": json_u64(now_ms),
@@ -295,7 +308,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
 
     let rs = |c: &Value| issuer.token(&json!({"alg": "RS256", "kid": "rsa-1"}), c);
-    let oidc_bad: Vec<(&str, &str, ErrorClass, &str, String, u64, u64, &SigningKey)> = vec![
+    let oidc_bad: Vec<BadToken<'_>> = vec![
         (
             "oidc-wrong-audience",
             "A token for another audience.",

@@ -19,6 +19,7 @@ CLASSES = {
     "STORAGE_CORRUPT": 16,
     "STORAGE_VERSION": 17,
     "ROLLBACK": 18,
+    "EXPIRED": 19,
 }
 
 

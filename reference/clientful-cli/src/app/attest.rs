@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
+use clientful::ClientError;
 use clientful::attest_fetch::{fetch_did_document, fetch_issuer};
 use clientful_attest::oidc::{OidcContext, peek_issuer, subject_for};
 use clientful_attest::{Account, Draft, Kind, VerifierContext};
@@ -108,7 +109,7 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                 let token = std::fs::read_to_string(&id_token)
                     .with_context(|| format!("reading {}", id_token.display()))?;
                 let token = token.trim().as_bytes().to_vec();
-                let (iss, sub) = peek_issuer(&token)?;
+                let (iss, sub) = peek_issuer(&token).map_err(ClientError::from)?;
                 if iss != issuer {
                     bail!("the token's issuer is {iss:?}, not {issuer:?}");
                 }
@@ -129,7 +130,7 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                     issuers: vec![fetched.trusted],
                     audiences: vec![audience],
                 };
-                clientful_attest::verify(&signed, &ctx)?;
+                clientful_attest::verify(&signed, &ctx).map_err(ClientError::from)?;
                 signed
             }
             AttestAction::Did {
@@ -138,7 +139,8 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                 ..
             } => {
                 let doc = fetch_did_document(&did, allow_http_loopback).await?;
-                clientful_attest::did::verify_document(&did, &doc, &c.profile().user_key())?;
+                clientful_attest::did::verify_document(&did, &doc, &c.profile().user_key())
+                    .map_err(ClientError::from)?;
                 c.sign_attestation(&Draft {
                     kind: Kind::DidDocument,
                     evidence: &doc,
@@ -168,7 +170,7 @@ fn rand_os() -> Result<rand_chacha::ChaCha20Rng> {
 }
 
 fn token_audience(token: &[u8]) -> Result<String> {
-    let jws = clientful_attest::jwt::Jws::parse(token)?;
+    let jws = clientful_attest::jwt::Jws::parse(token).map_err(ClientError::from)?;
     let v: serde_json::Value = serde_json::from_slice(&jws.payload)?;
     match v.get("aud") {
         Some(serde_json::Value::String(a)) => Ok(a.clone()),

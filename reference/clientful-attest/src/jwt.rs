@@ -376,7 +376,7 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
     use clientful_core::ErrorClass;
 
@@ -423,6 +423,41 @@ mod tests {
             Jws::parse(t.as_bytes()).unwrap_err().class(),
             ErrorClass::UnsupportedVersion
         );
+    }
+
+    #[test]
+    fn odd_rsa_moduli_and_exponents_never_panic() {
+        for len in [256usize, 257, 263, 300, 1024, 1025] {
+            for e in [
+                &[1u8, 0, 1][..],
+                &[3],
+                &[0],
+                &[1],
+                &[0xff; 8],
+                &[0x80, 0, 0, 0, 0],
+            ] {
+                let mut n = vec![0xa5u8; len];
+                n[len - 1] |= 1;
+                let doc = format!(
+                    r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{}","e":"{}"}}]}}"#,
+                    URL_SAFE_NO_PAD.encode(&n),
+                    URL_SAFE_NO_PAD.encode(e)
+                );
+                if let Ok(jwks) = Jwks::parse(doc.as_bytes()) {
+                    let t = format!(
+                        "{}.{}.{}",
+                        enc(r#"{"alg":"RS256","kid":"k"}"#),
+                        enc("{}"),
+                        URL_SAFE_NO_PAD.encode(&n)
+                    );
+                    let jws = Jws::parse(t.as_bytes()).unwrap();
+                    assert_eq!(
+                        jws.verify(&jwks).unwrap_err().class(),
+                        ErrorClass::BadSignature
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -174,7 +174,8 @@ pub struct DidAccount {
 
 /// Checks a `DID_DOCUMENT` record's evidence (ATT-10, in order): the record's
 /// subject is a `did:web` DID; the document fits ATT-LIM-5 and is a JSON object
-/// with a string `id` and arrays of verification methods; `id` equals the DID
+/// with a string `id` and arrays of verification methods (at most 64 entries);
+/// `id` equals the DID
 /// (`WRONG_CONTEXT`); some method (in `verificationMethod`, or embedded in
 /// `assertionMethod` or `authentication`) has an allowed type, `controller` equal
 /// to the DID and `publicKeyMultibase` equal to the user key's
@@ -204,11 +205,6 @@ pub fn verify_document(
             "not a JSON object with a string id and arrays of methods",
         )
     })?;
-    if doc.id != did {
-        return Err(AttestError::WrongContext {
-            what: "DID document id",
-        });
-    }
     let count =
         doc.verification_method.len() + doc.assertion_method.len() + doc.authentication.len();
     if count > MAX_METHODS {
@@ -217,6 +213,11 @@ pub fn verify_document(
             MAX_METHODS,
             count,
         ));
+    }
+    if doc.id != did {
+        return Err(AttestError::WrongContext {
+            what: "DID document id",
+        });
     }
     let want = multibase_key(user_key);
     let methods = doc

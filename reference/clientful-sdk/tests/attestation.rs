@@ -387,7 +387,7 @@ fn serve(listener: std::net::TcpListener, routes: Vec<(String, Vec<u8>)>) {
 fn did_web_over_loopback_http() {
     let tmp = tempfile::tempdir().expect("tmp");
     rt().block_on(async {
-        let (_alice, mut a, bob, mut b) = two_members(tmp.path()).await;
+        let (alice, mut a, bob, mut b) = two_members(tmp.path()).await;
         let bob_key = bob.profile().user_key();
         let doc = |did: &str, key: &[u8; 32]| {
             serde_json::to_vec(&serde_json::json!({
@@ -462,6 +462,10 @@ fn did_web_over_loopback_http() {
             .collect();
         assert_eq!(classes.len(), 2);
         assert!(classes.contains(&None) && classes.contains(&Some(ErrorClass::InvalidOperation)));
+        // Kept on the device: the same list after reopening the space.
+        drop(a);
+        let a = alice.open_space("team").await.expect("reopen");
+        assert_eq!(a.attestations(&VerifierContext::new(now_ms())).len(), 2);
 
         // A document fetched for one DID but claimed for another.
         let swapped = bob

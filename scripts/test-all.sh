@@ -40,6 +40,7 @@ stop_services() {
   bash scripts/services/s3.sh stop "$services" || true
   bash scripts/services/webdav.sh stop "$services" || true
   bash scripts/services/nats.sh stop >/dev/null 2>&1 || true
+  bash scripts/services/oidc.sh stop >/dev/null 2>&1 || true
 }
 trap 'stop_services; rm -rf "$log" "$services" "$nats_dir"' EXIT
 
@@ -64,6 +65,11 @@ step "services: NATS server on loopback (scripts/services/nats.sh; broker fan-ou
 nats_env=$(bash scripts/services/nats.sh start)
 export "${nats_env?}"
 echo "$CLIENTFUL_NATS_URL"
+# A real OpenID provider (npm oidc-provider) for the attestation tests (spec §14).
+export CLIENTFUL_OIDC_DIR="$nats_dir/oidc"
+oidc_env=$(bash scripts/services/oidc.sh start)
+export "${oidc_env?}"
+echo "$CLIENTFUL_OIDC_ISSUER"
 
 step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI, broker"
 cargo test --workspace --locked --features clientful-cli/vectors 2>&1 | tee "$log"

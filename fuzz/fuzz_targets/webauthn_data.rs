@@ -1,4 +1,4 @@
-//! WebAuthn evidence, COSE keys, authenticator data and clientDataJSON (spec §14.6)
+//! WebAuthn evidence, COSE keys, authenticator data and clientDataJSON (spec §14.11)
 //! never panic the parsers or the verifier.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| clientful_attest::fuzzing::webauthn_data(data));

@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clientful/v1/broker.proto",
         "clientful/v1/backup.proto",
         "clientful/v1/recovery.proto",
+        "clientful/v1/attestation.proto",
     ];
     let fds = protox::compile(files, [&proto_root])?;
     // Keep the descriptor set: tests check the canonical-scan schemas against it,

@@ -1,4 +1,4 @@
-// Passkeys (issue 18, item 4; spec §14.6, §14.7) in real headless Chromium, with the
+// Passkeys (issue 18, item 4; spec §14.11, §14.12) in real headless Chromium, with the
 // DevTools protocol's WebAuthn virtual authenticator (ctap2, internal, resident keys,
 // user verification, PRF) on http://localhost:
 // - a passkey is registered; its COSE key comes from the attested credential data

@@ -1,10 +1,76 @@
-//! Fuzz entry points (feature `test-utils`): the SIWE and WebAuthn parsers and
-//! verifiers must never panic on any input (spec principle 5). The cargo-fuzz
-//! targets `siwe_message` and `webauthn_data` (fuzz/) and the stable corpus replay
-//! (tests/fuzz_corpus.rs) call these.
+//! Fuzz entry points (feature `test-utils`; for the cargo-fuzz targets `jwt`,
+//! `did_document`, `siwe_message` and `webauthn_data` in `fuzz/` and the stable
+//! corpus replay `tests/fuzz_corpus.rs`): the parsers and verifiers of this crate
+//! on untrusted bytes never panic, and what they accept obeys their limits and
+//! round-trips (spec §14.8, principle 5).
 
+use crate::did::{self, DidWeb};
+use crate::jwt::{Jwks, Jws, MAX_JWS_BYTES};
+use crate::oidc::{self, OidcContext, TrustedIssuer};
+use crate::record::{Draft, Kind};
 use crate::siwe::{self, SiweMessage, SiwePolicy};
+use crate::verify::VerifierContext;
 use crate::webauthn::{self, WebAuthnEvidence, WebAuthnPolicy, authdata, cose};
+
+/// A JWKS with one Ed25519 key, the issuer's in the fixed context.
+const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+fn context() -> VerifierContext {
+    let mut ctx = VerifierContext::new(1_800_000_000_000);
+    if let Ok(jwks) = Jwks::parse(JWKS.as_bytes()) {
+        ctx.oidc = OidcContext {
+            issuers: vec![TrustedIssuer {
+                issuer: "https://issuer.example".into(),
+                jwks,
+            }],
+            audiences: vec!["app".into()],
+        };
+    }
+    ctx
+}
+
+/// JWS, JWKS and id_token evidence: the input as a compact JWS, as a JWKS, and as
+/// the evidence of an `OIDC_ID_TOKEN` record verified in a fixed context. No
+/// panic; an accepted JWS is within its limit.
+pub fn jwt(data: &[u8]) {
+    if Jws::parse(data).is_ok() {
+        assert!(data.len() <= MAX_JWS_BYTES);
+    }
+    if let Ok(jwks) = Jwks::parse(data) {
+        assert!(jwks.len() <= crate::jwt::MAX_JWKS_KEYS);
+    }
+    let _ = oidc::peek_issuer(data);
+    let user = clientful_core::keys::SigningKey::from_seed(&[3; 32]);
+    if let Ok(signed) = crate::record::sign(
+        &user,
+        &Draft {
+            kind: Kind::OidcIdToken,
+            evidence: data,
+            subject: "https://issuer.example|x",
+            salt: [0; 16],
+            created_at_ms: 1_800_000_000_000,
+        },
+    ) {
+        let _ = crate::verify::verify(&signed, &context());
+    }
+    let _ = crate::verify::verify(data, &context());
+}
+
+/// DID and DID document parsing: the input as a DID, and as the document of a
+/// fixed `did:web` DID for a fixed key. No panic; an accepted document holds the
+/// key's multibase text.
+pub fn did_document(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(d) = DidWeb::parse(s)
+    {
+        let _ = d.document_url(d.is_loopback());
+    }
+    let key = [5u8; 32];
+    if did::verify_document("did:web:example.com", data, &key).is_ok() {
+        let want = did::multibase_key(&key);
+        assert!(data.windows(want.len()).any(|w| w == want.as_bytes()));
+    }
+}
 
 const USER: [u8; 32] = [7; 32];
 const SALT: [u8; 16] = [9; 16];

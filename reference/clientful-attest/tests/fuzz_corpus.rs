@@ -1,36 +1,73 @@
-//! Replays the attestation fuzz corpora (`fuzz/corpus/siwe_message`,
-//! `fuzz/corpus/webauthn_data`) through the fuzz entry points on stable Rust.
+//! Replays the fuzz corpora of `fuzz/corpus/{jwt,did_document,siwe_message,webauthn_data}`
+//! (and any saved crashes in `fuzz/artifacts/<target>/`) through the
+//! `clientful_attest::fuzzing` entry points on stable Rust.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Fewer inputs than this means the corpus is missing or was damaged.
+const MIN_CORPUS_FILES: usize = 10;
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("missing corpus {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let corpus_dir = fuzz.join("corpus").join(target);
     assert!(
-        files.len() >= 10,
-        "corpus {target} has only {} files",
-        files.len()
+        corpus_dir.is_dir(),
+        "fuzz corpus {} is missing; regenerate it with \
+         `cargo run -p clientful-attest --features test-utils --example fuzz_seed -- fuzz/corpus`",
+        corpus_dir.display()
     );
-    for f in &files {
-        check(&std::fs::read(f).unwrap());
+    let corpus = files(&corpus_dir);
+    assert!(
+        corpus.len() >= MIN_CORPUS_FILES,
+        "{target}: only {} inputs",
+        corpus.len()
+    );
+    let artifacts_dir = fuzz.join("artifacts").join(target);
+    let artifacts = if artifacts_dir.is_dir() {
+        files(&artifacts_dir)
+    } else {
+        Vec::new()
+    };
+    for path in corpus.iter().chain(&artifacts) {
+        let data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        check(&data);
     }
-    eprintln!("{target}: replayed {} inputs", files.len());
+    println!(
+        "{target}: replayed {} corpus inputs and {} artifacts",
+        corpus.len(),
+        artifacts.len()
+    );
 }
 
 #[test]
-fn siwe_message_corpus() {
+fn jwt() {
+    replay("jwt", clientful_attest::fuzzing::jwt);
+}
+
+#[test]
+fn did_document() {
+    replay("did_document", clientful_attest::fuzzing::did_document);
+}
+
+#[test]
+fn siwe_message() {
     replay("siwe_message", clientful_attest::fuzzing::siwe_message);
 }
 
 #[test]
-fn webauthn_data_corpus() {
+fn webauthn_data() {
     replay("webauthn_data", clientful_attest::fuzzing::webauthn_data);
 }

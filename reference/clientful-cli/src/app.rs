@@ -19,6 +19,7 @@ use crate::passphrase;
 use crate::settings::Settings;
 
 /// Recovery shares (spec §5.6).
+pub mod attest;
 pub mod recovery;
 
 /// `identity …`
@@ -71,6 +72,12 @@ pub enum IdentityAction {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
+    /// Attest that an account you already have (OpenID Connect, did:web) is
+    /// yours, in a space (spec §14): members verify it offline. Never required.
+    Attest {
+        #[command(subcommand)]
+        action: attest::AttestAction,
+    },
 }
 
 /// `space …`
@@ -101,6 +108,19 @@ pub enum SpaceAction {
     /// synced), the keys it still holds are carried over, and the space syncs.
     /// This is also how to start over on purpose.
     Rebuild,
+    /// List the attestations of the space's members (spec §14), each verified:
+    /// OIDC ones against the keys of the --issuer URLs (fetched now) and --audience.
+    Attestations {
+        /// Trusted OpenID issuer URL (repeat for several).
+        #[arg(long = "issuer")]
+        issuers: Vec<String>,
+        /// Accepted audience (client id; repeat for several).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Allow plain http to a loopback issuer (localhost, 127.0.0.1): tests.
+        #[arg(long)]
+        allow_http_loopback: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -492,8 +512,9 @@ async fn rebuild(s: &Settings, c: &Client, sel: Option<String>) -> Result<()> {
     Ok(())
 }
 
-pub fn identity(s: &Settings, action: IdentityAction) -> Result<ExitCode> {
+pub fn identity(s: &Settings, action: IdentityAction, sel: Option<String>) -> Result<ExitCode> {
     match action {
+        IdentityAction::Attest { action } => return attest::attest(s, action, sel),
         IdentityAction::Create { name } => {
             let c = Client::init(s.home(), &name)?;
             println!("created user {name}");
@@ -785,6 +806,14 @@ fn alert_lines(r: &clientful::SyncReport) -> Vec<String> {
 }
 
 pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<ExitCode> {
+    if let SpaceAction::Attestations {
+        issuers,
+        audiences,
+        allow_http_loopback,
+    } = action
+    {
+        return attest::list(s, sel, issuers, audiences, allow_http_loopback);
+    }
     let c = client(s)?;
     rt()?.block_on(async {
         match action {
@@ -834,6 +863,7 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
                 print_sync(&sp.sync().await?);
             }
             SpaceAction::Rebuild => rebuild(s, &c, sel).await?,
+            SpaceAction::Attestations { .. } => {}
             SpaceAction::Compact => {
                 let mut sp = open_space(s, &c, sel).await?;
                 print_sync(&sp.sync().await?);

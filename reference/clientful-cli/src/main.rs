@@ -278,7 +278,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             web_root,
             port,
         } => demo_web::run(dir, web_root, port),
-        Command::Identity { action } => app::identity(&settings()?, action),
+        Command::Identity { action } => app::identity(&settings()?, action, sel),
         Command::Space { action } => app::space(&settings()?, action, sel),
         Command::Invite { action } => app::invite(&settings()?, action, sel),
         Command::Devices { action } => app::devices(&settings()?, action, sel),

@@ -57,6 +57,8 @@ pub enum ContentType {
     RecoverySet = 46,
     /// `ROTATE_USER`: the author's user key is followed by a new one (MEM-32, §5.7).
     RotateUser = 47,
+    /// `ATTESTATION`: carrier whose body is a `SignedAttestation` (ATT-12, spec §14).
+    Attestation = 64,
 }
 
 impl ContentType {
@@ -84,6 +86,7 @@ impl ContentType {
         ContentType::Admit,
         ContentType::RecoverySet,
         ContentType::RotateUser,
+        ContentType::Attestation,
     ];
 
     /// Its `content_type` value.
@@ -122,6 +125,7 @@ impl ContentType {
             ContentType::Admit => "ADMIT",
             ContentType::RecoverySet => "RECOVERY_SET",
             ContentType::RotateUser => "ROTATE_USER",
+            ContentType::Attestation => "ATTESTATION",
         }
     }
 
@@ -145,7 +149,9 @@ pub enum Range {
     Membership,
     /// 48–63: storage (§9).
     Storage,
-    /// 64–1023: reserved for future protocol use.
+    /// 64–71: attestations (§14).
+    Attestations,
+    /// 72–1023: reserved for future protocol use.
     Future,
     /// ≥ 1024: application-private.
     Application,
@@ -159,7 +165,8 @@ pub const fn range_of(v: u32) -> Range {
         16..=31 => Range::Documents,
         32..=47 => Range::Membership,
         48..=63 => Range::Storage,
-        64..=1023 => Range::Future,
+        64..=71 => Range::Attestations,
+        72..=1023 => Range::Future,
         _ => Range::Application,
     }
 }
@@ -181,6 +188,8 @@ mod tests {
         assert_eq!(ContentType::Opaque.range(), Range::Envelope);
         assert_eq!(ContentType::AutomergeSnapshot.range(), Range::Documents);
         assert_eq!(ContentType::Admit.range(), Range::Membership);
+        assert_eq!(ContentType::Attestation.range(), Range::Attestations);
+        assert_eq!(range_of(72), Range::Future);
         assert_eq!(range_of(1024), Range::Application);
     }
 }

@@ -115,6 +115,13 @@ pub enum Error {
         /// What was removed.
         what: &'static str,
     },
+    /// Authentic evidence outside its validity period at the instant it is checked
+    /// at (spec §14, ATT-8).
+    #[error("expired: {what}")]
+    Expired {
+        /// What is outside its validity.
+        what: &'static str,
+    },
     /// Well-formed and authentic, but breaks a semantic rule of its layer.
     #[error("invalid operation: {reason}")]
     InvalidOperation {
@@ -141,6 +148,7 @@ impl Error {
             Error::Equivocation { .. } => ErrorClass::Equivocation,
             Error::NotAMember { .. } => ErrorClass::NotAMember,
             Error::RemovedMember { .. } => ErrorClass::RemovedMember,
+            Error::Expired { .. } => ErrorClass::Expired,
             Error::InvalidOperation { .. } => ErrorClass::InvalidOperation,
         }
     }

@@ -92,6 +92,10 @@ pub const ID_RECOVERY_REQUEST: &str = "id/recovery-request";
 pub const SIG_USER_CONTINUITY: &str = "sig/user-continuity";
 /// Signature of the new user key over a `UserKeyContinuity` (ROT-2).
 pub const SIG_USER_CONTINUITY_ACCEPT: &str = "sig/user-continuity-accept";
+/// Signature of the user key over an `Attestation` (ATT-2, spec §14).
+pub const SIG_ATTESTATION: &str = "sig/attestation";
+/// The binding an attestation's evidence commits to: `user_key || salt` (ATT-6).
+pub const ATTEST_BINDING: &str = "attest/binding";
 
 /// Every label the protocol defines, for registry checks.
 pub const ALL: &[&str] = &[
@@ -149,6 +153,8 @@ pub const ALL: &[&str] = &[
     ID_RECOVERY_REQUEST,
     SIG_USER_CONTINUITY,
     SIG_USER_CONTINUITY_ACCEPT,
+    SIG_ATTESTATION,
+    ATTEST_BINDING,
 ];
 
 /// Space id from the creator's user key and a nonce (MEM-6).

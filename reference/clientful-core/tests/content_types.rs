@@ -1,8 +1,8 @@
 //! The content-type registry ([`clientful_core::content`]) against the spec: every
 //! value the spec's tables assign (ENV-22 in §6.7, DOC-2 in §8.2, the operation
-//! table of §11.3 with MEM-3 and KEY-14) is in the registry under the same name,
+//! table of §11.3 with MEM-3 and KEY-14, the attestation carrier of ATT-12) is in the registry under the same name,
 //! and every registry entry is in the spec; values are unique.
-//! spec: ENV-22, DOC-2, MEM-3, KEY-14.
+//! spec: ENV-22, DOC-2, MEM-3, KEY-14, ATT-12.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -93,6 +93,8 @@ fn layer_constants_come_from_the_registry() {
         (ops::CT_ADMIT, ContentType::Admit),
         (delivery::CT_KEY_MESSAGE, ContentType::KeyMessage),
         (delivery::CT_WELCOME, ContentType::Welcome),
+        (delivery::CT_RECOVERY_SET, ContentType::RecoverySet),
+        (delivery::CT_ATTESTATION, ContentType::Attestation),
     ];
     for (c, t) in pairs {
         assert_eq!(c, t.value(), "{t:?}");

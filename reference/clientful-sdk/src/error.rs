@@ -238,6 +238,15 @@ pub enum ClientError {
     /// The operating system gave no randomness.
     #[error("no OS randomness: {0}")]
     Randomness(getrandom::Error),
+    /// Fetching attestation material (an issuer's discovery document or JWKS, a
+    /// DID document) failed.
+    #[error("fetching {url}: {reason}")]
+    Fetch {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// An invite code, device link code or device request that is not one.
     #[error(transparent)]
     Code(#[from] CodeError),
@@ -297,6 +306,25 @@ pub enum ClientError {
     /// The broker connection failed.
     #[error("broker: {0}")]
     Broker(#[from] BrokerError),
+    /// An attestation was refused (spec §14): its class says why.
+    #[cfg(feature = "attest")]
+    #[error("attestation: {class:?}: {error}")]
+    Attestation {
+        /// The spec error class.
+        class: ErrorClass,
+        /// The attestation crate's error.
+        error: clientful_attest::AttestError,
+    },
+}
+
+#[cfg(feature = "attest")]
+impl From<clientful_attest::AttestError> for ClientError {
+    fn from(error: clientful_attest::AttestError) -> Self {
+        ClientError::Attestation {
+            class: error.class(),
+            error,
+        }
+    }
 }
 
 impl ClientError {
@@ -338,6 +366,7 @@ impl ClientError {
             ClientError::NoIdentity(_) => "NOT_INITIALIZED",
             ClientError::IdentityExists(_) | ClientError::SpaceExists { .. } => "ALREADY_EXISTS",
             ClientError::Randomness(_) => "RANDOMNESS",
+            ClientError::Fetch { .. } => "FETCH",
             ClientError::Code(_) => "INVALID_CODE",
             ClientError::StorageUrl(_) | ClientError::FileRef(_) | ClientError::Edit(_) => {
                 "INVALID_ARGUMENT"
@@ -348,6 +377,8 @@ impl ClientError {
             ClientError::Protocol { class, .. } | ClientError::Document { class, .. } => {
                 class_name(*class)
             }
+            #[cfg(feature = "attest")]
+            ClientError::Attestation { class, .. } => class_name(*class),
             ClientError::Broker(_) => "BROKER",
             e if e.is_no_access() => "ACCESS",
             _ => "SESSION",

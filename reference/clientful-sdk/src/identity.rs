@@ -31,9 +31,13 @@ use crate::error::{Action, ClientError, FileKind};
 use crate::space::{SpaceFile, SpaceSession};
 
 /// Recovery shares for this client (spec §5.6).
+#[cfg(feature = "attest")]
+mod attestation;
 mod recovery;
 /// User-key rotation for this client (spec §5.7, MEM-32).
 mod rotation;
+#[cfg(feature = "attest")]
+pub use attestation::AttestationNonce;
 pub use rotation::{RotatedSpace, RotationReport, SpaceRotation};
 
 const IDENTITY_FILE: &str = "identity.json";

@@ -36,6 +36,9 @@
 //! feature (checked by scripts/check-layering.sh).
 #![forbid(unsafe_code)]
 
+/// Fetching attestation material (spec §14): the shell's IO.
+#[cfg(all(feature = "attest", not(target_arch = "wasm32")))]
+pub mod attest_fetch;
 pub mod codes;
 pub mod device_dir;
 pub mod document;
@@ -59,6 +62,8 @@ pub use error::{
 pub use identity::{
     Client, Profile, RotatedSpace, RotationReport, SpaceRotation, backup_owner, is_sealed_backup,
 };
+#[cfg(feature = "attest")]
+pub use space::AttestationView;
 pub use space::{
     Alarm, Change, CompactReport, DocInfo, HeldShareInfo, InviteInfo, MemberInfo, MembershipAlarm,
     SpaceSession, StaleWriter, SyncReport, Withholding,

@@ -36,6 +36,8 @@ pub enum Step {
     RotateUser,
     /// Writing a recovery set's carrier, or releasing a share (REC-4, REC-6).
     Recovery,
+    /// Writing an attestation's carrier (ATT-12).
+    Attestation,
 }
 
 impl fmt::Display for Step {
@@ -53,6 +55,7 @@ impl fmt::Display for Step {
             Step::RemoveMember => "removing the member",
             Step::AddDevice => "adding the device",
             Step::Recovery => "recovery",
+            Step::Attestation => "attestation",
             Step::RevokeDevice => "revoking the device",
             Step::RotateUser => "rotating the user key",
         })

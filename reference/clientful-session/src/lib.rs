@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod attestation;
 mod deliveries;
 mod error;
 mod recovery;

@@ -25,6 +25,7 @@ pub const FRESH_FAMILIES: &[(&str, &str)] = &[
     ("room", "clientful/v1/vectors/room"),
     ("backup", "clientful/v1/vectors/backup"),
     ("recovery", "clientful/v1/vectors/recovery"),
+    ("attestation", "clientful/v1/vectors/attestation"),
 ];
 
 /// How many seeds are tried for one family: a generator checks the intent of
@@ -70,6 +71,7 @@ fn generate_from(family: &str, seed: &str) -> Result<VectorFile, String> {
         "room" => families::room::generate_seeded(&seed),
         "backup" => families::backup::generate_seeded(&seed),
         "recovery" => families::recovery::generate_seeded(&seed),
+        "attestation" => families::attestation::generate_seeded(&seed),
         other => Err(format!("no fresh cases for family {other}")),
     }
 }

@@ -234,6 +234,7 @@ pub fn generate_all() -> Result<BTreeMap<String, Vec<u8>>, String> {
         families::room::generate()?,
         families::backup::generate()?,
         families::recovery::generate()?,
+        families::attestation::generate()?,
     ];
     let mut out = BTreeMap::new();
     for file in &files {

@@ -2,7 +2,7 @@
 //! the verifier.
 //!
 //! Ten families (spec §12, `test-vectors/README.md`): `primitives`, `identity`,
-//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`, `room`, `backup`, `recovery`. Every file has the same envelope
+//! `wire-codec`, `envelope-open`, `crdt-merge`, `passive-replica`, `membership`, `storage`, `room`, `backup`, `recovery`, `attestation`. Every file has the same envelope
 //! ([`schema::VectorFile`]); every case has a stable id, a `result`
 //! (`valid`/`invalid`/`acceptable`), the spec requirements it checks, flags, and an
 //! error class when invalid.
@@ -35,6 +35,7 @@ pub const FAMILIES: &[&str] = &[
     "room",
     "backup",
     "recovery",
+    "attestation",
 ];
 
 /// Name of the checksum file in the vectors directory.

@@ -171,6 +171,7 @@ pub fn run_operation(
         "room" => families::room::run(operation, params, input),
         "backup" => families::backup::run(operation, params, input),
         "recovery" => families::recovery::run(operation, params, input),
+        "attestation" => families::attestation::run(operation, params, input),
         other => Err(format!("unknown family {other}")),
     }
 }

@@ -233,7 +233,7 @@ fn readme_documents_every_operation_and_file() {
     assert_eq!(lines, FAMILIES.len() + 1, "family files and ids.lock");
     let words = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve",
+        "eleven", "twelve", "thirteen",
     ];
     let claim = format!(
         "the {} family JSON files above and `ids.lock`: {} lines",

@@ -1,4 +1,4 @@
-//! Attestations in the browser (spec §14.5-§14.7), the same `clientful-attest`
+//! Attestations in the browser (spec §14.10-§14.12), the same `clientful-attest`
 //! code the native side runs: SIWE verification; the WebAuthn challenge for a user
 //! key (the binding), the evidence of a passkey assertion and its verification; and
 //! the PRF input that unlocks a passkey-sealed device home.
@@ -34,7 +34,7 @@ fn salt(bytes: &[u8]) -> Result<[u8; 16], JsValue> {
 /// attestation's 16-byte `salt`: `HashWithLabel("attest/binding", key || salt)`.
 #[wasm_bindgen(js_name = attestationChallenge)]
 pub fn attestation_challenge(user_key_hex: &str, salt_bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
-    Ok(clientful_attest::binding(&user_key(user_key_hex)?, &salt(salt_bytes)?).to_vec())
+    Ok(clientful_attest::binding::binding(&user_key(user_key_hex)?, &salt(salt_bytes)?).to_vec())
 }
 
 /// The credential id and COSE public key from a registration's authenticator

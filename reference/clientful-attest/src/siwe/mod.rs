@@ -1,4 +1,4 @@
-//! Sign-In with Ethereum attestations (kind 3, spec §14.5, ATT-30..ATT-39).
+//! Sign-In with Ethereum attestations (kind 3, spec §14.10, ATT-30..ATT-39).
 //!
 //! Evidence is the EIP-4361 message bytes followed by the 65-byte EIP-191
 //! personal-sign signature `r (32) || s (32) || v (1)`, `v` = 27 or 28 (ATT-30).
@@ -75,7 +75,7 @@ pub enum SiweError {
 }
 
 impl SiweError {
-    /// The error class (spec §4) of this error, as the table of §14.5 gives it.
+    /// The error class (spec §4) of this error, as the table of §14.10 gives it.
     pub fn class(&self) -> ErrorClass {
         match self {
             SiweError::Malformed { .. } => ErrorClass::Malformed,

@@ -1,4 +1,4 @@
-//! WebAuthn passkey attestations (kind 4, spec §14.6, ATT-40..ATT-49).
+//! WebAuthn passkey attestations (kind 4, spec §14.11, ATT-40..ATT-49).
 //!
 //! Evidence is six length-prefixed fields (ATT-40), each `u16be(len) || bytes`:
 //!
@@ -88,7 +88,7 @@ pub enum WebAuthnError {
 }
 
 impl WebAuthnError {
-    /// The error class (spec §4) of this error, as the table of §14.6 gives it.
+    /// The error class (spec §4) of this error, as the table of §14.11 gives it.
     pub fn class(&self) -> ErrorClass {
         match self {
             WebAuthnError::Malformed { .. } => ErrorClass::Malformed,

@@ -25,13 +25,15 @@ pub const CT_KEY_MESSAGE: u32 = ContentType::KeyMessage.value();
 pub const CT_WELCOME: u32 = ContentType::Welcome.value();
 /// Content type of a carrier whose body is a `RecoverySet` (REC-4).
 pub const CT_RECOVERY_SET: u32 = ContentType::RecoverySet.value();
+/// Content type of a carrier whose body is a `SignedAttestation` (ATT-12).
+pub const CT_ATTESTATION: u32 = ContentType::Attestation.value();
 
 /// The document id of a space's delivery document (KEY-14).
 pub fn delivery_doc_id(space_id: &[u8; 32]) -> Result<[u8; 32], Error> {
     suite::hash_with_label(labels::ID_DELIVERY_DOC, space_id)
 }
 
-/// Seals `body` (a key message, a welcome or a recovery set) in a carrier envelope under `epoch`
+/// Seals `body` (a key message, a welcome, a recovery set or an attestation) in a carrier envelope under `epoch`
 /// (KEY-15). Returns the envelope bytes.
 pub fn seal_carrier<R: CryptoRng + ?Sized>(
     rng: &mut R,
@@ -41,7 +43,7 @@ pub fn seal_carrier<R: CryptoRng + ?Sized>(
     content_type: u32,
     body: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    if ![CT_KEY_MESSAGE, CT_WELCOME, CT_RECOVERY_SET].contains(&content_type) {
+    if ![CT_KEY_MESSAGE, CT_WELCOME, CT_RECOVERY_SET, CT_ATTESTATION].contains(&content_type) {
         return Err(Error::InvalidOperation {
             reason: "not a key-delivery content type",
         });

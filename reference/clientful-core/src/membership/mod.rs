@@ -37,5 +37,8 @@ pub use authority::WriteView;
 pub use followup::{Admission, FollowUpPolicy, FollowUps};
 pub use ops::Cut;
 pub use ops::{Role, Scope};
-pub use space::{HeldRecovery, Outgoing, PendingAdmission, Received, SpaceReplica, Verdict};
+pub use space::{
+    AttestationBody, HeldRecovery, MAX_ATTESTATION_BYTES, Outgoing, PendingAdmission, Received,
+    SpaceReplica, Verdict,
+};
 pub use state::State;

@@ -26,7 +26,9 @@ use super::ops::{self, BodyBuilder, Cut, Op, OpBody, Role, Rotation, Scope};
 use super::resolve::{self, Entry};
 use super::state::{DeviceId, EpochId, OpId, State, UserKey};
 
+mod attestation;
 mod recovery;
+pub use attestation::{AttestationBody, MAX_ATTESTATION_BYTES};
 pub use recovery::HeldRecovery;
 
 /// Most envelopes held for a key the device does not have yet (MEM-LIM-4).
@@ -265,6 +267,8 @@ pub struct SpaceReplica {
     /// Recovery shares sealed to this device, by kit id, with the signer of the
     /// carrier that brought them (REC-4).
     recovery_held: BTreeMap<[u8; 32], (crate::recovery::HeldShare, [u8; 32])>,
+    /// Attestation carriers' bodies, by carrier id, with their signer (ATT-12).
+    attestations: BTreeMap<OpId, ([u8; 32], Vec<u8>)>,
 }
 
 impl core::fmt::Debug for SpaceReplica {
@@ -286,6 +290,7 @@ impl SpaceReplica {
             delivery_doc: delivery::delivery_doc_id(&space_id)?,
             carriers: BTreeMap::new(),
             recovery_held: BTreeMap::new(),
+            attestations: BTreeMap::new(),
             not_addressed: BTreeSet::new(),
             me,
             entries: BTreeMap::new(),
@@ -702,6 +707,9 @@ impl SpaceReplica {
             },
             delivery::CT_RECOVERY_SET => {
                 self.receive_recovery_set(opened.header.author, &opened.body)
+            }
+            delivery::CT_ATTESTATION => {
+                self.receive_attestation(id, opened.header.author, &opened.body)
             }
             _ => Err(Error::InvalidOperation {
                 reason: "unknown key-delivery content type",

@@ -42,6 +42,8 @@
 //! is dropped mid-way leaves the session usable.
 
 mod admin;
+#[cfg(feature = "attest")]
+mod attestation;
 mod documents;
 mod files;
 mod recovery;
@@ -51,10 +53,12 @@ mod sync;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use clientful_core::envelope;
-use clientful_core::keys::SigningKey;
 /// Evidence the membership replica records for the user (MEM-27, KEY-7,
 /// KEY-22): never a verdict, always worth telling.
+#[cfg(feature = "attest")]
+pub use attestation::AttestationView;
+use clientful_core::envelope;
+use clientful_core::keys::SigningKey;
 pub use clientful_core::membership::space::Alarm as MembershipAlarm;
 use clientful_core::membership::{SpaceReplica, State};
 pub use clientful_session::{InviteInfo, MemberInfo, StaleWriter};

@@ -1,8 +1,8 @@
 //! Cases of the `attestation` family for the SIWE (kind 3) and WebAuthn (kind 4)
-//! evidence verifiers (spec §14.5, §14.6): groups `siwe-verify` and
+//! evidence verifiers (spec §14.10, §14.11): groups `siwe-verify` and
 //! `webauthn-verify`, each group with one verifier policy in its `params`.
 //!
-//! MERGE: the `attestation` family's `generate_seeded` (the attestation frame)
+//! The `attestation` family's `generate_seeded` (the attestation frame)
 //! calls [`add_notes`] and [`add_cases`] with its builder and its rng, and its
 //! `run` hands the operations `siwe-verify` and `webauthn-verify` to [`run`].
 //! Deterministic: every key and salt comes from the family rng, signatures are

@@ -3,6 +3,7 @@
 
 // Cases of the `attestation` family for SIWE and WebAuthn evidence; called by that
 // family's generator at merge (see the module).
+pub mod attestation;
 pub mod attestation_evidence;
 pub mod backup;
 pub mod crdt_merge;

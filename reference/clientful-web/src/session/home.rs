@@ -13,7 +13,7 @@
 //! OPFS sync access handles exist only in a dedicated Worker, and one file has one
 //! handle: one `Device` per home per Worker.
 //!
-//! # Sealed under a passkey (spec §14.7, ATT-50..ATT-53)
+//! # Sealed under a passkey (spec §14.12, ATT-50..ATT-53)
 //!
 //! A home created with [`OpfsHome::seal_new`] holds the row `.sealed` and every
 //! small file (`identity.json`, with the user and device secrets, and each

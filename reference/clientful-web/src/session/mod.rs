@@ -161,7 +161,7 @@ impl Device {
     }
 
     /// Creates a new user with its first device in the OPFS home `dir`, the home's
-    /// secrets sealed under a passkey (spec §14.7): `prf` is the passkey's 32-byte
+    /// secrets sealed under a passkey (spec §14.12): `prf` is the passkey's 32-byte
     /// PRF output for the input [`passkey_prf_salt`](crate::attest::passkey_prf_salt).
     /// A later [`Device::open`] is `[LOCKED]`; [`Device::open_with_passkey`] with
     /// the same passkey's PRF output opens it.

@@ -1,0 +1,235 @@
+//! `identity attest …` and `space attestations`: attestations (spec §14) binding
+//! your user key to an account you already have, kept in a space, verified by
+//! every member on read. This shell does the IO (the issuer's discovery and JWKS,
+//! the DID document); the checks are `clientful-attest`'s.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use clientful::ClientError;
+use clientful::attest_fetch::{fetch_did_document, fetch_issuer};
+use clientful_attest::oidc::{OidcContext, peek_issuer, subject_for};
+use clientful_attest::{Account, Draft, Kind, VerifierContext};
+
+use super::{client, open_space, print_sync, rt};
+use crate::settings::Settings;
+
+/// `identity attest …`
+#[derive(Subcommand)]
+pub enum AttestAction {
+    /// Print a fresh salt and the OIDC nonce that commits to your user key: ask
+    /// your OpenID provider for an id_token with this nonce, then run `attest oidc`
+    /// with the same salt.
+    Nonce,
+    /// Attest an OpenID Connect id_token whose nonce commits to your user key
+    /// (from `attest nonce`), in the space: the issuer's keys are fetched and the
+    /// token checked before it is published.
+    Oidc {
+        /// A file holding the id_token (compact JWS).
+        #[arg(long)]
+        id_token: PathBuf,
+        /// The issuer URL (must equal the token's `iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The salt `attest nonce` printed (32 hex digits).
+        #[arg(long)]
+        salt: String,
+        /// The audience (client id) to check; default: the token's own.
+        #[arg(long)]
+        audience: Option<String>,
+        /// Allow plain http to a loopback issuer (localhost, 127.0.0.1): tests.
+        #[arg(long)]
+        allow_http_loopback: bool,
+    },
+    /// Attest a did:web DID whose document lists your user key (add the line
+    /// `attest did --show-key` prints to its verificationMethod first).
+    Did {
+        /// The DID (did:web:example.com or did:web:example.com:users:you).
+        #[arg(long)]
+        did: String,
+        /// Print the verification method to add to the DID document, and stop.
+        #[arg(long)]
+        show_key: bool,
+        /// Allow plain http to a loopback host (localhost, 127.0.0.1): tests.
+        #[arg(long)]
+        allow_http_loopback: bool,
+    },
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn parse_salt(hex_salt: &str) -> Result<[u8; 16]> {
+    let b = hex::decode(hex_salt.trim()).context("--salt is not hex")?;
+    b.try_into()
+        .map_err(|_| anyhow::anyhow!("--salt must be 16 bytes (32 hex digits)"))
+}
+
+/// Runs `identity attest …`.
+pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result<ExitCode> {
+    let c = client(s)?;
+    if let AttestAction::Nonce = action {
+        let n = c.attestation_nonce()?;
+        println!("salt {}", hex::encode(n.salt));
+        println!("oidc-nonce {}", n.oidc_nonce);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let AttestAction::Did {
+        did,
+        show_key: true,
+        ..
+    } = &action
+    {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": format!("{did}#clientful"),
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": clientful_attest::did::multibase_key(&c.profile().user_key()),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    rt()?.block_on(async {
+        let signed = match action {
+            AttestAction::Oidc {
+                id_token,
+                issuer,
+                salt,
+                audience,
+                allow_http_loopback,
+            } => {
+                let token = std::fs::read_to_string(&id_token)
+                    .with_context(|| format!("reading {}", id_token.display()))?;
+                let token = token.trim().as_bytes().to_vec();
+                let (iss, sub) = peek_issuer(&token).map_err(ClientError::from)?;
+                if iss != issuer {
+                    bail!("the token's issuer is {iss:?}, not {issuer:?}");
+                }
+                let fetched = fetch_issuer(&issuer, allow_http_loopback).await?;
+                let audience = match audience {
+                    Some(a) => a,
+                    None => token_audience(&token)?,
+                };
+                let signed = c.sign_attestation(&Draft {
+                    kind: Kind::OidcIdToken,
+                    evidence: &token,
+                    subject: &subject_for(&iss, &sub),
+                    salt: parse_salt(&salt)?,
+                    created_at_ms: now_ms(),
+                })?;
+                let mut ctx = VerifierContext::new(now_ms());
+                ctx.oidc = OidcContext {
+                    issuers: vec![fetched.trusted],
+                    audiences: vec![audience],
+                };
+                clientful_attest::verify(&signed, &ctx).map_err(ClientError::from)?;
+                signed
+            }
+            AttestAction::Did {
+                did,
+                allow_http_loopback,
+                ..
+            } => {
+                let doc = fetch_did_document(&did, allow_http_loopback).await?;
+                clientful_attest::did::verify_document(&did, &doc, &c.profile().user_key())
+                    .map_err(ClientError::from)?;
+                c.sign_attestation(&Draft {
+                    kind: Kind::DidDocument,
+                    evidence: &doc,
+                    subject: &did,
+                    salt: clientful_attest::record::fresh_salt(&mut rand_os()?),
+                    created_at_ms: now_ms(),
+                })?
+            }
+            AttestAction::Nonce => return Ok(ExitCode::SUCCESS),
+        };
+        let mut sp = open_space(s, &c, sel).await?;
+        sp.attest(&signed)?;
+        print_sync(&sp.sync().await?);
+        println!(
+            "attested in space {}",
+            hex::encode(sp.space_id().get(..6).unwrap_or_default())
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn rand_os() -> Result<rand_chacha::ChaCha20Rng> {
+    use rand_core::SeedableRng as _;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(rand_chacha::ChaCha20Rng::from_seed(seed))
+}
+
+fn token_audience(token: &[u8]) -> Result<String> {
+    let jws = clientful_attest::jwt::Jws::parse(token).map_err(ClientError::from)?;
+    let v: serde_json::Value = serde_json::from_slice(&jws.payload)?;
+    match v.get("aud") {
+        Some(serde_json::Value::String(a)) => Ok(a.clone()),
+        Some(serde_json::Value::Array(a)) if a.len() == 1 => Ok(a
+            .first()
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()),
+        _ => bail!("the token has several audiences: name one with --audience"),
+    }
+}
+
+/// Runs `space attestations`: sync, fetch the keys of each `--issuer`, and list
+/// every attestation of the space with its verdict.
+pub fn list(
+    s: &Settings,
+    sel: Option<String>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    allow_http_loopback: bool,
+) -> Result<ExitCode> {
+    let c = client(s)?;
+    rt()?.block_on(async {
+        let mut sp = open_space(s, &c, sel).await?;
+        print_sync(&sp.sync().await?);
+        let mut ctx = VerifierContext::new(now_ms());
+        for i in &issuers {
+            ctx.oidc
+                .issuers
+                .push(fetch_issuer(i, allow_http_loopback).await?.trusted);
+        }
+        ctx.oidc.audiences = audiences;
+        let all = sp.attestations(&ctx);
+        if all.is_empty() {
+            println!("no attestations");
+        }
+        for a in all {
+            let who = a
+                .record
+                .as_ref()
+                .map(|r| hex::encode(r.user_key.get(..6).unwrap_or_default()))
+                .unwrap_or_else(|| "?".into());
+            let what = a
+                .record
+                .as_ref()
+                .map(|r| format!("{}  {}", r.kind.name(), r.subject))
+                .unwrap_or_else(|| "(undecodable record)".into());
+            match &a.verdict {
+                Ok(Account::Oidc(o)) => {
+                    println!("user {who}  OIDC  {}|{}  verified", o.issuer, o.subject);
+                }
+                Ok(Account::Did(d)) => println!("user {who}  DID  {}  verified", d.did),
+                Ok(_) => println!("user {who}  {what}  verified"),
+                Err(e) => println!(
+                    "user {who}  {what}  REFUSED {}: {e}",
+                    clientful_core::error::class_name(e.class())
+                ),
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

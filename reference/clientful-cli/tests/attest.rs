@@ -1,0 +1,272 @@
+//! Attestations with the real `clientful` binary (spec §14): bob attests an OIDC
+//! id_token from a real OpenID provider (npm `oidc-provider`, scripts/services/oidc.sh,
+//! authorization code flow with PKCE through scripts/services/oidc/flow.mjs) and a
+//! did:web DID served over loopback HTTP; alice lists both as verified. A document
+//! without bob's key is refused in one line with its class, and plain http needs
+//! the explicit flag.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli_common;
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use cli_common::{User, folder_storage, last_line};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The provider test-all.sh started, or one started here and stopped on drop.
+struct Provider {
+    issuer: String,
+    own_dir: Option<tempfile::TempDir>,
+}
+
+impl Provider {
+    fn get() -> Provider {
+        if let Ok(issuer) = std::env::var("CLIENTFUL_OIDC_ISSUER") {
+            return Provider {
+                issuer,
+                own_dir: None,
+            };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/services/oidc.sh"))
+            .arg("start")
+            .env("CLIENTFUL_OIDC_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let issuer = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .strip_prefix("CLIENTFUL_OIDC_ISSUER=")
+            .expect("issuer line")
+            .to_string();
+        Provider {
+            issuer,
+            own_dir: Some(dir),
+        }
+    }
+
+    fn token(&self, client: &str, nonce: &str) -> String {
+        let out = Command::new("node")
+            .arg(repo().join("scripts/services/oidc/flow.mjs"))
+            .args([&self.issuer, client, nonce, "bob"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own_dir {
+            let _ = Command::new("bash")
+                .arg(repo().join("scripts/services/oidc.sh"))
+                .arg("stop")
+                .env("CLIENTFUL_OIDC_DIR", dir.path())
+                .status();
+        }
+    }
+}
+
+type Routes = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A loopback HTTP server answering GET with the body of the matching route.
+fn serve(listener: std::net::TcpListener, routes: Routes) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req).to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let body = routes
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, b)| b.clone());
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+}
+
+#[test]
+fn oidc_and_did_web_attestations_from_the_cli() {
+    let provider = Provider::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = folder_storage(tmp.path());
+    let alice = User::new(tmp.path(), "alice");
+    alice.run(&["space", "create", "team", "--storage", &storage]);
+    let bob = User::new(tmp.path(), "bob");
+    let code = last_line(&alice.run(&["invite", "create"]));
+    bob.run(&[
+        "invite",
+        "accept",
+        &code,
+        "--name",
+        "team",
+        "--storage",
+        &storage,
+    ]);
+    alice.run(&["sync"]);
+    assert!(bob.run(&["sync"]).contains("access: yes"));
+    let bob_key = bob.user_key();
+
+    // OIDC: nonce, token from the provider, attest.
+    let n = bob.run(&["identity", "attest", "nonce"]);
+    let field = |k: &str| {
+        n.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {n}"))
+            .trim()
+            .to_string()
+    };
+    let (salt, nonce) = (field("salt "), field("oidc-nonce "));
+    let token = provider.token("clientful-test", &nonce);
+    let token_file = tmp.path().join("token.jwt");
+    std::fs::write(&token_file, &token).unwrap();
+    let token_path = token_file.to_str().unwrap();
+    // Plain http to the loopback issuer needs the flag.
+    let e = bob.fails(&[
+        "identity",
+        "attest",
+        "oidc",
+        "--id-token",
+        token_path,
+        "--issuer",
+        &provider.issuer,
+        "--salt",
+        &salt,
+    ]);
+    assert!(e.contains("https"), "{e}");
+    // Another salt: the nonce does not commit to it.
+    let e = bob.fails(&[
+        "identity",
+        "attest",
+        "oidc",
+        "--id-token",
+        token_path,
+        "--issuer",
+        &provider.issuer,
+        "--salt",
+        "00000000000000000000000000000000",
+        "--allow-http-loopback",
+    ]);
+    assert!(e.contains("WrongContext"), "{e}");
+    let out = bob.run(&[
+        "identity",
+        "attest",
+        "oidc",
+        "--id-token",
+        token_path,
+        "--issuer",
+        &provider.issuer,
+        "--salt",
+        &salt,
+        "--allow-http-loopback",
+    ]);
+    assert!(out.contains("attested"), "{out}");
+
+    // did:web over loopback HTTP.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let routes: Routes = Arc::new(Mutex::new(Vec::new()));
+    serve(listener, routes.clone());
+    let did = format!("did:web:127.0.0.1%3A{port}:bob");
+    let method = bob.run(&["identity", "attest", "did", "--did", &did, "--show-key"]);
+    let method: serde_json::Value = serde_json::from_str(method.trim()).unwrap();
+    let doc = serde_json::json!({"id": did, "verificationMethod": [method]});
+    routes
+        .lock()
+        .unwrap()
+        .push(("/bob/did.json".into(), doc.to_string().into_bytes()));
+    let e = bob.fails(&["identity", "attest", "did", "--did", &did]);
+    assert!(e.contains("https"), "{e}");
+    let out = bob.run(&[
+        "identity",
+        "attest",
+        "did",
+        "--did",
+        &did,
+        "--allow-http-loopback",
+    ]);
+    assert!(out.contains("attested"), "{out}");
+    // A document without bob's key: one line, its class.
+    let other = format!("did:web:127.0.0.1%3A{port}:other");
+    routes.lock().unwrap().push((
+        "/other/did.json".into(),
+        serde_json::json!({"id": other, "verificationMethod": []})
+            .to_string()
+            .into_bytes(),
+    ));
+    let e = bob.fails(&[
+        "identity",
+        "attest",
+        "did",
+        "--did",
+        &other,
+        "--allow-http-loopback",
+    ]);
+    assert!(e.contains("InvalidOperation"), "{e}");
+
+    // Alice lists both, verified offline against the issuer's keys she fetched.
+    let list = alice.run(&[
+        "space",
+        "attestations",
+        "--issuer",
+        &provider.issuer,
+        "--audience",
+        "clientful-test",
+        "--allow-http-loopback",
+    ]);
+    let short = &bob_key[..12];
+    assert!(
+        list.lines().any(|l| l.contains(short)
+            && l.contains(&format!("OIDC  {}|bob  verified", provider.issuer))),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains(short) && l.contains(&format!("DID  {did}  verified"))),
+        "{list}"
+    );
+    // Without trusting the issuer, the OIDC one is refused with its class.
+    let list = alice.run(&["space", "attestations"]);
+    assert!(list.contains("REFUSED WRONG_CONTEXT"), "{list}");
+}

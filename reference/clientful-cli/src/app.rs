@@ -72,7 +72,7 @@ pub enum IdentityAction {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
-    /// Attest that an account you already have (OpenID Connect, did:web) is
+    /// Attest that an account you already have (OpenID Connect, did:web, Ethereum) is
     /// yours, in a space (spec §14): members verify it offline. Never required.
     Attest {
         #[command(subcommand)]
@@ -109,7 +109,8 @@ pub enum SpaceAction {
     /// This is also how to start over on purpose.
     Rebuild,
     /// List the attestations of the space's members (spec §14), each verified:
-    /// OIDC ones against the keys of the --issuer URLs (fetched now) and --audience.
+    /// OIDC ones against the keys of the --issuer URLs (fetched now) and --audience,
+    /// Sign-In with Ethereum ones against --siwe-domain and --siwe-chain.
     Attestations {
         /// Trusted OpenID issuer URL (repeat for several).
         #[arg(long = "issuer")]
@@ -117,6 +118,12 @@ pub enum SpaceAction {
         /// Accepted audience (client id; repeat for several).
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// Accepted SIWE domain (repeat for several).
+        #[arg(long = "siwe-domain")]
+        siwe_domains: Vec<String>,
+        /// Accepted SIWE chain id (repeat for several).
+        #[arg(long = "siwe-chain")]
+        siwe_chains: Vec<u64>,
         /// Allow plain http to a loopback issuer (localhost, 127.0.0.1): tests.
         #[arg(long)]
         allow_http_loopback: bool,
@@ -809,10 +816,21 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
     if let SpaceAction::Attestations {
         issuers,
         audiences,
+        siwe_domains,
+        siwe_chains,
         allow_http_loopback,
     } = action
     {
-        return attest::list(s, sel, issuers, audiences, allow_http_loopback);
+        let trust = attest::Trust {
+            issuers,
+            audiences,
+            siwe: clientful_attest::siwe::SiwePolicy {
+                domains: siwe_domains,
+                chain_ids: siwe_chains,
+            },
+            allow_http_loopback,
+        };
+        return attest::list(s, sel, trust);
     }
     let c = client(s)?;
     rt()?.block_on(async {

@@ -1,7 +1,8 @@
 //! `identity attest …` and `space attestations`: attestations (spec §14) binding
 //! your user key to an account you already have, kept in a space, verified by
 //! every member on read. This shell does the IO (the issuer's discovery and JWKS,
-//! the DID document); the checks are `clientful-attest`'s.
+//! the DID document, reading a wallet's signed Sign-In with Ethereum message); the
+//! checks are `clientful-attest`'s.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::Subcommand;
 use clientful::ClientError;
 use clientful::attest_fetch::{fetch_did_document, fetch_issuer};
 use clientful_attest::oidc::{OidcContext, peek_issuer, subject_for};
+use clientful_attest::siwe::{self, SiwePolicy};
 use clientful_attest::{Account, Draft, Kind, VerifierContext};
 
 use super::{client, open_space, print_sync, rt};
@@ -19,10 +21,31 @@ use crate::settings::Settings;
 /// `identity attest …`
 #[derive(Subcommand)]
 pub enum AttestAction {
-    /// Print a fresh salt and the OIDC nonce that commits to your user key: ask
-    /// your OpenID provider for an id_token with this nonce, then run `attest oidc`
-    /// with the same salt.
+    /// Print a fresh salt and what commits to your user key: the OIDC nonce to
+    /// ask your OpenID provider for (then `attest oidc`), and the SIWE nonce and
+    /// resource to put in a Sign-In with Ethereum message your wallet signs (then
+    /// `attest siwe`), each with the same salt.
     Nonce,
+    /// Attest an Ethereum account: a Sign-In with Ethereum message (EIP-4361)
+    /// whose nonce and resource come from `attest nonce`, signed by the wallet
+    /// (EIP-191 personal_sign); checked before it is published.
+    Siwe {
+        /// A file holding the message exactly as the wallet signed it.
+        #[arg(long)]
+        message: PathBuf,
+        /// The wallet's 65-byte signature, hex (0x prefix allowed).
+        #[arg(long)]
+        signature: String,
+        /// The salt `attest nonce` printed (32 hex digits).
+        #[arg(long)]
+        salt: String,
+        /// The domain the message must name (your app's).
+        #[arg(long)]
+        domain: String,
+        /// The chain id the message must name.
+        #[arg(long, default_value_t = 1)]
+        chain: u64,
+    },
     /// Attest an OpenID Connect id_token whose nonce commits to your user key
     /// (from `attest nonce`), in the space: the issuer's keys are fetched and the
     /// token checked before it is published.
@@ -78,6 +101,11 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
         let n = c.attestation_nonce()?;
         println!("salt {}", hex::encode(n.salt));
         println!("oidc-nonce {}", n.oidc_nonce);
+        println!("siwe-nonce {}", hex::encode(n.binding));
+        println!(
+            "siwe-resource {}",
+            siwe::user_key_resource(&c.profile().user_key())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if let AttestAction::Did {
@@ -149,6 +177,47 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                     created_at_ms: now_ms(),
                 })?
             }
+            AttestAction::Siwe {
+                message,
+                signature,
+                salt,
+                domain,
+                chain,
+            } => {
+                let message = std::fs::read(&message)
+                    .with_context(|| format!("reading {}", message.display()))?;
+                let sig = hex::decode(signature.trim().trim_start_matches("0x"))
+                    .context("--signature is not hex")?;
+                let sig: [u8; 65] = sig
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("--signature must be 65 bytes"))?;
+                let evidence = siwe::evidence(&message, &sig);
+                let salt = parse_salt(&salt)?;
+                let created_at_ms = now_ms();
+                let policy = SiwePolicy {
+                    domains: vec![domain],
+                    chain_ids: vec![chain],
+                };
+                let shown = siwe::verify(
+                    &evidence,
+                    &c.profile().user_key(),
+                    &salt,
+                    created_at_ms,
+                    &policy,
+                )
+                .map_err(|e| ClientError::from(clientful_attest::AttestError::from(e)))?;
+                let signed = c.sign_attestation(&Draft {
+                    kind: Kind::Siwe,
+                    evidence: &evidence,
+                    subject: &shown.subject,
+                    salt,
+                    created_at_ms,
+                })?;
+                let mut ctx = VerifierContext::new(now_ms());
+                ctx.siwe = policy;
+                clientful_attest::verify(&signed, &ctx).map_err(ClientError::from)?;
+                signed
+            }
             AttestAction::Nonce => return Ok(ExitCode::SUCCESS),
         };
         let mut sp = open_space(s, &c, sel).await?;
@@ -183,26 +252,33 @@ fn token_audience(token: &[u8]) -> Result<String> {
     }
 }
 
+/// What `space attestations` trusts.
+pub struct Trust {
+    /// OpenID issuer URLs whose keys are fetched now.
+    pub issuers: Vec<String>,
+    /// Accepted OIDC audiences.
+    pub audiences: Vec<String>,
+    /// Accepted SIWE domains and chains.
+    pub siwe: SiwePolicy,
+    /// Allow plain http to a loopback issuer.
+    pub allow_http_loopback: bool,
+}
+
 /// Runs `space attestations`: sync, fetch the keys of each `--issuer`, and list
 /// every attestation of the space with its verdict.
-pub fn list(
-    s: &Settings,
-    sel: Option<String>,
-    issuers: Vec<String>,
-    audiences: Vec<String>,
-    allow_http_loopback: bool,
-) -> Result<ExitCode> {
+pub fn list(s: &Settings, sel: Option<String>, trust: Trust) -> Result<ExitCode> {
     let c = client(s)?;
     rt()?.block_on(async {
         let mut sp = open_space(s, &c, sel).await?;
         print_sync(&sp.sync().await?);
         let mut ctx = VerifierContext::new(now_ms());
-        for i in &issuers {
+        for i in &trust.issuers {
             ctx.oidc
                 .issuers
-                .push(fetch_issuer(i, allow_http_loopback).await?.trusted);
+                .push(fetch_issuer(i, trust.allow_http_loopback).await?.trusted);
         }
-        ctx.oidc.audiences = audiences;
+        ctx.oidc.audiences = trust.audiences;
+        ctx.siwe = trust.siwe;
         let all = sp.attestations(&ctx);
         if all.is_empty() {
             println!("no attestations");
@@ -223,6 +299,7 @@ pub fn list(
                     println!("user {who}  OIDC  {}|{}  verified", o.issuer, o.subject);
                 }
                 Ok(Account::Did(d)) => println!("user {who}  DID  {}  verified", d.did),
+                Ok(Account::Siwe(v)) => println!("user {who}  SIWE  {}  verified", v.subject),
                 Ok(_) => println!("user {who}  {what}  verified"),
                 Err(e) => println!(
                     "user {who}  {what}  REFUSED {}: {e}",

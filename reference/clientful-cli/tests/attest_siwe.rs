@@ -1,0 +1,207 @@
+//! Sign-In with Ethereum attestations with the real `clientful` binary (spec
+//! §14.10): bob's nonce and user-key resource from `identity attest nonce` go into
+//! an EIP-4361 message that viem (a standard wallet library, npm, pinned by
+//! `scripts/attest/package-lock.json`) signs with a fresh secp256k1 key; bob
+//! attests it in the space and alice lists it as verified for the app's domain and
+//! chain. A message for another domain or chain, or with another nonce, is refused
+//! before anything is published, in one line with its class.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli_common;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use cli_common::{User, folder_storage, last_line};
+use serde_json::{Value, json};
+
+const DOMAIN: &str = "app.example.com";
+
+fn wallet_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/attest")
+}
+
+/// Installs viem from the lock file when it is missing (`npm ci`).
+fn ensure_packages() {
+    let dir = wallet_dir();
+    if dir.join("node_modules/viem/package.json").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .status()
+        .expect("npm runs");
+    assert!(status.success(), "npm ci in scripts/attest failed");
+}
+
+/// One message signed by viem with a fresh key: (message text, signature hex, address).
+fn wallet_sign(domain: &str, chain: u64, nonce: &str, resource: &str) -> (String, String, String) {
+    ensure_packages();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let issued = chrono_iso(now);
+    let req = json!([{
+        "domain": domain,
+        "uri": format!("https://{domain}/login"),
+        "chainId": chain,
+        "nonce": nonce,
+        "issuedAt": issued,
+        "statement": "Link my Ethereum account to my Clientful user key.",
+        "resources": [resource],
+    }]);
+    let mut child = Command::new("node")
+        .arg(wallet_dir().join("siwe-sign.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "siwe-sign.mjs failed");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v[0];
+    (
+        r["message"].as_str().unwrap().to_string(),
+        r["signature"].as_str().unwrap().to_string(),
+        r["address"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The arguments as `&str`.
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (what the wallet script parses).
+fn chrono_iso(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[test]
+fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = folder_storage(tmp.path());
+    let alice = User::new(tmp.path(), "alice");
+    alice.run(&["space", "create", "team", "--storage", &storage]);
+    let bob = User::new(tmp.path(), "bob");
+    let code = last_line(&alice.run(&["invite", "create"]));
+    bob.run(&[
+        "invite",
+        "accept",
+        &code,
+        "--name",
+        "team",
+        "--storage",
+        &storage,
+    ]);
+    alice.run(&["sync"]);
+    assert!(bob.run(&["sync"]).contains("access: yes"));
+    let bob_key = bob.user_key();
+
+    let n = bob.run(&["identity", "attest", "nonce"]);
+    let field = |k: &str| {
+        n.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {n}"))
+            .trim()
+            .to_string()
+    };
+    let (salt, nonce, resource) = (
+        field("salt "),
+        field("siwe-nonce "),
+        field("siwe-resource "),
+    );
+    assert_eq!(nonce.len(), 64, "the SIWE nonce is the binding in hex");
+
+    let attest = |message: &str, signature: &str, domain: &str, chain: &str| {
+        let f = tmp.path().join("siwe.txt");
+        std::fs::write(&f, message).unwrap();
+        vec![
+            "identity".to_string(),
+            "attest".into(),
+            "siwe".into(),
+            "--message".into(),
+            f.to_str().unwrap().into(),
+            "--signature".into(),
+            signature.into(),
+            "--salt".into(),
+            salt.clone(),
+            "--domain".into(),
+            domain.into(),
+            "--chain".into(),
+            chain.into(),
+        ]
+    };
+
+    // Refused before publishing, one class each: another domain, another chain,
+    // another nonce.
+    let (m, sig, _) = wallet_sign("evil.example.com", 1, &nonce, &resource);
+    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    assert!(e.contains("WrongContext"), "wrong domain: {e}");
+    let (m, sig, _) = wallet_sign(DOMAIN, 10, &nonce, &resource);
+    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    assert!(e.contains("WrongContext"), "wrong chain: {e}");
+    let other_nonce = "0".repeat(64);
+    let (m, sig, _) = wallet_sign(DOMAIN, 1, &other_nonce, &resource);
+    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    assert!(e.contains("WrongContext"), "wrong nonce: {e}");
+    // A signature over other bytes.
+    let (m, sig, _) = wallet_sign(DOMAIN, 1, &nonce, &resource);
+    let tampered = m.replace("Link my", "Link our");
+    let e = bob.fails(&args(&attest(&tampered, &sig, DOMAIN, "1")));
+    assert!(e.contains("BadSignature"), "tampered message: {e}");
+
+    // The right message is attested and published.
+    let (m, sig, address) = wallet_sign(DOMAIN, 1, &nonce, &resource);
+    let out = bob.run(&args(&attest(&m, &sig, DOMAIN, "1")));
+    assert!(out.contains("attested in space"), "{out}");
+
+    // Alice verifies it offline for the app's domain and chain.
+    let list = alice.run(&[
+        "space",
+        "attestations",
+        "--siwe-domain",
+        DOMAIN,
+        "--siwe-chain",
+        "1",
+    ]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("SIWE"))
+        .unwrap_or_else(|| panic!("no SIWE line in {list}"));
+    assert!(line.contains(&bob_key[..12]), "{line}");
+    assert!(line.contains(&format!("eip155:1:{address}")), "{line}");
+    assert!(line.ends_with("verified"), "{line}");
+    // Without trusting that domain, the same record is refused with its class.
+    let list = alice.run(&["space", "attestations", "--siwe-chain", "1"]);
+    let line = list.lines().find(|l| l.contains("SIWE")).unwrap();
+    assert!(line.contains("REFUSED WRONG_CONTEXT"), "{line}");
+}

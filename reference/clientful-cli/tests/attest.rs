@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use cli_common::{User, folder_storage, last_line};
+use cli_common::{User, folder_storage};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -134,18 +134,7 @@ fn oidc_and_did_web_attestations_from_the_cli() {
     let alice = User::new(tmp.path(), "alice");
     alice.run(&["space", "create", "team", "--storage", &storage]);
     let bob = User::new(tmp.path(), "bob");
-    let code = last_line(&alice.run(&["invite", "create"]));
-    bob.run(&[
-        "invite",
-        "accept",
-        &code,
-        "--name",
-        "team",
-        "--storage",
-        &storage,
-    ]);
-    alice.run(&["sync"]);
-    assert!(bob.run(&["sync"]).contains("access: yes"));
+    bob.join(&alice, &storage);
     let bob_key = bob.user_key();
 
     // OIDC: nonce, token from the provider, attest.

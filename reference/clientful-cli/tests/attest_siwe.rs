@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use cli_common::{User, folder_storage, last_line};
+use cli_common::{User, folder_storage};
 use serde_json::{Value, json};
 
 const DOMAIN: &str = "app.example.com";
@@ -44,11 +44,11 @@ fn ensure_packages() {
 /// One message signed by viem with a fresh key: (message text, signature hex, address).
 fn wallet_sign(domain: &str, chain: u64, nonce: &str, resource: &str) -> (String, String, String) {
     ensure_packages();
-    let now = std::time::SystemTime::now()
+    // Milliseconds since the epoch: the script makes a JS Date of it.
+    let issued = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    let issued = chrono_iso(now);
+        .as_millis() as u64;
     let req = json!([{
         "domain": domain,
         "uri": format!("https://{domain}/login"),
@@ -86,25 +86,6 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (what the wallet script parses).
-fn chrono_iso(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-}
-
 #[test]
 fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
@@ -112,18 +93,7 @@ fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
     let alice = User::new(tmp.path(), "alice");
     alice.run(&["space", "create", "team", "--storage", &storage]);
     let bob = User::new(tmp.path(), "bob");
-    let code = last_line(&alice.run(&["invite", "create"]));
-    bob.run(&[
-        "invite",
-        "accept",
-        &code,
-        "--name",
-        "team",
-        "--storage",
-        &storage,
-    ]);
-    alice.run(&["sync"]);
-    assert!(bob.run(&["sync"]).contains("access: yes"));
+    bob.join(&alice, &storage);
     let bob_key = bob.user_key();
 
     let n = bob.run(&["identity", "attest", "nonce"]);

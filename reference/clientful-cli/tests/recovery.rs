@@ -14,21 +14,6 @@ mod cli_common;
 
 use cli_common::{User, folder_storage, last_line};
 
-fn join(user: &User, admin: &User, storage: &str) {
-    let code = last_line(&admin.run(&["invite", "create"]));
-    user.run(&[
-        "invite",
-        "accept",
-        &code,
-        "--name",
-        "team",
-        "--storage",
-        storage,
-    ]);
-    admin.run(&["sync"]);
-    assert!(user.run(&["sync"]).contains("access: yes"));
-}
-
 #[test]
 fn any_two_of_three_holders_restore_a_user_who_lost_every_device() {
     let tmp = tempfile::tempdir().unwrap();
@@ -41,7 +26,7 @@ fn any_two_of_three_holders_restore_a_user_who_lost_every_device() {
     let carol = User::new(tmp.path(), "carol");
     let dave = User::new(tmp.path(), "dave");
     for u in [&bob, &carol, &dave] {
-        join(u, &alice, &storage);
+        u.join(&alice, &storage);
     }
     let bob_key = bob.user_key();
 

@@ -19,21 +19,6 @@ mod cli_common;
 
 use cli_common::{User, folder_storage, last_line};
 
-fn join(user: &User, admin: &User, storage: &str) {
-    let code = last_line(&admin.run(&["invite", "create"]));
-    user.run(&[
-        "invite",
-        "accept",
-        &code,
-        "--name",
-        "team",
-        "--storage",
-        storage,
-    ]);
-    admin.run(&["sync"]);
-    assert!(user.run(&["sync"]).contains("access: yes"));
-}
-
 /// Alice (an admin) adds `device`, a restored device of a member, and it joins.
 fn add_device(alice: &User, device: &User, storage: &str) {
     let request = last_line(&device.run(&["devices", "request"]));
@@ -70,7 +55,7 @@ fn a_user_who_lost_every_device_restores_and_rotates_the_user_key() {
     let bob = User::new(tmp.path(), "bob");
     let carol = User::new(tmp.path(), "carol");
     for u in [&bob, &carol] {
-        join(u, &alice, &storage);
+        u.join(&alice, &storage);
     }
     let bob_key = bob.user_key();
 

@@ -33,6 +33,23 @@ impl User {
         u
     }
 
+    /// Joins `admin`'s space (named "team" here) with an invite `admin` creates,
+    /// and checks that this user can read and write after both synced.
+    pub fn join(&self, admin: &User, storage: &str) {
+        let code = last_line(&admin.run(&["invite", "create"]));
+        self.run(&[
+            "invite",
+            "accept",
+            &code,
+            "--name",
+            "team",
+            "--storage",
+            storage,
+        ]);
+        admin.run(&["sync"]);
+        assert!(self.run(&["sync"]).contains("access: yes"));
+    }
+
     /// The command, not yet run. The S3 credentials are the test server's
     /// (scripts/services/s3.sh).
     pub fn cmd(&self, args: &[&str]) -> Command {

@@ -89,6 +89,11 @@ def verify_certificate(params, inp):
     return _certificate(unhex(inp["certificate"]), None)
 
 
+def verify_continuity(params, inp):
+    old, new = identity.verify_continuity(unhex(inp["continuity"]))
+    return {"oldUserKey": old.hex(), "newUserKey": new.hex()}
+
+
 # ---- wire-codec ----
 
 def decode(params, inp):
@@ -165,6 +170,7 @@ OPERATIONS = {
     ("primitives", "epoch-authenticator"): epoch_authenticator,
     ("identity", "verify-chain"): verify_chain,
     ("identity", "verify-certificate"): verify_certificate,
+    ("identity", "verify-continuity"): verify_continuity,
     ("wire-codec", "decode"): decode,
     ("envelope-open", "open"): open_,
 }

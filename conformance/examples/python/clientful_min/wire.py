@@ -37,6 +37,16 @@ SCHEMAS = {
         2: ("device_signature", BYTES),
         3: ("user_signature", BYTES),
     },
+    "clientful.v1.UserKeyContinuity": {
+        1: ("version", UINT32),
+        2: ("old_user_key", BYTES),
+        3: ("new_user_key", BYTES),
+    },
+    "clientful.v1.SignedContinuity": {
+        1: ("statement", BYTES),
+        2: ("old_signature", BYTES),
+        3: ("new_signature", BYTES),
+    },
 }
 
 

@@ -72,6 +72,21 @@ def main():
         else:
             new[path] = [blob, st.st_mtime_ns]
             changed += 1
+    # Directories: cargo's rerun-if-changed on a directory looks at the directories'
+    # times too. Each directory holding tracked files gets the newest time of what it
+    # holds (deepest first), so it is new exactly when something in it is.
+    newest = {}
+    for path, (_blob, mtime) in new.items():
+        d = os.path.dirname(path)
+        while d:
+            if newest.get(d, 0) < mtime:
+                newest[d] = mtime
+            d = os.path.dirname(d)
+    for d in sorted(newest, key=lambda p: -p.count(os.sep)):
+        try:
+            os.utime(d, ns=(newest[d], newest[d]))
+        except OSError:
+            pass
     os.makedirs(os.path.dirname(os.path.abspath(manifest_path)), exist_ok=True)
     tmp = manifest_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:

@@ -15,10 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(false)
         .compile_fds_with_config(fds, config)?;
-    println!("cargo:rerun-if-changed={}", root.join(file).display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("clientful/v1/errors.proto").display()
-    );
+    // Relative to this package, so a build cache stays valid when the checkout
+    // moves (CI clones into a new directory each run).
+    println!("cargo:rerun-if-changed=../../proto/{file}");
+    println!("cargo:rerun-if-changed=../../proto/clientful/v1/errors.proto");
     Ok(())
 }

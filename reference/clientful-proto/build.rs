@@ -33,10 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.btree_map(["."]);
     config.compile_fds(fds)?;
-    // protox emits no rerun-if-changed lines itself.
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    // protox emits no rerun-if-changed lines itself. The paths are relative to
+    // this package (as cargo reads them), so a build cache stays valid when the
+    // checkout moves (CI clones into a new directory each run).
+    println!("cargo:rerun-if-changed=../../proto");
     for f in files {
-        println!("cargo:rerun-if-changed={}", proto_root.join(f).display());
+        println!("cargo:rerun-if-changed=../../proto/{f}");
     }
     Ok(())
 }

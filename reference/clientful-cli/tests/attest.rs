@@ -138,15 +138,8 @@ fn oidc_and_did_web_attestations_from_the_cli() {
     let bob_key = bob.user_key();
 
     // OIDC: nonce, token from the provider, attest.
-    let n = bob.run(&["identity", "attest", "nonce"]);
-    let field = |k: &str| {
-        n.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap_or_else(|| panic!("no {k} in {n}"))
-            .trim()
-            .to_string()
-    };
-    let (salt, nonce) = (field("salt "), field("oidc-nonce "));
+    let field = bob.attest_nonce();
+    let (salt, nonce) = (field("salt"), field("oidc-nonce"));
     let token = provider.token("clientful-test", &nonce);
     let token_file = tmp.path().join("token.jwt");
     std::fs::write(&token_file, &token).unwrap();

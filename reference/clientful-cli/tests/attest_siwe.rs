@@ -96,19 +96,8 @@ fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
     bob.join(&alice, &storage);
     let bob_key = bob.user_key();
 
-    let n = bob.run(&["identity", "attest", "nonce"]);
-    let field = |k: &str| {
-        n.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap_or_else(|| panic!("no {k} in {n}"))
-            .trim()
-            .to_string()
-    };
-    let (salt, nonce, resource) = (
-        field("salt "),
-        field("siwe-nonce "),
-        field("siwe-resource "),
-    );
+    let field = bob.attest_nonce();
+    let (salt, nonce, resource) = (field("salt"), field("siwe-nonce"), field("siwe-resource"));
     assert_eq!(nonce.len(), 64, "the SIWE nonce is the binding in hex");
 
     let attest = |message: &str, signature: &str, domain: &str, chain: &str| {

@@ -50,6 +50,20 @@ impl User {
         assert!(self.run(&["sync"]).contains("access: yes"));
     }
 
+    /// `identity attest nonce`: its output as `(label, value)` lines
+    /// (`salt`, `oidc-nonce`, `siwe-nonce`, `siwe-resource`); `field` panics on a
+    /// missing label.
+    pub fn attest_nonce(&self) -> impl Fn(&str) -> String {
+        let out = self.run(&["identity", "attest", "nonce"]);
+        move |label: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(label)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {label} in {out}"))
+                .trim()
+                .to_string()
+        }
+    }
+
     /// The command, not yet run. The S3 credentials are the test server's
     /// (scripts/services/s3.sh).
     pub fn cmd(&self, args: &[&str]) -> Command {

@@ -419,15 +419,19 @@ fn main() -> anyhow::Result<()> {
     };
     let mut figures = Vec::new();
     let mut sections = serde_json::Map::new();
+    let mut laps = Laps::new();
     let want_scale = run(Section::Scale) || run(Section::Curves);
     let mut patches = Vec::new();
     if run(Section::Pipeline) || run(Section::Coldjoin) || want_scale {
         patches = trace::load(&cli.root)?.0;
+        laps.lap("trace");
         if run(Section::Pipeline) {
             pipeline(&sizes, &patches, &mut figures)?;
+            laps.lap("pipeline");
         }
         if run(Section::Coldjoin) {
             coldjoin(&sizes, &patches, &mut figures)?;
+            laps.lap("coldjoin");
         }
     }
     let push_rows = |rows: Vec<fanout::Row>, figures: &mut Vec<Figure>| {
@@ -456,16 +460,19 @@ fn main() -> anyhow::Result<()> {
             }
         }
         sections.insert("overhead".into(), details);
+        laps.lap("overhead");
     }
     if run(Section::Fanout) {
         let (rows, details) = fanout::fanout(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);
         sections.insert("fanout".into(), details);
+        laps.lap("fanout");
     }
     if run(Section::Memory) {
         let (rows, details) = fanout::memory(&fanout_sizes, &cli.root)?;
         push_rows(rows, &mut figures);
         sections.insert("memory".into(), details);
+        laps.lap("memory");
     }
     if want_scale {
         let t = std::time::Instant::now();
@@ -490,6 +497,7 @@ fn main() -> anyhow::Result<()> {
         }
         eprintln!("scale section: {:.1} s", t.elapsed().as_secs_f64());
         sections.insert("scale".into(), details);
+        laps.lap("scale");
     }
     if run(Section::Browser)
         && cli
@@ -527,6 +535,7 @@ fn main() -> anyhow::Result<()> {
             note: format!("{} messages", n("messages")),
         });
         sections.insert("browser".into(), details);
+        laps.lap("browser");
     }
 
     println!(
@@ -552,7 +561,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let elapsed = started.elapsed().as_secs_f64();
-    eprintln!("total {elapsed:.1} s");
+    eprintln!("total {elapsed:.1} s ({})", laps.summary());
     let report = json!({
         "mode": if cli.quick { "quick" } else { "full" },
         "machine": {
@@ -569,6 +578,7 @@ fn main() -> anyhow::Result<()> {
         "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
         "sections": sections,
         "elapsed_s": elapsed,
+        "section_seconds": laps.to_json(),
     });
     if let Some(dir) = cli.json.parent() {
         std::fs::create_dir_all(dir)?;
@@ -576,4 +586,45 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&cli.json, format!("{report:#}\n"))?;
     eprintln!("wrote {}", cli.json.display());
     Ok(())
+}
+
+/// Wall time per section of one run (where `--quick`'s two minutes and the full run's
+/// fifteen go), printed with the total and kept in the JSON.
+struct Laps {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Ends the part called `name` (the time since the previous lap).
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps
+            .push((name, now.duration_since(self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn to_json(&self) -> Value {
+        Value::Object(
+            self.laps
+                .iter()
+                .map(|(n, s)| ((*n).to_owned(), json!(s)))
+                .collect(),
+        )
+    }
 }

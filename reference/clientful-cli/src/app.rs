@@ -20,6 +20,7 @@ use crate::settings::Settings;
 
 /// Recovery shares (spec §5.6).
 pub mod attest;
+pub mod jwks_cache;
 pub mod recovery;
 
 /// `identity …`
@@ -109,8 +110,10 @@ pub enum SpaceAction {
     /// This is also how to start over on purpose.
     Rebuild,
     /// List the attestations of the space's members (spec §14), each verified:
-    /// OIDC ones against the keys of the --issuer URLs (fetched now) and --audience,
-    /// Sign-In with Ethereum ones against --siwe-domain and --siwe-chain.
+    /// OIDC ones against the keys of the --issuer URLs (fetched now and kept in
+    /// the home folder; an unreachable issuer's cached keys are used, with a
+    /// notice) and --audience, Sign-In with Ethereum ones against --siwe-domain
+    /// and --siwe-chain.
     Attestations {
         /// Trusted OpenID issuer URL (repeat for several).
         #[arg(long = "issuer")]
@@ -127,6 +130,10 @@ pub enum SpaceAction {
         /// Allow plain http to a loopback issuer (localhost, 127.0.0.1): tests.
         #[arg(long)]
         allow_http_loopback: bool,
+        /// Verify OIDC attestations with the issuers' keys cached by an earlier
+        /// run (`attest oidc` or `space attestations`), without fetching them.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -819,6 +826,7 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
         siwe_domains,
         siwe_chains,
         allow_http_loopback,
+        offline,
     } = action
     {
         let trust = attest::Trust {
@@ -829,6 +837,7 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
                 chain_ids: siwe_chains,
             },
             allow_http_loopback,
+            offline,
         };
         return attest::list(s, sel, trust);
     }

@@ -248,6 +248,47 @@ fn oidc_and_did_web_attestations_from_the_cli() {
             .any(|l| l.contains(short) && l.contains(&format!("DID  {did}  verified"))),
         "{list}"
     );
+    // Offline: the issuer's keys alice's listing kept in her home (spec §14.5
+    // allows the cache) verify the same record without fetching anything.
+    let offline = alice.run(&[
+        "space",
+        "attestations",
+        "--issuer",
+        &provider.issuer,
+        "--audience",
+        "clientful-test",
+        "--offline",
+    ]);
+    assert!(
+        offline.lines().any(|l| l.contains(short)
+            && l.contains(&format!("OIDC  {}|bob  verified", provider.issuer))),
+        "{offline}"
+    );
+    // An issuer never fetched has no cached keys: one clear error.
+    let e = alice.fails(&[
+        "space",
+        "attestations",
+        "--issuer",
+        "https://issuer.invalid",
+        "--offline",
+    ]);
+    assert!(
+        e.contains("no cached keys for issuer https://issuer.invalid"),
+        "{e}"
+    );
+    // Unreachable (a closed loopback port) with nothing cached: the fetch error.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = alice.fails(&[
+        "space",
+        "attestations",
+        "--issuer",
+        &format!("http://127.0.0.1:{closed}"),
+        "--allow-http-loopback",
+    ]);
+    assert!(e.contains("none cached"), "{e}");
     // Without trusting the issuer, the OIDC one is refused with its class.
     let list = alice.run(&["space", "attestations"]);
     assert!(list.contains("REFUSED WRONG_CONTEXT"), "{list}");

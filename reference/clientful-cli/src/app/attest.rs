@@ -15,6 +15,7 @@ use clientful_attest::oidc::{OidcContext, peek_issuer, subject_for};
 use clientful_attest::siwe::{self, SiwePolicy};
 use clientful_attest::{Account, Draft, Kind, VerifierContext};
 
+use super::jwks_cache::JwksCache;
 use super::{client, open_space, print_sync, rt};
 use crate::settings::Settings;
 
@@ -142,6 +143,8 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                     bail!("the token's issuer is {iss:?}, not {issuer:?}");
                 }
                 let fetched = fetch_issuer(&issuer, allow_http_loopback).await?;
+                // Kept for `space attestations --offline` (spec §14.5: a verifier may cache it).
+                JwksCache::new(s.home()).store(&fetched, now_ms())?;
                 let audience = match audience {
                     Some(a) => a,
                     None => token_audience(&token)?,
@@ -262,20 +265,41 @@ pub struct Trust {
     pub siwe: SiwePolicy,
     /// Allow plain http to a loopback issuer.
     pub allow_http_loopback: bool,
+    /// Use the cached issuer keys only.
+    pub offline: bool,
 }
 
-/// Runs `space attestations`: sync, fetch the keys of each `--issuer`, and list
-/// every attestation of the space with its verdict.
+/// Runs `space attestations`: sync, fetch the keys of each `--issuer` (or take
+/// them from the cache: `--offline`, or the issuer unreachable), and list every
+/// attestation of the space with its verdict.
 pub fn list(s: &Settings, sel: Option<String>, trust: Trust) -> Result<ExitCode> {
     let c = client(s)?;
     rt()?.block_on(async {
         let mut sp = open_space(s, &c, sel).await?;
         print_sync(&sp.sync().await?);
         let mut ctx = VerifierContext::new(now_ms());
+        let cache = JwksCache::new(s.home());
         for i in &trust.issuers {
-            ctx.oidc
-                .issuers
-                .push(fetch_issuer(i, trust.allow_http_loopback).await?.trusted);
+            let fetched = if trust.offline {
+                None
+            } else {
+                Some(fetch_issuer(i, trust.allow_http_loopback).await)
+            };
+            let unreachable = match &fetched {
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            let keys = cache.resolve(i, fetched, now_ms())?;
+            if let Some(at) = keys.cached_at_ms {
+                let age_s = now_ms().saturating_sub(at) / 1000;
+                match unreachable {
+                    Some(why) => eprintln!(
+                        "issuer {i} unreachable ({why}): using its keys cached {age_s} s ago"
+                    ),
+                    None => eprintln!("issuer {i}: using its keys cached {age_s} s ago"),
+                }
+            }
+            ctx.oidc.issuers.push(keys.trusted);
         }
         ctx.oidc.audiences = trust.audiences;
         ctx.siwe = trust.siwe;

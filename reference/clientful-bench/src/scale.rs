@@ -350,6 +350,24 @@ fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// UDP datagrams the kernel dropped for a full receive buffer, machine-wide
+/// (`RcvbufErrors` of `/proc/net/snmp`): handshake bursts the sockets could not absorb.
+fn udp_rcvbuf_errors() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = s.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Open file descriptors of process `pid`.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -439,6 +457,10 @@ struct QuicPoint {
     /// Failed attempts so far (each retried).
     failures: usize,
     available: u64,
+    /// CPU seconds of the broker and of this process while this point's
+    /// connections were opened.
+    broker_cpu: f64,
+    client_cpu: f64,
 }
 
 /// What the QUIC idle curve measured.
@@ -448,6 +470,8 @@ struct QuicIdleRun {
     endpoints: usize,
     failures: usize,
     seconds: f64,
+    /// UDP datagrams dropped for a full receive buffer during the run.
+    rcvbuf_drops: u64,
 }
 
 /// One broker; QUIC connections (rooms of [`ROOM_OF`], one client endpoint per
@@ -464,6 +488,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
         endpoints: 0,
         failures: 0,
         seconds: 0.0,
+        rcvbuf_drops: 0,
     };
     if points.is_empty() {
         return Ok(run);
@@ -474,6 +499,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
         .ok_or_else(|| anyhow!("the broker has no QUIC listener"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (b0, c0) = (broker.rss()?, self_rss());
+    let drops0 = udp_rcvbuf_errors();
     let max = points.iter().max().copied().unwrap_or(0);
     let rooms: Vec<_> = (0..max.div_ceil(ROOM_OF))
         .map(room_n)
@@ -482,6 +508,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
     let mut held: Vec<QuicIdle> = Vec::with_capacity(max);
     for &p in points {
         let t = Instant::now();
+        let (bc, cc) = (broker.cpu()?, crate::servers::cpu_of("/proc/self/stat")?);
         let from = held.len();
         while endpoints.len() < p.div_ceil(QUIC_PER_ENDPOINT) {
             endpoints.push(quic_client(endpoints.len(), pin)?);
@@ -550,6 +577,10 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
         // A stopped point is recorded at the count actually held.
         let p = held.len();
         let connect_s = t.elapsed().as_secs_f64();
+        let (broker_cpu, client_cpu) = (
+            broker.cpu()? - bc,
+            crate::servers::cpu_of("/proc/self/stat")? - cc,
+        );
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         let pt = QuicPoint {
             conns: p,
@@ -559,9 +590,11 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
             broker_fds: open_fds(broker.pid()),
             failures: run.failures,
             available: available_memory().unwrap_or(0),
+            broker_cpu,
+            client_cpu,
         };
         eprintln!(
-            "scale idle QUIC: {p} connections in {} rooms over {} client sockets: broker +{} MB ({:.0} B each, {} open fds), load generator +{} MB ({:.0} B each); {:.1} s to open the last {} ({} failed attempts so far); {} MB available",
+            "scale idle QUIC: {p} connections in {} rooms over {} client sockets: broker +{} MB ({:.0} B each, {} open fds), load generator +{} MB ({:.0} B each); {:.1} s to open the last {} (CPU per connection: broker {:.0} µs, load generator {:.0} µs; {} failed attempts, {} UDP receive-buffer drops so far); {} MB available",
             p.div_ceil(ROOM_OF),
             endpoints.len(),
             pt.broker_bytes >> 20,
@@ -571,7 +604,10 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
             pt.client_bytes as f64 / p as f64,
             connect_s,
             p - from,
+            broker_cpu * 1e6 / (p - from).max(1) as f64,
+            client_cpu * 1e6 / (p - from).max(1) as f64,
             run.failures,
+            udp_rcvbuf_errors().saturating_sub(drops0),
             pt.available >> 20,
         );
         run.points.push(pt);
@@ -583,6 +619,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
         eprintln!("scale idle QUIC: stopped: {why}");
     }
     run.endpoints = endpoints.len();
+    run.rcvbuf_drops = udp_rcvbuf_errors().saturating_sub(drops0);
     for e in &endpoints {
         e.close(0u32.into(), b"done");
     }
@@ -1630,12 +1667,13 @@ fn run_inner(
             unit: "B",
             target: None,
             note: format!(
-                "RSS growth of one broker; rooms of {ROOM_OF}, each client joined (HELLO, WELCOME, JOIN with the proof); broker {} open fds at {} QUIC connections (one UDP socket), the load generator {} client sockets and {:.0} B per connection; {} failed attempts (retried); QUIC part {:.0} s{}. WebSocket is held to {} by the open-files limit {fds}",
+                "RSS growth of one broker; rooms of {ROOM_OF}, each client joined (HELLO, WELCOME, JOIN with the proof); broker {} open fds at {} QUIC connections (one UDP socket), the load generator {} client sockets and {:.0} B per connection; {} failed attempts (retried), {} UDP datagrams dropped for a full receive buffer; QUIC part {:.0} s{}. WebSocket is held to {} by the open-files limit {fds}",
                 last.broker_fds,
                 last.conns,
                 quic.endpoints,
                 last.client_bytes as f64 / last.conns.max(1) as f64,
                 quic.failures,
+                quic.rcvbuf_drops,
                 quic.seconds,
                 quic.stopped
                     .as_ref()
@@ -1648,10 +1686,11 @@ fn run_inner(
     details.insert(
         "idle_quic".into(),
         json!({
-            "points": quic.points.iter().map(|p| json!({"connections": p.conns, "broker_bytes": p.broker_bytes, "load_generator_bytes": p.client_bytes, "connect_s": p.connect_s, "broker_open_fds": p.broker_fds, "failed_attempts_so_far": p.failures, "available_bytes": p.available})).collect::<Vec<_>>(),
+            "points": quic.points.iter().map(|p| json!({"connections": p.conns, "broker_bytes": p.broker_bytes, "load_generator_bytes": p.client_bytes, "connect_s": p.connect_s, "broker_open_fds": p.broker_fds, "failed_attempts_so_far": p.failures, "available_bytes": p.available, "broker_cpu_s": p.broker_cpu, "load_generator_cpu_s": p.client_cpu})).collect::<Vec<_>>(),
             "stopped": quic.stopped,
             "client_endpoints": quic.endpoints,
             "failed_attempts": quic.failures,
+            "udp_receive_buffer_drops": quic.rcvbuf_drops,
             "seconds": quic.seconds,
         }),
     );

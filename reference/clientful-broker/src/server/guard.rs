@@ -816,10 +816,11 @@ mod tests {
         );
         // A TCP connection gives its place back: a TCP newcomer may take it.
         drop(held.remove(0));
-        let (t, _) = admission
+        let (t, slot) = admission
             .admit(ip(3), true, patience)
             .await
             .expect("tcp in");
+        admission.establish(slot.as_deref().expect("http slot"));
         held.push(t);
         // A QUIC connection gives its place back: the TCP cap still holds.
         drop(held.remove(3));

@@ -560,7 +560,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
                 }
             }
             done += 1;
-            if done % 1_000 == 0
+            if done.is_multiple_of(1_000)
                 && let Some(a) = available_memory()
                 && a < MIN_AVAILABLE
             {

@@ -326,13 +326,16 @@ const QUIC_ATTEMPTS: usize = 4;
 const QUIC_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A curve stops (and says so) when the machine's available memory falls below this.
 const MIN_AVAILABLE: u64 = 4 << 30;
-/// Keep-alive of the idle QUIC clients: well inside the broker's 90 s QUIC idle
-/// timeout, so connections stay up however long the curve takes.
-const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Keep-alive of the idle QUIC clients: well inside the idle timeout (the
+/// broker's 90 s: the clients offer [`QUIC_IDLE_TIMEOUT`], above it, and the
+/// lower of the two applies), so connections stay up however long the curve takes.
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// Idle timeout the clients offer (quinn's default, 30 s, would apply otherwise).
+const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An idle QUIC client: its connection and its one stream, nothing else.
 struct QuicIdle {
-    _conn: quinn::Connection,
+    conn: quinn::Connection,
     _send: quinn::SendStream,
     _recv: quinn::RecvStream,
 }
@@ -389,6 +392,7 @@ fn quic_client(k: usize, pin: [u8; 32]) -> Result<quinn::Endpoint> {
     let mut config = clientful_net::transport::quic_client_config(pin)?;
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(QUIC_KEEP_ALIVE));
+    t.max_idle_timeout(Some(QUIC_IDLE_TIMEOUT.try_into()?));
     t.max_concurrent_bidi_streams(0u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     config.transport_config(Arc::new(t));
@@ -442,7 +446,7 @@ async fn join_quic(
         }
     }
     Ok(QuicIdle {
-        _conn: conn,
+        conn,
         _send: send,
         _recv: recv,
     })
@@ -456,6 +460,9 @@ struct QuicPoint {
     broker_fds: usize,
     /// Failed attempts so far (each retried).
     failures: usize,
+    /// Held connections found closed at this point (must be 0: idle
+    /// connections stay up).
+    closed: usize,
     available: u64,
     /// CPU seconds of the broker and of this process while this point's
     /// connections were opened.
@@ -589,12 +596,16 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
             connect_s,
             broker_fds: open_fds(broker.pid()),
             failures: run.failures,
+            closed: held
+                .iter()
+                .filter(|c| c.conn.close_reason().is_some())
+                .count(),
             available: available_memory().unwrap_or(0),
             broker_cpu,
             client_cpu,
         };
         eprintln!(
-            "scale idle QUIC: {p} connections in {} rooms over {} client sockets: broker +{} MB ({:.0} B each, {} open fds), load generator +{} MB ({:.0} B each); {:.1} s to open the last {} (CPU per connection: broker {:.0} µs, load generator {:.0} µs; {} failed attempts, {} UDP receive-buffer drops so far); {} MB available",
+            "scale idle QUIC: {p} connections in {} rooms over {} client sockets: broker +{} MB ({:.0} B each, {} open fds), load generator +{} MB ({:.0} B each); {:.1} s to open the last {} (CPU per connection: broker {:.0} µs, load generator {:.0} µs; {} failed attempts, {} UDP receive-buffer drops so far; {} held connections closed); {} MB available",
             p.div_ceil(ROOM_OF),
             endpoints.len(),
             pt.broker_bytes >> 20,
@@ -608,6 +619,7 @@ async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
             client_cpu * 1e6 / (p - from).max(1) as f64,
             run.failures,
             udp_rcvbuf_errors().saturating_sub(drops0),
+            pt.closed,
             pt.available >> 20,
         );
         run.points.push(pt);
@@ -1686,7 +1698,7 @@ fn run_inner(
     details.insert(
         "idle_quic".into(),
         json!({
-            "points": quic.points.iter().map(|p| json!({"connections": p.conns, "broker_bytes": p.broker_bytes, "load_generator_bytes": p.client_bytes, "connect_s": p.connect_s, "broker_open_fds": p.broker_fds, "failed_attempts_so_far": p.failures, "available_bytes": p.available, "broker_cpu_s": p.broker_cpu, "load_generator_cpu_s": p.client_cpu})).collect::<Vec<_>>(),
+            "points": quic.points.iter().map(|p| json!({"connections": p.conns, "broker_bytes": p.broker_bytes, "load_generator_bytes": p.client_bytes, "connect_s": p.connect_s, "broker_open_fds": p.broker_fds, "failed_attempts_so_far": p.failures, "held_connections_closed": p.closed, "available_bytes": p.available, "broker_cpu_s": p.broker_cpu, "load_generator_cpu_s": p.client_cpu})).collect::<Vec<_>>(),
             "stopped": quic.stopped,
             "client_endpoints": quic.endpoints,
             "failed_attempts": quic.failures,

@@ -397,6 +397,7 @@ fn main() -> anyhow::Result<()> {
     let scale_sizes = if cli.quick {
         scale::Sizes {
             idle: vec![500, 5_000],
+            idle_quic: vec![1_000, 10_000],
             rooms: vec![1, 1_000],
             clients: vec![2, 16, 256],
             doc_edits: vec![10_000, 30_000],
@@ -408,6 +409,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         scale::Sizes {
             idle: vec![1_000, 5_000, 10_000, 15_000, 100_000],
+            idle_quic: vec![1_000, 10_000, 25_000, 50_000, 100_000],
             rooms: vec![1, 10, 100, 1_000, 10_000],
             clients: vec![2, 4, 16, 64, 256, 1_000],
             doc_edits: vec![32_000, 65_000, 130_000, 259_778],

@@ -48,6 +48,10 @@ use crate::trace::Patch;
 pub struct Sizes {
     /// Idle connections held at each point of the idle curve (one broker).
     pub idle: Vec<usize>,
+    /// Idle QUIC connections held at each point of the QUIC idle curve (one
+    /// broker; not bounded by the open-files limit: one UDP socket each side
+    /// per [`QUIC_PER_ENDPOINT`] connections).
+    pub idle_quic: Vec<usize>,
     /// Rooms of [`ROOM_OF`] clients at each point of the rooms curve.
     pub rooms: Vec<usize>,
     /// Clients in one room at each point of the clients-per-room curve.
@@ -306,6 +310,338 @@ async fn idle_curve(points: &[usize]) -> Result<(Vec<IdlePoint>, Option<String>)
     drop(held);
     drop(broker);
     Ok((out, stopped))
+}
+
+// ---------------------------------------------------------------- idle QUIC
+
+/// QUIC connections per client endpoint (one UDP socket, bound to its own
+/// loopback address 127.50.k.2).
+pub const QUIC_PER_ENDPOINT: usize = 10_000;
+/// QUIC handshakes and joins in flight at once (a bound on the bursts the UDP
+/// sockets' receive buffers must absorb).
+const QUIC_AT_ONCE: usize = 128;
+/// Attempts per QUIC connection before the curve stops.
+const QUIC_ATTEMPTS: usize = 4;
+/// Time one attempt (handshake, HELLO, WELCOME, JOIN, JOINED) may take.
+const QUIC_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A curve stops (and says so) when the machine's available memory falls below this.
+const MIN_AVAILABLE: u64 = 4 << 30;
+/// Keep-alive of the idle QUIC clients: well inside the idle timeout (the
+/// broker's 90 s: the clients offer [`QUIC_IDLE_TIMEOUT`], above it, and the
+/// lower of the two applies), so connections stay up however long the curve takes.
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// Idle timeout the clients offer (quinn's default, 30 s, would apply otherwise).
+const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An idle QUIC client: its connection and its one stream, nothing else.
+struct QuicIdle {
+    conn: quinn::Connection,
+    _send: quinn::SendStream,
+    _recv: quinn::RecvStream,
+}
+
+/// `MemAvailable` of the machine, in bytes.
+fn available_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = s
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// UDP datagrams the kernel dropped for a full receive buffer, machine-wide
+/// (`RcvbufErrors` of `/proc/net/snmp`): handshake bursts the sockets could not absorb.
+fn udp_rcvbuf_errors() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = s.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A client endpoint on its own UDP socket (127.50.`k`.2), with a 4 MiB receive
+/// buffer (the kernel caps it at `net.core.rmem_max`) for handshake bursts, and
+/// a transport that keeps its connections alive and accepts no stream.
+fn quic_client(k: usize, pin: [u8; 32]) -> Result<quinn::Endpoint> {
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::new(127, 50, u8::try_from(k)?, 2), 0))?;
+    let state = quinn::udp::UdpSocketState::new((&sock).into())?;
+    if let Err(e) = state.set_recv_buffer_size((&sock).into(), 4 << 20) {
+        eprintln!("scale idle QUIC: receive buffer not raised ({e})");
+    }
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime"))?;
+    let mut e = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, sock, runtime)?;
+    let mut config = clientful_net::transport::quic_client_config(pin)?;
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(QUIC_KEEP_ALIVE));
+    t.max_idle_timeout(Some(QUIC_IDLE_TIMEOUT.try_into()?));
+    t.max_concurrent_bidi_streams(0u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    config.transport_config(Arc::new(t));
+    e.set_default_client_config(config);
+    Ok(e)
+}
+
+async fn quic_send(s: &mut quinn::SendStream, frame: &[u8]) -> Result<()> {
+    let mut b = Vec::with_capacity(frame.len() + 4);
+    b.extend_from_slice(&u32::try_from(frame.len())?.to_be_bytes());
+    b.extend_from_slice(frame);
+    s.write_all(&b).await?;
+    Ok(())
+}
+
+async fn quic_next(r: &mut quinn::RecvStream) -> Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    anyhow::ensure!(
+        len <= clientful_net::session::CLIENT_MAX_FRAME,
+        "oversized frame"
+    );
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Connects over QUIC, opens the stream, says HELLO and joins `room` (JOIN with
+/// the proof over the WELCOME's challenge); returns the idle client once JOINED.
+async fn join_quic(
+    ep: &quinn::Endpoint,
+    server: SocketAddr,
+    room: Arc<RoomCredentials>,
+) -> Result<QuicIdle> {
+    let conn = ep.connect(server, "localhost")?.await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let mut sess = ClientSession::new(room, Resume::default());
+    quic_send(&mut send, &sess.start()).await?;
+    let mut out = Vec::new();
+    while !sess.is_joined() {
+        let f = quic_next(&mut recv).await?;
+        out.clear();
+        sess.handle(&f, &mut out)?;
+        for o in out.drain(..) {
+            match o {
+                Output::Send(b) => quic_send(&mut send, &b).await?,
+                Output::Error { code, .. } => bail!("broker error {code:?} while joining"),
+                _ => {}
+            }
+        }
+    }
+    Ok(QuicIdle {
+        conn,
+        _send: send,
+        _recv: recv,
+    })
+}
+
+struct QuicPoint {
+    conns: usize,
+    broker_bytes: u64,
+    client_bytes: u64,
+    connect_s: f64,
+    broker_fds: usize,
+    /// Failed attempts so far (each retried).
+    failures: usize,
+    /// Held connections found closed at this point (must be 0: idle
+    /// connections stay up).
+    closed: usize,
+    available: u64,
+    /// CPU seconds of the broker and of this process while this point's
+    /// connections were opened.
+    broker_cpu: f64,
+    client_cpu: f64,
+}
+
+/// What the QUIC idle curve measured.
+struct QuicIdleRun {
+    points: Vec<QuicPoint>,
+    stopped: Option<String>,
+    endpoints: usize,
+    failures: usize,
+    seconds: f64,
+    /// UDP datagrams dropped for a full receive buffer during the run.
+    rcvbuf_drops: u64,
+}
+
+/// One broker; QUIC connections (rooms of [`ROOM_OF`], one client endpoint per
+/// [`QUIC_PER_ENDPOINT`]) added up to each point; RSS of the broker and of this
+/// process, and the broker's open descriptors, after each. A failed attempt is
+/// retried (and counted) up to [`QUIC_ATTEMPTS`] times; the curve stops, saying
+/// why, at a connection that still fails or when the machine's available memory
+/// falls below [`MIN_AVAILABLE`].
+async fn quic_idle_curve(points: &[usize]) -> Result<QuicIdleRun> {
+    let started = Instant::now();
+    let mut run = QuicIdleRun {
+        points: Vec::new(),
+        stopped: None,
+        endpoints: 0,
+        failures: 0,
+        seconds: 0.0,
+        rcvbuf_drops: 0,
+    };
+    if points.is_empty() {
+        return Ok(run);
+    }
+    let broker = Server::spawn(Kind::Broker, None)?;
+    let (server, pin) = broker
+        .quic
+        .ok_or_else(|| anyhow!("the broker has no QUIC listener"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (b0, c0) = (broker.rss()?, self_rss());
+    let drops0 = udp_rcvbuf_errors();
+    let max = points.iter().max().copied().unwrap_or(0);
+    let rooms: Vec<_> = (0..max.div_ceil(ROOM_OF))
+        .map(room_n)
+        .collect::<Result<_>>()?;
+    let mut endpoints: Vec<quinn::Endpoint> = Vec::new();
+    let mut held: Vec<QuicIdle> = Vec::with_capacity(max);
+    for &p in points {
+        let t = Instant::now();
+        let (bc, cc) = (broker.cpu()?, crate::servers::cpu_of("/proc/self/stat")?);
+        let from = held.len();
+        while endpoints.len() < p.div_ceil(QUIC_PER_ENDPOINT) {
+            endpoints.push(quic_client(endpoints.len(), pin)?);
+        }
+        let (eps, rooms) = (&endpoints, &rooms);
+        let mut s = futures_util::stream::iter(from..p)
+            .map(|i| async move {
+                let ep = eps
+                    .get(i / QUIC_PER_ENDPOINT)
+                    .ok_or_else(|| anyhow!("no endpoint"));
+                let room = rooms
+                    .get(i / ROOM_OF)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no room"));
+                let (ep, room) = match (ep, room) {
+                    (Ok(e), Ok(r)) => (e, r),
+                    (Err(e), _) | (_, Err(e)) => return (Err(e), 0),
+                };
+                let mut failed = 0;
+                loop {
+                    let r = tokio::time::timeout(
+                        QUIC_ATTEMPT_TIMEOUT,
+                        join_quic(ep, server, room.clone()),
+                    )
+                    .await
+                    .map_err(|_| anyhow!("attempt timed out"))
+                    .and_then(|r| r);
+                    match r {
+                        Ok(c) => return (Ok(c), failed),
+                        Err(e) if failed + 1 >= QUIC_ATTEMPTS => {
+                            return (
+                                Err(e.context(format!("connection {i}, {QUIC_ATTEMPTS} attempts"))),
+                                failed + 1,
+                            );
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+            })
+            .buffer_unordered(QUIC_AT_ONCE);
+        let mut done = 0usize;
+        while let Some((c, failed)) = s.next().await {
+            run.failures += failed;
+            match c {
+                Ok(c) => held.push(c),
+                Err(e) => {
+                    run.stopped = Some(format!("{e:#} (after {} connections)", held.len()));
+                    break;
+                }
+            }
+            done += 1;
+            if done.is_multiple_of(1_000)
+                && let Some(a) = available_memory()
+                && a < MIN_AVAILABLE
+            {
+                run.stopped = Some(format!(
+                    "available memory {} MB, below {} MB (after {} connections)",
+                    a >> 20,
+                    MIN_AVAILABLE >> 20,
+                    held.len()
+                ));
+                break;
+            }
+        }
+        drop(s);
+        // A stopped point is recorded at the count actually held.
+        let p = held.len();
+        let connect_s = t.elapsed().as_secs_f64();
+        let (broker_cpu, client_cpu) = (
+            broker.cpu()? - bc,
+            crate::servers::cpu_of("/proc/self/stat")? - cc,
+        );
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let pt = QuicPoint {
+            conns: p,
+            broker_bytes: broker.rss()?.saturating_sub(b0),
+            client_bytes: self_rss().saturating_sub(c0),
+            connect_s,
+            broker_fds: open_fds(broker.pid()),
+            failures: run.failures,
+            closed: held
+                .iter()
+                .filter(|c| c.conn.close_reason().is_some())
+                .count(),
+            available: available_memory().unwrap_or(0),
+            broker_cpu,
+            client_cpu,
+        };
+        eprintln!(
+            "scale idle QUIC: {p} connections in {} rooms over {} client sockets: broker +{} MB ({:.0} B each, {} open fds), load generator +{} MB ({:.0} B each); {:.1} s to open the last {} (CPU per connection: broker {:.0} µs, load generator {:.0} µs; {} failed attempts, {} UDP receive-buffer drops so far; {} held connections closed); {} MB available",
+            p.div_ceil(ROOM_OF),
+            endpoints.len(),
+            pt.broker_bytes >> 20,
+            pt.broker_bytes as f64 / p as f64,
+            pt.broker_fds,
+            pt.client_bytes >> 20,
+            pt.client_bytes as f64 / p as f64,
+            connect_s,
+            p - from,
+            broker_cpu * 1e6 / (p - from).max(1) as f64,
+            client_cpu * 1e6 / (p - from).max(1) as f64,
+            run.failures,
+            udp_rcvbuf_errors().saturating_sub(drops0),
+            pt.closed,
+            pt.available >> 20,
+        );
+        run.points.push(pt);
+        if run.stopped.is_some() {
+            break;
+        }
+    }
+    if let Some(why) = &run.stopped {
+        eprintln!("scale idle QUIC: stopped: {why}");
+    }
+    run.endpoints = endpoints.len();
+    run.rcvbuf_drops = udp_rcvbuf_errors().saturating_sub(drops0);
+    for e in &endpoints {
+        e.close(0u32.into(), b"done");
+    }
+    drop(held);
+    drop(broker);
+    for e in &endpoints {
+        let _ = tokio::time::timeout(Duration::from_secs(2), e.wait_idle()).await;
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    Ok(run)
 }
 
 // ---------------------------------------------------------------- traffic
@@ -1282,7 +1618,7 @@ fn run_inner(
     let mut details = serde_json::Map::new();
     details.insert("open_files_limit".into(), json!(fds));
 
-    // CLIENTFUL_BENCH_SCALE_PARTS=idle,rooms,clients,active,nats runs only those
+    // CLIENTFUL_BENCH_SCALE_PARTS=idle,quic,rooms,clients,active,nats runs only those
     // parts (for profiling one of them).
     let parts = std::env::var("CLIENTFUL_BENCH_SCALE_PARTS").ok();
     let part = |p: &str| parts.as_ref().is_none_or(|v| v.split(',').any(|x| x == p));
@@ -1324,15 +1660,62 @@ fn run_inner(
         // The load generator's own RSS per connection is in the JSON and the chart only:
         // after other sections its allocator reuses freed memory, so it reads 0.
     }
+    // Idle QUIC connections: no descriptor each, so past the open-files limit.
+    let quic = local.block_on(
+        &rt,
+        quic_idle_curve(if part("quic") { &sizes.idle_quic } else { none }),
+    )?;
+    let per_q = |p: &QuicPoint| p.broker_bytes as f64 / p.conns.max(1) as f64;
+    if let Some(last) = quic.points.last() {
+        let ws = idle.last();
+        rows.push(Row {
+            name: format!(
+                "scale: broker memory per idle connection, {} QUIC vs {} WebSocket",
+                last.conns,
+                ws.map_or(0, |w| w.conns)
+            ),
+            baseline: ws.map_or(f64::NAN, |w| w.broker_bytes as f64 / w.conns.max(1) as f64),
+            candidate: per_q(last),
+            unit: "B",
+            target: None,
+            note: format!(
+                "RSS growth of one broker; rooms of {ROOM_OF}, each client joined (HELLO, WELCOME, JOIN with the proof); broker {} open fds at {} QUIC connections (one UDP socket), the load generator {} client sockets and {:.0} B per connection; {} failed attempts (retried), {} UDP datagrams dropped for a full receive buffer; QUIC part {:.0} s{}. WebSocket is held to {} by the open-files limit {fds}",
+                last.broker_fds,
+                last.conns,
+                quic.endpoints,
+                last.client_bytes as f64 / last.conns.max(1) as f64,
+                quic.failures,
+                quic.rcvbuf_drops,
+                quic.seconds,
+                quic.stopped
+                    .as_ref()
+                    .map(|s| format!(", stopped: {s}"))
+                    .unwrap_or_default(),
+                ws.map_or(0, |w| w.conns),
+            ),
+        });
+    }
+    details.insert(
+        "idle_quic".into(),
+        json!({
+            "points": quic.points.iter().map(|p| json!({"connections": p.conns, "broker_bytes": p.broker_bytes, "load_generator_bytes": p.client_bytes, "connect_s": p.connect_s, "broker_open_fds": p.broker_fds, "failed_attempts_so_far": p.failures, "held_connections_closed": p.closed, "available_bytes": p.available, "broker_cpu_s": p.broker_cpu, "load_generator_cpu_s": p.client_cpu})).collect::<Vec<_>>(),
+            "stopped": quic.stopped,
+            "client_endpoints": quic.endpoints,
+            "failed_attempts": quic.failures,
+            "udp_receive_buffer_drops": quic.rcvbuf_drops,
+            "seconds": quic.seconds,
+        }),
+    );
+
     curves.push(Curve {
         stem: "scale-idle-connections",
-        title: "Broker memory per idle connection".into(),
+        title: "Broker memory per idle connection, WebSocket and QUIC".into(),
         x_label: "idle connections (rooms of 4)",
         y_label: "bytes per connection (RSS growth)",
         log_x: true,
         series: vec![
             (
-                "Clientful broker".into(),
+                "Clientful broker, WebSocket".into(),
                 idle.iter()
                     .map(|p| {
                         (
@@ -1343,8 +1726,27 @@ fn run_inner(
                     .collect(),
             ),
             (
+                "Clientful broker, QUIC".into(),
+                quic.points
+                    .iter()
+                    .map(|p| (p.conns as f64, per_q(p)))
+                    .collect(),
+            ),
+            (
                 "load generator (lightws clients)".into(),
                 idle.iter()
+                    .map(|p| {
+                        (
+                            p.conns as f64,
+                            p.client_bytes as f64 / p.conns.max(1) as f64,
+                        )
+                    })
+                    .collect(),
+            ),
+            (
+                "load generator (quinn clients)".into(),
+                quic.points
+                    .iter()
                     .map(|p| {
                         (
                             p.conns as f64,

@@ -376,7 +376,10 @@ async fn half_open_connections_do_not_lock_out_clients() {
     assert!(refused("per_address") >= 1, "{m}");
     assert!(refused("header_too_large") >= 1, "{m}");
     let log = std::fs::read_to_string(dir.path().join("broker-halfopen.log")).expect("log");
-    assert!(log.contains("connection cap lowered"), "{log}");
+    assert!(
+        log.contains("cap on TCP (WebSocket/HTTP) connections lowered"),
+        "{log}"
+    );
     assert!(log.contains("refused or closed by admission"), "{log}");
 }
 

@@ -1,5 +1,8 @@
 //! Connection admission (BRK-LIM-7): what the broker's listeners let in before the
-//! state machine sees a connection. It owns the cap on open connections, the
+//! state machine sees a connection. It owns the cap on open connections (and, within
+//! it, the cap on TCP connections, which each hold a file descriptor, lowered to fit
+//! the open-files limit; QUIC connections share the endpoint's one UDP socket and
+//! count against the configured cap only), the
 //! per-address connection count and connection rate (an IPv4 address, or an IPv6
 //! /64), and, for HTTP, a deadline and a byte cap on everything a connection sends
 //! before its WebSocket upgrade (so silent or one-byte-a-second connections cannot
@@ -28,8 +31,10 @@ use crate::rate::TokenBucket;
 /// The admission limits (each a `clientful broker` flag, see docs/operations.md).
 #[derive(Debug, Clone)]
 pub struct AdmissionLimits {
-    /// Open connections (WebSocket/HTTP and QUIC together). Lowered at start to
-    /// what the process's file-descriptor limit allows.
+    /// Open connections (WebSocket/HTTP and QUIC together). TCP connections
+    /// (WebSocket/HTTP, each one file descriptor) are further capped at start by
+    /// what the process's open-files limit allows ([`Admission::tcp_cap`]); QUIC
+    /// connections hold no descriptor of their own and count against this cap only.
     pub max_connections: usize,
     /// Open connections from one address (IPv4 address or IPv6 /64).
     pub per_address: usize,
@@ -155,6 +160,8 @@ struct Address {
 #[derive(Default)]
 struct Inner {
     open: usize,
+    /// Of `open`, the TCP connections (each one file descriptor).
+    open_tcp: usize,
     addresses: HashMap<IpAddr, Address>,
     /// HTTP connections before their upgrade, oldest first.
     pending: BTreeMap<u64, Arc<Slot>>,
@@ -168,6 +175,9 @@ struct Inner {
 /// The admission state shared by the listeners.
 pub struct Admission {
     limits: AdmissionLimits,
+    /// Cap on open TCP connections: `max_connections`, or less to fit the
+    /// open-files limit.
+    tcp_cap: usize,
     start: Instant,
     inner: Mutex<Inner>,
     counts: [AtomicU64; Refusal::ALL.len()],
@@ -180,6 +190,8 @@ pub struct Admission {
 pub(crate) struct Ticket {
     admission: Arc<Admission>,
     key: IpAddr,
+    /// A TCP connection (counted against [`Admission::tcp_cap`] too).
+    tcp: bool,
     pending: Option<(u64, Arc<Slot>)>,
 }
 
@@ -187,6 +199,9 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if let Ok(mut inner) = self.admission.inner.lock() {
             inner.open = inner.open.saturating_sub(1);
+            if self.tcp {
+                inner.open_tcp = inner.open_tcp.saturating_sub(1);
+            }
             if let Some(a) = inner.addresses.get_mut(&self.key) {
                 a.open = a.open.saturating_sub(1);
             }
@@ -227,23 +242,33 @@ fn open_files_limit() -> Option<usize> {
 const FD_RESERVE: usize = 64;
 
 impl Admission {
-    /// Admission with `limits`; the connection cap is lowered to what the
-    /// file-descriptor limit allows (and the change logged).
-    pub fn new(mut limits: AdmissionLimits) -> Arc<Admission> {
-        if let Some(fds) = open_files_limit() {
+    /// Admission with `limits`; the cap on TCP connections is lowered to what
+    /// the file-descriptor limit allows (and the change logged).
+    pub fn new(limits: AdmissionLimits) -> Arc<Admission> {
+        Self::with_open_files_limit(limits, open_files_limit())
+    }
+
+    /// Admission with `limits` under an open-files limit of `fds` (none: no
+    /// limit known). TCP connections each hold a descriptor, so at most `fds`
+    /// less [`FD_RESERVE`] of them are admitted; QUIC connections share the UDP
+    /// socket of the endpoint and are bounded by `max_connections` alone.
+    fn with_open_files_limit(limits: AdmissionLimits, fds: Option<usize>) -> Arc<Admission> {
+        let mut tcp_cap = limits.max_connections;
+        if let Some(fds) = fds {
             let fit = fds.saturating_sub(FD_RESERVE).max(1);
-            if fit < limits.max_connections {
+            if fit < tcp_cap {
                 tracing::warn!(
                     configured = limits.max_connections,
                     open_files_limit = fds,
-                    max_connections = fit,
-                    "connection cap lowered to fit the open-files limit"
+                    max_tcp_connections = fit,
+                    "cap on TCP (WebSocket/HTTP) connections lowered to fit the open-files limit; QUIC connections count against the configured cap only"
                 );
-                limits.max_connections = fit;
+                tcp_cap = fit;
             }
         }
         Arc::new(Admission {
             limits,
+            tcp_cap,
             start: Instant::now(),
             inner: Mutex::new(Inner::default()),
             counts: Default::default(),
@@ -255,6 +280,12 @@ impl Admission {
     /// The limits in force.
     pub fn limits(&self) -> &AdmissionLimits {
         &self.limits
+    }
+
+    /// The cap on open TCP (WebSocket/HTTP) connections: the configured
+    /// `max_connections`, or the open-files limit less [`FD_RESERVE`] if lower.
+    pub fn tcp_cap(&self) -> usize {
+        self.tcp_cap
     }
 
     fn now_ms(&self) -> u64 {
@@ -330,7 +361,9 @@ impl Admission {
     }
 
     /// Lets a connection from `ip` in, or says why not (counted and logged).
-    /// `http`: it is an HTTP connection, pending until [`Slot::establish`].
+    /// `http`: it is an HTTP connection (over TCP: one file descriptor, so
+    /// [`Admission::tcp_cap`] applies too), pending until [`Slot::establish`];
+    /// otherwise a QUIC connection, bounded by `max_connections` alone.
     ///
     /// At the cap while evicted connections are still giving their places back,
     /// it waits for them (up to `patience`) instead of refusing: a flood of half-open connections makes the accept loop evict
@@ -388,14 +421,18 @@ impl Admission {
                 return Err(Refusal::AtCapacity);
             };
             self.sweep(&mut inner, now);
+            let max = self.limits.max_connections;
+            let tcp_cap = self.tcp_cap;
+            let full = |i: &Inner| i.open >= max || (http && i.open_tcp >= tcp_cap);
             let mut evicted = false;
-            if inner.open >= self.limits.max_connections {
+            if full(&inner) {
                 // Evicted connections give their place back when their task ends;
                 // allow a few in flight, never more.
-                evicted = inner.open < self.limits.max_connections + FD_RESERVE / 2
+                evicted = inner.open < max + FD_RESERVE / 2
+                    && (!http || inner.open_tcp < tcp_cap + FD_RESERVE / 2)
                     && Self::evict_oldest(&mut inner);
             }
-            if inner.open >= self.limits.max_connections && !evicted {
+            if full(&inner) && !evicted {
                 Err(Refusal::AtCapacity)
             } else {
                 let rate = self.limits.rate_per_address;
@@ -417,6 +454,9 @@ impl Admission {
                 } else {
                     a.open += 1;
                     inner.open += 1;
+                    if http {
+                        inner.open_tcp += 1;
+                    }
                     inner.next += 1;
                     let id = inner.next;
                     let slot = http.then(|| {
@@ -435,6 +475,7 @@ impl Admission {
                         Ticket {
                             admission: self.clone(),
                             key,
+                            tcp: http,
                             pending,
                         },
                         slot,
@@ -734,5 +775,68 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::ZERO);
         let at_capacity = admission.counts[Refusal::AtCapacity.index()].load(Ordering::Relaxed);
         assert_eq!(at_capacity, 1);
+    }
+
+    /// The open-files limit caps TCP connections only: QUIC connections (one
+    /// UDP socket for all) are admitted beyond it, up to the configured cap,
+    /// and count against that cap for TCP newcomers too.
+    #[tokio::test(start_paused = true)]
+    async fn the_open_files_limit_caps_tcp_connections_only() {
+        let patience = Duration::from_secs(2);
+        let admission = Admission::with_open_files_limit(limits(10), Some(FD_RESERVE + 3));
+        assert_eq!(admission.tcp_cap(), 3);
+        assert_eq!(admission.limits().max_connections, 10);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (t, slot) = admission
+                .admit(ip(2), true, patience)
+                .await
+                .expect("tcp in");
+            admission.establish(slot.as_deref().expect("http slot"));
+            held.push(t);
+        }
+        // The TCP cap is reached (every connection established: nothing to evict).
+        assert_eq!(
+            admission.admit(ip(3), true, patience).await.err(),
+            Some(Refusal::AtCapacity)
+        );
+        // QUIC connections still get in, up to the configured cap.
+        for i in 0..7 {
+            let (t, slot) = admission
+                .admit(ip(4), false, patience)
+                .await
+                .unwrap_or_else(|why| panic!("QUIC connection {i} refused: {why:?}"));
+            assert!(slot.is_none());
+            held.push(t);
+        }
+        assert_eq!(admission.open(), (10, 0));
+        assert_eq!(
+            admission.admit(ip(4), false, patience).await.err(),
+            Some(Refusal::AtCapacity)
+        );
+        // A TCP connection gives its place back: a TCP newcomer may take it.
+        drop(held.remove(0));
+        let (t, slot) = admission
+            .admit(ip(3), true, patience)
+            .await
+            .expect("tcp in");
+        admission.establish(slot.as_deref().expect("http slot"));
+        held.push(t);
+        // A QUIC connection gives its place back: the TCP cap still holds.
+        drop(held.remove(3));
+        assert_eq!(
+            admission.admit(ip(3), true, patience).await.err(),
+            Some(Refusal::AtCapacity)
+        );
+        let (t, _) = admission
+            .admit(ip(4), false, patience)
+            .await
+            .expect("quic in");
+        held.push(t);
+        // No open-files limit known: both caps are the configured one.
+        let unlimited = Admission::with_open_files_limit(limits(10), None);
+        assert_eq!(unlimited.tcp_cap(), 10);
+        let roomy = Admission::with_open_files_limit(limits(10), Some(1_000_000));
+        assert_eq!(roomy.tcp_cap(), 10);
     }
 }

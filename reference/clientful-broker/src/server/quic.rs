@@ -31,8 +31,27 @@ pub fn endpoint(addr: SocketAddr, id: &Identity) -> Result<quinn::Endpoint> {
     server.transport_config(Arc::new(transport));
     // Handshakes in progress at once; beyond, new ones are refused by quinn.
     server.max_incoming(4096);
-    Ok(quinn::Endpoint::server(server, addr)?)
+    // Every QUIC connection shares this one socket: a burst of handshakes (each
+    // client Initial is a padded 1,200-byte datagram) overflows the kernel's
+    // default receive buffer (about 208 KiB) and costs the dropped clients a
+    // retransmission timeout. Ask for RECV_BUFFER (the kernel caps it at
+    // `net.core.rmem_max`).
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER) {
+        tracing::debug!(error = %e, "QUIC socket receive buffer not raised");
+    }
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow::anyhow!("no async runtime"))?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        runtime,
+    )?)
 }
+
+/// Receive buffer asked for the QUIC socket.
+const RECV_BUFFER: usize = 4 << 20;
 
 /// Accepts connections until the endpoint closes. The handshake and the stream
 /// opening have `quic_handshake_timeout` together; admission (connection cap,

@@ -286,6 +286,16 @@ impl Op {
             }
         };
         let bad = |_| AttestError::malformed("PLC operation", "members do not fit its type");
+        if v.get("prev").is_none() {
+            // serde reads a missing Option member as None; `prev` must be present.
+            return match ty.as_str() {
+                "plc_operation" | "plc_tombstone" | "create" => Err(AttestError::malformed(
+                    "PLC operation",
+                    "members do not fit its type",
+                )),
+                other => Err(AttestError::unsupported("PLC operation type", other)),
+            };
+        }
         match ty.as_str() {
             "plc_operation" => {
                 let o: OperationJson = serde_json::from_value(v).map_err(bad)?;
@@ -847,7 +857,7 @@ pub fn verify_evidence(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
     use clientful_core::ErrorClass;
     use k256::ecdsa::SigningKey;

@@ -4,7 +4,7 @@
 //! `clientful` key signed over the binding (07 × 32) verifies (spec §14.6, ATT-15..ATT-18).
 //! The live flow through the directory is `reference/clientful-cli/tests/attest_plc.rs`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use clientful_attest::plc::{self, Op};
 use clientful_core::ErrorClass;

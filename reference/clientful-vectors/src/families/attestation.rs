@@ -595,6 +595,22 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let signed = rec(
         &user,
         Kind::DidDocument,
+        doc(&user_key, "did:plc:abc").as_bytes(),
+        "did:plc:abc",
+        T0_MS,
+    )?;
+    f.invalid(
+        "did-plc",
+        "A did:plc DID that is not 24 base32 characters (the did:plc cases are in the \
+         second verify group).",
+        &["ATT-10", "ATT-15"],
+        ErrorClass::Malformed,
+        &["Malformed"],
+        input(&signed, T0_MS),
+    );
+    let signed = rec(
+        &user,
+        Kind::DidDocument,
         doc(&user_key, "did:example:abc").as_bytes(),
         "did:example:abc",
         T0_MS,

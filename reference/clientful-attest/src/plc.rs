@@ -948,7 +948,7 @@ mod tests {
         // Wrong DID.
         let other = genesis(&k(5), &m).did();
         assert_eq!(
-            class(&other, &ev(&other, &[g.clone()], &m, &b)),
+            class(&other, &ev(&other, std::slice::from_ref(&g), &m, &b)),
             ErrorClass::WrongContext
         );
         // Broken chain.

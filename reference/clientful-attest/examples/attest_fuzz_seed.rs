@@ -136,15 +136,19 @@ fn plc_inputs() -> BTreeSet<Vec<u8>> {
     use k256::ecdsa::signature::Signer as _;
     let mut out = BTreeSet::new();
     let fixture = include_str!("../tests/fixtures/plc/directory-log.json");
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(fixture) {
-        out.insert(v["evidence"].to_string().into_bytes());
-        out.insert(v["evidence"]["log"].to_string().into_bytes());
-        if let Some(ops) = v["evidence"]["log"].as_array() {
-            for op in ops {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(fixture)
+        && let Some(ev) = v.get("evidence")
+    {
+        out.insert(ev.to_string().into_bytes());
+        if let Some(log) = ev.get("log") {
+            out.insert(log.to_string().into_bytes());
+            for op in log.as_array().into_iter().flatten() {
                 out.insert(op.to_string().into_bytes());
             }
         }
-        out.insert(v["did"].as_str().unwrap_or_default().as_bytes().to_vec());
+        if let Some(did) = v.get("did").and_then(|d| d.as_str()) {
+            out.insert(did.as_bytes().to_vec());
+        }
     }
     let Ok(rot) = k256::ecdsa::SigningKey::from_slice(&[0x21; 32]) else {
         return out;

@@ -41,6 +41,7 @@ stop_services() {
   bash scripts/services/webdav.sh stop "$services" || true
   bash scripts/services/nats.sh stop >/dev/null 2>&1 || true
   bash scripts/services/oidc.sh stop >/dev/null 2>&1 || true
+  bash scripts/services/plc.sh stop >/dev/null 2>&1 || true
 }
 trap 'stop_services; rm -rf "$log" "$services" "$nats_dir"' EXIT
 
@@ -70,6 +71,12 @@ export CLIENTFUL_OIDC_DIR="$nats_dir/oidc"
 oidc_env=$(bash scripts/services/oidc.sh start)
 export "${oidc_env?}"
 echo "$CLIENTFUL_OIDC_ISSUER"
+# A real PLC directory (npm @did-plc/server, in-memory database) for the did:plc
+# attestation test (spec §14.6, reference/clientful-cli/tests/attest_plc.rs).
+export CLIENTFUL_PLC_DIR="$nats_dir/plc"
+plc_env=$(bash scripts/services/plc.sh start)
+export "${plc_env?}"
+echo "$CLIENTFUL_PLC_URL"
 
 step "tests: unit, property, vector, fuzz-corpus replay, simulator, editing traces, storage (4 backends, crash, 1 GiB file), CLI, broker"
 cargo test --workspace --locked --features clientful-cli/vectors 2>&1 | tee "$log"

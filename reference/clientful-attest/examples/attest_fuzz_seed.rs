@@ -1,5 +1,5 @@
-//! Writes the seed corpora of the cargo-fuzz targets `siwe_message` and
-//! `webauthn_data` into `fuzz/corpus/<target>/`, each file named by the SHA-256 of
+//! Writes the seed corpora of the cargo-fuzz targets `siwe_message`,
+//! `webauthn_data` and `plc_log` into `fuzz/corpus/<target>/`, each file named by the SHA-256 of
 //! its content. Deterministic (fixed keys, RFC 6979 signatures).
 //!
 //! ```text
@@ -131,6 +131,88 @@ fn webauthn_inputs() -> BTreeSet<Vec<u8>> {
     out
 }
 
+fn plc_inputs() -> BTreeSet<Vec<u8>> {
+    use clientful_attest::plc::{self, Op};
+    use k256::ecdsa::signature::Signer as _;
+    let mut out = BTreeSet::new();
+    let fixture = include_str!("../tests/fixtures/plc/directory-log.json");
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(fixture)
+        && let Some(ev) = v.get("evidence")
+    {
+        out.insert(ev.to_string().into_bytes());
+        if let Some(log) = ev.get("log") {
+            out.insert(log.to_string().into_bytes());
+            for op in log.as_array().into_iter().flatten() {
+                out.insert(op.to_string().into_bytes());
+            }
+        }
+        if let Some(did) = v.get("did").and_then(|d| d.as_str()) {
+            out.insert(did.as_bytes().to_vec());
+        }
+    }
+    let Ok(rot) = k256::ecdsa::SigningKey::from_slice(&[0x21; 32]) else {
+        return out;
+    };
+    let sign = |op: &mut Op| {
+        let s: k256::ecdsa::Signature = rot.sign(&op.dag_cbor(false));
+        op.set_sig(&s.to_bytes());
+    };
+    let rk = plc::did_key_k256(rot.verifying_key());
+    let mut genesis = Op::Operation {
+        rotation_keys: vec![rk.clone()],
+        verification_methods: [("clientful".to_string(), rk.clone())].into(),
+        also_known_as: vec!["at://x.test".into()],
+        services: Default::default(),
+        prev: None,
+        sig: None,
+    };
+    sign(&mut genesis);
+    let mut tomb = Op::Tombstone {
+        prev: genesis.cid(),
+        sig: None,
+    };
+    sign(&mut tomb);
+    let mut create = Op::Create {
+        signing_key: rk.clone(),
+        recovery_key: rk.clone(),
+        handle: "x.test".into(),
+        service: "https://pds.test".into(),
+        sig: None,
+    };
+    sign(&mut create);
+    let did = genesis.did();
+    let stmt = plc::statement(&did, "clientful", &[7; 32]);
+    let s: k256::ecdsa::Signature = rot.sign(stmt.as_bytes());
+    let sig = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        s.to_bytes(),
+    );
+    for log in [
+        vec![genesis.to_json()],
+        vec![genesis.to_json(), tomb.to_json()],
+        vec![create.to_json()],
+    ] {
+        out.insert(
+            serde_json::Value::Array(log.clone())
+                .to_string()
+                .into_bytes(),
+        );
+        if let Ok(e) = plc::evidence(
+            serde_json::Value::Array(log).to_string().as_bytes(),
+            "clientful",
+            &sig,
+        ) {
+            out.insert(e);
+        }
+    }
+    for op in [&genesis, &tomb, &create] {
+        out.insert(op.to_json().to_string().into_bytes());
+    }
+    out.insert(rk.into_bytes());
+    out.insert(did.into_bytes());
+    out
+}
+
 fn main() -> std::io::Result<()> {
     let root = std::env::args()
         .nth(1)
@@ -140,5 +222,7 @@ fn main() -> std::io::Result<()> {
     println!("siwe_message: {n} new");
     let n = write(&root.join("webauthn_data"), &webauthn_inputs())?;
     println!("webauthn_data: {n} new");
+    let n = write(&root.join("plc_log"), &plc_inputs())?;
+    println!("plc_log: {n} new");
     Ok(())
 }

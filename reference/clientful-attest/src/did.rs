@@ -3,7 +3,8 @@
 //! (`"z" + base58btc(0xed 0x01 || key)`), and the offline check of a document as
 //! fetched: a JSON object whose `id` is the DID and that lists the user key as a
 //! verification method of type `Multikey` or `Ed25519VerificationKey2020`
-//! controlled by the DID. The fetch itself is the shell's.
+//! controlled by the DID. A `did:plc` subject is handed to [`crate::plc`]. The
+//! fetch itself is the shell's.
 
 use serde::Deserialize;
 
@@ -107,7 +108,7 @@ impl DidWeb {
 
 const B58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
-fn base58btc(input: &[u8]) -> String {
+pub(crate) fn base58btc(input: &[u8]) -> String {
     let mut digits: Vec<u8> = Vec::new();
     for &byte in input {
         let mut carry = u32::from(byte);
@@ -172,8 +173,9 @@ pub struct DidAccount {
     pub method_id: String,
 }
 
-/// Checks a `DID_DOCUMENT` record's evidence (ATT-10, in order): the record's
-/// subject is a `did:web` DID; the document fits ATT-LIM-5 and is a JSON object
+/// Checks a `DID_DOCUMENT` record's evidence (ATT-10, in order): a `did:plc`
+/// subject goes to [`crate::plc::verify`] (ATT-15..ATT-18); otherwise the
+/// record's subject is a `did:web` DID; the document fits ATT-LIM-5 and is a JSON object
 /// with a string `id` and arrays of verification methods (at most 64 entries);
 /// `id` equals the DID
 /// (`WRONG_CONTEXT`); some method (in `verificationMethod`, or embedded in
@@ -181,6 +183,9 @@ pub struct DidAccount {
 /// to the DID and `publicKeyMultibase` equal to the user key's
 /// (`INVALID_OPERATION` if none).
 pub fn verify(record: &Record) -> Result<DidAccount, AttestError> {
+    if record.subject.len() <= MAX_DID_BYTES && record.subject.starts_with("did:plc:") {
+        return crate::plc::verify(record);
+    }
     let did = DidWeb::parse(&record.subject)?;
     verify_document(&did.did, &record.evidence, &record.user_key)
 }
@@ -267,7 +272,7 @@ mod tests {
         );
         assert!(d.is_loopback());
         assert_eq!(
-            DidWeb::parse("did:plc:abc").unwrap_err().class(),
+            DidWeb::parse("did:key:abc").unwrap_err().class(),
             ErrorClass::UnsupportedVersion
         );
         for bad in [

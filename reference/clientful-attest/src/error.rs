@@ -74,7 +74,9 @@ pub enum AttestError {
     /// The same evidence already backs another attestation of the set (ATT-11).
     #[error("replay: the evidence already backs another attestation")]
     Replay,
-    /// A DID document that does not list the user key (ATT-10).
+    /// A DID document that does not list the user key (ATT-10); a `did:plc` log
+    /// that is not a chain, ends in a tombstone or does not list the statement's
+    /// key (ATT-16..ATT-18).
     #[error("invalid attestation: {reason}")]
     InvalidOperation {
         /// Which rule is broken.

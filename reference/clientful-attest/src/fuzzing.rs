@@ -1,5 +1,5 @@
 //! Fuzz entry points (feature `test-utils`; for the cargo-fuzz targets `jwt`,
-//! `did_document`, `siwe_message` and `webauthn_data` in `fuzz/` and the stable
+//! `did_document`, `plc_log`, `siwe_message` and `webauthn_data` in `fuzz/` and the stable
 //! corpus replay `tests/fuzz_corpus.rs`): the parsers and verifiers of this crate
 //! on untrusted bytes never panic, and what they accept obeys their limits and
 //! round-trips (spec §14.8, principle 5).
@@ -69,6 +69,32 @@ pub fn did_document(data: &[u8]) {
     if did::verify_document("did:web:example.com", data, &key).is_ok() {
         let want = did::multibase_key(&key);
         assert!(data.windows(want.len()).any(|w| w == want.as_bytes()));
+    }
+}
+
+/// `did:plc` evidence and logs (§14.6, ATT-15..ATT-18): the input as the evidence
+/// of a fixed DID and binding, as a bare log, and each JSON operation in it as an
+/// operation. No panic; an accepted log is within ATT-LIM-6 and an accepted
+/// operation re-encodes to the same JSON value.
+pub fn plc_log(data: &[u8]) {
+    let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    let _ = crate::plc::verify_evidence(did, data, &[7; 32]);
+    if let Ok(serde_json::Value::Array(ops)) = serde_json::from_slice::<serde_json::Value>(data) {
+        if let Ok(state) = crate::plc::verify_log(did, ops.clone()) {
+            assert!(ops.len() <= crate::plc::MAX_OPS);
+            assert!(state.rotation_keys.len() <= crate::plc::MAX_ROTATION_KEYS);
+        }
+        for op in ops {
+            if let Ok(parsed) = crate::plc::Op::from_json(op.clone()) {
+                assert_eq!(parsed.to_json(), op, "a parsed operation re-encodes");
+                let _ = parsed.cid();
+                let _ = parsed.did();
+            }
+        }
+    }
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = crate::plc::parse_did(s);
+        let _ = crate::plc::PlcKey::parse(s);
     }
 }
 

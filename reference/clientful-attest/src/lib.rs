@@ -11,7 +11,9 @@
 //! Modules: [`record`] (the `Attestation` / `SignedAttestation` record, kinds, the
 //! binding; ATT-1..ATT-7), [`binding`] (the binding for the evidence verifiers),
 //! [`jwt`] (compact JWS and JWKS, the algorithm allow-list; ATT-9), [`oidc`]
-//! (id_token evidence; ATT-9), [`did`] (`did:web` evidence; ATT-10), [`siwe`]
+//! (id_token evidence; ATT-9), [`did`] (`did:web` evidence; ATT-10), [`plc`]
+//! (`did:plc` evidence: the signed operation log and a statement signed by a key
+//! the DID lists; ATT-15..ATT-19), [`siwe`]
 //! (Sign-In with Ethereum: EIP-4361 message, EIP-191 signature with secp256k1;
 //! ATT-30..ATT-39), [`webauthn`] (a passkey's assertion over the binding;
 //! ATT-40..ATT-49), [`verify`] (one record; ATT-7, ATT-8), [`set`] (a space's set,
@@ -27,6 +29,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod jwt;
 pub mod oidc;
+pub mod plc;
 pub mod record;
 pub mod set;
 pub mod siwe;

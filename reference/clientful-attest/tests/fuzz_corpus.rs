@@ -1,4 +1,4 @@
-//! Replays the fuzz corpora of `fuzz/corpus/{jwt,did_document,siwe_message,webauthn_data}`
+//! Replays the fuzz corpora of `fuzz/corpus/{jwt,did_document,plc_log,siwe_message,webauthn_data}`
 //! (and any saved crashes in `fuzz/artifacts/<target>/`) through the
 //! `clientful_attest::fuzzing` entry points on stable Rust.
 
@@ -70,4 +70,9 @@ fn siwe_message() {
 #[test]
 fn webauthn_data() {
     replay("webauthn_data", clientful_attest::fuzzing::webauthn_data);
+}
+
+#[test]
+fn plc_log() {
+    replay("plc_log", clientful_attest::fuzzing::plc_log);
 }

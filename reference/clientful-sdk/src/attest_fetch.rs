@@ -1,6 +1,7 @@
 //! The IO attestations need (spec §14.5, §14.6), kept out of the pure
 //! `clientful-attest`: an OpenID issuer's discovery document and JWKS, and a
-//! `did:web` document. HTTPS only, except plain http to a loopback host
+//! `did:web` document, a `did:plc` DID's operation log from a PLC directory
+//! (default `https://plc.directory`, spec §14.6 ATT-19). HTTPS only, except plain http to a loopback host
 //! (`localhost`, `127.0.0.1`) when the caller allows it (tests, local setups).
 //! Sizes are bounded by the limits the verifier applies.
 
@@ -114,4 +115,27 @@ pub async fn fetch_did_document(
     let parsed = DidWeb::parse(did)?;
     let url = parsed.document_url(allow_loopback_http && parsed.is_loopback());
     get(&url, MAX_DOCUMENT_BYTES, allow_loopback_http).await
+}
+
+/// Fetches a `did:plc` DID's operation log from a PLC directory
+/// (`<directory>/<did>/log`, ATT-19), as bytes, to be kept in the evidence
+/// ([`clientful_attest::plc::evidence`]). `directory` is `None` for
+/// [`clientful_attest::plc::DEFAULT_DIRECTORY`]; plain http only to a loopback
+/// directory and only if allowed.
+pub async fn fetch_plc_log(
+    did: &str,
+    directory: Option<&str>,
+    allow_loopback_http: bool,
+) -> Result<Vec<u8>, ClientError> {
+    let did = clientful_attest::plc::parse_did(did)?;
+    let url = clientful_attest::plc::log_url(
+        directory.unwrap_or(clientful_attest::plc::DEFAULT_DIRECTORY),
+        did,
+    );
+    get(
+        &url,
+        clientful_attest::plc::MAX_EVIDENCE_BYTES,
+        allow_loopback_http,
+    )
+    .await
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use clientful::ClientError;
-use clientful::attest_fetch::{fetch_did_document, fetch_issuer};
+use clientful::attest_fetch::{fetch_did_document, fetch_issuer, fetch_plc_log};
 use clientful_attest::oidc::{OidcContext, peek_issuer, subject_for};
 use clientful_attest::siwe::{self, SiwePolicy};
 use clientful_attest::{Account, Draft, Kind, VerifierContext};
@@ -67,15 +67,36 @@ pub enum AttestAction {
         #[arg(long)]
         allow_http_loopback: bool,
     },
-    /// Attest a did:web DID whose document lists your user key (add the line
+    /// Attest a DID. did:web: its document lists your user key (add the line
     /// `attest did --show-key` prints to its verificationMethod first).
+    /// did:plc: a key the DID lists (`--plc-key`, a verificationMethods id)
+    /// signs the statement `--show-statement` prints for the salt of
+    /// `attest nonce`; the DID's log is fetched from the PLC directory.
     Did {
-        /// The DID (did:web:example.com or did:web:example.com:users:you).
+        /// The DID (did:web:example.com, did:web:example.com:users:you or
+        /// did:plc:<24 base32 characters>).
         #[arg(long)]
         did: String,
         /// Print the verification method to add to the DID document, and stop.
         #[arg(long)]
         show_key: bool,
+        /// did:plc: the salt `attest nonce` printed (32 hex digits).
+        #[arg(long)]
+        salt: Option<String>,
+        /// did:plc: the id of the verification method whose key signs the
+        /// statement (e.g. `atproto`).
+        #[arg(long, default_value = "atproto")]
+        plc_key: String,
+        /// did:plc: print the statement that key signs, and stop.
+        #[arg(long)]
+        show_statement: bool,
+        /// did:plc: the statement's signature (unpadded base64url of the 64-byte
+        /// low-S ECDSA r||s, as atproto keys sign).
+        #[arg(long)]
+        plc_sig: Option<String>,
+        /// did:plc: the PLC directory (default https://plc.directory).
+        #[arg(long)]
+        plc_directory: Option<String>,
         /// Allow plain http to a loopback host (localhost, 127.0.0.1): tests.
         #[arg(long)]
         allow_http_loopback: bool,
@@ -126,6 +147,24 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let AttestAction::Did {
+        did,
+        show_statement: true,
+        salt,
+        plc_key,
+        ..
+    } = &action
+    {
+        let salt = parse_salt(salt.as_deref().context("--show-statement needs --salt")?)?;
+        let did = clientful_attest::plc::parse_did(did).map_err(ClientError::from)?;
+        let binding =
+            clientful_attest::binding(&c.profile().user_key(), &salt).map_err(ClientError::from)?;
+        print!(
+            "{}",
+            clientful_attest::plc::statement(did, plc_key, &binding)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     rt()?.block_on(async {
         let signed = match action {
             AttestAction::Oidc {
@@ -162,6 +201,36 @@ pub fn attest(s: &Settings, action: AttestAction, sel: Option<String>) -> Result
                     audiences: vec![audience],
                 };
                 clientful_attest::verify(&signed, &ctx).map_err(ClientError::from)?;
+                signed
+            }
+            AttestAction::Did {
+                did,
+                allow_http_loopback,
+                salt,
+                plc_key,
+                plc_sig,
+                plc_directory,
+                ..
+            } if did.starts_with("did:plc:") => {
+                let salt = parse_salt(salt.as_deref().context("did:plc needs --salt")?)?;
+                let sig = plc_sig.context("did:plc needs --plc-sig")?;
+                let log =
+                    fetch_plc_log(&did, plc_directory.as_deref(), allow_http_loopback).await?;
+                let evidence = clientful_attest::plc::evidence(&log, &plc_key, sig.trim())
+                    .map_err(ClientError::from)?;
+                let binding = clientful_attest::binding(&c.profile().user_key(), &salt)
+                    .map_err(ClientError::from)?;
+                clientful_attest::plc::verify_evidence(&did, &evidence, &binding)
+                    .map_err(ClientError::from)?;
+                let signed = c.sign_attestation(&Draft {
+                    kind: Kind::DidDocument,
+                    evidence: &evidence,
+                    subject: &did,
+                    salt,
+                    created_at_ms: now_ms(),
+                })?;
+                clientful_attest::verify(&signed, &VerifierContext::new(now_ms()))
+                    .map_err(ClientError::from)?;
                 signed
             }
             AttestAction::Did {

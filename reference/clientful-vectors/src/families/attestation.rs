@@ -2,7 +2,8 @@
 //! (ATT-6); verifying one `SignedAttestation` against a verifier context with the
 //! checks of ATT-7..ATT-10 in order (OIDC id_tokens signed RS256, ES256 and EdDSA
 //! by issuer keys made here from the family seed; `did:web` documents); and a
-//! space's set with replay (ATT-11). Only kinds 1 and 2 have cases here.
+//! space's set with replay (ATT-11). Only kinds 1 and 2 have cases here; SIWE and
+//! WebAuthn are in `attestation_evidence.rs`, `did:plc` logs in `attestation_plc.rs`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -600,7 +601,23 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     )?;
     f.invalid(
         "did-plc",
-        "A did:plc DID (only did:web is verified in this version).",
+        "A did:plc DID that is not 24 base32 characters (the did:plc cases are in the \
+         second verify group).",
+        &["ATT-10", "ATT-15"],
+        ErrorClass::Malformed,
+        &["Malformed"],
+        input(&signed, T0_MS),
+    );
+    let signed = rec(
+        &user,
+        Kind::DidDocument,
+        doc(&user_key, "did:example:abc").as_bytes(),
+        "did:example:abc",
+        T0_MS,
+    )?;
+    f.invalid(
+        "did-other-method",
+        "A DID of a method other than web and plc (not verified in this version).",
         &["ATT-10"],
         ErrorClass::UnsupportedVersion,
         &["WrongContext"],
@@ -670,6 +687,17 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     // SIWE and WebAuthn evidence (§14.10, §14.11): groups `siwe-verify` and
     // `webauthn-verify`, from the same seed's generator after the frame's cases.
     super::attestation_evidence::add_cases(&mut f, &mut rng)?;
+    // did:plc evidence (§14.6, ATT-15..ATT-19): a second `verify` group, last, so
+    // the cases above keep their bytes.
+    super::attestation_plc::add_cases(
+        &mut f,
+        &mut rng,
+        &user,
+        salt,
+        T0_MS,
+        &context_json(T0_MS, &issuer.jwks),
+        &verified_json,
+    )?;
     Ok(f.finish())
 }
 

@@ -5,6 +5,7 @@
 // family's generator at merge (see the module).
 pub mod attestation;
 pub mod attestation_evidence;
+pub mod attestation_plc;
 pub mod backup;
 pub mod crdt_merge;
 pub mod envelope_open;

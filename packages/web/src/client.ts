@@ -126,6 +126,24 @@ export class WorkerClient {
     this.post({ kind: "release", handle });
   }
 
+  /**
+   * Frees the object under `handle` in the Worker but keeps how to open it again, its
+   * sticky calls and its listeners here: `reopenNow(handle)` brings it back under the
+   * same handle (a space closed around a user-key rotation).
+   */
+  suspend(handle: Handle): void {
+    this.post({ kind: "release", handle });
+  }
+
+  /** Opens the object under `handle` again (its reopen recipe), then replays its sticky calls. */
+  async reopenNow(handle: Handle): Promise<void> {
+    await this.ready;
+    const reopen = this.reopen.get(handle);
+    if (!reopen) return;
+    await retryLocked(() => this.send({ ...reopen(), bind: handle }));
+    for (const c of this.sticky.get(handle) ?? []) await this.send(c);
+  }
+
   /** Adds a listener for what the object under `handle` pushes as `event`. */
   on(handle: Handle, event: string, cb: Callback): void {
     const byEvent = this.listeners.get(handle) ?? new Map<string, Set<Callback>>();

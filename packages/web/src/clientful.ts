@@ -66,6 +66,153 @@ export interface SpaceEvents {
   restart: () => void;
 }
 
+/** The kinds of attestation a page can make (spec §14.3). */
+export type AttestationKind = "webauthn" | "siwe" | "oidc" | "did";
+
+/**
+ * What evidence must commit to for this user (ATT-6), from `space.attestationNonce()`.
+ * Pass `salt` back with the evidence.
+ */
+export interface AttestationNonce {
+  /** 16 fresh bytes. */
+  salt: Uint8Array<ArrayBuffer>;
+  /** `HashWithLabel("attest/binding", userKey || salt)`: the WebAuthn challenge (a `BufferSource`). */
+  binding: Uint8Array<ArrayBuffer>;
+  /** The user key (hex). */
+  userKey: string;
+  /** The id_token `nonce` to request from the OpenID provider. */
+  oidcNonce: string;
+  /** The SIWE message's `Nonce` (hex of the binding). */
+  siweNonce: string;
+  /** The SIWE message's resource naming the user key (`clientful:user-key:…`). */
+  siweResource: string;
+  /** The `publicKeyMultibase` a did:web document's verification method lists. */
+  didKey: string;
+}
+
+/** A passkey's assertion over `binding` (from `navigator.credentials.get`). */
+export interface WebAuthnAttestationEvidence {
+  kind: "webauthn";
+  salt: Uint8Array;
+  /** The relying party id the credential is scoped to (`localhost`, `app.example.com`). */
+  rpId: string;
+  /**
+   * The registration's authenticator data (`response.getAuthenticatorData()` of
+   * `navigator.credentials.create`): the credential id and COSE key are read from it.
+   * Or give `credentialId` and `coseKey` instead.
+   */
+  registration?: Uint8Array;
+  credentialId?: Uint8Array;
+  coseKey?: Uint8Array;
+  /** The assertion's `authenticatorData`, `clientDataJSON` and `signature`. */
+  authenticatorData: Uint8Array;
+  clientDataJSON: Uint8Array;
+  signature: Uint8Array;
+  /** The origin the assertion was made on (default: the Worker's, i.e. the page's). */
+  origin?: string;
+  /** Whether the UV flag is required (default true). */
+  requireUserVerification?: boolean;
+}
+
+/** A Sign-In with Ethereum message (EIP-4361) naming `siweNonce` and `siweResource`, wallet-signed (EIP-191). */
+export interface SiweAttestationEvidence {
+  kind: "siwe";
+  salt: Uint8Array;
+  /** The message exactly as the wallet signed it. */
+  message: string;
+  /** The 65-byte signature (a Uint8Array, or hex as wallets return it). */
+  signature: Uint8Array | string;
+  /** The domain the message must name (your app's). */
+  domain: string;
+  /** The chain id the message must name (default 1). */
+  chainId?: number;
+}
+
+/** An OpenID Connect id_token whose `nonce` is `oidcNonce`, with the issuer's JWKS as the page fetched it. */
+export interface OidcAttestationEvidence {
+  kind: "oidc";
+  salt: Uint8Array;
+  idToken: string;
+  /** The issuer's JWKS document (text or bytes). */
+  jwks: string | Uint8Array;
+  /** If given, must equal the token's `iss`. */
+  issuer?: string;
+  /** The audience to check (default: the token's only one). */
+  audience?: string;
+}
+
+/** A did:web DID document (as fetched) listing `didKey`. */
+export interface DidAttestationEvidence {
+  kind: "did";
+  did: string;
+  document: string | Uint8Array;
+}
+
+/** Evidence for `space.attest`. */
+export type AttestationEvidence =
+  | WebAuthnAttestationEvidence
+  | SiweAttestationEvidence
+  | OidcAttestationEvidence
+  | DidAttestationEvidence;
+
+/** The record `space.attest` published. */
+export interface AttestationReceipt {
+  /** The record id (hex). */
+  id: string;
+  kind: AttestationKind;
+  /** The account: `<rpId>|<credential id>`, `eip155:<chain>:<address>`, `<issuer>|<sub>`, the DID. */
+  subject: string;
+}
+
+/** What `space.attestations` checks records against (the JWKS as the page fetched them). */
+export interface AttestationVerifierContext {
+  oidc?: { issuers: { issuer: string; jwks: string | Uint8Array }[]; audiences: string[] };
+  siwe?: { domains: string[]; chainIds: number[] };
+  webauthn?: { origins: string[]; rpIds: string[]; requireUserVerification?: boolean };
+  /** The verifier's clock (ms since the Unix epoch); default now. */
+  nowMs?: number;
+}
+
+/** The account a verified attestation shows. */
+export type AttestedAccount =
+  | { kind: "webauthn"; subject: string; userVerified: boolean }
+  | { kind: "siwe"; subject: string; address: string; chainId: number }
+  | { kind: "oidc"; subject: string; issuer: string; audience: string; expiresAt: number }
+  | { kind: "did"; subject: string; methodId: string };
+
+/** What every listed attestation carries (fields absent if the record does not decode). */
+export interface AttestationRecordInfo {
+  id?: string;
+  /** The attested user key (hex). */
+  user?: string;
+  kind?: AttestationKind;
+  subject?: string;
+  createdAtMs?: number;
+  /** The user of the device whose carrier brought it, if the space knows it. */
+  signerUser?: string;
+}
+
+/** One attestation of a space with its verdict: verified, or refused with its error class. */
+export type AttestationEntry = AttestationRecordInfo &
+  (
+    | { verified: true; account: AttestedAccount }
+    | {
+        verified: false;
+        /** `BAD_SIGNATURE`, `WRONG_CONTEXT`, `EXPIRED`, `REPLAY`, `UNKNOWN_SIGNER`, ... */
+        class: string;
+        message: string;
+      }
+  );
+
+/** What `device.rotateUserKey` did. */
+export interface RotationReport {
+  oldUserKey: string;
+  newUserKey: string;
+  spaces: { id: string; name: string; outcome: "rotated" | "alreadyRotated" | "notAMember"; operation?: string }[];
+  /** The new key's sealed backup (`cfbackup1-…`), if a passphrase was given: replace the old one. */
+  backup?: string;
+}
+
 /** Options of `Clientful.create/open/restoreSealed`. `dir`: 1 to 100 of `[A-Za-z0-9_-]` (it names OPFS files). */
 export type ClientfulOptions = WorkerClientOptions;
 
@@ -78,6 +225,7 @@ export class SpaceProxy {
     private readonly rpc: WorkerClient,
     /** @internal */
     readonly handle: Handle,
+    private readonly onClose: () => void = () => undefined,
   ) {}
 
   private call<T>(method: string, ...args: unknown[]): Promise<T> {
@@ -199,17 +347,45 @@ export class SpaceProxy {
   off<E extends keyof SpaceEvents>(event: E, cb: SpaceEvents[E]): void {
     this.rpc.off(this.handle, event, cb as (...args: unknown[]) => void);
   }
+  /** A fresh salt and what attestation evidence must commit to for this user (ATT-6). */
+  attestationNonce(): Promise<AttestationNonce> {
+    return this.call("attestationNonce");
+  }
+  /**
+   * Makes an attestation of this user's key from `evidence`, signs it with the user key,
+   * checks it as members will, and publishes it (stored now, in storage with the next
+   * `sync`). Evidence that does not verify rejects with its class
+   * (`ClientfulError`, `[BAD_SIGNATURE] …`, `[WRONG_CONTEXT] …`, `[EXPIRED] …`).
+   */
+  attest(evidence: AttestationEvidence): Promise<AttestationReceipt> {
+    return this.call("attest", evidence);
+  }
+  /** Every attestation of the space with its verdict under `context` (ATT-13). */
+  attestations(context: AttestationVerifierContext): Promise<AttestationEntry[]> {
+    return this.call("attestations", context);
+  }
   /** Closes the space in the Worker. */
   async close(): Promise<void> {
     if (this.onOnline) globalThis.removeEventListener("online", this.onOnline);
     this.liveUrl = undefined;
     await this.call("close");
     this.rpc.release(this.handle);
+    this.onClose();
+  }
+  /** @internal Frees the space in the Worker (its store closes) until `resume`. */
+  async suspend(): Promise<void> {
+    await this.call("close");
+    this.rpc.suspend(this.handle);
+  }
+  /** @internal Opens the space again under the same handle (and goes live again if it was). */
+  async resume(): Promise<void> {
+    await this.rpc.reopenNow(this.handle);
   }
 }
 
 /** One device of one user, in the Worker. */
 export class DeviceProxy {
+  private readonly openSpaces = new Set<SpaceProxy>();
   /** @internal */
   constructor(
     /** The Worker connection (restart count, `whenReady`, `terminate`). */
@@ -227,7 +403,9 @@ export class DeviceProxy {
     const id = (await this.rpc.call(handle, "id")) as string;
     // After a restart the space is opened by its id, whatever opened it first.
     this.rpc.setReopen(handle, () => ({ target: this.handle, method: "openSpace", args: [id] }));
-    return new SpaceProxy(this.rpc, handle);
+    const space: SpaceProxy = new SpaceProxy(this.rpc, handle, () => this.openSpaces.delete(space));
+    this.openSpaces.add(space);
+    return space;
   }
 
   userId(): Promise<string> {
@@ -273,6 +451,26 @@ export class DeviceProxy {
   /** Opens a space of this device by id prefix or name. */
   openSpace(selector: string): Promise<SpaceProxy> {
     return this.space({ target: this.handle, method: "openSpace", args: [selector] });
+  }
+  /**
+   * Rotates the user key (spec §5.7): a new user key, a continuity statement signed by
+   * the old one, `ROTATE_USER` in every space of this device (each synced), then the new
+   * key in the home. The other members follow the new key and refuse new operations
+   * under the old one; the user's other devices are excluded (add them back with
+   * `addDevice`). Open spaces are closed for the rotation and opened again under the
+   * same proxies (wait for calls in flight on them first). If it fails (storage
+   * unreachable, the tab closed), call it again: it resumes with the same new key (its
+   * state is kept in the device's home). With `backupPassphrase`, the report carries
+   * the new key's sealed backup to replace the old one.
+   */
+  async rotateUserKey(backupPassphrase?: string): Promise<RotationReport> {
+    const open = [...this.openSpaces];
+    for (const s of open) await s.suspend();
+    try {
+      return await this.call<RotationReport>("rotateUserKey", backupPassphrase ?? null);
+    } finally {
+      for (const s of open) await s.resume();
+    }
   }
   /** Stops the Worker (the device stays in OPFS). */
   close(): void {

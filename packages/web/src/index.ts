@@ -7,15 +7,28 @@
  */
 export { Clientful, DeviceProxy, SpaceProxy } from "./clientful.js";
 export type {
+  AttestationEntry,
+  AttestationEvidence,
+  AttestationKind,
+  AttestationNonce,
+  AttestationReceipt,
+  AttestationRecordInfo,
+  AttestationVerifierContext,
+  AttestedAccount,
   ChangeEvent,
   ClientfulOptions,
   DocumentInfo,
   DocumentKind,
   MemberInfo,
+  OidcAttestationEvidence,
+  DidAttestationEvidence,
   Role,
+  RotationReport,
+  SiweAttestationEvidence,
   SpaceEvents,
   SpaceInfo,
   SyncResult,
+  WebAuthnAttestationEvidence,
 } from "./clientful.js";
 export { WorkerClient } from "./client.js";
 export type { Recipe, WorkerClientOptions } from "./client.js";

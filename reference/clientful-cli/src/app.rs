@@ -127,6 +127,14 @@ pub enum SpaceAction {
         /// Accepted SIWE chain id (repeat for several).
         #[arg(long = "siwe-chain")]
         siwe_chains: Vec<u64>,
+        /// Accepted WebAuthn (passkey) origin, e.g. `https://app.example.com`
+        /// (repeat for several).
+        #[arg(long = "webauthn-origin")]
+        webauthn_origins: Vec<String>,
+        /// Accepted WebAuthn relying-party id, e.g. `app.example.com` (repeat for
+        /// several).
+        #[arg(long = "webauthn-rp-id")]
+        webauthn_rp_ids: Vec<String>,
         /// Allow plain http to a loopback issuer (localhost, 127.0.0.1): tests.
         #[arg(long)]
         allow_http_loopback: bool,
@@ -825,6 +833,8 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
         audiences,
         siwe_domains,
         siwe_chains,
+        webauthn_origins,
+        webauthn_rp_ids,
         allow_http_loopback,
         offline,
     } = action
@@ -835,6 +845,11 @@ pub fn space(s: &Settings, action: SpaceAction, sel: Option<String>) -> Result<E
             siwe: clientful_attest::siwe::SiwePolicy {
                 domains: siwe_domains,
                 chain_ids: siwe_chains,
+            },
+            webauthn: clientful_attest::webauthn::WebAuthnPolicy {
+                origins: webauthn_origins,
+                rp_ids: webauthn_rp_ids,
+                require_user_verification: true,
             },
             allow_http_loopback,
             offline,

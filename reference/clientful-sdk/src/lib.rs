@@ -37,7 +37,7 @@
 #![forbid(unsafe_code)]
 
 /// Fetching attestation material (spec §14): the shell's IO.
-#[cfg(all(feature = "attest", not(target_arch = "wasm32")))]
+#[cfg(all(feature = "attest-fetch", not(target_arch = "wasm32")))]
 pub mod attest_fetch;
 pub mod codes;
 pub mod device_dir;

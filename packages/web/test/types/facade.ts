@@ -4,6 +4,7 @@
 import * as Y from "yjs";
 import * as Automerge from "@automerge/automerge";
 import {
+  type AttestationEntry,
   AutomergeBinding,
   type ChangeEvent,
   Clientful,
@@ -43,4 +44,29 @@ export async function app(code: string, storage: string, broker: string): Promis
     if (e instanceof ClientfulError && e.class === "ACCESS") return "removed";
   }
   return `${bytes.length} ${tasks.doc.text}`;
+}
+
+// Attestations and the user-key rotation.
+export async function identity(space: SpaceProxy, device: DeviceProxy, signature: Uint8Array): Promise<string> {
+  const n = await space.attestationNonce();
+  const cred = await navigator.credentials.get({ publicKey: { challenge: n.binding, rpId: "localhost" } });
+  if (!(cred instanceof PublicKeyCredential) || !(cred.response instanceof AuthenticatorAssertionResponse)) return "";
+  const r = cred.response;
+  await space.attest({
+    kind: "webauthn",
+    salt: n.salt,
+    rpId: "localhost",
+    registration: new Uint8Array(32),
+    authenticatorData: new Uint8Array(r.authenticatorData),
+    clientDataJSON: new Uint8Array(r.clientDataJSON),
+    signature: new Uint8Array(r.signature),
+  });
+  const siwe = await space.attest({ kind: "siwe", salt: n.salt, message: n.siweResource, signature, domain: "app.example.com" });
+  const all: AttestationEntry[] = await space.attestations({
+    siwe: { domains: ["app.example.com"], chainIds: [1] },
+    webauthn: { origins: [location.origin], rpIds: ["localhost"] },
+  });
+  const why = all.map((a) => (a.verified ? `${a.account.kind} ${a.account.subject}` : a.class));
+  const report = await device.rotateUserKey("a long passphrase");
+  return `${siwe.subject} ${why.join()} ${report.newUserKey} ${report.backup ?? ""} ${report.spaces[0]?.outcome ?? ""}`;
 }

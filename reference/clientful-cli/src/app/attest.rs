@@ -332,6 +332,8 @@ pub struct Trust {
     pub audiences: Vec<String>,
     /// Accepted SIWE domains and chains.
     pub siwe: SiwePolicy,
+    /// Accepted WebAuthn origins and relying parties (user verification required).
+    pub webauthn: clientful_attest::webauthn::WebAuthnPolicy,
     /// Allow plain http to a loopback issuer.
     pub allow_http_loopback: bool,
     /// Use the cached issuer keys only.
@@ -372,6 +374,7 @@ pub fn list(s: &Settings, sel: Option<String>, trust: Trust) -> Result<ExitCode>
         }
         ctx.oidc.audiences = trust.audiences;
         ctx.siwe = trust.siwe;
+        ctx.webauthn = trust.webauthn;
         let all = sp.attestations(&ctx);
         if all.is_empty() {
             println!("no attestations");
@@ -393,6 +396,9 @@ pub fn list(s: &Settings, sel: Option<String>, trust: Trust) -> Result<ExitCode>
                 }
                 Ok(Account::Did(d)) => println!("user {who}  DID  {}  verified", d.did),
                 Ok(Account::Siwe(v)) => println!("user {who}  SIWE  {}  verified", v.subject),
+                Ok(Account::WebAuthn(v)) => {
+                    println!("user {who}  WEBAUTHN  {}  verified", v.subject);
+                }
                 Ok(_) => println!("user {who}  {what}  verified"),
                 Err(e) => println!(
                     "user {who}  {what}  REFUSED {}: {e}",

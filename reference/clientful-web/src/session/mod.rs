@@ -37,11 +37,19 @@
 //!   within 200 ms by the live loop. `setOnEphemeral(cb)` gets `cb(sender, data)`
 //!   with `sender` the sending device's key (hex).
 //!
+//! - Attestations (module `attestation`): `Space.attestationNonce()`,
+//!   `attest(evidence)` (passkey, SIWE, OIDC id_token with the JWKS the page
+//!   fetched, did:web document) and `attestations(context)` (every record with its
+//!   verdict); the user key signing them is the device's, the new one after
+//!   `Device.rotateUserKey(backupPassphrase?)` (spec §5.7: close every `Space`
+//!   first; resumable, its pending state in the home).
+//!
 //! Errors are thrown `Error`s named `ClientfulError` whose message starts with
 //! the kind in brackets (`[NOT_INITIALIZED] ...`, `[ACCESS] ...`, a spec class
 //! such as `[DECRYPT_FAILED] ...`), also in their `class` property
 //! (`ClientError::kind`).
 
+mod attestation;
 pub mod home;
 
 use std::cell::{Cell, RefCell};
@@ -51,7 +59,7 @@ use std::time::Duration;
 
 use clientful::error::ClientError;
 use clientful::live::{Live, LiveEvent};
-use clientful::{Change, Client, CrdtKind, SpaceSession};
+use clientful::{Change, Client, CrdtKind, SpaceRotation, SpaceSession};
 use clientful_core::membership::ops::Role;
 use clientful_net::client::Event;
 use clientful_net::transport::Endpoint;
@@ -134,7 +142,8 @@ impl Device {
         future_to_promise(async move {
             let c = client.read().await;
             let s = open(&*c).await.map_err(client_err)?;
-            Ok(Space::start(s).into())
+            drop(c);
+            Ok(Space::start(s, client).into())
         })
     }
 }
@@ -287,6 +296,59 @@ impl Device {
         self.space_promise(async move |c| c.join_device(&code, &name, &storage_url).await)
     }
 
+    /// Rotates the user key (spec §5.7, MEM-32; the SDK's `Client::rotate_user_key`):
+    /// a new user key, the continuity statement signed by the old key and the new
+    /// one, and a `ROTATE_USER` in every space of this device (each synced before
+    /// and after), then the new key in the home. **Close (`free`) every `Space` of
+    /// this device first**: each space's store is reopened here (one OPFS handle
+    /// per file). The rotation in progress is kept in the home (`rotation/pending.json`,
+    /// sealed like `identity.json` in a passkey-sealed home): if it fails (storage
+    /// unreachable, the tab closed), calling it again resumes it with the same new
+    /// key. With `backupPassphrase`, the report carries the new key's sealed backup
+    /// (`cfbackup1-`) to replace the old one. Resolves to `{ oldUserKey, newUserKey,
+    /// spaces: [{ id, name, outcome, operation? }], backup? }`, `outcome` one of
+    /// `rotated`, `alreadyRotated`, `notAMember`.
+    #[wasm_bindgen(
+        js_name = rotateUserKey,
+        unchecked_return_type = "Promise<{ oldUserKey: string; newUserKey: string; spaces: Array<{ id: string; name: string; outcome: string; operation?: string }>; backup?: string }>"
+    )]
+    pub fn rotate_user_key(&self, backup_passphrase: Option<String>) -> Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let mut c = client.write().await;
+            let r = c
+                .rotate_user_key(backup_passphrase.as_deref())
+                .await
+                .map_err(client_err)?;
+            drop(c);
+            let o = Object::new();
+            set(&o, "oldUserKey", hex::encode(r.old_user_key));
+            set(&o, "newUserKey", hex::encode(r.new_user_key));
+            let spaces = Array::new();
+            for sp in r.spaces {
+                let x = Object::new();
+                set(&x, "id", hex::encode(sp.space_id));
+                set(&x, "name", sp.name);
+                let outcome = match sp.outcome {
+                    SpaceRotation::Rotated(op) => {
+                        set(&x, "operation", hex::encode(op));
+                        "rotated"
+                    }
+                    SpaceRotation::AlreadyRotated => "alreadyRotated",
+                    SpaceRotation::NotAMember => "notAMember",
+                    _ => "other",
+                };
+                set(&x, "outcome", outcome);
+                spaces.push(&x);
+            }
+            set(&o, "spaces", spaces);
+            if let Some(b) = r.backup {
+                set(&o, "backup", b);
+            }
+            Ok(o.into())
+        })
+    }
+
     /// Opens a space on this device by id prefix or name. Resolves to a `Space`.
     #[wasm_bindgen(js_name = openSpace, unchecked_return_type = "Promise<Space>")]
     pub fn open_space(&self, selector: String) -> Promise {
@@ -320,6 +382,9 @@ fn local_edit(
 /// What a `Space` shares with its background tasks (change events, live loop).
 struct Shared {
     session: tokio::sync::Mutex<SpaceSession>,
+    /// The device's client: its user key signs attestations (and is the new one
+    /// after `Device.rotateUserKey`).
+    client: Rc<tokio::sync::RwLock<Client>>,
     on_change: RefCell<Option<Function>>,
     on_ephemeral: RefCell<Option<Function>>,
     /// Ephemeral messages waiting for the live loop to send them.
@@ -386,12 +451,13 @@ async fn push_changes(shared: Weak<Shared>, mut rx: tokio::sync::broadcast::Rece
 }
 
 impl Space {
-    fn start(session: SpaceSession) -> Space {
+    fn start(session: SpaceSession, client: Rc<tokio::sync::RwLock<Client>>) -> Space {
         let id = *session.space_id();
         let name = session.name().to_owned();
         let rx = session.subscribe();
         let shared = Rc::new(Shared {
             session: tokio::sync::Mutex::new(session),
+            client,
             on_change: RefCell::new(None),
             on_ephemeral: RefCell::new(None),
             outgoing: RefCell::new(Vec::new()),

@@ -472,3 +472,26 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base64url value may start with `-` (one signature in 64): it is still the
+    /// option's value, not a flag (found by a CI run of tests/attest_plc.rs).
+    #[test]
+    fn a_plc_signature_starting_with_a_dash_is_a_value() {
+        let sig = "-RvW2ms7JViVvtay4dlR7n8q6YSe9HZLCRACIk7nuxNrZ9NDjZpYOE2hupq6TxEcCKV_2vT0HstvJnDlJfUZTQ";
+        let parsed = Cli::try_parse_from([
+            "clientful",
+            "identity",
+            "attest",
+            "did",
+            "--did",
+            "did:plc:exkqdmkfhws4mbfcn4vsm7wb",
+            "--plc-sig",
+            sig,
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
+    }
+}

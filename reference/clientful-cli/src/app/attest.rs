@@ -91,8 +91,8 @@ pub enum AttestAction {
         #[arg(long)]
         show_statement: bool,
         /// did:plc: the statement's signature (unpadded base64url of the 64-byte
-        /// low-S ECDSA r||s, as atproto keys sign).
-        #[arg(long)]
+        /// low-S ECDSA r||s, as atproto keys sign). It may start with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         plc_sig: Option<String>,
         /// did:plc: the PLC directory (default https://plc.directory).
         #[arg(long)]

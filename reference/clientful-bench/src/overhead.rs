@@ -98,6 +98,41 @@ fn name(crdt: CrdtKind) -> &'static str {
     }
 }
 
+/// One CRDT's points of the curve from its measured `(raw, envelopes)` per batch
+/// size: its rows, its JSON points and its series.
+fn series_of(
+    crdt: CrdtKind,
+    measured: impl Fn(usize) -> anyhow::Result<(pipeline::Moved, pipeline::Moved)>,
+) -> anyhow::Result<(Vec<Row>, Vec<Value>, (String, Vec<(f64, f64)>))> {
+    let mut rows = Vec::new();
+    let mut points = Vec::new();
+    let mut line = Vec::new();
+    for &batch in BATCHES {
+        let (raw, env) = measured(batch)?;
+        let per = (env.bytes as f64 - raw.bytes as f64) / env.messages.max(1) as f64;
+        line.push((batch as f64, env.bytes as f64 / raw.bytes.max(1) as f64));
+        points.push(json!({
+            "crdt": name(crdt),
+            "batch": batch,
+            "raw_bytes": raw.bytes,
+            "envelope_bytes": env.bytes,
+            "envelopes": env.messages,
+            "ratio": env.bytes as f64 / raw.bytes.max(1) as f64,
+            "overhead_per_envelope": per,
+        }));
+        rows.push(Row {
+            name: format!("overhead {} bytes, {batch} edits per envelope", name(crdt)),
+            baseline: raw.bytes as f64,
+            candidate: env.bytes as f64,
+            unit: "B",
+            // The target applies to the batched figure (64 edits).
+            target: (batch == 64).then_some((false, 1.3)),
+            note: format!("{per:.0} B more per envelope, {} envelopes", env.messages),
+        });
+    }
+    Ok((rows, points, (name(crdt).to_owned(), line)))
+}
+
 /// The overhead section: one row per (CRDT, batch size), a breakdown of one
 /// 64-edit Automerge envelope, and the curve's points as JSON.
 pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Value, Curve)> {
@@ -109,39 +144,67 @@ pub fn overhead(quick: bool, patches: &[Patch]) -> anyhow::Result<(Vec<Row>, Val
     // issue's 15 minutes for the whole binary.
     let n = patches.len().min(if quick { 8_192 } else { 16_384 });
     let patches = patches.get(..n).unwrap_or(patches);
+    // Every point is a byte count, which does not depend on timing, so the points'
+    // runs (raw and envelopes, per CRDT and batch size) are spread over two threads,
+    // the costliest first (Automerge at one change per message is most of the time).
+    let mut runs: Vec<(CrdtKind, usize, bool)> = Vec::new();
+    for crdt in [CrdtKind::Automerge, CrdtKind::Yjs] {
+        for &batch in BATCHES {
+            runs.push((crdt, batch, false));
+            runs.push((crdt, batch, true));
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; runs.len()]);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(crdt, batch, enveloped)) = runs.get(i) else {
+                            return Ok(());
+                        };
+                        let moved = match (crdt, enveloped) {
+                            (_, true) => pipeline::clientful(crdt, patches, batch)?,
+                            (CrdtKind::Yjs, false) => pipeline::raw_yjs(patches, batch)?,
+                            (_, false) => pipeline::raw_automerge(patches, batch)?,
+                        };
+                        let mut r = results
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("overhead results poisoned"))?;
+                        if let Some(slot) = r.get_mut(i) {
+                            *slot = Some(moved);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("an overhead thread panicked"))?
+        })
+    })?;
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("overhead results poisoned"))?;
+    let moved =
+        |crdt: CrdtKind, batch: usize, enveloped: bool| -> anyhow::Result<pipeline::Moved> {
+            runs.iter()
+                .position(|r| *r == (crdt, batch, enveloped))
+                .and_then(|i| results.get(i).copied().flatten())
+                .ok_or_else(|| anyhow::anyhow!("overhead point {batch} not measured"))
+        };
     let mut rows = Vec::new();
     let mut points = Vec::new();
     let mut series = Vec::new();
     for crdt in [CrdtKind::Yjs, CrdtKind::Automerge] {
-        let mut line = Vec::new();
-        for &batch in BATCHES {
-            let raw = match crdt {
-                CrdtKind::Yjs => pipeline::raw_yjs(patches, batch)?,
-                _ => pipeline::raw_automerge(patches, batch)?,
-            };
-            let env = pipeline::clientful(crdt, patches, batch)?;
-            let per = (env.bytes as f64 - raw.bytes as f64) / env.messages.max(1) as f64;
-            line.push((batch as f64, env.bytes as f64 / raw.bytes.max(1) as f64));
-            points.push(json!({
-                "crdt": name(crdt),
-                "batch": batch,
-                "raw_bytes": raw.bytes,
-                "envelope_bytes": env.bytes,
-                "envelopes": env.messages,
-                "ratio": env.bytes as f64 / raw.bytes.max(1) as f64,
-                "overhead_per_envelope": per,
-            }));
-            rows.push(Row {
-                name: format!("overhead {} bytes, {batch} edits per envelope", name(crdt)),
-                baseline: raw.bytes as f64,
-                candidate: env.bytes as f64,
-                unit: "B",
-                // The target applies to the batched figure (64 edits).
-                target: (batch == 64).then_some((false, 1.3)),
-                note: format!("{per:.0} B more per envelope, {} envelopes", env.messages),
-            });
-        }
-        series.push((name(crdt).to_owned(), line));
+        let (r, p, line) = series_of(crdt, |batch| {
+            Ok((moved(crdt, batch, false)?, moved(crdt, batch, true)?))
+        })?;
+        rows.extend(r);
+        points.extend(p);
+        series.push(line);
     }
     let curve = Curve {
         stem: "envelope-overhead",

@@ -160,19 +160,27 @@ impl PublicKey {
     }
 }
 
-/// SIG-3 on an already validated key: `R` canonical and not small order, `S < L`,
-/// cofactorless equation. (`A` was checked when the key was constructed.)
+/// SIG-3 on an already validated key: `R` a canonical encoding of a point not of
+/// small order, `S < L`, cofactorless equation. (`A` was checked when the key was
+/// constructed.)
+///
+/// `verify_strict` (ed25519-dalek 3, without `legacy_compatibility`) enforces each
+/// of these on its own: it refuses `S ≥ L` (`check_scalar` is `from_canonical_bytes`),
+/// refuses an `R` that does not decompress or decompresses to a small-order point,
+/// and accepts only if the *canonical* encoding of `[S]B − [k]A` equals the 32 bytes
+/// of `R` as sent, which a non-canonical `R` never does. So `R` is not decompressed
+/// and re-compressed a second time here (that was about 15% of a verification, the
+/// cost that dominates a verified cold join); the explicit `S` check stays (it is
+/// cheap and keeps SIG-3's order of checks readable). The Wycheproof and speccheck
+/// suites (`tests/`) pin the verdicts.
 fn verify_pinned(key: &ed25519_dalek::VerifyingKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), ()> {
-    let mut r = [0u8; 32];
     let mut s = [0u8; 32];
-    let (r_part, s_part) = sig.split_at(32);
-    r.copy_from_slice(r_part);
-    s.copy_from_slice(s_part);
-    check_point(&r).map_err(|_| ())?;
+    s.copy_from_slice(sig.get(32..).ok_or(())?);
     if Option::<Scalar>::from(Scalar::from_canonical_bytes(s)).is_none() {
         return Err(());
     }
-    // verify_strict: S < L, R and A not small order, R compared by encoding.
+    // verify_strict: S < L, R a point and not small order (A too), R compared by
+    // its encoding with the canonical encoding of the computed point.
     key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
         .map_err(|_| ())
 }
@@ -337,6 +345,8 @@ impl EpochKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
     use curve25519_dalek::constants::EIGHT_TORSION;
 
     #[test]
@@ -417,5 +427,82 @@ mod tests {
         let ab = a.diffie_hellman(&b.public()).expect("dh");
         let ba = b.diffie_hellman(&a.public()).expect("dh");
         assert_eq!(*ab, *ba);
+    }
+
+    /// The rule as it was written before `verify_pinned` stopped checking `R` itself:
+    /// `R` decompressed, re-compressed and checked for small order, then `S`, then
+    /// `verify_strict`.
+    fn verify_pinned_with_r_checked(
+        key: &ed25519_dalek::VerifyingKey,
+        msg: &[u8],
+        sig: &[u8; 64],
+    ) -> Result<(), ()> {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&sig[..32]);
+        check_point(&r).map_err(|_| ())?;
+        verify_pinned(key, msg, sig)
+    }
+
+    /// `R` replacements that reach every branch of the removed check: torsion
+    /// points (small order), a valid point plus torsion (mixed order), the
+    /// non-canonical encodings `y + p` of the points with `y < 19` that exist, the
+    /// identity with the sign bit set, and random bytes.
+    fn r_candidates(valid_r: [u8; 32], random: [u8; 32]) -> Vec<[u8; 32]> {
+        let mut out = vec![valid_r, random];
+        for t in EIGHT_TORSION.iter() {
+            out.push(t.compress().to_bytes());
+            if let Some(p) = CompressedEdwardsY(valid_r).decompress() {
+                out.push((p + t).compress().to_bytes());
+            }
+        }
+        // p = 2^255 - 19, little-endian; y + p for y < 19 stays below 2^255.
+        for y in 0u8..19 {
+            let mut e = [0xffu8; 32];
+            e[0] = 0xed_u8.wrapping_add(y);
+            e[31] = 0x7f;
+            out.push(e);
+            let mut signed = e;
+            signed[31] |= 0x80;
+            out.push(signed);
+        }
+        let mut identity_signed = [0u8; 32];
+        identity_signed[0] = 1;
+        identity_signed[31] = 0x80;
+        out.push(identity_signed);
+        out
+    }
+
+    proptest::proptest! {
+        /// Dropping the separate check of `R` changes no verdict: for signatures
+        /// whose `R` is replaced by each candidate (and honest ones), both rules
+        /// agree, and honest signatures verify.
+        #[test]
+        fn dropping_the_separate_r_check_changes_no_verdict(
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            random in proptest::prelude::any::<[u8; 32]>(),
+            s_flip in 0usize..64,
+        ) {
+            let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let vk = sk.verifying_key();
+            let sig = ed25519_dalek::Signer::sign(&sk, &msg).to_bytes();
+            proptest::prop_assert!(verify_pinned(&vk, &msg, &sig).is_ok());
+            let mut valid_r = [0u8; 32];
+            valid_r.copy_from_slice(&sig[..32]);
+            for r in r_candidates(valid_r, random) {
+                let mut forged = sig;
+                forged[..32].copy_from_slice(&r);
+                proptest::prop_assert_eq!(
+                    verify_pinned(&vk, &msg, &forged),
+                    verify_pinned_with_r_checked(&vk, &msg, &forged)
+                );
+                // And with S changed too (one bit), which must also agree.
+                forged[32 + s_flip / 2] ^= 1 << (s_flip % 8);
+                proptest::prop_assert_eq!(
+                    verify_pinned(&vk, &msg, &forged),
+                    verify_pinned_with_r_checked(&vk, &msg, &forged)
+                );
+            }
+        }
     }
 }

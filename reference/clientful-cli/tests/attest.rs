@@ -14,79 +14,17 @@
 mod cli_common;
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use cli_common::{User, folder_storage};
+use cli_common::{Service, alice_and_bob, as_refs, node, with_loopback};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The provider test-all.sh started, or one started here and stopped on drop.
-struct Provider {
-    issuer: String,
-    own_dir: Option<tempfile::TempDir>,
-}
-
-impl Provider {
-    fn get() -> Provider {
-        if let Ok(issuer) = std::env::var("CLIENTFUL_OIDC_ISSUER") {
-            return Provider {
-                issuer,
-                own_dir: None,
-            };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/services/oidc.sh"))
-            .arg("start")
-            .env("CLIENTFUL_OIDC_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let issuer = String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .strip_prefix("CLIENTFUL_OIDC_ISSUER=")
-            .expect("issuer line")
-            .to_string();
-        Provider {
-            issuer,
-            own_dir: Some(dir),
-        }
-    }
-
-    fn token(&self, client: &str, nonce: &str) -> String {
-        let out = Command::new("node")
-            .arg(repo().join("scripts/services/oidc/flow.mjs"))
-            .args([&self.issuer, client, nonce, "bob"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.own_dir {
-            let _ = Command::new("bash")
-                .arg(repo().join("scripts/services/oidc.sh"))
-                .arg("stop")
-                .env("CLIENTFUL_OIDC_DIR", dir.path())
-                .status();
-        }
-    }
+/// An id_token for `client` with `nonce`, for the provider's user "bob" (authorization
+/// code flow with PKCE, scripts/services/oidc/flow.mjs).
+fn id_token(provider: &Service, client: &str, nonce: &str) -> String {
+    node(
+        "scripts/services/oidc/flow.mjs",
+        &[&provider.url, client, nonce, "bob"],
+    )
 }
 
 type Routes = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -128,61 +66,41 @@ fn serve(listener: std::net::TcpListener, routes: Routes) {
 
 #[test]
 fn oidc_and_did_web_attestations_from_the_cli() {
-    let provider = Provider::get();
+    let provider = Service::oidc();
     let tmp = tempfile::tempdir().unwrap();
-    let storage = folder_storage(tmp.path());
-    let alice = User::new(tmp.path(), "alice");
-    alice.run(&["space", "create", "team", "--storage", &storage]);
-    let bob = User::new(tmp.path(), "bob");
-    bob.join(&alice, &storage);
+    let (alice, bob) = alice_and_bob(tmp.path());
     let bob_key = bob.user_key();
 
     // OIDC: nonce, token from the provider, attest.
     let field = bob.attest_nonce();
     let (salt, nonce) = (field("salt"), field("oidc-nonce"));
-    let token = provider.token("clientful-test", &nonce);
+    let token = id_token(&provider, "clientful-test", &nonce);
     let token_file = tmp.path().join("token.jwt");
     std::fs::write(&token_file, &token).unwrap();
     let token_path = token_file.to_str().unwrap();
+    let attest = |salt: &str, loopback: bool| {
+        with_loopback(
+            &[
+                "identity",
+                "attest",
+                "oidc",
+                "--id-token",
+                token_path,
+                "--issuer",
+                &provider.url,
+                "--salt",
+                salt,
+            ],
+            loopback,
+        )
+    };
     // Plain http to the loopback issuer needs the flag.
-    let e = bob.fails(&[
-        "identity",
-        "attest",
-        "oidc",
-        "--id-token",
-        token_path,
-        "--issuer",
-        &provider.issuer,
-        "--salt",
-        &salt,
-    ]);
+    let e = bob.fails(&as_refs(&attest(&salt, false)));
     assert!(e.contains("https"), "{e}");
     // Another salt: the nonce does not commit to it.
-    let e = bob.fails(&[
-        "identity",
-        "attest",
-        "oidc",
-        "--id-token",
-        token_path,
-        "--issuer",
-        &provider.issuer,
-        "--salt",
-        "00000000000000000000000000000000",
-        "--allow-http-loopback",
-    ]);
+    let e = bob.fails(&as_refs(&attest("00000000000000000000000000000000", true)));
     assert!(e.contains("WrongContext"), "{e}");
-    let out = bob.run(&[
-        "identity",
-        "attest",
-        "oidc",
-        "--id-token",
-        token_path,
-        "--issuer",
-        &provider.issuer,
-        "--salt",
-        &salt,
-        "--allow-http-loopback",
-    ]);
+    let out = bob.run(&as_refs(&attest(&salt, true)));
     assert!(out.contains("attested"), "{out}");
 
     // did:web over loopback HTTP.
@@ -228,21 +146,25 @@ fn oidc_and_did_web_attestations_from_the_cli() {
     assert!(e.contains("InvalidOperation"), "{e}");
 
     // Alice lists both, verified offline against the issuer's keys she fetched.
-    let list = alice.run(&[
-        "space",
-        "attestations",
-        "--issuer",
-        &provider.issuer,
-        "--audience",
-        "clientful-test",
-        "--allow-http-loopback",
-    ]);
+    let listing = |flag: &str| {
+        alice.run(&[
+            "space",
+            "attestations",
+            "--issuer",
+            &provider.url,
+            "--audience",
+            "clientful-test",
+            flag,
+        ])
+    };
     let short = &bob_key[..12];
-    assert!(
-        list.lines().any(|l| l.contains(short)
-            && l.contains(&format!("OIDC  {}|bob  verified", provider.issuer))),
-        "{list}"
-    );
+    let oidc_verified = |list: &str| {
+        list.lines().any(|l| {
+            l.contains(short) && l.contains(&format!("OIDC  {}|bob  verified", provider.url))
+        })
+    };
+    let list = listing("--allow-http-loopback");
+    assert!(oidc_verified(&list), "{list}");
     assert!(
         list.lines()
             .any(|l| l.contains(short) && l.contains(&format!("DID  {did}  verified"))),
@@ -250,20 +172,8 @@ fn oidc_and_did_web_attestations_from_the_cli() {
     );
     // Offline: the issuer's keys alice's listing kept in her home (spec §14.5
     // allows the cache) verify the same record without fetching anything.
-    let offline = alice.run(&[
-        "space",
-        "attestations",
-        "--issuer",
-        &provider.issuer,
-        "--audience",
-        "clientful-test",
-        "--offline",
-    ]);
-    assert!(
-        offline.lines().any(|l| l.contains(short)
-            && l.contains(&format!("OIDC  {}|bob  verified", provider.issuer))),
-        "{offline}"
-    );
+    let offline = listing("--offline");
+    assert!(oidc_verified(&offline), "{offline}");
     // An issuer never fetched has no cached keys: one clear error.
     let e = alice.fails(&[
         "space",

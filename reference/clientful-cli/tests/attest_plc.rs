@@ -18,81 +18,19 @@
 
 mod cli_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use cli_common::{User, folder_storage};
+use cli_common::{Service, User, alice_and_bob, as_refs, node, with_loopback};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The directory test-all.sh started, or one started here and stopped on drop.
-struct Directory {
-    url: String,
-    own_dir: Option<tempfile::TempDir>,
-}
-
-impl Directory {
-    fn get() -> Directory {
-        if let Ok(url) = std::env::var("CLIENTFUL_PLC_URL") {
-            return Directory { url, own_dir: None };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/services/plc.sh"))
-            .arg("start")
-            .env("CLIENTFUL_PLC_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the PLC directory did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .strip_prefix("CLIENTFUL_PLC_URL=")
-            .expect("url line")
-            .to_string();
-        Directory {
-            url,
-            own_dir: Some(dir),
-        }
-    }
-
-    /// Runs scripts/services/plc/did.mjs; returns its stdout, trimmed.
-    fn tool(&self, args: &[&str]) -> String {
-        let out = Command::new("node")
-            .arg(repo().join("scripts/services/plc/did.mjs"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "did.mjs {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-}
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.own_dir {
-            let _ = Command::new("bash")
-                .arg(repo().join("scripts/services/plc.sh"))
-                .arg("stop")
-                .env("CLIENTFUL_PLC_DIR", dir.path())
-                .status();
-        }
-    }
+/// Runs scripts/services/plc/did.mjs; returns its stdout, trimmed.
+fn did_tool(args: &[&str]) -> String {
+    node("scripts/services/plc/did.mjs", args)
+        .trim()
+        .to_string()
 }
 
 /// bob's statement for `salt` and key id `key`, signed by the DID's `clientful` key.
 fn signed_statement(
-    plc: &Directory,
     bob: &User,
     tmp: &Path,
     state: &str,
@@ -118,52 +56,43 @@ fn signed_statement(
     );
     let file = tmp.join(format!("statement-{salt}-{key}.txt"));
     std::fs::write(&file, statement).unwrap();
-    plc.tool(&["sign", state, file.to_str().unwrap()])
-}
-
-fn as_refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+    did_tool(&["sign", state, file.to_str().unwrap()])
 }
 
 #[test]
 fn did_plc_attestation_through_a_real_directory() {
-    let plc = Directory::get();
+    let plc = Service::plc();
     let tmp = tempfile::tempdir().unwrap();
-    let storage = folder_storage(tmp.path());
-    let alice = User::new(tmp.path(), "alice");
-    alice.run(&["space", "create", "team", "--storage", &storage]);
-    let bob = User::new(tmp.path(), "bob");
-    bob.join(&alice, &storage);
+    let (alice, bob) = alice_and_bob(tmp.path());
     let bob_key = bob.user_key();
 
     let state_file = tmp.path().join("plc-state.json");
     let state = state_file.to_str().unwrap();
-    let did = plc.tool(&["create", &plc.url, state]);
+    let did = did_tool(&["create", &plc.url, state]);
     assert!(did.starts_with("did:plc:") && did.len() == 32, "{did}");
 
     let field = bob.attest_nonce();
     let salt = field("salt");
-    let sig = signed_statement(&plc, &bob, tmp.path(), state, &did, &salt, "clientful");
+    let sig = signed_statement(&bob, tmp.path(), state, &did, &salt, "clientful");
     let attest = |salt: &str, key: &str, sig: &str, loopback: bool| {
-        let mut args = vec![
-            "identity",
-            "attest",
-            "did",
-            "--did",
-            &did,
-            "--salt",
-            salt,
-            "--plc-key",
-            key,
-            "--plc-sig",
-            sig,
-            "--plc-directory",
-            &plc.url,
-        ];
-        if loopback {
-            args.push("--allow-http-loopback");
-        }
-        args.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+        with_loopback(
+            &[
+                "identity",
+                "attest",
+                "did",
+                "--did",
+                &did,
+                "--salt",
+                salt,
+                "--plc-key",
+                key,
+                "--plc-sig",
+                sig,
+                "--plc-directory",
+                &plc.url,
+            ],
+            loopback,
+        )
     };
 
     // Plain http to the loopback directory needs the flag.
@@ -214,19 +143,19 @@ fn did_plc_attestation_through_a_real_directory() {
     assert!(verified(&listed), "{listed}");
 
     // The DID drops the key (a new operation through the directory).
-    plc.tool(&["drop-key", &plc.url, state]);
+    did_tool(&["drop-key", &plc.url, state]);
     // The record bob made stays verified: it shows the log as it was at its
     // created_at_ms (ATT-19).
     let listed = alice.run(&["space", "attestations"]);
     assert!(verified(&listed), "{listed}");
     // A new attestation is refused: the latest operation no longer lists the key.
     let salt2 = bob.attest_nonce()("salt");
-    let sig2 = signed_statement(&plc, &bob, tmp.path(), state, &did, &salt2, "clientful");
+    let sig2 = signed_statement(&bob, tmp.path(), state, &did, &salt2, "clientful");
     let e = bob.fails(&as_refs(&attest(&salt2, "clientful", &sig2, true)));
     assert!(e.contains("InvalidOperation"), "{e}");
 
     // A tombstoned DID.
-    plc.tool(&["tombstone", &plc.url, state]);
+    did_tool(&["tombstone", &plc.url, state]);
     let e = bob.fails(&as_refs(&attest(&salt2, "clientful", &sig2, true)));
     assert!(e.contains("InvalidOperation"), "{e}");
 }

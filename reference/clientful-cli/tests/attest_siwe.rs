@@ -18,13 +18,13 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use cli_common::{User, folder_storage};
+use cli_common::{alice_and_bob, as_refs, repo};
 use serde_json::{Value, json};
 
 const DOMAIN: &str = "app.example.com";
 
 fn wallet_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/attest")
+    repo().join("scripts/attest")
 }
 
 /// Installs viem from the lock file when it is missing (`npm ci`).
@@ -81,19 +81,10 @@ fn wallet_sign(domain: &str, chain: u64, nonce: &str, resource: &str) -> (String
     )
 }
 
-/// The arguments as `&str`.
-fn args(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
-    let storage = folder_storage(tmp.path());
-    let alice = User::new(tmp.path(), "alice");
-    alice.run(&["space", "create", "team", "--storage", &storage]);
-    let bob = User::new(tmp.path(), "bob");
-    bob.join(&alice, &storage);
+    let (alice, bob) = alice_and_bob(tmp.path());
     let bob_key = bob.user_key();
 
     let field = bob.attest_nonce();
@@ -123,24 +114,24 @@ fn siwe_attestation_signed_by_a_wallet_library_from_the_cli() {
     // Refused before publishing, one class each: another domain, another chain,
     // another nonce.
     let (m, sig, _) = wallet_sign("evil.example.com", 1, &nonce, &resource);
-    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    let e = bob.fails(&as_refs(&attest(&m, &sig, DOMAIN, "1")));
     assert!(e.contains("WrongContext"), "wrong domain: {e}");
     let (m, sig, _) = wallet_sign(DOMAIN, 10, &nonce, &resource);
-    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    let e = bob.fails(&as_refs(&attest(&m, &sig, DOMAIN, "1")));
     assert!(e.contains("WrongContext"), "wrong chain: {e}");
     let other_nonce = "0".repeat(64);
     let (m, sig, _) = wallet_sign(DOMAIN, 1, &other_nonce, &resource);
-    let e = bob.fails(&args(&attest(&m, &sig, DOMAIN, "1")));
+    let e = bob.fails(&as_refs(&attest(&m, &sig, DOMAIN, "1")));
     assert!(e.contains("WrongContext"), "wrong nonce: {e}");
     // A signature over other bytes.
     let (m, sig, _) = wallet_sign(DOMAIN, 1, &nonce, &resource);
     let tampered = m.replace("Link my", "Link our");
-    let e = bob.fails(&args(&attest(&tampered, &sig, DOMAIN, "1")));
+    let e = bob.fails(&as_refs(&attest(&tampered, &sig, DOMAIN, "1")));
     assert!(e.contains("BadSignature"), "tampered message: {e}");
 
     // The right message is attested and published.
     let (m, sig, address) = wallet_sign(DOMAIN, 1, &nonce, &resource);
-    let out = bob.run(&args(&attest(&m, &sig, DOMAIN, "1")));
+    let out = bob.run(&as_refs(&attest(&m, &sig, DOMAIN, "1")));
     assert!(out.contains("attested in space"), "{out}");
 
     // Alice verifies it offline for the app's domain and chain.

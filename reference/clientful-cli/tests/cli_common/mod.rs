@@ -1,6 +1,8 @@
 //! Shared helpers of the CLI integration tests: a user is a `--home` folder on
 //! which the real `clientful` binary runs, with the environment cleared of the
-//! variables that would point it elsewhere.
+//! variables that would point it elsewhere; the attestation tests' set-up (a space
+//! alice made and bob joined, the loopback services of scripts/services/ and the
+//! Node scripts that drive them).
 #![allow(dead_code, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -180,4 +182,123 @@ pub fn folder_storage(root: &Path) -> String {
     let dir = root.join("storage");
     std::fs::create_dir_all(&dir).expect("storage dir");
     format!("file://{}", dir.display())
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The arguments as `&str`.
+pub fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The arguments as owned strings, `--allow-http-loopback` appended when `loopback`.
+pub fn with_loopback(args: &[&str], loopback: bool) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if loopback {
+        v.push("--allow-http-loopback".to_string());
+    }
+    v
+}
+
+/// alice creates the space "team" on folder storage under `root`, bob (a fresh
+/// identity) joins it: `(alice, bob)`.
+pub fn alice_and_bob(root: &Path) -> (User, User) {
+    let storage = folder_storage(root);
+    let alice = User::new(root, "alice");
+    alice.run(&["space", "create", "team", "--storage", &storage]);
+    let bob = User::new(root, "bob");
+    bob.join(&alice, &storage);
+    (alice, bob)
+}
+
+/// A loopback service of scripts/services/ that prints `VAR=URL` on `start`: the one
+/// scripts/test-all.sh started (its URL in that variable), or one started here with
+/// its state in a temporary folder and stopped on drop. If it does not start, the
+/// test fails (never skips).
+pub struct Service {
+    /// The service's base URL.
+    pub url: String,
+    script: &'static str,
+    dir_var: &'static str,
+    own_dir: Option<tempfile::TempDir>,
+}
+
+impl Service {
+    /// The OpenID provider (scripts/services/oidc.sh, `CLIENTFUL_OIDC_ISSUER`).
+    pub fn oidc() -> Service {
+        Service::get("oidc.sh", "CLIENTFUL_OIDC_ISSUER", "CLIENTFUL_OIDC_DIR")
+    }
+
+    /// The PLC directory (scripts/services/plc.sh, `CLIENTFUL_PLC_URL`).
+    pub fn plc() -> Service {
+        Service::get("plc.sh", "CLIENTFUL_PLC_URL", "CLIENTFUL_PLC_DIR")
+    }
+
+    fn get(script: &'static str, url_var: &str, dir_var: &'static str) -> Service {
+        if let Ok(url) = std::env::var(url_var) {
+            return Service {
+                url,
+                script,
+                dir_var,
+                own_dir: None,
+            };
+        }
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let out = run_ok(
+            &mut service_script(script, "start", dir_var, dir.path()),
+            &format!("scripts/services/{script} start"),
+        );
+        let url = out
+            .trim()
+            .strip_prefix(&format!("{url_var}="))
+            .unwrap_or_else(|| panic!("no {url_var}= line from {script}"))
+            .to_string();
+        Service {
+            url,
+            script,
+            dir_var,
+            own_dir: Some(dir),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own_dir {
+            let _ = service_script(self.script, "stop", self.dir_var, dir.path()).status();
+        }
+    }
+}
+
+/// `bash scripts/services/SCRIPT ACTION` with its state folder `dir` in `dir_var`.
+fn service_script(script: &str, action: &str, dir_var: &str, dir: &Path) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(repo().join("scripts/services").join(script))
+        .arg(action)
+        .env(dir_var, dir);
+    c
+}
+
+/// Runs `node SCRIPT ARGS` (SCRIPT relative to the repository root), which must
+/// succeed; returns its stdout.
+pub fn node(script: &str, args: &[&str]) -> String {
+    run_ok(
+        Command::new("node").arg(repo().join(script)).args(args),
+        &format!("{script} {args:?}"),
+    )
+}
+
+/// Runs a command (`what` names it in the failure) that must succeed; returns its
+/// stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }

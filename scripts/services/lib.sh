@@ -26,7 +26,9 @@
 #                                   `node DIR/server.mjs PORT` on a free port (pid in
 #                                   RUN_DIR/pid, log in RUN_DIR/LOG_NAME), waits until
 #                                   http://127.0.0.1:PORT/HEALTH_PATH answers 200 (100 tries,
-#                                   0.1 s apart), then prints `ENV_VAR=http://127.0.0.1:PORT`.
+#                                   0.1 s apart), then prints `ENV_VAR=http://127.0.0.1:PORT`;
+#                                   a server that exits with EADDRINUSE (the port was taken
+#                                   after free_port closed it) is started again, 3 tries.
 #                                   `stop`: stop_service RUN_DIR/pid 50 0.1. Anything else:
 #                                   usage on stderr, exit 2.
 #
@@ -114,11 +116,26 @@ node_service() {
       npm_ci_once "${dir}" "${marker}"
       mkdir -p "${run_dir}"
       stop_service "${run_dir}/pid" 50 0.1 >/dev/null 2>&1 || true
-      port="$(free_port)"
-      start_background "${run_dir}/pid" "${run_dir}/${log_name}" node "${dir}/server.mjs" "${port}"
-      wait_ready "${name}" "${run_dir}/pid" "${run_dir}/${log_name}" 100 0.1 all \
-        http_ok "http://127.0.0.1:${port}/${health}" || return 1
-      echo "${env_var}=http://127.0.0.1:${port}"
+      # free_port closes the port before node binds it, so another process can take
+      # it in between (seen while a benchmark opened thousands of loopback ports): a
+      # server that exits with EADDRINUSE is started again on a new port, 3 tries.
+      local attempt rc
+      for attempt in 1 2 3; do
+        port="$(free_port)"
+        start_background "${run_dir}/pid" "${run_dir}/${log_name}" node "${dir}/server.mjs" "${port}"
+        rc=0
+        wait_ready "${name}" "${run_dir}/pid" "${run_dir}/${log_name}" 100 0.1 all \
+          http_ok "http://127.0.0.1:${port}/${health}" || rc=$?
+        if [ "${rc}" = 0 ]; then
+          echo "${env_var}=http://127.0.0.1:${port}"
+          return 0
+        fi
+        if [ "${rc}" != 1 ] || ! grep -q EADDRINUSE "${run_dir}/${log_name}"; then
+          return 1
+        fi
+        echo "${name}: port ${port} was taken (attempt ${attempt} of 3)" >&2
+      done
+      return 1
       ;;
     stop) stop_service "${run_dir}/pid" 50 0.1 ;;
     *) echo "usage: $0 start|stop" >&2; exit 2 ;;

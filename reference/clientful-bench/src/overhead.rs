@@ -98,12 +98,15 @@ fn name(crdt: CrdtKind) -> &'static str {
     }
 }
 
+/// One named series of a [`Curve`]: the CRDT's name and its `(batch, ratio)` points.
+type Series = (String, Vec<(f64, f64)>);
+
 /// One CRDT's points of the curve from its measured `(raw, envelopes)` per batch
 /// size: its rows, its JSON points and its series.
 fn series_of(
     crdt: CrdtKind,
     measured: impl Fn(usize) -> anyhow::Result<(pipeline::Moved, pipeline::Moved)>,
-) -> anyhow::Result<(Vec<Row>, Vec<Value>, (String, Vec<(f64, f64)>))> {
+) -> anyhow::Result<(Vec<Row>, Vec<Value>, Series)> {
     let mut rows = Vec::new();
     let mut points = Vec::new();
     let mut line = Vec::new();

@@ -446,9 +446,9 @@ async fn checkpoints(store: OpendalStore) {
     assert_eq!(cp.device, w.device(0).public_bytes());
     assert_eq!(c.envelope_count(), 0, "nothing loaded yet");
     assert_eq!(view.state_digest(), at_compaction);
-    assert!(text_of(&view).contains("checkpointed"));
+    assert!(text_of(view).contains("checkpointed"));
     assert!(
-        !text_of(&view).contains("later"),
+        !text_of(view).contains("later"),
         "provisional: as of the snapshot"
     );
     // Then the envelopes, and the check.

@@ -18,6 +18,7 @@ use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::replica::{Opener, PreOpened};
 use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, Replica};
+use clientful_storage::object::{HeadManifest, Kind, open_object};
 use clientful_storage::space::SpaceConfig;
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space};
 use yrs::updates::decoder::Decode;
@@ -38,6 +39,10 @@ pub struct Prepared {
     pub stored_bytes: usize,
     /// Bytes of the checkpoint object.
     pub checkpoint_bytes: usize,
+    /// Bytes the checkpoint's entry adds to its writer's head manifest body
+    /// (`doc_id || u64be(coverage) || object id` with its field framing, STO-8):
+    /// the document and coverage live there, not in the checkpoint.
+    pub checkpoint_entry_bytes: usize,
     text: String,
 }
 
@@ -114,6 +119,19 @@ pub async fn prepare(
         Some(id) => size(id).await?,
         None => anyhow::bail!("no checkpoint written"),
     };
+    let checkpoint_entry_bytes = {
+        let es = writer.current().clone();
+        let me = world.device(0).public_bytes();
+        let head = store
+            .get(&es.head_path(&me)?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no head manifest"))?;
+        let opened = open_object(&es, Kind::Head, &head, &world.signers())?;
+        let m = HeadManifest::decode(&opened.body, &es, &opened.signer)?;
+        let mut without = m.clone();
+        without.checkpoints.clear();
+        m.encode(&es).len() - without.encode(&es).len()
+    };
     Ok(Prepared {
         store,
         world,
@@ -121,6 +139,7 @@ pub async fn prepare(
         raw_bytes: raw.len(),
         stored_bytes,
         checkpoint_bytes,
+        checkpoint_entry_bytes,
         text,
     })
 }
@@ -160,13 +179,21 @@ pub async fn raw_load(p: &Prepared) -> anyhow::Result<()> {
 /// manifests and the chosen checkpoint, and loads its state (STO-26).
 pub async fn provisional_join(p: &Prepared) -> anyhow::Result<()> {
     let reader = Space::new(p.store.clone(), LocalStore::in_memory()?, cfg(&p.world, 1))?;
-    let (chosen, errors) = reader.checkpoints().await?;
-    anyhow::ensure!(errors.is_empty(), "checkpoints: {errors:?}");
-    let cp = chosen
-        .get(&p.world.doc_id)
-        .ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
     let rc = p.world.config(1, 0);
-    let view = Provisional::load(rc.crdt, &p.world.doc_id, &rc.yjs_schema, &cp.state())?;
+    let doc_id = p.world.doc_id;
+    let (mut chosen, errors) = reader
+        .checkpoints(
+            |d| d == &doc_id,
+            |cp| {
+                Provisional::load(rc.crdt, &cp.doc_id, &rc.yjs_schema, &cp.state())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
+    anyhow::ensure!(errors.is_empty(), "checkpoints: {errors:?}");
+    let (_, view) = chosen
+        .remove(&doc_id)
+        .ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
     let text = match (view.yjs(), view.automerge()) {
         (Some(doc), _) => {
             // The root ref first: yrs takes the document's write lock for it.

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use clientful_core::{ErrorClass, envelope, wire};
 use clientful_doc::Replica;
-use clientful_doc::checkpoint::state_of;
+use clientful_doc::checkpoint::{Provisional, crdt_of, state_of};
+use clientful_doc::crdt::YjsSchema;
 use clientful_proto::v1 as wpb;
 use clientful_storage::hwm::{HighWater, Withholding};
 use clientful_storage::layout::{EpochStorage, ObjectId, parse_object_name};
@@ -253,14 +254,27 @@ pub fn load(req: &pb::StorageLoad, sab: Option<Saboteur>) -> Result<pb::StorageL
             out.documents.insert(doc, ids);
         }
         if let Ok(true) = space.check_format().await {
-            let (chosen, errors) = space.checkpoints().await?;
+            // STO-26: per document only the best-ranked checkpoint is fetched, the
+            // next only if it fails or its state does not load.
+            let (chosen, errors) = space
+                .checkpoints(
+                    |_| true,
+                    |cp| {
+                        let crdt = crdt_of(cp.checkpoint.content_type)
+                            .ok_or_else(|| "not a CRDT state content type".to_string())?;
+                        Provisional::load(crdt, &cp.doc_id, &YjsSchema::default(), &cp.state())
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    },
+                )
+                .await?;
             for e in &errors {
                 match e.class() {
                     Some(c) => out.verdicts.insert(c as i32),
                     None => return Err(StorageError::Local(e.to_string())),
                 };
             }
-            for (doc, cp) in chosen {
+            for (doc, (cp, ())) in chosen {
                 out.checkpoints.insert(doc, cp.id);
             }
         }

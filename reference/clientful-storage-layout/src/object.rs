@@ -1,7 +1,8 @@
 //! Stored objects (spec §9.4–§9.9: STO-5 to STO-8, STO-10, STO-12, STO-16, STO-24, STO-30), pure: sealing and opening the `StoredObject`
 //! container, and the validated typed bodies (head manifest, segment, snapshot, file
 //! manifest, checkpoint). Nothing is re-encoded to verify: signatures cover the body bytes as
-//! stored, object ids the file bytes as stored.
+//! stored (for a checkpoint, prefixed with the space and epoch ids, STO-6), object ids the
+//! file bytes as stored.
 
 use clientful_core::content::ContentType;
 use clientful_core::keys::{PublicKey, SigningKey};
@@ -18,7 +19,10 @@ use crate::layout::{EpochStorage, LAYOUT_VERSION, ObjectId};
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
 /// Most envelopes in one segment or snapshot.
 pub const MAX_ENVELOPES_PER_OBJECT: usize = 1 << 20;
-/// Most live segments or snapshots one head manifest lists.
+/// Most entries in any one list of a head manifest (`segments`, `snapshots`,
+/// `checkpoints`, `tips`) or of a snapshot (`covers`, `heads`). With the 64 MiB
+/// object limit (STO-7) it bounds what a reader allocates before the object
+/// limit would: 2^20 checkpoint entries of 72 bytes (STO-8) are 72 MiB.
 pub const MAX_LISTED: usize = 1 << 20;
 
 /// What a stored object holds.
@@ -59,6 +63,25 @@ impl Kind {
     }
 }
 
+/// The bytes a stored object's signature covers (STO-6): the body as shipped,
+/// except for a checkpoint, whose body names neither its space nor its epoch:
+/// `space_id || epoch_id || body`, so a checkpoint moved into another epoch's or
+/// space's directory fails its signature.
+fn signature_input<'a>(
+    es: &EpochStorage,
+    kind: Kind,
+    body: &'a [u8],
+) -> std::borrow::Cow<'a, [u8]> {
+    match kind {
+        Kind::Checkpoint => {
+            std::borrow::Cow::Owned([es.space_id().as_slice(), es.epoch_id(), body].concat())
+        }
+        Kind::Head | Kind::Segment | Kind::Snapshot | Kind::File => {
+            std::borrow::Cow::Borrowed(body)
+        }
+    }
+}
+
 fn aad(kind: Kind, epoch_id: &[u8; 32]) -> Result<Vec<u8>, StorageError> {
     let mut content = Vec::with_capacity(40);
     content.extend_from_slice(&LAYOUT_VERSION.to_be_bytes());
@@ -77,7 +100,7 @@ pub fn seal_object<R: CryptoRng + ?Sized>(
     body: Vec<u8>,
     rng: &mut R,
 ) -> Result<Vec<u8>, StorageError> {
-    let signature = signer.sign_with_label(kind.label(), &body)?;
+    let signature = signer.sign_with_label(kind.label(), &signature_input(es, kind, &body))?;
     let signed = wire::encode(&pb::SignedObject {
         body,
         signer: signer.public_bytes().to_vec(),
@@ -182,7 +205,7 @@ fn open_checked(
         PublicKey::from_bytes(&signer).map_err(|e| StorageError::corrupt(what, e.to_string()))?;
     key.verify_with_label(
         kind.label(),
-        &signed.body,
+        &signature_input(es, kind, &signed.body),
         &signed.signature,
         "stored object",
     )
@@ -279,8 +302,9 @@ pub struct HeadManifest {
     pub base_snapshot: Option<ObjectId>,
     /// Live snapshots written by the device, ascending.
     pub snapshots: Vec<ObjectId>,
-    /// Live checkpoints written by the device, ascending (STO-24).
-    pub checkpoints: Vec<ObjectId>,
+    /// Live checkpoints written by the device, strictly ascending by document
+    /// (STO-8, STO-24).
+    pub checkpoints: Vec<CheckpointEntry>,
     /// The device's attestation of its own segments, ascending by `(count,
     /// doc_id)` (STO-30; see [`crate::coverage`]).
     pub tips: Vec<Tip>,
@@ -302,6 +326,35 @@ pub struct Tip {
     pub last: u64,
     /// The id of its envelope with `seq = last`.
     pub id: [u8; 32],
+}
+
+/// One checkpoint a head manifest lists (STO-8, STO-24): the object `id` holds
+/// the state of `doc_id` as the envelopes of a snapshot of total coverage
+/// `coverage` produce it. Signed by the manifest, so bound to the object's bytes
+/// (STO-5) by its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CheckpointEntry {
+    /// The document.
+    pub doc_id: [u8; 32],
+    /// The total coverage (sum of `count` over `covers`) of the snapshot the
+    /// checkpoint names: its writer's claim, checked by STO-27.
+    pub coverage: u64,
+    /// The checkpoint's object id.
+    pub id: ObjectId,
+}
+
+/// Bytes of one encoded [`CheckpointEntry`]: `doc_id || u64be(coverage) || object id`.
+pub const CHECKPOINT_ENTRY_LEN: usize = 72;
+
+impl CheckpointEntry {
+    fn to_bytes(self) -> Vec<u8> {
+        [
+            self.doc_id.as_slice(),
+            &self.coverage.to_be_bytes(),
+            &self.id,
+        ]
+        .concat()
+    }
 }
 
 /// Bytes of one encoded [`Tip`].
@@ -354,7 +407,7 @@ impl HeadManifest {
             gc_floor: self.gc_floor,
             base_snapshot: self.base_snapshot.map(|s| s.to_vec()).unwrap_or_default(),
             snapshots: self.snapshots.iter().map(|s| s.to_vec()).collect(),
-            checkpoints: self.checkpoints.iter().map(|s| s.to_vec()).collect(),
+            checkpoints: self.checkpoints.iter().map(|c| c.to_bytes()).collect(),
         })
     }
 
@@ -416,7 +469,7 @@ impl HeadManifest {
             (_, false) => Some(id32(&m.base_snapshot, w, "base snapshot")?),
         };
         let snapshots = ascending_ids(&m.snapshots, w, "snapshot")?;
-        let checkpoints = ascending_ids(&m.checkpoints, w, "checkpoint")?;
+        let checkpoints = decode_checkpoint_entries(&m.checkpoints)?;
         let tips = decode_tips(&m.tips, m.gc_floor, m.segment_count)?;
         Ok(HeadManifest {
             device,
@@ -471,6 +524,31 @@ fn decode_tips(
         tips.push(tip);
     }
     Ok(tips)
+}
+
+/// The checkpoint entries of a head manifest (STO-8): 72 bytes each, strictly
+/// ascending by `doc_id` (at most one checkpoint per document).
+fn decode_checkpoint_entries(list: &[Vec<u8>]) -> Result<Vec<CheckpointEntry>, StorageError> {
+    let w = "head manifest";
+    let mut out: Vec<CheckpointEntry> = Vec::with_capacity(list.len());
+    for c in list {
+        if c.len() != CHECKPOINT_ENTRY_LEN {
+            return Err(StorageError::corrupt(w, "checkpoint entry is not 72 bytes"));
+        }
+        let entry = CheckpointEntry {
+            doc_id: id32(c.get(..32).unwrap_or_default(), w, "checkpoint doc")?,
+            coverage: u64be(c.get(32..40).unwrap_or_default()),
+            id: id32(c.get(40..).unwrap_or_default(), w, "checkpoint id")?,
+        };
+        if out.last().is_some_and(|p| p.doc_id >= entry.doc_id) {
+            return Err(StorageError::corrupt(
+                w,
+                "checkpoint entries not strictly ascending by document",
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Largest envelope `seq` (ENV-8).
@@ -650,22 +728,17 @@ pub const CONTENT_YJS_SNAPSHOT: u32 = ContentType::YjsSnapshot.value();
 /// Content type of an Automerge state in a checkpoint (`AUTOMERGE_SNAPSHOT`, §8.2).
 pub const CONTENT_AUTOMERGE_SNAPSHOT: u32 = ContentType::AutomergeSnapshot.value();
 
-/// A validated checkpoint (STO-24): one document's CRDT state as the envelopes
-/// of one snapshot produce it, a claim checked later (STO-27).
+/// A validated checkpoint body (STO-24): one document's CRDT state as the
+/// envelopes of one snapshot produce it, a claim checked later (STO-27). Its
+/// space and epoch are signed as a prefix (STO-6); its device is the signer,
+/// which must be the device of the head manifest listing it; its document and
+/// coverage are that manifest's entry ([`CheckpointEntry`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// Writing device.
-    pub device: [u8; 32],
-    /// The document.
-    pub doc_id: [u8; 32],
     /// 18 (Yjs) or 25 (Automerge).
     pub content_type: u32,
     /// The writer's snapshot whose envelopes produce the state.
     pub snapshot: ObjectId,
-    /// That snapshot's total coverage.
-    pub coverage: u64,
-    /// `StateDigest` of the state.
-    pub state_digest: [u8; 32],
     /// The CRDT state.
     pub state: Vec<u8>,
 }
@@ -673,50 +746,36 @@ pub struct Checkpoint {
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
-            .field(
-                "doc_id",
-                &hex::encode(self.doc_id.get(..4).unwrap_or_default()),
-            )
             .field("content_type", &self.content_type)
-            .field("coverage", &self.coverage)
+            .field(
+                "snapshot",
+                &hex::encode(self.snapshot.get(..4).unwrap_or_default()),
+            )
             .field("state_bytes", &self.state.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Checkpoint {
-    /// Canonical body bytes for the epoch `es` (STO-6).
-    pub fn encode(&self, es: &EpochStorage) -> Vec<u8> {
+    /// Canonical body bytes (STO-6); the epoch and space it is sealed under are
+    /// bound by the signature ([`seal_object`]), not by a field.
+    pub fn encode(&self) -> Vec<u8> {
         wire::encode(&pb::Checkpoint {
             version: LAYOUT_VERSION,
-            space_id: es.space_id().to_vec(),
-            epoch_id: es.epoch_id().to_vec(),
-            device: self.device.to_vec(),
-            doc_id: self.doc_id.to_vec(),
             content_type: self.content_type,
             snapshot: self.snapshot.to_vec(),
-            coverage: self.coverage,
-            state_digest: self.state_digest.to_vec(),
             state: self.state.clone(),
         })
     }
 
-    /// Decodes and validates a body signed by `signer` (STO-24). Whether its
-    /// snapshot is listed next to it is the caller's check (it holds the manifest).
-    pub fn decode(body: &[u8], es: &EpochStorage, signer: &[u8; 32]) -> Result<Self, StorageError> {
+    /// Decodes and validates a body (STO-24). That its signer is the device of
+    /// the manifest listing it, and that its snapshot is listed next to it, are
+    /// the caller's checks (it holds the manifest).
+    pub fn decode(body: &[u8]) -> Result<Self, StorageError> {
         let w = "checkpoint";
         let m: pb::Checkpoint = wire::decode(body, &wire::CHECKPOINT)
             .map_err(|e| StorageError::corrupt(w, e.to_string()))?;
-        let device = check_signed_by(
-            w,
-            m.version,
-            &m.space_id,
-            &m.epoch_id,
-            &m.device,
-            es,
-            signer,
-            "writer",
-        )?;
+        check_version(m.version)?;
         if m.content_type != CONTENT_YJS_SNAPSHOT && m.content_type != CONTENT_AUTOMERGE_SNAPSHOT {
             return Err(StorageError::corrupt(
                 w,
@@ -727,12 +786,8 @@ impl Checkpoint {
             return Err(StorageError::corrupt(w, "empty state"));
         }
         Ok(Checkpoint {
-            device,
-            doc_id: id32(&m.doc_id, w, "doc_id")?,
             content_type: m.content_type,
             snapshot: id32(&m.snapshot, w, "snapshot")?,
-            coverage: m.coverage,
-            state_digest: id32(&m.state_digest, w, "state_digest")?,
             state: m.state,
         })
     }
@@ -888,6 +943,191 @@ mod tests {
         }
         assert!(open_object(&es, Kind::Segment, &bytes, &[me]).is_err());
         assert!(open_object(&es, Kind::Head, &bytes, &[[8; 32]]).is_err());
+    }
+
+    /// What a member holding two epochs' (or spaces') keys can do: open a
+    /// stored object and seal the same signed plaintext under another key.
+    fn reseal(bytes: &[u8], kind: Kind, from: &EpochStorage, to: &EpochStorage) -> Vec<u8> {
+        let obj: pb::StoredObject = wire::decode(bytes, &wire::STORED_OBJECT).expect("decode");
+        let nonce: [u8; NONCE_LEN] = obj.nonce.as_slice().try_into().expect("nonce");
+        let plain = crate::chunk::aead_open(
+            from.seal_key(),
+            &nonce,
+            &aad(kind, from.epoch_id()).expect("aad"),
+            &obj.ciphertext,
+        )
+        .expect("open");
+        let ciphertext = crate::chunk::aead_seal(
+            to.seal_key(),
+            &nonce,
+            &aad(kind, to.epoch_id()).expect("aad"),
+            &plain,
+        )
+        .expect("seal");
+        wire::encode(&pb::StoredObject {
+            version: LAYOUT_VERSION,
+            kind: kind as u32,
+            epoch_id: to.epoch_id().to_vec(),
+            nonce: obj.nonce,
+            ciphertext,
+        })
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            content_type: CONTENT_YJS_SNAPSHOT,
+            snapshot: [6; 32],
+            state: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn checkpoint_signature_binds_space_and_epoch() {
+        let (es, sk, mut rng) = setup();
+        let me = sk.public_bytes();
+        let cp = checkpoint();
+        let file = seal_object(&es, Kind::Checkpoint, &sk, cp.encode(), &mut rng).expect("seal");
+        let opened = open_object(&es, Kind::Checkpoint, &file, &[me]).expect("open");
+        assert_eq!(Checkpoint::decode(&opened.body).expect("decode"), cp);
+        // The signature input is space_id || epoch_id || body, not the body alone.
+        let signed: pb::SignedObject = {
+            let obj: pb::StoredObject = wire::decode(&file, &wire::STORED_OBJECT).expect("decode");
+            let nonce: [u8; NONCE_LEN] = obj.nonce.as_slice().try_into().expect("nonce");
+            let plain = crate::chunk::aead_open(
+                es.seal_key(),
+                &nonce,
+                &aad(Kind::Checkpoint, es.epoch_id()).expect("aad"),
+                &obj.ciphertext,
+            )
+            .expect("open");
+            wire::decode(&plain, &wire::SIGNED_OBJECT).expect("signed")
+        };
+        let key = PublicKey::from_bytes(&me).expect("key");
+        let prefixed = [es.space_id().as_slice(), es.epoch_id(), &signed.body].concat();
+        key.verify_with_label(
+            labels::SIG_STORAGE_CHECKPOINT,
+            &prefixed,
+            &signed.signature,
+            "test",
+        )
+        .expect("signature over space_id || epoch_id || body");
+        assert!(
+            key.verify_with_label(
+                labels::SIG_STORAGE_CHECKPOINT,
+                &signed.body,
+                &signed.signature,
+                "test"
+            )
+            .is_err()
+        );
+        // Moved by a member into another epoch's directory, or another space's:
+        // the AEAD opens (re-sealed), the signature does not verify.
+        let other_epoch =
+            EpochStorage::derive(&[1; 32], &EpochKey::new([4; 32], [5; 32])).expect("derive");
+        let other_space =
+            EpochStorage::derive(&[7; 32], &EpochKey::new([2; 32], [3; 32])).expect("derive");
+        for to in [&other_epoch, &other_space] {
+            let moved = reseal(&file, Kind::Checkpoint, &es, to);
+            let err = open_object(to, Kind::Checkpoint, &moved, &[me]).expect_err("moved");
+            assert!(err.to_string().contains("bad signature"), "{err}");
+        }
+        // The other kinds still sign the body alone: a head moved the same way
+        // verifies and is refused by its body's epoch_id (STO-7 step 8).
+        let mut m = HeadManifest::empty(me);
+        m.counter = 1;
+        let head = seal_object(&es, Kind::Head, &sk, m.encode(&es), &mut rng).expect("seal");
+        let moved = reseal(&head, Kind::Head, &es, &other_epoch);
+        let o = open_object(&other_epoch, Kind::Head, &moved, &[me]).expect("signature holds");
+        let err = HeadManifest::decode(&o.body, &other_epoch, &o.signer).expect_err("epoch");
+        assert!(err.to_string().contains("epoch mismatch"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_body_rules() {
+        let ok = checkpoint();
+        for (bad, why) in [
+            (
+                Checkpoint {
+                    content_type: 17,
+                    ..ok.clone()
+                },
+                "content type",
+            ),
+            (
+                Checkpoint {
+                    state: Vec::new(),
+                    ..ok.clone()
+                },
+                "empty state",
+            ),
+        ] {
+            let err = Checkpoint::decode(&bad.encode()).expect_err(why);
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let short = wire::encode(&pb::Checkpoint {
+            version: LAYOUT_VERSION,
+            content_type: CONTENT_AUTOMERGE_SNAPSHOT,
+            snapshot: vec![1; 31],
+            state: vec![1],
+        });
+        assert!(Checkpoint::decode(&short).is_err());
+        let v2 = wire::encode(&pb::Checkpoint {
+            version: 2,
+            content_type: CONTENT_AUTOMERGE_SNAPSHOT,
+            snapshot: vec![1; 32],
+            state: vec![1],
+        });
+        assert!(matches!(
+            Checkpoint::decode(&v2),
+            Err(StorageError::Version { found: 2 })
+        ));
+    }
+
+    #[test]
+    fn head_manifest_checkpoint_entries() {
+        let (es, sk, mut rng) = setup();
+        let me = sk.public_bytes();
+        let entry = |d: u8, c: u64, id: u8| CheckpointEntry {
+            doc_id: [d; 32],
+            coverage: c,
+            id: [id; 32],
+        };
+        let mut m = HeadManifest::empty(me);
+        m.counter = 1;
+        m.checkpoints = vec![entry(1, 9, 7), entry(2, 3, 5)];
+        let body = m.encode(&es);
+        assert_eq!(HeadManifest::decode(&body, &es, &me).expect("decode"), m);
+        let file = seal_object(&es, Kind::Head, &sk, body, &mut rng).expect("seal");
+        let o = open_object(&es, Kind::Head, &file, &[me]).expect("open");
+        assert_eq!(HeadManifest::decode(&o.body, &es, &me).expect("decode"), m);
+        assert_eq!(
+            entry(1, 9, 7).to_bytes().len(),
+            CHECKPOINT_ENTRY_LEN,
+            "doc_id || u64be(coverage) || id"
+        );
+        // Not ascending by document, or two of one document.
+        for list in [
+            vec![entry(2, 3, 5), entry(1, 9, 7)],
+            vec![entry(1, 3, 5), entry(1, 9, 7)],
+        ] {
+            m.checkpoints = list;
+            let err = HeadManifest::decode(&m.encode(&es), &es, &me).expect_err("order");
+            assert!(err.to_string().contains("not strictly ascending"), "{err}");
+        }
+        // An entry of the wrong length (the old 32-byte id, or 73 bytes).
+        for len in [32usize, 71, 73] {
+            let raw = wire::encode(&pb::HeadManifest {
+                version: LAYOUT_VERSION,
+                space_id: es.space_id().to_vec(),
+                device: me.to_vec(),
+                counter: 1,
+                checkpoints: vec![vec![1; len]],
+                epoch_id: es.epoch_id().to_vec(),
+                ..Default::default()
+            });
+            let err = HeadManifest::decode(&raw, &es, &me).expect_err("length");
+            assert!(err.to_string().contains("not 72 bytes"), "{err}");
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::error::StorageError;
 use crate::hwm::{HighWater, Withholding, classify_head, select_snapshot};
 use crate::layout::{EpochStorage, ObjectId, object_id};
 use crate::object::{
-    Checkpoint, HeadManifest, Kind, Opened, Segment, Snapshot, open_lobby_object, open_object,
+    Checkpoint, CheckpointEntry, HeadManifest, Kind, Opened, Segment, Snapshot, open_lobby_object,
+    open_object,
 };
 
 /// Envelope bytes per segment a writer aims for: well under the 64 MiB object limit
@@ -408,6 +409,14 @@ pub fn by_document(envelopes: Vec<Vec<u8>>) -> BTreeMap<[u8; 32], Vec<Vec<u8>>> 
     out
 }
 
+/// The checkpoint entries a compaction's manifest lists (STO-8, STO-25): one
+/// per document (the first given wins), ascending by document.
+pub fn checkpoint_entries(mut entries: Vec<CheckpointEntry>) -> Vec<CheckpointEntry> {
+    entries.sort_by_key(|e| e.doc_id);
+    entries.dedup_by_key(|e| e.doc_id);
+    entries
+}
+
 /// What a compaction's head manifest no longer lists: deleted after it is
 /// published (STO-15).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -431,19 +440,19 @@ impl Collected {
 }
 
 /// The head manifest after a compaction that wrote snapshot `snapshot` and the
-/// checkpoints `checkpoints` (sorted, deduplicated): every own segment is
+/// checkpoints `checkpoints` (see [`checkpoint_entries`]): every own segment is
 /// collected (`gc_floor = segment_count`), the snapshot is the base and only
 /// live snapshot, the attestation is collapsed (STO-30), the counter moves on.
 /// Returns it and what it collects.
 pub fn compacted_manifest(
     own: &HeadManifest,
     snapshot: ObjectId,
-    checkpoints: Vec<ObjectId>,
+    checkpoints: Vec<CheckpointEntry>,
 ) -> (HeadManifest, Collected) {
     let mut next = own.clone();
     let old_segments = std::mem::take(&mut next.segments);
     let old_snapshots = std::mem::replace(&mut next.snapshots, vec![snapshot]);
-    let old_checkpoints = std::mem::replace(&mut next.checkpoints, checkpoints);
+    let old_checkpoints = std::mem::replace(&mut next.checkpoints, checkpoint_entries(checkpoints));
     next.gc_floor = next.segment_count;
     coverage::collapse_tips(&mut next);
     next.base_snapshot = Some(snapshot);
@@ -456,7 +465,8 @@ pub fn compacted_manifest(
             .collect(),
         checkpoints: old_checkpoints
             .into_iter()
-            .filter(|c| !next.checkpoints.contains(c))
+            .map(|c| c.id)
+            .filter(|c| !next.checkpoints.iter().any(|n| n.id == *c))
             .collect(),
     };
     (next, collected)
@@ -471,10 +481,52 @@ pub fn checkpoint_what(device: &[u8; 32], id: &ObjectId) -> String {
     format!("checkpoint {} of device {}", short(id), short(device))
 }
 
-/// A fetched checkpoint listed in `m`: signed by `m`'s device, and its snapshot
-/// listed in the same manifest (STO-24).
+/// A checkpoint as a head manifest lists it: the listing device (which must
+/// have signed it) and the signed entry (document, coverage claim, object id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedCheckpoint {
+    /// The device whose head manifest lists it.
+    pub device: [u8; 32],
+    /// The manifest's entry.
+    pub entry: CheckpointEntry,
+}
+
+/// The checkpoints of document `doc_id` listed in the head manifests `heads` of
+/// one epoch, best first (STO-26): greatest coverage, then smallest object id.
+/// A reader fetches them in this order and stops at the first that passes its
+/// checks; the others are never fetched.
+pub fn ranked_checkpoints(heads: &[HeadManifest], doc_id: &[u8; 32]) -> Vec<ListedCheckpoint> {
+    let mut out: Vec<ListedCheckpoint> = heads
+        .iter()
+        .flat_map(|m| {
+            m.checkpoints
+                .iter()
+                .filter(|e| &e.doc_id == doc_id)
+                .map(|e| ListedCheckpoint {
+                    device: m.device,
+                    entry: *e,
+                })
+        })
+        .collect();
+    out.sort_by_key(|c| (std::cmp::Reverse(c.entry.coverage), c.entry.id, c.device));
+    out
+}
+
+/// Every document with a checkpoint listed in `heads`, ascending.
+pub fn checkpointed_documents(heads: &[HeadManifest]) -> Vec<[u8; 32]> {
+    let mut docs: Vec<[u8; 32]> = heads
+        .iter()
+        .flat_map(|m| m.checkpoints.iter().map(|e| e.doc_id))
+        .collect();
+    docs.sort_unstable();
+    docs.dedup();
+    docs
+}
+
+/// A fetched checkpoint listed in `m`: signed by `m`'s device (the body names
+/// no device: the listing manifest's is the only one it may have), a valid body,
+/// and its snapshot listed in the same manifest (STO-24).
 pub fn accept_checkpoint(
-    es: &EpochStorage,
     m: &HeadManifest,
     what: &str,
     opened: Opened,
@@ -482,10 +534,13 @@ pub fn accept_checkpoint(
     if opened.signer != m.device {
         return Err(StorageError::corrupt(
             what,
-            "not signed by the device listing it",
+            "not signed by the device whose head manifest lists it",
         ));
     }
-    let cp = Checkpoint::decode(&opened.body, es, &opened.signer)?;
+    let cp = Checkpoint::decode(&opened.body).map_err(|e| match e {
+        StorageError::Corrupt { reason, .. } => StorageError::corrupt(what, reason),
+        other => other,
+    })?;
     if !m.snapshots.contains(&cp.snapshot) {
         return Err(StorageError::corrupt(
             what,
@@ -495,22 +550,17 @@ pub fn accept_checkpoint(
     Ok(cp)
 }
 
-/// Whether checkpoint `(coverage, id)` is preferred to the one chosen so far for
-/// its document (STO-26): greater coverage, then the smaller id.
-pub fn better_checkpoint(candidate: (u64, ObjectId), chosen: Option<(u64, ObjectId)>) -> bool {
-    chosen.is_none_or(|(coverage, id)| {
-        (candidate.0, std::cmp::Reverse(candidate.1)) > (coverage, std::cmp::Reverse(id))
-    })
-}
-
 /// Checks a shown checkpoint's claims against its fetched snapshot (STO-27):
 /// the snapshot's covers hold against the devices' attestations `heads`
-/// (STO-31), its coverage is the claimed one, and `rebuild`, given exactly the
-/// snapshot's envelopes of the document in order, gives the claimed
-/// `StateDigest`. `Err` is the `STORAGE_CORRUPT` verdict naming the checkpoint.
+/// (STO-31), its coverage is the one the manifest entry `listed` claims, and
+/// `rebuild`, given exactly the snapshot's envelopes of the document in order,
+/// gives `state_digest`, the `StateDigest` of the checkpoint's state (computed
+/// by the reader from the state it loaded). `Err` is the `STORAGE_CORRUPT`
+/// verdict naming the checkpoint.
 pub fn check_checkpoint_claim(
     what: &str,
-    cp: &Checkpoint,
+    listed: &CheckpointEntry,
+    state_digest: &[u8; 32],
     snap: Snapshot,
     heads: &[HeadManifest],
     rebuild: impl FnOnce(&[Vec<u8>]) -> [u8; 32],
@@ -522,19 +572,19 @@ pub fn check_checkpoint_claim(
         ));
     }
     let coverage = snap.coverage();
-    if coverage != cp.coverage {
+    if coverage != listed.coverage {
         return Err(StorageError::corrupt(
             what,
             format!(
-                "checkpoint mismatch: claims coverage {}, its snapshot covers {coverage}",
-                cp.coverage
+                "checkpoint mismatch: its manifest entry claims coverage {}, its snapshot covers {coverage}",
+                listed.coverage
             ),
         ));
     }
     let envs = by_document(snap.envelopes)
-        .remove(&cp.doc_id)
+        .remove(&listed.doc_id)
         .unwrap_or_default();
-    if rebuild(&envs) == cp.state_digest {
+    if &rebuild(&envs) == state_digest {
         Ok(())
     } else {
         Err(StorageError::corrupt(
@@ -554,7 +604,7 @@ pub fn listed_objects(own: &HeadManifest) -> Vec<ObjectId> {
     let mut ids: Vec<ObjectId> = own.segments.iter().map(|(_, id)| *id).collect();
     ids.extend(own.base_snapshot);
     ids.extend(own.snapshots.iter().copied());
-    ids.extend(own.checkpoints.iter().copied());
+    ids.extend(own.checkpoints.iter().map(|c| c.id));
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -692,8 +742,14 @@ mod tests {
     #[test]
     fn compaction_collects_own_objects() {
         let mut own = m(1, 0, 2, vec![[7; 32]]);
-        own.checkpoints = vec![[5; 32], [6; 32]];
-        let (next, collected) = compacted_manifest(&own, [9; 32], vec![[6; 32]]);
+        own.checkpoints = vec![entry(1, 3, 5), entry(2, 3, 6)];
+        let (next, collected) = compacted_manifest(
+            &own,
+            [9; 32],
+            vec![entry(4, 2, 8), entry(2, 4, 6), entry(4, 9, 9)],
+        );
+        // One entry per document, ascending by document (the first given wins).
+        assert_eq!(next.checkpoints, vec![entry(2, 4, 6), entry(4, 2, 8)]);
         assert_eq!(next.gc_floor, 2);
         assert!(next.segments.is_empty());
         assert_eq!(next.snapshots, vec![[9; 32]]);
@@ -705,12 +761,109 @@ mod tests {
         assert_eq!(listed_objects(&own).len(), 5);
     }
 
+    fn entry(doc: u8, coverage: u64, id: u8) -> CheckpointEntry {
+        CheckpointEntry {
+            doc_id: [doc; 32],
+            coverage,
+            id: [id; 32],
+        }
+    }
+
     #[test]
-    fn checkpoint_preference() {
-        assert!(better_checkpoint((3, [2; 32]), None));
-        assert!(better_checkpoint((4, [9; 32]), Some((3, [1; 32]))));
-        assert!(better_checkpoint((3, [1; 32]), Some((3, [2; 32]))));
-        assert!(!better_checkpoint((3, [2; 32]), Some((3, [1; 32]))));
+    fn checkpoint_ranking() {
+        let mut a = m(1, 0, 0, vec![]);
+        a.checkpoints = vec![entry(1, 3, 2), entry(2, 5, 1)];
+        let mut b = m(2, 0, 0, vec![]);
+        b.checkpoints = vec![entry(1, 4, 9)];
+        let mut c = m(3, 0, 0, vec![]);
+        c.checkpoints = vec![entry(1, 3, 1)];
+        let heads = vec![a, b, c];
+        // Greatest coverage first, then the smallest id; other documents left out.
+        let ranked: Vec<(u8, u64, u8)> = ranked_checkpoints(&heads, &[1; 32])
+            .iter()
+            .map(|l| (l.device[0], l.entry.coverage, l.entry.id[0]))
+            .collect();
+        assert_eq!(ranked, vec![(2, 4, 9), (3, 3, 1), (1, 3, 2)]);
+        assert!(ranked_checkpoints(&heads, &[7; 32]).is_empty());
+        assert_eq!(checkpointed_documents(&heads), vec![[1; 32], [2; 32]]);
+    }
+
+    #[test]
+    fn checkpoint_acceptance_and_claim() {
+        use crate::object::{CONTENT_YJS_SNAPSHOT, seal_object};
+        use clientful_core::keys::{EpochKey, SigningKey};
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+
+        let es = EpochStorage::derive(&[1; 32], &EpochKey::new([2; 32], [3; 32])).expect("derive");
+        let (sk, other) = (
+            SigningKey::from_seed(&[9; 32]),
+            SigningKey::from_seed(&[8; 32]),
+        );
+        let (me, them) = (sk.public_bytes(), other.public_bytes());
+        let mut rng = ChaCha20Rng::from_seed([0; 32]);
+        let cp = Checkpoint {
+            content_type: CONTENT_YJS_SNAPSHOT,
+            snapshot: [4; 32],
+            state: vec![1],
+        };
+        let mut listing = HeadManifest::empty(me);
+        listing.counter = 1;
+        listing.snapshots = vec![[4; 32]];
+        let signers = [me, them];
+        let open = |key: &SigningKey, body: Vec<u8>, rng: &mut ChaCha20Rng| {
+            let file = seal_object(&es, Kind::Checkpoint, key, body, rng).expect("seal");
+            open_object(&es, Kind::Checkpoint, &file, &signers).expect("open")
+        };
+        assert_eq!(
+            accept_checkpoint(&listing, "cp", open(&sk, cp.encode(), &mut rng)).expect("ok"),
+            cp
+        );
+        // Signed by another member than the device whose manifest lists it.
+        let err = accept_checkpoint(&listing, "cp", open(&other, cp.encode(), &mut rng))
+            .expect_err("signer is not the listing device");
+        assert!(
+            err.to_string().contains("not signed by the device"),
+            "{err}"
+        );
+        // Its snapshot is not listed next to it.
+        let elsewhere = Checkpoint {
+            snapshot: [5; 32],
+            ..cp.clone()
+        };
+        assert!(
+            accept_checkpoint(&listing, "cp", open(&sk, elsewhere.encode(), &mut rng)).is_err()
+        );
+
+        // STO-27: the coverage claim comes from the manifest entry, the digest
+        // from the state.
+        let snap = Snapshot {
+            device: me,
+            covers: vec![(me, 2)],
+            heads: Vec::new(),
+            envelopes: Vec::new(),
+        };
+        let mut own = m(0, 0, 2, vec![]);
+        own.device = me;
+        let heads = vec![own];
+        let listed = CheckpointEntry {
+            doc_id: [1; 32],
+            coverage: 2,
+            id: [6; 32],
+        };
+        let digest = [3; 32];
+        check_checkpoint_claim("cp", &listed, &digest, snap.clone(), &heads, |_| digest)
+            .expect("matches");
+        let err = check_checkpoint_claim("cp", &listed, &[4; 32], snap.clone(), &heads, |_| digest)
+            .expect_err("another state");
+        assert!(err.to_string().contains("another state"), "{err}");
+        let overclaim = CheckpointEntry {
+            coverage: 3,
+            ..listed
+        };
+        let err = check_checkpoint_claim("cp", &overclaim, &digest, snap, &heads, |_| digest)
+            .expect_err("coverage");
+        assert!(err.to_string().contains("claims coverage 3"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-13, STO-14, STO-15, STO-31): the IO shell around the
+//! One space on one storage backend (spec §9.6–§9.8: STO-11, STO-13, STO-14, STO-15, STO-25, STO-26, STO-27, STO-31): the IO shell around the
 //! pure layout. A device records its envelopes locally (durable before anything
 //! is sent), flushes them as a segment plus a new head manifest, pulls other
 //! devices' manifests and segments (checking every head against its high-water
@@ -10,7 +10,7 @@
 //! manifest lists, and puts back what storage withheld or rolled back (STO-28,
 //! [`Space::repair`]); readers' findings are typed ([`PullReport::alarms`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use clientful_core::envelope;
 use clientful_core::keys::{EpochKey, SigningKey};
@@ -28,8 +28,8 @@ use crate::hwm::{HighWater, Withholding};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
 use crate::local::{CursorWrite, LocalStore};
 use crate::object::{
-    Checkpoint, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Snapshot, check_format_file,
-    format_file, open_object, seal_object,
+    Checkpoint, CheckpointEntry, HeadManifest, Kind, MAX_OBJECT_BYTES, Opened, Snapshot,
+    check_format_file, format_file, open_object, seal_object,
 };
 
 /// A high-water mark this device holds: (epoch id, signing device, mark) (STO-9).
@@ -94,7 +94,14 @@ pub struct ChosenCheckpoint {
     pub id: ObjectId,
     /// The epoch whose directory holds it.
     pub epoch_id: [u8; 32],
-    /// The validated checkpoint.
+    /// The device whose head manifest lists it, which signed it.
+    pub device: [u8; 32],
+    /// The document (from the manifest's signed entry).
+    pub doc_id: [u8; 32],
+    /// The total coverage of its snapshot, as the manifest's entry claims it
+    /// (checked by STO-27).
+    pub coverage: u64,
+    /// The validated checkpoint body.
     pub checkpoint: Checkpoint,
 }
 
@@ -104,7 +111,15 @@ impl ChosenCheckpoint {
         CheckpointState {
             content_type: self.checkpoint.content_type,
             state: self.checkpoint.state.clone(),
-            state_digest: self.checkpoint.state_digest,
+        }
+    }
+
+    /// The head manifest entry it was chosen by.
+    pub fn entry(&self) -> CheckpointEntry {
+        CheckpointEntry {
+            doc_id: self.doc_id,
+            coverage: self.coverage,
+            id: self.id,
         }
     }
 }
@@ -855,19 +870,15 @@ impl<S: BlobStore> Space<S> {
                 continue;
             };
             let cp = Checkpoint {
-                device: me,
-                doc_id: *doc_id,
                 content_type: st.content_type,
                 snapshot: id,
-                coverage,
-                state_digest: st.state_digest,
                 state: st.state,
             };
             let file = seal_object(
                 &es,
                 Kind::Checkpoint,
                 &self.device,
-                cp.encode(&es),
+                cp.encode(),
                 &mut self.rng,
             )?;
             if file.len() > MAX_OBJECT_BYTES {
@@ -878,10 +889,13 @@ impl<S: BlobStore> Space<S> {
             self.store
                 .put_immutable(&es.object_path(&cid), file)
                 .await?;
-            checkpoints.push(cid);
+            checkpoints.push(CheckpointEntry {
+                doc_id: *doc_id,
+                coverage,
+                id: cid,
+            });
         }
-        checkpoints.sort_unstable();
-        checkpoints.dedup();
+        let checkpoints = plan::checkpoint_entries(checkpoints);
         let (own, collected) =
             plan::compacted_manifest(&self.own_manifest()?, id, checkpoints.clone());
         // The copies of what the new manifest no longer lists go with it.
@@ -891,76 +905,110 @@ impl<S: BlobStore> Space<S> {
         for o in collected.all() {
             self.store.delete(&es.object_path(o)).await?;
         }
-        Ok((id, checkpoints))
+        Ok((id, checkpoints.into_iter().map(|c| c.id).collect()))
     }
 
-    /// The checkpoints a device starting cold may show (STO-26): per document, the
-    /// valid checkpoint with the greatest coverage, then the smallest id, from the
-    /// current epoch's directory, or for documents with none there from the older
-    /// epochs'. Heads are checked against the high-water marks but no mark is
+    /// The checkpoints a device starting cold shows (STO-26), for every document
+    /// `wanted` accepts. Per document, the entries for it in the accepted head
+    /// manifests of the current epoch are ranked (greatest coverage, then
+    /// smallest object id; older epochs only for a document none of whose
+    /// current-epoch checkpoints passed), and only the best is fetched and checked
+    /// (STO-7, STO-24) and given to `load`, which loads its state as the caller
+    /// shows it. One that fails (or whose state `load` refuses: "does not load")
+    /// is `STORAGE_CORRUPT`, returned in the verdicts, and skipped: the next is
+    /// tried. Checkpoints of other documents and lower-ranked ones are never
+    /// fetched. Heads are checked against the high-water marks but no mark is
     /// moved (the pull does that). Verdicts on objects are returned, not fatal.
     #[allow(clippy::type_complexity)]
-    pub async fn checkpoints(
+    pub async fn checkpoints<T>(
         &self,
-    ) -> Result<(BTreeMap<[u8; 32], ChosenCheckpoint>, Vec<StorageError>), StorageError> {
-        let mut chosen: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
+        wanted: impl Fn(&[u8; 32]) -> bool,
+        mut load: impl FnMut(&ChosenCheckpoint) -> Result<T, String>,
+    ) -> Result<(BTreeMap<[u8; 32], (ChosenCheckpoint, T)>, Vec<StorageError>), StorageError> {
+        let mut chosen: BTreeMap<[u8; 32], (ChosenCheckpoint, T)> = BTreeMap::new();
         let mut errors = Vec::new();
         for es in &self.epochs {
-            let mut here: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
-            // Heads are checked against the marks, but no mark moves: the pull does that.
-            let mut listed = Vec::new();
-            // The caller's next pull reports the alarms; here they stay errors.
-            for (m, _) in self.checked_heads(es, &mut errors, &mut Vec::new()).await? {
-                for cid in &m.checkpoints {
-                    listed.push((m.clone(), *cid));
+            // Heads are checked against the marks, but no mark moves: the pull does
+            // that. The caller's next pull reports the alarms; here they stay errors.
+            let heads: Vec<HeadManifest> = self
+                .checked_heads(es, &mut errors, &mut Vec::new())
+                .await?
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect();
+            let mut queues: BTreeMap<[u8; 32], VecDeque<plan::ListedCheckpoint>> =
+                plan::checkpointed_documents(&heads)
+                    .into_iter()
+                    .filter(|d| wanted(d) && !chosen.contains_key(d))
+                    .map(|d| (d, plan::ranked_checkpoints(&heads, &d).into()))
+                    .collect();
+            // Rounds: each document's next-best candidate, fetched concurrently
+            // across documents; a document leaves once one passes.
+            loop {
+                let round: Vec<plan::ListedCheckpoint> = queues
+                    .values_mut()
+                    .filter_map(VecDeque::pop_front)
+                    .collect();
+                if round.is_empty() {
+                    break;
                 }
-            }
-            // The listed checkpoints are independent objects: fetched concurrently.
-            let fetched = join_all(listed.iter().map(|(m, cid)| async move {
-                let what = plan::checkpoint_what(&m.device, cid);
-                let got = self.fetch_object(es, Kind::Checkpoint, cid, &what).await;
-                (what, got)
-            }))
-            .await;
-            for ((m, cid), (what, got)) in listed.iter().zip(fetched) {
-                let cp = match got.and_then(|o| plan::accept_checkpoint(es, m, &what, o)) {
-                    Ok(cp) => cp,
-                    Err(e) if e.class().is_some() => {
-                        errors.push(e);
+                let fetched = join_all(round.iter().map(|c| async move {
+                    let what = plan::checkpoint_what(&c.device, &c.entry.id);
+                    let got = self
+                        .fetch_object(es, Kind::Checkpoint, &c.entry.id, &what)
+                        .await;
+                    (what, got)
+                }))
+                .await;
+                for (c, (what, got)) in round.iter().zip(fetched) {
+                    let Some(m) = heads.iter().find(|m| m.device == c.device) else {
                         continue;
+                    };
+                    let cp = match got.and_then(|o| plan::accept_checkpoint(m, &what, o)) {
+                        Ok(cp) => cp,
+                        Err(e) if e.class().is_some() => {
+                            errors.push(e);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let candidate = ChosenCheckpoint {
+                        id: c.entry.id,
+                        epoch_id: *es.epoch_id(),
+                        device: c.device,
+                        doc_id: c.entry.doc_id,
+                        coverage: c.entry.coverage,
+                        checkpoint: cp,
+                    };
+                    match load(&candidate) {
+                        Ok(shown) => {
+                            queues.remove(&c.entry.doc_id);
+                            chosen.insert(c.entry.doc_id, (candidate, shown));
+                        }
+                        Err(reason) => errors.push(StorageError::corrupt(
+                            what,
+                            format!("its state does not load: {reason}"),
+                        )),
                     }
-                    Err(e) => return Err(e),
-                };
-                let current = here.get(&cp.doc_id).map(|c| (c.checkpoint.coverage, c.id));
-                if plan::better_checkpoint((cp.coverage, *cid), current) {
-                    here.insert(
-                        cp.doc_id,
-                        ChosenCheckpoint {
-                            id: *cid,
-                            epoch_id: *es.epoch_id(),
-                            checkpoint: cp,
-                        },
-                    );
                 }
-            }
-            for (doc, c) in here {
-                chosen.entry(doc).or_insert(c);
             }
         }
         Ok((chosen, errors))
     }
 
     /// Checks a checkpoint that was shown (STO-27): fetches its snapshot through
-    /// the checkpoint device's listing, checks the claimed coverage, and gives
-    /// `rebuild` exactly the snapshot's envelopes of the document, in order; the
-    /// `StateDigest` it returns must be the checkpoint's.
+    /// the checkpoint device's listing, checks the coverage its manifest entry
+    /// claims, and gives `rebuild` exactly the snapshot's envelopes of the
+    /// document, in order; the `StateDigest` it returns must be `state_digest`,
+    /// the digest of the checkpoint's state as the reader loaded it.
     pub async fn check_checkpoint(
         &self,
         chosen: &ChosenCheckpoint,
+        state_digest: &[u8; 32],
         rebuild: impl FnOnce(&[Vec<u8>]) -> [u8; 32],
     ) -> Result<CheckpointCheck, StorageError> {
         let cp = &chosen.checkpoint;
-        let what = plan::checkpoint_what(&cp.device, &chosen.id);
+        let what = plan::checkpoint_what(&chosen.device, &chosen.id);
         let Some(es) = self
             .epochs
             .iter()
@@ -970,7 +1018,7 @@ impl<S: BlobStore> Space<S> {
                 "{what}: its epoch is not held"
             ))));
         };
-        let snap = match self.fetch_snapshot(es, &cp.device, &cp.snapshot).await {
+        let snap = match self.fetch_snapshot(es, &chosen.device, &cp.snapshot).await {
             Ok(s) => s,
             Err(e) if e.class().is_some() => return Ok(CheckpointCheck::Undone(e)),
             Err(e) => return Err(e),
@@ -985,7 +1033,14 @@ impl<S: BlobStore> Space<S> {
             .map(|(m, _)| m)
             .collect();
         Ok(
-            match plan::check_checkpoint_claim(&what, cp, snap, &heads, rebuild) {
+            match plan::check_checkpoint_claim(
+                &what,
+                &chosen.entry(),
+                state_digest,
+                snap,
+                &heads,
+                rebuild,
+            ) {
                 Ok(()) => CheckpointCheck::Matches,
                 Err(e) => CheckpointCheck::Mismatch(e),
             },

@@ -15,9 +15,9 @@ mod common;
 use clientful_core::ErrorClass;
 use clientful_core::keys::EpochKey;
 use clientful_doc::checkpoint::{Provisional, state_of};
-use clientful_doc::crdt::YjsSchema;
-use clientful_doc::replica::{CrdtKind, Replica};
+use clientful_doc::replica::Replica;
 use clientful_doc::testkit::insert_text;
+use clientful_storage::backend::MaybeSend;
 use clientful_storage::export::{copy_store, export_json};
 use clientful_storage::files::FileRef;
 use clientful_storage::space::{CheckpointCheck, CheckpointState};
@@ -439,17 +439,16 @@ async fn checkpoints(store: OpendalStore) {
 
     // A new device: the provisional view needs no envelope.
     let mut c = device(&w, &store, 2).await;
-    let (chosen, errors) = c.space.checkpoints().await.unwrap();
+    let (chosen, errors) = c.checkpoints().await;
     assert!(errors.is_empty(), "{errors:?}");
-    let cp = chosen.get(&w.doc_id).expect("a checkpoint of the document");
+    let (cp, view) = chosen.get(&w.doc_id).expect("a checkpoint of the document");
     assert_eq!((cp.id, cp.checkpoint.snapshot), (cps[0], snap));
+    assert_eq!(cp.device, w.device(0).public_bytes());
     assert_eq!(c.envelope_count(), 0, "nothing loaded yet");
-    let view =
-        Provisional::load(CrdtKind::Yjs, &w.doc_id, &YjsSchema::default(), &cp.state()).unwrap();
-    assert_eq!(cp.checkpoint.state_digest, at_compaction);
-    assert!(text_of(&view).contains("checkpointed"));
+    assert_eq!(view.state_digest(), at_compaction);
+    assert!(text_of(view).contains("checkpointed"));
     assert!(
-        !text_of(&view).contains("later"),
+        !text_of(view).contains("later"),
         "provisional: as of the snapshot"
     );
     // Then the envelopes, and the check.
@@ -459,7 +458,7 @@ async fn checkpoints(store: OpendalStore) {
     assert_eq!(c.replica.state_digest(), a.replica.state_digest());
     let check = c
         .space
-        .check_checkpoint(cp, |envs| {
+        .check_checkpoint(cp, &view.state_digest(), |envs| {
             Replica::restore(w.config(2, 1), envs).state_digest()
         })
         .await
@@ -481,13 +480,11 @@ async fn checkpoints(store: OpendalStore) {
         .await
         .unwrap();
     let mut d = device(&w, &store, 3).await;
-    let (chosen, errors) = d.space.checkpoints().await.unwrap();
+    let (chosen, errors) = d.checkpoints().await;
     assert!(errors.is_empty(), "{errors:?}");
-    let cp = chosen.get(&w.doc_id).unwrap().clone();
+    let (cp, view) = chosen.get(&w.doc_id).unwrap();
     assert_eq!(cp.id, lying[0]);
-    let view =
-        Provisional::load(CrdtKind::Yjs, &w.doc_id, &YjsSchema::default(), &cp.state()).unwrap();
-    assert!(text_of(&view).contains("forged"), "shown, as unverified");
+    assert!(text_of(view).contains("forged"), "shown, as unverified");
     let report = d.pull().await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
@@ -497,7 +494,7 @@ async fn checkpoints(store: OpendalStore) {
     );
     let check = d
         .space
-        .check_checkpoint(&cp, |envs| {
+        .check_checkpoint(cp, &view.state_digest(), |envs| {
             Replica::restore(w.config(3, 1), envs).state_digest()
         })
         .await
@@ -516,21 +513,207 @@ async fn checkpoints(store: OpendalStore) {
         .put_owned(&es.object_path(&lying[0]), b"not a checkpoint".to_vec())
         .await
         .unwrap();
+    // The best-ranked one fails, so the reader falls back to the next.
     let e = device(&w, &store, 3).await;
-    let (chosen, errors) = e.space.checkpoints().await.unwrap();
+    let (chosen, errors) = e.checkpoints().await;
     assert!(
         has(&errors, ErrorClass::StorageCorrupt, &["substituted"]),
         "{errors:?}"
     );
-    assert_eq!(chosen.get(&w.doc_id).unwrap().id, cps[0]);
+    assert_eq!(chosen.get(&w.doc_id).unwrap().0.id, cps[0]);
 
     // A compacts again: its old snapshot and checkpoint are collected, and a
     // check of the old checkpoint is undone, not a verdict.
-    let old = chosen.get(&w.doc_id).unwrap().clone();
+    let old = chosen.get(&w.doc_id).unwrap().0.clone();
     a.space.compact_with(writer_state(0)).await.unwrap();
     assert!(store.get(&es.object_path(&old.id)).await.unwrap().is_none());
-    let check = e.space.check_checkpoint(&old, |_| [0; 32]).await.unwrap();
+    let check = e
+        .space
+        .check_checkpoint(&old, &[0; 32], |_| [0; 32])
+        .await
+        .unwrap();
     assert!(matches!(check, CheckpointCheck::Undone(_)), "{check:?}");
+}
+
+/// A backend that records the path of every read, to see what a reader fetches.
+#[derive(Clone)]
+struct Counting {
+    inner: OpendalStore,
+    reads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Counting {
+    /// The object reads (not head manifests) since the last call.
+    fn object_reads(&self) -> Vec<String> {
+        let mut r = self.reads.lock().unwrap();
+        std::mem::take(&mut *r)
+            .into_iter()
+            .filter(|p| p.contains("/o/"))
+            .collect()
+    }
+}
+
+impl BlobStore for Counting {
+    fn put_immutable(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + MaybeSend {
+        self.inner.put_immutable(path, bytes)
+    }
+    fn put_owned(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + MaybeSend {
+        self.inner.put_owned(path, bytes)
+    }
+    fn get(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + MaybeSend {
+        self.reads.lock().unwrap().push(path.to_owned());
+        self.inner.get(path)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + MaybeSend {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> impl Future<Output = Result<(), StorageError>> + MaybeSend {
+        self.inner.delete(path)
+    }
+}
+
+/// The reader's choice is lazy (STO-26): of two writers' checkpoints of the
+/// document it fetches only the best-ranked one (greater coverage), none for a
+/// document it does not want, and the next one only when the best one fails
+/// (damaged, or its state does not load), which is reported.
+async fn checkpoint_choice_is_lazy(store: OpendalStore) {
+    let w = world();
+    let writer_state = |i: usize| {
+        let w = w.clone();
+        move |_: &[u8; 32], envs: &[Vec<u8>]| -> Option<CheckpointState> {
+            Some(state_of(&mut Replica::restore(w.config(i, 1), envs)))
+        }
+    };
+    let mut a = device(&w, &store, 0).await;
+    let mut b = device(&w, &store, 1).await;
+    a.edit("first ");
+    a.space.flush().await.unwrap();
+    b.pull().await;
+    b.edit("second ");
+    b.space.flush().await.unwrap();
+    a.pull().await;
+    let (_, cps_a) = a.space.compact_with(writer_state(0)).await.unwrap();
+    b.pull().await;
+    b.edit("third ");
+    b.space.flush().await.unwrap();
+    let (_, cps_b) = b.space.compact_with(writer_state(1)).await.unwrap();
+    let (cp_a, cp_b) = (cps_a[0], cps_b[0]);
+
+    let counting = Counting {
+        inner: store.clone(),
+        reads: Default::default(),
+    };
+    let reader = Space::new(
+        counting.clone(),
+        LocalStore::in_memory().unwrap(),
+        common::space_config(&w, 3),
+    )
+    .unwrap();
+    let es = reader.current().clone();
+    let path = |id: &[u8; 32]| es.object_path(id);
+
+    // Only B's (coverage 3 over A's 2) is fetched.
+    counting.object_reads();
+    let (chosen, errors) = reader
+        .checkpoints(|_| true, common::load_yjs)
+        .await
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let (cp, _) = chosen.get(&w.doc_id).unwrap();
+    assert_eq!(cp.id, cp_b);
+    assert!(
+        cp.coverage > 2,
+        "B's claims the greater coverage: {}",
+        cp.coverage
+    );
+    assert_eq!(
+        counting.object_reads(),
+        vec![path(&cp_b)],
+        "lower-ranked not fetched"
+    );
+
+    // A document the reader does not want: nothing fetched, nothing chosen.
+    let (chosen, errors) = reader
+        .checkpoints(|d| d != &w.doc_id, common::load_yjs)
+        .await
+        .unwrap();
+    assert!(chosen.is_empty() && errors.is_empty(), "{errors:?}");
+    assert!(counting.object_reads().is_empty());
+
+    // B's state does not load (here: the caller refuses it): reported, and A's is
+    // fetched next.
+    let (chosen, errors) = reader
+        .checkpoints(
+            |_| true,
+            |c| {
+                if c.id == cp_b {
+                    Err("refused".to_string())
+                } else {
+                    common::load_yjs(c)
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        has(
+            &errors,
+            ErrorClass::StorageCorrupt,
+            &["does not load", "refused"]
+        ),
+        "{errors:?}"
+    );
+    assert_eq!(chosen.get(&w.doc_id).unwrap().0.id, cp_a);
+    assert_eq!(counting.object_reads(), vec![path(&cp_b), path(&cp_a)]);
+
+    // A's damaged: the best is still B's, and A's is never read, so no verdict.
+    let mut bytes = store.get(&path(&cp_a)).await.unwrap().unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    store.put_owned(&path(&cp_a), bytes).await.unwrap();
+    let (chosen, errors) = reader
+        .checkpoints(|_| true, common::load_yjs)
+        .await
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(chosen.get(&w.doc_id).unwrap().0.id, cp_b);
+    assert_eq!(counting.object_reads(), vec![path(&cp_b)]);
+
+    // Both damaged: both reported, in rank order, and nothing shown.
+    let mut bytes = store.get(&path(&cp_b)).await.unwrap().unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    store.put_owned(&path(&cp_b), bytes).await.unwrap();
+    let (chosen, errors) = reader
+        .checkpoints(|_| true, common::load_yjs)
+        .await
+        .unwrap();
+    assert!(chosen.is_empty());
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.class() == Some(ErrorClass::StorageCorrupt))
+    );
+    assert!(
+        errors[0].to_string().contains(&hex::encode(&cp_b[..4])),
+        "{errors:?}"
+    );
+    assert_eq!(counting.object_reads(), vec![path(&cp_b), path(&cp_a)]);
 }
 
 /// A layout version this implementation does not know is refused.
@@ -603,6 +786,13 @@ macro_rules! suite {
                 let tmp = tempfile::tempdir().unwrap();
                 let Some(s) = store(&tmp) else { return };
                 common::block_on(super::checkpoints(s));
+            }
+
+            #[test]
+            fn checkpoint_choice_is_lazy() {
+                let tmp = tempfile::tempdir().unwrap();
+                let Some(s) = store(&tmp) else { return };
+                common::block_on(super::checkpoint_choice_is_lazy(s));
             }
 
             #[test]

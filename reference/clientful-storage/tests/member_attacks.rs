@@ -27,7 +27,9 @@ use clientful_doc::checkpoint::state_of;
 use clientful_doc::testkit::insert_text;
 use clientful_proto::v1 as pb;
 use clientful_storage::layout::{EpochStorage, object_id};
-use clientful_storage::object::{Checkpoint, HeadManifest, Kind, Snapshot, seal_object};
+use clientful_storage::object::{
+    Checkpoint, CheckpointEntry, HeadManifest, Kind, Snapshot, seal_object,
+};
 use clientful_storage::space::CheckpointCheck;
 use clientful_storage::{BlobStore, LocalStore, OpendalStore, Space, StorageError, causal};
 use common::{backend, device, world};
@@ -90,21 +92,21 @@ async fn forge_snapshot(store: &OpendalStore, es: &EpochStorage, claim_b: u64, c
     if checkpoint {
         let st = state_of(&mut Replica::restore(w.config(2, 1), &snap.envelopes));
         let cp = Checkpoint {
-            device: m.public_bytes(),
-            doc_id: w.doc_id,
             content_type: st.content_type,
             snapshot: id,
-            coverage: snap.coverage(),
-            state_digest: st.state_digest,
             state: st.state,
         };
-        let file = seal_object(es, Kind::Checkpoint, &m, cp.encode(es), &mut rng).unwrap();
+        let file = seal_object(es, Kind::Checkpoint, &m, cp.encode(), &mut rng).unwrap();
         let cid = object_id(&file).unwrap();
         store
             .put_immutable(&es.object_path(&cid), file)
             .await
             .unwrap();
-        head.checkpoints = vec![cid];
+        head.checkpoints = vec![CheckpointEntry {
+            doc_id: w.doc_id,
+            coverage: snap.coverage(),
+            id: cid,
+        }];
     }
     let file = seal_object(es, Kind::Head, &m, head.encode(es), &mut rng).unwrap();
     store
@@ -164,15 +166,15 @@ async fn forged_checkpoint_fails_its_check(store: OpendalStore) {
     forge_snapshot(&store, &es, 1, true).await;
 
     let mut c = device(&w, &store, 3).await;
-    let (chosen, _) = c.space.checkpoints().await.unwrap();
-    let cp = chosen
+    let (chosen, _) = c.checkpoints().await;
+    let (cp, view) = chosen
         .get(&w.doc_id)
         .expect("the forged checkpoint is the only one");
-    assert_eq!(cp.checkpoint.device, w.device(2).public_bytes());
+    assert_eq!(cp.device, w.device(2).public_bytes());
     c.pull().await;
     let check = c
         .space
-        .check_checkpoint(cp, |envs| {
+        .check_checkpoint(cp, &view.state_digest(), |envs| {
             Replica::restore(w.config(3, 1), envs).state_digest()
         })
         .await

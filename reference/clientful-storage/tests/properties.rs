@@ -17,7 +17,9 @@ use clientful_doc::CrdtKind;
 use clientful_doc::testkit::{World, insert_text};
 use clientful_storage::causal;
 use clientful_storage::layout::EpochStorage;
-use clientful_storage::object::{HeadManifest, Kind, Tip, open_object, seal_object};
+use clientful_storage::object::{
+    CheckpointEntry, HeadManifest, Kind, Tip, open_object, seal_object,
+};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -59,7 +61,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_open(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        for kind in [Kind::Head, Kind::Segment, Kind::Snapshot, Kind::File] {
+        for kind in [Kind::Head, Kind::Segment, Kind::Snapshot, Kind::File, Kind::Checkpoint] {
             prop_assert!(open_object(&es(), kind, &bytes, &[[9; 32]]).is_err());
         }
     }
@@ -78,7 +80,7 @@ proptest! {
     }
 
     #[test]
-    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), cps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), docs in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
+    fn head_manifests_round_trip(counter in 1u64..1000, floor in 0u64..5, live in 0u64..5, snaps in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4), cps in proptest::collection::btree_map(any::<[u8; 32]>(), (any::<u64>(), any::<[u8; 32]>()), 0..4), docs in proptest::collection::btree_set(any::<[u8; 32]>(), 0..4)) {
         let sk = SigningKey::from_seed(&[4; 32]);
         let me = sk.public_bytes();
         let m = HeadManifest {
@@ -89,7 +91,8 @@ proptest! {
             gc_floor: floor,
             base_snapshot: (floor > 0).then_some([7; 32]),
             snapshots: snaps.into_iter().collect(),
-            checkpoints: cps.into_iter().collect(),
+            // One entry per document, ascending by document (STO-8).
+            checkpoints: cps.into_iter().map(|(doc_id, (coverage, id))| CheckpointEntry { doc_id, coverage, id }).collect(),
             // One attestation entry per document at each count from the floor up.
             tips: (floor.max(1)..=floor + live)
                 .flat_map(|count| {

@@ -176,9 +176,9 @@ async fn repairs_each_kind(store: OpendalStore) {
     assert!(r.errors.is_empty() && r.alarms.is_empty(), "{:?}", r.errors);
     assert_eq!(b.replica.state_digest(), a.restored(&w).state_digest());
     let mut c = device(&w, &store, 2).await;
-    let (chosen, errors) = c.space.checkpoints().await.unwrap();
+    let (chosen, errors) = c.checkpoints().await;
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(chosen.get(&w.doc_id).map(|c| c.id), Some(cps[0]));
+    assert_eq!(chosen.get(&w.doc_id).map(|(c, _)| c.id), Some(cps[0]));
     let r = c.pull().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(c.replica.state_digest(), b.replica.state_digest());

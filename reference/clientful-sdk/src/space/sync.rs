@@ -288,7 +288,7 @@ impl SpaceSession {
         let alarms_before = self.membership_alarms().len();
         let (counts_before, ids_before) = self.index()?;
         let mut exchange = SyncExchange::start(&self.core, counts_before.len());
-        let mut shown: BTreeMap<[u8; 32], ChosenCheckpoint> = BTreeMap::new();
+        let mut shown: BTreeMap<[u8; 32], Shown> = BTreeMap::new();
         while let Some(step) = exchange.poll_step(&self.core) {
             match step {
                 SyncStep::RepairOwn(epochs) => self.repair_own(epochs, &mut report).await?,
@@ -378,36 +378,44 @@ impl SpaceSession {
     }
 
     /// Shows, from checkpoints, the documents this device holds no envelope of
-    /// yet (STO-26): each as a `Change::Preview`, at most once per sync.
+    /// yet (STO-26): each as a `Change::Preview`, at most once per sync. The
+    /// storage layer fetches only each document's best-ranked checkpoint, and the
+    /// next one only when that one fails or its state does not load.
     async fn show_previews(
         &mut self,
         view: EpochView,
-        shown: &mut BTreeMap<[u8; 32], ChosenCheckpoint>,
+        shown: &mut BTreeMap<[u8; 32], Shown>,
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
-        let (chosen, errors) = self.on(view, async |s| s.checkpoints().await).await?;
+        let already: Vec<[u8; 32]> = shown.keys().copied().collect();
+        let (chosen, errors) = self
+            .on(view, async |s| {
+                s.checkpoints(
+                    |doc| !already.contains(doc),
+                    |cp| {
+                        // Checkpoint::decode admits only the two snapshot content types.
+                        let crdt = checkpoint::crdt_of(cp.checkpoint.content_type)
+                            .ok_or_else(|| "not a CRDT state content type".to_string())?;
+                        Provisional::load(crdt, &cp.doc_id, &YjsSchema::default(), &cp.state())
+                            .map_err(|e| e.to_string())
+                    },
+                )
+                .await
+            })
+            .await?;
         report.warnings.extend(errors.iter().map(|e| e.to_string()));
-        for (doc, cp) in chosen {
-            if shown.contains_key(&doc) {
-                continue;
-            }
-            // Checkpoint::decode admits only the two snapshot content types.
-            let Some(crdt) = checkpoint::crdt_of(cp.checkpoint.content_type) else {
-                continue;
-            };
-            match Provisional::load(crdt, &doc, &YjsSchema::default(), &cp.state()) {
-                Ok(view) => {
-                    self.notify(Change::Preview {
-                        doc,
-                        json: view.materialize().to_canonical_string(),
-                    });
-                    shown.insert(doc, cp);
-                }
-                Err(e) => report.warnings.push(format!(
-                    "checkpoint of document {} not shown: {e}",
-                    &hex::encode(doc)[..12]
-                )),
-            }
+        for (doc, (cp, view)) in chosen {
+            self.notify(Change::Preview {
+                doc,
+                json: view.materialize().to_canonical_string(),
+            });
+            shown.insert(
+                doc,
+                Shown {
+                    checkpoint: cp,
+                    state_digest: view.state_digest(),
+                },
+            );
         }
         Ok(())
     }
@@ -416,10 +424,11 @@ impl SpaceSession {
     /// envelopes (STO-27); a false one is reported in the warnings.
     async fn check_previews(
         &mut self,
-        shown: &BTreeMap<[u8; 32], ChosenCheckpoint>,
+        shown: &BTreeMap<[u8; 32], Shown>,
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
-        for (doc, cp) in shown {
+        for (doc, sh) in shown {
+            let cp = &sh.checkpoint;
             let Some(crdt) = checkpoint::crdt_of(cp.checkpoint.content_type) else {
                 continue;
             };
@@ -427,8 +436,10 @@ impl SpaceSession {
             let m = self.membership_view()?;
             let check = self
                 .with_main(async |s| {
-                    s.check_checkpoint(cp, move |envs| restored(cfg, m, envs).state_digest())
-                        .await
+                    s.check_checkpoint(cp, &sh.state_digest, move |envs| {
+                        restored(cfg, m, envs).state_digest()
+                    })
+                    .await
                 })
                 .await?;
             match check {
@@ -475,4 +486,11 @@ impl SpaceSession {
             None => CompactReport::default(),
         })
     }
+}
+
+/// A checkpoint shown during a sync, and the `StateDigest` of the state it
+/// showed, which STO-27 compares with the rebuilt replica's.
+struct Shown {
+    checkpoint: ChosenCheckpoint,
+    state_digest: [u8; 32],
 }

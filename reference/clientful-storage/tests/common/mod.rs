@@ -6,7 +6,12 @@
 use clientful_doc::CrdtKind;
 use clientful_doc::replica::Replica;
 use clientful_doc::testkit::{World, insert_text};
-use clientful_storage::space::{PullReport, Space, SpaceConfig};
+use std::collections::BTreeMap;
+
+use clientful_doc::checkpoint::Provisional;
+use clientful_doc::crdt::YjsSchema;
+use clientful_storage::StorageError;
+use clientful_storage::space::{ChosenCheckpoint, PullReport, Space, SpaceConfig};
 use clientful_storage::{LocalStore, OpendalStore, S3Config};
 
 /// Runs a test body on the one runtime all tests share. OpenDAL's HTTP transport
@@ -155,7 +160,32 @@ impl Device {
         Replica::restore(world.config(self.index, 1), &envs)
     }
 
+    /// The checkpoints this device would show (STO-26), each with its state
+    /// loaded as a provisional view, and the verdicts on those it fetched.
+    pub async fn checkpoints(
+        &self,
+    ) -> (
+        BTreeMap<[u8; 32], (ChosenCheckpoint, Provisional)>,
+        Vec<StorageError>,
+    ) {
+        self.space
+            .checkpoints(|_| true, load_yjs)
+            .await
+            .expect("checkpoints")
+    }
+
     pub fn envelope_count(&self) -> usize {
         self.space.local().all_envelopes().expect("all").len()
     }
+}
+
+/// Loads a checkpoint's state as a Yjs provisional view (the test world's CRDT).
+pub fn load_yjs(cp: &ChosenCheckpoint) -> Result<Provisional, String> {
+    Provisional::load(
+        CrdtKind::Yjs,
+        &cp.doc_id,
+        &YjsSchema::default(),
+        &cp.state(),
+    )
+    .map_err(|e| e.to_string())
 }

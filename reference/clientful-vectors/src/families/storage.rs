@@ -8,9 +8,11 @@
 //! cover only as far as that device's own attestation confirms it (STO-31).
 //!
 //! Group `checkpoint` (§9.7a): the reader first shows the document from the
-//! chosen checkpoint (STO-26), then loads the store and checks that checkpoint
-//! against its snapshot's envelopes (STO-27); the output has both views, and a
-//! damaged, self-contradicting or lying checkpoint gives `STORAGE_CORRUPT`.
+//! chosen checkpoint (STO-26: only the best-ranked entry of the head manifests is
+//! fetched, the next one only if it fails), then loads the store and checks that
+//! checkpoint against its snapshot's envelopes (STO-27); the output has both
+//! views, and a damaged checkpoint, one signed by another device than the one
+//! listing it, a lying state or a refuted coverage claim gives `STORAGE_CORRUPT`.
 //!
 //! The objects are built and checked by the pure layout crate
 //! (`clientful-storage-layout`); writers and the reader are the storage shell's
@@ -29,7 +31,7 @@ use clientful_proto::v1 as pb;
 use clientful_storage::space::{CheckpointCheck, CheckpointState, Space, SpaceConfig};
 use clientful_storage::{BlobStore, LocalStore, OpendalStore};
 use clientful_storage_layout::layout::{EpochStorage, FORMAT_PATH, object_id};
-use clientful_storage_layout::object::{HeadManifest, Kind, Snapshot, seal_object};
+use clientful_storage_layout::object::{HeadManifest, Kind, Snapshot, open_object, seal_object};
 use clientful_storage_layout::{StorageError, causal};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -373,10 +375,8 @@ async fn moved_head(w: &World, params: &Value, full: &Files) -> Result<Files, St
 enum CheckpointMode {
     /// The true state of the snapshot's envelopes.
     Honest,
-    /// A state of other envelopes, with that state's own digest (a lying member).
+    /// A state of other envelopes (a lying member).
     Lying,
-    /// The true state with a digest that is not that state's.
-    WrongDigest,
 }
 
 /// Two writers edit; writer 0 compacts with a checkpoint (STO-25) and edits on.
@@ -407,7 +407,6 @@ async fn build_checkpointed(
             match mode {
                 CheckpointMode::Honest => {}
                 CheckpointMode::Lying => st = forged.clone(),
-                CheckpointMode::WrongDigest => st.state_digest = forged.state_digest,
             }
             Some(st)
         })
@@ -416,6 +415,111 @@ async fn build_checkpointed(
     a.edit("later ")?;
     a.space.flush().await.map_err(|e| e.to_string())?;
     dump(&store).await
+}
+
+/// Two writers each compact with a checkpoint of the document (STO-25): writer 0
+/// first, then writer 1 after one more segment of its own, so writer 1's
+/// checkpoint claims the greater coverage and ranks first (STO-26).
+async fn build_two_checkpointed(w: &World, params: &Value) -> Result<Files, String> {
+    let store = OpendalStore::memory().map_err(|e| e.to_string())?;
+    let mut a = Writer::new(w, params, &store, 0)?;
+    let mut b = Writer::new(w, params, &store, 1)?;
+    let honest = |envs: &[Vec<u8>]| Some(state_of(&mut Replica::restore(w.config(0, 1), envs)));
+    a.space.init().await.map_err(|e| e.to_string())?;
+    a.edit("first ")?;
+    a.space.flush().await.map_err(|e| e.to_string())?;
+    b.sync().await?;
+    b.edit("second ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    a.sync().await?;
+    a.space
+        .compact_with(|_, envs| honest(envs))
+        .await
+        .map_err(|e| e.to_string())?;
+    b.sync().await?;
+    b.edit("third ")?;
+    b.space.flush().await.map_err(|e| e.to_string())?;
+    b.space
+        .compact_with(|_, envs| honest(envs))
+        .await
+        .map_err(|e| e.to_string())?;
+    dump(&store).await
+}
+
+/// The path of the checkpoint object signed by device `i` of the world.
+fn checkpoint_path_of(
+    w: &World,
+    params: &Value,
+    files: &Files,
+    i: usize,
+) -> Result<String, String> {
+    let es = world_storage(w, params)?;
+    let signer = w.device(i).public_bytes();
+    path_where(files, |p, b| {
+        p.contains("/o/")
+            && kind_of(b) == Some(5)
+            && open_object(&es, Kind::Checkpoint, b, &w.signers()).is_ok_and(|o| o.signer == signer)
+    })
+}
+
+/// The storage keys of the world's epoch.
+fn world_storage(w: &World, params: &Value) -> Result<EpochStorage, String> {
+    let epoch = replica_config(params, [0; 32], [0; 32])?.epoch;
+    EpochStorage::derive(&w.space_id, &epoch).map_err(|e| e.to_string())
+}
+
+/// Writer 0's checkpoint body signed again by writer 1 (a member) and sealed
+/// as a new object, which writer 0's head manifest then lists in place of its
+/// own: the signer is not the listing device (STO-7, STO-24).
+fn checkpoint_signed_by_another(
+    w: &World,
+    params: &Value,
+    honest: &Files,
+) -> Result<Files, String> {
+    let es = world_storage(w, params)?;
+    let cp_path = checkpoint_path_of(w, params, honest, 0)?;
+    let old = honest.get(&cp_path).ok_or("no checkpoint")?;
+    let opened =
+        open_object(&es, Kind::Checkpoint, old, &w.signers()).map_err(|e| e.to_string())?;
+    let mut rng = ChaCha20Rng::from_seed([0x68; 32]);
+    let file = seal_object(&es, Kind::Checkpoint, &w.device(1), opened.body, &mut rng)
+        .map_err(|e| e.to_string())?;
+    let new_id = object_id(&file).map_err(|e| e.to_string())?;
+    let old_id = object_id(old).map_err(|e| e.to_string())?;
+    let mut files = honest.clone();
+    files.remove(&cp_path);
+    files.insert(es.object_path(&new_id), file);
+    let head_path = es
+        .head_path(&w.device(0).public_bytes())
+        .map_err(|e| e.to_string())?;
+    let head = files.get(&head_path).ok_or("no head of writer 0")?;
+    let resigned = resigned_head(w, params, head, &|m: &mut HeadManifest| {
+        for c in &mut m.checkpoints {
+            if c.id == old_id {
+                c.id = new_id;
+            }
+        }
+    })?;
+    files.insert(head_path, resigned);
+    Ok(files)
+}
+
+/// Writer 0's head manifest re-signed with its checkpoint entry claiming one
+/// more than its snapshot's total coverage (STO-27 refutes the claim).
+fn checkpoint_overclaimed(w: &World, params: &Value, honest: &Files) -> Result<Files, String> {
+    let es = world_storage(w, params)?;
+    let head_path = es
+        .head_path(&w.device(0).public_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut files = honest.clone();
+    let head = files.get(&head_path).ok_or("no head of writer 0")?;
+    let resigned = resigned_head(w, params, head, &|m: &mut HeadManifest| {
+        for c in &mut m.checkpoints {
+            c.coverage += 1;
+        }
+    })?;
+    files.insert(head_path, resigned);
+    Ok(files)
 }
 
 /// Flips the lowest bit of the middle byte.
@@ -826,7 +930,7 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
     );
     let honest = block_on(build_checkpointed(w, params, CheckpointMode::Honest))??;
     let lying = block_on(build_checkpointed(w, params, CheckpointMode::Lying))??;
-    let wrong = block_on(build_checkpointed(w, params, CheckpointMode::WrongDigest))??;
+    let two = block_on(build_two_checkpointed(w, params))??;
     let input = |files: &Files| files_json(files);
     let case = |f: &mut FileBuilder,
                 name: &str,
@@ -834,15 +938,22 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
                 refs: &[&str],
                 want: Option<ErrorClass>,
                 input: Value|
-     -> Result<(), String> {
+     -> Result<Option<Value>, String> {
         match (run("checkpoint", params, &input)?, want) {
             (Outcome::Accepted(out), None) => {
-                f.valid(name, desc, refs, &["ColdStart", "Snapshot"], input, out);
-                Ok(())
+                f.valid(
+                    name,
+                    desc,
+                    refs,
+                    &["ColdStart", "Snapshot"],
+                    input,
+                    out.clone(),
+                );
+                Ok(Some(out))
             }
             (Outcome::Rejected(c), Some(class)) if c == class => {
                 f.invalid(name, desc, refs, class, &["Corrupted"], input);
-                Ok(())
+                Ok(None)
             }
             (other, _) => Err(format!(
                 "{name}: intended {want:?}, reference gives {other:?}"
@@ -854,26 +965,36 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
         "checkpoint-provisional-then-checked",
         "The provisional view is the document as of the snapshot; the store adds a later \
          edit; the checkpoint matches its envelopes.",
-        &["STO-24", "STO-25", "STO-26", "STO-27"],
+        &["STO-6", "STO-8", "STO-24", "STO-25", "STO-26", "STO-27"],
         None,
         input(&honest),
     )?;
     case(
         f,
         "checkpoint-lying-state",
-        "A member signed a checkpoint whose state (with its own digest) is not what its \
-         snapshot's envelopes produce: shown provisionally, then the check fails.",
+        "A member signed a checkpoint whose state is not what its snapshot's envelopes \
+         produce: shown provisionally, then the check fails.",
         &["STO-27"],
         Some(ErrorClass::StorageCorrupt),
         input(&lying),
     )?;
     case(
         f,
-        "checkpoint-digest-not-its-state",
-        "A checkpoint's state_digest is not the digest of its state: not shown.",
-        &["STO-26"],
+        "checkpoint-coverage-overclaimed",
+        "Writer 0's head manifest entry claims one more than its checkpoint's snapshot \
+         covers: shown provisionally (the claim only ranks), then the check refutes it.",
+        &["STO-8", "STO-26", "STO-27"],
         Some(ErrorClass::StorageCorrupt),
-        input(&wrong),
+        input(&checkpoint_overclaimed(w, params, &honest)?),
+    )?;
+    case(
+        f,
+        "checkpoint-signed-by-another-device",
+        "Writer 0's head manifest lists a checkpoint that writer 1 (a member) signed: \
+         its signer is not the listing device.",
+        &["STO-7", "STO-24"],
+        Some(ErrorClass::StorageCorrupt),
+        input(&checkpoint_signed_by_another(w, params, &honest)?),
     )?;
     let cp_path = path_where(&honest, |p, b| p.contains("/o/") && kind_of(b) == Some(5))?;
     let mut flipped = honest.clone();
@@ -887,6 +1008,54 @@ fn checkpoint_cases(f: &mut FileBuilder, w: &World, params: &Value) -> Result<()
         &["STO-5", "STO-24"],
         Some(ErrorClass::StorageCorrupt),
         input(&flipped),
+    )?;
+    // Two checkpoints of the document: writer 1's ranks first (greater coverage).
+    let best = checkpoint_path_of(w, params, &two, 1)?;
+    let lower = checkpoint_path_of(w, params, &two, 0)?;
+    let shown = case(
+        f,
+        "checkpoint-two-best-shown",
+        "Two writers' checkpoints of the document: the one claiming the greater coverage \
+         (writer 1's) is shown and checked.",
+        &["STO-26", "STO-27"],
+        None,
+        input(&two),
+    )?;
+    let best_id = best.rsplit('/').next().unwrap_or_default().to_string();
+    if !shown.as_ref().is_some_and(|o| {
+        o.pointer("/provisional/checkpointId")
+            .and_then(Value::as_str)
+            == Some(best_id.as_str())
+    }) {
+        return Err(format!(
+            "checkpoint-two-best-shown: writer 1's checkpoint {best_id} is not the one shown"
+        ));
+    }
+    let mut lower_flipped = two.clone();
+    if let Some(b) = lower_flipped.get_mut(&lower) {
+        flip_middle(b);
+    }
+    case(
+        f,
+        "checkpoint-lower-ranked-damaged-not-fetched",
+        "Two writers' checkpoints of the document; the lower-ranked one is damaged. The \
+         reader fetches only the best-ranked one, so it never sees the damage: no verdict.",
+        &["STO-26"],
+        None,
+        input(&lower_flipped),
+    )?;
+    let mut best_flipped = two.clone();
+    if let Some(b) = best_flipped.get_mut(&best) {
+        flip_middle(b);
+    }
+    case(
+        f,
+        "checkpoint-best-damaged-falls-back",
+        "Two writers' checkpoints of the document; the best-ranked one is damaged: it is \
+         reported (the run's first verdict) and skipped, and the reader shows the other.",
+        &["STO-5", "STO-26"],
+        Some(ErrorClass::StorageCorrupt),
+        input(&best_flipped),
     )?;
     Ok(())
 }
@@ -906,18 +1075,24 @@ async fn checkpoint(params: &Value, input: &Value) -> Result<Outcome, String> {
     }
     let doc_id: [u8; 32] = get_arr(params, "docId")?;
     let cfg = replica_config(params, observer, [0; 32])?;
-    let (chosen, errors) = space.checkpoints().await.map_err(|e| e.to_string())?;
+    let (chosen, errors) = space
+        .checkpoints(
+            |d| d == &doc_id,
+            |cp| {
+                Provisional::load(cfg.crdt, &cp.doc_id, &cfg.yjs_schema, &cp.state())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(e) = errors.first() {
         return Ok(Outcome::Rejected(class_of(e)?));
     }
-    let cp = chosen.get(&doc_id).ok_or("no checkpoint of the document")?;
-    let view = match Provisional::load(cfg.crdt, &doc_id, &cfg.yjs_schema, &cp.state()) {
-        Ok(v) => v,
-        Err(_) => return Ok(Outcome::Rejected(ErrorClass::StorageCorrupt)),
-    };
+    let (cp, view) = chosen.get(&doc_id).ok_or("no checkpoint of the document")?;
+    let state_digest = view.state_digest();
     let provisional = json!({
         "checkpointId": hex(cp.id),
-        "stateDigest": hex(cp.checkpoint.state_digest),
+        "stateDigest": hex(state_digest),
         "materialized": view.materialize().to_canonical_string(),
     });
     let report = space.pull().await.map_err(|e| e.to_string())?;
@@ -926,7 +1101,7 @@ async fn checkpoint(params: &Value, input: &Value) -> Result<Outcome, String> {
     }
     let check_cfg = replica_config(params, observer, [0; 32])?;
     let check = space
-        .check_checkpoint(cp, move |envs| {
+        .check_checkpoint(cp, &state_digest, move |envs| {
             Replica::restore(check_cfg, envs).state_digest()
         })
         .await

@@ -543,7 +543,12 @@ fn a_future_protocol_version_says_update_the_app() {
     header.protocol_version = 2;
     payload.header = header.encode_to_vec();
     let dev = c.world.device(0);
-    let v2 = clientful_core::envelope::raw::sign_payload(&dev, payload.encode_to_vec()).unwrap();
+    let v2 = clientful_core::envelope::raw::sign_payload(
+        &dev,
+        &c.world.space_id,
+        payload.encode_to_vec(),
+    )
+    .unwrap();
     let d = c.r(1).receive(&v2);
     assert!(
         matches!(protocol_skew(&d), Some(AppError::ProtocolTooNew)),

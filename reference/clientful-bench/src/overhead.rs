@@ -44,8 +44,7 @@ fn breakdown(envelope: &[u8]) -> anyhow::Result<Vec<(&'static str, usize)>> {
     let payload: pb::EnvelopePayload = wire::decode(&signed.payload, &wire::ENVELOPE_PAYLOAD)?;
     let header: pb::EnvelopeHeader = wire::decode(&payload.header, &wire::ENVELOPE_HEADER)?;
     let preds: usize = header.preds.iter().map(|p| ids(p)).sum();
-    let named = ids(&header.space_id)
-        + ids(&header.doc_id)
+    let named = ids(&header.doc_id)
         + ids(&header.author)
         + ids(&header.prev)
         + preds
@@ -58,7 +57,6 @@ fn breakdown(envelope: &[u8]) -> anyhow::Result<Vec<(&'static str, usize)>> {
         .saturating_sub(ids(&signed.signature) + payload.header.len() + ids(&payload.ciphertext));
     Ok(vec![
         ("signature", ids(&signed.signature)),
-        ("space id", ids(&header.space_id)),
         ("document id", ids(&header.doc_id)),
         ("author", ids(&header.author)),
         ("previous", ids(&header.prev)),

@@ -276,6 +276,7 @@ const FORGE_KINDS: &[&str] = &[
     "forgedPredecessor",
     "outsider",
     "wrongSpace",
+    "wrongDocument",
     "unknownEpoch",
     "futureVersion",
     "oversized",

@@ -878,7 +878,9 @@ fn forged_body(world: &World, actor_of: &[u8; 32], index: usize, variant: usize)
 /// Seals a deliberately bad envelope as a member of the scenario's world.
 /// `kind`: `spoof` (content under another device's actor), `forgedPredecessor`
 /// (a predecessor nobody has), `outsider` (signed by a non-member),
-/// `wrongSpace` (sealed for another space), `unknownEpoch` (under an epoch the
+/// `wrongSpace` (sealed for another space: BAD_SIGNATURE, since the header does not
+/// name the space and the signature covers it), `wrongDocument` (sealed for another
+/// document of the space: WRONG_CONTEXT), `unknownEpoch` (under an epoch the
 /// space never had), `futureVersion` (protocol version 2, signed), `oversized`
 /// (one byte over the envelope size limit).
 pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
@@ -893,9 +895,8 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
     }
     let author = match kind {
         "outsider" => clientful_core::keys::SigningKey::from_seed(&[0x99; 32]),
-        "spoof" | "forgedPredecessor" | "wrongSpace" | "unknownEpoch" | "futureVersion" => {
-            world.device(by)
-        }
+        "spoof" | "forgedPredecessor" | "wrongSpace" | "wrongDocument" | "unknownEpoch"
+        | "futureVersion" => world.device(by),
         other => return Err(format!("unknown forge kind {other}")),
     };
     let (actor_of, index) = if kind == "spoof" {
@@ -920,12 +921,16 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
     if kind == "wrongSpace" {
         space_id[0] ^= 0xff;
     }
+    let mut doc_id = world.doc_id;
+    if kind == "wrongDocument" {
+        doc_id[0] ^= 0xff;
+    }
     let sealed = envelope::seal(
         &author,
         &epoch,
         &SealRequest {
             space_id,
-            doc_id: world.doc_id,
+            doc_id,
             seq: 1,
             prev: None,
             preds,
@@ -936,7 +941,7 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
     )
     .map_err(|e| e.to_string())?;
     if kind == "futureVersion" {
-        return resealed_with_version(&author, &sealed.bytes, 2);
+        return resealed_with_version(&author, &world.space_id, &sealed.bytes, 2);
     }
     Ok(sealed.bytes)
 }
@@ -944,6 +949,7 @@ pub fn forge(world: &World, step: &Value) -> Result<Vec<u8>, String> {
 /// The envelope with its header's `protocol_version` changed, signed again.
 fn resealed_with_version(
     author: &clientful_core::keys::SigningKey,
+    space_id: &[u8; 32],
     bytes: &[u8],
     version: u32,
 ) -> Result<Vec<u8>, String> {
@@ -955,7 +961,8 @@ fn resealed_with_version(
         w::EnvelopeHeader::decode(payload.header.as_slice()).map_err(|e| e.to_string())?;
     header.protocol_version = version;
     payload.header = header.encode_to_vec();
-    envelope::raw::sign_payload(author, payload.encode_to_vec()).map_err(|e| e.to_string())
+    envelope::raw::sign_payload(author, space_id, payload.encode_to_vec())
+        .map_err(|e| e.to_string())
 }
 
 /// Two different envelopes with seq 1 by member `by` (an equivocation, DOC-9).

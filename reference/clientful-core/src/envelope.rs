@@ -1,7 +1,7 @@
 //! Signed, encrypted envelopes (spec §6): sealing, structural decoding and opening.
 //!
 //! ```text
-//! SignedEnvelope  { payload: bytes(EnvelopePayload), signature: SignWithLabel("sig/envelope", payload) }
+//! SignedEnvelope  { payload: bytes(EnvelopePayload), signature: SignWithLabel("sig/envelope", space_id || payload) }
 //! EnvelopePayload { header: bytes(EnvelopeHeader), ciphertext: AEAD(enc_key, nonce, plaintext, aad) }
 //! id        = HashWithLabel("id/envelope", payload)                       (ENV-4)
 //! doc_key   = DeriveWithLabel(epoch_secret, space_id, "kdf/doc-key", epoch_id || doc_id, 32)
@@ -9,6 +9,11 @@
 //! aad       = M("aad/envelope", header bytes)                             (ENV-13)
 //! plaintext = u32be(len(content)) || EnvelopeContent bytes || zero padding
 //! ```
+//!
+//! The header does not name the space: every carrier of an envelope (a room, a
+//! space's storage, a sync session) already belongs to one space, so the space id
+//! travels as context and is bound by the signature, which covers
+//! `space_id || payload` (ENV-5), and by the document key (ENV-11).
 //!
 //! [`open`] runs the checks of spec §6.8 in their normative order, so the error class
 //! of any input is the same on every implementation. Nothing is re-encoded to
@@ -34,8 +39,6 @@ pub type EnvelopeId = [u8; 32];
 /// The validated header of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Space id.
-    pub space_id: [u8; 32],
     /// Document id.
     pub doc_id: [u8; 32],
     /// Author device key bytes.
@@ -198,7 +201,6 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedEnvelope, Error> {
         });
     }
     // 6. Field shapes and limits (ENV-7 .. ENV-10), in field order.
-    let space_id = fixed::<ID_LEN>(&h.space_id, "EnvelopeHeader.space_id")?;
     let doc_id = fixed::<ID_LEN>(&h.doc_id, "EnvelopeHeader.doc_id")?;
     let author = fixed::<ID_LEN>(&h.author, "EnvelopeHeader.author")?;
     if h.seq == 0 {
@@ -255,7 +257,6 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedEnvelope, Error> {
     Ok(DecodedEnvelope {
         id,
         header: Header {
-            space_id,
             doc_id,
             author,
             seq: h.seq,
@@ -286,10 +287,7 @@ pub fn open(bytes: &[u8], ctx: &impl OpenContext) -> Result<OpenedEnvelope, Erro
 /// callers that decode first (to deduplicate by id) and must not decode twice.
 pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<OpenedEnvelope, Error> {
     let h = &d.header;
-    // 7. Context (ENV-14).
-    if &h.space_id != ctx.space_id() {
-        return Err(Error::WrongContext { what: "space id" });
-    }
+    // 7. Context (ENV-14): the document; the space is bound by the signature.
     if let Some(doc) = ctx.doc_id()
         && &h.doc_id != doc
     {
@@ -305,8 +303,13 @@ pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<Opened
         Some(k) if k.as_bytes() == &h.author => k,
         _ => PublicKey::from_bytes(&h.author)?,
     };
-    // 9. Signature over the payload bytes as received (ENV-5).
-    author.verify_with_label(labels::SIG_ENVELOPE, &d.payload, &d.signature, "envelope")?;
+    // 9. Signature over the context's space and the payload bytes as received (ENV-5).
+    author.verify_with_label(
+        labels::SIG_ENVELOPE,
+        &raw::signature_input(ctx.space_id(), &d.payload),
+        &d.signature,
+        "envelope",
+    )?;
     // 10. Equivocation (ENV-16).
     if let Some(other) = ctx.accepted_id(&h.author, &h.doc_id, h.seq)
         && other != d.id
@@ -316,7 +319,7 @@ pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<Opened
     // 11. Epoch (ENV-17).
     let epoch = ctx.epoch_key(&h.epoch_id).ok_or(Error::UnknownEpoch)?;
     // 12. Key commitment (ENV-12), before any decryption.
-    let doc_key = raw::doc_key(epoch, &h.space_id, &h.doc_id)?;
+    let doc_key = raw::doc_key(epoch, ctx.space_id(), &h.doc_id)?;
     let (enc_key, commitment) = raw::envelope_keys(&doc_key, &h.nonce)?;
     if !bool::from(commitment.ct_eq(&h.key_commitment)) {
         return Err(Error::DecryptFailed {
@@ -344,6 +347,20 @@ pub fn open_decoded(d: DecodedEnvelope, ctx: &impl OpenContext) -> Result<Opened
     })
 }
 
+/// The `preds` a sealer writes for `preds` and `prev` (ENV-21 step 2): sorted
+/// ascending, without duplicates, and without `prev`, which is a DAG edge of its
+/// own (§6.4), so listing it again would only cost 34 bytes of header.
+pub fn predecessors(preds: &[EnvelopeId], prev: Option<EnvelopeId>) -> Vec<EnvelopeId> {
+    let mut out: Vec<EnvelopeId> = preds
+        .iter()
+        .filter(|p| Some(**p) != prev)
+        .copied()
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// What to seal.
 #[derive(Debug, Clone)]
 pub struct SealRequest<'a> {
@@ -355,7 +372,8 @@ pub struct SealRequest<'a> {
     pub seq: u64,
     /// The author's previous envelope in this document; required iff `seq > 1`.
     pub prev: Option<EnvelopeId>,
-    /// Causal predecessors, in any order; the sealer sorts and de-duplicates them.
+    /// Causal predecessors, in any order; the sealer sorts and de-duplicates them
+    /// and leaves `prev` out ([`predecessors`]).
     pub preds: Vec<EnvelopeId>,
     /// Content type (non-zero).
     pub content_type: u32,
@@ -402,9 +420,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
             "content type 0 is invalid",
         ));
     }
-    let mut preds = req.preds.clone();
-    preds.sort_unstable();
-    preds.dedup();
+    let preds = predecessors(&req.preds, req.prev);
     if preds.len() > MAX_PREDECESSORS {
         return Err(Error::LimitExceeded {
             what: "predecessor count",
@@ -420,7 +436,6 @@ pub fn seal<R: CryptoRng + ?Sized>(
     let header = pb::EnvelopeHeader {
         protocol_version: PROTOCOL_VERSION,
         cipher_suite: CIPHER_SUITE_V1,
-        space_id: req.space_id.to_vec(),
         doc_id: req.doc_id.to_vec(),
         author: author.public_bytes().to_vec(),
         seq: req.seq,
@@ -442,7 +457,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
         header: header_bytes,
         ciphertext,
     });
-    let bytes = raw::sign_payload(author, payload.clone())?;
+    let bytes = raw::sign_payload(author, &req.space_id, payload.clone())?;
     if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(Error::LimitExceeded {
             what: "envelope size",
@@ -507,9 +522,24 @@ pub mod raw {
             .ok_or(Error::malformed("EnvelopeHeader", "too long"))
     }
 
-    /// Signs `payload` (any bytes) as `author` and encodes the `SignedEnvelope`.
-    pub fn sign_payload(author: &SigningKey, payload: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let signature = author.sign_with_label(labels::SIG_ENVELOPE, &payload)?;
+    /// What the envelope signature covers (ENV-5): `space_id || payload`. The
+    /// space is not in the header; signing it binds the envelope to its space.
+    pub fn signature_input(space_id: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+        let mut input = Vec::with_capacity(space_id.len() + payload.len());
+        input.extend_from_slice(space_id);
+        input.extend_from_slice(payload);
+        input
+    }
+
+    /// Signs `payload` (any bytes) for `space_id` as `author` and encodes the
+    /// `SignedEnvelope`.
+    pub fn sign_payload(
+        author: &SigningKey,
+        space_id: &[u8; 32],
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let signature =
+            author.sign_with_label(labels::SIG_ENVELOPE, &signature_input(space_id, &payload))?;
         Ok(wire::encode(&pb::SignedEnvelope {
             payload,
             signature: signature.to_vec(),
@@ -643,6 +673,36 @@ mod tests {
         assert_eq!(
             open(&sealed.bytes, &ctx).unwrap_err().class(),
             ErrorClass::UnknownSigner
+        );
+    }
+
+    #[test]
+    fn another_space_fails_the_signature() {
+        // The header does not name the space; the signature covers it (ENV-5), so an
+        // envelope delivered in another space's context is BAD_SIGNATURE even when
+        // that space knows the author and the epoch.
+        let fx = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let sealed = seal(&fx.author, &fx.epoch, &request(b"x"), &mut rng).expect("seal");
+        let mut ctx = fx.ctx.clone();
+        ctx.space_id = [6u8; 32];
+        assert_eq!(
+            open(&sealed.bytes, &ctx).unwrap_err().class(),
+            ErrorClass::BadSignature
+        );
+        // Signed for another space by the right author: still refused, by the
+        // signature before any key is derived.
+        let d = decode(&sealed.bytes).expect("decode");
+        let resigned = raw::sign_payload(&fx.author, &[6u8; 32], d.payload).expect("sign");
+        assert_eq!(
+            open(&resigned, &fx.ctx).unwrap_err().class(),
+            ErrorClass::BadSignature
+        );
+        // And in that other space the key commitment (derived with the space as
+        // salt) does not match: the ciphertext cannot be lifted either.
+        assert_eq!(
+            open(&resigned, &ctx).unwrap_err().class(),
+            ErrorClass::DecryptFailed
         );
     }
 

@@ -114,13 +114,13 @@ proptest! {
     fn encoded_headers_are_canonical(
         protocol_version in any::<u32>(),
         cipher_suite in any::<u32>(),
-        space_id in proptest::collection::vec(any::<u8>(), 0..40),
+        doc_id in proptest::collection::vec(any::<u8>(), 0..40),
         seq in any::<u64>(),
         preds in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..5),
         nonce in proptest::collection::vec(any::<u8>(), 0..30),
     ) {
         let h = pb::EnvelopeHeader {
-            protocol_version, cipher_suite, space_id, seq, preds, nonce,
+            protocol_version, cipher_suite, doc_id, seq, preds, nonce,
             ..Default::default()
         };
         let bytes = wire::encode(&h);

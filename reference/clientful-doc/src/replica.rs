@@ -514,10 +514,13 @@ impl Replica {
             return Ok(None);
         };
         let (seq, prev) = self.own_chain();
+        // DOC-14: the current heads other than `prev` (an edge of its own), at
+        // most 64, the smallest first.
         let preds: Vec<EnvelopeId> = self
             .dag
             .heads
             .iter()
+            .filter(|h| Some(**h) != prev)
             .take(MAX_PREDECESSORS)
             .copied()
             .collect();
@@ -540,8 +543,7 @@ impl Replica {
             }
         };
         let progress = self.crdt.as_dyn().local_progress();
-        let mut sorted = preds;
-        sorted.sort_unstable();
+        let sorted = envelope::predecessors(&preds, prev);
         let node = Node {
             id: sealed.id,
             author: self.cfg.device.public_bytes(),

@@ -192,7 +192,11 @@ fn add_l(s: &[u8]) -> [u8; 32] {
 /// labelled payload by its author's key: each must be rejected on both paths.
 fn bad_signatures(w: &World, author: usize, env: &[u8]) -> Vec<(&'static str, [u8; 64])> {
     let d = envelope::decode(env).unwrap();
-    let msg = labels::labeled(labels::SIG_ENVELOPE, &d.payload).unwrap();
+    let msg = labels::labeled(
+        labels::SIG_ENVELOPE,
+        &envelope::raw::signature_input(&w.space_id, &d.payload),
+    )
+    .unwrap();
     let (a, _) = expand(&w.device_seeds[author]);
     let a_pub = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
     let good = d.signature;

@@ -46,7 +46,7 @@ def open_envelope(data, ctx):
     if h["protocol_version"] != 1 or h["cipher_suite"] != 1:
         raise Rejected("UNSUPPORTED_VERSION", "version or cipher suite")
     # 6. Field shapes and limits.
-    for k in ("space_id", "doc_id", "author"):
+    for k in ("doc_id", "author"):
         if len(h[k]) != 32:
             raise Rejected("MALFORMED", f"{k} length")
     if h["seq"] == 0:
@@ -67,9 +67,8 @@ def open_envelope(data, ctx):
     if len(h["epoch_id"]) != 32 or len(h["key_commitment"]) != 32 or len(h["nonce"]) != 24:
         raise Rejected("MALFORMED", "epoch_id, key_commitment or nonce length")
     env_id = suite.hash_with_label("id/envelope", se["payload"])
-    # 7. Context.
-    if h["space_id"] != ctx.space_id:
-        raise Rejected("WRONG_CONTEXT", "another space")
+    # 7. Context: the document. The header does not name the space; the
+    # signature covers it (step 9).
     if ctx.doc_id is not None and h["doc_id"] != ctx.doc_id:
         raise Rejected("WRONG_CONTEXT", "another document")
     # 8. Signer.
@@ -78,7 +77,9 @@ def open_envelope(data, ctx):
     if ed25519.valid_public_key(h["author"]):
         raise Rejected("INVALID_KEY", "author")
     # 9. Signature.
-    suite.verify_with_label(h["author"], "sig/envelope", se["payload"], se["signature"])
+    suite.verify_with_label(
+        h["author"], "sig/envelope", ctx.space_id + se["payload"], se["signature"]
+    )
     # 10. Equivocation.
     seen = ctx.accepted.get((h["author"], h["doc_id"], h["seq"]))
     if seen is not None and seen != env_id:
@@ -89,7 +90,7 @@ def open_envelope(data, ctx):
         raise Rejected("UNKNOWN_EPOCH", "epoch")
     # 12. Key commitment.
     doc_key = suite.derive_with_label(
-        secret, h["space_id"], "kdf/doc-key", h["epoch_id"] + h["doc_id"], 32
+        secret, ctx.space_id, "kdf/doc-key", h["epoch_id"] + h["doc_id"], 32
     )
     keys = suite.derive_with_label(doc_key, h["nonce"], "kdf/envelope-keys", b"", 64)
     if not hmac.compare_digest(keys[32:], h["key_commitment"]):

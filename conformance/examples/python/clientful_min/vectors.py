@@ -129,7 +129,6 @@ def open_(params, inp):
     return {
         "id": env_id.hex(),
         "header": {
-            "spaceId": h["space_id"].hex(),
             "docId": h["doc_id"].hex(),
             "author": h["author"].hex(),
             "seq": number(h["seq"]),

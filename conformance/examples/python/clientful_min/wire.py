@@ -15,7 +15,6 @@ SCHEMAS = {
     "clientful.v1.EnvelopeHeader": {
         1: ("protocol_version", UINT32),
         2: ("cipher_suite", UINT32),
-        3: ("space_id", BYTES),
         4: ("doc_id", BYTES),
         5: ("author", BYTES),
         6: ("seq", UINT64),

@@ -1286,7 +1286,13 @@ impl SpaceReplica {
             .max()
             .map(|(s, id)| (s, Some(id)))
             .unwrap_or((0, None));
-        let preds: Vec<EnvelopeId> = self.heads.iter().take(MAX_PREDECESSORS).copied().collect();
+        let preds: Vec<EnvelopeId> = self
+            .heads
+            .iter()
+            .filter(|h| Some(**h) != prev)
+            .take(MAX_PREDECESSORS)
+            .copied()
+            .collect();
         let sealed = envelope::seal(
             &self.me.device.signing,
             epoch_key,
@@ -1334,7 +1340,13 @@ impl SpaceReplica {
             .max()
             .map(|(s, id)| (s, Some(id)))
             .unwrap_or((0, None));
-        let preds: Vec<EnvelopeId> = self.heads.iter().take(MAX_PREDECESSORS).copied().collect();
+        let preds: Vec<EnvelopeId> = self
+            .heads
+            .iter()
+            .filter(|h| Some(**h) != prev)
+            .take(MAX_PREDECESSORS)
+            .copied()
+            .collect();
         Ok(envelope::seal(
             &self.me.device.signing,
             epoch_key,

@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(d.header.seq, 1);
         assert_eq!(d.header.prev, None);
         assert!(d.header.preds.is_empty());
-        assert_eq!(d.header.space_id, [7; 32]);
+        assert_eq!(d.header.doc_id, membership_doc_id(&[7; 32]).unwrap());
         assert_eq!(d.header.epoch_id, *r.epoch.id());
         assert_eq!(d.header.author, r.device.signing.public_bytes());
         let v = crate::identity::verify_certificate(

@@ -101,7 +101,6 @@ impl World {
         let mut h = pb::EnvelopeHeader {
             protocol_version: 1,
             cipher_suite: 1,
-            space_id: self.space.to_vec(),
             doc_id: self.doc.to_vec(),
             author: author.public_bytes().to_vec(),
             seq,
@@ -111,7 +110,7 @@ impl World {
             key_commitment: Vec::new(),
             nonce: nonce.to_vec(),
         };
-        commit(&mut h, &self.epoch);
+        commit(&mut h, &self.space, &self.epoch);
         h
     }
 }
@@ -124,13 +123,13 @@ fn arr32(v: &[u8]) -> [u8; 32] {
     a
 }
 
-/// Sets the key commitment for the header's space, doc, nonce under `epoch`.
-fn commit(h: &mut pb::EnvelopeHeader, epoch: &EpochKey) {
+/// Sets the key commitment for `space` and the header's doc and nonce under `epoch`.
+fn commit(h: &mut pb::EnvelopeHeader, space: &[u8; 32], epoch: &EpochKey) {
     let mut nonce = [0u8; 24];
     if h.nonce.len() == 24 {
         nonce.copy_from_slice(&h.nonce);
     }
-    if let Ok(dk) = raw::doc_key(epoch, &arr32(&h.space_id), &arr32(&h.doc_id))
+    if let Ok(dk) = raw::doc_key(epoch, space, &arr32(&h.doc_id))
         && let Ok((_, c)) = raw::envelope_keys(&dk, &nonce)
     {
         h.key_commitment = c.to_vec();
@@ -163,9 +162,10 @@ fn encrypt(
     suite::aead_seal(&key, nonce, &raw::aad(header_bytes).map_err(e)?, plaintext).map_err(e)
 }
 
-/// Assembles a signed envelope from a header (as given) and a plaintext.
+/// Assembles a signed envelope of `space` from a header (as given) and a plaintext.
 fn assemble(
     signer: &SigningKey,
+    space: &[u8; 32],
     epoch: &EpochKey,
     h: &pb::EnvelopeHeader,
     header_bytes: Option<Vec<u8>>,
@@ -178,7 +178,7 @@ fn assemble(
     }
     let ct = encrypt(
         epoch,
-        &arr32(&h.space_id),
+        space,
         &arr32(&h.doc_id),
         &nonce,
         &header_bytes,
@@ -188,12 +188,13 @@ fn assemble(
         header: header_bytes,
         ciphertext: ct,
     });
-    raw::sign_payload(signer, payload).map_err(e)
+    raw::sign_payload(signer, space, payload).map_err(e)
 }
 
-/// Re-signs the payload of an encoded envelope with `signer`, after `edit`.
+/// Re-signs the payload of an encoded envelope for `space` with `signer`, after `edit`.
 fn resign(
     signer: &SigningKey,
+    space: &[u8; 32],
     env: &[u8],
     edit: impl FnOnce(&mut pb::EnvelopePayload),
 ) -> Result<Vec<u8>, String> {
@@ -201,7 +202,7 @@ fn resign(
     let mut p: pb::EnvelopePayload =
         wire::decode(&s.payload, &wire::ENVELOPE_PAYLOAD).map_err(e)?;
     edit(&mut p);
-    raw::sign_payload(signer, wire::encode(&p)).map_err(e)
+    raw::sign_payload(signer, space, wire::encode(&p)).map_err(e)
 }
 
 /// Decodes the outer layers of a (valid) encoded envelope.
@@ -246,7 +247,6 @@ fn opened_json(o: &envelope::OpenedEnvelope) -> Value {
     json!({
         "id": hex(o.id),
         "header": {
-            "spaceId": hex(h.space_id),
             "docId": hex(h.doc_id),
             "author": hex(h.author),
             "seq": json_u64(h.seq),
@@ -452,6 +452,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let mallory = SigningKey::from_seed(&w.mallory.seed());
     let epoch = w.epoch.clone();
     let epoch2 = w.epoch2.clone();
+    let space = w.space;
 
     // ---- Valid ----
     f.group(
@@ -462,6 +463,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let h1 = w.header(&alice, 1, None, &[]);
     let e1 = assemble(
         &alice,
+        &space,
         &epoch,
         &h1,
         None,
@@ -479,7 +481,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         expected_of(&e1, &ctx)?,
     );
     let h2 = w.header(&bob, 1, None, &[id1]);
-    let e2 = assemble(&bob, &epoch, &h2, None, &framed(&content(1, b""))?)?;
+    let e2 = assemble(&bob, &space, &epoch, &h2, None, &framed(&content(1, b""))?)?;
     let id2 = envelope::decode(&e2).map_err(e)?.id;
     f.valid(
         "empty-body-with-predecessor",
@@ -492,11 +494,12 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let h3 = w.header(&alice, 2, Some(id1), &[id2, id1]);
     let e3 = assemble(
         &alice,
+        &space,
         &epoch2,
         &{
             let mut h = h3;
             h.epoch_id = epoch2.id().to_vec();
-            commit(&mut h, &epoch2);
+            commit(&mut h, &space, &epoch2);
             h
         },
         None,
@@ -512,7 +515,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
     let many: Vec<EnvelopeId> = (0..MAX_PREDECESSORS).map(|_| random(&mut w.rng)).collect();
     let h64 = w.header(&bob, 7, Some(id2), &many);
-    let e64 = assemble(&bob, &epoch, &h64, None, &framed(&content(1, b"merge"))?)?;
+    let e64 = assemble(
+        &bob,
+        &space,
+        &epoch,
+        &h64,
+        None,
+        &framed(&content(1, b"merge"))?,
+    )?;
     f.valid(
         "sixty-four-predecessors",
         "Exactly the predecessor limit.",
@@ -524,6 +534,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let hu = w.header(&alice, 1, None, &[]);
     let eu = assemble(
         &alice,
+        &space,
         &epoch,
         &hu,
         None,
@@ -540,6 +551,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let hp = w.header(&bob, 1, None, &[]);
     let ep = assemble(
         &bob,
+        &space,
         &epoch,
         &hp,
         None,
@@ -554,7 +566,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         expected_of(&ep, &ctx)?,
     );
     let hmax = w.header(&alice, MAX_SEQ, Some(id1), &[]);
-    let emax = assemble(&alice, &epoch, &hmax, None, &framed(&content(1, b"x"))?)?;
+    let emax = assemble(
+        &alice,
+        &space,
+        &epoch,
+        &hmax,
+        None,
+        &framed(&content(1, b"x"))?,
+    )?;
     f.valid(
         "max-seq",
         "seq = 2^53 - 1.",
@@ -594,14 +613,6 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
             ErrorClass::NonCanonical,
             &["ENV-2", "ENV-20"][..],
             "protocol_version byte 0x01 flipped to 0x00: an explicitly encoded default, found before the signature.",
-        ),
-        (
-            "tampered-space-id",
-            h1.space_id.clone(),
-            5,
-            ErrorClass::WrongContext,
-            &["ENV-14", "ENV-20"][..],
-            "A byte of space_id flipped: the context check precedes the signature.",
         ),
         (
             "tampered-doc-id",
@@ -650,7 +661,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     }
     let seq_env = {
         let h = w.header(&alice, 5, Some(id1), &[id2]);
-        assemble(&alice, &epoch, &h, None, &framed(&content(1, b"s"))?)?
+        assemble(
+            &alice,
+            &space,
+            &epoch,
+            &h,
+            None,
+            &framed(&content(1, b"s"))?,
+        )?
     };
     let (_, ps) = parts(&seq_env)?;
     let seq_at = find(&seq_env, &ps.header)? + find(&ps.header, &[0x30, 0x05])? + 1;
@@ -701,7 +719,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
 
     // ---- Re-signed by a known signer: the deeper checks ----
-    let ct_flip = resign(&alice, &e1, |p| {
+    let ct_flip = resign(&alice, &space, &e1, |p| {
         if let Some(b) = p.ciphertext.first_mut() {
             *b ^= 1;
         }
@@ -714,7 +732,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ModifiedCiphertext", "Resigned"],
         input(&ct_flip),
     );
-    let tag_flip = resign(&alice, &e1, |p| {
+    let tag_flip = resign(&alice, &space, &e1, |p| {
         if let Some(b) = p.ciphertext.last_mut() {
             *b ^= 1;
         }
@@ -731,7 +749,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     if let Some(b) = hc.key_commitment.first_mut() {
         *b ^= 1;
     }
-    let commit_bad = resign(&alice, &e1, |p| p.header = wire::encode(&hc))?;
+    let commit_bad = resign(&alice, &space, &e1, |p| p.header = wire::encode(&hc))?;
     f.invalid(
         "resigned-wrong-commitment",
         "key_commitment changed and re-signed: rejected before decryption.",
@@ -744,7 +762,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     // commitment, re-sign: only the AAD detects it.
     let mut ha = h1.clone();
     ha.preds = vec![id2.to_vec()];
-    let aad_bad = resign(&alice, &e1, |p| p.header = wire::encode(&ha))?;
+    let aad_bad = resign(&alice, &space, &e1, |p| p.header = wire::encode(&ha))?;
     f.invalid(
         "ciphertext-under-other-header",
         "Ciphertext moved under a header with other predecessors (same keys): the AAD must fail.",
@@ -755,12 +773,12 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
     let mut hd = h1.clone();
     hd.doc_id = w.other_doc.to_vec();
-    let doc_moved = resign(&alice, &e1, |p| p.header = wire::encode(&hd))?;
+    let doc_moved = resign(&alice, &space, &e1, |p| p.header = wire::encode(&hd))?;
     let mut ctx_other_doc = ctx.clone();
     ctx_other_doc.doc_id = Some(w.other_doc);
     let mut he = h1.clone();
     he.epoch_id = epoch2.id().to_vec();
-    let epoch_moved = resign(&alice, &e1, |p| p.header = wire::encode(&he))?;
+    let epoch_moved = resign(&alice, &space, &e1, |p| p.header = wire::encode(&he))?;
     f.invalid(
         "moved-to-other-epoch",
         "epoch_id changed to another known epoch and re-signed.",
@@ -773,7 +791,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     if let Some(b) = hn.nonce.first_mut() {
         *b ^= 1;
     }
-    let nonce_moved = resign(&alice, &e1, |p| p.header = wire::encode(&hn))?;
+    let nonce_moved = resign(&alice, &space, &e1, |p| p.header = wire::encode(&hn))?;
     f.invalid(
         "resigned-modified-nonce",
         "Nonce changed and re-signed: another derived key.",
@@ -782,7 +800,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ModifiedHeader", "Resigned"],
         input(&nonce_moved),
     );
-    let by_bob = resign(&bob, &e1, |_| {})?;
+    let by_bob = resign(&bob, &space, &e1, |_| {})?;
     f.invalid(
         "signed-by-other-known-device",
         "Author alice, signature by bob.",
@@ -819,7 +837,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         input(&wire::encode(&malleated)),
     );
     let hm = w.header(&mallory, 1, None, &[]);
-    let em = assemble(&mallory, &epoch, &hm, None, &framed(&content(1, b"hi"))?)?;
+    let em = assemble(
+        &mallory,
+        &space,
+        &epoch,
+        &hm,
+        None,
+        &framed(&content(1, b"hi"))?,
+    )?;
     f.invalid(
         "unknown-author",
         "A well-formed envelope by a device the receiver does not know.",
@@ -832,7 +857,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     // Canonical-form violations, each correctly signed.
     let header_bytes = wire::encode(&h1);
     let plain = framed(&content(1, b"first edit"))?;
-    let with_header = |bytes: Vec<u8>| assemble(&alice, &epoch, &h1, Some(bytes), &plain);
+    let with_header = |bytes: Vec<u8>| assemble(&alice, &space, &epoch, &h1, Some(bytes), &plain);
     f.invalid(
         "header-unknown-field",
         "Header with field 12 appended, signed.",
@@ -889,7 +914,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
     let mut payload_bytes = wire::encode(&p1);
     payload_bytes.extend_from_slice(&[0x18, 0x01]);
-    let payload_unknown = raw::sign_payload(&alice, payload_bytes).map_err(e)?;
+    let payload_unknown = raw::sign_payload(&alice, &space, payload_bytes).map_err(e)?;
     f.invalid(
         "payload-unknown-field",
         "EnvelopePayload with field 3 appended, signed.",
@@ -906,7 +931,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-9"],
         ErrorClass::NonCanonical,
         &["UnsortedPredecessors"],
-        input(&assemble(&alice, &epoch, &unsorted, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &unsorted, None, &plain)?),
     );
     let mut dup = h1.clone();
     dup.preds = vec![id1.to_vec(), id1.to_vec()];
@@ -916,7 +941,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-9"],
         ErrorClass::NonCanonical,
         &["DuplicatePredecessor"],
-        input(&assemble(&alice, &epoch, &dup, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &dup, None, &plain)?),
     );
     let nonzero_pad = {
         let mut p = framed(&content(1, b"pad"))?;
@@ -931,7 +956,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-18"],
         ErrorClass::NonCanonical,
         &["NonZeroPadding"],
-        input(&assemble(&alice, &epoch, &h1, None, &nonzero_pad)?),
+        input(&assemble(&alice, &space, &epoch, &h1, None, &nonzero_pad)?),
     );
     let bad_prefix = {
         let mut p = framed(&content(1, b"x"))?;
@@ -944,7 +969,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-18"],
         ErrorClass::Malformed,
         &["BadFraming"],
-        input(&assemble(&alice, &epoch, &h1, None, &bad_prefix)?),
+        input(&assemble(&alice, &space, &epoch, &h1, None, &bad_prefix)?),
     );
     f.invalid(
         "plaintext-three-bytes",
@@ -952,7 +977,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-18"],
         ErrorClass::Malformed,
         &["BadFraming"],
-        input(&assemble(&alice, &epoch, &h1, None, &[0, 0, 0])?),
+        input(&assemble(&alice, &space, &epoch, &h1, None, &[0, 0, 0])?),
     );
     f.invalid(
         "content-type-zero",
@@ -962,6 +987,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["MissingField"],
         input(&assemble(
             &alice,
+            &space,
             &epoch,
             &h1,
             None,
@@ -976,6 +1002,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["UnknownField"],
         input(&assemble(
             &alice,
+            &space,
             &epoch,
             &h1,
             None,
@@ -992,7 +1019,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-6"],
         ErrorClass::UnsupportedVersion,
         &["UnsupportedVersion"],
-        input(&assemble(&alice, &epoch, &v2, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &v2, None, &plain)?),
     );
     let mut s2 = h1.clone();
     s2.cipher_suite = 2;
@@ -1002,7 +1029,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-6"],
         ErrorClass::UnsupportedVersion,
         &["UnsupportedVersion"],
-        input(&assemble(&alice, &epoch, &s2, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &s2, None, &plain)?),
     );
     let mut v0 = h1.clone();
     v0.protocol_version = 0;
@@ -1012,7 +1039,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-6"],
         ErrorClass::UnsupportedVersion,
         &["UnsupportedVersion", "MissingField"],
-        input(&assemble(&alice, &epoch, &v0, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &v0, None, &plain)?),
     );
     let mut short_nonce = h1.clone();
     short_nonce.nonce.pop();
@@ -1022,21 +1049,29 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-7"],
         ErrorClass::Malformed,
         &["WrongLength"],
-        input(&resign(&alice, &e1, |p| {
+        input(&resign(&alice, &space, &e1, |p| {
             p.header = wire::encode(&short_nonce)
         })?),
     );
-    let mut short_space = h1.clone();
-    short_space.space_id.pop();
+    // A header of the drafts before 2026-12-07, which named the space in field 3:
+    // field 3 is no longer defined, so the header is not canonical.
+    let with_space_field = {
+        let hb = wire::encode(&h1);
+        // 08 01 10 01 (versions), then field 3 (tag 0x1a) before doc_id (0x22).
+        let cut = find(&hb, &[0x22, 0x20])?;
+        let mut out = hb[..cut].to_vec();
+        out.extend_from_slice(&[0x1a, 0x20]);
+        out.extend_from_slice(&space);
+        out.extend_from_slice(&hb[cut..]);
+        out
+    };
     f.invalid(
-        "space-id-31-bytes",
-        "space_id one byte short.",
-        &["ENV-7"],
-        ErrorClass::Malformed,
-        &["WrongLength"],
-        input(&resign(&alice, &e1, |p| {
-            p.header = wire::encode(&short_space)
-        })?),
+        "header-with-space-id-field",
+        "The header still carries the space id as field 3 (the draft layout before 2026-12-07): an unknown field.",
+        &["ENV-2", "CAN-4"],
+        ErrorClass::NonCanonical,
+        &["UnknownField"],
+        input(&assemble(&alice, &space, &epoch, &h1, Some(with_space_field), &plain)?),
     );
     let mut seq0 = h1.clone();
     seq0.seq = 0;
@@ -1046,7 +1081,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-8"],
         ErrorClass::Malformed,
         &["MissingField"],
-        input(&assemble(&alice, &epoch, &seq0, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &seq0, None, &plain)?),
     );
     let mut seq_big = h1.clone();
     seq_big.seq = MAX_SEQ + 1;
@@ -1057,7 +1092,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-8", "ENV-LIM-3"],
         ErrorClass::LimitExceeded,
         &["SeqOutOfRange"],
-        input(&assemble(&alice, &epoch, &seq_big, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &seq_big, None, &plain)?),
     );
     let mut first_with_prev = h1.clone();
     first_with_prev.prev = id2.to_vec();
@@ -1067,7 +1102,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-8"],
         ErrorClass::Malformed,
         &["MissingField"],
-        input(&assemble(&alice, &epoch, &first_with_prev, None, &plain)?),
+        input(&assemble(
+            &alice,
+            &space,
+            &epoch,
+            &first_with_prev,
+            None,
+            &plain,
+        )?),
     );
     let mut second_no_prev = h1.clone();
     second_no_prev.seq = 2;
@@ -1077,7 +1119,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-8"],
         ErrorClass::Malformed,
         &["MissingField"],
-        input(&assemble(&alice, &epoch, &second_no_prev, None, &plain)?),
+        input(&assemble(
+            &alice,
+            &space,
+            &epoch,
+            &second_no_prev,
+            None,
+            &plain,
+        )?),
     );
     let mut short_pred = h1.clone();
     short_pred.preds = vec![vec![7u8; 31]];
@@ -1087,7 +1136,14 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-9"],
         ErrorClass::Malformed,
         &["WrongLength"],
-        input(&assemble(&alice, &epoch, &short_pred, None, &plain)?),
+        input(&assemble(
+            &alice,
+            &space,
+            &epoch,
+            &short_pred,
+            None,
+            &plain,
+        )?),
     );
     let mut too_many = h1.clone();
     let mut ids: Vec<EnvelopeId> = (0..=MAX_PREDECESSORS).map(|_| random(&mut w.rng)).collect();
@@ -1099,9 +1155,9 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["ENV-9", "ENV-LIM-2"],
         ErrorClass::LimitExceeded,
         &["TooManyPredecessors"],
-        input(&assemble(&alice, &epoch, &too_many, None, &plain)?),
+        input(&assemble(&alice, &space, &epoch, &too_many, None, &plain)?),
     );
-    let short_ct = resign(&alice, &e1, |p| p.ciphertext.truncate(15))?;
+    let short_ct = resign(&alice, &space, &e1, |p| p.ciphertext.truncate(15))?;
     f.invalid(
         "ciphertext-15-bytes",
         "Ciphertext shorter than a tag.",
@@ -1110,7 +1166,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
         &["WrongLength"],
         input(&short_ct),
     );
-    let no_header = resign(&alice, &e1, |p| p.header.clear())?;
+    let no_header = resign(&alice, &space, &e1, |p| p.header.clear())?;
     f.invalid(
         "header-absent",
         "EnvelopePayload without a header.",
@@ -1202,18 +1258,16 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
     f.invalid(
         "delivered-for-other-space",
-        "A valid envelope of another space.",
-        &["ENV-14"],
-        ErrorClass::WrongContext,
+        "A valid envelope of another space: the signature covers the space id, which the header does not carry.",
+        &["ENV-5", "ENV-14"],
+        ErrorClass::BadSignature,
         &["CrossSpace"],
         input(&e1),
     );
-    let mut hs = h1.clone();
-    hs.space_id = w.other_space.to_vec();
-    let space_moved = resign(&alice, &e1, |p| p.header = wire::encode(&hs))?;
+    let space_moved = resign(&alice, &w.other_space, &e1, |_| {})?;
     f.invalid(
         "moved-to-other-space",
-        "space_id rewritten and re-signed: the doc key differs.",
+        "The same payload re-signed by its author for the receiver's space: the document key (salted with the space id) gives another key commitment.",
         &["ENV-11", "ENV-12", "ENV-14"],
         ErrorClass::DecryptFailed,
         &["CrossSpace", "Resigned"],
@@ -1255,6 +1309,7 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     );
     let fork = assemble(
         &alice,
+        &space,
         &epoch,
         &w.header(&alice, 1, None, &[]),
         None,

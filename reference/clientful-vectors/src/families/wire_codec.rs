@@ -168,7 +168,6 @@ pub fn generate_seeded(seed: &str) -> Result<VectorFile, String> {
     let header = pb::EnvelopeHeader {
         protocol_version: 1,
         cipher_suite: 1,
-        space_id: var.bytes(&[1; 32]),
         doc_id: var.bytes(&[2; 32]),
         author: var.bytes(&[3; 32]),
         seq: var.number(300, 1 << 40),

@@ -361,6 +361,21 @@ pub fn predecessors(preds: &[EnvelopeId], prev: Option<EnvelopeId>) -> Vec<Envel
     out
 }
 
+/// The predecessors a writer names for its next envelope (DOC-14): its current
+/// DAG heads other than `prev`, at most 64, the smallest first (`heads` in
+/// ascending order, as a `BTreeSet` iterates).
+pub fn heads_as_predecessors<'a>(
+    heads: impl IntoIterator<Item = &'a EnvelopeId>,
+    prev: Option<EnvelopeId>,
+) -> Vec<EnvelopeId> {
+    heads
+        .into_iter()
+        .filter(|h| Some(**h) != prev)
+        .take(MAX_PREDECESSORS)
+        .copied()
+        .collect()
+}
+
 /// What to seal.
 #[derive(Debug, Clone)]
 pub struct SealRequest<'a> {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use clientful_core::envelope::{self, EnvelopeId, OpenContext, SealRequest, StaticContext};
 use clientful_core::keys::PublicKey;
 use clientful_core::keys::{EpochKey, SigningKey};
-use clientful_core::limits::MAX_PREDECESSORS;
 use clientful_core::{ErrorClass, error::class_name};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -514,16 +513,7 @@ impl Replica {
             return Ok(None);
         };
         let (seq, prev) = self.own_chain();
-        // DOC-14: the current heads other than `prev` (an edge of its own), at
-        // most 64, the smallest first.
-        let preds: Vec<EnvelopeId> = self
-            .dag
-            .heads
-            .iter()
-            .filter(|h| Some(**h) != prev)
-            .take(MAX_PREDECESSORS)
-            .copied()
-            .collect();
+        let preds = envelope::heads_as_predecessors(&self.dag.heads, prev);
         let req = SealRequest {
             space_id: self.cfg.space_id,
             doc_id: self.cfg.doc_id,

@@ -1270,13 +1270,9 @@ impl SpaceReplica {
 
     // ----- authoring -----
 
-    fn publish<R: CryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        content_type: u32,
-        body: &[u8],
-        epoch_key: &EpochKey,
-    ) -> Result<OpId, Error> {
+    /// Where this device's next operation goes: its highest `seq` so far, that
+    /// operation as `prev`, and the heads to name (DOC-14, as for documents).
+    fn next_position(&self) -> (u64, Option<EnvelopeId>, Vec<EnvelopeId>) {
         let me = self.me.device.signing.public_bytes();
         let (seq, prev) = self
             .entries
@@ -1286,13 +1282,21 @@ impl SpaceReplica {
             .max()
             .map(|(s, id)| (s, Some(id)))
             .unwrap_or((0, None));
-        let preds: Vec<EnvelopeId> = self
-            .heads
-            .iter()
-            .filter(|h| Some(**h) != prev)
-            .take(MAX_PREDECESSORS)
-            .copied()
-            .collect();
+        (
+            seq,
+            prev,
+            envelope::heads_as_predecessors(&self.heads, prev),
+        )
+    }
+
+    fn publish<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        content_type: u32,
+        body: &[u8],
+        epoch_key: &EpochKey,
+    ) -> Result<OpId, Error> {
+        let (seq, prev, preds) = self.next_position();
         let sealed = envelope::seal(
             &self.me.device.signing,
             epoch_key,
@@ -1331,22 +1335,7 @@ impl SpaceReplica {
         body: &[u8],
         epoch_key: &EpochKey,
     ) -> Result<Vec<u8>, Error> {
-        let me = self.me.device.signing.public_bytes();
-        let (seq, prev) = self
-            .entries
-            .values()
-            .filter(|e| e.op.author == me)
-            .map(|e| (e.op.seq, e.op.id))
-            .max()
-            .map(|(s, id)| (s, Some(id)))
-            .unwrap_or((0, None));
-        let preds: Vec<EnvelopeId> = self
-            .heads
-            .iter()
-            .filter(|h| Some(**h) != prev)
-            .take(MAX_PREDECESSORS)
-            .copied()
-            .collect();
+        let (seq, prev, preds) = self.next_position();
         Ok(envelope::seal(
             &self.me.device.signing,
             epoch_key,

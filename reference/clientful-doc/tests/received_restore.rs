@@ -235,13 +235,16 @@ fn bad_envelopes_get_the_same_verdicts() {
     }
 }
 
+/// A change to a replica's configuration.
+type Tweak = fn(&mut ReplicaConfig, &World);
+
 /// Envelopes opened under another document, space, epoch or signer set: every
 /// one rejected, with the same class on both paths.
 #[test]
 fn other_contexts_reject_alike() {
     let (w, envs) = history(4, CrdtKind::Yjs, 3);
     let dropped = w.signers()[0];
-    let tweaks: Vec<(&str, fn(&mut ReplicaConfig, &World))> = vec![
+    let tweaks: Vec<(&str, Tweak)> = vec![
         ("another document", |c, _| c.doc_id = [0xd0; 32]),
         ("another space", |c, _| c.space_id = [0x5a; 32]),
         ("unknown epoch", |c, _| {

@@ -223,8 +223,9 @@ pub enum Opening {
     /// then received in order (and Automerge changes applied in one call).
     Parallel,
     /// The path before issue 19: `Space::pull`, `Space::documents` (the
-    /// envelopes read back from the local store) and `Replica::restore`, one
-    /// envelope after the other, each decoded again at every step.
+    /// envelopes read back from the local store and decoded again) and
+    /// `Replica::restore` (decoded once more), one envelope after the other.
+    /// The pull itself decodes each envelope once now, for every caller.
     OldPath,
 }
 

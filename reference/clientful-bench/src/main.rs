@@ -321,7 +321,7 @@ fn coldjoin(sizes: &Sizes, patches: &[trace::Patch], out: &mut Vec<Figure>) -> a
                 unit: "s",
                 target: None,
                 at_least: false,
-                note: "the path before issue 19: one thread, one apply per envelope, each envelope decoded five times".into(),
+                note: "the path before issue 19 (pull, documents, Replica::restore): one thread, one apply per envelope; the envelopes read back and decoded twice more after the pull's one decode".into(),
             });
             if where_ == "local folder" {
                 let raw = prepared.raw_bytes as f64;

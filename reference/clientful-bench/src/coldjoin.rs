@@ -14,6 +14,7 @@
 //! which is what a device shows while the verified rebuild runs.
 
 use automerge::{AutoCommit, ReadDoc};
+use clientful_core::envelope::ReceivedEnvelope;
 use clientful_doc::checkpoint::{Provisional, state_of};
 use clientful_doc::replica::{Opener, PreOpened};
 use clientful_doc::testkit::World;
@@ -211,30 +212,37 @@ pub async fn provisional_join(p: &Prepared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the verified candidate opens the envelopes.
+/// How the verified candidate gets and opens the envelopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
-    /// `Replica::restore`: one envelope after the other on this thread.
+    /// `Space::pull_received` (each envelope decoded once, on the pull) and
+    /// `Replica::restore_received`: one envelope after the other on this thread.
     Strict,
-    /// `Replica::restore_opened`: the same strict opening (SIG-3) of every
-    /// envelope spread over the machine's cores, then received in order (and
-    /// Automerge changes applied in one call).
+    /// `Space::pull_received` and `Replica::restore_opened_received`: the same
+    /// strict opening (SIG-3) of every envelope spread over the machine's cores,
+    /// then received in order (and Automerge changes applied in one call).
     Parallel,
+    /// The path before issue 19: `Space::pull`, `Space::documents` (the
+    /// envelopes read back from the local store and decoded again) and
+    /// `Replica::restore` (decoded once more), one envelope after the other.
+    /// The pull itself decodes each envelope once now, for every caller.
+    OldPath,
 }
 
-/// Opens `envs` under `opener` on every core: contiguous chunks, one scoped
+/// Opens `items` with `open` on every core: contiguous chunks, one scoped
 /// thread each, results in input order. A thread that fails leaves its chunk
-/// out, and `Replica::restore_opened` opens those envelopes itself.
-pub fn open_parallel(opener: &Opener, envs: &[Vec<u8>]) -> Vec<PreOpened> {
+/// out, and the replica opens those envelopes itself.
+fn on_every_core<T: Sync>(items: &[T], open: impl Fn(&T) -> PreOpened + Sync) -> Vec<PreOpened> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || envs.len() < 2 * threads {
-        return envs.iter().map(|e| opener.open(e)).collect();
+    if threads < 2 || items.len() < 2 * threads {
+        return items.iter().map(open).collect();
     }
-    let chunk = envs.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads);
+    let open = &open;
     std::thread::scope(|s| {
-        let handles: Vec<_> = envs
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(|e| opener.open(e)).collect::<Vec<_>>()))
+            .map(|c| s.spawn(move || c.iter().map(open).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -243,19 +251,38 @@ pub fn open_parallel(opener: &Opener, envs: &[Vec<u8>]) -> Vec<PreOpened> {
     })
 }
 
+/// Opens envelopes decoded on the pull under `opener` on every core, without
+/// decoding them again (`Replica::restore_opened_received`).
+pub fn open_parallel_received(opener: &Opener, envs: &[ReceivedEnvelope]) -> Vec<PreOpened> {
+    on_every_core(envs, |e| opener.open_received(e))
+}
+
 /// Candidate: a device with an empty local store pulls and rebuilds its replica.
 pub async fn cold_join(p: &Prepared, opening: Opening) -> anyhow::Result<()> {
     let mut reader = Space::new(p.store.clone(), LocalStore::in_memory()?, cfg(&p.world, 1))?;
-    let report = reader.pull().await?;
-    anyhow::ensure!(report.errors.is_empty(), "pull: {:?}", report.errors);
-    let docs = reader.documents()?;
-    let envs = docs
-        .get(&p.world.doc_id)
-        .ok_or_else(|| anyhow::anyhow!("document not found"))?;
-    let mut r = match opening {
-        Opening::Strict => Replica::restore(p.world.config(1, 0), envs),
-        Opening::Parallel => {
-            Replica::restore_opened(p.world.config(1, 0), None, envs, open_parallel)
+    let mut r = if opening == Opening::OldPath {
+        let report = reader.pull().await?;
+        anyhow::ensure!(report.errors.is_empty(), "pull: {:?}", report.errors);
+        let docs = reader.documents()?;
+        let envs = docs
+            .get(&p.world.doc_id)
+            .ok_or_else(|| anyhow::anyhow!("document not found"))?;
+        Replica::restore(p.world.config(1, 0), envs)
+    } else {
+        let (report, mut docs) = reader.pull_received().await?;
+        anyhow::ensure!(report.errors.is_empty(), "pull: {:?}", report.errors);
+        let envs = docs
+            .remove(&p.world.doc_id)
+            .ok_or_else(|| anyhow::anyhow!("document not found"))?;
+        if opening == Opening::Strict {
+            Replica::restore_received(p.world.config(1, 0), None, envs)
+        } else {
+            Replica::restore_opened_received(
+                p.world.config(1, 0),
+                None,
+                &envs,
+                open_parallel_received,
+            )
         }
     };
     let text = match r.yjs() {

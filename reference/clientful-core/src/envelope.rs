@@ -88,6 +88,46 @@ pub struct OpenedEnvelope {
     pub body: Vec<u8>,
 }
 
+/// An envelope's bytes as received, with what [`decode`] made of them (steps 1
+/// to 6 of spec §6.8), for a path that decodes once and carries the result
+/// (storage pulls, then the replica's opening): [`open_decoded`] on
+/// [`ReceivedEnvelope::decoded`] is [`open`] on [`ReceivedEnvelope::bytes`].
+/// Built only by [`ReceivedEnvelope::decode`], so the two always agree; nothing
+/// is re-encoded, the bytes are the ones that arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEnvelope {
+    bytes: Vec<u8>,
+    decoded: DecodedEnvelope,
+}
+
+impl ReceivedEnvelope {
+    /// Decodes `bytes` ([`decode`]) and keeps them beside the result.
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, Error> {
+        let decoded = decode(&bytes)?;
+        Ok(ReceivedEnvelope { bytes, decoded })
+    }
+
+    /// The envelope id.
+    pub fn id(&self) -> &EnvelopeId {
+        &self.decoded.id
+    }
+
+    /// The bytes as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// What [`decode`] made of them.
+    pub fn decoded(&self) -> &DecodedEnvelope {
+        &self.decoded
+    }
+
+    /// The bytes and their decoding.
+    pub fn into_parts(self) -> (Vec<u8>, DecodedEnvelope) {
+        (self.bytes, self.decoded)
+    }
+}
+
 /// What the receiver knows when it opens an envelope (spec §6.8). Implemented by the
 /// document and membership layers; [`StaticContext`] is a plain implementation.
 pub trait OpenContext {
@@ -826,5 +866,73 @@ mod tests {
             b[i / 8] ^= 1 << (i % 8);
             assert!(open(&b, &fx.ctx).is_err(), "bit {i} flip accepted");
         }
+    }
+
+    /// Opening what [`ReceivedEnvelope::decode`] kept gives exactly what [`open`]
+    /// gives on the bytes, for good and bad envelopes in every context: the same
+    /// opened envelope or the same error class, and a decode failure the same
+    /// class as [`open`]'s. spec: ENV-5, ENV-14 .. ENV-17.
+    #[test]
+    fn received_envelopes_open_as_their_bytes() {
+        let fx = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let sealed = seal(&fx.author, &fx.epoch, &request(b"once"), &mut rng).expect("seal");
+        let other = seal(&fx.author, &fx.epoch, &request(b"twice"), &mut rng).expect("seal");
+        let mut contexts = alloc::vec![fx.ctx.clone()];
+        let mut ctx = fx.ctx.clone();
+        ctx.doc_id = Some([6u8; 32]);
+        contexts.push(ctx);
+        let mut ctx = fx.ctx.clone();
+        ctx.signers.clear();
+        contexts.push(ctx);
+        let mut ctx = fx.ctx.clone();
+        ctx.epochs.clear();
+        contexts.push(ctx);
+        let mut ctx = fx.ctx.clone();
+        ctx.epochs = alloc::vec![EpochKey::new([2u8; 32], [0u8; 32])];
+        contexts.push(ctx);
+        let mut ctx = fx.ctx.clone();
+        ctx.accepted
+            .push((fx.author.public_bytes(), [5u8; 32], 1, other.id));
+        contexts.push(ctx);
+        let mut inputs = alloc::vec![sealed.bytes.clone(), other.bytes.clone()];
+        for i in (0..sealed.bytes.len() * 8).step_by(7) {
+            let mut b = sealed.bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            inputs.push(b);
+        }
+        inputs.push(sealed.bytes[..sealed.bytes.len() - 1].to_vec());
+        let mut classes = alloc::collections::BTreeSet::new();
+        for ctx in &contexts {
+            for bytes in &inputs {
+                let plain = open(bytes, ctx);
+                let received = ReceivedEnvelope::decode(bytes.clone());
+                if let Ok(r) = &received {
+                    assert_eq!(r.bytes(), bytes.as_slice());
+                    assert_eq!(r.decoded(), &decode(bytes).expect("decodes"));
+                    assert_eq!(r.id(), &r.decoded().id);
+                }
+                let via = received.and_then(|r| open_decoded(r.into_parts().1, ctx));
+                match (&plain, &via) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => assert_eq!(a.class(), b.class()),
+                    _ => panic!("paths disagree: {plain:?} / {via:?}"),
+                }
+                classes.insert(plain.map(|o| o.body).map_err(|e| e.class()));
+            }
+        }
+        // Successes and every class the contexts and the tampering reach.
+        for class in [
+            ErrorClass::Malformed,
+            ErrorClass::BadSignature,
+            ErrorClass::WrongContext,
+            ErrorClass::UnknownSigner,
+            ErrorClass::UnknownEpoch,
+            ErrorClass::DecryptFailed,
+            ErrorClass::Equivocation,
+        ] {
+            assert!(classes.contains(&Err(class)), "{class:?} not reached");
+        }
+        assert!(classes.contains(&Ok(b"once".to_vec())));
     }
 }

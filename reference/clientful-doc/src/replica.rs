@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use clientful_core::envelope::{self, EnvelopeId, OpenContext, SealRequest, StaticContext};
+use clientful_core::envelope::{
+    self, EnvelopeId, OpenContext, ReceivedEnvelope, SealRequest, StaticContext,
+};
 use clientful_core::keys::PublicKey;
 use clientful_core::keys::{EpochKey, SigningKey};
 use clientful_core::{ErrorClass, error::class_name};
@@ -257,6 +259,21 @@ impl Opener {
             outcome,
         }
     }
+
+    /// [`Opener::open`] of an envelope already decoded: steps 7 to 15 of spec
+    /// §6.8 on its decoding (no decoding again), the same outcome as
+    /// [`Opener::open`] on its bytes.
+    pub fn open_received(&self, e: &ReceivedEnvelope) -> PreOpened {
+        let ctx = Keyed {
+            ctx: &self.ctx,
+            keys: &self.keys,
+        };
+        PreOpened {
+            ctx: Arc::clone(&self.ctx),
+            bytes: e.bytes().to_vec(),
+            outcome: Ok((*e.id(), envelope::open_decoded(e.decoded().clone(), &ctx))),
+        }
+    }
 }
 
 /// An envelope opened by an [`Opener`]; hand it to [`Replica::receive_preopened`].
@@ -407,23 +424,37 @@ impl Replica {
     where
         F: FnOnce(&Opener, &[Vec<u8>]) -> Vec<PreOpened>,
     {
+        Replica::restore_preopened(cfg, membership, envelopes, open_all, |r, e, p| match p {
+            Some(p) if p.bytes == *e => r.receive_preopened(p),
+            _ => r.receive(e),
+        })
+    }
+
+    /// The body of [`Replica::restore_opened`] and
+    /// [`Replica::restore_opened_received`]: `receive` takes each item with what
+    /// `open_all` gave for its position, and opens it itself when that is not
+    /// the item's.
+    fn restore_preopened<T>(
+        cfg: ReplicaConfig,
+        membership: Option<Membership>,
+        items: &[T],
+        open_all: impl FnOnce(&Opener, &[T]) -> Vec<PreOpened>,
+        receive: impl Fn(&mut Replica, &T, Option<PreOpened>) -> Disposition,
+    ) -> Self {
         let mut r = Replica::new(cfg);
         if let Some(m) = membership {
             r.set_membership(m);
         }
         let opener = r.opener();
-        let mut opened = open_all(&opener, envelopes).into_iter();
+        let mut opened = open_all(&opener, items).into_iter();
         drop(opener);
         // Automerge: one `apply_changes` for the whole history.
         #[cfg(feature = "automerge")]
         if let Crdt::Automerge(d) = &mut r.crdt {
             d.defer();
         }
-        for e in envelopes {
-            match opened.next() {
-                Some(p) if p.bytes == *e => r.receive_preopened(p),
-                _ => r.receive(e),
-            };
+        for e in items {
+            receive(&mut r, e, opened.next());
         }
         // A rebuild meanwhile made a fresh document, which applied as it went.
         #[cfg(feature = "automerge")]
@@ -437,6 +468,51 @@ impl Replica {
         let _ = r.crdt.as_dyn().take_local();
         r.reconcile_incarnation();
         r
+    }
+
+    /// [`Replica::restore`] (or, with a membership,
+    /// [`Replica::restore_with_membership`]) of envelopes already decoded (a
+    /// storage pull decodes each once: `Space::pull_received`): each is received
+    /// with [`Replica::receive_received`], one after the other, so every
+    /// envelope is opened strictly and gets the verdict [`Replica::receive`]
+    /// gives its bytes; none is decoded again.
+    pub fn restore_received(
+        cfg: ReplicaConfig,
+        membership: Option<Membership>,
+        envelopes: Vec<ReceivedEnvelope>,
+    ) -> Self {
+        let mut r = Replica::new(cfg);
+        if let Some(m) = membership {
+            r.set_membership(m);
+        }
+        for e in envelopes {
+            r.receive_received(e);
+        }
+        r.outbox.clear();
+        let _ = r.crdt.as_dyn().take_local();
+        r.reconcile_incarnation();
+        r
+    }
+
+    /// [`Replica::restore_opened`] of envelopes already decoded: `open_all` is
+    /// given the envelopes to open with [`Opener::open_received`] (no decoding
+    /// again), possibly on several threads; the results are received in the
+    /// order given, exactly as [`Replica::receive_received`] would, and an item
+    /// opened under another context, or missing, is opened again here. The same
+    /// verdicts, state and history as [`Replica::restore_opened`] on the bytes.
+    pub fn restore_opened_received<F>(
+        cfg: ReplicaConfig,
+        membership: Option<Membership>,
+        envelopes: &[ReceivedEnvelope],
+        open_all: F,
+    ) -> Self
+    where
+        F: FnOnce(&Opener, &[ReceivedEnvelope]) -> Vec<PreOpened>,
+    {
+        Replica::restore_preopened(cfg, membership, envelopes, open_all, |r, e, p| match p {
+            Some(p) if p.bytes == e.bytes() => r.receive_preopened(p),
+            _ => r.receive_received(e.clone()),
+        })
     }
 
     /// Opens envelopes under this replica's current context, independently of the
@@ -603,6 +679,23 @@ impl Replica {
         };
         let opened = envelope::open_decoded(decoded, &ctx);
         self.receive_opened(id, opened, bytes.to_vec())
+    }
+
+    /// [`Replica::receive`] of an envelope already decoded: the same disposition
+    /// as [`Replica::receive`] on its bytes (the same checks in the same order,
+    /// spec §6.8 steps 7 to 15 on its decoding), without decoding it again.
+    pub fn receive_received(&mut self, e: ReceivedEnvelope) -> Disposition {
+        let id = *e.id();
+        if let Some(d) = self.seen(&id) {
+            return d;
+        }
+        let (bytes, decoded) = e.into_parts();
+        let ctx = Keyed {
+            ctx: &self.ctx,
+            keys: &self.keys,
+        };
+        let opened = envelope::open_decoded(decoded, &ctx);
+        self.receive_opened(id, opened, bytes)
     }
 
     /// The disposition of an id already integrated, buffered or rejected.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use clientful_core::envelope::{self, EnvelopeId};
+use clientful_core::envelope::{self, DecodedEnvelope, EnvelopeId};
 
 use crate::error::StorageError;
 use crate::object::{HeadManifest, Snapshot, Tip};
@@ -105,14 +105,29 @@ impl EnvelopeIndex {
         let mut ix = EnvelopeIndex::default();
         for bytes in envelopes {
             if let Ok(d) = envelope::decode(bytes) {
-                ix.seqs
-                    .entry((d.header.author, d.header.doc_id))
-                    .or_default()
-                    .insert(d.header.seq);
-                ix.ids.insert(d.id);
+                ix.insert(&d);
             }
         }
         ix
+    }
+
+    /// Indexes envelopes already decoded (a snapshot decoded once, whose
+    /// undecodable entries were left out): the same index as [`EnvelopeIndex::new`]
+    /// on their bytes.
+    pub fn from_decoded<'a>(envelopes: impl IntoIterator<Item = &'a DecodedEnvelope>) -> Self {
+        let mut ix = EnvelopeIndex::default();
+        for d in envelopes {
+            ix.insert(d);
+        }
+        ix
+    }
+
+    fn insert(&mut self, d: &DecodedEnvelope) {
+        self.seqs
+            .entry((d.header.author, d.header.doc_id))
+            .or_default()
+            .insert(d.header.seq);
+        self.ids.insert(d.id);
     }
 
     /// Whether it holds `device`'s envelopes of `tip.doc_id` with every `seq` in
@@ -184,11 +199,27 @@ pub fn verified_covers(
     snap: &Snapshot,
     heads: &[HeadManifest],
 ) -> Result<BTreeMap<[u8; 32], u64>, StorageError> {
-    let index = EnvelopeIndex::new(&snap.envelopes);
+    verified_indexed_covers(
+        what,
+        &snap.covers,
+        &EnvelopeIndex::new(&snap.envelopes),
+        heads,
+    )
+}
+
+/// [`verified_covers`] of a snapshot whose `covers` are `claimed` and whose
+/// envelopes `index` holds (indexed once by the caller, from the decoding it
+/// keeps).
+pub fn verified_indexed_covers(
+    what: &str,
+    claimed: &[([u8; 32], u64)],
+    index: &EnvelopeIndex,
+    heads: &[HeadManifest],
+) -> Result<BTreeMap<[u8; 32], u64>, StorageError> {
     let mut out = BTreeMap::new();
-    for (device, claimed) in &snap.covers {
+    for (device, claimed) in claimed {
         let manifest = heads.iter().find(|m| &m.device == device);
-        match check_cover(&index, device, *claimed, manifest) {
+        match check_cover(index, device, *claimed, manifest) {
             Cover::Verified(0) | Cover::Unverifiable => {}
             Cover::Verified(n) => {
                 out.insert(*device, n);

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use clientful_core::envelope;
+use clientful_core::envelope::{self, ReceivedEnvelope};
 
 use crate::causal;
 use crate::coverage;
@@ -239,15 +239,84 @@ pub fn accept_segment(
     }
 }
 
-/// Splits envelopes read from storage into those that decode and a verdict on
-/// the others (never stored).
-pub fn decodable(what: &str, envelopes: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, Option<StorageError>) {
-    let (good, bad): (Vec<_>, Vec<_>) = envelopes
-        .into_iter()
-        .partition(|e| envelope::decode(e).is_ok());
-    let verdict = (!bad.is_empty())
-        .then(|| StorageError::corrupt(what, format!("{} entries are not envelopes", bad.len())));
-    (good, verdict)
+/// Splits envelopes read from storage into those that decode, each decoded
+/// once and kept with its bytes (what is stored and handed to the reader), and
+/// a verdict on the others (never stored).
+pub fn decodable(
+    what: &str,
+    envelopes: Vec<Vec<u8>>,
+) -> (Vec<ReceivedEnvelope>, Option<StorageError>) {
+    let (good, bad) = decode_all(envelopes);
+    (good, undecodable(what, bad))
+}
+
+/// Envelopes decoded once, in order, and how many entries did not decode.
+fn decode_all(envelopes: Vec<Vec<u8>>) -> (Vec<ReceivedEnvelope>, usize) {
+    let mut good = Vec::with_capacity(envelopes.len());
+    let mut bad = 0usize;
+    for e in envelopes {
+        match ReceivedEnvelope::decode(e) {
+            Ok(r) => good.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    (good, bad)
+}
+
+/// The verdict on `bad` entries of `what` that are not envelopes, if any.
+fn undecodable(what: &str, bad: usize) -> Option<StorageError> {
+    (bad > 0).then(|| StorageError::corrupt(what, format!("{bad} entries are not envelopes")))
+}
+
+/// A fetched snapshot whose envelopes are decoded once (STO-14, STO-31): the
+/// coverage check indexes this decoding, the load stores these bytes, and the
+/// reader opens these envelopes without decoding them again.
+#[derive(Debug)]
+pub struct DecodedSnapshot {
+    /// Compacting device.
+    pub device: [u8; 32],
+    /// Per-device segment coverage as claimed, ascending by device.
+    pub covers: Vec<([u8; 32], u64)>,
+    /// Covered DAG heads `(doc_id, envelope id)`, ascending.
+    pub heads: Vec<([u8; 32], [u8; 32])>,
+    /// The covered envelopes that decode, in the snapshot's order.
+    pub envelopes: Vec<ReceivedEnvelope>,
+    /// How many of its entries did not decode (never stored).
+    pub undecodable: usize,
+}
+
+impl DecodedSnapshot {
+    /// Decodes every envelope of `snap` once.
+    pub fn new(snap: Snapshot) -> Self {
+        let (envelopes, undecodable) = decode_all(snap.envelopes);
+        DecodedSnapshot {
+            device: snap.device,
+            covers: snap.covers,
+            heads: snap.heads,
+            envelopes,
+            undecodable,
+        }
+    }
+
+    /// The verdict on its entries that are not envelopes, named `what`, if any
+    /// (as [`decodable`] gives it).
+    pub fn verdict(&self, what: &str) -> Option<StorageError> {
+        undecodable(what, self.undecodable)
+    }
+}
+
+/// Decodes the envelopes of a fetched snapshot once and checks its covers
+/// against the accepted head manifests `heads` (STO-31, the same verdicts as
+/// [`coverage::verified_covers`]): the snapshot with the covers a reader may use.
+pub fn verify_snapshot(
+    what: &str,
+    snap: Snapshot,
+    heads: &[HeadManifest],
+) -> Result<(DecodedSnapshot, BTreeMap<[u8; 32], u64>), StorageError> {
+    let snap = DecodedSnapshot::new(snap);
+    let index = coverage::EnvelopeIndex::from_decoded(snap.envelopes.iter().map(|e| e.decoded()));
+    let covers = coverage::verified_indexed_covers(what, &snap.covers, &index, heads)?;
+    Ok((snap, covers))
 }
 
 // ---------------------------------------------------------------------------
@@ -274,8 +343,8 @@ pub fn listed_snapshots(heads: &[HeadManifest]) -> Vec<([u8; 32], ObjectId)> {
         .collect()
 }
 
-/// A fetched snapshot with the covers a reader may use (STO-31).
-pub type Candidate = (ObjectId, Snapshot, BTreeMap<[u8; 32], u64>);
+/// A fetched snapshot, decoded once, with the covers a reader may use (STO-31).
+pub type Candidate = (ObjectId, DecodedSnapshot, BTreeMap<[u8; 32], u64>);
 
 /// The snapshot a cold or lagging pull loads among the verified candidates
 /// (STO-13): the position in `cands` of the greatest verified coverage, then the

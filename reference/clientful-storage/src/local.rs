@@ -21,7 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
-use clientful_core::envelope::{self, EnvelopeId};
+use clientful_core::envelope::{self, EnvelopeId, ReceivedEnvelope};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::StorageError;
@@ -299,6 +299,47 @@ impl LocalStore {
             let d = envelope::decode(e)?;
             ids.push(d.id);
         }
+        let fresh = self.insert(
+            ids.iter().zip(envelopes.iter().map(Vec::as_slice)),
+            outbox,
+            cursors,
+        )?;
+        Ok(fresh
+            .into_iter()
+            .filter_map(|i| ids.get(i).copied())
+            .collect())
+    }
+
+    /// [`LocalStore::put_envelopes`] for envelopes already decoded: their bytes as
+    /// received are stored under the ids their decoding gave, with no decoding
+    /// here. Returns the envelopes that were new, in the order given.
+    pub fn put_received(
+        &self,
+        envelopes: Vec<ReceivedEnvelope>,
+        outbox: bool,
+        cursors: &[CursorWrite],
+    ) -> Result<Vec<ReceivedEnvelope>, StorageError> {
+        let fresh = self.insert(
+            envelopes.iter().map(|e| (e.id(), e.bytes())),
+            outbox,
+            cursors,
+        )?;
+        let mut fresh = fresh.into_iter().peekable();
+        Ok(envelopes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, e)| fresh.next_if_eq(&i).map(|_| e))
+            .collect())
+    }
+
+    /// Stores `(id, bytes)` items and cursor changes in one transaction; returns
+    /// the positions of the items that were new, ascending.
+    fn insert<'a>(
+        &self,
+        items: impl Iterator<Item = (&'a EnvelopeId, &'a [u8])>,
+        outbox: bool,
+        cursors: &[CursorWrite],
+    ) -> Result<Vec<usize>, StorageError> {
         let mut fresh = Vec::new();
         let tx = self.db.begin_write().map_err(local)?;
         {
@@ -315,18 +356,18 @@ impl LocalStore {
                 .map_err(local)?
                 .map(|(k, _)| k.value() + 1)
                 .unwrap_or(0);
-            for (id, bytes) in ids.iter().zip(envelopes) {
+            for (i, (id, bytes)) in items.enumerate() {
                 if env.get(id.as_slice()).map_err(local)?.is_some() {
                     continue;
                 }
-                env.insert(id.as_slice(), bytes.as_slice()).map_err(local)?;
+                env.insert(id.as_slice(), bytes).map_err(local)?;
                 log.insert(next_log, id.as_slice()).map_err(local)?;
                 next_log += 1;
                 if outbox {
                     out.insert(next_out, id.as_slice()).map_err(local)?;
                     next_out += 1;
                 }
-                fresh.push(*id);
+                fresh.push(i);
             }
             let mut cur = tx.open_table(CURSORS).map_err(local)?;
             for (k, v) in cursors {
@@ -544,6 +585,82 @@ mod tests {
             LocalStats {
                 envelopes: 3,
                 outbox: 3
+            }
+        );
+    }
+
+    /// Storing envelopes already decoded stores what storing their bytes does:
+    /// the same table, log order and cursors, duplicates (in the batch and in
+    /// the store) skipped, and the new ones returned in the order given.
+    #[test]
+    fn put_received_stores_what_put_envelopes_does() {
+        use clientful_core::keys::{EpochKey, SigningKey};
+        use clientful_doc::replica::{Replica, ReplicaConfig};
+        let device = SigningKey::from_seed(&[7; 32]);
+        let mut replica = Replica::new(ReplicaConfig {
+            space_id: [1; 32],
+            doc_id: [2; 32],
+            signers: vec![device.public_bytes()],
+            device,
+            epoch: EpochKey::new([3; 32], [4; 32]),
+            old_epochs: Vec::new(),
+            crdt: clientful_doc::CrdtKind::Yjs,
+            yjs_schema: clientful_doc::crdt::YjsSchema::default(),
+            rng_seed: [5; 32],
+        });
+        let mut envelopes = Vec::new();
+        for t in ["a", "b", "c", "d"] {
+            clientful_doc::text::insert_text(&mut replica, 0, t).expect("edit");
+            replica.commit().expect("commit");
+            envelopes.extend(replica.drain_outbox().into_iter().map(|(_, b)| b));
+        }
+        let received = |e: &[Vec<u8>]| -> Vec<ReceivedEnvelope> {
+            e.iter()
+                .map(|b| ReceivedEnvelope::decode(b.clone()).expect("decode"))
+                .collect()
+        };
+        let by_bytes = LocalStore::in_memory().expect("store");
+        let decoded = LocalStore::in_memory().expect("store");
+        let cursor = |v: u8| vec![("c".to_string(), Some(vec![v]))];
+        let first = by_bytes
+            .put_envelopes(&envelopes[..2], false, &cursor(1))
+            .expect("put");
+        let fresh = decoded
+            .put_received(received(&envelopes[..2]), false, &cursor(1))
+            .expect("put");
+        assert_eq!(fresh.iter().map(|e| *e.id()).collect::<Vec<_>>(), first);
+        let batch = [
+            envelopes[3].clone(),
+            envelopes[1].clone(),
+            envelopes[3].clone(),
+            envelopes[2].clone(),
+        ];
+        let second = by_bytes
+            .put_envelopes(&batch, true, &cursor(2))
+            .expect("put");
+        let fresh = decoded
+            .put_received(received(&batch), true, &cursor(2))
+            .expect("put");
+        assert_eq!(second.len(), 2);
+        assert_eq!(fresh.iter().map(|e| *e.id()).collect::<Vec<_>>(), second);
+        assert_eq!(
+            fresh.iter().map(|e| e.bytes().to_vec()).collect::<Vec<_>>(),
+            vec![envelopes[3].clone(), envelopes[2].clone()]
+        );
+        assert_eq!(
+            decoded.all_envelopes().expect("all"),
+            by_bytes.all_envelopes().expect("all")
+        );
+        assert_eq!(
+            decoded.outbox().expect("outbox"),
+            by_bytes.outbox().expect("outbox")
+        );
+        assert_eq!(decoded.cursor("c").expect("cursor"), Some(vec![2]));
+        assert_eq!(
+            decoded.check().expect("check"),
+            LocalStats {
+                envelopes: 4,
+                outbox: 2
             }
         );
     }

@@ -9,20 +9,24 @@
 //! It keeps, beside its committed head manifest, a copy of every object that
 //! manifest lists, and puts back what storage withheld or rolled back (STO-28,
 //! [`Space::repair`]); readers' findings are typed ([`PullReport::alarms`]).
+//!
+//! A pull decodes each envelope once: the coverage check of a snapshot
+//! (STO-31), the local store and, through [`Space::pull_received`], the reader
+//! that opens them (`Replica::restore_received`) share that one decoding, and
+//! the bytes stored are the bytes fetched, never re-encoded.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use clientful_core::envelope;
+use clientful_core::envelope::{self, ReceivedEnvelope};
 use clientful_core::keys::{EpochKey, SigningKey};
 pub use clientful_doc::checkpoint::State as CheckpointState;
-use clientful_storage_layout::plan::{self, HeadRead, HeadRepair, short};
+use clientful_storage_layout::plan::{self, DecodedSnapshot, HeadRead, HeadRepair, short};
 pub use clientful_storage_layout::plan::{Alarm, SEGMENT_TARGET_BYTES};
 use futures_util::future::join_all;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::backend::BlobStore;
-use crate::coverage;
 use crate::error::StorageError;
 use crate::hwm::{HighWater, Withholding};
 use crate::layout::{EpochStorage, FORMAT_PATH, ObjectId, object_id};
@@ -34,6 +38,11 @@ use crate::object::{
 
 /// A high-water mark this device holds: (epoch id, signing device, mark) (STO-9).
 pub type HeldMark = ([u8; 32], [u8; 32], HighWater);
+
+/// Envelopes by document, each decoded once and kept with its bytes as
+/// received, in stored order ([`Space::pull_received`],
+/// [`Space::documents_received`]).
+pub type ReceivedDocuments = BTreeMap<[u8; 32], Vec<ReceivedEnvelope>>;
 
 /// Everything a [`Space`] is built from (membership supplies epochs and signers).
 #[derive(Debug)]
@@ -629,19 +638,19 @@ impl<S: BlobStore> Space<S> {
         plan::open_fetched(es, kind, id, what, bytes.as_deref(), &self.signers)
     }
 
-    /// Fetches a snapshot listed by `owner` and checks its covers against the
-    /// accepted head manifests `heads` (STO-31): the snapshot with the covers a
-    /// reader may use, or `STORAGE_CORRUPT` when a cover is refuted.
+    /// Fetches a snapshot listed by `owner`, decodes its envelopes once and checks
+    /// its covers against the accepted head manifests `heads` (STO-31): the
+    /// snapshot with the covers a reader may use, or `STORAGE_CORRUPT` when a
+    /// cover is refuted.
     async fn fetch_verified_snapshot(
         &self,
         es: &EpochStorage,
         owner: &[u8; 32],
         id: &ObjectId,
         heads: &[HeadManifest],
-    ) -> Result<(Snapshot, BTreeMap<[u8; 32], u64>), StorageError> {
+    ) -> Result<(DecodedSnapshot, BTreeMap<[u8; 32], u64>), StorageError> {
         let snap = self.fetch_snapshot(es, owner, id).await?;
-        let covers = coverage::verified_covers(&plan::snapshot_what(owner, id), &snap, heads)?;
-        Ok((snap, covers))
+        plan::verify_snapshot(&plan::snapshot_what(owner, id), snap, heads)
     }
 
     async fn fetch_snapshot(
@@ -655,31 +664,40 @@ impl<S: BlobStore> Space<S> {
         plan::accept_snapshot(es, owner, id, o)
     }
 
-    /// Stores envelopes from storage with cursor updates; undecodable ones are
-    /// reported, never stored.
+    /// Stores envelopes from storage, decoded once, with cursor updates, and
+    /// reports `verdict` (on the entries that did not decode, never stored). The
+    /// new ones go to `sink` when the caller takes them.
     fn ingest(
         &self,
-        what: &str,
-        envelopes: Vec<Vec<u8>>,
+        envelopes: Vec<ReceivedEnvelope>,
+        verdict: Option<StorageError>,
         cursors: &[CursorWrite],
         report: &mut PullReport,
+        sink: Option<&mut ReceivedDocuments>,
     ) -> Result<(), StorageError> {
-        let (good, verdict) = plan::decodable(what, envelopes);
         report.errors.extend(verdict);
-        report.new_envelopes += self.local.put_envelopes(&good, false, cursors)?.len();
+        let fresh = self.local.put_received(envelopes, false, cursors)?;
+        report.new_envelopes += fresh.len();
+        if let Some(sink) = sink {
+            for e in fresh {
+                sink.entry(e.decoded().header.doc_id).or_default().push(e);
+            }
+        }
         Ok(())
     }
 
     /// Stores a snapshot's envelopes and moves `have(D)` up to its verified
     /// covers (STO-14 step 2, STO-31), never to what it merely claims.
+    #[allow(clippy::too_many_arguments)]
     fn load_snapshot(
         &self,
         es: &EpochStorage,
         id: &ObjectId,
-        snap: Snapshot,
+        snap: DecodedSnapshot,
         covers: &BTreeMap<[u8; 32], u64>,
         have: &mut BTreeMap<[u8; 32], u64>,
         report: &mut PullReport,
+        sink: Option<&mut ReceivedDocuments>,
     ) -> Result<(), StorageError> {
         let writes: Vec<CursorWrite> = plan::advance_have(covers, have)
             .into_iter()
@@ -690,12 +708,8 @@ impl<S: BlobStore> Space<S> {
                 )
             })
             .collect();
-        self.ingest(
-            &format!("snapshot {}", short(id)),
-            snap.envelopes,
-            &writes,
-            report,
-        )?;
+        let verdict = snap.verdict(&format!("snapshot {}", short(id)));
+        self.ingest(snap.envelopes, verdict, &writes, report, sink)?;
         report.snapshots.push(*id);
         Ok(())
     }
@@ -708,15 +722,33 @@ impl<S: BlobStore> Space<S> {
     pub async fn pull(&mut self) -> Result<PullReport, StorageError> {
         let mut report = PullReport::default();
         for es in self.epochs.clone() {
-            self.pull_epoch(&es, &mut report).await?;
+            self.pull_epoch(&es, &mut report, None).await?;
         }
         Ok(report)
+    }
+
+    /// [`Space::pull`], handing over the envelopes it stored that were new, by
+    /// document in stored order, each decoded once on its way in (the decoding
+    /// the coverage check and the local store used), with their bytes as
+    /// received: a reader opens them with `Replica::restore_received` without
+    /// decoding them again. On a device that starts cold (an empty local store)
+    /// they are exactly what [`Space::documents`] returns afterwards, in the same
+    /// order; otherwise only the new ones.
+    pub async fn pull_received(&mut self) -> Result<(PullReport, ReceivedDocuments), StorageError> {
+        let mut report = PullReport::default();
+        let mut received = ReceivedDocuments::new();
+        for es in self.epochs.clone() {
+            self.pull_epoch(&es, &mut report, Some(&mut received))
+                .await?;
+        }
+        Ok((report, received))
     }
 
     async fn pull_epoch(
         &self,
         es: &EpochStorage,
         report: &mut PullReport,
+        mut sink: Option<&mut ReceivedDocuments>,
     ) -> Result<(), StorageError> {
         let mut heads = Vec::new();
         for (m, hw) in self
@@ -750,7 +782,15 @@ impl<S: BlobStore> Space<S> {
             }
             if let Some(pos) = plan::choose_snapshot(&cands) {
                 let (id, snap, covers) = cands.swap_remove(pos);
-                self.load_snapshot(es, &id, snap, &covers, &mut have, report)?;
+                self.load_snapshot(
+                    es,
+                    &id,
+                    snap,
+                    &covers,
+                    &mut have,
+                    report,
+                    sink.as_deref_mut(),
+                )?;
             }
             for m in &heads {
                 let Some(base) = plan::base_snapshot_needed(m, &have) else {
@@ -767,9 +807,16 @@ impl<S: BlobStore> Space<S> {
                     }
                 };
                 match snap {
-                    Ok((s, covers)) if plan::base_covers_collected(m, &covers) => {
-                        self.load_snapshot(es, &base, s, &covers, &mut have, report)?
-                    }
+                    Ok((s, covers)) if plan::base_covers_collected(m, &covers) => self
+                        .load_snapshot(
+                            es,
+                            &base,
+                            s,
+                            &covers,
+                            &mut have,
+                            report,
+                            sink.as_deref_mut(),
+                        )?,
                     Ok(_) => report.errors.push(plan::base_too_short(&base)),
                     Err(e) if e.class().is_some() => report.errors.push(e),
                     Err(e) => return Err(e),
@@ -806,7 +853,8 @@ impl<S: BlobStore> Space<S> {
                     Self::key("have", es, Some(&m.device)),
                     Some((index + 1).to_be_bytes().to_vec()),
                 );
-                self.ingest(&what, seg.envelopes, &[cursor], report)?;
+                let (good, verdict) = plan::decodable(&what, seg.envelopes);
+                self.ingest(good, verdict, &[cursor], report, sink.as_deref_mut())?;
                 report.segments += 1;
             }
         }
@@ -1054,6 +1102,18 @@ impl<S: BlobStore> Space<S> {
         for e in self.local.all_envelopes()? {
             let d = envelope::decode(&e)?;
             out.entry(d.header.doc_id).or_default().push(e);
+        }
+        Ok(out)
+    }
+
+    /// [`Space::documents`] with each envelope kept decoded (decoded once here,
+    /// to group it), from which `Replica::restore_received` rebuilds each
+    /// document without decoding again.
+    pub fn documents_received(&self) -> Result<ReceivedDocuments, StorageError> {
+        let mut out = ReceivedDocuments::new();
+        for e in self.local.all_envelopes()? {
+            let r = ReceivedEnvelope::decode(e)?;
+            out.entry(r.decoded().header.doc_id).or_default().push(r);
         }
         Ok(out)
     }

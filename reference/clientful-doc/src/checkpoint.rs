@@ -11,11 +11,13 @@
 #[cfg(feature = "automerge")]
 use automerge::AutoCommit;
 
+use std::sync::OnceLock;
+
 use crate::canonical_json::Json;
 use crate::content;
 #[cfg(feature = "automerge")]
 use crate::crdt::AutomergeDoc;
-use crate::crdt::{CrdtDoc, YjsDoc, YjsSchema};
+use crate::crdt::{YjsDoc, YjsSchema};
 use crate::digest;
 use crate::error::DocError;
 use crate::replica::{CrdtKind, Replica};
@@ -89,7 +91,10 @@ enum View {
 /// replaces it.
 pub struct Provisional {
     view: View,
-    materialized: Json,
+    /// The canonical JSON of the view, computed on first use: a device shows the
+    /// view from the CRDT at once, and materializing a large document (for its
+    /// digest, STO-27) is work it does later, or never if it does not ask.
+    materialized: OnceLock<Json>,
 }
 
 impl std::fmt::Debug for Provisional {
@@ -121,13 +126,12 @@ impl Provisional {
                 state.content_type
             )));
         }
-        let (view, materialized) = match crdt {
+        let view = match crdt {
             CrdtKind::Yjs => {
                 // A read-only view: its client id is never used to write.
                 let mut doc = YjsDoc::new(&[0u8; 32], schema.clone(), 0);
                 doc.load_state(&state.state)?;
-                let json = doc.materialize();
-                (View::Yjs(Box::new(doc)), json)
+                View::Yjs(Box::new(doc))
             }
             #[cfg(not(feature = "automerge"))]
             CrdtKind::Automerge => {
@@ -137,24 +141,30 @@ impl Provisional {
             }
             #[cfg(feature = "automerge")]
             CrdtKind::Automerge => {
-                let doc = AutomergeDoc::load_state(&state.state)?;
-                let json = crate::crdt::automerge_json(&doc);
-                (View::Automerge(Box::new(doc)), json)
+                View::Automerge(Box::new(AutomergeDoc::load_state(&state.state)?))
             }
         };
-        Ok(Provisional { view, materialized })
+        Ok(Provisional {
+            view,
+            materialized: OnceLock::new(),
+        })
     }
 
     /// The `StateDigest` (DOC-12) of the loaded state: what a replica rebuilt
     /// from the checkpoint's snapshot must reach (STO-27). Not the document's
     /// digest: a provisional state's digest is never reported as such (STO-26).
     pub fn state_digest(&self) -> [u8; 32] {
-        digest::state_digest(&self.materialized)
+        digest::state_digest(self.materialize())
     }
 
-    /// The materialized document (canonical JSON, §8.6).
+    /// The materialized document (canonical JSON, §8.6), computed on the first
+    /// call and kept.
     pub fn materialize(&self) -> &Json {
-        &self.materialized
+        self.materialized.get_or_init(|| match &self.view {
+            View::Yjs(doc) => doc.materialize_shared(),
+            #[cfg(feature = "automerge")]
+            View::Automerge(doc) => crate::crdt::automerge_json(doc),
+        })
     }
 
     /// The yrs document, to read (`None` for Automerge). Do not edit it: edits

@@ -592,6 +592,13 @@ impl CrdtDoc for YjsDoc {
     }
 
     fn materialize(&mut self) -> Json {
+        self.materialize_shared()
+    }
+}
+
+impl YjsDoc {
+    /// [`CrdtDoc::materialize`] through a shared reference: it only reads.
+    pub(crate) fn materialize_shared(&self) -> Json {
         let txn = self.doc.transact();
         let mut members = Vec::new();
         for (name, _) in &self.schema.roots {

@@ -129,7 +129,7 @@ impl Provisional {
         let view = match crdt {
             CrdtKind::Yjs => {
                 // A read-only view: its client id is never used to write.
-                let mut doc = YjsDoc::new(&[0u8; 32], schema.clone(), 0);
+                let doc = YjsDoc::new(&[0u8; 32], schema.clone(), 0);
                 doc.load_state(&state.state)?;
                 View::Yjs(Box::new(doc))
             }

@@ -20,35 +20,12 @@
 use clientful_core::envelope::{self, ReceivedEnvelope};
 use clientful_core::keys::EpochKey;
 use clientful_doc::replica::{Disposition, Opener, PreOpened, ReplicaConfig};
-use clientful_doc::testkit::{World, insert_text};
+use clientful_doc::testkit::World;
 use clientful_doc::{CrdtKind, Replica};
 use proptest::prelude::*;
 
-/// A history of `rounds` rounds in which each of three devices edits and
-/// exchanges its envelopes with the others (concurrent heads, many authors).
-fn history(seed: u64, crdt: CrdtKind, rounds: usize) -> (World, Vec<Vec<u8>>) {
-    let w = World::new(seed, 3, crdt);
-    let mut rs: Vec<Replica> = (0..3).map(|i| w.replica(i)).collect();
-    let mut all = Vec::new();
-    for round in 0..rounds {
-        let mut sent = Vec::new();
-        for (i, r) in rs.iter_mut().enumerate() {
-            insert_text(r, 0, &format!("{i}:{round} ")).unwrap();
-            r.commit().unwrap();
-            sent.extend(r.drain_outbox().into_iter().map(|(_, e)| e));
-        }
-        for (i, r) in rs.iter_mut().enumerate() {
-            if i == 2 && round % 2 == 1 {
-                continue;
-            }
-            for e in &sent {
-                r.receive(e);
-            }
-        }
-        all.extend(sent);
-    }
-    (w, all)
-}
+mod common;
+use common::{apply, history, tamper};
 
 /// The envelopes that decode, decoded once (what a storage pull keeps).
 fn received(envs: &[Vec<u8>]) -> Vec<ReceivedEnvelope> {
@@ -274,59 +251,6 @@ fn other_contexts_reject_alike() {
         } else {
             assert!(opened.iter().all(Result::is_err), "{name}: {opened:?}");
             assert!(o.verdicts.iter().all(|v| v != "Applied"), "{name}: {o:?}");
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Tamper {
-    FlipBit(usize, u8),
-    Drop(usize),
-    Duplicate(usize),
-    Swap(usize, usize),
-    Truncate(usize, usize),
-}
-
-fn tamper() -> impl Strategy<Value = Tamper> {
-    prop_oneof![
-        (any::<usize>(), 0u8..8).prop_map(|(i, b)| Tamper::FlipBit(i, b)),
-        any::<usize>().prop_map(Tamper::Drop),
-        any::<usize>().prop_map(Tamper::Duplicate),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Tamper::Swap(a, b)),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Tamper::Truncate(a, b)),
-    ]
-}
-
-fn apply(envs: &mut Vec<Vec<u8>>, t: &Tamper) {
-    if envs.is_empty() {
-        return;
-    }
-    let n = envs.len();
-    match *t {
-        Tamper::FlipBit(i, b) => {
-            let e = &mut envs[i % n];
-            let len = e.len();
-            if len > 0 {
-                let at = if i % 3 == 0 {
-                    i / 3 % len
-                } else {
-                    len - 1 - (i / 3 % 96.min(len))
-                };
-                e[at] ^= 1 << b;
-            }
-        }
-        Tamper::Drop(i) => {
-            envs.remove(i % n);
-        }
-        Tamper::Duplicate(i) => {
-            let e = envs[i % n].clone();
-            envs.push(e);
-        }
-        Tamper::Swap(a, b) => envs.swap(a % n, b % n),
-        Tamper::Truncate(i, k) => {
-            let e = &mut envs[i % n];
-            let keep = k % (e.len() + 1);
-            e.truncate(keep);
         }
     }
 }

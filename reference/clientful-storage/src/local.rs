@@ -537,8 +537,6 @@ mod tests {
     /// across a reopen, and runs its checks on open.
     #[test]
     fn open_backend_keeps_commits_across_reopen() {
-        use clientful_core::keys::{EpochKey, SigningKey};
-        use clientful_doc::replica::{Replica, ReplicaConfig};
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("backend.redb");
         let open = || {
@@ -551,24 +549,7 @@ mod tests {
                 .expect("file");
             LocalStore::open_backend(redb::backends::FileBackend::new(file).expect("backend"))
         };
-        let device = SigningKey::from_seed(&[7; 32]);
-        let mut replica = Replica::new(ReplicaConfig {
-            space_id: [1; 32],
-            doc_id: [2; 32],
-            signers: vec![device.public_bytes()],
-            device,
-            epoch: EpochKey::new([3; 32], [4; 32]),
-            old_epochs: Vec::new(),
-            crdt: clientful_doc::CrdtKind::Yjs,
-            yjs_schema: clientful_doc::crdt::YjsSchema::default(),
-            rng_seed: [5; 32],
-        });
-        let mut envelopes = Vec::new();
-        for t in ["a", "b", "c"] {
-            clientful_doc::text::insert_text(&mut replica, 0, t).expect("edit");
-            replica.commit().expect("commit");
-            envelopes.extend(replica.drain_outbox().into_iter().map(|(_, b)| b));
-        }
+        let envelopes = edits(&["a", "b", "c"]);
         {
             let s = open().expect("create");
             assert_eq!(
@@ -589,11 +570,8 @@ mod tests {
         );
     }
 
-    /// Storing envelopes already decoded stores what storing their bytes does:
-    /// the same table, log order and cursors, duplicates (in the batch and in
-    /// the store) skipped, and the new ones returned in the order given.
-    #[test]
-    fn put_received_stores_what_put_envelopes_does() {
+    /// The envelopes of one Yjs device inserting each of `texts` and committing.
+    fn edits(texts: &[&str]) -> Vec<Vec<u8>> {
         use clientful_core::keys::{EpochKey, SigningKey};
         use clientful_doc::replica::{Replica, ReplicaConfig};
         let device = SigningKey::from_seed(&[7; 32]);
@@ -609,11 +587,20 @@ mod tests {
             rng_seed: [5; 32],
         });
         let mut envelopes = Vec::new();
-        for t in ["a", "b", "c", "d"] {
+        for t in texts {
             clientful_doc::text::insert_text(&mut replica, 0, t).expect("edit");
             replica.commit().expect("commit");
             envelopes.extend(replica.drain_outbox().into_iter().map(|(_, b)| b));
         }
+        envelopes
+    }
+
+    /// Storing envelopes already decoded stores what storing their bytes does:
+    /// the same table, log order and cursors, duplicates (in the batch and in
+    /// the store) skipped, and the new ones returned in the order given.
+    #[test]
+    fn put_received_stores_what_put_envelopes_does() {
+        let envelopes = edits(&["a", "b", "c", "d"]);
         let received = |e: &[Vec<u8>]| -> Vec<ReceivedEnvelope> {
             e.iter()
                 .map(|b| ReceivedEnvelope::decode(b.clone()).expect("decode"))

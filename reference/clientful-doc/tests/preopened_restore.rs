@@ -25,7 +25,7 @@ use curve25519_dalek::scalar::Scalar;
 use proptest::prelude::*;
 
 mod common;
-use common::{apply, history, tamper};
+use common::{Outcome, apply, history, outcome, tamper};
 use sha2::{Digest, Sha512};
 
 fn sequential(o: &Opener, envs: &[Vec<u8>]) -> Vec<PreOpened> {
@@ -41,33 +41,6 @@ fn threaded(chunk: usize) -> impl FnOnce(&Opener, &[Vec<u8>]) -> Vec<PreOpened> 
                 .collect();
             hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
         })
-    }
-}
-
-/// Everything the two paths must agree on.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    verdicts: Vec<String>,
-    state: [u8; 32],
-    history: [u8; 32],
-    heads: Vec<[u8; 32]>,
-    apply_errors: u64,
-}
-
-fn outcome(r: &mut Replica, envs: &[Vec<u8>]) -> Outcome {
-    let verdicts = envs
-        .iter()
-        .map(|e| match envelope::decode(e) {
-            Ok(d) => format!("{:?}", r.verdict(&d.id)),
-            Err(_) => "undecodable".into(),
-        })
-        .collect();
-    Outcome {
-        verdicts,
-        state: r.state_digest(),
-        history: r.history_digest(),
-        heads: r.heads(),
-        apply_errors: r.apply_errors(),
     }
 }
 

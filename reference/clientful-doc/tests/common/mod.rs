@@ -1,6 +1,7 @@
 //! Helpers shared by the restore tests (`preopened_restore.rs`,
 //! `received_restore.rs`): an honest history and random tampering of it.
 
+use clientful_core::envelope;
 use clientful_doc::testkit::{World, insert_text};
 use clientful_doc::{CrdtKind, Replica};
 use proptest::prelude::*;
@@ -83,5 +84,32 @@ pub fn apply(envs: &mut Vec<Vec<u8>>, t: &Tamper) {
             let keep = k % (e.len() + 1);
             e.truncate(keep);
         }
+    }
+}
+
+/// Everything two restore paths must agree on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdicts: Vec<String>,
+    pub state: [u8; 32],
+    pub history: [u8; 32],
+    pub heads: Vec<[u8; 32]>,
+    pub apply_errors: u64,
+}
+
+pub fn outcome(r: &mut Replica, envs: &[Vec<u8>]) -> Outcome {
+    let verdicts = envs
+        .iter()
+        .map(|e| match envelope::decode(e) {
+            Ok(d) => format!("{:?}", r.verdict(&d.id)),
+            Err(_) => "undecodable".into(),
+        })
+        .collect();
+    Outcome {
+        verdicts,
+        state: r.state_digest(),
+        history: r.history_digest(),
+        heads: r.heads(),
+        apply_errors: r.apply_errors(),
     }
 }

@@ -372,6 +372,16 @@ impl Replica {
         }
     }
 
+    /// The end of every restore: our own envelopes came back through the remote
+    /// path, so they are neither sent again (outbox) nor local edits to commit
+    /// again, and the incarnation is reconciled with the chain.
+    fn restored(mut self) -> Self {
+        self.outbox.clear();
+        let _ = self.crdt.as_dyn().take_local();
+        self.reconcile_incarnation();
+        self
+    }
+
     /// A replica restored from its persisted envelopes (any order; the DAG sorts
     /// them out). This is how a device restarts after a crash.
     pub fn restore(cfg: ReplicaConfig, envelopes: &[Vec<u8>]) -> Self {
@@ -379,12 +389,7 @@ impl Replica {
         for e in envelopes {
             r.receive(e);
         }
-        r.outbox.clear();
-        // Our own envelopes came back through the remote path: they are not local
-        // edits to commit again.
-        let _ = r.crdt.as_dyn().take_local();
-        r.reconcile_incarnation();
-        r
+        r.restored()
     }
 
     /// A replica of a space's document restored from its persisted envelopes
@@ -401,10 +406,7 @@ impl Replica {
         for e in envelopes {
             r.receive(e);
         }
-        r.outbox.clear();
-        let _ = r.crdt.as_dyn().take_local();
-        r.reconcile_incarnation();
-        r
+        r.restored()
     }
 
     /// [`Replica::restore`] (or, with a membership,
@@ -464,10 +466,7 @@ impl Replica {
             // As the strict path: every envelope applied alone, failures counted.
             r.rebuild_doc();
         }
-        r.outbox.clear();
-        let _ = r.crdt.as_dyn().take_local();
-        r.reconcile_incarnation();
-        r
+        r.restored()
     }
 
     /// [`Replica::restore`] (or, with a membership,
@@ -488,10 +487,7 @@ impl Replica {
         for e in envelopes {
             r.receive_received(e);
         }
-        r.outbox.clear();
-        let _ = r.crdt.as_dyn().take_local();
-        r.reconcile_incarnation();
-        r
+        r.restored()
     }
 
     /// [`Replica::restore_opened`] of envelopes already decoded: `open_all` is

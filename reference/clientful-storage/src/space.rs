@@ -589,6 +589,21 @@ impl<S: BlobStore> Space<S> {
         Ok(())
     }
 
+    /// [`Space::checked_heads`] for readers that move no mark: the manifests
+    /// alone, their alarms dropped (the caller's next pull reports them).
+    async fn checked_manifests(
+        &self,
+        es: &EpochStorage,
+        errors: &mut Vec<StorageError>,
+    ) -> Result<Vec<HeadManifest>, StorageError> {
+        Ok(self
+            .checked_heads(es, errors, &mut Vec::new())
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
+    }
+
     /// Every member device's head manifest in the epoch, read concurrently (the
     /// reads are independent; on remote storage their latencies would add up)
     /// and checked against its high-water mark (STO-9, [`plan::accept_heads`]):
@@ -978,12 +993,7 @@ impl<S: BlobStore> Space<S> {
         for es in &self.epochs {
             // Heads are checked against the marks, but no mark moves: the pull does
             // that. The caller's next pull reports the alarms; here they stay errors.
-            let heads: Vec<HeadManifest> = self
-                .checked_heads(es, &mut errors, &mut Vec::new())
-                .await?
-                .into_iter()
-                .map(|(m, _)| m)
-                .collect();
+            let heads = self.checked_manifests(es, &mut errors).await?;
             let mut queues: BTreeMap<[u8; 32], VecDeque<plan::ListedCheckpoint>> =
                 plan::checkpointed_documents(&heads)
                     .into_iter()
@@ -1074,12 +1084,7 @@ impl<S: BlobStore> Space<S> {
         // The snapshot's covers must hold against the devices' attestations
         // (STO-31): a checkpoint built on an overclaiming snapshot is a lie too.
         let mut errors = Vec::new();
-        let heads: Vec<HeadManifest> = self
-            .checked_heads(es, &mut errors, &mut Vec::new())
-            .await?
-            .into_iter()
-            .map(|(m, _)| m)
-            .collect();
+        let heads = self.checked_manifests(es, &mut errors).await?;
         Ok(
             match plan::check_checkpoint_claim(
                 &what,
